@@ -1,0 +1,125 @@
+"""Command line: parse arguments, call the pipeline, turn ReporterError into a message and an
+exit code (0 success, 1 a run failed, 2 bad configuration or usage)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from reporter import __version__
+from reporter.errors import ConfigError, ReporterError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}; see '{self.prog} --help'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="reporter",
+        description="Scheduled KPI reports from YAML: compute, PDF, email digest, audit archive.",
+    )
+    parser.add_argument("--version", action="version", version=f"reporter {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("validate", help="check a configuration file or folder; report every error")
+    p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
+
+    p = sub.add_parser("run", help="compute, render, archive and deliver a period's report")
+    p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
+    p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
+    p.add_argument("--output", type=Path, help="output folder (default ./output)")
+    p.add_argument("--no-send", action="store_true", help="compute and write files; send nothing")
+    p.add_argument("--force", action="store_true", help="re-send a period already delivered")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "run":
+            return _run(args)
+        raise UsageError(f"unknown command {args.command}")  # pragma: no cover
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{count} error{'s' if count != 1 else ''}: nothing was run or sent.", file=sys.stderr)
+        return exc.exit_code
+    except ReporterError as exc:
+        print(f"reporter: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("reporter: interrupted", file=sys.stderr)
+        return 130
+
+
+def now() -> dt.datetime:
+    """The run's clock: SOURCE_DATE_EPOCH when set (reproducible runs), else the real time."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC)
+        except ValueError:
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds") from None
+    return dt.datetime.now(tz=dt.UTC)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from reporter.config import load_configs
+
+    for config in load_configs(args.config):
+        print(f"{config.file}: valid — {summary(config)}")
+    return 0
+
+
+def summary(config: object) -> str:
+    from reporter.config.model import Config
+
+    assert isinstance(config, Config)
+
+    def n(count: int, word: str) -> str:
+        return f"{count} {word}{'' if count == 1 else 's'}"
+
+    parts = [
+        n(len(config.sources), "source"),
+        n(len(config.metrics), "metric"),
+        n(len(config.kpis), "KPI"),
+        n(len(config.objectives), "objective"),
+        n(len(config.breakdowns), "breakdown"),
+        n(len(config.funnel), "funnel stage"),
+    ]
+    if config.portfolio is not None:
+        parts.append(f"portfolio by {config.portfolio.by}")
+    return ", ".join(parts)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from reporter.config import load_configs
+    from reporter.pipeline import run_report
+
+    configs = load_configs(args.config)
+    failed = 0
+    for config in configs:
+        outcome = run_report(
+            config,
+            period=args.period,
+            now=now(),
+            output=args.output,
+            send=not args.no_send,
+            force=args.force,
+        )
+        print(outcome.summary())
+        failed += 0 if outcome.ok else 1
+    return 1 if failed else 0

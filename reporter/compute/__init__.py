@@ -1,0 +1,1 @@
+"""The compute stage: metrics from DuckDB, KPIs by formula, objectives, analyses."""

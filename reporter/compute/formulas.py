@@ -1,0 +1,157 @@
+"""KPI formulas: arithmetic over metric and KPI names, parsed once, evaluated null-safely.
+
+Grammar: numbers, names, ``+ - * /``, unary minus, parentheses, and the functions
+``min, max, abs, round, coalesce``. Python's own parser reads it (``ast`` in eval mode); any
+node outside that whitelist is refused, so nothing else can run.
+
+Evaluation: a null operand gives null (except inside ``coalesce``); any division by zero gives
+null; a non-finite result becomes null. Never inf, NaN or an exception.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+FUNCTIONS: dict[str, tuple[int, int | None]] = {  # name: (min args, max args)
+    "min": (1, None),
+    "max": (1, None),
+    "abs": (1, 1),
+    "round": (1, 2),
+    "coalesce": (1, None),
+}
+
+
+class FormulaSyntaxError(ValueError):
+    """A formula that is not valid; ``offset`` is the 0-based character where it went wrong."""
+
+    def __init__(self, message: str, offset: int = 0):
+        super().__init__(message)
+        self.offset = offset
+
+
+@dataclass(frozen=True)
+class Formula:
+    text: str
+    tree: ast.expr
+    names: tuple[str, ...]  # in order of first appearance
+
+    def evaluate(self, values: Mapping[str, float | None]) -> float | None:
+        result = _eval(self.tree, values)
+        if result is None or not math.isfinite(result):
+            return None
+        return result
+
+
+def parse(text: str) -> Formula:
+    """Parse a formula or raise FormulaSyntaxError with a message a manager can act on."""
+    if not text.strip():
+        raise FormulaSyntaxError("the formula is empty")
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as exc:
+        offset = max((exc.offset or 1) - 1, 0)
+        raise FormulaSyntaxError(f"invalid formula syntax at character {offset + 1}", offset) from None
+    names: list[str] = []
+    _check(tree, names)
+    return Formula(text, tree, tuple(dict.fromkeys(names)))
+
+
+_BINOPS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+
+
+def _check(node: ast.expr, names: list[str]) -> None:
+    where = getattr(node, "col_offset", 0)
+    if isinstance(node, ast.BinOp):
+        if type(node.op) not in _BINOPS:
+            raise FormulaSyntaxError(
+                f"operator '{ast.unparse(node)}' is not allowed; use + - * / and parentheses", where
+            )
+        _check(node.left, names)
+        _check(node.right, names)
+    elif isinstance(node, ast.UnaryOp):
+        if not isinstance(node.op, ast.USub | ast.UAdd):
+            raise FormulaSyntaxError(f"'{ast.unparse(node)}' is not allowed", where)
+        _check(node.operand, names)
+    elif isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+            raise FormulaSyntaxError(f"{node.value!r} is not a number", where)
+    elif isinstance(node, ast.Name):
+        names.append(node.id)
+    elif isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            called = ast.unparse(node.func)
+            raise FormulaSyntaxError(
+                f"unknown function '{called}'; functions are {', '.join(FUNCTIONS)}", where
+            )
+        if node.keywords:
+            raise FormulaSyntaxError(f"{node.func.id}() takes no named arguments", where)
+        low, high = FUNCTIONS[node.func.id]
+        if len(node.args) < low or (high is not None and len(node.args) > high):
+            expected = str(low) if low == high else f"{low} to {high}" if high else f"at least {low}"
+            raise FormulaSyntaxError(
+                f"{node.func.id}() takes {expected} argument(s), got {len(node.args)}", where
+            )
+        for arg in node.args:
+            if isinstance(arg, ast.Starred):
+                raise FormulaSyntaxError("'*' arguments are not allowed", where)
+            _check(arg, names)
+    else:
+        raise FormulaSyntaxError(
+            f"'{ast.unparse(node)}' is not allowed; a formula is arithmetic over metric and KPI names",
+            where,
+        )
+
+
+def _eval(node: ast.expr, values: Mapping[str, float | None]) -> float | None:
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        v = values.get(node.id)
+        return None if v is None or not math.isfinite(v) else float(v)
+    if isinstance(node, ast.UnaryOp):
+        v = _eval(node.operand, values)
+        return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
+    if isinstance(node, ast.BinOp):
+        a = _eval(node.left, values)
+        b = _eval(node.right, values)
+        if a is None or b is None:
+            return None
+        if isinstance(node.op, ast.Add):
+            return a + b
+        if isinstance(node.op, ast.Sub):
+            return a - b
+        if isinstance(node.op, ast.Mult):
+            return a * b
+        return None if b == 0 else a / b
+    assert isinstance(node, ast.Call)
+    assert isinstance(node.func, ast.Name)
+    args = [_eval(a, values) for a in node.args]
+    return _CALLS[node.func.id](args)
+
+
+def _round(args: list[float | None]) -> float | None:
+    if any(a is None for a in args):
+        return None
+    digits = int(args[1]) if len(args) == 2 else 0  # type: ignore[arg-type]
+    return float(round(args[0], digits))  # type: ignore[arg-type]
+
+
+def _strict(fn: Callable[[list[float]], float]) -> Callable[[list[float | None]], float | None]:
+    def call(args: list[float | None]) -> float | None:
+        if any(a is None for a in args):
+            return None
+        return fn(args)  # type: ignore[arg-type]
+
+    return call
+
+
+_CALLS: dict[str, Callable[[list[float | None]], float | None]] = {
+    "min": _strict(min),
+    "max": _strict(max),
+    "abs": _strict(lambda a: abs(a[0])),
+    "round": _round,
+    "coalesce": lambda args: next((a for a in args if a is not None), None),
+}

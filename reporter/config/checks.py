@@ -1,0 +1,801 @@
+"""From YAML text to a checked ``Config``, collecting every problem before reporting.
+
+Order: YAML (syntax, duplicates, tags, ${ENV}) → schema, section by section and item by item,
+so one bad metric does not hide the next → rules across keys (names, formulas, cycles, targets,
+cron, locale...) → rules that need the data's header (files, columns, SQL expressions).
+Names are resolved against what the file *declares*, so a metric with a bad ``agg`` does not
+also make every formula that uses it "unknown".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from reporter.compute.formulas import FormulaSyntaxError, parse
+from reporter.config import model as m
+from reporter.config.loader import Document, Path_, format_path, load_yaml
+from reporter.config.sqlexpr import ExpressionError, check_expression
+from reporter.errors import ConfigError, Problem, SourceError
+from reporter.periods import Period
+
+FILE_KINDS = ("csv", "parquet", "excel", "json")
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """'90m', '1h', '3d' → timedelta; ValueError otherwise."""
+    match = _DURATION.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(text)
+    return dt.timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, known_label: str = "known") -> str:
+    options = sorted(set(choices))
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    if not options:
+        return ""
+    shown = ", ".join(options[:12]) + (", ..." if len(options) > 12 else "")
+    return f"{known_label}: {shown}"
+
+
+# --------------------------------------------------------------------------------------
+# entry points
+
+
+def load_configs(path: Path, env: Mapping[str, str] | None = None) -> list[m.Config]:
+    """A file, or every ``*.yaml``/``*.yml`` in a folder; problems of all files together."""
+    if path.is_dir():
+        files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+        if not files:
+            raise ConfigError([Problem(str(path), None, None, "", "no *.yaml file in this folder")])
+    else:
+        files = [path]
+    configs: list[m.Config] = []
+    problems: list[Problem] = []
+    for file in files:
+        try:
+            configs.append(load_config(file, env))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return configs
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None, *, check_data: bool = True) -> m.Config:
+    """Read, validate and cross-check one report file; raise ConfigError with every problem."""
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(shown, None, None, "", "file not found")]) from None
+    except IsADirectoryError:
+        raise ConfigError([Problem(shown, None, None, "", "is a folder, not a file")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [
+                Problem(
+                    shown,
+                    None,
+                    None,
+                    "",
+                    f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                    "save the file as UTF-8",
+                )
+            ]
+        ) from None
+    doc, problems = load_yaml(text, shown, env)
+    if doc.data is None:
+        raise ConfigError(problems)
+    config = _Checker(doc, path, problems).run(check_data=check_data)
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+# --------------------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, doc: Document, path: Path, problems: list[Problem]):
+        self.doc = doc
+        self.path = path
+        self.problems = problems
+        self.parts: dict[str, Any] = {}
+        self.partial: set[Path_] = set()  # items that failed the schema: only partly checked
+
+    def add(self, path: Path_, message: str, hint: str = "", *, key: bool = False) -> None:
+        self.problems.append(self.doc.problem(path, message, hint, key=key))
+
+    # -- schema -------------------------------------------------------------------------
+    def run(self, *, check_data: bool) -> m.Config | None:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            self.add(
+                (),
+                "the file must be a mapping of sections (report:, sources:, ...)",
+                "start from config/example.yaml",
+            )
+            return None
+        for key in data:
+            if key not in m.SECTIONS:
+                self.add((key,), "unknown section", did_you_mean(key, m.SECTIONS), key=True)
+        for key in m.REQUIRED_SECTIONS:
+            if key not in data:
+                self.add((), f"missing section '{key}'", f"add a '{key}:' section")
+        for key, spec in m.SECTIONS.items():
+            if key in data:
+                self.parts[key] = self._validate_section(key, spec, data[key])
+        self.declared_metrics = set(_keys(data.get("metrics")))
+        self.declared_kpis = set(_keys(data.get("kpis")))
+        self.declared_sources = set(_keys(data.get("sources")))
+
+        self._check_report()
+        self._check_sources()
+        self._check_metrics()
+        self._check_kpis()
+        self._check_objectives()
+        self._check_analyses()
+        self._check_delivery()
+        if check_data:
+            self._check_data()
+        if self.problems:
+            return None
+        return m.Config(
+            report=self.parts["report"],
+            sources=self.parts["sources"],
+            metrics=self.parts["metrics"],
+            kpis=self.parts["kpis"],
+            objectives=self.parts.get("objectives") or [],
+            breakdowns=self.parts.get("breakdowns") or [],
+            funnel=self.parts.get("funnel") or [],
+            portfolio=self.parts.get("portfolio"),
+            quality=self.parts.get("quality") or m.Quality(),
+            delivery=self.parts.get("delivery") or m.Delivery(),
+            file=self.path,
+            base_dir=self.path.resolve().parent,
+        )
+
+    def _validate_section(self, key: str, spec: Any, value: Any) -> Any:
+        if isinstance(spec, tuple):
+            kind, item_model = spec
+            if kind == "dict":
+                if value is None:
+                    return {}
+                if not isinstance(value, dict):
+                    self.add((key,), f"expected a mapping of names to definitions, got {_kind(value)}")
+                    return {}
+                out = {}
+                for name, item in value.items():
+                    if not re.match(r"^[a-z_][a-z0-9_]*$", str(name)):
+                        self.add(
+                            (key, name),
+                            f"'{name}' is not a valid name",
+                            "use lowercase letters, digits and _ , starting with a letter "
+                            f"(e.g. {_slugify(str(name))})",
+                            key=True,
+                        )
+                    got = self._validate(item_model, item, (key, name))
+                    if got is not None:
+                        out[name] = got
+                return out
+            if value is None:
+                return []
+            if not isinstance(value, list):
+                self.add((key,), f"expected a list (lines starting with '-'), got {_kind(value)}")
+                return []
+            items = [self._validate(item_model, item, (key, i)) for i, item in enumerate(value)]
+            return [i for i in items if i is not None]
+        if value is None:
+            value = {}
+        return self._validate(spec, value, (key,))
+
+    def _validate(self, model: type[BaseModel], value: Any, prefix: Path_) -> Any:
+        """Validate one item; on errors, report them and return a partial item built from the
+        keys that are valid (missing ones set to None), so the rules across keys still run."""
+        try:
+            return TypeAdapter(model).validate_python(value)
+        except ValidationError as exc:
+            seen: set[tuple[Path_, str]] = set()
+            for err in exc.errors():
+                loc = (*prefix, *err["loc"])
+                problem = self._explain(model, err, loc, prefix)
+                marker = (loc, problem.message)
+                if marker not in seen:
+                    seen.add(marker)
+                    self.problems.append(problem)
+        if not isinstance(value, dict):
+            return None
+        values: dict[str, Any] = {}
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            if key not in value:
+                if field.is_required():
+                    values[name] = None
+                continue
+            try:
+                tp = field.annotation
+                adapter = TypeAdapter(Annotated[tp, *field.metadata] if field.metadata else tp)
+                values[name] = adapter.validate_python(value[key])
+            except ValidationError:
+                values[name] = None
+        self.partial.add(prefix)
+        return model.model_construct(**values)
+
+    def _explain(self, model: type[BaseModel], err: Any, loc: Path_, prefix: Path_) -> Problem:
+        kind = err["type"]
+        value = err.get("input")
+        rel = loc[len(prefix) :]
+        doc = self.doc
+        if kind == "extra_forbidden":
+            known = _known_keys(model, rel[:-1])
+            return doc.problem(
+                loc,
+                "unknown key",
+                did_you_mean(str(loc[-1]), known, known_label="known keys"),
+                key=True,
+            )
+        if kind == "missing":
+            return doc.problem(loc[:-1], f"missing required key '{loc[-1]}'", f"add '{loc[-1]}: ...' here")
+        if loc in doc.bool_text and kind in (
+            "string_type",
+            "literal_error",
+            "string_pattern_mismatch",
+        ):
+            text = doc.bool_text[loc]
+            return doc.problem(
+                loc,
+                f"YAML read the unquoted {text} as the boolean {str(value).lower()}",
+                f'write it in quotes: "{text}"',
+            )
+        if kind == "literal_error":
+            choices = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
+            return doc.problem(
+                loc,
+                f"{_show(value)} is not one of: {', '.join(choices)}",
+                did_you_mean(str(value), choices) if isinstance(value, str) else "",
+            )
+        if kind == "string_pattern_mismatch":
+            return doc.problem(
+                loc,
+                f"{_show(value)} is not a valid name",
+                f"use lowercase letters, digits and _ (and - for ids), e.g. {_slugify(str(value))}",
+            )
+        if kind in ("string_type", "str_type"):
+            return doc.problem(
+                loc,
+                f"expected text, got {_kind(value)}",
+                "write the value in quotes" if not isinstance(value, dict | list) else "",
+            )
+        if kind in ("float_parsing", "float_type", "int_parsing", "int_type", "int_from_float"):
+            wanted = "a whole number" if kind.startswith("int") else "a number"
+            return doc.problem(
+                loc,
+                f"expected {wanted}, got {_show(value)}",
+                "percentages are written as fractions: 0.15 for 15 %"
+                if isinstance(value, str) and value.strip().endswith("%")
+                else "",
+            )
+        if kind in ("bool_type", "bool_parsing"):
+            return doc.problem(loc, f"expected true or false, got {_show(value)}")
+        if kind in ("dict_type", "model_type", "model_attributes_type"):
+            return doc.problem(loc, f"expected a mapping (key: value), got {_kind(value)}")
+        if kind == "list_type":
+            return doc.problem(
+                loc, f"expected a list, got {_kind(value)}", "write [a, b] or one '- item' per line"
+            )
+        if kind.startswith("date"):
+            return doc.problem(loc, f"expected a date like 2026-12-31, got {_show(value)}")
+        if kind in ("string_too_short",):
+            return doc.problem(loc, "must not be empty")
+        msg = err["msg"]
+        return doc.problem(loc, msg[0].lower() + msg[1:] if msg else kind)
+
+    # -- rules ------------------------------------------------------------------------------
+    def _check_report(self) -> None:
+        data = self.doc.data.get("report")
+        report: m.Report | None = self.parts.get("report")
+        if report is None or not isinstance(data, dict):
+            return
+        from babel import Locale, UnknownLocaleError
+        from babel.numbers import list_currencies
+
+        if "locale" in data:
+            try:
+                Locale.parse(report.locale)
+            except (UnknownLocaleError, ValueError, TypeError):
+                self.add(
+                    ("report", "locale"),
+                    f"unknown locale '{report.locale}'",
+                    "use a language_COUNTRY code such as fr_FR, en_US, de_DE",
+                )
+        if report.currency not in list_currencies():
+            self.add(
+                ("report", "currency"),
+                f"unknown currency '{report.currency}'",
+                "use an ISO 4217 code such as EUR, USD, GBP, CHF",
+            )
+        try:
+            ZoneInfo(report.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.add(
+                ("report", "timezone"),
+                f"unknown timezone '{report.timezone}'",
+                did_you_mean(report.timezone, available_timezones())
+                if "/" in report.timezone
+                else "use an IANA name such as Europe/Paris",
+            )
+
+    def _check_sources(self) -> None:
+        for name, src in (self.parts.get("sources") or {}).items():
+            base: Path_ = ("sources", name)
+            if src.type in FILE_KINDS:
+                if src.path is None:
+                    self.add(base, f"a {src.type} source needs 'path'", "path: data/file." + src.type)
+                for key in ("url", "query"):
+                    if getattr(src, key) is not None:
+                        self.add((*base, key), f"'{key}' is only for type sql")
+            else:
+                for key in ("url", "query"):
+                    if getattr(src, key) is None:
+                        self.add(
+                            base,
+                            f"a sql source needs '{key}'",
+                            "url: postgresql://user@host/db and query: select ...",
+                        )
+                if src.path is not None:
+                    self.add((*base, "path"), "'path' is not for type sql", "use url and query")
+                literal_url = bool(src.url) and (*base, "url") not in self.doc.from_env
+                if literal_url and re.match(r"^[^:/]+://[^/@:]+:[^/@]+@", src.url or ""):
+                    self.add(
+                        (*base, "url"),
+                        "the URL contains a password",
+                        "passwords come from the environment only: postgresql://user:${DB_PASSWORD}@host/db",
+                    )
+            if src.csv is not None and src.type != "csv":
+                self.add((*base, "csv"), "'csv' options are only for type csv")
+            if src.sheet is not None and src.type != "excel":
+                self.add((*base, "sheet"), "'sheet' is only for type excel")
+
+    def _check_metrics(self) -> None:
+        for name, metric in (self.parts.get("metrics") or {}).items():
+            base: Path_ = ("metrics", name)
+            if metric.source is not None and metric.source not in self.declared_sources:
+                self.add(
+                    (*base, "source"),
+                    f"unknown source '{metric.source}'",
+                    did_you_mean(metric.source, self.declared_sources, known_label="sources are"),
+                )
+            if metric.column is not None and metric.expr is not None:
+                self.add((*base, "expr"), "give 'column' or 'expr', not both")
+            elif (
+                metric.agg not in ("count", None)
+                and metric.column is None
+                and metric.expr is None
+                and base not in self.partial
+            ):
+                self.add(base, f"agg '{metric.agg}' needs 'column' or 'expr'", "e.g. column: amount")
+
+    def _check_kpis(self) -> None:
+        kpis: dict[str, m.Kpi] = self.parts.get("kpis") or {}
+        names = self.declared_metrics | self.declared_kpis
+        self.formulas = {}
+        graph: dict[str, set[str]] = {}
+        for name, kpi in kpis.items():
+            path: Path_ = ("kpis", name, "formula")
+            if kpi.formula is None:
+                continue
+            try:
+                formula = parse(kpi.formula)
+            except FormulaSyntaxError as exc:
+                self.add(
+                    path,
+                    str(exc),
+                    "a formula uses + - * / ( ), numbers and metric or KPI names, e.g. leads / sessions",
+                )
+                continue
+            self.formulas[name] = formula
+            for ref in formula.names:
+                if ref not in names:
+                    self.add(
+                        path,
+                        f"unknown name '{ref}'",
+                        did_you_mean(ref, names, known_label="metrics and KPIs are"),
+                    )
+            # A name that is both a metric and a KPI means the metric.
+            graph[name] = {
+                r for r in formula.names if r in self.declared_kpis and r not in self.declared_metrics
+            }
+        from graphlib import CycleError, TopologicalSorter
+
+        try:
+            self.kpi_order = list(TopologicalSorter(graph).static_order())
+        except CycleError as exc:
+            cycle = list(exc.args[1])
+            self.add(
+                ("kpis", cycle[0], "formula"),
+                "formulas form a cycle: " + " → ".join(cycle),
+                "a KPI cannot depend on itself; compute one of them from metrics",
+            )
+
+    def _check_objectives(self) -> None:
+        kpis: dict[str, m.Kpi] = self.parts.get("kpis") or {}
+        report: m.Report | None = self.parts.get("report")
+        grain = report.grain if report else "month"
+        seen: dict[str, int] = {}
+        raw = self.doc.data.get("objectives") or []
+        for i, obj in enumerate(self.parts.get("objectives") or []):
+            index = _index_of(raw, obj.id, i)
+            base: Path_ = ("objectives", index)
+            if obj.id in seen:
+                self.add(
+                    (*base, "id"),
+                    f"duplicate objective id '{obj.id}' (also objectives[{seen[obj.id]}])",
+                    "give each objective its own id",
+                )
+            seen.setdefault(obj.id, index)
+            if obj.kpi is None:
+                pass
+            elif obj.kpi not in self.declared_kpis:
+                self.add(
+                    (*base, "kpi"),
+                    f"unknown KPI '{obj.kpi}'",
+                    did_you_mean(obj.kpi, self.declared_kpis, known_label="KPIs are"),
+                )
+            elif obj.kpi in kpis and kpis[obj.kpi].direction == "neutral":
+                self.add(
+                    (*base, "kpi"),
+                    f"KPI '{obj.kpi}' has direction neutral, so it has no target",
+                    f"set kpis.{obj.kpi}.direction to up or down",
+                )
+            forms = [
+                k
+                for k in ("value", "change_vs_prior_year", "change_vs_previous", "by_period")
+                if getattr(obj.target, k, None) is not None
+            ]
+            if obj.target is not None and len(forms) != 1:
+                self.add(
+                    (*base, "target"),
+                    "a target needs exactly one of value, change_vs_prior_year, "
+                    f"change_vs_previous, by_period (found {len(forms) or 'none'})",
+                    "e.g. target: {value: 120000}",
+                )
+            for label in getattr(obj.target, "by_period", None) or {}:
+                try:
+                    Period.parse(str(label), grain)
+                except ValueError as exc:
+                    self.add(
+                        (*base, "target", "by_period", label),
+                        str(exc),
+                        f"the report's grain is {grain}",
+                        key=True,
+                    )
+            if obj.thresholds is not None and obj.thresholds.at_risk > obj.thresholds.on_track:
+                self.add(
+                    (*base, "thresholds"),
+                    f"at_risk ({obj.thresholds.at_risk:g}) is above on_track ({obj.thresholds.on_track:g})",
+                    "at_risk must be ≤ on_track, e.g. {on_track: 1.0, at_risk: 0.9}",
+                )
+
+    def _check_analyses(self) -> None:
+        for i, bd in enumerate(self.parts.get("breakdowns") or []):
+            if bd.kpi is not None and bd.kpi not in self.declared_kpis:
+                self.add(
+                    ("breakdowns", i, "kpi"),
+                    f"unknown KPI '{bd.kpi}'",
+                    did_you_mean(bd.kpi, self.declared_kpis, known_label="KPIs are"),
+                )
+        for i, stage in enumerate(self.parts.get("funnel") or []):
+            if stage.metric is not None and stage.metric not in self.declared_metrics:
+                self.add(
+                    ("funnel", i, "metric"),
+                    f"unknown metric '{stage.metric}'",
+                    did_you_mean(stage.metric, self.declared_metrics, known_label="metrics are"),
+                )
+        pf: m.Portfolio | None = self.parts.get("portfolio")
+        if pf is not None:
+            for key in ("cost", "value"):
+                name = getattr(pf, key)
+                if name is not None and name not in self.declared_metrics:
+                    self.add(
+                        ("portfolio", key),
+                        f"unknown metric '{name}'",
+                        did_you_mean(name, self.declared_metrics, known_label="metrics are"),
+                    )
+            if pf.rules is not None and pf.rules.improve > pf.rules.keep:
+                self.add(
+                    ("portfolio", "rules"),
+                    f"improve ({pf.rules.improve:g}) is above keep ({pf.rules.keep:g})",
+                    "improve must be ≤ keep, e.g. {keep: 1.5, improve: 0.8}",
+                )
+
+    def _check_delivery(self) -> None:
+        delivery: m.Delivery | None = self.parts.get("delivery")
+        report: m.Report | None = self.parts.get("report")
+        if delivery is None:
+            return
+        if delivery.schedule is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            tz = report.timezone if report else "UTC"
+            fields = delivery.schedule.split()
+            try:
+                if len(fields) != 5:
+                    raise ValueError(f"expected 5 fields, got {len(fields)}")
+                CronTrigger.from_crontab(delivery.schedule, timezone=_zone_or_utc(tz))
+            except ValueError as exc:
+                self.add(
+                    ("delivery", "schedule"),
+                    f"invalid cron expression '{delivery.schedule}' ({exc})",
+                    '5 fields: minute hour day month weekday, e.g. "0 7 2 * *"',
+                )
+        for key in ("retry_every", "give_up_after"):
+            try:
+                parse_duration(getattr(delivery, key))
+            except ValueError:
+                self.add(
+                    ("delivery", key),
+                    f"invalid duration '{getattr(delivery, key)}'",
+                    "a number and a unit s, m, h, d or w, e.g. 1h or 3d",
+                )
+        for i, address in enumerate(delivery.alerts_to):
+            self._check_address(("delivery", "alerts_to", i), address)
+        email = delivery.email
+        if email is None:
+            return
+        base: Path_ = ("delivery", "email")
+        self._check_address((*base, "from"), email.from_, named=True)
+        for key in ("to", "cc"):
+            for i, address in enumerate(getattr(email, key)):
+                self._check_address((*base, key, i), address, named=True)
+        if "\r" in email.subject or "\n" in email.subject:
+            self.add(
+                (*base, "subject"),
+                "the subject contains a line break",
+                "write the subject on one line",
+            )
+        from jinja2 import TemplateSyntaxError
+        from jinja2.sandbox import SandboxedEnvironment
+
+        try:
+            SandboxedEnvironment().parse(email.subject)
+        except TemplateSyntaxError as exc:
+            self.add(
+                (*base, "subject"),
+                f"template error: {exc.message}",
+                "use {{ report.title }} and {{ period.label }}",
+            )
+        if not email.to and not email.recipients:
+            self.add(base, "no recipient", "add to: [someone@example.com] or recipients:")
+        if email.smtp is not None and email.smtp.password_env is not None and email.smtp.username is None:
+            self.add((*base, "smtp"), "password_env is set but username is not", "add username: ...")
+        for i, rcpt in enumerate(email.recipients):
+            self._check_address((*base, "recipients", i, "email"), rcpt.email, named=True)
+
+    def _check_address(self, path: Path_, text: str, *, named: bool = False) -> None:
+        from email.utils import parseaddr
+
+        if "\r" in text or "\n" in text:
+            self.add(path, "the address contains a line break", "write it on one line")
+            return
+        display, address = parseaddr(text)
+        if not _ADDRESS.match(address or "") or (display and not named):
+            self.add(
+                path,
+                f"'{text}' is not a valid email address",
+                "write name@example.com" + (" or Name <name@example.com>" if named else ""),
+            )
+
+    # -- data ---------------------------------------------------------------------------------
+    def _check_data(self) -> None:
+        sources: dict[str, m.Source] = self.parts.get("sources") or {}
+        base_dir = self.path.resolve().parent
+        columns: dict[str, list[str] | None] = {}
+        for name, src in sources.items():
+            columns[name] = None
+            if src.type not in FILE_KINDS or src.path is None:
+                continue
+            path = src.path if src.path.is_absolute() else base_dir / src.path
+            if not path.is_file():
+                self.add(
+                    ("sources", name, "path"),
+                    f"file not found: {path}",
+                    "paths are relative to the configuration file's folder",
+                )
+                continue
+            try:
+                from reporter.sources import read_columns
+
+                columns[name] = read_columns(src, path)
+            except SourceError as exc:
+                self.add(
+                    ("sources", name, "path"),
+                    str(exc),
+                    "check the csv options (delimiter, encoding) or the file itself",
+                )
+                continue
+            cols = columns[name] or []
+            if src.date_column not in cols:
+                self.add(
+                    ("sources", name, "date_column"),
+                    f"column '{src.date_column}' not found in {path.name}",
+                    did_you_mean(src.date_column, cols, known_label="columns are"),
+                )
+
+        metrics: dict[str, m.Metric] = self.parts.get("metrics") or {}
+        for name, metric in metrics.items():
+            cols = columns.get(metric.source)
+            if cols is None:
+                continue
+            if metric.column is not None and metric.column not in cols:
+                self.add(
+                    ("metrics", name, "column"),
+                    f"column '{metric.column}' not found in source '{metric.source}'",
+                    did_you_mean(metric.column, cols, known_label="columns are"),
+                )
+            for key in ("expr", "where"):
+                text = getattr(metric, key)
+                if text is None:
+                    continue
+                try:
+                    check_expression(text, cols)
+                except ExpressionError as exc:
+                    hint = "a scalar SQL expression over this source's columns"
+                    unknown = re.match(r"unknown column '(.*)'", str(exc))
+                    if unknown:
+                        hint = did_you_mean(unknown.group(1), cols, known_label="columns are")
+                    self.add(("metrics", name, key), str(exc), hint)
+
+        kpi_sources = self.kpi_sources(metrics)
+        for i, bd in enumerate(self.parts.get("breakdowns") or []):
+            self._check_dimension(("breakdowns", i, "by"), bd.by, kpi_sources.get(bd.kpi, set()), columns)
+        pf: m.Portfolio | None = self.parts.get("portfolio")
+        if pf is not None:
+            used = {metrics[n].source for n in (pf.cost, pf.value) if n in metrics}
+            self._check_dimension(("portfolio", "by"), pf.by, used, columns)
+        delivery: m.Delivery | None = self.parts.get("delivery")
+        if delivery is not None and delivery.email is not None:
+            for i, rcpt in enumerate(delivery.email.recipients):
+                for col in rcpt.filter:
+                    lacking = [
+                        s
+                        for s, c in columns.items()
+                        if c is not None and col not in c and not sources[s].shared
+                    ]
+                    if lacking:
+                        self.add(
+                            ("delivery", "email", "recipients", i, "filter", col),
+                            f"column '{col}' is not in source(s) {', '.join(sorted(lacking))}",
+                            "mark sources that every recipient shares with shared: true",
+                            key=True,
+                        )
+
+    def _check_dimension(
+        self, path: Path_, column: str, used: set[str], columns: Mapping[str, list[str] | None]
+    ) -> None:
+        for source in sorted(used):
+            cols = columns.get(source)
+            if cols is not None and column not in cols:
+                self.add(
+                    path,
+                    f"column '{column}' not found in source '{source}'",
+                    did_you_mean(column, cols, known_label="columns are"),
+                )
+
+    def kpi_sources(self, metrics: Mapping[str, m.Metric]) -> dict[str, set[str]]:
+        """The sources each KPI reads, through metrics and other KPIs."""
+        out: dict[str, set[str]] = {}
+        for name in getattr(self, "kpi_order", []):
+            formula = self.formulas.get(name)
+            found: set[str] = set()
+            for ref in formula.names if formula else ():
+                if ref in metrics:
+                    found.add(metrics[ref].source)
+                elif ref in out:
+                    found |= out[ref]
+            out[name] = found
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+
+
+def _keys(value: Any) -> list[str]:
+    return [str(k) for k in value] if isinstance(value, dict) else []
+
+
+def _index_of(raw: Any, obj_id: str, fallback: int) -> int:
+    if isinstance(raw, list):
+        for i, item in enumerate(raw):
+            if isinstance(item, dict) and item.get("id") == obj_id:
+                return i
+    return fallback
+
+
+def _zone_or_utc(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, dt.date):
+        return f"the date {value.isoformat()}"
+    return _show(value)
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
+    return slug if slug and slug[0].isalpha() else f"x_{slug}" if slug else "my_name"
+
+
+def _known_keys(model: Any, rel: Path_) -> list[str]:
+    """The keys allowed at ``rel`` below ``model`` (walking fields, lists and dicts)."""
+    current: Any = model
+    for part in rel:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                field = next((f for f in current.model_fields.values() if f.alias == part), None)
+            if field is None:
+                return []
+            current = field.annotation
+        elif get_origin(current) in (list, dict):
+            current = get_args(current)[-1]
+        else:
+            return []
+    current = _unwrap(current)
+    if get_origin(current) in (list, dict):
+        current = _unwrap(get_args(current)[-1])
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items() if n not in ("file", "base_dir")]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = get_origin(tp)
+        if origin in (Union, UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            tp = args[0] if len(args) == 1 else tp
+            if len(args) != 1:
+                return tp
+        elif origin is not None and getattr(tp, "__metadata__", None) is not None:
+            tp = get_args(tp)[0]
+        else:
+            return tp
+
+
+__all__ = ["format_path", "load_config", "load_configs", "parse_duration"]

@@ -1,0 +1,222 @@
+"""Read a YAML file into plain Python data, remembering where every key and value stood.
+
+- Safe: only the standard YAML tags; ``!!python/...`` is refused with the line it is on.
+- Duplicate keys are errors naming both lines.
+- ``${NAME}`` inside any string is replaced by the environment variable NAME; an unset NAME is
+  an error naming it. ``$${`` writes a literal ``${``.
+- Booleans keep the text they were written with, so a later check can say "you wrote NO,
+  YAML read false" (the Norway problem).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from reporter.errors import Problem
+
+Path_ = tuple[str | int, ...]
+
+_ENV = re.compile(r"\$(\$?)\{([^}]*)\}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclass
+class Document:
+    """A loaded YAML file: its data, and the position of every node by key path."""
+
+    file: str
+    data: Any
+    value_pos: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    key_pos: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    bool_text: dict[Path_, str] = field(default_factory=dict)
+    from_env: set[Path_] = field(default_factory=set)
+
+    def where(self, path: Path_, *, key: bool = False) -> tuple[int | None, int | None]:
+        """Line and column (1-based) of the value at ``path`` (or of its key), else of the
+        nearest enclosing node that has a position."""
+        table = self.key_pos if key else self.value_pos
+        probe = tuple(path)
+        if probe in table:
+            return table[probe]
+        while probe:
+            probe = probe[:-1]
+            if probe in self.value_pos:
+                return self.value_pos[probe]
+        return (None, None)
+
+    def problem(self, path: Path_, message: str, hint: str = "", *, key: bool = False) -> Problem:
+        line, col = self.where(path, key=key)
+        return Problem(self.file, line, col, format_path(path), message, hint)
+
+
+def format_path(path: Path_) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose constructors we drive node by node."""
+
+
+def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> tuple[Document, list[Problem]]:
+    """Parse ``text``; return the document and every problem found (the document's data is
+    ``None`` when the YAML itself cannot be parsed)."""
+    env = os.environ if env is None else env
+    doc = Document(file=file, data=None)
+    problems: list[Problem] = []
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        what = (exc.problem or "not valid YAML").strip()
+        if exc.context:
+            what = f"{exc.context.strip()}, {what}"
+        problems.append(
+            Problem(
+                file,
+                line,
+                col,
+                "",
+                f"YAML syntax error: {what}",
+                "check the indentation and the quotes on this line and the one above",
+            )
+        )
+        return doc, problems
+    except yaml.YAMLError as exc:  # pragma: no cover - a reader error without a mark
+        problems.append(Problem(file, None, None, "", f"YAML error: {exc}"))
+        return doc, problems
+    finally:
+        loader.dispose()
+    if node is None:
+        problems.append(Problem(file, 1, 1, "", "the file is empty", "start from config/example.yaml"))
+        return doc, problems
+    doc.data = _build(node, (), doc, loader, env, problems)
+    return doc, problems
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _build(
+    node: yaml.Node,
+    path: Path_,
+    doc: Document,
+    loader: _Loader,
+    env: Mapping[str, str],
+    problems: list[Problem],
+) -> Any:
+    doc.value_pos[path] = _mark(node)
+    if isinstance(node, yaml.MappingNode):
+        try:
+            loader.flatten_mapping(node)  # YAML merge keys (<<)
+        except yaml.MarkedYAMLError as exc:
+            problems.append(doc.problem(path, f"bad merge key: {exc.problem}"))
+            return {}
+        out: dict[Any, Any] = {}
+        first_seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node, path, doc, loader, problems)
+            if isinstance(key, list | dict) or key is None:
+                problems.append(
+                    Problem(
+                        doc.file,
+                        *_mark(key_node),
+                        format_path(path),
+                        "a key must be a plain name",
+                        "",
+                    )
+                )
+                continue
+            if not isinstance(key, str):
+                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else str(key)
+            child = (*path, key)
+            if key in first_seen:
+                problems.append(
+                    Problem(
+                        doc.file,
+                        *_mark(key_node),
+                        format_path(child),
+                        f"duplicate key (first defined on line {first_seen[key]})",
+                        "remove one of the two, or merge them",
+                    )
+                )
+                continue
+            first_seen[key] = key_node.start_mark.line + 1
+            doc.key_pos[child] = _mark(key_node)
+            out[key] = _build(value_node, child, doc, loader, env, problems)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), doc, loader, env, problems) for i, item in enumerate(node.value)]
+    value = _scalar(node, path, doc, loader, problems)
+    if isinstance(value, bool):
+        doc.bool_text[path] = node.value
+    if isinstance(value, str) and "${" in value:
+        doc.from_env.add(path)
+        value = _interpolate(value, path, doc, env, problems)
+    return value
+
+
+def _scalar(node: yaml.Node, path: Path_, doc: Document, loader: _Loader, problems: list[Problem]) -> Any:
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError:  # looks like a date or number but is not one (2026-13-01): keep the text
+        return node.value if isinstance(node, yaml.ScalarNode) else None
+    except yaml.constructor.ConstructorError as exc:
+        tag = getattr(node, "tag", "")
+        if tag.startswith("tag:yaml.org,2002:python/") or tag.startswith("!"):
+            problems.append(
+                Problem(
+                    doc.file,
+                    *_mark(node),
+                    format_path(path),
+                    f"the YAML tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed",
+                    "write plain values; reporter never builds objects from YAML tags",
+                )
+            )
+        else:
+            problems.append(Problem(doc.file, *_mark(node), format_path(path), str(exc.problem)))
+        return None
+
+
+def _interpolate(
+    value: str, path: Path_, doc: Document, env: Mapping[str, str], problems: list[Problem]
+) -> str:
+    def sub(match: re.Match[str]) -> str:
+        escaped, name = match.group(1), match.group(2)
+        if escaped:
+            return "${" + name + "}"
+        if not _ENV_NAME.match(name):
+            problems.append(
+                doc.problem(
+                    path,
+                    f"'${{{name}}}' is not a valid environment variable reference",
+                    "names are letters, digits and _ (write $${ for a literal ${)",
+                )
+            )
+            return match.group(0)
+        if name not in env:
+            problems.append(
+                doc.problem(
+                    path,
+                    f"environment variable {name} is not set",
+                    f"export {name}=... before running, or remove ${{{name}}}",
+                )
+            )
+            return match.group(0)
+        return env[name]
+
+    return _ENV.sub(sub, value)

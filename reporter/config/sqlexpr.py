@@ -1,0 +1,126 @@
+"""Check a metric's ``where``/``expr``: one scalar SQL expression over its source's columns.
+
+DuckDB's own parser reads the expression (``json_serialize_sql``), so what we accept is exactly
+what DuckDB will run. We then walk the tree and refuse subqueries, window and aggregate
+functions, table functions, unknown functions, qualified or unknown columns. The DuckDB lock in
+``sources.py`` is the second wall; this is the first, and the one that gives a clear message.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import duckdb
+
+_DENIED = frozenset(
+    {
+        "current_setting",
+        "current_query",
+        "current_query_id",
+        "getenv",
+        "json_serialize_sql",
+        "json_deserialize_sql",
+        "json_execute_serialized_sql",
+        "sql_auto_complete",
+    }
+)
+
+
+class ExpressionError(ValueError):
+    """The expression is not acceptable; the message says why."""
+
+
+@functools.cache
+def _functions() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            "select distinct lower(function_name), function_type from duckdb_functions()"
+        ).fetchall()
+    finally:
+        con.close()
+    scalar = frozenset(n for n, t in rows if t == "scalar") - _DENIED
+    aggregate = frozenset(n for n, t in rows if t in ("aggregate", "window"))
+    table = frozenset(n for n, t in rows if t in ("table", "table_macro", "pragma"))
+    return scalar, aggregate, table
+
+
+def check_expression(text: str, columns: Iterable[str]) -> list[str]:
+    """Return the referenced columns (as written) or raise ExpressionError."""
+    if not text or not text.strip():
+        raise ExpressionError("the expression is empty")
+    con = duckdb.connect()
+    try:
+        raw = con.execute("select json_serialize_sql(?)", [f"SELECT ({text}) FROM t"]).fetchone()
+    finally:
+        con.close()
+    tree = json.loads(raw[0]) if raw else {"error": True, "error_message": "no answer"}
+    if tree.get("error"):
+        message = str(tree.get("error_message", "not valid SQL"))
+        raise ExpressionError(f"not a valid SQL expression ({message})")
+    statements = tree.get("statements", [])
+    node = statements[0].get("node", {}) if len(statements) == 1 else {}
+    frm = node.get("from_table") or {}
+    if (
+        node.get("type") != "SELECT_NODE"
+        or len(node.get("select_list", [])) != 1
+        or frm.get("type") != "BASE_TABLE"
+        or frm.get("table_name") != "t"
+        or node.get("where_clause")
+        or node.get("group_expressions")
+        or node.get("having")
+        or node.get("modifiers")
+    ):
+        raise ExpressionError("must be a single expression, not a query")
+
+    scalar, aggregate, table = _functions()
+    known = {c.lower(): c for c in columns}
+    used: list[str] = []
+    for item in _walk(node["select_list"][0]):
+        cls = item.get("class")
+        if cls == "SUBQUERY":
+            raise ExpressionError("subqueries are not allowed; use only this source's columns")
+        if cls == "WINDOW":
+            raise ExpressionError("window functions are not allowed here")
+        if cls == "STAR" or cls == "COLUMNS":
+            raise ExpressionError("'*' is not allowed; name the columns")
+        if cls == "PARAMETER":
+            raise ExpressionError("parameters ($1, ?) are not allowed")
+        if cls == "FUNCTION":
+            name = str(item.get("function_name", "")).lower()
+            if item.get("schema") or item.get("catalog"):
+                raise ExpressionError(f"qualified function names are not allowed: {name}")
+            if name in table:
+                raise ExpressionError(
+                    f"table function {name}() is not allowed; "
+                    "an expression may only use this source's own columns"
+                )
+            if name in aggregate and name not in scalar:
+                raise ExpressionError(
+                    f"aggregate function {name}() is not allowed here; the metric's agg aggregates"
+                )
+            if name not in scalar:
+                raise ExpressionError(f"function {name}() is not allowed")
+        if cls == "COLUMN_REF":
+            parts = item.get("column_names", [])
+            if len(parts) != 1:
+                raise ExpressionError(f"'{'.'.join(parts)}': name the column alone, without a table")
+            col = parts[0]
+            if col.lower() not in known:
+                raise ExpressionError(f"unknown column '{col}'")
+            used.append(known[col.lower()])
+    return used
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if "class" in node:
+            yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)

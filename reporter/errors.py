@@ -1,0 +1,77 @@
+"""Every error reporter raises on purpose, and what the CLI does with it.
+
+::
+
+    ReporterError                    exit 1 unless a subclass says otherwise
+    ├── ConfigError                  exit 2: bad configuration; carries every Problem found
+    ├── UsageError                   exit 2: bad command-line arguments (e.g. a bad --period)
+    └── RunError                     exit 1: a run failed
+        ├── SourceError              a source could not be read (missing file, bad column, ...)
+        └── QualityGateError         the data is not good enough to send
+
+Only ``cli.py`` turns these into a message and an exit code. Anything else that escapes is a
+bug and may show its traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a configuration file, located as precisely as we can."""
+
+    file: str
+    line: int | None
+    column: int | None
+    key: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+
+class ReporterError(Exception):
+    """Base of every error reporter raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(ReporterError):
+    """The configuration is wrong; ``problems`` lists every defect found."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line or 0, p.column or 0, p.key, p.message))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UsageError(ReporterError):
+    """The command line is wrong."""
+
+    exit_code = 2
+
+
+class RunError(ReporterError):
+    """A run failed; nothing was sent."""
+
+    exit_code = 1
+
+
+class SourceError(RunError):
+    """A data source could not be read."""
+
+
+class QualityGateError(RunError):
+    """The data did not pass the quality gate."""

@@ -1,0 +1,242 @@
+"""Read each source into DuckDB, and read a source's header cheaply for validation.
+
+Files (csv, parquet, json) are read by DuckDB itself; Excel and SQL results come through pandas.
+Every source becomes a view ``src_<name>`` with one extra column ``__day`` (the row's local date
+in the report's timezone) and ``__row`` (its position in the source, for ``last``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from reporter.config.model import Config, Source
+from reporter.errors import SourceError
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def file_reader_sql(source: Source, path: Path) -> str:
+    """The DuckDB table function call that reads a file source."""
+    lit = sql_literal(str(path))
+    if source.type == "parquet":
+        return f"read_parquet({lit})"
+    if source.type == "json":
+        return f"read_json_auto({lit})"
+    opts = source.csv
+    args = [lit]
+    if opts is not None:
+        args += [
+            f"delim={sql_literal(opts.delimiter)}",
+            f"decimal_separator={sql_literal(opts.decimal)}",
+            f"encoding={sql_literal(opts.encoding)}",
+            f"header={'true' if opts.header else 'false'}",
+            f"quote={sql_literal(opts.quote)}",
+            "nullstr=[" + ", ".join(sql_literal(v) for v in opts.null_values) + "]",
+        ]
+        if opts.date_format:
+            args.append(f"dateformat={sql_literal(opts.date_format)}")
+            if any(d in opts.date_format for d in ("%H", "%M", "%S", "%z", "%I")):
+                args.append(f"timestampformat={sql_literal(opts.date_format)}")
+    return f"read_csv({', '.join(args)})"
+
+
+def read_columns(source: Source, path: Path | None) -> list[str]:
+    """Column names of a file source, reading only what the reader needs to find them.
+
+    Raises SourceError with a readable message when the file cannot be read."""
+    if source.type == "sql" or path is None:
+        return []
+    if source.type == "excel":
+        import pandas as pd
+
+        try:
+            frame = pd.read_excel(path, sheet_name=source.sheet or 0, nrows=0)
+        except Exception as exc:  # openpyxl raises many kinds; all mean "cannot read"
+            raise SourceError(f"cannot read {path}: {exc}") from None
+        return [str(c) for c in frame.columns]
+    con = duckdb.connect()
+    try:
+        rows = con.execute(f"DESCRIBE SELECT * FROM {file_reader_sql(source, path)}").fetchall()
+    except duckdb.Error as exc:
+        raise SourceError(f"cannot read {path}: {_first_line(exc)}") from None
+    finally:
+        con.close()
+    return [str(r[0]) for r in rows]
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@dataclass
+class SourceInfo:
+    """What was read from a source: for provenance and the quality gate."""
+
+    name: str
+    kind: str
+    location: str
+    rows: int
+    first_date: str | None
+    last_date: str | None
+    sha256: str | None
+    columns: list[str]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def redact_url(url: str) -> str:
+    """A database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown without anything after the scheme
+        return url.split("://", 1)[0] + "://…"
+
+
+def location(config: Config, source: Source) -> str:
+    if source.type == "sql":
+        return redact_url(source.url or "")
+    assert source.path is not None
+    return str(config.resolve(source.path))
+
+
+def register_sources(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str, SourceInfo]:
+    """Create one view per source with ``__day`` and ``__row``; return what was read."""
+    infos: dict[str, SourceInfo] = {}
+    tz = config.report.timezone
+    for name, source in config.sources.items():
+        raw = f"raw_{name}"
+        sha: str | None = None
+        try:
+            if source.type in ("csv", "parquet", "json"):
+                path = config.resolve(source.path)  # type: ignore[arg-type]
+                if not path.is_file():
+                    raise SourceError(f"source '{name}': file not found: {path}")
+                sha = sha256_file(path)
+                con.execute(
+                    f"CREATE TABLE {quote_ident(raw)} AS SELECT * FROM {file_reader_sql(source, path)}"
+                )
+            else:
+                frame = _read_with_pandas(config, name, source)
+                if source.type == "excel":
+                    sha = sha256_file(config.resolve(source.path))  # type: ignore[arg-type]
+                else:
+                    sha = _hash_frame(frame)
+                con.register(f"df_{name}", frame)
+                con.execute(f"CREATE TABLE {quote_ident(raw)} AS SELECT * FROM df_{name}")
+                con.unregister(f"df_{name}")
+        except duckdb.Error as exc:
+            raise SourceError(f"source '{name}': cannot read: {_first_line(exc)}") from None
+        columns = [str(r[0]) for r in con.execute(f"DESCRIBE {quote_ident(raw)}").fetchall()]
+        types = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {quote_ident(raw)}").fetchall()}
+        date_col = _find_column(columns, source.date_column)
+        if date_col is None:
+            raise SourceError(
+                f"source '{name}': date column '{source.date_column}' not found; "
+                f"columns are: {', '.join(columns)}"
+            )
+        day_sql = _local_day_sql(quote_ident(date_col), types[date_col], tz, name)
+        con.execute(
+            f"CREATE VIEW {quote_ident('src_' + name)} AS SELECT *, {day_sql} AS __day, "
+            f"rowid AS __row FROM {quote_ident(raw)}"
+        )
+        try:
+            rows, first, last, bad = con.execute(
+                f"SELECT count(*), min(__day), max(__day), count(*) FILTER "
+                f"(WHERE __day IS NULL) FROM {quote_ident('src_' + name)}"
+            ).fetchone()  # type: ignore[misc]
+        except duckdb.Error as exc:
+            raise SourceError(
+                f"source '{name}': cannot read dates in column '{date_col}': {_first_line(exc)}"
+            ) from None
+        if bad:
+            raise SourceError(
+                f"source '{name}': {bad} row(s) have an empty or unreadable date in '{date_col}'"
+            )
+        infos[name] = SourceInfo(
+            name=name,
+            kind=source.type,
+            location=location(config, source),
+            rows=int(rows),
+            first_date=first.isoformat() if first else None,
+            last_date=last.isoformat() if last else None,
+            sha256=sha,
+            columns=columns,
+        )
+    return infos
+
+
+def _find_column(columns: list[str], wanted: str) -> str | None:
+    for col in columns:
+        if col == wanted:
+            return col
+    lowered = {c.lower(): c for c in columns}
+    return lowered.get(wanted.lower())
+
+
+def _local_day_sql(col: str, duck_type: str, tz: str, name: str) -> str:
+    """SQL for the local calendar date of a date column in the report's timezone."""
+    t = duck_type.upper()
+    if t == "DATE":
+        return col
+    if t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
+        return f"CAST(timezone({sql_literal(tz)}, {col}) AS DATE)"
+    if t.startswith("TIMESTAMP"):
+        return f"CAST({col} AS DATE)"  # a plain timestamp is already local
+    if t in ("VARCHAR", "TEXT"):
+        # ISO text with or without an offset; an offset is converted to the report's zone.
+        return (
+            f"CASE WHEN regexp_matches({col}, '([+-]\\d\\d:?\\d\\d|Z)$') "
+            f"THEN CAST(timezone({sql_literal(tz)}, CAST({col} AS TIMESTAMPTZ)) AS DATE) "
+            f"ELSE CAST(CAST({col} AS TIMESTAMP) AS DATE) END"
+        )
+    raise SourceError(f"source '{name}': date column {col} has type {duck_type}, not a date")
+
+
+def _read_with_pandas(config: Config, name: str, source: Source) -> Any:
+    import pandas as pd
+
+    if source.type == "excel":
+        path = config.resolve(source.path)  # type: ignore[arg-type]
+        if not path.is_file():
+            raise SourceError(f"source '{name}': file not found: {path}")
+        try:
+            return pd.read_excel(path, sheet_name=source.sheet or 0)
+        except Exception as exc:  # openpyxl raises many kinds; all mean "cannot read"
+            raise SourceError(f"source '{name}': cannot read {path}: {exc}") from None
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(source.url or "")
+        with engine.connect() as conn:
+            frame = pd.read_sql_query(sa.text(source.query or ""), conn)
+        engine.dispose()
+    except Exception as exc:  # drivers raise their own kinds; all mean "cannot read"
+        raise SourceError(
+            f"source '{name}': query failed on {redact_url(source.url or '')}: {_first_line(exc)}"
+        ) from None
+    return frame
+
+
+def _hash_frame(frame: Any) -> str:
+    digest = hashlib.sha256()
+    digest.update(frame.to_csv(index=False).encode())
+    return digest.hexdigest()
