@@ -107,19 +107,25 @@ def summary(config: object) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from reporter.config import load_configs
+    from reporter.errors import RunError
     from reporter.pipeline import run_report
 
     configs = load_configs(args.config)
     failed = 0
+    clock = now()
     for config in configs:
-        outcome = run_report(
-            config,
-            period=args.period,
-            now=now(),
-            output=args.output,
-            send=not args.no_send,
-            force=args.force,
-        )
+        try:
+            outcome = run_report(
+                config,
+                period=args.period,
+                now=clock,
+                output=args.output,
+                send=not args.no_send,
+                force=args.force,
+            )
+        except RunError as exc:
+            print(f"reporter: FAILED: {exc}", file=sys.stderr)
+            failed += 1
+            continue
         print(outcome.summary())
-        failed += 0 if outcome.ok else 1
     return 1 if failed else 0

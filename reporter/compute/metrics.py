@@ -1,0 +1,218 @@
+"""Metrics: one aggregate of one source per window, computed in few scans.
+
+Per source, one grouped query computes every metric of that source for every period the report
+needs (the periods do not overlap, so each row is read once), and one more query computes the
+windows that span several periods (year to date), where partial results cannot be combined
+(``count_distinct``, ``last``). Breakdowns and the portfolio group the same aggregates by a
+dimension column instead of by period.
+
+Coverage (SPEC §5): a window wholly outside a source's first..last date is null for every metric
+of that source; inside it, sum and count over no rows are 0, the others null.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from reporter.config.model import Config, Metric
+from reporter.periods import Period
+from reporter.sources import SourceInfo, quote_ident, sql_literal
+
+_BUCKET = {"month": "month", "quarter": "quarter", "week": "week"}
+
+
+@dataclass(frozen=True)
+class Window:
+    start: dt.date
+    end: dt.date
+
+
+def _value_sql(metric: Metric) -> str:
+    if metric.expr is not None:
+        return f"({metric.expr})"
+    if metric.column is not None:
+        return quote_ident(metric.column)
+    return "1"
+
+
+def _agg_sql(metric: Metric, extra_filter: str | None = None) -> str:
+    """The aggregate for one metric, with its ``where`` (and an extra window filter)."""
+    conditions = [c for c in (metric.where and f"({metric.where})", extra_filter) if c]
+    filt = f" FILTER (WHERE {' AND '.join(conditions)})" if conditions else ""
+    value = _value_sql(metric)
+    if metric.agg == "count":
+        inner = "*" if metric.column is None and metric.expr is None else value
+        return f"count({inner}){filt}"
+    if metric.agg == "count_distinct":
+        return f"count(DISTINCT {value}){filt}"
+    if metric.agg == "sum":
+        return f"CAST(sum({value}){filt} AS DOUBLE)"
+    if metric.agg == "avg":
+        return f"avg({value}){filt}"
+    if metric.agg == "min":
+        return f"CAST(min({value}){filt} AS DOUBLE)"
+    if metric.agg == "max":
+        return f"CAST(max({value}){filt} AS DOUBLE)"
+    # last: the value on the latest date; ties broken by source order. arg_max_null keeps a
+    # null value on that date (plain arg_max would skip it and return an older value).
+    return f"CAST(arg_max_null({value}, {{'d': __day, 'r': __row}}){filt} AS DOUBLE)"
+
+
+def _clean(value: Any, agg: str) -> float | None:
+    if value is None:
+        return 0.0 if agg in ("sum", "count", "count_distinct") else None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _covered(info: SourceInfo, start: dt.date, end: dt.date) -> bool:
+    if info.first_date is None or info.last_date is None:
+        return False
+    first = dt.date.fromisoformat(info.first_date)
+    last = dt.date.fromisoformat(info.last_date)
+    return not (end < first or start > last)
+
+
+def _by_source(config: Config, names: Iterable[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name in names:
+        out.setdefault(config.metrics[name].source, []).append(name)
+    return out
+
+
+def period_metrics(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    periods: Iterable[Period],
+    windows: Iterable[Window] = (),
+    *,
+    where: Mapping[str, str] | None = None,
+) -> tuple[dict[Period, dict[str, float | None]], dict[Window, dict[str, float | None]]]:
+    """Every metric for each period and each (multi-period) window.
+
+    ``where`` maps a source to an extra SQL condition on its rows (used for bursting)."""
+    periods = sorted(set(periods))
+    windows = sorted(set(windows), key=lambda w: (w.start, w.end))
+    by_period: dict[Period, dict[str, float | None]] = {p: {} for p in periods}
+    by_window: dict[Window, dict[str, float | None]] = {w: {} for w in windows}
+    if not periods and not windows:
+        return by_period, by_window
+    grain = periods[0].grain if periods else config.report.grain
+    lo = min([p.start for p in periods] + [w.start for w in windows])
+    hi = max([p.end for p in periods] + [w.end for w in windows])
+    for source, names in _by_source(config, config.metrics).items():
+        base_filter = f" AND ({where[source]})" if where and where.get(source) else ""
+        info = infos[source]
+        view = quote_ident("src_" + source)
+        metrics = [config.metrics[n] for n in names]
+        rows: dict[dt.date, tuple[Any, ...]] = {}
+        if periods:
+            cols = ", ".join(_agg_sql(m) for m in metrics)
+            sql = (
+                f"SELECT CAST(date_trunc('{_BUCKET[grain]}', __day) AS DATE) AS b, {cols} "
+                f"FROM {view} WHERE __day BETWEEN ? AND ?{base_filter} GROUP BY b"
+            )
+            for row in con.execute(sql, [lo, hi]).fetchall():
+                rows[row[0]] = row[1:]
+        for period in periods:
+            covered = _covered(info, period.start, period.end)
+            row = rows.get(period.start)
+            for i, (name, metric) in enumerate(zip(names, metrics, strict=True)):
+                if not covered:
+                    by_period[period][name] = None
+                else:
+                    by_period[period][name] = _clean(row[i] if row else None, metric.agg)
+        if windows:
+            cols = ", ".join(
+                _agg_sql(m, f"__day BETWEEN DATE '{w.start}' AND DATE '{w.end}'")
+                for w in windows
+                for m in metrics
+            )
+            wlo = min(w.start for w in windows)
+            whi = max(w.end for w in windows)
+            sql = f"SELECT {cols} FROM {view} WHERE __day BETWEEN ? AND ?{base_filter}"
+            result = con.execute(sql, [wlo, whi]).fetchone() or ()
+            k = 0
+            for w in windows:
+                covered = _covered(info, w.start, w.end)
+                for name, metric in zip(names, metrics, strict=True):
+                    by_window[w][name] = _clean(result[k], metric.agg) if covered else None
+                    k += 1
+    return by_period, by_window
+
+
+def grouped_metrics(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    names: Iterable[str],
+    column: str,
+    period: Period,
+    *,
+    where: Mapping[str, str] | None = None,
+    exclude: list[Any] | None = None,
+) -> dict[Any, dict[str, float | None]]:
+    """The named metrics for ``period`` grouped by the value of ``column``.
+
+    With ``exclude``, rows whose key is in that list are dropped and everything else is
+    aggregated into one group keyed ``None`` (the "other" row of a top-N breakdown).
+    A key present in one source but not another gets 0 for sums and counts of the other."""
+    names = list(dict.fromkeys(names))
+    groups: dict[Any, dict[str, float | None]] = {}
+    col = quote_ident(column)
+    per_source = _by_source(config, names)
+    for source, src_names in per_source.items():
+        extra = f" AND ({where[source]})" if where and where.get(source) else ""
+        metrics = [config.metrics[n] for n in src_names]
+        view = quote_ident("src_" + source)
+        cols = ", ".join(_agg_sql(m) for m in metrics)
+        if exclude is None:
+            sql = f"SELECT {col} AS k, {cols} FROM {view} WHERE __day BETWEEN ? AND ?{extra} GROUP BY k"
+            params: list[Any] = [period.start, period.end]
+        else:
+            keys = [k for k in exclude if k is not None]
+            nulls = any(k is None for k in exclude)
+            cond = ""
+            if keys:
+                cond += f" AND ({col} IS NULL OR {col} NOT IN (SELECT unnest(?)))"
+                params = [period.start, period.end, keys]
+            else:
+                params = [period.start, period.end]
+            if nulls:
+                cond += f" AND {col} IS NOT NULL"
+            sql = f"SELECT NULL AS k, {cols} FROM {view} WHERE __day BETWEEN ? AND ?{extra}{cond}"
+        for row in con.execute(sql, params).fetchall():
+            key = row[0]
+            for i, name in enumerate(src_names):
+                groups.setdefault(key, {})[name] = _clean(row[i + 1], metrics[i].agg)
+    for key, values in groups.items():
+        for name in names:
+            if name not in values:
+                agg = config.metrics[name].agg
+                covered = _covered(infos[config.metrics[name].source], period.start, period.end)
+                values[name] = _clean(None, agg) if covered else None
+    return groups
+
+
+def period_rows(con: duckdb.DuckDBPyConnection, source: str, period: Period, where: str | None = None) -> int:
+    extra = f" AND ({where})" if where else ""
+    row = con.execute(
+        f"SELECT count(*) FROM {quote_ident('src_' + source)} WHERE __day BETWEEN ? AND ?{extra}",
+        [period.start, period.end],
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return sql_literal(str(value))

@@ -1,0 +1,330 @@
+"""Compute a whole report for one period: metrics → KPIs → objectives → analyses → quality."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+
+from reporter.compute.evaluate import attainment, change, cumulative_target, period_target, status
+from reporter.compute.formulas import Formula, parse
+from reporter.compute.metrics import Window, grouped_metrics, literal, period_metrics, period_rows
+from reporter.config.model import Config, Objective
+from reporter.periods import Period
+from reporter.results import (
+    ActionResult,
+    BreakdownRow,
+    FunnelStage,
+    KpiResult,
+    ObjectiveResult,
+    PortfolioRow,
+    Quality,
+    QualityCheck,
+    Results,
+    SeriesPoint,
+    SourceResult,
+)
+from reporter.sources import SourceInfo, quote_ident
+
+Values = dict[str, float | None]
+
+
+class _Kpis:
+    """KPI formulas in dependency order, evaluated over a window's metric values."""
+
+    def __init__(self, config: Config):
+        from graphlib import TopologicalSorter
+
+        self.config = config
+        self.formulas: dict[str, Formula] = {n: parse(k.formula) for n, k in config.kpis.items()}
+        graph = {
+            n: {r for r in f.names if r in config.kpis and r not in config.metrics}
+            for n, f in self.formulas.items()
+        }
+        self.order = list(TopologicalSorter(graph).static_order())
+
+    def evaluate(self, metrics: Values) -> Values:
+        kpis: Values = {}
+        for name in self.order:
+            scope = {**kpis, **metrics}  # a name that is both means the metric
+            kpis[name] = self.formulas[name].evaluate(scope)
+        return kpis
+
+    def metrics_of(self, kpi: str) -> list[str]:
+        """The metrics a KPI reads, directly or through other KPIs."""
+        out: list[str] = []
+        for ref in self.formulas[kpi].names:
+            if ref in self.config.metrics:
+                out.append(ref)
+            elif ref in self.formulas:
+                out.extend(self.metrics_of(ref))
+        return list(dict.fromkeys(out))
+
+
+def compute_results(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    period: Period,
+    now: dt.datetime,
+    *,
+    filter: Mapping[str, Any] | None = None,
+) -> Results:
+    fy = config.report.fiscal_year_start
+    where = _filter_sql(config, filter) if filter else None
+    kpis = _Kpis(config)
+
+    series = period.series(12)
+    ytd_periods = period.ytd_periods(fy)
+    needed = set(series) | {period.prior_year(), period.shift(-1)}
+    for p in ytd_periods:
+        needed |= {p, p.shift(-1), p.prior_year()}
+    ytd = Window(*period.ytd_window(fy))
+    metric_by_period, metric_by_window = period_metrics(con, config, infos, needed, [ytd], where=where)
+    kpi_by_period = {p: kpis.evaluate(v) for p, v in metric_by_period.items()}
+    kpi_ytd = kpis.evaluate(metric_by_window[ytd])
+
+    prev, prior = period.shift(-1), period.prior_year()
+    first_objective: dict[str, ObjectiveResult] = {}
+    objectives: list[ObjectiveResult] = []
+    for obj in config.objectives:
+        result = _objective(config, obj, period, ytd_periods, kpi_by_period, kpi_ytd)
+        objectives.append(result)
+        first_objective.setdefault(obj.kpi, result)
+
+    kpi_results: dict[str, KpiResult] = {}
+    for name, kpi in config.kpis.items():
+        value = kpi_by_period[period][name]
+        previous = kpi_by_period[prev][name]
+        prior_year = kpi_by_period[prior][name]
+        obj_result = first_objective.get(name)
+        target = obj_result.target if obj_result else None
+        kpi_results[name] = KpiResult(
+            value=value,
+            previous=previous,
+            prior_year=prior_year,
+            change_vs_previous=change(value, previous),
+            change_vs_prior_year=change(value, prior_year),
+            ytd=kpi_ytd[name],
+            target=target,
+            attainment=obj_result.attainment if obj_result else None,
+            status=obj_result.status if obj_result else ("no_data" if value is None else "no_target"),
+            series=[SeriesPoint(p.label, kpi_by_period[p][name]) for p in series],
+            label=config.kpi_label(name),
+            format=kpi.format,
+            direction=kpi.direction,
+            section=kpi.section,
+            owner=kpi.owner,
+            description=kpi.description,
+            formula=kpi.formula,
+        )
+
+    return Results(
+        report=config.report.id,
+        period=period.label,
+        period_start=period.start.isoformat(),
+        period_end=period.end.isoformat(),
+        kpis=kpi_results,
+        objectives=objectives,
+        breakdowns=_breakdowns(con, config, infos, kpis, period, where),
+        funnel=_funnel(config, metric_by_period[period]),
+        portfolio=_portfolio(con, config, infos, period, where),
+        quality=_quality(con, config, infos, period, where),
+        grain=period.grain,
+        generated_at=now.isoformat(timespec="seconds"),
+        sources=[
+            SourceResult(i.name, i.kind, i.location, i.rows, i.first_date, i.last_date, i.sha256)
+            for i in infos.values()
+        ],
+        filter=dict(filter or {}),
+    )
+
+
+def _objective(
+    config: Config,
+    obj: Objective,
+    period: Period,
+    ytd_periods: list[Period],
+    kpi_by_period: Mapping[Period, Values],
+    kpi_ytd: Values,
+) -> ObjectiveResult:
+    target = obj.target
+    kind, amount = next(
+        (k, getattr(target, k))
+        for k in ("value", "change_vs_prior_year", "change_vs_previous", "by_period")
+        if getattr(target, k) is not None
+    )
+
+    def target_for(p: Period) -> float | None:
+        return period_target(
+            kind,
+            amount,
+            p.label,
+            kpi_by_period[p.shift(-1)][obj.kpi],
+            kpi_by_period[p.prior_year()][obj.kpi],
+        )
+
+    if obj.cumulative:
+        value = kpi_ytd[obj.kpi]
+        goal = cumulative_target([target_for(p) for p in ytd_periods])
+    else:
+        value = kpi_by_period[period][obj.kpi]
+        goal = target_for(period)
+    direction = config.kpis[obj.kpi].direction
+    state = status(value, goal, direction, obj.thresholds.on_track, obj.thresholds.at_risk)
+    actions = [
+        ActionResult(
+            when=a.when,
+            do=a.do,
+            owner=a.owner or obj.owner,
+            due=(period.end + dt.timedelta(days=a.due_in_days)).isoformat()
+            if a.due_in_days is not None
+            else None,
+        )
+        for a in obj.actions
+        if a.when == state or a.when == "always"
+    ]
+    return ObjectiveResult(
+        id=obj.id,
+        kpi=obj.kpi,
+        target=goal,
+        value=value,
+        attainment=attainment(value, goal, direction),
+        status=state,
+        actions=actions,
+        title=obj.title,
+        owner=obj.owner,
+        due=obj.due.isoformat(),
+        cumulative=obj.cumulative,
+        target_kind=kind,
+    )
+
+
+def _sort_rows(rows: list[BreakdownRow], direction: str) -> list[BreakdownRow]:
+    known = [r for r in rows if r.value is not None]
+    unknown = [r for r in rows if r.value is None]
+    reverse = direction != "down"
+    known.sort(key=lambda r: (r.value, _key_text(r.key)) if not reverse else (-r.value, _key_text(r.key)))  # type: ignore[operator]
+    unknown.sort(key=lambda r: _key_text(r.key))
+    return known + unknown
+
+
+def _key_text(key: Any) -> str:
+    return "" if key is None else str(key)
+
+
+def _breakdowns(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    kpis: _Kpis,
+    period: Period,
+    where: Mapping[str, str] | None,
+) -> dict[str, list[BreakdownRow]]:
+    out: dict[str, list[BreakdownRow]] = {}
+    for bd in config.breakdowns:
+        names = kpis.metrics_of(bd.kpi)
+        groups = grouped_metrics(con, config, infos, names, bd.by, period, where=where)
+        rows = [BreakdownRow(_plain(k), kpis.evaluate(v)[bd.kpi]) for k, v in groups.items()]
+        rows = _sort_rows(rows, config.kpis[bd.kpi].direction)
+        if bd.top is not None and len(rows) > bd.top:
+            kept = rows[: bd.top]
+            rest = grouped_metrics(
+                con, config, infos, names, bd.by, period, where=where, exclude=[r.key for r in kept]
+            )
+            other_metrics = rest.get(None, {})
+            other_value = kpis.evaluate(other_metrics)[bd.kpi] if other_metrics else None
+            rows = [*kept, BreakdownRow("other", other_value, other=True)]
+        out[f"{bd.kpi}_by_{bd.by}"] = rows
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _funnel(config: Config, metrics: Values) -> list[FunnelStage]:
+    stages: list[FunnelStage] = []
+    before: float | None = None
+    for i, stage in enumerate(config.funnel):
+        value = metrics.get(stage.metric)
+        rate = None
+        if i > 0 and value is not None and before not in (None, 0):
+            rate = value / before  # type: ignore[operator]
+        stages.append(FunnelStage(stage.label, stage.metric, value, rate))
+        before = value
+    return stages
+
+
+def _portfolio(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    period: Period,
+    where: Mapping[str, str] | None,
+) -> list[PortfolioRow]:
+    pf = config.portfolio
+    if pf is None:
+        return []
+    groups = grouped_metrics(con, config, infos, [pf.cost, pf.value], pf.by, period, where=where)
+    rows: list[PortfolioRow] = []
+    for key, values in groups.items():
+        cost, value = values.get(pf.cost), values.get(pf.value)
+        ratio = None if cost in (None, 0) or value is None else value / cost  # type: ignore[operator]
+        if ratio is None:
+            verdict = "review"
+        elif ratio >= pf.rules.keep:
+            verdict = "keep"
+        elif ratio >= pf.rules.improve:
+            verdict = "improve"
+        else:
+            verdict = "stop"
+        rows.append(PortfolioRow(_plain(key), cost, value, ratio, verdict))
+    rows.sort(key=lambda r: (r.ratio is None, -(r.ratio or 0.0), _key_text(r.key)))
+    return rows
+
+
+def _quality(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    period: Period,
+    where: Mapping[str, str] | None,
+) -> Quality:
+    checks: list[QualityCheck] = []
+    q = config.quality
+    for name, info in infos.items():
+        if q.require_complete_period:
+            ok = info.last_date is not None and info.last_date >= period.end.isoformat()
+            checks.append(
+                QualityCheck(
+                    "complete_period",
+                    name,
+                    ok,
+                    f"source '{name}' has data up to {info.last_date or 'nothing'}; "
+                    f"the period ends {period.end.isoformat()}",
+                )
+            )
+        if q.min_rows:
+            rows = period_rows(con, name, period, (where or {}).get(name))
+            checks.append(
+                QualityCheck(
+                    "min_rows",
+                    name,
+                    rows >= q.min_rows,
+                    f"source '{name}' has {rows} row(s) in {period.label}; at least {q.min_rows} required",
+                )
+            )
+    return Quality(all(c.passed for c in checks), checks)
+
+
+def _filter_sql(config: Config, filter: Mapping[str, Any]) -> dict[str, str]:
+    """Per source, the SQL condition of a recipient's filter (shared sources are not filtered)."""
+    sql = " AND ".join(f"{quote_ident(col)} = {literal(value)}" for col, value in filter.items())
+    return {name: sql for name, src in config.sources.items() if not src.shared}

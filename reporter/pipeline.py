@@ -1,0 +1,119 @@
+"""``run_report``: the stages chained for one report and one period.
+
+load (done by the caller) → read sources into DuckDB and lock it → compute → write
+``results.json`` → quality gate. Later stages (render, archive, deliver) hang off this function.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from reporter.compute.report import compute_results
+from reporter.config.model import Config
+from reporter.errors import QualityGateError, UsageError
+from reporter.periods import Period
+from reporter.results import Results
+from reporter.sources import SourceInfo, register_sources
+
+
+@dataclass
+class Outcome:
+    report: str
+    period: str
+    results: Results
+    files: list[Path] = field(default_factory=list)
+
+    def summary(self) -> str:
+        shown = ", ".join(str(f) for f in self.files)
+        return f"{self.report} {self.period}: done — {shown}"
+
+
+def open_database(config: Config) -> tuple[duckdb.DuckDBPyConnection, dict[str, SourceInfo]]:
+    """Read every source into an in-memory DuckDB, then lock it: from here on, SQL from the
+    YAML can read neither files nor the network, nor change that setting."""
+    con = duckdb.connect(":memory:")
+    try:
+        infos = register_sources(con, config)
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con, infos
+
+
+def resolve_period(config: Config, label: str | None, now: dt.datetime) -> Period:
+    grain = config.report.grain
+    if label is None:
+        return Period.last_complete(now, grain, config.report.timezone)
+    try:
+        return Period.parse(label, grain)
+    except ValueError as exc:
+        raise UsageError(f"--period: {exc} (report '{config.report.id}' has grain {grain})") from None
+
+
+def output_root(config: Config, output: Path | None) -> Path:
+    if output is not None:
+        return output
+    if config.report.output_dir is not None:
+        return config.resolve(config.report.output_dir)
+    return Path("output")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that readers see either the old or the new content, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def compute(
+    config: Config, period: Period, now: dt.datetime, *, filter: Mapping[str, Any] | None = None
+) -> Results:
+    con, infos = open_database(config)
+    try:
+        return compute_results(con, config, infos, period, now, filter=filter)
+    finally:
+        con.close()
+
+
+def run_report(
+    config: Config,
+    *,
+    period: str | None,
+    now: dt.datetime,
+    output: Path | None = None,
+    send: bool = True,
+    force: bool = False,
+) -> Outcome:
+    """Compute and write one report's files; raise QualityGateError (after writing
+    results.json with ``quality.passed: false``) when the data is not good enough to send."""
+    target = resolve_period(config, period, now)
+    results = compute(config, target, now)
+    folder = output_root(config, output) / config.report.id / target.label
+    results_path = folder / "results.json"
+    write_atomic(results_path, results.to_json().encode("utf-8"))
+    if not results.quality.passed:
+        failed = [c.detail for c in results.quality.checks if not c.passed]
+        raise QualityGateError(
+            f"{config.report.id} {target.label}: quality gate failed, nothing sent: "
+            + "; ".join(failed)
+            + f" (results in {results_path})"
+        )
+    return Outcome(config.report.id, target.label, results, [results_path])

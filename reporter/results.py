@@ -1,0 +1,150 @@
+"""The Results tree: what results.json holds, what templates and the email read.
+
+Plain dataclasses, JSON-serialisable with ``to_json``; numbers are floats or null, never NaN or
+inf (``to_json`` refuses them, so a bug cannot leak one into a report).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SeriesPoint:
+    period: str
+    value: float | None
+
+
+@dataclass
+class KpiResult:
+    value: float | None
+    previous: float | None
+    prior_year: float | None
+    change_vs_previous: float | None
+    change_vs_prior_year: float | None
+    ytd: float | None
+    target: float | None
+    attainment: float | None
+    status: str
+    series: list[SeriesPoint]
+    label: str = ""
+    format: str = "number"
+    direction: str = "up"
+    section: str = ""
+    owner: str = ""
+    description: str = ""
+    formula: str = ""
+
+
+@dataclass
+class ActionResult:
+    when: str
+    do: str
+    owner: str
+    due: str | None
+
+
+@dataclass
+class ObjectiveResult:
+    id: str
+    kpi: str
+    target: float | None
+    value: float | None
+    attainment: float | None
+    status: str
+    actions: list[ActionResult]
+    title: str = ""
+    owner: str = ""
+    due: str = ""
+    cumulative: bool = False
+    target_kind: str = ""
+
+
+@dataclass
+class BreakdownRow:
+    key: Any
+    value: float | None
+    other: bool = False
+
+
+@dataclass
+class FunnelStage:
+    label: str
+    metric: str
+    value: float | None
+    step_rate: float | None
+
+
+@dataclass
+class PortfolioRow:
+    key: Any
+    cost: float | None
+    value: float | None
+    ratio: float | None
+    verdict: str
+
+
+@dataclass
+class QualityCheck:
+    check: str
+    source: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class Quality:
+    passed: bool
+    checks: list[QualityCheck]
+
+
+@dataclass
+class SourceResult:
+    name: str
+    kind: str
+    location: str
+    rows: int
+    first_date: str | None
+    last_date: str | None
+    sha256: str | None
+
+
+@dataclass
+class Results:
+    report: str
+    period: str
+    period_start: str
+    period_end: str
+    kpis: dict[str, KpiResult]
+    objectives: list[ObjectiveResult]
+    breakdowns: dict[str, list[BreakdownRow]]
+    funnel: list[FunnelStage]
+    portfolio: list[PortfolioRow]
+    quality: Quality
+    grain: str = "month"
+    generated_at: str = ""
+    sources: list[SourceResult] = field(default_factory=list)
+    filter: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        data = self.to_dict()
+        _check_finite(data, "results")
+        return json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+
+
+def _check_finite(value: Any, path: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path} is {value}: a non-finite number must never reach results")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{path}[{i}]")
