@@ -192,7 +192,7 @@ def grouped_metrics(
             key = row[0]
             for i, name in enumerate(src_names):
                 groups.setdefault(key, {})[name] = _clean(row[i + 1], metrics[i].agg)
-    for key, values in groups.items():
+    for values in groups.values():
         for name in names:
             if name not in values:
                 agg = config.metrics[name].agg
