@@ -37,8 +37,9 @@ def status(
         right_side = value >= 0 if direction != "down" else value <= 0
         return "on_track" if right_side else "off_track"
     att = attainment(value, target, direction)
-    if att is None:  # pragma: no cover - only for a non-finite result
-        return "no_data"
+    if att is None:  # the ratio overflowed (a target near 0): judge by the side of the target
+        better = value >= target if direction != "down" else value <= target
+        return "on_track" if better else "off_track"
     if att >= on_track:
         return "on_track"
     if att >= at_risk:

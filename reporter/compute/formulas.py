@@ -49,11 +49,21 @@ def parse(text: str) -> Formula:
     """Parse a formula or raise FormulaSyntaxError with a message a manager can act on."""
     if not text.strip():
         raise FormulaSyntaxError("the formula is empty")
+    stripped = text.strip()
+    opened, closed = stripped.count("("), stripped.count(")")
+    if opened != closed:
+        raise FormulaSyntaxError(f"unbalanced parentheses: {opened} '(' and {closed} ')'")
+    if stripped[-1] in "+-*/(,":
+        raise FormulaSyntaxError(
+            f"the formula ends with '{stripped[-1]}'; something is missing after it", len(stripped) - 1
+        )
     try:
-        tree = ast.parse(text.strip(), mode="eval").body
+        tree = ast.parse(stripped, mode="eval").body
     except SyntaxError as exc:
         offset = max((exc.offset or 1) - 1, 0)
-        raise FormulaSyntaxError(f"invalid formula syntax at character {offset + 1}", offset) from None
+        raise FormulaSyntaxError(
+            f"invalid formula syntax at character {offset + 1}: '{stripped[offset : offset + 20]}'", offset
+        ) from None
     names: list[str] = []
     _check(tree, names)
     return Formula(text, tree, tuple(dict.fromkeys(names)))

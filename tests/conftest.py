@@ -1,0 +1,44 @@
+"""Shared fixtures: a fixed clock, and a builder for small reports over CSV rows."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reporter.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "config" / "example.yaml"
+
+
+@pytest.fixture
+def fixed_now() -> dt.datetime:
+    return dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]], delimiter: str = ",") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter=delimiter)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in row])
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[[str], Config]:
+    """Write YAML (dedented) next to the data in tmp_path and load it."""
+
+    def make(text: str, name: str = "report.yaml") -> Config:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return load_config(path, env={})
+
+    return make

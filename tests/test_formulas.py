@@ -1,0 +1,116 @@
+"""Formulas: parsing refuses anything but arithmetic; evaluation is null-safe."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reporter.compute.evaluate import attainment, change, status
+from reporter.compute.formulas import FormulaSyntaxError, parse
+
+
+@pytest.mark.parametrize(
+    ("text", "values", "expected"),
+    [
+        ("a / b", {"a": 1, "b": 4}, 0.25),
+        ("a / b", {"a": 1, "b": 0}, None),
+        ("a / b", {"a": 0, "b": 0}, None),
+        ("(a - b) / b * 100", {"a": 150, "b": 100}, 50.0),
+        ("-a + 2", {"a": 5}, -3.0),
+        ("a + b", {"a": None, "b": 1}, None),
+        ("coalesce(a, b, 0)", {"a": None, "b": None}, 0.0),
+        ("coalesce(a, 7)", {"a": None}, 7.0),
+        ("max(a, b)", {"a": 2, "b": 9}, 9.0),
+        ("min(a, b)", {"a": 2, "b": None}, None),
+        ("abs(a)", {"a": -3}, 3.0),
+        ("round(a, 1)", {"a": 2.26}, 2.3),
+        ("a / (b - b)", {"a": 1, "b": 3}, None),
+        ("a * 1e308 * 10", {"a": 10}, None),
+    ],
+)
+def test_evaluate(text, values, expected):
+    assert parse(text).evaluate(values) == expected
+
+
+def test_names_in_order():
+    assert parse("(mql + sql) / leads - mql").names == ("mql", "sql", "leads")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a ** 2", "operator 'a ** 2' is not allowed; use + - * / and parentheses"),
+        (
+            "__import__('os').system('x')",
+            "unknown function '__import__('os').system'; functions are min, max, abs, round, coalesce",
+        ),
+        ("a.b", "'a.b' is not allowed; a formula is arithmetic over metric and KPI names"),
+        ("'x'", "'x' is not a number"),
+        ("a +", "the formula ends with '+'; something is missing after it"),
+        ("(a + b", "unbalanced parentheses: 1 '(' and 0 ')'"),
+        ("a b", "invalid formula syntax at character 3: 'b'"),
+        ("sqrt(a)", "unknown function 'sqrt'; functions are min, max, abs, round, coalesce"),
+        ("abs(a, b)", "abs() takes 1 argument(s), got 2"),
+        (
+            "a if b else c",
+            "'a if b else c' is not allowed; a formula is arithmetic over metric and KPI names",
+        ),
+        ("a < b", "'a < b' is not allowed; a formula is arithmetic over metric and KPI names"),
+        ("", "the formula is empty"),
+    ],
+)
+def test_refused(text, message):
+    with pytest.raises(FormulaSyntaxError) as exc:
+        parse(text)
+    assert str(exc.value) == message
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e9, max_value=1e9)
+
+
+@given(finite, finite, st.sampled_from(["up", "down"]))
+def test_attainment_and_status_properties(value, target, direction):
+    a = attainment(value, target, direction)
+    s = status(value, target, direction)
+    if target == 0:
+        assert a is None
+        good = value >= 0 if direction == "up" else value <= 0
+        assert s == ("on_track" if good else "off_track")
+        return
+    better = value >= target if direction == "up" else value <= target
+    if a is None:  # only when the ratio overflows (a target within a hair of 0)
+        assert abs(target) < 1e-300
+        assert s == ("on_track" if better else "off_track")
+        return
+    assert math.isclose(
+        a, 1 + (1 if direction == "up" else -1) * (value - target) / abs(target), rel_tol=1e-12, abs_tol=1e-12
+    )
+    # Better than target in the KPI's direction is never worse than on track.
+    if better:
+        assert s == "on_track"
+    assert s == ("on_track" if a >= 1.0 else "at_risk" if a >= 0.9 else "off_track")
+
+
+@given(finite, finite, finite)
+def test_attainment_is_monotonic_in_value(v1, v2, target):
+    if abs(target) < 1e-300:
+        return
+    lo, hi = sorted([v1, v2])
+    assert attainment(lo, target, "up") <= attainment(hi, target, "up")
+    assert attainment(lo, target, "down") >= attainment(hi, target, "down")
+
+
+def test_status_without_value_or_target():
+    assert status(None, 10, "up") == "no_data"
+    assert status(5, None, "up") == "no_target"
+    assert status(None, None, "up") == "no_data"
+
+
+def test_change():
+    assert change(110, 100) == pytest.approx(0.1)
+    assert change(-50, -100) == pytest.approx(0.5)
+    assert change(1, 0) is None
+    assert change(None, 1) is None
