@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 from hypothesis import given
@@ -50,7 +51,7 @@ def test_series_is_twelve_consecutive_periods_ending_with_p(day, grain):
     s = p.series(12)
     assert len(s) == 12
     assert s[-1] == p
-    for older, newer in zip(s, s[1:], strict=False):
+    for older, newer in itertools.pairwise(s):
         assert older.end + dt.timedelta(days=1) == newer.start
 
 
@@ -113,7 +114,9 @@ def test_bad_labels(label, grain, message):
 
 @given(
     st.datetimes(
-        min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)
+        min_value=dt.datetime(2000, 1, 1),  # noqa: DTZ001 - hypothesis wants naive bounds
+        max_value=dt.datetime(2100, 1, 1),  # noqa: DTZ001
+        timezones=st.just(dt.UTC),
     ),
     grains,
     st.sampled_from(["Europe/Paris", "America/New_York", "Asia/Tokyo", "UTC"]),
