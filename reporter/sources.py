@@ -1,8 +1,8 @@
 """Read each source into DuckDB, and read a source's header cheaply for validation.
 
 Files (csv, parquet, json) are read by DuckDB itself; Excel and SQL results come through pandas.
-Every source becomes a view ``src_<name>`` with one extra column ``__day`` (the row's local date
-in the report's timezone) and ``__row`` (its position in the source, for ``last``).
+Every source becomes a table ``src_<name>`` with the columns the report uses and ``__day`` (the
+row's local date in the report's timezone); its ``rowid`` is the row's position in the source.
 """
 
 from __future__ import annotations
@@ -118,55 +118,89 @@ def location(config: Config, source: Source) -> str:
     return str(config.resolve(source.path))
 
 
+def needed_columns(config: Config, name: str, columns: list[str]) -> list[str]:
+    """The columns of source ``name`` that the report reads: metric columns and the columns
+    their ``expr``/``where`` use, dimensions (breakdowns, portfolio, recipient filters)."""
+    from reporter.config.sqlexpr import ExpressionError, check_expression
+
+    wanted: list[str] = []
+    for metric in config.metrics.values():
+        if metric.source != name:
+            continue
+        if metric.column is not None:
+            wanted.append(metric.column)
+        for text in (metric.expr, metric.where):
+            if text:
+                try:
+                    wanted.extend(check_expression(text, columns))
+                except ExpressionError as exc:
+                    raise SourceError(f"source '{name}': {exc}") from None
+    dims = [b.by for b in config.breakdowns]
+    if config.portfolio is not None:
+        dims.append(config.portfolio.by)
+    if config.delivery.email is not None:
+        for rcpt in config.delivery.email.recipients:
+            dims.extend(rcpt.filter)
+    wanted.extend(d for d in dims if d in columns)
+    missing = [c for c in wanted if _find_column(columns, c) is None]
+    if missing:
+        raise SourceError(
+            f"source '{name}': column '{missing[0]}' not found; columns are: {', '.join(columns)}"
+        )
+    return list(dict.fromkeys(_find_column(columns, c) or c for c in wanted))
+
+
 def register_sources(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str, SourceInfo]:
-    """Create one view per source with ``__day`` and ``__row``; return what was read."""
+    """Read each source once into a table ``src_<name>`` holding the columns the report uses
+    and ``__day``, the row's local date in the report's timezone. Rows keep their source order
+    (DuckDB preserves insertion order), so ``rowid`` is the position used by ``last``."""
     infos: dict[str, SourceInfo] = {}
     tz = config.report.timezone
     for name, source in config.sources.items():
-        raw = f"raw_{name}"
         sha: str | None = None
+        frame_name = f"df_{name}"
         try:
             if source.type in ("csv", "parquet", "json"):
                 path = config.resolve(source.path)  # type: ignore[arg-type]
                 if not path.is_file():
                     raise SourceError(f"source '{name}': file not found: {path}")
                 sha = sha256_file(path)
-                con.execute(
-                    f"CREATE TABLE {quote_ident(raw)} AS SELECT * FROM {file_reader_sql(source, path)}"
-                )
+                reader = file_reader_sql(source, path)
             else:
                 frame = _read_with_pandas(config, name, source)
                 if source.type == "excel":
                     sha = sha256_file(config.resolve(source.path))  # type: ignore[arg-type]
                 else:
                     sha = _hash_frame(frame)
-                con.register(f"df_{name}", frame)
-                con.execute(f"CREATE TABLE {quote_ident(raw)} AS SELECT * FROM df_{name}")
-                con.unregister(f"df_{name}")
+                con.register(frame_name, frame)
+                reader = frame_name
+            described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
         except duckdb.Error as exc:
             raise SourceError(f"source '{name}': cannot read: {_first_line(exc)}") from None
-        columns = [str(r[0]) for r in con.execute(f"DESCRIBE {quote_ident(raw)}").fetchall()]
-        types = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {quote_ident(raw)}").fetchall()}
+        columns = [str(r[0]) for r in described]
+        types = {str(r[0]): str(r[1]) for r in described}
         date_col = _find_column(columns, source.date_column)
         if date_col is None:
             raise SourceError(
                 f"source '{name}': date column '{source.date_column}' not found; "
                 f"columns are: {', '.join(columns)}"
             )
+        keep = [c for c in needed_columns(config, name, columns) if c != "__day"]
         day_sql = _local_day_sql(quote_ident(date_col), types[date_col], tz, name)
-        con.execute(
-            f"CREATE VIEW {quote_ident('src_' + name)} AS SELECT *, {day_sql} AS __day, "
-            f"rowid AS __row FROM {quote_ident(raw)}"
-        )
+        select = "".join(f"{quote_ident(c)}, " for c in keep) + f"{day_sql} AS __day"
+        table = quote_ident("src_" + name)
         try:
+            con.execute(f"CREATE TABLE {table} AS SELECT {select} FROM {reader}").fetchall()
             rows, first, last, bad = con.execute(
-                f"SELECT count(*), min(__day), max(__day), count(*) FILTER "
-                f"(WHERE __day IS NULL) FROM {quote_ident('src_' + name)}"
-            ).fetchone()  # type: ignore[misc]
+                f"SELECT count(*), min(__day), max(__day), count(*) FILTER (WHERE __day IS NULL) FROM {table}"
+            ).fetchall()[0]
         except duckdb.Error as exc:
             raise SourceError(
                 f"source '{name}': cannot read dates in column '{date_col}': {_first_line(exc)}"
             ) from None
+        finally:
+            if reader == frame_name:
+                con.unregister(frame_name)
         if bad:
             raise SourceError(
                 f"source '{name}': {bad} row(s) have an empty or unreadable date in '{date_col}'"

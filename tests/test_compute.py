@@ -329,11 +329,11 @@ def test_timezone_edges(fixture_dir):
     folder, _, _ = fixture_dir
     config = load(write_config(folder))
     con, _ = open_database(config)
-    days = dict(con.execute("SELECT order_id, __day FROM src_orders WHERE order_id > 90000").fetchall())
+    days = dict(con.execute("SELECT customer, __day FROM src_orders WHERE customer >= 'C900'").fetchall())
     con.close()
-    assert days[90001] == dt.date(2026, 11, 1)  # 23:30 UTC on 31 Oct is 00:30 on 1 Nov in Paris
-    assert days[90002] == dt.date(2026, 10, 1)  # 22:30 UTC on 30 Sep is 00:30 on 1 Oct (CEST)
-    assert days[90003] == dt.date(2024, 2, 29)
+    assert days["C900"] == dt.date(2026, 11, 1)  # 23:30 UTC on 31 Oct is 00:30 on 1 Nov in Paris
+    assert days["C901"] == dt.date(2026, 10, 1)  # 22:30 UTC on 30 Sep is 00:30 on 1 Oct (CEST)
+    assert days["C902"] == dt.date(2024, 2, 29)
 
 
 def test_last_on_unsorted_rows(fixture_dir):

@@ -61,7 +61,7 @@ def _agg_sql(metric: Metric, extra_filter: str | None = None) -> str:
         return f"CAST(max({value}){filt} AS DOUBLE)"
     # last: the value on the latest date; ties broken by source order. arg_max_null keeps a
     # null value on that date (plain arg_max would skip it and return an older value).
-    return f"CAST(arg_max_null({value}, {{'d': __day, 'r': __row}}){filt} AS DOUBLE)"
+    return f"CAST(arg_max_null({value}, {{'d': __day, 'r': rowid}}){filt} AS DOUBLE)"
 
 
 def _clean(value: Any, agg: str) -> float | None:
@@ -138,7 +138,7 @@ def period_metrics(
             wlo = min(w.start for w in windows)
             whi = max(w.end for w in windows)
             sql = f"SELECT {cols} FROM {view} WHERE __day BETWEEN ? AND ?{base_filter}"
-            result = con.execute(sql, [wlo, whi]).fetchone() or ()
+            result = next(iter(con.execute(sql, [wlo, whi]).fetchall()), ())
             k = 0
             for w in windows:
                 covered = _covered(info, w.start, w.end)
@@ -203,11 +203,11 @@ def grouped_metrics(
 
 def period_rows(con: duckdb.DuckDBPyConnection, source: str, period: Period, where: str | None = None) -> int:
     extra = f" AND ({where})" if where else ""
-    row = con.execute(
+    rows = con.execute(
         f"SELECT count(*) FROM {quote_ident('src_' + source)} WHERE __day BETWEEN ? AND ?{extra}",
         [period.start, period.end],
-    ).fetchone()
-    return int(row[0]) if row else 0
+    ).fetchall()
+    return int(rows[0][0])
 
 
 def literal(value: Any) -> str:
