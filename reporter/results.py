@@ -49,6 +49,28 @@ class ActionResult:
 
 
 @dataclass
+class TrendPoint:
+    period: str
+    value: float | None
+    target: float | None
+
+
+@dataclass
+class Move:
+    kpi: str
+    label: str
+    change: float
+    value: float | None
+    format: str
+
+
+@dataclass
+class Moves:
+    favourable: list[Move]
+    unfavourable: list[Move]
+
+
+@dataclass
 class ObjectiveResult:
     id: str
     kpi: str
@@ -62,6 +84,7 @@ class ObjectiveResult:
     due: str = ""
     cumulative: bool = False
     target_kind: str = ""
+    trend: list[TrendPoint] = field(default_factory=list)
 
 
 @dataclass
@@ -129,6 +152,7 @@ class Results:
     generated_at: str = ""
     sources: list[SourceResult] = field(default_factory=list)
     filter: dict[str, Any] = field(default_factory=dict)
+    moves: dict[str, Moves] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -18,6 +18,8 @@ from reporter.results import (
     BreakdownRow,
     FunnelStage,
     KpiResult,
+    Move,
+    Moves,
     ObjectiveResult,
     PortfolioRow,
     Quality,
@@ -25,6 +27,7 @@ from reporter.results import (
     Results,
     SeriesPoint,
     SourceResult,
+    TrendPoint,
 )
 from reporter.sources import SourceInfo, quote_ident
 
@@ -79,8 +82,8 @@ def compute_results(
     series = period.series(12)
     ytd_periods = period.ytd_periods(fy)
     needed = set(series) | {period.prior_year(), period.shift(-1)}
-    for p in ytd_periods:
-        needed |= {p, p.shift(-1), p.prior_year()}
+    for p in ytd_periods + (series if config.objectives else []):
+        needed |= {p, p.shift(-1), p.prior_year()}  # per-period targets need both
     ytd = Window(*period.ytd_window(fy))
     metric_by_period, metric_by_window = period_metrics(con, config, infos, needed, [ytd], where=where)
     kpi_by_period = {p: kpis.evaluate(v) for p, v in metric_by_period.items()}
@@ -90,7 +93,7 @@ def compute_results(
     first_objective: dict[str, ObjectiveResult] = {}
     objectives: list[ObjectiveResult] = []
     for obj in config.objectives:
-        result = _objective(config, obj, period, ytd_periods, kpi_by_period, kpi_ytd)
+        result = _objective(config, obj, period, ytd_periods, series, kpi_by_period, kpi_ytd)
         objectives.append(result)
         first_objective.setdefault(obj.kpi, result)
 
@@ -139,7 +142,25 @@ def compute_results(
             for i in infos.values()
         ],
         filter=dict(filter or {}),
+        moves={
+            "vs_previous": _moves(kpi_results, "change_vs_previous"),
+            "vs_prior_year": _moves(kpi_results, "change_vs_prior_year"),
+        },
     )
+
+
+def _moves(kpis: Mapping[str, KpiResult], field: str, n: int = 3) -> Moves:
+    """The n biggest favourable and unfavourable changes, judged by each KPI's direction."""
+    scored = []
+    for name, k in kpis.items():
+        delta = getattr(k, field)
+        if delta is None or k.direction == "neutral" or delta == 0:
+            continue
+        signed = delta if k.direction == "up" else -delta
+        scored.append((signed, name, Move(name, k.label, delta, k.value, k.format)))
+    good = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))
+    bad = sorted((s for s in scored if s[0] < 0), key=lambda s: (s[0], s[1]))
+    return Moves([m for _, _, m in good[:n]], [m for _, _, m in bad[:n]])
 
 
 def _objective(
@@ -147,6 +168,7 @@ def _objective(
     obj: Objective,
     period: Period,
     ytd_periods: list[Period],
+    series: list[Period],
     kpi_by_period: Mapping[Period, Values],
     kpi_ytd: Values,
 ) -> ObjectiveResult:
@@ -199,6 +221,7 @@ def _objective(
         due=obj.due.isoformat(),
         cumulative=obj.cumulative,
         target_kind=kind,
+        trend=[TrendPoint(p.label, kpi_by_period[p][obj.kpi], target_for(p)) for p in series],
     )
 
 
@@ -301,14 +324,17 @@ def _quality(
     q = config.quality
     for name, info in infos.items():
         if q.require_complete_period:
-            ok = info.last_date is not None and info.last_date >= period.end.isoformat()
+            due = _last_expected_date(period, config.sources[name].frequency)
+            ok = info.last_date is not None and info.last_date >= due.isoformat()
             checks.append(
                 QualityCheck(
                     "complete_period",
                     name,
                     ok,
                     f"source '{name}' has data up to {info.last_date or 'nothing'}; "
-                    f"the period ends {period.end.isoformat()}",
+                    f"the period ends {period.end.isoformat()}"
+                    + (f" ({config.sources[name].frequency} data: needs {due.isoformat()})"
+                       if due != period.end else ""),
                 )
             )
         if q.min_rows:
@@ -322,6 +348,17 @@ def _quality(
                 )
             )
     return Quality(all(c.passed for c in checks), checks)
+
+
+def _last_expected_date(period: Period, frequency: str) -> dt.date:
+    """The date a source's data must reach for ``period`` to be complete: the period's last
+    day for daily data, the Monday of its last week for weekly data, the 1st of its last month
+    for monthly data (a monthly statement dated the 1st covers that month)."""
+    if frequency == "monthly":
+        return period.end.replace(day=1)
+    if frequency == "weekly":
+        return period.end - dt.timedelta(days=period.end.isoweekday() - 1)
+    return period.end
 
 
 def _filter_sql(config: Config, filter: Mapping[str, Any]) -> dict[str, str]:

@@ -62,6 +62,7 @@ class Source(_Model):
     csv: CsvOptions | None = None
     sheet: str | int | None = None
     shared: bool = False
+    frequency: Literal["daily", "weekly", "monthly"] = "daily"
     description: str = ""
 
 
