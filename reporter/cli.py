@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
     p.add_argument("--no-send", action="store_true", help="compute and write files; send nothing")
     p.add_argument("--force", action="store_true", help="re-send a period already delivered")
+
+    p = sub.add_parser("preview", help="write the report as one HTML file to open in a browser")
+    p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
+    p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
+    p.add_argument("--output", type=Path, help="output folder (default ./output)")
     return parser
 
 
@@ -50,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "preview":
+            return _preview(args)
         raise UsageError(f"unknown command {args.command}")  # pragma: no cover
     except ConfigError as exc:
         for problem in exc.problems:
@@ -129,3 +136,14 @@ def _run(args: argparse.Namespace) -> int:
             continue
         print(outcome.summary())
     return 1 if failed else 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from reporter.config import load_configs
+    from reporter.pipeline import preview
+
+    clock = now()
+    for config in load_configs(args.config):
+        path = preview(config, period=args.period, now=clock, output=args.output)
+        print(f"{config.report.id}: preview written to {path} (open it in a browser; nothing was sent)")
+    return 0

@@ -116,4 +116,30 @@ def run_report(
             + "; ".join(failed)
             + f" (results in {results_path})"
         )
-    return Outcome(config.report.id, target.label, results, [results_path])
+    pdf_path = folder / f"{config.report.id}_{target.label}.pdf"
+    write_atomic(pdf_path, render_pdf(config, results))
+    return Outcome(config.report.id, target.label, results, [results_path, pdf_path])
+
+
+def render_pdf(config: Config, results: Results) -> bytes:
+    from reporter.render.html import render_html, stylesheet_dir, template_dirs
+    from reporter.render.pdf import write_pdf
+
+    html = render_html(config, results)
+    return write_pdf(html, stylesheet_dir(config), template_dirs(config))
+
+
+def preview(config: Config, *, period: str | None, now: dt.datetime, output: Path | None = None) -> Path:
+    """The report as one HTML file to open in a browser; nothing is sent."""
+    from reporter.render.html import render_html
+
+    target = resolve_period(config, period, now)
+    results = compute(config, target, now)
+    path = (
+        output_root(config, output)
+        / config.report.id
+        / target.label
+        / (f"{config.report.id}_{target.label}.html")
+    )
+    write_atomic(path, render_html(config, results, for_browser=True).encode("utf-8"))
+    return path

@@ -333,8 +333,11 @@ def _quality(
                     ok,
                     f"source '{name}' has data up to {info.last_date or 'nothing'}; "
                     f"the period ends {period.end.isoformat()}"
-                    + (f" ({config.sources[name].frequency} data: needs {due.isoformat()})"
-                       if due != period.end else ""),
+                    + (
+                        f" ({config.sources[name].frequency} data: needs {due.isoformat()})"
+                        if due != period.end
+                        else ""
+                    ),
                 )
             )
         if q.min_rows:

@@ -1,0 +1,1 @@
+"""The render stage: Results → localised context → HTML (Jinja) → PDF (WeasyPrint)."""

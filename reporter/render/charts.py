@@ -1,0 +1,211 @@
+"""Lean SVG charts drawn from the numbers: few nodes, one palette, readable in black and white.
+
+A sparkline is one polyline; a bullet bar three rects and a line; the trend chart one polyline
+for the values and one dashed polyline for the targets. WeasyPrint draws these fast (matplotlib's
+SVG costs ~20 ms per sparkline to make and far more to draw), and the same code serves the PDF.
+Every function returns markup (safe: only numbers and escaped text go in).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+from markupsafe import Markup
+
+PALETTE = {
+    "on_track": "#1f7a3a",
+    "at_risk": "#b26a00",
+    "off_track": "#b42318",
+    "no_data": "#8a8f98",
+    "no_target": "#5b6b7f",
+    "keep": "#1f7a3a",
+    "improve": "#b26a00",
+    "stop": "#b42318",
+    "review": "#8a8f98",
+    "ink": "#1d2433",
+    "muted": "#8a8f98",
+    "grid": "#d9dde3",
+    "accent": "#1f4e8c",
+}
+
+
+def _f(x: float) -> str:
+    return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+def _svg(width: float, height: float, body: str, label: str) -> Markup:
+    return Markup(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_f(width)}" height="{_f(height)}" '
+        f'viewBox="0 0 {_f(width)} {_f(height)}" role="img" aria-label="{escape(label)}">{body}</svg>'
+    )
+
+
+def no_data(width: float, height: float, text: str) -> Markup:
+    return _svg(
+        width,
+        height,
+        f'<text x="{_f(width / 2)}" y="{_f(height / 2 + 3)}" font-size="7" text-anchor="middle" '
+        f'fill="{PALETTE["muted"]}">{escape(text)}</text>',
+        text,
+    )
+
+
+def _scale(values: Sequence[float | None], extra: Sequence[float | None] = ()) -> tuple[float, float]:
+    known = [v for v in [*values, *extra] if v is not None]
+    lo, hi = min(known), max(known)
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    return lo, hi
+
+
+def sparkline(
+    values: Sequence[float | None], no_data_text: str, width: float = 84, height: float = 18
+) -> Markup:
+    """The 12-period trend as one polyline, with a dot on the last value."""
+    if all(v is None for v in values):
+        return no_data(width, height, no_data_text)
+    lo, hi = _scale(values)
+    step = width / max(len(values) - 1, 1)
+    pad = 2.0
+    points = []
+    for i, v in enumerate(values):
+        if v is not None:
+            y = pad + (height - 2 * pad) * (1 - (v - lo) / (hi - lo))
+            points.append((i * step, y))
+    path = " ".join(f"{_f(x)},{_f(y)}" for x, y in points)
+    last_x, last_y = points[-1]
+    return _svg(
+        width,
+        height,
+        f'<polyline points="{path}" fill="none" stroke="{PALETTE["accent"]}" stroke-width="1.2"/>'
+        f'<circle cx="{_f(last_x)}" cy="{_f(last_y)}" r="1.8" fill="{PALETTE["ink"]}"/>',
+        "trend",
+    )
+
+
+def bullet(attainment: float | None, status: str, width: float = 70, height: float = 10) -> Markup:
+    """Attainment as a bar on a 0–150 % scale with a tick at 100 %."""
+    if attainment is None:
+        return no_data(width, height, "—")
+    scale = 1.5
+    filled = max(0.0, min(attainment, scale)) / scale * width
+    target_x = width / scale
+    colour = PALETTE.get(status, PALETTE["accent"])
+    return _svg(
+        width,
+        height,
+        f'<rect x="0" y="2" width="{_f(width)}" height="{_f(height - 4)}" fill="{PALETTE["grid"]}"/>'
+        f'<rect x="0" y="2" width="{_f(filled)}" height="{_f(height - 4)}" fill="{colour}"/>'
+        f'<line x1="{_f(target_x)}" y1="0" x2="{_f(target_x)}" y2="{_f(height)}" '
+        f'stroke="{PALETTE["ink"]}" stroke-width="1.2"/>',
+        f"{attainment:.0%}",
+    )
+
+
+def trend(
+    labels: Sequence[str],
+    values: Sequence[float | None],
+    targets: Sequence[float | None],
+    fmt_value: object,
+    texts: dict[str, str],
+    width: float = 460,
+    height: float = 120,
+) -> Markup:
+    """Values (solid) and targets (dashed) over the series, axis labels under each point."""
+    if all(v is None for v in values):
+        return no_data(width, height, texts["no_data"])
+    fmt = fmt_value if callable(fmt_value) else str
+    left, right, top, bottom = 58.0, 8.0, 8.0, 18.0
+    lo, hi = _scale(values, targets)
+    lo = min(lo, 0.0) if lo >= 0 and lo < (hi - lo) else lo
+    plot_w, plot_h = width - left - right, height - top - bottom
+    step = plot_w / max(len(values) - 1, 1)
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - (v - lo) / (hi - lo))
+
+    parts = []
+    for tick in (lo, (lo + hi) / 2, hi):
+        parts.append(
+            f'<line x1="{_f(left)}" y1="{_f(y(tick))}" x2="{_f(width - right)}" y2="{_f(y(tick))}" '
+            f'stroke="{PALETTE["grid"]}" stroke-width="0.6"/>'
+            f'<text x="{_f(left - 4)}" y="{_f(y(tick) + 2.5)}" font-size="7" text-anchor="end" '
+            f'fill="{PALETTE["muted"]}">{escape(fmt(tick))}</text>'  # type: ignore[operator]
+        )
+    for i, label in enumerate(labels):
+        parts.append(
+            f'<text x="{_f(left + i * step)}" y="{_f(height - 5)}" font-size="7" text-anchor="middle" '
+            f'fill="{PALETTE["muted"]}">{escape(label)}</text>'
+        )
+    known_targets = [(i, t) for i, t in enumerate(targets) if t is not None]
+    if known_targets:
+        pts = " ".join(f"{_f(left + i * step)},{_f(y(t))}" for i, t in known_targets)
+        parts.append(
+            f'<polyline points="{pts}" fill="none" stroke="{PALETTE["ink"]}" stroke-width="1" '
+            f'stroke-dasharray="4 3"/>'
+        )
+    pts = " ".join(f"{_f(left + i * step)},{_f(y(v))}" for i, v in enumerate(values) if v is not None)
+    parts.append(f'<polyline points="{pts}" fill="none" stroke="{PALETTE["accent"]}" stroke-width="1.8"/>')
+    last = max(i for i, v in enumerate(values) if v is not None)
+    parts.append(
+        f'<circle cx="{_f(left + last * step)}" cy="{_f(y(values[last]))}" r="2.6" '  # type: ignore[arg-type]
+        f'fill="{PALETTE["accent"]}"/>'
+    )
+    return _svg(width, height, "".join(parts), texts["label"])
+
+
+def funnel(stages: Sequence[tuple[str, float | None]], width: float = 460, row: float = 20) -> Markup:
+    """Stages as centred bars; widths on a logarithmic scale so that late stages stay visible."""
+    known = [v for _, v in stages if v]
+    if not known:
+        return no_data(width, row * 2, "—")
+    top = math.log10(max(known) + 1)
+    parts = []
+    for i, (label, value) in enumerate(stages):
+        share = math.log10((value or 0) + 1) / top if top else 0
+        w = max(6.0, share * (width - 170))
+        x = 170 + ((width - 170) - w) / 2
+        parts.append(
+            f'<text x="0" y="{_f(i * row + row * 0.65)}" font-size="8" fill="{PALETTE["ink"]}">'
+            f"{escape(label)}</text>"
+            f'<rect x="{_f(x)}" y="{_f(i * row + 2)}" width="{_f(w)}" height="{_f(row - 4)}" '
+            f'fill="{PALETTE["accent"]}" fill-opacity="{_f(1 - i * 0.1)}"/>'
+        )
+    return _svg(width, row * len(stages), "".join(parts), "funnel")
+
+
+def ratio_bars(
+    rows: Sequence[tuple[str, float | None, str]],
+    keep: float,
+    improve: float,
+    width: float = 460,
+    row: float = 16,
+) -> Markup:
+    """Portfolio: value/cost per key as bars, with the improve and keep thresholds as lines."""
+    label_w = 130.0
+    known = [r for _, r, _ in rows if r is not None]
+    top = max([*known, keep * 1.2, 0.1])
+    plot = width - label_w - 10
+    parts = []
+    for i, (label, ratio, verdict) in enumerate(rows):
+        yy = i * row
+        parts.append(
+            f'<text x="0" y="{_f(yy + row * 0.7)}" font-size="8" fill="{PALETTE["ink"]}">'
+            f"{escape(label)}</text>"
+        )
+        if ratio is not None:
+            w = max(1.0, min(ratio, top) / top * plot)
+            parts.append(
+                f'<rect x="{_f(label_w)}" y="{_f(yy + 3)}" width="{_f(w)}" height="{_f(row - 6)}" '
+                f'fill="{PALETTE.get(verdict, PALETTE["accent"])}"/>'
+            )
+    height = row * len(rows) + 4
+    for threshold in (improve, keep):
+        x = label_w + threshold / top * plot
+        parts.append(
+            f'<line x1="{_f(x)}" y1="0" x2="{_f(x)}" y2="{_f(height)}" stroke="{PALETTE["ink"]}" '
+            f'stroke-width="0.8" stroke-dasharray="3 2"/>'
+        )
+    return _svg(width, height, "".join(parts), "portfolio")

@@ -1,0 +1,234 @@
+"""Results → HTML through Jinja2 (autoescape, StrictUndefined, gettext, user overrides).
+
+Loader: the user's template folder first (when ``report.template`` is a folder), then the
+built-in template of that name; ``default:`` always names the built-in ``executive`` template,
+so a user's ``report.html`` can ``{% extends "default:report.html" %}`` and replace one block.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+
+from reporter.config.model import Config
+from reporter.errors import ConfigError, Problem
+from reporter.render import charts
+from reporter.render.context import Formatter, translations
+from reporter.results import Results
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT = "executive"
+STATUSES = ("on_track", "at_risk", "off_track", "no_data", "no_target")
+SYMBOLS = {"on_track": "✔", "at_risk": "▲", "off_track": "✖", "no_data": "–", "no_target": "○"}
+
+
+def template_dirs(config: Config) -> list[Path]:
+    """Where the report's templates are looked up, in order."""
+    name = config.report.template
+    candidate = config.resolve(Path(name))
+    if ("/" in name or name.startswith(".")) or (candidate.is_dir() and not (TEMPLATES / name).is_dir()):
+        if not candidate.is_dir():
+            raise ConfigError(
+                [
+                    Problem(
+                        str(config.file),
+                        None,
+                        None,
+                        "report.template",
+                        f"template folder not found: {candidate}",
+                        f"built-in templates: {', '.join(builtin_templates())}",
+                    )
+                ]
+            )
+        return [candidate, TEMPLATES / DEFAULT]
+    if not (TEMPLATES / name).is_dir():
+        raise ConfigError(
+            [
+                Problem(
+                    str(config.file),
+                    None,
+                    None,
+                    "report.template",
+                    f"unknown template '{name}'",
+                    f"built-in templates: {', '.join(builtin_templates())}, or a folder path",
+                )
+            ]
+        )
+    return [TEMPLATES / name]
+
+
+def builtin_templates() -> list[str]:
+    return sorted(p.name for p in TEMPLATES.iterdir() if p.is_dir() and p.name != "locale")
+
+
+def environment(config: Config, formatter: Formatter) -> jinja2.Environment:
+    dirs = template_dirs(config)
+    loader = jinja2.ChoiceLoader(
+        [
+            jinja2.PrefixLoader({"default": jinja2.FileSystemLoader(TEMPLATES / DEFAULT)}, delimiter=":"),
+            jinja2.FileSystemLoader([str(d) for d in dirs]),
+        ]
+    )
+    env = jinja2.Environment(
+        loader=loader,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations(formatter.locale.language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update(formatter.filters())
+    return env
+
+
+def render_text(template: str, context: Mapping[str, Any]) -> str:
+    """Render a string from the YAML (a subject, an action) in a sandbox."""
+    return SandboxedEnvironment(undefined=jinja2.StrictUndefined).from_string(template).render(context)
+
+
+def formula_in_words(config: Config, formula: str) -> str:
+    """``leads / sessions`` → ``Prospects ÷ Sessions``: names as labels, operators as signs."""
+
+    def name(match: re.Match[str]) -> str:
+        word = match.group(0)
+        if word in config.metrics:
+            return config.metrics[word].label or word.replace("_", " ")
+        if word in config.kpis:
+            return config.kpi_label(word)
+        return word
+
+    text = re.sub(r"[A-Za-z_][A-Za-z0-9_]*", name, formula)
+    return text.replace("*", "×").replace("/", "÷").replace(" - ", " − ")
+
+
+def _data_uri(path: Path) -> str:
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def build_context(config: Config, results: Results, formatter: Formatter) -> dict[str, Any]:
+    """Everything the template places: the results, labels, and charts drawn from them."""
+    _ = formatter._
+    data = results.to_dict()
+    no_data_text = _("no data")
+    kpis = data["kpis"]
+    decimals = {n: k.decimals for n, k in config.kpis.items()}
+
+    def fmt(name: str, value: float | None) -> str:
+        return formatter.value(value, kpis[name]["format"], decimals.get(name))
+
+    for name, k in kpis.items():
+        k["name"] = name
+        k["sparkline"] = charts.sparkline([p["value"] for p in k["series"]], no_data_text)
+        k["bullet"] = charts.bullet(k["attainment"], k["status"])
+        k["value_text"] = fmt(name, k["value"])
+        k["target_text"] = fmt(name, k["target"])
+        k["words"] = formula_in_words(config, k["formula"])
+
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for k in kpis.values():
+        sections.setdefault(k["section"] or _("Indicators"), []).append(k)
+
+    objectives = []
+    for obj in data["objectives"]:
+        k = kpis[obj["kpi"]]
+        obj["kpi_label"] = k["label"]
+        obj["value_text"] = fmt(obj["kpi"], obj["value"])
+        obj["target_text"] = fmt(obj["kpi"], obj["target"])
+        labels = [formatter.short_period(p["period"], results.grain) for p in obj["trend"]]
+        obj["chart"] = charts.trend(
+            labels,
+            [p["value"] for p in obj["trend"]],
+            [p["target"] for p in obj["trend"]],
+            lambda v, n=obj["kpi"]: fmt(n, v),
+            {"no_data": no_data_text, "label": k["label"]},
+        )
+        for action in obj["actions"]:
+            action["do"] = render_text(action["do"], {"report": config.report, "period": results.period})
+        objectives.append(obj)
+
+    breakdowns = []
+    for bd in config.breakdowns:
+        key = f"{bd.kpi}_by_{bd.by}"
+        rows = data["breakdowns"].get(key, [])
+        top = max((abs(r["value"]) for r in rows if r["value"] is not None), default=0) or 1
+        for r in rows:
+            r["value_text"] = fmt(bd.kpi, r["value"])
+            r["width"] = 0 if r["value"] is None else round(abs(r["value"]) / top * 100, 1)
+            r["label"] = _("Other") if r["other"] else (_("(none)") if r["key"] is None else str(r["key"]))
+        breakdowns.append({"id": key, "kpi": kpis[bd.kpi]["label"], "by": bd.by, "rows": rows})
+
+    funnel = data["funnel"]
+    funnel_chart = charts.funnel([(s["label"], s["value"]) for s in funnel]) if funnel else None
+    portfolio = data["portfolio"]
+    portfolio_chart = None
+    if config.portfolio is not None and portfolio:
+        portfolio_chart = charts.ratio_bars(
+            [(str(r["key"]), r["ratio"], r["verdict"]) for r in portfolio],
+            config.portfolio.rules.keep,
+            config.portfolio.rules.improve,
+        )
+    logo = None
+    if config.report.logo is not None:
+        logo = _data_uri(config.resolve(config.report.logo))
+    return {
+        "r": data,
+        "report": {
+            "id": config.report.id,
+            "title": config.report.title,
+            "company": config.report.company,
+            "locale": str(formatter.locale),
+            "lang": formatter.locale.language,
+            "logo": logo,
+        },
+        "period": {
+            "label": results.period,
+            "words": formatter.period(results.period, results.period_start, results.grain),
+        },
+        "generated": formatter.timestamp(results.generated_at),
+        "kpis": kpis,
+        "sections": list(sections.items()),
+        "objectives": objectives,
+        "breakdowns": breakdowns,
+        "funnel": funnel,
+        "funnel_chart": funnel_chart,
+        "portfolio": portfolio,
+        "portfolio_chart": portfolio_chart,
+        "portfolio_rules": config.portfolio.rules if config.portfolio else None,
+        "symbols": SYMBOLS,
+        "colours": charts.PALETTE,
+        "fmt_kpi": fmt,
+    }
+
+
+def stylesheet_dir(config: Config) -> Path:
+    """The template folder whose ``report.css`` the report uses (relative URLs start there)."""
+    for folder in template_dirs(config):
+        if (folder / "report.css").is_file():
+            return folder
+    return TEMPLATES / DEFAULT
+
+
+def render_html(config: Config, results: Results, *, for_browser: bool = False) -> str:
+    """The report as HTML: for WeasyPrint (``report.css`` linked, relative to its folder) or,
+    with ``for_browser``, one self-contained file to open in a browser."""
+    formatter = Formatter(config.report.locale, config.report.currency, config.report.timezone)
+    env = environment(config, formatter)
+    context = build_context(config, results, formatter)
+    context["for_browser"] = for_browser
+    context["inline_css"] = ""
+    if for_browser:
+        folder = stylesheet_dir(config)
+        css = (folder / "report.css").read_text(encoding="utf-8")
+        css = re.sub(r'url\("(?!data:)([^"]+)"\)', lambda m: f'url("{(folder / m.group(1)).as_uri()}")', css)
+        context["inline_css"] = Markup(css.replace("</", "<\\/"))
+    return env.get_template("report.html").render(context)
