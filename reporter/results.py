@@ -117,6 +117,8 @@ class QualityCheck:
     source: str
     passed: bool
     detail: str
+    actual: str | int | None = None  # complete_period: the last date; min_rows: the row count
+    required: str | int | None = None  # complete_period: the date needed; min_rows: the minimum
 
 
 @dataclass

@@ -42,3 +42,12 @@ def make_config(tmp_path: Path) -> Callable[[str], Config]:
         return load_config(path, env={})
 
     return make
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/* from the current output instead of comparing",
+    )

@@ -326,20 +326,13 @@ def _quality(
         if q.require_complete_period:
             due = _last_expected_date(period, config.sources[name].frequency)
             ok = info.last_date is not None and info.last_date >= due.isoformat()
-            checks.append(
-                QualityCheck(
-                    "complete_period",
-                    name,
-                    ok,
-                    f"source '{name}' has data up to {info.last_date or 'nothing'}; "
-                    f"the period ends {period.end.isoformat()}"
-                    + (
-                        f" ({config.sources[name].frequency} data: needs {due.isoformat()})"
-                        if due != period.end
-                        else ""
-                    ),
-                )
+            detail = (
+                f"source '{name}' has data up to {info.last_date or 'nothing'}; "
+                f"the period ends {period.end.isoformat()}"
             )
+            if due != period.end:
+                detail += f" ({config.sources[name].frequency} data: needs {due.isoformat()})"
+            checks.append(QualityCheck("complete_period", name, ok, detail, info.last_date, due.isoformat()))
         if q.min_rows:
             rows = period_rows(con, name, period, (where or {}).get(name))
             checks.append(
@@ -348,6 +341,8 @@ def _quality(
                     name,
                     rows >= q.min_rows,
                     f"source '{name}' has {rows} row(s) in {period.label}; at least {q.min_rows} required",
+                    rows,
+                    q.min_rows,
                 )
             )
     return Quality(all(c.passed for c in checks), checks)

@@ -156,19 +156,23 @@ def trend(
     return _svg(width, height, "".join(parts), texts["label"])
 
 
-def funnel(stages: Sequence[tuple[str, float | None]], width: float = 460, row: float = 20) -> Markup:
+def funnel(stages: Sequence[tuple[str, float | None, str]], width: float = 460, row: float = 20) -> Markup:
     """Stages as centred bars; widths on a logarithmic scale so that late stages stay visible."""
-    known = [v for _, v in stages if v]
+    known = [v for _, v, _ in stages if v]
     if not known:
         return no_data(width, row * 2, "—")
     top = math.log10(max(known) + 1)
     parts = []
-    for i, (label, value) in enumerate(stages):
+    for i, (label, value, text) in enumerate(stages):
         share = math.log10((value or 0) + 1) / top if top else 0
         w = max(6.0, share * (width - 170))
-        x = 170 + ((width - 170) - w) / 2
+        x = 120 + ((width - 170) - w) / 2
         parts.append(
-            f'<text x="0" y="{_f(i * row + row * 0.65)}" font-size="8" fill="{PALETTE["ink"]}">'
+            f'<text x="{_f(width)}" y="{_f(i * row + row * 0.65)}" font-size="9" text-anchor="end" '
+            f'fill="{PALETTE["ink"]}">{escape(text)}</text>'
+        )
+        parts.append(
+            f'<text x="0" y="{_f(i * row + row * 0.65)}" font-size="9" fill="{PALETTE["ink"]}">'
             f"{escape(label)}</text>"
             f'<rect x="{_f(x)}" y="{_f(i * row + 2)}" width="{_f(w)}" height="{_f(row - 4)}" '
             f'fill="{PALETTE["accent"]}" fill-opacity="{_f(1 - i * 0.1)}"/>'
@@ -177,29 +181,42 @@ def funnel(stages: Sequence[tuple[str, float | None]], width: float = 460, row: 
 
 
 def ratio_bars(
-    rows: Sequence[tuple[str, float | None, str]],
+    rows: Sequence[tuple[str, float | None, str, str]],
     keep: float,
     improve: float,
     width: float = 460,
     row: float = 16,
 ) -> Markup:
-    """Portfolio: value/cost per key as bars, with the improve and keep thresholds as lines."""
-    label_w = 130.0
-    known = [r for _, r, _ in rows if r is not None]
-    top = max([*known, keep * 1.2, 0.1])
-    plot = width - label_w - 10
+    """Portfolio: value/cost per key as bars (label, ratio, verdict, ratio as text), with the
+    improve and keep thresholds as dashed lines. The scale stops at twice the keep threshold so
+    the thresholds stay readable; a longer bar ends in an arrow and shows its value."""
+    label_w, text_w = 120.0, 40.0
+    known = [r for _, r, _, _ in rows if r is not None]
+    top = min(max([*known, keep * 1.2]), keep * 2) or 1.0
+    plot = width - label_w - text_w
     parts = []
-    for i, (label, ratio, verdict) in enumerate(rows):
+    for i, (label, ratio, verdict, text) in enumerate(rows):
         yy = i * row
         parts.append(
-            f'<text x="0" y="{_f(yy + row * 0.7)}" font-size="8" fill="{PALETTE["ink"]}">'
+            f'<text x="0" y="{_f(yy + row * 0.68)}" font-size="9" fill="{PALETTE["ink"]}">'
             f"{escape(label)}</text>"
         )
         if ratio is not None:
             w = max(1.0, min(ratio, top) / top * plot)
+            colour = PALETTE.get(verdict, PALETTE["accent"])
             parts.append(
                 f'<rect x="{_f(label_w)}" y="{_f(yy + 3)}" width="{_f(w)}" height="{_f(row - 6)}" '
-                f'fill="{PALETTE.get(verdict, PALETTE["accent"])}"/>'
+                f'fill="{colour}"/>'
+            )
+            if ratio > top:
+                tip = label_w + w
+                parts.append(
+                    f'<polygon points="{_f(tip)},{_f(yy + 1)} {_f(tip + 6)},{_f(yy + row / 2)} '
+                    f'{_f(tip)},{_f(yy + row - 1)}" fill="{colour}"/>'
+                )
+            parts.append(
+                f'<text x="{_f(label_w + w + 9)}" y="{_f(yy + row * 0.68)}" font-size="9" '
+                f'fill="{PALETTE["ink"]}">{escape(text)}</text>'
             )
     height = row * len(rows) + 4
     for threshold in (improve, keep):

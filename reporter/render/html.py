@@ -19,7 +19,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from reporter.config.model import Config
-from reporter.errors import ConfigError, Problem
+from reporter.errors import ConfigError, Problem, RunError
 from reporter.render import charts
 from reporter.render.context import Formatter, translations
 from reporter.results import Results
@@ -90,9 +90,16 @@ def environment(config: Config, formatter: Formatter) -> jinja2.Environment:
     return env
 
 
-def render_text(template: str, context: Mapping[str, Any]) -> str:
-    """Render a string from the YAML (a subject, an action) in a sandbox."""
-    return SandboxedEnvironment(undefined=jinja2.StrictUndefined).from_string(template).render(context)
+def render_text(template: str, context: Mapping[str, Any], where: str) -> str:
+    """Render a string from the YAML (a subject, an action) in a sandbox; a template error or a
+    refused attribute is a RunError naming ``where``."""
+    if "{" not in template:
+        return template
+    try:
+        env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+        return env.from_string(template).render(context)
+    except jinja2.TemplateError as exc:
+        raise RunError(f"{where}: cannot render {template!r}: {exc}") from None
 
 
 def formula_in_words(config: Config, formula: str) -> str:
@@ -152,8 +159,12 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
             lambda v, n=obj["kpi"]: fmt(n, v),
             {"no_data": no_data_text, "label": k["label"]},
         )
-        for action in obj["actions"]:
-            action["do"] = render_text(action["do"], {"report": config.report, "period": results.period})
+        for i, action in enumerate(obj["actions"]):
+            action["do"] = render_text(
+                action["do"],
+                {"report": config.report, "period": {"label": results.period}},
+                f"objective '{obj['id']}' action {i + 1}",
+            )
         objectives.append(obj)
 
     breakdowns = []
@@ -168,12 +179,24 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         breakdowns.append({"id": key, "kpi": kpis[bd.kpi]["label"], "by": bd.by, "rows": rows})
 
     funnel = data["funnel"]
-    funnel_chart = charts.funnel([(s["label"], s["value"]) for s in funnel]) if funnel else None
+    funnel_chart = None
+    if funnel:
+        funnel_chart = charts.funnel(
+            [(s["label"], s["value"], formatter.value(s["value"], "integer")) for s in funnel]
+        )
     portfolio = data["portfolio"]
     portfolio_chart = None
     if config.portfolio is not None and portfolio:
         portfolio_chart = charts.ratio_bars(
-            [(str(r["key"]), r["ratio"], r["verdict"]) for r in portfolio],
+            [
+                (
+                    _("(none)") if r["key"] is None else str(r["key"]),
+                    r["ratio"],
+                    r["verdict"],
+                    formatter.value(r["ratio"], "ratio"),
+                )
+                for r in portfolio
+            ],
             config.portfolio.rules.keep,
             config.portfolio.rules.improve,
         )
@@ -205,6 +228,11 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         "portfolio_chart": portfolio_chart,
         "portfolio_rules": config.portfolio.rules if config.portfolio else None,
         "symbols": SYMBOLS,
+        "tally": [
+            (status, count)
+            for status in STATUSES
+            if (count := sum(1 for o in objectives if o["status"] == status))
+        ],
         "colours": charts.PALETTE,
         "fmt_kpi": fmt,
     }

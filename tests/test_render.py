@@ -1,0 +1,228 @@
+"""The PDF as facts: text read back with pypdf, contents page numbers, bookmarks, no blank
+page, no WeasyPrint warning, golden HTML, and the safety of what comes from YAML."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from pathlib import Path
+
+import pypdf
+import pytest
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal, format_percent
+
+from reporter.config import load_config
+from reporter.errors import RunError
+from reporter.periods import Period
+from reporter.pipeline import compute, render_pdf
+from reporter.render.html import render_html, stylesheet_dir, template_dirs
+from reporter.render.pdf import write_pdf
+from tests.conftest import DEMO, ROOT, write_csv
+
+NOW = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def with_locale(config, locale: str):
+    return config.model_copy(update={"report": config.report.model_copy(update={"locale": locale})})
+
+
+@pytest.fixture(scope="module")
+def demo():
+    config = load_config(DEMO, env={})
+    return config, compute(config, Period.parse("2026-10", "month"), NOW)
+
+
+@pytest.fixture(scope="module")
+def pdfs(demo):
+    config, results = demo
+    return {loc: render_pdf(with_locale(config, loc), results) for loc in ("fr_FR", "en_US")}
+
+
+def squash(text: str) -> str:
+    """Text without any kind of space, so that wrapped cells and narrow spaces compare."""
+    return re.sub(r"\s+", "", text.replace("\u202f", " ").replace("\xa0", " "))
+
+
+def expected_value(value, fmt, locale):
+    """The SPEC/README formatting rules, written out with Babel directly."""
+    if value is None:
+        return "—"
+    minus = "−"
+    if fmt == "percent":
+        pattern = "#,##0.0 %" if locale.startswith("fr") else "#,##0.0%"
+        return format_percent(value, pattern, locale=locale).replace("-", minus)
+    if fmt == "currency":
+        decimals = ".00" if abs(value) < 1000 else ""
+        pattern = f"#,##0{decimals} ¤" if locale.startswith("fr") else f"¤#,##0{decimals}"
+        return format_currency(value, "EUR", pattern, locale=locale, currency_digits=False).replace(
+            "-", minus
+        )
+    if fmt == "integer":
+        return format_decimal(value, "#,##0", locale=locale).replace("-", minus)
+    if fmt == "ratio":
+        return format_decimal(value, "#,##0.00", locale=locale).replace("-", minus)
+    if fmt == "days":
+        unit = "j" if locale.startswith("fr") else "days"
+        return format_decimal(value, "#,##0.0", locale=locale).replace("-", minus) + " " + unit
+    digits = ".00" if abs(value) < 10 else ".0" if abs(value) < 100 else ""
+    return format_decimal(value, f"#,##0{digits}", locale=locale).replace("-", minus)
+
+
+@pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
+def test_every_kpi_label_and_value_is_in_the_pdf(demo, pdfs, locale):
+    _, results = demo
+    reader = pypdf.PdfReader(io.BytesIO(pdfs[locale]))
+    text = squash("".join(page.extract_text() for page in reader.pages))
+    for name, kpi in results.kpis.items():
+        assert squash(kpi.label) in text, (locale, name, kpi.label)
+        assert squash(expected_value(kpi.value, kpi.format, locale)) in text, (locale, name, kpi.value)
+    words = {
+        "fr_FR": ["Synthèse", "octobre 2026", "Plan d'action", "En bonne voie"],
+        "en_US": ["Executive summary", "October 2026", "Action plan", "On track"],
+    }[locale]
+    for word in words:
+        assert squash(word) in text, word
+    period_words = format_date(dt.date(2026, 10, 1), "LLLL y", locale=locale)
+    assert squash(period_words) in squash(reader.pages[0].extract_text())
+
+
+@pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
+def test_contents_page_numbers_match_bookmarks_and_pages(pdfs, locale):
+    reader = pypdf.PdfReader(io.BytesIO(pdfs[locale]))
+    toc = reader.pages[1].extract_text()
+    entries = re.findall(r"^(.+?)\s*(?:\.\s*)+(\d+)\s*$", toc, flags=re.M)
+    assert len(entries) >= 6
+    bookmarks = {
+        o.title: reader.get_destination_page_number(o) + 1 for o in reader.outline if not isinstance(o, list)
+    }
+    for title, number in entries:
+        title = title.strip()
+        assert bookmarks[title] == int(number), (title, number, bookmarks)
+        page_text = reader.pages[int(number) - 1].extract_text()
+        assert squash(title) in squash(page_text)
+    assert len(bookmarks) == len(entries)
+    nested = [o for o in reader.outline if isinstance(o, list)]
+    assert nested, "objectives and analyses have second-level bookmarks"
+
+
+@pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
+def test_no_blank_page_and_footer_counts_pages(pdfs, locale):
+    reader = pypdf.PdfReader(io.BytesIO(pdfs[locale]))
+    total = len(reader.pages)
+    assert 8 <= total <= 30
+    for number, page in enumerate(reader.pages, start=1):
+        text = page.extract_text()
+        assert len(text.strip()) > 80, f"page {number} is (nearly) blank"
+        if number > 1:
+            assert f"{number} / {total}" in text
+
+
+def test_weasyprint_logs_nothing_on_the_demo(demo):
+    config, results = demo
+    for locale in ("fr_FR", "en_US"):
+        cfg = with_locale(config, locale)
+        write_pdf(render_html(cfg, results), stylesheet_dir(cfg), template_dirs(cfg), strict=True)
+
+
+def test_golden_html(demo, request):
+    config, results = demo
+    html = render_html(config, results).replace(str(ROOT), "<ROOT>")
+    golden = GOLDEN / "demo_fr.html"
+    if request.config.getoption("--update-golden"):
+        golden.write_text(html, encoding="utf-8")
+    assert golden.is_file(), "run pytest --update-golden once to create tests/golden/demo_fr.html"
+    assert html == golden.read_text(encoding="utf-8"), "HTML changed: review, then pytest --update-golden"
+
+
+def test_rendering_twice_gives_the_same_bytes(demo, pdfs):
+    config, results = demo
+    assert render_pdf(with_locale(config, "fr_FR"), results) == pdfs["fr_FR"]
+
+
+HOSTILE = """
+report: {{id: hostile, title: "<b>Title</b>", timezone: Europe/Paris, company: "<script>x</script>"}}
+sources:
+  s: {{type: csv, path: s.csv, date_column: date}}
+metrics:
+  n: {{source: s, agg: sum, column: n}}
+kpis:
+  n: {{label: '<img src="file:///etc/passwd">', formula: n}}
+  m: {{label: '<link rel=attachment href="file:///etc/passwd">', formula: n * 2, section: "{section}"}}
+objectives:
+  - {{id: o, title: "{{{{ 7 * 7 }}}} <i>x</i>", kpi: n, target: {{value: 1}}, owner: O, due: 2026-12-31,
+     actions: [{{when: always, do: "Call before {{{{ period.label }}}} ends <b>now</b>"}}]}}
+"""
+
+
+def test_yaml_text_is_printed_as_text_and_fetches_nothing(tmp_path):
+    write_csv(tmp_path / "s.csv", ["date", "n"], [["2026-10-01", 5], ["2026-10-31", 7]])
+    (tmp_path / "r.yaml").write_text(HOSTILE.format(section="<style>body{display:none}</style>"))
+    config = load_config(tmp_path / "r.yaml", env={})
+    results = compute(config, Period.parse("2026-10", "month"), NOW)
+    html = render_html(config, results)
+    assert "&lt;img src=&#34;file:///etc/passwd&#34;&gt;" in html
+    assert '<img src="file:///etc/passwd">' not in html
+    assert "<link rel=attachment" not in html
+    reader = pypdf.PdfReader(io.BytesIO(render_pdf(config, results)))
+    text = "".join(p.extract_text() for p in reader.pages)
+    assert '<img src="file:///etc/passwd">' in text
+    assert "<link rel=attachment" in text
+    assert "<b>Title</b>" in text
+    assert reader.attachments == {}
+    assert "root:x:0:0" not in text
+    # A title is text, never a template; an action is a sandboxed template, still escaped.
+    assert "{{ 7 * 7 }}" in text
+    assert "Call before 2026-10 ends <b>now</b>" in text
+
+
+def test_action_template_cannot_reach_python_internals(tmp_path):
+    write_csv(tmp_path / "s.csv", ["date", "n"], [["2026-10-01", 5], ["2026-10-31", 7]])
+    text = HOSTILE.format(section="S").replace(
+        "Call before {{ period.label }} ends <b>now</b>", "{{ ''.__class__.__mro__ }}"
+    )
+    (tmp_path / "r.yaml").write_text(text)
+    config = load_config(tmp_path / "r.yaml", env={})
+    results = compute(config, Period.parse("2026-10", "month"), NOW)
+    with pytest.raises(RunError, match=r"objective 'o' action 1: cannot render .* is unsafe"):
+        render_html(config, results)
+
+
+def test_url_fetcher_refuses_files_outside_the_templates_and_the_network(tmp_path):
+    folder = template_dirs(load_config(DEMO, env={}))
+    for src in ("file:///etc/passwd", "http://127.0.0.1:9/x.png", (tmp_path / "x.png").as_uri()):
+        with pytest.raises(RunError, match="PDF rendering stopped: the report may not"):
+            write_pdf(f'<img src="{src}">', folder[0], folder)
+
+
+def test_user_template_replaces_one_block(tmp_path, demo):
+    config, results = demo
+    custom = tmp_path / "mytemplate"
+    custom.mkdir()
+    (custom / "report.html").write_text(
+        '{% extends "default:report.html" %}'
+        '{% block cover %}<section class="cover"><h1 class="title">Custom cover</h1></section>'
+        "{% endblock %}"
+    )
+    cfg = config.model_copy(update={"report": config.report.model_copy(update={"template": str(custom)})})
+    reader = pypdf.PdfReader(io.BytesIO(render_pdf(cfg, results)))
+    assert "Custom cover" in reader.pages[0].extract_text()
+    assert "Synthèse" in "".join(p.extract_text() for p in reader.pages[1:4])
+
+
+def test_kpi_without_data_gets_a_no_data_mark(tmp_path):
+    write_csv(tmp_path / "s.csv", ["date", "n"], [["2027-10-01", 5]])
+    (tmp_path / "r.yaml").write_text(
+        "report: {id: empty, title: Empty, timezone: Europe/Paris, locale: en_US}\n"
+        "sources: {s: {type: csv, path: s.csv, date_column: date}}\n"
+        "metrics: {n: {source: s, agg: sum, column: n}}\n"
+        "kpis: {n: {label: Nothing here, formula: n}}\n"
+        "objectives: [{id: o, title: Obj, kpi: n, target: {value: 1}, owner: O, due: 2026-12-31}]\n"
+    )
+    config = load_config(tmp_path / "r.yaml", env={})
+    results = compute(config, Period.parse("2026-10", "month"), NOW)
+    html = render_html(config, results)
+    assert html.count(">no data</text>") >= 2  # the sparkline and the objective's trend chart
+    assert "polyline" not in html
