@@ -707,3 +707,23 @@ def test_default_period_is_last_complete_in_report_zone(fixture_dir):
     # 23:30 UTC on 31 October is already 1 November in Paris: October is complete there.
     assert resolve_period(config, None, dt.datetime(2026, 10, 31, 23, 30, tzinfo=dt.UTC)).label == "2026-10"
     assert resolve_period(config, None, dt.datetime(2026, 10, 31, 22, 30, tzinfo=dt.UTC)).label == "2026-09"
+
+
+def test_columns_named_like_internal_aliases(tmp_path):
+    """Columns called b, k or b2 must not collide with the queries' own aliases."""
+    write_csv(
+        tmp_path / "s.csv",
+        ["date", "b", "k"],
+        [["2026-10-01", 2, "x"], ["2026-10-02", 3, "y"], ["2026-09-02", 100, "x"]],
+    )
+    (tmp_path / "r.yaml").write_text(
+        "report: {id: alias, title: A, timezone: Europe/Paris}\n"
+        "sources: {s: {type: csv, path: s.csv, date_column: date}}\n"
+        "metrics: {b: {source: s, agg: sum, column: b}, n: {source: s, agg: count}}\n"
+        "kpis: {b: {formula: b}, per: {formula: b / n}}\n"
+        "breakdowns: [{kpi: b, by: k, top: 1}]\n"
+    )
+    got = compute(load(tmp_path / "r.yaml"), Period.parse("2026-10", "month"), NOW).to_dict()
+    assert got["kpis"]["b"]["value"] == 5.0
+    assert got["kpis"]["b"]["previous"] == 100.0
+    assert [(r["key"], r["value"]) for r in got["breakdowns"]["b_by_k"]] == [("y", 3.0), ("other", 2.0)]

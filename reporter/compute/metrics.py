@@ -116,8 +116,8 @@ def period_metrics(
         if periods:
             cols = ", ".join(_agg_sql(m) for m in metrics)
             sql = (
-                f"SELECT CAST(date_trunc('{_BUCKET[grain]}', __day) AS DATE) AS b, {cols} "
-                f"FROM {view} WHERE __day BETWEEN ? AND ?{base_filter} GROUP BY b"
+                f"SELECT CAST(date_trunc('{_BUCKET[grain]}', __day) AS DATE) AS __bucket, {cols} "
+                f"FROM {view} WHERE __day BETWEEN ? AND ?{base_filter} GROUP BY __bucket"
             )
             for row in con.execute(sql, [lo, hi]).fetchall():
                 rows[row[0]] = row[1:]
@@ -174,7 +174,9 @@ def grouped_metrics(
         view = quote_ident("src_" + source)
         cols = ", ".join(_agg_sql(m) for m in metrics)
         if exclude is None:
-            sql = f"SELECT {col} AS k, {cols} FROM {view} WHERE __day BETWEEN ? AND ?{extra} GROUP BY k"
+            sql = (
+                f"SELECT {col} AS __key, {cols} FROM {view} WHERE __day BETWEEN ? AND ?{extra} GROUP BY __key"
+            )
             params: list[Any] = [period.start, period.end]
         else:
             keys = [k for k in exclude if k is not None]
@@ -187,7 +189,7 @@ def grouped_metrics(
                 params = [period.start, period.end]
             if nulls:
                 cond += f" AND {col} IS NOT NULL"
-            sql = f"SELECT NULL AS k, {cols} FROM {view} WHERE __day BETWEEN ? AND ?{extra}{cond}"
+            sql = f"SELECT NULL AS __key, {cols} FROM {view} WHERE __day BETWEEN ? AND ?{extra}{cond}"
         for row in con.execute(sql, params).fetchall():
             key = row[0]
             for i, name in enumerate(src_names):

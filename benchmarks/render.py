@@ -1,0 +1,167 @@
+"""Render benchmark: the demo report's stages, against WeasyPrint alone on the same final HTML
+and against headless Chromium printing that HTML (Debian `chromium`; benchmark only).
+
+    .venv/bin/python benchmarks/render.py [--repeat 3] [--stress]
+
+Stages are timed in one warm process (imports done): compute, charts + context, HTML (Jinja),
+PDF (WeasyPrint). "WeasyPrint alone" is `HTML(string=final_html).write_pdf()` in the same
+process; Chromium is timed as a whole process (`--headless --print-to-pdf`), since that is
+how peers use it. `--stress` renders a synthetic report with 5,000 breakdown rows and 100
+KPIs instead (peak RSS is read from a separate child process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from reporter.config import load_config  # noqa: E402
+from reporter.periods import Period  # noqa: E402
+from reporter.pipeline import compute  # noqa: E402
+from reporter.render.context import Formatter  # noqa: E402
+from reporter.render.html import build_context, environment, stylesheet_dir, template_dirs  # noqa: E402
+from reporter.render.pdf import write_pdf  # noqa: E402
+
+NOW = dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC)
+
+
+def stress_config(folder: Path) -> Path:
+    import csv
+    import random
+
+    rng = random.Random(5)
+    with (folder / "s.csv").open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["date", "key", "a", "b"])
+        day = dt.date(2025, 10, 1)
+        while day <= dt.date(2026, 10, 31):
+            for k in range(5000 if day.month == 10 and day.year == 2026 and day.day == 15 else 20):
+                out.writerow([day.isoformat(), f"K{k:04d}", rng.randint(1, 900), rng.randint(1, 50)])
+            day += dt.timedelta(days=1)
+    metrics = "\n".join(
+        f"  m{i}: {{source: s, agg: sum, column: {'a' if i % 2 else 'b'}}}" for i in range(20)
+    )
+    kpis = "\n".join(
+        f"  k{i}: {{label: Indicateur {i}, formula: m{i % 20} / m{(i + 1) % 20}, section: Section {i // 25}}}"
+        for i in range(100)
+    )
+    (folder / "stress.yaml").write_text(
+        "report: {id: stress, title: Stress, timezone: Europe/Paris, locale: fr_FR}\n"
+        "sources: {s: {type: csv, path: s.csv, date_column: date}}\n"
+        f"metrics:\n{metrics}\nkpis:\n{kpis}\n"
+        "breakdowns: [{kpi: k1, by: key}]\n"
+        "quality: {require_complete_period: false}\n"
+    )
+    return folder / "stress.yaml"
+
+
+def chromium_time(html_path: Path, out: Path) -> float | None:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        return None
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={out}",
+            html_path.as_uri(),
+        ]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+        return time.perf_counter() - start
+
+
+def peak_rss_of_render(config_path: Path) -> int:
+    code = (
+        f"import datetime as dt, sys; sys.path.insert(0, {str(ROOT)!r})\n"
+        "from reporter.config import load_config\nfrom reporter.periods import Period\n"
+        "from reporter.pipeline import compute, render_pdf\n"
+        f"c = load_config(__import__('pathlib').Path({str(config_path)!r}))\n"
+        "r = compute(c, Period.parse('2026-10', 'month'), dt.datetime(2026, 11, 2, tzinfo=dt.UTC))\n"
+        "render_pdf(c, r)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return usage.ru_maxrss * 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--stress", action="store_true")
+    args = parser.parse_args()
+    from weasyprint import HTML
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = stress_config(folder) if args.stress else ROOT / "config" / "example.yaml"
+        config = load_config(path, env={})
+        period = Period.parse("2026-10", "month")
+        best: dict[str, float] = {}
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            results = compute(config, period, NOW)
+            t1 = time.perf_counter()
+            formatter = Formatter(config.report.locale, config.report.currency, config.report.timezone)
+            env = environment(config, formatter)
+            context = build_context(config, results, formatter)
+            context.update(for_browser=False, inline_css="")
+            t2 = time.perf_counter()
+            html = env.get_template("report.html").render(context)
+            t3 = time.perf_counter()
+            pdf = write_pdf(html, stylesheet_dir(config), template_dirs(config))
+            t4 = time.perf_counter()
+            base = stylesheet_dir(config).as_uri() + "/"
+            HTML(string=html, base_url=base).write_pdf()
+            t5 = time.perf_counter()
+            for key, value in {
+                "compute": t1 - t0,
+                "charts+context": t2 - t1,
+                "html": t3 - t2,
+                "pdf": t4 - t3,
+                "weasyprint alone": t5 - t4,
+            }.items():
+                best[key] = min(best.get(key, value), value)
+        render = best["charts+context"] + best["html"] + best["pdf"]
+        html_file = stylesheet_dir(config) / f".bench-{os.getpid()}.html"
+        html_file.write_text(html, encoding="utf-8")
+        try:
+            chrome = chromium_time(html_file, folder / "chromium.pdf")
+        finally:
+            html_file.unlink()
+        pages = pdf.count(b"/Type /Page\n") or pdf.count(b"/Type /Page")
+        print(f"report: {'stress' if args.stress else 'demo'}, {len(pdf) / 1e3:.0f} kB PDF")
+        for key, value in best.items():
+            print(f"  {key:18s} {value:6.2f} s")
+        print(f"  our render (charts+context+html+pdf) {render:.2f} s")
+        print(f"  ratio to WeasyPrint alone: {render / best['weasyprint alone']:.2f}x (target <= 1.5x)")
+        if chrome is not None:
+            print(
+                f"  headless Chromium process printing the same HTML: {chrome:.2f} s; "
+                f"ratio {render / chrome:.2f}x (target <= 1.5x)"
+            )
+        print(f"  peak RSS of a process computing and rendering it: {peak_rss_of_render(path) / 1e6:.0f} MB")
+        del pages
+
+
+if __name__ == "__main__":
+    main()
