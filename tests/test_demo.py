@@ -1,0 +1,371 @@
+"""The demo report, every field of results.json, against a plain-Python reading of the CSVs.
+
+The metrics are re-declared here by hand (what each YAML metric means, as Python over rows),
+the CSVs are read with the csv module, dates cut with zoneinfo, and KPI formulas evaluated by
+Python's own arithmetic: nothing here goes through DuckDB or reporter's formula code.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from reporter.config import load_config
+from reporter.periods import Period
+from reporter.pipeline import compute
+from tests.conftest import DEMO
+from tests.test_compute import chg, close, ref_attainment, ref_status
+
+DATA = DEMO.parent / "data"
+PARIS = ZoneInfo("Europe/Paris")
+NOW = dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC)
+
+
+def _num(text: str) -> float | None:
+    text = text.strip()
+    return None if text in ("", "n/a", "NA") else float(text.replace(",", "."))
+
+
+def _read(name: str, day_col: str, parse_day: Callable[[str], dt.date], **kw: Any) -> list[dict[str, Any]]:
+    with (DATA / name).open(newline="", encoding=kw.pop("encoding", "utf-8")) as handle:
+        rows = list(csv.DictReader(handle, delimiter=kw.pop("delimiter", ",")))
+    for pos, row in enumerate(rows):
+        row["_day"] = parse_day(row[day_col])
+        row["_pos"] = pos
+    return rows
+
+
+def _iso_day(text: str) -> dt.date:
+    if "T" in text and ("+" in text[10:] or text.endswith("Z")):
+        return dt.datetime.fromisoformat(text).astimezone(PARIS).date()
+    return dt.date.fromisoformat(text[:10])
+
+
+SOURCES = {
+    "web": _read(
+        "web_traffic.csv",
+        "date",
+        lambda t: dt.date(int(t[6:10]), int(t[3:5]), int(t[0:2])),
+        encoding="latin-1",
+        delimiter=";",
+    ),
+    "crm": _read("crm_leads.csv", "created_at", _iso_day),
+    "emails": _read("email_campaigns.csv", "sent_at", _iso_day),
+    "spend": _read("marketing_spend.csv", "date", _iso_day),
+    "orders": _read("orders.csv", "ordered_at", _iso_day),
+    "bank": _read("bank_balance.csv", "date", _iso_day),
+    "nps": _read("nps.csv", "answered_at", _iso_day),
+    "social": _read("social.csv", "date", _iso_day),
+}
+
+
+def col(name: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda r: _num(r[name])
+
+
+def text(name: str) -> Callable[[dict[str, Any]], str | None]:
+    return lambda r: r[name] or None
+
+
+def eq(name: str, value: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda r: r[name] == value
+
+
+def product(r: dict[str, Any]) -> float | None:
+    a, b = _num(r["sessions"]), _num(r["duree_moyenne"])
+    return None if a is None or b is None else a * b
+
+
+METRICS: dict[str, tuple[str, str, Any, Any]] = {  # name: (source, agg, value, where)
+    "sessions": ("web", "sum", col("sessions"), None),
+    "new_visitors": ("web", "sum", col("nouveaux_visiteurs"), None),
+    "returning_visitors": ("web", "sum", col("visiteurs_recurrents"), None),
+    "bounces": ("web", "sum", col("rebonds"), None),
+    "page_views": ("web", "sum", col("pages_vues"), None),
+    "session_seconds": ("web", "sum", product, None),
+    "timed_sessions": ("web", "sum", col("sessions"), lambda r: _num(r["duree_moyenne"]) is not None),
+    "seo_sessions": ("web", "sum", col("sessions"), eq("canal", "Référencement naturel")),
+    "leads": ("crm", "count", None, None),
+    "mql": ("crm", "count", None, eq("mql", "1")),
+    "sql": ("crm", "count", None, eq("sql", "1")),
+    "quotes": ("crm", "count", None, eq("quote", "1")),
+    "won": ("crm", "count", None, eq("won", "1")),
+    "lost": ("crm", "count", None, eq("lost", "1")),
+    "open_pipeline": ("crm", "sum", col("quote_amount"), eq("stage", "quote")),
+    "email_sends": ("emails", "count", None, None),
+    **{
+        f"emails_{c}": ("emails", "sum", col(c), None)
+        for c in ("sent", "delivered", "opened", "clicked", "unsubscribed", "spam")
+    },
+    "marketing_spend": ("spend", "sum", col("amount"), None),
+    "marketing_budget": ("spend", "sum", col("budget"), None),
+    "revenue": ("orders", "sum", col("amount"), None),
+    "gross_margin": ("orders", "sum", col("margin"), None),
+    "orders": ("orders", "count", None, None),
+    "customers": ("orders", "count_distinct", text("customer_id"), None),
+    "new_customers": ("orders", "count_distinct", text("customer_id"), eq("new_customer", "1")),
+    "returning_customers": ("orders", "count_distinct", text("customer_id"), eq("new_customer", "0")),
+    "salespeople": ("orders", "count_distinct", text("salesperson"), None),
+    "cash": ("bank", "last", col("balance"), None),
+    "nps_responses": ("nps", "count", None, None),
+    "promoters": ("nps", "count", None, lambda r: int(r["score"]) >= 9),
+    "detractors": ("nps", "count", None, lambda r: int(r["score"]) <= 6),
+    "social_reach": ("social", "sum", col("reach"), None),
+    "social_engagements": ("social", "sum", col("engagements"), None),
+    **{
+        f"{n.lower()}_followers": ("social", "last", col("followers"), eq("network", n))
+        for n in ("LinkedIn", "Instagram", "Facebook", "X")
+    },
+}
+
+
+def metric(name: str, start: dt.date, end: dt.date, rows_filter: Any = None) -> float | None:
+    source, agg, value, where = METRICS[name]
+    rows = SOURCES[source]
+    first, last = min(r["_day"] for r in rows), max(r["_day"] for r in rows)
+    if end < first or start > last:
+        return None
+    sel = [
+        r
+        for r in rows
+        if start <= r["_day"] <= end
+        and (where is None or where(r))
+        and (rows_filter is None or rows_filter(r))
+    ]
+    if agg == "count":
+        return float(len(sel))
+    values = [value(r) for r in sel]
+    present = [v for v in values if v is not None]
+    if agg == "sum":
+        return float(sum(present))
+    if agg == "count_distinct":
+        return float(len(set(present)))
+    if agg == "last":
+        if not sel:
+            return None
+        best = max(sel, key=lambda r: (r["_day"], r["_pos"]))
+        return value(best)
+    raise AssertionError(agg)
+
+
+class _Null(Exception):
+    pass
+
+
+def evaluate(formula: str, values: dict[str, float | None]) -> float | None:
+    """Python's own arithmetic over the formula text; any null or division by zero → None."""
+    scope = {}
+    for name, v in values.items():
+        scope[name] = v
+    try:
+        result = eval(formula, {"__builtins__": {}}, scope)  # the demo's own formulas, trusted
+    except (ZeroDivisionError, TypeError):
+        return None
+    return None if result is None or not math.isfinite(result) else float(result)
+
+
+CONFIG = load_config(DEMO, env={})
+
+
+def kpis_for(start: dt.date, end: dt.date, rows_filter: Any = None) -> dict[str, float | None]:
+    values = {m: metric(m, start, end, rows_filter) for m in METRICS}
+    kpis: dict[str, float | None] = {}
+    pending = dict(CONFIG.kpis)
+    while pending:
+        for name, kpi in list(pending.items()):
+            refs = [w for w in _names(kpi.formula) if w not in values]
+            if all(r in kpis for r in refs):
+                kpis[name] = evaluate(kpi.formula, {**kpis, **values})
+                del pending[name]
+    return kpis
+
+
+def _names(formula: str) -> list[str]:
+    import re
+
+    return re.findall(r"[a-z_][a-z0-9_]*", formula)
+
+
+def month(label: str) -> tuple[dt.date, dt.date]:
+    y, m = map(int, label.split("-"))
+    nxt = dt.date(y + (m == 12), m % 12 + 1, 1)
+    return dt.date(y, m, 1), nxt - dt.timedelta(days=1)
+
+
+def shift(label: str, n: int) -> str:
+    y, m = map(int, label.split("-"))
+    i = y * 12 + m - 1 + n
+    return f"{i // 12:04d}-{i % 12 + 1:02d}"
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, Any]:
+    assert CONFIG.report.fiscal_year_start == 1
+    return compute(CONFIG, Period.parse("2026-10", "month"), NOW).to_dict()
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, dict[str, float | None]]:
+    labels = {shift("2026-10", -n) for n in range(0, 25)}
+    out = {label: kpis_for(*month(label)) for label in labels}
+    out["ytd"] = kpis_for(dt.date(2026, 1, 1), dt.date(2026, 10, 31))
+    return out
+
+
+def test_header_and_quality(results):
+    assert (results["report"], results["period"], results["period_start"], results["period_end"]) == (
+        "marketing-monthly",
+        "2026-10",
+        "2026-10-01",
+        "2026-10-31",
+    )
+    assert results["quality"]["passed"] is True
+    for check in results["quality"]["checks"]:
+        rows = SOURCES[check["source"]]
+        if check["check"] == "min_rows":
+            assert check["actual"] == sum(
+                1 for r in rows if month("2026-10")[0] <= r["_day"] <= month("2026-10")[1]
+            )
+        else:
+            assert check["actual"] == max(r["_day"] for r in rows).isoformat()
+
+
+def test_every_kpi_field(results, reference):
+    ref = reference
+    for name, got in results["kpis"].items():
+        value, prev, prior = ref["2026-10"][name], ref["2026-09"][name], ref["2025-10"][name]
+        assert close(got["value"], value), (name, got["value"], value)
+        assert close(got["previous"], prev), name
+        assert close(got["prior_year"], prior), name
+        assert close(got["change_vs_previous"], chg(value, prev)), name
+        assert close(got["change_vs_prior_year"], chg(value, prior)), name
+        assert close(got["ytd"], ref["ytd"][name]), name
+        assert [p["period"] for p in got["series"]] == [shift("2026-10", -n) for n in range(11, -1, -1)]
+        for point in got["series"]:
+            assert close(point["value"], ref[point["period"]][name]), (name, point)
+
+
+def test_every_objective(results, reference):
+    ref = reference
+    for obj, got in zip(CONFIG.objectives, results["objectives"], strict=True):
+        t = obj.target
+        direction = CONFIG.kpis[obj.kpi].direction
+
+        def target_for(label: str, t=t, obj=obj) -> float | None:
+            if t.value is not None:
+                return t.value
+            if t.by_period is not None:
+                return t.by_period.get(label)
+            base = ref[shift(label, -12 if t.change_vs_prior_year is not None else -1)][obj.kpi]
+            g = t.change_vs_prior_year if t.change_vs_prior_year is not None else t.change_vs_previous
+            return None if base is None else base * (1 + g)
+
+        if obj.cumulative:
+            targets = [target_for(f"2026-{m:02d}") for m in range(1, 11)]
+            target = None if None in targets else sum(targets)
+            value = ref["ytd"][obj.kpi]
+        else:
+            target, value = target_for("2026-10"), ref["2026-10"][obj.kpi]
+        assert got["id"] == obj.id
+        assert close(got["value"], value), obj.id
+        assert close(got["target"], target), obj.id
+        assert close(got["attainment"], ref_attainment(value, target, direction)), obj.id
+        status = ref_status(value, target, direction, obj.thresholds.on_track, obj.thresholds.at_risk)
+        assert got["status"] == status, obj.id
+        wanted = [a.do for a in obj.actions if a.when in (status, "always")]
+        assert [a["do"] for a in got["actions"]] == wanted, obj.id
+    # The story the demo must tell.
+    statuses = {o["status"] for o in results["objectives"]}
+    assert {"on_track", "at_risk", "off_track"} <= statuses
+
+
+def test_breakdowns(results):
+    start, end = month("2026-10")
+    for bd in CONFIG.breakdowns:
+        sources = {METRICS[m][0] for m in _names(CONFIG.kpis[bd.kpi].formula) if m in METRICS}
+        keys = {r[bd.by] or None for s in sources for r in SOURCES[s] if start <= r["_day"] <= end}
+        by_key = {
+            k: kpis_for(start, end, lambda r, k=k, c=bd.by: (r.get(c) or None) == k)[bd.kpi] for k in keys
+        }
+        rows = results["breakdowns"][f"{bd.kpi}_by_{bd.by}"]
+        reverse = CONFIG.kpis[bd.kpi].direction != "down"
+        ranked = sorted(by_key.items(), key=lambda kv: (-(kv[1]) if reverse else kv[1], str(kv[0])))
+        if bd.top is not None and len(ranked) > bd.top:
+            kept = ranked[: bd.top]
+            rest = {k for k, _ in ranked[bd.top :]}
+            other = kpis_for(start, end, lambda r, c=bd.by, rest=rest: (r.get(c) or None) in rest)[bd.kpi]
+            expected = [*kept, ("other", other)]
+        else:
+            expected = ranked
+        assert [(r["key"], round(r["value"], 9)) for r in rows] == [(k, round(v, 9)) for k, v in expected]
+
+
+def test_funnel_and_portfolio(results, reference):
+    start, end = month("2026-10")
+    previous = None
+    for stage, got in zip(CONFIG.funnel, results["funnel"], strict=True):
+        value = metric(stage.metric, start, end)
+        assert got["value"] == value
+        assert close(got["step_rate"], None if previous in (None, 0) else value / previous)
+        previous = value
+    pf = CONFIG.portfolio
+    keys = {
+        r["campaign"] or None for s in ("spend", "orders") for r in SOURCES[s] if start <= r["_day"] <= end
+    }
+    expected = {}
+    for k in keys:
+        cost = metric(pf.cost, start, end, lambda r, k=k: (r.get("campaign") or None) == k)
+        value = metric(pf.value, start, end, lambda r, k=k: (r.get("campaign") or None) == k)
+        ratio = None if not cost else value / cost
+        verdict = (
+            "review"
+            if ratio is None
+            else "keep"
+            if ratio >= pf.rules.keep
+            else "improve"
+            if ratio >= pf.rules.improve
+            else "stop"
+        )
+        expected[k] = (cost, value, ratio, verdict)
+    got = {r["key"]: (r["cost"], r["value"], r["ratio"], r["verdict"]) for r in results["portfolio"]}
+    assert set(got) == set(expected)
+    for k, (cost, value, ratio, verdict) in expected.items():
+        assert close(got[k][0], cost), k
+        assert close(got[k][1], value), k
+        assert close(got[k][2], ratio), k
+        assert got[k][3] == verdict, k
+    assert "stop" in {v for *_, v in expected.values()}
+
+
+def test_generator_is_deterministic(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "config"
+    copy.mkdir()
+    shutil.copy(DEMO.parent / "generate_demo.py", copy)
+    subprocess.run([sys.executable, str(copy / "generate_demo.py")], check=True, cwd="/")
+    for path in sorted(DATA.glob("*.csv")):
+        assert (copy / "data" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_cli_demo_run(tmp_path, capsys):
+    from reporter.cli import main
+
+    assert main(["validate", str(DEMO)]) == 0
+    out = capsys.readouterr().out
+    assert "valid — 8 sources, 41 metrics, 41 KPIs, 7 objectives" in out
+    assert main(["run", str(DEMO), "--period", "2026-10", "--no-send", "--output", str(tmp_path)]) == 0
+    assert (tmp_path / "marketing-monthly" / "2026-10" / "results.json").is_file()
+    assert (
+        Path(tmp_path / "marketing-monthly" / "2026-10" / "marketing-monthly_2026-10.pdf").stat().st_size
+        > 10_000
+    )
