@@ -31,38 +31,9 @@ from reporter.pipeline import compute  # noqa: E402
 from reporter.render.context import Formatter  # noqa: E402
 from reporter.render.html import build_context, environment, stylesheet_dir, template_dirs  # noqa: E402
 from reporter.render.pdf import write_pdf  # noqa: E402
+from tests.fixtures.stress import stress_config  # noqa: E402
 
 NOW = dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC)
-
-
-def stress_config(folder: Path) -> Path:
-    import csv
-    import random
-
-    rng = random.Random(5)
-    with (folder / "s.csv").open("w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["date", "key", "a", "b"])
-        day = dt.date(2025, 10, 1)
-        while day <= dt.date(2026, 10, 31):
-            for k in range(5000 if day.month == 10 and day.year == 2026 and day.day == 15 else 20):
-                out.writerow([day.isoformat(), f"K{k:04d}", rng.randint(1, 900), rng.randint(1, 50)])
-            day += dt.timedelta(days=1)
-    metrics = "\n".join(
-        f"  m{i}: {{source: s, agg: sum, column: {'a' if i % 2 else 'b'}}}" for i in range(20)
-    )
-    kpis = "\n".join(
-        f"  k{i}: {{label: Indicateur {i}, formula: m{i % 20} / m{(i + 1) % 20}, section: Section {i // 25}}}"
-        for i in range(100)
-    )
-    (folder / "stress.yaml").write_text(
-        "report: {id: stress, title: Stress, timezone: Europe/Paris, locale: fr_FR}\n"
-        "sources: {s: {type: csv, path: s.csv, date_column: date}}\n"
-        f"metrics:\n{metrics}\nkpis:\n{kpis}\n"
-        "breakdowns: [{kpi: k1, by: key}]\n"
-        "quality: {require_complete_period: false}\n"
-    )
-    return folder / "stress.yaml"
 
 
 def chromium_time(html_path: Path, out: Path) -> float | None:

@@ -226,3 +226,26 @@ def test_kpi_without_data_gets_a_no_data_mark(tmp_path):
     html = render_html(config, results)
     assert html.count(">no data</text>") >= 2  # the sparkline and the objective's trend chart
     assert "polyline" not in html
+
+
+def test_stress_report_every_row_once_and_headers_repeat(tmp_path):
+    from tests.fixtures.stress import KEYS, stress_config
+
+    config = load_config(stress_config(tmp_path), env={})
+    results = compute(config, Period.parse("2026-10", "month"), NOW)
+    reader = pypdf.PdfReader(io.BytesIO(render_pdf(config, results)))
+    pages = [page.extract_text() for page in reader.pages]
+    assert len(pages) >= 60
+    counts: dict[str, int] = {}
+    header_missing = []
+    for number, text in enumerate(pages, start=1):
+        keys = re.findall(r"\bK\d{4}\b", text)
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+        if keys and not re.search(r"key\s+Indicateur 1\b", text):
+            header_missing.append(number)
+    assert counts == {f"K{k:04d}": 1 for k in range(KEYS)}
+    assert header_missing == []
+    # The 100 KPIs (one sparkline each) are all there, each section's table header repeated.
+    text = "".join(pages)
+    assert all(f"Indicateur {i}" in text for i in range(100))
