@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="reporter: %(message)s", stream=sys.stderr)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ import duckdb
 
 from reporter.compute.report import compute_results
 from reporter.config.model import Config
-from reporter.errors import QualityGateError, UsageError
+from reporter.delivery.ledger import Ledger, default_url
+from reporter.errors import QualityGateError, RunError, UsageError
 from reporter.periods import Period
 from reporter.results import Results
 from reporter.sources import SourceInfo, register_sources
@@ -30,10 +32,17 @@ class Outcome:
     period: str
     results: Results
     files: list[Path] = field(default_factory=list)
+    deliveries: list[Any] = field(default_factory=list)
 
     def summary(self) -> str:
         shown = ", ".join(str(f) for f in self.files)
-        return f"{self.report} {self.period}: done — {shown}"
+        text = f"{self.report} {self.period}: done — {shown}"
+        if self.deliveries:
+            counts: dict[str, int] = {}
+            for d in self.deliveries:
+                counts[d.state] = counts.get(d.state, 0) + 1
+            text += "; deliveries: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        return text
 
 
 def open_database(config: Config) -> tuple[duckdb.DuckDBPyConnection, dict[str, SourceInfo]]:
@@ -101,24 +110,74 @@ def run_report(
     output: Path | None = None,
     send: bool = True,
     force: bool = False,
+    reason: str | None = None,
+    env: Mapping[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    trigger: str = "cli",
 ) -> Outcome:
-    """Compute and write one report's files; raise QualityGateError (after writing
-    results.json with ``quality.passed: false``) when the data is not good enough to send."""
+    """Compute, render, write and (with ``send``) deliver one report for one period.
+
+    Raises RunError when the run fails: a failed quality gate (results.json is still written,
+    with ``quality.passed: false``), a render error or an empty PDF (nothing is sent; an alert
+    goes to ``delivery.alerts_to``), or deliveries that failed (each recorded in the ledger)."""
     target = resolve_period(config, period, now)
-    results = compute(config, target, now)
-    folder = output_root(config, output) / config.report.id / target.label
-    results_path = folder / "results.json"
-    write_atomic(results_path, results.to_json().encode("utf-8"))
-    if not results.quality.passed:
-        failed = [c.detail for c in results.quality.checks if not c.passed]
-        raise QualityGateError(
-            f"{config.report.id} {target.label}: quality gate failed, nothing sent: "
-            + "; ".join(failed)
-            + f" (results in {results_path})"
-        )
-    pdf_path = folder / f"{config.report.id}_{target.label}.pdf"
-    write_atomic(pdf_path, render_pdf(config, results))
-    return Outcome(config.report.id, target.label, results, [results_path, pdf_path])
+    root = output_root(config, output)
+    folder = root / config.report.id / target.label
+    ledger = Ledger(config.delivery.ledger or default_url(root)) if send else None
+    run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
+    try:
+        results = compute(config, target, now)
+        results_path = folder / "results.json"
+        write_atomic(results_path, results.to_json().encode("utf-8"))
+        if not results.quality.passed:
+            failed = [c.detail for c in results.quality.checks if not c.passed]
+            raise QualityGateError(
+                f"{config.report.id} {target.label}: quality gate failed, nothing sent: "
+                + "; ".join(failed)
+                + f" (results in {results_path})"
+            )
+        pdf = render_pdf(config, results)  # raises RunError for an empty PDF
+        pdf_name = f"{config.report.id}_{target.label}.pdf"
+        write_atomic(folder / pdf_name, pdf)
+        outcome = Outcome(config.report.id, target.label, results, [results_path, folder / pdf_name])
+        if config.delivery.email is not None:
+            from reporter.delivery.send import deliver
+
+            outcome.deliveries = deliver(
+                config,
+                results,
+                pdf,
+                pdf_name,
+                folder,
+                root,
+                now,
+                ledger=ledger,
+                run_id=run_id,
+                force=force,
+                reason=reason,
+                env=env,
+                sleep=sleep,
+            )
+            outcome.files.append(folder / "email.eml")
+            failed_deliveries = [d for d in outcome.deliveries if d.state == "failed"]
+            if failed_deliveries:
+                raise RunError(
+                    f"{config.report.id} {target.label}: delivery failed for "
+                    + ", ".join(f"{d.recipient} ({d.error})" for d in failed_deliveries)
+                    + "; the others were delivered; run again to retry only these"
+                )
+    except RunError as exc:
+        if ledger is not None:
+            ledger.finish_run(run_id, now, "failed", str(exc))
+            from reporter.delivery.send import alert
+
+            alert(config, root, target.label, str(exc), now, env=env)
+            ledger.close()
+        raise
+    if ledger is not None:
+        ledger.finish_run(run_id, now, "ok")
+        ledger.close()
+    return outcome
 
 
 def render_pdf(config: Config, results: Results) -> bytes:

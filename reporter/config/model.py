@@ -154,6 +154,7 @@ class Smtp(_Model):
     username: str | None = None
     password_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
     timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    ca_file: Path | None = None  # a CA bundle to trust (a company's own CA), relative to the file
 
 
 class Recipient(_Model):
@@ -183,6 +184,7 @@ class Delivery(_Model):
     retry_every: str = "1h"
     give_up_after: str = "3d"
     alerts_to: list[Text] = []
+    ledger: str | None = None  # a SQLAlchemy URL; default: SQLite in the output folder
     email: Email | None = None
     archive: Archive = Archive()
 

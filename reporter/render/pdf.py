@@ -52,7 +52,10 @@ def write_pdf(html: str, base_dir: Path, allowed: list[Path], *, strict: bool = 
     logger.addHandler(handler)
     try:
         document = HTML(string=html, base_url=base_dir.as_uri() + "/", url_fetcher=make_fetcher(allowed))
-        pdf = document.write_pdf()
+        rendered = document.render()
+        if not rendered.pages:
+            raise RunError("the PDF would have no page; nothing is sent")
+        pdf = rendered.write_pdf()
     except FatalURLFetchingError as exc:
         raise RunError(f"PDF rendering stopped: {exc}") from None
     finally:

@@ -1,0 +1,149 @@
+"""Send messages over SMTP (starttls | ssl | none) with bounded retries, or write them to an
+outbox folder when the YAML has no smtp block.
+
+A 4xx reply, a dropped connection or a timeout is retried with exponential backoff; a 5xx reply
+is permanent for that recipient and is not retried. The clock (``sleep``) is injectable.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+from reporter.config.model import Smtp
+from reporter.errors import RunError
+
+
+@dataclass
+class SendResult:
+    state: str  # sent | failed
+    attempts: int
+    error: str | None = None
+
+
+class _Transient(Exception):
+    pass
+
+
+class _Permanent(Exception):
+    pass
+
+
+class Mailer:
+    def __init__(
+        self,
+        smtp: Smtp | None,
+        outbox: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_attempts: int = 4,
+        backoff: float = 2.0,
+        base_dir: Path | None = None,
+    ):
+        self.smtp = smtp
+        self.outbox = outbox
+        self.env = os.environ if env is None else env
+        self.sleep = sleep
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.base_dir = base_dir or Path(".")
+        self.password: str | None = None
+        if smtp is not None and smtp.password_env:
+            if smtp.password_env not in self.env:
+                raise RunError(
+                    f"environment variable {smtp.password_env} (delivery.email.smtp.password_env) is not "
+                    "set: the SMTP password comes only from the environment"
+                )
+            self.password = self.env[smtp.password_env]
+
+    @property
+    def channel(self) -> str:
+        return "outbox" if self.smtp is None else "smtp"
+
+    def send(
+        self, message: EmailMessage, recipient: str, on_attempt: Callable[[int, str | None], None]
+    ) -> SendResult:
+        """Deliver ``message`` to ``recipient``; ``on_attempt(n, error)`` is called after each
+        attempt so the ledger counts them."""
+        if self.smtp is None:
+            from reporter.pipeline import write_atomic
+
+            write_atomic(self.outbox / f"{_safe(recipient)}.eml", message.as_bytes())
+            on_attempt(1, None)
+            return SendResult("sent", 1)
+        error: str | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                self._send_once(message, recipient)
+            except _Permanent as exc:
+                on_attempt(attempt, str(exc))
+                return SendResult("failed", attempt, str(exc))
+            except _Transient as exc:
+                error = str(exc)
+                on_attempt(attempt, error)
+                if attempt < self.max_attempts:
+                    self.sleep(self.backoff * 2 ** (attempt - 1))
+                continue
+            on_attempt(attempt, None)
+            return SendResult("sent", attempt)
+        return SendResult("failed", self.max_attempts, f"gave up after {self.max_attempts} attempts: {error}")
+
+    def _send_once(self, message: EmailMessage, recipient: str) -> None:
+        smtp = self.smtp
+        assert smtp is not None
+        context = ssl.create_default_context(
+            cafile=str(smtp.ca_file if smtp.ca_file.is_absolute() else self.base_dir / smtp.ca_file)
+            if smtp.ca_file
+            else None
+        )
+        try:
+            if smtp.security == "ssl":
+                client: smtplib.SMTP = smtplib.SMTP_SSL(
+                    smtp.host, smtp.port, timeout=smtp.timeout, context=context
+                )
+            else:
+                client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+            try:
+                client.ehlo()
+                if smtp.security == "starttls":
+                    client.starttls(context=context)
+                    client.ehlo()
+                if smtp.username:
+                    client.login(smtp.username, self.password or "")
+                refused = client.send_message(message, to_addrs=[recipient])
+                if refused:
+                    code, text = refused[recipient]
+                    _raise_for(code, text)
+            finally:
+                try:
+                    client.quit()
+                except (smtplib.SMTPException, OSError):
+                    client.close()
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            _raise_for(code, text)
+        except smtplib.SMTPResponseException as exc:
+            _raise_for(exc.smtp_code, exc.smtp_error)
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
+            raise _Transient(f"connection problem: {exc}") from None
+        except smtplib.SMTPException as exc:
+            raise _Transient(str(exc)) from None
+
+
+def _raise_for(code: int, text: bytes | str) -> None:
+    message = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    detail = f"{code} {message}".strip()
+    if 400 <= code < 500:
+        raise _Transient(detail)
+    raise _Permanent(detail)
+
+
+def _safe(address: str) -> str:
+    return "".join(c if c.isalnum() or c in "@._-+" else "_" for c in address.lower())
