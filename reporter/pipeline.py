@@ -123,6 +123,8 @@ def run_report(
     target = resolve_period(config, period, now)
     root = output_root(config, output)
     folder = root / config.report.id / target.label
+    if send:
+        root.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(config.delivery.ledger or default_url(root)) if send else None
     run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
     try:

@@ -116,7 +116,7 @@ class Mailer:
                     client.starttls(context=context)
                     client.ehlo()
                 if smtp.username:
-                    client.login(smtp.username, self.password or "")
+                    _login(client, smtp.username, self.password or "")
                 refused = client.send_message(message, to_addrs=[recipient])
                 if refused:
                     code, text = refused[recipient]
@@ -135,6 +135,16 @@ class Mailer:
             raise _Transient(f"connection problem: {exc}") from None
         except smtplib.SMTPException as exc:
             raise _Transient(str(exc)) from None
+
+
+def _login(client: smtplib.SMTP, user: str, password: str) -> None:
+    """AUTH PLAIN when offered (one round trip, over TLS), else smtplib's negotiation. A wrong
+    password is a 535: permanent, not retried."""
+    if "plain" in client.esmtp_features.get("auth", "").lower().split():
+        client.user, client.password = user, password
+        code, reply = client.auth("PLAIN", client.auth_plain, initial_response_ok=True)
+        return
+    client.login(user, password)
 
 
 def _raise_for(code: int, text: bytes | str) -> None:

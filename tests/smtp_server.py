@@ -1,0 +1,123 @@
+"""A real SMTP server on 127.0.0.1 (aiosmtpd) whose replies a test can script."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import ssl
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class Handler:
+    received: list[Received] = field(default_factory=list)
+    # rcpt_reply(address, attempt) -> None (accept) or an SMTP reply such as "550 5.1.1 unknown"
+    rcpt_reply: Callable[[str, int], str | None] = lambda address, attempt: None
+    drop_data: int = 0  # drop the connection during DATA this many times
+    rcpt_attempts: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        with self.lock:
+            self.rcpt_attempts[address] = self.rcpt_attempts.get(address, 0) + 1
+            attempt = self.rcpt_attempts[address]
+        reply = self.rcpt_reply(address, attempt)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            if self.drop_data > 0:
+                self.drop_data -= 1
+                server.transport.close()
+                return "421 closing"
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[Received]:
+        return [r for r in self.received if address in r.rcpt_tos]
+
+
+class Server:
+    def __init__(self, tmp: Path, *, tls: bool = False, auth: tuple[str, str] | None = None):
+        self.handler = Handler()
+        kwargs: dict[str, Any] = {}
+        self.cert = None
+        if tls:
+            self.cert, key = tmp / "cert.pem", tmp / "key.pem"
+            subprocess.run(
+                [
+                    "openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=localhost",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout",
+                    str(key),
+                    "-out",
+                    str(self.cert),
+                ],
+                check=True,
+                capture_output=True,
+            )
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.cert, key)
+            kwargs.update(tls_context=context, require_starttls=True)
+        if auth is not None:
+            user, password = auth
+
+            def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+                ok = (
+                    isinstance(data, LoginPassword)
+                    and data.login.decode() == user
+                    and data.password.decode() == password
+                )
+                return AuthResult(success=ok, handled=False)
+
+            kwargs.update(authenticator=check, auth_required=True, auth_require_tls=True)
+        self.port = _free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
+
+    def __enter__(self) -> Server:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
