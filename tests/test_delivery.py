@@ -104,7 +104,7 @@ def test_starttls_with_auth(demo, tmp_path):
         outcome = run(config, tmp_path, env={"SMTP_PASSWORD": "s3cret"})
         assert [d.state for d in outcome.deliveries] == ["sent"]
         assert len(server.handler.received) == 1
-        with pytest.raises(RunError, match="delivery failed for ceo@acme.test \\(535"):
+        with pytest.raises(RunError, match=r"delivery failed for ceo@acme.test \(535"):
             run(config, tmp_path / "wrong", env={"SMTP_PASSWORD": "wrong"})
         assert len(server.handler.received) == 1
     # the password never lands in the ledger, the outputs or the message

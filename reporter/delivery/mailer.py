@@ -142,7 +142,7 @@ def _login(client: smtplib.SMTP, user: str, password: str) -> None:
     password is a 535: permanent, not retried."""
     if "plain" in client.esmtp_features.get("auth", "").lower().split():
         client.user, client.password = user, password
-        code, reply = client.auth("PLAIN", client.auth_plain, initial_response_ok=True)
+        client.auth("PLAIN", client.auth_plain, initial_response_ok=True)
         return
     client.login(user, password)
 
