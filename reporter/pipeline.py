@@ -160,7 +160,22 @@ def run_report(
                 env=env,
                 sleep=sleep,
             )
-            outcome.files.append(folder / "email.eml")
+            if (folder / "email.eml").is_file():
+                outcome.files.append(folder / "email.eml")
+            if config.delivery.email.recipients:
+                outcome.deliveries += _bursts(
+                    config,
+                    target,
+                    now,
+                    folder,
+                    root,
+                    ledger=ledger,
+                    run_id=run_id,
+                    force=force,
+                    reason=reason,
+                    env=env,
+                    sleep=sleep,
+                )
             failed_deliveries = [d for d in outcome.deliveries if d.state == "failed"]
             if failed_deliveries:
                 raise RunError(
@@ -180,6 +195,56 @@ def run_report(
         ledger.finish_run(run_id, now, "ok")
         ledger.close()
     return outcome
+
+
+def _bursts(
+    config: Config,
+    target: Period,
+    now: dt.datetime,
+    folder: Path,
+    root: Path,
+    *,
+    ledger: Ledger | None,
+    run_id: int,
+    force: bool,
+    reason: str | None,
+    env: Mapping[str, str] | None,
+    sleep: Callable[[float], None],
+) -> list[Any]:
+    """Every recipient's filtered report: rendered in parallel, written under
+    ``recipients/<address>/``, delivered through the ledger (or not, with --no-send)."""
+    from reporter.burst import render_bursts
+    from reporter.delivery.send import DeliveryOutcome, deliver
+
+    assert config.delivery.email is not None
+    jobs = [(r.email, r.filter) for r in config.delivery.email.recipients]
+    outcomes: list[Any] = []
+    pdf_name = f"{config.report.id}_{target.label}.pdf"
+    for burst in render_bursts(config, target, now, jobs):
+        sub = folder / "recipients" / burst.email.lower()
+        write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"))
+        if burst.pdf is None:
+            failed = "; ".join(c.detail for c in burst.results.quality.checks if not c.passed)
+            outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", f"quality gate: {failed}"))
+            continue
+        write_atomic(sub / pdf_name, burst.pdf)
+        outcomes += deliver(
+            config,
+            burst.results,
+            burst.pdf,
+            pdf_name,
+            sub,
+            root,
+            now,
+            ledger=ledger,
+            run_id=run_id,
+            force=force,
+            reason=reason,
+            env=env,
+            sleep=sleep,
+            recipients=[burst.email.lower()],
+        )
+    return outcomes
 
 
 def render_pdf(config: Config, results: Results) -> bytes:

@@ -1,0 +1,100 @@
+"""Bursting: each recipient gets a report computed on their own rows only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+
+import pytest
+
+from reporter.config import load_config
+from reporter.errors import ConfigError
+from reporter.pipeline import run_report
+from tests.conftest import write_csv
+from tests.smtp_server import Server
+
+NOW = dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC)
+SELLERS = [f"Seller {i:02d}" for i in range(20)]
+
+
+def make(tmp_path, port):
+    rng = random.Random(3)
+    orders = []
+    day = dt.date(2025, 9, 1)
+    while day <= dt.date(2026, 10, 31):
+        for seller in SELLERS:
+            if rng.random() < 0.5:
+                orders.append([day.isoformat(), seller, round(rng.uniform(10, 500), 2)])
+        day += dt.timedelta(days=1)
+    write_csv(tmp_path / "orders.csv", ["date", "salesperson", "amount"], orders)
+    web = [
+        [d.isoformat(), rng.randint(100, 900)]
+        for d in (dt.date(2025, 9, 1) + dt.timedelta(days=i) for i in range(426))
+    ]
+    write_csv(tmp_path / "web.csv", ["date", "sessions"], web)
+    recipients = "\n".join(
+        f"      - {{email: s{i:02d}@acme.test, filter: {{salesperson: '{s}'}}}}"
+        for i, s in enumerate(SELLERS)
+    )
+    (tmp_path / "r.yaml").write_text(f"""
+report: {{id: burst, title: Ventes, timezone: Europe/Paris, locale: fr_FR}}
+sources:
+  orders: {{type: csv, path: orders.csv, date_column: date}}
+  web: {{type: csv, path: web.csv, date_column: date, shared: true}}
+metrics:
+  revenue: {{source: orders, agg: sum, column: amount}}
+  orders: {{source: orders, agg: count}}
+  sessions: {{source: web, agg: sum, column: sessions}}
+kpis:
+  revenue: {{label: Chiffre d'affaires, formula: revenue, format: currency}}
+  per_session: {{label: CA par visite, formula: revenue / sessions, format: currency}}
+objectives:
+  - {{id: rev, title: CA, kpi: revenue, target: {{value: 3000}}, owner: Direction, due: 2026-12-31}}
+delivery:
+  email:
+    from: reporting@acme.test
+    smtp: {{host: 127.0.0.1, port: {port}, security: none}}
+    recipients:
+{recipients}
+""")
+    return load_config(tmp_path / "r.yaml", env={}), orders, web
+
+
+def test_twenty_recipients_each_get_their_own_numbers(tmp_path):
+    with Server(tmp_path) as server:
+        config, orders, web = make(tmp_path, server.port)
+        outcome = run_report(config, period="2026-10", now=NOW, output=tmp_path / "out", sleep=lambda s: None)
+        assert sorted(d.state for d in outcome.deliveries) == ["sent"] * 20
+        assert sorted(r.rcpt_tos[0] for r in server.handler.received) == [
+            f"s{i:02d}@acme.test" for i in range(20)
+        ]
+        sessions = sum(n for d, n in web if d.startswith("2026-10"))
+        for i in (3, 17):  # two recipients, checked against the rows themselves
+            mine = sum(a for d, s, a in orders if s == SELLERS[i] and d.startswith("2026-10"))
+            folder = tmp_path / "out" / "burst" / "2026-10" / "recipients" / f"s{i:02d}@acme.test"
+            data = json.loads((folder / "results.json").read_text())
+            assert data["filter"] == {"salesperson": SELLERS[i]}
+            assert data["kpis"]["revenue"]["value"] == pytest.approx(mine)
+            assert data["kpis"]["per_session"]["value"] == pytest.approx(mine / sessions)  # web is shared
+            (msg,) = [r.message for r in server.handler.received if r.rcpt_tos == [f"s{i:02d}@acme.test"]]
+            pdf = next(p for p in msg.iter_attachments()).get_content()
+            assert pdf == (folder / "burst_2026-10.pdf").read_bytes()
+            text = msg.get_body(("plain",)).get_content()
+            assert SELLERS[i] in text
+            others = [s for s in SELLERS if s != SELLERS[i]]
+            assert not any(s in text for s in others)
+        # a second run sends nothing more
+        again = run_report(config, period="2026-10", now=NOW, output=tmp_path / "out", sleep=lambda s: None)
+        assert sorted(d.state for d in again.deliveries) == ["skipped"] * 20
+        assert len(server.handler.received) == 20
+
+
+def test_a_filter_column_missing_from_an_unshared_source_is_a_config_error(tmp_path):
+    make(tmp_path, 25)
+    text = (tmp_path / "r.yaml").read_text().replace(", shared: true", "")
+    (tmp_path / "r.yaml").write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(tmp_path / "r.yaml", env={})
+    messages = [p.message for p in exc.value.problems]
+    assert messages == ["column 'salesperson' is not in source(s) web"] * 20
