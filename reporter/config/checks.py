@@ -213,6 +213,8 @@ class _Checker:
             seen: set[tuple[Path_, str]] = set()
             for err in exc.errors():
                 loc = (*prefix, *err["loc"])
+                if any(loc[: len(bad)] == bad for bad in self.doc.bad):
+                    continue  # the loader already reported this value
                 problem = self._explain(model, err, loc, prefix)
                 marker = (loc, problem.message)
                 if marker not in seen:
@@ -654,7 +656,11 @@ class _Checker:
                 try:
                     check_expression(text, cols)
                 except ExpressionError as exc:
-                    hint = "a scalar SQL expression over this source's columns"
+                    hint = (
+                        "write a condition on this source's columns, e.g. stage = 'won'"
+                        if key == "where"
+                        else "write an expression over this source's columns, e.g. quantity * unit_price"
+                    )
                     unknown = re.match(r"unknown column '(.*)'", str(exc))
                     if unknown:
                         hint = did_you_mean(unknown.group(1), cols, known_label="columns are")

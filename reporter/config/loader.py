@@ -36,6 +36,7 @@ class Document:
     key_pos: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     bool_text: dict[Path_, str] = field(default_factory=dict)
     from_env: set[Path_] = field(default_factory=set)
+    bad: set[Path_] = field(default_factory=set)  # values already reported (a refused tag...)
 
     def where(self, path: Path_, *, key: bool = False) -> tuple[int | None, int | None]:
         """Line and column (1-based) of the value at ``path`` (or of its key), else of the
@@ -63,6 +64,9 @@ def format_path(path: Path_) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out
+
+
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap")
 
 
 class _Loader(yaml.SafeLoader):
@@ -120,6 +124,19 @@ def _build(
     problems: list[Problem],
 ) -> Any:
     doc.value_pos[path] = _mark(node)
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        problems.append(
+            Problem(
+                doc.file,
+                *_mark(node),
+                format_path(path),
+                f"the YAML tag {tag} is not allowed",
+                "write plain values; reporter never builds objects from YAML tags",
+            )
+        )
+        doc.bad.add(path)
+        return None
     if isinstance(node, yaml.MappingNode):
         try:
             loader.flatten_mapping(node)  # YAML merge keys (<<)
@@ -161,7 +178,10 @@ def _build(
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), doc, loader, env, problems) for i, item in enumerate(node.value)]
+    before = len(problems)
     value = _scalar(node, path, doc, loader, problems)
+    if len(problems) > before:
+        doc.bad.add(path)
     if isinstance(value, bool):
         doc.bool_text[path] = node.value
     if isinstance(value, str) and "${" in value:
