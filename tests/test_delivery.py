@@ -230,3 +230,29 @@ def test_outbox_without_smtp_and_cli_exit_codes(demo, tmp_path, capsys):
     assert (tmp_path / "n" / "marketing-monthly" / "2026-10" / "email.eml").is_file()
     assert not (tmp_path / "n" / "outbox").exists()
     assert not (tmp_path / "n" / "ledger.sqlite").exists()
+
+
+def test_ledger_on_postgresql(demo, tmp_path):
+    import os
+
+    url = os.environ.get("REPORTER_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide PostgreSQL: .ci/run sets REPORTER_TEST_PG_URL")
+        pytest.skip("no PostgreSQL here; .ci/run starts one and sets REPORTER_TEST_PG_URL")
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS deliveries, runs"))
+    engine.dispose()
+    with Server(tmp_path) as server:
+        config = configured(demo, server.port, to=["ceo@acme.test", "cfo@acme.test"])
+        config = config.model_copy(update={"delivery": config.delivery.model_copy(update={"ledger": url})})
+        run(config, tmp_path / "host-a")
+        run(config, tmp_path / "host-b")  # another host, another output folder, the same ledger
+        assert sorted(r.rcpt_tos[0] for r in server.handler.received) == ["ceo@acme.test", "cfo@acme.test"]
+    ledger = Ledger(url)
+    assert [r["outcome"] for r in ledger.runs_of("marketing-monthly", "2026-10")] == ["ok", "ok"]
+    assert {d.state for d in ledger.all("marketing-monthly", "2026-10")} == {"sent"}
+    ledger.close()
