@@ -7,6 +7,7 @@ load (done by the caller) → read sources into DuckDB and lock it → compute �
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import tempfile
 import time
@@ -145,14 +146,10 @@ def run_report(
         if config.delivery.email is not None:
             from reporter.delivery.send import deliver
 
-            outcome.deliveries = deliver(
-                config,
-                results,
-                pdf,
-                pdf_name,
-                folder,
-                root,
-                now,
+            send_to = functools.partial(
+                deliver,
+                root=root,
+                now=now,
                 ledger=ledger,
                 run_id=run_id,
                 force=force,
@@ -160,22 +157,11 @@ def run_report(
                 env=env,
                 sleep=sleep,
             )
+            outcome.deliveries = send_to(config, results, pdf, pdf_name, folder)
             if (folder / "email.eml").is_file():
                 outcome.files.append(folder / "email.eml")
             if config.delivery.email.recipients:
-                outcome.deliveries += _bursts(
-                    config,
-                    target,
-                    now,
-                    folder,
-                    root,
-                    ledger=ledger,
-                    run_id=run_id,
-                    force=force,
-                    reason=reason,
-                    env=env,
-                    sleep=sleep,
-                )
+                outcome.deliveries += _bursts(config, target, now, folder, send_to)
             failed_deliveries = [d for d in outcome.deliveries if d.state == "failed"]
             if failed_deliveries:
                 raise RunError(
@@ -198,23 +184,12 @@ def run_report(
 
 
 def _bursts(
-    config: Config,
-    target: Period,
-    now: dt.datetime,
-    folder: Path,
-    root: Path,
-    *,
-    ledger: Ledger | None,
-    run_id: int,
-    force: bool,
-    reason: str | None,
-    env: Mapping[str, str] | None,
-    sleep: Callable[[float], None],
+    config: Config, target: Period, now: dt.datetime, folder: Path, send_to: Callable[..., list[Any]]
 ) -> list[Any]:
     """Every recipient's filtered report: rendered in parallel, written under
-    ``recipients/<address>/``, delivered through the ledger (or not, with --no-send)."""
+    ``recipients/<address>/``, delivered with ``send_to`` (``deliver`` with the run's ledger)."""
     from reporter.burst import render_bursts
-    from reporter.delivery.send import DeliveryOutcome, deliver
+    from reporter.delivery.send import DeliveryOutcome
 
     assert config.delivery.email is not None
     jobs = [(r.email, r.filter) for r in config.delivery.email.recipients]
@@ -228,22 +203,7 @@ def _bursts(
             outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", f"quality gate: {failed}"))
             continue
         write_atomic(sub / pdf_name, burst.pdf)
-        outcomes += deliver(
-            config,
-            burst.results,
-            burst.pdf,
-            pdf_name,
-            sub,
-            root,
-            now,
-            ledger=ledger,
-            run_id=run_id,
-            force=force,
-            reason=reason,
-            env=env,
-            sleep=sleep,
-            recipients=[burst.email.lower()],
-        )
+        outcomes += send_to(config, burst.results, burst.pdf, pdf_name, sub, recipients=[burst.email.lower()])
     return outcomes
 
 

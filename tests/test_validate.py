@@ -63,6 +63,13 @@ def validate(path, capsys) -> tuple[int, list[str]]:
 
 
 CASES = {
+    "unknown template": (
+        {3: "  title: Demo\n  template: exective"},
+        None,
+        [
+            "F:4:13: report.template: unknown template 'exective'; built-in templates: executive, or a folder path"
+        ],
+    ),
     "typo in a key": (
         {14: "  win_rate: {formula: won / leads, fromat: percent}"},
         None,

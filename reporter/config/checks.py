@@ -331,6 +331,16 @@ class _Checker:
                 f"unknown currency '{report.currency}'",
                 "use an ISO 4217 code such as EUR, USD, GBP, CHF",
             )
+        if "template" in data:
+            from reporter.render.html import builtin_templates, resolve_template
+
+            found = resolve_template(report.template, self.path.resolve().parent)
+            if isinstance(found, str):
+                self.add(
+                    ("report", "template"),
+                    found,
+                    f"built-in templates: {', '.join(builtin_templates())}, or a folder path",
+                )
         try:
             ZoneInfo(report.timezone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -66,6 +66,16 @@ class Delivery:
     channel: str
 
 
+def _key(report: str, period: str, recipient: str, version: int) -> tuple[sa.ColumnElement[bool], ...]:
+    """The WHERE conditions naming one delivery version."""
+    return (
+        deliveries.c.report == report,
+        deliveries.c.period == period,
+        deliveries.c.recipient == recipient.lower(),
+        deliveries.c.version == version,
+    )
+
+
 def default_url(output: Path) -> str:
     return f"sqlite:///{(output / 'ledger.sqlite').resolve()}"
 
@@ -170,12 +180,7 @@ class Ledger:
         """Commit the intent to send before sending (state pending)."""
         with self.engine.begin() as conn:
             exists = conn.execute(
-                sa.select(deliveries.c.version).where(
-                    deliveries.c.report == report,
-                    deliveries.c.period == period,
-                    deliveries.c.recipient == recipient.lower(),
-                    deliveries.c.version == version,
-                )
+                sa.select(deliveries.c.version).where(*_key(report, period, recipient, version))
             ).first()
             values = dict(
                 message_id=message_id,
@@ -188,14 +193,7 @@ class Ledger:
             )
             if exists:
                 conn.execute(
-                    deliveries.update()
-                    .where(
-                        deliveries.c.report == report,
-                        deliveries.c.period == period,
-                        deliveries.c.recipient == recipient.lower(),
-                        deliveries.c.version == version,
-                    )
-                    .values(**values)
+                    deliveries.update().where(*_key(report, period, recipient, version)).values(**values)
                 )
             else:
                 conn.execute(
@@ -226,12 +224,5 @@ class Ledger:
             if attempt:
                 values["attempts"] = deliveries.c.attempts + 1
             conn.execute(
-                deliveries.update()
-                .where(
-                    deliveries.c.report == report,
-                    deliveries.c.period == period,
-                    deliveries.c.recipient == recipient.lower(),
-                    deliveries.c.version == version,
-                )
-                .values(**values)
+                deliveries.update().where(*_key(report, period, recipient, version)).values(**values)
             )

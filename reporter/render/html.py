@@ -30,39 +30,27 @@ STATUSES = ("on_track", "at_risk", "off_track", "no_data", "no_target")
 SYMBOLS = {"on_track": "✔", "at_risk": "▲", "off_track": "✖", "no_data": "–", "no_target": "○"}
 
 
-def template_dirs(config: Config) -> list[Path]:
-    """Where the report's templates are looked up, in order."""
-    name = config.report.template
-    candidate = config.resolve(Path(name))
-    if ("/" in name or name.startswith(".")) or (candidate.is_dir() and not (TEMPLATES / name).is_dir()):
+def resolve_template(name: str, base_dir: Path) -> list[Path] | str:
+    """The folders a template name stands for (user folder first, then the built-in default),
+    or a message saying why it stands for none. A name with a slash, or naming a folder next
+    to the configuration that is not a built-in template, is a user folder."""
+    candidate = Path(name) if Path(name).is_absolute() else base_dir / name
+    if "/" in name or name.startswith(".") or (candidate.is_dir() and not (TEMPLATES / name).is_dir()):
         if not candidate.is_dir():
-            raise ConfigError(
-                [
-                    Problem(
-                        str(config.file),
-                        None,
-                        None,
-                        "report.template",
-                        f"template folder not found: {candidate}",
-                        f"built-in templates: {', '.join(builtin_templates())}",
-                    )
-                ]
-            )
+            return f"template folder not found: {candidate}"
         return [candidate, TEMPLATES / DEFAULT]
     if not (TEMPLATES / name).is_dir():
-        raise ConfigError(
-            [
-                Problem(
-                    str(config.file),
-                    None,
-                    None,
-                    "report.template",
-                    f"unknown template '{name}'",
-                    f"built-in templates: {', '.join(builtin_templates())}, or a folder path",
-                )
-            ]
-        )
+        return f"unknown template '{name}'"
     return [TEMPLATES / name]
+
+
+def template_dirs(config: Config) -> list[Path]:
+    """Where the report's templates are looked up, in order."""
+    found = resolve_template(config.report.template, config.base_dir)
+    if isinstance(found, str):
+        hint = f"built-in templates: {', '.join(builtin_templates())}, or a folder path"
+        raise ConfigError([Problem(str(config.file), None, None, "report.template", found, hint)])
+    return found
 
 
 def builtin_templates() -> list[str]:
