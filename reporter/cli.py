@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-send", action="store_true", help="compute and write files; send nothing")
     p.add_argument("--force", action="store_true", help="re-send a period already delivered")
 
+    p = sub.add_parser("verify", help="check every archived file against the manifest; exit 1 on any problem")
+    p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
+    p.add_argument("--report", help="only this report id")
+    p.add_argument("--period", help="only this period, e.g. 2026-10")
+
     p = sub.add_parser("preview", help="write the report as one HTML file to open in a browser")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
@@ -60,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "preview":
             return _preview(args)
+        if args.command == "verify":
+            return _verify(args)
         raise UsageError(f"unknown command {args.command}")  # pragma: no cover
     except ConfigError as exc:
         for problem in exc.problems:
@@ -149,4 +156,20 @@ def _preview(args: argparse.Namespace) -> int:
     for config in load_configs(args.config):
         path = preview(config, period=args.period, now=clock, output=args.output)
         print(f"{config.report.id}: preview written to {path} (open it in a browser; nothing was sent)")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from reporter.delivery.archive import MANIFEST, verify_archive
+
+    if not args.archive.is_dir():
+        raise UsageError(f"{args.archive}: not a folder")
+    problems = verify_archive(args.archive, report=args.report, period=args.period)
+    for problem in problems:
+        print(f"{args.archive}/{problem}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s): the archive is NOT intact.", file=sys.stderr)
+        return 1
+    lines = (args.archive / MANIFEST).read_text(encoding="utf-8").count("\n")
+    print(f"{args.archive}: intact — {lines} archived file(s), hash chain and attachments verified")
     return 0

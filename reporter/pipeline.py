@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import json
 import os
 import tempfile
 import time
@@ -139,7 +141,8 @@ def run_report(
                 + "; ".join(failed)
                 + f" (results in {results_path})"
             )
-        pdf = render_pdf(config, results)  # raises RunError for an empty PDF
+        run_key = f"{config.report.id}-{target.label}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
+        pdf = render_pdf(config, results, run_id=run_key, trigger=trigger)  # RunError if empty
         pdf_name = f"{config.report.id}_{target.label}.pdf"
         write_atomic(folder / pdf_name, pdf)
         outcome = Outcome(config.report.id, target.label, results, [results_path, folder / pdf_name])
@@ -162,6 +165,9 @@ def run_report(
                 outcome.files.append(folder / "email.eml")
             if config.delivery.email.recipients:
                 outcome.deliveries += _bursts(config, target, now, folder, send_to)
+            archived_something = any(d.state == "sent" for d in outcome.deliveries)
+            if ledger is not None and (archived_something or force):
+                outcome.files.append(_archive(config, results, pdf, run_key, now, reason if force else None))
             failed_deliveries = [d for d in outcome.deliveries if d.state == "failed"]
             if failed_deliveries:
                 raise RunError(
@@ -181,6 +187,17 @@ def run_report(
         ledger.finish_run(run_id, now, "ok")
         ledger.close()
     return outcome
+
+
+def _archive(
+    config: Config, results: Results, pdf: bytes, run_id: str, now: dt.datetime, reason: str | None
+) -> Path:
+    """Keep the delivered PDF in the append-only archive (a new version per delivery)."""
+    from reporter.delivery.archive import archive_pdf
+
+    archive = config.resolve(config.delivery.archive.dir).resolve()
+    done = archive_pdf(archive, config.report.id, results.period, pdf, run_id=run_id, now=now, reason=reason)
+    return done.path
 
 
 def _bursts(
@@ -207,12 +224,60 @@ def _bursts(
     return outcomes
 
 
-def render_pdf(config: Config, results: Results) -> bytes:
+def render_pdf(config: Config, results: Results, *, run_id: str = "", trigger: str = "cli") -> bytes:
+    """The report's PDF: PDF/A-3b with results.json, the YAML and provenance.json inside when
+    ``delivery.archive.pdfa`` (the default), else a plain PDF."""
     from reporter.render.html import render_html, stylesheet_dir, template_dirs
     from reporter.render.pdf import write_pdf
 
     html = render_html(config, results)
-    return write_pdf(html, stylesheet_dir(config), template_dirs(config))
+    finish = None
+    if config.delivery.archive.pdfa:
+        from reporter.delivery.archive import make_pdfa
+
+        when = dt.datetime.fromisoformat(results.generated_at)
+        attachments = {
+            "results.json": (results.to_json().encode("utf-8"), "Data"),
+            config.file.name: (config.file.read_bytes(), "Source"),
+            "provenance.json": (provenance(config, results, run_id, trigger), "Data"),
+        }
+        identifier = hashlib.sha256(f"{config.report.id}|{results.period}".encode()).hexdigest()[:32]
+
+        def finish(document: Any) -> bytes:
+            return make_pdfa(document, attachments, identifier, when)
+
+    return write_pdf(html, stylesheet_dir(config), template_dirs(config), finish=finish)
+
+
+def provenance(config: Config, results: Results, run_id: str, trigger: str) -> bytes:
+    """Where the numbers came from: sources (without credentials), versions, the run."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    from reporter import __version__
+
+    data = {
+        "report": config.report.id,
+        "period": results.period,
+        "generated_at": results.generated_at,
+        "run_id": run_id,
+        "trigger": trigger,
+        "reporter": __version__,
+        "python": platform.python_version(),
+        "libraries": {n: ver(n) for n in ("duckdb", "weasyprint", "babel", "jinja2", "pydantic", "pandas")},
+        "configuration": {
+            "file": config.file.name,
+            "sha256": hashlib.sha256(config.file.read_bytes()).hexdigest(),
+        },
+        "sources": [s.__dict__ for s in results.sources],
+    }
+    return (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
 def preview(config: Config, *, period: str | None, now: dt.datetime, output: Path | None = None) -> Path:

@@ -171,7 +171,7 @@ def test_yaml_text_is_printed_as_text_and_fetches_nothing(tmp_path):
     assert '<img src="file:///etc/passwd">' in text
     assert "<link rel=attachment" in text
     assert "<b>Title</b>" in text
-    assert reader.attachments == {}
+    assert sorted(reader.attachments) == ["provenance.json", "r.yaml", "results.json"]  # evidence only
     assert "root:x:0:0" not in text
     # A title is text, never a template; an action is a sandboxed template, still escaped.
     assert "{{ 7 * 7 }}" in text

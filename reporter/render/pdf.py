@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,14 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def write_pdf(html: str, base_dir: Path, allowed: list[Path], *, strict: bool = False) -> bytes:
+def write_pdf(
+    html: str,
+    base_dir: Path,
+    allowed: list[Path],
+    *,
+    strict: bool = False,
+    finish: Callable[[Any], bytes] | None = None,
+) -> bytes:
     """Render ``html`` to PDF bytes. An error logged by WeasyPrint (a missing image, a bad
     stylesheet) fails the render; with ``strict``, so does any warning (the tests use it)."""
     from weasyprint import HTML
@@ -55,7 +63,7 @@ def write_pdf(html: str, base_dir: Path, allowed: list[Path], *, strict: bool = 
         rendered = document.render()
         if not rendered.pages:
             raise RunError("the PDF would have no page; nothing is sent")
-        pdf = rendered.write_pdf()
+        pdf = finish(rendered) if finish is not None else rendered.write_pdf()
     except FatalURLFetchingError as exc:
         raise RunError(f"PDF rendering stopped: {exc}") from None
     finally:

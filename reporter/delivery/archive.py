@@ -1,0 +1,215 @@
+"""The auditor's archive: PDF/A-3b with its evidence inside, and a tamper-evident manifest.
+
+Layout under ``delivery.archive.dir``::
+
+    <report>/<period>/<report>_<period>_v<N>.pdf    never overwritten, never deleted
+    manifest.jsonl                                  one line per archived file, hash-chained
+
+Each manifest line holds the file's path (relative to the archive), SHA-256, size, run id,
+time, reason, the SHA-256 of each attachment inside the PDF, and ``prev``: the SHA-256 of the
+previous line's text (64 zeros for the first). Editing, deleting or reordering lines breaks the
+chain; editing or deleting a file breaks its hash. The manifest is rewritten atomically (temp
+file, fsync, rename), so a crash leaves the old or the new manifest, never a torn line; a PDF
+written before a crash but not yet in the manifest is reported as "extra" by ``verify_archive``
+and is harmless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import mimetypes
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+mimetypes.add_type("application/yaml", ".yaml")
+mimetypes.add_type("application/yaml", ".yml")
+
+MANIFEST = "manifest.jsonl"
+GENESIS = "0" * 64
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_pdfa(
+    document: Any, attachments: dict[str, tuple[bytes, str]], identifier: str, now: dt.datetime
+) -> bytes:
+    """Write a rendered WeasyPrint document as PDF/A-3b with associated files.
+
+    ``attachments`` maps a file name to (content, AFRelationship); MIME types come from the
+    names. WeasyPrint compresses the XMP metadata stream for PDF/A-2 and -3, which PDF/A-3
+    forbids (PDFA3B-METADATA-FILTER-001): this document's metadata is written uncompressed,
+    every other stream stays compressed. Dates come from ``now``, so a re-render is
+    byte-identical."""
+    from weasyprint import Attachment
+
+    when = now.astimezone(dt.UTC)
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    metadata = document.metadata
+    metadata.created = stamp
+    metadata.modified = stamp
+    include = metadata.include_in_pdf
+
+    def include_uncompressed(pdf: Any, variant: str, version: str, conformance: str, compress: bool) -> None:
+        include(pdf, variant, version, conformance, False)
+
+    metadata.include_in_pdf = include_uncompressed
+    files = [
+        Attachment(
+            file_obj=io.BytesIO(content),
+            name=name,
+            description=name,
+            created=when,
+            modified=when,
+            relationship=relationship,
+        )
+        for name, (content, relationship) in attachments.items()
+    ]
+    pdf: bytes = document.write_pdf(
+        pdf_variant="pdf/a-3b", attachments=files, pdf_identifier=identifier.encode()[:32]
+    )
+    return pdf
+
+
+def attachments_of(pdf: bytes) -> dict[str, bytes]:
+    """The embedded files of a PDF, by name."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(pdf))
+    return {name: contents[0] for name, contents in reader.attachments.items()}
+
+
+@dataclass
+class Archived:
+    path: Path
+    version: int
+    line: dict[str, Any]
+
+
+def _lines(archive: Path) -> list[str]:
+    manifest = archive / MANIFEST
+    if not manifest.is_file():
+        return []
+    return [line for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def archive_pdf(
+    archive: Path,
+    report: str,
+    period: str,
+    pdf: bytes,
+    *,
+    run_id: str,
+    now: dt.datetime,
+    reason: str | None = None,
+) -> Archived:
+    """Append ``pdf`` to the archive as the next version; return where it went."""
+    folder = archive / report / period
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [
+        int(m.group(1))
+        for p in folder.glob(f"{report}_{period}_v*.pdf")
+        if (m := re.search(r"_v(\d+)\.pdf$", p.name))
+    ]
+    version = max(taken, default=0) + 1
+    path = folder / f"{report}_{period}_v{version}.pdf"
+    _write_new(path, pdf)
+    lines = _lines(archive)
+    entry = {
+        "path": str(path.relative_to(archive)),
+        "sha256": sha256(pdf),
+        "size": len(pdf),
+        "report": report,
+        "period": period,
+        "version": version,
+        "run_id": run_id,
+        "time": now.isoformat(timespec="seconds"),
+        "reason": reason,
+        "attachments": {name: sha256(data) for name, data in sorted(attachments_of(pdf).items())},
+        "prev": sha256(lines[-1].encode()) if lines else GENESIS,
+    }
+    text = (
+        "".join(line + "\n" for line in lines) + json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n"
+    )
+    _replace(archive / MANIFEST, text.encode("utf-8"))
+    return Archived(path, version, entry)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` (never overwrite), durably."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _replace(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def verify_archive(archive: Path, *, report: str | None = None, period: str | None = None) -> list[str]:
+    """Every problem found, each naming its path; an empty list means the archive is intact."""
+    problems: list[str] = []
+    lines = _lines(archive)
+    if not (archive / MANIFEST).is_file():
+        return [f"{archive / MANIFEST}: missing"]
+    listed: set[str] = set()
+    prev = GENESIS
+    for number, text in enumerate(lines, start=1):
+        try:
+            entry = json.loads(text)
+        except json.JSONDecodeError:
+            problems.append(f"{MANIFEST}:{number}: not a valid manifest line")
+            prev = sha256(text.encode())
+            continue
+        if entry.get("prev") != prev:
+            problems.append(
+                f"{MANIFEST}:{number}: hash chain broken at {entry.get('path')} "
+                "(a line before it was edited, removed or reordered)"
+            )
+        prev = sha256(text.encode())
+        listed.add(str(entry.get("path")))
+        if (report and entry.get("report") != report) or (period and entry.get("period") != period):
+            continue
+        path = archive / str(entry.get("path"))
+        if not path.is_file():
+            problems.append(f"{entry.get('path')}: missing (listed on manifest line {number})")
+            continue
+        data = path.read_bytes()
+        if sha256(data) != entry.get("sha256") or len(data) != entry.get("size"):
+            problems.append(f"{entry.get('path')}: altered (SHA-256 differs from manifest line {number})")
+            continue
+        try:
+            inside = {name: sha256(blob) for name, blob in sorted(attachments_of(data).items())}
+        except Exception as exc:  # an unreadable PDF is a finding, not a crash
+            problems.append(f"{entry.get('path')}: attachments unreadable: {exc}")
+            continue
+        if inside != entry.get("attachments"):
+            problems.append(f"{entry.get('path')}: attachments differ from manifest line {number}")
+    for pdf in sorted(archive.rglob("*.pdf")):
+        rel = str(pdf.relative_to(archive))
+        if (
+            rel not in listed
+            and (not report or rel.startswith(f"{report}/"))
+            and (not period or f"/{period}/" in f"/{rel}")
+        ):
+            problems.append(f"{rel}: extra (not in the manifest)")
+    return problems

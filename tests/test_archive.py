@@ -1,0 +1,196 @@
+"""The auditor's archive: PDF/A-3b with evidence inside, a hash-chained manifest that catches
+every edit, atomic appends, byte-identical re-renders, `reporter verify`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import page
+import pypdf
+import pytest
+
+from reporter.cli import main
+from reporter.config import load_config
+from reporter.config.model import Email
+from reporter.delivery import archive as archive_module
+from reporter.delivery.archive import MANIFEST, archive_pdf, attachments_of, verify_archive
+from reporter.pipeline import run_report
+from tests.conftest import DEMO, ROOT
+
+NOW = dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def demo_archive(tmp_path_factory):
+    """The demo delivered twice (October, then a forced re-send) into an archive."""
+    folder = tmp_path_factory.mktemp("archive")
+    config = load_config(DEMO, env={})
+    delivery = config.delivery.model_copy(
+        update={"archive": config.delivery.archive.model_copy(update={"dir": folder / "archive"})}
+    )
+    config = config.model_copy(update={"delivery": delivery})
+    run_report(config, period="2026-10", now=NOW, output=folder / "out")
+    run_report(config, period="2026-10", now=NOW, output=folder / "out", force=True, reason="typo fixed")
+    run_report(config, period="2026-09", now=NOW, output=folder / "out")
+    return config, folder
+
+
+def copy_archive(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    for path in dst.rglob("*"):
+        path.chmod(0o644 if path.is_file() else 0o755)
+    return dst
+
+
+def test_demo_archive_verifies_and_is_pdfa(demo_archive, capsys):
+    _, folder = demo_archive
+    archive = folder / "archive"
+    assert verify_archive(archive) == []
+    assert main(["verify", str(archive)]) == 0
+    assert "intact — 3 archived file(s)" in capsys.readouterr().out
+    lines = [json.loads(x) for x in (archive / MANIFEST).read_text().splitlines()]
+    assert [(e["period"], e["version"], e["reason"]) for e in lines] == [
+        ("2026-10", 1, None),
+        ("2026-10", 2, "typo fixed"),
+        ("2026-09", 1, None),
+    ]
+    pdf = (archive / lines[0]["path"]).read_bytes()
+    report = page.validate_pdf_bytes(pdf, profile="3b")
+    assert report.is_compliant, [(f.rule_id, f.message) for f in report.failures]
+    # the evidence inside equals what the run wrote, and the YAML used
+    inside = attachments_of(pdf)
+    out = folder / "out" / "marketing-monthly" / "2026-10"
+    assert inside["results.json"] == (out / "results.json").read_bytes()
+    assert inside["example.yaml"] == DEMO.read_bytes()
+    prov = json.loads(inside["provenance.json"])
+    assert (
+        prov["sources"][0]["sha256"]
+        == __import__("hashlib").sha256((DEMO.parent / "data" / "web_traffic.csv").read_bytes()).hexdigest()
+    )
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    assert reader.metadata.title.startswith("Rapport mensuel marketing & ventes")
+    assert reader.metadata.author == "Hexagone Conseil SAS"
+
+
+@pytest.mark.parametrize("damage", ["flip", "delete", "edit-line", "reorder", "extra"])
+def test_tampering_is_detected_with_its_path(demo_archive, tmp_path, damage, capsys):
+    archive = copy_archive(demo_archive[1] / "archive", tmp_path / "a")
+    manifest = archive / MANIFEST
+    lines = manifest.read_text().splitlines()
+    first = archive / json.loads(lines[0])["path"]
+    if damage == "flip":
+        data = bytearray(first.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        first.write_bytes(bytes(data))
+        expected = f"{json.loads(lines[0])['path']}: altered (SHA-256 differs from manifest line 1)"
+    elif damage == "delete":
+        first.unlink()
+        expected = f"{json.loads(lines[0])['path']}: missing (listed on manifest line 1)"
+    elif damage == "edit-line":
+        entry = json.loads(lines[0])
+        entry["reason"] = "nothing to see"
+        lines[0] = json.dumps(entry, sort_keys=True, ensure_ascii=False)
+        manifest.write_text("\n".join(lines) + "\n")
+        expected = (
+            f"{MANIFEST}:2: hash chain broken at {json.loads(lines[1])['path']} "
+            "(a line before it was edited, removed or reordered)"
+        )
+    elif damage == "reorder":
+        lines[1], lines[2] = lines[2], lines[1]
+        manifest.write_text("\n".join(lines) + "\n")
+        expected = (
+            f"{MANIFEST}:2: hash chain broken at {json.loads(lines[1])['path']} "
+            "(a line before it was edited, removed or reordered)"
+        )
+    else:
+        (archive / "marketing-monthly" / "2026-10" / "forged.pdf").write_bytes(b"%PDF-1.7")
+        expected = "marketing-monthly/2026-10/forged.pdf: extra (not in the manifest)"
+    problems = verify_archive(archive)
+    assert expected in problems
+    assert main(["verify", str(archive)]) == 1
+    assert f"{archive}/{expected}" in capsys.readouterr().err
+
+
+def test_crash_while_archiving_leaves_a_verifiable_archive(demo_archive, tmp_path, monkeypatch):
+    archive = copy_archive(demo_archive[1] / "archive", tmp_path / "a")
+    pdf = (archive / json.loads((archive / MANIFEST).read_text().splitlines()[0])["path"]).read_bytes()
+    before = (archive / MANIFEST).read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full while writing the manifest")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        archive_pdf(archive, "marketing-monthly", "2026-10", pdf, run_id="r", now=NOW)
+    monkeypatch.undo()
+    assert (archive / MANIFEST).read_bytes() == before  # the old manifest, whole
+    problems = verify_archive(archive)
+    assert problems == [
+        "marketing-monthly/2026-10/marketing-monthly_2026-10_v3.pdf: extra (not in the manifest)"
+    ]
+    # the next append takes the next free version and the chain goes on
+    archive_pdf(archive, "marketing-monthly", "2026-10", pdf, run_id="r", now=NOW)
+    assert verify_archive(archive) == problems
+
+
+def test_no_secret_from_the_environment_in_the_pdf(tmp_path):
+    secret = "Sup3r-Secret-Pa55"
+    text = DEMO.read_text().replace("delivery:\n", "delivery:\n  ledger: sqlite:///${REPORTER_LEDGER}\n", 1)
+    config_path = DEMO.parent / ".secret-test.yaml"
+    config_path.write_text(text)
+    try:
+        env = {"REPORTER_LEDGER": str(tmp_path / "l.sqlite"), "SMTP_PASSWORD": secret}
+        config = load_config(config_path, env=env)
+        delivery = config.delivery.model_copy(
+            update={
+                "archive": config.delivery.archive.model_copy(update={"dir": tmp_path / "archive"}),
+                "email": Email(**{"from": "r@acme.test"}, to=["x@acme.test"]),
+            }
+        )
+        config = config.model_copy(update={"delivery": delivery})
+        run_report(config, period="2026-10", now=NOW, output=tmp_path / "out", env=env)
+    finally:
+        config_path.unlink()
+    for path in tmp_path.rglob("*.pdf"):
+        data = path.read_bytes()
+        assert secret.encode() not in data
+        for blob in attachments_of(data).values():
+            assert secret.encode() not in blob
+        assert str(tmp_path / "l.sqlite").encode() not in b"".join(attachments_of(data).values())
+
+
+def test_two_processes_render_byte_identical_pdfs(tmp_path):
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1793599200"}  # 2026-11-02 06:00 UTC
+    outputs = []
+    for n in (1, 2):
+        out = tmp_path / f"run{n}"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "reporter",
+                "run",
+                str(DEMO),
+                "--period",
+                "2026-10",
+                "--no-send",
+                "--output",
+                str(out),
+            ],
+            check=True,
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+        )
+        outputs.append((out / "marketing-monthly" / "2026-10" / "marketing-monthly_2026-10.pdf").read_bytes())
+    assert outputs[0] == outputs[1]
+    assert page.validate_pdf_bytes(outputs[0], profile="3b").is_compliant
+    assert archive_module.sha256(outputs[0]) == archive_module.sha256(outputs[1])
