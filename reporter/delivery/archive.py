@@ -9,9 +9,9 @@ Each manifest line holds the file's path (relative to the archive), SHA-256, siz
 time, reason, the SHA-256 of each attachment inside the PDF, and ``prev``: the SHA-256 of the
 previous line's text (64 zeros for the first). Editing, deleting or reordering lines breaks the
 chain; editing or deleting a file breaks its hash. The manifest is rewritten atomically (temp
-file, fsync, rename), so a crash leaves the old or the new manifest, never a torn line; a PDF
-written before a crash but not yet in the manifest is reported as "extra" by ``verify_archive``
-and is harmless.
+file, fsync, rename), so a crash leaves the old or the new manifest, never a torn line; the
+PDF is first written as a hidden partial file and renamed into place after the manifest (see
+``archive_pdf``), so an interrupted archiving still verifies.
 """
 
 from __future__ import annotations
@@ -110,7 +110,13 @@ def archive_pdf(
     now: dt.datetime,
     reason: str | None = None,
 ) -> Archived:
-    """Append ``pdf`` to the archive as the next version; return where it went."""
+    """Append ``pdf`` to the archive as the next version; return where it went.
+
+    Order: the PDF is written as a hidden ``.<name>.partial`` file, the manifest is replaced
+    atomically (the commit point), then the partial file is renamed into place. A crash before
+    the commit leaves only a hidden partial file (ignored by verify, removed by the next run);
+    a crash after it leaves a partial file that the next run renames into place."""
+    _recover(archive)
     folder = archive / report / period
     folder.mkdir(parents=True, exist_ok=True)
     taken = [
@@ -120,7 +126,8 @@ def archive_pdf(
     ]
     version = max(taken, default=0) + 1
     path = folder / f"{report}_{period}_v{version}.pdf"
-    _write_new(path, pdf)
+    partial = path.with_name(f".{path.name}.partial")
+    _write_new(partial, pdf)
     lines = _lines(archive)
     entry = {
         "path": str(path.relative_to(archive)),
@@ -139,7 +146,28 @@ def archive_pdf(
         "".join(line + "\n" for line in lines) + json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n"
     )
     _replace(archive / MANIFEST, text.encode("utf-8"))
+    os.rename(partial, path)
+    _fsync_dir(folder)
     return Archived(path, version, entry)
+
+
+def _recover(archive: Path) -> None:
+    """Finish or discard what an interrupted archiving left behind."""
+    listed = {}
+    for text in _lines(archive):
+        try:
+            entry = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        listed[str(entry.get("path"))] = entry.get("sha256")
+    for partial in archive.rglob(".*.partial"):
+        final = partial.with_name(partial.name[1 : -len(".partial")])
+        rel = str(final.relative_to(archive))
+        if rel in listed and not final.exists() and sha256(partial.read_bytes()) == listed[rel]:
+            os.rename(partial, final)
+        else:
+            partial.chmod(0o644)
+            partial.unlink()
 
 
 def _write_new(path: Path, data: bytes) -> None:
@@ -151,6 +179,14 @@ def _write_new(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def _replace(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("wb") as handle:
@@ -158,11 +194,7 @@ def _replace(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _fsync_dir(path.parent)
 
 
 def verify_archive(archive: Path, *, report: str | None = None, period: str | None = None) -> list[str]:
@@ -191,7 +223,10 @@ def verify_archive(archive: Path, *, report: str | None = None, period: str | No
             continue
         path = archive / str(entry.get("path"))
         if not path.is_file():
-            problems.append(f"{entry.get('path')}: missing (listed on manifest line {number})")
+            note = ""
+            if path.with_name(f".{path.name}.partial").is_file():
+                note = "; archiving was interrupted after the manifest was written: the next run completes it"
+            problems.append(f"{entry.get('path')}: missing (listed on manifest line {number}){note}")
             continue
         data = path.read_bytes()
         if sha256(data) != entry.get("sha256") or len(data) != entry.get("size"):
@@ -204,7 +239,7 @@ def verify_archive(archive: Path, *, report: str | None = None, period: str | No
             continue
         if inside != entry.get("attachments"):
             problems.append(f"{entry.get('path')}: attachments differ from manifest line {number}")
-    for pdf in sorted(archive.rglob("*.pdf")):
+    for pdf in sorted(p for p in archive.rglob("*.pdf") if not p.name.startswith(".")):
         rel = str(pdf.relative_to(archive))
         if (
             rel not in listed
