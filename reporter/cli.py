@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="only this report id")
     p.add_argument("--period", help="only this period, e.g. 2026-10")
 
+    p = sub.add_parser("reproduce", help="re-render an archived PDF from the YAML and data it names")
+    p.add_argument("pdf", type=Path, metavar="ARCHIVED_PDF")
+    p.add_argument("--output", type=Path, help="output folder (default ./output)")
+
     p = sub.add_parser("preview", help="write the report as one HTML file to open in a browser")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
@@ -67,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _preview(args)
         if args.command == "verify":
             return _verify(args)
+        if args.command == "reproduce":
+            return _reproduce(args)
         raise UsageError(f"unknown command {args.command}")  # pragma: no cover
     except ConfigError as exc:
         for problem in exc.problems:
@@ -173,3 +179,18 @@ def _verify(args: argparse.Namespace) -> int:
     lines = (args.archive / MANIFEST).read_text(encoding="utf-8").count("\n")
     print(f"{args.archive}: intact — {lines} archived file(s), hash chain and attachments verified")
     return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from reporter.pipeline import reproduce
+
+    if not args.pdf.is_file():
+        raise UsageError(f"{args.pdf}: file not found")
+    done = reproduce(args.pdf, args.output)
+    if done.changed_sources:
+        print(f"data changed since the archive: {', '.join(done.changed_sources)}", file=sys.stderr)
+    if done.identical:
+        print(f"{done.path}: byte-identical to {args.pdf}")
+        return 0
+    print(f"{done.path}: DIFFERS from {args.pdf}", file=sys.stderr)
+    return 1

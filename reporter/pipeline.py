@@ -273,6 +273,7 @@ def provenance(config: Config, results: Results, run_id: str, trigger: str) -> b
         "libraries": {n: ver(n) for n in ("duckdb", "weasyprint", "babel", "jinja2", "pydantic", "pandas")},
         "configuration": {
             "file": config.file.name,
+            "folder": str(config.base_dir),
             "sha256": hashlib.sha256(config.file.read_bytes()).hexdigest(),
         },
         "sources": [s.__dict__ for s in results.sources],
@@ -294,3 +295,50 @@ def preview(config: Config, *, period: str | None, now: dt.datetime, output: Pat
     )
     write_atomic(path, render_html(config, results, for_browser=True).encode("utf-8"))
     return path
+
+
+@dataclass
+class Reproduction:
+    path: Path
+    identical: bool
+    changed_sources: list[str]
+
+
+def reproduce(archived: Path, output: Path | None = None) -> Reproduction:
+    """Re-render an archived PDF from the YAML and the data it names: the YAML and the run's
+    facts come from the PDF's own attachments. With unchanged data files, the new PDF is
+    byte-identical to the archived one."""
+    import tempfile
+
+    from reporter.config import load_config
+    from reporter.delivery.archive import attachments_of
+    from reporter.sources import sha256_file
+
+    original = archived.read_bytes()
+    try:
+        inside = attachments_of(original)
+        facts = json.loads(inside["provenance.json"])
+    except Exception as exc:  # not a PDF, or not one of ours
+        raise UsageError(f"{archived}: not a PDF archived by reporter ({exc})") from None
+    name = facts["configuration"]["file"]
+    folder = Path(facts["configuration"]["folder"])
+    changed = []
+    for source in facts["sources"]:
+        location = Path(source["location"])
+        is_file = source["kind"] in ("csv", "parquet", "json", "excel")
+        if is_file and (not location.is_file() or sha256_file(location) != source["sha256"]):
+            changed.append(source["name"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(inside[name])
+        # Checked without its data (which lives next to the original file), then pointed there.
+        config = load_config(path, check_data=False).model_copy(update={"base_dir": folder})
+        results = compute(
+            config,
+            Period.parse(facts["period"], config.report.grain),
+            dt.datetime.fromisoformat(facts["generated_at"]),
+        )
+        pdf = render_pdf(config, results, run_id=facts["run_id"], trigger=facts["trigger"])
+    target = (output or Path("output")) / "reproduced" / archived.name
+    write_atomic(target, pdf)
+    return Reproduction(target, pdf == original, changed)

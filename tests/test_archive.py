@@ -216,3 +216,24 @@ def test_two_processes_render_byte_identical_pdfs(tmp_path):
     assert outputs[0] == outputs[1]
     assert page.validate_pdf_bytes(outputs[0], profile="3b").is_compliant
     assert archive_module.sha256(outputs[0]) == archive_module.sha256(outputs[1])
+
+
+def test_reproduce_an_archived_pdf(tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(DEMO.parent, tmp_path / "config", ignore=shutil.ignore_patterns("*.py"))
+    config = load_config(tmp_path / "config" / "example.yaml", env={})
+    run_report(config, period="2026-10", now=NOW, output=tmp_path / "out")
+    archived = (
+        tmp_path / "output" / "archive" / "marketing-monthly" / "2026-10" / "marketing-monthly_2026-10_v1.pdf"
+    )
+    assert main(["reproduce", str(archived), "--output", str(tmp_path / "again")]) == 0
+    assert "byte-identical" in capsys.readouterr().out
+    assert (tmp_path / "again" / "reproduced" / archived.name).read_bytes() == archived.read_bytes()
+    # the data changed since: said, and the new PDF differs
+    nps = tmp_path / "config" / "data" / "nps.csv"
+    nps.write_text(nps.read_text().replace(",9\n", ",3\n", 5))
+    assert main(["reproduce", str(archived), "--output", str(tmp_path / "again")]) == 1
+    err = capsys.readouterr().err
+    assert "data changed since the archive: nps" in err
+    assert "DIFFERS" in err
