@@ -37,6 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-send", action="store_true", help="compute and write files; send nothing")
     p.add_argument("--force", action="store_true", help="re-send a period already delivered")
 
+    p = sub.add_parser("schedule", help="run every report on its delivery.schedule, until stopped")
+    p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
+    p.add_argument("--output", type=Path, help="output folder (default ./output)")
+
+    p = sub.add_parser("status", help="next runs, last outcomes, deliveries pending or failed")
+    p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
+    p.add_argument("--output", type=Path, help="output folder (default ./output)")
+
     p = sub.add_parser("verify", help="check every archived file against the manifest; exit 1 on any problem")
     p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
     p.add_argument("--report", help="only this report id")
@@ -71,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _preview(args)
         if args.command == "verify":
             return _verify(args)
+        if args.command == "schedule":
+            return _schedule(args)
+        if args.command == "status":
+            return _status(args)
         if args.command == "reproduce":
             return _reproduce(args)
         raise UsageError(f"unknown command {args.command}")  # pragma: no cover
@@ -194,3 +206,59 @@ def _reproduce(args: argparse.Namespace) -> int:
         return 0
     print(f"{done.path}: DIFFERS from {args.pdf}", file=sys.stderr)
     return 1
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    import logging
+
+    from reporter.schedule import Scheduler, test_clock
+
+    logging.getLogger("reporter").setLevel(logging.INFO)
+    scheduler = Scheduler(args.config, output=args.output, clock=test_clock())
+    scheduler.install_signals()
+    print(f"reporter schedule: watching {args.config} (SIGHUP re-reads it, SIGTERM stops)", flush=True)
+    scheduler.serve()
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from reporter.config import load_configs
+    from reporter.delivery.ledger import Ledger, default_url
+    from reporter.pipeline import output_root
+    from reporter.schedule import next_fire
+
+    clock = now()
+    for config in load_configs(args.config):
+        print(f"{config.report.id} — {config.report.title}")
+        if config.delivery.schedule:
+            fire = next_fire(config, clock)
+            local = fire.astimezone(ZoneInfo(config.report.timezone))
+            print(
+                f"  schedule '{config.delivery.schedule}' ({config.report.timezone}): next run "
+                f"{local:%Y-%m-%d %H:%M %Z} = {fire.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+            )
+        else:
+            print("  not scheduled (no delivery.schedule)")
+        root = output_root(config, args.output)
+        url = config.delivery.ledger or default_url(root)
+        if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
+            print("  no run recorded yet")
+            continue
+        ledger = Ledger(url)
+        for run in ledger.runs_of(config.report.id)[-5:]:
+            error = f" — {str(run['error'])[:120]}" if run["error"] else ""
+            print(
+                f"  run {run['period']} at {run['started']:%Y-%m-%d %H:%M} ({run['trigger']}): "
+                f"{run['outcome']}{error}"
+            )
+        waiting = [d for d in ledger.all(config.report.id) if d.state in ("pending", "failed", "review")]
+        for d in waiting:
+            print(
+                f"  delivery {d.period} to {d.recipient}: {d.state} after {d.attempts} attempt(s)"
+                + (f" — {d.last_error}" if d.last_error else "")
+            )
+        ledger.close()
+    return 0

@@ -117,6 +117,7 @@ def run_report(
     env: Mapping[str, str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     trigger: str = "cli",
+    alert_on_gate: bool = True,
 ) -> Outcome:
     """Compute, render, write and (with ``send``) deliver one report for one period.
 
@@ -180,7 +181,8 @@ def run_report(
             ledger.finish_run(run_id, now, "failed", str(exc))
             from reporter.delivery.send import alert
 
-            alert(config, root, target.label, str(exc), now, env=env)
+            if alert_on_gate or not isinstance(exc, QualityGateError):
+                alert(config, root, target.label, str(exc), now, env=env)
             ledger.close()
         raise
     if ledger is not None:

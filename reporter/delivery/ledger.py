@@ -13,6 +13,7 @@ share the work. It is what makes delivery exactly-once:
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,14 @@ def default_url(output: Path) -> str:
 class Ledger:
     def __init__(self, url: str):
         self.engine = sa.create_engine(url)
-        metadata.create_all(self.engine)
+        for attempt in range(5):
+            try:
+                metadata.create_all(self.engine)
+                break
+            except sa.exc.DBAPIError:  # another process created the tables at the same moment
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def close(self) -> None:
         self.engine.dispose()

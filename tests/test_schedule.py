@@ -1,0 +1,295 @@
+"""The scheduler with a controlled clock: DST-correct fire times, catch-up from the ledger, one
+sender per period, data-not-ready retries, and a real `reporter schedule` process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from reporter.config import load_config
+from reporter.config.model import Delivery, Email, Smtp
+from reporter.delivery.ledger import Ledger, default_url
+from reporter.schedule import LeaseStore, Scheduler, fires_between, leases, next_fire
+from tests.conftest import DEMO, ROOT
+from tests.smtp_server import Server
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
+
+class Clock:
+    def __init__(self, start: dt.datetime):
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def scheduled(config, cron="0 7 2 * *", port=None, ledger=None):
+    smtp = Smtp(host="127.0.0.1", port=port, security="none") if port else None
+    delivery = Delivery(
+        schedule=cron,
+        email=Email(**{"from": "r@acme.test"}, to=["ceo@acme.test"], smtp=smtp),
+        alerts_to=["ops@acme.test"],
+        ledger=ledger,
+        archive=config.delivery.archive.model_copy(update={"pdfa": False}),
+    )
+    return config.model_copy(update={"delivery": delivery})
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_config(DEMO, env={})
+
+
+def make(config, tmp_path, clock):
+    s = Scheduler(DEMO, output=tmp_path, clock=clock, env={})
+    s.configs = [config]
+    return s
+
+
+def executives(server):
+    return [r for r in server.handler.received if r.rcpt_tos == ["ceo@acme.test"]]
+
+
+def alerts(server):
+    return [r for r in server.handler.received if r.rcpt_tos == ["ops@acme.test"]]
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York"])
+@pytest.mark.parametrize(("start", "days"), [("2026-03-05", 30), ("2026-10-20", 20)])
+def test_daily_fire_times_across_dst(demo, zone, start, days):
+    config = demo.model_copy(
+        update={
+            "report": demo.report.model_copy(update={"timezone": zone}),
+            "delivery": Delivery(schedule="30 2 * * *"),
+        }
+    )
+    tz = ZoneInfo(zone)
+    begin = dt.datetime.fromisoformat(start).replace(tzinfo=tz)
+    fires = fires_between(config, begin, begin + dt.timedelta(days=days))
+    local_days = [f.astimezone(tz).date() for f in fires]
+    assert len(fires) == days  # one a day: none skipped on the spring day, none doubled in autumn
+    assert len(set(local_days)) == days
+    assert all(b > a for a, b in itertools.pairwise(fires))
+    for f in fires:
+        local = f.astimezone(tz)
+        assert (local.hour, local.minute) in ((2, 30), (3, 30))  # 3:30 only where 2:30 does not exist
+
+
+def test_monthly_fire_across_dst_change(demo):
+    config = scheduled(demo)
+    fire = next_fire(config, at("2026-10-02T06:00:00+00:00"))
+    assert fire.astimezone(PARIS).isoformat() == "2026-11-02T07:00:00+01:00"  # CET, after the change
+    assert (
+        next_fire(config, at("2026-03-01T00:00:00+00:00")).astimezone(PARIS).isoformat()
+        == "2026-03-02T07:00:00+01:00"
+    )
+    assert (
+        next_fire(config, at("2026-04-01T00:00:00+00:00")).astimezone(PARIS).isoformat()
+        == "2026-04-02T07:00:00+02:00"
+    )
+
+
+def test_down_across_the_fire_time_sends_once_after_restart(demo, tmp_path):
+    with Server(tmp_path) as server:
+        config = scheduled(demo, port=server.port)
+        clock = Clock(at("2026-11-01T12:00:00+00:00"))
+        assert make(config, tmp_path, clock).tick() == []  # first start: nothing to catch up
+        clock.now = at("2026-11-02T09:00:00+00:00")  # restarted three hours after 07:00 Paris
+        s = make(config, tmp_path, clock)
+        assert s.tick() == ["marketing-monthly 2026-10: caught up, sent"]
+        assert s.tick() == []
+        clock.now += dt.timedelta(days=1)
+        assert make(config, tmp_path, clock).tick() == []
+    assert len(executives(server)) == 1
+
+
+def test_down_for_three_periods_sends_one_and_reports_two(demo, tmp_path):
+    with Server(tmp_path) as server:
+        config = scheduled(demo, port=server.port)
+        clock = Clock(at("2026-08-15T12:00:00+00:00"))
+        make(config, tmp_path, clock).tick()
+        clock.now = at("2026-11-03T12:00:00+00:00")
+        decisions = make(config, tmp_path, clock).tick()
+    missed = "not sent: older than catch_up=1"
+    assert decisions == [
+        f"marketing-monthly 2026-08: missed (fired 2026-09-02T07:00:00+02:00), {missed}",
+        f"marketing-monthly 2026-09: missed (fired 2026-10-02T07:00:00+02:00), {missed}",
+        "marketing-monthly 2026-10: caught up, sent",
+    ]
+    assert len(executives(server)) == 1
+
+
+def test_a_lease_left_by_a_killed_process_expires(demo, tmp_path):
+    with Server(tmp_path) as server:
+        config = scheduled(demo, port=server.port)
+        clock = Clock(at("2026-11-01T12:00:00+00:00"))
+        make(config, tmp_path, clock).tick()
+        clock.now = at("2026-11-02T06:00:30+00:00")
+        ledger = Ledger(default_url(tmp_path))
+        assert LeaseStore(ledger, "dead-host:4242").acquire("marketing-monthly", "2026-10", clock.now, 3600)
+        s = make(config, tmp_path, clock)
+        assert s.tick() == ["marketing-monthly 2026-10: held by another scheduler, skipped"]
+        assert executives(server) == []
+        clock.now += dt.timedelta(minutes=61)
+        assert s.tick() == ["marketing-monthly 2026-10: caught up, sent"]
+        assert s.tick() == []
+        with ledger.engine.connect() as conn:
+            assert conn.execute(sa.select(leases)).all() == []  # released
+        ledger.close()
+    assert len(executives(server)) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_scheduler_processes_on_one_ledger_send_once(demo, tmp_path, backend):
+    if backend == "postgresql":
+        url = os.environ.get("REPORTER_TEST_PG_URL")
+        if not url:
+            if os.environ.get("CI"):
+                pytest.fail("CI must provide PostgreSQL: .ci/run sets REPORTER_TEST_PG_URL")
+            pytest.skip("no PostgreSQL here; .ci/run starts one and sets REPORTER_TEST_PG_URL")
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS deliveries, runs, leases, schedules"))
+        engine.dispose()
+    else:
+        url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    with Server(tmp_path) as server:
+        script = textwrap.dedent(f"""
+            import datetime as dt, sys
+            sys.path.insert(0, {str(ROOT)!r})
+            from reporter.config import load_config
+            from reporter.config.model import Delivery, Email, Smtp
+            from reporter.schedule import Scheduler
+            from tests.test_schedule import scheduled
+            config = scheduled(load_config(__import__('pathlib').Path({str(DEMO)!r}), env={{}}),
+                               port={server.port}, ledger={url!r})
+            now = dt.datetime(2026, 11, 2, 6, 0, 30, tzinfo=dt.UTC)
+            s = Scheduler(None, output=__import__('pathlib').Path(sys.argv[1]), clock=lambda: now,
+                          env={{}}, holder=sys.argv[2])
+            s.configs = [config]
+            # both have seen the report since October
+            from reporter.schedule import schedules
+            led = s.ledger(config)
+            with led.engine.begin() as conn:
+                if conn.execute(schedules.select()).first() is None:
+                    try:
+                        conn.execute(schedules.insert().values(report=config.report.id,
+                                     first_seen=dt.datetime(2026, 10, 15, tzinfo=dt.UTC)))
+                    except Exception:
+                        pass
+            led.close()
+            print(s.tick())
+        """)
+        (tmp_path / "one.py").write_text(script)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(tmp_path / "one.py"), str(tmp_path / f"host{i}"), f"host-{i}"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in (1, 2)
+        ]
+        outputs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outputs
+        assert len(executives(server)) == 1, outputs
+    said = " ".join(out for out, _ in outputs)
+    assert said.count("sent") == 1
+    assert ("held by another scheduler" in said) or ("already sent" in said)
+
+
+def test_data_not_ready_is_retried_then_given_up_with_one_alert(demo, tmp_path):
+    with Server(tmp_path) as server:
+        config = scheduled(demo, port=server.port)
+        clock = Clock(at("2026-11-20T12:00:00+00:00"))
+        s = make(config, tmp_path, clock)
+        s.tick()
+        clock.now = at("2026-12-02T06:00:10+00:00")  # fire for November; the data ends in October
+        first = s.tick()
+        assert first == [
+            "marketing-monthly 2026-11: data not ready, held; retry at 2026-12-02T07:00:10+00:00"
+        ]
+        clock.now += dt.timedelta(minutes=30)
+        assert s.tick() == []  # not before the retry time
+        clock.now += dt.timedelta(minutes=31)
+        assert s.tick()[0].startswith("marketing-monthly 2026-11: data not ready, held")
+        clock.now = at("2026-12-05T06:00:10+00:00")  # three days after the fire time
+        assert s.tick() == ["marketing-monthly 2026-11: data still not ready, gave up and alerted"]
+        clock.now += dt.timedelta(hours=2)
+        assert s.tick() == []
+        assert executives(server) == []
+        assert len(alerts(server)) == 1
+        assert "gave up after 3d" in alerts(server)[0].message.get_content()
+
+
+def test_reporter_schedule_process_end_to_end(tmp_path):
+    with Server(tmp_path) as server:
+        text = DEMO.read_text().replace(
+            "delivery:\n", "delivery:\n  ledger: sqlite:///" + str(tmp_path / "l.sqlite") + "\n", 1
+        )
+        text = text.replace(
+            "    from: Reporting",
+            f"    smtp: {{host: 127.0.0.1, port: {server.port}, security: none}}\n    from: Reporting",
+            1,
+        )
+        config_dir = tmp_path / "config"
+        import shutil
+
+        shutil.copytree(DEMO.parent / "data", config_dir / "data")
+        (config_dir / "example.yaml").write_text(text)
+        # the scheduler has been watching this report since October
+        ledger = Ledger(f"sqlite:///{tmp_path / 'l.sqlite'}")
+        from reporter.schedule import schedules
+
+        with ledger.engine.begin() as conn:
+            conn.execute(
+                schedules.insert().values(
+                    report="marketing-monthly", first_seen=dt.datetime(2026, 10, 15, tzinfo=dt.UTC)
+                )
+            )
+        ledger.close()
+        env = {**os.environ, "REPORTER_TEST_START": "2026-11-02T05:59:57+00:00"}  # 3 s before 07:00 Paris
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "reporter",
+                "schedule",
+                str(config_dir / "example.yaml"),
+                "--output",
+                str(tmp_path / "out"),
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 90
+
+        def received():
+            return [r for r in server.handler.received if r.rcpt_tos == ["direction@hexagone-conseil.fr"]]
+
+        while not received() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert len(received()) == 1, err
+    assert "marketing-monthly 2026-10: fired, sent" in err
+    assert "stopped" in err
