@@ -167,6 +167,7 @@ class Scheduler:
     configs: list[Config] = field(default_factory=list)
     pending: dict[tuple[str, str], Pending] = field(default_factory=dict)
     given_up: set[tuple[str, str]] = field(default_factory=set)
+    announced: set[tuple[str, str]] = field(default_factory=set)
     stop: threading.Event = field(default_factory=threading.Event)
     reload: threading.Event = field(default_factory=threading.Event)
 
@@ -229,17 +230,19 @@ class Scheduler:
         fires = fires_between(config, since, now)
         missed: list[tuple[dt.datetime, Period]] = []
         seen: set[str] = set()
+        decisions = []
         for fire in fires:
             period = period_for(config, fire)
             if period.label in seen:
                 continue
             seen.add(period.label)
-            if (
-                not self._succeeded(ledger, report, period.label)
-                and (report, period.label) not in self.given_up
-            ):
+            key = (report, period.label)
+            if self._succeeded(ledger, report, period.label):
+                if key not in self.announced and now - fire < dt.timedelta(days=1):
+                    decisions.append(f"{report} {period.label}: fired, already sent, skipped")
+                self.announced.add(key)
+            elif key not in self.given_up:
                 missed.append((fire, period))
-        decisions = []
         keep = config.delivery.catch_up or 1
         for fire, period in missed[:-keep] if len(missed) > keep else []:
             decisions.append(
@@ -304,6 +307,7 @@ class Scheduler:
             except RunError as exc:
                 return f"{report} {period.label}: FAILED: {exc}"
             self.pending.pop(key, None)
+            self.announced.add(key)
             return f"{report} {period.label}: {kind}, sent"
         finally:
             leases_.release(report, period.label)
