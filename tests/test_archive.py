@@ -78,6 +78,12 @@ def test_demo_archive_verifies_and_is_pdfa(demo_archive, capsys):
     reader = pypdf.PdfReader(io.BytesIO(pdf))
     assert reader.metadata.title.startswith("Rapport mensuel marketing & ventes")
     assert reader.metadata.author == "Hexagone Conseil SAS"
+    assert reader.metadata.subject == "2026-10"
+    assert reader.metadata.get("/Keywords") == "marketing-monthly, 2026-10, Hexagone Conseil SAS"
+    assert reader.metadata.creator.startswith("reporter ")
+    xmp = reader.xmp_metadata
+    assert xmp is not None
+    assert xmp.xmp_create_date is not None
 
 
 @pytest.mark.parametrize("damage", ["flip", "delete", "edit-line", "reorder", "extra"])

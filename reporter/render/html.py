@@ -18,6 +18,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from reporter import __version__
 from reporter.config.model import Config
 from reporter.errors import ConfigError, Problem, RunError
 from reporter.render import charts
@@ -206,6 +207,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
             "words": formatter.period(results.period, results.period_start, results.grain),
         },
         "generated": formatter.timestamp(results.generated_at),
+        "version": __version__,
         "kpis": kpis,
         "sections": list(sections.items()),
         "objectives": objectives,
