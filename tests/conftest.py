@@ -51,3 +51,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite tests/golden/* from the current output instead of comparing",
     )
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """The PostgreSQL that .ci/run starts (REPORTER_TEST_PG_URL); required in CI, skipped
+    on a machine without it."""
+    import os
+
+    url = os.environ.get("REPORTER_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide PostgreSQL: .ci/run sets REPORTER_TEST_PG_URL")
+        pytest.skip("no PostgreSQL here; .ci/run starts one and sets REPORTER_TEST_PG_URL")
+    return url

@@ -232,14 +232,8 @@ def test_outbox_without_smtp_and_cli_exit_codes(demo, tmp_path, capsys):
     assert not (tmp_path / "n" / "ledger.sqlite").exists()
 
 
-def test_ledger_on_postgresql(demo, tmp_path):
-    import os
-
-    url = os.environ.get("REPORTER_TEST_PG_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide PostgreSQL: .ci/run sets REPORTER_TEST_PG_URL")
-        pytest.skip("no PostgreSQL here; .ci/run starts one and sets REPORTER_TEST_PG_URL")
+def test_ledger_on_postgresql(demo, tmp_path, pg_url):
+    url = pg_url
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)

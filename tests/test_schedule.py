@@ -159,13 +159,9 @@ def test_a_lease_left_by_a_killed_process_expires(demo, tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_two_scheduler_processes_on_one_ledger_send_once(demo, tmp_path, backend):
+def test_two_scheduler_processes_on_one_ledger_send_once(demo, tmp_path, backend, request):
     if backend == "postgresql":
-        url = os.environ.get("REPORTER_TEST_PG_URL")
-        if not url:
-            if os.environ.get("CI"):
-                pytest.fail("CI must provide PostgreSQL: .ci/run sets REPORTER_TEST_PG_URL")
-            pytest.skip("no PostgreSQL here; .ci/run starts one and sets REPORTER_TEST_PG_URL")
+        url = request.getfixturevalue("pg_url")
         engine = sa.create_engine(url)
         with engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE IF EXISTS deliveries, runs, leases, schedules"))

@@ -4,7 +4,6 @@ PostgreSQL for SQL sources (started by .ci/run, which sets REPORTER_TEST_PG_URL)
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 from pathlib import Path
 
@@ -133,12 +132,8 @@ def test_excel(tmp_path):
     check(tmp_path, "{type: excel, path: d.xlsx, sheet: Ventes, date_column: date}", data)
 
 
-def test_postgresql(tmp_path):
-    url = os.environ.get("REPORTER_TEST_PG_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide PostgreSQL: .ci/run sets REPORTER_TEST_PG_URL")
-        pytest.skip("no PostgreSQL here; .ci/run starts one and sets REPORTER_TEST_PG_URL")
+def test_postgresql(tmp_path, pg_url):
+    url = pg_url
     import sqlalchemy as sa
 
     data = rows()
