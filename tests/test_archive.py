@@ -243,3 +243,39 @@ def test_reproduce_an_archived_pdf(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "data changed since the archive: nps" in err
     assert "DIFFERS" in err
+
+
+def test_a_stream_ending_with_cr_is_made_pdfa_safe(tmp_path):
+    """About one render in eight, a compressed stream ends with CR (its Adler-32), which PDF/A
+    validators read as part of the EOL before endstream. Build such a PDF on purpose."""
+    import zlib
+
+    import pikepdf
+
+    from reporter.delivery.archive import _no_cr_before_endstream
+
+    config = load_config(DEMO, env={})
+    results = __import__("reporter.pipeline", fromlist=["compute"]).compute(
+        config, __import__("reporter.periods", fromlist=["Period"]).Period.parse("2026-10", "month"), NOW
+    )
+    from reporter.pipeline import render_pdf
+
+    good = render_pdf(config, results)
+    with pikepdf.open(io.BytesIO(good)) as doc:
+        contents = doc.pages[2].obj.Contents
+        data = contents.read_bytes()
+        pad = 0
+        while not zlib.compress(data + b" " * pad).endswith(b"\r"):
+            pad += 1
+        contents.write(zlib.compress(data + b" " * pad), filter=pikepdf.Name.FlateDecode)
+        out = io.BytesIO()
+        doc.save(out, compress_streams=False, stream_decode_level=pikepdf.StreamDecodeLevel.none)
+    bad = out.getvalue()
+    assert b"\r\nendstream" in bad
+    fixed = _no_cr_before_endstream(bad)
+    assert b"\r\nendstream" not in fixed
+    report = page.validate_pdf_bytes(fixed, profile="3b")
+    assert report.is_compliant, [f.rule_id for f in report.failures]
+    text = [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(fixed)).pages]
+    assert text == [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(good)).pages]
+    assert _no_cr_before_endstream(good) == good  # untouched when there is nothing to mend

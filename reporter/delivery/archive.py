@@ -75,7 +75,45 @@ def make_pdfa(
     pdf: bytes = document.write_pdf(
         pdf_variant="pdf/a-3b", attachments=files, pdf_identifier=identifier.encode()[:32]
     )
-    return pdf
+    return _no_cr_before_endstream(pdf)
+
+
+def _no_cr_before_endstream(pdf: bytes) -> bytes:
+    """Make sure no stream's data ends with a carriage return.
+
+    pydyf writes ``<data>\nendstream``; when compressed data ends with ``\r`` (the last byte of
+    a zlib stream is its Adler-32 checksum, so about one stream in 256, one render in eight
+    here), a PDF/A validator reads ``\r\n`` as the end-of-line marker and finds the stream one
+    byte shorter than its /Length (PDFA3B-STREAM-LENGTH-001). Such a stream gets an
+    ASCIIHexDecode layer in front of its FlateDecode (allowed in PDF/A), whose data ends with
+    ``>``; every other stream is left as it is."""
+    if b"\r\nendstream" not in pdf:
+        return pdf
+    import binascii
+
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        for obj in doc.objects:
+            if obj._type_code != pikepdf.ObjectType.stream or obj.get("/Filter") != pikepdf.Name.FlateDecode:
+                continue
+            raw = obj.read_raw_bytes()
+            if not raw.endswith(b"\r"):
+                continue
+            params = obj.get("/DecodeParms")
+            obj.write(
+                binascii.hexlify(raw) + b">",
+                filter=pikepdf.Array([pikepdf.Name.ASCIIHexDecode, pikepdf.Name.FlateDecode]),
+                decode_parms=pikepdf.Array([None, params]) if params is not None else None,
+            )
+        out = io.BytesIO()
+        doc.save(
+            out,
+            deterministic_id=True,
+            compress_streams=False,
+            stream_decode_level=pikepdf.StreamDecodeLevel.none,
+        )
+    return out.getvalue()
 
 
 def attachments_of(pdf: bytes) -> dict[str, bytes]:
