@@ -16,6 +16,7 @@ import duckdb
 
 from reporter.config.model import Config, Source
 from reporter.errors import SourceError
+from reporter.results import SourceResult
 
 
 def sql_literal(value: str) -> str:
@@ -80,16 +81,9 @@ def _first_line(exc: BaseException) -> str:
 
 
 @dataclass
-class SourceInfo:
-    """What was read from a source: for provenance and the quality gate."""
+class SourceInfo(SourceResult):
+    """What was read from a source (the fields results.json shows), plus its columns."""
 
-    name: str
-    kind: str
-    location: str
-    rows: int
-    first_date: str | None
-    last_date: str | None
-    sha256: str | None
     columns: list[str]
 
 
