@@ -248,7 +248,13 @@ def render_pdf(config: Config, results: Results, *, run_id: str = "", trigger: s
         def finish(document: Any) -> bytes:
             return make_pdfa(document, attachments, identifier, when)
 
-    return write_pdf(html, stylesheet_dir(config), template_dirs(config), finish=finish)
+    return write_pdf(
+        html,
+        stylesheet_dir(config),
+        template_dirs(config),
+        finish=finish,
+        pdfa=config.delivery.archive.pdfa,
+    )
 
 
 def provenance(config: Config, results: Results, run_id: str, trigger: str) -> bytes:

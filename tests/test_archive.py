@@ -252,7 +252,7 @@ def test_a_stream_ending_with_cr_is_made_pdfa_safe(tmp_path):
 
     import pikepdf
 
-    from reporter.delivery.archive import _no_cr_before_endstream
+    from reporter.delivery.archive import no_cr_before_endstream
 
     config = load_config(DEMO, env={})
     results = __import__("reporter.pipeline", fromlist=["compute"]).compute(
@@ -272,10 +272,10 @@ def test_a_stream_ending_with_cr_is_made_pdfa_safe(tmp_path):
         doc.save(out, compress_streams=False, stream_decode_level=pikepdf.StreamDecodeLevel.none)
     bad = out.getvalue()
     assert b"\r\nendstream" in bad
-    fixed = _no_cr_before_endstream(bad)
+    fixed = no_cr_before_endstream(bad)
     assert b"\r\nendstream" not in fixed
     report = page.validate_pdf_bytes(fixed, profile="3b")
     assert report.is_compliant, [f.rule_id for f in report.failures]
     text = [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(fixed)).pages]
     assert text == [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(good)).pages]
-    assert _no_cr_before_endstream(good) == good  # untouched when there is nothing to mend
+    assert no_cr_before_endstream(good) == good  # untouched when there is nothing to mend

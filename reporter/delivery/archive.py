@@ -75,10 +75,10 @@ def make_pdfa(
     pdf: bytes = document.write_pdf(
         pdf_variant="pdf/a-3b", attachments=files, pdf_identifier=identifier.encode()[:32]
     )
-    return _no_cr_before_endstream(pdf)
+    return no_cr_before_endstream(pdf)
 
 
-def _no_cr_before_endstream(pdf: bytes) -> bytes:
+def no_cr_before_endstream(pdf: bytes) -> bytes:
     """Make sure no stream's data ends with a carriage return.
 
     pydyf writes ``<data>\nendstream``; when compressed data ends with ``\r`` (the last byte of

@@ -75,8 +75,22 @@ def environment(config: Config, formatter: Formatter) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_translations(translations(formatter.locale.language), newstyle=True)  # type: ignore[attr-defined]
-    env.filters.update(formatter.filters())
+    env.filters.update(formatter.filters(), css_string=css_string, chunks=chunks)
     return env
+
+
+def css_string(text: object) -> Markup:
+    """``text`` as a quoted CSS string for a stylesheet in the page: anything but letters,
+    digits and spaces becomes a hex escape, so a title cannot end the string or the style."""
+    out = "".join(c if c.isalnum() or c == " " else f"\\{ord(c):x} " for c in str(text))
+    return Markup(f'"{out}"')
+
+
+def chunks(rows: list[Any], first: int, size: int) -> list[list[Any]]:
+    """``rows`` cut into a list of ``first`` rows, then lists of ``size`` rows."""
+    out = [rows[:first]]
+    out += [rows[i : i + size] for i in range(first, len(rows), size)]
+    return out
 
 
 def render_text(template: str, context: Mapping[str, Any], where: str) -> str:
@@ -163,7 +177,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         top = max((abs(r["value"]) for r in rows if r["value"] is not None), default=0) or 1
         for r in rows:
             r["value_text"] = fmt(bd.kpi, r["value"])
-            r["width"] = 0 if r["value"] is None else round(abs(r["value"]) / top * 100, 1)
+            r["width"] = 0 if r["value"] is None else round(abs(r["value"]) / top * 100)
             r["label"] = _("Other") if r["other"] else (_("(none)") if r["key"] is None else str(r["key"]))
         breakdowns.append({"id": key, "kpi": kpis[bd.kpi]["label"], "by": bd.by, "rows": rows})
 

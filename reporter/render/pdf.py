@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,23 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+@contextmanager
+def collect_problems(strict: bool) -> Iterator[list[str]]:
+    """What WeasyPrint logs while the block runs: errors, and warnings too with ``strict``."""
+    handler = _Collect(logging.WARNING if strict else logging.ERROR)
+    logger = logging.getLogger("weasyprint")
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+
+
+# Above this many table rows a report is rendered in two processes (reporter.render.split):
+# ~2 ms of WeasyPrint per row, so 1,500 rows are ~3 s on one core.
+SPLIT_ROWS = 1500
+
+
 def write_pdf(
     html: str,
     base_dir: Path,
@@ -49,26 +68,35 @@ def write_pdf(
     *,
     strict: bool = False,
     finish: Callable[[Any], bytes] | None = None,
+    pdfa: bool = False,
+    split: bool | None = None,
 ) -> bytes:
     """Render ``html`` to PDF bytes. An error logged by WeasyPrint (a missing image, a bad
-    stylesheet) fails the render; with ``strict``, so does any warning (the tests use it)."""
-    from weasyprint import HTML
-    from weasyprint.urls import FatalURLFetchingError
+    stylesheet) fails the render; with ``strict``, so does any warning (the tests use it).
 
-    handler = _Collect(logging.WARNING if strict else logging.ERROR)
-    logger = logging.getLogger("weasyprint")
-    logger.addHandler(handler)
-    try:
-        document = HTML(string=html, base_url=base_dir.as_uri() + "/", url_fetcher=make_fetcher(allowed))
-        rendered = document.render()
-        if not rendered.pages:
+    A long report (``split`` None: more than SPLIT_ROWS rows and two cores) is rendered in two
+    processes and joined; ``pdfa`` says ``finish`` writes PDF/A (the other parts are written alike)."""
+    from reporter.render import split as parallel
+
+    if split is None:
+        split = html.count("<tr") > SPLIT_ROWS and (os.cpu_count() or 1) > 1
+    document = parallel.cut(html) if split else None
+    if document is not None and len(document.pieces) > 2:
+        try:
+            pdf, problems = parallel.render(
+                document, base_dir, allowed, strict=strict, pdfa=pdfa, finish=finish
+            )
+        except LookupError as exc:
+            raise RunError(f"PDF rendering reported problems: {exc}") from None
+    else:
+        part = parallel.render_part(html, base_dir, allowed, strict, None, finish)
+        unknown = [f"No anchor #{target} for internal URI reference" for _, target, _ in part.links]
+        pdf, problems = part.pdf, part.problems + unknown
+        if not problems and not part.pages:
             raise RunError("the PDF would have no page; nothing is sent")
-        pdf = finish(rendered) if finish is not None else rendered.write_pdf()
-    except FatalURLFetchingError as exc:
-        raise RunError(f"PDF rendering stopped: {exc}") from None
-    finally:
-        logger.removeHandler(handler)
-    if handler.messages:
-        raise RunError("PDF rendering reported problems: " + "; ".join(handler.messages[:5]))
-    assert isinstance(pdf, bytes)
+    if problems:
+        stopped = [p for p in problems if p.startswith("PDF rendering stopped")]
+        raise RunError(
+            stopped[0] if stopped else "PDF rendering reported problems: " + "; ".join(problems[:5])
+        )
     return pdf
