@@ -226,9 +226,11 @@ def _bursts(
     return outcomes
 
 
-def render_pdf(config: Config, results: Results, *, run_id: str = "", trigger: str = "cli") -> bytes:
+def render_pdf(
+    config: Config, results: Results, *, run_id: str = "", trigger: str = "cli", split: bool | None = None
+) -> bytes:
     """The report's PDF: PDF/A-3b with results.json, the YAML and provenance.json inside when
-    ``delivery.archive.pdfa`` (the default), else a plain PDF."""
+    ``delivery.archive.pdfa`` (the default), else a plain PDF. ``split``: see ``write_pdf``."""
     from reporter.render.html import render_html, stylesheet_dir, template_dirs
     from reporter.render.pdf import write_pdf
 
@@ -254,6 +256,7 @@ def render_pdf(config: Config, results: Results, *, run_id: str = "", trigger: s
         template_dirs(config),
         finish=finish,
         pdfa=config.delivery.archive.pdfa,
+        split=split,
     )
 
 

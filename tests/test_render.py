@@ -8,6 +8,7 @@ import io
 import re
 from pathlib import Path
 
+import page as page_validation
 import pypdf
 import pytest
 from babel.dates import format_date
@@ -19,6 +20,7 @@ from reporter.periods import Period
 from reporter.pipeline import compute, render_pdf
 from reporter.render.html import render_html, stylesheet_dir, template_dirs
 from reporter.render.pdf import write_pdf
+from reporter.render.split import MARK, cut
 from tests.conftest import DEMO, ROOT, write_csv
 
 NOW = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
@@ -89,9 +91,8 @@ def test_every_kpi_label_and_value_is_in_the_pdf(demo, pdfs, locale):
     assert squash(period_words) in squash(reader.pages[0].extract_text())
 
 
-@pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
-def test_contents_page_numbers_match_bookmarks_and_pages(pdfs, locale):
-    reader = pypdf.PdfReader(io.BytesIO(pdfs[locale]))
+def check_contents(reader: pypdf.PdfReader) -> None:
+    """The contents page's numbers are the bookmarks' pages, where each title is printed."""
     toc = reader.pages[1].extract_text()
     entries = re.findall(r"^(.+?)\s*(?:\.\s*)+(\d+)\s*$", toc, flags=re.M)
     assert len(entries) >= 6
@@ -108,16 +109,27 @@ def test_contents_page_numbers_match_bookmarks_and_pages(pdfs, locale):
     assert nested, "objectives and analyses have second-level bookmarks"
 
 
+def check_footers(reader: pypdf.PdfReader) -> None:
+    """Every page but the cover says "page X / Y", with the right X and Y."""
+    total = len(reader.pages)
+    for number, page in enumerate(reader.pages, start=1):
+        if number > 1:
+            assert re.search(rf"\b{number} / {total}\b", page.extract_text()), number
+
+
+@pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
+def test_contents_page_numbers_match_bookmarks_and_pages(pdfs, locale):
+    check_contents(pypdf.PdfReader(io.BytesIO(pdfs[locale])))
+
+
 @pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
 def test_no_blank_page_and_footer_counts_pages(pdfs, locale):
     reader = pypdf.PdfReader(io.BytesIO(pdfs[locale]))
     total = len(reader.pages)
     assert 8 <= total <= 30
     for number, page in enumerate(reader.pages, start=1):
-        text = page.extract_text()
-        assert len(text.strip()) > 80, f"page {number} is (nearly) blank"
-        if number > 1:
-            assert f"{number} / {total}" in text
+        assert len(page.extract_text().strip()) > 80, f"page {number} is (nearly) blank"
+    check_footers(reader)
 
 
 def test_weasyprint_logs_nothing_on_the_demo(demo):
@@ -143,7 +155,9 @@ def test_rendering_twice_gives_the_same_bytes(demo, pdfs):
 
 
 HOSTILE = """
-report: {{id: hostile, title: "<b>Title</b>", timezone: Europe/Paris, company: "<script>x</script>"}}
+report:
+  {{id: hostile, title: '"}} @page {{ margin: 0 }} <b>Title</b>', timezone: Europe/Paris,
+   company: "<script>x</script>"}}
 sources:
   s: {{type: csv, path: s.csv, date_column: date}}
 metrics:
@@ -171,6 +185,8 @@ def test_yaml_text_is_printed_as_text_and_fetches_nothing(tmp_path):
     assert '<img src="file:///etc/passwd">' in text
     assert "<link rel=attachment" in text
     assert "<b>Title</b>" in text
+    # the title in the running header is a CSS string: it cannot end the string or the style
+    assert '"} @page { margin: 0 } <b>Title</b>' in reader.pages[1].extract_text()
     assert sorted(reader.attachments) == ["provenance.json", "r.yaml", "results.json"]  # evidence only
     assert "root:x:0:0" not in text
     # A title is text, never a template; an action is a sandboxed template, still escaped.
@@ -233,7 +249,8 @@ def test_stress_report_every_row_once_and_headers_repeat(tmp_path):
 
     config = load_config(stress_config(tmp_path), env={})
     results = compute(config, Period.parse("2026-10", "month"), NOW)
-    reader = pypdf.PdfReader(io.BytesIO(render_pdf(config, results)))
+    pdf = render_pdf(config, results)
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
     pages = [page.extract_text() for page in reader.pages]
     assert len(pages) >= 60
     counts: dict[str, int] = {}
@@ -249,3 +266,76 @@ def test_stress_report_every_row_once_and_headers_repeat(tmp_path):
     # The 100 KPIs (one sparkline each) are all there, each section's table header repeated.
     text = "".join(pages)
     assert all(f"Indicateur {i}" in text for i in range(100))
+    # Rendered in parts by two processes and joined: the joins do not show.
+    check_contents(reader)
+    check_footers(reader)
+    assert all(text.strip() for text in pages)
+    report = page_validation.validate_pdf_bytes(pdf, profile="3b")
+    assert report.is_compliant, [(f.rule_id, f.message) for f in report.failures]
+
+
+def words_by_page(reader: pypdf.PdfReader) -> list[list[str]]:
+    return [sorted(page.extract_text().split()) for page in reader.pages]
+
+
+def outline(reader: pypdf.PdfReader, items=None) -> list:
+    items = reader.outline if items is None else items
+    return [
+        outline(reader, item)
+        if isinstance(item, list)
+        else (item.title, reader.get_destination_page_number(item))
+        for item in items
+    ]
+
+
+def links(reader: pypdf.PdfReader) -> list[tuple[int, int]]:
+    """(page of a link, page it leads to) for every internal link, through the named destinations."""
+    named = reader.named_destinations
+    found = []
+    for number, page in enumerate(reader.pages):
+        for annot in page.get("/Annots") or []:
+            dest = annot.get_object().get("/Dest")
+            if dest is not None:
+                found.append((number, reader.get_destination_page_number(named[str(dest)])))
+    return found
+
+
+def test_split_render_has_the_pages_of_one_render(demo):
+    """The demo rendered by one WeasyPrint document and in parts by two processes: the same
+    pages with the same words, the same bookmarks, every link leading to the same page; and
+    the parts' render is reproducible."""
+    config, results = demo
+    html = render_html(config, results)
+    assert len(cut(html).pieces) >= 5
+    where = (stylesheet_dir(config), template_dirs(config))
+    one = pypdf.PdfReader(io.BytesIO(write_pdf(html, *where, split=False, strict=True)))
+    parts = [write_pdf(html, *where, split=True, strict=True) for _ in range(2)]
+    assert parts[0] == parts[1]
+    split = pypdf.PdfReader(io.BytesIO(parts[0]))
+    assert words_by_page(split) == words_by_page(one)
+    assert outline(split) == outline(one)
+    assert len(links(one)) >= 7  # the contents
+    assert links(split) == links(one)
+
+
+def test_a_problem_in_the_second_process_stops_the_render(tmp_path):
+    pieces = "".join(f'{MARK}<section style="break-before: page"><p>part {i}</p></section>' for i in range(4))
+    html = f'<html><head></head><body><p>front</p>{pieces}{MARK}<img src="file:///etc/passwd"></body></html>'
+    with pytest.raises(RunError, match="PDF rendering stopped: the report may not read /etc/passwd"):
+        write_pdf(html, tmp_path, [tmp_path], split=True)
+
+
+def test_cut_reopens_the_open_elements_without_their_ids():
+    html = (
+        f'<html><head><title>t</title></head><body class="b"><section id="s" class="x"><h1>A</h1>{MARK}'
+        f'<div class="d"><p>B</p>{MARK}<p>C</p></div></section>{MARK}<p>D<br>E</p></body></html>'
+    )
+    document = cut(html)
+    assert document.prefix == '<html><head><title>t</title></head><body class="b">'
+    assert document.pieces == [
+        '<section id="s" class="x"><h1>A</h1></section>',
+        f'<section class="x">{MARK}<div class="d"><p>B</p></div></section>',
+        f'<section class="x"><div class="d">{MARK}<p>C</p></div></section>',
+        f"{MARK}<p>D<br>E</p>",
+    ]
+    assert cut("<html><body><p>no mark</p></body></html>") is None

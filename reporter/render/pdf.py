@@ -56,9 +56,10 @@ def collect_problems(strict: bool) -> Iterator[list[str]]:
         logger.removeHandler(handler)
 
 
-# Above this many table rows a report is rendered in two processes (reporter.render.split):
-# ~2 ms of WeasyPrint per row, so 1,500 rows are ~3 s on one core.
-SPLIT_ROWS = 1500
+# Above this much HTML a report is rendered in two processes (reporter.render.split): the
+# demo's 86 kB take WeasyPrint ~1.4 s on one core; forking, the front and the page furniture
+# add ~0.25 s, which a small report would not win back.
+SPLIT_HTML = 50_000
 
 
 def write_pdf(
@@ -74,12 +75,12 @@ def write_pdf(
     """Render ``html`` to PDF bytes. An error logged by WeasyPrint (a missing image, a bad
     stylesheet) fails the render; with ``strict``, so does any warning (the tests use it).
 
-    A long report (``split`` None: more than SPLIT_ROWS rows and two cores) is rendered in two
+    A long report (``split`` None: more than SPLIT_HTML characters and two cores) is rendered in two
     processes and joined; ``pdfa`` says ``finish`` writes PDF/A (the other parts are written alike)."""
     from reporter.render import split as parallel
 
     if split is None:
-        split = html.count("<tr") > SPLIT_ROWS and (os.cpu_count() or 1) > 1
+        split = len(html) > SPLIT_HTML and (os.cpu_count() or 1) > 1
     document = parallel.cut(html) if split else None
     if document is not None and len(document.pieces) > 2:
         try:

@@ -122,11 +122,11 @@ def numbered(piece: str, pages: dict[str, int]) -> str:
 
 
 def weight(piece: str) -> int:
-    """What a piece costs WeasyPrint, roughly: its table rows and charts, plus a page."""
-    return piece.count("<tr") + 8 * piece.count("<svg") + 40
+    """What a piece costs WeasyPrint, roughly: its length (boxes, SVG nodes, text) plus a page."""
+    return len(piece) // 100 + 40
 
 
-def packs(pieces: list[str], limit: int = 1200) -> list[list[str]]:
+def packs(pieces: list[str], limit: int = 1500) -> list[list[str]]:
     """``pieces`` in runs of at most ``limit`` weight (a longer piece alone): one WeasyPrint
     document holds ~80 kB per table row until it is written, so a run bounds the memory."""
     runs: list[list[str]] = []
@@ -277,7 +277,7 @@ def render(
     weights = [weight(p) for p in body]
     # afterwards this process renders the front (~2 pages) while the other renders the
     # furniture (~3 row-weights a page, ~45 rows a page)
-    at = halves(weights, extra=sum(weights) // 15 - weight(document.pieces[0]))
+    at = halves(weights, extra=sum(weights) // 20 - weight(document.pieces[0]))
 
     def whole(pieces: list[str], blank: str = BLANK) -> str:
         return head + blank + "".join(pieces) + "</body></html>"
@@ -345,8 +345,13 @@ def join(parts: list[Part], furniture: Part) -> bytes:
         other = pikepdf.open(io.BytesIO(part.pdf))
         base.pages.extend(other.pages)
     over = pikepdf.open(io.BytesIO(furniture.pdf))
-    for page, layer in zip(base.pages, over.pages, strict=True):
-        page.add_overlay(layer)
+    for number, (page, layer) in enumerate(zip(base.pages, over.pages, strict=True)):
+        # as pikepdf's add_overlay does, but with names of our own: its names are random, and
+        # one per page, since a part's pages share one resource dictionary
+        name = pikepdf.Name(f"/ReporterFurniture{number}")
+        page.add_resource(base.copy_foreign(layer.as_form_xobject()), pikepdf.Name.XObject, name)
+        page.contents_add(pikepdf.Stream(base, b"q\n"), prepend=True)
+        page.contents_add(pikepdf.Stream(base, b"\nQ q " + str(name).encode() + b" Do Q\n"))
 
     offsets, offset = [], 0
     for part in parts:
