@@ -339,3 +339,6 @@ def test_cut_reopens_the_open_elements_without_their_ids():
         f"{MARK}<p>D<br>E</p>",
     ]
     assert cut("<html><body><p>no mark</p></body></html>") is None
+    twice = cut(f"<html><body><p>A</p>{MARK}\n{MARK}<p>B</p></body></html>")
+    assert twice is not None
+    assert twice.pieces == ["<p>A</p>", f"{MARK}<p>B</p>"]

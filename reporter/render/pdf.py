@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -75,12 +76,17 @@ def write_pdf(
     """Render ``html`` to PDF bytes. An error logged by WeasyPrint (a missing image, a bad
     stylesheet) fails the render; with ``strict``, so does any warning (the tests use it).
 
-    A long report (``split`` None: more than SPLIT_HTML characters and two cores) is rendered in two
-    processes and joined; ``pdfa`` says ``finish`` writes PDF/A (the other parts are written alike)."""
+    A long report (``split`` None: more than SPLIT_HTML characters, two cores and ``fork``) is
+    rendered in two processes and joined; ``pdfa`` says ``finish`` writes PDF/A (the other parts
+    are written alike)."""
     from reporter.render import split as parallel
 
     if split is None:
-        split = len(html) > SPLIT_HTML and (os.cpu_count() or 1) > 1
+        split = (
+            len(html) > SPLIT_HTML
+            and (os.cpu_count() or 1) > 1
+            and "fork" in multiprocessing.get_all_start_methods()
+        )
     document = parallel.cut(html) if split else None
     if document is not None and len(document.pieces) > 2:
         try:

@@ -104,6 +104,8 @@ def cut(html: str) -> Document | None:
     bounds = [(parser.body_end, []), *parser.cuts, parser.end]
     pieces = []
     for (start, opened), (stop, still_open) in itertools.pairwise(bounds):
+        if pieces and not html[start:stop].replace(MARK, "").strip():
+            continue  # two marks in a row: nothing to render between them
         reopen = "".join(_ID.sub("", text) for _, text in opened)
         close = "".join(f"</{tag}>" for tag, _ in reversed(still_open))
         pieces.append(reopen + html[start:stop] + close)
@@ -326,6 +328,8 @@ def render(
                 break
     if head_part.problems or over.problems:
         return b"", head_part.problems + over.problems
+    if front != guess:
+        return b"", [f"the contents' page numbers do not settle ({guess} or {front} pages before them)"]
     pdf = join([head_part, *parts], over)
     if pdfa:
         from reporter.delivery.archive import no_cr_before_endstream
@@ -342,6 +346,8 @@ def join(parts: list[Part], furniture: Part) -> bytes:
 
     base = pikepdf.open(io.BytesIO(parts[0].pdf))
     for part in parts[1:]:
+        if not part.pages:
+            continue
         other = pikepdf.open(io.BytesIO(part.pdf))
         base.pages.extend(other.pages)
     over = pikepdf.open(io.BytesIO(furniture.pdf))
