@@ -20,7 +20,7 @@ from reporter.periods import Period
 from reporter.pipeline import compute, render_pdf
 from reporter.render.html import render_html, stylesheet_dir, template_dirs
 from reporter.render.pdf import write_pdf
-from reporter.render.split import MARK, cut
+from reporter.render.split import MARK, cut, unsupported
 from tests.conftest import DEMO, ROOT, write_csv
 
 NOW = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
@@ -342,3 +342,80 @@ def test_cut_reopens_the_open_elements_without_their_ids():
     twice = cut(f"<html><body><p>A</p>{MARK}\n{MARK}<p>B</p></body></html>")
     assert twice is not None
     assert twice.pieces == ["<p>A</p>", f"{MARK}<p>B</p>"]
+
+
+def test_cut_is_not_fooled_by_line_separators_attributes_or_misplaced_marks():
+    # HTMLParser counts lines at "\n" only; a title with U+2028 or CR must not shift the cuts
+    html = (
+        "<html><head><title>a\u2028b\rc\x85d</title></head>"
+        f"<body><p>front</p>{MARK}<p>x</p>{MARK}<p>y</p></body></html>"
+    )
+    assert cut(html).pieces == ["<p>front</p>", f"{MARK}<p>x</p>", f"{MARK}<p>y</p>"]
+    # an ancestor is reopened from its parsed attributes: "id=" inside a value is not an id
+    html = (
+        f"""<html><body><p>f</p><div id="d" title='customer id=42 "VIP"'>{MARK}<p>b</p></div>"""
+        f"{MARK}<p>c</p></body></html>"
+    )
+    assert cut(html).pieces[1] == f'<div title="customer id=42 &quot;VIP&quot;">{MARK}<p>b</p></div>'
+    # a mark inside a table or a paragraph would change the layout: it is not a cut
+    html = (
+        f"<html><body><p>f{MARK}</p><table><tr><td>1</td></tr>{MARK}<tr><td>2</td></tr></table>"
+        f"{MARK}<p>z</p></body></html>"
+    )
+    assert len(cut(html).pieces) == 2
+    # nothing before the first mark: no front to render last, no cut
+    assert cut(f"<html><body>\n{MARK}<p>a</p>{MARK}<p>b</p></body></html>") is None
+
+
+@pytest.mark.parametrize(
+    ("css", "reason"),
+    [
+        (".toc a::after { content: leader('.') target-counter(attr(href), page) }", None),
+        ("p { break-before: page } @page { @bottom-center { content: counter(page) } }", None),
+        ("h1 { string-set: chapter content() }", "string-set"),
+        ("@page :left { margin-left: 3cm }", "@page :"),
+        ("section.wide { page: landscape }", "page:"),
+        ("a.ref::after { content: target-counter(attr(href), page) }", "target-counter() in 'a.ref::after'"),
+    ],
+)
+def test_styles_a_part_cannot_honour_keep_the_report_in_one_document(demo, css, reason):
+    config, results = demo
+    html = render_html(config, results).replace("</head>", f"<style>{css}</style></head>")
+    assert unsupported(html, stylesheet_dir(config)) == reason
+
+
+def test_a_killed_renderer_takes_its_worker_with_it(tmp_path):
+    """A scheduler timeout kills the rendering process: its forked worker must not wait
+    forever to hand back its part."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pieces = "".join(f"{MARK}<section>{'<p>row</p>' * 3000}</section>" for _ in range(4))
+    (tmp_path / "r.html").write_text(f"<html><body><p>front</p>{pieces}</body></html>")
+    code = (
+        "import pathlib, sys; from reporter.render.pdf import write_pdf; "
+        f"p = pathlib.Path({str(tmp_path)!r}); write_pdf((p / 'r.html').read_text(), p, [p], split=True)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    children: list[int] = []
+    deadline = time.monotonic() + 30
+    while not children and time.monotonic() < deadline:
+        time.sleep(0.2)
+        listing = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        children = [int(c) for c in listing.read_text().split()] if listing.exists() else []
+    assert children, "the render forked no worker"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{c}").exists() for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = []
+    for child in children:
+        stat = Path(f"/proc/{child}/stat")
+        if stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z":
+            alive.append(child)
+            os.kill(child, signal.SIGKILL)
+    assert alive == []

@@ -12,6 +12,8 @@ from typing import Any
 
 from reporter.errors import RunError
 
+log = logging.getLogger("reporter")
+
 
 def make_fetcher(allowed: list[Path]) -> Any:
     """A WeasyPrint URL fetcher limited to files under ``allowed`` and data: URLs; anything else
@@ -86,16 +88,23 @@ def write_pdf(
             len(html) > SPLIT_HTML
             and (os.cpu_count() or 1) > 1
             and "fork" in multiprocessing.get_all_start_methods()
+            and parallel.unsupported(html, base_dir) is None
         )
     document = parallel.cut(html) if split else None
+    pdf, problems = b"", ["not rendered in parts"]
     if document is not None and len(document.pieces) > 2:
         try:
             pdf, problems = parallel.render(
                 document, base_dir, allowed, strict=strict, pdfa=pdfa, finish=finish
             )
-        except LookupError as exc:
-            raise RunError(f"PDF rendering reported problems: {exc}") from None
-    else:
+        except Exception as exc:  # a worker killed, a join refused: the one-document render decides
+            problems = [f"{type(exc).__name__}: {exc}"]
+        stopped = [p for p in problems if p.startswith("PDF rendering stopped")]
+        if stopped:
+            raise RunError(stopped[0])
+        if problems:
+            log.warning("rendering in two processes failed (%s); rendering in one", "; ".join(problems[:3]))
+    if problems:
         part = parallel.render_part(html, base_dir, allowed, strict, None, finish)
         unknown = [f"No anchor #{target} for internal URI reference" for _, target, _ in part.links]
         pdf, problems = part.pdf, part.problems + unknown

@@ -17,12 +17,15 @@ bookmarks are rebuilt on the joined file with pikepdf.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import itertools
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html import escape, unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -41,7 +44,45 @@ MARGIN_BOXES = [
 ]
 BLANK = '<div style="break-after: page"></div>'
 NO_FURNITURE = "<style>@page { " + " ".join(f"@{b} {{ content: none; }}" for b in MARGIN_BOXES) + " }</style>"
-_ID = re.compile(r"""\s(?:id|name)\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE)
+# A mark is honoured only where every open element can be closed and reopened without a
+# trace: not inside a table, a paragraph or a list (a cut there would change the layout).
+REOPENABLE = {"section", "div", "article", "main", "nav", "aside", "header", "footer"}
+
+
+# What a part cannot know about the others: running strings, counters pointing to another
+# part (except the contents', filled in by ``numbered``), left/right/blank and named pages.
+_UNSUPPORTED = re.compile(r"string-set|target-text|(?<![-\w@])page\s*:|@page\s*(?!:first\b)[^{\s]", re.I)
+
+
+def unsupported(html: str, base_dir: Path) -> str | None:
+    """Why the report's styles cannot be rendered in parts (the CSS it would get wrong), or
+    None. Read: the ``<style>`` elements and the stylesheets linked from ``base_dir``."""
+    sheets = re.findall(r"<style\b[^>]*>(.*?)</style>", html, flags=re.S | re.I)
+    for href in re.findall(r"""<link\b[^>]*\bhref\s*=\s*["']([^"':]+\.css)["']""", html, flags=re.I):
+        path = base_dir / href
+        if path.is_file():
+            sheets.append(path.read_text(encoding="utf-8", errors="replace"))
+    css = re.sub(r"/\*.*?\*/", "", "\n".join(sheets), flags=re.S)
+    if found := _UNSUPPORTED.search(css):
+        return found.group(0)
+    for found in re.finditer(r"target-counters?\(", css):
+        selector = css[css.rfind("}", 0, found.start()) + 1 : css.rfind("{", 0, found.start())]
+        if ".toc" not in selector:
+            return f"target-counter() in {selector.strip()[:60]!r}"
+    return None
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the worker: die with this process (stopped by a timeout, say) rather than wait
+    forever to hand back its part (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+    import os
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: it ends with its task
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 @dataclass
@@ -57,9 +98,8 @@ class _Cutter(HTMLParser):
     def __init__(self, html: str) -> None:
         super().__init__(convert_charrefs=False)
         self.html = html
-        self.starts = [0]
-        for line in html.splitlines(keepends=True):
-            self.starts.append(self.starts[-1] + len(line))
+        # HTMLParser counts lines at "\n" only (str.splitlines also splits at U+2028, CR…)
+        self.starts = [0] + [m.end() for m in re.finditer("\n", html)]
         self.stack: list[tuple[str, str]] = []
         self.body_end: int | None = None
         self.cuts: list[tuple[int, list[tuple[str, str]]]] = []
@@ -69,14 +109,19 @@ class _Cutter(HTMLParser):
         line, column = self.getpos()
         return self.starts[line - 1] + column
 
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        text = self.get_starttag_text() or f"<{tag}>"
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "body" and self.body_end is None:
-            self.body_end = self.position() + len(text)
+            self.body_end = self.position() + len(self.get_starttag_text() or "<body>")
             self.stack = []
             return
         if tag not in VOID:
-            self.stack.append((tag, text))
+            # reopened in the next piece without its id: an anchor is in one piece only
+            kept = "".join(
+                f" {name}" if value is None else f' {name}="{escape(value, quote=True)}"'
+                for name, value in attrs
+                if name not in ("id", "name")
+            )
+            self.stack.append((tag, f"<{tag}{kept}>"))
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "body":
@@ -88,7 +133,8 @@ class _Cutter(HTMLParser):
                 return
 
     def handle_comment(self, data: str) -> None:
-        if f"<!--{data}-->" == MARK and self.body_end is not None:
+        honoured = all(tag in REOPENABLE for tag, _ in self.stack)
+        if f"<!--{data}-->" == MARK and self.body_end is not None and honoured:
             self.cuts.append((self.position(), list(self.stack)))
 
 
@@ -102,11 +148,13 @@ def cut(html: str) -> Document | None:
     if parser.body_end is None or parser.end is None or not parser.cuts:
         return None
     bounds = [(parser.body_end, []), *parser.cuts, parser.end]
+    if not html[parser.body_end : parser.cuts[0][0]].strip():
+        return None  # nothing before the first mark: no front (cover, contents) to render last
     pieces = []
     for (start, opened), (stop, still_open) in itertools.pairwise(bounds):
         if pieces and not html[start:stop].replace(MARK, "").strip():
             continue  # two marks in a row: nothing to render between them
-        reopen = "".join(_ID.sub("", text) for _, text in opened)
+        reopen = "".join(text for _, text in opened)
         close = "".join(f"</{tag}>" for tag, _ in reversed(still_open))
         pieces.append(reopen + html[start:stop] + close)
     return Document(html[: parser.body_end], pieces)
@@ -117,10 +165,10 @@ def numbered(piece: str, pages: dict[str, int]) -> str:
     contents prints it where, in one render, it uses ``target-counter``)."""
 
     def number(match: re.Match[str]) -> str:
-        page = pages.get(match.group(2))
+        page = pages.get(unescape(match.group(3)))
         return match.group(1) + (f' data-page="{page}"' if page is not None else "")
 
-    return re.sub(r"""(<a\b[^>]*?\shref="#([^"]+)")""", number, piece)
+    return re.sub(r"""(<a\b[^>]*?\shref\s*=\s*(["'])#(.+?)\2)""", number, piece)
 
 
 def weight(piece: str) -> int:
@@ -274,7 +322,7 @@ def render(
     from concurrent.futures import ProcessPoolExecutor
 
     variant = "pdf/a-3b" if pdfa else None
-    head = document.prefix.replace("</head>", NO_FURNITURE + "</head>", 1)
+    head = document.prefix + NO_FURNITURE  # in the body: a head's end tag is optional
     body = document.pieces[1:]
     weights = [weight(p) for p in body]
     # afterwards this process renders the front (~2 pages) while the other renders the
@@ -297,7 +345,9 @@ def render(
             offset += part.pages
         return pages
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(1, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),))
+    with pool:
         later = pool.submit(
             render_parts, [whole(p) for p in packs(body[at:])], base_dir, allowed, strict, variant
         )
