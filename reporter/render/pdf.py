@@ -91,28 +91,30 @@ def write_pdf(
             and parallel.unsupported(html, base_dir) is None
         )
     document = parallel.cut(html) if split else None
-    pdf, problems = b"", ["not rendered in parts"]
     if document is not None and len(document.pieces) > 2:
         try:
             pdf, problems = parallel.render(
                 document, base_dir, allowed, strict=strict, pdfa=pdfa, finish=finish
             )
         except Exception as exc:  # a worker killed, a join refused: the one-document render decides
-            problems = [f"{type(exc).__name__}: {exc}"]
-        stopped = [p for p in problems if p.startswith("PDF rendering stopped")]
-        if stopped:
-            raise RunError(stopped[0])
-        if problems:
-            log.warning("rendering in two processes failed (%s); rendering in one", "; ".join(problems[:3]))
+            pdf, problems = b"", [f"{type(exc).__name__}: {exc}"]
+        if not problems:
+            return pdf
+        _stop_if_refused(problems)  # a refused fetch is refused in one document too
+        log.warning("rendering in two processes failed (%s); rendering in one", "; ".join(problems[:3]))
+    part = parallel.render_part(html, base_dir, allowed, strict, None, finish)
+    problems = part.problems + [
+        f"No anchor #{target} for internal URI reference" for _, target, _ in part.links
+    ]
+    _stop_if_refused(problems)
     if problems:
-        part = parallel.render_part(html, base_dir, allowed, strict, None, finish)
-        unknown = [f"No anchor #{target} for internal URI reference" for _, target, _ in part.links]
-        pdf, problems = part.pdf, part.problems + unknown
-        if not problems and not part.pages:
-            raise RunError("the PDF would have no page; nothing is sent")
-    if problems:
-        stopped = [p for p in problems if p.startswith("PDF rendering stopped")]
-        raise RunError(
-            stopped[0] if stopped else "PDF rendering reported problems: " + "; ".join(problems[:5])
-        )
-    return pdf
+        raise RunError("PDF rendering reported problems: " + "; ".join(problems[:5]))
+    if not part.pages:
+        raise RunError("the PDF would have no page; nothing is sent")
+    return part.pdf
+
+
+def _stop_if_refused(problems: list[str]) -> None:
+    for problem in problems:
+        if problem.startswith("PDF rendering stopped"):
+            raise RunError(problem)

@@ -5,11 +5,12 @@ of rows is therefore cut where the template allows it — a ``<!--reporter:split
 placed only where the page breaks anyway (before a section, between the page-sized chunks of a
 long table) — so the joined PDF has the same pages as a single render. The pieces after the
 front (cover and table of contents) form two groups of about equal weight; a forked process
-renders one while this one renders the other. Then this process renders:
+renders one while this one renders the other. Then, at the same time:
 
-- the front, last, with the real page numbers in the table of contents (``toc_pages``);
-- the page furniture (running header, "page X / Y" footer) as one document of empty pages,
-  laid over every page, since only now is the page count known.
+- this process renders the front, with the real page numbers in the table of contents
+  (``numbered``);
+- the worker renders the page furniture (running header, "page X / Y" footer) as one
+  document of empty pages, laid over every page, since only now is the page count known.
 
 The parts are rendered without margin boxes; links between parts, named destinations and
 bookmarks are rebuilt on the joined file with pikepdf.
@@ -178,7 +179,7 @@ def weight(piece: str) -> int:
 
 def packs(pieces: list[str], limit: int = 1500) -> list[list[str]]:
     """``pieces`` in runs of at most ``limit`` weight (a longer piece alone): one WeasyPrint
-    document holds ~80 kB per table row until it is written, so a run bounds the memory."""
+    document holds ~70 kB per table row until it is written, so a run bounds the memory."""
     runs: list[list[str]] = []
     total = limit
     for piece in pieces:
@@ -223,7 +224,6 @@ class Part:
 
     pdf: bytes = b""
     pages: int = 0
-    sizes: list[tuple[float, float]] = field(default_factory=list)
     anchors: dict[str, tuple[int, float, float]] = field(default_factory=dict)
     links: list[tuple[int, str, tuple[float, float, float, float]]] = field(default_factory=list)
     bookmarks: list[tuple[int, str, int, float, float]] = field(default_factory=list)
@@ -281,7 +281,6 @@ def _render_part(
             own = {name for page in document.pages for name in page.anchors}
             for number, page in enumerate(document.pages):
                 height = page.height
-                part.sizes.append((page.width * 0.75, height * 0.75))
                 for name, (x, y, _, _) in page.anchors.items():
                     part.anchors.setdefault(name, (number, x * 0.75, (height - y) * 0.75))
                 for level, label, (x, y), _ in page.bookmarks:
@@ -296,12 +295,8 @@ def _render_part(
                         kept.append(link)
                 page.links[:] = kept
             part.pages = len(document.pages)
-            if not part.pages:
-                pass
-            elif finish is not None:
-                part.pdf = finish(document)
-            else:
-                part.pdf = document.write_pdf(pdf_variant=variant)
+            if part.pages:
+                part.pdf = finish(document) if finish else document.write_pdf(pdf_variant=variant)
         except FatalURLFetchingError as exc:
             problems.append(f"PDF rendering stopped: {exc}")
     part.problems = list(problems)
@@ -337,13 +332,7 @@ def render(
         return document.prefix + blank * pages + "</body></html>"
 
     def numbers(front_pages: int) -> dict[str, int]:
-        pages: dict[str, int] = {}
-        offset = front_pages
-        for part in parts:
-            for name, (number, _, _) in part.anchors.items():
-                pages.setdefault(name, offset + number + 1)
-            offset += part.pages
-        return pages
+        return {name: at + 1 for name, (at, _, _) in placed(parts, front_pages).items()}
 
     context = multiprocessing.get_context("fork")
     pool = ProcessPoolExecutor(1, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),))
@@ -388,6 +377,17 @@ def render(
     return pdf, []
 
 
+def placed(parts: list[Part], before: int = 0) -> dict[str, tuple[int, float, float]]:
+    """Each anchor's page index in the joined file (``before`` pages ahead of the parts) and
+    position; the first of a name wins, as in one render."""
+    anchors: dict[str, tuple[int, float, float]] = {}
+    for part in parts:
+        for name, (number, x, y) in part.anchors.items():
+            anchors.setdefault(name, (before + number, x, y))
+        before += part.pages
+    return anchors
+
+
 def join(parts: list[Part], furniture: Part) -> bytes:
     """The parts' pages in order in the first part's file (its catalogue, metadata and
     attachments), with the furniture laid over each page, one set of named destinations,
@@ -409,14 +409,8 @@ def join(parts: list[Part], furniture: Part) -> bytes:
         page.contents_add(pikepdf.Stream(base, b"q\n"), prepend=True)
         page.contents_add(pikepdf.Stream(base, b"\nQ q " + str(name).encode() + b" Do Q\n"))
 
-    offsets, offset = [], 0
-    for part in parts:
-        offsets.append(offset)
-        offset += part.pages
-    anchors: dict[str, tuple[int, float, float]] = {}
-    for part, start in zip(parts, offsets, strict=True):
-        for name, (number, x, y) in part.anchors.items():
-            anchors.setdefault(name, (start + number, x, y))
+    offsets = list(itertools.accumulate((p.pages for p in parts[:-1]), initial=0))
+    anchors = placed(parts)
     names = pikepdf.NameTree.new(base)
     for name in sorted(anchors):
         number, x, y = anchors[name]
