@@ -5,9 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_PERIOD ?= 2026-10
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean check-system
 
-$(STAMP): pyproject.toml
+# WeasyPrint draws text with Pango: without it nothing renders. Said before anything installs.
+check-system:
+	@$(PYTHON) -c "import ctypes.util, sys; sys.exit(0 if ctypes.util.find_library('pango-1.0') and ctypes.util.find_library('pangoft2-1.0') else 1)" \
+	  || { echo "reporter needs Pango (WeasyPrint draws text with it). On Debian or Ubuntu:"; \
+	       echo "  sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0"; exit 1; }
+
+$(STAMP): pyproject.toml | check-system
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

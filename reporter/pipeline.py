@@ -236,10 +236,10 @@ def render_pdf(
 
     html = render_html(config, results)
     finish = None
+    when = dt.datetime.fromisoformat(results.generated_at)
     if config.delivery.archive.pdfa:
         from reporter.delivery.archive import make_pdfa
 
-        when = dt.datetime.fromisoformat(results.generated_at)
         attachments = {
             "results.json": (results.to_json().encode("utf-8"), "Data"),
             config.file.name: (config.file.read_bytes(), "Source"),
@@ -257,6 +257,7 @@ def render_pdf(
         finish=finish,
         pdfa=config.delivery.archive.pdfa,
         split=split,
+        when=when,
     )
 
 

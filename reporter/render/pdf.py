@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import multiprocessing
 import os
@@ -38,13 +39,24 @@ def make_fetcher(allowed: list[Path]) -> Any:
     return _Fetcher(allowed_protocols=("file", "data"), fail_on_errors=True, allow_redirects=False)
 
 
+# WeasyPrint's notice when the machine lacks HarfBuzz's subsetter (Debian's libharfbuzz-subset0):
+# it then subsets fonts with fontTools and the PDF is still right. A fact about the machine, not a
+# problem of the document: never a render failure, and said once per process by the CLI.
+FONTTOOLS_NOTICE = "Using fontTools instead of HarfBuzz-Subset"
+
+
+def is_environment_notice(record: logging.LogRecord) -> bool:
+    return record.name.startswith("weasyprint") and FONTTOOLS_NOTICE in str(record.msg)
+
+
 class _Collect(logging.Handler):
     def __init__(self, level: int) -> None:
         super().__init__(level)
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        if not is_environment_notice(record):
+            self.messages.append(record.getMessage())
 
 
 @contextmanager
@@ -65,6 +77,22 @@ def collect_problems(strict: bool) -> Iterator[list[str]]:
 SPLIT_HTML = 50_000
 
 
+@contextmanager
+def font_clock(when: dt.datetime | None) -> Iterator[None]:
+    """Without libharfbuzz-subset0, WeasyPrint subsets fonts with fontTools, which stamps each
+    font it writes with the current time unless SOURCE_DATE_EPOCH is set (the reproducible-builds
+    convention it follows). The run's clock stamps them instead, so a PDF re-rendered from the
+    same run is byte-identical on any machine."""
+    if when is None or "SOURCE_DATE_EPOCH" in os.environ:
+        yield
+        return
+    os.environ["SOURCE_DATE_EPOCH"] = str(int(when.timestamp()))
+    try:
+        yield
+    finally:
+        del os.environ["SOURCE_DATE_EPOCH"]
+
+
 def write_pdf(
     html: str,
     base_dir: Path,
@@ -74,6 +102,23 @@ def write_pdf(
     finish: Callable[[Any], bytes] | None = None,
     pdfa: bool = False,
     split: bool | None = None,
+    when: dt.datetime | None = None,
+) -> bytes:
+    """Render ``html`` to PDF bytes; see ``_write_pdf``. ``when``: the run's clock, which stamps
+    the embedded fonts (``font_clock``)."""
+    with font_clock(when):
+        return _write_pdf(html, base_dir, allowed, strict=strict, finish=finish, pdfa=pdfa, split=split)
+
+
+def _write_pdf(
+    html: str,
+    base_dir: Path,
+    allowed: list[Path],
+    *,
+    strict: bool,
+    finish: Callable[[Any], bytes] | None,
+    pdfa: bool,
+    split: bool | None,
 ) -> bytes:
     """Render ``html`` to PDF bytes. An error logged by WeasyPrint (a missing image, a bad
     stylesheet) fails the render; with ``strict``, so does any warning (the tests use it).

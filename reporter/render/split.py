@@ -22,6 +22,7 @@ import contextlib
 import gc
 import io
 import itertools
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -84,6 +85,10 @@ def _die_with_parent(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
+    # The parent says the fontTools notice once for the whole run (the CLI's filter).
+    for once in logging.getLogger("weasyprint").filters:
+        if hasattr(once, "said"):
+            once.said = True
 
 
 @dataclass
