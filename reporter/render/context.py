@@ -18,7 +18,6 @@ import io
 import math
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from babel import Locale
@@ -28,9 +27,10 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import Translations
 
+from reporter.assets import LOCALE_DIR
+
 DASH = "—"
 MINUS = "−"
-LOCALE_DIR = Path(__file__).resolve().parent.parent / "templates" / "locale"
 
 
 def _with_decimals(pattern: str, decimals: int) -> str:

@@ -19,13 +19,13 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from reporter import __version__
+from reporter.assets import TEMPLATES
 from reporter.config.model import Config
 from reporter.errors import ConfigError, Problem, RunError
 from reporter.render import charts
 from reporter.render.context import Formatter, translations
 from reporter.results import Results
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT = "executive"
 STATUSES = ("on_track", "at_risk", "off_track", "no_data", "no_target")
 SYMBOLS = {"on_track": "✔", "at_risk": "▲", "off_track": "✖", "no_data": "–", "no_target": "○"}
