@@ -37,26 +37,11 @@ import sqlalchemy as sa
 
 from reporter.config.checks import parse_duration
 from reporter.config.model import Config
-from reporter.delivery.ledger import Ledger, default_url, metadata, runs
+from reporter.delivery.ledger import Ledger, default_url, leases, runs, schedules
 from reporter.errors import QualityGateError, RunError
 from reporter.periods import Period
 
 LOG = logging.getLogger("reporter.schedule")
-
-leases = sa.Table(
-    "leases",
-    metadata,
-    sa.Column("report", sa.String(200), primary_key=True),
-    sa.Column("period", sa.String(20), primary_key=True),
-    sa.Column("holder", sa.String(200), nullable=False),
-    sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
-)
-schedules = sa.Table(
-    "schedules",
-    metadata,
-    sa.Column("report", sa.String(200), primary_key=True),
-    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

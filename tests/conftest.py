@@ -65,3 +65,18 @@ def pg_url() -> str:
             pytest.fail("CI must provide PostgreSQL: .ci/run sets REPORTER_TEST_PG_URL")
         pytest.skip("no PostgreSQL here; .ci/run starts one and sets REPORTER_TEST_PG_URL")
     return url
+
+
+@pytest.fixture
+def empty_pg_ledger(pg_url: str) -> str:
+    """The PostgreSQL URL with no ledger in it (every ledger table and Alembic's revision dropped)."""
+    import sqlalchemy as sa
+
+    from reporter.delivery.ledger import metadata
+
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+    return pg_url

@@ -232,14 +232,8 @@ def test_outbox_without_smtp_and_cli_exit_codes(demo, tmp_path, capsys):
     assert not (tmp_path / "n" / "ledger.sqlite").exists()
 
 
-def test_ledger_on_postgresql(demo, tmp_path, pg_url):
-    url = pg_url
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS deliveries, runs"))
-    engine.dispose()
+def test_ledger_on_postgresql(demo, tmp_path, empty_pg_ledger):
+    url = empty_pg_ledger
     with Server(tmp_path) as server:
         config = configured(demo, server.port, to=["ceo@acme.test", "cfo@acme.test"])
         config = config.model_copy(update={"delivery": config.delivery.model_copy(update={"ledger": url})})

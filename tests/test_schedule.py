@@ -161,11 +161,7 @@ def test_a_lease_left_by_a_killed_process_expires(demo, tmp_path):
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_two_scheduler_processes_on_one_ledger_send_once(demo, tmp_path, backend, request):
     if backend == "postgresql":
-        url = request.getfixturevalue("pg_url")
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS deliveries, runs, leases, schedules"))
-        engine.dispose()
+        url = request.getfixturevalue("empty_pg_ledger")
     else:
         url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
     with Server(tmp_path) as server:

@@ -8,6 +8,11 @@ share the work. It is what makes delivery exactly-once:
 - a later run skips ``sent``; finds a ``pending`` left by a crash between 250 and the commit and
   does not re-send it, marking it ``review`` (a person checks the mailbox);
 - a ``failed`` delivery is retried by the next run, a ``--force`` re-send opens a new version.
+
+This module owns every table of the ledger (the scheduler's leases and first sightings too).
+The schema is versioned with Alembic (``reporter/delivery/migrations``): opening a ledger
+upgrades it in place to the newest revision; a ledger written before migrations existed is
+recognised by its tables and stamped at revision 0001 first.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import sqlalchemy as sa
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 metadata = sa.MetaData()
 
@@ -52,6 +60,22 @@ deliveries = sa.Table(
     sa.Column("run_id", sa.Integer),
 )
 
+# The scheduler's: who holds a report's period while sending it, and when a report was first seen.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("report", sa.String(200), primary_key=True),
+    sa.Column("period", sa.String(20), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
+)
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("report", sa.String(200), primary_key=True),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 @dataclass
 class Delivery:
@@ -81,20 +105,66 @@ def default_url(output: Path) -> str:
     return f"sqlite:///{(output / 'ledger.sqlite').resolve()}"
 
 
+def _alembic_config(conn: sa.Connection) -> object:
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def _upgrade(conn: sa.Connection) -> None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(conn)
+    head = ScriptDirectory.from_config(cfg).get_current_head()  # type: ignore[arg-type]
+    if MigrationContext.configure(conn).get_current_revision() == head:
+        return
+    tables = set(sa.inspect(conn).get_table_names())
+    if "alembic_version" not in tables and "runs" in tables:
+        command.stamp(cfg, "0001")  # type: ignore[arg-type]  # written before migrations existed
+    command.upgrade(cfg, "head")  # type: ignore[arg-type]
+
+
+def migrate(engine: sa.Engine, attempts: int = 6) -> None:
+    """Bring the ledger's schema to the newest revision. Several processes may open a new ledger
+    at once: PostgreSQL serialises them with an advisory lock; on SQLite the loser of a race
+    finds the tables made and retries from the revision it then reads."""
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7356201)"))
+                _upgrade(conn)
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 class Ledger:
     def __init__(self, url: str):
         self.engine = sa.create_engine(url)
-        for attempt in range(5):
-            try:
-                metadata.create_all(self.engine)
-                break
-            except sa.exc.DBAPIError:  # another process created the tables at the same moment
-                if attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        try:
+            migrate(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     # runs -------------------------------------------------------------------------------
     def start_run(self, report: str, period: str, now: dt.datetime, trigger: str = "cli") -> int:

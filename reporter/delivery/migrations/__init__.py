@@ -1,0 +1,1 @@
+"""Alembic migrations of the ledger (see reporter.delivery.ledger.migrate)."""
