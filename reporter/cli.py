@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from reporter import __version__
@@ -85,7 +85,9 @@ FONTTOOLS_HINT = (
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] | None = None) -> int:
+    """The ``reporter`` command. ``clock``: what ``reporter schedule`` reads as the time (the real
+    clock by default; an end-to-end test passes one that starts just before a fire time)."""
     logging.basicConfig(level=logging.WARNING, format="reporter: %(message)s", stream=sys.stderr)
     logging.getLogger("weasyprint").addFilter(_NoticeOnce())
     parser = build_parser()
@@ -103,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "verify":
             return _verify(args)
         if args.command == "schedule":
-            return _schedule(args)
+            return _schedule(args, clock or _real_clock)
         if args.command == "status":
             return _status(args)
         if args.command == "reproduce":
@@ -231,13 +233,15 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 1
 
 
-def _schedule(args: argparse.Namespace) -> int:
-    import logging
+def _real_clock() -> dt.datetime:
+    return dt.datetime.now(tz=dt.UTC)
 
-    from reporter.schedule import Scheduler, test_clock
+
+def _schedule(args: argparse.Namespace, clock: Callable[[], dt.datetime]) -> int:
+    from reporter.schedule import Scheduler
 
     logging.getLogger("reporter").setLevel(logging.INFO)
-    scheduler = Scheduler(args.config, output=args.output, clock=test_clock())
+    scheduler = Scheduler(args.config, output=args.output, clock=clock)
     scheduler.install_signals()
     print(f"reporter schedule: watching {args.config} (SIGHUP re-reads it, SIGTERM stops)", flush=True)
     scheduler.serve()

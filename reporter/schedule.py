@@ -26,7 +26,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,14 +320,3 @@ class Scheduler:
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
-
-
-def test_clock() -> Callable[[], dt.datetime]:
-    """The real clock, or (tests only) a clock that starts at REPORTER_TEST_START and runs at
-    real speed from there, so an end-to-end test need not wait for a real fire time."""
-    start = os.environ.get("REPORTER_TEST_START")
-    if not start:
-        return lambda: dt.datetime.now(dt.UTC)
-    origin = _aware(dt.datetime.fromisoformat(start))
-    began = time.monotonic()
-    return lambda: origin + dt.timedelta(seconds=time.monotonic() - began)

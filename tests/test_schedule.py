@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
 import signal
 import subprocess
 import sys
@@ -259,18 +258,25 @@ def test_reporter_schedule_process_end_to_end(tmp_path):
                 )
             )
         ledger.close()
-        env = {**os.environ, "REPORTER_TEST_START": "2026-11-02T05:59:57+00:00"}  # 3 s before 07:00 Paris
+        # The real command in its own process, its clock injected: it starts 3 s before 07:00 Paris
+        # and runs at real speed from there.
+        program = textwrap.dedent("""
+            import datetime as dt, sys, time
+            from reporter.cli import main
+            origin, began = dt.datetime(2026, 11, 2, 5, 59, 57, tzinfo=dt.UTC), time.monotonic()
+            clock = lambda: origin + dt.timedelta(seconds=time.monotonic() - began)
+            sys.exit(main(sys.argv[1:], clock=clock))
+        """)
         proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "reporter",
+                "-c",
+                program,
                 "schedule",
                 str(config_dir / "example.yaml"),
                 "--output",
                 str(tmp_path / "out"),
             ],
-            env=env,
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
