@@ -15,9 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reporter.burst import render_bursts  # noqa: E402
 from reporter.config import load_config  # noqa: E402
 from reporter.periods import Period  # noqa: E402
+from reporter.run.burst import render_bursts  # noqa: E402
 
 
 def main() -> None:

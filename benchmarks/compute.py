@@ -192,7 +192,8 @@ def main() -> None:
             from pathlib import Path
             from reporter.config import load_config
             from reporter.periods import Period
-            from reporter.pipeline import compute, write_atomic
+            from reporter.compute.database import compute
+            from reporter.files import write_atomic
             config = load_config(Path('{folder / "bench.yaml"}'))
             now = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
             results = compute(config, Period.parse('2026-10', 'month'), now)

@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from reporter.compute.database import compute  # noqa: E402
 from reporter.config import load_config  # noqa: E402
 from reporter.periods import Period  # noqa: E402
-from reporter.pipeline import compute  # noqa: E402
 from reporter.render.context import Formatter  # noqa: E402
 from reporter.render.html import build_context, environment, stylesheet_dir, template_dirs  # noqa: E402
 from reporter.render.pdf import write_pdf  # noqa: E402
@@ -68,7 +68,7 @@ def peak_rss_of_render(config_path: Path) -> tuple[int, int]:
     code = (
         f"import datetime as dt, resource, sys; sys.path.insert(0, {str(ROOT)!r})\n"
         "from reporter.config import load_config\nfrom reporter.periods import Period\n"
-        "from reporter.pipeline import compute, render_pdf\n"
+        "from reporter.compute.database import compute\nfrom reporter.run.stages import render_pdf\n"
         f"c = load_config(__import__('pathlib').Path({str(config_path)!r}))\n"
         "r = compute(c, Period.parse('2026-10', 'month'), dt.datetime(2026, 11, 2, tzinfo=dt.UTC))\n"
         "render_pdf(c, r)\n"

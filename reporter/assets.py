@@ -17,3 +17,22 @@ def _templates_root() -> Path:
 
 TEMPLATES = _templates_root()
 LOCALE_DIR = TEMPLATES / "locale"
+DEFAULT = "executive"
+
+
+def resolve_template(name: str, base_dir: Path) -> list[Path] | str:
+    """The folders a template name stands for (user folder first, then the built-in default),
+    or a message saying why it stands for none. A name with a slash, or naming a folder next
+    to the configuration that is not a built-in template, is a user folder."""
+    candidate = Path(name) if Path(name).is_absolute() else base_dir / name
+    if "/" in name or name.startswith(".") or (candidate.is_dir() and not (TEMPLATES / name).is_dir()):
+        if not candidate.is_dir():
+            return f"template folder not found: {candidate}"
+        return [candidate, TEMPLATES / DEFAULT]
+    if not (TEMPLATES / name).is_dir():
+        return f"unknown template '{name}'"
+    return [TEMPLATES / name]
+
+
+def builtin_templates() -> list[str]:
+    return sorted(p.name for p in TEMPLATES.iterdir() if p.is_dir() and p.name != "locale")

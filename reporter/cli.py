@@ -168,7 +168,7 @@ def summary(config: object) -> str:
 def _run(args: argparse.Namespace) -> int:
     from reporter.config import load_configs
     from reporter.errors import RunError
-    from reporter.pipeline import run_report
+    from reporter.run.pipeline import run_report
 
     configs = load_configs(args.config)
     failed = 0
@@ -193,7 +193,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _preview(args: argparse.Namespace) -> int:
     from reporter.config import load_configs
-    from reporter.pipeline import preview
+    from reporter.run.pipeline import preview
 
     clock = now()
     for config in load_configs(args.config):
@@ -219,7 +219,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from reporter.pipeline import reproduce
+    from reporter.run.pipeline import reproduce
 
     if not args.pdf.is_file():
         raise UsageError(f"{args.pdf}: file not found")
@@ -238,7 +238,7 @@ def _real_clock() -> dt.datetime:
 
 
 def _schedule(args: argparse.Namespace, clock: Callable[[], dt.datetime]) -> int:
-    from reporter.schedule import Scheduler
+    from reporter.run.schedule import Scheduler
 
     logging.getLogger("reporter").setLevel(logging.INFO)
     scheduler = Scheduler(args.config, output=args.output, clock=clock)
@@ -254,8 +254,8 @@ def _status(args: argparse.Namespace) -> int:
 
     from reporter.config import load_configs
     from reporter.delivery.ledger import Ledger, default_url
-    from reporter.pipeline import output_root
-    from reporter.schedule import next_fire
+    from reporter.run.schedule import next_fire
+    from reporter.run.stages import output_root
 
     clock = now()
     for config in load_configs(args.config):

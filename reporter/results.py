@@ -10,7 +10,11 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+# The words results.json uses; templates translate them, never print them.
+Status = Literal["on_track", "at_risk", "off_track", "no_data", "no_target"]
+Verdict = Literal["keep", "improve", "stop", "review"]
 
 
 @dataclass
@@ -29,7 +33,7 @@ class KpiResult:
     ytd: float | None
     target: float | None
     attainment: float | None
-    status: str
+    status: Status
     series: list[SeriesPoint]
     label: str = ""
     format: str = "number"
@@ -77,7 +81,7 @@ class ObjectiveResult:
     target: float | None
     value: float | None
     attainment: float | None
-    status: str
+    status: Status
     actions: list[ActionResult]
     title: str = ""
     owner: str = ""
@@ -108,7 +112,7 @@ class PortfolioRow:
     cost: float | None
     value: float | None
     ratio: float | None
-    verdict: str
+    verdict: Verdict
 
 
 @dataclass

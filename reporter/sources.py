@@ -1,4 +1,4 @@
-"""Read each source into DuckDB, and read a source's header cheaply for validation.
+"""Read each source into DuckDB (reading a source's header for validation is config.headers).
 
 Files (csv, parquet, json) are read by DuckDB itself; Excel and SQL results come through pandas.
 Every source becomes a table ``src_<name>`` with the columns the report uses and ``__day`` (the
@@ -9,75 +9,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from reporter.config.headers import file_reader_sql, first_line, quote_ident, sql_literal
 from reporter.config.model import Config, Source
 from reporter.errors import SourceError
+from reporter.files import sha256_file
 from reporter.results import SourceResult
-
-
-def sql_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def file_reader_sql(source: Source, path: Path) -> str:
-    """The DuckDB table function call that reads a file source."""
-    lit = sql_literal(str(path))
-    if source.type == "parquet":
-        return f"read_parquet({lit})"
-    if source.type == "json":
-        return f"read_json_auto({lit})"
-    opts = source.csv
-    args = [lit]
-    if opts is not None:
-        args += [
-            f"delim={sql_literal(opts.delimiter)}",
-            f"decimal_separator={sql_literal(opts.decimal)}",
-            f"encoding={sql_literal(opts.encoding)}",
-            f"header={'true' if opts.header else 'false'}",
-            f"quote={sql_literal(opts.quote)}",
-            "nullstr=[" + ", ".join(sql_literal(v) for v in opts.null_values) + "]",
-        ]
-        if opts.date_format:
-            args.append(f"dateformat={sql_literal(opts.date_format)}")
-            if any(d in opts.date_format for d in ("%H", "%M", "%S", "%z", "%I")):
-                args.append(f"timestampformat={sql_literal(opts.date_format)}")
-    return f"read_csv({', '.join(args)})"
-
-
-def read_columns(source: Source, path: Path | None) -> list[str]:
-    """Column names of a file source, reading only what the reader needs to find them.
-
-    Raises SourceError with a readable message when the file cannot be read."""
-    if source.type == "sql" or path is None:
-        return []
-    if source.type == "excel":
-        import pandas as pd
-
-        try:
-            frame = pd.read_excel(path, sheet_name=source.sheet or 0, nrows=0)
-        except Exception as exc:  # openpyxl raises many kinds; all mean "cannot read"
-            raise SourceError(f"cannot read {path}: {exc}") from None
-        return [str(c) for c in frame.columns]
-    con = duckdb.connect()
-    try:
-        rows = con.execute(f"DESCRIBE SELECT * FROM {file_reader_sql(source, path)}").fetchall()
-    except duckdb.Error as exc:
-        raise SourceError(f"cannot read {path}: {_first_line(exc)}") from None
-    finally:
-        con.close()
-    return [str(r[0]) for r in rows]
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 @dataclass
@@ -85,14 +25,6 @@ class SourceInfo(SourceResult):
     """What was read from a source (the fields results.json shows), plus its columns."""
 
     columns: list[str]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def redact_url(url: str) -> str:
@@ -170,7 +102,7 @@ def register_sources(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str
                 reader = frame_name
             described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
         except duckdb.Error as exc:
-            raise SourceError(f"source '{name}': cannot read: {_first_line(exc)}") from None
+            raise SourceError(f"source '{name}': cannot read: {first_line(exc)}") from None
         columns = [str(r[0]) for r in described]
         types = {str(r[0]): str(r[1]) for r in described}
         date_col = _find_column(columns, source.date_column)
@@ -190,7 +122,7 @@ def register_sources(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str
             ).fetchall()[0]
         except duckdb.Error as exc:
             raise SourceError(
-                f"source '{name}': cannot read dates in column '{date_col}': {_first_line(exc)}"
+                f"source '{name}': cannot read dates in column '{date_col}': {first_line(exc)}"
             ) from None
         finally:
             if reader == frame_name:
@@ -259,7 +191,7 @@ def _read_with_pandas(config: Config, name: str, source: Source) -> Any:
         engine.dispose()
     except Exception as exc:  # drivers raise their own kinds; all mean "cannot read"
         raise SourceError(
-            f"source '{name}': query failed on {redact_url(source.url or '')}: {_first_line(exc)}"
+            f"source '{name}': query failed on {redact_url(source.url or '')}: {first_line(exc)}"
         ) from None
     return frame
 

@@ -20,7 +20,7 @@ from reporter.config import load_config
 from reporter.config.model import Email
 from reporter.delivery import archive as archive_module
 from reporter.delivery.archive import MANIFEST, archive_pdf, attachments_of, verify_archive
-from reporter.pipeline import run_report
+from reporter.run.pipeline import run_report
 from tests.conftest import DEMO, ROOT
 
 NOW = dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC)
@@ -255,10 +255,10 @@ def test_a_stream_ending_with_cr_is_made_pdfa_safe(tmp_path):
     from reporter.delivery.archive import no_cr_before_endstream
 
     config = load_config(DEMO, env={})
-    results = __import__("reporter.pipeline", fromlist=["compute"]).compute(
+    results = __import__("reporter.run.pipeline", fromlist=["compute"]).compute(
         config, __import__("reporter.periods", fromlist=["Period"]).Period.parse("2026-10", "month"), NOW
     )
-    from reporter.pipeline import render_pdf
+    from reporter.run.stages import render_pdf
 
     good = render_pdf(config, results)
     with pikepdf.open(io.BytesIO(good)) as doc:

@@ -10,7 +10,7 @@ import pytest
 
 from reporter.config import load_config
 from reporter.errors import ConfigError
-from reporter.pipeline import run_report
+from reporter.run.pipeline import run_report
 from tests.conftest import write_csv
 from tests.smtp_server import Server
 

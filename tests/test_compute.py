@@ -18,8 +18,8 @@ import duckdb
 import pytest
 
 from reporter.cli import main
+from reporter.compute.database import compute, open_database
 from reporter.periods import Period
-from reporter.pipeline import compute, open_database
 from tests.conftest import write_csv
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -700,7 +700,7 @@ def test_run_writes_results_json_with_spec_fields(fixture_dir, capsys):
 
 
 def test_default_period_is_last_complete_in_report_zone(fixture_dir):
-    from reporter.pipeline import resolve_period
+    from reporter.run.stages import resolve_period
 
     folder, _, _ = fixture_dir
     config = load(write_config(folder))

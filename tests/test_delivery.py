@@ -14,7 +14,7 @@ from reporter.config import load_config
 from reporter.config.model import Delivery, Email, Smtp
 from reporter.delivery.ledger import Ledger, default_url
 from reporter.errors import RunError
-from reporter.pipeline import run_report
+from reporter.run.pipeline import run_report
 from tests.conftest import DEMO
 from tests.smtp_server import Server
 

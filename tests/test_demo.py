@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from reporter.compute.database import compute
 from reporter.config import load_config
 from reporter.periods import Period
-from reporter.pipeline import compute
 from tests.conftest import DEMO
 from tests.test_compute import chg, close, ref_attainment, ref_status
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reporter.compute.evaluate import attainment, change, status
-from reporter.compute.formulas import FormulaSyntaxError, parse
+from reporter.formulas import FormulaSyntaxError, parse
 
 
 @pytest.mark.parametrize(

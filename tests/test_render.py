@@ -14,13 +14,14 @@ import pytest
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
 
+from reporter.compute.database import compute
 from reporter.config import load_config
 from reporter.errors import RunError
 from reporter.periods import Period
-from reporter.pipeline import compute, render_pdf
 from reporter.render.html import render_html, stylesheet_dir, template_dirs
 from reporter.render.pdf import write_pdf
 from reporter.render.split import MARK, cut, unsupported
+from reporter.run.stages import render_pdf
 from tests.conftest import DEMO, ROOT, write_csv
 
 NOW = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)

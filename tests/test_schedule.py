@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from reporter.config import load_config
 from reporter.config.model import Delivery, Email, Smtp
 from reporter.delivery.ledger import Ledger, default_url
-from reporter.schedule import LeaseStore, Scheduler, fires_between, leases, next_fire
+from reporter.run.schedule import LeaseStore, Scheduler, fires_between, leases, next_fire
 from tests.conftest import DEMO, ROOT
 from tests.smtp_server import Server
 
@@ -169,7 +169,7 @@ def test_two_scheduler_processes_on_one_ledger_send_once(demo, tmp_path, backend
             sys.path.insert(0, {str(ROOT)!r})
             from reporter.config import load_config
             from reporter.config.model import Delivery, Email, Smtp
-            from reporter.schedule import Scheduler
+            from reporter.run.schedule import Scheduler
             from tests.test_schedule import scheduled
             config = scheduled(load_config(__import__('pathlib').Path({str(DEMO)!r}), env={{}}),
                                port={server.port}, ledger={url!r})
@@ -178,7 +178,7 @@ def test_two_scheduler_processes_on_one_ledger_send_once(demo, tmp_path, backend
                           env={{}}, holder=sys.argv[2])
             s.configs = [config]
             # both have seen the report since October
-            from reporter.schedule import schedules
+            from reporter.run.schedule import schedules
             led = s.ledger(config)
             with led.engine.begin() as conn:
                 if conn.execute(schedules.select()).first() is None:
@@ -249,7 +249,7 @@ def test_reporter_schedule_process_end_to_end(tmp_path):
         (config_dir / "example.yaml").write_text(text)
         # the scheduler has been watching this report since October
         ledger = Ledger(f"sqlite:///{tmp_path / 'l.sqlite'}")
-        from reporter.schedule import schedules
+        from reporter.run.schedule import schedules
 
         with ledger.engine.begin() as conn:
             conn.execute(

@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from reporter.compute.database import compute
 from reporter.periods import Period
-from reporter.pipeline import compute
 from tests.conftest import write_csv
 
 NOW = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from reporter.results import Status
+
 
 def change(value: float | None, base: float | None) -> float | None:
     """(value − base) / |base|; null when either is null or base is 0."""
@@ -28,7 +30,7 @@ def status(
     direction: str,
     on_track: float = 1.0,
     at_risk: float = 0.9,
-) -> str:
+) -> Status:
     if value is None:
         return "no_data"
     if target is None:

@@ -20,9 +20,10 @@ from typing import Any
 
 import duckdb
 
+from reporter.config.headers import quote_ident, sql_literal
 from reporter.config.model import Config, Metric
 from reporter.periods import Period
-from reporter.sources import SourceInfo, quote_ident, sql_literal
+from reporter.sources import SourceInfo
 
 _BUCKET = {"month": "month", "quarter": "quarter", "week": "week"}
 
@@ -119,8 +120,8 @@ def period_metrics(
                 f"SELECT CAST(date_trunc('{_BUCKET[grain]}', __day) AS DATE) AS __bucket, {cols} "
                 f"FROM {view} WHERE __day BETWEEN ? AND ?{base_filter} GROUP BY __bucket"
             )
-            for row in con.execute(sql, [lo, hi]).fetchall():
-                rows[row[0]] = row[1:]
+            for found in con.execute(sql, [lo, hi]).fetchall():
+                rows[found[0]] = found[1:]
         for period in periods:
             covered = _covered(info, period.start, period.end)
             row = rows.get(period.start)

@@ -9,9 +9,10 @@ from typing import Any
 import duckdb
 
 from reporter.compute.evaluate import attainment, change, cumulative_target, period_target, status
-from reporter.compute.formulas import Formula, parse
 from reporter.compute.metrics import Window, grouped_metrics, literal, period_metrics, period_rows
+from reporter.config.headers import quote_ident
 from reporter.config.model import Config, Objective
+from reporter.formulas import Formula, parse
 from reporter.periods import Period
 from reporter.results import (
     ActionResult,
@@ -28,8 +29,9 @@ from reporter.results import (
     SeriesPoint,
     SourceResult,
     TrendPoint,
+    Verdict,
 )
-from reporter.sources import SourceInfo, quote_ident
+from reporter.sources import SourceInfo
 
 Values = dict[str, float | None]
 
@@ -38,15 +40,9 @@ class _Kpis:
     """KPI formulas in dependency order, evaluated over a window's metric values."""
 
     def __init__(self, config: Config):
-        from graphlib import TopologicalSorter
-
         self.config = config
         self.formulas: dict[str, Formula] = {n: parse(k.formula) for n, k in config.kpis.items()}
-        graph = {
-            n: {r for r in f.names if r in config.kpis and r not in config.metrics}
-            for n, f in self.formulas.items()
-        }
-        self.order = list(TopologicalSorter(graph).static_order())
+        self.order = config.kpi_order  # validation sorted them once
 
     def evaluate(self, metrics: Values) -> Values:
         kpis: Values = {}
@@ -279,7 +275,7 @@ def _funnel(config: Config, metrics: Values) -> list[FunnelStage]:
         value = metrics.get(stage.metric)
         rate = None
         if i > 0 and value is not None and before not in (None, 0):
-            rate = value / before  # type: ignore[operator]
+            rate = value / before
         stages.append(FunnelStage(stage.label, stage.metric, value, rate))
         before = value
     return stages
@@ -299,7 +295,8 @@ def _portfolio(
     rows: list[PortfolioRow] = []
     for key, values in groups.items():
         cost, value = values.get(pf.cost), values.get(pf.value)
-        ratio = None if cost in (None, 0) or value is None else value / cost  # type: ignore[operator]
+        verdict: Verdict
+        ratio = None if cost in (None, 0) or value is None else value / cost
         if ratio is None:
             verdict = "review"
         elif ratio >= pf.rules.keep:

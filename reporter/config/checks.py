@@ -20,11 +20,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from reporter.compute.formulas import FormulaSyntaxError, parse
+from reporter.assets import builtin_templates, resolve_template
 from reporter.config import model as m
+from reporter.config.headers import read_columns
 from reporter.config.loader import Document, Path_, format_path, load_yaml
 from reporter.config.sqlexpr import ExpressionError, check_expression
 from reporter.errors import ConfigError, Problem, SourceError
+from reporter.formulas import Formula, FormulaSyntaxError, parse
 from reporter.periods import Period
 
 FILE_KINDS = ("csv", "parquet", "excel", "json")
@@ -117,6 +119,8 @@ class _Checker:
         self.problems = problems
         self.parts: dict[str, Any] = {}
         self.partial: set[Path_] = set()  # items that failed the schema: only partly checked
+        self.formulas: dict[str, Formula] = {}
+        self.kpi_order: list[str] = []  # empty while the KPIs' formulas have a problem
 
     def add(self, path: Path_, message: str, hint: str = "", *, key: bool = False) -> None:
         self.problems.append(self.doc.problem(path, message, hint, key=key))
@@ -168,6 +172,7 @@ class _Checker:
             delivery=self.parts.get("delivery") or m.Delivery(),
             file=self.path,
             base_dir=self.path.resolve().parent,
+            kpi_order=self.kpi_order,
         )
 
     def _validate_section(self, key: str, spec: Any, value: Any) -> Any:
@@ -230,7 +235,7 @@ class _Checker:
                     values[name] = None
                 continue
             try:
-                tp = field.annotation
+                tp: Any = field.annotation
                 adapter = TypeAdapter(Annotated[tp, *field.metadata] if field.metadata else tp)
                 values[name] = adapter.validate_python(value[key])
             except ValidationError:
@@ -332,8 +337,6 @@ class _Checker:
                 "use an ISO 4217 code such as EUR, USD, GBP, CHF",
             )
         if "template" in data:
-            from reporter.render.html import builtin_templates, resolve_template
-
             found = resolve_template(report.template, self.path.resolve().parent)
             if isinstance(found, str):
                 self.add(
@@ -405,7 +408,6 @@ class _Checker:
     def _check_kpis(self) -> None:
         kpis: dict[str, m.Kpi] = self.parts.get("kpis") or {}
         names = self.declared_metrics | self.declared_kpis
-        self.formulas = {}
         graph: dict[str, set[str]] = {}
         for name, kpi in kpis.items():
             path: Path_ = ("kpis", name, "formula")
@@ -630,8 +632,6 @@ class _Checker:
                 )
                 continue
             try:
-                from reporter.sources import read_columns
-
                 columns[name] = read_columns(src, path)
             except SourceError as exc:
                 self.add(
@@ -650,9 +650,10 @@ class _Checker:
 
         metrics: dict[str, m.Metric] = self.parts.get("metrics") or {}
         for name, metric in metrics.items():
-            cols = columns.get(metric.source)
-            if cols is None:
+            found = columns.get(metric.source)
+            if found is None:
                 continue
+            cols = found
             if metric.column is not None and metric.column not in cols:
                 self.add(
                     ("metrics", name, "column"),
@@ -715,7 +716,7 @@ class _Checker:
     def kpi_sources(self, metrics: Mapping[str, m.Metric]) -> dict[str, set[str]]:
         """The sources each KPI reads, through metrics and other KPIs."""
         out: dict[str, set[str]] = {}
-        for name in getattr(self, "kpi_order", []):
+        for name in self.kpi_order:
             formula = self.formulas.get(name)
             found: set[str] = set()
             for ref in formula.names if formula else ():

@@ -206,6 +206,8 @@ class Config(_Model):
     # Not YAML keys: where the file was, so relative paths and messages can use it.
     file: Path = Path("report.yaml")
     base_dir: Path = Path(".")
+    # Found once by validation: the KPIs in dependency order (a KPI after those it reads).
+    kpi_order: list[str] = []
 
     def kpi_label(self, name: str) -> str:
         return self.kpis[name].label or name.replace("_", " ")

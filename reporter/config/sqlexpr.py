@@ -61,8 +61,8 @@ def check_expression(text: str, columns: Iterable[str]) -> list[str]:
     if tree.get("error"):
         message = str(tree.get("error_message", "not valid SQL"))
         raise ExpressionError(f"not a valid SQL expression ({message})")
-    statements = tree.get("statements", [])
-    node = statements[0].get("node", {}) if len(statements) == 1 else {}
+    statements = tree.get("statements")
+    node = statements[0].get("node", {}) if isinstance(statements, list) and len(statements) == 1 else {}
     frm = node.get("from_table") or {}
     if (
         node.get("type") != "SELECT_NODE"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from reporter.config.model import Smtp
 from reporter.errors import RunError
+from reporter.files import write_atomic
 
 
 @dataclass
@@ -73,8 +74,6 @@ class Mailer:
         """Deliver ``message`` to ``recipient``; ``on_attempt(n, error)`` is called after each
         attempt so the ledger counts them."""
         if self.smtp is None:
-            from reporter.pipeline import write_atomic
-
             write_atomic(self.outbox / f"{_safe(recipient)}.eml", message.as_bytes())
             on_attempt(1, None)
             return SendResult("sent", 1)

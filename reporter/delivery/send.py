@@ -16,6 +16,7 @@ from reporter.config.model import Config
 from reporter.delivery.ledger import Ledger
 from reporter.delivery.mailer import Mailer
 from reporter.errors import RunError
+from reporter.files import write_atomic
 from reporter.render.digest import build_digest, build_message, message_id
 from reporter.results import Results
 
@@ -59,7 +60,6 @@ def deliver(
 ) -> list[DeliveryOutcome]:
     """Write ``email.eml`` (the digest as sent) and, with a ledger, send it to each recipient
     that has not had it yet. Without a ledger (``--no-send``) nothing is sent."""
-    from reporter.pipeline import write_atomic
 
     email_cfg = config.delivery.email
     assert email_cfg is not None

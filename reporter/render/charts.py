@@ -132,7 +132,7 @@ def trend(
             f'<line x1="{_f(left)}" y1="{_f(y(tick))}" x2="{_f(width - right)}" y2="{_f(y(tick))}" '
             f'stroke="{PALETTE["grid"]}" stroke-width="0.6"/>'
             f'<text x="{_f(left - 4)}" y="{_f(y(tick) + 2.5)}" font-size="7" text-anchor="end" '
-            f'fill="{PALETTE["muted"]}">{escape(fmt(tick))}</text>'  # type: ignore[operator]
+            f'fill="{PALETTE["muted"]}">{escape(fmt(tick))}</text>'
         )
     for i, label in enumerate(labels):
         parts.append(

@@ -111,7 +111,8 @@ def build_message(
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(digest.text)
     msg.add_alternative(digest.html, subtype="html")
-    html_part = msg.get_payload()[1]
+    html_part = msg.get_body(preferencelist=("html",))
+    assert isinstance(html_part, EmailMessage)
     for cid, png in digest.images.items():
         html_part.add_related(
             png, maintype="image", subtype="png", cid=f"<{cid}>", filename=f"{cid.split('@')[0]}.png"

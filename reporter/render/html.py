@@ -19,30 +19,15 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from reporter import __version__
-from reporter.assets import TEMPLATES
+from reporter.assets import DEFAULT, TEMPLATES, builtin_templates, resolve_template
 from reporter.config.model import Config
 from reporter.errors import ConfigError, Problem, RunError
 from reporter.render import charts
 from reporter.render.context import Formatter, translations
 from reporter.results import Results
 
-DEFAULT = "executive"
 STATUSES = ("on_track", "at_risk", "off_track", "no_data", "no_target")
 SYMBOLS = {"on_track": "✔", "at_risk": "▲", "off_track": "✖", "no_data": "–", "no_target": "○"}
-
-
-def resolve_template(name: str, base_dir: Path) -> list[Path] | str:
-    """The folders a template name stands for (user folder first, then the built-in default),
-    or a message saying why it stands for none. A name with a slash, or naming a folder next
-    to the configuration that is not a built-in template, is a user folder."""
-    candidate = Path(name) if Path(name).is_absolute() else base_dir / name
-    if "/" in name or name.startswith(".") or (candidate.is_dir() and not (TEMPLATES / name).is_dir()):
-        if not candidate.is_dir():
-            return f"template folder not found: {candidate}"
-        return [candidate, TEMPLATES / DEFAULT]
-    if not (TEMPLATES / name).is_dir():
-        return f"unknown template '{name}'"
-    return [TEMPLATES / name]
 
 
 def template_dirs(config: Config) -> list[Path]:
@@ -52,10 +37,6 @@ def template_dirs(config: Config) -> list[Path]:
         hint = f"built-in templates: {', '.join(builtin_templates())}, or a folder path"
         raise ConfigError([Problem(str(config.file), None, None, "report.template", found, hint)])
     return found
-
-
-def builtin_templates() -> list[str]:
-    return sorted(p.name for p in TEMPLATES.iterdir() if p.is_dir() and p.name != "locale")
 
 
 def environment(config: Config, formatter: Formatter) -> jinja2.Environment:

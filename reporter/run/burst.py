@@ -15,9 +15,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from reporter.compute.database import open_database
+from reporter.compute.report import compute_results
 from reporter.config.model import Config
 from reporter.periods import Period
 from reporter.results import Results
+from reporter.run.stages import render_pdf
 
 
 @dataclass
@@ -31,16 +34,11 @@ _STATE: dict[str, Any] = {}
 
 
 def _init(config: Config) -> None:
-    from reporter.pipeline import open_database
-
     con, infos = open_database(config)
     _STATE.update(config=config, con=con, infos=infos)
 
 
 def _one(job: tuple[str, dict[str, Any], Period, dt.datetime]) -> BurstReport:
-    from reporter.compute.report import compute_results
-    from reporter.pipeline import render_pdf
-
     email, filter, period, now = job
     config: Config = _STATE["config"]
     results = compute_results(_STATE["con"], config, _STATE["infos"], period, now, filter=filter)

@@ -167,7 +167,7 @@ class Scheduler:
             LOG.info("%s: next run %s", c.report.id, next_fire(c, self.clock()).isoformat())
 
     def ledger(self, config: Config) -> Ledger:
-        from reporter.pipeline import output_root
+        from reporter.run.stages import output_root
 
         root = output_root(config, self.output)
         root.mkdir(parents=True, exist_ok=True)
@@ -247,7 +247,7 @@ class Scheduler:
     def _run_one(
         self, config: Config, ledger: Ledger, fire: dt.datetime, period: Period, now: dt.datetime
     ) -> str:
-        from reporter.pipeline import run_report
+        from reporter.run.pipeline import run_report
 
         report, key = config.report.id, (config.report.id, period.label)
         leases_ = LeaseStore(ledger, self.holder)
@@ -274,7 +274,7 @@ class Scheduler:
                     self.given_up.add(key)
                     self.pending.pop(key, None)
                     from reporter.delivery.send import alert
-                    from reporter.pipeline import output_root
+                    from reporter.run.stages import output_root
 
                     alert(
                         config,

@@ -117,6 +117,7 @@ def _check(node: ast.expr, names: list[str]) -> None:
 
 def _eval(node: ast.expr, values: Mapping[str, float | None]) -> float | None:
     if isinstance(node, ast.Constant):
+        assert isinstance(node.value, int | float)  # the parser admits numeric constants only
         return float(node.value)
     if isinstance(node, ast.Name):
         v = values.get(node.id)

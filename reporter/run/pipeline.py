@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import json
-import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -18,15 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
-from reporter.compute.report import compute_results
+from reporter.compute.database import compute
 from reporter.config.model import Config
 from reporter.delivery.ledger import Ledger, default_url
 from reporter.errors import QualityGateError, RunError, UsageError
+from reporter.files import write_atomic
 from reporter.periods import Period
 from reporter.results import Results
-from reporter.sources import SourceInfo, register_sources
+from reporter.run.stages import output_root, render_pdf, resolve_period
 
 
 @dataclass
@@ -46,63 +43,6 @@ class Outcome:
                 counts[d.state] = counts.get(d.state, 0) + 1
             text += "; deliveries: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         return text
-
-
-def open_database(config: Config) -> tuple[duckdb.DuckDBPyConnection, dict[str, SourceInfo]]:
-    """Read every source into an in-memory DuckDB, then lock it: from here on, SQL from the
-    YAML can read neither files nor the network, nor change that setting."""
-    con = duckdb.connect(":memory:")
-    try:
-        infos = register_sources(con, config)
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-    except BaseException:
-        con.close()
-        raise
-    return con, infos
-
-
-def resolve_period(config: Config, label: str | None, now: dt.datetime) -> Period:
-    grain = config.report.grain
-    if label is None:
-        return Period.last_complete(now, grain, config.report.timezone)
-    try:
-        return Period.parse(label, grain)
-    except ValueError as exc:
-        raise UsageError(f"--period: {exc} (report '{config.report.id}' has grain {grain})") from None
-
-
-def output_root(config: Config, output: Path | None) -> Path:
-    if output is not None:
-        return output
-    if config.report.output_dir is not None:
-        return config.resolve(config.report.output_dir)
-    return Path("output")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that readers see either the old or the new content, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def compute(
-    config: Config, period: Period, now: dt.datetime, *, filter: Mapping[str, Any] | None = None
-) -> Results:
-    con, infos = open_database(config)
-    try:
-        return compute_results(con, config, infos, period, now, filter=filter)
-    finally:
-        con.close()
 
 
 def run_report(
@@ -207,8 +147,8 @@ def _bursts(
 ) -> list[Any]:
     """Every recipient's filtered report: rendered in parallel, written under
     ``recipients/<address>/``, delivered with ``send_to`` (``deliver`` with the run's ledger)."""
-    from reporter.burst import render_bursts
     from reporter.delivery.send import DeliveryOutcome
+    from reporter.run.burst import render_bursts
 
     assert config.delivery.email is not None
     jobs = [(r.email, r.filter) for r in config.delivery.email.recipients]
@@ -224,73 +164,6 @@ def _bursts(
         write_atomic(sub / pdf_name, burst.pdf)
         outcomes += send_to(config, burst.results, burst.pdf, pdf_name, sub, recipients=[burst.email.lower()])
     return outcomes
-
-
-def render_pdf(
-    config: Config, results: Results, *, run_id: str = "", trigger: str = "cli", split: bool | None = None
-) -> bytes:
-    """The report's PDF: PDF/A-3b with results.json, the YAML and provenance.json inside when
-    ``delivery.archive.pdfa`` (the default), else a plain PDF. ``split``: see ``write_pdf``."""
-    from reporter.render.html import render_html, stylesheet_dir, template_dirs
-    from reporter.render.pdf import write_pdf
-
-    html = render_html(config, results)
-    finish = None
-    when = dt.datetime.fromisoformat(results.generated_at)
-    if config.delivery.archive.pdfa:
-        from reporter.delivery.archive import make_pdfa
-
-        attachments = {
-            "results.json": (results.to_json().encode("utf-8"), "Data"),
-            config.file.name: (config.file.read_bytes(), "Source"),
-            "provenance.json": (provenance(config, results, run_id, trigger), "Data"),
-        }
-        identifier = hashlib.sha256(f"{config.report.id}|{results.period}".encode()).hexdigest()[:32]
-
-        def finish(document: Any) -> bytes:
-            return make_pdfa(document, attachments, identifier, when)
-
-    return write_pdf(
-        html,
-        stylesheet_dir(config),
-        template_dirs(config),
-        finish=finish,
-        pdfa=config.delivery.archive.pdfa,
-        split=split,
-        when=when,
-    )
-
-
-def provenance(config: Config, results: Results, run_id: str, trigger: str) -> bytes:
-    """Where the numbers came from: sources (without credentials), versions, the run."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    def ver(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-
-    from reporter import __version__
-
-    data = {
-        "report": config.report.id,
-        "period": results.period,
-        "generated_at": results.generated_at,
-        "run_id": run_id,
-        "trigger": trigger,
-        "reporter": __version__,
-        "python": platform.python_version(),
-        "libraries": {n: ver(n) for n in ("duckdb", "weasyprint", "babel", "jinja2", "pydantic", "pandas")},
-        "configuration": {
-            "file": config.file.name,
-            "folder": str(config.base_dir),
-            "sha256": hashlib.sha256(config.file.read_bytes()).hexdigest(),
-        },
-        "sources": [s.__dict__ for s in results.sources],
-    }
-    return (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
 def preview(config: Config, *, period: str | None, now: dt.datetime, output: Path | None = None) -> Path:
@@ -320,11 +193,10 @@ def reproduce(archived: Path, output: Path | None = None) -> Reproduction:
     """Re-render an archived PDF from the YAML and the data it names: the YAML and the run's
     facts come from the PDF's own attachments. With unchanged data files, the new PDF is
     byte-identical to the archived one."""
-    import tempfile
 
     from reporter.config import load_config
     from reporter.delivery.archive import attachments_of
-    from reporter.sources import sha256_file
+    from reporter.files import sha256_file
 
     original = archived.read_bytes()
     try:

@@ -1,0 +1,100 @@
+"""The stages that one report run and each burst share: which period, where the output goes, the
+report's PDF (with its evidence attached when archived) and the provenance that goes inside it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from reporter.config.model import Config
+from reporter.errors import UsageError
+from reporter.periods import Period
+from reporter.results import Results
+
+
+def resolve_period(config: Config, label: str | None, now: dt.datetime) -> Period:
+    grain = config.report.grain
+    if label is None:
+        return Period.last_complete(now, grain, config.report.timezone)
+    try:
+        return Period.parse(label, grain)
+    except ValueError as exc:
+        raise UsageError(f"--period: {exc} (report '{config.report.id}' has grain {grain})") from None
+
+
+def output_root(config: Config, output: Path | None) -> Path:
+    if output is not None:
+        return output
+    if config.report.output_dir is not None:
+        return config.resolve(config.report.output_dir)
+    return Path("output")
+
+
+def render_pdf(
+    config: Config, results: Results, *, run_id: str = "", trigger: str = "cli", split: bool | None = None
+) -> bytes:
+    """The report's PDF: PDF/A-3b with results.json, the YAML and provenance.json inside when
+    ``delivery.archive.pdfa`` (the default), else a plain PDF. ``split``: see ``write_pdf``."""
+    from reporter.render.html import render_html, stylesheet_dir, template_dirs
+    from reporter.render.pdf import write_pdf
+
+    html = render_html(config, results)
+    finish = None
+    when = dt.datetime.fromisoformat(results.generated_at)
+    if config.delivery.archive.pdfa:
+        from reporter.delivery.archive import make_pdfa
+
+        attachments = {
+            "results.json": (results.to_json().encode("utf-8"), "Data"),
+            config.file.name: (config.file.read_bytes(), "Source"),
+            "provenance.json": (provenance(config, results, run_id, trigger), "Data"),
+        }
+        identifier = hashlib.sha256(f"{config.report.id}|{results.period}".encode()).hexdigest()[:32]
+
+        def finish(document: Any) -> bytes:
+            return make_pdfa(document, attachments, identifier, when)
+
+    return write_pdf(
+        html,
+        stylesheet_dir(config),
+        template_dirs(config),
+        finish=finish,
+        pdfa=config.delivery.archive.pdfa,
+        split=split,
+        when=when,
+    )
+
+
+def provenance(config: Config, results: Results, run_id: str, trigger: str) -> bytes:
+    """Where the numbers came from: sources (without credentials), versions, the run."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    from reporter import __version__
+
+    data = {
+        "report": config.report.id,
+        "period": results.period,
+        "generated_at": results.generated_at,
+        "run_id": run_id,
+        "trigger": trigger,
+        "reporter": __version__,
+        "python": platform.python_version(),
+        "libraries": {n: ver(n) for n in ("duckdb", "weasyprint", "babel", "jinja2", "pydantic", "pandas")},
+        "configuration": {
+            "file": config.file.name,
+            "folder": str(config.base_dir),
+            "sha256": hashlib.sha256(config.file.read_bytes()).hexdigest(),
+        },
+        "sources": [s.__dict__ for s in results.sources],
+    }
+    return (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
