@@ -159,6 +159,8 @@ class Results:
     sources: list[SourceResult] = field(default_factory=list)
     filter: dict[str, Any] = field(default_factory=dict)
     moves: dict[str, Moves] = field(default_factory=dict)
+    # Best first; each a plain dict (type, names, numbers, score, text): see compute/insights.py.
+    insights: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 
+from reporter.compute import insights
 from reporter.compute.evaluate import attainment, change, cumulative_target, period_target, status
 from reporter.compute.metrics import Window, grouped_metrics, literal, period_metrics, period_rows
 from reporter.config.headers import quote_ident
@@ -80,6 +81,8 @@ def compute_results(
     needed = set(series) | {period.prior_year(), period.shift(-1)}
     for p in ytd_periods + (series if config.objectives else []):
         needed |= {p, p.shift(-1), p.prior_year()}  # per-period targets need both
+    if config.insights.enabled:
+        needed |= set(insights.history_periods(period))
     ytd = Window(*period.ytd_window(fy))
     metric_by_period, metric_by_window = period_metrics(con, config, infos, needed, [ytd], where=where)
     kpi_by_period = {p: kpis.evaluate(v) for p, v in metric_by_period.items()}
@@ -120,6 +123,20 @@ def compute_results(
             formula=kpi.formula,
         )
 
+    breakdowns = _breakdowns(con, config, infos, kpis, period, where)
+    found: list[dict[str, Any]] = []
+    if config.insights.enabled:
+
+        def grouped(names: list[str], column: str, p: Period) -> insights.Groups:
+            return grouped_metrics(con, config, infos, names, column, p, where=where)
+
+        found = insights.kpi_insights(config, period, kpi_by_period)
+        found += insights.breakdown_insights(config, period, kpi_by_period, metric_by_period, grouped)
+        for obj, result in zip(config.objectives, objectives, strict=True):
+            pace = insights.pacing(config, period, obj, result, ytd_periods, kpi_by_period)
+            if pace is not None:
+                found.append(pace)
+
     return Results(
         report=config.report.id,
         period=period.label,
@@ -127,7 +144,7 @@ def compute_results(
         period_end=period.end.isoformat(),
         kpis=kpi_results,
         objectives=objectives,
-        breakdowns=_breakdowns(con, config, infos, kpis, period, where),
+        breakdowns=breakdowns,
         funnel=_funnel(config, metric_by_period[period]),
         portfolio=_portfolio(con, config, infos, period, where),
         quality=_quality(con, config, infos, period, where),
@@ -142,6 +159,7 @@ def compute_results(
             "vs_previous": _moves(kpi_results, "change_vs_previous"),
             "vs_prior_year": _moves(kpi_results, "change_vs_prior_year"),
         },
+        insights=insights.rank(found),
     )
 
 

@@ -170,6 +170,7 @@ class _Checker:
             portfolio=self.parts.get("portfolio"),
             quality=self.parts.get("quality") or m.Quality(),
             delivery=self.parts.get("delivery") or m.Delivery(),
+            insights=self.parts.get("insights") or m.Insights(),
             file=self.path,
             base_dir=self.path.resolve().parent,
             kpi_order=self.kpi_order,

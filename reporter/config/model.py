@@ -147,6 +147,24 @@ class Quality(_Model):
     min_rows: Annotated[int, Field(ge=0)] = 1
 
 
+class Insights(_Model):
+    """Automatic commentary: unusual changes, records, what drove a breakdown's change,
+    concentration and each objective's pace (formulas in docs/insights.md)."""
+
+    enabled: bool = Field(
+        default=True, description="Compute insights and show them in the report and digest."
+    )
+    max_summary: Annotated[int, Field(ge=0, le=20)] = Field(
+        default=5, description="How many of the best-scored insights open the report's summary."
+    )
+    z: Annotated[float, Field(gt=0, le=100)] = Field(
+        default=3.5, description="How unusual a value must be (robust z-score, |z|) to be called unusual."
+    )
+    record_min_periods: Annotated[int, Field(ge=2, le=36)] = Field(
+        default=12, description="How many preceding periods a value must beat to be called a record."
+    )
+
+
 class Smtp(_Model):
     host: Text
     port: Annotated[int, Field(ge=1, le=65535)] = 587
@@ -202,6 +220,7 @@ class Config(_Model):
     portfolio: Portfolio | None = None
     quality: Quality = Quality()
     delivery: Delivery = Delivery()
+    insights: Insights = Insights()
 
     # Not YAML keys: where the file was, so relative paths and messages can use it.
     file: Path = Path("report.yaml")
@@ -228,5 +247,6 @@ SECTIONS: dict[str, type[BaseModel] | tuple[str, type[BaseModel]]] = {
     "portfolio": Portfolio,
     "quality": Quality,
     "delivery": Delivery,
+    "insights": Insights,
 }
 REQUIRED_SECTIONS = ("report", "sources", "metrics", "kpis")

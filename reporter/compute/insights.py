@@ -1,0 +1,317 @@
+"""Insights: what changed, why, what is unusual, and whether each objective will be met.
+
+Every insight is a documented formula over numbers the compute stage already has; each one is
+a plain dict that goes to results.json as it is (``type``, the names it is about, its numbers,
+``score``). Its sentence (``text``) is written later, by the render stage, from the report's
+translated catalogue: compute knows no language.
+
+The five types and their exact numbers (docs/insights.md says the same with worked examples):
+
+- ``unusual_change``: ``history`` = the KPI's non-null values in the 12 periods before P (6 at
+  least); ``median`` m; ``mad`` = median(|x − m|); ``z`` = (value − m) / (1.4826 × mad); emitted
+  when |z| ≥ ``insights.z`` (3.5); never when mad is 0.
+- ``contributors``: a breakdown's change vs the previous period and vs the prior year, split by
+  key so that the parts add up to the change. A KPI that is one additive metric (sum or count):
+  part_k = value_k(P) − value_k(base), a missing key counting 0. A KPI ``a / b`` (a additive):
+  part_k = a_k(P)/b(P) − a_k(base)/b(base), b the whole KPI's denominator. The three largest
+  |part|, each with share = part / change (null when the change is 0). Other shapes: none.
+- ``record``: how many consecutive preceding periods with data (null periods skipped, 36 at
+  most counted) are all strictly below the value (``high``) or all strictly above (``low``);
+  emitted when that is ≥ ``insights.record_min_periods`` (12).
+- ``concentration``: a breakdown of a one-metric KPI whose largest key holds ``share`` ≥ 0.5 of
+  the KPI's value, with 3 keys at least.
+- ``pacing``: each objective due after P: ``periods_left`` = periods after P up to and including
+  the one holding ``due``. Cumulative with a ``{value: v}`` target on a one-metric KPI:
+  ``elapsed``, ``run_rate`` = ytd / elapsed, ``projected`` = ytd + run_rate × periods_left,
+  ``goal`` = v × (elapsed + periods_left), ``needed_per_period`` = (goal − ytd) / periods_left.
+  Otherwise the least-squares line through the last 6 non-null values up to P (x = 0…n−1, the
+  latest last; none under 2 values) at x = latest + periods_left; ``goal`` = P's target;
+  ``needed_per_period`` null. ``on_pace``: projected ≥ goal (up) or ≤ goal (down).
+
+Score (the ranking): how far past its threshold an insight is, capped, times a weight by type,
+so the summary leads with what most needs a reader's eye and one kind cannot crowd out the rest:
+unusual_change 3 × min(|z| / z, 3) (3 to 9); pacing 4 when off pace, 1 when on pace; record
+2 × min(periods / record_min_periods, 1.5) (2 to 3); contributors min(10 × |relative change|, 3)
+(a 10 % move scores 1); concentration 1.5 × share / 0.5 (1.5 to 3). Ties: by type, then name.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from reporter.compute.evaluate import change
+from reporter.config.model import Config, Objective
+from reporter.periods import Period
+from reporter.results import ObjectiveResult
+
+Values = Mapping[str, float | None]
+Groups = Mapping[Any, Mapping[str, float | None]]
+
+HISTORY = 12  # periods before P for unusual_change
+RECORD_LOOKBACK = 72  # periods scanned for a record (null periods are skipped)
+RECORD_MAX = 36  # periods counted at most
+MAD_SCALE = 1.4826
+PACING_POINTS = 6
+TYPE_ORDER = ("pacing", "unusual_change", "record", "contributors", "concentration")
+
+
+def history_periods(period: Period) -> list[Period]:
+    """The periods before P that insights read, oldest first."""
+    return [period.shift(-i) for i in range(RECORD_LOOKBACK, 0, -1)]
+
+
+# --- the formulas, on plain numbers ------------------------------------------------------------
+
+
+def unusual(value: float | None, history: Sequence[float], z_min: float) -> dict[str, float] | None:
+    if value is None or len(history) < 6:
+        return None
+    m = statistics.median(history)
+    mad = statistics.median(abs(x - m) for x in history)
+    if mad == 0:
+        return None
+    z = (value - m) / (MAD_SCALE * mad)
+    if abs(z) < z_min:
+        return None
+    return {"value": value, "median": m, "mad": mad, "z": z}
+
+
+def record(value: float | None, before: Sequence[float | None], min_periods: int) -> dict[str, Any] | None:
+    """``before``: the preceding periods' values, the nearest first."""
+    if value is None:
+        return None
+    seen = [x for x in before if x is not None]
+    if not seen or seen[0] == value:
+        return None
+    kind = "high" if seen[0] < value else "low"
+    count = 0
+    for x in seen:
+        if (x < value) if kind == "high" else (x > value):
+            count += 1
+            if count == RECORD_MAX:
+                break
+        else:
+            break
+    return {"kind": kind, "periods": count} if count >= min_periods else None
+
+
+def least_squares_at(values: Sequence[float], ahead: int) -> float | None:
+    """The least-squares line through ``values`` (x = 0…n−1), evaluated ``ahead`` past the last."""
+    n = len(values)
+    if n < 2:
+        return None
+    xs = range(n)
+    mx, my = (n - 1) / 2, sum(values) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, values, strict=True)) / sxx
+    return my + slope * ((n - 1 + ahead) - mx)
+
+
+def split_change(
+    now: Groups, base: Groups, numerator: str, scale: tuple[float, float] = (1.0, 1.0)
+) -> tuple[float, list[dict[str, Any]]]:
+    """The parts of a KPI's change by key (see the module's docstring): part_k = a_k(P) × s_P −
+    a_k(base) × s_base, a missing key or value counting 0; ``scale`` (1/b(P), 1/b(base)) for a
+    ratio, b the whole KPI's denominator. Returns their sum and every part, largest |part| first."""
+    parts = []
+    for key in sorted({*now, *base}, key=lambda k: (k is None, str(k))):
+        a_now = (now.get(key) or {}).get(numerator) or 0.0
+        a_base = (base.get(key) or {}).get(numerator) or 0.0
+        parts.append({"key": key, "part": a_now * scale[0] - a_base * scale[1]})
+    whole = math.fsum(p["part"] for p in parts)
+    parts.sort(key=lambda p: (-abs(p["part"]), str(p["key"])))
+    return whole, parts
+
+
+# --- from the compute stage's numbers ------------------------------------------------------------
+
+
+def kpi_insights(
+    config: Config, period: Period, kpi_by_period: Mapping[Period, Values]
+) -> list[dict[str, Any]]:
+    settings = config.insights
+    out: list[dict[str, Any]] = []
+    before = history_periods(period)
+    for name in config.kpis:
+        value = kpi_by_period[period].get(name)
+        recent = [kpi_by_period[p].get(name) for p in before[-HISTORY:]]
+        found = unusual(value, [x for x in recent if x is not None], settings.z)
+        if found is not None:
+            score = 3 * min(abs(found["z"]) / settings.z, 3.0)
+            out.append({"type": "unusual_change", "kpi": name, **found, "score": score})
+        nearest_first = [kpi_by_period[p].get(name) for p in reversed(before)]
+        rec = record(value, nearest_first, settings.record_min_periods)
+        if rec is not None:
+            score = 2 * min(rec["periods"] / settings.record_min_periods, 1.5)
+            out.append({"type": "record", "kpi": name, **rec, "score": score})
+    return out
+
+
+def one_metric(config: Config, kpi: str, *, additive: bool = True) -> str | None:
+    """The metric a KPI is, when its formula is one metric's name (a sum or a count when
+    ``additive``: their values by key add up to the whole)."""
+    formula = config.kpis[kpi].formula.strip()
+    metric = config.metrics.get(formula)
+    if metric is None or (additive and metric.agg not in ("sum", "count")):
+        return None
+    return formula
+
+
+def ratio_of(config: Config, kpi: str) -> tuple[str, str] | None:
+    """(a, b) when a KPI's formula is ``a / b`` of two metrics, a additive."""
+    import ast
+
+    try:
+        tree = ast.parse(config.kpis[kpi].formula.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if not (
+        isinstance(tree, ast.BinOp)
+        and isinstance(tree.op, ast.Div)
+        and isinstance(tree.left, ast.Name)
+        and isinstance(tree.right, ast.Name)
+    ):
+        return None
+    a, b = tree.left.id, tree.right.id
+    if a not in config.metrics or b not in config.metrics or config.metrics[a].agg not in ("sum", "count"):
+        return None
+    return a, b
+
+
+def breakdown_insights(
+    config: Config,
+    period: Period,
+    kpi_by_period: Mapping[Period, Values],
+    metric_by_period: Mapping[Period, Values],
+    grouped: Callable[[list[str], str, Period], Groups],
+) -> list[dict[str, Any]]:
+    """``grouped(metrics, column, period)``: the metrics per key of ``column`` in a period."""
+    out: list[dict[str, Any]] = []
+    kpi_values = kpi_by_period[period]
+    for bd in config.breakdowns:
+        name = f"{bd.kpi}_by_{bd.by}"
+        single = one_metric(config, bd.kpi)
+        ratio = None if single else ratio_of(config, bd.kpi)
+        if single is None and ratio is None:
+            continue
+        numerator, denominator = (single, None) if single else ratio  # type: ignore[misc]
+        now = grouped([numerator], bd.by, period)
+        for vs, base_period in (("previous", period.shift(-1)), ("prior_year", period.prior_year())):
+            scale = (1.0, 1.0)
+            if denominator is not None:
+                b_now = metric_by_period[period].get(denominator)
+                b_base = metric_by_period[base_period].get(denominator)
+                if not b_now or not b_base:
+                    continue  # the KPI has no value in one of the two periods
+                scale = (1.0 / b_now, 1.0 / b_base)
+            whole, parts = split_change(now, grouped([numerator], bd.by, base_period), numerator, scale)
+            if not parts:
+                continue
+            items = [
+                {"key": p["key"], "part": p["part"], "share": None if whole == 0 else p["part"] / whole}
+                for p in parts[:3]
+            ]
+            relative = change(kpi_values.get(bd.kpi), kpi_by_period[base_period].get(bd.kpi))
+            score = min(10 * abs(relative), 3.0) if relative is not None else 0.0
+            out.append(
+                {
+                    "type": "contributors",
+                    "breakdown": name,
+                    "kpi": bd.kpi,
+                    "vs": vs,
+                    "change": whole,
+                    "items": items,
+                    "score": score,
+                }
+            )
+        total = kpi_values.get(bd.kpi)
+        if single and total and len(now) >= 3:
+            key, top = max(
+                ((k, (g.get(single) or 0.0)) for k, g in now.items()), key=lambda kv: (kv[1], str(kv[0]))
+            )
+            share = top / total
+            if share >= 0.5:
+                out.append(
+                    {
+                        "type": "concentration",
+                        "breakdown": name,
+                        "kpi": bd.kpi,
+                        "key": key,
+                        "share": share,
+                        "score": 1.5 * share / 0.5,
+                    }
+                )
+    return out
+
+
+def periods_left(period: Period, objective: Objective) -> int:
+    due = Period.containing(objective.due, period.grain)
+    count, p = 0, period
+    while p.start < due.start:
+        p = p.shift(1)
+        count += 1
+    return count
+
+
+def pacing(
+    config: Config,
+    period: Period,
+    objective: Objective,
+    result: ObjectiveResult,
+    ytd_periods: Sequence[Period],
+    kpi_by_period: Mapping[Period, Values],
+) -> dict[str, Any] | None:
+    if objective.due <= period.end:
+        return None
+    left = periods_left(period, objective)
+    direction = config.kpis[objective.kpi].direction
+    found: dict[str, Any] = {"type": "pacing", "objective": objective.id, "kpi": objective.kpi}
+    if objective.cumulative:
+        if objective.target.value is None or not one_metric(config, objective.kpi, additive=False):
+            return None  # no documented projection for this shape
+        ytd = result.value
+        elapsed = len(ytd_periods)
+        if ytd is None:
+            return None
+        run_rate = ytd / elapsed
+        goal = objective.target.value * (elapsed + left)
+        found |= {
+            "elapsed": elapsed,
+            "run_rate": run_rate,
+            "projected": ytd + run_rate * left,
+            "goal": goal,
+            "needed_per_period": (goal - ytd) / left,
+        }
+    else:
+        values: list[float] = []
+        p = period
+        for _ in range(RECORD_LOOKBACK):
+            v = kpi_by_period[p].get(objective.kpi) if p in kpi_by_period else None
+            if v is not None:
+                values.insert(0, v)
+                if len(values) == PACING_POINTS:
+                    break
+            p = p.shift(-1)
+        projected = least_squares_at(values, left)
+        if projected is None:
+            return None
+        found |= {"projected": projected, "goal": result.target, "needed_per_period": None}
+    goal = found["goal"]
+    on_pace = None
+    if goal is not None:
+        on_pace = found["projected"] >= goal if direction != "down" else found["projected"] <= goal
+    found |= {"periods_left": left, "on_pace": on_pace, "score": 4.0 if on_pace is False else 1.0}
+    return found
+
+
+def rank(insights: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def name(i: dict[str, Any]) -> str:
+        return str(i.get("objective") or i.get("breakdown") or i.get("kpi") or "")
+
+    def order(i: dict[str, Any]) -> tuple[float, int, str, str]:
+        return (-i["score"], TYPE_ORDER.index(i["type"]), name(i), i.get("vs", ""))
+
+    return sorted(insights, key=order)

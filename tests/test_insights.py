@@ -1,0 +1,356 @@
+"""Insights against numbers computed here, in plain Python over the fixture rows (statistics,
+lists and dicts; nothing of reporter's own period or SQL code), one fixture per type with its
+edge cases: mad = 0, fewer than 6 history points, a key present in one period only, a zero total
+change, an objective due in the current period, a down-direction objective."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reporter.compute.database import compute
+from reporter.config.model import Config
+from reporter.periods import Period
+from tests.conftest import write_csv
+
+P = "2026-10"
+
+
+def month(label: str, n: int) -> str:
+    """The month ``n`` months after ``label`` (n may be negative)."""
+    y, m = map(int, label.split("-"))
+    idx = y * 12 + m - 1 + n
+    return f"{idx // 12:04d}-{idx % 12 + 1:02d}"
+
+
+def yaml(extra: str = "", kpis: str = "", objectives: str = "", breakdowns: str = "") -> str:
+    return f"""
+report: {{id: t, title: T, timezone: Europe/Paris, locale: en_US}}
+sources:
+  sales: {{type: csv, path: sales.csv, date_column: date}}
+metrics:
+  amount: {{source: sales, agg: sum, column: amount}}
+  deals: {{source: sales, agg: sum, column: deals}}
+  score: {{source: sales, agg: avg, column: score}}
+kpis:
+  amount: {{formula: amount, format: currency}}
+  deals: {{formula: deals, format: integer}}
+  score: {{formula: score}}
+  per_deal: {{formula: amount / deals}}
+{kpis}
+objectives:
+{objectives or "  []"}
+breakdowns:
+{breakdowns or "  []"}
+quality: {{require_complete_period: false}}
+{extra}
+"""
+
+
+def build(
+    tmp_path: Path,
+    make_config: Callable[[str], Config],
+    rows: list[tuple[str, str, float, float, float | None]],
+    **parts: str,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """rows: (day, region, amount, deals, score). The report's insights, and the rows as dicts."""
+    write_csv(
+        tmp_path / "sales.csv",
+        ["date", "region", "amount", "deals", "score"],
+        rows,
+    )
+    config = make_config(yaml(**parts))
+    results = compute(config, Period.parse(P, "month"), _now()).to_dict()
+    as_dicts = [dict(zip(("date", "region", "amount", "deals", "score"), r, strict=True)) for r in rows]
+    return results, as_dicts
+
+
+def _now() -> Any:
+    import datetime as dt
+
+    return dt.datetime(2026, 11, 5, tzinfo=dt.UTC)
+
+
+def of(results: dict[str, Any], kind: str, **names: str) -> list[dict[str, Any]]:
+    return [
+        i for i in results["insights"] if i["type"] == kind and all(i.get(k) == v for k, v in names.items())
+    ]
+
+
+def by_month(rows: list[dict[str, Any]], field: str, how: str = "sum") -> dict[str, float | None]:
+    out: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if r[field] is not None:
+            out[r["date"][:7]].append(r[field])
+    if how == "sum":
+        return {k: float(sum(v)) for k, v in out.items()}
+    return {k: sum(v) / len(v) for k, v in out.items()}
+
+
+def monthly(values: dict[str, float | None], first: str) -> list[tuple[str, str, float, float, float | None]]:
+    """One row a month on the 15th, region A, with ``values`` as the amount (and score)."""
+    return [(f"{m}-15", "A", v or 0.0, 1.0, v) for m, v in values.items() if m >= first]
+
+
+# ----------------------------------------------------------------------------- unusual_change
+
+
+def test_unusual_change_is_the_robust_z_score_of_the_last_12_periods(tmp_path, make_config):
+    history = [100, 104, 98, 101, 97, 103, 100, 96, 105, 99, 102, 95, 101]  # 13 months before P
+    values = {month(P, i - len(history)): float(v) for i, v in enumerate(history)} | {P: 160.0}
+    results, rows = build(tmp_path, make_config, monthly(values, month(P, -13)))
+    amounts = by_month(rows, "amount")
+    before = [amounts[month(P, -i)] for i in range(12, 0, -1)]  # the 12 periods before P
+    m = statistics.median(before)
+    mad = statistics.median([abs(x - m) for x in before])
+    z = (160.0 - m) / (1.4826 * mad)
+    assert z >= 3.5
+    [found] = of(results, "unusual_change", kpi="amount")
+    assert found["value"] == 160.0
+    assert found["median"] == pytest.approx(m)
+    assert found["mad"] == pytest.approx(mad)
+    assert found["z"] == pytest.approx(z)
+    assert found["score"] == pytest.approx(3 * min(z / 3.5, 3))
+
+
+def test_no_unusual_change_when_mad_is_zero_or_history_is_short(tmp_path, make_config):
+    flat = {month(P, -i): 100.0 for i in range(12, 0, -1)} | {P: 500.0}
+    results, _ = build(tmp_path, make_config, monthly(flat, month(P, -12)))
+    assert of(results, "unusual_change", kpi="amount") == []  # mad = 0
+
+    short = {month(P, -i): float(90 + 5 * i) for i in range(5, 0, -1)} | {P: 900.0}
+    results, _ = build(tmp_path, make_config, monthly(short, month(P, -5)))
+    assert of(results, "unusual_change", kpi="amount") == []  # 5 history points < 6
+
+
+# ----------------------------------------------------------------------------- record
+
+
+def test_record_counts_the_preceding_periods_with_data(tmp_path, make_config):
+    # score (an average) is null in months without rows: those are skipped, not counted
+    values: dict[str, float | None] = {month(P, -i): float(50 - i) for i in range(20, 0, -1)} | {P: 60.0}
+    values[month(P, -3)] = None
+    values[month(P, -7)] = None
+    rows = [(f"{m}-15", "A", 1.0, 1.0, v) for m, v in values.items() if v is not None]
+    results, as_dicts = build(tmp_path, make_config, rows)
+    scores = by_month(as_dicts, "score", how="avg")
+    count = 0
+    for i in range(1, 37):
+        x = scores.get(month(P, -i))
+        if x is None:
+            continue
+        if x < 60.0:
+            count += 1
+        else:
+            break
+    assert count == 18  # 20 months, 2 without data
+    [found] = of(results, "record", kpi="score")
+    assert (found["kind"], found["periods"]) == ("high", count)
+
+
+def test_a_low_record_and_none_under_the_minimum(tmp_path, make_config):
+    values = {month(P, -i): float(10 + i) for i in range(14, 0, -1)} | {P: 5.0}
+    results, _ = build(tmp_path, make_config, monthly(values, month(P, -14)))
+    [found] = of(results, "record", kpi="score")
+    assert (found["kind"], found["periods"]) == ("low", 14)
+
+    values = {month(P, -i): float(10 + i) for i in range(11, 0, -1)} | {P: 5.0}
+    results, _ = build(tmp_path, make_config, monthly(values, month(P, -11)))
+    assert of(results, "record", kpi="score") == []  # 11 < record_min_periods 12
+
+
+# ----------------------------------------------------------------------------- contributors
+
+
+def _regions(spec: dict[str, dict[str, tuple[float, float]]]) -> list[tuple[str, str, float, float, float]]:
+    """spec: month → region → (amount, deals); one row each."""
+    return [(f"{m}-10", region, a, d, 1.0) for m, regs in spec.items() for region, (a, d) in regs.items()]
+
+
+CONTRIB = {
+    month(P, -12): {"North": (100.0, 2.0), "South": (50.0, 1.0)},
+    month(P, -1): {"North": (300.0, 3.0), "South": (200.0, 4.0), "East": (40.0, 1.0), "West": (70.0, 2.0)},
+    P: {"North": (420.0, 6.0), "South": (150.0, 2.0), "West": (90.0, 1.0), "Centre": (15.0, 1.0)},
+}
+
+
+def _sums(rows: list[dict[str, Any]], when: str, field: str) -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for r in rows:
+        if r["date"].startswith(when):
+            out[r["region"]] += r[field]
+    return out
+
+
+def test_contributors_of_a_sum_add_up_to_the_change(tmp_path, make_config):
+    results, rows = build(
+        tmp_path, make_config, _regions(CONTRIB), breakdowns="  - {kpi: amount, by: region}"
+    )
+    for vs, base in (("previous", month(P, -1)), ("prior_year", month(P, -12))):
+        now, before = _sums(rows, P, "amount"), _sums(rows, base, "amount")
+        parts = {k: now.get(k, 0.0) - before.get(k, 0.0) for k in {*now, *before}}  # absent = 0
+        total = sum(now.values()) - sum(before.values())
+        top = sorted(parts.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
+        [found] = of(results, "contributors", breakdown="amount_by_region", vs=vs)
+        assert found["change"] == pytest.approx(total)
+        assert sum(parts.values()) == pytest.approx(total)
+        assert [(i["key"], i["part"], i["share"]) for i in found["items"]] == [
+            (k, pytest.approx(v), pytest.approx(v / total)) for k, v in top
+        ]
+    # East is only in the previous month, Centre only in P: both counted against 0
+    [prev] = of(results, "contributors", breakdown="amount_by_region", vs="previous")
+    assert prev["change"] == pytest.approx(675.0 - 610.0)
+    assert [(i["key"], i["part"]) for i in prev["items"]] == [
+        ("North", 120.0),
+        ("South", -50.0),
+        ("East", -40.0),
+    ]
+
+
+def test_contributors_of_a_ratio_use_the_whole_denominator(tmp_path, make_config):
+    results, rows = build(
+        tmp_path, make_config, _regions(CONTRIB), breakdowns="  - {kpi: per_deal, by: region}"
+    )
+    for vs, base in (("previous", month(P, -1)), ("prior_year", month(P, -12))):
+        a_now, a_base = _sums(rows, P, "amount"), _sums(rows, base, "amount")
+        b_now, b_base = sum(_sums(rows, P, "deals").values()), sum(_sums(rows, base, "deals").values())
+        parts = {k: a_now.get(k, 0.0) / b_now - a_base.get(k, 0.0) / b_base for k in {*a_now, *a_base}}
+        kpi_change = sum(a_now.values()) / b_now - sum(a_base.values()) / b_base
+        top = sorted(parts.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
+        [found] = of(results, "contributors", breakdown="per_deal_by_region", vs=vs)
+        assert found["change"] == pytest.approx(kpi_change)
+        assert found["change"] == pytest.approx(
+            results["kpis"]["per_deal"]["value"]
+            - (results["kpis"]["per_deal"]["previous" if vs == "previous" else "prior_year"])
+        )
+        assert [(i["key"], i["part"]) for i in found["items"]] == [(k, pytest.approx(v)) for k, v in top]
+
+
+def test_a_zero_total_change_has_null_shares(tmp_path, make_config):
+    spec = {
+        month(P, -1): {"North": (100.0, 1.0), "South": (50.0, 1.0)},
+        P: {"North": (80.0, 1.0), "South": (70.0, 1.0)},
+    }
+    results, _ = build(tmp_path, make_config, _regions(spec), breakdowns="  - {kpi: amount, by: region}")
+    [found] = of(results, "contributors", breakdown="amount_by_region", vs="previous")
+    assert found["change"] == 0
+    assert [(i["key"], i["part"], i["share"]) for i in found["items"]] == [
+        ("North", pytest.approx(-20.0), None),
+        ("South", pytest.approx(20.0), None),
+    ]
+
+
+def test_no_contributors_for_other_kpi_shapes(tmp_path, make_config):
+    results, _ = build(
+        tmp_path,
+        make_config,
+        _regions(CONTRIB),
+        kpis="  doubled: {formula: amount * 2}\n  avg_score: {formula: score}",
+        breakdowns="  - {kpi: doubled, by: region}\n  - {kpi: avg_score, by: region}",
+    )
+    assert of(results, "contributors") == []
+    assert of(results, "concentration") == []
+
+
+# ----------------------------------------------------------------------------- concentration
+
+
+def test_concentration_of_the_largest_key(tmp_path, make_config):
+    results, rows = build(
+        tmp_path, make_config, _regions(CONTRIB), breakdowns="  - {kpi: amount, by: region}"
+    )
+    now = _sums(rows, P, "amount")
+    key, top = max(now.items(), key=lambda kv: kv[1])
+    share = top / sum(now.values())
+    assert share >= 0.5
+    assert len(now) >= 3
+    [found] = of(results, "concentration", breakdown="amount_by_region")
+    assert (found["key"], found["share"]) == (key, pytest.approx(share))
+
+
+def test_no_concentration_with_two_keys_or_an_even_spread(tmp_path, make_config):
+    two = {P: {"North": (900.0, 1.0), "South": (100.0, 1.0)}, month(P, -1): {"North": (1.0, 1.0)}}
+    results, _ = build(tmp_path, make_config, _regions(two), breakdowns="  - {kpi: amount, by: region}")
+    assert of(results, "concentration") == []
+    even = {P: {"North": (40.0, 1.0), "South": (35.0, 1.0), "West": (25.0, 1.0)}}
+    results, _ = build(tmp_path, make_config, _regions(even), breakdowns="  - {kpi: amount, by: region}")
+    assert of(results, "concentration") == []
+
+
+# ----------------------------------------------------------------------------- pacing
+
+
+def test_pacing_of_a_cumulative_objective(tmp_path, make_config):
+    deals = {month("2026-01", i): float(20 + 2 * i) for i in range(10)}  # January to October
+    rows = [(f"{m}-12", "A", 1.0, v, 1.0) for m, v in deals.items()]
+    obj = """  - {id: deals-year, title: Deals, kpi: deals, target: {value: 25}, cumulative: true,
+     owner: Sales, due: 2026-12-31}"""
+    results, as_dicts = build(tmp_path, make_config, rows, objectives=obj)
+    ytd = sum(r["deals"] for r in as_dicts if r["date"] >= "2026-01")
+    elapsed, left = 10, 2  # January→October; November, December
+    run_rate = ytd / elapsed
+    goal = 25 * (elapsed + left)
+    [found] = of(results, "pacing", objective="deals-year")
+    assert found["elapsed"] == elapsed
+    assert found["periods_left"] == left
+    assert found["run_rate"] == pytest.approx(run_rate)
+    assert found["projected"] == pytest.approx(ytd + run_rate * left)
+    assert found["goal"] == pytest.approx(goal)
+    assert found["needed_per_period"] == pytest.approx((goal - ytd) / left)
+    assert found["on_pace"] is (ytd + run_rate * left >= goal)
+
+
+def test_pacing_projects_the_trend_and_judges_by_direction(tmp_path, make_config):
+    values = {
+        month(P, -i): float(v)
+        for i, v in zip(range(8, -1, -1), [90, 80, 75, 70, 66, 60, 58, 52, 50], strict=True)
+    }
+    rows = monthly(values, month(P, -8))
+    obj = """  - {id: cost-down, title: Cost, kpi: amount, target: {value: 45}, owner: Ops, due: 2027-01-20}
+  - {id: now-due, title: Now, kpi: amount, target: {value: 45}, owner: Ops, due: 2026-10-31}"""
+    # a cost: lower is better
+    results, as_dicts = build(
+        tmp_path,
+        make_config,
+        rows,
+        kpis="  cost: {formula: amount, direction: down}",
+        objectives=obj.replace("kpi: amount", "kpi: cost"),
+    )
+    amounts = by_month(as_dicts, "amount")
+    last6 = [amounts[month(P, -i)] for i in range(5, -1, -1)]
+    slope, intercept = statistics.linear_regression(range(6), last6)
+    left = 3  # November, December, January
+    projected = intercept + slope * (5 + left)
+    [found] = of(results, "pacing", objective="cost-down")
+    assert found["periods_left"] == left
+    assert found["projected"] == pytest.approx(projected)
+    assert found["goal"] == 45.0
+    assert found["needed_per_period"] is None
+    assert found["on_pace"] is (projected <= 45.0)  # down: at or under the goal
+    assert of(results, "pacing", objective="now-due") == []  # due within P
+
+
+def test_insights_can_be_switched_off_and_are_ranked_by_score(tmp_path, make_config):
+    history = [100, 104, 98, 101, 97, 103, 100, 96, 105, 99, 102, 95, 101]
+    values = {month(P, i - len(history)): float(v) for i, v in enumerate(history)} | {P: 160.0}
+    results, _ = build(tmp_path, make_config, monthly(values, month(P, -13)))
+    scores = [i["score"] for i in results["insights"]]
+    assert scores == sorted(scores, reverse=True)
+    assert scores
+    results, _ = build(
+        tmp_path, make_config, monthly(values, month(P, -13)), extra="insights: {enabled: false}"
+    )
+    assert results["insights"] == []
+
+
+def test_an_equal_value_ends_a_record(tmp_path, make_config):
+    values = {month(P, -i): float(40 - i) for i in range(20, 0, -1)} | {P: 60.0}
+    values[month(P, -15)] = 60.0  # not strictly below: the run stops there
+    results, _ = build(tmp_path, make_config, monthly(values, month(P, -20)))
+    [found] = of(results, "record", kpi="score")
+    assert (found["kind"], found["periods"]) == ("high", 14)
