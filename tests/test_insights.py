@@ -5,6 +5,7 @@ change, an objective due in the current period, a down-direction objective."""
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
@@ -354,3 +355,47 @@ def test_an_equal_value_ends_a_record(tmp_path, make_config):
     results, _ = build(tmp_path, make_config, monthly(values, month(P, -20)))
     [found] = of(results, "record", kpi="score")
     assert (found["kind"], found["periods"]) == ("high", 14)
+
+
+# ----------------------------------------------------------------------------- sentences
+
+NUMBER = re.compile(r"\d[\d\s\u202f\u00a0.,]*\d|\d")
+
+
+@pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
+def test_every_number_a_sentence_says_is_in_its_insight(locale):
+    """Each sentence's numbers, once the names it quotes (KPI labels, keys) are taken out, are
+    the insight's own fields as the report formats them, and nothing else."""
+    from reporter.config import load_config
+    from reporter.render.context import Formatter
+    from reporter.run.stages import describe
+    from tests.conftest import DEMO
+
+    config = load_config(DEMO, env={})
+    config = config.model_copy(update={"report": config.report.model_copy(update={"locale": locale})})
+    results = describe(config, compute(config, Period.parse("2026-10", "month"), _now()))
+    fmt = Formatter(locale, config.report.currency, config.report.timezone)
+    assert results.insights
+    types = set()
+    for insight in results.insights:
+        types.add(insight["type"])
+        text = insight["text"]
+        kpi = results.kpis[insight["kpi"]]
+        for name in [kpi.label, *(str(i["key"]) for i in insight.get("items", [])), str(insight.get("key"))]:
+            text = text.replace(name, " ")
+        allowed: set[str] = set()
+        numbers = [v for k, v in insight.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+        numbers += [i[f] for i in insight.get("items", []) for f in ("part", "share") if i[f] is not None]
+        for v in numbers:
+            for shown in (
+                fmt.value(v, kpi.format),
+                fmt.value(abs(v), kpi.format),
+                fmt.value(v, "number", 1),
+                fmt.value(v, "integer"),
+                fmt.attainment(v),
+            ):
+                allowed |= set(NUMBER.findall(shown))
+        said = [n.strip() for n in NUMBER.findall(text)]
+        assert said, text  # every sentence carries at least one of its numbers
+        assert set(said) <= {a.strip() for a in allowed}, (text, insight)
+    assert types == {"unusual_change", "record", "contributors", "pacing"}

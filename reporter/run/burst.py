@@ -20,7 +20,7 @@ from reporter.compute.report import compute_results
 from reporter.config.model import Config
 from reporter.periods import Period
 from reporter.results import Results
-from reporter.run.stages import render_pdf
+from reporter.run.stages import describe, render_pdf
 
 
 @dataclass
@@ -42,6 +42,7 @@ def _one(job: tuple[str, dict[str, Any], Period, dt.datetime]) -> BurstReport:
     email, filter, period, now = job
     config: Config = _STATE["config"]
     results = compute_results(_STATE["con"], config, _STATE["infos"], period, now, filter=filter)
+    describe(config, results)
     # each worker has a core already: no second process for the halves of a long report
     pdf = render_pdf(config, results, split=False) if results.quality.passed else None
     return BurstReport(email, results, pdf)

@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reporter.compute.database import compute
 from reporter.config.model import Config
 from reporter.delivery.ledger import Ledger, default_url
 from reporter.errors import QualityGateError, RunError, UsageError
 from reporter.files import write_atomic
 from reporter.periods import Period
 from reporter.results import Results
-from reporter.run.stages import output_root, render_pdf, resolve_period
+from reporter.run.stages import output_root, render_pdf, report_results, resolve_period
 
 
 @dataclass
@@ -72,7 +71,7 @@ def run_report(
     ledger = Ledger(config.delivery.ledger or default_url(root)) if send else None
     run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
     try:
-        results = compute(config, target, now)
+        results = report_results(config, target, now)
         results_path = folder / "results.json"
         write_atomic(results_path, results.to_json().encode("utf-8"))
         if not results.quality.passed:
@@ -171,7 +170,7 @@ def preview(config: Config, *, period: str | None, now: dt.datetime, output: Pat
     from reporter.render.html import render_html
 
     target = resolve_period(config, period, now)
-    results = compute(config, target, now)
+    results = report_results(config, target, now)
     path = (
         output_root(config, output)
         / config.report.id
@@ -217,7 +216,7 @@ def reproduce(archived: Path, output: Path | None = None) -> Reproduction:
         path.write_bytes(inside[name])
         # Checked without its data (which lives next to the original file), then pointed there.
         config = load_config(path, check_data=False).model_copy(update={"base_dir": folder})
-        results = compute(
+        results = report_results(
             config,
             Period.parse(facts["period"], config.report.grain),
             dt.datetime.fromisoformat(facts["generated_at"]),

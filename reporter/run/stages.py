@@ -9,10 +9,24 @@ import json
 from pathlib import Path
 from typing import Any
 
+from reporter.compute.database import compute
 from reporter.config.model import Config
 from reporter.errors import UsageError
 from reporter.periods import Period
+from reporter.render.context import Formatter
+from reporter.render.insights import write_texts
 from reporter.results import Results
+
+
+def report_results(config: Config, period: Period, now: dt.datetime) -> Results:
+    """The compute stage's Results, with each insight's sentence written in the report's language."""
+    return describe(config, compute(config, period, now))
+
+
+def describe(config: Config, results: Results) -> Results:
+    """Write each insight's sentence (in place) and return the same Results."""
+    write_texts(results, Formatter(config.report.locale, config.report.currency, config.report.timezone))
+    return results
 
 
 def resolve_period(config: Config, label: str | None, now: dt.datetime) -> Period:

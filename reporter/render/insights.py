@@ -1,0 +1,154 @@
+"""Insights in words: one sentence each, from the report's catalogue (plural forms through
+gettext), every number formatted by Babel from the insight's own fields and nothing else, so a
+sentence can never say a number that results.json does not hold.
+
+The sentences go into each insight's ``text`` before results.json is written; the PDF and the
+digest print that text."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from babel.dates import format_date
+
+from reporter.render.context import DASH, MINUS, Formatter, translations
+from reporter.results import Results
+
+# The unit of a period, for "the highest in 35 months".
+_UNITS: dict[str, tuple[str, str]] = {
+    "month": ("%(num)d month", "%(num)d months"),
+    "quarter": ("%(num)d quarter", "%(num)d quarters"),
+    "week": ("%(num)d week", "%(num)d weeks"),
+}
+
+
+class _Words:
+    def __init__(self, results: Results, fmt: Formatter):
+        self.results = results
+        self.fmt = fmt
+        catalog = translations(fmt.locale.language)
+        self._ = catalog.gettext
+        self.n_ = catalog.ngettext
+
+    def kpi(self, name: str) -> str:
+        k = self.results.kpis.get(name)
+        return k.label if k and k.label else name.replace("_", " ")
+
+    def value(self, name: str, v: float | None) -> str:
+        k = self.results.kpis.get(name)
+        return self.fmt.value(v, k.format if k else "number")
+
+    def signed(self, name: str, v: float | None) -> str:
+        if v is None:
+            return DASH
+        text = self.value(name, abs(v))
+        return text if v == 0 else ("+" if v > 0 else MINUS) + text
+
+    def share(self, v: float | None) -> str:
+        return self.fmt.attainment(v) if v is not None else DASH
+
+    def key(self, k: Any) -> str:
+        return self._("(none)") if k is None else str(k)
+
+    def periods(self, n: int) -> str:
+        one, many = _UNITS[self.results.grain]
+        return self.n_(one, many, n) % {"num": n}
+
+
+def _unusual(w: _Words, i: dict[str, Any]) -> str:
+    return w._("%(kpi)s is unusual this period: %(value)s, against a usual %(median)s (z = %(z)s).") % {
+        "kpi": w.kpi(i["kpi"]),
+        "value": w.value(i["kpi"], i["value"]),
+        "median": w.value(i["kpi"], i["median"]),
+        "z": w.fmt.value(i["z"], "number", 1),
+    }
+
+
+def _record(w: _Words, i: dict[str, Any]) -> str:
+    words = {"kpi": w.kpi(i["kpi"]), "periods": w.periods(i["periods"])}
+    if i["kind"] == "high":
+        return w._("%(kpi)s: the highest in %(periods)s.") % words
+    return w._("%(kpi)s: the lowest in %(periods)s.") % words
+
+
+def _contributors(w: _Words, i: dict[str, Any]) -> str:
+    kpi = i["kpi"]
+    parts = [
+        w._("%(key)s (%(part)s)") % {"key": w.key(item["key"]), "part": w.signed(kpi, item["part"])}
+        for item in i["items"]
+    ]
+    listed = (
+        parts[0]
+        if len(parts) == 1
+        else w._("%(first)s and %(last)s")
+        % {
+            "first": ", ".join(parts[:-1]),
+            "last": parts[-1],
+        }
+    )
+    words = {"kpi": w.kpi(kpi), "change": w.signed(kpi, i["change"]), "parts": listed}
+    if i["vs"] == "previous":
+        return w._("%(kpi)s %(change)s on the previous period, mostly from %(parts)s.") % words
+    return w._("%(kpi)s %(change)s on last year, mostly from %(parts)s.") % words
+
+
+def _concentration(w: _Words, i: dict[str, Any]) -> str:
+    return w._("%(key)s makes up %(share)s of %(kpi)s.") % {
+        "key": w.key(i["key"]),
+        "share": w.share(i["share"]),
+        "kpi": w.kpi(i["kpi"]),
+    }
+
+
+def _pacing(w: _Words, i: dict[str, Any]) -> str:
+    kpi = i["kpi"]
+    when = _horizon(w, i)
+    words = {
+        "projected": w.value(kpi, i["projected"]),
+        "goal": w.value(kpi, i["goal"]),
+        "when": when,
+        "needed": w.value(kpi, i["needed_per_period"]),
+        "kpi": w.kpi(kpi),  # not the objective's title: a title may hold numbers of its own
+        "per": {"month": w._("per month"), "quarter": w._("per quarter"), "week": w._("per week")}[
+            w.results.grain
+        ],
+    }
+    if i["needed_per_period"] is not None:
+        return (
+            w._(
+                "%(kpi)s — at the current pace: %(projected)s %(when)s for a goal of %(goal)s; "
+                "%(needed)s needed %(per)s from here."
+            )
+            % words
+        )
+    if i["goal"] is None:
+        return w._("%(kpi)s — on the current trend: %(projected)s %(when)s.") % words
+    return w._("%(kpi)s — on the current trend: %(projected)s %(when)s for a goal of %(goal)s.") % words
+
+
+def _horizon(w: _Words, i: dict[str, Any]) -> str:
+    """ "at the end of December" for months (a month's name holds no number); else "in 3 weeks"."""
+    if w.results.grain == "month":
+        end = dt.date.fromisoformat(w.results.period_start)
+        index = end.year * 12 + end.month - 1 + i["periods_left"]
+        month = format_date(dt.date(index // 12, index % 12 + 1, 1), "LLLL", locale=w.fmt.locale)
+        return w._("at the end of %(month)s") % {"month": month}
+    return w._("in %(periods)s") % {"periods": w.periods(i["periods_left"])}
+
+
+_WRITERS: dict[str, Callable[[_Words, dict[str, Any]], str]] = {
+    "unusual_change": _unusual,
+    "record": _record,
+    "contributors": _contributors,
+    "concentration": _concentration,
+    "pacing": _pacing,
+}
+
+
+def write_texts(results: Results, fmt: Formatter) -> None:
+    """Give every insight its sentence (in place)."""
+    words = _Words(results, fmt)
+    for insight in results.insights:
+        insight["text"] = _WRITERS[insight["type"]](words, insight)
