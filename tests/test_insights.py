@@ -398,4 +398,4 @@ def test_every_number_a_sentence_says_is_in_its_insight(locale):
         said = [n.strip() for n in NUMBER.findall(text)]
         assert said, text  # every sentence carries at least one of its numbers
         assert set(said) <= {a.strip() for a in allowed}, (text, insight)
-    assert types == {"unusual_change", "record", "contributors", "pacing"}
+    assert types == {"unusual_change", "record", "contributors", "pacing", "concentration"}

@@ -95,7 +95,7 @@ def _contributors(w: _Words, i: dict[str, Any]) -> str:
 
 
 def _concentration(w: _Words, i: dict[str, Any]) -> str:
-    return w._("%(key)s makes up %(share)s of %(kpi)s.") % {
+    return w._("%(kpi)s: %(share)s from %(key)s alone.") % {
         "key": w.key(i["key"]),
         "share": w.share(i["share"]),
         "kpi": w.kpi(i["kpi"]),
