@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
+
+    sub.add_parser("schema", help="print the JSON Schema of the report YAML (editor completion and checks)")
     return parser
 
 
@@ -108,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(args)
         if args.command == "reproduce":
             return _reproduce(args)
+        if args.command == "schema":
+            return _schema()
         raise UsageError(f"unknown command {args.command}")  # pragma: no cover
     except ConfigError as exc:
         for problem in exc.problems:
@@ -229,6 +233,13 @@ def _reproduce(args: argparse.Namespace) -> int:
         return 0
     print(f"{done.path}: DIFFERS from {args.pdf}", file=sys.stderr)
     return 1
+
+
+def _schema() -> int:
+    from reporter.config.schema import dumps
+
+    sys.stdout.write(dumps())
+    return 0
 
 
 def _schedule(args: argparse.Namespace) -> int:
