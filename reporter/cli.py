@@ -61,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
 
-    sub.add_parser("schema", help="print the JSON Schema of the report YAML (editor completion and checks)")
+    sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the report YAML (editor completion and checks)",
+        epilog="example: reporter schema > reporter.schema.json",
+    )
     return parser
 
 
