@@ -3,6 +3,7 @@ complete, the site builds with ``mkdocs build --strict``, nothing points outside
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import subprocess
 import sys
@@ -131,3 +132,34 @@ def test_nothing_points_outside_the_repository():
     assert links, "the README links to the docs pages"
     missing = [link for link in links if not (ROOT / link).exists()]
     assert missing == []
+
+
+def test_the_template_guide_lists_every_context_key_and_filter(make_config, tmp_path):
+    """docs/templates.md names every key a template can read and every filter reporter adds."""
+    import jinja2
+
+    from reporter.periods import Period
+    from reporter.pipeline import compute
+    from reporter.render.context import Formatter
+    from reporter.render.html import build_context, environment
+    from tests.conftest import write_csv
+
+    write_csv(tmp_path / "d.csv", ["date", "n"], [["2026-10-01", 1]])
+    config = make_config(
+        "report: {id: r, title: T}\nsources: {s: {type: csv, path: d.csv, date_column: date}}\n"
+        "metrics: {n: {source: s, agg: sum, column: n}}\nkpis: {n: {formula: n}}\n"
+    )
+    results = compute(config, Period.parse("2026-10", "month"), dt.datetime(2026, 11, 24, tzinfo=dt.UTC))
+    formatter = Formatter("en_US", "EUR")
+    keys = set(build_context(config, results, formatter))
+    # Keys added on top of build_context: by render_html (the PDF, the preview) and the digest.
+    for module in ("html", "digest"):
+        source = (ROOT / "reporter" / "render" / f"{module}.py").read_text(encoding="utf-8")
+        keys |= set(re.findall(r'context\["(\w+)"\] = ', source))
+    assert {"r", "kpis", "fmt_kpi", "for_browser", "inline_css", "due_actions", "recipient"} <= keys
+    page = (ROOT / "docs" / "templates.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `(\w+)", page, re.M))
+    assert sorted(keys - documented) == []
+    filters = set(environment(config, formatter).filters) - set(jinja2.defaults.DEFAULT_FILTERS)
+    assert {"fmt", "change", "attainment", "date", "timestamp", "css_string", "chunks"} <= filters
+    assert sorted(filters - documented) == []
