@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,6 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from reporter.cli import main
 from reporter.config import load_config
 from reporter.config.schema import DIALECT, dumps, json_schema
 from reporter.errors import ConfigError
@@ -62,11 +63,14 @@ def test_the_shipped_schema_file_is_current():
     )
 
 
-def test_reporter_schema_prints_it(capsys):
-    assert main(["schema"]) == 0
-    out = capsys.readouterr().out
-    assert json.loads(out) == json_schema()
-    assert out == SHIPPED.read_text(encoding="utf-8")
+def test_reporter_schema_prints_it():
+    # A process of its own: main() sets up logging for the whole process.
+    done = subprocess.run(
+        [sys.executable, "-m", "reporter", "schema"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert json.loads(done.stdout) == json_schema()
+    assert done.stdout == SHIPPED.read_text(encoding="utf-8")
 
 
 def test_example_yaml_names_the_shipped_schema():

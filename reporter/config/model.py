@@ -1,4 +1,4 @@
-"""The configuration schema (SPEC section 2) as pydantic v2 models.
+"""The configuration schema as pydantic v2 models; docs/configuration.md and the JSON Schema come from it.
 
 Types and allowed values live here; rules that span keys or need the data (names that must
 exist, formulas, cycles, SQL, files and columns) live in ``checks.py`` so each error can name the
