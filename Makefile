@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_PERIOD ?= 2026-10
 
-.PHONY: demo test lint install clean check-system
+.PHONY: demo test lint docs docs-gen install clean check-system
 
 # WeasyPrint draws text with Pango: without it nothing renders. Said before anything installs.
 check-system:
@@ -30,8 +30,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: lint
+# The documentation site, as CI builds it: any warning (a broken link, a page not in the nav) fails.
+# (Not --quiet: mkdocs then drops the warnings, and --strict with them.)
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# Regenerate what is generated from reporter/config/model.py (tests fail when either is stale).
+docs-gen: $(STAMP)
+	$(BIN)/python -m reporter.config.reference > docs/configuration.md
+	$(BIN)/reporter schema > schema/reporter.schema.json
+
+test: lint docs
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) output build dist *.egg-info
+	rm -rf $(VENV) output build dist site *.egg-info

@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
+
+    sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the report YAML (editor completion and checks)",
+        epilog="example: reporter schema > reporter.schema.json",
+    )
     return parser
 
 
@@ -110,6 +116,8 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] 
             return _status(args)
         if args.command == "reproduce":
             return _reproduce(args)
+        if args.command == "schema":
+            return _schema()
         raise UsageError(f"unknown command {args.command}")  # pragma: no cover
     except ConfigError as exc:
         for problem in exc.problems:
@@ -235,6 +243,13 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 def _real_clock() -> dt.datetime:
     return dt.datetime.now(tz=dt.UTC)
+
+
+def _schema() -> int:
+    from reporter.config.schema import dumps
+
+    sys.stdout.write(dumps())
+    return 0
 
 
 def _schedule(args: argparse.Namespace, clock: Callable[[], dt.datetime]) -> int:

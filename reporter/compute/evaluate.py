@@ -1,4 +1,4 @@
-"""Targets, attainment and status (SPEC §5), as pure functions of numbers."""
+"""Targets, attainment and status (docs/numbers.md), as pure functions of numbers."""
 
 from __future__ import annotations
 

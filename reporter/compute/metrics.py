@@ -6,7 +6,7 @@ windows that span several periods (year to date), where partial results cannot b
 (``count_distinct``, ``last``). Breakdowns and the portfolio group the same aggregates by a
 dimension column instead of by period.
 
-Coverage (SPEC §5): a window wholly outside a source's first..last date is null for every metric
+Coverage (docs/numbers.md): a window wholly outside a source's first..last date is null for every metric
 of that source; inside it, sum and count over no rows are 0, the others null.
 """
 

@@ -1,4 +1,4 @@
-"""The configuration schema (SPEC section 2) as pydantic v2 models.
+"""The configuration schema as pydantic v2 models; docs/configuration.md and the JSON Schema come from it.
 
 Types and allowed values live here; rules that span keys or need the data (names that must
 exist, formulas, cycles, SQL, files and columns) live in ``checks.py`` so each error can name the
@@ -30,121 +30,367 @@ class _Model(BaseModel):
 
 
 class Report(_Model):
-    id: Slug
-    title: Text
-    company: str = ""
-    locale: str = "en_US"
-    currency: str = "EUR"
-    timezone: str = "UTC"
-    grain: Grain = "month"
-    fiscal_year_start: Annotated[int, Field(ge=1, le=12)] = 1
-    template: str = "executive"
-    output_dir: Path | None = None
-    logo: Path | None = None
+    id: Slug = Field(
+        description=(
+            "The report's identifier: lowercase letters, digits, `-` and `_`. Names the output folders, the "
+            "PDF file and the ledger's records."
+        ),
+        examples=["marketing-monthly"],
+    )
+    title: Text = Field(
+        description="The report's title, on the cover, in the running header and in the email subject.",
+        examples=["Rapport mensuel marketing & ventes"],
+    )
+    company: str = Field(
+        "", description="The company's name, shown on the cover and in the digest.", examples=["Acme SAS"]
+    )
+    locale: str = Field(
+        "en_US",
+        description=(
+            "A language_COUNTRY code: how numbers, currencies and dates are written, and the language of the"
+            " template's own words (French and English are built in)."
+        ),
+        examples=["fr_FR"],
+    )
+    currency: str = Field(
+        "EUR", description="An ISO 4217 code for KPIs with format `currency`.", examples=["EUR"]
+    )
+    timezone: str = Field(
+        "UTC",
+        description=(
+            "An IANA time zone: periods are cut at midnight in this zone, the schedule's cron runs in it, "
+            "and dates are shown in it."
+        ),
+        examples=["Europe/Paris"],
+    )
+    grain: Grain = Field(
+        "month",
+        description="The length of a reporting period: a calendar month, a calendar quarter or an ISO week.",
+        examples=["month"],
+    )
+    fiscal_year_start: Annotated[int, Field(ge=1, le=12)] = Field(
+        1,
+        description=(
+            "The month (1–12) the fiscal year starts in; year-to-date values start on the 1st of that month."
+        ),
+        examples=[4],
+    )
+    template: str = Field(
+        "executive",
+        description=(
+            "A built-in template's name, or a folder (relative to this file) whose `report.html` / "
+            "`report.css` override the built-in ones."
+        ),
+        examples=["executive", "my-template"],
+    )
+    output_dir: Path | None = Field(
+        None,
+        description=(
+            "The output folder (relative to this file), unless `--output` is given; default: `./output` "
+            "under the working directory."
+        ),
+        examples=["../output"],
+    )
+    logo: Path | None = Field(
+        None, description="An image file (relative to this file) shown on the cover.", examples=["logo.png"]
+    )
 
 
 class CsvOptions(_Model):
-    delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
-    decimal: Literal[".", ","] = "."
-    encoding: str = "utf-8"
-    date_format: str | None = None
-    null_values: list[str] = [""]
-    header: bool = True
-    quote: Annotated[str, Field(min_length=1, max_length=1)] = '"'
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] = Field(
+        ",", description="The one character between fields.", examples=[";"]
+    )
+    decimal: Literal[".", ","] = Field(
+        ".", description="The decimal mark of numbers in the file.", examples=[","]
+    )
+    encoding: str = Field("utf-8", description="The file's text encoding.", examples=["latin-1"])
+    date_format: str | None = Field(
+        None,
+        description="A strftime pattern for the date column; default: detected (ISO dates always work).",
+        examples=["%d/%m/%Y"],
+    )
+    null_values: list[str] = Field(
+        [""], description='Texts that mean "no value" in the file.', examples=[["", "NA", "n/a"]]
+    )
+    header: bool = Field(True, description="Whether the first line holds the column names.", examples=[True])
+    quote: Annotated[str, Field(min_length=1, max_length=1)] = Field(
+        '"', description="The character that quotes a field containing the delimiter.", examples=['"']
+    )
 
 
 class Source(_Model):
-    type: Literal["csv", "parquet", "excel", "json", "sql"]
-    date_column: Text
-    path: Path | None = None
-    url: str | None = None
-    query: str | None = None
-    csv: CsvOptions | None = None
-    sheet: str | int | None = None
-    shared: bool = False
-    frequency: Literal["daily", "weekly", "monthly"] = "daily"
-    description: str = ""
+    type: Literal["csv", "parquet", "excel", "json", "sql"] = Field(
+        description=(
+            "The kind of source: a file (csv, parquet, excel, json) read with `path`, or a database query "
+            "(sql) read with `url` and `query`."
+        ),
+        examples=["csv"],
+    )
+    date_column: Text = Field(
+        description="The column holding each row's date or timestamp; it cuts the rows into periods.",
+        examples=["date"],
+    )
+    path: Path | None = Field(
+        None,
+        description="The file, relative to this file (file sources only).",
+        examples=["data/web_traffic.csv"],
+    )
+    url: str | None = Field(
+        None,
+        description="A SQLAlchemy database URL (sql sources only); a password only through `${NAME}`.",
+        examples=["postgresql+psycopg://reporting:${DB_PASSWORD}@db/sales"],
+    )
+    query: str | None = Field(
+        None,
+        description="The SELECT whose rows are the source (sql sources only).",
+        examples=["select * from orders"],
+    )
+    csv: CsvOptions | None = Field(
+        None,
+        description="How to read a CSV file (csv sources only).",
+        examples=[{"delimiter": ";", "decimal": ",", "encoding": "latin-1"}],
+    )
+    sheet: str | int | None = Field(
+        None,
+        description="The sheet to read, by name or 0-based index (excel sources only); default: the first.",
+        examples=["Ventes"],
+    )
+    shared: bool = Field(
+        False,
+        description=(
+            "With per-recipient bursting: true when every recipient sees this source whole (it is not "
+            "filtered by the recipients' filter columns)."
+        ),
+        examples=[True],
+    )
+    frequency: Literal["daily", "weekly", "monthly"] = Field(
+        "daily",
+        description=(
+            "How often the source gets a row; the completeness gate wants data up to the period's last day "
+            "(daily), the Monday of its last week (weekly) or the 1st of its last month (monthly)."
+        ),
+        examples=["monthly"],
+    )
+    description: str = Field(
+        "",
+        description="Free text about the source, for the people who maintain the file.",
+        examples=["Export nightly from the web analytics tool"],
+    )
 
 
 class Metric(_Model):
-    source: Name
-    agg: Agg
-    column: str | None = None
-    expr: str | None = None
-    where: str | None = None
-    label: str | None = None
-    description: str = ""
+    source: Name = Field(
+        description="The source (a key of `sources`) whose rows are aggregated.", examples=["web"]
+    )
+    agg: Agg = Field(
+        description=(
+            "The aggregate over the period's rows: sum, count (rows, or non-null values of `column`), "
+            "count_distinct, avg, min, max, or last (the value on the latest date)."
+        ),
+        examples=["sum"],
+    )
+    column: str | None = Field(
+        None,
+        description="The column to aggregate (give `column` or `expr`, not both; count needs neither).",
+        examples=["sessions"],
+    )
+    expr: str | None = Field(
+        None,
+        description="An SQL expression over the source's own columns, aggregated instead of a column.",
+        examples=["quantity * unit_price"],
+    )
+    where: str | None = Field(
+        None,
+        description="An SQL condition over the source's own columns: only rows matching it count.",
+        examples=["stage = 'won'"],
+    )
+    label: str | None = Field(
+        None,
+        description="The metric's name in words, used when a formula is shown in words and in the funnel.",
+        examples=["Sessions"],
+    )
+    description: str = Field(
+        "", description="Free text about what the metric counts.", examples=["Visits to the website"]
+    )
 
 
 class Kpi(_Model):
-    formula: Text
-    label: str | None = None
-    format: Format = "number"
-    direction: Direction = "up"
-    section: str = ""
-    owner: str = ""
-    description: str = ""
-    decimals: Annotated[int, Field(ge=0, le=6)] | None = None
+    formula: Text = Field(
+        description=(
+            "Arithmetic over metric and KPI names: + - * /, parentheses, numbers, min, max, abs, round, "
+            "coalesce. A division by zero gives no value."
+        ),
+        examples=["leads / sessions"],
+    )
+    label: str | None = Field(
+        None,
+        description="The KPI's name as the report shows it; default: its key with spaces.",
+        examples=["Taux de conversion du site"],
+    )
+    format: Format = Field(
+        "number",
+        description=(
+            "How the value is written: number, integer, currency (report.currency), percent (0.125 → 12.5 "
+            "%), ratio, days."
+        ),
+        examples=["percent"],
+    )
+    direction: Direction = Field(
+        "up",
+        description="Which way is better: up (higher), down (lower) or neutral (no target possible).",
+        examples=["down"],
+    )
+    section: str = Field(
+        "",
+        description='The scorecard section the KPI appears in; default: a section named "Indicators".',
+        examples=["Marketing"],
+    )
+    owner: str = Field("", description="Who answers for the KPI.", examples=["Directrice marketing"])
+    description: str = Field(
+        "",
+        description="What the KPI means, printed in the appendix.",
+        examples=["Part des visites qui deviennent des prospects."],
+    )
+    decimals: Annotated[int, Field(ge=0, le=6)] | None = Field(
+        None, description="The number of decimals shown (0–6), overriding the format's default.", examples=[1]
+    )
 
 
 class Target(_Model):
-    value: float | None = None
-    change_vs_prior_year: float | None = None
-    change_vs_previous: float | None = None
-    by_period: dict[str, float] | None = None
+    value: float | None = Field(None, description="A fixed target for every period.", examples=[120000])
+    change_vs_prior_year: float | None = Field(
+        None,
+        description="A growth over the same period last year, as a fraction: 0.15 means prior year × 1.15.",
+        examples=[0.15],
+    )
+    change_vs_previous: float | None = Field(
+        None,
+        description="A growth over the previous period, as a fraction: 0.05 means previous × 1.05.",
+        examples=[0.05],
+    )
+    by_period: dict[str, float] | None = Field(
+        None,
+        description=(
+            "A target per period label (2026-10, 2026-Q4 or 2026-W43, as the report's grain); a period "
+            "without one has no target."
+        ),
+        examples=[{"2026-10": 118000, "2026-11": 121000}],
+    )
 
 
 class Thresholds(_Model):
-    on_track: float = 1.0
-    at_risk: float = 0.9
+    on_track: float = Field(
+        1.0, description="The attainment from which the objective is on track.", examples=[1.0]
+    )
+    at_risk: float = Field(
+        0.9,
+        description="The attainment from which it is at risk (below: off track); at most on_track.",
+        examples=[0.9],
+    )
 
 
 class Action(_Model):
-    when: When
-    do: Text
-    owner: str = ""
-    due_in_days: Annotated[int, Field(ge=0, le=3660)] | None = None
+    when: When = Field(
+        description="The status that calls for this action (or always).", examples=["off_track"]
+    )
+    do: Text = Field(
+        description="What to do, in words; may use {{ report.title }} and {{ period.label }}.",
+        examples=["Relancer les devis de plus de 15 jours"],
+    )
+    owner: str = Field(
+        "", description="Who does it; default: the objective's owner.", examples=["Responsable ventes"]
+    )
+    due_in_days: Annotated[int, Field(ge=0, le=3660)] | None = Field(
+        None,
+        description="Days after the period's end by which it is due; default: no due date.",
+        examples=[15],
+    )
 
 
 class Objective(_Model):
-    id: Slug
-    title: Text
-    kpi: Name
-    target: Target
-    cumulative: bool = False
-    thresholds: Thresholds = Thresholds()
-    owner: Text
-    due: dt.date
-    description: str = ""
-    actions: list[Action] = []
+    id: Slug = Field(
+        description="The objective's identifier, unique in the report.", examples=["grow-revenue"]
+    )
+    title: Text = Field(description="The objective in words.", examples=["Chiffre d'affaires +15 % sur N-1"])
+    kpi: Name = Field(
+        description="The KPI it is measured by (its direction must be up or down).", examples=["revenue"]
+    )
+    target: Target = Field(
+        description="Exactly one of value, change_vs_prior_year, change_vs_previous, by_period.",
+        examples=[{"change_vs_prior_year": 0.15}],
+    )
+    cumulative: bool = Field(
+        False,
+        description=(
+            "True: judge the year-to-date value against the sum of the year's per-period targets so far."
+        ),
+        examples=[True],
+    )
+    thresholds: Thresholds = Field(
+        Thresholds(),
+        description="The attainment levels that make the status on track or at risk.",
+        examples=[{"on_track": 1.0, "at_risk": 0.9}],
+    )
+    owner: Text = Field(description="Who answers for the objective.", examples=["Directeur commercial"])
+    due: dt.date = Field(description="The date by which the objective is to be met.", examples=["2026-12-31"])
+    description: str = Field(
+        "", description="Free text about the objective.", examples=["Porté par les nouveaux comptes."]
+    )
+    actions: list[Action] = Field(
+        [],
+        description="The action plan: the actions whose `when` matches the status are shown.",
+        examples=[[{"when": "off_track", "do": "Relancer les devis", "due_in_days": 15}]],
+    )
 
 
 class Breakdown(_Model):
-    kpi: Name
-    by: Text
-    top: Annotated[int, Field(ge=1, le=1000)] | None = None
+    kpi: Name = Field(description="The KPI to cut.", examples=["conversion_rate"])
+    by: Text = Field(
+        description="The column of the KPI's sources whose values are the rows.", examples=["salesperson"]
+    )
+    top: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        None, description='Show only the best N rows and one "other" row for the rest.', examples=[10]
+    )
 
 
 class FunnelStage(_Model):
-    label: Text
-    metric: Name
+    label: Text = Field(description="The stage's name in the report.", examples=["Visites"])
+    metric: Name = Field(description="The metric counting the stage.", examples=["sessions"])
 
 
 class PortfolioRules(_Model):
-    keep: float = 1.5
-    improve: float = 0.8
+    keep: float = Field(1.5, description="value / cost from which a row is kept.", examples=[1.5])
+    improve: float = Field(
+        0.8,
+        description="value / cost from which a row is to improve (below: stop); at most keep.",
+        examples=[0.8],
+    )
 
 
 class Portfolio(_Model):
-    by: Text
-    cost: Name
-    value: Name
-    rules: PortfolioRules = PortfolioRules()
+    by: Text = Field(
+        description="The column whose values are the rows (campaign, channel...).", examples=["campaign"]
+    )
+    cost: Name = Field(description="The metric of what each row costs.", examples=["marketing_spend"])
+    value: Name = Field(description="The metric of what each row brings.", examples=["revenue"])
+    rules: PortfolioRules = Field(
+        PortfolioRules(),
+        description="The value / cost ratios for keep and improve.",
+        examples=[{"keep": 1.5, "improve": 0.8}],
+    )
 
 
 class Quality(_Model):
-    require_complete_period: bool = True
-    min_rows: Annotated[int, Field(ge=0)] = 1
+    require_complete_period: bool = Field(
+        True,
+        description=(
+            "Each source's data must reach the period's end (see `frequency`) before anything is sent."
+        ),
+        examples=[False],
+    )
+    min_rows: Annotated[int, Field(ge=0)] = Field(
+        1, description="Each source needs at least this many rows in the period (0: no check).", examples=[1]
+    )
 
 
 class Insights(_Model):
@@ -152,81 +398,187 @@ class Insights(_Model):
     concentration and each objective's pace (formulas in docs/insights.md)."""
 
     enabled: bool = Field(
-        default=True, description="Compute insights and show them in the report and digest."
+        default=True, description="Compute insights and show them in the report and digest.", examples=[False]
     )
     max_summary: Annotated[int, Field(ge=0, le=20)] = Field(
-        default=5, description="How many of the best-scored insights open the report's summary."
+        default=5, description="How many of the best-scored insights open the report's summary.", examples=[3]
     )
     z: Annotated[float, Field(gt=0, le=100)] = Field(
-        default=3.5, description="How unusual a value must be (robust z-score, |z|) to be called unusual."
+        default=3.5,
+        description="How unusual a value must be (robust z-score, |z|) to be called unusual.",
+        examples=[3.0],
     )
     record_min_periods: Annotated[int, Field(ge=2, le=36)] = Field(
-        default=12, description="How many preceding periods a value must beat to be called a record."
+        default=12,
+        description="How many preceding periods a value must beat to be called a record.",
+        examples=[24],
     )
 
 
 class Smtp(_Model):
-    host: Text
-    port: Annotated[int, Field(ge=1, le=65535)] = 587
-    security: Literal["starttls", "ssl", "none"] = "starttls"
-    username: str | None = None
-    password_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
-    timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
-    ca_file: Path | None = None  # a CA bundle to trust (a company's own CA), relative to the file
+    host: Text = Field(description="The SMTP server's name.", examples=["smtp.acme.fr"])
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        587, description="The SMTP server's port.", examples=[587]
+    )
+    security: Literal["starttls", "ssl", "none"] = Field(
+        "starttls",
+        description=(
+            "starttls (port 587), ssl (implicit TLS, port 465) or none (a relay on a trusted network)."
+        ),
+        examples=["ssl"],
+    )
+    username: str | None = Field(
+        None, description="The login, when the server wants one.", examples=["reporting"]
+    )
+    password_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
+        None,
+        description="The name of the environment variable holding the password (never the password itself).",
+        examples=["SMTP_PASSWORD"],
+    )
+    timeout: Annotated[float, Field(gt=0, le=600)] = Field(
+        30.0, description="Seconds to wait for the server at each step.", examples=[30]
+    )
+    ca_file: Path | None = Field(
+        None,
+        description=(
+            "A CA bundle (PEM) to trust instead of the system's, e.g. a company's own CA; relative to this "
+            "file."
+        ),
+        examples=["certs/acme-ca.pem"],
+    )
 
 
 class Recipient(_Model):
-    email: Text
-    filter: dict[str, str | int | float | bool] = {}
+    email: Text = Field(description="The recipient's address.", examples=["alice@acme.fr"])
+    filter: dict[str, str | int | float | bool] = Field(
+        {},
+        description="Column: value pairs; this recipient's report is computed on those rows only.",
+        examples=[{"salesperson": "Alice"}],
+    )
 
 
 class Email(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    from_: Annotated[Text, Field(alias="from")]
-    to: list[Text] = []
-    cc: list[Text] = []
-    subject: Text = "{{ report.title }} — {{ period.label }}"
-    smtp: Smtp | None = None
-    recipients: list[Recipient] = []
+    from_: Annotated[Text, Field(alias="from")] = Field(
+        description="The sender, an address or 'Name <address>'.", examples=["Reporting <reporting@acme.fr>"]
+    )
+    to: list[Text] = Field(
+        [],
+        description="Addresses that each get the whole report, as their own message.",
+        examples=[["direction@acme.fr"]],
+    )
+    cc: list[Text] = Field(
+        [], description="Addresses copied on each message.", examples=[["assistant@acme.fr"]]
+    )
+    subject: Text = Field(
+        "{{ report.title }} — {{ period.label }}",
+        description="The subject, a template: {{ report.title }}, {{ period.label }} (the period in words).",
+        examples=["{{ report.title }} — {{ period.label }}"],
+    )
+    smtp: Smtp | None = Field(
+        None,
+        description="The SMTP server; without it messages are written to the outbox folder.",
+        examples=[{"host": "smtp.acme.fr", "username": "reporting", "password_env": "SMTP_PASSWORD"}],
+    )
+    recipients: list[Recipient] = Field(
+        [],
+        description="Bursting: one report per recipient, computed on their rows only.",
+        examples=[[{"email": "alice@acme.fr", "filter": {"salesperson": "Alice"}}]],
+    )
 
 
 class Archive(_Model):
-    dir: Path = Path("output/archive")
-    pdfa: bool = True
+    dir: Path = Field(
+        Path("output/archive"),
+        description=(
+            "The archive folder (relative to this file); files there are never overwritten or deleted."
+        ),
+        examples=["/srv/archive/reporter"],
+    )
+    pdfa: bool = Field(
+        True,
+        description="Write the PDF as PDF/A-3b with results.json, the YAML and provenance.json inside.",
+        examples=[True],
+    )
 
 
 class Delivery(_Model):
-    schedule: str | None = None
-    catch_up: Annotated[int, Field(ge=0, le=120)] = 1
-    retry_every: str = "1h"
-    give_up_after: str = "3d"
-    alerts_to: list[Text] = []
-    ledger: str | None = None  # a SQLAlchemy URL; default: SQLite in the output folder
-    email: Email | None = None
-    archive: Archive = Archive()
+    schedule: str | None = Field(
+        None,
+        description="A 5-field cron expression in report.timezone for `reporter schedule`.",
+        examples=["0 7 2 * *"],
+    )
+    catch_up: Annotated[int, Field(ge=0, le=120)] = Field(
+        1,
+        description="After downtime, run at most this many missed periods (the most recent ones).",
+        examples=[1],
+    )
+    retry_every: str = Field(
+        "1h",
+        description="When the data is not ready, try again after this long (a number and s, m, h, d or w).",
+        examples=["30m"],
+    )
+    give_up_after: str = Field(
+        "3d", description="Stop retrying this long after the fire time, and alert alerts_to.", examples=["3d"]
+    )
+    alerts_to: list[Text] = Field(
+        [], description="Addresses told when a run fails or gives up.", examples=[["ops@acme.fr"]]
+    )
+    ledger: str | None = Field(
+        None,
+        description="A SQLAlchemy URL of the ledger; default: ledger.sqlite in the output folder.",
+        examples=["postgresql+psycopg://reporter:${LEDGER_PASSWORD}@db/reporter"],
+    )  # a SQLAlchemy URL; default: SQLite in the output folder
+    email: Email | None = Field(
+        None,
+        description="The email digest; without it nothing is emailed.",
+        examples=[{"from": "Reporting <reporting@acme.fr>", "to": ["direction@acme.fr"]}],
+    )
+    archive: Archive = Field(
+        Archive(),
+        description="The auditor's archive of delivered PDFs.",
+        examples=[{"dir": "output/archive", "pdfa": True}],
+    )
 
 
 class Config(_Model):
     """A whole report: what ``load_config`` returns once every check has passed."""
 
-    report: Report
-    sources: dict[Name, Source]
-    metrics: dict[Name, Metric]
-    kpis: dict[Name, Kpi]
-    objectives: list[Objective] = []
-    breakdowns: list[Breakdown] = []
-    funnel: list[FunnelStage] = []
-    portfolio: Portfolio | None = None
-    quality: Quality = Quality()
-    delivery: Delivery = Delivery()
-    insights: Insights = Insights()
+    report: Report = Field(description="Who the report is for and how it looks.")
+    sources: dict[Name, Source] = Field(
+        description="The data, by name; each becomes a table cut into periods by its date column."
+    )
+    metrics: dict[Name, Metric] = Field(
+        description="Base measures by name: one aggregate of one source per period."
+    )
+    kpis: dict[Name, Kpi] = Field(
+        description="What the report shows, by name: a formula over metrics and other KPIs."
+    )
+    objectives: list[Objective] = Field(
+        [], description="SMART objectives: a KPI with a target, an owner, a due date and an action plan."
+    )
+    breakdowns: list[Breakdown] = Field([], description="KPIs cut by a column of their sources.")
+    funnel: list[FunnelStage] = Field(
+        [], description="Ordered stages, each a metric; the report shows each step's conversion."
+    )
+    portfolio: Portfolio | None = Field(
+        None, description="Keep, improve or stop: value against cost per campaign (or any column)."
+    )
+    quality: Quality = Field(Quality(), description="The gates checked before anything is sent.")
+    delivery: Delivery = Field(Delivery(), description="Schedule, email, ledger and archive.")
+    insights: Insights = Field(
+        Insights(), description="Automatic commentary: unusual values, records, contributors, pacing."
+    )
 
     # Not YAML keys: where the file was, so relative paths and messages can use it.
-    file: Path = Path("report.yaml")
-    base_dir: Path = Path(".")
-    # Found once by validation: the KPIs in dependency order (a KPI after those it reads).
-    kpi_order: list[str] = []
+    file: Path = Field(
+        Path("report.yaml"), description="Not a YAML key: the file the configuration was read from."
+    )
+    base_dir: Path = Field(Path("."), description="Not a YAML key: the folder relative paths start from.")
+    kpi_order: list[str] = Field(
+        [], description="Not a YAML key: the KPIs in dependency order, found once by validation."
+    )
 
     def kpi_label(self, name: str) -> str:
         return self.kpis[name].label or name.replace("_", " ")
@@ -235,6 +587,9 @@ class Config(_Model):
         """A path from the YAML, relative to the config file's folder."""
         return path if path.is_absolute() else (self.base_dir / path)
 
+
+# Config's fields that are no YAML key: the loader and validation fill them in.
+NOT_YAML = ("file", "base_dir", "kpi_order")
 
 SECTIONS: dict[str, type[BaseModel] | tuple[str, type[BaseModel]]] = {
     "report": Report,

@@ -1,0 +1,123 @@
+"""The JSON Schema (Draft 2020-12) of a report's YAML, made from the pydantic model.
+
+``reporter schema`` prints it; ``schema/reporter.schema.json`` in the repository is its output
+(a test fails when the file is stale), so editors that read the
+``# yaml-language-server: $schema=...`` line complete keys and underline mistakes as you type.
+
+The schema describes the YAML *as written*, before the loader has done its work, so it differs
+from pydantic's own schema of ``Config`` in a few places, each of which makes it accept exactly
+what ``reporter validate`` accepts at this level:
+
+- only the YAML sections (not ``m.NOT_YAML``, which the loader and validation fill in);
+- an empty optional section (``objectives:`` with nothing after it) is allowed, as the loader
+  reads it as "none";
+- any value that is not free text (a number, a true/false, a date, a name, one of a list of
+  words) may also be a ``${NAME}`` reference, which the loader replaces by the environment
+  variable before checking it;
+- names under ``sources``, ``metrics`` and ``kpis`` must be valid names (no other key there);
+- an objective's ``target`` has exactly one of its four forms.
+
+What needs more than one value or the data (a metric's source exists, a formula's names, a
+column in a file...) is left to ``reporter validate``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from reporter.config import model as m
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+ENV_REFERENCE = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}"
+_ENV = {
+    "type": "string",
+    "pattern": ENV_REFERENCE,
+    "description": "A ${NAME} reference, replaced by the environment variable NAME when the file is read.",
+}
+# Sections that may be left empty in the YAML (read as none / the defaults).
+_NULLABLE = ("objectives", "breakdowns", "funnel", "quality", "delivery", "insights")
+_TARGET_FORMS = ("value", "change_vs_prior_year", "change_vs_previous", "by_period")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a report's YAML file (Draft 2020-12), descriptions included."""
+    raw = m.Config.model_json_schema(mode="validation")
+    props = raw["properties"]
+    for key in m.NOT_YAML:
+        props.pop(key)
+    for key in ("sources", "metrics", "kpis"):
+        props[key]["additionalProperties"] = False  # a key that is not a valid name
+    # The loader reads an empty portfolio section as {} (then: missing by, cost, value).
+    props["portfolio"] = {k: v for k, v in props["portfolio"].items() if k not in ("anyOf", "default")}
+    props["portfolio"]["$ref"] = "#/$defs/Portfolio"
+    defs = raw["$defs"]
+    defs["Target"]["oneOf"] = [
+        {"required": [form], "properties": {form: {"not": {"type": "null"}}}} for form in _TARGET_FORMS
+    ]
+    schema: dict[str, Any] = {
+        "$schema": DIALECT,
+        "title": "reporter report configuration",
+        "description": (
+            "One report per YAML file: its sources, metrics, KPIs, objectives, analyses, quality gates "
+            "and delivery. Check a file with `reporter validate FILE`."
+        ),
+        "type": "object",
+        "properties": props,
+        "required": list(m.REQUIRED_SECTIONS),
+        "additionalProperties": False,
+        "$defs": defs,
+    }
+    schema = _walk(schema)
+    for key in _NULLABLE:
+        prop = schema["properties"][key]
+        inner = {k: v for k, v in prop.items() if k not in ("description", "default", "examples")}
+        outer = {k: v for k, v in prop.items() if k in ("description", "default")}
+        schema["properties"][key] = {"anyOf": [inner, {"type": "null"}], **outer}
+    return schema
+
+
+def _walk(node: Any) -> Any:
+    """Drop pydantic's generated property titles; let every non-text scalar be ``${NAME}``."""
+    if isinstance(node, list):
+        return [_walk(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties":
+            out[key] = {name: _without_title(_walk(prop)) for name, prop in value.items()}
+        elif key in ("default", "examples", "enum", "const"):
+            out[key] = copy.deepcopy(value)
+        else:
+            out[key] = _walk(value)
+    if _env_capable(out):
+        keep = ("description", "default", "examples", "title")
+        inner = {k: v for k, v in out.items() if k not in keep}
+        out = {"anyOf": [inner, _ENV], **{k: v for k, v in out.items() if k in keep}}
+    return out
+
+
+def _without_title(prop: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in prop.items() if k != "title"}
+
+
+def _env_capable(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    if kind in ("integer", "number", "boolean"):
+        return True
+    if kind != "string":
+        return False
+    return node.get("format") == "date" or any(k in node for k in ("pattern", "enum", "const", "maxLength"))
+
+
+def dumps() -> str:
+    """The schema as the file ``schema/reporter.schema.json`` holds it."""
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m reporter.config.schema
+    import sys
+
+    sys.stdout.write(dumps())
