@@ -185,23 +185,27 @@ def main() -> None:
             f"in {time.perf_counter() - t0:.1f} s"
         )
         (folder / "bench.yaml").write_text(config_text(parquet), encoding="utf-8")
+        (folder / "plain.yaml").write_text(
+            config_text(parquet) + "insights: {enabled: false}\n", encoding="utf-8"
+        )
         (folder / "baseline.py").write_text(baseline_script(parquet), encoding="utf-8")
         (folder / "compute.py").write_text(
             textwrap.dedent(f"""
-            import datetime as dt
+            import datetime as dt, sys
             from pathlib import Path
             from reporter.config import load_config
             from reporter.periods import Period
             from reporter.compute.database import compute
             from reporter.files import write_atomic
-            config = load_config(Path('{folder / "bench.yaml"}'))
+            config = load_config(Path('{folder}') / sys.argv[1])
             now = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
             results = compute(config, Period.parse('2026-10', 'month'), now)
             write_atomic(Path('{folder / "results.json"}'), results.to_json().encode())
         """),
             encoding="utf-8",
         )
-        reporter = [sys.executable, str(folder / "compute.py")]
+        reporter = [sys.executable, str(folder / "compute.py"), "bench.yaml"]
+        without = [sys.executable, str(folder / "compute.py"), "plain.yaml"]
         full = [
             sys.executable,
             "-m",
@@ -215,16 +219,22 @@ def main() -> None:
             str(folder / "out"),
         ]
         baseline = [sys.executable, str(folder / "baseline.py")]
-        ours, base, whole = [], [], []
+        ours, base, whole, plain = [], [], [], []
         for _ in range(args.repeat):
             base.append(run(baseline, ROOT))
             ours.append(run(reporter, ROOT))
+            plain.append(run(without, ROOT))
             whole.append(run(full, ROOT))
         b_time, b_rss = min(t for t, _ in base), max(r for _, r in base)
         o_time, o_rss = min(t for t, _ in ours), max(r for _, r in ours)
         print(f"baseline (one hand-written DuckDB query): {b_time:.2f} s, peak RSS {b_rss / 1e6:.0f} MB")
         print(f"reporter compute stage (30 KPIs):        {o_time:.2f} s, peak RSS {o_rss / 1e6:.0f} MB")
         print(f"ratio: {o_time / b_time:.2f}x  (target <= 1.5x; peak RSS target <= 1500 MB)")
+        p_time = min(t for t, _ in plain)
+        print(
+            f"compute stage without insights:          {p_time:.2f} s; insights add "
+            f"{(o_time / p_time - 1) * 100:+.1f} % (target <= 10 %)"
+        )
         w_time, w_rss = min(t for t, _ in whole), max(r for _, r in whole)
         print(f"whole reporter run --no-send (with the PDF): {w_time:.2f} s, peak RSS {w_rss / 1e6:.0f} MB")
 
