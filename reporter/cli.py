@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from reporter import __version__
 from reporter.errors import ConfigError, ReporterError, UsageError
@@ -18,45 +19,93 @@ from reporter.render.pdf import is_environment_notice
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}; see '{self.prog} --help'")
+        # main() prints "reporter: error: ", once; a subcommand names itself after it.
+        command = self.prog.removeprefix("reporter").strip()
+        raise UsageError(f"{command + ': ' if command else ''}{message}; see '{self.prog} --help'")
+
+
+EXAMPLES = {
+    "reporter": """examples:
+  reporter init my-report --kind sales       # a starter report with sample data
+  reporter validate my-report/report.yaml    # check it; every error at once
+  reporter run my-report/report.yaml --no-send""",
+    "validate": """example:
+  reporter validate config/example.yaml      # one file
+  reporter validate config/                  # every *.yaml in a folder""",
+    "run": """examples:
+  reporter run config/example.yaml --period 2026-10 --no-send   # files only, nothing sent
+  reporter run config/                                          # every report, last complete period""",
+    "schedule": """example:
+  reporter schedule config/ --output /var/lib/reporter          # until SIGTERM""",
+    "status": """example:
+  reporter status config/example.yaml""",
+    "verify": """example:
+  reporter verify output/archive --report marketing-monthly --period 2026-10""",
+    "reproduce": """example:
+  reporter reproduce output/archive/marketing-monthly/2026-10/marketing-monthly_2026-10.v1.pdf""",
+    "preview": """example:
+  reporter preview config/example.yaml --period 2026-10   # then open the HTML it names""",
+    "init": """examples:
+  reporter init my-report                        # marketing starter with sample data
+  reporter init my-report --kind newsletter
+  reporter init my-report --source exports/web.csv   # plus a report over your own CSV""",
+}
+
+
+def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=EXAMPLES[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="reporter",
         description="Scheduled KPI reports from YAML: compute, PDF, email digest, audit archive.",
+        epilog=EXAMPLES["reporter"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"reporter {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("validate", help="check a configuration file or folder; report every error")
+    p = _command(sub, "validate", "check a configuration file or folder; report every error")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
 
-    p = sub.add_parser("run", help="compute, render, archive and deliver a period's report")
+    p = _command(sub, "run", "compute, render, archive and deliver a period's report")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
     p.add_argument("--no-send", action="store_true", help="compute and write files; send nothing")
     p.add_argument("--force", action="store_true", help="re-send a period already delivered")
 
-    p = sub.add_parser("schedule", help="run every report on its delivery.schedule, until stopped")
+    p = _command(sub, "schedule", "run every report on its delivery.schedule, until stopped")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
 
-    p = sub.add_parser("status", help="next runs, last outcomes, deliveries pending or failed")
+    p = _command(sub, "status", "next runs, last outcomes, deliveries pending or failed")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
 
-    p = sub.add_parser("verify", help="check every archived file against the manifest; exit 1 on any problem")
+    p = _command(sub, "verify", "check every archived file against the manifest; exit 1 on any problem")
     p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
     p.add_argument("--report", help="only this report id")
     p.add_argument("--period", help="only this period, e.g. 2026-10")
 
-    p = sub.add_parser("reproduce", help="re-render an archived PDF from the YAML and data it names")
+    p = _command(sub, "reproduce", "re-render an archived PDF from the YAML and data it names")
     p.add_argument("pdf", type=Path, metavar="ARCHIVED_PDF")
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
 
-    p = sub.add_parser("preview", help="write the report as one HTML file to open in a browser")
+    p = _command(sub, "init", "write a starter report (YAML, sample data, schema) into a folder")
+    p.add_argument("folder", type=Path, metavar="DIR", help="where to write (created if needed)")
+    p.add_argument("--kind", choices=("marketing", "sales", "newsletter"), default="marketing")
+    p.add_argument("--source", type=Path, metavar="CSV", help="also write a report over this CSV file")
+
+    p = _command(sub, "preview", "write the report as one HTML file to open in a browser")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
@@ -108,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(args)
         if args.command == "reproduce":
             return _reproduce(args)
+        if args.command == "init":
+            return _init(args)
         raise UsageError(f"unknown command {args.command}")  # pragma: no cover
     except ConfigError as exc:
         for problem in exc.problems:
@@ -187,6 +238,21 @@ def _run(args: argparse.Namespace) -> int:
             continue
         print(outcome.summary())
     return 1 if failed else 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from reporter.init import init_report
+
+    done = init_report(args.folder, args.kind, now=now(), source=args.source)
+    for path in done.files:
+        print(f"wrote {path}")
+    report = args.folder / "report.yaml"
+    print(
+        f"a {args.kind} starter with sample data for {done.first} to {done.last}; next:\n"
+        f"  reporter validate {args.folder}\n"
+        f"  reporter run {report} --no-send"
+    )
+    return 0
 
 
 def _preview(args: argparse.Namespace) -> int:
