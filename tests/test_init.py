@@ -98,9 +98,11 @@ def test_sample_data_is_deterministic_per_month(tmp_path: Path) -> None:
         lines = (tmp_path / folder / "data" / "deals.csv").read_text(encoding="utf-8").splitlines()
         return [line for line in lines if line.startswith("2025-06")]
 
-    assert june("a") and june("a") == june("c")
+    assert june("a")
+    assert june("a") == june("c")
     c = (tmp_path / "c" / "data" / "deals.csv").read_text(encoding="utf-8").splitlines()
-    assert c[1].startswith("2024-12-01,") and c[-1].startswith("2026-11-30,")
+    assert c[1].startswith("2024-12-01,")
+    assert c[-1].startswith("2026-11-30,")
 
 
 def test_every_yaml_starts_with_the_modeline_and_the_schema_is_written(tmp_path: Path) -> None:
@@ -228,7 +230,8 @@ def test_bad_kind_and_bad_source(tmp_path: Path, capsys: pytest.CaptureFixture[s
         "value (BIGINT)); every source needs a date_column: export the file with a date column, "
         "or write the stanza by hand\n"
     )
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "y").exists()
 
 
 def test_default_period_with_the_real_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
