@@ -187,8 +187,11 @@ def now() -> dt.datetime:
 
 def _validate(args: argparse.Namespace) -> int:
     from reporter.config import load_configs
+    from reporter.config.lint import silent_defaults
 
     for config in load_configs(args.config):
+        for warning in silent_defaults(config.file):
+            print(warning, file=sys.stderr)
         print(f"{config.file}: valid — {summary(config)}")
     return 0
 
@@ -236,7 +239,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"reporter: FAILED: {exc}", file=sys.stderr)
             failed += 1
             continue
-        print(outcome.summary())
+        print(outcome.summary() + ("\n  nothing sent (--no-send)" if args.no_send else ""))
     return 1 if failed else 0
 
 
@@ -334,7 +337,7 @@ def _status(args: argparse.Namespace) -> int:
         root = output_root(config, args.output)
         url = config.delivery.ledger or default_url(root)
         if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
-            print("  no run recorded yet")
+            print(f"  no run recorded yet; {NOT_TRACKED}")
             continue
         ledger = Ledger(url)
         for run in ledger.runs_of(config.report.id)[-5:]:
@@ -350,4 +353,8 @@ def _status(args: argparse.Namespace) -> int:
                 + (f" — {d.last_error}" if d.last_error else "")
             )
         ledger.close()
+        print(f"  {NOT_TRACKED}")
     return 0
+
+
+NOT_TRACKED = "runs with --no-send are not tracked (they send nothing and leave no ledger entry)"

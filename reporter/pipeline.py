@@ -41,10 +41,9 @@ class Outcome:
         shown = ", ".join(str(f) for f in self.files)
         text = f"{self.report} {self.period}: done — {shown}"
         if self.deliveries:
-            counts: dict[str, int] = {}
-            for d in self.deliveries:
-                counts[d.state] = counts.get(d.state, 0) + 1
-            text += "; deliveries: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+            from reporter.delivery.wording import describe
+
+            text += "".join(f"\n  {d.recipient}: {describe(d)}" for d in self.deliveries)
         return text
 
 
@@ -137,10 +136,13 @@ def run_report(
         write_atomic(results_path, results.to_json().encode("utf-8"))
         if not results.quality.passed:
             failed = [c.detail for c in results.quality.checks if not c.passed]
+            from reporter.hints import gate_hint
+
             raise QualityGateError(
                 f"{config.report.id} {target.label}: quality gate failed, nothing sent: "
                 + "; ".join(failed)
                 + f" (results in {results_path})"
+                + gate_hint(config, results)
             )
         run_key = f"{config.report.id}-{target.label}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
         pdf = render_pdf(config, results, run_id=run_key, trigger=trigger)  # RunError if empty

@@ -29,6 +29,8 @@ class DeliveryOutcome:
     attempts: int
     message_id: str
     error: str | None = None
+    channel: str = ""  # smtp | outbox, for what the console says
+    sent_on: str | None = None  # skipped: when the ledger recorded it sent
 
 
 def recipients_of(config: Config) -> list[str]:
@@ -78,7 +80,11 @@ def deliver(
         version = 1
         if latest is not None and not force:
             if latest.state == "sent":
-                outcomes.append(DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id))
+                from reporter.delivery.wording import sent_on
+
+                when = sent_on(ledger, report, period, rcpt, latest.version)
+                skipped = DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id, sent_on=when)
+                outcomes.append(skipped)
                 continue
             if latest.state in ("pending", "review"):
                 assert ledger is not None
@@ -119,7 +125,9 @@ def deliver(
 
         result = mailer.send(message, rcpt, counted)
         ledger.record(report, period, rcpt, version, now, state=result.state, error=result.error)
-        outcomes.append(DeliveryOutcome(rcpt, result.state, result.attempts, msg_id, result.error))
+        outcomes.append(
+            DeliveryOutcome(rcpt, result.state, result.attempts, msg_id, result.error, channel=mailer.channel)
+        )
     return outcomes
 
 
