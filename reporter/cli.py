@@ -221,20 +221,22 @@ def _run(args: argparse.Namespace) -> int:
     from reporter.config import load_configs
     from reporter.errors import RunError
     from reporter.pipeline import run_report
+    from reporter.progress import showing
 
     configs = load_configs(args.config)
     failed = 0
     clock = now()
     for config in configs:
         try:
-            outcome = run_report(
-                config,
-                period=args.period,
-                now=clock,
-                output=args.output,
-                send=not args.no_send,
-                force=args.force,
-            )
+            with showing(stages(config)):
+                outcome = run_report(
+                    config,
+                    period=args.period,
+                    now=clock,
+                    output=args.output,
+                    send=not args.no_send,
+                    force=args.force,
+                )
         except RunError as exc:
             print(f"reporter: FAILED: {exc}", file=sys.stderr)
             failed += 1
@@ -256,6 +258,18 @@ def _init(args: argparse.Namespace) -> int:
         f"  reporter run {report} --no-send"
     )
     return 0
+
+
+def stages(config: Any) -> int:
+    """How many progress stages a run of ``config`` has: sources, KPIs, the PDF, each
+    recipient's e-mail, and the recipients' own reports."""
+    email = config.delivery.email
+    if email is None:
+        return 3
+    from reporter.delivery.send import recipients_of
+
+    burst = len(email.recipients)
+    return 3 + len(recipients_of(config)) + (1 + burst if burst else 0)
 
 
 def _preview(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from reporter.config.model import Config
 from reporter.delivery.ledger import Ledger, default_url
 from reporter.errors import QualityGateError, RunError, UsageError
 from reporter.periods import Period
+from reporter.progress import stage
 from reporter.results import Results
 from reporter.sources import SourceInfo, register_sources
 
@@ -97,8 +98,10 @@ def write_atomic(path: Path, data: bytes) -> None:
 def compute(
     config: Config, period: Period, now: dt.datetime, *, filter: Mapping[str, Any] | None = None
 ) -> Results:
+    stage(f"reading {len(config.sources)} source{'s' if len(config.sources) != 1 else ''}")
     con, infos = open_database(config)
     try:
+        stage(f"computing {len(config.kpis)} KPIs")
         return compute_results(con, config, infos, period, now, filter=filter)
     finally:
         con.close()
@@ -145,6 +148,7 @@ def run_report(
                 + gate_hint(config, results)
             )
         run_key = f"{config.report.id}-{target.label}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
+        stage("rendering the PDF pages")
         pdf = render_pdf(config, results, run_id=run_key, trigger=trigger)  # RunError if empty
         pdf_name = f"{config.report.id}_{target.label}.pdf"
         write_atomic(folder / pdf_name, pdf)
@@ -214,6 +218,7 @@ def _bursts(
 
     assert config.delivery.email is not None
     jobs = [(r.email, r.filter) for r in config.delivery.email.recipients]
+    stage(f"rendering {len(jobs)} recipients' reports")
     outcomes: list[Any] = []
     pdf_name = f"{config.report.id}_{target.label}.pdf"
     for burst in render_bursts(config, target, now, jobs):

@@ -16,6 +16,7 @@ from reporter.config.model import Config
 from reporter.delivery.ledger import Ledger
 from reporter.delivery.mailer import Mailer
 from reporter.errors import RunError
+from reporter.progress import stage
 from reporter.render.digest import build_digest, build_message, message_id
 from reporter.results import Results
 
@@ -76,6 +77,7 @@ def deliver(
     outcomes: list[DeliveryOutcome] = []
     written = False
     for rcpt in targets:
+        stage(f"delivering to {rcpt}" if ledger is not None else f"writing the e-mail for {rcpt}")
         latest = ledger.latest(report, period, rcpt) if ledger is not None else None
         version = 1
         if latest is not None and not force:
