@@ -50,7 +50,10 @@ def showing(total: int, *, stream: IO[str] | None = None, tty: bool | None = Non
     token = _current.set(bar)
     timer.start()
     try:
-        yield
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():  # a warning clears the bar's line, prints, then the bar
+            yield
     finally:
         timer.cancel()
         timer.join()
