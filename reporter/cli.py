@@ -238,6 +238,8 @@ def _run(args: argparse.Namespace) -> int:
                     force=args.force,
                 )
         except RunError as exc:
+            if getattr(exc, "outcome", None) is not None:  # delivered to some, failed for others
+                print(exc.outcome.summary())  # type: ignore[attr-defined]
             print(f"reporter: FAILED: {exc}", file=sys.stderr)
             failed += 1
             continue

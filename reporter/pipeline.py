@@ -177,11 +177,13 @@ def run_report(
                 outcome.files.append(_archive(config, results, pdf, run_key, now, reason if force else None))
             failed_deliveries = [d for d in outcome.deliveries if d.state == "failed"]
             if failed_deliveries:
-                raise RunError(
+                failure = RunError(
                     f"{config.report.id} {target.label}: delivery failed for "
                     + ", ".join(f"{d.recipient} ({d.error})" for d in failed_deliveries)
                     + "; the others were delivered; run again to retry only these"
                 )
+                failure.outcome = outcome  # type: ignore[attr-defined]  # the CLI prints each line
+                raise failure
     except RunError as exc:
         if ledger is not None:
             ledger.finish_run(run_id, now, "failed", str(exc))

@@ -42,6 +42,7 @@ def showing(total: int, *, stream: IO[str] | None = None, tty: bool | None = Non
         delay=DELAY,
         leave=False,
         mininterval=0,  # a handful of stages: show each one
+        miniters=1,
         bar_format="reporter: {desc} [{n_fmt}/{total_fmt}] {elapsed}",
     )
     # tqdm's delay only shows the bar at the next stage; a long stage (the PDF) shows it on time.
