@@ -66,13 +66,12 @@ def read_columns(source: Source, path: Path | None) -> list[str]:
         except Exception as exc:  # openpyxl raises many kinds; all mean "cannot read"
             raise SourceError(f"cannot read {path}: {exc}") from None
         return [str(c) for c in frame.columns]
-    con = duckdb.connect()
+    from reporter.config.sqlexpr import scratch
+
     try:
-        rows = con.execute(f"DESCRIBE SELECT * FROM {file_reader_sql(source, path)}").fetchall()
+        rows = scratch().execute(f"DESCRIBE SELECT * FROM {file_reader_sql(source, path)}").fetchall()
     except duckdb.Error as exc:
         raise SourceError(f"cannot read {path}: {_first_line(exc)}") from None
-    finally:
-        con.close()
     return [str(r[0]) for r in rows]
 
 

@@ -86,7 +86,9 @@ def _duplicate_ids(configs: list[m.Config]) -> list[Problem]:
         seen = first.setdefault(config.report.id, config)
         if seen is config:
             continue
-        line, col = _report_id_position(config.file)
+        from reporter.config.lint import report_id_position
+
+        line, col = report_id_position(config.file)
         problems.append(
             Problem(
                 str(config.file),
@@ -98,14 +100,6 @@ def _duplicate_ids(configs: list[m.Config]) -> list[Problem]:
             )
         )
     return problems
-
-
-def _report_id_position(path: Path) -> tuple[int | None, int | None]:
-    """Line and column of ``report.id``'s value (the file has loaded, so it is there)."""
-    from reporter.config.loader import load_yaml
-
-    doc, _ = load_yaml(path.read_text(encoding="utf-8"), str(path), {})
-    return doc.where(("report", "id"))
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None, *, check_data: bool = True) -> m.Config:
