@@ -42,7 +42,7 @@ EXAMPLES = {
     "verify": """example:
   reporter verify output/archive --report marketing-monthly --period 2026-10""",
     "reproduce": """example:
-  reporter reproduce output/archive/marketing-monthly/2026-10/marketing-monthly_2026-10.v1.pdf""",
+  reporter reproduce output/archive/marketing-monthly/2026-10/marketing-monthly_2026-10_v1.pdf""",
     "preview": """example:
   reporter preview config/example.yaml --period 2026-10   # then open the HTML it names""",
     "init": """examples:

@@ -336,15 +336,15 @@ def sniff(path: Path) -> Sniffed:
     nulls = {""}
     decimal = "."
     numeric = [n for n, t in types if t.split("(")[0] in _NUMERIC_TYPES]
-    for name, values in samples.items():
-        present = [v for v in values if v not in _NULLS]
+    for name, texts in samples.items():
+        present = [v for v in texts if v not in _NULLS]
         if not present or not all(_NUMBER.match(v) for v in present):
             continue
         if any(_DECIMAL_COMMA.match(v) for v in present):
             if delimiter == ",":
                 continue  # a comma can't be both; leave the column as text
             decimal = ","
-        nulls.update(v for v in values if v in _NULLS)
+        nulls.update(v for v in texts if v in _NULLS)
         numeric.append(name)
     numeric.sort(key=[n for n, _ in types].index)
 
