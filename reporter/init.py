@@ -33,6 +33,8 @@ KINDS = ("marketing", "sales", "newsletter")
 MONTHS = 24
 SCHEMA_FILE = "reporter.schema.json"
 MODELINE = f"# yaml-language-server: $schema={SCHEMA_FILE}"
+# The starters are valid YAML as shipped; init replaces this date with the end of the data's year.
+DUE_PLACEHOLDER = "2000-12-31"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,7 +65,7 @@ def init_report(
     text = (
         text.replace("@FIRST@", months[0].label)
         .replace("@LAST@", last.label)
-        .replace("@DUE@", dt.date(last.end.year, 12, 31).isoformat())
+        .replace(f"due: {DUE_PLACEHOLDER}", f"due: {dt.date(last.end.year, 12, 31).isoformat()}")
     )
     files[folder / "report.yaml"] = text.encode("utf-8")
     for name, (header, rows) in SAMPLES[kind](months).items():

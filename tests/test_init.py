@@ -57,6 +57,10 @@ def test_each_kind_validates_and_runs_as_written(
         results = _results(output, report, period)
         assert results["quality"]["passed"] is True
         assert (output / report / period / f"{report}_{period}.pdf").read_bytes().startswith(b"%PDF-")
+    text = (folder / "report.yaml").read_text(encoding="utf-8")
+    assert "@" not in text.replace("@example.com", "")  # every placeholder replaced
+    assert "due: 2000-12-31" not in text
+    assert text.count("due: 2026-12-31") == len(load_config(folder / "report.yaml").objectives)
     # Every objective has a status and every KPI a value in the default period.
     results = _results(output, report, "2026-10")
     assert all(k["value"] is not None for k in results["kpis"].values())
