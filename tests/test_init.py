@@ -222,6 +222,10 @@ def test_bad_kind_and_bad_source(tmp_path: Path, capsys: pytest.CaptureFixture[s
         "reporter: error: init: argument --kind: invalid choice: 'finance' "
         "(choose from 'marketing', 'sales', 'newsletter'); see 'reporter init --help'\n"
     )
+    afile = tmp_path / "a-file"
+    afile.write_text("", encoding="utf-8")
+    assert cli.main(["init", str(afile)]) == 2
+    assert capsys.readouterr().err == f"reporter: error: init: {afile} exists and is not a folder\n"
     assert cli.main(["init", str(tmp_path / "x"), "--source", str(tmp_path / "nope.csv")]) == 2
     assert capsys.readouterr().err == (
         f"reporter: error: init: --source {tmp_path / 'nope.csv'}: file not found\n"
