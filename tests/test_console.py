@@ -96,6 +96,11 @@ def test_delivery_lines_describe_each_state() -> None:
         == "already sent on 2026-11-02 (ledger), skipped"
     )
     assert describe(DeliveryOutcome("a@x.test", "failed", 4, "<m>", "gave up")) == "failed: gave up"
+    assert describe(DeliveryOutcome("a@x.test", "failed", 0, "<m>")) == "failed: no reason recorded"
+    assert describe(DeliveryOutcome("a@x.test", "skipped", 1, "<m>")) == "already sent (ledger), skipped"
+    assert describe(DeliveryOutcome("a@x.test", "review", 1, "<m>", "check the mailbox")) == (
+        "not re-sent, review: check the mailbox"
+    )
 
 
 def test_status_says_no_send_runs_are_not_tracked(starter: Path, capsys: pytest.CaptureFixture[str]) -> None:
