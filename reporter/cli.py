@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from reporter import __version__
 from reporter.errors import ConfigError, ReporterError, UsageError
@@ -18,54 +19,100 @@ from reporter.render.pdf import is_environment_notice
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}; see '{self.prog} --help'")
+        # main() prints "reporter: error: ", once; a subcommand names itself after it.
+        command = self.prog.removeprefix("reporter").strip()
+        raise UsageError(f"{command + ': ' if command else ''}{message}; see '{self.prog} --help'")
+
+
+EXAMPLES = {
+    "reporter": """examples:
+  reporter init my-report --kind sales       # a starter report with sample data
+  reporter validate my-report/report.yaml    # check it; every error at once
+  reporter run my-report/report.yaml --no-send""",
+    "validate": """example:
+  reporter validate config/example.yaml      # one file
+  reporter validate config/                  # every *.yaml in a folder""",
+    "run": """examples:
+  reporter run config/example.yaml --period 2026-10 --no-send   # files only, nothing sent
+  reporter run config/                                          # every report, last complete period""",
+    "schedule": """example:
+  reporter schedule config/ --output /var/lib/reporter          # until SIGTERM""",
+    "status": """example:
+  reporter status config/example.yaml""",
+    "verify": """example:
+  reporter verify output/archive --report marketing-monthly --period 2026-10""",
+    "reproduce": """example:
+  reporter reproduce output/archive/marketing-monthly/2026-10/marketing-monthly_2026-10_v1.pdf""",
+    "preview": """example:
+  reporter preview config/example.yaml --period 2026-10   # then open the HTML it names""",
+    "init": """examples:
+  reporter init my-report                        # marketing starter with sample data
+  reporter init my-report --kind newsletter
+  reporter init my-report --source exports/web.csv   # plus a report over your own CSV""",
+    "schema": """example:
+  reporter schema > reporter.schema.json     # for an editor without the repository's copy""",
+}
+
+
+def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=EXAMPLES[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="reporter",
         description="Scheduled KPI reports from YAML: compute, PDF, email digest, audit archive.",
+        epilog=EXAMPLES["reporter"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"reporter {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("validate", help="check a configuration file or folder; report every error")
+    p = _command(sub, "validate", "check a configuration file or folder; report every error")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
 
-    p = sub.add_parser("run", help="compute, render, archive and deliver a period's report")
+    p = _command(sub, "run", "compute, render, archive and deliver a period's report")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
     p.add_argument("--no-send", action="store_true", help="compute and write files; send nothing")
     p.add_argument("--force", action="store_true", help="re-send a period already delivered")
 
-    p = sub.add_parser("schedule", help="run every report on its delivery.schedule, until stopped")
+    p = _command(sub, "schedule", "run every report on its delivery.schedule, until stopped")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
 
-    p = sub.add_parser("status", help="next runs, last outcomes, deliveries pending or failed")
+    p = _command(sub, "status", "next runs, last outcomes, deliveries pending or failed")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
 
-    p = sub.add_parser("verify", help="check every archived file against the manifest; exit 1 on any problem")
+    p = _command(sub, "verify", "check every archived file against the manifest; exit 1 on any problem")
     p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
     p.add_argument("--report", help="only this report id")
     p.add_argument("--period", help="only this period, e.g. 2026-10")
 
-    p = sub.add_parser("reproduce", help="re-render an archived PDF from the YAML and data it names")
+    p = _command(sub, "reproduce", "re-render an archived PDF from the YAML and data it names")
     p.add_argument("pdf", type=Path, metavar="ARCHIVED_PDF")
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
 
-    p = sub.add_parser("preview", help="write the report as one HTML file to open in a browser")
+    p = _command(sub, "init", "write a starter report (YAML, sample data, schema) into a folder")
+    p.add_argument("folder", type=Path, metavar="DIR", help="where to write (created if needed)")
+    p.add_argument("--kind", choices=("marketing", "sales", "newsletter"), default="marketing")
+    p.add_argument("--source", type=Path, metavar="CSV", help="also write a report over this CSV file")
+
+    p = _command(sub, "preview", "write the report as one HTML file to open in a browser")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
 
-    sub.add_parser(
-        "schema",
-        help="print the JSON Schema of the report YAML (editor completion and checks)",
-        epilog="example: reporter schema > reporter.schema.json",
-    )
+    _command(sub, "schema", "print the JSON Schema of the report YAML (editor completion and checks)")
     return parser
 
 
@@ -78,11 +125,10 @@ class _NoticeOnce(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not is_environment_notice(record):
             return True
-        if self.said:
-            return False
-        self.said = True
-        record.msg, record.args = FONTTOOLS_HINT, ()
-        return True
+        if not self.said:
+            self.said = True
+            logging.getLogger("reporter").warning(FONTTOOLS_HINT)
+        return False
 
 
 FONTTOOLS_HINT = (
@@ -95,7 +141,9 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] 
     """The ``reporter`` command. ``clock``: what ``reporter schedule`` reads as the time (the real
     clock by default; an end-to-end test passes one that starts just before a fire time)."""
     logging.basicConfig(level=logging.WARNING, format="reporter: %(message)s", stream=sys.stderr)
-    logging.getLogger("weasyprint").addFilter(_NoticeOnce())
+    weasyprint = logging.getLogger("weasyprint")
+    if not any(isinstance(f, _NoticeOnce) for f in weasyprint.filters):  # main() may run again
+        weasyprint.addFilter(_NoticeOnce())
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -118,6 +166,8 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] 
             return _reproduce(args)
         if args.command == "schema":
             return _schema()
+        if args.command == "init":
+            return _init(args)
         raise UsageError(f"unknown command {args.command}")  # pragma: no cover
     except ConfigError as exc:
         for problem in exc.problems:
@@ -146,8 +196,11 @@ def now() -> dt.datetime:
 
 def _validate(args: argparse.Namespace) -> int:
     from reporter.config import load_configs
+    from reporter.config.lint import silent_defaults
 
     for config in load_configs(args.config):
+        for warning in silent_defaults(config.file):
+            print(warning, file=sys.stderr)
         print(f"{config.file}: valid — {summary(config)}")
     return 0
 
@@ -176,6 +229,7 @@ def summary(config: object) -> str:
 def _run(args: argparse.Namespace) -> int:
     from reporter.config import load_configs
     from reporter.errors import RunError
+    from reporter.progress import showing
     from reporter.run.pipeline import run_report
 
     configs = load_configs(args.config)
@@ -183,20 +237,50 @@ def _run(args: argparse.Namespace) -> int:
     clock = now()
     for config in configs:
         try:
-            outcome = run_report(
-                config,
-                period=args.period,
-                now=clock,
-                output=args.output,
-                send=not args.no_send,
-                force=args.force,
-            )
+            with showing(stages(config)):
+                outcome = run_report(
+                    config,
+                    period=args.period,
+                    now=clock,
+                    output=args.output,
+                    send=not args.no_send,
+                    force=args.force,
+                )
         except RunError as exc:
+            if getattr(exc, "outcome", None) is not None:  # delivered to some, failed for others
+                print(exc.outcome.summary())  # type: ignore[attr-defined]
             print(f"reporter: FAILED: {exc}", file=sys.stderr)
             failed += 1
             continue
-        print(outcome.summary())
+        print(outcome.summary() + ("\n  nothing sent (--no-send)" if args.no_send else ""))
     return 1 if failed else 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from reporter.init import init_report
+
+    done = init_report(args.folder, args.kind, now=now(), source=args.source)
+    for path in done.files:
+        print(f"wrote {path}")
+    report = args.folder / "report.yaml"
+    print(
+        f"a {args.kind} starter with sample data for {done.first} to {done.last}; next:\n"
+        f"  reporter validate {args.folder}\n"
+        f"  reporter run {report} --no-send"
+    )
+    return 0
+
+
+def stages(config: Any) -> int:
+    """How many progress stages a run of ``config`` has: sources, KPIs, the PDF, each
+    recipient's e-mail, and the recipients' own reports."""
+    email = config.delivery.email
+    if email is None:
+        return 3
+    from reporter.delivery.send import recipients_of
+
+    burst = len(email.recipients)
+    return 3 + len(recipients_of(config)) + (1 + burst if burst else 0)
 
 
 def _preview(args: argparse.Namespace) -> int:
@@ -287,7 +371,7 @@ def _status(args: argparse.Namespace) -> int:
         root = output_root(config, args.output)
         url = config.delivery.ledger or default_url(root)
         if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
-            print("  no run recorded yet")
+            print(f"  no run recorded yet; {NOT_TRACKED}")
             continue
         ledger = Ledger(url)
         for run in ledger.runs_of(config.report.id)[-5:]:
@@ -303,4 +387,8 @@ def _status(args: argparse.Namespace) -> int:
                 + (f" — {d.last_error}" if d.last_error else "")
             )
         ledger.close()
+        print(f"  {NOT_TRACKED}")
     return 0
+
+
+NOT_TRACKED = "runs with --no-send are not tracked (they send nothing and leave no ledger entry)"

@@ -11,6 +11,7 @@ import duckdb
 from reporter.compute.report import compute_results
 from reporter.config.model import Config
 from reporter.periods import Period
+from reporter.progress import stage
 from reporter.results import Results
 from reporter.sources import SourceInfo, register_sources
 
@@ -32,8 +33,10 @@ def open_database(config: Config) -> tuple[duckdb.DuckDBPyConnection, dict[str, 
 def compute(
     config: Config, period: Period, now: dt.datetime, *, filter: Mapping[str, Any] | None = None
 ) -> Results:
+    stage(f"reading {len(config.sources)} source{'s' if len(config.sources) != 1 else ''}")
     con, infos = open_database(config)
     try:
+        stage(f"computing {len(config.kpis)} KPIs")
         return compute_results(con, config, infos, period, now, filter=filter)
     finally:
         con.close()

@@ -73,9 +73,35 @@ def load_configs(path: Path, env: Mapping[str, str] | None = None) -> list[m.Con
             configs.append(load_config(file, env))
         except ConfigError as exc:
             problems.extend(exc.problems)
+    problems.extend(_duplicate_ids(configs))
     if problems:
         raise ConfigError(problems)
     return configs
+
+
+def _duplicate_ids(configs: list[m.Config]) -> list[Problem]:
+    """Two files of one folder with the same report.id would share output folders and ledger
+    entries (the second PDF replacing the first): an error naming both files."""
+    first: dict[str, m.Config] = {}
+    problems = []
+    for config in configs:
+        seen = first.setdefault(config.report.id, config)
+        if seen is config:
+            continue
+        from reporter.config.lint import report_id_position
+
+        line, col = report_id_position(config.file)
+        problems.append(
+            Problem(
+                str(config.file),
+                line,
+                col,
+                "report.id",
+                f"'{config.report.id}' is also the id of {seen.file}",
+                "give each report in a folder its own id (it names the output folders and ledger entries)",
+            )
+        )
+    return problems
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None, *, check_data: bool = True) -> m.Config:

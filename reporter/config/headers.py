@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from reporter.config.model import Source
+from reporter.config.sqlexpr import scratch
 from reporter.errors import SourceError
 
 
@@ -58,13 +59,10 @@ def read_columns(source: Source, path: Path | None) -> list[str]:
         except Exception as exc:  # openpyxl raises many kinds; all mean "cannot read"
             raise SourceError(f"cannot read {path}: {exc}") from None
         return [str(c) for c in frame.columns]
-    con = duckdb.connect()
     try:
-        rows = con.execute(f"DESCRIBE SELECT * FROM {file_reader_sql(source, path)}").fetchall()
+        rows = scratch().execute(f"DESCRIBE SELECT * FROM {file_reader_sql(source, path)}").fetchall()
     except duckdb.Error as exc:
         raise SourceError(f"cannot read {path}: {first_line(exc)}") from None
-    finally:
-        con.close()
     return [str(r[0]) for r in rows]
 
 

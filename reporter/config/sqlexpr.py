@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -33,15 +35,27 @@ class ExpressionError(ValueError):
     """The expression is not acceptable; the message says why."""
 
 
+_LOCAL = threading.local()
+
+
+def scratch() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for checking (parsing expressions, reading a file's header): one per
+    thread and process, opened once. Opening a connection costs 10-50 ms; validating a report
+    used to open one per expression and per file. Never used to run a report's SQL."""
+    con = getattr(_LOCAL, "con", None)
+    if con is None or _LOCAL.pid != os.getpid():  # a forked child opens its own
+        con = _LOCAL.con = duckdb.connect(":memory:")
+        _LOCAL.pid = os.getpid()
+    return con
+
+
 @functools.cache
 def _functions() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    con = duckdb.connect()
-    try:
-        rows = con.execute(
-            "select distinct lower(function_name), function_type from duckdb_functions()"
-        ).fetchall()
-    finally:
-        con.close()
+    rows = (
+        scratch()
+        .execute("select distinct lower(function_name), function_type from duckdb_functions()")
+        .fetchall()
+    )
     scalar = frozenset(n for n, t in rows if t == "scalar") - _DENIED
     aggregate = frozenset(n for n, t in rows if t in ("aggregate", "window"))
     table = frozenset(n for n, t in rows if t in ("table", "table_macro", "pragma"))
@@ -52,12 +66,7 @@ def check_expression(text: str, columns: Iterable[str]) -> list[str]:
     """Return the referenced columns (as written) or raise ExpressionError."""
     if not text or not text.strip():
         raise ExpressionError("the expression is empty")
-    con = duckdb.connect()
-    try:
-        raw = con.execute("select json_serialize_sql(?)", [f"SELECT ({text}) FROM t"]).fetchone()
-    finally:
-        con.close()
-    tree = json.loads(raw[0]) if raw else {"error": True, "error_message": "no answer"}
+    tree = json.loads(_serialized(text))
     if tree.get("error"):
         message = str(tree.get("error_message", "not valid SQL"))
         raise ExpressionError(f"not a valid SQL expression ({message})")
@@ -113,6 +122,13 @@ def check_expression(text: str, columns: Iterable[str]) -> list[str]:
                 raise ExpressionError(f"unknown column '{col}'")
             used.append(known[col.lower()])
     return used
+
+
+@functools.lru_cache(maxsize=1024)
+def _serialized(text: str) -> str:
+    """DuckDB's parse tree of ``SELECT (text) FROM t``, as JSON (the same text parses once)."""
+    raw = scratch().execute("select json_serialize_sql(?)", [f"SELECT ({text}) FROM t"]).fetchone()
+    return str(raw[0]) if raw else '{"error": true, "error_message": "no answer"}'
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:

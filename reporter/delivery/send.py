@@ -17,6 +17,7 @@ from reporter.delivery.ledger import Ledger
 from reporter.delivery.mailer import Mailer
 from reporter.errors import RunError
 from reporter.files import write_atomic
+from reporter.progress import stage
 from reporter.render.digest import build_digest, build_message, message_id
 from reporter.results import Results
 
@@ -30,6 +31,8 @@ class DeliveryOutcome:
     attempts: int
     message_id: str
     error: str | None = None
+    channel: str = ""  # smtp | outbox, for what the console says
+    sent_on: str | None = None  # skipped: when the ledger recorded it sent
 
 
 def recipients_of(config: Config) -> list[str]:
@@ -74,11 +77,16 @@ def deliver(
     outcomes: list[DeliveryOutcome] = []
     written = False
     for rcpt in targets:
+        stage(f"delivering to {rcpt}" if ledger is not None else f"writing the e-mail for {rcpt}")
         latest = ledger.latest(report, period, rcpt) if ledger is not None else None
         version = 1
         if latest is not None and not force:
             if latest.state == "sent":
-                outcomes.append(DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id))
+                from reporter.delivery.wording import sent_on
+
+                when = sent_on(ledger, report, period, rcpt, latest.version)
+                skipped = DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id, sent_on=when)
+                outcomes.append(skipped)
                 continue
             if latest.state in ("pending", "review"):
                 assert ledger is not None
@@ -119,7 +127,9 @@ def deliver(
 
         result = mailer.send(message, rcpt, counted)
         ledger.record(report, period, rcpt, version, now, state=result.state, error=result.error)
-        outcomes.append(DeliveryOutcome(rcpt, result.state, result.attempts, msg_id, result.error))
+        outcomes.append(
+            DeliveryOutcome(rcpt, result.state, result.attempts, msg_id, result.error, channel=mailer.channel)
+        )
     return outcomes
 
 

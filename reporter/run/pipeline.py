@@ -21,6 +21,7 @@ from reporter.delivery.ledger import Ledger, default_url
 from reporter.errors import QualityGateError, RunError, UsageError
 from reporter.files import write_atomic
 from reporter.periods import Period
+from reporter.progress import stage
 from reporter.results import Results
 from reporter.run.stages import output_root, render_pdf, report_results, resolve_period
 
@@ -37,10 +38,9 @@ class Outcome:
         shown = ", ".join(str(f) for f in self.files)
         text = f"{self.report} {self.period}: done — {shown}"
         if self.deliveries:
-            counts: dict[str, int] = {}
-            for d in self.deliveries:
-                counts[d.state] = counts.get(d.state, 0) + 1
-            text += "; deliveries: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+            from reporter.delivery.wording import describe
+
+            text += "".join(f"\n  {d.recipient}: {describe(d)}" for d in self.deliveries)
         return text
 
 
@@ -76,12 +76,16 @@ def run_report(
         write_atomic(results_path, results.to_json().encode("utf-8"))
         if not results.quality.passed:
             failed = [c.detail for c in results.quality.checks if not c.passed]
+            from reporter.hints import gate_hint
+
             raise QualityGateError(
                 f"{config.report.id} {target.label}: quality gate failed, nothing sent: "
                 + "; ".join(failed)
                 + f" (results in {results_path})"
+                + gate_hint(config, results)
             )
         run_key = f"{config.report.id}-{target.label}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
+        stage("rendering the PDF pages")
         pdf = render_pdf(config, results, run_id=run_key, trigger=trigger)  # RunError if empty
         pdf_name = f"{config.report.id}_{target.label}.pdf"
         write_atomic(folder / pdf_name, pdf)
@@ -110,11 +114,13 @@ def run_report(
                 outcome.files.append(_archive(config, results, pdf, run_key, now, reason if force else None))
             failed_deliveries = [d for d in outcome.deliveries if d.state == "failed"]
             if failed_deliveries:
-                raise RunError(
+                failure = RunError(
                     f"{config.report.id} {target.label}: delivery failed for "
                     + ", ".join(f"{d.recipient} ({d.error})" for d in failed_deliveries)
                     + "; the others were delivered; run again to retry only these"
                 )
+                failure.outcome = outcome  # type: ignore[attr-defined]  # the CLI prints each line
+                raise failure
     except RunError as exc:
         if ledger is not None:
             ledger.finish_run(run_id, now, "failed", str(exc))
@@ -151,6 +157,7 @@ def _bursts(
 
     assert config.delivery.email is not None
     jobs = [(r.email, r.filter) for r in config.delivery.email.recipients]
+    stage(f"rendering {len(jobs)} recipients' reports")
     outcomes: list[Any] = []
     pdf_name = f"{config.report.id}_{target.label}.pdf"
     for burst in render_bursts(config, target, now, jobs):

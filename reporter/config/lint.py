@@ -1,0 +1,84 @@
+"""Warnings for a configuration that is valid but probably not what its author meant: silent
+defaults. ``validate`` prints them (``file:line:col: key: warning: …``) and still exits 0.
+
+The file has already loaded without error; this reads its YAML nodes again with libyaml when
+available (a few milliseconds) only for the keys' positions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from reporter.errors import Problem
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _mapping(node: yaml.Node | None) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): (k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def _at(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def report_id_position(path: Path) -> tuple[int | None, int | None]:
+    """Line and column of ``report.id``'s value."""
+    root = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
+    found = _mapping(_mapping(root).get("report", (None, None))[1]).get("id")
+    return _at(found[1]) if found else (None, None)
+
+
+def silent_defaults(path: Path) -> list[Problem]:
+    """A KPI without ``label`` or ``direction``, an objective without ``actions``."""
+    root = _mapping(yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader))
+    file = str(path)
+    found: list[Problem] = []
+    for name, (key, kpi) in _mapping(root.get("kpis", (None, None))[1]).items():
+        fields = _mapping(kpi)
+        if not fields:
+            continue
+        line, col = _at(key)
+        if "label" not in fields:
+            shown = name.replace("_", " ")
+            found.append(
+                Problem(
+                    file,
+                    line,
+                    col,
+                    f"kpis.{name}",
+                    f"warning: no label: the report will call it '{shown}'",
+                    "add label: …",
+                )
+            )
+        if "direction" not in fields:
+            found.append(
+                Problem(
+                    file,
+                    line,
+                    col,
+                    f"kpis.{name}",
+                    "warning: no direction: up (higher is better) is assumed",
+                    "add direction: up, down or neutral",
+                )
+            )
+    objectives = root.get("objectives", (None, None))[1]
+    for i, item in enumerate(objectives.value if isinstance(objectives, yaml.SequenceNode) else []):
+        fields = _mapping(item)
+        actions = fields.get("actions", (None, None))[1]
+        if fields and (actions is None or (isinstance(actions, yaml.SequenceNode) and not actions.value)):
+            line, col = _at(item)
+            found.append(
+                Problem(
+                    file,
+                    line,
+                    col,
+                    f"objectives[{i}]",
+                    "warning: no actions: the report will show the status without an action plan",
+                    "add actions: [{when: off_track, do: …, owner: …}]",
+                )
+            )
+    return found

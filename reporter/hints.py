@@ -1,0 +1,48 @@
+"""What to do when the completeness gate fails: the latest period the data does cover, and the
+two ways out (declare a sparse source's ``frequency``, or relax the gate)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from reporter.compute.report import _last_expected_date
+from reporter.config.model import Config
+from reporter.periods import Period
+from reporter.results import Results
+
+GRAIN_WORDS = {"month": "month", "quarter": "quarter", "week": "week"}
+
+
+def latest_complete(config: Config, results: Results) -> Period | None:
+    """The latest period that every source covers to its end (by its ``frequency``), or None
+    when a source has no dated row at all."""
+    grain = config.report.grain
+    latest: Period | None = None
+    for source in results.sources:
+        if source.last_date is None:
+            return None
+        last = dt.date.fromisoformat(source.last_date[:10])
+        period = Period.containing(last, grain)
+        if last < _last_expected_date(period, config.sources[source.name].frequency):
+            period = period.shift(-1)
+        latest = period if latest is None or period < latest else latest
+    return latest
+
+
+def gate_hint(config: Config, results: Results) -> str:
+    """The sentences added to a failed completeness gate's message."""
+    if not any(c.check == "complete_period" and not c.passed for c in results.quality.checks):
+        return ""
+    word = GRAIN_WORDS[config.report.grain]
+    found = latest_complete(config, results)
+    text = ""
+    if found is not None and found.label < results.period:
+        text += (
+            f"; the latest complete {word} in the data is {found.label}: "
+            f"`reporter run {config.file} --period {found.label}`"
+        )
+    return text + (
+        "; a source with one row per week or month: declare it with `frequency: weekly` or "
+        "`frequency: monthly` under sources.<name>; to run on incomplete data: "
+        "`quality.require_complete_period: false`"
+    )

@@ -1,0 +1,481 @@
+"""``reporter init``: a starter report that validates and runs as written.
+
+``init_report(folder, kind)`` writes ``report.yaml`` (from ``reporter/starters/<kind>.yaml``),
+its sample CSVs under ``data/`` and ``reporter.schema.json`` (for the editor modeline every YAML
+here begins with). The sample data is generated, not shipped: it covers the 24 months that end
+with the last complete month at ``now``, so the default ``reporter run`` passes its quality
+gate. Each month's rows come from a random generator seeded with the kind, the file and the
+month, so a month's numbers are the same whenever ``init`` runs.
+
+``--source FILE`` adds ``<name>.yaml``, a report over the user's own CSV: its ``sources``
+stanza is what DuckDB's sniffer (``sniff_csv``) finds (delimiter, date column, date format),
+plus what it does not (encoding, decimal comma, null markers), and a metric and a KPI per
+numeric column. Nothing is ever overwritten: every target is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import random
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from reporter.errors import UsageError
+from reporter.periods import Period
+
+KINDS = ("marketing", "sales", "newsletter")
+MONTHS = 24
+SCHEMA_FILE = "reporter.schema.json"
+MODELINE = f"# yaml-language-server: $schema={SCHEMA_FILE}"
+# The starters are valid YAML as shipped; init replaces this date with the end of the data's year.
+DUE_PLACEHOLDER = "2000-12-31"
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+
+
+@dataclass
+class Written:
+    files: list[Path]
+    first: str  # first and last month of the sample data
+    last: str
+
+
+def init_report(
+    folder: Path, kind: str = "marketing", *, now: dt.datetime, source: Path | None = None
+) -> Written:
+    """Write the starter report of ``kind`` into ``folder`` (created if needed); with
+    ``source``, also a report over that CSV. Raise UsageError, writing nothing, when a file
+    would be overwritten or ``source`` cannot be read."""
+    if kind not in KINDS:
+        raise UsageError(f"init: unknown kind '{kind}'; choose one of {', '.join(KINDS)}")
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"init: {folder} exists and is not a folder")
+    last = Period.last_complete(now, "month", "UTC")
+    months = last.series(MONTHS)
+    files: dict[Path, bytes] = {}
+    text = resources.files("reporter.starters").joinpath(f"{kind}.yaml").read_text(encoding="utf-8")
+    text = (
+        text.replace("@FIRST@", months[0].label)
+        .replace("@LAST@", last.label)
+        .replace(f"due: {DUE_PLACEHOLDER}", f"due: {dt.date(last.end.year, 12, 31).isoformat()}")
+    )
+    files[folder / "report.yaml"] = text.encode("utf-8")
+    for name, (header, rows) in SAMPLES[kind](months).items():
+        files[folder / "data" / name] = _csv(header, rows)
+    if source is not None:
+        stanza = source_report(source, folder)
+        files[folder / f"{stanza.report_id}.yaml"] = stanza.yaml.encode("utf-8")
+    from reporter.config.schema import json_schema
+
+    files[folder / SCHEMA_FILE] = (json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n").encode()
+
+    existing = [p for p in files if p.exists() or p.is_symlink()]
+    if existing:
+        shown = ", ".join(str(p) for p in existing)
+        raise UsageError(
+            f"init: {shown} already exist{'s' if len(existing) == 1 else ''}; nothing was written "
+            "(choose another folder or move these files away)"
+        )
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("xb") as handle:  # "x": never replace a file that appeared meanwhile
+            handle.write(data)
+    return Written(list(files), months[0].label, last.label)
+
+
+def _csv(header: list[str], rows: Iterator[list[object]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# sample data: a seeded generator per kind, file and month
+
+
+def _rng(kind: str, name: str, month: Period) -> random.Random:
+    return random.Random(f"{kind}/{name}/{month.label}")  # str seeds are stable across runs
+
+
+def _days(month: Period) -> Iterator[dt.date]:
+    day = month.start
+    while day <= month.end:
+        yield day
+        day += dt.timedelta(days=1)
+
+
+def _growth(month: Period) -> float:
+    """A gentle upward trend with a summer dip, the same for every kind."""
+    index = month.start.year * 12 + month.start.month
+    return (1 + 0.01 * (index % 120)) * (0.85 if month.start.month in (7, 8) else 1.0)
+
+
+def _leads(
+    kind: str, name: str, months: list[Period], per_day: int
+) -> Iterator[tuple[dt.date, random.Random]]:
+    """One (day, generator) per lead, at least one lead every day."""
+    for month in months:
+        rng = _rng(kind, name, month)
+        for day in _days(month):
+            for _ in range(rng.randint(1, per_day)):
+                yield day, rng
+
+
+def _marketing(months: list[Period]) -> dict[str, tuple[list[str], Iterator[list[object]]]]:
+    channels = {"Organic search": 320, "Paid ads": 160, "Social": 90}
+
+    def web() -> Iterator[list[object]]:
+        for month in months:
+            rng, g = _rng("marketing", "web", month), _growth(month)
+            for day in _days(month):
+                for channel, base in channels.items():
+                    sessions = int(base * g * rng.uniform(0.7, 1.3))
+                    yield [day.isoformat(), channel, sessions, int(sessions * rng.uniform(0.01, 0.03))]
+
+    def leads() -> Iterator[list[object]]:
+        origins = ["Website", "Paid ads", "Events", "Referral", "Social"]
+        for day, rng in _leads("marketing", "leads", months, 5):
+            mql = rng.random() < 0.55
+            sql = mql and rng.random() < 0.5
+            won = sql and rng.random() < 0.35
+            amount = f"{rng.uniform(2000, 12000):.2f}" if won else ""
+            margin = f"{rng.uniform(0.35, 0.6):.2f}" if won else ""
+            yield [day.isoformat(), rng.choice(origins), int(mql), int(sql), int(won), amount, margin]
+
+    def spend() -> Iterator[list[object]]:
+        budgets = {"Paid ads": 9000, "Events": 4000, "Content": 2500}
+        for month in months:
+            rng = _rng("marketing", "spend", month)
+            for channel, budget in budgets.items():
+                yield [month.start.isoformat(), channel, f"{budget * rng.uniform(0.85, 1.08):.2f}", budget]
+
+    return {
+        "web.csv": (["date", "channel", "sessions", "signups"], web()),
+        "leads.csv": (["created_at", "origin", "mql", "sql", "won", "amount", "margin_rate"], leads()),
+        "spend.csv": (["month", "channel", "amount", "budget"], spend()),
+    }
+
+
+def _sales(months: list[Period]) -> dict[str, tuple[list[str], Iterator[list[object]]]]:
+    def deals() -> Iterator[list[object]]:
+        origins = ["Website", "Referral", "Events", "Outbound", "Partners"]
+        people = ["Alice Martin", "Bruno Petit", "Chloé Durand"]
+        for day, rng in _leads("sales", "deals", months, 4):
+            mql = rng.random() < 0.6
+            sql = mql and rng.random() < 0.55
+            stage = "lead"
+            if sql:
+                stage = rng.choices(["won", "lost", "open"], [0.35, 0.45, 0.2])[0]
+            elif mql:
+                stage = "mql"
+            amount = f"{rng.uniform(3000, 15000):.2f}" if stage in ("won", "open") else ""
+            margin = f"{float(amount) * rng.uniform(0.3, 0.55):.2f}" if stage == "won" else ""
+            yield [
+                day.isoformat(),
+                rng.choice(origins),
+                rng.choice(people),
+                stage,
+                int(mql),
+                int(sql),
+                amount,
+                margin,
+            ]
+
+    def costs() -> Iterator[list[object]]:
+        for month in months:
+            rng = _rng("sales", "costs", month)
+            yield [month.start.isoformat(), f"{18000 * _growth(month) * rng.uniform(0.9, 1.1):.2f}"]
+
+    def bank() -> Iterator[list[object]]:
+        balance = 180000.0
+        for month in months:
+            rng = _rng("sales", "bank", month)
+            balance = max(90000.0, balance + rng.uniform(-25000, 30000))
+            yield [month.end.isoformat(), f"{balance:.2f}"]
+
+    return {
+        "deals.csv": (
+            ["created_at", "origin", "salesperson", "stage", "mql", "sql", "amount", "margin"],
+            deals(),
+        ),
+        "costs.csv": (["month", "amount"], costs()),
+        "bank.csv": (["date", "balance"], bank()),
+    }
+
+
+def _newsletter(months: list[Period]) -> dict[str, tuple[list[str], Iterator[list[object]]]]:
+    def campaigns() -> Iterator[list[object]]:
+        for month in months:
+            rng = _rng("newsletter", "campaigns", month)
+            for day in _days(month):
+                if day.isoweekday() != 1:
+                    continue
+                sent = int(5000 * _growth(month) * rng.uniform(0.97, 1.03))
+                delivered = int(sent * rng.uniform(0.96, 0.995))
+                opened = int(delivered * rng.uniform(0.24, 0.36))
+                clicked = int(opened * rng.uniform(0.08, 0.16))
+                yield [
+                    f"{day.isoformat()} 09:00:00",
+                    f"Weekly news {day.isoformat()}",
+                    sent,
+                    delivered,
+                    opened,
+                    clicked,
+                    int(delivered * rng.uniform(0.002, 0.007)),
+                    int(delivered * rng.uniform(0.0, 0.0006)),
+                ]
+
+    def audience() -> Iterator[list[object]]:
+        subscribers = 5000
+        for month in months:
+            rng = _rng("newsletter", "audience", month)
+            for day in _days(month):
+                signups = rng.randint(3, 15)
+                subscribers += signups - rng.randint(1, 8)
+                yield [day.isoformat(), subscribers, signups]
+
+    return {
+        "campaigns.csv": (
+            ["sent_at", "campaign", "sent", "delivered", "opened", "clicked", "unsubscribed", "complaints"],
+            campaigns(),
+        ),
+        "audience.csv": (["date", "subscribers", "signups"], audience()),
+    }
+
+
+SAMPLES: dict[str, Callable[[list[Period]], dict[str, tuple[list[str], Iterator[list[object]]]]]] = {
+    "marketing": _marketing,
+    "sales": _sales,
+    "newsletter": _newsletter,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# --source: a report over the user's own CSV
+
+_NULLS = ("", "n/a", "N/A", "NA", "null", "NULL", "-")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d+)?|[.,]\d+)$")
+_NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+
+
+@dataclass
+class Sniffed:
+    """What ``sniff`` found in a CSV file."""
+
+    delimiter: str
+    quote: str
+    encoding: str
+    decimal: str
+    header: bool
+    date_column: str | None
+    date_format: str | None
+    numeric: list[str]
+    null_values: list[str] = field(default_factory=lambda: [""])
+    columns: list[tuple[str, str]] = field(default_factory=list)
+
+
+def detect_encoding(path: Path) -> str:
+    """utf-8 when the bytes decode as UTF-8 (a BOM is fine), else latin-1 (every byte is a
+    latin-1 character, so this is the usual Western European spreadsheet export)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8"
+
+
+def sniff(path: Path) -> Sniffed:
+    """Delimiter, quote, header, column types and date format from DuckDB's ``sniff_csv``;
+    the encoding and the decimal mark, which the sniffer does not detect, from the bytes."""
+    import duckdb
+
+    from reporter.config.headers import quote_ident, sql_literal
+
+    encoding = detect_encoding(path)
+    con = duckdb.connect()
+    try:
+        row = con.execute(
+            f"SELECT Delimiter, Quote, HasHeader, Columns, DateFormat, TimestampFormat "
+            f"FROM sniff_csv({sql_literal(str(path))}, encoding={sql_literal(encoding)})"
+        ).fetchone()
+        assert row is not None
+        delimiter, quote, header, columns, date_format, ts_format = row
+        quote = quote if quote and quote != "(empty)" and len(quote) == 1 else '"'
+        types = [(str(c["name"]), str(c["type"])) for c in columns]
+        # Text columns may be numbers with a decimal comma or with null markers ("n/a"): read
+        # them as text and look.
+        text_cols = [n for n, t in types if t == "VARCHAR"]
+        samples: dict[str, list[str]] = {}
+        if text_cols:
+            select = ", ".join(f"list({quote_ident(n)})" for n in text_cols)
+            values = con.execute(
+                f"SELECT {select} FROM (SELECT * FROM read_csv({sql_literal(str(path))}, "
+                f"delim={sql_literal(delimiter)}, quote={sql_literal(quote)}, "
+                f"encoding={sql_literal(encoding)}, header={'true' if header else 'false'}, "
+                "all_varchar=true) LIMIT 20000)"
+            ).fetchone()
+            assert values is not None
+            samples = {
+                n: [v.strip() for v in vs if v is not None] for n, vs in zip(text_cols, values, strict=True)
+            }
+    except duckdb.Error as exc:
+        raise UsageError(f"init: cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
+    finally:
+        con.close()
+
+    nulls = {""}
+    decimal = "."
+    numeric = [n for n, t in types if t.split("(")[0] in _NUMERIC_TYPES]
+    for name, texts in samples.items():
+        present = [v for v in texts if v not in _NULLS]
+        if not present or not all(_NUMBER.match(v) for v in present):
+            continue
+        if any(_DECIMAL_COMMA.match(v) for v in present):
+            if delimiter == ",":
+                continue  # a comma can't be both; leave the column as text
+            decimal = ","
+        nulls.update(v for v in texts if v in _NULLS)
+        numeric.append(name)
+    numeric.sort(key=[n for n, _ in types].index)
+
+    dates = [n for n, t in types if t == "DATE" or t.startswith("TIMESTAMP")]
+    dates.sort(
+        key=lambda n: (not re.search(r"date|day|time|_at$|jour", n, re.I), [c for c, _ in types].index(n))
+    )
+    date_column = dates[0] if dates else None
+    fmt = None
+    if date_column is not None:
+        kind = dict(types)[date_column]
+        fmt = date_format if kind == "DATE" else ts_format
+        if fmt in ("(empty)", ""):
+            fmt = None
+    return Sniffed(
+        delimiter=delimiter,
+        quote=quote,
+        encoding=encoding,
+        decimal=decimal,
+        header=bool(header),
+        date_column=date_column,
+        date_format=fmt,
+        numeric=numeric,
+        null_values=sorted(nulls, key=lambda v: (v != "", v)),
+        columns=types,
+    )
+
+
+@dataclass
+class SourceReport:
+    report_id: str
+    yaml: str
+    sniffed: Sniffed
+
+
+def _name(text: str) -> str:
+    """A metric/KPI name (``^[a-z_][a-z0-9_]*$``) from a column header."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    name = re.sub(r"[^a-z0-9]+", "_", plain).strip("_")[:60] or "column"
+    return name if not name[0].isdigit() else f"c_{name}"
+
+
+def _q(text: str) -> str:
+    """A YAML double-quoted scalar."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def source_report(path: Path, folder: Path) -> SourceReport:
+    """The YAML of a report over the CSV at ``path``, to be written into ``folder``."""
+    if not path.is_file():
+        raise UsageError(f"init: --source {path}: file not found")
+    if path.suffix.lower() not in (".csv", ".txt", ".tsv"):
+        raise UsageError(f"init: --source {path}: only CSV files are sniffed; write other sources by hand")
+    found = sniff(path)
+    if found.date_column is None:
+        shown = ", ".join(f"{n} ({t})" for n, t in found.columns)
+        raise UsageError(
+            f"init: --source {path}: no column reads as a date ({shown}); every source needs a "
+            "date_column: export the file with a date column, or write the stanza by hand"
+        )
+    if not found.numeric:
+        raise UsageError(f"init: --source {path}: no numeric column to measure")
+    report_id = _name(path.stem).replace("_", "-")
+    if report_id in ("report", *KINDS):
+        report_id = f"{report_id}-data"
+    source_name = _name(path.stem)
+    # Relative when the file is inside the report's folder (the pair moves together), else absolute.
+    try:
+        shown_path = path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        shown_path = path.resolve()
+
+    lines = [
+        MODELINE,
+        f"# A report over {path.name}, written by `reporter init --source`.",
+        "# The csv options below are what reporter detected in the file: check them once.",
+        "# One metric (the period's sum) and one KPI per numeric column: rename, relabel, combine.",
+        "",
+        "report:",
+        f"  id: {report_id}",
+        f"  title: {_q(path.stem.replace('_', ' ').replace('-', ' ').capitalize() + ' report')}",
+        "  timezone: UTC                # a month is a month in this timezone",
+        "  grain: month                 # month | quarter | week",
+        "",
+        "sources:",
+        f"  {source_name}:",
+        "    type: csv",
+        f"    path: {_q(shown_path.as_posix())}",
+        f"    date_column: {_q(found.date_column)}",
+        "    # frequency: daily         # weekly or monthly when the file has a row per week or month",
+        "    csv:",
+        f"      delimiter: {_q(found.delimiter)}",
+        f"      decimal: {_q(found.decimal)}            # the decimal mark of the numbers",
+        f"      encoding: {found.encoding}",
+    ]
+    if found.date_format:
+        lines.append(f"      date_format: {_q(found.date_format)}")
+    if found.quote != '"':
+        lines.append(f"      quote: {_q(found.quote)}")
+    if not found.header:
+        lines.append("      header: false")
+    lines.append("      null_values: [" + ", ".join(_q(v) for v in found.null_values) + "]")
+    lines += ["", "metrics:"]
+    names: dict[str, str] = {}
+    lines.append(f"  rows: {{source: {source_name}, agg: count}}                # rows in the period")
+    used = {"rows"}
+    for column in found.numeric:
+        name = _name(column)
+        while name in used:
+            name += "_"
+        used.add(name)
+        names[column] = name
+        lines.append(f"  {name}: {{source: {source_name}, agg: sum, column: {_q(column)}}}")
+    lines += ["", "kpis:"]
+    lines += [
+        "  rows:",
+        "    label: Rows",
+        "    formula: rows",
+        "    format: integer",
+        "    direction: neutral",
+    ]
+    for column, name in names.items():
+        lines += [
+            f"  {name}:",
+            f"    label: {_q(column[:1].upper() + column[1:].replace('_', ' '))}",
+            f"    formula: {name}",
+            "    format: number",
+            "    direction: up                # or down when less is better, neutral when neither",
+        ]
+    return SourceReport(report_id, "\n".join(lines) + "\n", found)

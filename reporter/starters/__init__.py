@@ -1,0 +1,1 @@
+"""Starter reports written by ``reporter init`` (one YAML per kind)."""

@@ -1,0 +1,303 @@
+"""What the console says, pinned word for word: duplicate ids, delivery lines, status, progress on
+a terminal (and none off it), the gate's way out, validate's warnings, help and usage errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from reporter import cli, progress
+from reporter.init import init_report
+from tests.smtp_server import Server
+
+EPOCH = "1795507200"  # 2026-11-24 08:00 UTC
+NOW = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
+NOT_TRACKED = "runs with --no-send are not tracked (they send nothing and leave no ledger entry)"
+
+
+@pytest.fixture
+def starter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The newsletter starter (fast to run), with the clock fixed at NOW."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    init_report(tmp_path / "r", "newsletter", now=NOW)
+    return tmp_path / "r"
+
+
+def test_duplicate_report_id_names_both_files(starter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(starter / "report.yaml", starter / "copy.yaml")
+    assert cli.main(["validate", str(starter)]) == 2
+    assert capsys.readouterr().err == (
+        f"{starter / 'report.yaml'}:15:7: report.id: 'newsletter-monthly' is also the id of "
+        f"{starter / 'copy.yaml'}; give each report in a folder its own id (it names the output "
+        "folders and ledger entries)\n"
+        "1 error: nothing was run or sent.\n"
+    )
+    assert cli.main(["run", str(starter), "--no-send"]) == 2  # nothing runs either
+
+
+def test_outbox_and_ledger_skip_wording(starter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = starter / "out"
+    assert cli.main(["run", str(starter / "report.yaml"), "--output", str(out)]) == 0
+    first = capsys.readouterr().out
+    assert first.endswith("\n  newsletter-team@example.com: written to outbox\n")
+    assert (out / "outbox" / "newsletter-monthly" / "2026-10" / "newsletter-team@example.com.eml").is_file()
+    assert cli.main(["run", str(starter / "report.yaml"), "--output", str(out)]) == 0
+    assert capsys.readouterr().out.endswith(
+        "\n  newsletter-team@example.com: already sent on 2026-11-24 (ledger), skipped\n"
+    )
+    assert cli.main(["run", str(starter / "report.yaml"), "--output", str(out), "--no-send"]) == 0
+    assert capsys.readouterr().out.endswith("/email.eml\n  nothing sent (--no-send)\n")
+
+
+def test_smtp_sent_and_failed_wording(starter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with Server(starter) as server:
+        server.handler.rcpt_reply = lambda a, n: "550 5.1.1 no such user" if a.startswith("gone") else None
+        path = starter / "report.yaml"
+        text = path.read_text(encoding="utf-8").replace(
+            "    to: [newsletter-team@example.com]\n",
+            "    to: [team@example.com, gone@example.com]\n"
+            f"    smtp: {{host: 127.0.0.1, port: {server.port}, security: none}}\n",
+        )
+        path.write_text(text, encoding="utf-8")
+        assert cli.main(["run", str(path), "--output", str(starter / "out")]) == 1
+    out, err = capsys.readouterr()
+    assert out.endswith("\n  team@example.com: sent\n  gone@example.com: failed: 550 5.1.1 no such user\n")
+    assert err == (
+        "reporter: FAILED: newsletter-monthly 2026-10: delivery failed for gone@example.com "
+        "(550 5.1.1 no such user); the others were delivered; run again to retry only these\n"
+    )
+    assert len(server.handler.to("team@example.com")) == 1
+    # The rerun: the delivered one is skipped (the ledger says when), the refused one is retried.
+    with Server(starter) as again:
+        path.write_text(text.replace(f"port: {server.port}", f"port: {again.port}"), encoding="utf-8")
+        assert cli.main(["run", str(path), "--output", str(starter / "out")]) == 0
+        assert len(again.handler.to("gone@example.com")) == 1
+        assert again.handler.to("team@example.com") == []
+    assert capsys.readouterr().out.endswith(
+        "\n  team@example.com: already sent on 2026-11-24 (ledger), skipped\n  gone@example.com: sent\n"
+    )
+
+
+def test_delivery_lines_describe_each_state() -> None:
+    from reporter.delivery.send import DeliveryOutcome
+    from reporter.delivery.wording import describe
+
+    assert describe(DeliveryOutcome("a@x.test", "sent", 1, "<m>", channel="smtp")) == "sent"
+    assert describe(DeliveryOutcome("a@x.test", "sent", 1, "<m>", channel="outbox")) == "written to outbox"
+    assert (
+        describe(DeliveryOutcome("a@x.test", "skipped", 1, "<m>", sent_on="2026-11-02"))
+        == "already sent on 2026-11-02 (ledger), skipped"
+    )
+    assert describe(DeliveryOutcome("a@x.test", "failed", 4, "<m>", "gave up")) == "failed: gave up"
+    assert describe(DeliveryOutcome("a@x.test", "failed", 0, "<m>")) == "failed: no reason recorded"
+    assert describe(DeliveryOutcome("a@x.test", "skipped", 1, "<m>")) == "already sent (ledger), skipped"
+    assert describe(DeliveryOutcome("a@x.test", "review", 1, "<m>", "check the mailbox")) == (
+        "not re-sent, review: check the mailbox"
+    )
+
+
+def test_status_says_no_send_runs_are_not_tracked(starter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = starter / "out"
+    assert cli.main(["run", str(starter / "report.yaml"), "--output", str(out), "--no-send"]) == 0
+    capsys.readouterr()
+    assert cli.main(["status", str(starter / "report.yaml"), "--output", str(out)]) == 0
+    assert capsys.readouterr().out == (
+        "newsletter-monthly — Newsletter report\n"
+        "  not scheduled (no delivery.schedule)\n"
+        f"  no run recorded yet; {NOT_TRACKED}\n"
+    )
+    assert cli.main(["run", str(starter / "report.yaml"), "--output", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["status", str(starter / "report.yaml"), "--output", str(out)]) == 0
+    assert capsys.readouterr().out == (
+        "newsletter-monthly — Newsletter report\n"
+        "  not scheduled (no delivery.schedule)\n"
+        "  run 2026-10 at 2026-11-24 08:00 (cli): ok\n"
+        f"  {NOT_TRACKED}\n"
+    )
+
+
+def _on_a_pty(monkeypatch: pytest.MonkeyPatch) -> tuple[io.TextIOWrapper, list[bytes], threading.Thread]:
+    """stderr on a pseudo-terminal; a thread drains the other end (a pty's buffer is small)."""
+    master, slave = os.openpty()
+    stream = os.fdopen(slave, "w", buffering=1, encoding="utf-8")
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # the slave end closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(master)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    monkeypatch.setattr("sys.stderr", stream)
+    return stream, chunks, reader
+
+
+def test_progress_on_a_terminal(starter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(progress, "DELAY", 0.3)  # the run takes longer than that (it renders a PDF)
+    stream, chunks, reader = _on_a_pty(monkeypatch)
+    try:
+        assert cli.main(["run", str(starter / "report.yaml"), "--output", str(starter / "out")]) == 0
+    finally:
+        stream.close()
+        reader.join(5)
+    shown = b"".join(chunks).decode("utf-8")
+    assert "\rreporter: rendering the PDF pages [2/4] " in shown
+    assert "\rreporter: delivering to newsletter-team@example.com [3/4] " in shown
+    assert re.search(r"\r {40,}\r$", shown)  # the bar erases itself (leave=False)
+
+
+def test_no_progress_for_a_short_stretch_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream, chunks, reader = _on_a_pty(monkeypatch)
+    try:
+        with progress.showing(3):
+            progress.stage("reading 1 source")
+            progress.stage("computing 1 KPIs")
+    finally:
+        stream.close()
+        reader.join(5)
+    assert b"".join(chunks) == b""
+
+
+def test_no_progress_off_a_terminal(starter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", str(starter / "report.yaml"), "--output", str(starter / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert "\r" not in out + err
+    assert "reporter: reading" not in err
+    assert "rendering the PDF" not in err
+
+
+def test_gate_names_the_latest_complete_period(starter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = starter / "report.yaml"
+    out = starter / "out"
+    assert cli.main(["run", str(config), "--no-send", "--output", str(out), "--period", "2026-11"]) == 1
+    assert capsys.readouterr().err == (
+        "reporter: FAILED: newsletter-monthly 2026-11: quality gate failed, nothing sent: "
+        "source 'campaigns' has data up to 2026-10-26; the period ends 2026-11-30; "
+        "source 'campaigns' has 0 row(s) in 2026-11; at least 1 required; "
+        "source 'audience' has data up to 2026-10-31; the period ends 2026-11-30; "
+        "source 'audience' has 0 row(s) in 2026-11; at least 1 required "
+        f"(results in {out}/newsletter-monthly/2026-11/results.json); "
+        f"the latest complete month in the data is 2026-10: `reporter run {config} --period 2026-10`; "
+        "a source with one row per week or month: declare it with `frequency: weekly` or "
+        "`frequency: monthly` under sources.<name>; to run on incomplete data: "
+        "`quality.require_complete_period: false`\n"
+    )
+
+
+def test_latest_complete_period_follows_each_frequency(starter: Path) -> None:
+    from reporter.compute.database import compute
+    from reporter.config import load_config
+    from reporter.hints import latest_complete
+    from reporter.periods import Period
+
+    # Cut the daily source on 2026-09-29: September is incomplete for it, August is the answer.
+    audience = starter / "data" / "audience.csv"
+    lines = audience.read_text(encoding="utf-8").splitlines()
+    audience.write_text(
+        "\n".join(x for x in lines if x < "2026-09-30" or x[0] == "d") + "\n", encoding="utf-8"
+    )
+    config = load_config(starter / "report.yaml")
+    results = compute(config, Period.parse("2026-10", "month"), NOW)
+    assert latest_complete(config, results) == Period.parse("2026-08", "month")
+    # The weekly source alone: its last Monday (2026-10-26) completes October.
+    lines = audience.read_text(encoding="utf-8").splitlines()
+    audience.write_text("\n".join(lines) + "\n2026-10-31,9000,5\n", encoding="utf-8")
+    results = compute(load_config(starter / "report.yaml"), Period.parse("2026-10", "month"), NOW)
+    assert latest_complete(config, results) == Period.parse("2026-10", "month")
+
+
+def test_validate_warns_about_silent_defaults(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "d.csv").write_text("day,amount\n2026-10-01,3\n", encoding="utf-8")
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "report: {id: r, title: R}\n"
+        "sources:\n"
+        "  s: {type: csv, path: d.csv, date_column: day}\n"
+        "metrics:\n"
+        "  amount: {source: s, agg: sum, column: amount}\n"
+        "kpis:\n"
+        "  total_amount: {formula: amount}\n"
+        "  labelled: {formula: amount, label: Amount, direction: down}\n"
+        "objectives:\n"
+        "  - {id: o, title: O, kpi: labelled, target: {value: 1}, owner: Me, due: 2026-12-31}\n",
+        encoding="utf-8",
+    )
+    assert cli.main(["validate", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err == (
+        f"{path}:7:3: kpis.total_amount: warning: no label: the report will call it 'total amount'; "
+        "add label: …\n"
+        f"{path}:7:3: kpis.total_amount: warning: no direction: up (higher is better) is assumed; "
+        "add direction: up, down or neutral\n"
+        f"{path}:10:5: objectives[0]: warning: no actions: the report will show the status without an "
+        "action plan; add actions: [{when: off_track, do: …, owner: …}]\n"
+    )
+    assert out.startswith(f"{path}: valid — ")
+
+
+def test_starters_have_no_warnings(starter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["validate", str(starter)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("command", [*cli.EXAMPLES])
+def test_every_help_has_an_example(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--help"] if command == "reporter" else [command, "--help"]
+    with pytest.raises(SystemExit) as exit:
+        cli.main(argv)
+    assert exit.value.code == 0
+    out = capsys.readouterr().out
+    assert out.endswith("\n\n" + cli.EXAMPLES[command] + "\n")
+    assert cli.EXAMPLES[command].startswith(("example:\n  reporter ", "examples:\n  reporter "))
+
+
+def test_usage_errors_print_the_prefix_once(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run"]) == 2
+    assert capsys.readouterr().err == (
+        "reporter: error: run: the following arguments are required: CONFIG; see 'reporter run --help'\n"
+    )
+    assert cli.main(["bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reporter: error: argument COMMAND: invalid choice: 'bogus' (choose from ")
+    assert err.endswith("; see 'reporter --help'\n")
+    assert err.count("reporter:") == 1
+
+
+def test_validation_opens_one_duckdb_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The speed of `validate`: every expression and file header of the demo goes through one
+    scratch connection (a connection costs 10-50 ms; the demo has 17 expressions, 8 files)."""
+    import duckdb
+
+    from reporter.config import load_config, sqlexpr
+    from tests.conftest import DEMO
+
+    opened: list[object] = []
+    real = duckdb.connect
+
+    def counting(*args: object, **kwargs: object) -> duckdb.DuckDBPyConnection:
+        con = real(*args, **kwargs)  # type: ignore[arg-type]
+        opened.append(con)
+        return con
+
+    monkeypatch.setattr(duckdb, "connect", counting)
+    monkeypatch.setattr(sqlexpr, "_LOCAL", threading.local())  # as in a fresh process
+    sqlexpr._serialized.cache_clear()
+    sqlexpr._functions.cache_clear()
+    load_config(DEMO, env={})
+    assert len(opened) == 1
+    assert sqlexpr._serialized.cache_info().misses == 17

@@ -1,0 +1,252 @@
+"""``reporter init``: every starter validates and runs as written; ``--source`` sniffs a CSV into
+a stanza that validates; nothing is ever overwritten."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from reporter import cli
+from reporter.config import load_config
+from reporter.config.schema import json_schema
+from reporter.init import KINDS, init_report, sniff
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "config" / "data" / "web_traffic.csv"
+EPOCH = "1795507200"  # 2026-11-24 08:00 UTC: the last complete month is 2026-10
+NOW = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+
+
+def _results(out: Path, report: str, period: str) -> dict:
+    return json.loads((out / report / period / "results.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.usefixtures("fixed_clock")
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_validates_and_runs_as_written(
+    tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert dt.datetime.fromtimestamp(int(EPOCH), tz=dt.UTC) == NOW
+    folder = tmp_path / "starter"
+    assert cli.main(["init", str(folder), "--kind", kind]) == 0
+    out = capsys.readouterr().out
+    assert f"a {kind} starter with sample data for 2024-11 to 2026-10; next:\n" in out
+    assert f"wrote {folder / 'report.yaml'}\n" in out
+    assert cli.main(["validate", str(folder)]) == 0
+    assert capsys.readouterr().out.startswith(f"{folder / 'report.yaml'}: valid — ")
+    # The default period (the clock's last complete month) and a fixed older one.
+    output = tmp_path / "out"
+    assert cli.main(["run", str(folder / "report.yaml"), "--no-send", "--output", str(output)]) == 0
+    assert (
+        cli.main(
+            ["run", str(folder / "report.yaml"), "--no-send", "--output", str(output), "--period", "2025-06"]
+        )
+        == 0
+    )
+    report = f"{kind}-monthly"
+    for period in ("2026-10", "2025-06"):
+        results = _results(output, report, period)
+        assert results["quality"]["passed"] is True
+        assert (output / report / period / f"{report}_{period}.pdf").read_bytes().startswith(b"%PDF-")
+    text = (folder / "report.yaml").read_text(encoding="utf-8")
+    assert "@" not in text.replace("@example.com", "")  # every placeholder replaced
+    assert "due: 2000-12-31" not in text
+    assert text.count("due: 2026-12-31") == len(load_config(folder / "report.yaml").objectives)
+    # Every objective has a status and every KPI a value in the default period.
+    results = _results(output, report, "2026-10")
+    assert all(k["value"] is not None for k in results["kpis"].values())
+    assert {o["status"] for o in results["objectives"]} <= {"on_track", "at_risk", "off_track"}
+
+
+def test_starter_numbers_match_the_sample_files(tmp_path: Path) -> None:
+    """The marketing KPIs recomputed from the CSVs with the csv module."""
+    init_report(tmp_path / "m", "marketing", now=NOW)
+    with (tmp_path / "m" / "data" / "leads.csv").open(encoding="utf-8") as handle:
+        leads = [r for r in csv.DictReader(handle) if r["created_at"].startswith("2026-10")]
+    with (tmp_path / "m" / "data" / "spend.csv").open(encoding="utf-8") as handle:
+        spend = sum(float(r["amount"]) for r in csv.DictReader(handle) if r["month"] == "2026-10-01")
+    won = [r for r in leads if r["won"] == "1"]
+    from reporter.compute.database import compute
+    from reporter.periods import Period
+
+    config = load_config(tmp_path / "m" / "report.yaml")
+    results = compute(config, Period.parse("2026-10", "month"), NOW)
+    kpis = {n: k.value for n, k in results.kpis.items()}
+    assert kpis["leads"] == len(leads)
+    assert kpis["mql_rate"] == pytest.approx(sum(r["mql"] == "1" for r in leads) / len(leads))
+    assert kpis["cac"] == pytest.approx(spend / len(won))
+    margin = sum(float(r["amount"]) * float(r["margin_rate"]) for r in won)
+    assert kpis["roi"] == pytest.approx((margin - spend) / spend)
+    assert results.quality.passed
+
+
+def test_sample_data_is_deterministic_per_month(tmp_path: Path) -> None:
+    init_report(tmp_path / "a", "sales", now=NOW)
+    init_report(tmp_path / "b", "sales", now=NOW)
+    init_report(tmp_path / "c", "sales", now=NOW + dt.timedelta(days=31))  # one month later
+    for name in ("deals.csv", "costs.csv", "bank.csv"):
+        a = (tmp_path / "a" / "data" / name).read_bytes()
+        assert a == (tmp_path / "b" / "data" / name).read_bytes()
+
+    # A month's rows do not depend on when init ran: 2025-06 is in both windows.
+    def june(folder: str) -> list[str]:
+        lines = (tmp_path / folder / "data" / "deals.csv").read_text(encoding="utf-8").splitlines()
+        return [line for line in lines if line.startswith("2025-06")]
+
+    assert june("a")
+    assert june("a") == june("c")
+    c = (tmp_path / "c" / "data" / "deals.csv").read_text(encoding="utf-8").splitlines()
+    assert c[1].startswith("2024-12-01,")
+    assert c[-1].startswith("2026-11-30,")
+
+
+def test_every_yaml_starts_with_the_modeline_and_the_schema_is_written(tmp_path: Path) -> None:
+    written = init_report(tmp_path, "newsletter", now=NOW, source=WEB)
+    yamls = [p for p in written.files if p.suffix == ".yaml"]
+    assert sorted(p.name for p in yamls) == ["report.yaml", "web-traffic.yaml"]
+    for path in yamls:
+        assert path.read_text(encoding="utf-8").splitlines()[0] == (
+            "# yaml-language-server: $schema=reporter.schema.json"
+        )
+    schema = json.loads((tmp_path / "reporter.schema.json").read_text(encoding="utf-8"))
+    assert schema == json_schema()
+    assert {"report", "sources", "metrics", "kpis"} <= set(schema["properties"])
+
+
+def test_source_latin1_semicolon_decimal_comma(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    found = sniff(WEB)
+    assert (found.delimiter, found.decimal, found.encoding) == (";", ",", "latin-1")
+    assert (found.date_column, found.date_format) == ("date", "%d/%m/%Y")
+    assert found.null_values == ["", "n/a"]
+    assert found.numeric == [
+        "sessions",
+        "nouveaux_visiteurs",
+        "visiteurs_recurrents",
+        "rebonds",
+        "pages_vues",
+        "duree_moyenne",
+    ]
+    folder = tmp_path / "mine"
+    assert cli.main(["init", str(folder), "--source", str(WEB)]) == 0
+    assert cli.main(["validate", str(folder / "web-traffic.yaml")]) == 0
+    assert capsys.readouterr().out.endswith(
+        "web-traffic.yaml: valid — 1 source, 7 metrics, 7 KPIs, 0 objectives, 0 breakdowns, 0 funnel stages\n"
+    )
+    config = load_config(folder / "web-traffic.yaml")
+    source = config.sources["web_traffic"]
+    assert source.path == WEB.resolve()  # outside the folder: absolute
+    assert source.csv is not None
+    assert (source.csv.delimiter, source.csv.decimal, source.csv.encoding) == (";", ",", "latin-1")
+    assert source.csv.date_format == "%d/%m/%Y"
+    # The decimal comma column sums to what the file says (read independently).
+    from reporter.compute.database import compute
+    from reporter.periods import Period
+
+    results = compute(config, Period.parse("2026-10", "month"), NOW)
+    kpis = {n: k.value for n, k in results.kpis.items()}
+    with WEB.open(encoding="latin-1", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle, delimiter=";") if r["date"].endswith("/10/2026")]
+    assert kpis["sessions"] == sum(int(r["sessions"]) for r in rows)
+    durations = [
+        float(r["duree_moyenne"].replace(",", ".")) for r in rows if r["duree_moyenne"] not in ("", "n/a")
+    ]
+    assert kpis["duree_moyenne"] == pytest.approx(sum(durations))
+    assert kpis["rows"] == len(rows)
+
+
+def test_source_plain_csv(tmp_path: Path) -> None:
+    data = tmp_path / "mine" / "exports" / "Ventes 2026.csv"
+    data.parent.mkdir(parents=True)
+    lines = ["day,region,orders,amount,notes"]
+    for i in range(60):
+        day = dt.date(2026, 9, 1) + dt.timedelta(days=i)
+        lines.append(f"{day.isoformat()},{'North' if i % 2 else 'South'},{i % 7},{i * 10.25:.2f},ok {i}")
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    found = sniff(data)
+    assert (found.delimiter, found.decimal, found.encoding) == (",", ".", "utf-8")
+    assert (found.date_column, found.date_format) == ("day", "%Y-%m-%d")
+    assert found.numeric == ["orders", "amount"]
+    init_report(tmp_path / "mine", "marketing", now=NOW, source=data)
+    text = (tmp_path / "mine" / "ventes-2026.yaml").read_text(encoding="utf-8")
+    assert '    path: "exports/Ventes 2026.csv"\n' in text  # inside the folder: relative
+    config = load_config(tmp_path / "mine" / "ventes-2026.yaml")
+    assert list(config.metrics) == ["rows", "orders", "amount"]
+    assert config.kpis["amount"].label == "Amount"
+    from reporter.compute.database import compute
+    from reporter.periods import Period
+
+    results = compute(config, Period.parse("2026-10", "month"), NOW)
+    kpis = {n: k.value for n, k in results.kpis.items()}
+    assert kpis["amount"] == pytest.approx(sum(i * 10.25 for i in range(30, 60)))
+    assert results.quality.passed is False  # the data stops on 2026-10-30: the gate says so
+
+
+def test_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "report.yaml").write_text("mine\n", encoding="utf-8")
+    assert cli.main(["init", str(folder), "--kind", "sales"]) == 2
+    assert capsys.readouterr().err == (
+        f"reporter: error: init: {folder / 'report.yaml'} already exists; nothing was written "
+        "(choose another folder or move these files away)\n"
+    )
+    assert (folder / "report.yaml").read_text(encoding="utf-8") == "mine\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["report.yaml"]  # no data/, no schema
+    # A second init over a complete starter names every file it would replace.
+    other = tmp_path / "s"
+    init_report(other, "newsletter", now=NOW)
+    before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    assert cli.main(["init", str(other), "--kind", "newsletter"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"reporter: error: init: {other / 'report.yaml'}, {other / 'data' / 'campaigns.csv'}, "
+    )
+    assert err.endswith(
+        " already exist; nothing was written (choose another folder or move these files away)\n"
+    )
+    assert {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
+
+
+def test_bad_kind_and_bad_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["init", str(tmp_path), "--kind", "finance"]) == 2
+    assert capsys.readouterr().err == (
+        "reporter: error: init: argument --kind: invalid choice: 'finance' "
+        "(choose from 'marketing', 'sales', 'newsletter'); see 'reporter init --help'\n"
+    )
+    afile = tmp_path / "a-file"
+    afile.write_text("", encoding="utf-8")
+    assert cli.main(["init", str(afile)]) == 2
+    assert capsys.readouterr().err == f"reporter: error: init: {afile} exists and is not a folder\n"
+    assert cli.main(["init", str(tmp_path / "x"), "--source", str(tmp_path / "nope.csv")]) == 2
+    assert capsys.readouterr().err == (
+        f"reporter: error: init: --source {tmp_path / 'nope.csv'}: file not found\n"
+    )
+    undated = tmp_path / "undated.csv"
+    undated.write_text("name,value\na,1\nb,2\n", encoding="utf-8")
+    assert cli.main(["init", str(tmp_path / "y"), "--source", str(undated)]) == 2
+    assert capsys.readouterr().err == (
+        f"reporter: error: init: --source {undated}: no column reads as a date (name (VARCHAR), "
+        "value (BIGINT)); every source needs a date_column: export the file with a date column, "
+        "or write the stanza by hand\n"
+    )
+    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "y").exists()
+
+
+def test_default_period_with_the_real_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a fixed clock, init's data reaches the month that a plain `run` picks."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    assert cli.main(["init", str(tmp_path / "n"), "--kind", "newsletter"]) == 0
+    out = tmp_path / "out"
+    assert cli.main(["run", str(tmp_path / "n" / "report.yaml"), "--no-send", "--output", str(out)]) == 0
+    (period,) = [p.name for p in (out / "newsletter-monthly").iterdir()]
+    assert _results(out, "newsletter-monthly", period)["quality"]["passed"] is True
