@@ -61,6 +61,11 @@ def read_columns(source: Source, path: Path | None) -> list[str]:
     if source.type == "excel":
         import pandas as pd
 
+        from reporter.security import check_excel
+
+        refused = check_excel(path)
+        if refused:
+            raise SourceError(refused)
         try:
             frame = pd.read_excel(path, sheet_name=source.sheet or 0, nrows=0)
         except Exception as exc:  # openpyxl raises many kinds; all mean "cannot read"
@@ -96,11 +101,13 @@ def sha256_file(path: Path) -> str:
 
 
 def redact_url(url: str) -> str:
-    """A database URL without its password."""
+    """A database URL without its password or secret query values (``?pw=``, ``token=``...)."""
     from sqlalchemy.engine import make_url
 
+    from reporter.security import redact
+
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return redact(make_url(url).render_as_string(hide_password=True))
     except Exception:  # an unparsable URL is shown without anything after the scheme
         return url.split("://", 1)[0] + "://…"
 
@@ -246,6 +253,11 @@ def _read_with_pandas(config: Config, name: str, source: Source) -> Any:
         path = config.resolve(source.path)  # type: ignore[arg-type]
         if not path.is_file():
             raise SourceError(f"source '{name}': file not found: {path}")
+        from reporter.security import check_excel
+
+        refused = check_excel(path)
+        if refused:
+            raise SourceError(f"source '{name}': {refused}")
         try:
             return pd.read_excel(path, sheet_name=source.sheet or 0)
         except Exception as exc:  # openpyxl raises many kinds; all mean "cannot read"
