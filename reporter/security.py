@@ -153,10 +153,11 @@ def check_ca_file(path: Path) -> str | None:
     return None
 
 
-def check_excel(path: Path, limit: int = MAX_EXCEL_BYTES) -> str | None:
+def check_excel(path: Path, limit: int | None = None) -> str | None:
     """Why the workbook cannot be read safely, or None: too large once uncompressed (read from
     the zip directory, before any decompression), not a workbook, or formulas without a cached
     value."""
+    limit = MAX_EXCEL_BYTES if limit is None else limit
     try:
         with zipfile.ZipFile(path) as archive:
             total = sum(info.file_size for info in archive.infolist())

@@ -185,7 +185,10 @@ CASES = {
         ["F:8:8: sources.crm: expected a mapping (key: value), got a list"],
     ),
     "unset environment variable": (
-        {12: "  amount: {source: crm, agg: sum, column: amount}", 21: "delivery:\n  ledger: ${REPORTER_TEST_UNSET}"},
+        {
+            12: "  amount: {source: crm, agg: sum, column: amount}",
+            21: "delivery:\n  ledger: ${REPORTER_TEST_UNSET}",
+        },
         None,
         [
             "F:22:11: delivery.ledger: environment variable REPORTER_TEST_UNSET is not set; export REPORTER_TEST_UNSET=... before running, or remove ${REPORTER_TEST_UNSET}"

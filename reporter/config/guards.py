@@ -67,7 +67,7 @@ def check_static(checker: Any) -> None:
     base: Path_ = ("delivery", "email")
     _check_header(checker, (*base, "subject"), email.subject, skip_breaks=True)
     _check_header(checker, (*base, "from"), email.from_, skip_breaks=True)
-    if isinstance(email.from_, str) and "\r" not in email.from_ and "\n" not in email.from_:
+    if isinstance(email.from_, str) and bad_character(email.from_) is None:
         found = [a for _, a in getaddresses([email.from_]) if a]
         if len(found) > 1:
             checker.add(

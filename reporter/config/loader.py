@@ -52,7 +52,10 @@ def env_allowed(path: Path_) -> bool:
 
 def _url_field(path: Path_) -> bool:
     parts = tuple(str(p) for p in path)
-    return (len(parts) == 3 and parts[0] == "sources" and parts[2] == "url") or parts == ("delivery", "ledger")
+    return (len(parts) == 3 and parts[0] == "sources" and parts[2] == "url") or parts == (
+        "delivery",
+        "ledger",
+    )
 
 
 class _LimitError(yaml.composer.ComposerError):
@@ -61,6 +64,7 @@ class _LimitError(yaml.composer.ComposerError):
 
 class _TooBig(Exception):
     """The document goes past a bound; ``args[0]`` says which, ``args[1]`` is its node."""
+
 
 _ENV = re.compile(r"\$(\$?)\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -162,7 +166,9 @@ def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> tup
     except _LimitError as exc:
         mark = exc.problem_mark
         problems.append(
-            Problem(file, mark.line + 1, mark.column + 1, "", f"the YAML is {exc.problem}", "write each value out")
+            Problem(
+                file, mark.line + 1, mark.column + 1, "", f"the YAML is {exc.problem}", "write each value out"
+            )
         )
         return doc, problems
     except yaml.MarkedYAMLError as exc:
@@ -260,7 +266,11 @@ def _build_collection(
         out: dict[Any, Any] = {}
         first_seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node, path, doc, loader, problems) if isinstance(key_node, yaml.ScalarNode) else None
+            key = (
+                _scalar(key_node, path, doc, loader, problems)
+                if isinstance(key_node, yaml.ScalarNode)
+                else None
+            )
             if isinstance(key, list | dict) or key is None:
                 problems.append(
                     Problem(

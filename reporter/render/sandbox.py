@@ -29,7 +29,6 @@ from typing import Any
 import jinja2
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from markupsafe import Markup
 
 from reporter.errors import RunError
 
@@ -163,17 +162,16 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, str | bytes | list | tuple) and isinstance(times, int):
                     _refuse_size(len(seq) * max(times, 0), "a repeated value")
-        elif operator == "**":
-            if isinstance(left, int | float) and isinstance(right, int | float):
-                if abs(right) > 1000 or (isinstance(left, int) and abs(left) > 1 and abs(right) > 64):
-                    raise LimitError(f"the power {left} ** {right} is too large")
+        elif operator == "**" and isinstance(left, int | float) and isinstance(right, int | float):
+            if abs(right) > 1000 or (isinstance(left, int) and abs(left) > 1 and abs(right) > 64):
+                raise LimitError(f"the power {left} ** {right} is too large")
         elif operator == "%" and isinstance(left, str):
             _check_format_widths(left)
         elif operator == "+":
             _refuse_size(_sized(left) + _sized(right))
         return super().call_binop(context, operator, left, right)
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         if time.monotonic() > _budget.deadline:
             raise RenderTimeout()
         _tick()
@@ -203,7 +201,9 @@ class ConfinedLoader(jinja2.BaseLoader):
     def __init__(self, folders: Sequence[Path]):
         self.folders = [Path(os.path.realpath(f)) for f in folders]
 
-    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
         pieces = split_template_path(template)
         for folder in self.folders:
             candidate = folder.joinpath(*pieces)
@@ -215,8 +215,7 @@ class ConfinedLoader(jinja2.BaseLoader):
             if not real.is_file():
                 continue
             text = real.read_text(encoding="utf-8")
-            mtime = real.stat().st_mtime
-            return text, str(real), lambda: real.is_file() and real.stat().st_mtime == mtime
+            return text, str(real), _uptodate(real)
         raise jinja2.TemplateNotFound(template)
 
     def list_templates(self) -> list[str]:
@@ -226,6 +225,15 @@ class ConfinedLoader(jinja2.BaseLoader):
                 if path.is_file():
                     found.add(path.relative_to(folder).as_posix())
         return sorted(found)
+
+
+def _uptodate(path: Path) -> Callable[[], bool]:
+    mtime = path.stat().st_mtime
+
+    def check() -> bool:
+        return path.is_file() and path.stat().st_mtime == mtime
+
+    return check
 
 
 def plain(value: Any) -> Any:
@@ -263,7 +271,9 @@ def _guarded(fn: Callable[[], str], seconds: float) -> str:
             if state["done"]:
                 return
             state["fired"] = True
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(RenderTimeout))
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(thread_id), ctypes.py_object(RenderTimeout)
+            )
 
     outer = _budget.deadline
     _budget.deadline = min(outer, time.monotonic() + seconds)
@@ -286,7 +296,9 @@ def _guarded(fn: Callable[[], str], seconds: float) -> str:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), None)
 
 
-def render(template: jinja2.Template, context: Mapping[str, Any], where: str, source: str | None = None) -> str:
+def render(
+    template: jinja2.Template, context: Mapping[str, Any], where: str, source: str | None = None
+) -> str:
     """Render ``template`` with ``context`` (made plain), within the bounds; any failure is a
     RunError that names ``where`` (and quotes ``source``, a template from the YAML), never the
     template's output."""
