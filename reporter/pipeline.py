@@ -340,7 +340,7 @@ def reproduce(archived: Path, output: Path | None = None) -> Reproduction:
     for source in sources:
         location = Path(source["location"])
         is_file = source["kind"] in ("csv", "parquet", "json", "excel")
-        if is_file and (not location.is_file() or sha256_file(location) != source["sha256"]):
+        if is_file and (not location.is_file() or sha256_file(location) != source.get("sha256")):
             changed.append(source["name"])
     with tempfile.TemporaryDirectory() as tmp:
         # Only a safe base name is ever written, and only into this temporary folder.

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import subprocess
+import sys
 import textwrap
 import time
 import zipfile
@@ -20,8 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reporter.cli import main
+from reporter.compute.formulas import FormulaSyntaxError, parse
+from reporter.config.loader import load_yaml
+from reporter.errors import ConfigError
 from tests.conftest import write_csv
 from tests.smtp_server import Server
 
@@ -893,3 +901,310 @@ def test_hostile_input(tmp_path, monkeypatch, capsys, name):
         assert took < case.quick
     assert "uid=" not in out + "\n".join(err)
     assert "root:x:0:0" not in out + "\n".join(err)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. reproduce writes only into its output folder
+
+
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real PDF/A written by ``reporter run --no-send`` (YAML, results and provenance inside)."""
+    work = tmp_path_factory.mktemp("archived")
+    write_csv(work / "sales.csv", ["date", "amount", "region"], ROWS)
+    (work / F).write_text(BASE.replace("PORT", "2525"), encoding="utf-8")
+    code = main(["run", str(work / F), "--period", "2026-10", "--output", str(work / "out"), "--no-send"])
+    assert code == 0
+    return work / "out" / "sec" / "2026-10" / "sec_2026-10.pdf"
+
+
+def craft(
+    pdf: Path, dest: Path, provenance: bytes | None = None, attach: dict[str, bytes] | None = None
+) -> Path:
+    """``pdf`` with its provenance.json replaced and more files attached (pikepdf)."""
+    import pikepdf
+
+    with pikepdf.open(pdf) as doc:
+        if provenance is not None:
+            del doc.attachments["provenance.json"]
+            doc.attachments["provenance.json"] = pikepdf.AttachedFileSpec(
+                doc, provenance, filename="provenance.json"
+            )
+        for name, data in (attach or {}).items():
+            doc.attachments[name] = pikepdf.AttachedFileSpec(doc, data, filename=name)
+        doc.save(dest)
+    return dest
+
+
+def provenance_of(pdf: Path) -> dict:
+    import json
+
+    from reporter.delivery.archive import attachments_of
+
+    return json.loads(attachments_of(pdf.read_bytes())["provenance.json"])
+
+
+def reproduce_case(tmp_path, monkeypatch, capsys, pdf: Path) -> tuple[int, list[str], list[Path]]:
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("SMTP_PASSWORD", MARKER)
+    before = _snapshot(tmp_path)
+    code = main(["reproduce", str(pdf), "--output", "out"])
+    captured = capsys.readouterr()
+    changed = [p for p, v in _snapshot(tmp_path).items() if before.get(p) != v]
+    assert all(p.is_relative_to(work / "out") for p in changed), changed
+    assert "Traceback" not in captured.err + captured.out
+    assert_no_secret(changed, captured.out, captured.err)
+    err = [
+        re.sub(r"/tmp/tmp[\w]+/", "TMP/", line.replace(str(tmp_path), "T"))
+        for line in captured.err.splitlines()
+    ]
+    return code, err, changed
+
+
+@pytest.mark.parametrize("evil", ["ABS/evil.yaml", "../../x.yaml", "../../../../../../tmp/x.yaml"])
+def test_reproduce_writes_a_safe_base_name_only(tmp_path, monkeypatch, capsys, archived, evil):
+    target = evil.replace("ABS", str(tmp_path / "elsewhere"))
+    facts = provenance_of(archived)
+    yaml_text = (archived.parents[3] / F).read_bytes()
+    facts["configuration"]["file"] = target
+    import json
+
+    pdf = craft(archived, tmp_path / "evil.pdf", json.dumps(facts).encode(), {target: yaml_text})
+    code, err, changed = reproduce_case(tmp_path, monkeypatch, capsys, pdf)
+    # rendered again from the embedded YAML (renamed to its base name): a PDF that differs only
+    # by the configuration's file name, written under out/reproduced/
+    assert (code, err) == (1, ["out/reproduced/evil.pdf: DIFFERS from T/evil.pdf"])
+    assert changed == [tmp_path / "work" / "out" / "reproduced" / "evil.pdf"]
+    assert not (tmp_path / "elsewhere").exists()
+    assert not Path("/tmp/x.yaml").exists()
+    assert not (tmp_path.parent / "x.yaml").exists()
+
+
+MALFORMED = {
+    "a list": (b"[]", "provenance.json has no configuration"),
+    "the number 42": (b"42", "provenance.json has no configuration"),
+    "not JSON": (b"{oops", "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+    "invalid UTF-8": (b"\xff\xfe{", "'utf-16-le' codec can't decode byte 0x7b in position 2: truncated data"),
+    "no period": ("drop:period", "period is missing"),
+    "a folder that is relative": ("folder:data", "configuration.folder is not an absolute folder"),
+    "a configuration that is not attached": ("file:other.yaml", "the configuration it names is not attached"),
+    "a date without zone": ("generated_at:2026-11-01T00:00:00", "generated_at has no time zone"),
+    "a date that is not one": ("generated_at:yesterday", "Invalid isoformat string: 'yesterday'"),
+    "sources not a list": ("sources:x", "sources is malformed"),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_reproduce_refuses_malformed_provenance(tmp_path, monkeypatch, capsys, archived, name):
+    import json
+
+    change, reason = MALFORMED[name]
+    if isinstance(change, bytes):
+        data = change
+    else:
+        facts = provenance_of(archived)
+        key, _, value = change.partition(":")
+        if key == "drop":
+            del facts[value]
+        elif key in ("folder", "file"):
+            facts["configuration"][key] = value
+        else:
+            facts[key] = value
+        data = json.dumps(facts).encode()
+    pdf = craft(archived, tmp_path / "bad.pdf", data)
+    code, err, changed = reproduce_case(tmp_path, monkeypatch, capsys, pdf)
+    assert (code, err) == (2, [f"reporter: error: T/bad.pdf: not a PDF archived by reporter ({reason})"])
+    assert changed == []
+
+
+def test_reproduce_validates_and_sandboxes_the_embedded_yaml(tmp_path, monkeypatch, capsys, archived):
+    """The YAML inside the PDF is checked like any other: ${NAME} outside connection fields is
+    refused; a hostile action is refused by the sandbox."""
+    import json
+
+    facts = provenance_of(archived)
+    base = (archived.parents[3] / F).read_text()
+    leaky = base.replace("title: Sales", "title: Sales ${SMTP_PASSWORD}").encode()
+    pdf = craft(archived, tmp_path / "leaky.pdf", json.dumps(facts).encode(), {F: leaky})
+    code, err, _ = reproduce_case(tmp_path, monkeypatch, capsys, pdf)
+    assert (code, err) == (2, [f"TMP/{F}:3:10: report.title: {ENV_MSG}", *NOTHING])
+
+    hostile = base.replace(
+        'do: "Call {{ period.label }}"', "do: \"{{ report.model_validate({'id': 'x'}) }}\""
+    ).encode()
+    pdf = craft(archived, tmp_path / "hostile.pdf", json.dumps(facts).encode(), {F: hostile})
+    code, err, _ = reproduce_case(tmp_path, monkeypatch, capsys, pdf)
+    assert (code, err) == (
+        1,
+        [
+            "reporter: error: objective 'grow' action 1: cannot render \"{{ report.model_validate({'id': 'x'}) }}\": "
+            "'dict object' has no attribute 'model_validate'"
+        ],
+    )
+
+
+def test_reproduce_of_a_file_that_is_not_a_pdf(tmp_path, monkeypatch, capsys):
+    (tmp_path / "x.pdf").write_bytes(b"%PDF-1.7\n" + MARKER.encode())
+    code, err, changed = reproduce_case(tmp_path, monkeypatch, capsys, tmp_path / "x.pdf")
+    assert code == 2
+    assert err[0].startswith("reporter: error: T/x.pdf: not a PDF archived by reporter (")
+    assert changed == []
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. the CLI: one line, exit 1, the traceback in a log file it names
+
+
+def test_an_unexpected_exception_is_one_line_and_a_log(tmp_path, monkeypatch, capsys):
+    import reporter.pipeline
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError(f"boom with {MARKER}\nsecond line")
+
+    monkeypatch.setattr(reporter.pipeline, "compute", broken)
+    work = tmp_path / "work"
+    work.mkdir()
+    write_csv(work / "sales.csv", ["date", "amount", "region"], ROWS)
+    (work / F).write_text(
+        BASE.replace("PORT", "2525").replace(
+            "host: 127.0.0.1", "host: 127.0.0.1, username: '${SMTP_PASSWORD}'"
+        )
+    )
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("SMTP_PASSWORD", MARKER)
+    code = main([*RUN, "--no-send"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert len(err) == 1
+    match = re.fullmatch(
+        r"reporter: internal error: ZeroDivisionError: boom with \*\*\*; the traceback is in "
+        r"(out/logs/reporter-\d{8}T\d{12}Z\.log)",
+        err[0],
+    )
+    assert match, err
+    log = (work / match.group(1)).read_text()
+    assert "Traceback (most recent call last)" in log
+    assert "in broken" in log
+    assert MARKER not in log
+
+
+def test_a_full_disk_is_one_line_and_exit_1(tmp_path):
+    """A disk that fills while the PDF is written (RLIMIT_FSIZE: the kernel's EFBIG, as a full
+    quota gives): one line, exit 1, no traceback, no partial file. Run as root, a read-only
+    folder does not refuse writes, so this is how the suite makes writing fail."""
+    work = tmp_path / "work"
+    work.mkdir()
+    write_csv(work / "sales.csv", ["date", "amount", "region"], ROWS)
+    (work / F).write_text(BASE.replace("PORT", "2525"))
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
+        "from reporter.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *RUN, "--no-send"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SMTP_PASSWORD": MARKER},
+        timeout=300,
+    )
+    assert (done.returncode, done.stderr.splitlines(), done.stdout) == (
+        1,
+        ["reporter: error: File too large"],
+        "",
+    )
+    written = sorted(p.relative_to(work).as_posix() for p in (work / "out").rglob("*") if p.is_file())
+    assert written == ["out/sec/2026-10/results.json"]  # the PDF is not there, not even torn
+
+
+def test_a_whole_run_with_smtp_login_leaks_the_password_nowhere(tmp_path, monkeypatch, capsys):
+    """STARTTLS, login with password_env, ca_file: the message arrives; the password is in no
+    output file, stream, ledger row or message."""
+    work = tmp_path / "work"
+    work.mkdir()
+    write_csv(work / "sales.csv", ["date", "amount", "region"], ROWS)
+    with Server(tmp_path, tls=True, auth=("reporting", MARKER)) as server:
+        smtp = (
+            f"smtp: {{host: 127.0.0.1, port: {server.port}, security: starttls, username: reporting, "
+            f"password_env: SMTP_PASSWORD, ca_file: {server.cert}}}"
+        )
+        text = BASE.replace("smtp: {host: 127.0.0.1, port: PORT, security: none}", smtp)
+        text = text.replace("  email:\n", "  alerts_to: [ops@acme.test]\n  email:\n")
+        (work / F).write_text(text)
+        monkeypatch.chdir(work)
+        monkeypatch.setenv("SMTP_PASSWORD", MARKER)
+        before = _snapshot(tmp_path)
+        code = main(RUN)
+        captured = capsys.readouterr()
+        messages = [r.data for r in server.handler.received]
+    assert code == 0, captured.err
+    assert [r.rcpt_tos for r in server.handler.received] == [["boss@acme.test"]]
+    changed = [p for p, v in _snapshot(tmp_path).items() if before.get(p) != v]
+    assert any(p.name == "ledger.sqlite" for p in changed)
+    assert any(p.suffix == ".pdf" for p in changed)
+    assert_no_secret(changed, captured.out, captured.err, messages=messages)
+
+
+# ---------------------------------------------------------------------------------------------
+# fuzzing: the YAML loader and the formula parser never raise anything but their own errors
+
+YAML_TOKENS = st.sampled_from(
+    [
+        "a", "b", ": ", "- ", "\n", "  ", "[", "]", "{", "}", ", ", "&x ", "*x", "&y ", "*y", "<<: ", "!!python/object:os.system ",
+        "!!str ", "? ", "'", '"', "${HOME}", "$${", "#", "|", ">", "---", "...", "%YAML 1.1", "\t", "\\", "1e9999", ".nan", "~", "\x00", "\u2028",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=300), st.lists(YAML_TOKENS, max_size=80).map("".join)))
+def test_fuzz_yaml_loader_never_raises(text):
+    _doc, problems = load_yaml(text, "F", {"HOME": "/root"})
+    for problem in problems:
+        assert str(problem).startswith("F")
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(YAML_TOKENS, max_size=60).map("".join))
+def test_fuzz_load_config_gives_config_errors_only(tmp_path_factory, text):
+    from reporter.config import load_config
+
+    path = tmp_path_factory.mktemp("fuzz") / "r.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError):
+        load_config(path, env={"HOME": "/root"})
+
+
+FORMULA_TOKENS = st.sampled_from(
+    ["a", "b", "leads", "1", "0", "2.5", "1e308", "+", "-", "*", "/", "**", "%", "(", ")", ",", " ", "min", "max", "abs",
+     "round", "coalesce", "__import__", "lambda", "[", "]", ".", "'x'", "if", "else", "\x00", "=", ":", "@"]
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(st.one_of(st.text(max_size=200), st.lists(FORMULA_TOKENS, max_size=120).map("".join)))
+def test_fuzz_formula_parser_never_raises(text):
+    try:
+        formula = parse(text)
+    except FormulaSyntaxError:
+        return
+    values = dict.fromkeys(formula.names, 3.0)
+    result = formula.evaluate(values)
+    assert result is None or isinstance(result, float)
+
+
+def test_deep_formula_and_yaml_fail_fast():
+    started = time.monotonic()
+    with pytest.raises(FormulaSyntaxError, match="nested too deeply"):
+        parse("-" * 3000 + "a")
+    doc, problems = load_yaml("x: " + "[" * 100_000 + "]" * 100_000, "F", {})
+    assert doc.data is None
+    assert [str(p) for p in problems] == [
+        "F:1:43: the YAML is nested more than 40 levels deep; write each value out"
+    ]
+    assert time.monotonic() - started < 10

@@ -157,7 +157,22 @@ def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> tup
             )
         )
         return doc, problems
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        problems.append(
+            Problem(
+                file,
+                line,
+                column,
+                "",
+                f"the character U+{exc.character:04X} is not allowed in YAML",
+                "remove it, or write it as an escape in a double-quoted string",
+            )
+        )
+        return doc, problems
     try:
         node = loader.get_single_node()
     except RecursionError:
