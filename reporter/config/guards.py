@@ -166,8 +166,7 @@ def check_data(
     """Rows and bindings, for each file source whose header was read."""
     import duckdb
 
-    from reporter.config.sqlexpr import ExpressionError, check_expression
-
+    reported = {p.key for p in checker.problems}
     for name, source in sources.items():
         cols = columns.get(name)
         if cols is None or source.path is None:
@@ -190,20 +189,48 @@ def check_data(
                 continue
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")
+            todo: dict[str, m.Metric] = {}
             for metric_name, metric in metrics.items():
                 if metric.source != name:
                     continue
                 if metric.column is not None and metric.column not in cols:
                     continue  # reported already
-                try:
-                    for text in (metric.expr, metric.where):
-                        if text is not None:
-                            check_expression(text, cols)
-                except ExpressionError:
-                    continue  # reported already
+                if any(
+                    k == f"metrics.{metric_name}" or k.startswith(f"metrics.{metric_name}.") for k in reported
+                ):
+                    continue  # its column, expr or where is reported already (checks.py)
+                todo[metric_name] = metric
+            if todo and _all_run(con, todo):
+                continue  # one query for the whole source; metric by metric only to say which fails
+            for metric_name, metric in todo.items():
                 _bind(checker, con, name, metric_name, metric)
         finally:
             con.close()
+
+
+def _all_run(con: Any, metrics: Mapping[str, m.Metric]) -> bool:
+    """Do all these metrics run, with numbers where their aggregate needs them? One query."""
+    import duckdb
+
+    from reporter.compute.metrics import _agg_sql, _value_sql
+
+    if any("--" in (t or "") or "/*" in (t or "") for mt in metrics.values() for t in (mt.expr, mt.where)):
+        return False
+    valued = [mt for mt in metrics.values() if mt.expr is not None or mt.column is not None]
+    try:
+        if valued:
+            described = con.execute(
+                "DESCRIBE SELECT "
+                + ", ".join(f"{_value_sql(mt)} AS v{i}" for i, mt in enumerate(valued))
+                + " FROM t"
+            ).fetchall()
+            for mt, row in zip(valued, described, strict=True):
+                if mt.agg in NUMERIC_AGGS and not _NUMERIC_TYPES.match(str(row[1]).upper()):
+                    return False
+        con.execute("SELECT " + ",\n".join(_agg_sql(mt) for mt in metrics.values()) + "\nFROM t").fetchall()
+    except duckdb.Error:
+        return False
+    return True
 
 
 def _load(con: Any, source: m.Source, path: Path) -> None:

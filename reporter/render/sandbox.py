@@ -303,9 +303,9 @@ def render(
     RunError that names ``where`` (and quotes ``source``, a template from the YAML), never the
     template's output."""
     seconds = render_timeout()
-    data = plain(context)
 
     def run() -> str:
+        data = plain(context)
         _budget.steps = 0
         out: list[str] = []
         size = 0
