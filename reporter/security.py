@@ -28,7 +28,7 @@ _MIN_SECRET = 4  # shorter values ("1", "on") would mask ordinary words; see doc
 _SECRET_KEYS = frozenset({"password", "passwd", "pw", "pwd", "token", "key", "secret", "api_key", "apikey"})
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/@:\s]*:)(?P<pw>(?!\$\{)[^/@\s]+)(?=@)")
 _QUERY_SECRET = re.compile(
-    r"(?P<head>[?&;](?:" + "|".join(sorted(_SECRET_KEYS)) + r")=)(?P<value>[^&#\s'\"]+)", re.IGNORECASE
+    r"(?P<head>[?&;](?:" + "|".join(sorted(_SECRET_KEYS)) + r")=)(?P<value>[^&#\s'\";,)]+)", re.IGNORECASE
 )
 
 _secrets: set[str] = set()

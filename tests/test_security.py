@@ -1208,3 +1208,53 @@ def test_deep_formula_and_yaml_fail_fast():
         "F:1:43: the YAML is nested more than 40 levels deep; write each value out"
     ]
     assert time.monotonic() - started < 10
+
+
+# ---------------------------------------------------------------------------------------------
+# what the walls still let through
+
+
+def test_redaction_masks_remembered_values_and_url_secrets():
+    from reporter.security import redact, remember_secret, remember_url
+
+    remember_secret("abc")  # too short to mask: it would mask ordinary words
+    remember_secret("hunter2-MARKER")
+    remember_url("postgresql://u:pa55-word@db/x?sslmode=require&token=tok-123&key=k-456")
+    text = (
+        "login hunter2-MARKER failed on postgresql://u:pa55-word@db/x?sslmode=require&token=tok-123&key=k-456; "
+        "mysql://root:other@h/db?password=p1&pw=p2; abc"
+    )
+    assert redact(text) == (
+        "login *** failed on postgresql://u:***@db/x?sslmode=require&token=***&key=***; "
+        "mysql://root:***@h/db?password=***&pw=***; abc"
+    )
+    # a placeholder is not a password
+    assert redact("postgresql://user:${DB_PASSWORD}@host/db") == "postgresql://user:${DB_PASSWORD}@host/db"
+
+
+def test_a_template_folder_may_include_its_own_files_and_links_inside_it(tmp_path):
+    """Confinement keeps what a designer needs: includes and links that stay in the folder, and
+    ``default:`` to extend the built-in template."""
+    import datetime as dt
+
+    from reporter.config import load_config
+    from reporter.periods import Period
+    from reporter.pipeline import compute
+    from reporter.render.html import render_html
+
+    work = tmp_path / "work"
+    work.mkdir()
+    write_csv(work / "sales.csv", ["date", "amount", "region"], ROWS)
+    folder = work / "tpl"
+    (folder / "parts").mkdir(parents=True)
+    (folder / "parts" / "cover.html").write_text("<p id='mine'>{{ report.title }} by design</p>")
+    (folder / "cover-link.html").symlink_to(folder / "parts" / "cover.html")
+    (folder / "report.html").write_text(
+        cover('{% include "cover-link.html" %}{% include "parts/cover.html" %}')
+    )
+    (work / F).write_text(with_template(BASE.replace("PORT", "2525")))
+    config = load_config(work / F, env={})
+    results = compute(config, Period.parse("2026-10", "month"), dt.datetime(2026, 11, 2, tzinfo=dt.UTC))
+    html = render_html(config, results)
+    assert html.count("<p id='mine'>Sales by design</p>") == 2
+    assert "Appendix" in html  # the rest comes from the built-in template
