@@ -144,12 +144,15 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] 
     weasyprint = logging.getLogger("weasyprint")
     if not any(isinstance(f, _NoticeOnce) for f in weasyprint.filters):  # main() may run again
         weasyprint.addFilter(_NoticeOnce())
+    _redact_logs()
     parser = build_parser()
+    args = None
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return 2
+        _check_output_option(args)
         if args.command == "validate":
             return _validate(args)
         if args.command == "run":
@@ -181,6 +184,72 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] 
     except KeyboardInterrupt:
         print("reporter: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a read-only or full output folder, a file where a folder should be
+        print(f"reporter: error: {_os_error(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: one line here, the traceback in a log file
+        from reporter.security import redact
+
+        log = _write_traceback(getattr(args, "output", None))
+        where = f"; the traceback is in {log}" if log else ""
+        text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        print(f"reporter: internal error: {type(exc).__name__}: {text}{where}", file=sys.stderr)
+        return 1
+
+
+def _check_output_option(args: argparse.Namespace) -> None:
+    output = getattr(args, "output", None)
+    if output is not None and output.exists() and not output.is_dir():
+        raise UsageError(f"--output {output}: is a file, not a folder")
+
+
+def _os_error(exc: OSError) -> str:
+    """``cannot write output/x: Permission denied`` — the file and the system's reason."""
+    from reporter.security import redact
+
+    reason = exc.strerror or type(exc).__name__
+    if exc.filename is not None:
+        return redact(f"cannot use {exc.filename}: {reason}")
+    return redact(reason)
+
+
+def _write_traceback(output: Path | None) -> Path | None:
+    """Write the current exception's traceback (redacted) to ``<output>/logs/reporter-<time>.log``
+    (or the system's temporary folder when the output folder cannot be written); its path."""
+    import tempfile
+    import traceback
+
+    from reporter.security import redact
+
+    text = redact(traceback.format_exc())
+    stamp = dt.datetime.now(tz=dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    for folder in ((output or Path("output")) / "logs", Path(tempfile.gettempdir()) / "reporter-logs"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"reporter-{stamp}.log"
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return None
+
+
+class _Redacting(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        from reporter.security import redact
+
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+def _redact_logs() -> None:
+    """No secret in a log line: every handler of the root logger redacts what it writes."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _Redacting) for f in handler.filters):
+            handler.addFilter(_Redacting())
 
 
 def now() -> dt.datetime:
@@ -188,9 +257,13 @@ def now() -> dt.datetime:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch:
         try:
-            return dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC)
+            seconds = int(epoch)
         except ValueError:
             raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds") from None
+        try:
+            return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+        except (ValueError, OverflowError, OSError):
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is out of range (years 1 to 9999)") from None
     return dt.datetime.now(tz=dt.UTC)
 
 

@@ -9,8 +9,10 @@
         ├── SourceError              a source could not be read (missing file, bad column, ...)
         └── QualityGateError         the data is not good enough to send
 
-Only ``cli.py`` turns these into a message and an exit code. Anything else that escapes is a
-bug and may show its traceback.
+Only ``cli.py`` turns these into a message and an exit code; anything else that escapes is a
+bug, which the CLI reports in one line, its traceback in a log file. The text of every error
+goes through ``reporter.security.redact``: wherever it is shown, logged, stored or mailed, no
+secret the configuration references appears in it.
 """
 
 from __future__ import annotations
@@ -38,13 +40,20 @@ class Problem:
         text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
         if self.hint:
             text += f"; {self.hint}"
-        return text
+        from reporter.security import redact
+
+        return redact(text)
 
 
 class ReporterError(Exception):
     """Base of every error reporter raises on purpose."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        from reporter.security import redact
+
+        return redact(super().__str__())
 
 
 class ConfigError(ReporterError):

@@ -4,6 +4,9 @@ Grammar: numbers, names, ``+ - * /``, unary minus, parentheses, and the function
 ``min, max, abs, round, coalesce``. Python's own parser reads it (``ast`` in eval mode); any
 node outside that whitelist is refused, so nothing else can run.
 
+Bounds: at most ``MAX_TERMS`` names and numbers, ``MAX_DEPTH`` levels of parentheses and
+``MAX_LENGTH`` characters; anything larger is a FormulaSyntaxError, never a RecursionError.
+
 Evaluation: a null operand gives null (except inside ``coalesce``); any division by zero gives
 null; a non-finite result becomes null. Never inf, NaN or an exception.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -22,6 +26,12 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {  # name: (min args, max args)
     "round": (1, 2),
     "coalesce": (1, None),
 }
+
+
+MAX_TERMS = 200
+MAX_DEPTH = 20
+MAX_LENGTH = 4000
+_TERM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+\.?\d*|\.\d+")
 
 
 class FormulaSyntaxError(ValueError):
@@ -53,19 +63,39 @@ def parse(text: str) -> Formula:
     opened, closed = stripped.count("("), stripped.count(")")
     if opened != closed:
         raise FormulaSyntaxError(f"unbalanced parentheses: {opened} '(' and {closed} ')'")
+    if len(stripped) > MAX_LENGTH:
+        raise FormulaSyntaxError(f"the formula is longer than {MAX_LENGTH} characters")
+    terms = len(_TERM.findall(stripped))
+    if terms > MAX_TERMS:
+        raise FormulaSyntaxError(
+            f"the formula has {terms} terms, more than {MAX_TERMS}; split it into several KPIs"
+        )
+    depth = deepest = 0
+    for char in stripped:
+        depth += 1 if char == "(" else -1 if char == ")" else 0
+        deepest = max(deepest, depth)
+    if deepest > MAX_DEPTH:
+        raise FormulaSyntaxError(f"the formula nests parentheses more than {MAX_DEPTH} levels deep")
     if stripped[-1] in "+-*/(,":
         raise FormulaSyntaxError(
             f"the formula ends with '{stripped[-1]}'; something is missing after it", len(stripped) - 1
         )
     try:
         tree = ast.parse(stripped, mode="eval").body
+    except (RecursionError, MemoryError):
+        raise FormulaSyntaxError("the formula is nested too deeply") from None
+    except ValueError:  # a NUL character (older Pythons)
+        raise FormulaSyntaxError("the formula contains a character that is not allowed") from None
     except SyntaxError as exc:
         offset = max((exc.offset or 1) - 1, 0)
         raise FormulaSyntaxError(
             f"invalid formula syntax at character {offset + 1}: '{stripped[offset : offset + 20]}'", offset
         ) from None
     names: list[str] = []
-    _check(tree, names)
+    try:
+        _check(tree, names)
+    except RecursionError:
+        raise FormulaSyntaxError("the formula is nested too deeply") from None
     return Formula(text, tree, tuple(dict.fromkeys(names)))
 
 

@@ -301,7 +301,7 @@ def sniff(path: Path) -> Sniffed:
     the encoding and the decimal mark, which the sniffer does not detect, from the bytes."""
     import duckdb
 
-    from reporter.config.headers import quote_ident, sql_literal
+    from reporter.config.sql import quote_ident, sql_literal
 
     encoding = detect_encoding(path)
     con = duckdb.connect()

@@ -13,8 +13,8 @@ from typing import Any
 
 import duckdb
 
-from reporter.config.headers import file_reader_sql, first_line, quote_ident, sql_literal
 from reporter.config.model import Config, Source
+from reporter.config.sql import file_reader_sql, first_line, quote_ident, sql_literal
 from reporter.errors import SourceError
 from reporter.files import sha256_file
 from reporter.results import SourceResult
@@ -28,11 +28,13 @@ class SourceInfo(SourceResult):
 
 
 def redact_url(url: str) -> str:
-    """A database URL without its password."""
+    """A database URL without its password or secret query values (``?pw=``, ``token=``...)."""
     from sqlalchemy.engine import make_url
 
+    from reporter.security import redact
+
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return redact(make_url(url).render_as_string(hide_password=True))
     except Exception:  # an unparsable URL is shown without anything after the scheme
         return url.split("://", 1)[0] + "://…"
 
@@ -178,6 +180,11 @@ def _read_with_pandas(config: Config, name: str, source: Source) -> Any:
         path = config.resolve(source.path)  # type: ignore[arg-type]
         if not path.is_file():
             raise SourceError(f"source '{name}': file not found: {path}")
+        from reporter.security import check_excel
+
+        refused = check_excel(path)
+        if refused:
+            raise SourceError(f"source '{name}': {refused}")
         try:
             return pd.read_excel(path, sheet_name=source.sheet or 0)
         except Exception as exc:  # openpyxl raises many kinds; all mean "cannot read"

@@ -110,19 +110,13 @@ kpis: {visits: {formula: sessions}}
 VALID = {
     "minimal": "",
     "empty optional sections": "objectives:\nbreakdowns:\nfunnel:\nquality:\ndelivery:\n",
-    "numbers, words and booleans from ${NAME}": """\
+    "a connection field from ${NAME}": """\
         delivery:
-          catch_up: ${CATCH_UP}
+          ledger: ${LEDGER_URL}
           email:
             from: a@b.fr
             to: [c@d.fr]
-            smtp:
-              host: smtp.b.fr
-              port: ${SMTP_PORT}
-              security: ${SMTP_SECURITY}
-              timeout: 5
-          archive:
-            pdfa: ${PDFA}
+            smtp: {host: "${SMTP_HOST}", username: "${SMTP_USER}", port: 25, security: none}
         """,
     "an objective with every target form's neighbours": """\
         objectives:
@@ -146,7 +140,7 @@ VALID = {
               - {email: c@d.fr, filter: {team: Nord, level: 2, share: 0.5, active: true}}
         """,
 }
-ENV = {"CATCH_UP": "2", "SMTP_PORT": "2525", "SMTP_SECURITY": "ssl", "PDFA": "false"}
+ENV = {"LEDGER_URL": "sqlite:///l.sqlite", "SMTP_HOST": "smtp.b.fr", "SMTP_USER": "me", "ROWS": "3"}
 
 # Refused by `reporter validate`; the schema must refuse them too (an editor underlines them).
 INVALID = {
@@ -164,6 +158,7 @@ INVALID = {
     "owner: Me, due: 2026-13-01}]\n",
     "an empty portfolio": "portfolio:\n",
     "text where a number is expected": "quality: {min_rows: many}\n",
+    "a number from ${NAME} (only connection fields read the environment)": "quality:\n  min_rows: ${ROWS}\n",
 }
 
 

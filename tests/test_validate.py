@@ -185,10 +185,13 @@ CASES = {
         ["F:8:8: sources.crm: expected a mapping (key: value), got a list"],
     ),
     "unset environment variable": (
-        {3: "  title: ${REPORTER_TEST_UNSET}"},
+        {
+            12: "  amount: {source: crm, agg: sum, column: amount}",
+            21: "delivery:\n  ledger: ${REPORTER_TEST_UNSET}",
+        },
         None,
         [
-            "F:3:10: report.title: environment variable REPORTER_TEST_UNSET is not set; export REPORTER_TEST_UNSET=... before running, or remove ${REPORTER_TEST_UNSET}"
+            "F:22:11: delivery.ledger: environment variable REPORTER_TEST_UNSET is not set; export REPORTER_TEST_UNSET=... before running, or remove ${REPORTER_TEST_UNSET}"
         ],
     ),
     "inverted thresholds": (

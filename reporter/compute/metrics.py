@@ -20,8 +20,8 @@ from typing import Any
 
 import duckdb
 
-from reporter.config.headers import quote_ident, sql_literal
-from reporter.config.model import Config, Metric
+from reporter.config.model import Config
+from reporter.config.sql import agg_sql, quote_ident, sql_literal
 from reporter.periods import Period
 from reporter.sources import SourceInfo
 
@@ -32,37 +32,6 @@ _BUCKET = {"month": "month", "quarter": "quarter", "week": "week"}
 class Window:
     start: dt.date
     end: dt.date
-
-
-def _value_sql(metric: Metric) -> str:
-    if metric.expr is not None:
-        return f"({metric.expr})"
-    if metric.column is not None:
-        return quote_ident(metric.column)
-    return "1"
-
-
-def _agg_sql(metric: Metric, extra_filter: str | None = None) -> str:
-    """The aggregate for one metric, with its ``where`` (and an extra window filter)."""
-    conditions = [c for c in (metric.where and f"({metric.where})", extra_filter) if c]
-    filt = f" FILTER (WHERE {' AND '.join(conditions)})" if conditions else ""
-    value = _value_sql(metric)
-    if metric.agg == "count":
-        inner = "*" if metric.column is None and metric.expr is None else value
-        return f"count({inner}){filt}"
-    if metric.agg == "count_distinct":
-        return f"count(DISTINCT {value}){filt}"
-    if metric.agg == "sum":
-        return f"CAST(sum({value}){filt} AS DOUBLE)"
-    if metric.agg == "avg":
-        return f"avg({value}){filt}"
-    if metric.agg == "min":
-        return f"CAST(min({value}){filt} AS DOUBLE)"
-    if metric.agg == "max":
-        return f"CAST(max({value}){filt} AS DOUBLE)"
-    # last: the value on the latest date; ties broken by source order. arg_max_null keeps a
-    # null value on that date (plain arg_max would skip it and return an older value).
-    return f"CAST(arg_max_null({value}, {{'d': __day, 'r': rowid}}){filt} AS DOUBLE)"
 
 
 def _clean(value: Any, agg: str) -> float | None:
@@ -115,7 +84,7 @@ def period_metrics(
         metrics = [config.metrics[n] for n in names]
         rows: dict[dt.date, tuple[Any, ...]] = {}
         if periods:
-            cols = ", ".join(_agg_sql(m) for m in metrics)
+            cols = ", ".join(agg_sql(m) for m in metrics)
             sql = (
                 f"SELECT CAST(date_trunc('{_BUCKET[grain]}', __day) AS DATE) AS __bucket, {cols} "
                 f"FROM {view} WHERE __day BETWEEN ? AND ?{base_filter} GROUP BY __bucket"
@@ -132,7 +101,7 @@ def period_metrics(
                     by_period[period][name] = _clean(row[i] if row else None, metric.agg)
         if windows:
             cols = ", ".join(
-                _agg_sql(m, f"__day BETWEEN DATE '{w.start}' AND DATE '{w.end}'")
+                agg_sql(m, f"__day BETWEEN DATE '{w.start}' AND DATE '{w.end}'")
                 for w in windows
                 for m in metrics
             )
@@ -173,7 +142,7 @@ def grouped_metrics(
         extra = f" AND ({where[source]})" if where and where.get(source) else ""
         metrics = [config.metrics[n] for n in src_names]
         view = quote_ident("src_" + source)
-        cols = ", ".join(_agg_sql(m) for m in metrics)
+        cols = ", ".join(agg_sql(m) for m in metrics)
         if exclude is None:
             sql = (
                 f"SELECT {col} AS __key, {cols} FROM {view} WHERE __day BETWEEN ? AND ?{extra} GROUP BY __key"

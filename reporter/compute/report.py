@@ -11,8 +11,8 @@ import duckdb
 from reporter.compute import insights
 from reporter.compute.evaluate import attainment, change, cumulative_target, period_target, status
 from reporter.compute.metrics import Window, grouped_metrics, literal, period_metrics, period_rows
-from reporter.config.headers import quote_ident
 from reporter.config.model import Config, Objective
+from reporter.config.sql import quote_ident
 from reporter.formulas import Formula, parse
 from reporter.periods import Period
 from reporter.results import (

@@ -21,13 +21,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from reporter.assets import builtin_templates, resolve_template
+from reporter.config import guards
 from reporter.config import model as m
-from reporter.config.headers import read_columns
 from reporter.config.loader import Document, Path_, format_path, load_yaml
+from reporter.config.sql import read_columns
 from reporter.config.sqlexpr import ExpressionError, check_expression
 from reporter.errors import ConfigError, Problem, SourceError
 from reporter.formulas import Formula, FormulaSyntaxError, parse
 from reporter.periods import Period
+from reporter.security import check_named_file
 
 FILE_KINDS = ("csv", "parquet", "excel", "json")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
@@ -104,8 +106,11 @@ def _duplicate_ids(configs: list[m.Config]) -> list[Problem]:
     return problems
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None, *, check_data: bool = True) -> m.Config:
-    """Read, validate and cross-check one report file; raise ConfigError with every problem."""
+def load_config(
+    path: Path, env: Mapping[str, str] | None = None, *, check_data: bool = True, base_dir: Path | None = None
+) -> m.Config:
+    """Read, validate and cross-check one report file; raise ConfigError with every problem.
+    ``base_dir``: the folder relative paths start from (default: the file's folder)."""
     shown = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -129,7 +134,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None, *, check_data:
     doc, problems = load_yaml(text, shown, env)
     if doc.data is None:
         raise ConfigError(problems)
-    config = _Checker(doc, path, problems).run(check_data=check_data)
+    config = _Checker(doc, path, problems, base_dir).run(check_data=check_data)
     if problems or config is None:
         raise ConfigError(problems)
     return config
@@ -139,9 +144,10 @@ def load_config(path: Path, env: Mapping[str, str] | None = None, *, check_data:
 
 
 class _Checker:
-    def __init__(self, doc: Document, path: Path, problems: list[Problem]):
+    def __init__(self, doc: Document, path: Path, problems: list[Problem], base_dir: Path | None = None):
         self.doc = doc
         self.path = path
+        self.base_dir = (base_dir or path.resolve().parent).resolve()
         self.problems = problems
         self.parts: dict[str, Any] = {}
         self.partial: set[Path_] = set()  # items that failed the schema: only partly checked
@@ -181,6 +187,7 @@ class _Checker:
         self._check_objectives()
         self._check_analyses()
         self._check_delivery()
+        guards.check_static(self)
         if check_data:
             self._check_data()
         if self.problems:
@@ -198,7 +205,7 @@ class _Checker:
             delivery=self.parts.get("delivery") or m.Delivery(),
             insights=self.parts.get("insights") or m.Insights(),
             file=self.path,
-            base_dir=self.path.resolve().parent,
+            base_dir=self.base_dir,
             kpi_order=self.kpi_order,
         )
 
@@ -364,7 +371,7 @@ class _Checker:
                 "use an ISO 4217 code such as EUR, USD, GBP, CHF",
             )
         if "template" in data:
-            found = resolve_template(report.template, self.path.resolve().parent)
+            found = resolve_template(report.template, self.base_dir)
             if isinstance(found, str):
                 self.add(
                     ("report", "template"),
@@ -644,13 +651,17 @@ class _Checker:
     # -- data ---------------------------------------------------------------------------------
     def _check_data(self) -> None:
         sources: dict[str, m.Source] = self.parts.get("sources") or {}
-        base_dir = self.path.resolve().parent
+        base_dir = self.base_dir
         columns: dict[str, list[str] | None] = {}
         for name, src in sources.items():
             columns[name] = None
             if src.type not in FILE_KINDS or src.path is None:
                 continue
             path = src.path if src.path.is_absolute() else base_dir / src.path
+            special = check_named_file(path) if path.exists() else None
+            if special:
+                self.add(("sources", name, "path"), special, "name a data file")
+                continue
             if not path.is_file():
                 self.add(
                     ("sources", name, "path"),
@@ -704,6 +715,7 @@ class _Checker:
                         hint = did_you_mean(unknown.group(1), cols, known_label="columns are")
                     self.add(("metrics", name, key), str(exc), hint)
 
+        guards.check_data(self, sources, columns, metrics, base_dir)
         kpi_sources = self.kpi_sources(metrics)
         for i, bd in enumerate(self.parts.get("breakdowns") or []):
             self._check_dimension(("breakdowns", i, "by"), bd.by, kpi_sources.get(bd.kpi, set()), columns)

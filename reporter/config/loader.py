@@ -2,8 +2,14 @@
 
 - Safe: only the standard YAML tags; ``!!python/...`` is refused with the line it is on.
 - Duplicate keys are errors naming both lines.
-- ``${NAME}`` inside any string is replaced by the environment variable NAME; an unset NAME is
-  an error naming it. ``$${`` writes a literal ``${``.
+- ``${NAME}`` is replaced by the environment variable NAME, in connection fields only (a SQL
+  source's ``url``, ``delivery.ledger``, the SMTP ``host`` and ``username``); anywhere else it is
+  an error, so a secret cannot end up in a title, a PDF or an email. An unset NAME is an error
+  naming it. ``$${`` writes a literal ``${``. Every value so read (and the variable a ``*_env``
+  key names) is remembered for redaction (``reporter.security``).
+- Bounded: at most ``MAX_BYTES`` of text, ``MAX_DEPTH`` levels of nesting, ``MAX_ALIASES``
+  aliases and ``MAX_NODES`` values once aliases are expanded (billion laughs fail fast), and no
+  alias that contains itself.
 - Booleans keep the text they were written with, so a later check can say "you wrote NO,
   YAML read false" (the Norway problem).
 """
@@ -19,8 +25,46 @@ from typing import Any
 import yaml
 
 from reporter.errors import Problem
+from reporter.security import remember_secret, remember_url
 
 Path_ = tuple[str | int, ...]
+
+MAX_BYTES = 1024 * 1024  # a report's YAML is a few kilobytes
+MAX_DEPTH = 40  # levels of nesting
+MAX_ALIASES = 200  # *alias references
+MAX_NODES = 200_000  # values once aliases are expanded
+_HINT_ENV_PLACES = (
+    "use ${NAME} only in sources.<name>.url, delivery.ledger, delivery.email.smtp.host or "
+    "delivery.email.smtp.username (write $${ for a literal ${)"
+)
+
+
+def env_allowed(path: Path_) -> bool:
+    """May ``${NAME}`` appear at ``path``? Only in connection fields (and ``*_env`` names)."""
+    parts = tuple(str(p) for p in path)
+    return (
+        (len(parts) == 3 and parts[0] == "sources" and parts[2] == "url")
+        or parts == ("delivery", "ledger")
+        or parts in (("delivery", "email", "smtp", "host"), ("delivery", "email", "smtp", "username"))
+        or (bool(parts) and parts[-1].endswith("_env"))
+    )
+
+
+def _url_field(path: Path_) -> bool:
+    parts = tuple(str(p) for p in path)
+    return (len(parts) == 3 and parts[0] == "sources" and parts[2] == "url") or parts == (
+        "delivery",
+        "ledger",
+    )
+
+
+class _LimitError(yaml.composer.ComposerError):
+    """The text goes past a bound while being composed."""
+
+
+class _TooBig(Exception):
+    """The document goes past a bound; ``args[0]`` says which, ``args[1]`` is its node."""
+
 
 _ENV = re.compile(r"\$(\$?)\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -70,7 +114,29 @@ _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose constructors we drive node by node."""
+    """SafeLoader whose constructors we drive node by node; composing counts depth and aliases."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.depth = 0
+        self.aliases = 0
+        self.built = 0
+        self.active: set[int] = set()  # collection nodes being built (an alias inside itself)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                event = self.peek_event()
+                raise _LimitError(None, None, f"more than {MAX_ALIASES} aliases (*name)", event.start_mark)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                event = self.peek_event()
+                raise _LimitError(None, None, f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> tuple[Document, list[Problem]]:
@@ -79,9 +145,47 @@ def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> tup
     env = os.environ if env is None else env
     doc = Document(file=file, data=None)
     problems: list[Problem] = []
-    loader = _Loader(text)
+    if len(text) > MAX_BYTES:
+        problems.append(
+            Problem(
+                file,
+                None,
+                None,
+                "",
+                f"the file is larger than {MAX_BYTES // 1024} KiB",
+                "a report's configuration is a few kilobytes; split it into several reports",
+            )
+        )
+        return doc, problems
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        problems.append(
+            Problem(
+                file,
+                line,
+                column,
+                "",
+                f"the character U+{exc.character:04X} is not allowed in YAML",
+                "remove it, or write it as an escape in a double-quoted string",
+            )
+        )
+        return doc, problems
     try:
         node = loader.get_single_node()
+    except RecursionError:
+        problems.append(Problem(file, None, None, "", "the YAML is nested too deeply"))
+        return doc, problems
+    except _LimitError as exc:
+        mark = exc.problem_mark
+        problems.append(
+            Problem(
+                file, mark.line + 1, mark.column + 1, "", f"the YAML is {exc.problem}", "write each value out"
+            )
+        )
+        return doc, problems
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -107,7 +211,14 @@ def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> tup
     if node is None:
         problems.append(Problem(file, 1, 1, "", "the file is empty", "start from config/example.yaml"))
         return doc, problems
-    doc.data = _build(node, (), doc, loader, env, problems)
+    try:
+        doc.data = _build(node, (), doc, loader, env, problems)
+    except _TooBig as exc:
+        problems.append(Problem(file, *_mark(exc.args[1]), "", str(exc.args[0]), "write each value out"))
+        doc.data = None
+    except RecursionError:
+        problems.append(Problem(file, None, None, "", "the YAML is nested too deeply"))
+        doc.data = None
     return doc, problems
 
 
@@ -116,6 +227,30 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 
 def _build(
+    node: yaml.Node,
+    path: Path_,
+    doc: Document,
+    loader: _Loader,
+    env: Mapping[str, str],
+    problems: list[Problem],
+) -> Any:
+    loader.built += 1
+    if loader.built > MAX_NODES:
+        raise _TooBig(f"more than {MAX_NODES:,} values once aliases are expanded", node)
+    if len(path) > MAX_DEPTH:
+        raise _TooBig(f"nested more than {MAX_DEPTH} levels deep (through aliases)", node)
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        if id(node) in loader.active:
+            raise _TooBig("an alias refers to a value that contains it (a recursive alias)", node)
+        loader.active.add(id(node))
+        try:
+            return _build_collection(node, path, doc, loader, env, problems)
+        finally:
+            loader.active.discard(id(node))
+    return _build_scalar(node, path, doc, loader, env, problems)
+
+
+def _build_collection(
     node: yaml.Node,
     path: Path_,
     doc: Document,
@@ -146,7 +281,11 @@ def _build(
         out: dict[Any, Any] = {}
         first_seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node, path, doc, loader, problems)
+            key = (
+                _scalar(key_node, path, doc, loader, problems)
+                if isinstance(key_node, yaml.ScalarNode)
+                else None
+            )
             if isinstance(key, list | dict) or key is None:
                 problems.append(
                     Problem(
@@ -178,6 +317,18 @@ def _build(
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), doc, loader, env, problems) for i, item in enumerate(node.value)]
+    return None  # pragma: no cover - only collections come here
+
+
+def _build_scalar(
+    node: yaml.Node,
+    path: Path_,
+    doc: Document,
+    loader: _Loader,
+    env: Mapping[str, str],
+    problems: list[Problem],
+) -> Any:
+    doc.value_pos[path] = _mark(node)
     before = len(problems)
     value = _scalar(node, path, doc, loader, problems)
     if len(problems) > before:
@@ -187,6 +338,10 @@ def _build(
     if isinstance(value, str) and "${" in value:
         doc.from_env.add(path)
         value = _interpolate(value, path, doc, env, problems)
+    if isinstance(value, str) and path and str(path[-1]).endswith("_env"):
+        remember_secret(env.get(value))  # password_env names the variable holding a password
+    if isinstance(value, str) and _url_field(path):
+        remember_url(value)
     return value
 
 
@@ -228,6 +383,15 @@ def _interpolate(
                 )
             )
             return match.group(0)
+        if not env_allowed(path):
+            problems.append(
+                doc.problem(
+                    path,
+                    f"${{{name}}}: environment variables (secrets) are only read in connection fields",
+                    _HINT_ENV_PLACES,
+                )
+            )
+            return match.group(0)
         if name not in env:
             problems.append(
                 doc.problem(
@@ -237,6 +401,7 @@ def _interpolate(
                 )
             )
             return match.group(0)
+        remember_secret(env[name])
         return env[name]
 
     return _ENV.sub(sub, value)

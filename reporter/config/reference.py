@@ -40,10 +40,11 @@ Rules that apply everywhere:
 - **Unknown keys are errors**, with a "did you mean" suggestion.
 - **Relative paths** (`path`, `logo`, `template`, `output_dir`, `archive.dir`, `ca_file`)
   start from the folder of the YAML file, not from where you run the command.
-- **`${NAME}`** in any value is replaced by the environment variable `NAME` when the file is
-  read; an unset variable is an error naming it. Write `$${` for a literal `${`. Secrets
-  (database and SMTP passwords) only ever come from the environment: a database URL with a
-  password written in it is refused, and the SMTP password is named by `password_env`.
+- **`${NAME}`** is replaced by the environment variable `NAME` when the file is read, in
+  connection fields only: a SQL source's `url`, `delivery.ledger`, the SMTP `host` and
+  `username` (the SMTP password is named by `password_env`). Anywhere else it is an error, so a
+  secret cannot reach a title, a label or an email. An unset variable is an error naming it;
+  write `$${` for a literal `${`. A database URL with a password written in it is refused.
 - **Quote text that YAML would read as something else**: `NO`, `yes`, `off` are booleans to
   YAML, `2026-10-01` is a date, `1e3` is a number. reporter says so when it meets one where
   text is expected.

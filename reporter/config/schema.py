@@ -11,9 +11,9 @@ what ``reporter validate`` accepts at this level:
 - only the YAML sections (not ``m.NOT_YAML``, which the loader and validation fill in);
 - an empty optional section (``objectives:`` with nothing after it) is allowed, as the loader
   reads it as "none";
-- any value that is not free text (a number, a true/false, a date, a name, one of a list of
-  words) may also be a ``${NAME}`` reference, which the loader replaces by the environment
-  variable before checking it;
+- ``${NAME}`` (an environment variable) is read only in connection fields, which are free text
+  (a SQL source's ``url``, ``delivery.ledger``, the SMTP ``host`` and ``username``); a number, a
+  true/false, a date or a word from a list is never one;
 - names under ``sources``, ``metrics`` and ``kpis`` must be valid names (no other key there);
 - an objective's ``target`` has exactly one of its four forms.
 
@@ -30,12 +30,6 @@ from typing import Any
 from reporter.config import model as m
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
-ENV_REFERENCE = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}"
-_ENV = {
-    "type": "string",
-    "pattern": ENV_REFERENCE,
-    "description": "A ${NAME} reference, replaced by the environment variable NAME when the file is read.",
-}
 # Sections that may be left empty in the YAML (read as none / the defaults).
 _NULLABLE = ("objectives", "breakdowns", "funnel", "quality", "delivery", "insights")
 _TARGET_FORMS = ("value", "change_vs_prior_year", "change_vs_previous", "by_period")
@@ -79,7 +73,7 @@ def json_schema() -> dict[str, Any]:
 
 
 def _walk(node: Any) -> Any:
-    """Drop pydantic's generated property titles; let every non-text scalar be ``${NAME}``."""
+    """Drop pydantic's generated property titles."""
     if isinstance(node, list):
         return [_walk(item) for item in node]
     if not isinstance(node, dict):
@@ -92,24 +86,11 @@ def _walk(node: Any) -> Any:
             out[key] = copy.deepcopy(value)
         else:
             out[key] = _walk(value)
-    if _env_capable(out):
-        keep = ("description", "default", "examples", "title")
-        inner = {k: v for k, v in out.items() if k not in keep}
-        out = {"anyOf": [inner, _ENV], **{k: v for k, v in out.items() if k in keep}}
     return out
 
 
 def _without_title(prop: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in prop.items() if k != "title"}
-
-
-def _env_capable(node: dict[str, Any]) -> bool:
-    kind = node.get("type")
-    if kind in ("integer", "number", "boolean"):
-        return True
-    if kind != "string":
-        return False
-    return node.get("format") == "date" or any(k in node for k in ("pattern", "enum", "const", "maxLength"))
 
 
 def dumps() -> str:

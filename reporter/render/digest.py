@@ -16,7 +16,8 @@ from reporter.config.model import Config
 from reporter.periods import Period
 from reporter.render.charts import PALETTE
 from reporter.render.context import Formatter
-from reporter.render.html import build_context, environment, render_text
+from reporter.render.html import _template, build_context, environment, render_text
+from reporter.render.sandbox import render
 from reporter.results import Results
 
 
@@ -74,12 +75,15 @@ def build_digest(config: Config, results: Results, *, recipient: str = "") -> Di
     context["recipient"] = recipient
     subject = render_text(
         config.delivery.email.subject if config.delivery.email else "{{ report.title }} — {{ period.label }}",
-        {"report": config.report, "period": {"label": context["period"]["words"], "code": results.period}},
+        {
+            "report": config.report.model_dump(mode="json"),
+            "period": {"label": context["period"]["words"], "code": results.period},
+        },
         "delivery.email.subject",
     )
-    html = env.get_template("email.html").render(context)
+    html = render(_template(env, "email.html"), context, "email template")
     html = css_inline.inline(html)
-    text = env.get_template("email.txt").render(context)
+    text = render(_template(env, "email.txt"), context, "email template")
     return Digest(subject=subject, html=html, text=text, images=images)
 
 

@@ -8,14 +8,12 @@ so a user's ``report.html`` can ``{% extends "default:report.html" %}`` and repl
 from __future__ import annotations
 
 import base64
-import mimetypes
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from reporter import __version__
@@ -24,6 +22,7 @@ from reporter.config.model import Config
 from reporter.errors import ConfigError, Problem, RunError
 from reporter.render import charts
 from reporter.render.context import Formatter, translations
+from reporter.render.sandbox import BoundedEnvironment, ConfinedLoader, render
 from reporter.results import Results
 
 STATUSES = ("on_track", "at_risk", "off_track", "no_data", "no_target")
@@ -43,11 +42,12 @@ def environment(config: Config, formatter: Formatter) -> jinja2.Environment:
     dirs = template_dirs(config)
     loader = jinja2.ChoiceLoader(
         [
-            jinja2.PrefixLoader({"default": jinja2.FileSystemLoader(TEMPLATES / DEFAULT)}, delimiter=":"),
-            jinja2.FileSystemLoader([str(d) for d in dirs]),
+            jinja2.PrefixLoader({"default": ConfinedLoader([TEMPLATES / DEFAULT])}, delimiter=":"),
+            ConfinedLoader(dirs),
         ]
     )
-    env = jinja2.Environment(
+    # Templates are code: sandboxed, bounded, confined to their folders (render/sandbox.py).
+    env = BoundedEnvironment(
         loader=loader,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -80,10 +80,11 @@ def render_text(template: str, context: Mapping[str, Any], where: str) -> str:
     if "{" not in template:
         return template
     try:
-        env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-        return env.from_string(template).render(context)
+        env = BoundedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+        compiled = env.from_string(template)
     except jinja2.TemplateError as exc:
         raise RunError(f"{where}: cannot render {template!r}: {exc}") from None
+    return render(compiled, context, where, template)
 
 
 def formula_in_words(config: Config, formula: str) -> str:
@@ -102,7 +103,12 @@ def formula_in_words(config: Config, formula: str) -> str:
 
 
 def _data_uri(path: Path) -> str:
-    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    from reporter.security import check_named_file, image_kind
+
+    reason = check_named_file(path)
+    mime = None if reason else image_kind(path)
+    if reason or mime is None:  # validation refuses these; the file may have changed since
+        raise RunError(f"report.logo: {reason or f'{path} is not an image (PNG, JPEG, GIF, WebP or SVG)'}")
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
@@ -146,7 +152,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         for i, action in enumerate(obj["actions"]):
             action["do"] = render_text(
                 action["do"],
-                {"report": config.report, "period": {"label": results.period}},
+                {"report": config.report.model_dump(mode="json"), "period": {"label": results.period}},
                 f"objective '{obj['id']}' action {i + 1}",
             )
         objectives.append(obj)
@@ -211,7 +217,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         "funnel_chart": funnel_chart,
         "portfolio": portfolio,
         "portfolio_chart": portfolio_chart,
-        "portfolio_rules": config.portfolio.rules if config.portfolio else None,
+        "portfolio_rules": config.portfolio.rules.model_dump() if config.portfolio else None,
         "symbols": SYMBOLS,
         "tally": [
             (status, count)
@@ -244,4 +250,20 @@ def render_html(config: Config, results: Results, *, for_browser: bool = False) 
         css = (folder / "report.css").read_text(encoding="utf-8")
         css = re.sub(r'url\("(?!data:)([^"]+)"\)', lambda m: f'url("{(folder / m.group(1)).as_uri()}")', css)
         context["inline_css"] = Markup(css.replace("</", "<\\/"))
-    return env.get_template("report.html").render(context)
+    return render(_template(env, "report.html"), context, "report template")
+
+
+def _template(env: jinja2.Environment, name: str) -> jinja2.Template:
+    """``env.get_template(name)``; a missing, unreadable or broken template is a RunError."""
+    from jinja2.sandbox import SecurityError
+
+    try:
+        return env.get_template(name)
+    except jinja2.TemplateSyntaxError as exc:
+        raise RunError(f"template {exc.name or name}, line {exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise RunError(f"template not found: {exc.name}") from None
+    except SecurityError as exc:
+        raise RunError(f"template {name}: refused by the template sandbox: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunError(f"template {name}: cannot read it ({type(exc).__name__})") from None

@@ -208,27 +208,64 @@ def reproduce(archived: Path, output: Path | None = None) -> Reproduction:
     try:
         inside = attachments_of(original)
         facts = json.loads(inside["provenance.json"])
-    except Exception as exc:  # not a PDF, or not one of ours
-        raise UsageError(f"{archived}: not a PDF archived by reporter ({exc})") from None
-    name = facts["configuration"]["file"]
-    folder = Path(facts["configuration"]["folder"])
+        name, folder, when, sources = _provenance(facts, inside)
+    except Exception as exc:  # not a PDF, not one of ours, or a provenance we cannot trust
+        from reporter.security import redact
+
+        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise UsageError(f"{archived}: not a PDF archived by reporter ({reason[:200]})") from None
     changed = []
-    for source in facts["sources"]:
+    for source in sources:
         location = Path(source["location"])
         is_file = source["kind"] in ("csv", "parquet", "json", "excel")
-        if is_file and (not location.is_file() or sha256_file(location) != source["sha256"]):
+        if is_file and (not location.is_file() or sha256_file(location) != source.get("sha256")):
             changed.append(source["name"])
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
+        # Only a safe base name is ever written, and only into this temporary folder.
+        path = Path(tmp) / _safe_yaml_name(name)
         path.write_bytes(inside[name])
-        # Checked without its data (which lives next to the original file), then pointed there.
-        config = load_config(path, check_data=False).model_copy(update={"base_dir": folder})
-        results = report_results(
-            config,
-            Period.parse(facts["period"], config.report.grain),
-            dt.datetime.fromisoformat(facts["generated_at"]),
-        )
-        pdf = render_pdf(config, results, run_id=facts["run_id"], trigger=facts["trigger"])
+        # Validated like any other configuration, its relative paths from the original folder.
+        config = load_config(path, base_dir=folder)
+        try:
+            period = Period.parse(str(facts["period"]), config.report.grain)
+        except ValueError as exc:
+            raise UsageError(f"{archived}: the provenance's period is not valid ({exc})") from None
+        results = report_results(config, period, when)
+        pdf = render_pdf(config, results, run_id=str(facts["run_id"]), trigger=str(facts["trigger"]))
     target = (output or Path("output")) / "reproduced" / archived.name
     write_atomic(target, pdf)
     return Reproduction(target, pdf == original, changed)
+
+
+def _provenance(
+    facts: Any, inside: Mapping[str, bytes]
+) -> tuple[str, Path, dt.datetime, list[dict[str, Any]]]:
+    """The fields ``reproduce`` uses, checked: ValueError/KeyError/TypeError when malformed."""
+    if not isinstance(facts, dict) or not isinstance(facts.get("configuration"), dict):
+        raise ValueError("provenance.json has no configuration")
+    name, folder = facts["configuration"].get("file"), facts["configuration"].get("folder")
+    if not isinstance(name, str) or name not in inside:
+        raise ValueError("the configuration it names is not attached")
+    if not isinstance(folder, str) or not Path(folder).is_absolute():
+        raise ValueError("configuration.folder is not an absolute folder")
+    for key in ("period", "run_id", "trigger", "generated_at"):
+        if not isinstance(facts.get(key), str):
+            raise ValueError(f"{key} is missing")
+    when = dt.datetime.fromisoformat(facts["generated_at"])
+    if when.tzinfo is None:
+        raise ValueError("generated_at has no time zone")
+    sources = facts.get("sources")
+    if not isinstance(sources, list) or not all(
+        isinstance(s, dict) and all(isinstance(s.get(k), str) for k in ("name", "kind", "location"))
+        for s in sources
+    ):
+        raise ValueError("sources is malformed")
+    return name, Path(folder), when, sources
+
+
+def _safe_yaml_name(name: str) -> str:
+    """The attachment's name reduced to a plain base name (``../../x``, ``/etc/x`` → ``x``)."""
+    base = Path(name.replace("\\", "/")).name
+    if not base or base.startswith(".") or not base.endswith((".yaml", ".yml")) or base != base.strip():
+        return "report.yaml"
+    return base

@@ -1,5 +1,6 @@
-"""A source's header, read cheaply at validate time (the data preflight), and the DuckDB SQL
-that reads a file source, which the sources stage reuses to read it whole."""
+"""The SQL that validation and the compute stage share: how a file source is read (validation
+reads only its header, the sources stage all of it) and each metric's aggregate (validation runs
+it over the data once, compute for every period)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from pathlib import Path
 
 import duckdb
 
-from reporter.config.model import Source
+from reporter.config.model import Metric, Source
 from reporter.config.sqlexpr import scratch
 from reporter.errors import SourceError
+from reporter.security import check_excel
 
 
 def sql_literal(value: str) -> str:
@@ -52,8 +54,11 @@ def read_columns(source: Source, path: Path | None) -> list[str]:
     if source.type == "sql" or path is None:
         return []
     if source.type == "excel":
-        import pandas as pd
+        import pandas as pd  # heavy: only for an Excel source
 
+        refused = check_excel(path)
+        if refused:
+            raise SourceError(refused)
         try:
             frame = pd.read_excel(path, sheet_name=source.sheet or 0, nrows=0)
         except Exception as exc:  # openpyxl raises many kinds; all mean "cannot read"
@@ -68,3 +73,34 @@ def read_columns(source: Source, path: Path | None) -> list[str]:
 
 def first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def value_sql(metric: Metric) -> str:
+    if metric.expr is not None:
+        return f"({metric.expr})"
+    if metric.column is not None:
+        return quote_ident(metric.column)
+    return "1"
+
+
+def agg_sql(metric: Metric, extra_filter: str | None = None) -> str:
+    """The aggregate for one metric, with its ``where`` (and an extra window filter)."""
+    conditions = [c for c in (metric.where and f"({metric.where})", extra_filter) if c]
+    filt = f" FILTER (WHERE {' AND '.join(conditions)})" if conditions else ""
+    value = value_sql(metric)
+    if metric.agg == "count":
+        inner = "*" if metric.column is None and metric.expr is None else value
+        return f"count({inner}){filt}"
+    if metric.agg == "count_distinct":
+        return f"count(DISTINCT {value}){filt}"
+    if metric.agg == "sum":
+        return f"CAST(sum({value}){filt} AS DOUBLE)"
+    if metric.agg == "avg":
+        return f"avg({value}){filt}"
+    if metric.agg == "min":
+        return f"CAST(min({value}){filt} AS DOUBLE)"
+    if metric.agg == "max":
+        return f"CAST(max({value}){filt} AS DOUBLE)"
+    # last: the value on the latest date; ties broken by source order. arg_max_null keeps a
+    # null value on that date (plain arg_max would skip it and return an older value).
+    return f"CAST(arg_max_null({value}, {{'d': __day, 'r': rowid}}){filt} AS DOUBLE)"

@@ -1,0 +1,302 @@
+"""Checks that catch at validation what would otherwise fail at run time (or leak, or reach
+outside the configuration's folder). Called by ``checks.py``; each problem names its key.
+
+- numbers: every number of the configuration is finite (no ``.nan``/``.inf`` target);
+- header fields (title, company, subject, addresses): no control or line/paragraph separator
+  character (CR, LF, U+2028, U+2029, NEL, VT, FF, NUL...); ``from`` is one address;
+- files: ``ca_file`` holds certificates ``ssl`` reads; ``logo`` is an image (by its bytes), a
+  regular file inside the configuration's folder or the template's;
+- data: a file source has data rows, not only a header; each metric's ``column``/``expr`` and
+  ``where`` run, exactly as the run will build them, over the source's real data in a locked
+  DuckDB (so ``error('boom')``, ``nextval('s')``, a cast the data does not fit, an aggregate
+  of text... are found here); numeric aggregates get numeric values.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterator, Mapping
+from email.utils import getaddresses
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from reporter.assets import resolve_template
+from reporter.config import model as m
+from reporter.config.loader import Path_
+from reporter.config.sql import agg_sql, file_reader_sql, value_sql
+from reporter.security import check_ca_file, check_named_file, image_kind, inside_any
+
+NUMERIC_AGGS = ("sum", "avg", "min", "max", "last")
+_NUMERIC_TYPES = re.compile(
+    r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|"
+    r"FLOAT|DOUBLE|REAL|DECIMAL(\(\d+,\s*\d+\))?|BOOLEAN)$"
+)
+
+
+def bad_character(text: str) -> str | None:
+    """The first control or separator character of ``text`` as U+XXXX (its name when it has
+    one), or None."""
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            name = unicodedata.name(char, "")
+            return f"U+{ord(char):04X}" + (f" {name}" if name else "")
+    return None
+
+
+def check_static(checker: Any) -> None:
+    """The checks that need no data: finite numbers, header fields, ``from``, files."""
+    parts: Mapping[str, Any] = checker.parts
+    for path, value in _numbers(parts):
+        if not math.isfinite(value):
+            checker.add(path, f"must be a finite number, got {value}", "write a number such as 120000")
+    report = parts.get("report")
+    if isinstance(report, m.Report):
+        for key in ("title", "company"):
+            _check_header(checker, ("report", key), getattr(report, key, None))
+        _check_logo(checker, report)
+    delivery = parts.get("delivery")
+    if not isinstance(delivery, m.Delivery):
+        return
+    for i, address in enumerate(delivery.alerts_to or []):
+        _check_header(checker, ("delivery", "alerts_to", i), address, skip_breaks=True)
+    email = delivery.email
+    if email is None:
+        return
+    base: Path_ = ("delivery", "email")
+    _check_header(checker, (*base, "subject"), email.subject, skip_breaks=True)
+    _check_header(checker, (*base, "from"), email.from_, skip_breaks=True)
+    if isinstance(email.from_, str) and bad_character(email.from_) is None:
+        found = [a for _, a in getaddresses([email.from_]) if a]
+        if len(found) > 1:
+            checker.add(
+                (*base, "from"),
+                f"'from' must be one address, found {len(found)}",
+                "write one sender, e.g. Reports <reports@example.com>",
+            )
+    for key in ("to", "cc"):
+        for i, address in enumerate(getattr(email, key, None) or []):
+            _check_header(checker, (*base, key, i), address, skip_breaks=True)
+    for i, rcpt in enumerate(email.recipients or []):
+        _check_header(checker, (*base, "recipients", i, "email"), rcpt.email, skip_breaks=True)
+    smtp = email.smtp
+    if smtp is not None and smtp.ca_file is not None:
+        ca = smtp.ca_file if smtp.ca_file.is_absolute() else checker.base_dir / smtp.ca_file
+        reason = check_ca_file(ca)
+        if reason:
+            checker.add(
+                (*base, "smtp", "ca_file"),
+                reason,
+                "name a PEM file of the CA certificates to trust, relative to the configuration's folder",
+            )
+
+
+def _check_header(checker: Any, path: Path_, text: Any, *, skip_breaks: bool = False) -> None:
+    """A value that becomes an email or PDF header: no control or separator character. With
+    ``skip_breaks``, CR and LF alone are left to the check that already reports them."""
+    if not isinstance(text, str):
+        return
+    probe = text.replace("\r", "").replace("\n", "") if skip_breaks else text
+    found = bad_character(probe)
+    if found:
+        checker.add(
+            path,
+            f"contains the control character {found}",
+            "write it on one line, with no control or separator characters",
+        )
+
+
+def _check_logo(checker: Any, report: m.Report) -> None:
+    if report.logo is None:
+        return
+    logo = report.logo if report.logo.is_absolute() else checker.base_dir / report.logo
+    reason = check_named_file(logo)
+    if reason:
+        checker.add(("report", "logo"), reason, "name a PNG, JPEG, GIF, WebP or SVG file")
+        return
+    folders = [checker.base_dir]
+    found = resolve_template(report.template or "executive", checker.base_dir)
+    if isinstance(found, list):
+        folders += found
+    if not inside_any(logo, folders):
+        checker.add(
+            ("report", "logo"),
+            f"{report.logo} is outside the configuration's folder and the template's",
+            "put the logo next to the configuration file or in the template folder",
+        )
+        return
+    if image_kind(logo) is None:
+        checker.add(
+            ("report", "logo"),
+            f"{report.logo} is not an image (PNG, JPEG, GIF, WebP or SVG, judged by its content)",
+            "name an image file",
+        )
+
+
+def _numbers(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, float]]:
+    if isinstance(value, float):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        for name, field in type(value).model_fields.items():
+            if name in ("file", "base_dir"):
+                continue
+            yield from _numbers(getattr(value, name, None), (*path, field.alias or name))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _numbers(item, (*path, key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _numbers(item, (*path, i))
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+
+
+def check_data(
+    checker: Any,
+    sources: Mapping[str, m.Source],
+    columns: Mapping[str, list[str] | None],
+    metrics: Mapping[str, m.Metric],
+    base_dir: Path,
+) -> None:
+    """Rows and bindings, for each file source whose header was read."""
+    import duckdb
+
+    reported = {p.key for p in checker.problems}
+    con = duckdb.connect(":memory:")  # one connection for every source: each costs 10-50 ms
+    try:
+        loaded: dict[str, str] = {}
+        for name, source in sources.items():
+            cols = columns.get(name)
+            if cols is None or source.path is None:
+                continue
+            path = source.path if source.path.is_absolute() else base_dir / source.path
+            table = f"t{len(loaded)}"
+            try:
+                _load(con, source, path, table)
+                rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+            except (duckdb.Error, ValueError, OSError) as exc:
+                checker.add(("sources", name, "path"), f"cannot read {path.name}: {_clean(exc)}")
+                continue
+            if rows == 0:
+                checker.add(
+                    ("sources", name, "path"),
+                    f"{path.name} has no data rows (only a header)",
+                    "export the data again; a report needs rows to count",
+                )
+                continue
+            loaded[name] = table
+        # From here on the YAML's SQL runs: it may read neither files nor the network.
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        for name, table in loaded.items():
+            todo: dict[str, m.Metric] = {}
+            for metric_name, metric in metrics.items():
+                if metric.source != name:
+                    continue
+                if metric.column is not None and metric.column not in (columns.get(name) or []):
+                    continue  # reported already
+                if any(
+                    k == f"metrics.{metric_name}" or k.startswith(f"metrics.{metric_name}.") for k in reported
+                ):
+                    continue  # its column, expr or where is reported already (checks.py)
+                todo[metric_name] = metric
+            if todo and _all_run(con, todo, table):
+                continue  # one query for the whole source; metric by metric only to say which fails
+            for metric_name, metric in todo.items():
+                _bind(checker, con, name, metric_name, metric, table)
+    finally:
+        con.close()
+
+
+def _all_run(con: Any, metrics: Mapping[str, m.Metric], table: str) -> bool:
+    """Do all these metrics run, with numbers where their aggregate needs them? One query."""
+    import duckdb
+
+    if any("--" in (t or "") or "/*" in (t or "") for mt in metrics.values() for t in (mt.expr, mt.where)):
+        return False
+    valued = [mt for mt in metrics.values() if mt.expr is not None or mt.column is not None]
+    try:
+        if valued:
+            described = con.execute(
+                "DESCRIBE SELECT "
+                + ", ".join(f"{value_sql(mt)} AS v{i}" for i, mt in enumerate(valued))
+                + f" FROM {table}"
+            ).fetchall()
+            for mt, row in zip(valued, described, strict=True):
+                if mt.agg in NUMERIC_AGGS and not _NUMERIC_TYPES.match(str(row[1]).upper()):
+                    return False
+        con.execute(
+            "SELECT " + ",\n".join(agg_sql(mt) for mt in metrics.values()) + f"\nFROM {table}"
+        ).fetchall()
+    except duckdb.Error:
+        return False
+    return True
+
+
+def _load(con: Any, source: m.Source, path: Path, table: str) -> None:
+    if source.type == "excel":
+        import pandas as pd  # heavy: only for an Excel source
+
+        frame = pd.read_excel(path, sheet_name=source.sheet or 0)
+        con.register(f"{table}_frame", frame)
+        reader = f"{table}_frame"
+    else:
+        reader = file_reader_sql(source, path)
+    con.execute(f"CREATE TABLE {table} AS SELECT *, CAST(NULL AS DATE) AS __day FROM {reader}")
+
+
+def _bind(checker: Any, con: Any, source: str, name: str, metric: m.Metric, table: str) -> None:
+    """Run the metric's SQL, as ``compute/metrics.py`` builds it, over the whole source."""
+    import duckdb
+
+    base: Path_ = ("metrics", name)
+    for key in ("expr", "where"):
+        text = getattr(metric, key)
+        if text is not None and ("--" in text or "/*" in text):
+            checker.add(
+                (*base, key),
+                "comments (-- or /*) are not allowed in an expression",
+                "write the expression alone",
+            )
+            return
+    value_key = "expr" if metric.expr is not None else "column"
+    if metric.expr is not None or metric.column is not None:
+        try:
+            kind = str(con.execute(f"DESCRIBE SELECT {value_sql(metric)} AS v FROM {table}").fetchall()[0][1])
+            con.execute(f"SELECT count({value_sql(metric)}) FROM {table}").fetchall()
+        except duckdb.Error as exc:
+            checker.add((*base, value_key), f"fails on the data of source '{source}': {_clean(exc)}", _HINT)
+            return
+        if metric.agg in NUMERIC_AGGS and not _NUMERIC_TYPES.match(kind.upper()):
+            shown = f"column '{metric.column}'" if metric.column is not None else "the expression"
+            checker.add(
+                (*base, value_key),
+                f"{shown} holds {kind} values, not numbers: {metric.agg} needs numbers",
+                "a value that is not a number (such as 12 EUR) makes the whole column text; "
+                "clean the data, or use count",
+            )
+            return
+    if metric.where is not None:
+        try:
+            con.execute(f"SELECT count(*) FROM {table} WHERE ({metric.where})\n").fetchall()
+        except duckdb.Error as exc:
+            checker.add((*base, "where"), f"fails on the data of source '{source}': {_clean(exc)}", _HINT)
+            return
+    try:
+        con.execute(f"SELECT {agg_sql(metric)} FROM {table}").fetchall()
+    except duckdb.Error as exc:
+        checker.add(base, f"fails on the data of source '{source}': {_clean(exc)}", _HINT)
+
+
+_HINT = "validate runs each expression over the source's rows; fix the expression or the data"
+
+
+def _clean(exc: BaseException) -> str:
+    """The first line of a DuckDB error, without the data values it may quote."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"""(["'])(?:(?!\1).)*\1""", "…", text) if "Conversion Error" in text else text
