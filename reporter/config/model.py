@@ -123,6 +123,12 @@ class Breakdown(_Model):
     kpi: Name
     by: Text
     top: Annotated[int, Field(ge=1, le=1000)] | None = None
+    pdf_rows: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        200,
+        description="Rows the PDF prints (the first, best by the KPI's direction, then one 'Other' row for "
+        "the rest); a longer breakdown is attached whole inside the PDF as CSV, and stays whole in "
+        "results.json.",
+    )
 
 
 class FunnelStage(_Model):
