@@ -271,3 +271,42 @@ def test_stress_report_every_row_once_and_headers_repeat(tmp_path):
     assert all(text.strip() for text in pages)
     report = page_validation.validate_pdf_bytes(pdf, profile="3a")
     assert report.is_compliant, [(f.rule_id, f.message) for f in report.failures]
+
+
+def test_the_cycle_collector_is_paused_while_weasyprint_renders(tmp_path):
+    """WeasyPrint makes millions of objects; the collector walking them cost a third of a long
+    render. During the render it never runs; what the render left is collected once, after."""
+    import gc
+
+    html = "<table>" + "<tr><td>cell</td><td>1</td></tr>" * 300 + "</table>"
+    collections: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        write_pdf(html, tmp_path, [tmp_path])
+    finally:
+        gc.callbacks.remove(count)
+    assert collections == [2]
+    assert gc.isenabled()
+
+
+def test_an_image_without_alternative_text_stops_the_accessible_render(tmp_path, demo):
+    config, results = demo
+    custom = tmp_path / "withlogo"
+    custom.mkdir()
+    (custom / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>')
+    logo = (custom / "logo.svg").as_uri()
+    (custom / "report.html").write_text(
+        '{% extends "default:report.html" %}{% block cover %}<section class="cover">'
+        f'<h1 class="title">T</h1><img src="{logo}"></section>{{% endblock %}}'
+    )
+    cfg = config.model_copy(update={"report": config.report.model_copy(update={"template": str(custom)})})
+    with pytest.raises(RunError) as caught:
+        render_pdf(cfg, results)
+    said = f'PDF rendering reported problems: Image "{logo}" has no required alt description'
+    assert str(caught.value) == said

@@ -40,7 +40,8 @@ def _f(x: float) -> str:
 def _svg(width: float, height: float, body: str, alt: str) -> Markup:
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_f(width)}" height="{_f(height)}" '
-        f'viewBox="0 0 {_f(width)} {_f(height)}" role="img" aria-label="{escape(alt)}">'
+        f'viewBox="0 0 {_f(width)} {_f(height)}" font-family="Report Sans" role="img" '
+        f'aria-label="{escape(alt)}">'
         f"<title>{escape(alt)}</title>{body}</svg>"
     )
 
