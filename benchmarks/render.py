@@ -154,7 +154,7 @@ def stress(runs: int, code: Path | None, pdf_rows: int | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = stress_config(Path(tmp), pdf_rows=pdf_rows)
         for _ in range(runs):
-            _, peak, out = timed([sys.executable, "-c", STRESS, str(path)], child_env(code), cwd=ROOT)
+            _, peak, out = timed([sys.executable, "-c", STRESS, str(path)], child_env(code), cwd=Path(tmp))
             render, pages, size = out.split()
             seconds.append(float(render))
             rss.append(peak)

@@ -300,3 +300,17 @@ def test_a_long_breakdown_prints_its_first_rows_and_other_and_attaches_the_whole
         names = {str(spec.UF): str(spec.AFRelationship) for spec in doc.Root.AF}
     assert names["rate_by_rep.csv"] == "/Data"
     assert page_validation.validate_pdf_bytes(pdf, profile="3a").is_compliant
+
+
+def test_pdf_rows_must_be_at_least_one(tmp_path, capsys):
+    from reporter.cli import main
+
+    long_report(tmp_path)
+    path = tmp_path / "r.yaml"
+    path.write_text(LONG.replace("pdf_rows: 5}", "pdf_rows: 0}"))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{path}:11:36: breakdowns[0].pdf_rows: input should be greater than or equal to 1",
+        "1 error: nothing was run or sent.",
+    ]
