@@ -43,10 +43,14 @@ from tests.fixtures.stress import stress_config  # noqa: E402
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
+CPU: dict[tuple[str, ...], float] = {}  # the CPU seconds (user + system) of each command's last run
+
+
 def timed(
     cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in bytes of the process and its children, stdout)."""
+    """(wall seconds, peak RSS in bytes of the process and its children, stdout); its CPU
+    seconds, children included, go to CPU (on a loaded machine, wall time is mostly waiting)."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
@@ -54,6 +58,7 @@ def timed(
     out = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
+    CPU[tuple(cmd)] = usage.ru_utime + usage.ru_stime
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{cmd[:4]} failed")
     return elapsed, usage.ru_maxrss * 1024, out
@@ -96,6 +101,7 @@ def demo(runs: int, code: Path | None, before: Path | None) -> None:
     """``runs`` rounds, each: our run, the ``before`` tree's run (if given), Chromium; the
     series are interleaved so that they see the same load on a shared machine."""
     series: dict[str, list[float]] = {"ours": [], "before": [], "chromium": []}
+    cpu: dict[str, list[float]] = {"ours": [], "before": []}
     rss: dict[str, list[int]] = {"ours": [], "before": []}
     html, where = final_html(ROOT / "config" / "example.yaml")
     page = where / f".bench-{os.getpid()}.html"
@@ -113,6 +119,7 @@ def demo(runs: int, code: Path | None, before: Path | None) -> None:
                         [*cmd, "--no-send", "--output", "out"], child_env(tree), cwd=folder
                     )
                     series[name].append(seconds)
+                    cpu[name].append(CPU[(*cmd, "--no-send", "--output", "out")])
                     rss[name].append(peak)
                 series["chromium"].append(chromium(page, Path(tmp) / "chromium.pdf"))
     finally:
@@ -129,6 +136,10 @@ def demo(runs: int, code: Path | None, before: Path | None) -> None:
             print(f"  reporter run --no-send ({label}): median {ours:.2f} s (runs {runs_of(series[name])})")
             print(
                 f"    peak RSS median {statistics.median(rss[name]) / 1e6:.0f} MB; ratio to Chromium {ours / chrome:.2f}x"
+            )
+            # Chromium's own CPU is not comparable: its renderer processes are not children it waits for
+            print(
+                f"    CPU seconds (user + system, children included) median {statistics.median(cpu[name]):.2f}"
             )
     print(
         f"  headless Chromium printing the same HTML: median {chrome:.2f} s (runs {runs_of(series['chromium'])})"
