@@ -11,7 +11,7 @@ import base64
 import dataclasses
 import mimetypes
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -133,13 +133,17 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
     def fmt(name: str, value: float | None) -> str:
         return formatter.value(value, kpis[name]["format"], decimals.get(name))
 
+    def formats(name: str) -> Callable[[float | None], str]:
+        """How KPI ``name``'s values are printed (for the charts' alternative text)."""
+        return lambda value: fmt(name, value)
+
     for name, k in kpis.items():
         k["name"] = name
         points = [(p["period"], p["value"]) for p in k["series"]]
         k["sparkline"] = charts.sparkline(
             [p["value"] for p in k["series"]],
             no_data_text,
-            alt.series(k["label"], points, lambda v, n=name: fmt(n, v)),
+            alt.series(k["label"], points, formats(name)),
         )
         bullet_alt = alt.bullet(k["label"], k["attainment"], k["status"])
         k["bullet"] = charts.bullet(k["attainment"], k["status"], bullet_alt)
@@ -169,7 +173,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
                     k["label"],
                     [(p["period"], p["value"]) for p in obj["trend"]],
                     [p["target"] for p in obj["trend"]],
-                    lambda v, n=obj["kpi"]: fmt(n, v),
+                    formats(obj["kpi"]),
                 ),
             },
         )
