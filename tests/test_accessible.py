@@ -139,6 +139,14 @@ def test_every_chart_has_alternative_text_from_its_numbers(demo, pdfs, locale):
             words = "de l'objectif" if locale == "fr_FR" else "of target"
             sep = " : " if locale == "fr_FR" else ": "
             assert squash(f"{kpi.label}{sep}{attained} {words}") in {squash(a) for a in alts}, kpi.label
+    # each objective's trend: its KPI's 12 months, then the target of the last one
+    for obj in results.objectives:
+        kpi = results.kpis[obj.kpi]
+        last = obj.trend[-1]
+        target = expected_value(last.target, kpi.format, locale)
+        words = f" ; objectif {target} en " if locale == "fr_FR" else f"; target {target} in "
+        expected = expected_sparkline_alt(kpi, locale) + words + months(last.period, locale)
+        assert squash(expected) in {squash(a) for a in alts}, obj.id
     # the funnel lists every stage's volume, as the PDF prints it
     funnel = next(a for a in alts if a.startswith(("Entonnoir", "Funnel")))
     for stage in results.funnel:
