@@ -1,13 +1,25 @@
-"""Render benchmark: the demo report's stages, against WeasyPrint alone on the same final HTML
-and against headless Chromium printing that HTML (Debian `chromium`; benchmark only).
+"""Render benchmark, in fresh processes (what `reporter run` is): medians of several runs.
 
-    .venv/bin/python benchmarks/render.py [--repeat 3] [--stress]
+    .venv/bin/python benchmarks/render.py [--runs 5]                    # the demo vs Chromium
+    .venv/bin/python benchmarks/render.py [--runs 5] --stress [--pdf-rows N]
+    .venv/bin/python benchmarks/render.py ... --code DIR                # another checkout's code
+    .venv/bin/python benchmarks/render.py --before DIR                  # this tree and DIR, in turns
 
-Stages are timed in one warm process (imports done): compute, charts + context, HTML (Jinja),
-PDF (WeasyPrint). "WeasyPrint alone" is `HTML(string=final_html).write_pdf()` in the same
-process; Chromium is timed as a whole process (`--headless --print-to-pdf`, best of the same
-repeats), since that is how peers use it. `--stress` renders a synthetic report with 5,000 breakdown rows and 100
-KPIs instead (peak RSS is read from a separate child process).
+Demo: the whole `reporter run config/example.yaml --period 2026-10 --no-send` as a process
+(imports, YAML, compute, HTML, PDF/A, results.json, archive), against Debian's headless
+Chromium printing the same HTML (`--headless --no-sandbox --disable-gpu
+--disable-background-networking --print-to-pdf`), also as a whole process. Each run starts from
+a fresh copy of the configuration folder. Peak RSS is the process's own (with its children's
+for a render that forks), from wait4.
+
+Stress: a fresh process computes the stress report (100 KPIs, a 5,000-row breakdown; tests/
+fixtures/stress.py) and renders its PDF; the render's time is measured inside it, its peak RSS
+from wait4. ``--pdf-rows 5000`` prints every row; the default prints 200 and "other".
+
+``--code DIR`` runs the reporter from another source tree (e.g. ``git archive <commit>``
+unpacked), for before/after figures; ``--before DIR`` runs DIR's reporter in the same rounds as
+this tree's (a shared machine's load then weighs on both alike). The HTML Chromium prints is
+always this tree's.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ import argparse
 import datetime as dt
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,123 +38,160 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reporter.compute.database import compute  # noqa: E402
-from reporter.config import load_config  # noqa: E402
-from reporter.periods import Period  # noqa: E402
-from reporter.render.context import Formatter  # noqa: E402
-from reporter.render.html import build_context, environment, stylesheet_dir, template_dirs  # noqa: E402
-from reporter.render.pdf import write_pdf  # noqa: E402
 from tests.fixtures.stress import stress_config  # noqa: E402
 
-NOW = dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-def chromium_time(html_path: Path, out: Path) -> float | None:
+CPU: dict[tuple[str, ...], float] = {}  # the CPU seconds (user + system) of each command's last run
+
+
+def timed(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in bytes of the process and its children, stdout); its CPU
+    seconds, children included, go to CPU (on a loaded machine, wall time is mostly waiting)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    CPU[tuple(cmd)] = usage.ru_utime + usage.ru_stime
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{cmd[:4]} failed")
+    return elapsed, usage.ru_maxrss * 1024, out
+
+
+def child_env(code: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    return env
+
+
+def final_html(config_path: Path) -> tuple[str, Path]:
+    from reporter.compute.database import compute
+    from reporter.config import load_config
+    from reporter.periods import Period
+    from reporter.render.html import render_html, stylesheet_dir
+
+    config = load_config(config_path, env={})
+    results = compute(config, Period.parse("2026-10", "month"), dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC))
+    return render_html(config, results), stylesheet_dir(config)
+
+
+def chromium(html_path: Path, out: Path) -> float:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        return None
+        raise SystemExit("Debian's chromium is needed: apt-get install chromium")
     with tempfile.TemporaryDirectory() as profile:
         cmd = [
             exe,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
-            "--no-pdf-header-footer",
             f"--print-to-pdf={out}",
             html_path.as_uri(),
         ]
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
-        return time.perf_counter() - start
+        return timed(cmd)[0]
 
 
-def peak_rss_of_render(config_path: Path) -> tuple[int, int]:
-    """Peak RSS of a fresh process computing and rendering the report, and of the worker it
-    forks for the second half (which counts the pages it shares with its parent too). Run
-    before this process grows: Linux reports a child's peak at least as high as its parent's
-    size when it forked."""
-    code = (
-        f"import datetime as dt, resource, sys; sys.path.insert(0, {str(ROOT)!r})\n"
-        "from reporter.config import load_config\nfrom reporter.periods import Period\n"
-        "from reporter.compute.database import compute\nfrom reporter.run.stages import render_pdf\n"
-        f"c = load_config(__import__('pathlib').Path({str(config_path)!r}))\n"
-        "r = compute(c, Period.parse('2026-10', 'month'), dt.datetime(2026, 11, 2, tzinfo=dt.UTC))\n"
-        "render_pdf(c, r)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-        " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+def demo(runs: int, code: Path | None, before: Path | None) -> None:
+    """``runs`` rounds, each: our run, the ``before`` tree's run (if given), Chromium; the
+    series are interleaved so that they see the same load on a shared machine."""
+    series: dict[str, list[float]] = {"ours": [], "before": [], "chromium": []}
+    cpu: dict[str, list[float]] = {"ours": [], "before": []}
+    rss: dict[str, list[int]] = {"ours": [], "before": []}
+    html, where = final_html(ROOT / "config" / "example.yaml")
+    page = where / f".bench-{os.getpid()}.html"
+    page.write_text(html, encoding="utf-8")
+    cmd = [sys.executable, "-m", "reporter", "run", "config/example.yaml", "--period", "2026-10"]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in range(runs):
+                for name, tree in (("ours", code), ("before", before)):
+                    if name == "before" and before is None:
+                        continue
+                    folder = Path(tmp) / f"{name}{n}"
+                    shutil.copytree((tree or ROOT) / "config", folder / "config")
+                    seconds, peak, _ = timed(
+                        [*cmd, "--no-send", "--output", "out"], child_env(tree), cwd=folder
+                    )
+                    series[name].append(seconds)
+                    cpu[name].append(CPU[(*cmd, "--no-send", "--output", "out")])
+                    rss[name].append(peak)
+                series["chromium"].append(chromium(page, Path(tmp) / "chromium.pdf"))
+    finally:
+        page.unlink()
+
+    def runs_of(values: list[float]) -> str:
+        return ", ".join(f"{x:.2f}" for x in values)
+
+    chrome = statistics.median(series["chromium"])
+    print(f"demo, {runs} rounds of fresh processes")
+    for name, label in (("ours", str(code or "this tree")), ("before", str(before))):
+        if series[name]:
+            ours = statistics.median(series[name])
+            print(f"  reporter run --no-send ({label}): median {ours:.2f} s (runs {runs_of(series[name])})")
+            print(
+                f"    peak RSS median {statistics.median(rss[name]) / 1e6:.0f} MB; ratio to Chromium {ours / chrome:.2f}x"
+            )
+            # Chromium's own CPU is not comparable: its renderer processes are not children it waits for
+            print(
+                f"    CPU seconds (user + system, children included) median {statistics.median(cpu[name]):.2f}"
+            )
+    print(
+        f"  headless Chromium printing the same HTML: median {chrome:.2f} s (runs {runs_of(series['chromium'])})"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    parent, worker = (int(x) * 1024 for x in out.split())
-    return parent, worker
+
+
+STRESS = """
+import datetime as dt, io, sys, time, pathlib
+import pypdf
+from reporter.config import load_config
+from reporter.periods import Period
+from reporter.compute.database import compute
+from reporter.run.stages import render_pdf
+c = load_config(pathlib.Path(sys.argv[1]), env={})
+r = compute(c, Period.parse("2026-10", "month"), dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC))
+t = time.perf_counter()
+pdf = render_pdf(c, r)
+print(time.perf_counter() - t, len(pypdf.PdfReader(io.BytesIO(pdf)).pages), len(pdf))
+"""
+
+
+def stress(runs: int, code: Path | None, pdf_rows: int | None) -> None:
+    seconds, rss, pages = [], [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = stress_config(Path(tmp), pdf_rows=pdf_rows)
+        for _ in range(runs):
+            _, peak, out = timed([sys.executable, "-c", STRESS, str(path)], child_env(code), cwd=Path(tmp))
+            render, pages, size = out.split()
+            seconds.append(float(render))
+            rss.append(peak)
+    rows = "default pdf_rows" if pdf_rows is None else f"pdf_rows {pdf_rows}"
+    print(f"stress ({rows}), {runs} fresh processes ({'code from ' + str(code) if code else 'this tree'})")
+    print(
+        f"  render (HTML + PDF/A): median {statistics.median(seconds):.2f} s (runs {', '.join(f'{x:.2f}' for x in seconds)})"
+    )
+    print(
+        f"  peak RSS (process and children): median {statistics.median(rss) / 1e6:.0f} MB; {pages} pages, {int(size) / 1e3:.0f} kB"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--stress", action="store_true")
+    parser.add_argument("--pdf-rows", type=int, default=None)
+    parser.add_argument("--code", type=Path, default=None)
+    parser.add_argument("--before", type=Path, default=None, help="another tree, run in the same rounds")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        path = stress_config(folder) if args.stress else ROOT / "config" / "example.yaml"
-        parent_rss, worker_rss = peak_rss_of_render(path)
-        from weasyprint import HTML
-
-        config = load_config(path, env={})
-        period = Period.parse("2026-10", "month")
-        best: dict[str, float] = {}
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            results = compute(config, period, NOW)
-            t1 = time.perf_counter()
-            formatter = Formatter(config.report.locale, config.report.currency, config.report.timezone)
-            env = environment(config, formatter)
-            context = build_context(config, results, formatter)
-            context.update(for_browser=False, inline_css="")
-            t2 = time.perf_counter()
-            html = env.get_template("report.html").render(context)
-            t3 = time.perf_counter()
-            pdf = write_pdf(html, stylesheet_dir(config), template_dirs(config))
-            t4 = time.perf_counter()
-            base = stylesheet_dir(config).as_uri() + "/"
-            HTML(string=html, base_url=base).write_pdf()
-            t5 = time.perf_counter()
-            for key, value in {
-                "compute": t1 - t0,
-                "charts+context": t2 - t1,
-                "html": t3 - t2,
-                "pdf": t4 - t3,
-                "weasyprint alone": t5 - t4,
-            }.items():
-                best[key] = min(best.get(key, value), value)
-        render = best["charts+context"] + best["html"] + best["pdf"]
-        html_file = stylesheet_dir(config) / f".bench-{os.getpid()}.html"
-        html_file.write_text(html, encoding="utf-8")
-        try:
-            times = [chromium_time(html_file, folder / "chromium.pdf") for _ in range(args.repeat)]
-            chrome = None if times[0] is None else min(t for t in times if t is not None)
-        finally:
-            html_file.unlink()
-        pages = pdf.count(b"/Type /Page\n") or pdf.count(b"/Type /Page")
-        print(f"report: {'stress' if args.stress else 'demo'}, {len(pdf) / 1e3:.0f} kB PDF")
-        for key, value in best.items():
-            print(f"  {key:18s} {value:6.2f} s")
-        print(f"  our render (charts+context+html+pdf) {render:.2f} s")
-        print(f"  ratio to WeasyPrint alone: {render / best['weasyprint alone']:.2f}x (target <= 1.5x)")
-        if chrome is not None:
-            print(
-                f"  headless Chromium process printing the same HTML: {chrome:.2f} s; "
-                f"ratio {render / chrome:.2f}x (target <= 1.5x)"
-            )
-        print(
-            f"  peak RSS computing and rendering it: {parent_rss / 1e6:.0f} MB, its render worker "
-            f"{worker_rss / 1e6:.0f} MB, together at most {(parent_rss + worker_rss) / 1e6:.0f} MB"
-        )
-        del pages
+    if args.stress:
+        stress(args.runs, args.code, args.pdf_rows)
+    else:
+        demo(args.runs, args.code, args.before)
 
 
 if __name__ == "__main__":

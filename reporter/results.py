@@ -161,9 +161,14 @@ class Results:
     moves: dict[str, Moves] = field(default_factory=dict)
     # Best first; each a plain dict (type, names, numbers, score, text): see compute/insights.py.
     insights: list[dict[str, Any]] = field(default_factory=list)
+    # A breakdown longer than its pdf_rows: the "other" row the PDF prints after its first
+    # pdf_rows rows (the KPI on all the other rows). Not in results.json, which has every row.
+    pdf_other: dict[str, BreakdownRow] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        del data["pdf_other"]
+        return data
 
     def to_json(self) -> str:
         data = self.to_dict()

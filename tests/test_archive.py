@@ -1,4 +1,4 @@
-"""The auditor's archive: PDF/A-3b with evidence inside, a hash-chained manifest that catches
+"""The auditor's archive: PDF/A-3a with evidence inside, a hash-chained manifest that catches
 every edit, atomic appends, byte-identical re-renders, `reporter verify`."""
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def test_demo_archive_verifies_and_is_pdfa(demo_archive, capsys):
         ("2026-09", 1, None),
     ]
     pdf = (archive / lines[0]["path"]).read_bytes()
-    report = page.validate_pdf_bytes(pdf, profile="3b")
+    report = page.validate_pdf_bytes(pdf, profile="3a")
     assert report.is_compliant, [(f.rule_id, f.message) for f in report.failures]
     # the evidence inside equals what the run wrote, and the YAML used
     inside = attachments_of(pdf)
@@ -220,7 +220,7 @@ def test_two_processes_render_byte_identical_pdfs(tmp_path):
         )
         outputs.append((out / "marketing-monthly" / "2026-10" / "marketing-monthly_2026-10.pdf").read_bytes())
     assert outputs[0] == outputs[1]
-    assert page.validate_pdf_bytes(outputs[0], profile="3b").is_compliant
+    assert page.validate_pdf_bytes(outputs[0], profile="3a").is_compliant
     assert archive_module.sha256(outputs[0]) == archive_module.sha256(outputs[1])
 
 
@@ -255,7 +255,7 @@ def test_a_stream_ending_with_cr_is_made_pdfa_safe(tmp_path):
     from reporter.delivery.archive import no_cr_before_endstream
 
     config = load_config(DEMO, env={})
-    results = __import__("reporter.run.pipeline", fromlist=["compute"]).compute(
+    results = __import__("reporter.compute.database", fromlist=["compute"]).compute(
         config, __import__("reporter.periods", fromlist=["Period"]).Period.parse("2026-10", "month"), NOW
     )
     from reporter.run.stages import render_pdf
@@ -276,7 +276,7 @@ def test_a_stream_ending_with_cr_is_made_pdfa_safe(tmp_path):
     assert b"\r\nendstream" in bad
     fixed = no_cr_before_endstream(bad)
     assert b"\r\nendstream" not in fixed
-    report = page.validate_pdf_bytes(fixed, profile="3b")
+    report = page.validate_pdf_bytes(fixed, profile="3a")
     assert report.is_compliant, [f.rule_id for f in report.failures]
     text = [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(fixed)).pages]
     assert text == [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(good)).pages]

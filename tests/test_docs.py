@@ -161,5 +161,5 @@ def test_the_template_guide_lists_every_context_key_and_filter(make_config, tmp_
     documented = set(re.findall(r"^\| `(\w+)", page, re.M))
     assert sorted(keys - documented) == []
     filters = set(environment(config, formatter).filters) - set(jinja2.defaults.DEFAULT_FILTERS)
-    assert {"fmt", "change", "attainment", "date", "timestamp", "css_string", "chunks"} <= filters
+    assert {"fmt", "change", "attainment", "date", "timestamp", "css_string"} <= filters
     assert sorted(filters - documented) == []

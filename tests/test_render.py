@@ -20,7 +20,6 @@ from reporter.errors import RunError
 from reporter.periods import Period
 from reporter.render.html import render_html, stylesheet_dir, template_dirs
 from reporter.render.pdf import write_pdf
-from reporter.render.split import MARK, cut, unsupported
 from reporter.run.stages import render_pdf
 from tests.conftest import DEMO, ROOT, write_csv
 
@@ -246,9 +245,10 @@ def test_kpi_without_data_gets_a_no_data_mark(tmp_path):
 
 
 def test_stress_report_every_row_once_and_headers_repeat(tmp_path):
+    """The stress report with all 5,000 rows of its breakdown printed (pdf_rows: 5000)."""
     from tests.fixtures.stress import KEYS, stress_config
 
-    config = load_config(stress_config(tmp_path), env={})
+    config = load_config(stress_config(tmp_path, pdf_rows=KEYS), env={})
     results = compute(config, Period.parse("2026-10", "month"), NOW)
     pdf = render_pdf(config, results)
     reader = pypdf.PdfReader(io.BytesIO(pdf))
@@ -267,157 +267,47 @@ def test_stress_report_every_row_once_and_headers_repeat(tmp_path):
     # The 100 KPIs (one sparkline each) are all there, each section's table header repeated.
     text = "".join(pages)
     assert all(f"Indicateur {i}" in text for i in range(100))
-    # Rendered in parts by two processes and joined: the joins do not show.
     check_contents(reader)
     check_footers(reader)
     assert all(text.strip() for text in pages)
-    report = page_validation.validate_pdf_bytes(pdf, profile="3b")
+    report = page_validation.validate_pdf_bytes(pdf, profile="3a")
     assert report.is_compliant, [(f.rule_id, f.message) for f in report.failures]
 
 
-def words_by_page(reader: pypdf.PdfReader) -> list[list[str]]:
-    return [sorted(page.extract_text().split()) for page in reader.pages]
+def test_the_cycle_collector_is_paused_while_weasyprint_renders(tmp_path):
+    """WeasyPrint makes millions of objects; the collector walking them cost a third of a long
+    render. During the render it never runs; what the render left is collected once, after."""
+    import gc
+
+    html = "<table>" + "<tr><td>cell</td><td>1</td></tr>" * 300 + "</table>"
+    collections: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        write_pdf(html, tmp_path, [tmp_path])
+    finally:
+        gc.callbacks.remove(count)
+    assert collections == [2]
+    assert gc.isenabled()
 
 
-def outline(reader: pypdf.PdfReader, items=None) -> list:
-    items = reader.outline if items is None else items
-    return [
-        outline(reader, item)
-        if isinstance(item, list)
-        else (item.title, reader.get_destination_page_number(item))
-        for item in items
-    ]
-
-
-def links(reader: pypdf.PdfReader) -> list[tuple[int, int]]:
-    """(page of a link, page it leads to) for every internal link, through the named destinations."""
-    named = reader.named_destinations
-    found = []
-    for number, page in enumerate(reader.pages):
-        for annot in page.get("/Annots") or []:
-            dest = annot.get_object().get("/Dest")
-            if dest is not None:
-                found.append((number, reader.get_destination_page_number(named[str(dest)])))
-    return found
-
-
-def test_split_render_has_the_pages_of_one_render(demo):
-    """The demo rendered by one WeasyPrint document and in parts by two processes: the same
-    pages with the same words, the same bookmarks, every link leading to the same page; and
-    the parts' render is reproducible."""
+def test_an_image_without_alternative_text_stops_the_accessible_render(tmp_path, demo):
     config, results = demo
-    html = render_html(config, results)
-    assert len(cut(html).pieces) >= 5
-    where = (stylesheet_dir(config), template_dirs(config))
-    one = pypdf.PdfReader(io.BytesIO(write_pdf(html, *where, split=False, strict=True)))
-    when = dt.datetime.fromisoformat(results.generated_at)
-    parts = [write_pdf(html, *where, split=True, strict=True, when=when) for _ in range(2)]
-    assert parts[0] == parts[1]
-    split = pypdf.PdfReader(io.BytesIO(parts[0]))
-    assert words_by_page(split) == words_by_page(one)
-    assert outline(split) == outline(one)
-    assert len(links(one)) >= 7  # the contents
-    assert links(split) == links(one)
-
-
-def test_a_problem_in_the_second_process_stops_the_render(tmp_path):
-    pieces = "".join(f'{MARK}<section style="break-before: page"><p>part {i}</p></section>' for i in range(4))
-    html = f'<html><head></head><body><p>front</p>{pieces}{MARK}<img src="file:///etc/passwd"></body></html>'
-    with pytest.raises(RunError, match="PDF rendering stopped: the report may not read /etc/passwd"):
-        write_pdf(html, tmp_path, [tmp_path], split=True)
-
-
-def test_cut_reopens_the_open_elements_without_their_ids():
-    html = (
-        f'<html><head><title>t</title></head><body class="b"><section id="s" class="x"><h1>A</h1>{MARK}'
-        f'<div class="d"><p>B</p>{MARK}<p>C</p></div></section>{MARK}<p>D<br>E</p></body></html>'
+    custom = tmp_path / "withlogo"
+    custom.mkdir()
+    (custom / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>')
+    logo = (custom / "logo.svg").as_uri()
+    (custom / "report.html").write_text(
+        '{% extends "default:report.html" %}{% block cover %}<section class="cover">'
+        f'<h1 class="title">T</h1><img src="{logo}"></section>{{% endblock %}}'
     )
-    document = cut(html)
-    assert document.prefix == '<html><head><title>t</title></head><body class="b">'
-    assert document.pieces == [
-        '<section id="s" class="x"><h1>A</h1></section>',
-        f'<section class="x">{MARK}<div class="d"><p>B</p></div></section>',
-        f'<section class="x"><div class="d">{MARK}<p>C</p></div></section>',
-        f"{MARK}<p>D<br>E</p>",
-    ]
-    assert cut("<html><body><p>no mark</p></body></html>") is None
-    twice = cut(f"<html><body><p>A</p>{MARK}\n{MARK}<p>B</p></body></html>")
-    assert twice is not None
-    assert twice.pieces == ["<p>A</p>", f"{MARK}<p>B</p>"]
-
-
-def test_cut_is_not_fooled_by_line_separators_attributes_or_misplaced_marks():
-    # HTMLParser counts lines at "\n" only; a title with U+2028 or CR must not shift the cuts
-    html = (
-        "<html><head><title>a\u2028b\rc\x85d</title></head>"
-        f"<body><p>front</p>{MARK}<p>x</p>{MARK}<p>y</p></body></html>"
-    )
-    assert cut(html).pieces == ["<p>front</p>", f"{MARK}<p>x</p>", f"{MARK}<p>y</p>"]
-    # an ancestor is reopened from its parsed attributes: "id=" inside a value is not an id
-    html = (
-        f"""<html><body><p>f</p><div id="d" title='customer id=42 "VIP"'>{MARK}<p>b</p></div>"""
-        f"{MARK}<p>c</p></body></html>"
-    )
-    assert cut(html).pieces[1] == f'<div title="customer id=42 &quot;VIP&quot;">{MARK}<p>b</p></div>'
-    # a mark inside a table or a paragraph would change the layout: it is not a cut
-    html = (
-        f"<html><body><p>f{MARK}</p><table><tr><td>1</td></tr>{MARK}<tr><td>2</td></tr></table>"
-        f"{MARK}<p>z</p></body></html>"
-    )
-    assert len(cut(html).pieces) == 2
-    # nothing before the first mark: no front to render last, no cut
-    assert cut(f"<html><body>\n{MARK}<p>a</p>{MARK}<p>b</p></body></html>") is None
-
-
-@pytest.mark.parametrize(
-    ("css", "reason"),
-    [
-        (".toc a::after { content: leader('.') target-counter(attr(href), page) }", None),
-        ("p { break-before: page } @page { @bottom-center { content: counter(page) } }", None),
-        ("h1 { string-set: chapter content() }", "string-set"),
-        ("@page :left { margin-left: 3cm }", "@page :"),
-        ("section.wide { page: landscape }", "page:"),
-        ("a.ref::after { content: target-counter(attr(href), page) }", "target-counter() in 'a.ref::after'"),
-    ],
-)
-def test_styles_a_part_cannot_honour_keep_the_report_in_one_document(demo, css, reason):
-    config, results = demo
-    html = render_html(config, results).replace("</head>", f"<style>{css}</style></head>")
-    assert unsupported(html, stylesheet_dir(config)) == reason
-
-
-def test_a_killed_renderer_takes_its_worker_with_it(tmp_path):
-    """A scheduler timeout kills the rendering process: its forked worker must not wait
-    forever to hand back its part."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    pieces = "".join(f"{MARK}<section>{'<p>row</p>' * 3000}</section>" for _ in range(4))
-    (tmp_path / "r.html").write_text(f"<html><body><p>front</p>{pieces}</body></html>")
-    code = (
-        "import pathlib, sys; from reporter.render.pdf import write_pdf; "
-        f"p = pathlib.Path({str(tmp_path)!r}); write_pdf((p / 'r.html').read_text(), p, [p], split=True)"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
-    children: list[int] = []
-    deadline = time.monotonic() + 30
-    while not children and time.monotonic() < deadline:
-        time.sleep(0.2)
-        listing = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-        children = [int(c) for c in listing.read_text().split()] if listing.exists() else []
-    assert children, "the render forked no worker"
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{c}").exists() for c in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    alive = []
-    for child in children:
-        stat = Path(f"/proc/{child}/stat")
-        if stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z":
-            alive.append(child)
-            os.kill(child, signal.SIGKILL)
-    assert alive == []
+    cfg = config.model_copy(update={"report": config.report.model_copy(update={"template": str(custom)})})
+    with pytest.raises(RunError) as caught:
+        render_pdf(cfg, results)
+    said = f'PDF rendering reported problems: Image "{logo}" has no required alt description'
+    assert str(caught.value) == said

@@ -11,7 +11,7 @@ import duckdb
 from reporter.compute import insights
 from reporter.compute.evaluate import attainment, change, cumulative_target, period_target, status
 from reporter.compute.metrics import Window, grouped_metrics, literal, period_metrics, period_rows
-from reporter.config.model import Config, Objective
+from reporter.config.model import Breakdown, Config, Objective
 from reporter.config.sql import quote_ident
 from reporter.formulas import Formula, parse
 from reporter.periods import Period
@@ -155,6 +155,7 @@ def compute_results(
             for i in infos.values()
         ],
         filter=dict(filter or {}),
+        pdf_other=_pdf_other(con, config, infos, kpis, period, where, breakdowns),
         moves={
             "vs_previous": _moves(kpi_results, "change_vs_previous"),
             "vs_prior_year": _moves(kpi_results, "change_vs_prior_year"),
@@ -268,13 +269,48 @@ def _breakdowns(
         rows = _sort_rows(rows, config.kpis[bd.kpi].direction)
         if bd.top is not None and len(rows) > bd.top:
             kept = rows[: bd.top]
-            rest = grouped_metrics(
-                con, config, infos, names, bd.by, period, where=where, exclude=[r.key for r in kept]
-            )
-            other_metrics = rest.get(None, {})
-            other_value = kpis.evaluate(other_metrics)[bd.kpi] if other_metrics else None
-            rows = [*kept, BreakdownRow("other", other_value, other=True)]
+            rows = [*kept, _other(con, config, infos, kpis, period, where, bd, kept)]
         out[f"{bd.kpi}_by_{bd.by}"] = rows
+    return out
+
+
+def _other(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    kpis: _Kpis,
+    period: Period,
+    where: Mapping[str, str] | None,
+    bd: Breakdown,
+    kept: list[BreakdownRow],
+) -> BreakdownRow:
+    """The "other" row after ``kept``: the KPI evaluated on the metrics of every other row
+    together (a ratio is the ratio of the sums, not a sum of ratios)."""
+    names = kpis.metrics_of(bd.kpi)
+    excluded = [r.key for r in kept]
+    rest = grouped_metrics(con, config, infos, names, bd.by, period, where=where, exclude=excluded)
+    other_metrics = rest.get(None, {})
+    other_value = kpis.evaluate(other_metrics)[bd.kpi] if other_metrics else None
+    return BreakdownRow("other", other_value, other=True)
+
+
+def _pdf_other(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    kpis: _Kpis,
+    period: Period,
+    where: Mapping[str, str] | None,
+    breakdowns: Mapping[str, list[BreakdownRow]],
+) -> dict[str, BreakdownRow]:
+    """For each breakdown longer than its ``pdf_rows``: the "other" row the PDF prints after
+    its first ``pdf_rows`` rows."""
+    out = {}
+    for bd in config.breakdowns:
+        key = f"{bd.kpi}_by_{bd.by}"
+        rows = breakdowns[key]
+        if len(rows) > bd.pdf_rows:
+            out[key] = _other(con, config, infos, kpis, period, where, bd, rows[: bd.pdf_rows])
     return out
 
 

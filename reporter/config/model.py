@@ -351,6 +351,13 @@ class Breakdown(_Model):
     top: Annotated[int, Field(ge=1, le=1000)] | None = Field(
         None, description='Show only the best N rows and one "other" row for the rest.', examples=[10]
     )
+    pdf_rows: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        200,
+        description="Rows the PDF prints (the first, best by the KPI's direction, then one 'Other' row for "
+        "the rest); a longer breakdown is attached whole inside the PDF as CSV, and stays whole in "
+        "results.json.",
+        examples=[50],
+    )
 
 
 class FunnelStage(_Model):
@@ -498,7 +505,8 @@ class Archive(_Model):
     )
     pdfa: bool = Field(
         True,
-        description="Write the PDF as PDF/A-3b with results.json, the YAML and provenance.json inside.",
+        description="Write the PDF as tagged PDF/A-3a and PDF/UA-1 with results.json, the YAML and "
+        "provenance.json inside.",
         examples=[True],
     )
 

@@ -1,4 +1,4 @@
-"""The auditor's archive: PDF/A-3b with its evidence inside, and a tamper-evident manifest.
+"""The auditor's archive: PDF/A-3a (and PDF/UA-1) with its evidence inside, and a tamper-evident manifest.
 
 Layout under ``delivery.archive.dir``::
 
@@ -41,13 +41,16 @@ def sha256(data: bytes) -> str:
 def make_pdfa(
     document: Any, attachments: dict[str, tuple[bytes, str]], identifier: str, now: dt.datetime
 ) -> bytes:
-    """Write a rendered WeasyPrint document as PDF/A-3b with associated files.
+    """Write a rendered WeasyPrint document as tagged PDF/A-3a and PDF/UA-1 with associated files.
 
     ``attachments`` maps a file name to (content, AFRelationship); MIME types come from the
-    names. WeasyPrint compresses the XMP metadata stream for PDF/A-2 and -3, which PDF/A-3
-    forbids (PDFA3B-METADATA-FILTER-001): this document's metadata is written uncompressed,
-    every other stream stays compressed. Dates come from ``now``, so a re-render is
-    byte-identical."""
+    names. WeasyPrint writes one variant: PDF/A-3a (tagged: structure tree, /Lang from
+    ``<html lang>``, /MarkInfo, /DisplayDocTitle); the XMP metadata also gets PDF/UA-1's
+    identification (``pdfuaid:part``), declared in a PDF/A extension schema as PDF/A asks of a
+    property outside its own schemas. WeasyPrint compresses the XMP metadata stream for PDF/A-2
+    and -3, which PDF/A-3 forbids (METADATA-FILTER-001): this document's metadata is written
+    uncompressed, every other stream stays compressed. Dates come from ``now``, so a re-render
+    is byte-identical."""
     from weasyprint import Attachment
 
     when = now.astimezone(dt.UTC)
@@ -56,11 +59,16 @@ def make_pdfa(
     metadata.created = stamp
     metadata.modified = stamp
     include = metadata.include_in_pdf
+    rdf = metadata.generate_rdf_metadata
 
     def include_uncompressed(pdf: Any, variant: str, version: str, conformance: str, compress: bool) -> None:
         include(pdf, variant, version, conformance, False)
 
+    def with_pdfua(variant: str, version: int, conformance: str) -> bytes:
+        return _with_pdfua_identification(rdf(variant, version, conformance))
+
     metadata.include_in_pdf = include_uncompressed
+    metadata.generate_rdf_metadata = with_pdfua
     files = [
         Attachment(
             file_obj=io.BytesIO(content),
@@ -73,9 +81,38 @@ def make_pdfa(
         for name, (content, relationship) in attachments.items()
     ]
     pdf: bytes = document.write_pdf(
-        pdf_variant="pdf/a-3b", attachments=files, pdf_identifier=identifier.encode()[:32]
+        pdf_variant="pdf/a-3a", attachments=files, pdf_identifier=identifier.encode()[:32]
     )
     return no_cr_before_endstream(pdf)
+
+
+# PDF/UA-1's identification (ISO 14289-1, 5) and the PDF/A extension schema that declares it.
+_PDFUA_ID = (
+    b'<rdf:Description xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" rdf:about="" '
+    b'xmlns:pdfuaid="http://www.aiim.org/pdfua/ns/id/" pdfuaid:part="1"/>'
+    b'<rdf:Description xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" rdf:about="" '
+    b'xmlns:pdfaExtension="http://www.aiim.org/pdfa/ns/extension/" '
+    b'xmlns:pdfaSchema="http://www.aiim.org/pdfa/ns/schema#" '
+    b'xmlns:pdfaProperty="http://www.aiim.org/pdfa/ns/property#">'
+    b'<pdfaExtension:schemas><rdf:Bag><rdf:li rdf:parseType="Resource">'
+    b"<pdfaSchema:schema>PDF/UA Universal Accessibility Schema</pdfaSchema:schema>"
+    b"<pdfaSchema:namespaceURI>http://www.aiim.org/pdfua/ns/id/</pdfaSchema:namespaceURI>"
+    b"<pdfaSchema:prefix>pdfuaid</pdfaSchema:prefix>"
+    b'<pdfaSchema:property><rdf:Seq><rdf:li rdf:parseType="Resource">'
+    b"<pdfaProperty:name>part</pdfaProperty:name>"
+    b"<pdfaProperty:valueType>Integer</pdfaProperty:valueType>"
+    b"<pdfaProperty:category>internal</pdfaProperty:category>"
+    b"<pdfaProperty:description>Indicates, which part of ISO 14289 standard is followed"
+    b"</pdfaProperty:description>"
+    b"</rdf:li></rdf:Seq></pdfaSchema:property>"
+    b"</rdf:li></rdf:Bag></pdfaExtension:schemas></rdf:Description>"
+)
+
+
+def _with_pdfua_identification(rdf: bytes) -> bytes:
+    """WeasyPrint's RDF (one ``rdf:RDF`` element) with PDF/UA-1's identification added."""
+    end = rdf.rindex(b"</rdf:RDF>")
+    return rdf[:end] + _PDFUA_ID + rdf[end:]
 
 
 def no_cr_before_endstream(pdf: bytes) -> bytes:

@@ -3,7 +3,9 @@
 A sparkline is one polyline; a bullet bar three rects and a line; the trend chart one polyline
 for the values and one dashed polyline for the targets. WeasyPrint draws these fast (matplotlib's
 SVG costs ~20 ms per sparkline to make and far more to draw), and the same code serves the PDF.
-Every function returns markup (safe: only numbers and escaped text go in).
+Every function returns markup (safe: only numbers and escaped text go in), with ``alt``, the
+chart's alternative text (reporter.render.alt), as its ``<title>``: WeasyPrint writes it as the
+/Alt of the chart's Figure in a tagged PDF, and a browser reads it too.
 """
 
 from __future__ import annotations
@@ -35,20 +37,22 @@ def _f(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
 
 
-def _svg(width: float, height: float, body: str, label: str) -> Markup:
+def _svg(width: float, height: float, body: str, alt: str) -> Markup:
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_f(width)}" height="{_f(height)}" '
-        f'viewBox="0 0 {_f(width)} {_f(height)}" role="img" aria-label="{escape(label)}">{body}</svg>'
+        f'viewBox="0 0 {_f(width)} {_f(height)}" font-family="Report Sans" role="img" '
+        f'aria-label="{escape(alt)}">'
+        f"<title>{escape(alt)}</title>{body}</svg>"
     )
 
 
-def no_data(width: float, height: float, text: str) -> Markup:
+def no_data(width: float, height: float, text: str, alt: str) -> Markup:
     return _svg(
         width,
         height,
         f'<text x="{_f(width / 2)}" y="{_f(height / 2 + 3)}" font-size="7" text-anchor="middle" '
         f'fill="{PALETTE["muted"]}">{escape(text)}</text>',
-        text,
+        alt,
     )
 
 
@@ -61,11 +65,11 @@ def _scale(values: Sequence[float | None], extra: Sequence[float | None] = ()) -
 
 
 def sparkline(
-    values: Sequence[float | None], no_data_text: str, width: float = 84, height: float = 18
+    values: Sequence[float | None], no_data_text: str, alt: str, width: float = 84, height: float = 18
 ) -> Markup:
     """The 12-period trend as one polyline, with a dot on the last value."""
     if all(v is None for v in values):
-        return no_data(width, height, no_data_text)
+        return no_data(width, height, no_data_text, alt)
     lo, hi = _scale(values)
     step = width / max(len(values) - 1, 1)
     pad = 2.0
@@ -81,14 +85,14 @@ def sparkline(
         height,
         f'<polyline points="{path}" fill="none" stroke="{PALETTE["accent"]}" stroke-width="1.2"/>'
         f'<circle cx="{_f(last_x)}" cy="{_f(last_y)}" r="1.8" fill="{PALETTE["ink"]}"/>',
-        "trend",
+        alt,
     )
 
 
-def bullet(attainment: float | None, status: str, width: float = 70, height: float = 10) -> Markup:
+def bullet(attainment: float | None, status: str, alt: str, width: float = 70, height: float = 10) -> Markup:
     """Attainment as a bar on a 0–150 % scale with a tick at 100 %."""
     if attainment is None:
-        return no_data(width, height, "—")
+        return no_data(width, height, "—", alt)
     scale = 1.5
     filled = max(0.0, min(attainment, scale)) / scale * width
     target_x = width / scale
@@ -100,7 +104,7 @@ def bullet(attainment: float | None, status: str, width: float = 70, height: flo
         f'<rect x="0" y="2" width="{_f(filled)}" height="{_f(height - 4)}" fill="{colour}"/>'
         f'<line x1="{_f(target_x)}" y1="0" x2="{_f(target_x)}" y2="{_f(height)}" '
         f'stroke="{PALETTE["ink"]}" stroke-width="1.2"/>',
-        f"{attainment:.0%}",
+        alt,
     )
 
 
@@ -113,9 +117,10 @@ def trend(
     width: float = 460,
     height: float = 120,
 ) -> Markup:
-    """Values (solid) and targets (dashed) over the series, axis labels under each point."""
+    """Values (solid) and targets (dashed) over the series, axis labels under each point;
+    ``texts``: ``no_data`` (printed when there is none) and ``alt``."""
     if all(v is None for v in values):
-        return no_data(width, height, texts["no_data"])
+        return no_data(width, height, texts["no_data"], texts["alt"])
     fmt = fmt_value if callable(fmt_value) else str
     left, right, top, bottom = 58.0, 8.0, 8.0, 18.0
     lo, hi = _scale(values, targets)
@@ -153,14 +158,16 @@ def trend(
         f'<circle cx="{_f(left + last * step)}" cy="{_f(y(values[last]))}" r="2.6" '  # type: ignore[arg-type]
         f'fill="{PALETTE["accent"]}"/>'
     )
-    return _svg(width, height, "".join(parts), texts["label"])
+    return _svg(width, height, "".join(parts), texts["alt"])
 
 
-def funnel(stages: Sequence[tuple[str, float | None, str]], width: float = 460, row: float = 20) -> Markup:
+def funnel(
+    stages: Sequence[tuple[str, float | None, str]], alt: str, width: float = 460, row: float = 20
+) -> Markup:
     """Stages as centred bars; widths on a logarithmic scale so that late stages stay visible."""
     known = [v for _, v, _ in stages if v]
     if not known:
-        return no_data(width, row * 2, "—")
+        return no_data(width, row * 2, "—", alt)
     top = math.log10(max(known) + 1)
     parts = []
     for i, (label, value, text) in enumerate(stages):
@@ -177,13 +184,14 @@ def funnel(stages: Sequence[tuple[str, float | None, str]], width: float = 460, 
             f'<rect x="{_f(x)}" y="{_f(i * row + 2)}" width="{_f(w)}" height="{_f(row - 4)}" '
             f'fill="{PALETTE["accent"]}" fill-opacity="{_f(1 - i * 0.1)}"/>'
         )
-    return _svg(width, row * len(stages), "".join(parts), "funnel")
+    return _svg(width, row * len(stages), "".join(parts), alt)
 
 
 def ratio_bars(
     rows: Sequence[tuple[str, float | None, str, str]],
     keep: float,
     improve: float,
+    alt: str,
     width: float = 460,
     row: float = 16,
 ) -> Markup:
@@ -225,4 +233,4 @@ def ratio_bars(
             f'<line x1="{_f(x)}" y1="0" x2="{_f(x)}" y2="{_f(height)}" stroke="{PALETTE["ink"]}" '
             f'stroke-width="0.8" stroke-dasharray="3 2"/>'
         )
-    return _svg(width, height, "".join(parts), "portfolio")
+    return _svg(width, height, "".join(parts), alt)

@@ -8,8 +8,9 @@ so a user's ``report.html`` can ``{% extends "default:report.html" %}`` and repl
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from reporter.assets import DEFAULT, TEMPLATES, builtin_templates, resolve_templ
 from reporter.config.model import Config
 from reporter.errors import ConfigError, Problem, RunError
 from reporter.render import charts
+from reporter.render.alt import AltText
+from reporter.render.attached import csv_name
 from reporter.render.context import Formatter, translations
 from reporter.render.sandbox import BoundedEnvironment, ConfinedLoader, render
 from reporter.results import Results
@@ -56,7 +59,7 @@ def environment(config: Config, formatter: Formatter) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_translations(translations(formatter.locale.language), newstyle=True)  # type: ignore[attr-defined]
-    env.filters.update(formatter.filters(), css_string=css_string, chunks=chunks)
+    env.filters.update(formatter.filters(), css_string=css_string)
     return env
 
 
@@ -65,13 +68,6 @@ def css_string(text: object) -> Markup:
     digits and spaces becomes a hex escape, so a title cannot end the string or the style."""
     out = "".join(c if c.isalnum() or c == " " else f"\\{ord(c):x} " for c in str(text))
     return Markup(f'"{out}"')
-
-
-def chunks(rows: list[Any], first: int, size: int) -> list[list[Any]]:
-    """``rows`` cut into a list of ``first`` rows, then lists of ``size`` rows."""
-    out = [rows[:first]]
-    out += [rows[i : i + size] for i in range(first, len(rows), size)]
-    return out
 
 
 def render_text(template: str, context: Mapping[str, Any], where: str) -> str:
@@ -115,6 +111,7 @@ def _data_uri(path: Path) -> str:
 def build_context(config: Config, results: Results, formatter: Formatter) -> dict[str, Any]:
     """Everything the template places: the results, labels, and charts drawn from them."""
     _ = formatter._
+    alt = AltText(formatter, results.grain)
     data = results.to_dict()
     no_data_text = _("no data")
     kpis = data["kpis"]
@@ -123,10 +120,20 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
     def fmt(name: str, value: float | None) -> str:
         return formatter.value(value, kpis[name]["format"], decimals.get(name))
 
+    def formats(name: str) -> Callable[[float | None], str]:
+        """How KPI ``name``'s values are printed (for the charts' alternative text)."""
+        return lambda value: fmt(name, value)
+
     for name, k in kpis.items():
         k["name"] = name
-        k["sparkline"] = charts.sparkline([p["value"] for p in k["series"]], no_data_text)
-        k["bullet"] = charts.bullet(k["attainment"], k["status"])
+        points = [(p["period"], p["value"]) for p in k["series"]]
+        k["sparkline"] = charts.sparkline(
+            [p["value"] for p in k["series"]],
+            no_data_text,
+            alt.series(k["label"], points, formats(name)),
+        )
+        bullet_alt = alt.bullet(k["label"], k["attainment"], k["status"])
+        k["bullet"] = charts.bullet(k["attainment"], k["status"], bullet_alt)
         k["value_text"] = fmt(name, k["value"])
         k["target_text"] = fmt(name, k["target"])
         k["words"] = formula_in_words(config, k["formula"])
@@ -147,7 +154,15 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
             [p["value"] for p in obj["trend"]],
             [p["target"] for p in obj["trend"]],
             lambda v, n=obj["kpi"]: fmt(n, v),
-            {"no_data": no_data_text, "label": k["label"]},
+            {
+                "no_data": no_data_text,
+                "alt": alt.trend(
+                    k["label"],
+                    [(p["period"], p["value"]) for p in obj["trend"]],
+                    [p["target"] for p in obj["trend"]],
+                    formats(obj["kpi"]),
+                ),
+            },
         )
         for i, action in enumerate(obj["actions"]):
             action["do"] = render_text(
@@ -161,34 +176,43 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
     for bd in config.breakdowns:
         key = f"{bd.kpi}_by_{bd.by}"
         rows = data["breakdowns"].get(key, [])
+        if key in results.pdf_other:  # longer than pdf_rows: the first rows and "other" (all in a CSV)
+            rows = [*rows[: bd.pdf_rows], dataclasses.asdict(results.pdf_other[key])]
         top = max((abs(r["value"]) for r in rows if r["value"] is not None), default=0) or 1
         for r in rows:
             r["value_text"] = fmt(bd.kpi, r["value"])
             r["width"] = 0 if r["value"] is None else round(abs(r["value"]) / top * 100)
             r["label"] = _("Other") if r["other"] else (_("(none)") if r["key"] is None else str(r["key"]))
-        breakdowns.append({"id": key, "kpi": kpis[bd.kpi]["label"], "by": bd.by, "rows": rows})
+        breakdowns.append(
+            {
+                "id": key,
+                "kpi": kpis[bd.kpi]["label"],
+                "by": bd.by,
+                "rows": rows,
+                "total": len(data["breakdowns"].get(key, [])),
+                "shown": bd.pdf_rows,
+                # the whole table inside the PDF (PDF/A only: a plain PDF carries no file)
+                "attachment": csv_name(key) if config.delivery.archive.pdfa else None,
+            }
+        )
 
     funnel = data["funnel"]
     funnel_chart = None
     if funnel:
         funnel_chart = charts.funnel(
-            [(s["label"], s["value"], formatter.value(s["value"], "integer")) for s in funnel]
+            [(s["label"], s["value"], formatter.value(s["value"], "integer")) for s in funnel],
+            alt.funnel([(s["label"], s["value"]) for s in funnel]),
         )
     portfolio = data["portfolio"]
     portfolio_chart = None
     if config.portfolio is not None and portfolio:
+        none = _("(none)")
+        bars = [(none if r["key"] is None else str(r["key"]), r["ratio"], r["verdict"]) for r in portfolio]
         portfolio_chart = charts.ratio_bars(
-            [
-                (
-                    _("(none)") if r["key"] is None else str(r["key"]),
-                    r["ratio"],
-                    r["verdict"],
-                    formatter.value(r["ratio"], "ratio"),
-                )
-                for r in portfolio
-            ],
+            [(key, ratio, verdict, formatter.value(ratio, "ratio")) for key, ratio, verdict in bars],
             config.portfolio.rules.keep,
             config.portfolio.rules.improve,
+            alt.portfolio(config.portfolio.by, bars),
         )
     logo = None
     if config.report.logo is not None:

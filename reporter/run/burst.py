@@ -43,8 +43,7 @@ def _one(job: tuple[str, dict[str, Any], Period, dt.datetime]) -> BurstReport:
     config: Config = _STATE["config"]
     results = compute_results(_STATE["con"], config, _STATE["infos"], period, now, filter=filter)
     describe(config, results)
-    # each worker has a core already: no second process for the halves of a long report
-    pdf = render_pdf(config, results, split=False) if results.quality.passed else None
+    pdf = render_pdf(config, results) if results.quality.passed else None
     return BurstReport(email, results, pdf)
 
 

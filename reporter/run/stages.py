@@ -47,11 +47,11 @@ def output_root(config: Config, output: Path | None) -> Path:
     return Path("output")
 
 
-def render_pdf(
-    config: Config, results: Results, *, run_id: str = "", trigger: str = "cli", split: bool | None = None
-) -> bytes:
-    """The report's PDF: PDF/A-3b with results.json, the YAML and provenance.json inside when
-    ``delivery.archive.pdfa`` (the default), else a plain PDF. ``split``: see ``write_pdf``."""
+def render_pdf(config: Config, results: Results, *, run_id: str = "", trigger: str = "cli") -> bytes:
+    """The report's PDF: tagged PDF/A-3a and PDF/UA-1 with results.json, the YAML,
+    provenance.json and each breakdown longer than its ``pdf_rows`` (CSV) inside when
+    ``delivery.archive.pdfa`` (the default), else a plain PDF."""
+    from reporter.render.attached import long_breakdowns
     from reporter.render.html import render_html, stylesheet_dir, template_dirs
     from reporter.render.pdf import write_pdf
 
@@ -66,6 +66,7 @@ def render_pdf(
             config.file.name: (config.file.read_bytes(), "Source"),
             "provenance.json": (provenance(config, results, run_id, trigger), "Data"),
         }
+        attachments.update((name, (csv, "Data")) for name, csv in long_breakdowns(config, results).items())
         identifier = hashlib.sha256(f"{config.report.id}|{results.period}".encode()).hexdigest()[:32]
 
         def finish(document: Any) -> bytes:
@@ -76,8 +77,6 @@ def render_pdf(
         stylesheet_dir(config),
         template_dirs(config),
         finish=finish,
-        pdfa=config.delivery.archive.pdfa,
-        split=split,
         when=when,
     )
 
