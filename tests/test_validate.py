@@ -131,6 +131,11 @@ CASES = {
             "F:4:11: report.locale: unknown locale 'fr_XX'; use a language_COUNTRY code such as fr_FR, en_US, de_DE"
         ],
     ),
+    "locale without a catalogue": (
+        {4: "  locale: pt_BR"},
+        None,
+        ["F:4:11: report.locale: no translation for 'pt' (pt_BR); catalogues: de, en, es, fr, it"],
+    ),
     "bad timezone": (
         {6: "  timezone: Europe/Pari"},
         None,
