@@ -179,14 +179,13 @@ def english_left_over(language: str) -> list[str]:
     output, they are a message the templates did not translate."""
     if language == "en":
         return []
-    own = entries(read_catalogue(language))
+    own = {msgid: m.string for msgid, m in entries(read_catalogue(language)).items()}
     return [
         source.string
         for msgid, source in SOURCE.items()
         if not isinstance(source.id, tuple)
         and "%(" not in msgid
-        and source.string != own[msgid].string
-        and source.string.lower() != own[msgid].string.lower()
+        and source.string.lower() != (own.get(msgid) or "").lower()
     ]
 
 
