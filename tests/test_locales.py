@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import warnings
+from copy import deepcopy
 from html.parser import HTMLParser
 
 import pytest
@@ -19,9 +20,10 @@ from reporter.assets import LOCALE_DIR, catalogue_languages
 from reporter.compute.database import compute
 from reporter.config import load_config
 from reporter.periods import Period
-from reporter.render.context import translations
+from reporter.render.context import Formatter, translations
 from reporter.render.digest import build_digest
 from reporter.render.html import render_html
+from reporter.render.insights import write_texts
 from tests.conftest import DEMO, ROOT
 
 LANGUAGES = ["fr", "en", "de", "es", "it"]
@@ -232,3 +234,26 @@ def test_demo_report_and_digest_show_no_code_and_no_untranslated_word(demo, lang
         in_sentence = f"{statuses.count(status)} {label[0].lower()}{label[1:]}"
         for name, nodes in outputs.items():
             assert in_sentence in "\n".join(nodes), name
+
+
+def test_insight_sentences_are_written_in_each_language(demo):
+    """The insights' sentences (plural forms, month names) come from each catalogue: no
+    placeholder or code left, and in each language other than English not the English text."""
+    _, results = demo
+    sentences = {}
+    for language in LANGUAGES:
+        copy = deepcopy(results)
+        write_texts(copy, Formatter(LOCALES[language], "EUR", "Europe/Paris"))
+        sentences[language] = [i["text"] for i in copy.insights]
+    assert len(sentences["en"]) > 5
+    assert {i["type"] for i in results.insights} >= {"record", "contributors", "pacing"}
+    for language, texts in sentences.items():
+        for text in texts:
+            assert text.strip()
+            assert "%(" not in text
+            assert not [code for code in CODES if code in text], text
+        if language != "en":
+            assert [t for t, en in zip(texts, sentences["en"], strict=True) if t == en] == []
+    records = [t for t, i in zip(sentences["de"], results.insights, strict=True) if i["type"] == "record"]
+    assert records
+    assert all(re.search(r"seit \d+ Monaten\.$", t) for t in records), records
