@@ -36,3 +36,8 @@ def resolve_template(name: str, base_dir: Path) -> list[Path] | str:
 
 def builtin_templates() -> list[str]:
     return sorted(p.name for p in TEMPLATES.iterdir() if p.is_dir() and p.name != "locale")
+
+
+def catalogue_languages() -> list[str]:
+    """The languages that have a translation catalogue (``templates/locale/<language>.po``)."""
+    return sorted(p.stem for p in LOCALE_DIR.glob("*.po"))

@@ -131,6 +131,11 @@ CASES = {
             "F:4:11: report.locale: unknown locale 'fr_XX'; use a language_COUNTRY code such as fr_FR, en_US, de_DE"
         ],
     ),
+    "locale without a catalogue": (
+        {4: "  locale: pt_BR"},
+        None,
+        ["F:4:11: report.locale: no translation for 'pt' (pt_BR); catalogues: de, en, es, fr, it"],
+    ),
     "bad timezone": (
         {6: "  timezone: Europe/Pari"},
         None,
@@ -406,3 +411,18 @@ def test_bad_period_is_a_usage_error(tmp_path, capsys):
         "--period: '2026-13': month 13 does not exist (report 'demo' has grain month)"
         in capsys.readouterr().err
     )
+
+
+def test_the_catalogues_a_locale_may_use_are_the_files_in_the_locale_folder(tmp_path, capsys, monkeypatch):
+    import reporter.assets
+
+    folder = tmp_path / "locale"
+    folder.mkdir()
+    for language in ("en", "pt"):
+        (folder / f"{language}.po").write_text('msgid ""\nmsgstr ""\n', encoding="utf-8")
+    monkeypatch.setattr(reporter.assets, "LOCALE_DIR", folder)
+    assert main(["validate", str(write(tmp_path, {4: "  locale: pt_BR"}))]) == 0
+    capsys.readouterr()
+    code, lines = validate(write(tmp_path, {4: "  locale: de_CH"}), capsys)
+    assert code == 2
+    assert lines[0] == "F:4:11: report.locale: no translation for 'de' (de_CH); catalogues: en, pt"

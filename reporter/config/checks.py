@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from reporter.assets import builtin_templates, resolve_template
+from reporter.assets import builtin_templates, catalogue_languages, resolve_template
 from reporter.config import guards
 from reporter.config import model as m
 from reporter.config.loader import Document, Path_, format_path, load_yaml
@@ -364,6 +364,14 @@ class _Checker:
                     f"unknown locale '{report.locale}'",
                     "use a language_COUNTRY code such as fr_FR, en_US, de_DE",
                 )
+            else:
+                language = Locale.parse(report.locale).language
+                if language not in catalogue_languages():
+                    self.add(
+                        ("report", "locale"),
+                        f"no translation for '{language}' ({report.locale})",
+                        f"catalogues: {', '.join(catalogue_languages())}",
+                    )
         if report.currency not in list_currencies():
             self.add(
                 ("report", "currency"),

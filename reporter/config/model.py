@@ -48,7 +48,7 @@ class Report(_Model):
         "en_US",
         description=(
             "A language_COUNTRY code: how numbers, currencies and dates are written, and the language of the"
-            " template's own words (French and English are built in)."
+            " template's own words: de, en, es, fr or it (a language without a catalogue is refused)."
         ),
         examples=["fr_FR"],
     )

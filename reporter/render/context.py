@@ -59,6 +59,12 @@ def translations(language: str) -> Translations:
     return Translations(fp=buffer)
 
 
+def lcfirst(text: str) -> str:
+    """A label inside a sentence ("2 nicht im Plan"): only its first letter lowered, since
+    ``lower`` would also lower German nouns and acronyms."""
+    return text[:1].lower() + text[1:]
+
+
 class Formatter:
     """Locale-aware formatting, exposed to templates as filters."""
 
@@ -153,4 +159,5 @@ class Formatter:
             "attainment": self.attainment,
             "date": self.date,
             "timestamp": self.timestamp,
+            "lcfirst": lcfirst,
         }
