@@ -25,6 +25,7 @@ from reporter.render import charts
 from reporter.render.alt import AltText
 from reporter.render.attached import csv_name
 from reporter.render.context import Formatter, translations
+from reporter.render.insights import write_texts
 from reporter.render.sandbox import BoundedEnvironment, ConfinedLoader, render
 from reporter.results import Results
 
@@ -112,6 +113,8 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
     """Everything the template places: the results, labels, and charts drawn from them."""
     _ = formatter._
     alt = AltText(formatter, results.grain)
+    if any("text" not in i for i in results.insights):  # Results straight from compute
+        write_texts(results, formatter)
     data = results.to_dict()
     no_data_text = _("no data")
     kpis = data["kpis"]
@@ -137,6 +140,9 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         k["value_text"] = fmt(name, k["value"])
         k["target_text"] = fmt(name, k["target"])
         k["words"] = formula_in_words(config, k["formula"])
+        k["unusual"] = next(
+            (i["text"] for i in data["insights"] if i["type"] == "unusual_change" and i["kpi"] == name), None
+        )
 
     sections: dict[str, list[dict[str, Any]]] = {}
     for k in kpis.values():
@@ -146,6 +152,10 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
     for obj in data["objectives"]:
         k = kpis[obj["kpi"]]
         obj["kpi_label"] = k["label"]
+        obj["pacing"] = next(
+            (i["text"] for i in data["insights"] if i["type"] == "pacing" and i["objective"] == obj["id"]),
+            None,
+        )
         obj["value_text"] = fmt(obj["kpi"], obj["value"])
         obj["target_text"] = fmt(obj["kpi"], obj["target"])
         labels = [formatter.short_period(p["period"], results.grain) for p in obj["trend"]]
@@ -193,6 +203,12 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
                 "shown": bd.pdf_rows,
                 # the whole table inside the PDF (PDF/A only: a plain PDF carries no file)
                 "attachment": csv_name(key) if config.delivery.archive.pdfa else None,
+                # what moved it, and how concentrated it is (insights)
+                "insights": [
+                    i["text"]
+                    for i in data["insights"]
+                    if i.get("breakdown") == key and i["type"] in ("contributors", "concentration")
+                ],
             }
         )
 
@@ -250,7 +266,22 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         ],
         "colours": charts.PALETTE,
         "fmt_kpi": fmt,
+        "takeaways": takeaways(data["insights"], config.insights.max_summary),
     }
+
+
+def takeaways(insights: list[dict[str, Any]], limit: int, per_type: int = 2) -> list[str]:
+    """The sentences that open the summary: the best-scored insights, at most ``per_type`` of a
+    kind so that one kind (twelve records in a growing year) cannot fill the list."""
+    chosen: list[str] = []
+    seen: dict[str, int] = {}
+    for insight in insights:
+        if len(chosen) == limit:
+            break
+        if seen.get(insight["type"], 0) < per_type:
+            seen[insight["type"]] = seen.get(insight["type"], 0) + 1
+            chosen.append(insight["text"])
+    return chosen
 
 
 def stylesheet_dir(config: Config) -> Path:
