@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy reporter
 
 # The documentation site, as CI builds it: any warning (a broken link, a page not in the nav) fails.
 # (Not --quiet: mkdocs then drops the warnings, and --strict with them.)

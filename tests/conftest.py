@@ -1,9 +1,8 @@
-"""Shared fixtures: a fixed clock, and a builder for small reports over CSV rows."""
+"""Shared fixtures: a builder for small reports over CSV rows, PostgreSQL for the SQL tests."""
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,11 +14,6 @@ from reporter.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "config" / "example.yaml"
-
-
-@pytest.fixture
-def fixed_now() -> dt.datetime:
-    return dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]], delimiter: str = ",") -> Path:

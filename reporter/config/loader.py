@@ -127,12 +127,12 @@ class _Loader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
-                event = self.peek_event()
+                event = self.peek_event()  # type: ignore[no-untyped-call]
                 raise _LimitError(None, None, f"more than {MAX_ALIASES} aliases (*name)", event.start_mark)
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
-                event = self.peek_event()
+                event = self.peek_event()  # type: ignore[no-untyped-call]
                 raise _LimitError(None, None, f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
             return super().compose_node(parent, index)
         finally:
@@ -182,13 +182,18 @@ def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> tup
         mark = exc.problem_mark
         problems.append(
             Problem(
-                file, mark.line + 1, mark.column + 1, "", f"the YAML is {exc.problem}", "write each value out"
+                file,
+                mark.line + 1 if mark else None,
+                mark.column + 1 if mark else None,
+                "",
+                f"the YAML is {exc.problem}",
+                "write each value out",
             )
         )
         return doc, problems
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)  # type: ignore[assignment]
         what = (exc.problem or "not valid YAML").strip()
         if exc.context:
             what = f"{exc.context.strip()}, {what}"

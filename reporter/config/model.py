@@ -21,7 +21,6 @@ Grain = Literal["month", "quarter", "week"]
 Agg = Literal["sum", "count", "count_distinct", "avg", "min", "max", "last"]
 Format = Literal["number", "integer", "currency", "percent", "ratio", "days"]
 Direction = Literal["up", "down", "neutral"]
-Status = Literal["on_track", "at_risk", "off_track"]
 When = Literal["on_track", "at_risk", "off_track", "always"]
 
 

@@ -34,7 +34,7 @@ def sent_on(ledger: Any, report: str, period: str, recipient: str, version: int)
 
 def describe(outcome: Any) -> str:
     """One delivery outcome (``send.DeliveryOutcome``) as the words the console prints."""
-    state = outcome.state
+    state = str(outcome.state)
     if state == "sent":
         return "written to outbox" if getattr(outcome, "channel", "") == "outbox" else "sent"
     if state == "skipped":

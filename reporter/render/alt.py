@@ -44,7 +44,7 @@ class AltText:
                 "period": self.period(period),
             }
         (first_period, first), (last_period, last) = known[0], known[-1]
-        high_period = max(known, key=lambda point: point[1])[0]  # type: ignore[arg-type, return-value]
+        high_period = max(known, key=lambda point: point[1])[0]
         text = self._(
             "%(label)s over %(count)s %(unit)s: from %(first)s in %(first_period)s to %(last)s in "
             "%(last_period)s, highest in %(high_period)s"

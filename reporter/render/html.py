@@ -310,7 +310,7 @@ def render_html(config: Config, results: Results, *, for_browser: bool = False) 
 
 def _template(env: jinja2.Environment, name: str) -> jinja2.Template:
     """``env.get_template(name)``; a missing, unreadable or broken template is a RunError."""
-    from jinja2.sandbox import SecurityError
+    from jinja2.exceptions import SecurityError
 
     try:
         return env.get_template(name)
