@@ -154,6 +154,8 @@ class Smtp(_Model):
     username: str | None = None
     password_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
     timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # seconds to wait for the reply after the message's end (RFC 5321 4.5.3.2.6: 10 minutes)
+    data_timeout: Annotated[float, Field(gt=0, le=3600)] = 600.0
     ca_file: Path | None = None  # a CA bundle to trust (a company's own CA), relative to the file
 
 

@@ -25,10 +25,21 @@ LOG = logging.getLogger("reporter")
 @dataclass
 class DeliveryOutcome:
     recipient: str
-    state: str  # sent | failed | skipped (already sent) | review (a crash left it unknown)
+    # sent | failed | skipped (already sent, or being sent by another run: see ``error``) |
+    # review (may have been delivered: a crash, or no reply after the message's end)
+    state: str
     attempts: int
     message_id: str
     error: str | None = None
+    claimed: bool = False  # this run took the delivery and tried to send it
+
+
+def resolve_hint(config: Config, period: str, recipient: str) -> str:
+    """The command that settles a ``review`` delivery (pinned in tests and docs)."""
+    return (
+        f"check {recipient}'s mailbox, then run 'reporter resolve {config.file} {period} {recipient} --sent' "
+        "if it arrived, or '--resend' if it did not"
+    )
 
 
 def recipients_of(config: Config) -> list[str]:
@@ -56,9 +67,11 @@ def deliver(
     env: Mapping[str, str] | None,
     sleep: Callable[[float], None] = time.sleep,
     recipients: list[str] | None = None,
+    on_claim: Callable[[], None] | None = None,
 ) -> list[DeliveryOutcome]:
     """Write ``email.eml`` (the digest as sent) and, with a ledger, send it to each recipient
-    that has not had it yet. Without a ledger (``--no-send``) nothing is sent."""
+    that has not had it yet. Without a ledger (``--no-send``) nothing is sent. ``on_claim`` is
+    called before each claim (the pipeline records there that the PDF must be archived)."""
     from reporter.pipeline import write_atomic
 
     email_cfg = config.delivery.email
@@ -75,21 +88,49 @@ def deliver(
     written = False
     for rcpt in targets:
         latest = ledger.latest(report, period, rcpt) if ledger is not None else None
-        version = 1
+        version, retry = 1, False
         if latest is not None and not force:
             if latest.state == "sent":
                 outcomes.append(DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id))
                 continue
             if latest.state in ("pending", "review"):
                 assert ledger is not None
+                owner = ledger.run_of(report, period, rcpt, latest.version)
+                if latest.state == "pending" and owner != run_id and ledger.run_alive(owner, now):
+                    note = f"being sent by another run (run {owner}), not sent by this one"
+                    outcomes.append(
+                        DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id, note)
+                    )
+                    continue
                 note = (
                     "a previous run stopped after sending began (the server may have accepted it): "
-                    "not re-sent; check the recipient's mailbox, then use --force if it is missing"
+                    f"not re-sent; {resolve_hint(config, period, rcpt)}"
                 )
-                ledger.record(report, period, rcpt, latest.version, now, state="review", error=note)
+                if latest.state == "review":
+                    note = latest.last_error or note
+                elif not ledger.move(
+                    report,
+                    period,
+                    rcpt,
+                    latest.version,
+                    now,
+                    from_states=("pending",),
+                    to="review",
+                    note=note,
+                ):
+                    # the other run recorded its outcome meanwhile: say what it is now
+                    now_latest = ledger.latest(report, period, rcpt)
+                    assert now_latest is not None
+                    state = "skipped" if now_latest.state == "sent" else now_latest.state
+                    outcomes.append(
+                        DeliveryOutcome(
+                            rcpt, state, now_latest.attempts, now_latest.message_id, now_latest.last_error
+                        )
+                    )
+                    continue
                 outcomes.append(DeliveryOutcome(rcpt, "review", latest.attempts, latest.message_id, note))
                 continue
-            version = latest.version  # failed before: retry with the same Message-ID
+            version, retry = latest.version, True  # failed before: retry with the same Message-ID
         elif latest is not None and force:
             version = latest.version + 1
         msg_id = message_id(report, period, rcpt, version)
@@ -101,7 +142,9 @@ def deliver(
             written = True
         if ledger is None or mailer is None:
             continue
-        ledger.intend(
+        if on_claim is not None:
+            on_claim()
+        claimed = ledger.claim(
             report,
             period,
             rcpt,
@@ -112,14 +155,22 @@ def deliver(
             reason=reason,
             channel=mailer.channel,
             run_id=run_id,
+            retry=retry,
         )
+        if not claimed:  # another run took it between our look and our claim
+            note = "claimed by another run at the same time, not sent by this one"
+            outcomes.append(DeliveryOutcome(rcpt, "skipped", 0, msg_id, note))
+            continue
 
         def counted(attempt: int, error: str | None, rcpt: str = rcpt, version: int = version) -> None:
             ledger.record(report, period, rcpt, version, now, state="pending", error=error, attempt=True)
 
         result = mailer.send(message, rcpt, counted)
-        ledger.record(report, period, rcpt, version, now, state=result.state, error=result.error)
-        outcomes.append(DeliveryOutcome(rcpt, result.state, result.attempts, msg_id, result.error))
+        error = result.error
+        if result.state == "review":
+            error = f"{error}; not re-sent: {resolve_hint(config, period, rcpt)}"
+        ledger.record(report, period, rcpt, version, now, state=result.state, error=error)
+        outcomes.append(DeliveryOutcome(rcpt, result.state, result.attempts, msg_id, error, claimed=True))
     return outcomes
 
 
@@ -131,23 +182,31 @@ def alert(
     now: dt.datetime,
     *,
     env: Mapping[str, str] | None = None,
+    subject: str | None = None,
+    body: str | None = None,
 ) -> None:
-    """Tell ``delivery.alerts_to`` that a run failed and nothing wrong was sent."""
+    """Tell ``delivery.alerts_to`` that a run failed and nothing wrong was sent (or, with
+    ``subject`` and ``body``, anything else a person must act on)."""
     to = config.delivery.alerts_to
     if not to:
         return
     email_cfg = config.delivery.email
     msg = EmailMessage()
-    msg["Subject"] = f"[reporter] {config.report.id} {period}: run FAILED, nothing was sent to the recipients"
+    msg["Subject"] = f"[reporter] {config.report.id} {period}: " + (
+        subject or "run FAILED, nothing was sent to the recipients"
+    )
     msg["From"] = email_cfg.from_ if email_cfg else "reporter@localhost"
     msg["To"] = ", ".join(to)
     msg["Date"] = email.utils.format_datetime(now)
     msg["Message-ID"] = email.utils.make_msgid(domain="reporter.invalid")
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(
-        f"The report '{config.report.title}' ({config.report.id}) for {period} was not sent.\n\n"
-        f"Reason:\n{reason}\n\nFix the cause, then run:\n"
-        f"  reporter run {config.file} --period {period}\n"
+        body
+        or (
+            f"The report '{config.report.title}' ({config.report.id}) for {period} was not sent.\n\n"
+            f"Reason:\n{reason}\n\nFix the cause, then run:\n"
+            f"  reporter run {config.file} --period {period}\n"
+        )
     )
     try:
         mailer = Mailer(
