@@ -28,16 +28,17 @@ NOW = dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC)
 
 @pytest.fixture(scope="module")
 def demo_archive(tmp_path_factory):
-    """The demo delivered twice (October, then a forced re-send) into an archive."""
+    """The demo delivered twice (October, then a forced re-send) into an archive, with its
+    ledger (``ledger.sqlite``) beside the archive folder."""
     folder = tmp_path_factory.mktemp("archive")
     config = load_config(DEMO, env={})
     delivery = config.delivery.model_copy(
         update={"archive": config.delivery.archive.model_copy(update={"dir": folder / "archive"})}
     )
     config = config.model_copy(update={"delivery": delivery})
-    run_report(config, period="2026-10", now=NOW, output=folder / "out")
-    run_report(config, period="2026-10", now=NOW, output=folder / "out", force=True, reason="typo fixed")
-    run_report(config, period="2026-09", now=NOW, output=folder / "out")
+    run_report(config, period="2026-10", now=NOW, output=folder)
+    run_report(config, period="2026-10", now=NOW, output=folder, force=True, reason="typo fixed")
+    run_report(config, period="2026-09", now=NOW, output=folder)
     return config, folder
 
 
@@ -55,7 +56,9 @@ def test_demo_archive_verifies_and_is_pdfa(demo_archive, capsys):
     archive = folder / "archive"
     assert verify_archive(archive) == []
     assert main(["verify", str(archive)]) == 0
-    assert "intact — 3 archived file(s)" in capsys.readouterr().out
+    assert capsys.readouterr().out == (
+        f"{archive}: intact — 3 archived file(s), hash chain, attachments and ledger verified\n"
+    )
     lines = [json.loads(x) for x in (archive / MANIFEST).read_text().splitlines()]
     assert [(e["period"], e["version"], e["reason"]) for e in lines] == [
         ("2026-10", 1, None),
@@ -67,7 +70,7 @@ def test_demo_archive_verifies_and_is_pdfa(demo_archive, capsys):
     assert report.is_compliant, [(f.rule_id, f.message) for f in report.failures]
     # the evidence inside equals what the run wrote, and the YAML used
     inside = attachments_of(pdf)
-    out = folder / "out" / "marketing-monthly" / "2026-10"
+    out = folder / "marketing-monthly" / "2026-10"
     assert inside["results.json"] == (out / "results.json").read_bytes()
     assert inside["example.yaml"] == DEMO.read_bytes()
     prov = json.loads(inside["provenance.json"])
@@ -121,7 +124,7 @@ def test_tampering_is_detected_with_its_path(demo_archive, tmp_path, damage, cap
         expected = "marketing-monthly/2026-10/forged.pdf: extra (not in the manifest)"
     problems = verify_archive(archive)
     assert expected in problems
-    assert main(["verify", str(archive)]) == 1
+    assert main(["verify", str(archive), "--no-ledger"]) == 1
     assert f"{archive}/{expected}" in capsys.readouterr().err
 
 
@@ -139,7 +142,7 @@ def test_crash_while_archiving_leaves_a_verifiable_archive(demo_archive, tmp_pat
     monkeypatch.undo()
     assert (archive / MANIFEST).read_bytes() == before  # the old manifest, whole
     assert verify_archive(archive) == []  # only a hidden partial file is left, which verify ignores
-    assert main(["verify", str(archive)]) == 0
+    assert main(["verify", str(archive), "--no-ledger"]) == 0
     # the next append removes the partial file, takes the next version and extends the chain
     done = archive_pdf(archive, "marketing-monthly", "2026-10", pdf, run_id="r", now=NOW)
     assert done.version == 3
@@ -165,7 +168,8 @@ def test_crash_after_the_manifest_commit_is_completed_by_the_next_run(demo_archi
         "marketing-monthly/2026-10/marketing-monthly_2026-10_v3.pdf: missing (listed on manifest line 4); "
         "archiving was interrupted after the manifest was written: the next run completes it"
     ]
-    archive_pdf(archive, "marketing-monthly", "2026-09", pdf, run_id="r", now=NOW)
+    done = archive_pdf(archive, "marketing-monthly", "2026-10", pdf, run_id="r", now=NOW)
+    assert done.version == 4
     assert verify_archive(archive) == []
 
 
