@@ -432,5 +432,9 @@ def _status(args: argparse.Namespace) -> int:
                 f"  delivery {d.period} to {d.recipient}: {d.state} after {d.attempts} attempt(s)"
                 + (f" — {d.last_error}" if d.last_error else "")
             )
+        for step in ledger.archive_steps_of(config.report.id):
+            if step["state"] in ("pending", "failed", "lost"):
+                error = f" — {step['error']}" if step["error"] else ""
+                print(f"  archive {step['period']} (run {step['run_id']}): {step['state']}{error}")
         ledger.close()
     return 0

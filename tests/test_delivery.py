@@ -266,7 +266,9 @@ def test_ledger_on_postgresql(demo, tmp_path, pg_url):
 
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS deliveries, runs"))
+        conn.execute(
+            sa.text("DROP TABLE IF EXISTS deliveries, runs, run_holders, archive_steps, manifest_lines")
+        )
     engine.dispose()
     with Server(tmp_path) as server:
         config = configured(demo, server.port, to=["ceo@acme.test", "cfo@acme.test"])

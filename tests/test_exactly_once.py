@@ -137,9 +137,21 @@ def test_two_processes_racing_twenty_times_send_each_message_once(tmp_path):
     assert len(split) == rounds
 
 
-def test_a_claim_is_taken_once(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_claim_is_taken_once(tmp_path, backend, request):
     """The claim itself: the second INSERT of the same delivery version does not win."""
-    with Ledger(default_url(tmp_path)) as ledger:
+    url = default_url(tmp_path)
+    if backend == "postgresql":
+        import sqlalchemy as sa
+
+        url = request.getfixturevalue("pg_url")
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("DROP TABLE IF EXISTS deliveries, runs, run_holders, archive_steps, manifest_lines")
+            )
+        engine.dispose()
+    with Ledger(url) as ledger:
         run = ledger.start_run("r", "2026-10", NOW)
         kw = dict(forced=False, reason=None, channel="smtp", run_id=run)
         assert ledger.claim("r", "2026-10", "A@acme.test", 1, "<m>", NOW, **kw) is True
@@ -338,7 +350,7 @@ class ReadOnlyArchive(Files):
         super().create_new(path, data)
 
 
-def test_a_read_only_archive_fails_the_run_with_one_alert_and_the_next_run_archives(tmp_path):
+def test_a_read_only_archive_fails_the_run_with_one_alert_and_the_next_run_archives(tmp_path, capsys):
     with Server(tmp_path) as server:
         config_path = tiny(tmp_path, server.port)
         config = load_config(config_path, env={})
@@ -356,6 +368,11 @@ def test_a_read_only_archive_fails_the_run_with_one_alert_and_the_next_run_archi
         with Ledger(default_url(tmp_path)) as ledger:
             assert [r["outcome"] for r in ledger.runs_of("tiny")] == ["failed"]
             assert [s["state"] for s in ledger.archive_steps_of("tiny")] == ["failed"]
+        assert main(["status", str(config_path), "--output", str(tmp_path)]) == 0
+        assert (
+            f"  archive 2026-10 (run 1): failed — Read-only file system: {archive}\n"
+            in capsys.readouterr().out
+        )
         # still read-only: the rerun fails again (exit 1), sends nothing, alerts again
         with pytest.raises(RunError, match="delivered but NOT archived"):
             run_report(config, period="2026-10", now=NOW, output=tmp_path, files=ReadOnlyArchive(archive))

@@ -164,7 +164,12 @@ def test_two_scheduler_processes_on_one_ledger_send_once(demo, tmp_path, backend
         url = request.getfixturevalue("pg_url")
         engine = sa.create_engine(url)
         with engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS deliveries, runs, leases, schedules"))
+            conn.execute(
+                sa.text(
+                    "DROP TABLE IF EXISTS deliveries, runs, leases, schedules, "
+                    "run_holders, archive_steps, manifest_lines"
+                )
+            )
         engine.dispose()
     else:
         url = f"sqlite:///{tmp_path / 'shared.sqlite'}"

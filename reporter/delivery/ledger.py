@@ -169,9 +169,12 @@ class Ledger:
                 return True
             except sa.exc.IntegrityError:
                 return False
+        statement = insert(table).values(**values).on_conflict_do_nothing()
         with self.engine.begin() as conn:
-            result = conn.execute(insert(table).values(**values).on_conflict_do_nothing())
-            return result.rowcount == 1
+            if self.engine.dialect.name == "postgresql":  # psycopg reports no rowcount here
+                pk = next(iter(table.primary_key.columns))
+                return conn.execute(statement.returning(pk)).first() is not None
+            return conn.execute(statement).rowcount == 1
 
     # runs -------------------------------------------------------------------------------
     def start_run(self, report: str, period: str, now: dt.datetime, trigger: str = "cli") -> int:
@@ -182,6 +185,7 @@ class Ledger:
                 )
             )
             run_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            conn.execute(holders.delete().where(holders.c.run_id == run_id))  # a reused id (a reset table)
             conn.execute(holders.insert().values(run_id=run_id, host=socket.gethostname(), pid=os.getpid()))
             return run_id
 
