@@ -203,6 +203,7 @@ class Scheduler:
             try:
                 with self.ledger(config) as ledger:
                     decisions += self._tick_report(config, ledger)
+                self.alerted.discard((config.report.id, ""))  # working again: a new failure alerts
             except Exception as exc:  # e.g. its ledger cannot be opened: the others go on
                 decisions.append(self._broken(config, exc))
         return decisions
