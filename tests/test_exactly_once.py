@@ -430,3 +430,48 @@ def test_any_exception_marks_the_run_failed_and_alerts(tmp_path):
             == "[reporter] tiny 2026-10: run FAILED (unexpected error); the ledger shows what was sent"
         )
         assert f"OSError: [Errno 28] No space left on device: '{pdf}'" in alert.get_content()
+
+
+def test_killed_while_waiting_for_the_reply_is_review_on_the_next_run(tmp_path):
+    """kill -9 after the message's end, before the server's reply: the ledger says `pending`
+    for a process that is gone; the next run does not re-send it, it puts it in review."""
+    import signal
+    import time
+
+    with Server(tmp_path) as server:
+        server.handler.late_reply = 20.0
+        config = tiny(tmp_path, server.port, data_timeout=60)
+        env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "reporter",
+                "run",
+                str(config),
+                "--period",
+                "2026-10",
+                "--output",
+                str(tmp_path),
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while not server.handler.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert count(server) == {PEOPLE[0]: 1}
+        assert states(tmp_path) == {PEOPLE[0]: (1, "pending")}
+        server.handler.late_reply = 0
+        outcome = run_report(load_config(config, env={}), period="2026-10", now=NOW, output=tmp_path)
+        assert [(d.recipient, d.state) for d in outcome.deliveries] == [
+            (PEOPLE[0], "review"),
+            *[(p, "sent") for p in PEOPLE[1:]],
+        ]
+        assert count(server) == {**dict.fromkeys(PEOPLE, 1)}  # no alert: this run sent nothing unsure
+        with Ledger(default_url(tmp_path)) as ledger:
+            assert [r["outcome"] for r in ledger.runs_of("tiny")] == ["running", "ok"]
