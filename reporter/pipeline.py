@@ -319,7 +319,7 @@ def _review_alert(
     env: Mapping[str, str] | None,
 ) -> None:
     """Tell ``alerts_to`` about deliveries this run left in ``review`` (may have been delivered)."""
-    unsure = [d for d in deliveries if d.claimed and d.state == "review"]
+    unsure = [d for d in deliveries if d.flagged]
     if not unsure:
         return
     from reporter.delivery.send import alert

@@ -207,7 +207,11 @@ def test_crash_after_250_before_the_ledger_commit_does_not_resend(demo, tmp_path
         assert len(server.handler.received) == 1
         outcome = run(config, tmp_path)
         assert [d.state for d in outcome.deliveries] == ["review"]
-        assert len(server.handler.received) == 1  # not sent twice
+        assert [r.rcpt_tos for r in server.handler.received] == [["ceo@acme.test"], ["ops@acme.test"]]
+        alert = server.handler.received[1].message  # not sent twice; alerts_to told, once
+        assert alert["Subject"] == (
+            "[reporter] marketing-monthly 2026-10: 1 delivery(ies) may have been delivered: review needed"
+        )
         (d,) = Ledger(default_url(tmp_path)).all("marketing-monthly")
         assert d.state == "review"
         assert d.last_error == (

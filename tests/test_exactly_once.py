@@ -472,6 +472,20 @@ def test_killed_while_waiting_for_the_reply_is_review_on_the_next_run(tmp_path):
             (PEOPLE[0], "review"),
             *[(p, "sent") for p in PEOPLE[1:]],
         ]
-        assert count(server) == {**dict.fromkeys(PEOPLE, 1)}  # no alert: this run sent nothing unsure
+        assert count(server) == {**dict.fromkeys(PEOPLE, 1), OPS: 1}
+        (alert,) = alerts(server)
+        assert (
+            alert["Subject"]
+            == "[reporter] tiny 2026-10: 1 delivery(ies) may have been delivered: review needed"
+        )
+        assert (
+            f"- {PEOPLE[0]}: a previous run stopped after sending began (the server may have accepted it): "
+            f"not re-sent; check {PEOPLE[0]}'s mailbox, then run "
+            f"'reporter resolve {config} 2026-10 {PEOPLE[0]} --sent' if it arrived, "
+            "or '--resend' if it did not\n"
+        ) in alert.get_content().replace("\r\n", "\n")
+        # a third run: still in review, not alerted again
+        run_report(load_config(config, env={}), period="2026-10", now=NOW, output=tmp_path)
+        assert count(server) == {**dict.fromkeys(PEOPLE, 1), OPS: 1}
         with Ledger(default_url(tmp_path)) as ledger:
-            assert [r["outcome"] for r in ledger.runs_of("tiny")] == ["running", "ok"]
+            assert [r["outcome"] for r in ledger.runs_of("tiny")] == ["running", "ok", "ok"]

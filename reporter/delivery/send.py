@@ -32,6 +32,7 @@ class DeliveryOutcome:
     message_id: str
     error: str | None = None
     claimed: bool = False  # this run took the delivery and tried to send it
+    flagged: bool = False  # this run put it in review (alerts_to is told)
 
 
 def resolve_hint(config: Config, period: str, recipient: str) -> str:
@@ -128,7 +129,10 @@ def deliver(
                         )
                     )
                     continue
-                outcomes.append(DeliveryOutcome(rcpt, "review", latest.attempts, latest.message_id, note))
+                flagged = latest.state == "pending"  # moved to review by this run
+                outcomes.append(
+                    DeliveryOutcome(rcpt, "review", latest.attempts, latest.message_id, note, flagged=flagged)
+                )
                 continue
             version, retry = latest.version, True  # failed before: retry with the same Message-ID
         elif latest is not None and force:
@@ -170,7 +174,17 @@ def deliver(
         if result.state == "review":
             error = f"{error}; not re-sent: {resolve_hint(config, period, rcpt)}"
         ledger.record(report, period, rcpt, version, now, state=result.state, error=error)
-        outcomes.append(DeliveryOutcome(rcpt, result.state, result.attempts, msg_id, error, claimed=True))
+        outcomes.append(
+            DeliveryOutcome(
+                rcpt,
+                result.state,
+                result.attempts,
+                msg_id,
+                error,
+                claimed=True,
+                flagged=result.state == "review",
+            )
+        )
     return outcomes
 
 
