@@ -341,6 +341,13 @@ def _resolve(args: argparse.Namespace) -> int:
             )
             print(f"{report} {period} {recipient}: recorded as sent (v{latest.version}); nothing was sent")
             return 0
+        try:
+            _check_recipients([config], [recipient])
+        except UsageError:
+            raise UsageError(
+                f"{report} {period} {recipient}: {args.config} no longer delivers to this address: "
+                "cannot re-send it (--sent records it as delivered)"
+            ) from None
         note = f"to be re-sent by 'reporter resolve --resend' at {clock:%Y-%m-%d %H:%M} UTC"
         ledger.move(
             report,

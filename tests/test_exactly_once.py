@@ -241,6 +241,34 @@ def test_resolve_refuses_what_it_cannot_settle(tmp_path, capsys, args, message):
     assert capsys.readouterr().err.startswith(f"reporter: error: {message}")
 
 
+def test_resolve_resend_to_an_address_the_yaml_dropped_is_refused(tmp_path, capsys):
+    config = tiny(tmp_path, 1)
+    with Ledger(default_url(tmp_path)) as ledger:
+        run = ledger.start_run("tiny", "2026-10", NOW)
+        ledger.claim(
+            "tiny",
+            "2026-10",
+            "gone@acme.test",
+            1,
+            "<m>",
+            NOW,
+            forced=False,
+            reason=None,
+            channel="smtp",
+            run_id=run,
+        )
+        ledger.record("tiny", "2026-10", "gone@acme.test", 1, NOW, state="review", error="no reply")
+    args = ["resolve", str(config), "2026-10", "gone@acme.test", "--output", str(tmp_path)]
+    assert main([*args, "--resend"]) == 2
+    assert capsys.readouterr().err == (
+        f"reporter: error: tiny 2026-10 gone@acme.test: {config} no longer delivers to this address: "
+        "cannot re-send it (--sent records it as delivered)\n"
+    )
+    assert states(tmp_path) == {"gone@acme.test": (1, "review")}
+    assert main([*args, "--sent"]) == 0
+    assert states(tmp_path) == {"gone@acme.test": (1, "sent")}
+
+
 def test_resolve_without_a_ledger_says_where_it_looked(tmp_path, capsys):
     config = tiny(tmp_path, 1)
     assert main(["resolve", str(config), "2026-10", "a@acme.test", "--sent", "--output", str(tmp_path)]) == 2
