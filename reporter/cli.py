@@ -4,6 +4,7 @@ exit code (0 success, 1 a run failed, 2 bad configuration or usage)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -49,6 +50,9 @@ EXAMPLES = {
   reporter init my-report                        # marketing starter with sample data
   reporter init my-report --kind newsletter
   reporter init my-report --source exports/web.csv   # plus a report over your own CSV""",
+    "resolve": """examples:
+  reporter resolve config/example.yaml 2026-10 ceo@acme.fr --sent     # it arrived
+  reporter resolve config/example.yaml 2026-10 ceo@acme.fr --resend   # it did not: send once more""",
     "schema": """example:
   reporter schema > reporter.schema.json     # for an editor without the repository's copy""",
 }
@@ -84,6 +88,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, help="output folder (default ./output)")
     p.add_argument("--no-send", action="store_true", help="compute and write files; send nothing")
     p.add_argument("--force", action="store_true", help="re-send a period already delivered")
+    p.add_argument(
+        "--recipient",
+        action="append",
+        metavar="ADDRESS",
+        help="with --force: re-send to this address only (repeatable)",
+    )
+
+    p = _command(
+        sub, "resolve", "settle a delivery in review: it arrived (--sent) or send it again (--resend)"
+    )
+    p.add_argument(
+        "config", type=Path, metavar="CONFIG", help="the report's YAML file (or a folder, with --report)"
+    )
+    p.add_argument("period", metavar="PERIOD", help="e.g. 2026-10")
+    p.add_argument("recipient", metavar="RECIPIENT", help="the address whose delivery is in review")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--sent", action="store_true", help="the recipient has it: record it as sent")
+    how.add_argument("--resend", action="store_true", help="it did not arrive: send it again, once")
+    p.add_argument("--report", help="the report id, when CONFIG is a folder of several reports")
+    p.add_argument("--output", type=Path, help="output folder (default ./output)")
 
     p = _command(sub, "schedule", "run every report on its delivery.schedule, until stopped")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
@@ -97,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
     p.add_argument("--report", help="only this report id")
     p.add_argument("--period", help="only this period, e.g. 2026-10")
+    p.add_argument(
+        "--ledger",
+        metavar="URL",
+        help="the ledger that recorded each manifest line (default: ledger.sqlite beside ARCHIVE_DIR)",
+    )
+    p.add_argument(
+        "--no-ledger", action="store_true", help="check the hash chain and files only, without a ledger"
+    )
 
     p = _command(sub, "reproduce", "re-render an archived PDF from the YAML and data it names")
     p.add_argument("pdf", type=Path, metavar="ARCHIVED_PDF")
@@ -171,6 +203,8 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] 
             return _schema()
         if args.command == "init":
             return _init(args)
+        if args.command == "resolve":
+            return _resolve(args)
         raise UsageError(f"unknown command {args.command}")  # pragma: no cover
     except ConfigError as exc:
         for problem in exc.problems:
@@ -305,7 +339,11 @@ def _run(args: argparse.Namespace) -> int:
     from reporter.progress import showing
     from reporter.run.pipeline import run_report
 
+    if args.recipient and not args.force:
+        raise UsageError("--recipient re-sends to some recipients only: use it with --force")
     configs = load_configs(args.config)
+    if args.recipient:
+        _check_recipients(configs, args.recipient)
     failed = 0
     clock = now()
     for config in configs:
@@ -318,6 +356,7 @@ def _run(args: argparse.Namespace) -> int:
                     output=args.output,
                     send=not args.no_send,
                     force=args.force,
+                    recipients=[r.lower() for r in args.recipient] if args.recipient else None,
                 )
         except RunError as exc:
             if getattr(exc, "outcome", None) is not None:  # delivered to some, failed for others
@@ -367,19 +406,140 @@ def _preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_recipients(configs: Sequence[object], wanted: list[str]) -> None:
+    from reporter.config.model import Config
+    from reporter.delivery.send import recipients_of
+
+    known: set[str] = set()
+    for config in configs:
+        assert isinstance(config, Config)
+        if config.delivery.email is not None:
+            known.update(recipients_of(config))
+            known.update(r.email.lower() for r in config.delivery.email.recipients)
+    for address in wanted:
+        if address.lower() not in known:
+            raise UsageError(
+                f"--recipient {address}: not a recipient of this report (delivery.email to, cc or recipients)"
+            )
+
+
 def _verify(args: argparse.Namespace) -> int:
     from reporter.delivery.archive import MANIFEST, verify_archive
+    from reporter.delivery.archiving import KEY_ENV
+    from reporter.delivery.ledger import Ledger, default_url
 
     if not args.archive.is_dir():
         raise UsageError(f"{args.archive}: not a folder")
-    problems = verify_archive(args.archive, report=args.report, period=args.period)
+    if args.ledger and args.no_ledger:
+        raise UsageError("--ledger and --no-ledger: choose one")
+    url = args.ledger
+    if url is None and not args.no_ledger:
+        beside = args.archive.resolve().parent
+        if not (beside / "ledger.sqlite").is_file():
+            raise UsageError(
+                f"no ledger beside {args.archive} ({beside / 'ledger.sqlite'}): pass --ledger URL "
+                "(the report's delivery.ledger), or --no-ledger to check the hash chain and files only"
+            )
+        url = default_url(beside)
+    key = os.environ.get(KEY_ENV) or None
+    with contextlib.ExitStack() as stack:
+        ledger = stack.enter_context(Ledger(url)) if url else None
+        problems = verify_archive(
+            args.archive, report=args.report, period=args.period, ledger=ledger, key=key
+        )
     for problem in problems:
         print(f"{args.archive}/{problem}", file=sys.stderr)
     if problems:
         print(f"{len(problems)} problem(s): the archive is NOT intact.", file=sys.stderr)
         return 1
-    lines = (args.archive / MANIFEST).read_text(encoding="utf-8").count("\n")
-    print(f"{args.archive}: intact — {lines} archived file(s), hash chain and attachments verified")
+    lines = (args.archive / MANIFEST).read_bytes().count(b"\n")
+    checked = "hash chain and attachments" if url is None else "hash chain, attachments and ledger"
+    if key:
+        checked += f" and HMAC ({KEY_ENV})"
+    print(f"{args.archive}: intact — {lines} archived file(s), {checked} verified")
+    return 0
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    from reporter.config import load_configs
+    from reporter.delivery.ledger import Ledger, default_url
+    from reporter.errors import RunError
+    from reporter.run.pipeline import run_report
+    from reporter.run.stages import output_root, resolve_period
+
+    clock = now()
+    configs = load_configs(args.config)
+    if args.report is not None:
+        configs = [c for c in configs if c.report.id == args.report]
+        if not configs:
+            raise UsageError(f"--report {args.report}: no such report in {args.config}")
+    if len(configs) > 1:
+        names = ", ".join(c.report.id for c in configs)
+        raise UsageError(f"{args.config} holds {len(configs)} reports ({names}): name one with --report")
+    config = configs[0]
+    report, recipient = config.report.id, args.recipient.lower()
+    period = resolve_period(config, args.period, clock).label
+    root = output_root(config, args.output)
+    if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
+        raise UsageError(f"no ledger in {root} (ledger.sqlite): nothing was sent from there; see --output")
+    with Ledger(config.delivery.ledger or default_url(root)) as ledger:
+        latest = ledger.latest(report, period, recipient)
+        if latest is None:
+            raise UsageError(f"{report} {period}: no delivery to {recipient} in the ledger")
+        owner = ledger.run_of(report, period, recipient, latest.version)
+        if latest.state == "pending" and ledger.run_alive(owner, clock):
+            raise UsageError(
+                f"{report} {period} {recipient}: being sent by run {owner} right now; wait for it"
+            )
+        if latest.state not in ("review", "pending"):
+            hint = {
+                "sent": f"to send it again: reporter run {config.file} --period {period} --force "
+                f"--recipient {recipient}",
+                "failed": f"the next 'reporter run {config.file} --period {period}' retries it",
+            }.get(latest.state, "")
+            raise UsageError(f"{report} {period} {recipient}: {latest.state}, not in review; {hint}")
+        if args.sent:
+            note = f"marked as delivered by 'reporter resolve --sent' at {clock:%Y-%m-%d %H:%M} UTC"
+            ledger.move(
+                report,
+                period,
+                recipient,
+                latest.version,
+                clock,
+                from_states=("review", "pending"),
+                to="sent",
+                note=note,
+            )
+            print(f"{report} {period} {recipient}: recorded as sent (v{latest.version}); nothing was sent")
+            return 0
+        try:
+            _check_recipients([config], [recipient])
+        except UsageError:
+            raise UsageError(
+                f"{report} {period} {recipient}: {args.config} no longer delivers to this address: "
+                "cannot re-send it (--sent records it as delivered)"
+            ) from None
+        note = f"to be re-sent by 'reporter resolve --resend' at {clock:%Y-%m-%d %H:%M} UTC"
+        ledger.move(
+            report,
+            period,
+            recipient,
+            latest.version,
+            clock,
+            from_states=("review", "pending"),
+            to="failed",
+            note=note,
+        )
+    try:
+        outcome = run_report(config, period=period, now=clock, output=args.output, recipients=[recipient])
+    except RunError as exc:
+        print(f"reporter: FAILED: {exc}", file=sys.stderr)
+        return 1
+    (done,) = [d for d in outcome.deliveries if d.recipient.lower() == recipient]
+    if done.state != "sent":
+        print(f"{report} {period} {recipient}: {done.state}: {done.error}", file=sys.stderr)
+        return 1
+    print(f"{report} {period} {recipient}: re-sent with the same Message-ID {done.message_id}")
     return 0
 
 
@@ -459,6 +619,10 @@ def _status(args: argparse.Namespace) -> int:
                 f"  delivery {d.period} to {d.recipient}: {d.state} after {d.attempts} attempt(s)"
                 + (f" — {d.last_error}" if d.last_error else "")
             )
+        for step in ledger.archive_steps_of(config.report.id):
+            if step["state"] in ("pending", "failed", "lost"):
+                error = f" — {step['error']}" if step["error"] else ""
+                print(f"  archive {step['period']} (run {step['run_id']}): {step['state']}{error}")
         ledger.close()
         print(f"  {NOT_TRACKED}")
     return 0

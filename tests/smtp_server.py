@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import ssl
@@ -33,7 +34,9 @@ class Handler:
     received: list[Received] = field(default_factory=list)
     # rcpt_reply(address, attempt) -> None (accept) or an SMTP reply such as "550 5.1.1 unknown"
     rcpt_reply: Callable[[str, int], str | None] = lambda address, attempt: None
-    drop_data: int = 0  # drop the connection during DATA this many times
+    drop_data: int = 0  # drop the connection after the message's end, this many times (no reply)
+    drop_rcpt: int = 0  # drop the connection at RCPT (before DATA), this many times
+    late_reply: float = 0.0  # store the message, then wait this long before answering 250
     rcpt_attempts: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -41,6 +44,10 @@ class Handler:
         with self.lock:
             self.rcpt_attempts[address] = self.rcpt_attempts.get(address, 0) + 1
             attempt = self.rcpt_attempts[address]
+            if self.drop_rcpt > 0:
+                self.drop_rcpt -= 1
+                server.transport.close()
+                return "421 closing"
         reply = self.rcpt_reply(address, attempt)
         if reply:
             return reply
@@ -54,6 +61,8 @@ class Handler:
                 server.transport.close()
                 return "421 closing"
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        if self.late_reply:
+            await asyncio.sleep(self.late_reply)
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[Received]:

@@ -161,12 +161,33 @@ def test_550_for_one_of_three_then_reruns(demo, tmp_path):
         assert len(alerts()) == 2  # one per failed run
 
 
-def test_connection_dropped_mid_data_is_retried(demo, tmp_path):
+def test_connection_dropped_before_data_is_retried(demo, tmp_path):
+    with Server(tmp_path) as server:
+        server.handler.drop_rcpt = 1
+        outcome = run(configured(demo, server.port, to=["ceo@acme.test"]), tmp_path)
+    assert [r.rcpt_tos for r in server.handler.received] == [["ceo@acme.test"]]
+    assert (outcome.deliveries[0].state, outcome.deliveries[0].attempts) == ("sent", 2)
+
+
+def test_connection_dropped_after_the_message_end_is_review_not_retried(demo, tmp_path):
+    """No reply after <CRLF>.<CRLF>: the server may have accepted it; re-sending could
+    duplicate it. The delivery goes to review, once, and alerts_to is told how to settle it."""
     with Server(tmp_path) as server:
         server.handler.drop_data = 1
         outcome = run(configured(demo, server.port, to=["ceo@acme.test"]), tmp_path)
-    assert len(server.handler.received) == 1
-    assert outcome.deliveries[0].attempts == 2
+    (d,) = outcome.deliveries
+    assert (d.state, d.attempts) == ("review", 1)
+    assert d.error.startswith("no reply after the message was sent (Connection unexpectedly closed")
+    assert d.error.endswith(
+        f"the server may have accepted it; not re-sent: check ceo@acme.test's mailbox, then run "
+        f"'reporter resolve {DEMO} 2026-10 ceo@acme.test --sent' if it arrived, or '--resend' if it did not"
+    )
+    assert server.handler.rcpt_attempts == {"ceo@acme.test": 1, "ops@acme.test": 1}
+    (alert,) = [r for r in server.handler.received if r.rcpt_tos == ["ops@acme.test"]]
+    assert alert.message["Subject"] == (
+        "[reporter] marketing-monthly 2026-10: 1 delivery(ies) may have been delivered: review needed"
+    )
+    assert f"reporter resolve {DEMO} 2026-10 ceo@acme.test --sent" in alert.message.get_content()
 
 
 def test_crash_after_250_before_the_ledger_commit_does_not_resend(demo, tmp_path, monkeypatch):
@@ -186,10 +207,21 @@ def test_crash_after_250_before_the_ledger_commit_does_not_resend(demo, tmp_path
         assert len(server.handler.received) == 1
         outcome = run(config, tmp_path)
         assert [d.state for d in outcome.deliveries] == ["review"]
-        assert len(server.handler.received) == 1  # not sent twice
+        assert [r.rcpt_tos for r in server.handler.received] == [["ceo@acme.test"], ["ops@acme.test"]]
+        alert = server.handler.received[1].message  # not sent twice; alerts_to told, once
+        assert alert["Subject"] == (
+            "[reporter] marketing-monthly 2026-10: 1 delivery(ies) may have been delivered: review needed"
+        )
         (d,) = Ledger(default_url(tmp_path)).all("marketing-monthly")
         assert d.state == "review"
-        assert "check the recipient's mailbox" in d.last_error
+        assert d.last_error == (
+            "a previous run stopped after sending began (the server may have accepted it): not re-sent; "
+            f"check ceo@acme.test's mailbox, then run 'reporter resolve {DEMO} 2026-10 ceo@acme.test --sent' "
+            "if it arrived, or '--resend' if it did not"
+        )
+        # the interrupted run is recorded as failed, not left "running"
+        runs = Ledger(default_url(tmp_path)).runs_of("marketing-monthly")
+        assert [(r["outcome"], r["error"]) for r in runs] == [("failed", "interrupted"), ("ok", None)]
 
 
 def test_running_twice_sends_each_message_once_and_force_resends(demo, tmp_path):

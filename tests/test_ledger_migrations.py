@@ -33,7 +33,12 @@ def _revision(url: str) -> str | None:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+            diff = [
+                d
+                for d in compare_metadata(MigrationContext.configure(conn), metadata)
+                # another test's table in a shared database is not the ledger's concern
+                if not (d[0] == "remove_table" and d[1].name not in metadata.tables)
+            ]
             assert diff == [], f"the ledger's tables differ from the code's: {diff}"
             return MigrationContext.configure(conn).get_current_revision()
     finally:

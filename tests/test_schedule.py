@@ -295,3 +295,69 @@ def test_reporter_schedule_process_end_to_end(tmp_path):
     assert len(received()) == 1, err
     assert "marketing-monthly 2026-10: fired, sent" in err
     assert "stopped" in err
+
+
+def test_a_report_that_raises_does_not_stop_the_others(tmp_path):
+    """A folder with a good report and one whose `where` validates but fails at run time: the
+    good one is sent, the bad one is alerted once and retried at retry_every, no crash."""
+    from tests.test_exactly_once import OPS, count, tiny
+
+    with Server(tmp_path) as server:
+        tiny(tmp_path, server.port, to=["good@acme.test"], name="good")
+        tiny(tmp_path, server.port, to=["bad@acme.test"], name="bad")
+        clock = Clock(at("2026-11-01T12:00:00+00:00"))
+        s = Scheduler(tmp_path, output=tmp_path / "out", clock=clock, env={})
+        s.load()
+        assert [c.report.id for c in s.configs] == ["bad", "good"]
+        # Validation now runs every expression over the data, so an expression that fails at run
+        # time is put in place after it: the report the scheduler holds raises when it runs.
+        bad = s.configs[0]
+        metric = bad.metrics["revenue"].model_copy(update={"where": "error('boom') is null"})
+        s.configs[0] = bad.model_copy(update={"metrics": {"revenue": metric}})
+        assert s.tick() == []
+        clock.now = at("2026-11-02T07:01:00+00:00")
+        first = s.tick()
+        assert first[1] == "good 2026-10: fired, sent"
+        assert first[0].startswith("bad 2026-10: FAILED: ")
+        assert "boom" in first[0]
+        assert first[0].endswith("; retry at 2026-11-02T08:01:00+00:00")
+        assert count(server) == {"good@acme.test": 1, OPS: 1}
+        (alert,) = [r.message for r in server.handler.received if r.rcpt_tos == [OPS]]
+        assert alert["Subject"].startswith("[reporter] bad 2026-10: run FAILED")
+        clock.now += dt.timedelta(minutes=30)
+        assert s.tick() == []  # not before retry_every
+        clock.now += dt.timedelta(minutes=31)
+        again = s.tick()
+        assert len(again) == 1
+        assert again[0].startswith("bad 2026-10: FAILED: ")
+        assert count(server) == {"good@acme.test": 1, OPS: 1}  # retried, not alerted again
+        with Ledger(default_url(tmp_path / "out")) as ledger:
+            assert [r["outcome"] for r in ledger.runs_of("bad")] == ["failed", "failed"]
+            assert [r["outcome"] for r in ledger.runs_of("good")] == ["ok"]
+
+
+def test_a_report_whose_ledger_cannot_be_opened_is_alerted_and_the_others_go_on(tmp_path):
+    from tests.test_exactly_once import OPS, count, tiny
+
+    with Server(tmp_path) as server:
+        tiny(tmp_path, server.port, to=["good@acme.test"], name="good")
+        broken = tiny(tmp_path, server.port, to=["bad@acme.test"], name="bad")
+        (tmp_path / "not-a-folder").write_text("x")
+        broken.write_text(
+            broken.read_text().replace(
+                "delivery:\n", f"delivery:\n  ledger: sqlite:///{tmp_path}/not-a-folder/l.db\n"
+            )
+        )
+        clock = Clock(at("2026-11-01T12:00:00+00:00"))
+        s = Scheduler(tmp_path, output=tmp_path / "out", clock=clock, env={})
+        s.load()
+        first = s.tick()
+        assert first[0].startswith("bad: FAILED (OperationalError: ")
+        assert first[0].endswith("; the other reports go on; retried at the next wake-up")
+        clock.now = at("2026-11-02T07:01:00+00:00")
+        second = s.tick()
+        assert second[1] == "good 2026-10: fired, sent"
+        assert second[0].startswith("bad: FAILED (OperationalError: ")
+        assert count(server) == {"good@acme.test": 1, OPS: 1}  # alerted once
+        (alert,) = [r.message for r in server.handler.received if r.rcpt_tos == [OPS]]
+        assert alert["Subject"] == "[reporter] bad -: scheduler could not run this report"

@@ -444,6 +444,14 @@ class Smtp(_Model):
     timeout: Annotated[float, Field(gt=0, le=600)] = Field(
         30.0, description="Seconds to wait for the server at each step.", examples=[30]
     )
+    data_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
+        600.0,
+        description=(
+            "Seconds to wait for the server's reply after the end of the message (RFC 5321: 10 minutes); "
+            "no reply in time means the message may have been delivered, so it goes to review, never re-sent."
+        ),
+        examples=[600],
+    )
     ca_file: Path | None = Field(
         None,
         description=(

@@ -7,8 +7,10 @@ Layout under ``delivery.archive.dir``::
 
 Each manifest line holds the file's path (relative to the archive), SHA-256, size, run id,
 time, reason, the SHA-256 of each attachment inside the PDF, and ``prev``: the SHA-256 of the
-previous line's text (64 zeros for the first). Editing, deleting or reordering lines breaks the
-chain; editing or deleting a file breaks its hash. The manifest is rewritten atomically (temp
+previous line's text (64 zeros for the first), and with REPORTER_ARCHIVE_KEY set an HMAC of the
+line. Editing, deleting or reordering lines breaks the chain; editing or deleting a file breaks
+its hash. A rewrite that recomputes the chain is caught by the ledger, which recorded each
+line's SHA-256 when it was written, and by the HMAC. The manifest is rewritten atomically (temp
 file, fsync, rename), so a crash leaves the old or the new manifest, never a torn line; the
 PDF is first written as a hidden partial file and renamed into place after the manifest (see
 ``archive_pdf``), so an interrupted archiving still verifies.
@@ -16,16 +18,22 @@ PDF is first written as a hidden partial file and renamed into place after the m
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
 import mimetypes
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reporter.delivery.ledger import Ledger
 
 mimetypes.add_type("application/yaml", ".yaml")
 mimetypes.add_type("application/yaml", ".yml")
@@ -166,6 +174,47 @@ class Archived:
     path: Path
     version: int
     line: dict[str, Any]
+    new: bool = True  # False: the same PDF was already archived (``reuse``)
+
+
+class ArchiveError(Exception):
+    """The archive cannot take a new line (e.g. its manifest is shorter than the ledger's record)."""
+
+
+class Files:
+    """The file operations of archiving, in one object: a test can make one of them fail
+    (a read-only folder, a full disk) without patching ``os`` for the whole process."""
+
+    def write(self, path: Path, data: bytes) -> None:
+        """An output file (results.json, the PDF): replaced atomically."""
+        from reporter.files import write_atomic
+
+        write_atomic(path, data)
+
+    def mkdir(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def create_new(self, path: Path, data: bytes) -> None:
+        """Create ``path`` (never overwrite), durably, read-only."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def replace(self, path: Path, data: bytes) -> None:
+        """Replace ``path`` atomically (temp file, fsync, rename, fsync of the folder)."""
+        tmp = path.with_name(f".{path.name}.tmp")
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+
+    def rename(self, src: Path, dst: Path) -> None:
+        os.rename(src, dst)
+        _fsync_dir(dst.parent)
 
 
 def _lines(archive: Path) -> list[str]:
@@ -173,6 +222,34 @@ def _lines(archive: Path) -> list[str]:
     if not manifest.is_file():
         return []
     return [line for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def line_hmac(key: str, entry: dict[str, Any]) -> str:
+    """HMAC-SHA256 of a manifest entry (every field but ``hmac``), keyed by REPORTER_ARCHIVE_KEY."""
+    body = {k: v for k, v in entry.items() if k != "hmac"}
+    text = json.dumps(body, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return hmac.new(key.encode("utf-8"), text, hashlib.sha256).hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(archive: Path) -> Iterator[None]:
+    """One writer at a time per archive (the manifest is read, extended and replaced)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with (archive / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def archive_id(archive: Path) -> str:
+    """How the ledger names an archive: its absolute path."""
+    return str(archive.resolve())
 
 
 def archive_pdf(
@@ -184,74 +261,105 @@ def archive_pdf(
     run_id: str,
     now: dt.datetime,
     reason: str | None = None,
+    ledger: Ledger | None = None,
+    key: str | None = None,
+    reuse: bool = False,
+    files: Files | None = None,
 ) -> Archived:
     """Append ``pdf`` to the archive as the next version; return where it went.
 
-    Order: the PDF is written as a hidden ``.<name>.partial`` file, the manifest is replaced
-    atomically (the commit point), then the partial file is renamed into place. A crash before
-    the commit leaves only a hidden partial file (ignored by verify, removed by the next run);
-    a crash after it leaves a partial file that the next run renames into place."""
-    _recover(archive)
-    folder = archive / report / period
-    folder.mkdir(parents=True, exist_ok=True)
-    taken = [
-        int(m.group(1))
-        for p in folder.glob(f"{report}_{period}_v*.pdf")
-        if (m := re.search(r"_v(\d+)\.pdf$", p.name))
-    ]
-    version = max(taken, default=0) + 1
-    path = folder / f"{report}_{period}_v{version}.pdf"
-    partial = path.with_name(f".{path.name}.partial")
-    _write_new(partial, pdf)
-    lines = _lines(archive)
-    entry = {
-        "path": str(path.relative_to(archive)),
-        "sha256": sha256(pdf),
-        "size": len(pdf),
-        "report": report,
-        "period": period,
-        "version": version,
-        "run_id": run_id,
-        "time": now.isoformat(timespec="seconds"),
-        "reason": reason,
-        "attachments": {name: sha256(data) for name, data in sorted(attachments_of(pdf).items())},
-        "prev": sha256(lines[-1].encode()) if lines else GENESIS,
-    }
-    text = (
-        "".join(line + "\n" for line in lines) + json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n"
-    )
-    _replace(archive / MANIFEST, text.encode("utf-8"))
-    os.rename(partial, path)
-    _fsync_dir(folder)
+    Order: the PDF is written as a hidden ``.<name>.partial`` file, the line is recorded in the
+    ``ledger`` (intent), the manifest is replaced atomically (the commit point), the ledger's
+    record is confirmed, then the partial file is renamed into place. A crash before the commit
+    leaves only a hidden partial file (ignored by verify, removed by the next run) and an intent
+    the next append discards; a crash after it leaves a partial file that the next run renames
+    into place. ``key`` (REPORTER_ARCHIVE_KEY) adds an HMAC to the line. ``reuse``: when this
+    very PDF is already archived for (report, period), return that version instead."""
+    files = files or Files()
+    files.mkdir(archive)
+    with _locked(archive):
+        _recover(archive, files)
+        lines = _lines(archive)
+        ident = archive_id(archive)
+        if ledger is not None:
+            _reconcile(ledger, ident, lines)
+        digest = sha256(pdf)
+        if reuse:
+            for text in lines:
+                with contextlib.suppress(ValueError, AttributeError):
+                    old = json.loads(text)
+                    if (old.get("report"), old.get("period"), old.get("sha256")) == (report, period, digest):
+                        return Archived(archive / old["path"], int(old["version"]), old, new=False)
+        folder = archive / report / period
+        files.mkdir(folder)
+        taken = [
+            int(m.group(1))
+            for p in folder.glob(f"{report}_{period}_v*.pdf")
+            if (m := re.search(r"_v(\d+)\.pdf$", p.name))
+        ]
+        version = max(taken, default=0) + 1
+        path = folder / f"{report}_{period}_v{version}.pdf"
+        partial = path.with_name(f".{path.name}.partial")
+        files.create_new(partial, pdf)
+        entry: dict[str, Any] = {
+            "path": str(path.relative_to(archive)),
+            "sha256": digest,
+            "size": len(pdf),
+            "report": report,
+            "period": period,
+            "version": version,
+            "run_id": run_id,
+            "time": now.isoformat(timespec="seconds"),
+            "reason": reason,
+            "attachments": {name: sha256(data) for name, data in sorted(attachments_of(pdf).items())},
+            "prev": sha256(lines[-1].encode()) if lines else GENESIS,
+        }
+        if key:
+            entry["hmac"] = line_hmac(key, entry)
+        line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
+        number = len(lines) + 1
+        if ledger is not None and not ledger.line_intent(ident, number, sha256(line.encode()), entry):
+            partial.chmod(0o644)
+            partial.unlink()
+            raise ArchiveError(
+                f"{archive / MANIFEST}: the ledger has already recorded line {number}, but the manifest "
+                f"has {len(lines)} line(s): it was truncated or replaced; run 'reporter verify {archive}'"
+            )
+        text = "".join(x + "\n" for x in lines) + line + "\n"
+        files.replace(archive / MANIFEST, text.encode("utf-8"))
+        if ledger is not None:
+            ledger.line_state(ident, number, "written")
+        files.rename(partial, path)
     return Archived(path, version, entry)
 
 
-def _recover(archive: Path) -> None:
+def _reconcile(ledger: Ledger, ident: str, lines: list[str]) -> None:
+    """Settle the ledger's records of lines an interrupted append left as intents."""
+    for number, record in sorted(ledger.manifest_records(ident).items()):
+        if record["state"] != "intent":
+            continue
+        present = number <= len(lines) and sha256(lines[number - 1].encode()) == record["sha256"]
+        ledger.line_state(ident, number, "written" if present else "aborted")
+
+
+def _recover(archive: Path, files: Files | None = None) -> None:
     """Finish or discard what an interrupted archiving left behind."""
+    files = files or Files()
     listed = {}
     for text in _lines(archive):
         try:
             entry = json.loads(text)
-        except json.JSONDecodeError:
+            listed[str(entry.get("path"))] = entry.get("sha256")
+        except (json.JSONDecodeError, AttributeError):
             continue
-        listed[str(entry.get("path"))] = entry.get("sha256")
     for partial in archive.rglob(".*.partial"):
         final = partial.with_name(partial.name[1 : -len(".partial")])
         rel = str(final.relative_to(archive))
         if rel in listed and not final.exists() and sha256(partial.read_bytes()) == listed[rel]:
-            os.rename(partial, final)
+            files.rename(partial, final)
         else:
             partial.chmod(0o644)
             partial.unlink()
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """Create ``path`` (never overwrite), durably."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -262,58 +370,189 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dir_fd)
 
 
-def _replace(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "path": str,
+    "sha256": str,
+    "size": int,
+    "report": str,
+    "period": str,
+    "version": int,
+    "prev": str,
+    "attachments": dict,
+}
+_KINDS = {list: "a JSON array", int: "a number", float: "a number", str: "a string", bool: "a boolean"}
 
 
-def verify_archive(archive: Path, *, report: str | None = None, period: str | None = None) -> list[str]:
-    """Every problem found, each naming its path; an empty list means the archive is intact."""
+def verify_archive(
+    archive: Path,
+    *,
+    report: str | None = None,
+    period: str | None = None,
+    ledger: Ledger | None = None,
+    key: str | None = None,
+) -> list[str]:
+    """Every problem found, each naming its path or manifest line; an empty list means the
+    archive is intact. With ``ledger``: every line must be the one recorded when it was written,
+    and every recorded line must be there. With ``key``: every line must carry its HMAC."""
+    manifest = archive / MANIFEST
+    records = ledger.manifest_records(archive_id(archive)) if ledger is not None else {}
+    written = {n: r for n, r in records.items() if r["state"] == "written"}
+    if not manifest.is_file() or manifest.is_symlink():
+        problem = f"{MANIFEST}: missing" if not manifest.is_symlink() else f"{MANIFEST}: a symlink, refused"
+        if written:
+            problem += f" (the ledger recorded {len(written)} line(s))"
+        return [problem]
+    raw = [line for line in manifest.read_bytes().split(b"\n") if line.strip()]
     problems: list[str] = []
-    lines = _lines(archive)
-    if not (archive / MANIFEST).is_file():
-        return [f"{archive / MANIFEST}: missing"]
-    listed: set[str] = set()
+    if ledger is not None and raw and not records:
+        problems.append(
+            f"{MANIFEST}: the ledger has no record of this archive ({archive_id(archive)}): "
+            "wrong ledger, or the archive was moved or written without it"
+        )
+    if not raw and written:
+        problems.append(f"{MANIFEST}: empty, but the ledger recorded {len(written)} line(s)")
+    listed: dict[str, int] = {}
+    versions: dict[tuple[str, str, int], int] = {}
     prev = GENESIS
-    for number, text in enumerate(lines, start=1):
+    root = archive.resolve()
+    for number, blob in enumerate(raw, start=1):
+        where = f"{MANIFEST}:{number}"
+        record = records.get(number)
+        if record is not None and record["sha256"] != sha256(blob):
+            problems.append(
+                f"{where}: differs from the line the ledger recorded when it was written (changed)"
+            )
+        elif record is None and records:
+            problems.append(f"{where}: not recorded in the ledger (added after archiving)")
+        try:
+            text = blob.decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(f"{where}: not UTF-8 text")
+            prev = sha256(blob)
+            continue
         try:
             entry = json.loads(text)
         except json.JSONDecodeError:
-            problems.append(f"{MANIFEST}:{number}: not a valid manifest line")
-            prev = sha256(text.encode())
+            problems.append(f"{where}: not a valid manifest line (not JSON)")
+            prev = sha256(blob)
             continue
-        if entry.get("prev") != prev:
+        if not isinstance(entry, dict):
+            kind = "null" if entry is None else _KINDS.get(type(entry), type(entry).__name__)
+            problems.append(f"{where}: not a valid manifest line ({kind}, not an object)")
+            prev = sha256(blob)
+            continue
+        bad = [
+            name
+            for name, kind in _FIELDS.items()
+            if not isinstance(entry.get(name), kind) or isinstance(entry.get(name), bool)
+        ]
+        if bad:
+            problems.append(f"{where}: not a valid manifest line (missing or wrong: {', '.join(bad)})")
+            prev = sha256(blob)
+            continue
+        if entry["prev"] != prev:
             problems.append(
-                f"{MANIFEST}:{number}: hash chain broken at {entry.get('path')} "
+                f"{where}: hash chain broken at {entry['path']} "
                 "(a line before it was edited, removed or reordered)"
             )
-        prev = sha256(text.encode())
-        listed.add(str(entry.get("path")))
-        if (report and entry.get("report") != report) or (period and entry.get("period") != period):
+        prev = sha256(blob)
+        if key:
+            if "hmac" not in entry:
+                problems.append(f"{where}: no HMAC (REPORTER_ARCHIVE_KEY is set: every line must carry one)")
+            elif not hmac.compare_digest(str(entry["hmac"]), line_hmac(key, entry)):
+                problems.append(f"{where}: HMAC mismatch (not written with this REPORTER_ARCHIVE_KEY)")
+        rel = entry["path"]
+        if rel in listed:
+            problems.append(f"{where}: duplicate entry for {rel} (also on line {listed[rel]})")
             continue
-        path = archive / str(entry.get("path"))
+        listed[rel] = number
+        ident = (entry["report"], entry["period"], entry["version"])
+        if ident in versions:
+            problems.append(
+                f"{where}: duplicate entry for {entry['report']} {entry['period']} v{entry['version']} "
+                f"(also on line {versions[ident]})"
+            )
+            continue
+        versions[ident] = number
+        if (report and entry["report"] != report) or (period and entry["period"] != period):
+            continue
+        refused = _refused_path(archive, root, rel)
+        if refused:
+            problems.append(f"{where}: {rel}: {refused}, refused")
+            continue
+        expected = (
+            f"{entry['report']}/{entry['period']}/{entry['report']}_{entry['period']}_v{entry['version']}.pdf"
+        )
+        if rel != expected:
+            problems.append(f"{where}: {rel}: not where its report, period and version belong ({expected})")
+        path = archive / rel
         if not path.is_file():
             note = ""
             if path.with_name(f".{path.name}.partial").is_file():
                 note = "; archiving was interrupted after the manifest was written: the next run completes it"
-            problems.append(f"{entry.get('path')}: missing (listed on manifest line {number}){note}")
+            problems.append(f"{rel}: missing (listed on manifest line {number}){note}")
             continue
         data = path.read_bytes()
-        if sha256(data) != entry.get("sha256") or len(data) != entry.get("size"):
-            problems.append(f"{entry.get('path')}: altered (SHA-256 differs from manifest line {number})")
+        if sha256(data) != entry["sha256"] or len(data) != entry["size"]:
+            problems.append(f"{rel}: altered (SHA-256 differs from manifest line {number})")
             continue
         try:
-            inside = {name: sha256(blob) for name, blob in sorted(attachments_of(data).items())}
+            blobs = attachments_of(data)
         except Exception as exc:  # an unreadable PDF is a finding, not a crash
-            problems.append(f"{entry.get('path')}: attachments unreadable: {exc}")
+            problems.append(f"{rel}: attachments unreadable: {exc}")
             continue
-        if inside != entry.get("attachments"):
-            problems.append(f"{entry.get('path')}: attachments differ from manifest line {number}")
+        inside = {name: sha256(b) for name, b in sorted(blobs.items())}
+        if inside != entry["attachments"]:
+            problems.append(f"{rel}: attachments differ from manifest line {number}")
+            continue
+        if "results.json" in blobs:
+            problems += _check_results(rel, number, entry, blobs["results.json"])
+    for number, record in sorted(written.items()):
+        if number > len(raw):
+            problems.append(
+                f"{MANIFEST}:{number}: missing: the ledger recorded {record['path']} on this line "
+                "(the manifest was truncated)"
+            )
+    problems += _extra_files(archive, listed, report, period)
+    return problems
+
+
+def _refused_path(archive: Path, root: Path, rel: str) -> str | None:
+    """Why a manifest path may not be followed: absolute, ``..``, a symlink, outside."""
+    pure = Path(rel)
+    if pure.is_absolute() or rel.startswith(("/", "\\")):
+        return "absolute path"
+    if ".." in pure.parts or "\\" in rel:
+        return "path leaves the archive ('..')"
+    current = archive
+    for part in pure.parts:
+        current = current / part
+        if current.is_symlink():
+            return "a symlink"
+    try:
+        (archive / pure).resolve().relative_to(root)
+    except ValueError:
+        return "outside the archive"
+    return None
+
+
+def _check_results(rel: str, number: int, entry: dict[str, Any], blob: bytes) -> list[str]:
+    """The PDF's own results.json must be for the line's report and period."""
+    try:
+        inner = json.loads(blob)
+        found = (inner.get("report"), inner.get("period"))
+    except (ValueError, AttributeError):
+        return [f"{rel}: its embedded results.json is unreadable"]
+    if found != (entry["report"], entry["period"]):
+        return [
+            f"{rel}: the PDF's embedded results.json is for {found[0]} {found[1]}, "
+            f"manifest line {number} says {entry['report']} {entry['period']}"
+        ]
+    return []
+
+
+def _extra_files(archive: Path, listed: dict[str, int], report: str | None, period: str | None) -> list[str]:
+    problems = []
     for pdf in sorted(p for p in archive.rglob("*.pdf") if not p.name.startswith(".")):
         rel = str(pdf.relative_to(archive))
         if (

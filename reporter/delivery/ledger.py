@@ -13,17 +13,30 @@ This module owns every table of the ledger (the scheduler's leases and first sig
 The schema is versioned with Alembic (``reporter/delivery/migrations``): opening a ledger
 upgrades it in place to the newest revision; a ledger written before migrations existed is
 recognised by its tables and stamped at revision 0001 first.
+
+Claiming a delivery is one atomic statement (``claim``): an ``INSERT … ON CONFLICT DO NOTHING``
+of a new version, or an ``UPDATE … WHERE state = 'failed'`` of a retried one. Two processes
+racing on the same report and period cannot both win a claim, so they cannot both send.
+
+Besides deliveries, the ledger records the archive (see ``archive_steps`` and
+``manifest_lines``): that a run must archive its PDF, that it did, and the SHA-256 of every
+manifest line written, so that ``reporter verify`` can tell a consistent rewrite of the archive
+from the archive as it was written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import sqlalchemy as sa
+
+from reporter.security import redact
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -74,6 +87,49 @@ schedules = sa.Table(
     metadata,
     sa.Column("report", sa.String(200), primary_key=True),
     sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+# Who holds a run: a later run on the same host can tell a crashed run (its process is gone)
+# from one still sending. New table, so ledgers written by older versions keep working.
+holders = sa.Table(
+    "run_holders",
+    metadata,
+    sa.Column("run_id", sa.Integer, primary_key=True),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+)
+
+# The archive as a step of the run: "pending" before the first message goes out, "done" once
+# the PDF is in the archive, "failed" when archiving failed (the next run finishes it).
+archive_steps = sa.Table(
+    "archive_steps",
+    metadata,
+    sa.Column("run_id", sa.Integer, primary_key=True),
+    sa.Column("report", sa.String(200), nullable=False),
+    sa.Column("period", sa.String(20), nullable=False),
+    sa.Column("pdf", sa.Text, nullable=False),  # where the delivered PDF lies until archived
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # pending | done | failed | none
+    sa.Column("archive", sa.Text),
+    sa.Column("version", sa.Integer),
+    sa.Column("reason", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("updated", sa.DateTime(timezone=True), nullable=False),
+)
+
+# One row per manifest line, written with the line: ``verify`` compares the two.
+manifest_lines = sa.Table(
+    "manifest_lines",
+    metadata,
+    sa.Column("archive", sa.String(1000), primary_key=True),  # the archive's absolute path
+    sa.Column("line", sa.Integer, primary_key=True),  # 1-based line number
+    sa.Column("sha256", sa.String(64), nullable=False),  # of the line's text
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("report", sa.String(200), nullable=False),
+    sa.Column("period", sa.String(20), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # intent | written | aborted
 )
 
 
@@ -166,6 +222,26 @@ class Ledger:
     ) -> None:
         self.close()
 
+    def _insert_new(self, table: sa.Table, values: dict[str, object]) -> bool:
+        """INSERT … ON CONFLICT DO NOTHING; True when this statement inserted the row."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif self.engine.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        else:  # another database: the primary key still refuses the second row
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(table.insert().values(**values))
+                return True
+            except sa.exc.IntegrityError:
+                return False
+        statement = insert(table).values(**values).on_conflict_do_nothing()
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":  # psycopg reports no rowcount here
+                pk = next(iter(table.primary_key.columns))
+                return conn.execute(statement.returning(pk)).first() is not None
+            return conn.execute(statement).rowcount == 1
+
     # runs -------------------------------------------------------------------------------
     def start_run(self, report: str, period: str, now: dt.datetime, trigger: str = "cli") -> int:
         with self.engine.begin() as conn:
@@ -174,12 +250,42 @@ class Ledger:
                     report=report, period=period, started=now, outcome="running", trigger=trigger
                 )
             )
-            return int(result.inserted_primary_key[0])  # type: ignore[index]
+            run_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            conn.execute(holders.delete().where(holders.c.run_id == run_id))  # a reused id (a reset table)
+            conn.execute(holders.insert().values(run_id=run_id, host=socket.gethostname(), pid=os.getpid()))
+            return run_id
+
+    def run_alive(
+        self, run_id: int | None, now: dt.datetime, *, stale: dt.timedelta = dt.timedelta(hours=6)
+    ) -> bool:
+        """Whether run ``run_id`` may still be working: it is recorded as running and, on this
+        host, its process still exists (elsewhere: it started less than ``stale`` ago)."""
+        if run_id is None:
+            return False
+        with self.engine.connect() as conn:
+            run = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+            holder = conn.execute(sa.select(holders).where(holders.c.run_id == run_id)).first()
+        if run is None or run.outcome != "running":
+            return False
+        if holder is not None and holder.host == socket.gethostname():
+            if holder.pid == os.getpid():
+                return True
+            try:
+                os.kill(holder.pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
+        started = run.started if run.started.tzinfo else run.started.replace(tzinfo=dt.UTC)
+        return bool(now - started < stale)
 
     def finish_run(self, run_id: int, now: dt.datetime, outcome: str, error: str | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                runs.update().where(runs.c.id == run_id).values(finished=now, outcome=outcome, error=error)
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(finished=now, outcome=outcome, error=redact(error) if error else error)
             )
 
     def runs_of(self, report: str, period: str | None = None) -> list[dict[str, object]]:
@@ -241,7 +347,7 @@ class Ledger:
             for r in rows
         ]
 
-    def intend(
+    def claim(
         self,
         report: str,
         period: str,
@@ -254,36 +360,155 @@ class Ledger:
         reason: str | None,
         channel: str,
         run_id: int,
-    ) -> None:
-        """Commit the intent to send before sending (state pending)."""
-        with self.engine.begin() as conn:
-            exists = conn.execute(
-                sa.select(deliveries.c.version).where(*_key(report, period, recipient, version))
+        retry: bool = False,
+    ) -> bool:
+        """Take the right to send one delivery version, in one atomic statement; commit the intent
+        (state pending) before sending. ``retry``: take back a ``failed`` version (same
+        Message-ID). False when another run holds or finished it: then do not send."""
+        values: dict[str, object] = dict(
+            message_id=message_id,
+            state="pending",
+            forced=forced,
+            reason=reason,
+            channel=channel,
+            updated=now,
+            run_id=run_id,
+        )
+        if retry:
+            with self.engine.begin() as conn:
+                result = conn.execute(
+                    deliveries.update()
+                    .where(*_key(report, period, recipient, version), deliveries.c.state == "failed")
+                    .values(**values)
+                )
+                return result.rowcount == 1
+        return self._insert_new(
+            deliveries,
+            dict(
+                report=report,
+                period=period,
+                recipient=recipient.lower(),
+                version=version,
+                attempts=0,
+                **values,
+            ),
+        )
+
+    def run_of(self, report: str, period: str, recipient: str, version: int) -> int | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(deliveries.c.run_id).where(*_key(report, period, recipient, version))
             ).first()
-            values = dict(
-                message_id=message_id,
-                state="pending",
-                forced=forced,
-                reason=reason,
-                channel=channel,
-                updated=now,
-                run_id=run_id,
+        return None if row is None else row.run_id
+
+    def move(
+        self,
+        report: str,
+        period: str,
+        recipient: str,
+        version: int,
+        now: dt.datetime,
+        *,
+        from_states: tuple[str, ...],
+        to: str,
+        note: str,
+    ) -> bool:
+        """Change a delivery's state only if it is still in one of ``from_states`` (atomic)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                deliveries.update()
+                .where(*_key(report, period, recipient, version), deliveries.c.state.in_(from_states))
+                .values(state=to, last_error=note, updated=now)
             )
-            if exists:
-                conn.execute(
-                    deliveries.update().where(*_key(report, period, recipient, version)).values(**values)
+            return result.rowcount == 1
+
+    # the archive as a step of the run ------------------------------------------------------
+    def archive_intent(
+        self, run_id: int, report: str, period: str, pdf: str, sha: str, reason: str | None, now: dt.datetime
+    ) -> None:
+        """Before the first message of a run goes out: this PDF must reach the archive."""
+        with self.engine.begin() as conn:
+            conn.execute(archive_steps.delete().where(archive_steps.c.run_id == run_id))
+            conn.execute(
+                archive_steps.insert().values(
+                    run_id=run_id,
+                    report=report,
+                    period=period,
+                    pdf=pdf,
+                    sha256=sha,
+                    state="pending",
+                    reason=reason,
+                    updated=now,
                 )
+            )
+
+    def archive_result(
+        self,
+        run_id: int,
+        now: dt.datetime,
+        *,
+        state: str,
+        archive: str | None = None,
+        version: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                archive_steps.update()
+                .where(archive_steps.c.run_id == run_id)
+                .values(state=state, archive=archive, version=version, error=error, updated=now)
+            )
+
+    def unarchived(self, report: str, period: str) -> list[dict[str, object]]:
+        """Archive steps of (report, period) left pending or failed by earlier runs."""
+        query = (
+            sa.select(archive_steps)
+            .where(
+                archive_steps.c.report == report,
+                archive_steps.c.period == period,
+                archive_steps.c.state.in_(("pending", "failed")),
+            )
+            .order_by(archive_steps.c.run_id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def archive_steps_of(self, report: str) -> list[dict[str, object]]:
+        query = (
+            sa.select(archive_steps).where(archive_steps.c.report == report).order_by(archive_steps.c.run_id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    # manifest lines ----------------------------------------------------------------------------
+    def manifest_records(self, archive: str) -> dict[int, dict[str, object]]:
+        query = sa.select(manifest_lines).where(manifest_lines.c.archive == archive)
+        with self.engine.connect() as conn:
+            return {r.line: dict(r._mapping) for r in conn.execute(query)}
+
+    def line_intent(self, archive: str, line: int, sha: str, entry: dict[str, object]) -> bool:
+        """Record a manifest line before it is written; False when that line number is taken."""
+        return self._insert_new(
+            manifest_lines,
+            dict(
+                archive=archive,
+                line=line,
+                sha256=sha,
+                path=str(entry["path"]),
+                report=str(entry["report"]),
+                period=str(entry["period"]),
+                version=int(entry["version"]),  # type: ignore[call-overload]
+                state="intent",
+            ),
+        )
+
+    def line_state(self, archive: str, line: int, state: str) -> None:
+        with self.engine.begin() as conn:
+            key = (manifest_lines.c.archive == archive, manifest_lines.c.line == line)
+            if state == "aborted":
+                conn.execute(manifest_lines.delete().where(*key, manifest_lines.c.state == "intent"))
             else:
-                conn.execute(
-                    deliveries.insert().values(
-                        report=report,
-                        period=period,
-                        recipient=recipient.lower(),
-                        version=version,
-                        attempts=0,
-                        **values,
-                    )
-                )
+                conn.execute(manifest_lines.update().where(*key).values(state=state))
 
     def record(
         self,
@@ -298,7 +523,11 @@ class Ledger:
         attempt: bool = False,
     ) -> None:
         with self.engine.begin() as conn:
-            values: dict[str, object] = {"state": state, "updated": now, "last_error": error}
+            values: dict[str, object] = {
+                "state": state,
+                "updated": now,
+                "last_error": redact(error) if error else error,
+            }
             if attempt:
                 values["attempts"] = deliveries.c.attempts + 1
             conn.execute(

@@ -3,6 +3,10 @@ outbox folder when the YAML has no smtp block.
 
 A 4xx reply, a dropped connection or a timeout is retried with exponential backoff; a 5xx reply
 is permanent for that recipient and is not retried. The clock (``sleep``) is injectable.
+
+Once the message's end (``<CRLF>.<CRLF>``) has gone out, the server may have accepted it even if
+its reply never arrives: a timeout (``smtp.data_timeout``, RFC 5321's 10 minutes by default) or a
+dropped connection at that point is ``review`` ("may have been delivered"), never retried.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 from reporter.config.model import Smtp
 from reporter.errors import RunError
@@ -23,7 +28,7 @@ from reporter.files import write_atomic
 
 @dataclass
 class SendResult:
-    state: str  # sent | failed
+    state: str  # sent | failed | review (the server may have accepted it; not retried)
     attempts: int
     error: str | None = None
 
@@ -33,6 +38,41 @@ class _Transient(Exception):
 
 
 class _Permanent(Exception):
+    pass
+
+
+class _Uncertain(Exception):
+    """No reply after the end of DATA: the message may have been delivered."""
+
+
+class _Tracking:
+    """Knows when the message's end has been sent, and waits ``data_timeout`` for the reply."""
+
+    data_timeout: float = 600.0
+    data_sent: bool = False
+    _in_data: bool = False
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        self._in_data = True
+        try:
+            return super().data(msg)  # type: ignore[misc, no-any-return]
+        finally:
+            self._in_data = False
+
+    def send(self, s: Any) -> None:
+        super().send(s)  # type: ignore[misc]
+        if self._in_data and isinstance(s, bytes):  # the message with its final "."
+            self.data_sent = True
+            sock = getattr(self, "sock", None)
+            if sock is not None:
+                sock.settimeout(self.data_timeout)
+
+
+class _SMTP(_Tracking, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_Tracking, smtplib.SMTP_SSL):
     pass
 
 
@@ -84,6 +124,9 @@ class Mailer:
             except _Permanent as exc:
                 on_attempt(attempt, str(exc))
                 return SendResult("failed", attempt, str(exc))
+            except _Uncertain as exc:
+                on_attempt(attempt, str(exc))
+                return SendResult("review", attempt, str(exc))
             except _Transient as exc:
                 error = str(exc)
                 on_attempt(attempt, error)
@@ -102,13 +145,13 @@ class Mailer:
             if smtp.ca_file
             else None
         )
+        client: _SMTP | _SMTP_SSL | None = None
         try:
             if smtp.security == "ssl":
-                client: smtplib.SMTP = smtplib.SMTP_SSL(
-                    smtp.host, smtp.port, timeout=smtp.timeout, context=context
-                )
+                client = _SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context)
             else:
-                client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+                client = _SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+            client.data_timeout = smtp.data_timeout
             try:
                 client.ehlo()
                 if smtp.security == "starttls":
@@ -131,6 +174,10 @@ class Mailer:
         except smtplib.SMTPResponseException as exc:
             _raise_for(exc.smtp_code, exc.smtp_error)
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
+            if client is not None and client.data_sent:
+                raise _Uncertain(
+                    f"no reply after the message was sent ({exc}): the server may have accepted it"
+                ) from None
             raise _Transient(f"connection problem: {exc}") from None
         except smtplib.SMTPException as exc:
             raise _Transient(str(exc)) from None

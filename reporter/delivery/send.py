@@ -20,6 +20,7 @@ from reporter.files import write_atomic
 from reporter.progress import stage
 from reporter.render.digest import build_digest, build_message, message_id
 from reporter.results import Results
+from reporter.security import redact
 
 LOG = logging.getLogger("reporter")
 
@@ -27,12 +28,24 @@ LOG = logging.getLogger("reporter")
 @dataclass
 class DeliveryOutcome:
     recipient: str
-    state: str  # sent | failed | skipped (already sent) | review (a crash left it unknown)
+    # sent | failed | skipped (already sent, or being sent by another run: see ``error``) |
+    # review (may have been delivered: a crash, or no reply after the message's end)
+    state: str
     attempts: int
     message_id: str
     error: str | None = None
     channel: str = ""  # smtp | outbox, for what the console says
     sent_on: str | None = None  # skipped: when the ledger recorded it sent
+    claimed: bool = False  # this run took the delivery and tried to send it
+    flagged: bool = False  # this run put it in review (alerts_to is told)
+
+
+def resolve_hint(config: Config, period: str, recipient: str) -> str:
+    """The command that settles a ``review`` delivery (pinned in tests and docs)."""
+    return (
+        f"check {recipient}'s mailbox, then run 'reporter resolve {config.file} {period} {recipient} --sent' "
+        "if it arrived, or '--resend' if it did not"
+    )
 
 
 def recipients_of(config: Config) -> list[str]:
@@ -60,9 +73,11 @@ def deliver(
     env: Mapping[str, str] | None,
     sleep: Callable[[float], None] = time.sleep,
     recipients: list[str] | None = None,
+    on_claim: Callable[[], None] | None = None,
 ) -> list[DeliveryOutcome]:
     """Write ``email.eml`` (the digest as sent) and, with a ledger, send it to each recipient
-    that has not had it yet. Without a ledger (``--no-send``) nothing is sent."""
+    that has not had it yet. Without a ledger (``--no-send``) nothing is sent. ``on_claim`` is
+    called before each claim (the pipeline records there that the PDF must be archived)."""
 
     email_cfg = config.delivery.email
     assert email_cfg is not None
@@ -79,7 +94,7 @@ def deliver(
     for rcpt in targets:
         stage(f"delivering to {rcpt}" if ledger is not None else f"writing the e-mail for {rcpt}")
         latest = ledger.latest(report, period, rcpt) if ledger is not None else None
-        version = 1
+        version, retry = 1, False
         if latest is not None and not force:
             if latest.state == "sent":
                 from reporter.delivery.wording import sent_on
@@ -90,14 +105,45 @@ def deliver(
                 continue
             if latest.state in ("pending", "review"):
                 assert ledger is not None
+                owner = ledger.run_of(report, period, rcpt, latest.version)
+                if latest.state == "pending" and owner != run_id and ledger.run_alive(owner, now):
+                    note = f"being sent by another run (run {owner}), not sent by this one"
+                    outcomes.append(
+                        DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id, note)
+                    )
+                    continue
                 note = (
                     "a previous run stopped after sending began (the server may have accepted it): "
-                    "not re-sent; check the recipient's mailbox, then use --force if it is missing"
+                    f"not re-sent; {resolve_hint(config, period, rcpt)}"
                 )
-                ledger.record(report, period, rcpt, latest.version, now, state="review", error=note)
-                outcomes.append(DeliveryOutcome(rcpt, "review", latest.attempts, latest.message_id, note))
+                if latest.state == "review":
+                    note = latest.last_error or note
+                elif not ledger.move(
+                    report,
+                    period,
+                    rcpt,
+                    latest.version,
+                    now,
+                    from_states=("pending",),
+                    to="review",
+                    note=note,
+                ):
+                    # the other run recorded its outcome meanwhile: say what it is now
+                    now_latest = ledger.latest(report, period, rcpt)
+                    assert now_latest is not None
+                    state = "skipped" if now_latest.state == "sent" else now_latest.state
+                    outcomes.append(
+                        DeliveryOutcome(
+                            rcpt, state, now_latest.attempts, now_latest.message_id, now_latest.last_error
+                        )
+                    )
+                    continue
+                flagged = latest.state == "pending"  # moved to review by this run
+                outcomes.append(
+                    DeliveryOutcome(rcpt, "review", latest.attempts, latest.message_id, note, flagged=flagged)
+                )
                 continue
-            version = latest.version  # failed before: retry with the same Message-ID
+            version, retry = latest.version, True  # failed before: retry with the same Message-ID
         elif latest is not None and force:
             version = latest.version + 1
         msg_id = message_id(report, period, rcpt, version)
@@ -109,7 +155,9 @@ def deliver(
             written = True
         if ledger is None or mailer is None:
             continue
-        ledger.intend(
+        if on_claim is not None:
+            on_claim()
+        claimed = ledger.claim(
             report,
             period,
             rcpt,
@@ -120,15 +168,32 @@ def deliver(
             reason=reason,
             channel=mailer.channel,
             run_id=run_id,
+            retry=retry,
         )
+        if not claimed:  # another run took it between our look and our claim
+            note = "claimed by another run at the same time, not sent by this one"
+            outcomes.append(DeliveryOutcome(rcpt, "skipped", 0, msg_id, note))
+            continue
 
         def counted(attempt: int, error: str | None, rcpt: str = rcpt, version: int = version) -> None:
             ledger.record(report, period, rcpt, version, now, state="pending", error=error, attempt=True)
 
         result = mailer.send(message, rcpt, counted)
-        ledger.record(report, period, rcpt, version, now, state=result.state, error=result.error)
+        error = result.error
+        if result.state == "review":
+            error = f"{error}; not re-sent: {resolve_hint(config, period, rcpt)}"
+        ledger.record(report, period, rcpt, version, now, state=result.state, error=error)
         outcomes.append(
-            DeliveryOutcome(rcpt, result.state, result.attempts, msg_id, result.error, channel=mailer.channel)
+            DeliveryOutcome(
+                rcpt,
+                result.state,
+                result.attempts,
+                msg_id,
+                error,
+                claimed=True,
+                flagged=result.state == "review",
+                channel=mailer.channel,
+            )
         )
     return outcomes
 
@@ -141,23 +206,32 @@ def alert(
     now: dt.datetime,
     *,
     env: Mapping[str, str] | None = None,
+    subject: str | None = None,
+    body: str | None = None,
 ) -> None:
-    """Tell ``delivery.alerts_to`` that a run failed and nothing wrong was sent."""
+    """Tell ``delivery.alerts_to`` that a run failed and nothing wrong was sent (or, with
+    ``subject`` and ``body``, anything else a person must act on)."""
     to = config.delivery.alerts_to
     if not to:
         return
     email_cfg = config.delivery.email
     msg = EmailMessage()
-    msg["Subject"] = f"[reporter] {config.report.id} {period}: run FAILED, nothing was sent to the recipients"
+    msg["Subject"] = f"[reporter] {config.report.id} {period}: " + (
+        subject or "run FAILED, nothing was sent to the recipients"
+    )
     msg["From"] = email_cfg.from_ if email_cfg else "reporter@localhost"
     msg["To"] = ", ".join(to)
     msg["Date"] = email.utils.format_datetime(now)
     msg["Message-ID"] = email.utils.make_msgid(domain="reporter.invalid")
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(
-        f"The report '{config.report.title}' ({config.report.id}) for {period} was not sent.\n\n"
-        f"Reason:\n{reason}\n\nFix the cause, then run:\n"
-        f"  reporter run {config.file} --period {period}\n"
+        redact(body)
+        if body
+        else redact(
+            f"The report '{config.report.title}' ({config.report.id}) for {period} was not sent.\n\n"
+            f"Reason:\n{reason}\n\nFix the cause, then run:\n"
+            f"  reporter run {config.file} --period {period}\n"
+        )
     )
     try:
         mailer = Mailer(

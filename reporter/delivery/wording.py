@@ -38,6 +38,8 @@ def describe(outcome: Any) -> str:
     if state == "sent":
         return "written to outbox" if getattr(outcome, "channel", "") == "outbox" else "sent"
     if state == "skipped":
+        if getattr(outcome, "error", None):  # being sent, or just claimed, by another run
+            return f"skipped: {outcome.error}"
         when = getattr(outcome, "sent_on", None)
         return f"already sent on {when} (ledger), skipped" if when else "already sent (ledger), skipped"
     if state == "failed":

@@ -1,11 +1,13 @@
 """``run_report``: the stages chained for one report and one period.
 
-load (done by the caller) → read sources into DuckDB and lock it → compute → write
-``results.json`` → quality gate. Later stages (render, archive, deliver) hang off this function.
+compute (sources read into a locked DuckDB) → write ``results.json`` → quality gate → render
+the PDF → deliver through the ledger (claims, review) → archive as a recorded step. Any failure
+marks the run failed in the ledger and alerts ``delivery.alerts_to``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reporter.config.model import Config
+from reporter.delivery.archive import Files
 from reporter.delivery.ledger import Ledger, default_url
 from reporter.errors import QualityGateError, RunError, UsageError
 from reporter.files import write_atomic
@@ -57,98 +60,233 @@ def run_report(
     sleep: Callable[[float], None] = time.sleep,
     trigger: str = "cli",
     alert_on_gate: bool = True,
+    recipients: list[str] | None = None,
+    files: Files | None = None,
+    alert_on_failure: bool = True,
 ) -> Outcome:
     """Compute, render, write and (with ``send``) deliver one report for one period.
 
     Raises RunError when the run fails: a failed quality gate (results.json is still written,
     with ``quality.passed: false``), a render error or an empty PDF (nothing is sent; an alert
-    goes to ``delivery.alerts_to``), or deliveries that failed (each recorded in the ledger)."""
+    goes to ``delivery.alerts_to``), deliveries that failed (each recorded in the ledger), or a
+    delivered PDF that could not be archived. Any other exception (a full disk, …) also marks
+    the run failed in the ledger and alerts before it propagates. ``recipients``: deliver to
+    these addresses only (``--force --recipient``, ``resolve --resend``). ``files``: the file
+    operations (a test injects a failing one)."""
+    from reporter.delivery.archiving import ArchiveStep, archive_key
+
+    files = files or Files()
     target = resolve_period(config, period, now)
     root = output_root(config, output)
     folder = root / config.report.id / target.label
     if send:
         root.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger(config.delivery.ledger or default_url(root)) if send else None
-    run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
-    try:
-        results = report_results(config, target, now)
-        results_path = folder / "results.json"
-        write_atomic(results_path, results.to_json().encode("utf-8"))
-        if not results.quality.passed:
-            failed = [c.detail for c in results.quality.checks if not c.passed]
-            from reporter.hints import gate_hint
-
-            raise QualityGateError(
-                f"{config.report.id} {target.label}: quality gate failed, nothing sent: "
-                + "; ".join(failed)
-                + f" (results in {results_path})"
-                + gate_hint(config, results)
-            )
+    with contextlib.ExitStack() as stack:
+        ledger = stack.enter_context(Ledger(config.delivery.ledger or default_url(root))) if send else None
+        run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
         run_key = f"{config.report.id}-{target.label}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
-        stage("rendering the PDF pages")
-        pdf = render_pdf(config, results, run_id=run_key, trigger=trigger)  # RunError if empty
-        pdf_name = f"{config.report.id}_{target.label}.pdf"
-        write_atomic(folder / pdf_name, pdf)
-        outcome = Outcome(config.report.id, target.label, results, [results_path, folder / pdf_name])
-        if config.delivery.email is not None:
-            from reporter.delivery.send import deliver
-
-            send_to = functools.partial(
-                deliver,
-                root=root,
-                now=now,
-                ledger=ledger,
-                run_id=run_id,
+        step = None
+        if ledger is not None:
+            step = ArchiveStep(
+                config, ledger, run_id, run_key, target.label, root, now, files, archive_key(env), reason
+            )
+        try:
+            if step is not None:
+                step.finish_earlier()
+            outcome = _run(
+                config,
+                target,
+                now,
+                folder,
+                root,
+                ledger,
+                run_id,
+                run_key,
+                step,
+                files,
                 force=force,
                 reason=reason,
                 env=env,
                 sleep=sleep,
+                trigger=trigger,
+                recipients=recipients,
             )
-            outcome.deliveries = send_to(config, results, pdf, pdf_name, folder)
-            if (folder / "email.eml").is_file():
-                outcome.files.append(folder / "email.eml")
-            if config.delivery.email.recipients:
-                outcome.deliveries += _bursts(config, target, now, folder, send_to)
-            archived_something = any(d.state == "sent" for d in outcome.deliveries)
-            if ledger is not None and (archived_something or force):
-                outcome.files.append(_archive(config, results, pdf, run_key, now, reason if force else None))
-            failed_deliveries = [d for d in outcome.deliveries if d.state == "failed"]
-            if failed_deliveries:
-                failure = RunError(
-                    f"{config.report.id} {target.label}: delivery failed for "
-                    + ", ".join(f"{d.recipient} ({d.error})" for d in failed_deliveries)
-                    + "; the others were delivered; run again to retry only these"
+        except BaseException as exc:
+            if ledger is not None:
+                _failed(
+                    config,
+                    ledger,
+                    run_id,
+                    root,
+                    target.label,
+                    now,
+                    exc,
+                    env,
+                    alert_on_gate and alert_on_failure,
+                    alert_on_failure,
                 )
-                failure.outcome = outcome  # type: ignore[attr-defined]  # the CLI prints each line
-                raise failure
-    except RunError as exc:
+            raise
         if ledger is not None:
-            ledger.finish_run(run_id, now, "failed", str(exc))
-            from reporter.delivery.send import alert
+            ledger.finish_run(run_id, now, "ok")
+        return outcome
+    raise AssertionError("unreachable")  # pragma: no cover
 
-            if alert_on_gate or not isinstance(exc, QualityGateError):
-                alert(config, root, target.label, str(exc), now, env=env)
-            ledger.close()
-        raise
-    if ledger is not None:
-        ledger.finish_run(run_id, now, "ok")
-        ledger.close()
+
+def _failed(
+    config: Config,
+    ledger: Ledger,
+    run_id: int,
+    root: Path,
+    period: str,
+    now: dt.datetime,
+    exc: BaseException,
+    env: Mapping[str, str] | None,
+    alert_on_gate: bool,
+    alert_on_failure: bool = True,
+) -> None:
+    """Record a failed run and tell ``alerts_to``; never hide ``exc`` behind a second error."""
+    import logging
+
+    from reporter.delivery.archiving import ArchiveFailed
+    from reporter.delivery.send import alert
+
+    log = logging.getLogger("reporter")
+    text = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, KeyboardInterrupt):
+        text = "interrupted"
+    try:
+        ledger.finish_run(run_id, now, "failed", text)
+    except Exception as second:  # the ledger itself is failing: say so, keep the first error
+        log.error("could not record the failed run in the ledger: %s", second)
+    if not isinstance(exc, Exception) or not alert_on_failure:
+        return
+    if isinstance(exc, QualityGateError) and not alert_on_gate:
+        return
+    subject = None
+    if isinstance(exc, ArchiveFailed):
+        subject = "delivered but NOT archived"
+    elif not isinstance(exc, RunError):
+        subject = "run FAILED (unexpected error); the ledger shows what was sent"
+    body = None
+    if subject is not None:
+        body = (
+            f"The run of '{config.report.title}' ({config.report.id}) for {period} failed.\n\n"
+            f"Reason:\n{text}\n\nFix the cause, then run:\n  reporter run {config.file} --period {period}\n"
+        )
+    try:
+        alert(config, root, period, text, now, env=env, subject=subject, body=body)
+    except Exception as second:
+        log.error("could not send the alert: %s", second)
+
+
+def _run(
+    config: Config,
+    target: Period,
+    now: dt.datetime,
+    folder: Path,
+    root: Path,
+    ledger: Ledger | None,
+    run_id: int,
+    run_key: str,
+    step: Any,
+    files: Files,
+    *,
+    force: bool,
+    reason: str | None,
+    env: Mapping[str, str] | None,
+    sleep: Callable[[float], None],
+    trigger: str,
+    recipients: list[str] | None,
+) -> Outcome:
+    results = report_results(config, target, now)
+    results_path = folder / "results.json"
+    files.write(results_path, results.to_json().encode("utf-8"))
+    if not results.quality.passed:
+        failed = [c.detail for c in results.quality.checks if not c.passed]
+        from reporter.hints import gate_hint
+
+        raise QualityGateError(
+            f"{config.report.id} {target.label}: quality gate failed, nothing sent: "
+            + "; ".join(failed)
+            + f" (results in {results_path})"
+            + gate_hint(config, results)
+        )
+    stage("rendering the PDF pages")
+    pdf = render_pdf(config, results, run_id=run_key, trigger=trigger)  # RunError if empty
+    pdf_name = f"{config.report.id}_{target.label}.pdf"
+    files.write(folder / pdf_name, pdf)
+    outcome = Outcome(config.report.id, target.label, results, [results_path, folder / pdf_name])
+    if config.delivery.email is None:
+        return outcome
+    from reporter.delivery.send import deliver, recipients_of
+
+    only = None if recipients is None else [r.lower() for r in recipients]
+    send_to = functools.partial(
+        deliver,
+        root=root,
+        now=now,
+        ledger=ledger,
+        run_id=run_id,
+        force=force,
+        reason=reason,
+        env=env,
+        sleep=sleep,
+        on_claim=(lambda: step.intend(pdf)) if step is not None else None,
+    )
+    main_targets = None if only is None else [r for r in recipients_of(config) if r in only]
+    outcome.deliveries = send_to(config, results, pdf, pdf_name, folder, recipients=main_targets)
+    if (folder / "email.eml").is_file():
+        outcome.files.append(folder / "email.eml")
+    if config.delivery.email.recipients:
+        outcome.deliveries += _bursts(config, target, now, folder, send_to, only)
+    if step is not None:
+        delivered = any(d.claimed and d.state in ("sent", "review") for d in outcome.deliveries)
+        step.finish(pdf, delivered=delivered, force=force)
+        outcome.files += step.archived
+    _review_alert(config, root, target.label, now, outcome.deliveries, env)
+    failed_deliveries = [d for d in outcome.deliveries if d.state == "failed"]
+    if failed_deliveries:
+        failure = RunError(
+            f"{config.report.id} {target.label}: delivery failed for "
+            + ", ".join(f"{d.recipient} ({d.error})" for d in failed_deliveries)
+            + "; the others were delivered; run again to retry only these"
+        )
+        failure.outcome = outcome  # type: ignore[attr-defined]  # the CLI prints each line
+        raise failure
     return outcome
 
 
-def _archive(
-    config: Config, results: Results, pdf: bytes, run_id: str, now: dt.datetime, reason: str | None
-) -> Path:
-    """Keep the delivered PDF in the append-only archive (a new version per delivery)."""
-    from reporter.delivery.archive import archive_pdf
+def _review_alert(
+    config: Config,
+    root: Path,
+    period: str,
+    now: dt.datetime,
+    deliveries: list[Any],
+    env: Mapping[str, str] | None,
+) -> None:
+    """Tell ``alerts_to`` about deliveries this run left in ``review`` (may have been delivered)."""
+    unsure = [d for d in deliveries if d.flagged]
+    if not unsure:
+        return
+    from reporter.delivery.send import alert
 
-    archive = config.resolve(config.delivery.archive.dir).resolve()
-    done = archive_pdf(archive, config.report.id, results.period, pdf, run_id=run_id, now=now, reason=reason)
-    return done.path
+    lines = "\n".join(f"- {d.recipient}: {d.error}" for d in unsure)
+    body = (
+        f"The report '{config.report.title}' ({config.report.id}) for {period} may or may not have "
+        f"reached {len(unsure)} recipient(s): the server did not confirm it, and it is not re-sent "
+        f"automatically.\n\n{lines}\n"
+    )
+    subject = f"{len(unsure)} delivery(ies) may have been delivered: review needed"
+    alert(config, root, period, body, now, env=env, subject=subject, body=body)
 
 
 def _bursts(
-    config: Config, target: Period, now: dt.datetime, folder: Path, send_to: Callable[..., list[Any]]
+    config: Config,
+    target: Period,
+    now: dt.datetime,
+    folder: Path,
+    send_to: Callable[..., list[Any]],
+    only: list[str] | None = None,
 ) -> list[Any]:
     """Every recipient's filtered report: rendered in parallel, written under
     ``recipients/<address>/``, delivered with ``send_to`` (``deliver`` with the run's ledger)."""
@@ -156,7 +294,13 @@ def _bursts(
     from reporter.run.burst import render_bursts
 
     assert config.delivery.email is not None
-    jobs = [(r.email, r.filter) for r in config.delivery.email.recipients]
+    jobs = [
+        (r.email, r.filter)
+        for r in config.delivery.email.recipients
+        if only is None or r.email.lower() in only
+    ]
+    if not jobs:
+        return []
     stage(f"rendering {len(jobs)} recipients' reports")
     outcomes: list[Any] = []
     pdf_name = f"{config.report.id}_{target.label}.pdf"

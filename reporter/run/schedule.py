@@ -14,6 +14,9 @@ injectable clock, because what matters lives in the ledger, not in the scheduler
   wake-up runs the period;
 - **data not ready**: a failed quality gate is retried every ``delivery.retry_every`` until
   ``delivery.give_up_after`` past the fire time; then ``alerts_to`` is told, once;
+- **a bad report does not stop the others**: any exception of one report's run (not only a
+  RunError: a failing SQL expression, a full disk, …) is logged, alerted once, and that period is
+  retried every ``delivery.retry_every``; the other reports keep their schedule;
 - SIGTERM/SIGINT stop after the current run (its lease released); SIGHUP re-reads the YAML.
 """
 
@@ -152,6 +155,7 @@ class Scheduler:
     pending: dict[tuple[str, str], Pending] = field(default_factory=dict)
     given_up: set[tuple[str, str]] = field(default_factory=set)
     announced: set[tuple[str, str]] = field(default_factory=set)
+    alerted: set[tuple[str, str]] = field(default_factory=set)  # failures already told to alerts_to
     stop: threading.Event = field(default_factory=threading.Event)
     reload: threading.Event = field(default_factory=threading.Event)
 
@@ -180,12 +184,42 @@ class Scheduler:
         for config in self.configs:
             if self.stop.is_set():
                 break
-            ledger = self.ledger(config)
             try:
-                decisions += self._tick_report(config, ledger)
-            finally:
-                ledger.close()
+                with self.ledger(config) as ledger:
+                    decisions += self._tick_report(config, ledger)
+                self.alerted.discard((config.report.id, ""))  # working again: a new failure alerts
+            except Exception as exc:  # e.g. its ledger cannot be opened: the others go on
+                decisions.append(self._broken(config, exc))
         return decisions
+
+    def _broken(self, config: Config, exc: Exception) -> str:
+        """A report whose tick failed outside a run: log it, alert once, go on with the others."""
+        report = config.report.id
+        text = (
+            f"{report}: FAILED ({type(exc).__name__}: {exc}); the other reports go on; "
+            "retried at the next wake-up"
+        )
+        LOG.error("%s", text)
+        LOG.debug("traceback", exc_info=exc)
+        if (report, "") not in self.alerted:
+            self.alerted.add((report, ""))
+            try:
+                from reporter.delivery.send import alert
+                from reporter.run.stages import output_root
+
+                alert(
+                    config,
+                    output_root(config, self.output),
+                    "-",
+                    text,
+                    self.clock(),
+                    env=self.env,
+                    subject="scheduler could not run this report",
+                    body=text + "\n",
+                )
+            except Exception as second:
+                LOG.error("could not send the alert: %s", second)
+        return text
 
     def _first_seen(self, ledger: Ledger, report: str, now: dt.datetime) -> dt.datetime:
         with ledger.engine.begin() as conn:
@@ -267,6 +301,7 @@ class Scheduler:
                     env=self.env,
                     trigger="schedule",
                     alert_on_gate=False,
+                    alert_on_failure=key not in self.alerted,
                 )
             except QualityGateError as exc:
                 give_up = parse_duration(config.delivery.give_up_after)
@@ -288,9 +323,15 @@ class Scheduler:
                 retry = parse_duration(config.delivery.retry_every)
                 self.pending[key] = Pending(fire, now + retry)
                 return f"{report} {period.label}: data not ready, held; retry at {(now + retry).isoformat()}"
-            except RunError as exc:
-                return f"{report} {period.label}: FAILED: {exc}"
+            except Exception as exc:  # any failure: alerted (once), retried later, the others go on
+                self.alerted.add(key)
+                retry = parse_duration(config.delivery.retry_every)
+                self.pending[key] = Pending(fire, now + retry)
+                text = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
+                LOG.debug("traceback", exc_info=exc)
+                return f"{report} {period.label}: FAILED: {text}; retry at {(now + retry).isoformat()}"
             self.pending.pop(key, None)
+            self.alerted.discard(key)
             self.announced.add(key)
             return f"{report} {period.label}: {kind}, sent"
         finally:

@@ -1,0 +1,147 @@
+"""Archiving as a recorded step of a run: delivered or failed, never silently neither.
+
+Before a run's first message goes out, the PDF is staged under the output folder
+(``.unarchived/``) and the ledger records an ``archive_steps`` row (``pending``). After the
+deliveries, a run that delivered something (or may have: ``review``) archives the PDF and marks
+the step ``done``; a run that delivered nothing marks it ``none``. When archiving fails the
+step is ``failed``, the run exits 1 and ``alerts_to`` is told. A later run of the same report
+and period first finishes any step a crashed or failed run left ``pending`` or ``failed``, from
+the staged copy, which is exactly the PDF that was sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reporter.config.model import Config
+from reporter.delivery.archive import Files, archive_pdf, sha256
+from reporter.delivery.ledger import Ledger
+from reporter.errors import RunError
+from reporter.security import remember_secret
+
+LOG = logging.getLogger("reporter")
+KEY_ENV = "REPORTER_ARCHIVE_KEY"
+
+
+class ArchiveFailed(RunError):
+    """Delivered (or maybe delivered) but not archived: the run fails and alerts."""
+
+
+def archive_key(env: Mapping[str, str] | None) -> str | None:
+    key = (os.environ if env is None else env).get(KEY_ENV) or None
+    remember_secret(key)  # a secret like any other: never in a log, an alert or the ledger
+    return key
+
+
+def archive_dir(config: Config) -> Path:
+    return config.resolve(config.delivery.archive.dir).resolve()
+
+
+@dataclass
+class ArchiveStep:
+    """One run's archive step."""
+
+    config: Config
+    ledger: Ledger
+    run_id: int
+    run_key: str
+    period: str
+    root: Path
+    now: dt.datetime
+    files: Files
+    key: str | None
+    reason: str | None = None
+    staged: Path | None = None
+    archived: list[Path] = field(default_factory=list)
+
+    def intend(self, pdf: bytes) -> None:
+        """Stage the PDF and record that it must be archived (before the first send)."""
+        if self.staged is not None:
+            return
+        report = self.config.report.id
+        staged = self.root / ".unarchived" / f"{report}_{self.period}_run{self.run_id}.pdf"
+        self.files.write(staged, pdf)
+        self.ledger.archive_intent(
+            self.run_id, report, self.period, str(staged.resolve()), sha256(pdf), self.reason, self.now
+        )
+        self.staged = staged
+
+    def finish(self, pdf: bytes, *, delivered: bool, force: bool) -> None:
+        """Archive the PDF if this run delivered it; record the outcome either way."""
+        if self.staged is None:
+            if not force:
+                return
+            self.intend(pdf)
+        if not delivered and not force:
+            self.ledger.archive_result(self.run_id, self.now, state="none")
+            _discard(self.staged)
+            return
+        self._archive(self.run_id, pdf, self.run_key, self.reason, reuse=not force)
+        _discard(self.staged)
+
+    def finish_earlier(self) -> None:
+        """Archive what earlier runs of this report and period delivered but did not archive."""
+        report = self.config.report.id
+        for step in self.ledger.unarchived(report, self.period):
+            run_id = int(step["run_id"])  # type: ignore[call-overload]
+            if run_id == self.run_id or self.ledger.run_alive(run_id, self.now):
+                continue
+            staged = Path(str(step["pdf"]))
+            try:
+                pdf = staged.read_bytes()
+            except OSError:
+                pdf = b""
+            if sha256(pdf) != step["sha256"]:
+                note = f"the PDF delivered by run {run_id} is no longer at {staged}: it cannot be archived"
+                self.ledger.archive_result(run_id, self.now, state="lost", error=note)
+                raise ArchiveFailed(f"{report} {self.period}: {note}")
+            LOG.warning(
+                "%s %s: archiving the PDF delivered by run %s (it was not archived)",
+                report,
+                self.period,
+                run_id,
+            )
+            self._archive(run_id, pdf, f"run-{run_id}", step["reason"], reuse=True)  # type: ignore[arg-type]
+            _discard(staged)
+
+    def _archive(self, run_id: int, pdf: bytes, run_key: str, reason: str | None, *, reuse: bool) -> None:
+        archive = archive_dir(self.config)
+        report = self.config.report.id
+        try:
+            done = archive_pdf(
+                archive,
+                report,
+                self.period,
+                pdf,
+                run_id=run_key,
+                now=self.now,
+                reason=reason,
+                ledger=self.ledger,
+                key=self.key,
+                reuse=reuse,
+                files=self.files,
+            )
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, OSError) else _os_error(exc)
+            self.ledger.archive_result(run_id, self.now, state="failed", error=error)
+            raise ArchiveFailed(
+                f"{report} {self.period}: delivered but NOT archived in {archive}: {error}; "
+                "fix the archive folder, then run again: the next run archives it"
+            ) from exc
+        self.ledger.archive_result(run_id, self.now, state="done", archive=str(archive), version=done.version)
+        self.archived.append(done.path)
+
+
+def _os_error(exc: OSError) -> str:
+    text = exc.strerror or str(exc)
+    return f"{text}: {exc.filename}" if exc.filename else text
+
+
+def _discard(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
