@@ -499,27 +499,19 @@ def _resolve(args: argparse.Namespace) -> int:
             }.get(latest.state, "")
             raise UsageError(f"{report} {period} {recipient}: {latest.state}, not in review; {hint}")
         if args.sent:
-            note = f"marked as delivered by 'reporter resolve --sent' at {clock:%Y-%m-%d %H:%M} UTC"
-            ledger.move(
-                report,
-                period,
-                recipient,
-                latest.version,
-                clock,
-                from_states=("review", "pending"),
-                to="sent",
-                note=note,
+            to, note = (
+                "sent",
+                f"marked as delivered by 'reporter resolve --sent' at {clock:%Y-%m-%d %H:%M} UTC",
             )
-            print(f"{report} {period} {recipient}: recorded as sent (v{latest.version}); nothing was sent")
-            return 0
-        try:
-            _check_recipients([config], [recipient])
-        except UsageError:
-            raise UsageError(
-                f"{report} {period} {recipient}: {args.config} no longer delivers to this address: "
-                "cannot re-send it (--sent records it as delivered)"
-            ) from None
-        note = f"to be re-sent by 'reporter resolve --resend' at {clock:%Y-%m-%d %H:%M} UTC"
+        else:
+            try:
+                _check_recipients([config], [recipient])
+            except UsageError:
+                raise UsageError(
+                    f"{report} {period} {recipient}: {args.config} no longer delivers to this address: "
+                    "cannot re-send it (--sent records it as delivered)"
+                ) from None
+            to, note = "failed", f"to be re-sent by 'reporter resolve --resend' at {clock:%Y-%m-%d %H:%M} UTC"
         ledger.move(
             report,
             period,
@@ -527,9 +519,12 @@ def _resolve(args: argparse.Namespace) -> int:
             latest.version,
             clock,
             from_states=("review", "pending"),
-            to="failed",
+            to=to,
             note=note,
         )
+        if args.sent:
+            print(f"{report} {period} {recipient}: recorded as sent (v{latest.version}); nothing was sent")
+            return 0
     try:
         outcome = run_report(config, period=period, now=clock, output=args.output, recipients=[recipient])
     except RunError as exc:

@@ -210,7 +210,7 @@ ENV_HINT = (
 )
 ENV_MSG = "${SMTP_PASSWORD}: environment variables (secrets) are only read in connection fields; " + ENV_HINT
 HEADER_HINT = "write it on one line, with no control or separator characters"
-BIND_HINT = "validate runs each expression over the source's rows; fix the expression or the data"
+BIND_HINT = "validate runs each expression over the source's first rows; fix the expression or the data"
 SANDBOX = "refused by the template sandbox"
 
 ATTACKS: dict[str, Attack] = {

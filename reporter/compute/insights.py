@@ -59,8 +59,36 @@ TYPE_ORDER = ("pacing", "unusual_change", "record", "contributors", "concentrati
 
 
 def history_periods(period: Period) -> list[Period]:
-    """The periods before P that insights read, oldest first."""
+    """The periods before P that insights may read, oldest first."""
     return [period.shift(-i) for i in range(RECORD_LOOKBACK, 0, -1)]
+
+
+def record_history_needed(
+    config: Config, period: Period, kpi_by_period: Mapping[Period, Values]
+) -> tuple[list[Period], list[str]]:
+    """The older periods to compute for records, and the KPIs that need them: none unless a
+    KPI's run of values strictly below (or above) its value reaches back past the periods
+    already computed (the report needs about two years anyway; a record of up to 36 periods
+    then asks for the rest, for those KPIs only)."""
+    before = history_periods(period)
+    computed: list[Period] = []
+    for p in reversed(before):
+        if p not in kpi_by_period:
+            break
+        computed.append(p)
+    reaching = []
+    for name in config.kpis if len(computed) < len(before) else ():
+        value = kpi_by_period[period].get(name)
+        seen = [x for x in (kpi_by_period[p].get(name) for p in computed) if x is not None]
+        if value is None or not seen or seen[0] == value:
+            continue
+        high = seen[0] < value
+        run = next((i for i, x in enumerate(seen) if (x >= value if high else x <= value)), len(seen))
+        if run == len(seen) and run < RECORD_MAX:  # unbroken to the edge of what is computed
+            reaching.append(name)
+    if not reaching:
+        return [], []
+    return [p for p in before if p not in kpi_by_period], reaching
 
 
 # --- the formulas, on plain numbers ------------------------------------------------------------
@@ -137,12 +165,13 @@ def kpi_insights(
     before = history_periods(period)
     for name in config.kpis:
         value = kpi_by_period[period].get(name)
-        recent = [kpi_by_period[p].get(name) for p in before[-HISTORY:]]
+        recent = [kpi_by_period[p].get(name) for p in before[-HISTORY:]]  # computed: series(13)
         found = unusual(value, [x for x in recent if x is not None], settings.z)
         if found is not None:
             score = 3 * min(abs(found["z"]) / settings.z, 3.0)
             out.append({"type": "unusual_change", "kpi": name, **found, "score": score})
-        nearest_first = [kpi_by_period[p].get(name) for p in reversed(before)]
+        # periods not computed are those no record could reach (record_history_needed)
+        nearest_first = [kpi_by_period.get(p, {}).get(name) for p in reversed(before)]
         rec = record(value, nearest_first, settings.record_min_periods)
         if rec is not None:
             score = 2 * min(rec["periods"] / settings.record_min_periods, 1.5)
@@ -186,9 +215,10 @@ def breakdown_insights(
     period: Period,
     kpi_by_period: Mapping[Period, Values],
     metric_by_period: Mapping[Period, Values],
-    grouped: Callable[[list[str], str, Period], Groups],
+    grouped: Callable[[list[str], str, list[Period]], Mapping[Period, Groups]],
 ) -> list[dict[str, Any]]:
-    """``grouped(metrics, column, period)``: the metrics per key of ``column`` in a period."""
+    """``grouped(metrics, column, periods)``: the metrics per key of ``column`` in each period
+    (one query for the three periods a breakdown needs)."""
     out: list[dict[str, Any]] = []
     kpi_values = kpi_by_period[period]
     for bd in config.breakdowns:
@@ -198,8 +228,10 @@ def breakdown_insights(
         if single is None and ratio is None:
             continue
         numerator, denominator = (single, None) if single else ratio  # type: ignore[misc]
-        now = grouped([numerator], bd.by, period)
-        for vs, base_period in (("previous", period.shift(-1)), ("prior_year", period.prior_year())):
+        bases = (("previous", period.shift(-1)), ("prior_year", period.prior_year()))
+        by_period = grouped([numerator], bd.by, [period, *(p for _, p in bases)])
+        now = by_period[period]
+        for vs, base_period in bases:
             scale = (1.0, 1.0)
             if denominator is not None:
                 b_now = metric_by_period[period].get(denominator)
@@ -207,7 +239,7 @@ def breakdown_insights(
                 if not b_now or not b_base:
                     continue  # the KPI has no value in one of the two periods
                 scale = (1.0 / b_now, 1.0 / b_base)
-            whole, parts = split_change(now, grouped([numerator], bd.by, base_period), numerator, scale)
+            whole, parts = split_change(now, by_period[base_period], numerator, scale)
             if not parts:
                 continue
             items = [

@@ -64,8 +64,9 @@ def period_metrics(
     windows: Iterable[Window] = (),
     *,
     where: Mapping[str, str] | None = None,
+    only: Iterable[str] | None = None,
 ) -> tuple[dict[Period, dict[str, float | None]], dict[Window, dict[str, float | None]]]:
-    """Every metric for each period and each (multi-period) window.
+    """Every metric (or the ``only`` ones) for each period and each (multi-period) window.
 
     ``where`` maps a source to an extra SQL condition on its rows (used for bursting)."""
     periods = sorted(set(periods))
@@ -77,7 +78,7 @@ def period_metrics(
     grain = periods[0].grain if periods else config.report.grain
     lo = min([p.start for p in periods] + [w.start for w in windows])
     hi = max([p.end for p in periods] + [w.end for w in windows])
-    for source, names in _by_source(config, config.metrics).items():
+    for source, names in _by_source(config, config.metrics if only is None else list(only)).items():
         base_filter = f" AND ({where[source]})" if where and where.get(source) else ""
         info = infos[source]
         view = quote_ident("src_" + source)
@@ -134,43 +135,83 @@ def grouped_metrics(
     With ``exclude``, rows whose key is in that list are dropped and everything else is
     aggregated into one group keyed ``None`` (the "other" row of a top-N breakdown).
     A key present in one source but not another gets 0 for sums and counts of the other."""
+    if exclude is None:
+        return grouped_metrics_at(con, config, infos, names, column, [period], where=where)[period]
     names = list(dict.fromkeys(names))
     groups: dict[Any, dict[str, float | None]] = {}
     col = quote_ident(column)
-    per_source = _by_source(config, names)
-    for source, src_names in per_source.items():
+    for source, src_names in _by_source(config, names).items():
         extra = f" AND ({where[source]})" if where and where.get(source) else ""
         metrics = [config.metrics[n] for n in src_names]
         view = quote_ident("src_" + source)
         cols = ", ".join(agg_sql(m) for m in metrics)
-        if exclude is None:
-            sql = (
-                f"SELECT {col} AS __key, {cols} FROM {view} WHERE __day BETWEEN ? AND ?{extra} GROUP BY __key"
-            )
-            params: list[Any] = [period.start, period.end]
-        else:
-            keys = [k for k in exclude if k is not None]
-            nulls = any(k is None for k in exclude)
-            cond = ""
-            if keys:
-                cond += f" AND ({col} IS NULL OR {col} NOT IN (SELECT unnest(?)))"
-                params = [period.start, period.end, keys]
-            else:
-                params = [period.start, period.end]
-            if nulls:
-                cond += f" AND {col} IS NOT NULL"
-            sql = f"SELECT NULL AS __key, {cols} FROM {view} WHERE __day BETWEEN ? AND ?{extra}{cond}"
+        keys = [k for k in exclude if k is not None]
+        cond = ""
+        params: list[Any] = [period.start, period.end]
+        if keys:
+            cond += f" AND ({col} IS NULL OR {col} NOT IN (SELECT unnest(?)))"
+            params.append(keys)
+        if any(k is None for k in exclude):
+            cond += f" AND {col} IS NOT NULL"
+        sql = f"SELECT NULL AS __key, {cols} FROM {view} WHERE __day BETWEEN ? AND ?{extra}{cond}"
         for row in con.execute(sql, params).fetchall():
-            key = row[0]
             for i, name in enumerate(src_names):
-                groups.setdefault(key, {})[name] = _clean(row[i + 1], metrics[i].agg)
+                groups.setdefault(row[0], {})[name] = _clean(row[i + 1], metrics[i].agg)
+    _fill_missing(config, infos, names, period, groups)
+    return groups
+
+
+def grouped_metrics_at(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    names: Iterable[str],
+    column: str,
+    periods: list[Period],
+    *,
+    where: Mapping[str, str] | None = None,
+) -> dict[Period, dict[Any, dict[str, float | None]]]:
+    """``grouped_metrics`` for several periods, in one query per source (each row counted in the
+    first of ``periods`` that holds its day)."""
+    names = list(dict.fromkeys(names))
+    out: dict[Period, dict[Any, dict[str, float | None]]] = {p: {} for p in periods}
+    col = quote_ident(column)
+    which = " ".join(f"WHEN __day BETWEEN ? AND ? THEN {i}" for i in range(len(periods)))
+    inside = " OR ".join("__day BETWEEN ? AND ?" for _ in periods)
+    bounds = [d for p in periods for d in (p.start, p.end)]
+    for source, src_names in _by_source(config, names).items():
+        extra = f" AND ({where[source]})" if where and where.get(source) else ""
+        metrics = [config.metrics[n] for n in src_names]
+        view = quote_ident("src_" + source)
+        cols = ", ".join(agg_sql(m) for m in metrics)
+        sql = (
+            f"SELECT CASE {which} END AS __p, {col} AS __key, {cols} FROM {view} "
+            f"WHERE ({inside}){extra} GROUP BY __p, __key"
+        )
+        for row in con.execute(sql, bounds + bounds).fetchall():
+            groups = out[periods[row[0]]]
+            for i, name in enumerate(src_names):
+                groups.setdefault(row[1], {})[name] = _clean(row[i + 2], metrics[i].agg)
+    for period, groups in out.items():
+        _fill_missing(config, infos, names, period, groups)
+    return out
+
+
+def _fill_missing(
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    names: list[str],
+    period: Period,
+    groups: dict[Any, dict[str, float | None]],
+) -> None:
+    """A key present in one source but not another: 0 for sums and counts of the other (null
+    when the period is outside that source's span)."""
     for values in groups.values():
         for name in names:
             if name not in values:
                 agg = config.metrics[name].agg
                 covered = _covered(infos[config.metrics[name].source], period.start, period.end)
                 values[name] = _clean(None, agg) if covered else None
-    return groups
 
 
 def period_rows(con: duckdb.DuckDBPyConnection, source: str, period: Period, where: str | None = None) -> int:

@@ -10,7 +10,14 @@ import duckdb
 
 from reporter.compute import insights
 from reporter.compute.evaluate import attainment, change, cumulative_target, period_target, status
-from reporter.compute.metrics import Window, grouped_metrics, literal, period_metrics, period_rows
+from reporter.compute.metrics import (
+    Window,
+    grouped_metrics,
+    grouped_metrics_at,
+    literal,
+    period_metrics,
+    period_rows,
+)
 from reporter.config.model import Breakdown, Config, Objective
 from reporter.config.sql import quote_ident
 from reporter.formulas import Formula, parse
@@ -82,10 +89,18 @@ def compute_results(
     for p in ytd_periods + (series if config.objectives else []):
         needed |= {p, p.shift(-1), p.prior_year()}  # per-period targets need both
     if config.insights.enabled:
-        needed |= set(insights.history_periods(period))
+        needed |= set(period.series(insights.HISTORY + 1))  # the 12 periods before P
     ytd = Window(*period.ytd_window(fy))
     metric_by_period, metric_by_window = period_metrics(con, config, infos, needed, [ytd], where=where)
     kpi_by_period = {p: kpis.evaluate(v) for p, v in metric_by_period.items()}
+    if config.insights.enabled:
+        # Older periods only when a record reaches back past those already computed.
+        older, reaching = insights.record_history_needed(config, period, kpi_by_period)
+        if older:
+            wanted = {m for name in reaching for m in kpis.metrics_of(name)}
+            more, _ = period_metrics(con, config, infos, older, [], where=where, only=wanted)
+            # only the KPIs whose record reaches that far are read there; the others are null
+            kpi_by_period |= {p: kpis.evaluate(v) for p, v in more.items()}
     kpi_ytd = kpis.evaluate(metric_by_window[ytd])
 
     prev, prior = period.shift(-1), period.prior_year()
@@ -127,8 +142,8 @@ def compute_results(
     found: list[dict[str, Any]] = []
     if config.insights.enabled:
 
-        def grouped(names: list[str], column: str, p: Period) -> insights.Groups:
-            return grouped_metrics(con, config, infos, names, column, p, where=where)
+        def grouped(names: list[str], column: str, at: list[Period]) -> Mapping[Period, insights.Groups]:
+            return grouped_metrics_at(con, config, infos, names, column, at, where=where)
 
         found = insights.kpi_insights(config, period, kpi_by_period)
         found += insights.breakdown_insights(config, period, kpi_by_period, metric_by_period, grouped)
