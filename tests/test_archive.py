@@ -19,7 +19,7 @@ from reporter.cli import main
 from reporter.config import load_config
 from reporter.config.model import Email
 from reporter.delivery import archive as archive_module
-from reporter.delivery.archive import MANIFEST, archive_pdf, attachments_of, verify_archive
+from reporter.delivery.archive import MANIFEST, Files, archive_pdf, attachments_of, verify_archive
 from reporter.run.pipeline import run_report
 from tests.conftest import DEMO, ROOT
 
@@ -128,18 +128,17 @@ def test_tampering_is_detected_with_its_path(demo_archive, tmp_path, damage, cap
     assert f"{archive}/{expected}" in capsys.readouterr().err
 
 
-def test_crash_while_archiving_leaves_a_verifiable_archive(demo_archive, tmp_path, monkeypatch):
+def test_crash_while_archiving_leaves_a_verifiable_archive(demo_archive, tmp_path):
     archive = copy_archive(demo_archive[1] / "archive", tmp_path / "a")
     pdf = (archive / json.loads((archive / MANIFEST).read_text().splitlines()[0])["path"]).read_bytes()
     before = (archive / MANIFEST).read_bytes()
 
-    def crash(*args, **kwargs):
-        raise OSError("disk full while writing the manifest")
+    class FullDisk(Files):  # the manifest cannot be replaced
+        def replace(self, path, data):
+            raise OSError("disk full while writing the manifest")
 
-    monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
-        archive_pdf(archive, "marketing-monthly", "2026-10", pdf, run_id="r", now=NOW)
-    monkeypatch.undo()
+        archive_pdf(archive, "marketing-monthly", "2026-10", pdf, run_id="r", now=NOW, files=FullDisk())
     assert (archive / MANIFEST).read_bytes() == before  # the old manifest, whole
     assert verify_archive(archive) == []  # only a hidden partial file is left, which verify ignores
     assert main(["verify", str(archive), "--no-ledger"]) == 0
@@ -150,20 +149,18 @@ def test_crash_while_archiving_leaves_a_verifiable_archive(demo_archive, tmp_pat
     assert verify_archive(archive) == []
 
 
-def test_crash_after_the_manifest_commit_is_completed_by_the_next_run(demo_archive, tmp_path, monkeypatch):
+def test_crash_after_the_manifest_commit_is_completed_by_the_next_run(demo_archive, tmp_path):
     archive = copy_archive(demo_archive[1] / "archive", tmp_path / "a")
     pdf = (archive / json.loads((archive / MANIFEST).read_text().splitlines()[0])["path"]).read_bytes()
-    real_rename = os.rename
 
-    def crash(src, dst):
-        if str(src).endswith(".partial"):
-            raise OSError("power cut before the rename")
-        return real_rename(src, dst)
+    class PowerCut(Files):  # the power goes after the manifest's commit, before the rename
+        def rename(self, src, dst):
+            if str(src).endswith(".partial"):
+                raise OSError("power cut before the rename")
+            super().rename(src, dst)
 
-    monkeypatch.setattr(os, "rename", crash)
     with pytest.raises(OSError, match="power cut"):
-        archive_pdf(archive, "marketing-monthly", "2026-10", pdf, run_id="r", now=NOW)
-    monkeypatch.undo()
+        archive_pdf(archive, "marketing-monthly", "2026-10", pdf, run_id="r", now=NOW, files=PowerCut())
     assert verify_archive(archive) == [
         "marketing-monthly/2026-10/marketing-monthly_2026-10_v3.pdf: missing (listed on manifest line 4); "
         "archiving was interrupted after the manifest was written: the next run completes it"

@@ -190,20 +190,17 @@ def test_connection_dropped_after_the_message_end_is_review_not_retried(demo, tm
     assert f"reporter resolve {DEMO} 2026-10 ceo@acme.test --sent" in alert.message.get_content()
 
 
-def test_crash_after_250_before_the_ledger_commit_does_not_resend(demo, tmp_path, monkeypatch):
-    with Server(tmp_path) as server:
-        config = configured(demo, server.port, to=["ceo@acme.test"])
-        original = Ledger.record
-
-        def crash(self, *args, **kwargs):
+def test_crash_after_250_before_the_ledger_commit_does_not_resend(demo, tmp_path):
+    class PowerCut(Ledger):  # the power goes after the server's 250, before "sent" is recorded
+        def record(self, *args, **kwargs):
             if kwargs.get("state") == "sent":
                 raise KeyboardInterrupt("power cut after the server's 250")
-            return original(self, *args, **kwargs)
+            return super().record(*args, **kwargs)
 
-        monkeypatch.setattr(Ledger, "record", crash)
+    with Server(tmp_path) as server:
+        config = configured(demo, server.port, to=["ceo@acme.test"])
         with pytest.raises(KeyboardInterrupt):
-            run(config, tmp_path)
-        monkeypatch.setattr(Ledger, "record", original)
+            run(config, tmp_path, open_ledger=PowerCut)
         assert len(server.handler.received) == 1
         outcome = run(config, tmp_path)
         assert [d.state for d in outcome.deliveries] == ["review"]

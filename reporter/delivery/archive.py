@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reporter.files import fsync_dir, write_atomic
+
 if TYPE_CHECKING:
     from reporter.delivery.ledger import Ledger
 
@@ -187,8 +189,6 @@ class Files:
 
     def write(self, path: Path, data: bytes) -> None:
         """An output file (results.json, the PDF): replaced atomically."""
-        from reporter.files import write_atomic
-
         write_atomic(path, data)
 
     def mkdir(self, folder: Path) -> None:
@@ -204,17 +204,11 @@ class Files:
 
     def replace(self, path: Path, data: bytes) -> None:
         """Replace ``path`` atomically (temp file, fsync, rename, fsync of the folder)."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        write_atomic(path, data)
 
     def rename(self, src: Path, dst: Path) -> None:
         os.rename(src, dst)
-        _fsync_dir(dst.parent)
+        fsync_dir(dst.parent)
 
 
 def _lines(archive: Path) -> list[str]:
@@ -360,14 +354,6 @@ def _recover(archive: Path, files: Files | None = None) -> None:
         else:
             partial.chmod(0o644)
             partial.unlink()
-
-
-def _fsync_dir(folder: Path) -> None:
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 _FIELDS: dict[str, type | tuple[type, ...]] = {

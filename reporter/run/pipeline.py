@@ -63,6 +63,7 @@ def run_report(
     recipients: list[str] | None = None,
     files: Files | None = None,
     alert_on_failure: bool = True,
+    open_ledger: Callable[[str], Ledger] = Ledger,
 ) -> Outcome:
     """Compute, render, write and (with ``send``) deliver one report for one period.
 
@@ -72,7 +73,7 @@ def run_report(
     delivered PDF that could not be archived. Any other exception (a full disk, …) also marks
     the run failed in the ledger and alerts before it propagates. ``recipients``: deliver to
     these addresses only (``--force --recipient``, ``resolve --resend``). ``files``: the file
-    operations (a test injects a failing one)."""
+    operations and ``open_ledger`` the ledger (a test injects failing ones)."""
     from reporter.delivery.archiving import ArchiveStep, archive_key
 
     files = files or Files()
@@ -82,7 +83,8 @@ def run_report(
     if send:
         root.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        ledger = stack.enter_context(Ledger(config.delivery.ledger or default_url(root))) if send else None
+        url = config.delivery.ledger or default_url(root)
+        ledger = stack.enter_context(open_ledger(url)) if send else None
         run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
         run_key = f"{config.report.id}-{target.label}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
         step = None
