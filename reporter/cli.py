@@ -185,27 +185,9 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] 
             parser.print_help()
             return 2
         _check_output_option(args)
-        if args.command == "validate":
-            return _validate(args)
-        if args.command == "run":
-            return _run(args)
-        if args.command == "preview":
-            return _preview(args)
-        if args.command == "verify":
-            return _verify(args)
         if args.command == "schedule":
             return _schedule(args, clock or _real_clock)
-        if args.command == "status":
-            return _status(args)
-        if args.command == "reproduce":
-            return _reproduce(args)
-        if args.command == "schema":
-            return _schema()
-        if args.command == "init":
-            return _init(args)
-        if args.command == "resolve":
-            return _resolve(args)
-        raise UsageError(f"unknown command {args.command}")  # pragma: no cover
+        return _COMMANDS[args.command](args)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -557,7 +539,7 @@ def _real_clock() -> dt.datetime:
     return dt.datetime.now(tz=dt.UTC)
 
 
-def _schema() -> int:
+def _schema(args: argparse.Namespace) -> int:
     from reporter.config.schema import dumps
 
     sys.stdout.write(dumps())
@@ -624,3 +606,17 @@ def _status(args: argparse.Namespace) -> int:
 
 
 NOT_TRACKED = "runs with --no-send are not tracked (they send nothing and leave no ledger entry)"
+
+
+# Every command but ``schedule`` (which also takes the clock): its handler.
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": _validate,
+    "run": _run,
+    "preview": _preview,
+    "verify": _verify,
+    "status": _status,
+    "reproduce": _reproduce,
+    "schema": _schema,
+    "init": _init,
+    "resolve": _resolve,
+}
