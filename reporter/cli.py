@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "run", "compute, render, archive and deliver a period's report")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
-    p.add_argument("--output", type=Path, help="output folder (default ./output)")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     p.add_argument("--no-send", action="store_true", help="compute and write files; send nothing")
     p.add_argument("--force", action="store_true", help="re-send a period already delivered")
     p.add_argument(
@@ -107,15 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--sent", action="store_true", help="the recipient has it: record it as sent")
     how.add_argument("--resend", action="store_true", help="it did not arrive: send it again, once")
     p.add_argument("--report", help="the report id, when CONFIG is a folder of several reports")
-    p.add_argument("--output", type=Path, help="output folder (default ./output)")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
 
     p = _command(sub, "schedule", "run every report on its delivery.schedule, until stopped")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
-    p.add_argument("--output", type=Path, help="output folder (default ./output)")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
 
     p = _command(sub, "status", "next runs, last outcomes, deliveries pending or failed")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
-    p.add_argument("--output", type=Path, help="output folder (default ./output)")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
 
     p = _command(sub, "verify", "check every archived file against the manifest; exit 1 on any problem")
     p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
@@ -123,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", help="only this period, e.g. 2026-10")
     p.add_argument(
         "--ledger",
-        metavar="URL",
-        help="the ledger that recorded each manifest line (default: ledger.sqlite beside ARCHIVE_DIR)",
+        metavar="LEDGER",
+        help="the ledger that recorded each manifest line: a URL or a ledger.sqlite path "
+        "(default: ledger.sqlite beside ARCHIVE_DIR, else in ./output)",
     )
     p.add_argument(
         "--no-ledger", action="store_true", help="check the hash chain and files only, without a ledger"
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "reproduce", "re-render an archived PDF from the YAML and data it names")
     p.add_argument("pdf", type=Path, metavar="ARCHIVED_PDF")
-    p.add_argument("--output", type=Path, help="output folder (default ./output)")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
 
     p = _command(sub, "init", "write a starter report (YAML, sample data, schema) into a folder")
     p.add_argument("folder", type=Path, metavar="DIR", help="where to write (created if needed)")
@@ -142,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "preview", "write the report as one HTML file to open in a browser")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
-    p.add_argument("--output", type=Path, help="output folder (default ./output)")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
 
     _command(sub, "schema", "print the JSON Schema of the report YAML (editor completion and checks)")
     return parser
@@ -405,6 +406,27 @@ def _check_recipients(configs: Sequence[object], wanted: list[str]) -> None:
             )
 
 
+def _ledger_url(given: str) -> str:
+    """A ledger named by URL (``postgresql+psycopg://…``, ``sqlite:///…``) or by a file's path."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if "://" not in given:
+        path = Path(given)
+        if not path.is_file():
+            raise UsageError(
+                f"--ledger {given}: no such file (or give a URL, e.g. sqlite:////path/ledger.sqlite)"
+            )
+        return f"sqlite:///{path.resolve()}"
+    try:
+        make_url(given)
+    except ArgumentError:
+        raise UsageError(
+            f"--ledger {given}: not a database URL (e.g. sqlite:////path/ledger.sqlite)"
+        ) from None
+    return given
+
+
 def _verify(args: argparse.Namespace) -> int:
     from reporter.delivery.archive import MANIFEST, verify_archive
     from reporter.delivery.archiving import KEY_ENV
@@ -414,15 +436,19 @@ def _verify(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.archive}: not a folder")
     if args.ledger and args.no_ledger:
         raise UsageError("--ledger and --no-ledger: choose one")
-    url = args.ledger
+    url = _ledger_url(args.ledger) if args.ledger else None
     if url is None and not args.no_ledger:
-        beside = args.archive.resolve().parent
-        if not (beside / "ledger.sqlite").is_file():
+        # where `reporter run` leaves it: beside the archive folder, or in ./output
+        places = [args.archive.resolve().parent, Path("output").resolve()]
+        found = next((place for place in places if (place / "ledger.sqlite").is_file()), None)
+        if found is None:
             raise UsageError(
-                f"no ledger beside {args.archive} ({beside / 'ledger.sqlite'}): pass --ledger URL "
-                "(the report's delivery.ledger), or --no-ledger to check the hash chain and files only"
+                f"no ledger beside {args.archive} ({places[0] / 'ledger.sqlite'}) nor in "
+                f"{places[1] / 'ledger.sqlite'}: pass --ledger (the report's delivery.ledger, or "
+                "the ledger.sqlite of the run's output folder), or --no-ledger to check the hash "
+                "chain and files only"
             )
-        url = default_url(beside)
+        url = default_url(found)
     key = os.environ.get(KEY_ENV) or None
     with contextlib.ExitStack() as stack:
         ledger = stack.enter_context(Ledger(url)) if url else None

@@ -594,10 +594,25 @@ def test_verify_finds_its_ledger_or_says_how(three_pdfs, tmp_path, capsys):
     import shutil
 
     shutil.copytree(archive, moved)
+    cwd_output = Path("output").resolve()  # the second place looked in (the tests run from the repo)
+    assert not (cwd_output / "ledger.sqlite").exists()
     assert main(["verify", str(moved)]) == 2
     assert capsys.readouterr().err == (
-        f"reporter: error: no ledger beside {moved} ({tmp_path / 'ledger.sqlite'}): pass --ledger URL "
-        "(the report's delivery.ledger), or --no-ledger to check the hash chain and files only\n"
+        f"reporter: error: no ledger beside {moved} ({tmp_path / 'ledger.sqlite'}) nor in "
+        f"{cwd_output / 'ledger.sqlite'}: pass --ledger (the report's delivery.ledger, or the "
+        "ledger.sqlite of the run's output folder), or --no-ledger to check the hash chain and files only\n"
+    )
+    # a path or a URL
+    assert main(["verify", str(archive), "--ledger", str(tmp_path / "one" / "ledger.sqlite")]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(archive), "--ledger", str(tmp_path / "nowhere.sqlite")]) == 2
+    assert capsys.readouterr().err == (
+        f"reporter: error: --ledger {tmp_path / 'nowhere.sqlite'}: no such file "
+        "(or give a URL, e.g. sqlite:////path/ledger.sqlite)\n"
+    )
+    assert main(["verify", str(archive), "--ledger", "not a url://"]) == 2
+    assert capsys.readouterr().err == (
+        "reporter: error: --ledger not a url://: not a database URL (e.g. sqlite:////path/ledger.sqlite)\n"
     )
     url = f"sqlite:///{tmp_path / 'one' / 'ledger.sqlite'}"
     assert main(["verify", str(moved), "--ledger", url]) == 1

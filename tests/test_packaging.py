@@ -14,4 +14,8 @@ def test_every_package_is_in_the_wheel():
         ".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "reporter").rglob("__init__.py")
     }
     assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
-    assert listed - found == {"reporter.templates"}  # mapped from the top-level templates/
+    templates = {
+        "reporter.templates",
+        *(f"reporter.templates.{d}" for d in ("executive", "executive.fonts", "locale")),
+    }
+    assert listed - found == templates  # mapped from the top-level templates/

@@ -63,6 +63,14 @@ def validate(path, capsys) -> tuple[int, list[str]]:
 
 
 CASES = {
+    "a misspelled date_column (it used to crash the data check)": (
+        {8: "  crm: {type: csv, path: crm.csv, date_colum: created}"},
+        None,
+        [
+            "F:8:8: sources.crm: missing required key 'date_column'; add 'date_column: ...' here",
+            "F:8:35: sources.crm.date_colum: unknown key; did you mean 'date_column'?",
+        ],
+    ),
     "unknown template": (
         {3: "  title: Demo\n  template: exective"},
         None,

@@ -687,7 +687,7 @@ class _Checker:
                 )
                 continue
             cols = columns[name] or []
-            if src.date_column not in cols:
+            if src.date_column is not None and src.date_column not in cols:  # None: reported already
                 self.add(
                     ("sources", name, "date_column"),
                     f"column '{src.date_column}' not found in {path.name}",
