@@ -11,11 +11,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reporter import __version__
 from reporter.errors import ConfigError, ReporterError, UsageError
 from reporter.render.pdf import is_environment_notice
+
+if TYPE_CHECKING:  # only for annotations: every command imports what it needs when it runs
+    from reporter.config.model import Config
 
 
 class _Parser(argparse.ArgumentParser):
@@ -468,6 +471,27 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_report(configs: list[Config], args: argparse.Namespace) -> Config:
+    """The report ``resolve`` settles: the only one in CONFIG, or the one --report names."""
+    if args.report is not None:
+        configs = [c for c in configs if c.report.id == args.report]
+        if not configs:
+            raise UsageError(f"--report {args.report}: no such report in {args.config}")
+    if len(configs) > 1:
+        names = ", ".join(c.report.id for c in configs)
+        raise UsageError(f"{args.config} holds {len(configs)} reports ({names}): name one with --report")
+    return configs[0]
+
+
+def _not_in_review(config: Config, period: str, recipient: str, state: str) -> str:
+    hint = {
+        "sent": f"to send it again: reporter run {config.file} --period {period} --force "
+        f"--recipient {recipient}",
+        "failed": f"the next 'reporter run {config.file} --period {period}' retries it",
+    }.get(state, "")
+    return f"{config.report.id} {period} {recipient}: {state}, not in review; {hint}"
+
+
 def _resolve(args: argparse.Namespace) -> int:
     from reporter.config import load_configs
     from reporter.delivery.ledger import Ledger, default_url
@@ -476,15 +500,7 @@ def _resolve(args: argparse.Namespace) -> int:
     from reporter.run.stages import output_root, resolve_period
 
     clock = now()
-    configs = load_configs(args.config)
-    if args.report is not None:
-        configs = [c for c in configs if c.report.id == args.report]
-        if not configs:
-            raise UsageError(f"--report {args.report}: no such report in {args.config}")
-    if len(configs) > 1:
-        names = ", ".join(c.report.id for c in configs)
-        raise UsageError(f"{args.config} holds {len(configs)} reports ({names}): name one with --report")
-    config = configs[0]
+    config = _one_report(load_configs(args.config), args)
     report, recipient = config.report.id, args.recipient.lower()
     period = resolve_period(config, args.period, clock).label
     root = output_root(config, args.output)
@@ -500,12 +516,7 @@ def _resolve(args: argparse.Namespace) -> int:
                 f"{report} {period} {recipient}: being sent by run {owner} right now; wait for it"
             )
         if latest.state not in ("review", "pending"):
-            hint = {
-                "sent": f"to send it again: reporter run {config.file} --period {period} --force "
-                f"--recipient {recipient}",
-                "failed": f"the next 'reporter run {config.file} --period {period}' retries it",
-            }.get(latest.state, "")
-            raise UsageError(f"{report} {period} {recipient}: {latest.state}, not in review; {hint}")
+            raise UsageError(_not_in_review(config, period, recipient, latest.state))
         if args.sent:
             to, note = (
                 "sent",

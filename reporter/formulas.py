@@ -121,28 +121,31 @@ def _check(node: ast.expr, names: list[str]) -> None:
     elif isinstance(node, ast.Name):
         names.append(node.id)
     elif isinstance(node, ast.Call):
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            called = ast.unparse(node.func)
-            raise FormulaSyntaxError(
-                f"unknown function '{called}'; functions are {', '.join(FUNCTIONS)}", where
-            )
-        if node.keywords:
-            raise FormulaSyntaxError(f"{node.func.id}() takes no named arguments", where)
-        low, high = FUNCTIONS[node.func.id]
-        if len(node.args) < low or (high is not None and len(node.args) > high):
-            expected = str(low) if low == high else f"{low} to {high}" if high else f"at least {low}"
-            raise FormulaSyntaxError(
-                f"{node.func.id}() takes {expected} argument(s), got {len(node.args)}", where
-            )
-        for arg in node.args:
-            if isinstance(arg, ast.Starred):
-                raise FormulaSyntaxError("'*' arguments are not allowed", where)
-            _check(arg, names)
+        _check_call(node, names, where)
     else:
         raise FormulaSyntaxError(
             f"'{ast.unparse(node)}' is not allowed; a formula is arithmetic over metric and KPI names",
             where,
         )
+
+
+def _check_call(node: ast.Call, names: list[str], where: int) -> None:
+    """A call of one of FUNCTIONS, by name, with plain arguments in the allowed number."""
+    if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+        called = ast.unparse(node.func)
+        raise FormulaSyntaxError(f"unknown function '{called}'; functions are {', '.join(FUNCTIONS)}", where)
+    if node.keywords:
+        raise FormulaSyntaxError(f"{node.func.id}() takes no named arguments", where)
+    low, high = FUNCTIONS[node.func.id]
+    if len(node.args) < low or (high is not None and len(node.args) > high):
+        expected = str(low) if low == high else f"{low} to {high}" if high else f"at least {low}"
+        raise FormulaSyntaxError(
+            f"{node.func.id}() takes {expected} argument(s), got {len(node.args)}", where
+        )
+    for arg in node.args:
+        if isinstance(arg, ast.Starred):
+            raise FormulaSyntaxError("'*' arguments are not allowed", where)
+        _check(arg, names)
 
 
 def _eval(node: ast.expr, values: Mapping[str, float | None]) -> float | None:

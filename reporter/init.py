@@ -396,8 +396,8 @@ def _q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def source_report(path: Path, folder: Path) -> SourceReport:
-    """The YAML of a report over the CSV at ``path``, to be written into ``folder``."""
+def _sniff_source(path: Path) -> Sniffed:
+    """What ``path`` holds; UsageError unless it is a CSV file with a date and a numeric column."""
     if not path.is_file():
         raise UsageError(f"init: --source {path}: file not found")
     if path.suffix.lower() not in (".csv", ".txt", ".tsv"):
@@ -411,6 +411,13 @@ def source_report(path: Path, folder: Path) -> SourceReport:
         )
     if not found.numeric:
         raise UsageError(f"init: --source {path}: no numeric column to measure")
+    return found
+
+
+def source_report(path: Path, folder: Path) -> SourceReport:
+    """The YAML of a report over the CSV at ``path``, to be written into ``folder``."""
+    found = _sniff_source(path)
+    assert found.date_column is not None  # _sniff_source refuses a file without one
     report_id = _name(path.stem).replace("_", "-")
     if report_id in ("report", *KINDS):
         report_id = f"{report_id}-data"

@@ -310,6 +310,13 @@ class _Checker:
                 f"{_show(value)} is not one of: {', '.join(choices)}",
                 did_you_mean(str(value), choices) if isinstance(value, str) else "",
             )
+        return self._explain_type(err, loc)
+
+    def _explain_type(self, err: Any, loc: Path_) -> Problem:
+        """The problem for a value of the wrong type or shape."""
+        kind = err["type"]
+        value = err.get("input")
+        doc = self.doc
         if kind == "string_pattern_mismatch":
             return doc.problem(
                 loc,
@@ -585,20 +592,7 @@ class _Checker:
         if delivery is None:
             return
         if delivery.schedule is not None:
-            from apscheduler.triggers.cron import CronTrigger
-
-            tz = report.timezone if report else "UTC"
-            fields = delivery.schedule.split()
-            try:
-                if len(fields) != 5:
-                    raise ValueError(f"expected 5 fields, got {len(fields)}")
-                CronTrigger.from_crontab(delivery.schedule, timezone=_zone_or_utc(tz))
-            except ValueError as exc:
-                self.add(
-                    ("delivery", "schedule"),
-                    f"invalid cron expression '{delivery.schedule}' ({exc})",
-                    '5 fields: minute hour day month weekday, e.g. "0 7 2 * *"',
-                )
+            self._check_schedule(delivery.schedule, report.timezone if report else "UTC")
         for key in ("retry_every", "give_up_after"):
             try:
                 parse_duration(getattr(delivery, key))
@@ -610,9 +604,25 @@ class _Checker:
                 )
         for i, address in enumerate(delivery.alerts_to):
             self._check_address(("delivery", "alerts_to", i), address)
-        email = delivery.email
-        if email is None:
-            return
+        if delivery.email is not None:
+            self._check_email(delivery.email)
+
+    def _check_schedule(self, schedule: str, tz: str) -> None:
+        from apscheduler.triggers.cron import CronTrigger
+
+        fields = schedule.split()
+        try:
+            if len(fields) != 5:
+                raise ValueError(f"expected 5 fields, got {len(fields)}")
+            CronTrigger.from_crontab(schedule, timezone=_zone_or_utc(tz))
+        except ValueError as exc:
+            self.add(
+                ("delivery", "schedule"),
+                f"invalid cron expression '{schedule}' ({exc})",
+                '5 fields: minute hour day month weekday, e.g. "0 7 2 * *"',
+            )
+
+    def _check_email(self, email: m.Email) -> None:
         base: Path_ = ("delivery", "email")
         self._check_address((*base, "from"), email.from_, named=True)
         for key in ("to", "cc"):
@@ -662,66 +672,13 @@ class _Checker:
         base_dir = self.base_dir
         columns: dict[str, list[str] | None] = {}
         for name, src in sources.items():
-            columns[name] = None
-            if src.type not in FILE_KINDS or src.path is None:
-                continue
-            path = src.path if src.path.is_absolute() else base_dir / src.path
-            special = check_named_file(path) if path.exists() else None
-            if special:
-                self.add(("sources", name, "path"), special, "name a data file")
-                continue
-            if not path.is_file():
-                self.add(
-                    ("sources", name, "path"),
-                    f"file not found: {path}",
-                    "paths are relative to the configuration file's folder",
-                )
-                continue
-            try:
-                columns[name] = read_columns(src, path)
-            except SourceError as exc:
-                self.add(
-                    ("sources", name, "path"),
-                    str(exc),
-                    "check the csv options (delimiter, encoding) or the file itself",
-                )
-                continue
-            cols = columns[name] or []
-            if src.date_column is not None and src.date_column not in cols:  # None: reported already
-                self.add(
-                    ("sources", name, "date_column"),
-                    f"column '{src.date_column}' not found in {path.name}",
-                    did_you_mean(src.date_column, cols, known_label="columns are"),
-                )
+            columns[name] = self._source_columns(name, src)
 
         metrics: dict[str, m.Metric] = self.parts.get("metrics") or {}
         for name, metric in metrics.items():
             found = columns.get(metric.source)
-            if found is None:
-                continue
-            cols = found
-            if metric.column is not None and metric.column not in cols:
-                self.add(
-                    ("metrics", name, "column"),
-                    f"column '{metric.column}' not found in source '{metric.source}'",
-                    did_you_mean(metric.column, cols, known_label="columns are"),
-                )
-            for key in ("expr", "where"):
-                text = getattr(metric, key)
-                if text is None:
-                    continue
-                try:
-                    check_expression(text, cols)
-                except ExpressionError as exc:
-                    hint = (
-                        "write a condition on this source's columns, e.g. stage = 'won'"
-                        if key == "where"
-                        else "write an expression over this source's columns, e.g. quantity * unit_price"
-                    )
-                    unknown = re.match(r"unknown column '(.*)'", str(exc))
-                    if unknown:
-                        hint = did_you_mean(unknown.group(1), cols, known_label="columns are")
-                    self.add(("metrics", name, key), str(exc), hint)
+            if found is not None:
+                self._check_metric_columns(name, metric, found)
 
         guards.check_data(self, sources, columns, metrics, base_dir)
         kpi_sources = self.kpi_sources(metrics)
@@ -733,20 +690,82 @@ class _Checker:
             self._check_dimension(("portfolio", "by"), pf.by, used, columns)
         delivery: m.Delivery | None = self.parts.get("delivery")
         if delivery is not None and delivery.email is not None:
-            for i, rcpt in enumerate(delivery.email.recipients):
-                for col in rcpt.filter:
-                    lacking = [
-                        s
-                        for s, c in columns.items()
-                        if c is not None and col not in c and not sources[s].shared
-                    ]
-                    if lacking:
-                        self.add(
-                            ("delivery", "email", "recipients", i, "filter", col),
-                            f"column '{col}' is not in source(s) {', '.join(sorted(lacking))}",
-                            "mark sources that every recipient shares with shared: true",
-                            key=True,
-                        )
+            self._check_filters(delivery.email, sources, columns)
+
+    def _source_columns(self, name: str, src: m.Source) -> list[str] | None:
+        """The columns of a file source, or None (with a problem added) when they cannot be read."""
+        if src.type not in FILE_KINDS or src.path is None:
+            return None
+        path = src.path if src.path.is_absolute() else self.base_dir / src.path
+        special = check_named_file(path) if path.exists() else None
+        if special:
+            self.add(("sources", name, "path"), special, "name a data file")
+            return None
+        if not path.is_file():
+            self.add(
+                ("sources", name, "path"),
+                f"file not found: {path}",
+                "paths are relative to the configuration file's folder",
+            )
+            return None
+        try:
+            found = read_columns(src, path)
+        except SourceError as exc:
+            self.add(
+                ("sources", name, "path"),
+                str(exc),
+                "check the csv options (delimiter, encoding) or the file itself",
+            )
+            return None
+        cols = found or []
+        if src.date_column is not None and src.date_column not in cols:  # None: reported already
+            self.add(
+                ("sources", name, "date_column"),
+                f"column '{src.date_column}' not found in {path.name}",
+                did_you_mean(src.date_column, cols, known_label="columns are"),
+            )
+        return found
+
+    def _check_metric_columns(self, name: str, metric: m.Metric, cols: list[str]) -> None:
+        if metric.column is not None and metric.column not in cols:
+            self.add(
+                ("metrics", name, "column"),
+                f"column '{metric.column}' not found in source '{metric.source}'",
+                did_you_mean(metric.column, cols, known_label="columns are"),
+            )
+        for key in ("expr", "where"):
+            text = getattr(metric, key)
+            if text is None:
+                continue
+            try:
+                check_expression(text, cols)
+            except ExpressionError as exc:
+                hint = (
+                    "write a condition on this source's columns, e.g. stage = 'won'"
+                    if key == "where"
+                    else "write an expression over this source's columns, e.g. quantity * unit_price"
+                )
+                unknown = re.match(r"unknown column '(.*)'", str(exc))
+                if unknown:
+                    hint = did_you_mean(unknown.group(1), cols, known_label="columns are")
+                self.add(("metrics", name, key), str(exc), hint)
+
+    def _check_filters(
+        self, email: m.Email, sources: Mapping[str, m.Source], columns: Mapping[str, list[str] | None]
+    ) -> None:
+        """Each recipient's filter column must be in every source that is not shared."""
+        for i, rcpt in enumerate(email.recipients):
+            for col in rcpt.filter:
+                lacking = [
+                    s for s, c in columns.items() if c is not None and col not in c and not sources[s].shared
+                ]
+                if lacking:
+                    self.add(
+                        ("delivery", "email", "recipients", i, "filter", col),
+                        f"column '{col}' is not in source(s) {', '.join(sorted(lacking))}",
+                        "mark sources that every recipient shares with shared: true",
+                        key=True,
+                    )
 
     def _check_dimension(
         self, path: Path_, column: str, used: set[str], columns: Mapping[str, list[str] | None]

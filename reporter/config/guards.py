@@ -67,9 +67,12 @@ def check_static(checker: Any) -> None:
         return
     for i, address in enumerate(delivery.alerts_to or []):
         _check_header(checker, ("delivery", "alerts_to", i), address, skip_breaks=True)
-    email = delivery.email
-    if email is None:
-        return
+    if delivery.email is not None:
+        _check_email(checker, delivery.email)
+
+
+def _check_email(checker: Any, email: m.Email) -> None:
+    """Header fields, the single sender and the CA file of ``delivery.email``."""
     base: Path_ = ("delivery", "email")
     _check_header(checker, (*base, "subject"), email.subject, skip_breaks=True)
     _check_header(checker, (*base, "from"), email.from_, skip_breaks=True)

@@ -64,6 +64,28 @@ def _functions() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 
 def check_expression(text: str, columns: Iterable[str]) -> list[str]:
     """Return the referenced columns (as written) or raise ExpressionError."""
+    node = _select_node(text)
+    scalar, aggregate, table = _functions()
+    known = {c.lower(): c for c in columns}
+    used: list[str] = []
+    for item in _walk(node["select_list"][0]):
+        cls = item.get("class")
+        _check_allowed(cls)
+        if cls == "FUNCTION":
+            _check_function(item, scalar, aggregate, table)
+        if cls == "COLUMN_REF":
+            parts = item.get("column_names", [])
+            if len(parts) != 1:
+                raise ExpressionError(f"'{'.'.join(parts)}': name the column alone, without a table")
+            col = parts[0]
+            if col.lower() not in known:
+                raise ExpressionError(f"unknown column '{col}'")
+            used.append(known[col.lower()])
+    return used
+
+
+def _select_node(text: str) -> dict[str, Any]:
+    """The parsed ``SELECT (text) FROM t``; ExpressionError unless it is that and nothing more."""
     if not text or not text.strip():
         raise ExpressionError("the expression is empty")
     tree = json.loads(_serialized(text))
@@ -84,44 +106,36 @@ def check_expression(text: str, columns: Iterable[str]) -> list[str]:
         or node.get("modifiers")
     ):
         raise ExpressionError("must be a single expression, not a query")
+    return dict(node)
 
-    scalar, aggregate, table = _functions()
-    known = {c.lower(): c for c in columns}
-    used: list[str] = []
-    for item in _walk(node["select_list"][0]):
-        cls = item.get("class")
-        if cls == "SUBQUERY":
-            raise ExpressionError("subqueries are not allowed; use only this source's columns")
-        if cls == "WINDOW":
-            raise ExpressionError("window functions are not allowed here")
-        if cls == "STAR" or cls == "COLUMNS":
-            raise ExpressionError("'*' is not allowed; name the columns")
-        if cls == "PARAMETER":
-            raise ExpressionError("parameters ($1, ?) are not allowed")
-        if cls == "FUNCTION":
-            name = str(item.get("function_name", "")).lower()
-            if item.get("schema") or item.get("catalog"):
-                raise ExpressionError(f"qualified function names are not allowed: {name}")
-            if name in table:
-                raise ExpressionError(
-                    f"table function {name}() is not allowed; "
-                    "an expression may only use this source's own columns"
-                )
-            if name in aggregate and name not in scalar:
-                raise ExpressionError(
-                    f"aggregate function {name}() is not allowed here; the metric's agg aggregates"
-                )
-            if name not in scalar:
-                raise ExpressionError(f"function {name}() is not allowed")
-        if cls == "COLUMN_REF":
-            parts = item.get("column_names", [])
-            if len(parts) != 1:
-                raise ExpressionError(f"'{'.'.join(parts)}': name the column alone, without a table")
-            col = parts[0]
-            if col.lower() not in known:
-                raise ExpressionError(f"unknown column '{col}'")
-            used.append(known[col.lower()])
-    return used
+
+def _check_allowed(cls: Any) -> None:
+    """Subqueries, window functions, ``*`` and parameters are refused outright."""
+    if cls == "SUBQUERY":
+        raise ExpressionError("subqueries are not allowed; use only this source's columns")
+    if cls == "WINDOW":
+        raise ExpressionError("window functions are not allowed here")
+    if cls == "STAR" or cls == "COLUMNS":
+        raise ExpressionError("'*' is not allowed; name the columns")
+    if cls == "PARAMETER":
+        raise ExpressionError("parameters ($1, ?) are not allowed")
+
+
+def _check_function(
+    item: dict[str, Any], scalar: frozenset[str], aggregate: frozenset[str], table: frozenset[str]
+) -> None:
+    """Only unqualified scalar functions that DuckDB knows and the deny list leaves in."""
+    name = str(item.get("function_name", "")).lower()
+    if item.get("schema") or item.get("catalog"):
+        raise ExpressionError(f"qualified function names are not allowed: {name}")
+    if name in table:
+        raise ExpressionError(
+            f"table function {name}() is not allowed; an expression may only use this source's own columns"
+        )
+    if name in aggregate and name not in scalar:
+        raise ExpressionError(f"aggregate function {name}() is not allowed here; the metric's agg aggregates")
+    if name not in scalar:
+        raise ExpressionError(f"function {name}() is not allowed")
 
 
 @functools.lru_cache(maxsize=1024)

@@ -27,7 +27,7 @@ import json
 import mimetypes
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -403,96 +403,21 @@ def verify_archive(
     root = archive.resolve()
     for number, blob in enumerate(raw, start=1):
         where = f"{MANIFEST}:{number}"
-        record = records.get(number)
-        if record is not None and record["sha256"] != sha256(blob):
-            problems.append(
-                f"{where}: differs from the line the ledger recorded when it was written (changed)"
-            )
-        elif record is None and records:
-            problems.append(f"{where}: not recorded in the ledger (added after archiving)")
-        try:
-            text = blob.decode("utf-8")
-        except UnicodeDecodeError:
-            problems.append(f"{where}: not UTF-8 text")
+        problems += _ledger_problems(where, blob, records.get(number), records)
+        entry, problem = _parse_line(where, blob)
+        if entry is None:
+            problems.append(problem)
             prev = sha256(blob)
             continue
-        try:
-            entry = json.loads(text)
-        except json.JSONDecodeError:
-            problems.append(f"{where}: not a valid manifest line (not JSON)")
-            prev = sha256(blob)
-            continue
-        if not isinstance(entry, dict):
-            kind = "null" if entry is None else _KINDS.get(type(entry), type(entry).__name__)
-            problems.append(f"{where}: not a valid manifest line ({kind}, not an object)")
-            prev = sha256(blob)
-            continue
-        bad = [
-            name
-            for name, kind in _FIELDS.items()
-            if not isinstance(entry.get(name), kind) or isinstance(entry.get(name), bool)
-        ]
-        if bad:
-            problems.append(f"{where}: not a valid manifest line (missing or wrong: {', '.join(bad)})")
-            prev = sha256(blob)
-            continue
-        if entry["prev"] != prev:
-            problems.append(
-                f"{where}: hash chain broken at {entry['path']} "
-                "(a line before it was edited, removed or reordered)"
-            )
+        problems += _link_problems(where, entry, prev, key)
         prev = sha256(blob)
-        if key:
-            if "hmac" not in entry:
-                problems.append(f"{where}: no HMAC (REPORTER_ARCHIVE_KEY is set: every line must carry one)")
-            elif not hmac.compare_digest(str(entry["hmac"]), line_hmac(key, entry)):
-                problems.append(f"{where}: HMAC mismatch (not written with this REPORTER_ARCHIVE_KEY)")
-        rel = entry["path"]
-        if rel in listed:
-            problems.append(f"{where}: duplicate entry for {rel} (also on line {listed[rel]})")
+        duplicate = _duplicate(where, number, entry, listed, versions)
+        if duplicate:
+            problems.append(duplicate)
             continue
-        listed[rel] = number
-        ident = (entry["report"], entry["period"], entry["version"])
-        if ident in versions:
-            problems.append(
-                f"{where}: duplicate entry for {entry['report']} {entry['period']} v{entry['version']} "
-                f"(also on line {versions[ident]})"
-            )
-            continue
-        versions[ident] = number
         if (report and entry["report"] != report) or (period and entry["period"] != period):
             continue
-        refused = _refused_path(archive, root, rel)
-        if refused:
-            problems.append(f"{where}: {rel}: {refused}, refused")
-            continue
-        expected = (
-            f"{entry['report']}/{entry['period']}/{entry['report']}_{entry['period']}_v{entry['version']}.pdf"
-        )
-        if rel != expected:
-            problems.append(f"{where}: {rel}: not where its report, period and version belong ({expected})")
-        path = archive / rel
-        if not path.is_file():
-            note = ""
-            if path.with_name(f".{path.name}.partial").is_file():
-                note = "; archiving was interrupted after the manifest was written: the next run completes it"
-            problems.append(f"{rel}: missing (listed on manifest line {number}){note}")
-            continue
-        data = path.read_bytes()
-        if sha256(data) != entry["sha256"] or len(data) != entry["size"]:
-            problems.append(f"{rel}: altered (SHA-256 differs from manifest line {number})")
-            continue
-        try:
-            blobs = attachments_of(data)
-        except Exception as exc:  # an unreadable PDF is a finding, not a crash
-            problems.append(f"{rel}: attachments unreadable: {exc}")
-            continue
-        inside = {name: sha256(b) for name, b in sorted(blobs.items())}
-        if inside != entry["attachments"]:
-            problems.append(f"{rel}: attachments differ from manifest line {number}")
-            continue
-        if "results.json" in blobs:
-            problems += _check_results(rel, number, entry, blobs["results.json"])
+        problems += _file_problems(archive, root, number, entry)
     for number, record in sorted(written.items()):
         if number > len(raw):
             problems.append(
@@ -500,6 +425,114 @@ def verify_archive(
                 "(the manifest was truncated)"
             )
     problems += _extra_files(archive, listed, report, period)
+    return problems
+
+
+def _ledger_problems(where: str, blob: bytes, record: Any, records: Mapping[int, Any]) -> list[str]:
+    """A line must be the one the ledger recorded, and the ledger must know every line."""
+    if record is not None and record["sha256"] != sha256(blob):
+        return [f"{where}: differs from the line the ledger recorded when it was written (changed)"]
+    if record is None and records:
+        return [f"{where}: not recorded in the ledger (added after archiving)"]
+    return []
+
+
+def _parse_line(where: str, blob: bytes) -> tuple[dict[str, Any] | None, str]:
+    """The line's entry, or None and the reason it is not a valid manifest line."""
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, f"{where}: not UTF-8 text"
+    try:
+        entry = json.loads(text)
+    except json.JSONDecodeError:
+        return None, f"{where}: not a valid manifest line (not JSON)"
+    if not isinstance(entry, dict):
+        kind = "null" if entry is None else _KINDS.get(type(entry), type(entry).__name__)
+        return None, f"{where}: not a valid manifest line ({kind}, not an object)"
+    bad = [
+        name
+        for name, kind in _FIELDS.items()
+        if not isinstance(entry.get(name), kind) or isinstance(entry.get(name), bool)
+    ]
+    if bad:
+        return None, f"{where}: not a valid manifest line (missing or wrong: {', '.join(bad)})"
+    return entry, ""
+
+
+def _link_problems(where: str, entry: dict[str, Any], prev: str, key: str | None) -> list[str]:
+    """The hash chain to the line before, and the line's HMAC when a key is set."""
+    problems: list[str] = []
+    if entry["prev"] != prev:
+        problems.append(
+            f"{where}: hash chain broken at {entry['path']} "
+            "(a line before it was edited, removed or reordered)"
+        )
+    if key:
+        if "hmac" not in entry:
+            problems.append(f"{where}: no HMAC (REPORTER_ARCHIVE_KEY is set: every line must carry one)")
+        elif not hmac.compare_digest(str(entry["hmac"]), line_hmac(key, entry)):
+            problems.append(f"{where}: HMAC mismatch (not written with this REPORTER_ARCHIVE_KEY)")
+    return problems
+
+
+def _duplicate(
+    where: str,
+    number: int,
+    entry: dict[str, Any],
+    listed: dict[str, int],
+    versions: dict[tuple[str, str, int], int],
+) -> str | None:
+    """Why the line repeats an earlier path or version; otherwise records it and returns None."""
+    rel = entry["path"]
+    if rel in listed:
+        return f"{where}: duplicate entry for {rel} (also on line {listed[rel]})"
+    listed[rel] = number
+    ident = (entry["report"], entry["period"], entry["version"])
+    if ident in versions:
+        return (
+            f"{where}: duplicate entry for {entry['report']} {entry['period']} v{entry['version']} "
+            f"(also on line {versions[ident]})"
+        )
+    versions[ident] = number
+    return None
+
+
+def _file_problems(archive: Path, root: Path, number: int, entry: dict[str, Any]) -> list[str]:
+    """The PDF a line lists: where it belongs, present, unaltered, with the listed attachments."""
+    where = f"{MANIFEST}:{number}"
+    rel = entry["path"]
+    refused = _refused_path(archive, root, rel)
+    if refused:
+        return [f"{where}: {rel}: {refused}, refused"]
+    problems: list[str] = []
+    expected = (
+        f"{entry['report']}/{entry['period']}/{entry['report']}_{entry['period']}_v{entry['version']}.pdf"
+    )
+    if rel != expected:
+        problems.append(f"{where}: {rel}: not where its report, period and version belong ({expected})")
+    path = archive / rel
+    if not path.is_file():
+        note = ""
+        if path.with_name(f".{path.name}.partial").is_file():
+            note = "; archiving was interrupted after the manifest was written: the next run completes it"
+        problems.append(f"{rel}: missing (listed on manifest line {number}){note}")
+        return problems
+    data = path.read_bytes()
+    if sha256(data) != entry["sha256"] or len(data) != entry["size"]:
+        problems.append(f"{rel}: altered (SHA-256 differs from manifest line {number})")
+        return problems
+    try:
+        blobs = attachments_of(data)
+    except Exception as exc:  # an unreadable PDF is a finding, not a crash
+        problems.append(f"{rel}: attachments unreadable: {exc}")
+        return problems
+    inside = {name: sha256(b) for name, b in sorted(blobs.items())}
+    if inside != entry["attachments"]:
+        problems.append(f"{rel}: attachments differ from manifest line {number}")
+        return problems
+    if "results.json" in blobs:
+        problems += _check_results(rel, number, entry, blobs["results.json"])
     return problems
 
 

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from reporter.config.model import Config
-from reporter.delivery.ledger import Ledger
+from reporter.delivery.ledger import Delivery, Ledger
 from reporter.delivery.mailer import Mailer
 from reporter.errors import RunError
 from reporter.files import write_atomic
@@ -57,6 +57,54 @@ def recipients_of(config: Config) -> list[str]:
     return list(seen)
 
 
+def _settled(
+    config: Config,
+    ledger: Ledger,
+    latest: Delivery,
+    report: str,
+    period: str,
+    rcpt: str,
+    run_id: int,
+    now: dt.datetime,
+) -> DeliveryOutcome | None:
+    """The outcome for a recipient whose last delivery must not be sent again (sent, being sent
+    by a live run, or left for review); None when it failed before (retry it)."""
+    if latest.state == "sent":
+        from reporter.delivery.wording import sent_on
+
+        when = sent_on(ledger, report, period, rcpt, latest.version)
+        return DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id, sent_on=when)
+    if latest.state not in ("pending", "review"):
+        return None
+    owner = ledger.run_of(report, period, rcpt, latest.version)
+    if latest.state == "pending" and owner != run_id and ledger.run_alive(owner, now):
+        note = f"being sent by another run (run {owner}), not sent by this one"
+        return DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id, note)
+    note = (
+        "a previous run stopped after sending began (the server may have accepted it): "
+        f"not re-sent; {resolve_hint(config, period, rcpt)}"
+    )
+    if latest.state == "review":
+        note = latest.last_error or note
+    elif not ledger.move(
+        report,
+        period,
+        rcpt,
+        latest.version,
+        now,
+        from_states=("pending",),
+        to="review",
+        note=note,
+    ):
+        # the other run recorded its outcome meanwhile: say what it is now
+        now_latest = ledger.latest(report, period, rcpt)
+        assert now_latest is not None
+        state = "skipped" if now_latest.state == "sent" else now_latest.state
+        return DeliveryOutcome(rcpt, state, now_latest.attempts, now_latest.message_id, now_latest.last_error)
+    flagged = latest.state == "pending"  # moved to review by this run
+    return DeliveryOutcome(rcpt, "review", latest.attempts, latest.message_id, note, flagged=flagged)
+
+
 def deliver(
     config: Config,
     results: Results,
@@ -96,52 +144,10 @@ def deliver(
         latest = ledger.latest(report, period, rcpt) if ledger is not None else None
         version, retry = 1, False
         if latest is not None and not force:
-            if latest.state == "sent":
-                from reporter.delivery.wording import sent_on
-
-                when = sent_on(ledger, report, period, rcpt, latest.version)
-                skipped = DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id, sent_on=when)
-                outcomes.append(skipped)
-                continue
-            if latest.state in ("pending", "review"):
-                assert ledger is not None
-                owner = ledger.run_of(report, period, rcpt, latest.version)
-                if latest.state == "pending" and owner != run_id and ledger.run_alive(owner, now):
-                    note = f"being sent by another run (run {owner}), not sent by this one"
-                    outcomes.append(
-                        DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id, note)
-                    )
-                    continue
-                note = (
-                    "a previous run stopped after sending began (the server may have accepted it): "
-                    f"not re-sent; {resolve_hint(config, period, rcpt)}"
-                )
-                if latest.state == "review":
-                    note = latest.last_error or note
-                elif not ledger.move(
-                    report,
-                    period,
-                    rcpt,
-                    latest.version,
-                    now,
-                    from_states=("pending",),
-                    to="review",
-                    note=note,
-                ):
-                    # the other run recorded its outcome meanwhile: say what it is now
-                    now_latest = ledger.latest(report, period, rcpt)
-                    assert now_latest is not None
-                    state = "skipped" if now_latest.state == "sent" else now_latest.state
-                    outcomes.append(
-                        DeliveryOutcome(
-                            rcpt, state, now_latest.attempts, now_latest.message_id, now_latest.last_error
-                        )
-                    )
-                    continue
-                flagged = latest.state == "pending"  # moved to review by this run
-                outcomes.append(
-                    DeliveryOutcome(rcpt, "review", latest.attempts, latest.message_id, note, flagged=flagged)
-                )
+            assert ledger is not None
+            settled = _settled(config, ledger, latest, report, period, rcpt, run_id, now)
+            if settled is not None:
+                outcomes.append(settled)
                 continue
             version, retry = latest.version, True  # failed before: retry with the same Message-ID
         elif latest is not None and force:

@@ -109,6 +109,47 @@ def _data_uri(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
+def _breakdowns(
+    config: Config,
+    results: Results,
+    data: dict[str, Any],
+    fmt: Callable[[str, float | None], str],
+    formatter: Formatter,
+) -> list[dict[str, Any]]:
+    """Each breakdown's table as the template places it: the PDF's rows with bar widths."""
+    _ = formatter._
+    breakdowns = []
+    for bd in config.breakdowns:
+        key = f"{bd.kpi}_by_{bd.by}"
+        rows = data["breakdowns"].get(key, [])
+        if key in results.pdf_other:  # longer than pdf_rows: the first rows and "other" (all in a CSV)
+            rows = [*rows[: bd.pdf_rows], dataclasses.asdict(results.pdf_other[key])]
+        top = max((abs(r["value"]) for r in rows if r["value"] is not None), default=0) or 1
+        for r in rows:
+            r["value_text"] = fmt(bd.kpi, r["value"])
+            r["width"] = 0 if r["value"] is None else round(abs(r["value"]) / top * 100)
+            r["label"] = _("Other") if r["other"] else (_("(none)") if r["key"] is None else str(r["key"]))
+        breakdowns.append(
+            {
+                "id": key,
+                "kpi": data["kpis"][bd.kpi]["label"],
+                "by": bd.by,
+                "rows": rows,
+                "total": len(data["breakdowns"].get(key, [])),
+                "shown": bd.pdf_rows,
+                # the whole table inside the PDF (PDF/A only: a plain PDF carries no file)
+                "attachment": csv_name(key) if config.delivery.archive.pdfa else None,
+                # what moved it, and how concentrated it is (insights)
+                "insights": [
+                    i["text"]
+                    for i in data["insights"]
+                    if i.get("breakdown") == key and i["type"] in ("contributors", "concentration")
+                ],
+            }
+        )
+    return breakdowns
+
+
 def build_context(config: Config, results: Results, formatter: Formatter) -> dict[str, Any]:
     """Everything the template places: the results, labels, and charts drawn from them."""
     _ = formatter._
@@ -182,35 +223,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
             )
         objectives.append(obj)
 
-    breakdowns = []
-    for bd in config.breakdowns:
-        key = f"{bd.kpi}_by_{bd.by}"
-        rows = data["breakdowns"].get(key, [])
-        if key in results.pdf_other:  # longer than pdf_rows: the first rows and "other" (all in a CSV)
-            rows = [*rows[: bd.pdf_rows], dataclasses.asdict(results.pdf_other[key])]
-        top = max((abs(r["value"]) for r in rows if r["value"] is not None), default=0) or 1
-        for r in rows:
-            r["value_text"] = fmt(bd.kpi, r["value"])
-            r["width"] = 0 if r["value"] is None else round(abs(r["value"]) / top * 100)
-            r["label"] = _("Other") if r["other"] else (_("(none)") if r["key"] is None else str(r["key"]))
-        breakdowns.append(
-            {
-                "id": key,
-                "kpi": kpis[bd.kpi]["label"],
-                "by": bd.by,
-                "rows": rows,
-                "total": len(data["breakdowns"].get(key, [])),
-                "shown": bd.pdf_rows,
-                # the whole table inside the PDF (PDF/A only: a plain PDF carries no file)
-                "attachment": csv_name(key) if config.delivery.archive.pdfa else None,
-                # what moved it, and how concentrated it is (insights)
-                "insights": [
-                    i["text"]
-                    for i in data["insights"]
-                    if i.get("breakdown") == key and i["type"] in ("contributors", "concentration")
-                ],
-            }
-        )
+    breakdowns = _breakdowns(config, results, data, fmt, formatter)
 
     funnel = data["funnel"]
     funnel_chart = None
