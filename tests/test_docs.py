@@ -117,7 +117,8 @@ def test_mkdocs_build_strict(tmp_path):
 
 
 def test_nothing_points_outside_the_repository():
-    """No '../shared' or absolute path into the author's machine, in the files a user reads."""
+    """No link to the authors' own folders beside the repository (a sibling 'shared' folder) or to
+    an absolute path of their machine, in the files a user reads."""
     files = [ROOT / "README.md", ROOT / "mkdocs.yml", *sorted((ROOT / "docs").rglob("*.md"))]
     files += sorted((ROOT / "config").glob("*.yaml"))
     offending = [
