@@ -63,6 +63,18 @@ def validate(path, capsys) -> tuple[int, list[str]]:
 
 
 CASES = {
+    "a tab in the indentation": (
+        {14: "\twin_rate: {formula: won / leads, format: percent}"},
+        None,
+        [
+            "F:14:1: YAML syntax error: while scanning for the next token, found character '\\t' that cannot start any token; YAML indents with spaces, never tabs: replace the tab with spaces"
+        ],
+    ),
+    "a value with no close match is not followed by the same list again": (
+        {14: "  win_rate: {formula: won / leads, format: percent, direction: lower}"},
+        None,
+        ["F:14:64: kpis.win_rate.direction: 'lower' is not one of: up, down, neutral"],
+    ),
     "a misspelled date_column (it used to crash the data check)": (
         {8: "  crm: {type: csv, path: crm.csv, date_colum: created}"},
         None,

@@ -56,6 +56,12 @@ def did_you_mean(word: str, choices: Iterable[str], *, known_label: str = "known
     return f"{known_label}: {shown}"
 
 
+def _close_match(word: str, choices: Iterable[str]) -> str:
+    """ "did you mean …?" when one choice is close; nothing otherwise (the message lists them)."""
+    hint = did_you_mean(word, choices)
+    return hint if hint.startswith("did you mean") else ""
+
+
 # --------------------------------------------------------------------------------------
 # entry points
 
@@ -308,7 +314,7 @@ class _Checker:
             return doc.problem(
                 loc,
                 f"{_show(value)} is not one of: {', '.join(choices)}",
-                did_you_mean(str(value), choices) if isinstance(value, str) else "",
+                _close_match(str(value), choices) if isinstance(value, str) else "",
             )
         return self._explain_type(err, loc)
 

@@ -204,7 +204,9 @@ def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> tup
                 col,
                 "",
                 f"YAML syntax error: {what}",
-                "check the indentation and the quotes on this line and the one above",
+                "YAML indents with spaces, never tabs: replace the tab with spaces"
+                if "'\\t'" in what
+                else "check the indentation and the quotes on this line and the one above",
             )
         )
         return doc, problems
