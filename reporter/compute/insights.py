@@ -37,6 +37,7 @@ unusual_change 3 × min(|z| / z, 3) (3 to 9); pacing 4 when off pace, 1 when on 
 
 from __future__ import annotations
 
+import ast
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +45,7 @@ from typing import Any
 
 from reporter.compute.evaluate import change
 from reporter.config.model import Config, Objective
+from reporter.formulas import parse
 from reporter.periods import Period
 from reporter.results import ObjectiveResult
 
@@ -182,21 +184,17 @@ def kpi_insights(
 def one_metric(config: Config, kpi: str, *, additive: bool = True) -> str | None:
     """The metric a KPI is, when its formula is one metric's name (a sum or a count when
     ``additive``: their values by key add up to the whole)."""
-    formula = config.kpis[kpi].formula.strip()
-    metric = config.metrics.get(formula)
-    if metric is None or (additive and metric.agg not in ("sum", "count")):
+    tree = parse(config.kpis[kpi].formula).tree
+    if not isinstance(tree, ast.Name) or tree.id not in config.metrics:
         return None
-    return formula
+    if additive and config.metrics[tree.id].agg not in ("sum", "count"):
+        return None
+    return tree.id
 
 
 def ratio_of(config: Config, kpi: str) -> tuple[str, str] | None:
     """(a, b) when a KPI's formula is ``a / b`` of two metrics, a additive."""
-    import ast
-
-    try:
-        tree = ast.parse(config.kpis[kpi].formula.strip(), mode="eval").body
-    except SyntaxError:
-        return None
+    tree = parse(config.kpis[kpi].formula).tree
     if not (
         isinstance(tree, ast.BinOp)
         and isinstance(tree.op, ast.Div)
