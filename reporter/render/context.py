@@ -28,6 +28,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import Translations
 
 from reporter.assets import LOCALE_DIR
+from reporter.config.model import Report
 
 DASH = "—"
 MINUS = "−"
@@ -73,6 +74,11 @@ class Formatter:
         self.currency = currency
         self.timezone = timezone
         self._ = translations(self.locale.language).gettext
+
+    @classmethod
+    def for_report(cls, report: Report) -> Formatter:
+        """The formatter of a report's locale, currency and time zone."""
+        return cls(report.locale, report.currency, report.timezone)
 
     # numbers ------------------------------------------------------------------------
     def value(self, v: float | None, fmt: str = "number", decimals: int | None = None) -> str:

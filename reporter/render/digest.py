@@ -54,7 +54,7 @@ def sparkline_png(values: list[float | None], colour: str, width: int = 120, hei
 def build_digest(config: Config, results: Results, *, recipient: str = "") -> Digest:
     import css_inline
 
-    formatter = Formatter(config.report.locale, config.report.currency, config.report.timezone)
+    formatter = Formatter.for_report(config.report)
     env = environment(config, formatter)
     context = build_context(config, results, formatter)
     images: dict[str, bytes] = {}

@@ -308,7 +308,7 @@ def stylesheet_dir(config: Config) -> Path:
 def render_html(config: Config, results: Results, *, for_browser: bool = False) -> str:
     """The report as HTML: for WeasyPrint (``report.css`` linked, relative to its folder) or,
     with ``for_browser``, one self-contained file to open in a browser."""
-    formatter = Formatter(config.report.locale, config.report.currency, config.report.timezone)
+    formatter = Formatter.for_report(config.report)
     env = environment(config, formatter)
     context = build_context(config, results, formatter)
     context["for_browser"] = for_browser

@@ -25,7 +25,7 @@ def report_results(config: Config, period: Period, now: dt.datetime) -> Results:
 
 def describe(config: Config, results: Results) -> Results:
     """Write each insight's sentence (in place) and return the same Results."""
-    write_texts(results, Formatter(config.report.locale, config.report.currency, config.report.timezone))
+    write_texts(results, Formatter.for_report(config.report))
     return results
 
 
