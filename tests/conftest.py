@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,6 +15,30 @@ from reporter.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "config" / "example.yaml"
+DEMO_NOW = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
+
+
+def with_locale(config: Config, locale: str) -> Config:
+    return config.model_copy(update={"report": config.report.model_copy(update={"locale": locale})})
+
+
+@pytest.fixture(scope="session")
+def demo_report() -> tuple[Config, Any]:
+    """The demo's configuration and its October 2026 results, computed once for the session."""
+    from reporter.compute.database import compute
+    from reporter.periods import Period
+
+    config = load_config(DEMO, env={})
+    return config, compute(config, Period.parse("2026-10", "month"), DEMO_NOW)
+
+
+@pytest.fixture(scope="session")
+def demo_pdfs(demo_report: tuple[Config, Any]) -> dict[str, bytes]:
+    """The demo's PDF in French and in English, rendered once for the session."""
+    from reporter.run.stages import render_pdf
+
+    config, results = demo_report
+    return {loc: render_pdf(with_locale(config, loc), results) for loc in ("fr_FR", "en_US")}
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]], delimiter: str = ",") -> Path:

@@ -25,22 +25,10 @@ from reporter.config import load_config
 from reporter.periods import Period
 from reporter.render.html import render_html, stylesheet_dir
 from reporter.run.stages import render_pdf
-from tests.conftest import DEMO, write_csv
-from tests.test_render import expected_value, squash, with_locale
+from tests.conftest import write_csv
+from tests.test_render import expected_value, squash
 
 NOW = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def demo():
-    config = load_config(DEMO, env={})
-    return config, compute(config, Period.parse("2026-10", "month"), NOW)
-
-
-@pytest.fixture(scope="module")
-def pdfs(demo):
-    config, results = demo
-    return {loc: render_pdf(with_locale(config, loc), results) for loc in ("fr_FR", "en_US")}
 
 
 # --- one document ------------------------------------------------------------------------------
@@ -55,10 +43,10 @@ h1 { string-set: part content(); }
 """
 
 
-def test_counters_and_running_strings_print_as_in_one_weasyprint_document(tmp_path, demo):
+def test_counters_and_running_strings_print_as_in_one_weasyprint_document(tmp_path, demo_report):
     """A template numbering every h2 through the whole report and printing the current h1 in
     the page header: the report's PDF has, page by page, WeasyPrint's own text for that HTML."""
-    config, results = demo
+    config, results = demo_report
     custom = tmp_path / "counted"
     custom.mkdir()
     (custom / "report.html").write_text(COUNTERS, encoding="utf-8")
@@ -124,9 +112,9 @@ def expected_sparkline_alt(kpi, locale: str) -> str:
 
 
 @pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
-def test_every_chart_has_alternative_text_from_its_numbers(demo, pdfs, locale):
-    _, results = demo
-    alts = figure_alts(pdfs[locale])
+def test_every_chart_has_alternative_text_from_its_numbers(demo_report, demo_pdfs, locale):
+    _, results = demo_report
+    alts = figure_alts(demo_pdfs[locale])
     kpis = results.kpis.values()
     charts = 2 * len(kpis) + len(results.objectives) + bool(results.funnel) + bool(results.portfolio)
     assert len(alts) == charts
@@ -154,11 +142,11 @@ def test_every_chart_has_alternative_text_from_its_numbers(demo, pdfs, locale):
         assert squash(f"{stage.label} {expected_value(stage.value, 'integer', locale)}") in squash(funnel)
 
 
-def test_the_issue_example_reads_as_written(demo, pdfs):
+def test_the_issue_example_reads_as_written(demo_report, demo_pdfs):
     """The demo's site visits, in the words of the issue (a KPI of integers)."""
-    _, results = demo
+    _, results = demo_report
     sessions = results.kpis["sessions"]
-    alt = next(a for a in figure_alts(pdfs["fr_FR"]) if a.startswith("Visites du site sur 12 mois"))
+    alt = next(a for a in figure_alts(demo_pdfs["fr_FR"]) if a.startswith("Visites du site sur 12 mois"))
     assert alt == expected_sparkline_alt(sessions, "fr_FR")
     first, last = sessions.series[0].value, sessions.series[-1].value
     assert re.fullmatch(
@@ -171,8 +159,8 @@ def test_the_issue_example_reads_as_written(demo, pdfs):
 
 
 @pytest.mark.parametrize(("locale", "lang"), [("fr_FR", "fr"), ("en_US", "en")])
-def test_document_language_headings_and_header_cells(pdfs, locale, lang):
-    pdf = pdfs[locale]
+def test_document_language_headings_and_header_cells(demo_pdfs, locale, lang):
+    pdf = demo_pdfs[locale]
     with pikepdf.open(io.BytesIO(pdf)) as doc:
         assert str(doc.Root.Lang) == lang
         assert doc.Root.MarkInfo.Marked
@@ -192,16 +180,16 @@ def test_document_language_headings_and_header_cells(pdfs, locale, lang):
         assert any(tag == "TH" for tag, _ in elements[start:end]), elements[start]
 
 
-def test_demo_pdf_passes_pdfa_3a_and_pdfua_1(pdfs):
-    for locale, pdf in pdfs.items():
+def test_demo_pdf_passes_pdfa_3a_and_pdfua_1(demo_pdfs):
+    for locale, pdf in demo_pdfs.items():
         for profile in ("3a", "ua1"):
             report = page_validation.validate_pdf_bytes(pdf, profile=profile)
             assert report.is_compliant, (locale, profile, [(f.rule_id, f.message) for f in report.failures])
             assert report.rules.passed == report.rules.total
 
 
-def test_without_pdfa_the_pdf_is_plain(demo):
-    config, results = demo
+def test_without_pdfa_the_pdf_is_plain(demo_report):
+    config, results = demo_report
     delivery = config.delivery.model_copy(
         update={"archive": config.delivery.archive.model_copy(update={"pdfa": False})}
     )

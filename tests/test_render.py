@@ -21,26 +21,10 @@ from reporter.periods import Period
 from reporter.render.html import render_html, stylesheet_dir, template_dirs
 from reporter.render.pdf import write_pdf
 from reporter.run.stages import render_pdf
-from tests.conftest import DEMO, ROOT, write_csv
+from tests.conftest import DEMO, ROOT, with_locale, write_csv
 
 NOW = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def with_locale(config, locale: str):
-    return config.model_copy(update={"report": config.report.model_copy(update={"locale": locale})})
-
-
-@pytest.fixture(scope="module")
-def demo():
-    config = load_config(DEMO, env={})
-    return config, compute(config, Period.parse("2026-10", "month"), NOW)
-
-
-@pytest.fixture(scope="module")
-def pdfs(demo):
-    config, results = demo
-    return {loc: render_pdf(with_locale(config, loc), results) for loc in ("fr_FR", "en_US")}
 
 
 def squash(text: str) -> str:
@@ -74,9 +58,9 @@ def expected_value(value, fmt, locale):
 
 
 @pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
-def test_every_kpi_label_and_value_is_in_the_pdf(demo, pdfs, locale):
-    _, results = demo
-    reader = pypdf.PdfReader(io.BytesIO(pdfs[locale]))
+def test_every_kpi_label_and_value_is_in_the_pdf(demo_report, demo_pdfs, locale):
+    _, results = demo_report
+    reader = pypdf.PdfReader(io.BytesIO(demo_pdfs[locale]))
     text = squash("".join(page.extract_text() for page in reader.pages))
     for name, kpi in results.kpis.items():
         assert squash(kpi.label) in text, (locale, name, kpi.label)
@@ -118,13 +102,13 @@ def check_footers(reader: pypdf.PdfReader) -> None:
 
 
 @pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
-def test_contents_page_numbers_match_bookmarks_and_pages(pdfs, locale):
-    check_contents(pypdf.PdfReader(io.BytesIO(pdfs[locale])))
+def test_contents_page_numbers_match_bookmarks_and_pages(demo_pdfs, locale):
+    check_contents(pypdf.PdfReader(io.BytesIO(demo_pdfs[locale])))
 
 
 @pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
-def test_no_blank_page_and_footer_counts_pages(pdfs, locale):
-    reader = pypdf.PdfReader(io.BytesIO(pdfs[locale]))
+def test_no_blank_page_and_footer_counts_pages(demo_pdfs, locale):
+    reader = pypdf.PdfReader(io.BytesIO(demo_pdfs[locale]))
     total = len(reader.pages)
     assert 8 <= total <= 30
     for number, page in enumerate(reader.pages, start=1):
@@ -132,15 +116,15 @@ def test_no_blank_page_and_footer_counts_pages(pdfs, locale):
     check_footers(reader)
 
 
-def test_weasyprint_logs_nothing_on_the_demo(demo):
-    config, results = demo
+def test_weasyprint_logs_nothing_on_the_demo(demo_report):
+    config, results = demo_report
     for locale in ("fr_FR", "en_US"):
         cfg = with_locale(config, locale)
         write_pdf(render_html(cfg, results), stylesheet_dir(cfg), template_dirs(cfg), strict=True)
 
 
-def test_golden_html(demo, request):
-    config, results = demo
+def test_golden_html(demo_report, request):
+    config, results = demo_report
     html = render_html(config, results).replace(str(ROOT), "<ROOT>")
     golden = GOLDEN / "demo_fr.html"
     if request.config.getoption("--update-golden"):
@@ -149,9 +133,9 @@ def test_golden_html(demo, request):
     assert html == golden.read_text(encoding="utf-8"), "HTML changed: review, then pytest --update-golden"
 
 
-def test_rendering_twice_gives_the_same_bytes(demo, pdfs):
-    config, results = demo
-    assert render_pdf(with_locale(config, "fr_FR"), results) == pdfs["fr_FR"]
+def test_rendering_twice_gives_the_same_bytes(demo_report, demo_pdfs):
+    config, results = demo_report
+    assert render_pdf(with_locale(config, "fr_FR"), results) == demo_pdfs["fr_FR"]
 
 
 HOSTILE = """
@@ -213,8 +197,8 @@ def test_url_fetcher_refuses_files_outside_the_templates_and_the_network(tmp_pat
             write_pdf(f'<img src="{src}">', folder[0], folder)
 
 
-def test_user_template_replaces_one_block(tmp_path, demo):
-    config, results = demo
+def test_user_template_replaces_one_block(tmp_path, demo_report):
+    config, results = demo_report
     custom = tmp_path / "mytemplate"
     custom.mkdir()
     (custom / "report.html").write_text(
@@ -297,8 +281,8 @@ def test_the_cycle_collector_is_paused_while_weasyprint_renders(tmp_path):
     assert gc.isenabled()
 
 
-def test_an_image_without_alternative_text_stops_the_accessible_render(tmp_path, demo):
-    config, results = demo
+def test_an_image_without_alternative_text_stops_the_accessible_render(tmp_path, demo_report):
+    config, results = demo_report
     custom = tmp_path / "withlogo"
     custom.mkdir()
     (custom / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>')
