@@ -100,6 +100,28 @@ CASES = {
         None,
         ["F:19:1: breakdown: unknown section; did you mean 'breakdowns'?"],
     ),
+    # A misspelt required section is one error: its names are not then "unknown" everywhere
+    # (formulas, objectives, breakdowns), and a KPI named like a metric is not a "cycle".
+    "misspelt metrics section": (
+        {9: "metrcs:", 16: "  amount: {formula: amount, format: currency}"},
+        None,
+        ["F:9:1: metrcs: unknown section; did you mean 'metrics'?"],
+    ),
+    "misspelt kpis section": (
+        {13: "kpi:"},
+        None,
+        ["F:13:1: kpi: unknown section; did you mean 'kpis'?"],
+    ),
+    "misspelt sources section": (
+        {7: "source:"},
+        None,
+        ["F:7:1: source: unknown section; did you mean 'sources'?"],
+    ),
+    "missing metrics section": (
+        {9: "# no metrics", 10: "#", 11: "#", 12: "#"},
+        None,
+        ["F:1:1: missing section 'metrics'; add a 'metrics:' section"],
+    ),
     "unknown name in a formula": (
         {14: "  win_rate: {formula: won / lead, format: percent}"},
         None,

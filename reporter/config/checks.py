@@ -159,6 +159,7 @@ class _Checker:
         self.partial: set[Path_] = set()  # items that failed the schema: only partly checked
         self.formulas: dict[str, Formula] = {}
         self.kpi_order: list[str] = []  # empty while the KPIs' formulas have a problem
+        self.absent: set[str] = set()  # sections whose names cannot be checked (missing)
 
     def add(self, path: Path_, message: str, hint: str = "", *, key: bool = False) -> None:
         self.problems.append(self.doc.problem(path, message, hint, key=key))
@@ -173,12 +174,17 @@ class _Checker:
                 "start from config/example.yaml",
             )
             return None
+        misspelt: set[str] = set()
         for key in data:
             if key not in m.SECTIONS:
                 self.add((key,), "unknown section", did_you_mean(key, m.SECTIONS), key=True)
+                misspelt.update(difflib.get_close_matches(str(key), m.SECTIONS, n=1))
         for key in m.REQUIRED_SECTIONS:
-            if key not in data:
+            if key not in data and key not in misspelt:  # a misspelt one is named above
                 self.add((), f"missing section '{key}'", f"add a '{key}:' section")
+        # Names in a section that is not there cannot be checked: without 'metrics', every
+        # formula would name "unknown" metrics (and a KPI named like a metric, a cycle).
+        self.absent = {key for key in ("sources", "metrics", "kpis") if not isinstance(data.get(key), dict)}
         for key, spec in m.SECTIONS.items():
             if key in data:
                 self.parts[key] = self._validate_section(key, spec, data[key])
@@ -444,7 +450,11 @@ class _Checker:
     def _check_metrics(self) -> None:
         for name, metric in (self.parts.get("metrics") or {}).items():
             base: Path_ = ("metrics", name)
-            if metric.source is not None and metric.source not in self.declared_sources:
+            if (
+                metric.source is not None
+                and metric.source not in self.declared_sources
+                and "sources" not in self.absent
+            ):
                 self.add(
                     (*base, "source"),
                     f"unknown source '{metric.source}'",
@@ -462,6 +472,8 @@ class _Checker:
 
     def _check_kpis(self) -> None:
         kpis: dict[str, m.Kpi] = self.parts.get("kpis") or {}
+        # Without 'metrics' every name would be unknown (said once, as the missing section).
+        checked = "metrics" not in self.absent
         names = self.declared_metrics | self.declared_kpis
         graph: dict[str, set[str]] = {}
         for name, kpi in kpis.items():
@@ -479,16 +491,18 @@ class _Checker:
                 continue
             self.formulas[name] = formula
             for ref in formula.names:
-                if ref not in names:
+                if checked and ref not in names:
                     self.add(
                         path,
                         f"unknown name '{ref}'",
                         did_you_mean(ref, names, known_label="metrics and KPIs are"),
                     )
             # A name that is both a metric and a KPI means the metric.
-            graph[name] = {
-                r for r in formula.names if r in self.declared_kpis and r not in self.declared_metrics
-            }
+            graph[name] = (
+                set()
+                if not checked
+                else {r for r in formula.names if r in self.declared_kpis and r not in self.declared_metrics}
+            )
         from graphlib import CycleError, TopologicalSorter
 
         try:
@@ -519,7 +533,7 @@ class _Checker:
             seen.setdefault(obj.id, index)
             if obj.kpi is None:
                 pass
-            elif obj.kpi not in self.declared_kpis:
+            elif obj.kpi not in self.declared_kpis and "kpis" not in self.absent:
                 self.add(
                     (*base, "kpi"),
                     f"unknown KPI '{obj.kpi}'",
@@ -562,14 +576,18 @@ class _Checker:
 
     def _check_analyses(self) -> None:
         for i, bd in enumerate(self.parts.get("breakdowns") or []):
-            if bd.kpi is not None and bd.kpi not in self.declared_kpis:
+            if bd.kpi is not None and bd.kpi not in self.declared_kpis and "kpis" not in self.absent:
                 self.add(
                     ("breakdowns", i, "kpi"),
                     f"unknown KPI '{bd.kpi}'",
                     did_you_mean(bd.kpi, self.declared_kpis, known_label="KPIs are"),
                 )
         for i, stage in enumerate(self.parts.get("funnel") or []):
-            if stage.metric is not None and stage.metric not in self.declared_metrics:
+            if (
+                stage.metric is not None
+                and stage.metric not in self.declared_metrics
+                and "metrics" not in self.absent
+            ):
                 self.add(
                     ("funnel", i, "metric"),
                     f"unknown metric '{stage.metric}'",
@@ -579,7 +597,7 @@ class _Checker:
         if pf is not None:
             for key in ("cost", "value"):
                 name = getattr(pf, key)
-                if name is not None and name not in self.declared_metrics:
+                if name is not None and name not in self.declared_metrics and "metrics" not in self.absent:
                     self.add(
                         ("portfolio", key),
                         f"unknown metric '{name}'",
