@@ -122,6 +122,14 @@ CASES = {
         None,
         ["F:1:1: missing section 'metrics'; add a 'metrics:' section"],
     ),
+    "a key dedented out of its entry": (
+        {16: "  format: percent"},
+        None,
+        [
+            "F:16:11: kpis.format: expected a mapping (key: value), got 'percent'; 'format' looks like a key "
+            "of the entry above it: indent it as far as that entry's other keys"
+        ],
+    ),
     "unknown name in a formula": (
         {14: "  win_rate: {formula: won / lead, format: percent}"},
         None,

@@ -304,6 +304,14 @@ class _Checker:
             )
         if kind == "missing":
             return doc.problem(loc[:-1], f"missing required key '{loc[-1]}'", f"add '{loc[-1]}: ...' here")
+        if kind in ("dict_type", "model_type") and not rel and str(loc[-1]) in _known_keys(model, ()):
+            # `description:` dedented under `kpis:` reads as a KPI named "description"
+            return doc.problem(
+                loc,
+                f"expected a mapping (key: value), got {_kind(value)}",
+                f"'{loc[-1]}' looks like a key of the entry above it: "
+                "indent it as far as that entry's other keys",
+            )
         if loc in doc.bool_text and kind in (
             "string_type",
             "literal_error",
