@@ -29,20 +29,21 @@ def latest_complete(config: Config, results: Results) -> Period | None:
     return latest
 
 
-def gate_hint(config: Config, results: Results) -> str:
-    """The sentences added to a failed completeness gate's message."""
+def gate_hint(config: Config, results: Results) -> list[str]:
+    """The lines added to a failed completeness gate's message (none for other checks)."""
     if not any(c.check == "complete_period" and not c.passed for c in results.quality.checks):
-        return ""
+        return []
     word = GRAIN_WORDS[config.report.grain]
     found = latest_complete(config, results)
-    text = ""
+    lines = []
     if found is not None and found.label < results.period:
-        text += (
-            f"; the latest complete {word} in the data is {found.label}: "
+        lines.append(
+            f"the latest complete {word} in the data is {found.label}: "
             f"`reporter run {config.file} --period {found.label}`"
         )
-    return text + (
-        "; a source with one row per week or month: declare it with `frequency: weekly` or "
-        "`frequency: monthly` under sources.<name>; to run on incomplete data: "
-        "`quality.require_complete_period: false`"
-    )
+    return [
+        *lines,
+        "a source with one row per week or month: declare it with `frequency: weekly` or "
+        "`frequency: monthly` under sources.<name>",
+        "to run on incomplete data: `quality.require_complete_period: false`",
+    ]

@@ -186,16 +186,16 @@ def test_gate_names_the_latest_complete_period(starter: Path, capsys: pytest.Cap
     out = starter / "out"
     assert cli.main(["run", str(config), "--no-send", "--output", str(out), "--period", "2026-11"]) == 1
     assert capsys.readouterr().err == (
-        "reporter: FAILED: newsletter-monthly 2026-11: quality gate failed, nothing sent: "
-        "source 'campaigns' has data up to 2026-10-26; the period ends 2026-11-30; "
-        "source 'campaigns' has 0 row(s) in 2026-11; at least 1 required; "
-        "source 'audience' has data up to 2026-10-31; the period ends 2026-11-30; "
-        "source 'audience' has 0 row(s) in 2026-11; at least 1 required "
-        f"(results in {out}/newsletter-monthly/2026-11/results.json); "
-        f"the latest complete month in the data is 2026-10: `reporter run {config} --period 2026-10`; "
-        "a source with one row per week or month: declare it with `frequency: weekly` or "
-        "`frequency: monthly` under sources.<name>; to run on incomplete data: "
-        "`quality.require_complete_period: false`\n"
+        "reporter: FAILED: newsletter-monthly 2026-11: quality gate failed, nothing sent:\n"
+        "  - source 'campaigns' has data up to 2026-10-26; the period ends 2026-11-30\n"
+        "  - source 'campaigns' has 0 row(s) in 2026-11; at least 1 required\n"
+        "  - source 'audience' has data up to 2026-10-31; the period ends 2026-11-30\n"
+        "  - source 'audience' has 0 row(s) in 2026-11; at least 1 required\n"
+        f"  results in {out}/newsletter-monthly/2026-11/results.json\n"
+        f"  the latest complete month in the data is 2026-10: `reporter run {config} --period 2026-10`\n"
+        "  a source with one row per week or month: declare it with `frequency: weekly` or "
+        "`frequency: monthly` under sources.<name>\n"
+        "  to run on incomplete data: `quality.require_complete_period: false`\n"
     )
 
 

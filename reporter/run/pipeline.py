@@ -207,11 +207,11 @@ def _run(
         failed = [c.detail for c in results.quality.checks if not c.passed]
         from reporter.hints import gate_hint
 
+        # One failed check per line (eight sources make eight lines, not one of 900 characters).
+        lines = [*(f"  - {text}" for text in failed), f"  results in {results_path}"]
+        lines += [f"  {hint}" for hint in gate_hint(config, results)]
         raise QualityGateError(
-            f"{config.report.id} {target.label}: quality gate failed, nothing sent: "
-            + "; ".join(failed)
-            + f" (results in {results_path})"
-            + gate_hint(config, results)
+            f"{config.report.id} {target.label}: quality gate failed, nothing sent:\n" + "\n".join(lines)
         )
     stage("rendering the PDF pages")
     pdf = render_pdf(config, results, run_id=run_key, trigger=trigger)  # RunError if empty
