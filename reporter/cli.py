@@ -366,6 +366,12 @@ def _init(args: argparse.Namespace) -> int:
         f"  reporter validate {args.folder}\n"
         f"  reporter run {report} --no-send"
     )
+    if done.source_yaml is not None:
+        print(
+            f"and a report over {args.source.name} in {done.source_yaml}; "
+            "try it on a month your file covers:\n"
+            f"  reporter preview {done.source_yaml} --period YYYY-MM"
+        )
     return 0
 
 

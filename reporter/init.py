@@ -46,6 +46,7 @@ class Written:
     files: list[Path]
     first: str  # first and last month of the sample data
     last: str
+    source_yaml: Path | None = None  # the report over --source, when given
 
 
 def init_report(
@@ -70,9 +71,11 @@ def init_report(
     files[folder / "report.yaml"] = text.encode("utf-8")
     for name, (header, rows) in SAMPLES[kind](months).items():
         files[folder / "data" / name] = _csv(header, rows)
+    source_yaml = None
     if source is not None:
         stanza = source_report(source, folder)
-        files[folder / f"{stanza.report_id}.yaml"] = stanza.yaml.encode("utf-8")
+        source_yaml = folder / f"{stanza.report_id}.yaml"
+        files[source_yaml] = stanza.yaml.encode("utf-8")
     from reporter.config.schema import json_schema
 
     files[folder / SCHEMA_FILE] = (json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n").encode()
@@ -88,7 +91,7 @@ def init_report(
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("xb") as handle:  # "x": never replace a file that appeared meanwhile
             handle.write(data)
-    return Written(list(files), months[0].label, last.label)
+    return Written(list(files), months[0].label, last.label, source_yaml)
 
 
 def _csv(header: list[str], rows: Iterator[list[object]]) -> bytes:

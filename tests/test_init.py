@@ -137,6 +137,11 @@ def test_source_latin1_semicolon_decimal_comma(tmp_path: Path, capsys: pytest.Ca
     ]
     folder = tmp_path / "mine"
     assert cli.main(["init", str(folder), "--source", str(WEB)]) == 0
+    assert capsys.readouterr().out.endswith(
+        f"and a report over web_traffic.csv in {folder / 'web-traffic.yaml'}; "
+        "try it on a month your file covers:\n"
+        f"  reporter preview {folder / 'web-traffic.yaml'} --period YYYY-MM\n"
+    )
     assert cli.main(["validate", str(folder / "web-traffic.yaml")]) == 0
     assert capsys.readouterr().out.endswith(
         "web-traffic.yaml: valid — 1 source, 7 metrics, 7 KPIs, 0 objectives, 0 breakdowns, 0 funnel stages\n"
