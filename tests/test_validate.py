@@ -288,6 +288,34 @@ CASES = {
             "F:11:41: metrics.won.where: table function read_csv() is not allowed; an expression may only use this source's own columns; write a condition on this source's columns, e.g. stage = 'won'"
         ],
     ),
+    "where with an open parenthesis": (
+        {11: "  won: {source: crm, agg: count, where: \"(stage = 'won'\"}"},
+        None,
+        [
+            "F:11:41: metrics.won.where: not a valid SQL expression (1 parenthesis not closed); write a condition on this source's columns, e.g. stage = 'won'"
+        ],
+    ),
+    "where with one ')' too many": (
+        {11: "  won: {source: crm, agg: count, where: \"stage = 'won')\"}"},
+        None,
+        [
+            "F:11:41: metrics.won.where: not a valid SQL expression (a ')' closes a parenthesis that was not opened); write a condition on this source's columns, e.g. stage = 'won'"
+        ],
+    ),
+    "where that stops early": (
+        {11: "  won: {source: crm, agg: count, where: \"stage = 'won' and\"}"},
+        None,
+        [
+            "F:11:41: metrics.won.where: not a valid SQL expression (the expression ends too early: something is missing at the end); write a condition on this source's columns, e.g. stage = 'won'"
+        ],
+    ),
+    "where with a doubled operator": (
+        {11: "  won: {source: crm, agg: count, where: \"stage = = 'won'\"}"},
+        None,
+        [
+            "F:11:41: metrics.won.where: not a valid SQL expression (syntax error at or near \"=\", at character 9); write a condition on this source's columns, e.g. stage = 'won'"
+        ],
+    ),
     "subquery in where": (
         {11: '  won: {source: crm, agg: count, where: "stage in (select 1)"}'},
         None,

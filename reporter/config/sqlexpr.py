@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -84,14 +85,38 @@ def check_expression(text: str, columns: Iterable[str]) -> list[str]:
     return used
 
 
+_PREFIX = "SELECT ("  # the text is parsed as the one expression of SELECT (text) FROM t
+
+
+def _in_users_words(text: str, tree: dict[str, Any]) -> str:
+    """DuckDB's syntax error about ``SELECT (text) FROM t``, told about ``text`` alone: the
+    parenthesis and the FROM around it are ours, so an error there means the text ended too
+    early or left a parenthesis open; one inside it gives its character position."""
+    message = str(tree.get("error_message", "not valid SQL"))
+    try:
+        at = int(tree.get("position", "")) - len(_PREFIX)
+    except ValueError:
+        return message
+    if at >= len(text):
+        bare = re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"", "", text)  # quoted text aside
+        depth = bare.count("(") - bare.count(")")
+        if depth > 0:
+            return f"{depth} parenthes{'is' if depth == 1 else 'es'} not closed"
+        if depth < 0:
+            return "a ')' closes a parenthesis that was not opened"
+        return "the expression ends too early: something is missing at the end"
+    if at >= 0:
+        return f"{message}, at character {at + 1}"
+    return message
+
+
 def _select_node(text: str) -> dict[str, Any]:
     """The parsed ``SELECT (text) FROM t``; ExpressionError unless it is that and nothing more."""
     if not text or not text.strip():
         raise ExpressionError("the expression is empty")
     tree = json.loads(_serialized(text))
     if tree.get("error"):
-        message = str(tree.get("error_message", "not valid SQL"))
-        raise ExpressionError(f"not a valid SQL expression ({message})")
+        raise ExpressionError(f"not a valid SQL expression ({_in_users_words(text, tree)})")
     statements = tree.get("statements")
     node = statements[0].get("node", {}) if isinstance(statements, list) and len(statements) == 1 else {}
     frm = node.get("from_table") or {}
@@ -141,7 +166,7 @@ def _check_function(
 @functools.lru_cache(maxsize=1024)
 def _serialized(text: str) -> str:
     """DuckDB's parse tree of ``SELECT (text) FROM t``, as JSON (the same text parses once)."""
-    raw = scratch().execute("select json_serialize_sql(?)", [f"SELECT ({text}) FROM t"]).fetchone()
+    raw = scratch().execute("select json_serialize_sql(?)", [f"{_PREFIX}{text}) FROM t"]).fetchone()
     return str(raw[0]) if raw else '{"error": true, "error_message": "no answer"}'
 
 
