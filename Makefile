@@ -36,10 +36,12 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site
 
-# Regenerate what is generated from reporter/config/model.py (tests fail when either is stale).
+# Regenerate what is generated from reporter/config/model.py and reporter/render/view.py
+# (tests fail when any is stale).
 docs-gen: $(STAMP)
 	$(BIN)/python -m reporter.config.reference > docs/configuration.md
 	$(BIN)/reporter schema > schema/reporter.schema.json
+	$(BIN)/python -m reporter.render.view docs/templates.md
 
 test: lint docs
 	$(BIN)/python -m pytest

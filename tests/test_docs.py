@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
+import pytest
 from pydantic import BaseModel
 
 from reporter.config import model as m
@@ -135,14 +136,11 @@ def test_nothing_points_outside_the_repository():
     assert missing == []
 
 
-def test_the_template_guide_lists_every_context_key_and_filter(make_config, tmp_path):
-    """docs/templates.md names every key a template can read and every filter reporter adds."""
-    import jinja2
-
+def _context(make_config, tmp_path):
     from reporter.compute.database import compute
     from reporter.periods import Period
     from reporter.render.context import Formatter
-    from reporter.render.html import build_context, environment
+    from reporter.render.html import build_context
     from tests.conftest import write_csv
 
     write_csv(tmp_path / "d.csv", ["date", "n"], [["2026-10-01", 1]])
@@ -152,15 +150,53 @@ def test_the_template_guide_lists_every_context_key_and_filter(make_config, tmp_
     )
     results = compute(config, Period.parse("2026-10", "month"), dt.datetime(2026, 11, 24, tzinfo=dt.UTC))
     formatter = Formatter("en_US", "EUR")
-    keys = set(build_context(config, results, formatter))
-    # Keys added on top of build_context: by render_html (the PDF, the preview) and the digest.
-    for module in ("html", "digest"):
-        source = (ROOT / "reporter" / "render" / f"{module}.py").read_text(encoding="utf-8")
-        keys |= set(re.findall(r'context\["(\w+)"\] = ', source))
-    assert {"r", "kpis", "fmt_kpi", "for_browser", "inline_css", "due_actions", "recipient"} <= keys
+    return config, formatter, build_context(config, results, formatter)
+
+
+def test_the_template_guide_context_is_generated_from_the_typed_view():
+    """docs/templates.md's context section is what reporter/render/view.py declares, help texts
+    included: a field added, removed or renamed there changes the guide (make docs-gen)."""
+    from reporter.render.view import END, START, with_reference
+
     page = (ROOT / "docs" / "templates.md").read_text(encoding="utf-8")
-    documented = set(re.findall(r"^\| `(\w+)", page, re.M))
-    assert sorted(keys - documented) == []
+    assert START in page
+    assert END in page
+    assert page == with_reference(page), "docs/templates.md is stale: run `make docs-gen`"
+
+
+def test_the_view_refuses_a_key_it_does_not_declare_and_one_it_lacks(make_config, tmp_path):
+    """build_context's keys are the view's fields exactly: an undeclared key (at the top or in
+    a KPI) or a missing one is an error, so the view and the guide cannot drift from the code."""
+    from reporter.render.view import Kpi, ReportContext, as_mapping, typed
+
+    _, _, context = _context(make_config, tmp_path)
+    view = typed(ReportContext, context)  # every key build_context makes is declared
+    assert isinstance(view.kpis["n"], Kpi)
+    assert view.sections[0][1][0] is view.kpis["n"]  # one object, read from both places
+    assert set(as_mapping(view)) == set(ReportContext.__dataclass_fields__)
+    with pytest.raises(
+        TypeError, match=r"ReportContext: \['shiny'\] not declared in reporter/render/view.py"
+    ):
+        typed(ReportContext, {**context, "shiny": 1})
+    del context["kpis"]["n"]["words"]
+    with pytest.raises(TypeError, match="Kpi: 'words' is missing"):
+        typed(ReportContext, context)
+    context["kpis"]["n"]["words"] = "n"
+    context["kpis"]["n"]["extra"] = 1
+    with pytest.raises(TypeError, match=r"Kpi: \['extra'\] not declared"):
+        typed(ReportContext, context)
+
+
+def test_the_template_guide_lists_exactly_the_filters(make_config, tmp_path):
+    """The filters table of docs/templates.md names every filter reporter adds, and no other."""
+    import jinja2
+
+    from reporter.render.html import environment
+
+    config, formatter, _ = _context(make_config, tmp_path)
+    page = (ROOT / "docs" / "templates.md").read_text(encoding="utf-8")
+    table = page.split("## Filters and functions", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(\w+)", table, re.M)) - {"_"}
     filters = set(environment(config, formatter).filters) - set(jinja2.defaults.DEFAULT_FILTERS)
     assert {"fmt", "change", "attainment", "date", "timestamp", "css_string"} <= filters
-    assert sorted(filters - documented) == []
+    assert sorted(filters) == sorted(documented)

@@ -18,6 +18,7 @@ from reporter.render.charts import PALETTE
 from reporter.render.context import Formatter
 from reporter.render.html import _template, build_context, environment, render_text
 from reporter.render.sandbox import render
+from reporter.render.view import DigestContext, as_mapping, typed
 from reporter.results import Results
 
 
@@ -81,9 +82,10 @@ def build_digest(config: Config, results: Results, *, recipient: str = "") -> Di
         },
         "delivery.email.subject",
     )
-    html = render(_template(env, "email.html"), context, "email template")
+    view = as_mapping(typed(DigestContext, context))
+    html = render(_template(env, "email.html"), view, "email template")
     html = css_inline.inline(html)
-    text = render(_template(env, "email.txt"), context, "email template")
+    text = render(_template(env, "email.txt"), view, "email template")
     return Digest(subject=subject, html=html, text=text, images=images)
 
 

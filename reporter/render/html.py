@@ -27,6 +27,7 @@ from reporter.render.attached import csv_name
 from reporter.render.context import Formatter, translations
 from reporter.render.insights import write_texts
 from reporter.render.sandbox import BoundedEnvironment, ConfinedLoader, render
+from reporter.render.view import ReportContext, as_mapping, typed
 from reporter.results import Results
 
 STATUSES = ("on_track", "at_risk", "off_track", "no_data", "no_target")
@@ -318,7 +319,7 @@ def render_html(config: Config, results: Results, *, for_browser: bool = False) 
         css = (folder / "report.css").read_text(encoding="utf-8")
         css = re.sub(r'url\("(?!data:)([^"]+)"\)', lambda m: f'url("{(folder / m.group(1)).as_uri()}")', css)
         context["inline_css"] = Markup(css.replace("</", "<\\/"))
-    return render(_template(env, "report.html"), context, "report template")
+    return render(_template(env, "report.html"), as_mapping(typed(ReportContext, context)), "report template")
 
 
 def _template(env: jinja2.Environment, name: str) -> jinja2.Template:

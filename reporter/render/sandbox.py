@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import datetime as dt
 import math
 import os
@@ -237,10 +238,14 @@ def _uptodate(path: Path) -> Callable[[], bool]:
     return check
 
 
+def _is_view(value: object) -> bool:
+    return type(value).__module__ == "reporter.render.view"
+
+
 def plain(value: Any) -> Any:
-    """``value`` as plain data: dicts, lists, strings, numbers, booleans, None (and Markup, and
-    the formatting functions the templates call). A pydantic model becomes its dict, a path its
-    text, a date its ISO text."""
+    """``value`` as plain data: dicts, lists, strings, numbers, booleans, None (and Markup, the
+    typed view's dataclasses, and the formatting functions the templates call). A pydantic
+    model becomes its dict, a path its text, a date its ISO text."""
     from pydantic import BaseModel
 
     if value is None or isinstance(value, bool | int | float | str):
@@ -251,6 +256,9 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, BaseModel):
         return plain(value.model_dump(mode="json", by_alias=True))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and _is_view(value):
+        # the typed view (render/view.py): its fields only, each made plain in turn
+        return type(value)(**{f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)})
     if isinstance(value, PurePath):
         return str(value)
     if isinstance(value, dt.date | dt.datetime):

@@ -1,0 +1,380 @@
+"""What a template may read: the typed view of a report, each field with its help text.
+
+``build_context`` (render/html.py) and the digest assemble plain mappings; ``typed`` turns them
+into these frozen dataclasses, refusing a key that is not declared here and a declared key that
+is missing. So this module is the contract with template authors: the context section of
+docs/templates.md is generated from it (``python -m reporter.render.view``; a test fails when
+the page is stale), and a field cannot be added, removed or renamed without the guide changing.
+
+Templates read fields as ``k.value`` or ``k["value"]`` (Jinja falls back to the attribute).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from markupsafe import Markup
+
+from reporter.results import Status, Verdict
+
+
+def doc(text: str, **kwargs: Any) -> Any:
+    """A field with its help text (what the template guide says about it)."""
+    return field(metadata={"help": text}, **kwargs)
+
+
+# -- the results, as the template sees them ---------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeriesPoint:
+    period: str = doc("the period's code (`2026-10`)")
+    value: float | None = doc("the KPI's value in that period, or none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Kpi:
+    name: str = doc("the KPI's key in the YAML")
+    label: str = doc("the KPI's label")
+    value: float | None = doc("the value in the period")
+    previous: float | None = doc("the value in the previous period")
+    prior_year: float | None = doc("the value in the same period a year before")
+    change_vs_previous: float | None = doc("relative change against the previous period (0.047 is +4.7 %)")
+    change_vs_prior_year: float | None = doc("relative change against the same period a year before")
+    ytd: float | None = doc("the value over the fiscal year to date")
+    target: float | None = doc("the target in the period, or none")
+    attainment: float | None = doc("value ÷ target (for direction up) or target ÷ value (down)")
+    status: Status = doc("`on_track`, `at_risk`, `off_track`, `no_data` or `no_target`")
+    series: list[SeriesPoint] = doc("the last 12 periods, oldest first")
+    format: str = doc("`number`, `integer`, `currency`, `percent`, `ratio` or `days`")
+    direction: str = doc("`up`, `down` or `neutral`")
+    section: str = doc("the scorecard section, or empty")
+    owner: str = doc("who answers for it")
+    description: str = doc("what it measures, from the YAML")
+    formula: str = doc("its formula as written in the YAML")
+    value_text: str = doc("the value written in the KPI's format")
+    target_text: str = doc("the target written in the KPI's format")
+    sparkline: Markup = doc("the last 12 periods as an inline SVG")
+    bullet: Markup = doc("the attainment bar as an inline SVG")
+    words: str = doc("the formula with labels and signs: `Prospects ÷ Sessions`")
+    unusual: str | None = doc("the sentence of the KPI's `unusual_change` insight, or none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Action:
+    when: str = doc("when the action applies: `always` or a status (`off_track`…)")
+    do: str = doc("what to do, already rendered (see below)")
+    owner: str = doc("who does it")
+    due: str | None = doc("by when (an ISO date), or none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrendPoint:
+    period: str = doc("the period's code")
+    value: float | None = doc("the KPI's value")
+    target: float | None = doc("the objective's target in that period")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Objective:
+    id: str = doc("the objective's id in the YAML")
+    title: str = doc("its title")
+    kpi: str = doc("the KPI's key")
+    kpi_label: str = doc("the KPI's label")
+    target: float | None = doc("the target in the period")
+    value: float | None = doc("the KPI's value (the year to date for a cumulative objective)")
+    attainment: float | None = doc("value ÷ target (direction up) or target ÷ value (down)")
+    status: Status = doc("`on_track`, `at_risk`, `off_track`, `no_data` or `no_target`")
+    owner: str = doc("who answers for it")
+    due: str = doc("its due date (ISO)")
+    cumulative: bool = doc("true when judged on the year to date")
+    target_kind: str = doc("how the target is given: `value`, `change_vs_previous`, `change_vs_prior_year`…")
+    actions: list[Action] = doc("its action plan")
+    trend: list[TrendPoint] = doc("the last 12 periods with their targets")
+    value_text: str = doc("the value written in the KPI's format")
+    target_text: str = doc("the target written in the KPI's format")
+    chart: Markup = doc("the trend and target line as an inline SVG")
+    pacing: str | None = doc("the sentence of its `pacing` insight, or none")
+    cid: str = doc(
+        "*email only*: the `cid:` of its trend image (a PNG part: mail clients show no SVG)", default=""
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakdownRow:
+    key: Any = doc("the raw key (none for rows without one)")
+    value: float | None = doc("the KPI on that key's rows")
+    other: bool = doc("true for the 'Other' row of a top-N breakdown")
+    label: str = doc("the key as text, 'Other', or '(none)' for the null key")
+    value_text: str = doc("the value written in the KPI's format")
+    width: int = doc("0–100, the bar's width against the largest value: use the class `w{{ row.width }}`")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Breakdown:
+    id: str = doc("`<kpi>_by_<column>`, its key in results.json")
+    kpi: str = doc("the KPI's label")
+    by: str = doc("the column it splits by")
+    rows: list[BreakdownRow] = doc(
+        "the rows the PDF prints (top rows, then 'Other' when longer than `shown`)"
+    )
+    total: int = doc("how many rows results.json has")
+    shown: int = doc("the breakdown's `pdf_rows`")
+    attachment: str | None = doc("the name of the CSV attached inside the PDF (PDF/A only), or none")
+    insights: list[str] = doc("the sentences of its `contributors` and `concentration` insights")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunnelStage:
+    label: str = doc("the stage's label")
+    metric: str = doc("its metric's key")
+    value: float | None = doc("the metric in the period")
+    step_rate: float | None = doc("value ÷ the previous stage's value (none for the first)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PortfolioRow:
+    key: Any = doc("the raw key")
+    cost: float | None = doc("the cost metric on that key")
+    value: float | None = doc("the value metric on that key")
+    ratio: float | None = doc("value ÷ cost")
+    verdict: Verdict = doc("`keep`, `improve`, `stop` or `review`")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportInfo:
+    id: str = doc("the report's id")
+    title: str = doc("its title")
+    company: str = doc("the company's name")
+    locale: str = doc("the locale, e.g. `fr_FR`")
+    lang: str = doc("its language, e.g. `fr`")
+    logo: str | None = doc("the logo as a `data:` URL, or none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeriodInfo:
+    label: str = doc("the period's code: `2026-10`")
+    words: str = doc(
+        "the period in words in the report's language: `octobre 2026`, `Q4 2026`, `week 43 of 2026`"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DueAction:
+    objective: str = doc("the objective's title")
+    when: str = doc("as in an objective's actions")
+    do: str = doc("what to do, rendered")
+    owner: str = doc("who does it")
+    due: str | None = doc("by when, or none")
+
+
+# -- the whole context ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportContext:
+    """What ``report.html`` (the PDF and the preview) reads."""
+
+    r: dict[str, Any] = doc(
+        "the whole `results.json`, as a mapping (`r.period`, `r.kpis`, `r.quality.checks`, `r.sources`, "
+        "`r.moves`, `r.insights`, `r.filter`…)"
+    )
+    report: ReportInfo = doc("the report")
+    period: PeriodInfo = doc("the period")
+    generated: str = doc("when the results were computed, in the report's locale and time zone")
+    version: str = doc("reporter's version")
+    kpis: dict[str, Kpi] = doc("KPI name → KPI, in the order of the YAML")
+    sections: list[tuple[str, list[Kpi]]] = doc(
+        "`(section name, [kpi, …])` pairs in the order of the YAML; "
+        "KPIs without a section go under 'Indicators'"
+    )
+    objectives: list[Objective] = doc("the objectives, in the order of the YAML")
+    breakdowns: list[Breakdown] = doc("the breakdowns, in the order of the YAML")
+    funnel: list[FunnelStage] = doc("the funnel's stages (empty without a funnel)")
+    funnel_chart: Markup | None = doc("the funnel as an inline SVG, or none")
+    portfolio: list[PortfolioRow] = doc("the portfolio's rows (empty without a portfolio)")
+    portfolio_chart: Markup | None = doc("the portfolio as an inline SVG, or none")
+    portfolio_rules: dict[str, float] | None = doc("the `keep` and `improve` ratios, or none")
+    symbols: dict[str, str] = doc(
+        "status → symbol: `on_track` ✔, `at_risk` ▲, `off_track` ✖, `no_data` –, `no_target` ○"
+    )
+    tally: list[tuple[str, int]] = doc(
+        "`(status, count)` pairs of the objectives, for the statuses that occur"
+    )
+    takeaways: list[str] = doc(
+        "the sentences that open the summary: the best-scored insights (`insights.max_summary`, at most two "
+        "of a kind; the digest shows the first three)"
+    )
+    colours: dict[str, str] = doc(
+        "the chart palette: a colour per status and verdict, and `ink`, `muted`, `grid`, `accent`"
+    )
+    fmt_kpi: Callable[[str, float | None], str] = doc(
+        "a function: `fmt_kpi(name, value)` writes `value` in KPI `name`'s format and decimals"
+    )
+    for_browser: bool = doc(
+        "true in the preview (one self-contained HTML file), false for the PDF", default=False
+    )
+    inline_css: str = doc("the stylesheet's text in the preview, empty for the PDF", default="")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigestContext(ReportContext):
+    """What ``email.html`` and ``email.txt`` read: the report's context and these."""
+
+    due_actions: list[DueAction] = doc("the actions due by the end of the next period (or without a date)")
+    recipient: str = doc("the recipient's address for a burst report; empty otherwise")
+
+
+# -- from mappings to the view ----------------------------------------------------------------
+
+
+def typed(cls: type[Any], data: Mapping[str, Any]) -> Any:
+    """``data`` as a ``cls``, nested mappings as their dataclasses; a TypeError names a key the
+    view does not declare or a declared key that ``data`` lacks (a programming error)."""
+    return _Converter().build(cls, data)
+
+
+def as_mapping(obj: Any) -> dict[str, Any]:
+    """A view's top-level fields as the mapping Jinja renders with."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+class _Converter:
+    def __init__(self) -> None:
+        self.seen: dict[int, Any] = {}  # a KPI is in `kpis` and in `sections`: one object
+
+    def build(self, cls: type[Any], data: Mapping[str, Any]) -> Any:
+        if id(data) in self.seen:
+            return self.seen[id(data)]
+        names = {f.name for f in dataclasses.fields(cls)}
+        extra = sorted(set(data) - names)
+        if extra:
+            raise TypeError(f"{cls.__name__}: {extra} not declared in reporter/render/view.py")
+        hints = get_type_hints(cls, vars(sys.modules[__name__]))
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name in data:
+                values[f.name] = self.convert(hints[f.name], data[f.name])
+            elif f.default is dataclasses.MISSING:
+                raise TypeError(f"{cls.__name__}: '{f.name}' is missing")
+        built = cls(**values)
+        self.seen[id(data)] = built
+        return built
+
+    def convert(self, tp: Any, value: Any) -> Any:
+        origin = get_origin(tp)
+        if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+            return self.build(typing.cast(type[Any], tp), value)
+        if origin is list:
+            (item,) = get_args(tp)
+            return [self.convert(item, v) for v in value]
+        if origin is tuple:
+            return tuple(self.convert(t, v) for t, v in zip(get_args(tp), value, strict=True))
+        if origin is dict:
+            _, item = get_args(tp)
+            return {k: self.convert(item, v) for k, v in value.items()}
+        if origin in (Union, types.UnionType) and value is not None:
+            for option in get_args(tp):
+                if dataclasses.is_dataclass(option) and isinstance(value, Mapping):
+                    return self.build(typing.cast(type[Any], option), value)
+        return value
+
+
+# -- the template guide's context section -----------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return str(getattr(tp, "__name__", tp))
+    if origin is list:
+        return f"list of {_type_name(get_args(tp)[0])}"
+    if origin is dict:
+        return f"mapping of {_type_name(get_args(tp)[1])}"
+    if origin is tuple:
+        return "(" + ", ".join(_type_name(a) for a in get_args(tp)) + ")"
+    if origin in (Union, types.UnionType):
+        return " or ".join("none" if a is type(None) else _type_name(a) for a in get_args(tp))
+    if origin is typing.Literal:
+        return "text"
+    if tp is Markup:
+        return "SVG"
+    names = {str: "text", float: "number", int: "integer", bool: "true/false"}
+    if tp in names:
+        return names[tp]
+    if origin is Callable:
+        return "function"
+    return "any"
+
+
+def _table(cls: type[Any], skip: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    hints = get_type_hints(cls, vars(sys.modules[__name__]))
+    lines = ["| field | type | what it is |", "|---|---|---|"]
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        help_text = f.metadata["help"].replace("|", "\\|")
+        lines.append(f"| `{f.name}` | {_type_name(hints[f.name])} | {help_text} |")
+    return lines
+
+
+PARTS: list[type[Any]] = [
+    ReportInfo,
+    PeriodInfo,
+    Kpi,
+    SeriesPoint,
+    Objective,
+    Action,
+    TrendPoint,
+    Breakdown,
+    BreakdownRow,
+    FunnelStage,
+    PortfolioRow,
+    DueAction,
+]
+
+
+def reference() -> str:
+    """The context section of docs/templates.md, in Markdown."""
+    lines = [
+        "<!-- generated from reporter/render/view.py by `make docs-gen`: edit the help texts there -->",
+        "",
+        "`report.html` reads a **ReportContext**; `email.html` and `email.txt` read a **DigestContext**,",
+        "which is the same plus two fields. Each part below is a type a field above names.",
+        "",
+        "### ReportContext",
+        "",
+        *_table(ReportContext),
+        "",
+        "### DigestContext",
+        "",
+        "Every field of ReportContext, and:",
+        "",
+        *_table(DigestContext, {f.name for f in dataclasses.fields(ReportContext)}),
+    ]
+    for part in PARTS:
+        lines += ["", f"### {part.__name__}", "", *_table(part)]
+    return "\n".join(lines) + "\n"
+
+
+START, END = "<!-- context:start -->", "<!-- context:end -->"
+
+
+def with_reference(page: str) -> str:
+    """The template guide ``page`` with its context section (between START and END) rewritten."""
+    head, rest = page.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{reference()}{END}{tail}"
+
+
+if __name__ == "__main__":  # python -m reporter.render.view docs/templates.md (make docs-gen)
+    from pathlib import Path
+
+    guide = Path(sys.argv[1])
+    guide.write_text(with_reference(guide.read_text(encoding="utf-8")), encoding="utf-8")
