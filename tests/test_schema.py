@@ -132,6 +132,7 @@ VALID = {
           - {id: o-2, title: T, kpi: visits, target: {value: 5, change_vs_previous: null}, owner: Me,
              due: 2027-01-31}
         """,
+    "a literal ${ written $${": "delivery: {email: {from: a@b.fr, to: [c@d.fr], subject: 'Cost $${X}'}}\n",
     "bursting filters of every scalar kind": """\
         delivery:
           email:
@@ -159,6 +160,8 @@ INVALID = {
     "an empty portfolio": "portfolio:\n",
     "text where a number is expected": "quality: {min_rows: many}\n",
     "a number from ${NAME} (only connection fields read the environment)": "quality:\n  min_rows: ${ROWS}\n",
+    "a title from ${NAME}": None,
+    "an address from ${NAME}": 'delivery: {email: {from: a@b.fr, to: ["${BOSS}"]}}\n',
 }
 
 
@@ -169,6 +172,8 @@ def _config(case: str) -> str:
         return BASE.replace("agg: sum", "agg: median")
     if case == "a report id that is not a slug":
         return BASE.replace("id: r,", "id: Marketing Monthly,")
+    if case == "a title from ${NAME}":
+        return BASE.replace("title: T}", 'title: "Sales ${ROWS}"}')
     if case == "a source name that is not a name":
         return BASE.replace("sources: {web:", "sources: {Web:")
     text = INVALID.get(case) or VALID[case]

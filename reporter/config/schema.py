@@ -13,7 +13,8 @@ what ``reporter validate`` accepts at this level:
   reads it as "none";
 - ``${NAME}`` (an environment variable) is read only in connection fields, which are free text
   (a SQL source's ``url``, ``delivery.ledger``, the SMTP ``host`` and ``username``); a number, a
-  true/false, a date or a word from a list is never one;
+  true/false, a date or a word from a list is never one, and any other text refuses ``${``
+  (``$${`` writes a literal one);
 - names under ``sources``, ``metrics`` and ``kpis`` must be valid names (no other key there);
 - an objective's ``target`` has exactly one of its four forms.
 
@@ -64,12 +65,35 @@ def json_schema() -> dict[str, Any]:
         "$defs": defs,
     }
     schema = _walk(schema)
+    for name, definition in schema["$defs"].items():
+        for prop, sub in definition.get("properties", {}).items():
+            if (name, prop) not in _CONNECTION_FIELDS and not prop.endswith("_env"):
+                _no_env(sub)
     for key in _NULLABLE:
         prop = schema["properties"][key]
         inner = {k: v for k, v in prop.items() if k not in ("description", "default", "examples")}
         outer = {k: v for k, v in prop.items() if k in ("description", "default")}
         schema["properties"][key] = {"anyOf": [inner, {"type": "null"}], **outer}
     return schema
+
+
+# Where the loader reads ${NAME} from the environment (loader.env_allowed), by model and field.
+_CONNECTION_FIELDS = {("Source", "url"), ("Delivery", "ledger"), ("Smtp", "host"), ("Smtp", "username")}
+# ${ not written as $${ (the literal): the loader refuses it outside connection fields.
+_NO_ENV = {"not": {"pattern": "(^|[^$])\\$\\{"}}
+
+
+def _no_env(node: Any) -> None:
+    """Refuse ``${NAME}`` in every string this property may hold."""
+    if isinstance(node, list):
+        for item in node:
+            _no_env(item)
+    elif isinstance(node, dict):
+        if node.get("type") == "string" and "enum" not in node and "not" not in node:
+            node.update(copy.deepcopy(_NO_ENV))
+        for key in ("anyOf", "oneOf", "items", "additionalProperties"):
+            if key in node:
+                _no_env(node[key])
 
 
 def _walk(node: Any) -> Any:
