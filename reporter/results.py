@@ -42,6 +42,10 @@ class KpiResult:
     owner: str = ""
     description: str = ""
     formula: str = ""
+    # A percent KPI's changes in points, as fractions (value − base: 0.058 is +5.8 points);
+    # null for other formats, or when either number is null.
+    change_pp_vs_previous: float | None = None
+    change_pp_vs_prior_year: float | None = None
 
 
 @dataclass
@@ -63,9 +67,12 @@ class TrendPoint:
 class Move:
     kpi: str
     label: str
-    change: float
+    change: float | None  # the relative change, (value − base) / |base|
     value: float | None
     format: str
+    change_pp: float | None = None  # a percent KPI's change in points (value − base), else null
+    base: float | None = None  # the value compared with (previous or prior_year)
+    direction: str = "up"
 
 
 @dataclass

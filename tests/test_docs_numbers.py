@@ -11,7 +11,7 @@ import re
 import pytest
 
 from reporter.compute.database import compute
-from reporter.compute.evaluate import attainment, change, status
+from reporter.compute.evaluate import attainment, change, change_points, status
 from reporter.periods import Period
 from reporter.render.context import Formatter
 from tests.conftest import ROOT, write_csv
@@ -304,3 +304,69 @@ def test_how_numbers_are_written(fmt, value, fr, en):
     assert f"`{plain}` / `{en}`" in row or f"`{plain}`" in row
     assert Formatter("fr_FR", "EUR").value(value, fmt) == fr
     assert Formatter("en_US", "EUR").value(value, fmt) == en
+
+
+def test_rates_change_in_points():
+    on_page("0.189 − 0.131 = 0.058, written **+5.8 pts** (`+5,8\npts` in French, `+5,8 Pp.` in German")
+    assert change_points(0.189, 0.131) == pytest.approx(0.058)
+    assert Formatter("en_US", "EUR").points(change_points(0.189, 0.131)) == "+5.8\u00a0pts"
+    assert Formatter("fr_FR", "EUR").points(change_points(0.189, 0.131)) == "+5,8\u00a0pts"
+    assert Formatter("de_DE", "EUR").points(change_points(0.189, 0.131)) == "+5,8\u00a0Pp."
+    on_page('a conversion\nrate going from 13.1 % to 18.9 % is "+44.3 %"')
+    assert Formatter("en_US", "EUR").change(change(0.189, 0.131)) == "+44.3%"
+    on_page('A cost per customer that rose by 150.8 % is therefore "▲ +150.8 % ✗" in red')
+    cac = {"change": 1.508, "change_pp": None, "format": "currency", "direction": "down"}
+    assert Formatter("en_US", "EUR").delta_text(cac) == "▲\u00a0+150.8%\u00a0✗"
+    assert str(Formatter("en_US", "EUR").delta(cac)).startswith('<span class="delta worse">')
+
+
+def test_biggest_moves_example(tmp_path, make_config):
+    """The page's table: amounts at 1 000 (conversion 131 of 1 000) except where it says."""
+    on_page("| amount A | up | 10 | 500 | +4 900 % | — | no: 10 is under 5 % × 1 000 = 50 |")
+    on_page("| conversion (percent) | up | 13.1 % | 18.9 % | +5.8 pts (+44 %) | 0.058 | favourable, 3rd |")
+    on_page(
+        "With `moves_min_base: 0`, amount A's +4 900 % would lead the favourable moves and push the\nconversion out"
+    )
+    october = {"a": 500, "b": 1200, "cost": 850, "d": 900, "leads": 189}
+    rows = []
+    for i in range(13):  # 2025-10 .. 2026-10
+        month = f"{2025 + (9 + i) // 12}-{(9 + i) % 12 + 1:02d}"
+        v = {"a": 1000, "b": 1000, "cost": 1000, "d": 1000, "leads": 131}
+        v |= {"a": 10} if month == "2026-09" else october if month == "2026-10" else {}
+        rows.append([f"{month}-15", v["a"], v["b"], v["cost"], v["d"], v["leads"], 1000])
+    write_csv(tmp_path / "m.csv", ["date", "a", "b", "cost", "d", "leads", "sessions"], rows)
+    body = (
+        "sources: {m: {type: csv, path: m.csv, date_column: date}}\n"
+        "metrics: {a: {source: m, agg: sum, column: a}, b: {source: m, agg: sum, column: b},\n"
+        "          cost: {source: m, agg: sum, column: cost}, d: {source: m, agg: sum, column: d},\n"
+        "          leads: {source: m, agg: sum, column: leads}, sessions: {source: m, agg: sum, column: sessions}}\n"
+        "kpis: {a: {formula: a}, b: {formula: b}, cost: {formula: cost, direction: down}, d: {formula: d},\n"
+        "       conversion: {formula: leads / sessions, format: percent}}\n"
+    )
+    moves = compute(report(tmp_path, make_config, body), Period.parse("2026-10", "month"), NOW).moves[
+        "vs_previous"
+    ]
+    assert [m.kpi for m in moves.favourable] == ["b", "cost", "conversion"]
+    assert [m.kpi for m in moves.unfavourable] == ["d"]
+    assert [round(m.change, 2) for m in moves.favourable] == [0.2, -0.15, 0.44]  # type: ignore[arg-type]
+    assert moves.favourable[2].change_pp == pytest.approx(0.058)
+    every = report(tmp_path, make_config, body + "insights: {moves_min_base: 0}\n")
+    moves = compute(every, Period.parse("2026-10", "month"), NOW).moves["vs_previous"]
+    assert [m.kpi for m in moves.favourable] == ["a", "b", "cost"]
+    assert moves.favourable[0].change == pytest.approx(49.0)
+
+
+def test_axes_and_dates_example():
+    on_page("(0, 500,\n1 000, 1 500, 2 000 €; 12 %, 14 %, 16 %)")
+    from reporter.render.charts import nice_ticks
+
+    assert nice_ticks(0, 1857) == [0, 500, 1000, 1500, 2000]
+    assert nice_ticks(0.131, 0.189)[:3] == [0.12, 0.14, 0.16]
+    on_page("`31 déc. 2026`,\n`Dec 31, 2026`, `31.12.2026`, `31 dic 2026`")
+    days = [Formatter(loc, "EUR").date("2026-12-31") for loc in ("fr_FR", "en_US", "de_DE", "es_ES")]
+    assert days == ["31 déc. 2026", "Dec 31, 2026", "31.12.2026", "31 dic 2026"]
+    on_page("`2 nov. 2026, 07:00`")
+    assert (
+        Formatter("fr_FR", "EUR", "Europe/Paris").timestamp("2026-11-02T06:00:00+00:00")
+        == "2 nov. 2026, 07:00"
+    )

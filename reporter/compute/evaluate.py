@@ -15,6 +15,15 @@ def change(value: float | None, base: float | None) -> float | None:
     return result if math.isfinite(result) else None
 
 
+def change_points(value: float | None, base: float | None) -> float | None:
+    """A rate's change in points, as a fraction: value − base (0.189 − 0.131 = 0.058, +5.8
+    points); null when either is null."""
+    if value is None or base is None:
+        return None
+    result = value - base
+    return result if math.isfinite(result) else None
+
+
 def attainment(value: float | None, target: float | None, direction: str) -> float | None:
     """1 + s × (value − target) / |target|, s = +1 up, −1 down; null for a null or 0 target."""
     if value is None or target is None or target == 0:

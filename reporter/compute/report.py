@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from collections.abc import Mapping
 from typing import Any
 
 import duckdb
 
 from reporter.compute import insights
-from reporter.compute.evaluate import attainment, change, cumulative_target, period_target, status
+from reporter.compute.evaluate import (
+    attainment,
+    change,
+    change_points,
+    cumulative_target,
+    period_target,
+    status,
+)
 from reporter.compute.metrics import (
     Window,
     grouped_metrics,
@@ -118,6 +126,7 @@ def compute_results(
         prior_year = kpi_by_period[prior][name]
         obj_result = first_objective.get(name)
         target = obj_result.target if obj_result else None
+        rate = kpi.format == "percent"  # its changes are also given in points
         kpi_results[name] = KpiResult(
             value=value,
             previous=previous,
@@ -136,6 +145,8 @@ def compute_results(
             owner=kpi.owner,
             description=kpi.description,
             formula=kpi.formula,
+            change_pp_vs_previous=change_points(value, previous) if rate else None,
+            change_pp_vs_prior_year=change_points(value, prior_year) if rate else None,
         )
 
     breakdowns = _breakdowns(con, config, infos, kpis, period, where)
@@ -172,25 +183,48 @@ def compute_results(
         filter=dict(filter or {}),
         pdf_other=_pdf_other(con, config, infos, kpis, period, where, breakdowns),
         moves={
-            "vs_previous": _moves(kpi_results, "change_vs_previous"),
-            "vs_prior_year": _moves(kpi_results, "change_vs_prior_year"),
+            "vs_previous": _moves(kpi_results, "previous", config.insights.moves_min_base),
+            "vs_prior_year": _moves(kpi_results, "prior_year", config.insights.moves_min_base),
         },
         insights=insights.rank(found),
     )
 
 
-def _moves(kpis: Mapping[str, KpiResult], field: str, n: int = 3) -> Moves:
-    """The n biggest favourable and unfavourable changes, judged by each KPI's direction."""
+def _moves(kpis: Mapping[str, KpiResult], base: str, min_base: float, n: int = 3) -> Moves:
+    """The n biggest favourable and unfavourable changes against ``base`` (``previous`` or
+    ``prior_year``), judged by each KPI's direction (docs/numbers.md, "Biggest moves").
+
+    A rate (format percent) is ranked by its change in points, any other KPI by its relative
+    change, both by size. A change whose base is under ``min_base`` × the median of the KPI's
+    12-period |values| is left out: from a near-zero base any change looks huge; so is every
+    change of a KPI whose median is 0 (see ``_too_small``). ``min_base`` 0 keeps them all."""
     scored = []
     for name, k in kpis.items():
-        delta = getattr(k, field)
-        if delta is None or k.direction == "neutral" or delta == 0:
+        if k.direction == "neutral":
             continue
-        signed = delta if k.direction == "up" else -delta
-        scored.append((signed, name, Move(name, k.label, delta, k.value, k.format)))
+        relative = getattr(k, f"change_vs_{base}")
+        points = getattr(k, f"change_pp_vs_{base}")
+        score = points if k.format == "percent" else relative
+        if score is None or score == 0:
+            continue
+        base_value = getattr(k, base)
+        if base_value is None or (min_base > 0 and _too_small(base_value, k.series, min_base)):
+            continue
+        signed = score if k.direction == "up" else -score
+        move = Move(name, k.label, relative, k.value, k.format, points, base_value, k.direction)
+        scored.append((signed, name, move))
     good = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))
     bad = sorted((s for s in scored if s[0] < 0), key=lambda s: (s[0], s[1]))
     return Moves([m for _, _, m in good[:n]], [m for _, _, m in bad[:n]])
+
+
+def _too_small(base: float, series: list[SeriesPoint], min_base: float) -> bool:
+    """Whether ``base`` is under ``min_base`` × the median of the KPI's known |values| over its
+    12 periods. A median of 0 (zero or unknown in half the periods or more: a KPI that only
+    just started) gives no typical size, and every base counts as too small."""
+    known = [abs(p.value) for p in series if p.value is not None]
+    median = statistics.median(known) if known else 0.0
+    return median == 0 or abs(base) < min_base * median
 
 
 def _objective(

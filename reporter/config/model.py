@@ -419,6 +419,16 @@ class Insights(_Model):
         description="How many preceding periods a value must beat to be called a record.",
         examples=[24],
     )
+    moves_min_base: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.05,
+        description=(
+            "Biggest moves leave out a change whose base (previous period or prior year) is under this "
+            "share of the KPI's 12-period median (of absolute values): from a near-zero base any change "
+            "looks huge. A KPI whose median is 0 (zero in half its periods or more) is left out too. 0 keeps "
+            "every change."
+        ),
+        examples=[0.1],
+    )
 
 
 class Smtp(_Model):

@@ -11,7 +11,7 @@ chart's alternative text (reporter.render.alt), as its ``<title>``: WeasyPrint w
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 from markupsafe import Markup
@@ -64,6 +64,39 @@ def _scale(values: Sequence[float | None], extra: Sequence[float | None] = ()) -
     return lo, hi
 
 
+def nice_ticks(lo: float, hi: float, count: int = 5, min_step: float = 0.0) -> list[float]:
+    """Round ticks that cover [lo, hi]: the multiples of one step of 1, 2 or 5 × 10^k, the
+    smallest such step at least (hi − lo) / (count − 1), so about ``count`` ticks and never
+    more than count + 1 (and at least ``min_step``: 1 for whole numbers). 0 → 1857 gives 0,
+    500, 1000, 1500, 2000; 13.1 % → 18.9 % gives 12 %, 14 %, 16 %, 18 %, 20 %."""
+    if hi < lo:
+        lo, hi = hi, lo
+    if hi == lo:
+        pad = abs(lo) * 0.1 or 1.0
+        lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / max(count - 1, 1)
+    exponent = math.floor(math.log10(raw))
+    step = 10.0**exponent
+    for multiple in (1, 2, 5, 10):
+        step = multiple * 10.0**exponent
+        if step >= raw * (1 - 1e-9):
+            break
+    step = max(step, min_step)
+    first = math.floor(lo / step * (1 + 1e-12) + 1e-9)
+    last = math.ceil(hi / step * (1 - 1e-12) - 1e-9)
+    digits = max(0, -math.floor(math.log10(step)) + 1)
+    return [round(k * step, digits) + 0.0 for k in range(first, last + 1)]
+
+
+def tick_decimals(ticks: Sequence[float], scale: float = 1.0) -> int:
+    """The decimals that write every tick exactly, the same for all (``scale``: 100 for a
+    percent, whose 0.05 is written 5)."""
+    if len(ticks) < 2:
+        return 0
+    step = abs(ticks[1] - ticks[0]) * scale
+    return max(0, -math.floor(math.log10(step) + 1e-9))
+
+
 def sparkline(
     values: Sequence[float | None], no_data_text: str, alt: str, width: float = 84, height: float = 18
 ) -> Markup:
@@ -112,19 +145,26 @@ def trend(
     labels: Sequence[str],
     values: Sequence[float | None],
     targets: Sequence[float | None],
-    fmt_value: object,
+    fmt_value: Callable[[float, int], str],
     texts: dict[str, str],
     width: float = 460,
     height: float = 120,
+    *,
+    scale: float = 1.0,
+    whole: bool = False,
 ) -> Markup:
     """Values (solid) and targets (dashed) over the series, axis labels under each point;
-    ``texts``: ``no_data`` (printed when there is none) and ``alt``."""
+    ``texts``: ``no_data`` (printed when there is none) and ``alt``. The value axis has round
+    ticks (``nice_ticks``), all written by ``fmt_value(tick, decimals)`` with the same decimals
+    (``scale``: 100 for a percent; ``whole``: no step under 1, for counts)."""
     if all(v is None for v in values):
         return no_data(width, height, texts["no_data"], texts["alt"])
-    fmt = fmt_value if callable(fmt_value) else str
     left, right, top, bottom = 58.0, 8.0, 8.0, 18.0
     lo, hi = _scale(values, targets)
     lo = min(lo, 0.0) if lo >= 0 and lo < (hi - lo) else lo
+    ticks = nice_ticks(lo, hi, 5, 1.0 if whole else 0.0)
+    decimals = tick_decimals(ticks, scale)
+    lo, hi = ticks[0], ticks[-1]
     plot_w, plot_h = width - left - right, height - top - bottom
     step = plot_w / max(len(values) - 1, 1)
 
@@ -132,12 +172,12 @@ def trend(
         return top + plot_h * (1 - (v - lo) / (hi - lo))
 
     parts = []
-    for tick in (lo, (lo + hi) / 2, hi):
+    for tick in ticks:
         parts.append(
             f'<line x1="{_f(left)}" y1="{_f(y(tick))}" x2="{_f(width - right)}" y2="{_f(y(tick))}" '
             f'stroke="{PALETTE["grid"]}" stroke-width="0.6"/>'
             f'<text x="{_f(left - 4)}" y="{_f(y(tick) + 2.5)}" font-size="7" text-anchor="end" '
-            f'fill="{PALETTE["muted"]}">{escape(fmt(tick))}</text>'
+            f'fill="{PALETTE["muted"]}">{escape(fmt_value(tick, decimals))}</text>'
         )
     for i, label in enumerate(labels):
         parts.append(

@@ -8,7 +8,12 @@ Templates never compute; they call these filters to *format* what ``Results`` ho
 - ``currency``: the locale's currency format, 2 decimals under 1,000, none above;
 - ``percent``: one decimal ("12,5 %"); ``ratio``: 2 decimals; ``days``: one decimal and a unit;
 - a KPI's ``decimals`` overrides the number of decimals;
-- changes are signed percentages ("+4,7 %", "−3,0 %").
+- changes are signed percentages ("+4,7 %", "−3,0 %"); a percent KPI's changes are signed
+  points ("+5,8 pts"), its value minus the base;
+- a change shows two signals (``Formatter.delta``): an arrow for its sign (▲ up, ▼ down) and a
+  tone for its judgement by the KPI's direction (better / worse, grey for a neutral KPI), the
+  tone as a colour class and as a mark (✓ / ✗) for readers who cannot tell the colours apart;
+- every date in one style, the locale's medium date ("31 déc. 2026", "Dec 31, 2026").
 """
 
 from __future__ import annotations
@@ -17,21 +22,27 @@ import datetime as dt
 import io
 import math
 import re
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import Translations
+from markupsafe import Markup
 
 from reporter.assets import LOCALE_DIR
 from reporter.config.model import Report
 
 DASH = "—"
 MINUS = "−"
+NBSP = "\u00a0"
+DATE_STYLE = "medium"  # the one style of every date a report prints
+UP, DOWN = "▲", "▼"  # the sign of a change, never a judgement
+MARKS = {"better": "✓", "worse": "✗", "neutral": "", "flat": ""}  # the judgement, besides the colour
 
 
 def _with_decimals(pattern: str, decimals: int) -> str:
@@ -122,24 +133,78 @@ class Formatter:
         pattern = _with_decimals(self.locale.percent_formats[None].pattern, 0)
         return self._minus(format_percent(v, pattern, locale=self.locale))
 
+    def points(self, v: float | None) -> str:
+        """A change in points, ``v`` a fraction (value − base): 0.058 → "+5,8 pts"."""
+        if v is None:
+            return DASH
+        pattern = _with_decimals(self.locale.decimal_formats[None].pattern, 1)
+        number = format_decimal(abs(v) * 100, pattern, locale=self.locale)
+        if round(v * 100, 1) != 0:
+            number = ("+" if v > 0 else MINUS) + number
+        return (self._("%(points)s pts") % {"points": number}).replace(" ", NBSP)
+
+    def shift(self, relative: float | None, points: float | None, fmt: str) -> str:
+        """A KPI's change as the report writes it: in points for a percent KPI, else relative."""
+        return self.points(points) if fmt == "percent" else self.change(relative)
+
+    @staticmethod
+    def signal(relative: float | None, points: float | None, fmt: str, direction: str) -> tuple[str, str]:
+        """The two signals of a change: its arrow (▲ up, ▼ down, "" none or unchanged as printed)
+        and its tone: better or worse by ``direction``, neutral for a neutral KPI, flat when none."""
+        v, digits = (points, 3) if fmt == "percent" else (relative, 3)
+        if v is None or round(v, digits) == 0:
+            return "", "flat"
+        arrow = UP if v > 0 else DOWN
+        if direction not in ("up", "down"):
+            return arrow, "neutral"
+        return arrow, "better" if (v > 0) == (direction == "up") else "worse"
+
+    def delta_text(self, item: Any, base: str | None = None) -> str:
+        """A change with its arrow and judgement mark, as plain text: "▲ +5,8 pts ✓".
+        ``item``: a KPI of results.json with ``base`` (previous or prior_year), or a move."""
+        relative, points, fmt, direction = _change_of(item, base)
+        arrow, tone = self.signal(relative, points, fmt, direction)
+        text = self.shift(relative, points, fmt)
+        return NBSP.join(p for p in (arrow, text, MARKS[tone]) if p)
+
+    def delta(self, item: Any, base: str | None = None) -> Markup:
+        """``delta_text`` in a span whose class is the tone (better, worse, neutral, flat)."""
+        relative, points, fmt, direction = _change_of(item, base)
+        _, tone = self.signal(relative, points, fmt, direction)
+        return Markup('<span class="delta {}">{}</span>').format(tone, self.delta_text(item, base))
+
+    def delta_legend(self) -> str:
+        """What the two signals mean, for a legend under the tables that show changes."""
+        return self._(
+            "▲ ▼ up or down · ✓ better · ✗ worse (by the indicator's direction) · "
+            "grey: no preferred direction"
+        )
+
     @staticmethod
     def _minus(text: str) -> str:
         return text.replace("-", MINUS)
 
     # dates ----------------------------------------------------------------------------
-    def date(self, value: str | dt.date | None, style: str = "long") -> str:
+    def date(self, value: str | dt.date | None, style: str | None = None) -> str:
+        """A date in the report's one style (``DATE_STYLE``); ``style`` is accepted for templates
+        written before, and ignored, so that no date prints in another style."""
         if not value:
             return DASH
         day = dt.date.fromisoformat(value) if isinstance(value, str) else value
-        return format_date(day, style, locale=self.locale)
+        return format_date(day, DATE_STYLE, locale=self.locale)
 
     def timestamp(self, value: str | None) -> str:
+        """A moment in the report's time zone: its date as ``date`` writes it, then the time
+        ("26 nov. 2026, 07:00"), joined as the locale joins a medium date and time."""
         if not value:
             return DASH
         from zoneinfo import ZoneInfo
 
         moment = dt.datetime.fromisoformat(value).astimezone(ZoneInfo(self.timezone))
-        return format_datetime(moment, "d MMMM y HH:mm", tzinfo=ZoneInfo(self.timezone), locale=self.locale)
+        day = self.date(moment.date())
+        time = format_time(moment, "HH:mm", tzinfo=ZoneInfo(self.timezone), locale=self.locale)
+        glue = str(self.locale.datetime_formats[DATE_STYLE]).replace("'", "")
+        return glue.replace("{1}", day).replace("{0}", time)
 
     def period(self, label: str, start: str, grain: str) -> str:
         """The period in words: "octobre 2026", "T4 2026", "semaine 43 de 2026"."""
@@ -163,7 +228,24 @@ class Formatter:
             "fmt": self.value,
             "change": self.change,
             "attainment": self.attainment,
+            "points": self.points,
+            "delta": self.delta,
+            "delta_text": self.delta_text,
             "date": self.date,
             "timestamp": self.timestamp,
             "lcfirst": lcfirst,
         }
+
+
+def _change_of(item: Any, base: str | None) -> tuple[float | None, float | None, str, str]:
+    """(relative change, change in points, format, direction) of a KPI against ``base``, or of
+    a move (``base`` None). ``item`` is a mapping (a move of ``r.moves``) or a typed view's KPI."""
+
+    def get(key: str, default: Any = None) -> Any:
+        if isinstance(item, Mapping):
+            return item.get(key, default)
+        return getattr(item, key, default)
+
+    if base is None:
+        return get("change"), get("change_pp"), get("format"), get("direction", "up")
+    return get(f"change_vs_{base}"), get(f"change_pp_vs_{base}"), get("format"), get("direction", "up")

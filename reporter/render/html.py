@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -31,7 +32,8 @@ from reporter.render.view import ReportContext, as_mapping, typed
 from reporter.results import Results
 
 STATUSES = ("on_track", "at_risk", "off_track", "no_data", "no_target")
-SYMBOLS = {"on_track": "✔", "at_risk": "▲", "off_track": "✖", "no_data": "–", "no_target": "○"}
+# at_risk is no triangle: ▲ and ▼ only ever say that a number went up or down
+SYMBOLS = {"on_track": "✔", "at_risk": "◆", "off_track": "✖", "no_data": "–", "no_target": "○"}
 
 
 def template_dirs(config: Config) -> list[Path]:
@@ -205,7 +207,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
             labels,
             [p["value"] for p in obj["trend"]],
             [p["target"] for p in obj["trend"]],
-            lambda v, n=obj["kpi"]: fmt(n, v),
+            functools.partial(_axis_label, formatter, k["format"]),  # one format for the whole axis
             {
                 "no_data": no_data_text,
                 "alt": alt.trend(
@@ -215,6 +217,8 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
                     formats(obj["kpi"]),
                 ),
             },
+            scale=100.0 if k["format"] == "percent" else 1.0,
+            whole=k["format"] == "integer",
         )
         for i, action in enumerate(obj["actions"]):
             action["do"] = render_text(
@@ -280,8 +284,14 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         ],
         "colours": charts.PALETTE,
         "fmt_kpi": fmt,
+        "delta_legend": formatter.delta_legend(),
         "takeaways": takeaways(data["insights"], config.insights.max_summary),
     }
+
+
+def _axis_label(formatter: Formatter, fmt: str, value: float, decimals: int) -> str:
+    """A tick of a chart's value axis: the KPI's format, with the axis's decimals."""
+    return formatter.value(value, fmt, decimals)
 
 
 def takeaways(insights: list[dict[str, Any]], limit: int, per_type: int = 2) -> list[str]:

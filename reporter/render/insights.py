@@ -41,8 +41,12 @@ class _Words:
         return self.fmt.value(v, k.format if k else "number")
 
     def signed(self, name: str, v: float | None) -> str:
+        """A difference in the KPI's unit, signed; a rate's in points ("+5,8 pts")."""
         if v is None:
             return DASH
+        k = self.results.kpis.get(name)
+        if k is not None and k.format == "percent":
+            return self.fmt.points(v)
         text = self.value(name, abs(v))
         return text if v == 0 else ("+" if v > 0 else MINUS) + text
 

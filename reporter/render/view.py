@@ -47,6 +47,10 @@ class Kpi:
     prior_year: float | None = doc("the value in the same period a year before")
     change_vs_previous: float | None = doc("relative change against the previous period (0.047 is +4.7 %)")
     change_vs_prior_year: float | None = doc("relative change against the same period a year before")
+    change_pp_vs_previous: float | None = doc(
+        "for a `percent` KPI: value − previous, as a fraction (0.058 is +5.8 points); none otherwise"
+    )
+    change_pp_vs_prior_year: float | None = doc("for a `percent` KPI: value − prior_year, as a fraction")
     ytd: float | None = doc("the value over the fiscal year to date")
     target: float | None = doc("the target in the period, or none")
     attainment: float | None = doc("value ÷ target (for direction up) or target ÷ value (down)")
@@ -202,7 +206,8 @@ class ReportContext:
     portfolio_chart: Markup | None = doc("the portfolio as an inline SVG, or none")
     portfolio_rules: dict[str, float] | None = doc("the `keep` and `improve` ratios, or none")
     symbols: dict[str, str] = doc(
-        "status → symbol: `on_track` ✔, `at_risk` ▲, `off_track` ✖, `no_data` –, `no_target` ○"
+        "status → symbol: `on_track` ✔, `at_risk` ◆, `off_track` ✖, `no_data` –, `no_target` ○ "
+        "(no triangle: ▲ and ▼ only say that a change went up or down)"
     )
     tally: list[tuple[str, int]] = doc(
         "`(status, count)` pairs of the objectives, for the statuses that occur"
@@ -216,6 +221,10 @@ class ReportContext:
     )
     fmt_kpi: Callable[[str, float | None], str] = doc(
         "a function: `fmt_kpi(name, value)` writes `value` in KPI `name`'s format and decimals"
+    )
+    delta_legend: str = doc(
+        "the legend of the `delta` filter's signals, in the report's language: \"▲ ▼ up or down · "
+        "✓ better · ✗ worse (by the indicator's direction) · grey: no preferred direction\""
     )
     for_browser: bool = doc(
         "true in the preview (one self-contained HTML file), false for the PDF", default=False
