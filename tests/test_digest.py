@@ -395,3 +395,25 @@ def test_preview_writes_the_digest_beside_the_report_with_a_screen_stylesheet(de
     assert "max-width: 240mm" in report
     # the PDF's HTML has no screen rules
     assert "@media screen" not in render_html(config, results)
+
+
+def test_a_report_without_objectives_has_no_tally_no_preheader_and_no_objectives_heading(
+    make_config, tmp_path
+):
+    from reporter.compute.database import compute
+    from reporter.periods import Period
+    from tests.conftest import write_csv
+
+    write_csv(tmp_path / "d.csv", ["date", "n"], [["2026-10-01", 1]])
+    config = make_config(
+        "report: {id: r, title: T, locale: en_US}\n"
+        "sources: {s: {type: csv, path: d.csv, date_column: date}}\n"
+        "metrics: {n: {source: s, agg: sum, column: n}}\nkpis: {n: {formula: n}}\n"
+    )
+    results = compute(config, Period.parse("2026-10", "month"), dt.datetime(2026, 11, 24, tzinfo=dt.UTC))
+    digest = build_digest(config, results)
+    assert digest.subject == "T — October 2026"
+    assert "preheader" not in digest.html
+    assert "Objectives" not in digest.html
+    assert "OBJECTIVES" not in digest.text
+    assert digest.images == {}
