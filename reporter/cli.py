@@ -395,6 +395,9 @@ def _preview(args: argparse.Namespace) -> int:
     for config in load_configs(args.config):
         path = preview(config, period=args.period, now=clock, output=args.output)
         print(f"{config.report.id}: preview written to {path} (open it in a browser; nothing was sent)")
+        print(
+            f"{config.report.id}: the email digest beside it: {path.stem}_digest.html, {path.stem}_digest.txt"
+        )
     return 0
 
 

@@ -65,7 +65,7 @@ def test_a_good_send_arrives_whole(demo, tmp_path):
     assert [d.state for d in outcome.deliveries] == ["sent"]
     (received,) = server.handler.received
     msg = received.message
-    assert msg["Subject"] == "Rapport mensuel marketing & ventes — octobre 2026"
+    assert msg["Subject"] == "Rapport mensuel marketing & ventes — octobre 2026 · 2 en retard, 1 à surveiller"
     assert msg["To"] == "ceo@acme.test"
     assert msg["Message-ID"] == outcome.deliveries[0].message_id
     text = msg.get_body(("plain",)).get_content()

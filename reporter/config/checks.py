@@ -423,6 +423,34 @@ class _Checker:
                 if "/" in report.timezone
                 else "use an IANA name such as Europe/Paris",
             )
+        if report.url is not None:
+            self._check_report_url(report.url)
+
+    def _check_report_url(self, url: str) -> None:
+        """``report.url`` is printed as a link in the digest: a web address, nothing else."""
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(url)
+            has_password = parts.password is not None
+        except ValueError:  # e.g. a port that is not a number
+            parts, has_password = None, False
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            self.add(
+                ("report", "url"),
+                f"{_show(url)} is not a web address",
+                "write it with http:// or https://, e.g. https://intranet.acme.fr/reports/marketing",
+            )
+        elif any(c.isspace() or ord(c) < 32 for c in url):
+            self.add(
+                ("report", "url"), "the address contains a space or a line break", "write %20 for a space"
+            )
+        elif has_password:
+            self.add(
+                ("report", "url"),
+                "the address contains a password",
+                "every recipient would read it: link to a page that asks them to sign in instead",
+            )
 
     def _check_sources(self) -> None:
         for name, src in (self.parts.get("sources") or {}).items():

@@ -93,6 +93,14 @@ class Report(_Model):
     logo: Path | None = Field(
         None, description="An image file (relative to this file) shown on the cover.", examples=["logo.png"]
     )
+    url: str | None = Field(
+        None,
+        description=(
+            "Where the report can be read online (an http:// or https:// address, e.g. an intranet page); "
+            "the email digest links to it."
+        ),
+        examples=["https://intranet.acme.fr/reports/marketing"],
+    )
 
 
 class CsvOptions(_Model):
@@ -499,6 +507,14 @@ class Email(_Model):
         "{{ report.title }} — {{ period.label }}",
         description="The subject, a template: {{ report.title }}, {{ period.label }} (the period in words).",
         examples=["{{ report.title }} — {{ period.label }}"],
+    )
+    subject_tally: bool = Field(
+        True,
+        description=(
+            "Add the objectives' tally to the subject: `… — octobre 2026 · 2 en retard, 1 à surveiller` "
+            "(the off-track and at-risk counts, or the on-track count when every objective is on track)."
+        ),
+        examples=[False],
     )
     smtp: Smtp | None = Field(
         None,

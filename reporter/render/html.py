@@ -260,6 +260,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
             "locale": str(formatter.locale),
             "lang": formatter.locale.language,
             "logo": logo,
+            "url": config.report.url,
         },
         "period": {
             "label": results.period,
@@ -316,6 +317,15 @@ def stylesheet_dir(config: Config) -> Path:
     return TEMPLATES / DEFAULT
 
 
+def screen_css(config: Config) -> str:
+    """The preview's ``@media screen`` rules (margins, a readable width): the first
+    ``screen.css`` of the template's folders, else the built-in one. The PDF never reads it."""
+    for folder in [*template_dirs(config), TEMPLATES / DEFAULT]:
+        if (folder / "screen.css").is_file():
+            return (folder / "screen.css").read_text(encoding="utf-8")
+    return ""
+
+
 def render_html(config: Config, results: Results, *, for_browser: bool = False) -> str:
     """The report as HTML: for WeasyPrint (``report.css`` linked, relative to its folder) or,
     with ``for_browser``, one self-contained file to open in a browser."""
@@ -326,7 +336,7 @@ def render_html(config: Config, results: Results, *, for_browser: bool = False) 
     context["inline_css"] = ""
     if for_browser:
         folder = stylesheet_dir(config)
-        css = (folder / "report.css").read_text(encoding="utf-8")
+        css = (folder / "report.css").read_text(encoding="utf-8") + "\n" + screen_css(config)
         css = re.sub(r'url\("(?!data:)([^"]+)"\)', lambda m: f'url("{(folder / m.group(1)).as_uri()}")', css)
         context["inline_css"] = Markup(css.replace("</", "<\\/"))
     return render(_template(env, "report.html"), as_mapping(typed(ReportContext, context)), "report template")

@@ -106,7 +106,9 @@ class Objective:
     chart: Markup = doc("the trend and target line as an inline SVG")
     pacing: str | None = doc("the sentence of its `pacing` insight, or none")
     cid: str = doc(
-        "*email only*: the `cid:` of its trend image (a PNG part: mail clients show no SVG)", default=""
+        "*email only*: the `cid:` of its trend image (a PNG part: mail clients show no SVG), "
+        "its target as a dashed line",
+        default="",
     )
 
 
@@ -159,6 +161,7 @@ class ReportInfo:
     locale: str = doc("the locale, e.g. `fr_FR`")
     lang: str = doc("its language, e.g. `fr`")
     logo: str | None = doc("the logo as a `data:` URL, or none")
+    url: str | None = doc("`report.url`, where the report lives (the digest links it), or none")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,7 +201,10 @@ class ReportContext:
         "`(section name, [kpi, …])` pairs in the order of the YAML; "
         "KPIs without a section go under 'Indicators'"
     )
-    objectives: list[Objective] = doc("the objectives, in the order of the YAML")
+    objectives: list[Objective] = doc(
+        "the objectives, in the order of the YAML; in the email, in the digest's order: off track, "
+        "at risk, on track, then without data or target, the furthest from its target first within each"
+    )
     breakdowns: list[Breakdown] = doc("the breakdowns, in the order of the YAML")
     funnel: list[FunnelStage] = doc("the funnel's stages (empty without a funnel)")
     funnel_chart: Markup | None = doc("the funnel as an inline SVG, or none")
@@ -210,7 +216,8 @@ class ReportContext:
         "(no triangle: ▲ and ▼ only say that a change went up or down)"
     )
     tally: list[tuple[str, int]] = doc(
-        "`(status, count)` pairs of the objectives, for the statuses that occur"
+        "`(status, count)` pairs of the objectives, for the statuses that occur; in the email, "
+        "off track first (off track, at risk, on track, no data, no target)"
     )
     takeaways: list[str] = doc(
         "the sentences that open the summary: the best-scored insights (`insights.max_summary`, at most two "
@@ -238,6 +245,10 @@ class DigestContext(ReportContext):
 
     due_actions: list[DueAction] = doc("the actions due by the end of the next period (or without a date)")
     recipient: str = doc("the recipient's address for a burst report; empty otherwise")
+    preheader: str = doc(
+        "the inbox's preview line, hidden in the message: the tally and the objective "
+        "furthest from its target"
+    )
 
 
 # -- from mappings to the view ----------------------------------------------------------------
@@ -355,7 +366,7 @@ def reference() -> str:
         "<!-- generated from reporter/render/view.py by `make docs-gen`: edit the help texts there -->",
         "",
         "`report.html` reads a **ReportContext**; `email.html` and `email.txt` read a **DigestContext**,",
-        "which is the same plus two fields. Each part below is a type a field above names.",
+        "which is the same plus three fields. Each part below is a type a field above names.",
         "",
         "### ReportContext",
         "",

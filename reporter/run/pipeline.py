@@ -319,7 +319,9 @@ def _bursts(
 
 
 def preview(config: Config, *, period: str | None, now: dt.datetime, output: Path | None = None) -> Path:
-    """The report as one HTML file to open in a browser; nothing is sent."""
+    """The report as one HTML file to open in a browser, and beside it the email digest as it
+    would be sent (``…_digest.html``, its images inside, and ``…_digest.txt``); nothing is sent."""
+    from reporter.render.digest import browser_html, build_digest
     from reporter.render.html import render_html
 
     target = resolve_period(config, period, now)
@@ -331,6 +333,9 @@ def preview(config: Config, *, period: str | None, now: dt.datetime, output: Pat
         / (f"{config.report.id}_{target.label}.html")
     )
     write_atomic(path, render_html(config, results, for_browser=True).encode("utf-8"))
+    digest = build_digest(config, results)
+    write_atomic(path.with_name(f"{path.stem}_digest.html"), browser_html(digest).encode("utf-8"))
+    write_atomic(path.with_name(f"{path.stem}_digest.txt"), digest.text.encode("utf-8"))
     return path
 
 
