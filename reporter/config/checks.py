@@ -416,17 +416,26 @@ class _Checker:
             if src.type in FILE_KINDS:
                 if src.path is None:
                     self.add(base, f"a {src.type} source needs 'path'", "path: data/file." + src.type)
-                for key in ("url", "query"):
+                for key in ("url", "query", "table"):
                     if getattr(src, key) is not None:
                         self.add((*base, key), f"'{key}' is only for type sql")
             else:
-                for key in ("url", "query"):
-                    if getattr(src, key) is None:
-                        self.add(
-                            base,
-                            f"a sql source needs '{key}'",
-                            "url: postgresql://user@host/db and query: select ...",
-                        )
+                if src.url is None:
+                    self.add(
+                        base,
+                        "a sql source needs 'url'",
+                        "url: postgresql://user@host/db and query: select ...",
+                    )
+                if src.query is None and src.table is None:
+                    self.add(
+                        base,
+                        "a sql source needs 'query' or 'table'",
+                        "query: select ... or table: orders",
+                    )
+                if src.query is not None and src.table is not None:
+                    self.add(
+                        (*base, "table"), "'table' and 'query' cannot be used together", "keep one of them"
+                    )
                 if src.path is not None:
                     self.add((*base, "path"), "'path' is not for type sql", "use url and query")
                 literal_url = bool(src.url) and (*base, "url") not in self.doc.from_env
