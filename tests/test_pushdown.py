@@ -23,6 +23,23 @@ DEMO = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
 NOW = dt.datetime(2026, 11, 24, 7, 0, tzinfo=dt.UTC)
 # 23:30 UTC on the last day of October is 00:30 on 1 November in Paris: a November order.
 EDGE = dt.datetime(2026, 10, 31, 23, 30, tzinfo=dt.UTC)
+# how each date column is stored, so that every kind of range predicate is compared
+SQLITE_KINDS = {
+    "web": "text-date",
+    "crm": "text-date",
+    "emails": "text-local",
+    "spend": "text-date",
+    "orders": "text-instant",
+    "nps": "text-date",
+}
+DUCKDB_KINDS = {
+    "web": "date",
+    "crm": "local",
+    "emails": "local",
+    "spend": "local",
+    "orders": "instant",
+    "nps": "local",
+}
 PERIODS = [("2026-10", "month"), ("2026-Q3", "quarter"), ("2026-W40", "week")]
 
 
@@ -79,7 +96,8 @@ def same(a: Any, b: Any, where: str = "") -> None:
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             same(x, y, f"{where}[{i}]")
     else:
-        assert a == b and type(a) is type(b), f"{where}: {a!r} != {b!r}"
+        assert a == b, f"{where}: {a!r} != {b!r}"
+        assert type(a) is type(b), f"{where}: {type(a)} != {type(b)}"
 
 
 class RowCounter:
@@ -123,18 +141,24 @@ def demo_pg(demo_config: Config) -> str:
     engine = sa.create_engine(url)
     for name, frame in demo_frames(demo_config).items():
         frame.to_sql(f"pd_{name}", engine, if_exists="replace", index=False, chunksize=5000, method="multi")
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE pd_web ALTER COLUMN date TYPE date"))
         kinds = dict(
             conn.execute(
                 sa.text(
                     "SELECT table_name, data_type FROM information_schema.columns "
-                    "WHERE (table_name, column_name) IN (('pd_orders', 'ordered_at'), ('pd_crm', 'created_at'))"
+                    "WHERE (table_name, column_name) IN "
+                    "(('pd_orders', 'ordered_at'), ('pd_crm', 'created_at'), ('pd_web', 'date'))"
                 )
             ).fetchall()
         )
     engine.dispose()
     # the demo's dates arrive as both kinds a database has: instants and plain local timestamps
-    assert kinds == {"pd_orders": "timestamp with time zone", "pd_crm": "timestamp without time zone"}
+    assert kinds == {
+        "pd_orders": "timestamp with time zone",
+        "pd_crm": "timestamp without time zone",
+        "pd_web": "date",
+    }
     return url
 
 
@@ -245,7 +269,8 @@ kpis:
     out = []
     for source in (
         "{type: sql, url: '${PG}', table: pd_orders, date_column: ordered_at}",
-        "{type: sql, url: '${PG}', query: 'select * from pd_orders where amount >= 0', date_column: ordered_at}",
+        "{type: sql, url: '${PG}', query: 'select * from pd_orders where amount >= 0', "
+        "date_column: ordered_at}",
         "{type: sql, url: '${PG}', table: pd_orders, date_column: ordered_at, pushdown: false}",
     ):
         (tmp_path / "r.yaml").write_text(common.replace("{SOURCE}", source), encoding="utf-8")
@@ -272,7 +297,8 @@ def test_sqlite_and_duckdb_files(tmp_path, demo_config):
     con = duckdb.connect(str(tmp_path / "demo.duckdb"))
     for name, frame in frames.items():
         con.register("f", frame)
-        con.execute(f"CREATE TABLE pd_{name} AS SELECT * FROM f")
+        cast = " REPLACE (CAST(date AS DATE) AS date)" if name == "web" else ""
+        con.execute(f"CREATE TABLE pd_{name} AS SELECT *{cast} FROM f")
         con.unregister("f")
     con.close()
     for url in (f"sqlite:///{tmp_path / 'demo.sqlite'}", f"duckdb:///{tmp_path / 'demo.duckdb'}"):
@@ -280,10 +306,86 @@ def test_sqlite_and_duckdb_files(tmp_path, demo_config):
         con.close()
         close_remote(infos)
         kinds = {n: i.warehouse.kind for n, i in infos.items() if isinstance(i, RemoteInfo) and i.warehouse}
-        if url.startswith("sqlite"):
-            assert kinds["orders"] == "text-instant" and kinds["web"] == "text-date", kinds
-        else:
-            assert kinds["orders"] == "instant" and kinds["web"] in ("date", "local"), kinds
+        assert kinds == (SQLITE_KINDS if url.startswith("sqlite") else DUCKDB_KINDS)
         for label, grain in PERIODS[:2]:
             pulled, pushed = run_both(demo_config, url, label, grain)
             check_same(pulled, pushed, demo_config)
+
+
+SMALL = """\
+report: {id: t, title: T, timezone: Europe/Paris}
+sources:
+  o: SOURCE
+metrics:
+  n: {source: o, agg: count}
+kpis:
+  n: {formula: n}
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "{type: sql, url: 'sqlite:///x.db', date_column: d}",
+            "F:3:6: sources.o: a sql source needs 'query' or 'table'; query: select ... or table: orders",
+        ),
+        (
+            "{type: sql, url: 'sqlite:///x.db', query: select 1, table: t, date_column: d}",
+            "F:3:65: sources.o.table: 'table' and 'query' cannot be used together; keep one of them",
+        ),
+        (
+            "{type: csv, path: x.csv, table: t, date_column: d}",
+            "F:3:38: sources.o.table: 'table' is only for type sql",
+        ),
+    ],
+)
+def test_table_key_is_validated(tmp_path, capsys, source, message):
+    from reporter.cli import main
+
+    (tmp_path / "x.csv").write_text("d\n2026-10-01\n", encoding="utf-8")
+    path = tmp_path / "r.yaml"
+    path.write_text(SMALL.replace("SOURCE", source), encoding="utf-8")
+    assert main(["validate", str(path)]) == 2
+    lines = capsys.readouterr().err.replace(str(path), "F").splitlines()
+    assert lines == [message, "1 error: nothing was run or sent."]
+
+
+def test_dates_as_text_are_read_on_sqlite_only_and_not_mixed(tmp_path, demo_pg):
+    """Text dates: refused by pushdown on PostgreSQL, and on SQLite when forms are mixed; the
+    message says to set pushdown: false, which then reads them."""
+    import sqlalchemy as sa
+
+    from reporter.errors import SourceError
+
+    engine = sa.create_engine(demo_pg)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS pd_text"))
+        conn.execute(sa.text("CREATE TABLE pd_text (d text)"))
+        conn.execute(sa.text("INSERT INTO pd_text VALUES ('2026-10-01'), ('2026-10-02T10:00:00+02:00')"))
+    engine.dispose()
+    lite = tmp_path / "t.sqlite"
+    con = __import__("sqlite3").connect(lite)
+    con.execute("CREATE TABLE pd_text (d text)")
+    con.execute("INSERT INTO pd_text VALUES ('2026-10-01'), ('2026-10-02T10:00:00+02:00')")
+    con.commit()
+    con.close()
+    expected = {
+        "postgresql": "source 'o': date column 'd' holds text; pushdown reads dates as text on SQLite only; "
+        "hint: cast it to a date or timestamp in the query, or set pushdown: false",
+        "sqlite": "source 'o': date column 'd' mixes dates, timestamps with and without an offset; "
+        "hint: set pushdown: false to read it whole",
+    }
+    for url in (demo_pg, f"sqlite:///{lite}"):
+        for pushdown in (True, False):
+            flag = str(pushdown).lower()
+            source = f"{{type: sql, url: '${{URL}}', table: pd_text, date_column: d, pushdown: {flag}}}"
+            (tmp_path / "r.yaml").write_text(SMALL.replace("SOURCE", source), encoding="utf-8")
+            config = load_config(tmp_path / "r.yaml", env={"URL": url})
+            period = Period.parse("2026-10", "month")
+            if pushdown:
+                with pytest.raises(SourceError) as err:
+                    compute(config, period, NOW)
+                assert str(err.value) == expected[url.split(":")[0].split("+")[0]]
+            else:
+                assert compute(config, period, NOW).kpis["n"].value == 2.0

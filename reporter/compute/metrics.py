@@ -60,6 +60,14 @@ def _run(
     return con.execute(sql, params).fetchall()
 
 
+def _bucket_sql(info: SourceInfo, grain: str, periods: list[Period]) -> tuple[str, list[Any]]:
+    """SQL for the start of the period holding a row's ``__day``, and its parameters."""
+    if isinstance(info, RemoteInfo):  # the databases have no common date_trunc
+        bucket = "CASE " + " ".join("WHEN __day BETWEEN ? AND ? THEN ?" for _ in periods) + " END"
+        return bucket, [v for p in periods for v in (p.start, p.end, p.start)]
+    return f"CAST(date_trunc('{_BUCKET[grain]}', __day) AS DATE)", []
+
+
 def _by_source(config: Config, names: Iterable[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name in names:
@@ -97,11 +105,7 @@ def period_metrics(
         rows: dict[dt.date, tuple[Any, ...]] = {}
         if periods:
             cols = ", ".join(agg_sql(m) for m in metrics)
-            bucket = f"CAST(date_trunc('{_BUCKET[grain]}', __day) AS DATE)"
-            params: list[Any] = []
-            if isinstance(info, RemoteInfo):  # the databases have no common date_trunc
-                bucket = "CASE " + " ".join("WHEN __day BETWEEN ? AND ? THEN ?" for _ in periods) + " END"
-                params = [v for p in periods for v in (p.start, p.end, p.start)]
+            bucket, params = _bucket_sql(info, grain, periods)
             sql = (
                 f"SELECT {bucket} AS __bucket, {cols} "
                 f"FROM {view} WHERE __day BETWEEN ? AND ?{base_filter} GROUP BY __bucket"

@@ -97,9 +97,10 @@ class Warehouse:
         for node in list(tree.find_all(exp.Table)):
             if node.name == table:
                 node.replace(exp.to_table(_SRC))
-        for node in list(tree.find_all(exp.Between)):
-            if isinstance(node.this, exp.Column) and node.this.name == "__day":
-                node.replace(self._range(_date_of(node.args["low"]), _date_of(node.args["high"])))
+        for between in list(tree.find_all(exp.Between)):
+            if isinstance(between.this, exp.Column) and between.this.name == "__day":
+                low, high = _date_of(between.args["low"]), _date_of(between.args["high"])
+                between.replace(self._range(low, high))
         left = [c.name for c in tree.find_all(exp.Column) if c.name in ("__day", "rowid")]
         if left:  # a query this module cannot rewrite: a bug, not a user error
             raise AssertionError(f"pushdown cannot rewrite {left[0]} in: {sql}")
@@ -217,7 +218,8 @@ def _probe(config: Config, wh: Warehouse, name: str, source: Source) -> RemoteIn
     wh.statements.append(head)
     try:
         with wh.engine.connect() as conn:
-            columns = [str(c) for c in conn.execute(sa.text(head.replace(":", r"\:"))).keys()]
+            keys = conn.execute(sa.text(head.replace(":", r"\:"))).keys()
+            columns = [str(c) for c in keys]
     except Exception as exc:
         raise SourceError(
             f"source '{name}': query failed on {redact_url(wh.url)}: {first_line(exc)}"
@@ -227,7 +229,8 @@ def _probe(config: Config, wh: Warehouse, name: str, source: Source) -> RemoteIn
     )
     if date_col is None:
         raise SourceError(
-            f"source '{name}': date column '{source.date_column}' not found; columns are: {', '.join(columns)}"
+            f"source '{name}': date column '{source.date_column}' not found; "
+            f"columns are: {', '.join(columns)}"
         )
     needed_columns(config, name, columns)  # the same errors as when the rows are read
     wh.date_column = date_col
@@ -298,9 +301,10 @@ def _inline(sql: str, params: Sequence[Any]) -> str:
     are found by sqlglot's tokenizer, so a ``?`` inside a string is left alone)."""
     if not params:
         return sql
-    from sqlglot.tokens import Tokenizer, TokenType
+    from sqlglot import Tokenizer
+    from sqlglot import TokenType as Kind
 
-    spots = [t for t in Tokenizer().tokenize(sql) if t.token_type == TokenType.PLACEHOLDER]
+    spots = [t for t in Tokenizer().tokenize(sql) if t.token_type == Kind.PLACEHOLDER]
     if len(spots) != len(params):
         raise AssertionError(f"{len(params)} parameters for {len(spots)} placeholders in: {sql}")
     out = sql

@@ -410,6 +410,13 @@ class _Checker:
                 else "use an IANA name such as Europe/Paris",
             )
 
+    def _check_sql_rows(self, base: Path_, src: m.Source) -> None:
+        """A sql source reads a ``query`` or a ``table``: one of them."""
+        if src.query is None and src.table is None:
+            self.add(base, "a sql source needs 'query' or 'table'", "query: select ... or table: orders")
+        if src.query is not None and src.table is not None:
+            self.add((*base, "table"), "'table' and 'query' cannot be used together", "keep one of them")
+
     def _check_sources(self) -> None:
         for name, src in (self.parts.get("sources") or {}).items():
             base: Path_ = ("sources", name)
@@ -426,16 +433,7 @@ class _Checker:
                         "a sql source needs 'url'",
                         "url: postgresql://user@host/db and query: select ...",
                     )
-                if src.query is None and src.table is None:
-                    self.add(
-                        base,
-                        "a sql source needs 'query' or 'table'",
-                        "query: select ... or table: orders",
-                    )
-                if src.query is not None and src.table is not None:
-                    self.add(
-                        (*base, "table"), "'table' and 'query' cannot be used together", "keep one of them"
-                    )
+                self._check_sql_rows(base, src)
                 if src.path is not None:
                     self.add((*base, "path"), "'path' is not for type sql", "use url and query")
                 literal_url = bool(src.url) and (*base, "url") not in self.doc.from_env
