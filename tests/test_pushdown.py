@@ -265,8 +265,11 @@ metrics:
 kpis:
   revenue: {formula: revenue}
   buyers: {formula: buyers}
+breakdowns:
+  - {kpi: revenue, by: salesperson}
 """
     out = []
+    alice = []
     for source in (
         "{type: sql, url: '${PG}', table: pd_orders, date_column: ordered_at}",
         "{type: sql, url: '${PG}', query: 'select * from pd_orders where amount >= 0', "
@@ -276,8 +279,26 @@ kpis:
         (tmp_path / "r.yaml").write_text(common.replace("{SOURCE}", source), encoding="utf-8")
         config = load_config(tmp_path / "r.yaml", env={"PG": demo_pg})
         out.append(compute(config, Period.parse("2026-10", "month"), NOW).to_dict()["kpis"])
+        # a burst recipient's filter runs in the database too
+        filtered = compute(
+            config, Period.parse("2026-10", "month"), NOW, filter={"salesperson": "Alice Martin"}
+        )
+        alice.append(filtered.to_dict()["kpis"])
     assert out[0] == out[1]
     same(out[0], out[2])
+    assert alice[0] == alice[1]
+    same(alice[0], alice[2])
+    # independently, from the CSV rows: Alice's October 2026 (Paris time) orders over 100
+    import pandas as pd
+
+    frame = pd.read_csv(DEMO.parent / "data" / "orders.csv")
+    local = pd.to_datetime(frame["ordered_at"], utc=True).dt.tz_convert("Europe/Paris")
+    mine = frame[(local.dt.strftime("%Y-%m") == "2026-10") & (frame["salesperson"] == "Alice Martin")]
+    assert alice[0]["revenue"]["value"] == pytest.approx(
+        mine.loc[mine["amount"] > 100, "amount"].sum(), rel=1e-12
+    )
+    assert alice[0]["buyers"]["value"] == mine["customer_id"].nunique()
+    assert alice[0]["buyers"]["value"] < out[0]["buyers"]["value"]
 
 
 def test_sqlite_and_duckdb_files(tmp_path, demo_config):
