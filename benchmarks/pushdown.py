@@ -159,7 +159,9 @@ def ensure_table(url: str, rows: int) -> str:
 def run_child(folder: Path, yaml_path: Path, url: str) -> tuple[float, int, dict[str, float]]:
     out = folder / (yaml_path.stem + ".json")
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(yaml_path), url, str(out)], cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(yaml_path), url, str(out)], cwd=ROOT, stdout=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     if status != 0:
