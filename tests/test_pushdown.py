@@ -410,3 +410,30 @@ def test_dates_as_text_are_read_on_sqlite_only_and_not_mixed(tmp_path, demo_pg):
                 assert str(err.value) == expected[url.split(":")[0].split("+")[0]]
             else:
                 assert compute(config, period, NOW).kpis["n"].value == 2.0
+
+
+def test_errors_name_the_source_and_hide_the_password(tmp_path, demo_pg):
+    from reporter.errors import SourceError
+
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(demo_pg).render_as_string(hide_password=True)
+    assert "reporter-ci" not in shown
+    period = Period.parse("2026-10", "month")
+    cases = [
+        (
+            "{type: sql, url: '${URL}', table: pd_nope, date_column: d}",
+            f"source 'o': query failed on {shown}: "
+            '(psycopg.errors.UndefinedTable) relation "pd_nope" does not exist',
+        ),
+        (
+            "{type: sql, url: '${URL}', table: pd_bank, date_column: day}",
+            "source 'o': date column 'day' not found; columns are: date, account, balance",
+        ),
+    ]
+    for source, message in cases:
+        (tmp_path / "r.yaml").write_text(SMALL.replace("SOURCE", source), encoding="utf-8")
+        config = load_config(tmp_path / "r.yaml", env={"URL": demo_pg})
+        with pytest.raises(SourceError) as err:
+            compute(config, period, NOW)
+        assert str(err.value) == message

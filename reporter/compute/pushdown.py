@@ -84,7 +84,6 @@ class Warehouse:
     kind: str  # instant | local | date | text-instant | text-local | text-date
     tz: ZoneInfo
     url: str
-    statements: list[str] = field(default_factory=list)
 
     # -- the rewrite ------------------------------------------------------------------------
     def translate(self, sql: str, params: Sequence[Any] = ()) -> str:
@@ -144,7 +143,6 @@ class Warehouse:
     def fetch(self, text: str) -> list[tuple[Any, ...]]:
         import sqlalchemy as sa
 
-        self.statements.append(text)
         try:
             with self.engine.connect() as conn:
                 return [tuple(r) for r in conn.execute(sa.text(text.replace(":", r"\:"))).fetchall()]
@@ -215,7 +213,6 @@ def _probe(config: Config, wh: Warehouse, name: str, source: Source) -> RemoteIn
     import sqlalchemy as sa
 
     head = f"SELECT * FROM {wh.source_sql} AS {_SRC} WHERE 1 = 0"
-    wh.statements.append(head)
     try:
         with wh.engine.connect() as conn:
             keys = conn.execute(sa.text(head.replace(":", r"\:"))).keys()
