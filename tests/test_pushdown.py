@@ -413,9 +413,9 @@ def test_dates_as_text_are_read_on_sqlite_only_and_not_mixed(tmp_path, demo_pg):
 
 
 def test_errors_name_the_source_and_hide_the_password(tmp_path, demo_pg):
-    from reporter.errors import SourceError
-
     from sqlalchemy.engine import make_url
+
+    from reporter.errors import SourceError
 
     shown = make_url(demo_pg).render_as_string(hide_password=True)
     assert "reporter-ci" not in shown
