@@ -437,3 +437,59 @@ def test_errors_name_the_source_and_hide_the_password(tmp_path, demo_pg):
         with pytest.raises(SourceError) as err:
             compute(config, period, NOW)
         assert str(err.value) == message
+
+
+def test_translation_to_every_dialect():
+    """The rewrite alone: period bounds as UTC instants (October 2026 in Paris starts at 22:00 UTC
+    on 30 September, summer time, and ends at 23:00 UTC on 31 October, winter time), and a query
+    for each dialect sqlglot writes, tested or not."""
+    from zoneinfo import ZoneInfo
+
+    from reporter.compute.pushdown import DIALECTS, Warehouse
+
+    sql = (
+        "SELECT CASE WHEN __day BETWEEN ? AND ? THEN ? END AS __bucket, "
+        'count(DISTINCT "customer_id") FILTER (WHERE (new_customer = 1) '
+        "AND __day BETWEEN DATE '2026-01-01' AND DATE '2026-10-31'), "
+        'CAST(sum("amount") AS DOUBLE) FROM "src_o" '
+        "WHERE __day BETWEEN ? AND ? AND (\"campaign\" IS NULL OR \"campaign\" NOT IN ('Salon', 'what?')) "
+        "GROUP BY __bucket"
+    )
+    october = [dt.date(2026, 10, 1), dt.date(2026, 10, 31), dt.date(2026, 10, 1)]
+    params = [*october, dt.date(2026, 1, 1), dt.date(2026, 10, 31)]
+    for dialect in sorted(set(DIALECTS.values())):
+        wh = Warehouse(
+            "o", None, dialect, "sales.orders", "ordered_at", "instant", ZoneInfo("Europe/Paris"), ""
+        )
+        text = wh.translate(sql, params)
+        assert "__day" not in text, (dialect, text)
+        assert "FROM sales.orders __reporter_src" in text, (dialect, text)
+        assert "'2026-09-30 22:00:00+00:00'" in text, (dialect, text)
+        assert "'2026-10-31 23:00:00+00:00'" in text, (dialect, text)
+        assert "'what?'" in text, (dialect, text)
+    wh = Warehouse(
+        "o", None, "postgres", "sales.orders", "ordered_at", "instant", ZoneInfo("Europe/Paris"), ""
+    )
+    assert wh.translate(sql, params) == (
+        "SELECT CASE WHEN (\"ordered_at\" >= CAST('2026-09-30 22:00:00+00:00' AS TIMESTAMPTZ) "
+        "AND \"ordered_at\" < CAST('2026-10-31 23:00:00+00:00' AS TIMESTAMPTZ)) "
+        "THEN CAST('2026-10-01' AS DATE) END AS __bucket, "
+        'COUNT(DISTINCT "customer_id") FILTER(WHERE (new_customer = 1) AND '
+        "(\"ordered_at\" >= CAST('2025-12-31 23:00:00+00:00' AS TIMESTAMPTZ) "
+        "AND \"ordered_at\" < CAST('2026-10-31 23:00:00+00:00' AS TIMESTAMPTZ))), "
+        'CAST(SUM("amount") AS DOUBLE PRECISION) FROM sales.orders __reporter_src '
+        "WHERE (\"ordered_at\" >= CAST('2025-12-31 23:00:00+00:00' AS TIMESTAMPTZ) "
+        "AND \"ordered_at\" < CAST('2026-10-31 23:00:00+00:00' AS TIMESTAMPTZ)) "
+        "AND (\"campaign\" IS NULL OR NOT \"campaign\" IN ('Salon', 'what?')) GROUP BY __bucket"
+    )
+
+
+def test_which_sources_are_read_whole(demo_config):
+    config = as_sql(demo_config, "postgresql+psycopg://h/db", True)
+    assert pull_reason(config, config.sources["orders"]) is None
+    assert pull_reason(config, config.sources["social"]) == "a metric uses agg: last"
+    assert pull_reason(as_sql(demo_config, "postgresql://h/db", False), config.sources["orders"]) is None
+    off = as_sql(demo_config, "postgresql://h/db", False)
+    assert pull_reason(off, off.sources["orders"]) == "pushdown: false"
+    odd = as_sql(demo_config, "firebird://h/db", True)
+    assert pull_reason(odd, odd.sources["orders"]) == "no SQL dialect known for 'firebird'"

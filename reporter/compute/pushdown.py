@@ -104,7 +104,7 @@ class Warehouse:
         if left:  # a query this module cannot rewrite: a bug, not a user error
             raise AssertionError(f"pushdown cannot rewrite {left[0]} in: {sql}")
         text = tree.sql(dialect=self.dialect)
-        return text.replace(f"FROM {_SRC}", f"FROM {self.source_sql} AS {_SRC}", 1)
+        return text.replace(f"FROM {_SRC}", f"FROM {self.source_sql} {_SRC}", 1)
 
     def _range(self, low: dt.date, high: dt.date) -> Any:
         """Rows whose local day is in low..high, as a range on the date column."""
@@ -212,7 +212,7 @@ def open_remote(config: Config, name: str, source: Source) -> RemoteInfo:
 def _probe(config: Config, wh: Warehouse, name: str, source: Source) -> RemoteInfo:
     import sqlalchemy as sa
 
-    head = f"SELECT * FROM {wh.source_sql} AS {_SRC} WHERE 1 = 0"
+    head = f"SELECT * FROM {wh.source_sql} {_SRC} WHERE 1 = 0"
     try:
         with wh.engine.connect() as conn:
             keys = conn.execute(sa.text(head.replace(":", r"\:"))).keys()
@@ -248,7 +248,7 @@ def _probe(config: Config, wh: Warehouse, name: str, source: Source) -> RemoteIn
         wh.kind = _text_kind(wh, name, col)
         if wh.kind != "text-date":
             low, high = wh.fetch(
-                f"SELECT min(datetime({col})), max(datetime({col})) FROM {wh.source_sql} AS {_SRC}"
+                f"SELECT min(datetime({col})), max(datetime({col})) FROM {wh.source_sql} {_SRC}"
             )[0]
     elif sample is not None:
         raise SourceError(f"source '{name}': date column '{date_col}' holds {sample!r}, not a date")
@@ -279,7 +279,7 @@ def _text_kind(wh: Warehouse, name: str, col: str) -> str:
     )
     total, dates, offsets = wh.fetch(
         f"SELECT count({col}), sum(CASE WHEN length({col}) = 10 THEN 1 ELSE 0 END), "
-        f"sum(CASE WHEN {offset} THEN 1 ELSE 0 END) FROM {wh.source_sql} AS {_SRC}"
+        f"sum(CASE WHEN {offset} THEN 1 ELSE 0 END) FROM {wh.source_sql} {_SRC}"
     )[0]
     if dates == total:
         return "text-date"
