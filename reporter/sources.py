@@ -78,13 +78,17 @@ def needed_columns(config: Config, name: str, columns: list[str]) -> list[str]:
     return list(dict.fromkeys(_find_column(columns, c) or c for c in wanted))
 
 
-def register_sources(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str, SourceInfo]:
+def register_sources(
+    con: duckdb.DuckDBPyConnection, config: Config, skip: set[str] | frozenset[str] = frozenset()
+) -> dict[str, SourceInfo]:
     """Read each source once into a table ``src_<name>`` holding the columns the report uses
     and ``__day``, the row's local date in the report's timezone. Rows keep their source order
     (DuckDB preserves insertion order), so ``rowid`` is the position used by ``last``."""
     infos: dict[str, SourceInfo] = {}
     tz = config.report.timezone
     for name, source in config.sources.items():
+        if name in skip:  # pushed down (compute.pushdown): its rows stay in its database
+            continue
         sha: str | None = None
         frame_name = f"df_{name}"
         try:
@@ -194,7 +198,8 @@ def _read_with_pandas(config: Config, name: str, source: Source) -> Any:
     try:
         engine = sa.create_engine(source.url or "")
         with engine.connect() as conn:
-            frame = pd.read_sql_query(sa.text(source.query or ""), conn)
+            query = source.query or f"SELECT * FROM {source.table}"
+            frame = pd.read_sql_query(sa.text(query), conn)
         engine.dispose()
     except Exception as exc:  # drivers raise their own kinds; all mean "cannot read"
         raise SourceError(

@@ -19,15 +19,31 @@ from reporter.sources import SourceInfo, register_sources
 def open_database(config: Config) -> tuple[duckdb.DuckDBPyConnection, dict[str, SourceInfo]]:
     """Read every source into an in-memory DuckDB, then lock it: from here on, SQL from the
     YAML can read neither files nor the network, nor change that setting."""
+    from reporter.compute.pushdown import open_remote, pull_reason
+
     con = duckdb.connect(":memory:")
+    remote: dict[str, SourceInfo] = {}
     try:
-        infos = register_sources(con, config)
+        for name, source in config.sources.items():
+            if source.type == "sql" and pull_reason(config, source) is None:
+                remote[name] = open_remote(config, name, source)
+        local = register_sources(con, config, skip=set(remote))
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:
         con.close()
+        close_remote(remote)
         raise
-    return con, infos
+    return con, {name: remote.get(name) or local[name] for name in config.sources}
+
+
+def close_remote(infos: Mapping[str, SourceInfo]) -> None:
+    """Close the connections of the pushed-down sources."""
+    from reporter.compute.pushdown import RemoteInfo
+
+    for info in infos.values():
+        if isinstance(info, RemoteInfo) and info.warehouse is not None:
+            info.warehouse.dispose()
 
 
 def compute(
@@ -40,3 +56,4 @@ def compute(
         return compute_results(con, config, infos, period, now, filter=filter)
     finally:
         con.close()
+        close_remote(infos)

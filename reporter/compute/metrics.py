@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from reporter.compute.pushdown import RemoteInfo
 from reporter.config.model import Config
 from reporter.config.sql import agg_sql, quote_ident, sql_literal
 from reporter.periods import Period
@@ -47,6 +48,24 @@ def _covered(info: SourceInfo, start: dt.date, end: dt.date) -> bool:
     first = dt.date.fromisoformat(info.first_date)
     last = dt.date.fromisoformat(info.last_date)
     return not (end < first or start > last)
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection, info: SourceInfo, sql: str, params: list[Any]
+) -> list[tuple[Any, ...]]:
+    """Run a query over ``src_<name>``: in the source's database when it is pushed down, else in
+    DuckDB."""
+    if isinstance(info, RemoteInfo) and info.warehouse is not None:
+        return info.warehouse.run(sql, params)
+    return con.execute(sql, params).fetchall()
+
+
+def _bucket_sql(info: SourceInfo, grain: str, periods: list[Period]) -> tuple[str, list[Any]]:
+    """SQL for the start of the period holding a row's ``__day``, and its parameters."""
+    if isinstance(info, RemoteInfo):  # the databases have no common date_trunc
+        bucket = "CASE " + " ".join("WHEN __day BETWEEN ? AND ? THEN ?" for _ in periods) + " END"
+        return bucket, [v for p in periods for v in (p.start, p.end, p.start)]
+    return f"CAST(date_trunc('{_BUCKET[grain]}', __day) AS DATE)", []
 
 
 def _by_source(config: Config, names: Iterable[str]) -> dict[str, list[str]]:
@@ -86,12 +105,14 @@ def period_metrics(
         rows: dict[dt.date, tuple[Any, ...]] = {}
         if periods:
             cols = ", ".join(agg_sql(m) for m in metrics)
+            bucket, params = _bucket_sql(info, grain, periods)
             sql = (
-                f"SELECT CAST(date_trunc('{_BUCKET[grain]}', __day) AS DATE) AS __bucket, {cols} "
+                f"SELECT {bucket} AS __bucket, {cols} "
                 f"FROM {view} WHERE __day BETWEEN ? AND ?{base_filter} GROUP BY __bucket"
             )
-            for found in con.execute(sql, [lo, hi]).fetchall():
-                rows[found[0]] = found[1:]
+            for found in _run(con, info, sql, [*params, lo, hi]):
+                if found[0] is not None:
+                    rows[_as_date(found[0])] = found[1:]
         for period in periods:
             covered = _covered(info, period.start, period.end)
             row = rows.get(period.start)
@@ -109,7 +130,7 @@ def period_metrics(
             wlo = min(w.start for w in windows)
             whi = max(w.end for w in windows)
             sql = f"SELECT {cols} FROM {view} WHERE __day BETWEEN ? AND ?{base_filter}"
-            result = next(iter(con.execute(sql, [wlo, whi]).fetchall()), ())
+            result = next(iter(_run(con, info, sql, [wlo, whi])), ())
             k = 0
             for w in windows:
                 covered = _covered(info, w.start, w.end)
@@ -148,13 +169,15 @@ def grouped_metrics(
         keys = [k for k in exclude if k is not None]
         cond = ""
         params: list[Any] = [period.start, period.end]
-        if keys:
+        if keys and isinstance(infos[source], RemoteInfo):
+            cond += f" AND ({col} IS NULL OR {col} NOT IN ({', '.join(literal(k) for k in keys)}))"
+        elif keys:
             cond += f" AND ({col} IS NULL OR {col} NOT IN (SELECT unnest(?)))"
             params.append(keys)
         if any(k is None for k in exclude):
             cond += f" AND {col} IS NOT NULL"
         sql = f"SELECT NULL AS __key, {cols} FROM {view} WHERE __day BETWEEN ? AND ?{extra}{cond}"
-        for row in con.execute(sql, params).fetchall():
+        for row in _run(con, infos[source], sql, params):
             for i, name in enumerate(src_names):
                 groups.setdefault(row[0], {})[name] = _clean(row[i + 1], metrics[i].agg)
     _fill_missing(config, infos, names, period, groups)
@@ -188,8 +211,10 @@ def grouped_metrics_at(
             f"SELECT CASE {which} END AS __p, {col} AS __key, {cols} FROM {view} "
             f"WHERE ({inside}){extra} GROUP BY __p, __key"
         )
-        for row in con.execute(sql, bounds + bounds).fetchall():
-            groups = out[periods[row[0]]]
+        for row in _run(con, infos[source], sql, bounds + bounds):
+            if row[0] is None:
+                continue
+            groups = out[periods[int(row[0])]]
             for i, name in enumerate(src_names):
                 groups.setdefault(row[1], {})[name] = _clean(row[i + 2], metrics[i].agg)
     for period, groups in out.items():
@@ -214,13 +239,26 @@ def _fill_missing(
                 values[name] = _clean(None, agg) if covered else None
 
 
-def period_rows(con: duckdb.DuckDBPyConnection, source: str, period: Period, where: str | None = None) -> int:
+def period_rows(
+    con: duckdb.DuckDBPyConnection, info: SourceInfo, period: Period, where: str | None = None
+) -> int:
     extra = f" AND ({where})" if where else ""
-    rows = con.execute(
-        f"SELECT count(*) FROM {quote_ident('src_' + source)} WHERE __day BETWEEN ? AND ?{extra}",
+    rows = _run(
+        con,
+        info,
+        f"SELECT count(*) FROM {quote_ident('src_' + info.name)} WHERE __day BETWEEN ? AND ?{extra}",
         [period.start, period.end],
-    ).fetchall()
+    )
     return int(rows[0][0])
+
+
+def _as_date(value: Any) -> dt.date:
+    """A bucket's start as returned by the database (SQLite returns dates as text)."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
 
 
 def literal(value: Any) -> str:

@@ -434,7 +434,7 @@ def _quality(
                 detail += f" ({config.sources[name].frequency} data: needs {due.isoformat()})"
             checks.append(QualityCheck("complete_period", name, ok, detail, info.last_date, due.isoformat()))
         if q.min_rows:
-            rows = period_rows(con, name, period, (where or {}).get(name))
+            rows = period_rows(con, info, period, (where or {}).get(name))
             checks.append(
                 QualityCheck(
                     "min_rows",

@@ -452,23 +452,30 @@ class _Checker:
                 "every recipient would read it: link to a page that asks them to sign in instead",
             )
 
+    def _check_sql_rows(self, base: Path_, src: m.Source) -> None:
+        """A sql source reads a ``query`` or a ``table``: one of them."""
+        if src.query is None and src.table is None:
+            self.add(base, "a sql source needs 'query' or 'table'", "query: select ... or table: orders")
+        if src.query is not None and src.table is not None:
+            self.add((*base, "table"), "'table' and 'query' cannot be used together", "keep one of them")
+
     def _check_sources(self) -> None:
         for name, src in (self.parts.get("sources") or {}).items():
             base: Path_ = ("sources", name)
             if src.type in FILE_KINDS:
                 if src.path is None:
                     self.add(base, f"a {src.type} source needs 'path'", "path: data/file." + src.type)
-                for key in ("url", "query"):
+                for key in ("url", "query", "table"):
                     if getattr(src, key) is not None:
                         self.add((*base, key), f"'{key}' is only for type sql")
             else:
-                for key in ("url", "query"):
-                    if getattr(src, key) is None:
-                        self.add(
-                            base,
-                            f"a sql source needs '{key}'",
-                            "url: postgresql://user@host/db and query: select ...",
-                        )
+                if src.url is None:
+                    self.add(
+                        base,
+                        "a sql source needs 'url'",
+                        "url: postgresql://user@host/db and query: select ...",
+                    )
+                self._check_sql_rows(base, src)
                 if src.path is not None:
                     self.add((*base, "path"), "'path' is not for type sql", "use url and query")
                 literal_url = bool(src.url) and (*base, "url") not in self.doc.from_env

@@ -152,6 +152,22 @@ class Source(_Model):
         description="The SELECT whose rows are the source (sql sources only).",
         examples=["select * from orders"],
     )
+    table: str | None = Field(
+        None,
+        description=(
+            "A table (or view) of the database to read, instead of `query` (sql sources only); "
+            "`schema.table` when it is not in the default schema."
+        ),
+        examples=["orders", "sales.orders"],
+    )
+    pushdown: bool = Field(
+        True,
+        description=(
+            "sql sources only: true runs the report's aggregates in the database (only the results "
+            "cross the network); false reads every row of the query and computes locally."
+        ),
+        examples=[False],
+    )
     csv: CsvOptions | None = Field(
         None,
         description="How to read a CSV file (csv sources only).",
