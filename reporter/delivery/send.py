@@ -231,7 +231,7 @@ def attach(
     if "pdf" not in wanted:
         parts = message.get_payload()
         assert isinstance(parts, list)
-        message.set_payload([p for p in parts if p.get_filename() != pdf_name])
+        message.set_payload([p for p in parts if not isinstance(p, str) and p.get_filename() != pdf_name])
     if xlsx is not None:
         maintype, subtype = XLSX_MIME
         message.add_attachment(xlsx, maintype=maintype, subtype=subtype, filename=xlsx_file)
