@@ -376,3 +376,27 @@ def test_validate_names_a_bad_chat_entry(tmp_path):
         "name (letters, digits and _), e.g. SLACK_WEBHOOK_URL",
     ]
     assert "hooks.slack.com" not in done.stderr + done.stdout
+
+
+def test_resolve_settles_a_card_in_review_and_force_recipient_reposts(tmp_path, monkeypatch, capsys):
+    from reporter.cli import main
+
+    path = tiny(tmp_path, "[{kind: slack, webhook_env: SLACK_HOOK}]")
+    with Ledger(default_url(tmp_path)) as ledger:  # a run that crashed after its POST
+        dead = ledger.start_run("tiny", "2026-10", NOW)
+        ledger.claim("tiny", "2026-10", "slack:SLACK_HOOK", 1, "<x>", NOW, forced=False, reason=None,
+                     channel="slack", run_id=dead)  # fmt: skip
+        ledger.finish_run(dead, NOW, "failed", "killed")
+    with WebhookServer() as server:
+        monkeypatch.setenv("SLACK_HOOK", server.url())
+        args = [str(path), "2026-10", "slack:SLACK_HOOK", "--output", str(tmp_path)]
+        assert main(["resolve", *args, "--resend"]) == 0
+        assert len(server.received) == 1
+        assert ledger_rows(tmp_path) == {"slack:slack_hook": (1, "sent", 1)}
+        run_args = ["run", str(path), "--period", "2026-10", "--output", str(tmp_path)]
+        assert main([*run_args, "--force", "--recipient", "slack:SLACK_HOOK"]) == 0
+        assert len(server.received) == 2
+    assert ledger_rows(tmp_path) == {"slack:slack_hook": (2, "sent", 1)}
+    out = capsys.readouterr().out
+    assert "tiny 2026-10 slack:slack_hook: re-sent with the same Message-ID" in out
+    assert "  slack:SLACK_HOOK: sent" in out

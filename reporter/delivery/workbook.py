@@ -188,7 +188,7 @@ def _indicators(sheet: Any, config: Config, data: dict[str, Any], _: Callable[[s
             config, kpi["format"], config.kpis[name].decimals if name in config.kpis else None
         )
         series = {p["period"]: p["value"] for p in kpi["series"]}
-        row = [kpi["label"], kpi["section"] or _("Indicators"), _(kpi["status"])]
+        row = [kpi["label"], kpi["section"] or _("Indicators"), word(_, kpi["status"])]
         row += [kpi.get(k) for k in numbers] + [series.get(p) for p in periods]
         cell_formats = {first_number + i: formats[k] for i, k in enumerate(numbers)}
         first_series = first_number + len(numbers)
@@ -231,7 +231,7 @@ def _objectives(
             kpi["label"],
             obj["owner"],
             _date(obj["due"]),
-            _(obj["status"]),
+            word(_, obj["status"]),
             obj["value"],
             obj["target"],
             obj["attainment"],
@@ -239,7 +239,7 @@ def _objectives(
         _append(sheet, row, {4: DATE, 6: own, 7: own, 8: ATTAINMENT})
         for i, action in enumerate(obj["actions"]):
             text = render_text(action["do"], context, f"objective '{obj['id']}' action {i + 1}")
-            cells = [None] * 8 + [text, _(action["when"]), action["owner"], _date(action["due"])]
+            cells = [None] * 8 + [text, word(_, action["when"]), action["owner"], _date(action["due"])]
             _append(sheet, cells, {12: DATE})
     _widths(sheet, [36, 28, 24, 12, 14, 14, 14, 12, 60, 14, 24, 12])
     sheet.freeze_panes = "A2"
@@ -253,9 +253,14 @@ def _portfolio(sheet: Any, config: Config, data: dict[str, Any], _: Callable[[st
     money = number_format(config, "currency")
     for row in data["portfolio"]:
         shown = _("(none)") if row["key"] is None else row["key"]
-        cells = [shown, row["cost"], row["value"], row["ratio"], _(row["verdict"])]
+        cells = [shown, row["cost"], row["value"], row["ratio"], word(_, row["verdict"])]
         _append(sheet, cells, {2: money, 3: money, 4: number_format(config, "ratio")})
     _widths(sheet, [32, 16, 16, 10, 12])
+
+
+def word(_: Callable[[str], str], code: str) -> str:
+    """A code of results.json (a status, a verdict) in the report's language."""
+    return _(code)
 
 
 def _date(text: str | None) -> dt.date | None:
