@@ -400,3 +400,25 @@ def test_resolve_settles_a_card_in_review_and_force_recipient_reposts(tmp_path, 
     out = capsys.readouterr().out
     assert "tiny 2026-10 slack:slack_hook: re-sent with the same Message-ID" in out
     assert "  slack:SLACK_HOOK: sent" in out
+
+
+def test_a_proxy_from_the_environment_is_used_unless_no_proxy_names_the_host():
+    """Both servers are on 127.0.0.1: one plays the proxy (it receives the absolute URL)."""
+    with WebhookServer() as proxy, WebhookServer() as hook:
+        env = {"http_proxy": proxy.url("")}
+        result = Poster(env=env).post(hook.url("/x"), b"{}", "HOOK", lambda n, e: None)
+        assert result.state == "sent"
+        assert [r.path for r in proxy.received] == [hook.url("/x")]
+        assert hook.received == []
+        direct = Poster(env={**env, "no_proxy": "localhost,127.0.0.1"})
+        assert direct.post(hook.url("/y"), b"{}", "HOOK", lambda n, e: None).state == "sent"
+    assert [r.path for r in hook.received] == ["/y"]
+    assert len(proxy.received) == 1
+
+
+def test_a_redirect_is_not_followed():
+    with WebhookServer(statuses=[302]) as server:
+        result = Poster(env={}).post(server.url(), b"{}", "HOOK", lambda n, e: None)
+    assert (result.state, result.attempts) == ("failed", 1)
+    assert result.error == "the webhook (HOOK) answered HTTP 302 Found"
+    assert [r.path for r in server.received] == ["/hook"]  # /elsewhere was never asked for

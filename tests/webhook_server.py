@@ -52,6 +52,8 @@ class WebhookServer:
                     self.send_header("Content-Length", str(len(reply)))
                     if status == 429:
                         self.send_header("Retry-After", "1")
+                    if 300 <= status < 400:
+                        self.send_header("Location", "/elsewhere")
                     self.end_headers()
                     self.wfile.write(reply)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout)
