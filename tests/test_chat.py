@@ -178,18 +178,18 @@ def test_teams_gets_an_adaptive_card_in_the_reports_language(tmp_path):
 
 
 def test_no_card_when_the_quality_gate_fails(tmp_path):
-    config = load_config(tiny(tmp_path, "[{kind: slack, webhook_env: SLACK_HOOK}]"), env={})
-    with WebhookServer() as server, pytest.raises(QualityGateError, match="quality gate failed"):
-        run_report(
-            config,
-            period="2026-11",
-            now=NOW,
-            output=tmp_path,
-            env={"SLACK_HOOK": server.url()},
-            sleep=lambda s: None,
-        )
-    assert server.received == []
-    assert ledger_rows(tmp_path) == {}
+    chats = "[{kind: slack, webhook_env: SLACK_HOOK}, {kind: teams, webhook_env: TEAMS_HOOK}]"
+    config = load_config(tiny(tmp_path, chats), env={})
+    with WebhookServer() as slack, WebhookServer() as teams:
+        env = {"SLACK_HOOK": slack.url(), "TEAMS_HOOK": teams.url()}
+        with pytest.raises(QualityGateError, match="quality gate failed"):
+            run_report(config, period="2026-11", now=NOW, output=tmp_path, env=env, sleep=lambda s: None)
+        assert (slack.received, teams.received) == ([], [])
+        assert ledger_rows(tmp_path) == {}
+        run(config, tmp_path, env)  # October passes its gate: the servers do answer
+    assert slack.received[0].json()["blocks"][0]["text"]["text"] == "Tiny report — October 2026"
+    assert teams.received[0].json()["attachments"][0]["content"]["type"] == "AdaptiveCard"
+    assert (len(slack.received), len(teams.received)) == (1, 1)
 
 
 def test_503_then_200_is_one_card_in_two_attempts(tmp_path):

@@ -159,12 +159,17 @@ def payload_bytes(kind: str, card: Card) -> bytes:
 # --- the webhooks -----------------------------------------------------------------------------
 
 
-def webhook_urls(config: Config, env: Mapping[str, str] | None) -> dict[str, str]:
+def webhook_urls(
+    config: Config, env: Mapping[str, str] | None, only: list[str] | None = None
+) -> dict[str, str]:
     """Each chat channel's webhook URL (by ``chat_key``, lower-cased), read from the environment
-    before anything is sent; a RunError naming the variable when one is missing or not a URL."""
+    before anything is sent; a RunError naming the variable when one is missing or not a URL.
+    ``only``: the channels this run posts to (``--recipient``), lower-cased."""
     environ = os.environ if env is None else env
     urls: dict[str, str] = {}
     for i, chat in enumerate(config.delivery.chat):
+        if only is not None and chat_key(chat).lower() not in only:
+            continue
         where = f"delivery.chat[{i}].webhook_env"
         url = environ.get(chat.webhook_env, "").strip()
         if not url:

@@ -225,7 +225,7 @@ def _run(
 
     only = None if recipients is None else [r.lower() for r in recipients]
     intend = (lambda: step.intend(pdf)) if step is not None else None
-    urls = webhook_urls(config, env) if ledger is not None and config.delivery.chat else {}  # before any send
+    urls = webhook_urls(config, env, only) if ledger is not None and config.delivery.chat else {}  # first
     send_to = functools.partial(
         deliver,
         root=root,
