@@ -422,3 +422,31 @@ def test_a_redirect_is_not_followed():
     assert (result.state, result.attempts) == ("failed", 1)
     assert result.error == "the webhook (HOOK) answered HTTP 302 Found"
     assert [r.path for r in server.received] == ["/hook"]  # /elsewhere was never asked for
+
+
+def test_a_reply_that_is_not_http_is_retried_then_fails():
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    served: list[bytes] = []
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _addr = listener.accept()
+            with conn:
+                served.append(conn.recv(65536))
+                conn.sendall(b"garbage\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        poster = Poster(env={}, sleep=lambda s: None, max_attempts=2)
+        result = poster.post(f"http://127.0.0.1:{port}/x", b"{}", "HOOK", lambda n, e: None)
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+    assert len(served) == 2
+    assert result.state == "failed"
+    assert result.error == "the webhook (HOOK) gave no valid HTTP reply (BadStatusLine) (2 attempts)"

@@ -21,6 +21,7 @@ are opened.
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import os
 import socket
@@ -268,8 +269,10 @@ class Poster:
                 else:
                     text = getattr(reason, "strerror", None) or str(reason)
                     error = f"cannot reach the webhook ({name}): {text}"
-            except (ConnectionError, OSError) as exc:
+            except OSError as exc:
                 error = f"cannot reach the webhook ({name}): {exc.strerror or type(exc).__name__}"
+            except http.client.HTTPException as exc:  # a reply that is not HTTP
+                error = f"the webhook ({name}) gave no valid HTTP reply ({type(exc).__name__})"
             error = redact(error)
             on_attempt(attempt, error)
             if attempt < self.max_attempts:
