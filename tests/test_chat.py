@@ -450,3 +450,20 @@ def test_a_reply_that_is_not_http_is_retried_then_fails():
     assert len(served) == 2
     assert result.state == "failed"
     assert result.error == "the webhook (HOOK) gave no valid HTTP reply (BadStatusLine) (2 attempts)"
+
+
+def test_once_across_two_runs_with_the_ledger_on_postgresql(tmp_path, empty_pg_ledger):
+    path = tiny(tmp_path, "[{kind: teams, webhook_env: TEAMS_HOOK}]")
+    config = load_config(path, env={})
+    config = config.model_copy(
+        update={"delivery": config.delivery.model_copy(update={"ledger": empty_pg_ledger})}
+    )
+    with WebhookServer() as server:
+        first = run(config, tmp_path, {"TEAMS_HOOK": server.url()})
+        second = run(config, tmp_path, {"TEAMS_HOOK": server.url()})
+    assert len(server.received) == 1
+    assert [d.state for d in first.deliveries + second.deliveries] == ["sent", "skipped"]
+    with Ledger(empty_pg_ledger) as ledger:
+        assert [(d.recipient, d.state, d.channel) for d in ledger.all("tiny")] == [
+            ("teams:teams_hook", "sent", "teams")
+        ]
