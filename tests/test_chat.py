@@ -105,7 +105,7 @@ def test_slack_card_is_posted_once_across_two_runs_and_reads_back(tmp_path):
             "type": "header",
             "text": {"type": "plain_text", "text": "Tiny report — October 2026", "emoji": False},
         },
-        {"type": "section", "text": {"type": "mrkdwn", "text": "✔ 1 on track · ✖ 1 off track"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "✖ 1 off track · ✔ 1 on track"}},
         {
             "type": "section",
             "text": {"type": "mrkdwn", "text": f"✖ *Revenue above 1M*: {revenue_text} / target €1,000,000"},
@@ -122,7 +122,7 @@ def test_slack_card_is_posted_once_across_two_runs_and_reads_back(tmp_path):
         },
     ]
     assert payload["text"] == (
-        "Tiny report — October 2026\n✔ 1 on track · ✖ 1 off track\n"
+        "Tiny report — October 2026\n✖ 1 off track · ✔ 1 on track\n"
         f"✖ Revenue above 1M: {revenue_text} / target €1,000,000\n"
         "Open the report: https://reports.acme.test/tiny/2026-10"
     )
@@ -165,7 +165,7 @@ def test_teams_gets_an_adaptive_card_in_the_reports_language(tmp_path):
         "wrap": True,
     }
     on, off = words("on_track"), words("off_track")
-    assert tally["text"] == f"✔ 1 {on[0].lower()}{on[1:]} · ✖ 1 {off[0].lower()}{off[1:]}"
+    assert tally["text"] == f"✖ 1 {off[0].lower()}{off[1:]} · ✔ 1 {on[0].lower()}{on[1:]}"
     revenue = results_of(tmp_path)["kpis"]["revenue"]["value"]
     (fact,) = facts["facts"]
     assert fact["title"] == "✖ Revenue above 1M"
@@ -354,6 +354,11 @@ def test_build_card_without_url_or_off_track_objective(tmp_path):
         obj.status = "on_track"
     card = build_card(config, results)
     assert card.lines == ["Tiny report — October 2026", "✔ 2 on track"]
+    # two off track: the one furthest from its target first, whatever the YAML's order
+    revenue, orders = results.objectives
+    revenue.status, revenue.attainment = "off_track", 0.8
+    orders.status, orders.attainment, orders.value = "off_track", 0.5, 5.0
+    assert build_card(config, results).lines[1:3] == ["✖ 2 off track", "✖ At least 10 orders: 5 / target 10"]
 
 
 def test_validate_names_a_bad_chat_entry(tmp_path):

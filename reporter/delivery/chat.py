@@ -46,6 +46,8 @@ from reporter.security import redact, remember_secret, remember_url
 KINDS = {"slack": "Slack", "teams": "Microsoft Teams"}
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
+# The tally's order, the digest's: what needs attention first.
+ORDER = ("off_track", "at_risk", "on_track", "no_data", "no_target")
 
 
 def chat_key(chat: Chat) -> str:
@@ -75,19 +77,22 @@ class Card:
 
 
 def build_card(config: Config, results: Results) -> Card:
-    """The card's words, in the report's language, with numbers formatted as in the PDF."""
-    from reporter.render.html import STATUSES, SYMBOLS
+    """The card's words, in the report's language, with numbers formatted as in the PDF: the
+    tally off track first, the off-track objectives furthest from their target first."""
+    from reporter.render.html import SYMBOLS
 
     formatter = Formatter.for_report(config.report)
     _ = formatter._
     period = formatter.period(results.period, results.period_start, results.grain)
     title = f"{config.report.title} — {period}"
-    counts = [(s, sum(1 for o in results.objectives if o.status == s)) for s in STATUSES]
+    counts = [(s, sum(1 for o in results.objectives if o.status == s)) for s in ORDER]
     tally = " · ".join(f"{SYMBOLS[s]} {n} {lcfirst(_(s))}" for s, n in counts if n)
     off_track = []
-    for obj in results.objectives:
-        if obj.status != "off_track":
-            continue
+    worst_first = sorted(
+        (o for o in results.objectives if o.status == "off_track"),
+        key=lambda o: (o.attainment is None, o.attainment or 0.0),
+    )
+    for obj in worst_first:
         kpi = config.kpis.get(obj.kpi)
         fmt = results.kpis[obj.kpi].format if obj.kpi in results.kpis else "number"
         decimals = kpi.decimals if kpi is not None else None
