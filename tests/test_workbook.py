@@ -33,7 +33,7 @@ KPI_FIELDS = {
     "Prior year": "prior_year",
     "Change vs prior year": "change_vs_prior_year",
     "Change vs prior year (points)": "change_pp_vs_prior_year",
-    "year to date": "ytd",
+    "Year to date": "ytd",
 }
 
 

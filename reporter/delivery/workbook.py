@@ -154,7 +154,7 @@ def _kpi_headings(_: Callable[[str], str]) -> dict[str, str]:
         "prior_year": _("Prior year"),
         "change_vs_prior_year": _("Change vs prior year"),
         "change_pp_vs_prior_year": _("Change vs prior year (points)"),
-        "ytd": _("year to date"),
+        "ytd": _("Year to date"),
     }
 
 
