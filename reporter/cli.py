@@ -411,6 +411,7 @@ def _check_recipients(configs: Sequence[object], wanted: list[str]) -> None:
         if config.delivery.email is not None:
             known.update(recipients_of(config))
             known.update(r.email.lower() for r in config.delivery.email.recipients)
+        known.update(f"{c.kind}:{c.webhook_env}".lower() for c in config.delivery.chat)  # chat channels
     for address in wanted:
         if address.lower() not in known:
             raise UsageError(

@@ -337,6 +337,14 @@ class _Checker:
         kind = err["type"]
         value = err.get("input")
         doc = self.doc
+        if kind == "string_pattern_mismatch" and loc and str(loc[-1]).endswith("_env"):
+            return doc.problem(
+                loc,
+                "not the name of an environment variable (the value is not repeated here: "
+                "it may be a secret)",
+                "put the secret in an environment variable and give its name (letters, digits and _), "
+                "e.g. SLACK_WEBHOOK_URL",
+            )
         if kind == "string_pattern_mismatch":
             return doc.problem(
                 loc,

@@ -542,6 +542,15 @@ class Email(_Model):
         description="Bursting: one report per recipient, computed on their rows only.",
         examples=[[{"email": "alice@acme.fr", "filter": {"salesperson": "Alice"}}]],
     )
+    attach: list[Literal["pdf", "xlsx"]] = Field(
+        ["pdf"],
+        description=(
+            "What each message carries: `pdf` (the report) and `xlsx` (a workbook of results.json: KPIs "
+            "with their changes and 12-period series, objectives with their actions, each breakdown); "
+            "`[]` sends the digest alone."
+        ),
+        examples=[["pdf", "xlsx"]],
+    )
 
 
 class Archive(_Model):
@@ -557,6 +566,23 @@ class Archive(_Model):
         description="Write the PDF as tagged PDF/A-3a and PDF/UA-1 with results.json, the YAML and "
         "provenance.json inside.",
         examples=[True],
+    )
+
+
+class Chat(_Model):
+    kind: Literal["slack", "teams"] = Field(
+        description=(
+            "slack (a Slack incoming webhook: Block Kit message) or teams (a Microsoft Teams incoming "
+            "webhook or workflow: an Adaptive Card)."
+        ),
+        examples=["slack"],
+    )
+    webhook_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = Field(
+        description=(
+            "The name of the environment variable holding the webhook's URL (never the URL itself: it is "
+            "a secret, masked in every message and never stored)."
+        ),
+        examples=["SLACK_WEBHOOK_URL"],
     )
 
 
@@ -596,6 +622,14 @@ class Delivery(_Model):
         Archive(),
         description="The auditor's archive of delivered PDFs.",
         examples=[{"dir": "output/archive", "pdfa": True}],
+    )
+    chat: list[Chat] = Field(
+        [],
+        description=(
+            "Chat channels that get a short card (the tally, the off-track objectives with value and "
+            "target, the link to the report), once per period, through the ledger like the email."
+        ),
+        examples=[[{"kind": "slack", "webhook_env": "SLACK_WEBHOOK_URL"}]],
     )
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import email.utils
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,6 +15,8 @@ from pathlib import Path
 from reporter.config.model import Config
 from reporter.delivery.ledger import Delivery, Ledger
 from reporter.delivery.mailer import Mailer
+from reporter.delivery.workbook import MIME as XLSX_MIME
+from reporter.delivery.workbook import xlsx_name
 from reporter.errors import RunError
 from reporter.files import write_atomic
 from reporter.progress import stage
@@ -66,9 +68,11 @@ def _settled(
     rcpt: str,
     run_id: int,
     now: dt.datetime,
+    hint: Callable[[Config, str, str], str] = resolve_hint,
 ) -> DeliveryOutcome | None:
     """The outcome for a recipient whose last delivery must not be sent again (sent, being sent
-    by a live run, or left for review); None when it failed before (retry it)."""
+    by a live run, or left for review); None when it failed before (retry it). ``hint``: the
+    command that settles a review (a mailbox's by default, a chat channel's for a card)."""
     if latest.state == "sent":
         from reporter.delivery.wording import sent_on
 
@@ -82,7 +86,7 @@ def _settled(
         return DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id, note)
     note = (
         "a previous run stopped after sending began (the server may have accepted it): "
-        f"not re-sent; {resolve_hint(config, period, rcpt)}"
+        f"not re-sent; {hint(config, period, rcpt)}"
     )
     if latest.state == "review":
         note = latest.last_error or note
@@ -131,6 +135,7 @@ def deliver(
     assert email_cfg is not None
     report, period = config.report.id, results.period
     digest = build_digest(config, results)
+    xlsx = _workbook(config, results, folder)
     targets = recipients if recipients is not None else recipients_of(config)
     mailer = None
     if ledger is not None:
@@ -156,6 +161,7 @@ def deliver(
         message = build_message(
             config, digest, recipient=rcpt, pdf=pdf, pdf_name=pdf_name, msg_id=msg_id, date=now
         )
+        attach(message, email_cfg.attach, pdf_name, xlsx, xlsx_name(config, period))
         if not written:
             write_atomic(folder / "email.eml", message.as_bytes())
             written = True
@@ -202,6 +208,33 @@ def deliver(
             )
         )
     return outcomes
+
+
+def _workbook(config: Config, results: Results, folder: Path) -> bytes | None:
+    """The XLSX attachment when ``delivery.email.attach`` asks for it, also kept beside the PDF."""
+    assert config.delivery.email is not None
+    if "xlsx" not in config.delivery.email.attach:
+        return None
+    from reporter.delivery.workbook import build_workbook
+
+    stage("writing the workbook")
+    xlsx = build_workbook(config, results)
+    write_atomic(folder / xlsx_name(config, results.period), xlsx)
+    return xlsx
+
+
+def attach(
+    message: EmailMessage, wanted: Sequence[str], pdf_name: str, xlsx: bytes | None, xlsx_file: str
+) -> None:
+    """Make the message carry what ``delivery.email.attach`` asks: the PDF (which
+    ``build_message`` attaches) unless left out, then the workbook."""
+    if "pdf" not in wanted:
+        parts = message.get_payload()
+        assert isinstance(parts, list)
+        message.set_payload([p for p in parts if not isinstance(p, str) and p.get_filename() != pdf_name])
+    if xlsx is not None:
+        maintype, subtype = XLSX_MIME
+        message.add_attachment(xlsx, maintype=maintype, subtype=subtype, filename=xlsx_file)
 
 
 def alert(

@@ -218,11 +218,14 @@ def _run(
     pdf_name = f"{config.report.id}_{target.label}.pdf"
     files.write(folder / pdf_name, pdf)
     outcome = Outcome(config.report.id, target.label, results, [results_path, folder / pdf_name])
-    if config.delivery.email is None:
+    if config.delivery.email is None and not config.delivery.chat:
         return outcome
+    from reporter.delivery.chat import post_cards, webhook_urls
     from reporter.delivery.send import deliver, recipients_of
 
     only = None if recipients is None else [r.lower() for r in recipients]
+    intend = (lambda: step.intend(pdf)) if step is not None else None
+    urls = webhook_urls(config, env, only) if ledger is not None and config.delivery.chat else {}  # first
     send_to = functools.partial(
         deliver,
         root=root,
@@ -233,14 +236,35 @@ def _run(
         reason=reason,
         env=env,
         sleep=sleep,
-        on_claim=(lambda: step.intend(pdf)) if step is not None else None,
+        on_claim=intend,
     )
-    main_targets = None if only is None else [r for r in recipients_of(config) if r in only]
-    outcome.deliveries = send_to(config, results, pdf, pdf_name, folder, recipients=main_targets)
-    if (folder / "email.eml").is_file():
-        outcome.files.append(folder / "email.eml")
-    if config.delivery.email.recipients:
-        outcome.deliveries += _bursts(config, target, now, folder, send_to, only)
+    if config.delivery.email is not None:
+        main_targets = None if only is None else [r for r in recipients_of(config) if r in only]
+        outcome.deliveries = send_to(config, results, pdf, pdf_name, folder, recipients=main_targets)
+        for name in ("email.eml", f"{config.report.id}_{target.label}.xlsx"):
+            if (folder / name).is_file():
+                outcome.files.append(folder / name)
+        if config.delivery.email.recipients:
+            outcome.deliveries += _bursts(config, target, now, folder, send_to, only)
+    if config.delivery.chat:
+        outcome.deliveries += post_cards(
+            config,
+            results,
+            folder,
+            now,
+            ledger=ledger,
+            run_id=run_id,
+            force=force,
+            reason=reason,
+            urls=urls,
+            env=env,
+            sleep=sleep,
+            only=only,
+            on_claim=intend,
+        )
+        outcome.files += [
+            folder / f"chat-{kind}.json" for kind in dict.fromkeys(c.kind for c in config.delivery.chat)
+        ]
     if step is not None:
         delivered = any(d.claimed and d.state in ("sent", "review") for d in outcome.deliveries)
         step.finish(pdf, delivered=delivered, force=force)

@@ -1,0 +1,387 @@
+"""Chat delivery (``delivery.chat``): a short card posted to a Slack or Microsoft Teams incoming
+webhook, through the ledger like every delivery.
+
+The card: the report's title and period, the tally of objectives by status, each off-track
+objective with its value and target, and a link to ``report.url`` when the YAML gives one. Slack
+gets a Block Kit message (``text`` plus ``blocks``); Teams an Adaptive Card message (the payload
+Teams incoming webhooks and workflow webhooks take).
+
+Exactly once: each channel is a ledger delivery whose recipient is ``<kind>:<webhook_env>``
+(``slack:SLACK_WEBHOOK_URL``), claimed before the POST and recorded after it; a later run skips
+it, ``--force`` opens a new version, a crash between the POST and the record leaves it for
+review (``reporter resolve``). A 5xx or 429 reply, a refused connection and a timeout are retried
+with exponential backoff (bounded; a 429's Retry-After is honoured up to a minute); any other
+reply (4xx, a redirect) is a failure the next run retries. The webhook's URL comes only from the
+environment variable ``webhook_env`` names; it is a secret (masked by ``reporter.security``) and
+is never logged, stored in the ledger or written in a file. Proxies are read from the same
+environment (``https_proxy``, ``no_proxy``), redirects are not followed and only http(s) URLs
+are opened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import os
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reporter.config.model import Chat, Config
+from reporter.delivery.mailer import SendResult
+from reporter.errors import RunError
+from reporter.files import write_atomic
+from reporter.progress import stage
+from reporter.render.context import Formatter, lcfirst
+from reporter.results import Results
+from reporter.security import redact, remember_secret, remember_url
+
+KINDS = {"slack": "Slack", "teams": "Microsoft Teams"}
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 60.0
+# The tally's order, the digest's: what needs attention first.
+ORDER = ("off_track", "at_risk", "on_track", "no_data", "no_target")
+
+
+def chat_key(chat: Chat) -> str:
+    """The channel's name in the ledger and on the console: ``slack:SLACK_WEBHOOK_URL``."""
+    return f"{chat.kind}:{chat.webhook_env}"
+
+
+def chat_keys(config: Config) -> list[str]:
+    """Every chat channel of the report, lower-cased, each once (as the ledger keys them)."""
+    return list(dict.fromkeys(chat_key(c).lower() for c in config.delivery.chat))
+
+
+# --- the card ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Card:
+    title: str
+    tally: str
+    off_track: list[tuple[str, str]]  # (objective, "value / target T")
+    url: str | None
+    link_text: str
+    lines: list[str] = field(default_factory=list)  # the whole card as plain lines
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def build_card(config: Config, results: Results) -> Card:
+    """The card's words, in the report's language, with numbers formatted as in the PDF: the
+    tally off track first, the off-track objectives furthest from their target first."""
+    from reporter.render.html import SYMBOLS
+
+    formatter = Formatter.for_report(config.report)
+    _ = formatter._
+    period = formatter.period(results.period, results.period_start, results.grain)
+    title = f"{config.report.title} — {period}"
+    counts = [(s, sum(1 for o in results.objectives if o.status == s)) for s in ORDER]
+    tally = " · ".join(f"{SYMBOLS[s]} {n} {lcfirst(_(s))}" for s, n in counts if n)
+    off_track = []
+    worst_first = sorted(
+        (o for o in results.objectives if o.status == "off_track"),
+        key=lambda o: (o.attainment is None, o.attainment or 0.0),
+    )
+    for obj in worst_first:
+        kpi = config.kpis.get(obj.kpi)
+        fmt = results.kpis[obj.kpi].format if obj.kpi in results.kpis else "number"
+        decimals = kpi.decimals if kpi is not None else None
+        value = formatter.value(obj.value, fmt, decimals)
+        target = formatter.value(obj.target, fmt, decimals)
+        off_track.append((obj.title or obj.id, f"{value} / {_('target')} {target}"))
+    url = getattr(config.report, "url", None)  # report.url, when this version has it
+    url = str(url) if url else None
+    lines = [title]
+    if tally:
+        lines.append(tally)
+    lines += [f"{SYMBOLS['off_track']} {name}: {numbers}" for name, numbers in off_track]
+    link_text = _("Open the report")
+    if url:
+        lines.append(f"{link_text}: {url}")
+    return Card(title, tally, off_track, url, link_text, lines)
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_payload(card: Card) -> dict[str, Any]:
+    """A Slack incoming webhook's message: ``text`` (notifications, old clients) and Block Kit
+    blocks: a header, the tally, the off-track objectives, a button to the report."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": card.title[:150], "emoji": False}}
+    ]
+    if card.tally:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _slack_escape(card.tally)}})
+    if card.off_track:
+        lines = [f"✖ *{_slack_escape(name)}*: {_slack_escape(numbers)}" for name, numbers in card.off_track]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}})
+    if card.url:
+        button = {"type": "button", "text": {"type": "plain_text", "text": card.link_text}, "url": card.url}
+        blocks.append({"type": "actions", "elements": [button]})
+    return {"text": card.text(), "blocks": blocks}
+
+
+def teams_payload(card: Card) -> dict[str, Any]:
+    """A Teams incoming webhook's message: one Adaptive Card (1.4) with the title, the tally,
+    the off-track objectives as facts and an Open URL action to the report."""
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": card.title, "weight": "Bolder", "size": "Large", "wrap": True}
+    ]
+    if card.tally:
+        body.append({"type": "TextBlock", "text": card.tally, "wrap": True})
+    if card.off_track:
+        facts = [{"title": f"✖ {name}", "value": numbers} for name, numbers in card.off_track]
+        body.append({"type": "FactSet", "facts": facts})
+    content: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+    }
+    if card.url:
+        content["actions"] = [{"type": "Action.OpenUrl", "title": card.link_text, "url": card.url}]
+    attachment = {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None}
+    return {"type": "message", "attachments": [{**attachment, "content": content}]}
+
+
+PAYLOADS: dict[str, Callable[[Card], dict[str, Any]]] = {"slack": slack_payload, "teams": teams_payload}
+
+
+def payload_bytes(kind: str, card: Card) -> bytes:
+    return json.dumps(PAYLOADS[kind](card), ensure_ascii=False, indent=2).encode("utf-8")
+
+
+# --- the webhooks -----------------------------------------------------------------------------
+
+
+def webhook_urls(
+    config: Config, env: Mapping[str, str] | None, only: list[str] | None = None
+) -> dict[str, str]:
+    """Each chat channel's webhook URL (by ``chat_key``, lower-cased), read from the environment
+    before anything is sent; a RunError naming the variable when one is missing or not a URL.
+    ``only``: the channels this run posts to (``--recipient``), lower-cased."""
+    environ = os.environ if env is None else env
+    urls: dict[str, str] = {}
+    for i, chat in enumerate(config.delivery.chat):
+        if only is not None and chat_key(chat).lower() not in only:
+            continue
+        where = f"delivery.chat[{i}].webhook_env"
+        url = environ.get(chat.webhook_env, "").strip()
+        if not url:
+            raise RunError(
+                f"environment variable {chat.webhook_env} ({where}) is not set: the {KINDS[chat.kind]} "
+                "webhook's URL comes only from the environment"
+            )
+        remember_secret(url)  # never in a log, an alert, the ledger or a file
+        remember_url(url)
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise RunError(
+                f"environment variable {chat.webhook_env} ({where}) does not hold an http(s) URL: "
+                f"give the {KINDS[chat.kind]} incoming webhook's address (https://…)"
+            )
+        urls[chat_key(chat).lower()] = url
+    return urls
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the 3xx reaches the caller as an HTTPError: a webhook does not redirect
+
+
+class Poster:
+    """POSTs JSON to a webhook with bounded retries; the clock (``sleep``) is injectable."""
+
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_attempts: int = 4,
+        backoff: float = 2.0,
+        timeout: float = 15.0,
+    ):
+        environ = os.environ if env is None else env
+        self.proxies = {
+            scheme: value
+            for scheme in ("http", "https")
+            if (value := environ.get(f"{scheme}_proxy") or environ.get(f"{scheme.upper()}_PROXY"))
+        }
+        self.no_proxy = environ.get("no_proxy") or environ.get("NO_PROXY") or ""
+        self.sleep = sleep
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.timeout = timeout
+
+    def _opener(self, url: str) -> urllib.request.OpenerDirector:
+        host = urllib.parse.urlsplit(url).hostname or ""
+        bypass = self._bypassed(host)
+        proxies = {} if bypass else self.proxies
+        return urllib.request.build_opener(urllib.request.ProxyHandler(proxies), _NoRedirect())
+
+    def _bypassed(self, host: str) -> bool:
+        for entry in (e.strip().lower() for e in self.no_proxy.split(",")):
+            if entry == "*" or (
+                entry and (host == entry.lstrip(".") or host.endswith("." + entry.lstrip(".")))
+            ):
+                return True
+        return False
+
+    def post(
+        self, url: str, body: bytes, name: str, on_attempt: Callable[[int, str | None], None]
+    ) -> SendResult:
+        """POST ``body`` to ``url``; ``name`` (the variable's name) stands for the URL in every
+        message. ``on_attempt(n, error)`` is called after each attempt (the ledger counts them)."""
+        opener = self._opener(url)
+        error = ""
+        for attempt in range(1, self.max_attempts + 1):
+            wait = self.backoff * 2 ** (attempt - 1)
+            request = urllib.request.Request(
+                url,
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": "reporter"},
+            )
+            try:
+                with opener.open(request, timeout=self.timeout) as reply:
+                    reply.read(65536)
+                on_attempt(attempt, None)
+                return SendResult("sent", attempt)
+            except urllib.error.HTTPError as exc:
+                error = f"the webhook ({name}) answered HTTP {exc.code} {exc.reason}"
+                exc.close()
+                if exc.code not in RETRY_STATUS:
+                    on_attempt(attempt, error)
+                    return SendResult("failed", attempt, redact(error))
+                wait = max(wait, _retry_after(exc.headers.get("Retry-After")))
+            except TimeoutError:
+                error = f"the webhook ({name}) did not answer within {self.timeout:g} s"
+            except urllib.error.URLError as exc:
+                reason = exc.reason
+                if isinstance(reason, TimeoutError | socket.timeout):
+                    error = f"the webhook ({name}) did not answer within {self.timeout:g} s"
+                else:
+                    text = getattr(reason, "strerror", None) or str(reason)
+                    error = f"cannot reach the webhook ({name}): {text}"
+            except OSError as exc:
+                error = f"cannot reach the webhook ({name}): {exc.strerror or type(exc).__name__}"
+            except http.client.HTTPException as exc:  # a reply that is not HTTP
+                error = f"the webhook ({name}) gave no valid HTTP reply ({type(exc).__name__})"
+            error = redact(error)
+            on_attempt(attempt, error)
+            if attempt < self.max_attempts:
+                self.sleep(wait)
+        return SendResult("failed", self.max_attempts, f"{error} ({self.max_attempts} attempts)")
+
+
+def _retry_after(value: str | None) -> float:
+    """A Retry-After in seconds (capped), or 0 when absent or not a number of seconds."""
+    try:
+        return min(max(float(value or 0), 0.0), MAX_RETRY_AFTER)
+    except ValueError:
+        return 0.0
+
+
+# --- through the ledger -----------------------------------------------------------------------
+
+
+def resolve_hint(config: Config, period: str, key: str) -> str:
+    """The command that settles a chat card in ``review`` (pinned in tests and docs)."""
+    return (
+        f"check the {KINDS.get(key.split(':')[0], 'chat')} channel, then run "
+        f"'reporter resolve {config.file} {period} {key} --sent' if the card is there, or '--resend' if not"
+    )
+
+
+def post_cards(
+    config: Config,
+    results: Results,
+    folder: Path,
+    now: dt.datetime,
+    *,
+    ledger: Any,
+    run_id: int,
+    force: bool,
+    reason: str | None,
+    urls: Mapping[str, str],
+    env: Mapping[str, str] | None,
+    sleep: Callable[[float], None] = time.sleep,
+    only: list[str] | None = None,
+    on_claim: Callable[[], None] | None = None,
+    timeout: float = 15.0,
+) -> list[Any]:
+    """Write each kind's payload beside the PDF (``chat-slack.json``, ``chat-teams.json``: what
+    is posted, without the URL) and, with a ledger, post it to each channel that has not had it
+    yet. Without a ledger (``--no-send``) nothing is posted."""
+    from reporter.delivery.send import DeliveryOutcome, _settled
+    from reporter.render.digest import message_id
+
+    report, period = config.report.id, results.period
+    card = build_card(config, results)
+    bodies = {kind: payload_bytes(kind, card) for kind in dict.fromkeys(c.kind for c in config.delivery.chat)}
+    for kind, body in bodies.items():
+        write_atomic(folder / f"chat-{kind}.json", body)
+    if ledger is None:
+        return []
+    poster = Poster(env=env, sleep=sleep, timeout=timeout)
+    outcomes: list[Any] = []
+    seen: set[str] = set()
+    for chat in config.delivery.chat:
+        key = chat_key(chat)
+        if key.lower() in seen or (only is not None and key.lower() not in only):
+            continue
+        seen.add(key.lower())
+        stage(f"posting the card to {key}")
+        latest = ledger.latest(report, period, key)
+        version, retry = 1, False
+        if latest is not None and not force:
+            settled = _settled(config, ledger, latest, report, period, key, run_id, now, hint=resolve_hint)
+            if settled is not None:
+                outcomes.append(settled)
+                continue
+            version, retry = latest.version, True
+        elif latest is not None:
+            version = latest.version + 1
+        card_id = message_id(report, period, key, version)
+        if on_claim is not None:
+            on_claim()
+        claimed = ledger.claim(
+            report,
+            period,
+            key,
+            version,
+            card_id,
+            now,
+            forced=force and latest is not None,
+            reason=reason,
+            channel=chat.kind,
+            run_id=run_id,
+            retry=retry,
+        )
+        if not claimed:
+            note = "claimed by another run at the same time, not sent by this one"
+            outcomes.append(DeliveryOutcome(key, "skipped", 0, card_id, note))
+            continue
+
+        def counted(attempt: int, error: str | None, key: str = key, version: int = version) -> None:
+            ledger.record(report, period, key, version, now, state="pending", error=error, attempt=True)
+
+        result = poster.post(urls[key.lower()], bodies[chat.kind], chat.webhook_env, counted)
+        ledger.record(report, period, key, version, now, state=result.state, error=result.error)
+        outcomes.append(
+            DeliveryOutcome(
+                key, result.state, result.attempts, card_id, result.error, claimed=True, channel=chat.kind
+            )
+        )
+    return outcomes

@@ -1,0 +1,80 @@
+"""A real HTTP server on 127.0.0.1 standing in for Slack's and Teams' incoming webhooks.
+
+It records every request (method, path, headers, body) and answers with the status codes it is
+given, in order (200 once the script runs out); ``delay`` seconds before a reply make a client
+time out. Use as a context manager; ``url(path)`` is the webhook's address."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+
+class WebhookServer:
+    def __init__(self, statuses: list[int] | None = None, delays: list[float] | None = None):
+        self.statuses = list(statuses or [])
+        self.delays = list(delays or [])
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                with server._lock:
+                    server.received.append(
+                        Received("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    )
+                    status = server.statuses.pop(0) if server.statuses else 200
+                    delay = server.delays.pop(0) if server.delays else 0.0
+                if delay:
+                    time.sleep(delay)
+                reply = b"ok" if status < 300 else b"error"
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(reply)))
+                    if status == 429:
+                        self.send_header("Retry-After", "1")
+                    if 300 <= status < 400:
+                        self.send_header("Location", "/elsewhere")
+                    self.end_headers()
+                    self.wfile.write(reply)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout)
+                    pass
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> WebhookServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=5)
