@@ -417,3 +417,24 @@ def test_a_report_without_objectives_has_no_tally_no_preheader_and_no_objectives
     assert "Objectives" not in digest.html
     assert "OBJECTIVES" not in digest.text
     assert digest.images == {}
+
+
+def test_the_digest_names_only_the_files_attached(demo):
+    """With `attach: [xlsx]` the message carries no PDF, and the digest does not say it does."""
+    config, results = demo
+    email_cfg = config.delivery.email.model_copy(update={"attach": ["xlsx"]})
+    only_xlsx = config.model_copy(
+        update={"delivery": config.delivery.model_copy(update={"email": email_cfg})}
+    )
+    digest = build_digest(with_locale(only_xlsx, "en_US"), results)
+    assert "The full report is attached: marketing-monthly_2026-10.xlsx.\n" in digest.text
+    assert ".pdf" not in digest.text
+    assert ".pdf" not in digest.html
+    none = config.model_copy(
+        update={
+            "delivery": config.delivery.model_copy(
+                update={"email": email_cfg.model_copy(update={"attach": []})}
+            )
+        }
+    )
+    assert "attached" not in build_digest(with_locale(none, "en_US"), results).text

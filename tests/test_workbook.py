@@ -193,6 +193,11 @@ def test_the_message_carries_pdf_and_workbook(demo_report, tmp_path):
         ("application/pdf", "marketing-monthly_2026-10.pdf"),
         (XLSX, "marketing-monthly_2026-10.xlsx"),
     ]
+    # the digest names what it carries (French demo), in the text and the HTML part
+    text = " ".join(received.message.get_body(("plain",)).get_content().split())  # wrapped at 78
+    names = "marketing-monthly_2026-10.pdf, marketing-monthly_2026-10.xlsx"
+    assert f"Le rapport complet est joint : {names}." in text
+    assert names in received.message.get_body(("html",)).get_content()
     (sheet_part,) = [p for p in received.message.iter_attachments() if p.get_content_type() == XLSX]
     kept = tmp_path / "marketing-monthly" / "2026-10" / "marketing-monthly_2026-10.xlsx"
     assert sheet_part.get_content() == kept.read_bytes()

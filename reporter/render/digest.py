@@ -202,6 +202,11 @@ def build_digest(config: Config, results: Results, *, recipient: str = "") -> Di
     ]
     context["due_actions"] = due_now
     context["recipient"] = recipient
+    # the files the message carries, by the names delivery gives them (delivery/send.py)
+    attach = config.delivery.email.attach if config.delivery.email else ["pdf"]
+    context["attached"] = [
+        f"{results.report}_{results.period}.{kind}" for kind in ("pdf", "xlsx") if kind in attach
+    ]
     # The inbox's preview line: the tally and the objective furthest from its target.
     preheader = tally_words(context["tally"], _)
     worst = worst_objective(context["objectives"])

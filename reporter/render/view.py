@@ -245,6 +245,9 @@ class DigestContext(ReportContext):
 
     due_actions: list[DueAction] = doc("the actions due by the end of the next period (or without a date)")
     recipient: str = doc("the recipient's address for a burst report; empty otherwise")
+    attached: list[str] = doc(
+        "the names of the files attached to the message (`delivery.email.attach`: the PDF, the workbook)"
+    )
     preheader: str = doc(
         "the inbox's preview line, hidden in the message: the tally and the objective "
         "furthest from its target"
@@ -366,7 +369,7 @@ def reference() -> str:
         "<!-- generated from reporter/render/view.py by `make docs-gen`: edit the help texts there -->",
         "",
         "`report.html` reads a **ReportContext**; `email.html` and `email.txt` read a **DigestContext**,",
-        "which is the same plus three fields. Each part below is a type a field above names.",
+        "which is the same plus four fields. Each part below is a type a field above names.",
         "",
         "### ReportContext",
         "",
