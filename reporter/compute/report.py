@@ -18,6 +18,7 @@ from reporter.compute.metrics import (
     period_metrics,
     period_rows,
 )
+from reporter.config.labels import Labels
 from reporter.config.model import Breakdown, Config, Objective
 from reporter.config.sql import quote_ident
 from reporter.formulas import Formula, parse
@@ -132,7 +133,7 @@ def compute_results(
             label=config.kpi_label(name),
             format=kpi.format,
             direction=kpi.direction,
-            section=kpi.section,
+            section=Labels(config).section(name),
             owner=kpi.owner,
             description=kpi.description,
             formula=kpi.formula,
@@ -246,7 +247,7 @@ def _objective(
         attainment=attainment(value, goal, direction),
         status=state,
         actions=actions,
-        title=obj.title,
+        title=Labels(config).text(obj.title) or obj.id,
         owner=obj.owner,
         due=obj.due.isoformat(),
         cumulative=obj.cumulative,
@@ -345,7 +346,7 @@ def _funnel(config: Config, metrics: Values) -> list[FunnelStage]:
         rate = None
         if i > 0 and value is not None and before not in (None, 0):
             rate = value / before
-        stages.append(FunnelStage(stage.label, stage.metric, value, rate))
+        stages.append(FunnelStage(Labels(config).funnel(i), stage.metric, value, rate))
         before = value
     return stages
 
