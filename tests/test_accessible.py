@@ -113,9 +113,15 @@ def expected_sparkline_alt(kpi, locale: str) -> str:
 
 @pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
 def test_every_chart_has_alternative_text_from_its_numbers(demo_report, demo_pdfs, locale):
-    _, results = demo_report
+    import dataclasses
+
+    from reporter.config.labels import Labels
+
+    config, results = demo_report
     alts = figure_alts(demo_pdfs[locale])
-    kpis = results.kpis.values()
+    # the demo's labels are in French and English: each KPI by its label in this locale
+    labelled = {n: dataclasses.replace(k, label=Labels(config, locale).kpi(n)) for n, k in results.kpis.items()}
+    kpis = list(labelled.values())
     charts = 2 * len(kpis) + len(results.objectives) + bool(results.funnel) + bool(results.portfolio)
     assert len(alts) == charts
     assert all(alt.strip() for alt in alts), alts
@@ -130,7 +136,7 @@ def test_every_chart_has_alternative_text_from_its_numbers(demo_report, demo_pdf
             assert squash(f"{kpi.label}{sep}{attained} {words}") in {squash(a) for a in alts}, kpi.label
     # each objective's trend: its KPI's 12 months, then the target of the last one
     for obj in results.objectives:
-        kpi = results.kpis[obj.kpi]
+        kpi = labelled[obj.kpi]
         last = obj.trend[-1]
         target = expected_value(last.target, kpi.format, locale)
         words = f" ; objectif {target} en " if locale == "fr_FR" else f"; target {target} in "
