@@ -283,7 +283,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
             [(key, ratio, verdict, formatter.value(ratio, "ratio")) for key, ratio, verdict in bars],
             config.portfolio.rules.keep,
             config.portfolio.rules.improve,
-            alt.portfolio(names.portfolio(), bars),
+            alt.portfolio(in_sentence(names.portfolio(), names.language), bars),
         )
     logo = None
     if config.report.logo is not None:
