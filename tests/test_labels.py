@@ -304,3 +304,15 @@ def test_the_digest_names_objectives_and_moves_in_the_report_language(demo_repor
     )
     assert translations("en").gettext("Funnel") == "Funnel"
     assert [s["label"] for s in context["funnel"]] == ["Visits", "Leads", "MQL", "SQL", "Quotes", "Customers"]
+
+
+def test_a_burst_report_names_its_filter_by_labels(demo_report):
+    config, results = demo_report
+    english = with_locale(config, "en_US")
+    copy = deepcopy(results)
+    copy.filter = {"salesperson": "Alice Martin", "canal": "Publicité", "network": "X"}
+    html = "\n".join(visible(render_html(english, describe(english, copy))))
+    # a column of a breakdown takes its label, a value its label; the others stay as they are
+    assert "Report for Salesperson = Alice Martin, Channel = Advertising, network = X" in html
+    french = build_context(config, deepcopy(copy), Formatter("fr_FR", "EUR", "Europe/Paris"))
+    assert french["r"]["filter"] == {"Commercial": "Alice Martin", "Canal": "Publicité", "network": "X"}

@@ -106,6 +106,25 @@ class Labels:
         pf = self.config.portfolio
         return self._value(pf.values if pf is not None else {}, key)
 
+    def column(self, name: str) -> str:
+        """A data column's label: that of a breakdown (else the portfolio) over it, else its name."""
+        for label in self._over(name, "label"):
+            return self.text(label) or name
+        return name
+
+    def column_value(self, name: str, value: Any) -> str:
+        """A value of a data column as shown: its label in a breakdown (else the portfolio) over
+        that column, else the value as it is."""
+        for values in self._over(name, "values"):
+            if str(value) in values:
+                return self._value(values, value)
+        return str(value)
+
+    def _over(self, column: str, field: str) -> list[Any]:
+        """``field`` of the breakdowns and portfolio cut by ``column`` that set it, in YAML order."""
+        parts: list[Any] = [*self.config.breakdowns, self.config.portfolio]
+        return [getattr(p, field) for p in parts if p is not None and p.by == column and getattr(p, field)]
+
     def funnel(self, index: int) -> str:
         stage = self.config.funnel[index]
         return self.text(stage.label) or stage.metric

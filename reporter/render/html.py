@@ -179,6 +179,8 @@ def _name(config: Config, data: dict[str, Any], names: Labels) -> None:
         source["file"] = names.source_file(source["name"]) or source["location"]
     for check in data["quality"]["checks"]:
         check["source_label"] = names.source(check["source"])
+    # a burst report's filter: its columns and values by their labels
+    data["filter"] = {names.column(k): names.column_value(k, v) for k, v in data["filter"].items()}
     for i, stage in enumerate(data["funnel"]):
         if i < len(config.funnel) and config.funnel[i].metric == stage["metric"]:
             stage["label"] = names.funnel(i)
