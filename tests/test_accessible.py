@@ -120,7 +120,8 @@ def test_every_chart_has_alternative_text_from_its_numbers(demo_report, demo_pdf
     config, results = demo_report
     alts = figure_alts(demo_pdfs[locale])
     # the demo's labels are in French and English: each KPI by its label in this locale
-    labelled = {n: dataclasses.replace(k, label=Labels(config, locale).kpi(n)) for n, k in results.kpis.items()}
+    names = Labels(config, locale)
+    labelled = {n: dataclasses.replace(k, label=names.kpi(n)) for n, k in results.kpis.items()}
     kpis = list(labelled.values())
     charts = 2 * len(kpis) + len(results.objectives) + bool(results.funnel) + bool(results.portfolio)
     assert len(alts) == charts
