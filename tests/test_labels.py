@@ -187,9 +187,11 @@ def allowed_words(config, locale: str) -> set[str]:
     texts = [config.report.title, config.report.company]
     texts += [labels.kpi(n) for n in config.kpis] + [labels.section(n) for n in config.kpis]
     texts += [labels.metric(n) for n in config.metrics] + [labels.source(n) for n in config.sources]
-    texts += [k.description + " " + k.owner for k in config.kpis.values()]
+    texts += [labels.text(k.description) or "" for k in config.kpis.values()]
+    texts += [labels.text(k.owner) or "" for k in config.kpis.values()]
     for obj in config.objectives:
-        texts += [labels.objective(obj.id), obj.owner] + [a.do + " " + a.owner for a in obj.actions]
+        texts += [labels.objective(obj.id), labels.text(obj.owner) or ""]
+        texts += [f"{labels.text(a.do)} {labels.text(a.owner) or ''}" for a in obj.actions]
     for bd in config.breakdowns:
         texts += [labels.breakdown(bd)] + [labels.breakdown_value(bd, v) for v in bd.values]
     texts += [labels.funnel(i) for i in range(len(config.funnel))]
@@ -304,6 +306,16 @@ def test_the_digest_names_objectives_and_moves_in_the_report_language(demo_repor
     )
     assert translations("en").gettext("Funnel") == "Funnel"
     assert [s["label"] for s in context["funnel"]] == ["Visits", "Leads", "MQL", "SQL", "Quotes", "Customers"]
+    # owners, descriptions and actions: one text per language too
+    grow = context["objectives"][0]
+    assert grow["owner"] == "Sales director"
+    assert [(a["do"], a["owner"]) for a in grow["actions"]] == [
+        ("Share the month's three best deals at the sales meeting", "Sales director")
+    ]
+    assert context["kpis"]["sessions"]["description"] == "Visits (sessions) to the website, all channels."
+    assert context["kpis"]["sessions"]["owner"] == "Head of digital acquisition"
+    french = build_context(config, deepcopy(results), Formatter("fr_FR", "EUR", "Europe/Paris"))
+    assert french["objectives"][0]["actions"][0]["do"].startswith("Partager les trois plus belles affaires")
 
 
 def test_a_burst_report_names_its_filter_by_labels(demo_report):

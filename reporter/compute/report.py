@@ -113,6 +113,7 @@ def compute_results(
         first_objective.setdefault(obj.kpi, result)
 
     kpi_results: dict[str, KpiResult] = {}
+    labels = Labels(config)  # words in the report's language
     for name, kpi in config.kpis.items():
         value = kpi_by_period[period][name]
         previous = kpi_by_period[prev][name]
@@ -133,9 +134,9 @@ def compute_results(
             label=config.kpi_label(name),
             format=kpi.format,
             direction=kpi.direction,
-            section=Labels(config).section(name),
-            owner=kpi.owner,
-            description=kpi.description,
+            section=labels.section(name),
+            owner=labels.text(kpi.owner) or "",
+            description=labels.text(kpi.description) or "",
             formula=kpi.formula,
         )
 
@@ -227,11 +228,12 @@ def _objective(
         goal = target_for(period)
     direction = config.kpis[obj.kpi].direction
     state = status(value, goal, direction, obj.thresholds.on_track, obj.thresholds.at_risk)
+    names = Labels(config)  # words in the report's language
     actions = [
         ActionResult(
             when=a.when,
-            do=a.do,
-            owner=a.owner or obj.owner,
+            do=names.text(a.do) or "",
+            owner=names.text(a.owner) or names.text(obj.owner) or "",
             due=(period.end + dt.timedelta(days=a.due_in_days)).isoformat()
             if a.due_in_days is not None
             else None,
@@ -247,8 +249,8 @@ def _objective(
         attainment=attainment(value, goal, direction),
         status=state,
         actions=actions,
-        title=Labels(config).text(obj.title) or obj.id,
-        owner=obj.owner,
+        title=names.text(obj.title) or obj.id,
+        owner=names.text(obj.owner) or "",
         due=obj.due.isoformat(),
         cumulative=obj.cumulative,
         target_kind=kind,

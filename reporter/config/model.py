@@ -334,10 +334,14 @@ class Kpi(_Model):
         ),
         examples=["Marketing", {"fr": "Ventes", "en": "Sales"}],
     )
-    owner: str = Field("", description="Who answers for the KPI.", examples=["Directrice marketing"])
-    description: str = Field(
+    owner: LabelOrEmpty = Field(
         "",
-        description="What the KPI means, printed in the appendix.",
+        description="Who answers for the KPI: text, or one text per language.",
+        examples=["Directrice marketing", {"fr": "Directrice marketing", "en": "Marketing director"}],
+    )
+    description: LabelOrEmpty = Field(
+        "",
+        description="What the KPI means, printed in the appendix: text, or one text per language.",
         examples=["Part des visites qui deviennent des prospects."],
     )
     decimals: Annotated[int, Field(ge=0, le=6)] | None = Field(
@@ -382,12 +386,17 @@ class Action(_Model):
     when: When = Field(
         description="The status that calls for this action (or always).", examples=["off_track"]
     )
-    do: Text = Field(
-        description="What to do, in words; may use {{ report.title }} and {{ period.label }}.",
+    do: Label = Field(
+        description=(
+            "What to do, in words (text, or one text per language); may use {{ report.title }} and "
+            "{{ period.label }}."
+        ),
         examples=["Relancer les devis de plus de 15 jours"],
     )
-    owner: str = Field(
-        "", description="Who does it; default: the objective's owner.", examples=["Responsable ventes"]
+    owner: LabelOrEmpty = Field(
+        "",
+        description="Who does it (text, or one text per language); default: the objective's owner.",
+        examples=["Responsable ventes"],
     )
     due_in_days: Annotated[int, Field(ge=0, le=3660)] | None = Field(
         None,
@@ -426,7 +435,10 @@ class Objective(_Model):
         description="The attainment levels that make the status on track or at risk.",
         examples=[{"on_track": 1.0, "at_risk": 0.9}],
     )
-    owner: Text = Field(description="Who answers for the objective.", examples=["Directeur commercial"])
+    owner: Label = Field(
+        description="Who answers for the objective: text, or one text per language.",
+        examples=["Directeur commercial", {"fr": "Directeur commercial", "en": "Sales director"}],
+    )
     due: dt.date = Field(description="The date by which the objective is to be met.", examples=["2026-12-31"])
     description: str = Field(
         "", description="Free text about the objective.", examples=["Porté par les nouveaux comptes."]

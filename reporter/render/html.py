@@ -168,9 +168,31 @@ def _breakdowns(
     return breakdowns
 
 
+def _name_objectives(config: Config, objectives: list[dict[str, Any]], names: Labels) -> None:
+    """Each objective's title and owner, and its actions' words, in the language of this render."""
+    for obj in objectives:
+        found = next((o for o in config.objectives if o.id == obj["id"]), None)
+        if found is None:
+            continue
+        obj["title"], obj["owner"] = names.objective(obj["id"]), names.text(found.owner) or ""
+        # the actions compute chose: those of the status, and those for always, in YAML order
+        chosen = [a for a in found.actions if a.when in (obj["status"], "always")]
+        if len(chosen) == len(obj["actions"]):
+            for action, source in zip(obj["actions"], chosen, strict=True):
+                action["do"] = names.text(source.do) or ""
+                action["owner"] = names.text(source.owner) or obj["owner"]
+
+
 def _name(config: Config, data: dict[str, Any], names: Labels) -> None:
-    """Give the moves, sources, quality checks and funnel stages their labels in the language of
-    this render (results.json holds the compute's, and a source's absolute location)."""
+    """Give KPIs, objectives and their actions, moves, sources, quality checks and funnel stages
+    their words in the language of this render (results.json holds the compute's, and a source's
+    absolute location)."""
+    for name, k in data["kpis"].items():
+        if name in config.kpis:
+            kpi = config.kpis[name]
+            k["label"], k["section"] = names.kpi(name), names.section(name)
+            k["owner"], k["description"] = names.text(kpi.owner) or "", names.text(kpi.description) or ""
+    _name_objectives(config, data["objectives"], names)
     for moves in data["moves"].values():
         for m in (*moves["favourable"], *moves["unfavourable"]):
             m["label"] = names.kpi(m["kpi"])
@@ -194,6 +216,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
     if any("text" not in i for i in results.insights):  # Results straight from compute
         write_texts(results, formatter, names)
     data = results.to_dict()
+    _name(config, data, names)
     no_data_text = _("no data")
     kpis = data["kpis"]
     decimals = {n: k.decimals for n, k in config.kpis.items()}
@@ -207,9 +230,6 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
 
     for name, k in kpis.items():
         k["name"] = name
-        # names in the language of this render (results.json holds the compute's)
-        k["label"] = names.kpi(name)
-        k["section"] = names.section(name)
         points = [(p["period"], p["value"]) for p in k["series"]]
         k["sparkline"] = charts.sparkline(
             [p["value"] for p in k["series"]],
@@ -233,7 +253,6 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
     for obj in data["objectives"]:
         k = kpis[obj["kpi"]]
         obj["kpi_label"] = k["label"]
-        obj["title"] = names.objective(obj["id"])
         obj["pacing"] = next(
             (i["text"] for i in data["insights"] if i["type"] == "pacing" and i["objective"] == obj["id"]),
             None,
@@ -265,8 +284,6 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         objectives.append(obj)
 
     breakdowns = _breakdowns(config, results, data, fmt, formatter, names)
-    _name(config, data, names)
-
     funnel = data["funnel"]
     funnel_chart = None
     if funnel:
