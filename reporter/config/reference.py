@@ -54,9 +54,9 @@ Rules that apply everywhere:
   raw value where a label can be given: `label` on sources, metrics, KPIs, breakdowns, the
   portfolio and funnel stages, `values` on breakdowns and the portfolio (raw value → label; a
   value without one is shown as it is), an objective's `title` and a KPI's `section`.
-- **A label in several languages**: any of those may be text or a map from language code to
-  text, `label: {fr: Prospects, en: Leads}`; the report shows the entry of `report.locale`'s
-  language, else the map's first entry. A key that is not a language code (`French`, `fr_FR`)
+- **A label in several languages**: any of those, and the owners, KPI descriptions and actions'
+  `do`, may be text or a map from language code to text, `label: {fr: Prospects, en: Leads}`;
+  the report shows the entry of `report.locale`'s language, else the map's first entry. A key that is not a language code (`French`, `fr_FR`)
   is an error pointing at it, with the code to write instead.
 
 ## Completion and checks in your editor
