@@ -56,8 +56,9 @@ Rules that apply everywhere:
   value without one is shown as it is), an objective's `title` and a KPI's `section`.
 - **A label in several languages**: any of those, and the owners, KPI descriptions and actions'
   `do`, may be text or a map from language code to text, `label: {fr: Prospects, en: Leads}`;
-  the report shows the entry of `report.locale`'s language, else the map's first entry. A key that is not a language code (`French`, `fr_FR`)
-  is an error pointing at it, with the code to write instead.
+  the report shows the entry of `report.locale`'s language, else the map's first entry. A key
+  that is not a language code (`French`, `fr_FR`) is an error pointing at it, with the code to
+  write instead.
 
 ## Completion and checks in your editor
 
