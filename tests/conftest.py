@@ -34,11 +34,18 @@ def demo_report() -> tuple[Config, Any]:
 
 @pytest.fixture(scope="session")
 def demo_pdfs(demo_report: tuple[Config, Any]) -> dict[str, bytes]:
-    """The demo's PDF in French and in English, rendered once for the session."""
-    from reporter.run.stages import render_pdf
+    """The demo's PDF in French and in English, rendered once for the session, each from its own
+    copy of the results with the insights' sentences written in its language (as a run does)."""
+    from copy import deepcopy
+
+    from reporter.run.stages import describe, render_pdf
 
     config, results = demo_report
-    return {loc: render_pdf(with_locale(config, loc), results) for loc in ("fr_FR", "en_US")}
+    pdfs = {}
+    for loc in ("fr_FR", "en_US"):
+        localised = with_locale(config, loc)
+        pdfs[loc] = render_pdf(localised, describe(localised, deepcopy(results)))
+    return pdfs
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]], delimiter: str = ",") -> Path:

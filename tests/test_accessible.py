@@ -113,9 +113,16 @@ def expected_sparkline_alt(kpi, locale: str) -> str:
 
 @pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
 def test_every_chart_has_alternative_text_from_its_numbers(demo_report, demo_pdfs, locale):
-    _, results = demo_report
+    import dataclasses
+
+    from reporter.config.labels import Labels
+
+    config, results = demo_report
     alts = figure_alts(demo_pdfs[locale])
-    kpis = results.kpis.values()
+    # the demo's labels are in French and English: each KPI by its label in this locale
+    names = Labels(config, locale)
+    labelled = {n: dataclasses.replace(k, label=names.kpi(n)) for n, k in results.kpis.items()}
+    kpis = list(labelled.values())
     charts = 2 * len(kpis) + len(results.objectives) + bool(results.funnel) + bool(results.portfolio)
     assert len(alts) == charts
     assert all(alt.strip() for alt in alts), alts
@@ -130,7 +137,7 @@ def test_every_chart_has_alternative_text_from_its_numbers(demo_report, demo_pdf
             assert squash(f"{kpi.label}{sep}{attained} {words}") in {squash(a) for a in alts}, kpi.label
     # each objective's trend: its KPI's 12 months, then the target of the last one
     for obj in results.objectives:
-        kpi = results.kpis[obj.kpi]
+        kpi = labelled[obj.kpi]
         last = obj.trend[-1]
         target = expected_value(last.target, kpi.format, locale)
         words = f" ; objectif {target} en " if locale == "fr_FR" else f"; target {target} in "
@@ -138,8 +145,9 @@ def test_every_chart_has_alternative_text_from_its_numbers(demo_report, demo_pdf
         assert squash(expected) in {squash(a) for a in alts}, obj.id
     # the funnel lists every stage's volume, as the PDF prints it
     funnel = next(a for a in alts if a.startswith(("Entonnoir", "Funnel")))
-    for stage in results.funnel:
-        assert squash(f"{stage.label} {expected_value(stage.value, 'integer', locale)}") in squash(funnel)
+    for i, stage in enumerate(results.funnel):
+        label = names.funnel(i)
+        assert squash(f"{label} {expected_value(stage.value, 'integer', locale)}") in squash(funnel)
 
 
 def test_the_issue_example_reads_as_written(demo_report, demo_pdfs):

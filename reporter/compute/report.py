@@ -26,6 +26,7 @@ from reporter.compute.metrics import (
     period_metrics,
     period_rows,
 )
+from reporter.config.labels import Labels
 from reporter.config.model import Breakdown, Config, Objective
 from reporter.config.sql import quote_ident
 from reporter.formulas import Formula, parse
@@ -120,6 +121,7 @@ def compute_results(
         first_objective.setdefault(obj.kpi, result)
 
     kpi_results: dict[str, KpiResult] = {}
+    labels = Labels(config)  # words in the report's language
     for name, kpi in config.kpis.items():
         value = kpi_by_period[period][name]
         previous = kpi_by_period[prev][name]
@@ -141,9 +143,9 @@ def compute_results(
             label=config.kpi_label(name),
             format=kpi.format,
             direction=kpi.direction,
-            section=kpi.section,
-            owner=kpi.owner,
-            description=kpi.description,
+            section=labels.section(name),
+            owner=labels.text(kpi.owner) or "",
+            description=labels.text(kpi.description) or "",
             formula=kpi.formula,
             change_pp_vs_previous=change_points(value, previous) if rate else None,
             change_pp_vs_prior_year=change_points(value, prior_year) if rate else None,
@@ -260,11 +262,12 @@ def _objective(
         goal = target_for(period)
     direction = config.kpis[obj.kpi].direction
     state = status(value, goal, direction, obj.thresholds.on_track, obj.thresholds.at_risk)
+    names = Labels(config)  # words in the report's language
     actions = [
         ActionResult(
             when=a.when,
-            do=a.do,
-            owner=a.owner or obj.owner,
+            do=names.text(a.do) or "",
+            owner=names.text(a.owner) or names.text(obj.owner) or "",
             due=(period.end + dt.timedelta(days=a.due_in_days)).isoformat()
             if a.due_in_days is not None
             else None,
@@ -280,8 +283,8 @@ def _objective(
         attainment=attainment(value, goal, direction),
         status=state,
         actions=actions,
-        title=obj.title,
-        owner=obj.owner,
+        title=names.text(obj.title) or obj.id,
+        owner=names.text(obj.owner) or "",
         due=obj.due.isoformat(),
         cumulative=obj.cumulative,
         target_kind=kind,
@@ -379,7 +382,7 @@ def _funnel(config: Config, metrics: Values) -> list[FunnelStage]:
         rate = None
         if i > 0 and value is not None and before not in (None, 0):
             rate = value / before
-        stages.append(FunnelStage(stage.label, stage.metric, value, rate))
+        stages.append(FunnelStage(Labels(config).funnel(i), stage.metric, value, rate))
         before = value
     return stages
 

@@ -378,6 +378,10 @@ class _Checker:
             return doc.problem(loc, f"expected a date like 2026-12-31, got {_show(value)}")
         if kind in ("string_too_short",):
             return doc.problem(loc, "must not be empty")
+        if kind == "label":  # model._label: the message names the bad language key, if any
+            ctx = err.get("ctx") or {}
+            at = (*loc, ctx["key"]) if "key" in ctx and (*loc, ctx["key"]) in doc.key_pos else loc
+            return doc.problem(at, err["msg"], str(ctx.get("hint", "")), key=at != loc)
         msg = err["msg"]
         return doc.problem(loc, msg[0].lower() + msg[1:] if msg else kind)
 

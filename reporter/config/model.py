@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 Name = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
@@ -22,6 +23,78 @@ Agg = Literal["sum", "count", "count_distinct", "avg", "min", "max", "last"]
 Format = Literal["number", "integer", "currency", "percent", "ratio", "days"]
 Direction = Literal["up", "down", "neutral"]
 When = Literal["on_track", "at_risk", "off_track", "always"]
+
+_LABEL_HINT = "a label is text, or a map from language code to text: {fr: Prospects, en: Leads}"
+
+
+def _language_hint(key: object) -> str:
+    """What to write instead of ``key`` in a label map: its language code when one is recognised."""
+    from babel import Locale, UnknownLocaleError
+
+    text = str(key).strip()
+    try:
+        code = Locale.parse(text.replace("-", "_")).language
+    except (UnknownLocaleError, ValueError, TypeError):
+        names = {name.lower(): code for code, name in Locale("en").languages.items() if "_" not in code}
+        code = names.get(text.lower(), "")
+    if code and code != text:
+        return f"write the language code '{code}' (keys are language codes such as fr, en, de)"
+    return "keys are language codes such as fr, en, de: {fr: Prospects, en: Leads}"
+
+
+def _is_language(key: object) -> bool:
+    from babel import Locale, UnknownLocaleError
+
+    if not isinstance(key, str) or not key.isascii() or not key.isalpha() or not key.islower():
+        return False
+    try:
+        return Locale.parse(key).language == key
+    except (UnknownLocaleError, ValueError):
+        return False
+
+
+def _label(value: Any, *, empty: bool = False) -> Any:
+    """A label as the YAML gives it: text, or a non-empty map {language code: text}. Every
+    problem is one error whose ``ctx`` carries the hint (and the offending key), so validation can
+    point at the very key."""
+    if isinstance(value, str):
+        if not value.strip() and not empty:
+            raise PydanticCustomError("label", "must not be empty", {"hint": _LABEL_HINT})
+        return value
+    if not isinstance(value, dict):
+        kind = "a list" if isinstance(value, list) else f"{type(value).__name__} {value!r}"
+        raise PydanticCustomError(
+            "label",
+            "expected text or a map of language: text, got {kind}",
+            {"kind": kind, "hint": _LABEL_HINT},
+        )
+    if not value:
+        raise PydanticCustomError("label", "an empty label map", {"hint": _LABEL_HINT})
+    for key, text in value.items():
+        if not _is_language(key):
+            raise PydanticCustomError(
+                "label", "'{key}' is not a language code", {"key": key, "hint": _language_hint(key)}
+            )
+        if isinstance(text, str) and not text.strip():
+            raise PydanticCustomError(
+                "label",
+                "the '{key}' label is empty",
+                {"key": key, "hint": "write its text, or leave that language out"},
+            )
+        if not isinstance(text, str):
+            raise PydanticCustomError(
+                "label",
+                "the '{key}' label must be text, got {text}",
+                {"key": key, "text": repr(text), "hint": f'write it in quotes: {key}: "{text}"'},
+            )
+    return value
+
+
+# A name a reader sees: text, or one text per language ({fr: Prospects, en: Leads}); the report
+# shows the entry of report.locale's language, else the first one (reporter.config.labels).
+Label = Annotated[str | dict[str, str], BeforeValidator(_label)]
+# The same, where empty text means "none" (a KPI's section).
+LabelOrEmpty = Annotated[str | dict[str, str], BeforeValidator(lambda v: _label(v, empty=True))]
 
 
 class _Model(BaseModel):
@@ -194,6 +267,14 @@ class Source(_Model):
         ),
         examples=["monthly"],
     )
+    label: Label | None = Field(
+        None,
+        description=(
+            "The source's name as the report shows it (quality checks, data provenance); default: its key. "
+            "Text, or one text per language."
+        ),
+        examples=["Audience du site", {"fr": "Audience du site", "en": "Website analytics"}],
+    )
     description: str = Field(
         "",
         description="Free text about the source, for the people who maintain the file.",
@@ -227,10 +308,13 @@ class Metric(_Model):
         description="An SQL condition over the source's own columns: only rows matching it count.",
         examples=["stage = 'won'"],
     )
-    label: str | None = Field(
+    label: Label | None = Field(
         None,
-        description="The metric's name in words, used when a formula is shown in words and in the funnel.",
-        examples=["Sessions"],
+        description=(
+            "The metric's name in words, used where the appendix shows a formula in words; default: the "
+            "label of the KPI of the same name, else its key with spaces. Text, or one text per language."
+        ),
+        examples=["Sessions", {"fr": "Dépenses marketing", "en": "Marketing spend"}],
     )
     description: str = Field(
         "", description="Free text about what the metric counts.", examples=["Visits to the website"]
@@ -245,10 +329,13 @@ class Kpi(_Model):
         ),
         examples=["leads / sessions"],
     )
-    label: str | None = Field(
+    label: Label | None = Field(
         None,
-        description="The KPI's name as the report shows it; default: its key with spaces.",
-        examples=["Taux de conversion du site"],
+        description=(
+            "The KPI's name as the report shows it; default: its key with spaces. Text, or one text per "
+            "language ({fr: …, en: …}): the report's language, else the first entry."
+        ),
+        examples=["Taux de conversion du site", {"fr": "Prospects", "en": "Leads"}],
     )
     format: Format = Field(
         "number",
@@ -263,15 +350,22 @@ class Kpi(_Model):
         description="Which way is better: up (higher), down (lower) or neutral (no target possible).",
         examples=["down"],
     )
-    section: str = Field(
+    section: LabelOrEmpty = Field(
         "",
-        description='The scorecard section the KPI appears in; default: a section named "Indicators".',
-        examples=["Marketing"],
+        description=(
+            'The scorecard section the KPI appears in; default: a section named "Indicators". Text, or one '
+            "text per language; KPIs whose section reads the same share it."
+        ),
+        examples=["Marketing", {"fr": "Ventes", "en": "Sales"}],
     )
-    owner: str = Field("", description="Who answers for the KPI.", examples=["Directrice marketing"])
-    description: str = Field(
+    owner: LabelOrEmpty = Field(
         "",
-        description="What the KPI means, printed in the appendix.",
+        description="Who answers for the KPI: text, or one text per language.",
+        examples=["Directrice marketing", {"fr": "Directrice marketing", "en": "Marketing director"}],
+    )
+    description: LabelOrEmpty = Field(
+        "",
+        description="What the KPI means, printed in the appendix: text, or one text per language.",
         examples=["Part des visites qui deviennent des prospects."],
     )
     decimals: Annotated[int, Field(ge=0, le=6)] | None = Field(
@@ -316,12 +410,17 @@ class Action(_Model):
     when: When = Field(
         description="The status that calls for this action (or always).", examples=["off_track"]
     )
-    do: Text = Field(
-        description="What to do, in words; may use {{ report.title }} and {{ period.label }}.",
+    do: Label = Field(
+        description=(
+            "What to do, in words (text, or one text per language); may use {{ report.title }} and "
+            "{{ period.label }}."
+        ),
         examples=["Relancer les devis de plus de 15 jours"],
     )
-    owner: str = Field(
-        "", description="Who does it; default: the objective's owner.", examples=["Responsable ventes"]
+    owner: LabelOrEmpty = Field(
+        "",
+        description="Who does it (text, or one text per language); default: the objective's owner.",
+        examples=["Responsable ventes"],
     )
     due_in_days: Annotated[int, Field(ge=0, le=3660)] | None = Field(
         None,
@@ -334,7 +433,13 @@ class Objective(_Model):
     id: Slug = Field(
         description="The objective's identifier, unique in the report.", examples=["grow-revenue"]
     )
-    title: Text = Field(description="The objective in words.", examples=["Chiffre d'affaires +15 % sur N-1"])
+    title: Label = Field(
+        description="The objective in words: text, or one text per language.",
+        examples=[
+            "Chiffre d'affaires +15 % sur N-1",
+            {"fr": "NPS d'au moins 45", "en": "NPS of at least 45"},
+        ],
+    )
     kpi: Name = Field(
         description="The KPI it is measured by (its direction must be up or down).", examples=["revenue"]
     )
@@ -354,7 +459,10 @@ class Objective(_Model):
         description="The attainment levels that make the status on track or at risk.",
         examples=[{"on_track": 1.0, "at_risk": 0.9}],
     )
-    owner: Text = Field(description="Who answers for the objective.", examples=["Directeur commercial"])
+    owner: Label = Field(
+        description="Who answers for the objective: text, or one text per language.",
+        examples=["Directeur commercial", {"fr": "Directeur commercial", "en": "Sales director"}],
+    )
     due: dt.date = Field(description="The date by which the objective is to be met.", examples=["2026-12-31"])
     description: str = Field(
         "", description="Free text about the objective.", examples=["Porté par les nouveaux comptes."]
@@ -374,6 +482,22 @@ class Breakdown(_Model):
     top: Annotated[int, Field(ge=1, le=1000)] | None = Field(
         None, description='Show only the best N rows and one "other" row for the rest.', examples=[10]
     )
+    label: Label | None = Field(
+        None,
+        description=(
+            'The name of the `by` column as the report shows it: the heading ("Win rate by salesperson") '
+            "and the first column's title; default: the column's name. Text, or one text per language."
+        ),
+        examples=["Commercial", {"fr": "Origine", "en": "Source"}],
+    )
+    values: dict[str, Label] = Field(
+        {},
+        description=(
+            "Display labels for the column's values: raw value → label (text, or one text per language); a "
+            "value without one is shown as it is."
+        ),
+        examples=[{"organic_search": {"fr": "Référencement naturel", "en": "Organic search"}}],
+    )
     pdf_rows: Annotated[int, Field(ge=1, le=100_000)] = Field(
         200,
         description="Rows the PDF prints (the first, best by the KPI's direction, then one 'Other' row for "
@@ -384,7 +508,10 @@ class Breakdown(_Model):
 
 
 class FunnelStage(_Model):
-    label: Text = Field(description="The stage's name in the report.", examples=["Visites"])
+    label: Label = Field(
+        description="The stage's name in the report: text, or one text per language.",
+        examples=["Visites", {"fr": "Prospects", "en": "Leads"}],
+    )
     metric: Name = Field(description="The metric counting the stage.", examples=["sessions"])
 
 
@@ -403,6 +530,22 @@ class Portfolio(_Model):
     )
     cost: Name = Field(description="The metric of what each row costs.", examples=["marketing_spend"])
     value: Name = Field(description="The metric of what each row brings.", examples=["revenue"])
+    label: Label | None = Field(
+        None,
+        description=(
+            "The name of the `by` column as the report shows it (the table's first column); default: the "
+            "column's name. Text, or one text per language."
+        ),
+        examples=["Campagne", {"fr": "Campagne", "en": "Campaign"}],
+    )
+    values: dict[str, Label] = Field(
+        {},
+        description=(
+            "Display labels for the column's values: raw value → label (text, or one text per language); a "
+            "value without one is shown as it is."
+        ),
+        examples=[{"salon-lyon": {"fr": "Salon de Lyon", "en": "Lyon trade fair"}}],
+    )
     rules: PortfolioRules = Field(
         PortfolioRules(),
         description="The value / cost ratios for keep and improve.",
@@ -672,7 +815,10 @@ class Config(_Model):
     )
 
     def kpi_label(self, name: str) -> str:
-        return self.kpis[name].label or name.replace("_", " ")
+        """KPI ``name``'s label in the report's language (reporter.config.labels)."""
+        from reporter.config.labels import Labels
+
+        return Labels(self).kpi(name)
 
     def resolve(self, path: Path) -> Path:
         """A path from the YAML, relative to the config file's folder."""

@@ -50,6 +50,15 @@ Rules that apply everywhere:
   text is expected.
 - Names of sources, metrics and KPIs are lowercase letters, digits and `_`, starting with a
   letter or `_`, at most 64 characters. Report and objective ids may also use `-`.
+- **Names are for the YAML, labels for the reader.** The report prints no key, column name or
+  raw value where a label can be given: `label` on sources, metrics, KPIs, breakdowns, the
+  portfolio and funnel stages, `values` on breakdowns and the portfolio (raw value → label; a
+  value without one is shown as it is), an objective's `title` and a KPI's `section`.
+- **A label in several languages**: any of those, and the owners, KPI descriptions and actions'
+  `do`, may be text or a map from language code to text, `label: {fr: Prospects, en: Leads}`;
+  the report shows the entry of `report.locale`'s language, else the map's first entry. A key
+  that is not a language code (`French`, `fr_FR`) is an error pointing at it, with the code to
+  write instead.
 
 ## Completion and checks in your editor
 

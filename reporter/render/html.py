@@ -20,12 +20,13 @@ from markupsafe import Markup
 
 from reporter import __version__
 from reporter.assets import DEFAULT, TEMPLATES, builtin_templates, resolve_template
+from reporter.config.labels import Labels, breakdown_id
 from reporter.config.model import Config
 from reporter.errors import ConfigError, Problem, RunError
 from reporter.render import charts
 from reporter.render.alt import AltText
 from reporter.render.attached import csv_name
-from reporter.render.context import Formatter, translations
+from reporter.render.context import Formatter, lcfirst, translations
 from reporter.render.insights import write_texts
 from reporter.render.sandbox import BoundedEnvironment, ConfinedLoader, render
 from reporter.render.view import ReportContext, as_mapping, typed
@@ -87,15 +88,17 @@ def render_text(template: str, context: Mapping[str, Any], where: str) -> str:
     return render(compiled, context, where, template)
 
 
-def formula_in_words(config: Config, formula: str) -> str:
-    """``leads / sessions`` → ``Prospects ÷ Sessions``: names as labels, operators as signs."""
+def formula_in_words(config: Config, formula: str, labels: Labels | None = None) -> str:
+    """``leads / sessions`` → ``Prospects ÷ Sessions``: names as labels (a metric's, else the KPI's
+    of that name), operators as signs."""
+    labels = labels or Labels(config)
 
     def name(match: re.Match[str]) -> str:
         word = match.group(0)
         if word in config.metrics:
-            return config.metrics[word].label or word.replace("_", " ")
+            return labels.metric(word)
         if word in config.kpis:
-            return config.kpi_label(word)
+            return labels.kpi(word)
         return word
 
     text = re.sub(r"[A-Za-z_][A-Za-z0-9_]*", name, formula)
@@ -112,18 +115,28 @@ def _data_uri(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
+def in_sentence(label: str, language: str) -> str:
+    """A column's label inside a heading ("Taux de succès par commercial"): its first letter
+    lowered, unless the language capitalises nouns (German) or the label starts with an acronym."""
+    if language == "de" or label[1:2].isupper():
+        return label
+    return lcfirst(label)
+
+
 def _breakdowns(
     config: Config,
     results: Results,
     data: dict[str, Any],
     fmt: Callable[[str, float | None], str],
     formatter: Formatter,
+    labels: Labels,
 ) -> list[dict[str, Any]]:
-    """Each breakdown's table as the template places it: the PDF's rows with bar widths."""
+    """Each breakdown's table as the template places it: the PDF's rows with bar widths, the
+    column and its values by their labels."""
     _ = formatter._
     breakdowns = []
     for bd in config.breakdowns:
-        key = f"{bd.kpi}_by_{bd.by}"
+        key = breakdown_id(bd)
         rows = data["breakdowns"].get(key, [])
         if key in results.pdf_other:  # longer than pdf_rows: the first rows and "other" (all in a CSV)
             rows = [*rows[: bd.pdf_rows], dataclasses.asdict(results.pdf_other[key])]
@@ -131,12 +144,17 @@ def _breakdowns(
         for r in rows:
             r["value_text"] = fmt(bd.kpi, r["value"])
             r["width"] = 0 if r["value"] is None else round(abs(r["value"]) / top * 100)
-            r["label"] = _("Other") if r["other"] else (_("(none)") if r["key"] is None else str(r["key"]))
+            r["label"] = (
+                _("Other")
+                if r["other"]
+                else (_("(none)") if r["key"] is None else labels.breakdown_value(bd, r["key"]))
+            )
         breakdowns.append(
             {
                 "id": key,
-                "kpi": data["kpis"][bd.kpi]["label"],
-                "by": bd.by,
+                "kpi": labels.kpi(bd.kpi),
+                "by": labels.breakdown(bd),
+                "by_words": in_sentence(labels.breakdown(bd), labels.language),
                 "rows": rows,
                 "total": len(data["breakdowns"].get(key, [])),
                 "shown": bd.pdf_rows,
@@ -153,13 +171,55 @@ def _breakdowns(
     return breakdowns
 
 
+def _name_objectives(config: Config, objectives: list[dict[str, Any]], names: Labels) -> None:
+    """Each objective's title and owner, and its actions' words, in the language of this render."""
+    for obj in objectives:
+        found = next((o for o in config.objectives if o.id == obj["id"]), None)
+        if found is None:
+            continue
+        obj["title"], obj["owner"] = names.objective(obj["id"]), names.text(found.owner) or ""
+        # the actions compute chose: those of the status, and those for always, in YAML order
+        chosen = [a for a in found.actions if a.when in (obj["status"], "always")]
+        if len(chosen) == len(obj["actions"]):
+            for action, source in zip(obj["actions"], chosen, strict=True):
+                action["do"] = names.text(source.do) or ""
+                action["owner"] = names.text(source.owner) or obj["owner"]
+
+
+def _name(config: Config, data: dict[str, Any], names: Labels) -> None:
+    """Give KPIs, objectives and their actions, moves, sources, quality checks and funnel stages
+    their words in the language of this render (results.json holds the compute's, and a source's
+    absolute location)."""
+    for name, k in data["kpis"].items():
+        if name in config.kpis:
+            kpi = config.kpis[name]
+            k["label"], k["section"] = names.kpi(name), names.section(name)
+            k["owner"], k["description"] = names.text(kpi.owner) or "", names.text(kpi.description) or ""
+    _name_objectives(config, data["objectives"], names)
+    for moves in data["moves"].values():
+        for m in (*moves["favourable"], *moves["unfavourable"]):
+            m["label"] = names.kpi(m["kpi"])
+    for source in data["sources"]:
+        source["label"] = names.source(source["name"])
+        source["file"] = names.source_file(source["name"]) or source["location"]
+    for check in data["quality"]["checks"]:
+        check["source_label"] = names.source(check["source"])
+    # a burst report's filter: its columns and values by their labels
+    data["filter"] = {names.column(k): names.column_value(k, v) for k, v in data["filter"].items()}
+    for i, stage in enumerate(data["funnel"]):
+        if i < len(config.funnel) and config.funnel[i].metric == stage["metric"]:
+            stage["label"] = names.funnel(i)
+
+
 def build_context(config: Config, results: Results, formatter: Formatter) -> dict[str, Any]:
     """Everything the template places: the results, labels, and charts drawn from them."""
     _ = formatter._
     alt = AltText(formatter, results.grain)
+    names = Labels(config, str(formatter.locale))
     if any("text" not in i for i in results.insights):  # Results straight from compute
-        write_texts(results, formatter)
+        write_texts(results, formatter, names)
     data = results.to_dict()
+    _name(config, data, names)
     no_data_text = _("no data")
     kpis = data["kpis"]
     decimals = {n: k.decimals for n, k in config.kpis.items()}
@@ -183,7 +243,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         k["bullet"] = charts.bullet(k["attainment"], k["status"], bullet_alt)
         k["value_text"] = fmt(name, k["value"])
         k["target_text"] = fmt(name, k["target"])
-        k["words"] = formula_in_words(config, k["formula"])
+        k["words"] = formula_in_words(config, k["formula"], names)
         k["unusual"] = next(
             (i["text"] for i in data["insights"] if i["type"] == "unusual_change" and i["kpi"] == name), None
         )
@@ -228,8 +288,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
             )
         objectives.append(obj)
 
-    breakdowns = _breakdowns(config, results, data, fmt, formatter)
-
+    breakdowns = _breakdowns(config, results, data, fmt, formatter, names)
     funnel = data["funnel"]
     funnel_chart = None
     if funnel:
@@ -241,12 +300,14 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
     portfolio_chart = None
     if config.portfolio is not None and portfolio:
         none = _("(none)")
-        bars = [(none if r["key"] is None else str(r["key"]), r["ratio"], r["verdict"]) for r in portfolio]
+        for r in portfolio:
+            r["label"] = none if r["key"] is None else names.portfolio_value(r["key"])
+        bars = [(r["label"], r["ratio"], r["verdict"]) for r in portfolio]
         portfolio_chart = charts.ratio_bars(
             [(key, ratio, verdict, formatter.value(ratio, "ratio")) for key, ratio, verdict in bars],
             config.portfolio.rules.keep,
             config.portfolio.rules.improve,
-            alt.portfolio(config.portfolio.by, bars),
+            alt.portfolio(in_sentence(names.portfolio(), names.language), bars),
         )
     logo = None
     if config.report.logo is not None:
@@ -276,6 +337,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         "funnel_chart": funnel_chart,
         "portfolio": portfolio,
         "portfolio_chart": portfolio_chart,
+        "portfolio_key": names.portfolio(),
         "portfolio_rules": config.portfolio.rules.model_dump() if config.portfolio else None,
         "symbols": SYMBOLS,
         "tally": [

@@ -13,6 +13,7 @@ from typing import Any
 
 from babel.dates import format_date
 
+from reporter.config.labels import Labels
 from reporter.render.context import DASH, MINUS, Formatter, translations
 from reporter.results import Results
 
@@ -25,14 +26,17 @@ _UNITS: dict[str, tuple[str, str]] = {
 
 
 class _Words:
-    def __init__(self, results: Results, fmt: Formatter):
+    def __init__(self, results: Results, fmt: Formatter, labels: Labels | None = None):
         self.results = results
         self.fmt = fmt
+        self.labels = labels
         catalog = translations(fmt.locale.language)
         self._ = catalog.gettext
         self.n_ = catalog.ngettext
 
     def kpi(self, name: str) -> str:
+        if self.labels is not None:
+            return self.labels.kpi(name)
         k = self.results.kpis.get(name)
         return k.label if k and k.label else name.replace("_", " ")
 
@@ -53,8 +57,11 @@ class _Words:
     def share(self, v: float | None) -> str:
         return self.fmt.attainment(v) if v is not None else DASH
 
-    def key(self, k: Any) -> str:
-        return self._("(none)") if k is None else str(k)
+    def key(self, k: Any, breakdown: str = "") -> str:
+        """A breakdown's value as shown: its label (``breakdowns[].values``), else as it is."""
+        if k is None:
+            return self._("(none)")
+        return self.labels.breakdown_value(breakdown, k) if self.labels is not None else str(k)
 
     def periods(self, n: int) -> str:
         one, many = _UNITS[self.results.grain]
@@ -80,7 +87,8 @@ def _record(w: _Words, i: dict[str, Any]) -> str:
 def _contributors(w: _Words, i: dict[str, Any]) -> str:
     kpi = i["kpi"]
     parts = [
-        w._("%(key)s (%(part)s)") % {"key": w.key(item["key"]), "part": w.signed(kpi, item["part"])}
+        w._("%(key)s (%(part)s)")
+        % {"key": w.key(item["key"], i.get("breakdown", "")), "part": w.signed(kpi, item["part"])}
         for item in i["items"]
     ]
     listed = (
@@ -100,7 +108,7 @@ def _contributors(w: _Words, i: dict[str, Any]) -> str:
 
 def _concentration(w: _Words, i: dict[str, Any]) -> str:
     return w._("%(kpi)s: %(share)s from %(key)s alone.") % {
-        "key": w.key(i["key"]),
+        "key": w.key(i["key"], i.get("breakdown", "")),
         "share": w.share(i["share"]),
         "kpi": w.kpi(i["kpi"]),
     }
@@ -151,8 +159,9 @@ _WRITERS: dict[str, Callable[[_Words, dict[str, Any]], str]] = {
 }
 
 
-def write_texts(results: Results, fmt: Formatter) -> None:
-    """Give every insight its sentence (in place)."""
-    words = _Words(results, fmt)
+def write_texts(results: Results, fmt: Formatter, labels: Labels | None = None) -> None:
+    """Give every insight its sentence (in place); with ``labels``, KPIs and breakdown values
+    are named by the configuration's labels in the formatter's language."""
+    words = _Words(results, fmt, labels)
     for insight in results.insights:
         insight["text"] = _WRITERS[insight["type"]](words, insight)

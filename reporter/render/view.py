@@ -41,7 +41,7 @@ class SeriesPoint:
 @dataclass(frozen=True, kw_only=True)
 class Kpi:
     name: str = doc("the KPI's key in the YAML")
-    label: str = doc("the KPI's label")
+    label: str = doc("the KPI's label, in the report's language")
     value: float | None = doc("the value in the period")
     previous: float | None = doc("the value in the previous period")
     prior_year: float | None = doc("the value in the same period a year before")
@@ -58,7 +58,7 @@ class Kpi:
     series: list[SeriesPoint] = doc("the last 12 periods, oldest first")
     format: str = doc("`number`, `integer`, `currency`, `percent`, `ratio` or `days`")
     direction: str = doc("`up`, `down` or `neutral`")
-    section: str = doc("the scorecard section, or empty")
+    section: str = doc("the scorecard section, in the report's language, or empty")
     owner: str = doc("who answers for it")
     description: str = doc("what it measures, from the YAML")
     formula: str = doc("its formula as written in the YAML")
@@ -88,7 +88,7 @@ class TrendPoint:
 @dataclass(frozen=True, kw_only=True)
 class Objective:
     id: str = doc("the objective's id in the YAML")
-    title: str = doc("its title")
+    title: str = doc("its title, in the report's language")
     kpi: str = doc("the KPI's key")
     kpi_label: str = doc("the KPI's label")
     target: float | None = doc("the target in the period")
@@ -117,7 +117,10 @@ class BreakdownRow:
     key: Any = doc("the raw key (none for rows without one)")
     value: float | None = doc("the KPI on that key's rows")
     other: bool = doc("true for the 'Other' row of a top-N breakdown")
-    label: str = doc("the key as text, 'Other', or '(none)' for the null key")
+    label: str = doc(
+        "the key's label from `breakdowns[].values`, else the key as text; 'Other', "
+        "or '(none)' for the null key"
+    )
     value_text: str = doc("the value written in the KPI's format")
     width: int = doc("0–100, the bar's width against the largest value: use the class `w{{ row.width }}`")
 
@@ -126,7 +129,10 @@ class BreakdownRow:
 class Breakdown:
     id: str = doc("`<kpi>_by_<column>`, its key in results.json")
     kpi: str = doc("the KPI's label")
-    by: str = doc("the column it splits by")
+    by: str = doc("the column's label (`breakdowns[].label`, else its name)")
+    by_words: str = doc(
+        "the same inside a heading (first letter lowered, except in German or before an acronym)"
+    )
     rows: list[BreakdownRow] = doc(
         "the rows the PDF prints (top rows, then 'Other' when longer than `shown`)"
     )
@@ -138,7 +144,7 @@ class Breakdown:
 
 @dataclass(frozen=True, kw_only=True)
 class FunnelStage:
-    label: str = doc("the stage's label")
+    label: str = doc("the stage's label, in the report's language")
     metric: str = doc("its metric's key")
     value: float | None = doc("the metric in the period")
     step_rate: float | None = doc("value ÷ the previous stage's value (none for the first)")
@@ -151,6 +157,7 @@ class PortfolioRow:
     value: float | None = doc("the value metric on that key")
     ratio: float | None = doc("value ÷ cost")
     verdict: Verdict = doc("`keep`, `improve`, `stop` or `review`")
+    label: str = doc("the key's label (`portfolio.values`), the key as it is, or '(none)'")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,7 +197,10 @@ class ReportContext:
 
     r: dict[str, Any] = doc(
         "the whole `results.json`, as a mapping (`r.period`, `r.kpis`, `r.quality.checks`, `r.sources`, "
-        "`r.moves`, `r.insights`, `r.filter`…)"
+        "`r.moves`, `r.insights`, `r.filter`…); each of `r.sources` also has `label` "
+        "(`sources.<name>.label`, else its name) and `file` (a file's path relative to the YAML, a "
+        "database's redacted URL: never the server's absolute path), each of `r.quality.checks` "
+        "`source_label`; `r.filter` (a burst report's filter) names its columns and values by their labels"
     )
     report: ReportInfo = doc("the report")
     period: PeriodInfo = doc("the period")
@@ -209,6 +219,9 @@ class ReportContext:
     funnel: list[FunnelStage] = doc("the funnel's stages (empty without a funnel)")
     funnel_chart: Markup | None = doc("the funnel as an inline SVG, or none")
     portfolio: list[PortfolioRow] = doc("the portfolio's rows (empty without a portfolio)")
+    portfolio_key: str = doc(
+        "the heading of the portfolio's key column: `portfolio.label`, else the column's name"
+    )
     portfolio_chart: Markup | None = doc("the portfolio as an inline SVG, or none")
     portfolio_rules: dict[str, float] | None = doc("the `keep` and `improve` ratios, or none")
     symbols: dict[str, str] = doc(

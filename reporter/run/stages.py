@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from reporter.compute.database import compute
+from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.errors import UsageError
 from reporter.periods import Period
@@ -25,7 +26,7 @@ def report_results(config: Config, period: Period, now: dt.datetime) -> Results:
 
 def describe(config: Config, results: Results) -> Results:
     """Write each insight's sentence (in place) and return the same Results."""
-    write_texts(results, Formatter.for_report(config.report))
+    write_texts(results, Formatter.for_report(config.report), Labels(config))
     return results
 
 

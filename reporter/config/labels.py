@@ -1,0 +1,135 @@
+"""The words a reader sees for the YAML's names, in the report's language: one place resolves
+every label (KPIs, metrics, sections, objectives, breakdown columns and values, the portfolio's
+column and values, funnel stages, sources), so templates print names, never keys or raw values.
+
+A label is text or a map ``{language code: text}``; the entry of ``report.locale``'s language is
+chosen, else the map's first entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reporter.config.model import Breakdown, Config
+
+
+def language_of(locale: str) -> str:
+    """``fr_FR`` → ``fr`` (also ``de-DE``, ``it``)."""
+    return locale.replace("-", "_").split("_")[0].lower()
+
+
+def pick(label: str | Mapping[str, str] | None, language: str) -> str | None:
+    """The text of ``label`` for ``language``: the text itself, the map's entry for the language,
+    else the map's first entry; None for no label."""
+    if label is None or isinstance(label, str):
+        return label
+    if language in label:
+        return label[language]
+    return next(iter(label.values()), None)
+
+
+def breakdown_id(bd: Breakdown) -> str:
+    """A breakdown's key in results.json: ``<kpi>_by_<column>``."""
+    return f"{bd.kpi}_by_{bd.by}"
+
+
+class Labels:
+    """The labels of one configuration in one language (by default the report's)."""
+
+    def __init__(self, config: Config, locale: str | None = None):
+        self.config = config
+        self.language = language_of(locale or config.report.locale)
+
+    def text(self, label: str | Mapping[str, str] | None) -> str | None:
+        return pick(label, self.language)
+
+    def kpi(self, name: str) -> str:
+        kpi = self.config.kpis.get(name)
+        return (kpi and self.text(kpi.label)) or name.replace("_", " ")
+
+    def metric(self, name: str) -> str:
+        """A metric's label, else the label of the KPI of the same name, else its key with spaces."""
+        metric = self.config.metrics.get(name)
+        own = metric and self.text(metric.label)
+        if own:
+            return own
+        return self.kpi(name)
+
+    def section(self, name: str) -> str:
+        """KPI ``name``'s section ("" for none)."""
+        return self.text(self.config.kpis[name].section) or ""
+
+    def objective(self, objective_id: str) -> str:
+        """An objective's title."""
+        for obj in self.config.objectives:
+            if obj.id == objective_id:
+                return self.text(obj.title) or obj.id
+        return objective_id
+
+    def source(self, name: str) -> str:
+        source = self.config.sources.get(name)
+        return (source and self.text(source.label)) or name
+
+    def source_file(self, name: str) -> str | None:
+        """A file source's path as a reader may see it: relative to the YAML's folder, or its name
+        alone when it lies outside (never the server's absolute path); None for a database."""
+        source = self.config.sources.get(name)
+        if source is None or source.path is None:
+            return None
+        path = self.config.resolve(source.path)
+        try:
+            return path.resolve().relative_to(self.config.base_dir.resolve()).as_posix()
+        except ValueError:
+            return Path(path).name
+
+    def breakdown(self, bd: Breakdown) -> str:
+        """The heading of a breakdown's column: its label, else the column's name."""
+        return self.text(bd.label) or bd.by
+
+    def breakdown_value(self, breakdown: str | Breakdown, key: Any) -> str:
+        """A breakdown's row as shown: the value's label, else the value as it is."""
+        bd = breakdown
+        if isinstance(bd, str):
+            bd = next((b for b in self.config.breakdowns if breakdown_id(b) == breakdown), None)  # type: ignore[assignment]
+        values = bd.values if isinstance(bd, Breakdown) else {}
+        return self._value(values, key)
+
+    def portfolio(self) -> str:
+        pf = self.config.portfolio
+        if pf is None:
+            return ""
+        return self.text(pf.label) or pf.by
+
+    def portfolio_value(self, key: Any) -> str:
+        pf = self.config.portfolio
+        return self._value(pf.values if pf is not None else {}, key)
+
+    def column(self, name: str) -> str:
+        """A data column's label: that of a breakdown (else the portfolio) over it, else its name."""
+        for label in self._over(name, "label"):
+            return self.text(label) or name
+        return name
+
+    def column_value(self, name: str, value: Any) -> str:
+        """A value of a data column as shown: its label in a breakdown (else the portfolio) over
+        that column, else the value as it is."""
+        for values in self._over(name, "values"):
+            if str(value) in values:
+                return self._value(values, value)
+        return str(value)
+
+    def _over(self, column: str, field: str) -> list[Any]:
+        """``field`` of the breakdowns and portfolio cut by ``column`` that set it, in YAML order."""
+        parts: list[Any] = [*self.config.breakdowns, self.config.portfolio]
+        return [getattr(p, field) for p in parts if p is not None and p.by == column and getattr(p, field)]
+
+    def funnel(self, index: int) -> str:
+        stage = self.config.funnel[index]
+        return self.text(stage.label) or stage.metric
+
+    def _value(self, values: Mapping[str, str | Mapping[str, str]], key: Any) -> str:
+        raw = str(key)
+        label = values.get(raw)
+        return (self.text(label) if label is not None else None) or raw
