@@ -1,0 +1,86 @@
+"""What keeps a fresh ``reporter run`` fast (benchmarks/README.md): the template's cut-down
+fonts still hold every character a report prints, and the renderer is imported in the
+background while the run reads its data."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+
+from fontTools.ttLib import TTFont
+
+from tests.conftest import ROOT
+
+FONTS = ROOT / "templates" / "executive" / "fonts"
+
+
+def _cmap(name: str) -> set[int]:
+    return set(TTFont(FONTS / name).getBestCmap())
+
+
+def _catalogue_text() -> str:
+    """Every translated message of the shipped locales, and the templates' own text."""
+    parts = []
+    for po in (ROOT / "templates" / "locale").glob("*.po"):
+        parts += re.findall(r'^msg(?:id|str)(?:\[\d\])?\s+"(.*)"$', po.read_text(encoding="utf-8"), re.M)
+    for page in (ROOT / "templates" / "executive").glob("*.html"):
+        parts.append(page.read_text(encoding="utf-8"))
+    return "".join(parts)
+
+
+def test_the_fonts_are_the_cut_down_ones_and_hold_every_catalogue_character():
+    for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"):
+        font = TTFont(FONTS / name)
+        assert len(font.getGlyphOrder()) < 3000, f"{name}: the full font is back (tools/subset_fonts.py)"
+        assert "MATH" not in font
+        cmap = _cmap(name)
+        missing = sorted({c for c in _catalogue_text() if ord(c) >= 0x20 and ord(c) not in cmap})
+        assert missing == []
+        # the number formats of the shipped locales: (narrow) no-break spaces, minus, per mille, €
+        assert {0x00A0, 0x202F, 0x2212, 0x2030, 0x20AC, 0x2026, 0x2013, 0x2014, 0x2192} <= cmap
+
+
+def test_the_demo_pdf_embeds_only_the_report_font(demo_pdfs):
+    """A character missing from the template's fonts would be drawn from a system font, which
+    would then be embedded as a fourth font."""
+    import pikepdf
+
+    for locale, pdf in demo_pdfs.items():
+        names = set()
+        with pikepdf.open(io.BytesIO(pdf)) as doc:
+            for page in doc.pages:
+                for font in page.Resources.get("/Font", {}).values():
+                    names.add(str(font.BaseFont).split("+", 1)[1])
+        assert names == {"Report-Sans", "Report-Sans-Bold", "Report-Sans-Oblique"}, locale
+
+
+def _python(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_the_renderer_is_imported_by_a_background_thread():
+    out = _python(
+        "import sys, threading\n"
+        "from reporter.render import warmup\n"
+        "assert 'weasyprint' not in sys.modules\n"
+        "thread = warmup.start()\n"
+        "assert warmup.start() is thread\n"  # once per process
+        "thread.join()\n"
+        "print(thread.name, thread.daemon, 'weasyprint' in sys.modules, 'fontTools.subset' in sys.modules)"
+    )
+    assert out == "reporter-import-renderer True True True"
+
+
+def test_reporter_run_starts_the_import_before_reading_the_configuration(tmp_path):
+    out = _python(
+        "from reporter import cli\n"
+        "from reporter.render import warmup\n"
+        f"code = cli.main(['run', {str(tmp_path / 'missing.yaml')!r}])\n"
+        "print(code, warmup._started is not None)"
+    )
+    assert out.splitlines()[-1] == "2 True"
