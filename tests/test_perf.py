@@ -9,8 +9,10 @@ import re
 import subprocess
 import sys
 
+import pytest
 from fontTools.ttLib import TTFont
 
+from reporter.errors import SourceError
 from tests.conftest import ROOT
 
 FONTS = ROOT / "templates" / "executive" / "fonts"
@@ -84,3 +86,42 @@ def test_reporter_run_starts_the_import_before_reading_the_configuration(tmp_pat
         "print(code, warmup._started is not None)"
     )
     assert out.splitlines()[-1] == "2 True"
+
+
+SMALL = """
+report: {id: t, title: T, timezone: Europe/Paris, locale: en_US}
+sources:
+  sales: {type: csv, path: sales.csv, date_column: date}
+metrics:
+  amount: {source: sales, agg: sum, column: amount}
+kpis:
+  amount: {formula: amount}
+"""
+
+
+def test_the_run_reads_each_file_header_once_and_again_when_the_file_changed(tmp_path, make_config):
+    import duckdb
+
+    from reporter.compute.database import open_database
+    from reporter.config import sql
+    from tests.conftest import write_csv
+
+    path = write_csv(tmp_path / "sales.csv", ["date", "amount"], [("2026-10-01", 5.0), ("2026-10-02", 7.0)])
+    config = make_config(SMALL)  # validation reads the header
+    key = sql.file_reader_sql(config.sources["sales"], path.resolve())
+    version, found = sql._DESCRIBED[key]
+    assert [c for c, _ in found] == ["date", "amount"]
+    # Which path ran: the sources stage takes validation's answer instead of sniffing again
+    # (an answer planted for this very file version is what it sees).
+    sql._DESCRIBED[key] = (version, [("day", "DATE"), ("amount", "DOUBLE")])
+    with pytest.raises(SourceError, match="date column 'date' not found; columns are: day, amount"):
+        open_database(config)
+    # A changed file is read again.
+    write_csv(path, ["date", "amount", "region"], [("2026-10-01", 5.0, "A"), ("2026-10-02", 7.0, "B")])
+    con = duckdb.connect()
+    columns = [c for c, _ in sql.describe_file(con, config.sources["sales"], path)]
+    assert columns == ["date", "amount", "region"]
+    con.close()
+    con, infos = open_database(config)
+    con.close()
+    assert infos["sales"].rows == 2
