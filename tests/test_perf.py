@@ -13,6 +13,7 @@ import pytest
 from fontTools.ttLib import TTFont
 
 from reporter.errors import SourceError
+from reporter.periods import Period
 from tests.conftest import ROOT
 
 FONTS = ROOT / "templates" / "executive" / "fonts"
@@ -125,3 +126,64 @@ def test_the_run_reads_each_file_header_once_and_again_when_the_file_changed(tmp
     con, infos = open_database(config)
     con.close()
     assert infos["sales"].rows == 2
+
+
+# ----------------------------------------------------------------------------- record look-back
+
+
+def test_a_record_past_the_computed_periods_reads_only_the_periods_it_still_needs():
+    """The plan: a run unbroken over the 24 computed periods asks for the 12 nearest older
+    periods, not the whole look-back; after those, more only for the periods it skipped."""
+    from reporter.compute import insights
+    from reporter.config.model import Config
+
+    config = Config.model_validate(
+        {
+            "report": {"id": "t", "title": "T", "timezone": "Europe/Paris", "locale": "en_US"},
+            "sources": {"s": {"type": "csv", "path": "s.csv", "date_column": "d"}},
+            "metrics": {"m": {"source": "s", "agg": "sum", "column": "x"}},
+            "kpis": {"k": {"formula": "m"}, "flat": {"formula": "m"}},
+        }
+    )
+    period = Period.parse("2026-10", "month")
+    values = {period.shift(-i): {"k": 100.0 - i, "flat": 5.0} for i in range(1, 25)}
+    values[period] = {"k": 200.0, "flat": 5.0}
+    older, reaching = insights.record_history_needed(config, period, values)
+    assert reaching == ["k"]  # "flat" equals its previous value: no record
+    assert older == [period.shift(-i) for i in range(36, 24, -1)]
+    # two of those have no value: two more, the nearest first
+    values |= {p: {"k": 10.0, "flat": None} for p in older}
+    values[period.shift(-30)] = values[period.shift(-33)] = {"k": None, "flat": None}
+    older, reaching = insights.record_history_needed(config, period, values)
+    assert (older, reaching) == ([period.shift(-38), period.shift(-37)], ["k"])
+    values |= {p: {"k": 10.0, "flat": None} for p in older}
+    assert insights.record_history_needed(config, period, values) == ([], [])
+
+
+def test_a_record_over_a_long_history_with_gaps_counts_36_periods_with_data(tmp_path, make_config):
+    from tests.test_insights import build, month, of
+
+    p = "2026-10"
+    values: dict[str, float | None] = {month(p, -i): float(20 + i % 7) for i in range(60, 0, -1)}
+    values[p] = 90.0
+    for gap in (-30, -33, -41):
+        values[month(p, gap)] = None  # months without rows: skipped, not counted
+    rows = [(f"{m}-15", "A", 1.0, 1.0, v) for m, v in values.items() if v is not None]
+    results, as_dicts = build(tmp_path, make_config, rows)
+    by_month: dict[str, list[float]] = {}
+    for r in as_dicts:
+        by_month.setdefault(r["date"][:7], []).append(r["score"])
+    count = 0
+    for i in range(1, 73):
+        month_values = by_month.get(month(p, -i))
+        if not month_values:
+            continue
+        if sum(month_values) / len(month_values) < 90.0:
+            count += 1
+            if count == 36:
+                break
+        else:
+            break
+    assert count == 36
+    [found] = of(results, "record", kpi="score")
+    assert (found["kind"], found["periods"]) == ("high", count)
