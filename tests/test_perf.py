@@ -122,6 +122,8 @@ def test_the_run_reads_each_file_header_once_and_again_when_the_file_changed(tmp
     con = duckdb.connect()
     columns = [c for c, _ in sql.describe_file(con, config.sources["sales"], path)]
     assert columns == ["date", "amount", "region"]
+    with pytest.raises(duckdb.IOException, match="No files found"):  # a file gone: DuckDB's error
+        sql.describe_file(con, config.sources["sales"], tmp_path / "gone.csv")
     con.close()
     con, infos = open_database(config)
     con.close()

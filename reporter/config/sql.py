@@ -81,7 +81,13 @@ def describe_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) ->
     them first, then the run's sources stage needs them again. The answer is kept for the process,
     for the file as it is: a file whose size, modification time or inode changed is read again.
     Raises duckdb.Error when the file cannot be read."""
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except OSError:  # gone meanwhile: DuckDB says so, as for any file it cannot read
+        return [
+            (str(r[0]), str(r[1]))
+            for r in con.execute(f"DESCRIBE SELECT * FROM {file_reader_sql(source, path)}").fetchall()
+        ]
     version = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
     key = file_reader_sql(source, path.resolve())
     known = _DESCRIBED.get(key)
