@@ -79,6 +79,21 @@ def test_the_renderer_is_imported_by_a_background_thread():
     assert out == "reporter-import-renderer True True True"
 
 
+def test_a_fork_waits_for_the_background_imports():
+    out = _python(
+        "import os\n"
+        "from reporter.render import warmup\n"
+        "thread = warmup.start()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    import weasyprint\n"
+        "    os._exit(0)\n"
+        "alive = thread.is_alive()\n"
+        "print(alive, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))"
+    )
+    assert out == "False 0"
+
+
 def test_reporter_run_starts_the_import_before_reading_the_configuration(tmp_path):
     out = _python(
         "from reporter import cli\n"

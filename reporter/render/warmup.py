@@ -13,6 +13,7 @@ error as it always did.
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 
 # What the render and the PDF/A writer import, heaviest first (``weasyprint`` pulls in cffi,
@@ -20,6 +21,7 @@ import threading
 MODULES = ("weasyprint", "fontTools.subset", "fontTools.ttLib.tables._g_l_y_f")
 
 _started: threading.Thread | None = None
+FORK_WAIT = 60.0  # seconds; the imports take about half a second
 
 
 def _import_all() -> None:
@@ -39,3 +41,14 @@ def start() -> threading.Thread:
         _started = threading.Thread(target=_import_all, name="reporter-import-renderer", daemon=True)
         _started.start()
     return _started
+
+
+def _finish_before_fork() -> None:
+    """A process forked while the thread holds an import lock would inherit the lock held by no
+    one (burst workers are forked): the thread finishes first."""
+    thread = _started
+    if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+        thread.join(FORK_WAIT)
+
+
+os.register_at_fork(before=_finish_before_fork)
