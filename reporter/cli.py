@@ -327,6 +327,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.recipient and not args.force:
         raise UsageError("--recipient re-sends to some recipients only: use it with --force")
+    from reporter.render import warmup
+
+    warmup.start()  # imports WeasyPrint on the other core while the YAML and data are read
     configs = load_configs(args.config)
     if args.recipient:
         _check_recipients(configs, args.recipient)

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from reporter.config.model import Config, Source
-from reporter.config.sql import file_reader_sql, first_line, quote_ident, sql_literal
+from reporter.config.sql import describe_file, file_reader_sql, first_line, quote_ident, sql_literal
 from reporter.errors import SourceError
 from reporter.files import sha256_file
 from reporter.results import SourceResult
@@ -106,7 +106,10 @@ def register_sources(
                     sha = _hash_frame(frame)
                 con.register(frame_name, frame)
                 reader = frame_name
-            described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+            if source.type in ("csv", "parquet", "json"):
+                described = describe_file(con, source, path)  # validation read it: not sniffed again
+            else:
+                described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
         except duckdb.Error as exc:
             raise SourceError(f"source '{name}': cannot read: {first_line(exc)}") from None
         columns = [str(r[0]) for r in described]

@@ -38,6 +38,7 @@ unusual_change 3 × min(|z| / z, 3) (3 to 9); pacing 4 when off pace, 1 when on 
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -66,12 +67,22 @@ def history_periods(period: Period) -> list[Period]:
 
 
 def record_history_needed(
-    config: Config, period: Period, kpi_by_period: Mapping[Period, Values]
+    config: Config,
+    period: Period,
+    kpi_by_period: Mapping[Period, Values],
+    since: dt.date | None = None,
+    *,
+    all_left: bool = False,
 ) -> tuple[list[Period], list[str]]:
-    """The older periods to compute for records, and the KPIs that need them: none unless a
+    """The older periods to compute next for records, and the KPIs that need them: none unless a
     KPI's run of values strictly below (or above) its value reaches back past the periods
-    already computed (the report needs about two years anyway; a record of up to 36 periods
-    then asks for the rest, for those KPIs only)."""
+    already computed (the report needs about two years anyway). Then only as many periods as
+    the longest such run still lacks to be counted in full (``RECORD_MAX``), the nearest first:
+    a run that reaches 24 computed periods needs 12 more, whatever the length of the history.
+    Called again after those are computed, it asks for more only when a run is still unbroken
+    and short of ``RECORD_MAX`` (periods without a value, skipped by ``record``, are not
+    counted): with ``all_left``, every period left. Periods that end before ``since`` (the
+    first day of data) hold no value and are never asked for."""
     before = history_periods(period)
     computed: list[Period] = []
     for p in reversed(before):
@@ -79,6 +90,7 @@ def record_history_needed(
             break
         computed.append(p)
     reaching = []
+    lacking = 0
     for name in config.kpis if len(computed) < len(before) else ():
         value = kpi_by_period[period].get(name)
         seen = [x for x in (kpi_by_period[p].get(name) for p in computed) if x is not None]
@@ -88,9 +100,14 @@ def record_history_needed(
         run = next((i for i, x in enumerate(seen) if (x >= value if high else x <= value)), len(seen))
         if run == len(seen) and run < RECORD_MAX:  # unbroken to the edge of what is computed
             reaching.append(name)
+            lacking = max(lacking, RECORD_MAX - run)
     if not reaching:
         return [], []
-    return [p for p in before if p not in kpi_by_period], reaching
+    left = [p for p in reversed(before) if p not in kpi_by_period and (since is None or p.end >= since)]
+    older = left if all_left else left[:lacking]
+    if not older:
+        return [], []
+    return sorted(older), reaching
 
 
 # --- the formulas, on plain numbers ------------------------------------------------------------

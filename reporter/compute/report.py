@@ -103,13 +103,7 @@ def compute_results(
     metric_by_period, metric_by_window = period_metrics(con, config, infos, needed, [ytd], where=where)
     kpi_by_period = {p: kpis.evaluate(v) for p, v in metric_by_period.items()}
     if config.insights.enabled:
-        # Older periods only when a record reaches back past those already computed.
-        older, reaching = insights.record_history_needed(config, period, kpi_by_period)
-        if older:
-            wanted = {m for name in reaching for m in kpis.metrics_of(name)}
-            more, _ = period_metrics(con, config, infos, older, [], where=where, only=wanted)
-            # only the KPIs whose record reaches that far are read there; the others are null
-            kpi_by_period |= {p: kpis.evaluate(v) for p, v in more.items()}
+        kpi_by_period |= _record_lookback(con, config, infos, kpis, period, kpi_by_period, where)
     kpi_ytd = kpis.evaluate(metric_by_window[ytd])
 
     prev, prior = period.shift(-1), period.prior_year()
@@ -190,6 +184,35 @@ def compute_results(
         },
         insights=insights.rank(found),
     )
+
+
+def _record_lookback(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    kpis: _Kpis,
+    period: Period,
+    kpi_by_period: Mapping[Period, dict[str, float | None]],
+    where: Mapping[str, str] | None,
+) -> dict[Period, dict[str, float | None]]:
+    """The KPIs of the older periods a record reaches (``insights.record_history_needed``):
+    none unless a record reaches back past the periods already computed, then only as many as
+    its count still needs, with only the metrics of the KPIs that reach (the others are null
+    there); a second query, for all the rest, only when periods without values were skipped
+    (two queries at most). Periods before the first day of data are never read."""
+    found = dict(kpi_by_period)
+    firsts = [dt.date.fromisoformat(i.first_date) for i in infos.values() if i.first_date]
+    since = min(firsts, default=None)
+    older, reaching = insights.record_history_needed(config, period, found, since)
+    for again in (True, False):
+        if not older:
+            break
+        wanted = {m for name in reaching for m in kpis.metrics_of(name)}
+        more, _ = period_metrics(con, config, infos, older, [], where=where, only=wanted)
+        found |= {p: kpis.evaluate(v) for p, v in more.items()}
+        if again:
+            older, reaching = insights.record_history_needed(config, period, found, since, all_left=True)
+    return {p: v for p, v in found.items() if p not in kpi_by_period}
 
 
 def _moves(kpis: Mapping[str, KpiResult], base: str, min_base: float, n: int = 3) -> Moves:

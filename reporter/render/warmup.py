@@ -1,0 +1,54 @@
+"""Import the PDF renderer in the background while a run reads and computes its data.
+
+Importing WeasyPrint takes about 0.45 s of a fresh ``reporter run`` (most of it cffi parsing
+Pango's C declarations), and fontTools' subsetter, which writes the PDF's fonts on a machine
+without libharfbuzz-subset0, about 0.07 s more. Meanwhile the run spends about as long in DuckDB
+(reading each source's header, checking the metrics on a sample, reading the sources, the
+queries), which releases the GIL: a thread started before that imports the renderer on the
+second core, and the render finds it imported. It only imports modules; it renders nothing.
+When an import fails there, the render imports it again in the main thread and reports the
+error as it always did.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+
+# What the render and the PDF/A writer import, heaviest first (``weasyprint`` pulls in cffi,
+# Pango, tinycss2, cssselect2, pydyf and Pillow).
+MODULES = ("weasyprint", "fontTools.subset", "fontTools.ttLib.tables._g_l_y_f")
+
+_started: threading.Thread | None = None
+FORK_WAIT = 60.0  # seconds; the imports take about half a second
+
+
+def _import_all() -> None:
+    for name in MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the render imports it again and reports the error there
+            return
+
+
+def start() -> threading.Thread:
+    """Start importing the renderer in a background thread (once per process) and return it.
+
+    A daemon thread: a run that stops early (a configuration error) does not wait for it."""
+    global _started
+    if _started is None:
+        _started = threading.Thread(target=_import_all, name="reporter-import-renderer", daemon=True)
+        _started.start()
+    return _started
+
+
+def _finish_before_fork() -> None:
+    """A process forked while the thread holds an import lock would inherit the lock held by no
+    one (burst workers are forked): the thread finishes first."""
+    thread = _started
+    if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+        thread.join(FORK_WAIT)
+
+
+os.register_at_fork(before=_finish_before_fork)
