@@ -227,7 +227,10 @@ def test_every_scorecard_change_has_its_arrow_colour_and_mark(demo_report):
 def test_the_pdf_shows_points_for_rates(demo_report, demo_pdfs, locale):
     """Each rate's scorecard row: its label, then its changes in points, "+5,8 pts" (a long
     label wraps, so the text is read without spaces)."""
-    _, results = demo_report
+    config, results = demo_report
+    from reporter.config.labels import Labels
+
+    labels = Labels(config, locale)  # the demo's labels are in French and English
     reader = pypdf.PdfReader(io.BytesIO(demo_pdfs[locale]))
     text = squash("".join(page.extract_text() for page in reader.pages))
     decimal = "," if locale == "fr_FR" else "."
@@ -239,14 +242,17 @@ def test_the_pdf_shows_points_for_rates(demo_report, demo_pdfs, locale):
         and k.change_pp_vs_prior_year is not None
     ]
     assert len(rates) >= 5
-    for kpi in rates:
+    for name, kpi in results.kpis.items():
+        if kpi not in rates:
+            continue
+        label = labels.kpi(name)
         previous = squash(points_text(kpi.change_pp_vs_previous, decimal))  # type: ignore[arg-type]
         prior = squash(points_text(kpi.change_pp_vs_prior_year, decimal))  # type: ignore[arg-type]
         row = re.search(
-            rf"{re.escape(squash(kpi.label))}.{{0,80}}?({re.escape(previous)}.{{0,24}}?{re.escape(prior)})",
+            rf"{re.escape(squash(label))}.{{0,80}}?({re.escape(previous)}.{{0,24}}?{re.escape(prior)})",
             text,
         )
-        assert row, (locale, kpi.label, previous, prior)
+        assert row, (locale, label, previous, prior)
         assert not re.search(r"[+−]\d+[.,]\d%", row.group(1)), row.group(1)  # no relative change between
 
 
@@ -255,7 +261,10 @@ def squash(text: str) -> str:
 
 
 def test_the_digest_colours_and_marks_changes_the_same_way(demo_report):
+    from reporter.config.labels import Labels
+
     config, results = demo_report
+    english = Labels(config, "en_US")
     digest = build_digest(with_locale(config, "en_US"), results)
     html = unescape(digest.html)
     moves = results.moves["vs_previous"]
@@ -271,7 +280,8 @@ def test_the_digest_colours_and_marks_changes_the_same_way(demo_report):
             html,
         )
         assert span, move.label
-        assert re.search(rf"{re.escape(move.label)} {arrow}\xa0\S+\xa0{mark}", digest.text), move.label
+        label = english.kpi(move.kpi)
+        assert re.search(rf"{re.escape(label)} {arrow}\xa0\S+\xa0{mark}", digest.text), label
     # the CAC rose by 150.8 %: up, and bad (red, ✗), not a red ▼ beside a rise
     assert "▲\xa0+150.8%\xa0✗" in digest.text
     assert "▲ ▼ up or down · ✓ better · ✗ worse (by the indicator's direction) · grey: no" in digest.text

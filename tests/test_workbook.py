@@ -134,17 +134,29 @@ def test_objectives_sheet_holds_each_objective_then_its_actions(french):
 def test_each_breakdown_funnel_and_portfolio_sheet(french):
     config, data, book = french
     _ = translations("fr").gettext
+    relabelled = 0
     for bd in config.breakdowns:
         kpi = data["kpis"][bd.kpi]
-        sheet = book[(_("%(kpi)s by %(column)s") % {"kpi": kpi["label"], "column": bd.by})[:31]]
-        assert [c.value for c in sheet[1]] == [bd.by, kpi["label"]]
+        # the demo labels every breakdown's column and values, in French here
+        column = bd.label["fr"]
+        heading = _("%(kpi)s by %(column)s") % {"kpi": kpi["label"], "column": column[0].lower() + column[1:]}
+        sheet = book[heading[:31]]
+        assert [c.value for c in sheet[1]] == [column, kpi["label"]]
         expected = data["breakdowns"][f"{bd.kpi}_by_{bd.by}"]
+
+        def french(key, bd=bd):
+            label = bd.values.get(str(key))
+            return key if label is None else label if isinstance(label, str) else label["fr"]
+
         shown = [
-            _("Other") if e["other"] else _("(none)") if e["key"] is None else e["key"] for e in expected
+            _("Other") if e["other"] else _("(none)") if e["key"] is None else french(e["key"])
+            for e in expected
         ]
+        relabelled += sum(s != e["key"] for s, e in zip(shown, expected, strict=True))
         assert [(r[0].value, number(r[1])) for r in rows(sheet)] == [
             (key, stored(e["value"])) for key, e in zip(shown, expected, strict=True)
         ]
+    assert relabelled >= 2  # labels, not raw keys (the demo relabels two keys that show)
     funnel = book[_("Funnel")]
     assert [(r[0].value, number(r[1]), number(r[2])) for r in rows(funnel)] == [
         (s["label"], stored(s["value"]), stored(s["step_rate"])) for s in data["funnel"]
@@ -154,6 +166,10 @@ def test_each_breakdown_funnel_and_portfolio_sheet(french):
         [stored(p["cost"]), stored(p["value"]), stored(p["ratio"])] for p in data["portfolio"]
     ]
     assert [r[4].value for r in rows(portfolio)] == [_(p["verdict"]) for p in data["portfolio"]]
+    assert portfolio["A1"].value == config.portfolio.label["fr"]
+    assert [r[0].value for r in rows(portfolio)] == [
+        config.portfolio.values[str(p["key"])]["fr"] for p in data["portfolio"]
+    ]
     assert book.sheetnames[:2] == ["Indicateurs", "Objectifs"]
     assert len(book.sheetnames) == 2 + len(config.breakdowns) + 2
 

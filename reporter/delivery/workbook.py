@@ -13,14 +13,17 @@ a re-send or a re-run attaches an identical file.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import re
 import zipfile
 from collections.abc import Callable
 from typing import Any
 
+from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.render.context import Formatter
+from reporter.render.html import in_sentence
 from reporter.results import Results
 
 MIME = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -52,16 +55,6 @@ def number_format(config: Config, fmt: str, decimals: int | None = None) -> str:
         pattern = formatter.locale.currency_formats["standard"].pattern
         return f'"{symbol}"{body}' if pattern.lstrip().startswith("¤") else f'{body} "{symbol}"'
     return body
-
-
-def pick(label: Any, language: str) -> str | None:
-    """A label from the YAML: a string, or a map per language (this language, else the first)."""
-    if isinstance(label, str):
-        return label
-    if isinstance(label, dict) and label:
-        chosen = label.get(language, next(iter(label.values())))
-        return chosen if isinstance(chosen, str) else None
-    return None
 
 
 class _Sheets:
@@ -106,17 +99,20 @@ def build_workbook(config: Config, results: Results) -> bytes:
     kpi_sheet.title = sheets.title(_("Indicators"))
     _indicators(kpi_sheet, config, data, _)
     _objectives(book.create_sheet(sheets.title(_("Objectives"))), config, results, data, _)
+    labels = Labels(config)  # the names as the PDF prints them (breakdowns[].label, values…)
     for bd in config.breakdowns:
         key = f"{bd.kpi}_by_{bd.by}"
         kpi = data["kpis"][bd.kpi]
-        heading = pick(getattr(bd, "label", None), formatter.locale.language)
-        heading = heading or _("%(kpi)s by %(column)s") % {"kpi": kpi["label"], "column": bd.by}
-        values = getattr(bd, "values", None) or {}
+        column = labels.breakdown(bd)
+        heading = _("%(kpi)s by %(column)s") % {
+            "kpi": kpi["label"],
+            "column": in_sentence(column, labels.language),
+        }
         sheet = book.create_sheet(sheets.title(heading))
-        _table(sheet, [bd.by, kpi["label"]])
+        _table(sheet, [column, kpi["label"]])
         fmt = number_format(config, kpi["format"], config.kpis[bd.kpi].decimals)
         for row in data["breakdowns"].get(key, []):
-            shown = _key_text(row, values, formatter.locale.language, _)
+            shown = _key_text(row, functools.partial(labels.breakdown_value, bd), _)
             _append(sheet, [shown, row["value"]], {2: fmt})
         _widths(sheet, [32, 18])
     if data["funnel"]:
@@ -132,13 +128,13 @@ def build_workbook(config: Config, results: Results) -> bytes:
     return _fixed(buffer.getvalue(), stamp)
 
 
-def _key_text(row: dict[str, Any], values: dict[Any, Any], language: str, _: Callable[[str], str]) -> Any:
+def _key_text(row: dict[str, Any], label: Callable[[Any], str], _: Callable[[str], str]) -> Any:
+    """A row's key as the PDF shows it: "Other", "(none)", or the key's label."""
     if row.get("other"):
         return _("Other")
     if row["key"] is None:
         return _("(none)")
-    mapped = values.get(row["key"], values.get(str(row["key"])))
-    return pick(mapped, language) or row["key"]
+    return label(row["key"])
 
 
 def _kpi_headings(_: Callable[[str], str]) -> dict[str, str]:
@@ -247,12 +243,11 @@ def _objectives(
 
 def _portfolio(sheet: Any, config: Config, data: dict[str, Any], _: Callable[[str], str]) -> None:
     assert config.portfolio is not None
-    language = Formatter.for_report(config.report).locale.language
-    key = pick(getattr(config.portfolio, "label", None), language) or _("Key")
-    _table(sheet, [key, _("Cost"), _("Value"), _("Ratio"), _("Verdict")])
+    labels = Labels(config)
+    _table(sheet, [labels.portfolio(), _("Cost"), _("Value"), _("Ratio"), _("Verdict")])
     money = number_format(config, "currency")
     for row in data["portfolio"]:
-        shown = _("(none)") if row["key"] is None else row["key"]
+        shown = _key_text(row, labels.portfolio_value, _)
         cells = [shown, row["cost"], row["value"], row["ratio"], word(_, row["verdict"])]
         _append(sheet, cells, {2: money, 3: money, 4: number_format(config, "ratio")})
     _widths(sheet, [32, 16, 16, 10, 12])
