@@ -131,6 +131,12 @@ def test_objectives_sheet_holds_each_objective_then_its_actions(french):
         at += 1 + len(obj["actions"])
 
 
+def french_label(values, key):
+    """A key's French label in a `values` map (text, or a map per language), else the key."""
+    label = values.get(str(key))
+    return key if label is None else label if isinstance(label, str) else label["fr"]
+
+
 def test_each_breakdown_funnel_and_portfolio_sheet(french):
     config, data, book = french
     _ = translations("fr").gettext
@@ -144,12 +150,12 @@ def test_each_breakdown_funnel_and_portfolio_sheet(french):
         assert [c.value for c in sheet[1]] == [column, kpi["label"]]
         expected = data["breakdowns"][f"{bd.kpi}_by_{bd.by}"]
 
-        def french(key, bd=bd):
-            label = bd.values.get(str(key))
-            return key if label is None else label if isinstance(label, str) else label["fr"]
-
         shown = [
-            _("Other") if e["other"] else _("(none)") if e["key"] is None else french(e["key"])
+            _("Other")
+            if e["other"]
+            else _("(none)")
+            if e["key"] is None
+            else french_label(bd.values, e["key"])
             for e in expected
         ]
         relabelled += sum(s != e["key"] for s, e in zip(shown, expected, strict=True))
@@ -167,8 +173,12 @@ def test_each_breakdown_funnel_and_portfolio_sheet(french):
     ]
     assert [r[4].value for r in rows(portfolio)] == [_(p["verdict"]) for p in data["portfolio"]]
     assert portfolio["A1"].value == config.portfolio.label["fr"]
+    values = config.portfolio.values
     assert [r[0].value for r in rows(portfolio)] == [
-        config.portfolio.values[str(p["key"])]["fr"] for p in data["portfolio"]
+        (lambda v, k: k if v is None else v if isinstance(v, str) else v["fr"])(
+            values.get(str(p["key"])), p["key"]
+        )
+        for p in data["portfolio"]
     ]
     assert book.sheetnames[:2] == ["Indicateurs", "Objectifs"]
     assert len(book.sheetnames) == 2 + len(config.breakdowns) + 2
