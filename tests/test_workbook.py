@@ -173,11 +173,8 @@ def test_each_breakdown_funnel_and_portfolio_sheet(french):
     ]
     assert [r[4].value for r in rows(portfolio)] == [_(p["verdict"]) for p in data["portfolio"]]
     assert portfolio["A1"].value == config.portfolio.label["fr"]
-    values = config.portfolio.values
     assert [r[0].value for r in rows(portfolio)] == [
-        (lambda v, k: k if v is None else v if isinstance(v, str) else v["fr"])(
-            values.get(str(p["key"])), p["key"]
-        )
+        _("(none)") if p["key"] is None else french_label(config.portfolio.values, p["key"])
         for p in data["portfolio"]
     ]
     assert book.sheetnames[:2] == ["Indicateurs", "Objectifs"]
