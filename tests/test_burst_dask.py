@@ -25,8 +25,6 @@ from reporter.run.pipeline import run_report
 from tests.smtp_server import Server
 from tests.test_burst import NOW, SELLERS, make
 
-ADDRESS_LINE = "  burst: {{executor: dask, address: '{address}'}}\n"
-
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -35,7 +33,11 @@ def cluster():
     with (
         dask.config.set({"distributed.scheduler.allowed-failures": 1}),
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -80,7 +82,7 @@ def runs(log: Path) -> list[tuple[str, int]]:
     return [(email, int(pid)) for email, pid in (line.split() for line in log.read_text().splitlines())]
 
 
-def config_for(tmp_path, port, address, n=20):
+def config_for(tmp_path, port, address, n=20, workers=None):
     make(tmp_path, port)
     path = tmp_path / "r.yaml"
     keep = {f"s{i:02d}@acme.test" for i in range(n)}
@@ -89,7 +91,9 @@ def config_for(tmp_path, port, address, n=20):
         for line in path.read_text().splitlines(keepends=True)
         if "email: s" not in line or line.split("email: ")[1].split(",")[0] in keep
     ]
-    path.write_text("".join(lines) + ADDRESS_LINE.format(address=address))
+    keys = ["executor: dask", *[f"address: '{address}'"] * bool(address)]
+    keys += [f"workers: {workers}"] * bool(workers)
+    path.write_text("".join(lines) + "  burst: {" + ", ".join(keys) + "}\n")
     return load_config(path, env={})
 
 
@@ -196,6 +200,35 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, monkeypatch):
         "burst: the Dask scheduler at tcp://127.0.0.1:9 did not answer within 1 s; start it "
         "(dask scheduler) or correct delivery.burst.address"
     )
+
+
+def test_too_few_workers_is_one_line(cluster, tmp_path, monkeypatch):
+    local, _ = cluster
+    monkeypatch.setattr(burst_module, "WORKERS_TIMEOUT", 1.0)
+    config = config_for(tmp_path, 25, local.scheduler_address, n=2, workers=5)
+    with pytest.raises(RunError) as exc:
+        run_report(config, period="2026-10", now=NOW, output=tmp_path / "out", send=False)
+    assert str(exc.value) == (
+        f"burst: 2 of the 5 Dask worker(s) asked for (delivery.burst.workers) joined the scheduler at "
+        f"{local.scheduler_address} within 1 s; start more (dask worker {local.scheduler_address}) or "
+        "lower workers"
+    )
+
+
+def test_without_an_address_a_cluster_is_started_for_the_run(tmp_path, monkeypatch):
+    def not_here(*args, **kwargs):
+        raise AssertionError("rendered by the local process pool")
+
+    monkeypatch.setattr(burst_module, "render_bursts", not_here)
+    with Server(tmp_path) as server:
+        config = config_for(tmp_path, server.port, None, n=2, workers=1)
+        assert config.delivery.burst.address is None
+        outcome = run(config, tmp_path)
+        assert sorted((d.recipient, d.state) for d in outcome.deliveries) == [
+            ("s00@acme.test", "sent"),
+            ("s01@acme.test", "sent"),
+        ]
+        assert sorted(r.rcpt_tos[0] for r in server.handler.received) == ["s00@acme.test", "s01@acme.test"]
 
 
 @pytest.mark.parametrize(

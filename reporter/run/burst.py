@@ -181,7 +181,8 @@ class _client:
                 n_workers=burst.workers or os.cpu_count() or 1,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                host="127.0.0.1",  # a cluster for this run only: nothing listens beyond loopback
+                dashboard_address="127.0.0.1:0",
             )
             self.client = distributed.Client(self.cluster)
             return self.client
