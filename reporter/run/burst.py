@@ -130,9 +130,11 @@ def dask_bursts(
     workers, comes back with ``error`` set and fails for that recipient only."""
     token = uuid.uuid4().hex
     with _client(config) as client:
+        # The configuration goes to every worker once, not with each of thousands of tasks.
+        [shared] = client.scatter([config], broadcast=True, hash=False)
         futures = {
             client.submit(
-                dask_task, config, token, (email, dict(filter), period, now), key=f"burst-{email}-{token}"
+                dask_task, shared, token, (email, dict(filter), period, now), key=f"burst-{email}-{token}"
             ): email
             for email, filter in jobs
         }
@@ -148,7 +150,21 @@ def dask_bursts(
         finally:
             for future in futures:
                 future.cancel()
+            shared.release()
             client.run(dask_forget, token, on_error="ignore")
+
+
+# The scheduler hands a worker only as many tasks as it has threads: when a worker dies, Dask
+# counts a failure against every task assigned to it, so a queued bystander of a report that
+# kills its workers would fail with it. Set on the scheduler (dask scheduler: the environment
+# variable DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0).
+ONE_TASK_PER_THREAD = {"distributed.scheduler.worker-saturation": 1.0}
+
+
+def dask_config() -> Any:
+    import dask.config
+
+    return dask.config
 
 
 def _distributed() -> Any:
@@ -177,13 +193,14 @@ class _client:
         distributed = _distributed()
         burst = self.config.delivery.burst
         if burst.address is None:
-            self.cluster = distributed.LocalCluster(
-                n_workers=burst.workers or os.cpu_count() or 1,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",  # a cluster for this run only: nothing listens beyond loopback
-                dashboard_address="127.0.0.1:0",
-            )
+            with dask_config().set(ONE_TASK_PER_THREAD):
+                self.cluster = distributed.LocalCluster(
+                    n_workers=burst.workers or os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",  # a cluster for this run only: nothing listens beyond loopback
+                    dashboard_address="127.0.0.1:0",
+                )
             self.client = distributed.Client(self.cluster)
             return self.client
         try:
