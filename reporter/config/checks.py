@@ -685,6 +685,13 @@ class _Checker:
             self._check_address(("delivery", "alerts_to", i), address)
         if delivery.email is not None:
             self._check_email(delivery.email)
+        self._check_burst(delivery.burst)
+
+    def _check_burst(self, burst: m.Burst | None) -> None:
+        from reporter.config.burst import burst_problems
+
+        for key, message, hint in burst_problems(burst):
+            self.add(("delivery", "burst", key), message, hint)
 
     def _check_schedule(self, schedule: str, tz: str) -> None:
         from apscheduler.triggers.cron import CronTrigger

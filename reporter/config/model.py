@@ -729,6 +729,35 @@ class Chat(_Model):
     )
 
 
+class Burst(_Model):
+    executor: Literal["local", "dask"] = Field(
+        "local",
+        description=(
+            "Where recipients' reports (delivery.email.recipients) are computed and rendered: local, a "
+            "pool of processes on this machine; dask, one task per recipient on a Dask cluster (needs the "
+            "dask extra). Either way the PDFs come back to this process, which delivers each exactly once."
+        ),
+        examples=["dask"],
+    )
+    address: str | None = Field(
+        None,
+        description=(
+            "With executor dask: the Dask scheduler's address, tcp://HOST:PORT or tls://HOST:PORT; without "
+            "it a cluster of `workers` processes is started on this machine for the run."
+        ),
+        examples=["tcp://dask-scheduler:8786"],
+    )
+    workers: Annotated[int, Field(ge=1, le=10000)] | None = Field(
+        None,
+        description=(
+            "local: the number of processes (default: one per core). dask with an address: wait until this "
+            "many workers have joined before starting (default: 1). dask without an address: the number of "
+            "worker processes to start (default: one per core)."
+        ),
+        examples=[8],
+    )
+
+
 class Delivery(_Model):
     schedule: str | None = Field(
         None,
@@ -773,6 +802,11 @@ class Delivery(_Model):
             "target, the link to the report), once per period, through the ledger like the email."
         ),
         examples=[[{"kind": "slack", "webhook_env": "SLACK_WEBHOOK_URL"}]],
+    )
+    burst: Burst = Field(
+        Burst(),
+        description="Where recipients' own reports are rendered: this machine or a Dask cluster.",
+        examples=[{"executor": "dask", "address": "tcp://dask-scheduler:8786", "workers": 4}],
     )
 
 

@@ -1,16 +1,20 @@
 """Bursting: one filtered report per recipient (``delivery.email.recipients[].filter``),
-computed and rendered in parallel on all cores.
+computed and rendered in parallel, on this machine's cores or on a Dask cluster
+(``delivery.burst``).
 
 Each worker process reads the sources once into its own DuckDB, then computes and renders the
-recipients it is given; the parent process writes the files and sends through the ledger, so
-the ledger has a single writer.
+recipients it is given; the reports (results and PDF bytes) come back to the process that runs
+the report, which writes the files and sends through the ledger, so the ledger has a single
+writer and each recipient is delivered exactly once whatever happens to the workers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -18,16 +22,24 @@ from typing import Any
 from reporter.compute.database import open_database
 from reporter.compute.report import compute_results
 from reporter.config.model import Config
+from reporter.errors import RunError
 from reporter.periods import Period
 from reporter.results import Results
 from reporter.run.stages import describe, render_pdf
+
+Job = tuple[str, dict[str, Any], Period, dt.datetime]
+
+# How long to wait for a Dask scheduler to answer, and for delivery.burst.workers to join it.
+CONNECT_TIMEOUT = 30.0
+WORKERS_TIMEOUT = 120.0
 
 
 @dataclass
 class BurstReport:
     email: str
-    results: Results
-    pdf: bytes | None  # None when the filtered data fails the quality gate
+    results: Results | None  # None when the report failed (error says why)
+    pdf: bytes | None  # None when the filtered data fails the quality gate, or the report failed
+    error: str | None = None
 
 
 _STATE: dict[str, Any] = {}
@@ -38,13 +50,28 @@ def _init(config: Config) -> None:
     _STATE.update(config=config, con=con, infos=infos)
 
 
-def _one(job: tuple[str, dict[str, Any], Period, dt.datetime]) -> BurstReport:
+def _report(config: Config, con: Any, infos: Any, job: Job) -> BurstReport:
     email, filter, period, now = job
-    config: Config = _STATE["config"]
-    results = compute_results(_STATE["con"], config, _STATE["infos"], period, now, filter=filter)
+    results = compute_results(con, config, infos, period, now, filter=filter)
     describe(config, results)
     pdf = render_pdf(config, results) if results.quality.passed else None
     return BurstReport(email, results, pdf)
+
+
+def _one(job: Job) -> BurstReport:
+    return _report(_STATE["config"], _STATE["con"], _STATE["infos"], job)
+
+
+def bursts(
+    config: Config, period: Period, now: dt.datetime, jobs: Sequence[tuple[str, dict[str, Any]]]
+) -> Iterator[BurstReport]:
+    """Every recipient's report, rendered where ``delivery.burst`` says: in the order of ``jobs``
+    on this machine, as they finish on a Dask cluster."""
+    burst = config.delivery.burst
+    if burst.executor == "dask":
+        yield from dask_bursts(config, period, now, jobs)
+    else:
+        yield from render_bursts(config, period, now, jobs, workers=burst.workers)
 
 
 def render_bursts(
@@ -54,7 +81,8 @@ def render_bursts(
     jobs: Sequence[tuple[str, dict[str, Any]]],
     workers: int | None = None,
 ) -> list[BurstReport]:
-    """Compute and render every recipient's filtered report; results in the order of ``jobs``."""
+    """Compute and render every recipient's filtered report on this machine's cores; results in
+    the order of ``jobs``."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     tasks = [(email, dict(filter), period, now) for email, filter in jobs]
     if workers == 1:
@@ -66,3 +94,137 @@ def render_bursts(
             _STATE.clear()
     with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(config,)) as pool:
         return list(pool.map(_one, tasks, chunksize=max(1, len(tasks) // (workers * 4))))
+
+
+# -- on a Dask cluster ----------------------------------------------------------------------
+# A worker process keeps the DuckDB of the run it works for (by the run's token), so the sources
+# are read once per worker and run, not once per recipient; the last two runs are kept at most.
+_LOCK = threading.Lock()  # one report at a time per worker process (WeasyPrint pauses the GC)
+_OPEN: dict[str, tuple[Any, Any]] = {}
+
+
+def dask_task(config: Config, token: str, job: Job) -> BurstReport:
+    """One recipient's report, run by a Dask worker."""
+    with _LOCK:
+        if token not in _OPEN:
+            while len(_OPEN) >= 2:
+                _OPEN.pop(next(iter(_OPEN)))[0].close()
+            _OPEN[token] = open_database(config)
+        con, infos = _OPEN[token]
+        return _report(config, con, infos, job)
+
+
+def dask_forget(token: str) -> None:
+    """Close the run's DuckDB on this worker (run on every worker at the end)."""
+    with _LOCK:
+        opened = _OPEN.pop(token, None)
+        if opened is not None:
+            opened[0].close()
+
+
+def dask_bursts(
+    config: Config, period: Period, now: dt.datetime, jobs: Sequence[tuple[str, dict[str, Any]]]
+) -> Iterator[BurstReport]:
+    """One Dask task per recipient; each report is yielded as soon as it is back. A worker that
+    dies is replaced and its tasks run again (Dask); a report that fails, or keeps killing its
+    workers, comes back with ``error`` set and fails for that recipient only."""
+    token = uuid.uuid4().hex
+    with _client(config) as client:
+        # The configuration goes to every worker once, not with each of thousands of tasks.
+        [shared] = client.scatter([config], broadcast=True, hash=False)
+        futures = {
+            client.submit(
+                dask_task, shared, token, (email, dict(filter), period, now), key=f"burst-{email}-{token}"
+            ): email
+            for email, filter in jobs
+        }
+        try:
+            for future in _distributed().as_completed(futures):
+                email = futures.pop(future)
+                try:
+                    report: BurstReport = future.result()
+                except Exception as exc:
+                    report = BurstReport(email, None, None, _why(exc))
+                future.release()
+                yield report
+        finally:
+            for future in futures:
+                future.cancel()
+            shared.release()
+            client.run(dask_forget, token, on_error="ignore")
+
+
+# The scheduler hands a worker only as many tasks as it has threads: when a worker dies, Dask
+# counts a failure against every task assigned to it, so a queued bystander of a report that
+# kills its workers would fail with it. Set on the scheduler (dask scheduler: the environment
+# variable DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0).
+ONE_TASK_PER_THREAD = {"distributed.scheduler.worker-saturation": 1.0}
+
+
+def dask_config() -> Any:
+    import dask.config
+
+    return dask.config
+
+
+def _distributed() -> Any:
+    """dask.distributed (the ``dask`` extra), imported only when a run bursts on Dask."""
+    import distributed
+
+    return distributed
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, _distributed().KilledWorker):
+        return "every Dask worker that rendered it died (out of memory?); see the workers' logs"
+    return str(exc) or type(exc).__name__
+
+
+class _client:
+    """The Dask client of ``delivery.burst``: the scheduler at ``address``, or a cluster of
+    ``workers`` processes started on this machine for the run."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.cluster: Any = None
+        self.client: Any = None
+
+    def __enter__(self) -> Any:
+        distributed = _distributed()
+        burst = self.config.delivery.burst
+        if burst.address is None:
+            with dask_config().set(ONE_TASK_PER_THREAD):
+                self.cluster = distributed.LocalCluster(
+                    n_workers=burst.workers or os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",  # a cluster for this run only: nothing listens beyond loopback
+                    dashboard_address="127.0.0.1:0",
+                )
+            self.client = distributed.Client(self.cluster)
+            return self.client
+        try:
+            self.client = distributed.Client(burst.address, timeout=CONNECT_TIMEOUT)
+        except OSError:
+            raise RunError(
+                f"{self.config.report.id}: the Dask scheduler at {burst.address} did not answer within "
+                f"{CONNECT_TIMEOUT:g} s; start it (dask scheduler) or correct delivery.burst.address"
+            ) from None
+        wanted = burst.workers or 1
+        try:
+            self.client.wait_for_workers(wanted, timeout=WORKERS_TIMEOUT)
+        except TimeoutError:
+            joined = len(self.client.scheduler_info(n_workers=-1)["workers"])
+            self.client.close()
+            raise RunError(
+                f"{self.config.report.id}: {joined} of the {wanted} Dask worker(s) asked for "
+                f"(delivery.burst.workers) joined the scheduler at {burst.address} within "
+                f"{WORKERS_TIMEOUT:g} s; start more (dask worker {burst.address}) or lower workers"
+            ) from None
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()

@@ -317,7 +317,7 @@ def _bursts(
     """Every recipient's filtered report: rendered in parallel, written under
     ``recipients/<address>/``, delivered with ``send_to`` (``deliver`` with the run's ledger)."""
     from reporter.delivery.send import DeliveryOutcome
-    from reporter.run.burst import render_bursts
+    from reporter.run.burst import bursts
 
     assert config.delivery.email is not None
     jobs = [
@@ -330,7 +330,10 @@ def _bursts(
     stage(f"rendering {len(jobs)} recipients' reports")
     outcomes: list[Any] = []
     pdf_name = f"{config.report.id}_{target.label}.pdf"
-    for burst in render_bursts(config, target, now, jobs):
+    for burst in bursts(config, target, now, jobs):
+        if burst.results is None:
+            outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", f"report failed: {burst.error}"))
+            continue
         sub = folder / "recipients" / burst.email.lower()
         write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"))
         if burst.pdf is None:

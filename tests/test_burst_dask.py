@@ -1,0 +1,266 @@
+"""Bursting on a Dask cluster (``delivery.burst.executor: dask``): each recipient's report is a
+task on a real ``distributed.LocalCluster`` (worker processes on loopback); the PDFs come back to
+the run, which delivers each exactly once through the ledger (loopback SMTP server).
+
+One cluster for the module (2 worker processes, 1 thread each). A worker plugin logs which
+process ran which recipient, and kills the worker running a given recipient (once, by a marker
+file, or every time), the way a machine lost mid-task or an out-of-memory kill would."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import dask
+import pytest
+from distributed import Client, LocalCluster
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from reporter.config import load_config
+from reporter.errors import ConfigError, RunError
+from reporter.run import burst as burst_module
+from reporter.run.pipeline import run_report
+from tests.smtp_server import Server
+from tests.test_burst import NOW, SELLERS, make
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # One failure allowed per task: a worker lost once is retried, a report that kills every
+    # worker it runs on fails after the second.
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 1, **burst_module.ONE_TASK_PER_THREAD}),
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield cluster, client
+
+
+class Tasks(WorkerPlugin):
+    """Appends "email pid" to ``log`` whenever a worker starts a recipient's task; the worker
+    running ``kill``'s task exits 0.2 s later, once (while ``marker`` does not exist) or always."""
+
+    name = "burst-test-tasks"
+
+    def __init__(self, log: Path, kill: str | None = None, marker: Path | None = None):
+        self.log, self.kill, self.marker = str(log), kill, None if marker is None else str(marker)
+
+    def transition(self, key, start, finish, **kwargs):
+        if finish != "executing" or not str(key).startswith("burst-"):
+            return
+        email = str(key).split("-")[1]
+        with open(self.log, "a") as log:
+            log.write(f"{email} {os.getpid()}\n")
+        if email == self.kill and (self.marker is None or not os.path.exists(self.marker)):
+            if self.marker is not None:
+                open(self.marker, "w").close()
+            threading.Timer(0.2, os._exit, (1,)).start()
+
+
+@pytest.fixture
+def tasks(cluster, tmp_path):
+    _, client = cluster
+    log = tmp_path / "tasks.log"
+    log.touch()
+
+    def register(kill=None, marker=None):
+        client.register_plugin(Tasks(log, kill, marker))
+
+    yield register, log
+    client.unregister_worker_plugin(Tasks.name)
+
+
+def runs(log: Path) -> list[tuple[str, int]]:
+    return [(email, int(pid)) for email, pid in (line.split() for line in log.read_text().splitlines())]
+
+
+def config_for(tmp_path, port, address, n=20, workers=None):
+    make(tmp_path, port)
+    path = tmp_path / "r.yaml"
+    keep = {f"s{i:02d}@acme.test" for i in range(n)}
+    lines = [
+        line
+        for line in path.read_text().splitlines(keepends=True)
+        if "email: s" not in line or line.split("email: ")[1].split(",")[0] in keep
+    ]
+    keys = ["executor: dask", *[f"address: '{address}'"] * bool(address)]
+    keys += [f"workers: {workers}"] * bool(workers)
+    path.write_text("".join(lines) + "  burst: {" + ", ".join(keys) + "}\n")
+    return load_config(path, env={})
+
+
+def run(config, tmp_path):
+    return run_report(config, period="2026-10", now=NOW, output=tmp_path / "out", sleep=lambda s: None)
+
+
+def test_twenty_recipients_each_get_exactly_one_message_rendered_on_the_cluster(cluster, tasks, tmp_path):
+    local, _ = cluster
+    register, log = tasks
+    register()
+    with Server(tmp_path) as server:
+        config = config_for(tmp_path, server.port, local.scheduler_address)
+        assert config.delivery.burst.executor == "dask"
+        outcome = run(config, tmp_path)
+        emails = [f"s{i:02d}@acme.test" for i in range(20)]
+        assert sorted(d.recipient for d in outcome.deliveries) == emails
+        assert {d.state for d in outcome.deliveries} == {"sent"}
+        assert sorted(r.rcpt_tos[0] for r in server.handler.received) == emails
+        # every report was rendered by a task on the cluster's two worker processes, once
+        done = runs(log)
+        assert sorted(email for email, _ in done) == emails
+        pids = {pid for _, pid in done}
+        assert len(pids) == 2
+        assert os.getpid() not in pids
+        # the numbers are the recipient's own rows (checked against the CSV rows themselves)
+        orders = [row.split(",") for row in (tmp_path / "orders.csv").read_text().splitlines()[1:]]
+        for i in (4, 13):
+            mine = sum(float(a) for d, s, a in orders if s == SELLERS[i] and d.startswith("2026-10"))
+            folder = tmp_path / "out" / "burst" / "2026-10" / "recipients" / f"s{i:02d}@acme.test"
+            data = json.loads((folder / "results.json").read_text())
+            assert data["filter"] == {"salesperson": SELLERS[i]}
+            assert data["kpis"]["revenue"]["value"] == pytest.approx(mine)
+            (msg,) = [r.message for r in server.handler.received if r.rcpt_tos == [f"s{i:02d}@acme.test"]]
+            pdf = next(p for p in msg.iter_attachments()).get_content()
+            assert pdf.startswith(b"%PDF-")
+            assert pdf == (folder / "burst_2026-10.pdf").read_bytes()
+        # rerunning sends nothing
+        again = run(config, tmp_path)
+        assert sorted(d.state for d in again.deliveries) == ["skipped"] * 20
+        assert len(server.handler.received) == 20
+
+
+def test_a_worker_killed_mid_task_causes_no_duplicate_and_no_loss(cluster, tasks, tmp_path):
+    local, _ = cluster
+    register, log = tasks
+    marker = tmp_path / "killed-once"
+    register(kill="s02@acme.test", marker=marker)
+    with Server(tmp_path) as server:
+        config = config_for(tmp_path, server.port, local.scheduler_address, n=6)
+        outcome = run(config, tmp_path)
+        emails = [f"s{i:02d}@acme.test" for i in range(6)]
+        assert sorted((d.recipient, d.state) for d in outcome.deliveries) == [(e, "sent") for e in emails]
+        assert sorted(r.rcpt_tos[0] for r in server.handler.received) == emails
+        # s02's task started twice: on the worker that died, then again on a live one
+        assert marker.exists()
+        twice = [pid for email, pid in runs(log) if email == "s02@acme.test"]
+        assert len(twice) == 2
+        assert twice[0] != twice[1]
+        with pytest.raises(ProcessLookupError):
+            os.kill(twice[0], 0)
+        again = run(config, tmp_path)
+        assert sorted(d.state for d in again.deliveries) == ["skipped"] * 6
+        assert len(server.handler.received) == 6
+
+
+def test_a_report_that_keeps_killing_its_workers_fails_for_that_recipient_only(cluster, tasks, tmp_path):
+    local, client = cluster
+    register, log = tasks
+    register(kill="s01@acme.test")  # every time: an out-of-memory report, say
+    with Server(tmp_path) as server:
+        config = config_for(tmp_path, server.port, local.scheduler_address, n=4)
+        with pytest.raises(RunError) as exc:
+            run(config, tmp_path)
+        assert str(exc.value) == (
+            "burst 2026-10: delivery failed for s01@acme.test (report failed: every Dask worker that "
+            "rendered it died (out of memory?); see the workers' logs); the others were delivered; run "
+            "again to retry only these"
+        )
+        assert sorted(r.rcpt_tos[0] for r in server.handler.received) == [
+            "s00@acme.test",
+            "s02@acme.test",
+            "s03@acme.test",
+        ]
+        done = [email for email, _ in runs(log)]
+        assert done.count("s01@acme.test") == 2  # allowed-failures: 1
+        # no bystander: a worker is handed one task at a time, so only s01 was on the workers that died
+        assert sorted(e for e in done if e != "s01@acme.test") == [
+            "s00@acme.test",
+            "s02@acme.test",
+            "s03@acme.test",
+        ]
+        client.unregister_worker_plugin(Tasks.name)
+        client.register_plugin(Tasks(log))
+        again = run(config, tmp_path)
+        assert sorted((d.recipient, d.state) for d in again.deliveries) == [
+            ("s00@acme.test", "skipped"),
+            ("s01@acme.test", "sent"),
+            ("s02@acme.test", "skipped"),
+            ("s03@acme.test", "skipped"),
+        ]
+        assert [r.rcpt_tos[0] for r in server.handler.received].count("s01@acme.test") == 1
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(burst_module, "CONNECT_TIMEOUT", 1.0)
+    config = config_for(tmp_path, 25, "tcp://127.0.0.1:9", n=2)
+    with pytest.raises(RunError) as exc:
+        run_report(config, period="2026-10", now=NOW, output=tmp_path / "out", send=False)
+    assert str(exc.value) == (
+        "burst: the Dask scheduler at tcp://127.0.0.1:9 did not answer within 1 s; start it "
+        "(dask scheduler) or correct delivery.burst.address"
+    )
+
+
+def test_too_few_workers_is_one_line(cluster, tmp_path, monkeypatch):
+    local, _ = cluster
+    monkeypatch.setattr(burst_module, "WORKERS_TIMEOUT", 1.0)
+    config = config_for(tmp_path, 25, local.scheduler_address, n=2, workers=5)
+    with pytest.raises(RunError) as exc:
+        run_report(config, period="2026-10", now=NOW, output=tmp_path / "out", send=False)
+    assert str(exc.value) == (
+        f"burst: 2 of the 5 Dask worker(s) asked for (delivery.burst.workers) joined the scheduler at "
+        f"{local.scheduler_address} within 1 s; start more (dask worker {local.scheduler_address}) or "
+        "lower workers"
+    )
+
+
+def test_without_an_address_a_cluster_is_started_for_the_run(tmp_path, monkeypatch):
+    def not_here(*args, **kwargs):
+        raise AssertionError("rendered by the local process pool")
+
+    monkeypatch.setattr(burst_module, "render_bursts", not_here)
+    with Server(tmp_path) as server:
+        config = config_for(tmp_path, server.port, None, n=2, workers=1)
+        assert config.delivery.burst.address is None
+        outcome = run(config, tmp_path)
+        assert sorted((d.recipient, d.state) for d in outcome.deliveries) == [
+            ("s00@acme.test", "sent"),
+            ("s01@acme.test", "sent"),
+        ]
+        assert sorted(r.rcpt_tos[0] for r in server.handler.received) == ["s00@acme.test", "s01@acme.test"]
+
+
+@pytest.mark.parametrize(
+    ("burst", "message"),
+    [
+        (
+            "{address: 'tcp://10.0.0.5:8786'}",
+            "/r.yaml:40:20: delivery.burst.address: an address is only used with executor: dask; "
+            "add 'executor: dask', or remove the address to render on this machine",
+        ),
+        (
+            "{executor: dask, address: 'dask-scheduler:8786'}",
+            "/r.yaml:40:36: delivery.burst.address: 'dask-scheduler:8786' is not a Dask scheduler "
+            "address; write tcp://HOST:PORT, e.g. tcp://dask-scheduler:8786",
+        ),
+        (
+            "{executor: cluster}",
+            "/r.yaml:40:21: delivery.burst.executor: 'cluster' is not one of: local, dask",
+        ),
+    ],
+)
+def test_burst_settings_are_checked(tmp_path, burst, message):
+    make(tmp_path, 25)
+    path = tmp_path / "r.yaml"
+    path.write_text(path.read_text() + f"  burst: {burst}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    assert [str(p) for p in exc.value.problems] == [str(tmp_path) + message]
