@@ -31,6 +31,8 @@ SQLITE_KINDS = {
     "spend": "text-date",
     "orders": "text-instant",
     "nps": "text-date",
+    "bank": "text-date",
+    "social": "text-local",
 }
 DUCKDB_KINDS = {
     "web": "date",
@@ -39,6 +41,8 @@ DUCKDB_KINDS = {
     "spend": "local",
     "orders": "instant",
     "nps": "local",
+    "bank": "local",
+    "social": "local",
 }
 PERIODS = [("2026-10", "month"), ("2026-Q3", "quarter"), ("2026-W40", "week")]
 
@@ -187,9 +191,9 @@ def test_postgresql_same_results_as_pull(demo_config, demo_pg, label, grain):
     con.close()
     close_remote(infos)
     pushed = sorted(n for n, i in infos.items() if isinstance(i, RemoteInfo))
-    # bank and social have `last` metrics (ties broken by row order): read whole
-    assert pushed == ["crm", "emails", "nps", "orders", "spend", "web"]
-    assert pull_reason(config, config.sources["bank"]) == "a metric uses agg: last"
+    # all 8, bank and social (agg: last) included
+    assert pushed == ["bank", "crm", "emails", "nps", "orders", "social", "spend", "web"]
+    assert pull_reason(config, config.sources["bank"]) is None
     pulled, got = run_both(demo_config, demo_pg, label, grain)
     assert got["breakdowns"]["leads_by_origin"][-1]["key"] == "other"
     assert got["kpis"]["active_customers"]["ytd"] is not None  # count_distinct over the year to date
@@ -238,7 +242,7 @@ def test_only_aggregates_leave_postgresql(demo_config, demo_pg):
         compute(as_sql(demo_config, demo_pg, True), period, NOW)
     with RowCounter() as pulled_counts:
         compute(as_sql(demo_config, demo_pg, False), period, NOW)
-    pushed_tables = ("crm", "emails", "nps", "orders", "spend", "web")
+    pushed_tables = ("bank", "crm", "emails", "nps", "orders", "social", "spend", "web")
     # the report needs: one row per period for the metrics (the 12-month series, the prior years
     # of the year to date, the insights' history: under 60), or one per breakdown key (null
     # included) and period for a breakdown (the insights compare 2 periods)
@@ -248,9 +252,82 @@ def test_only_aggregates_leave_postgresql(demo_config, demo_pg):
     worst = max(n for _, n in remote)
     assert 0 <= worst <= bound, [s for s, n in remote if n == worst]
     assert sum(n for _, n in remote) < sum(table_rows[t] for t in pushed_tables) / 20
+    # agg: last (bank, social) reads the rows on each window's latest date: at most one row per
+    # window it is asked for (each window is one WHEN of the statement's CASE)
+    lasts = [(s, n) for s, n in remote if "AS __value" in s]
+    assert {t for t in ("pd_bank", "pd_social") if any(t in s for s, _ in lasts)} == {"pd_bank", "pd_social"}
+    for statement, n in lasts:
+        assert 1 <= n <= statement.count(" THEN "), statement
     # the independent check fails on the pull: there, the orders table comes whole
     assert ("SELECT * FROM pd_orders", table_rows["orders"]) in pulled_counts.seen
     assert table_rows["orders"] > bound
+
+
+def test_last_pushed_down(tmp_path, demo_pg):
+    """agg: last pushed down: the value on the window's latest local date (a metric's `where`
+    applies first, a null on that date is kept, a tie goes to the last row the database returns),
+    per period, year to date and breakdown key; the same as read whole."""
+    import sqlalchemy as sa
+
+    rows = [  # (instant, account, balance, kind); Paris is UTC+1/+2
+        ("2026-01-10 09:00:00+00", "a", 5.0, "x"),
+        ("2026-09-30 21:30:00+00", "a", 7.0, "x"),  # 1 October in Paris: October's latest for "a"
+        ("2026-10-12 08:00:00+00", "a", 1.0, "x"),
+        ("2026-10-31 08:00:00+00", "a", 2.0, "y"),  # the latest date with kind x is 12 October
+        ("2026-10-31 09:00:00+00", "b", None, "y"),  # latest date of "b": a null value
+        ("2026-10-20 09:00:00+00", "b", 4.0, "x"),
+        ("2026-10-31 23:30:00+00", "c", 8.0, "x"),  # 1 November in Paris: not October
+        ("2026-10-30 10:00:00+00", "c", 3.0, "x"),
+        ("2026-10-30 11:00:00+00", "c", 6.0, "x"),  # a tie on the 30th: the later row wins
+    ]
+    engine = sa.create_engine(demo_pg)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS pd_last"))
+        conn.execute(
+            sa.text("CREATE TABLE pd_last (at timestamptz, account text, balance float8, kind text)")
+        )
+        for at, account, balance, kind in rows:
+            conn.execute(
+                sa.text("INSERT INTO pd_last VALUES (CAST(:at AS timestamptz), :a, :b, :k)"),
+                {"at": at, "a": account, "b": balance, "k": kind},
+            )
+    engine.dispose()
+    yaml = """
+report: {id: t, title: T, timezone: Europe/Paris}
+sources:
+  s: {type: sql, url: '${PG}', table: pd_last, date_column: at, pushdown: PUSH}
+metrics:
+  bal: {source: s, agg: last, column: balance}
+  bal_x: {source: s, agg: last, column: balance, where: "kind = 'x'"}
+kpis:
+  bal: {formula: bal}
+  bal_x: {formula: bal_x}
+breakdowns:
+  - {kpi: bal, by: account}
+  - {kpi: bal_x, by: account, top: 1}
+"""
+    got = []
+    for push in ("true", "false"):
+        (tmp_path / "r.yaml").write_text(yaml.replace("PUSH", push), encoding="utf-8")
+        config = load_config(tmp_path / "r.yaml", env={"PG": demo_pg})
+        with RowCounter() as counts:
+            got.append(compute(config, Period.parse("2026-10", "month"), NOW).to_dict())
+        if push == "true":
+            # pushed: never a statement that returns the table (9 rows)
+            assert max(n for s, n in counts.seen if "pd_last" in s) < len(rows)
+    pushed, pulled = got
+    assert pushed["sources"][0]["sha256"] is None
+    # October in Paris: the latest date is 31 October (rows of "a" kind y and "b", null, on it;
+    # the database returns "b" last)
+    assert pushed["kpis"]["bal"]["value"] is None
+    assert pushed["kpis"]["bal_x"]["value"] == 6.0  # 30 October, the later of its two rows
+    by_account = {r["key"]: r["value"] for r in pushed["breakdowns"]["bal_by_account"]}
+    assert by_account == {"a": 2.0, "b": None, "c": 6.0}  # c's 8.0 is on 1 November in Paris
+    # top 1 (c) and "other": a's and b's rows of kind x, whose latest date is b's 20 October
+    top = [(r["key"], r["value"]) for r in pushed["breakdowns"]["bal_x_by_account"]]
+    assert top == [("c", 6.0), ("other", 4.0)]
+    same(pulled["kpis"], pushed["kpis"], "kpis")
+    same(pulled["breakdowns"], pushed["breakdowns"], "breakdowns")
 
 
 def test_table_and_query_keys(tmp_path, demo_pg):
@@ -312,7 +389,9 @@ def test_sqlite_and_duckdb_files(tmp_path, demo_config):
         for col in frame.columns:
             if str(frame[col].dtype).startswith("datetime64"):
                 values = frame[col].map(lambda v: v.isoformat() if v == v else None)
-                frame[col] = values.str.replace("T00:00:00", "", regex=False) if name != "orders" else values
+                # social keeps its midnights: its `last` metrics read a text timestamp's latest value
+                kept = name in ("orders", "social")
+                frame[col] = values if kept else values.str.replace("T00:00:00", "", regex=False)
         frame.to_sql(f"pd_{name}", lite, index=False)
     lite.dispose()
     con = duckdb.connect(str(tmp_path / "demo.duckdb"))
@@ -487,7 +566,7 @@ def test_translation_to_every_dialect():
 def test_which_sources_are_read_whole(demo_config):
     config = as_sql(demo_config, "postgresql+psycopg://h/db", True)
     assert pull_reason(config, config.sources["orders"]) is None
-    assert pull_reason(config, config.sources["social"]) == "a metric uses agg: last"
+    assert pull_reason(config, config.sources["social"]) is None  # agg: last is pushed down too
     assert pull_reason(as_sql(demo_config, "postgresql://h/db", False), config.sources["orders"]) is None
     off = as_sql(demo_config, "postgresql://h/db", False)
     assert pull_reason(off, off.sources["orders"]) == "pushdown: false"

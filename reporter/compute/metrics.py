@@ -21,8 +21,8 @@ from typing import Any
 import duckdb
 
 from reporter.compute.pushdown import RemoteInfo
-from reporter.config.model import Config
-from reporter.config.sql import agg_sql, quote_ident, sql_literal
+from reporter.config.model import Config, Metric
+from reporter.config.sql import agg_sql, quote_ident, sql_literal, value_sql
 from reporter.periods import Period
 from reporter.sources import SourceInfo
 
@@ -68,6 +68,73 @@ def _bucket_sql(info: SourceInfo, grain: str, periods: list[Period]) -> tuple[st
     return f"CAST(date_trunc('{_BUCKET[grain]}', __day) AS DATE)", []
 
 
+def _agg(info: SourceInfo, metric: Metric, extra_filter: str | None = None) -> str:
+    """The aggregate of ``metric`` in a query over ``src_<name>``. Pushed down, ``last`` becomes
+    the latest value of the date column among the window's rows (``__latest``, see
+    :meth:`Warehouse.translate`); :func:`_last_values` then reads the rows on that date."""
+    if metric.agg != "last" or not isinstance(info, RemoteInfo):
+        return agg_sql(metric, extra_filter)
+    conditions = [c for c in (metric.where and f"({metric.where})", extra_filter) if c]
+    filt = f" FILTER (WHERE {' AND '.join(conditions)})" if conditions else ""
+    return f"max(__latest){filt}"
+
+
+def _pushed_last(info: SourceInfo, metric: Metric) -> bool:
+    return metric.agg == "last" and isinstance(info, RemoteInfo) and info.warehouse is not None
+
+
+def _last_values(
+    con: duckdb.DuckDBPyConnection,
+    info: SourceInfo,
+    metric: Metric,
+    asks: Mapping[Any, tuple[Any, Any]],
+    extra: str,
+    column: str | None = None,
+) -> dict[Any, Any]:
+    """``last`` of a pushed-down source: ``asks`` maps a window to (its latest value of the date
+    column, its group key). One query returns the rows on these latest days (of the asked keys,
+    tagged with their day): one row per window unless rows tie on its latest date; the last row
+    returned per day and key wins, as the pull path keeps the last row in the query's order."""
+    assert isinstance(info, RemoteInfo)
+    assert info.warehouse is not None
+    by_day: dict[dt.date, dict[Any, Any]] = {}
+    for slot, (latest, key) in asks.items():
+        day = info.warehouse.local_day(latest)
+        if day is not None:
+            by_day.setdefault(day, {})[slot] = key
+    if not by_day:
+        return {}
+    days = sorted(by_day)
+    col = quote_ident(column) if column is not None else "NULL"
+    picks: list[str] = []
+    params: list[Any] = []
+    for day in days:
+        pick = "__day BETWEEN ? AND ?"
+        params += [day, day]
+        if column is not None:
+            keys = set(by_day[day].values())
+            parts = [f"{col} IS NULL"] if None in keys else []
+            known = [literal(k) for k in keys if k is not None]
+            if known:
+                parts.append(f"{col} IN ({', '.join(known)})")
+            pick += f" AND ({' OR '.join(parts)})"
+        picks.append(f"({pick})")
+    which = " ".join(f"WHEN __day BETWEEN ? AND ? THEN {i}" for i in range(len(days)))
+    cond = f" AND ({metric.where})" if metric.where else ""
+    sql = (
+        f"SELECT CASE {which} END AS __d, {col} AS __key, {value_sql(metric)} AS __value "
+        f"FROM {quote_ident('src_' + info.name)} WHERE ({' OR '.join(picks)}){cond}{extra}"
+    )
+    last: dict[tuple[int, Any], Any] = {}
+    for d, key, value in _run(con, info, sql, [v for day in days for v in (day, day)] + params):
+        last[(int(d), key)] = value
+    out: dict[Any, Any] = {}
+    for i, day in enumerate(days):
+        for slot, key in by_day[day].items():
+            out[slot] = last.get((i, key if column is not None else None))
+    return out
+
+
 def _by_source(config: Config, names: Iterable[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name in names:
@@ -104,15 +171,15 @@ def period_metrics(
         metrics = [config.metrics[n] for n in names]
         rows: dict[dt.date, tuple[Any, ...]] = {}
         if periods:
-            cols = ", ".join(agg_sql(m) for m in metrics)
+            cols = ", ".join(_agg(info, m) for m in metrics)
             bucket, params = _bucket_sql(info, grain, periods)
             sql = (
                 f"SELECT {bucket} AS __bucket, {cols} "
                 f"FROM {view} WHERE __day BETWEEN ? AND ?{base_filter} GROUP BY __bucket"
             )
-            for found in _run(con, info, sql, [*params, lo, hi]):
-                if found[0] is not None:
-                    rows[_as_date(found[0])] = found[1:]
+            found = [f for f in _run(con, info, sql, [*params, lo, hi]) if f[0] is not None]
+            for got in _pushed_last_rows(con, info, metrics, found, 1, base_filter):
+                rows[_as_date(got[0])] = got[1:]
         for period in periods:
             covered = _covered(info, period.start, period.end)
             row = rows.get(period.start)
@@ -123,14 +190,16 @@ def period_metrics(
                     by_period[period][name] = _clean(row[i] if row else None, metric.agg)
         if windows:
             cols = ", ".join(
-                agg_sql(m, f"__day BETWEEN DATE '{w.start}' AND DATE '{w.end}'")
+                _agg(info, m, f"__day BETWEEN DATE '{w.start}' AND DATE '{w.end}'")
                 for w in windows
                 for m in metrics
             )
             wlo = min(w.start for w in windows)
             whi = max(w.end for w in windows)
             sql = f"SELECT {cols} FROM {view} WHERE __day BETWEEN ? AND ?{base_filter}"
-            result = next(iter(_run(con, info, sql, [wlo, whi])), ())
+            result = _window_lasts(
+                con, info, metrics, next(iter(_run(con, info, sql, [wlo, whi])), ()), base_filter
+            )
             k = 0
             for w in windows:
                 covered = _covered(info, w.start, w.end)
@@ -165,7 +234,7 @@ def grouped_metrics(
         extra = f" AND ({where[source]})" if where and where.get(source) else ""
         metrics = [config.metrics[n] for n in src_names]
         view = quote_ident("src_" + source)
-        cols = ", ".join(agg_sql(m) for m in metrics)
+        cols = ", ".join(_agg(infos[source], m) for m in metrics)
         keys = [k for k in exclude if k is not None]
         cond = ""
         params: list[Any] = [period.start, period.end]
@@ -177,7 +246,9 @@ def grouped_metrics(
         if any(k is None for k in exclude):
             cond += f" AND {col} IS NOT NULL"
         sql = f"SELECT NULL AS __key, {cols} FROM {view} WHERE __day BETWEEN ? AND ?{extra}{cond}"
-        for row in _run(con, infos[source], sql, params):
+        for row in _pushed_last_rows(
+            con, infos[source], metrics, _run(con, infos[source], sql, params), 1, f"{extra}{cond}"
+        ):
             for i, name in enumerate(src_names):
                 groups.setdefault(row[0], {})[name] = _clean(row[i + 1], metrics[i].agg)
     _fill_missing(config, infos, names, period, groups)
@@ -206,12 +277,13 @@ def grouped_metrics_at(
         extra = f" AND ({where[source]})" if where and where.get(source) else ""
         metrics = [config.metrics[n] for n in src_names]
         view = quote_ident("src_" + source)
-        cols = ", ".join(agg_sql(m) for m in metrics)
+        cols = ", ".join(_agg(infos[source], m) for m in metrics)
         sql = (
             f"SELECT CASE {which} END AS __p, {col} AS __key, {cols} FROM {view} "
             f"WHERE ({inside}){extra} GROUP BY __p, __key"
         )
-        for row in _run(con, infos[source], sql, bounds + bounds):
+        found = _run(con, infos[source], sql, bounds + bounds)
+        for row in _pushed_last_rows(con, infos[source], metrics, found, 2, extra, column):
             if row[0] is None:
                 continue
             groups = out[periods[int(row[0])]]
@@ -220,6 +292,46 @@ def grouped_metrics_at(
     for period, groups in out.items():
         _fill_missing(config, infos, names, period, groups)
     return out
+
+
+def _window_lasts(
+    con: duckdb.DuckDBPyConnection,
+    info: SourceInfo,
+    metrics: list[Metric],
+    result: tuple[Any, ...],
+    extra: str,
+) -> tuple[Any, ...]:
+    """The windows' row (each window's metrics in turn) with each pushed-down ``last`` column's
+    latest date replaced by its value."""
+    out = list(result)
+    for j, metric in enumerate(metrics):
+        if _pushed_last(info, metric):
+            at = range(j, len(out), len(metrics))
+            values = _last_values(con, info, metric, {k: (out[k], None) for k in at}, extra)
+            for k in at:
+                out[k] = values.get(k)
+    return tuple(out)
+
+
+def _pushed_last_rows(
+    con: duckdb.DuckDBPyConnection,
+    info: SourceInfo,
+    metrics: list[Metric],
+    found: list[tuple[Any, ...]],
+    skip: int,
+    extra: str,
+    column: str | None = None,
+) -> list[tuple[Any, ...]]:
+    """Grouped rows (``skip`` leading columns, the group key at ``skip - 1`` when ``column`` is
+    given) with each pushed-down ``last`` column's latest date replaced by its value."""
+    rows = [list(r) for r in found]
+    for i, metric in enumerate(metrics):
+        if _pushed_last(info, metric):
+            asks = {n: (r[skip + i], r[skip - 1] if column is not None else None) for n, r in enumerate(rows)}
+            values = _last_values(con, info, metric, asks, extra, column)
+            for n, r in enumerate(rows):
+                r[skip + i] = values.get(n)
+    return [tuple(r) for r in rows]
 
 
 def _fill_missing(

@@ -10,6 +10,8 @@ For a pushed-down source, :meth:`Warehouse.run` rewrites the same query for the 
   instants (a timestamp with a time zone), as local timestamps (a timestamp without one) or as
   dates (a date). No timezone function of the database is needed, so every dialect gets the same
   predicate and the database can use an index on the column;
+- ``__latest`` (a pushed-down ``agg: last``: ``max(__latest)`` per window) becomes the date
+  column, so that the rows on each window's latest date can be read next (metrics.py);
 - sqlglot translates the rest (aggregates, ``FILTER``, casts, the YAML's ``where`` and ``expr``)
   from DuckDB to the database's dialect.
 
@@ -58,10 +60,6 @@ def pull_reason(config: Config, source: Source) -> str | None:
     backend = (source.url or "").split(":", 1)[0].split("+", 1)[0]
     if backend not in DIALECTS:
         return f"no SQL dialect known for '{backend}'"
-    for metric in config.metrics.values():
-        if metric.source is not None and config.sources.get(metric.source) is source and metric.agg == "last":
-            # ``last`` breaks ties on a date by the rows' order, which a database does not keep
-            return "a metric uses agg: last"
     return None
 
 
@@ -100,11 +98,24 @@ class Warehouse:
             if isinstance(between.this, exp.Column) and between.this.name == "__day":
                 low, high = _date_of(between.args["low"]), _date_of(between.args["high"])
                 between.replace(self._range(low, high))
-        left = [c.name for c in tree.find_all(exp.Column) if c.name in ("__day", "rowid")]
+        for column in list(tree.find_all(exp.Column)):
+            if column.name == "__latest":  # the date column, for max(): the latest date (agg: last)
+                column.replace(self._latest())
+        left = [c.name for c in tree.find_all(exp.Column) if c.name in ("__day", "rowid", "__latest")]
         if left:  # a query this module cannot rewrite: a bug, not a user error
             raise AssertionError(f"pushdown cannot rewrite {left[0]} in: {sql}")
         text = tree.sql(dialect=self.dialect)
         return text.replace(f"FROM {_SRC}", f"FROM {self.source_sql} {_SRC}", 1)
+
+    def _latest(self) -> Any:
+        """The date column as a value whose max is the latest instant (SQLite text: datetime()
+        turns an offset into UTC, so that texts with different offsets compare right)."""
+        from sqlglot import exp
+
+        column = exp.column(self.date_column, quoted=True)
+        if self.kind in ("text-instant", "text-local"):
+            return exp.Anonymous(this="datetime", expressions=[column])
+        return column
 
     def _range(self, low: dt.date, high: dt.date) -> Any:
         """Rows whose local day is in low..high, as a range on the date column."""
