@@ -612,13 +612,14 @@ def _status(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
     from reporter.config import load_configs
+    from reporter.config.labels import Labels
     from reporter.delivery.ledger import Ledger, default_url
     from reporter.run.schedule import next_fire
     from reporter.run.stages import output_root
 
     clock = now()
     for config in load_configs(args.config):
-        print(f"{config.report.id} — {config.report.title}")
+        print(f"{config.report.id} — {Labels(config).title()}")
         if config.delivery.schedule:
             fire = next_fire(config, clock)
             local = fire.astimezone(ZoneInfo(config.report.timezone))

@@ -147,7 +147,7 @@ def test_subject_carries_the_tally_and_it_can_be_switched_off(demo):
     fr = build_digest(config, results)
     assert fr.subject == "Rapport mensuel marketing & ventes — octobre 2026 · 2 en retard, 1 à surveiller"
     en = build_digest(with_locale(config, "en_US"), results)
-    assert en.subject == "Rapport mensuel marketing & ventes — October 2026 · 2 off track, 1 at risk"
+    assert en.subject == "Monthly marketing & sales report — October 2026 · 2 off track, 1 at risk"
     de = build_digest(with_locale(config, "de_DE"), results)
     assert de.subject.endswith(" · 2 nicht im Plan, 1 gefährdet")
     assert config.delivery.email is not None

@@ -60,7 +60,10 @@ def check_static(checker: Any) -> None:
     report = parts.get("report")
     if isinstance(report, m.Report):
         for key in ("title", "company"):
-            _check_header(checker, ("report", key), getattr(report, key, None))
+            label: Any = getattr(report, key, None)
+            # a label: one text, or one per language (each is a header in its language's report)
+            for lang, text in label.items() if isinstance(label, dict) else [(None, label)]:
+                _check_header(checker, ("report", key) if lang is None else ("report", key, lang), text)
         _check_logo(checker, report)
     delivery = parts.get("delivery")
     if not isinstance(delivery, m.Delivery):

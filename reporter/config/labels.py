@@ -45,6 +45,19 @@ class Labels:
     def text(self, label: str | Mapping[str, str] | None) -> str | None:
         return pick(label, self.language)
 
+    def title(self) -> str:
+        """The report's title."""
+        return self.text(self.config.report.title) or self.config.report.id
+
+    def company(self) -> str:
+        return self.text(self.config.report.company) or ""
+
+    def report_fields(self) -> dict[str, Any]:
+        """The YAML's ``report`` section as a template string in the YAML (the subject, an
+        action) reads it: ``report.title`` and ``report.company`` in this language."""
+        fields = self.config.report.model_dump(mode="json")
+        return {**fields, "title": self.title(), "company": self.company()}
+
     def kpi(self, name: str) -> str:
         kpi = self.config.kpis.get(name)
         return (kpi and self.text(kpi.label)) or name.replace("_", " ")

@@ -109,12 +109,17 @@ class Report(_Model):
         ),
         examples=["marketing-monthly"],
     )
-    title: Text = Field(
-        description="The report's title, on the cover, in the running header and in the email subject.",
-        examples=["Rapport mensuel marketing & ventes"],
+    title: Label = Field(
+        description=(
+            "The report's title, on the cover, in the running header and in the email subject (text, or "
+            "one text per language)."
+        ),
+        examples=["Rapport mensuel marketing & ventes", {"fr": "Rapport mensuel", "en": "Monthly report"}],
     )
-    company: str = Field(
-        "", description="The company's name, shown on the cover and in the digest.", examples=["Acme SAS"]
+    company: LabelOrEmpty = Field(
+        "",
+        description="The company's name, shown on the cover and in the digest (text, or one per language).",
+        examples=["Acme SAS"],
     )
     locale: str = Field(
         "en_US",

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reporter.config.labels import Labels
 from reporter.config.model import Chat, Config
 from reporter.delivery.mailer import SendResult
 from reporter.errors import RunError
@@ -84,7 +85,7 @@ def build_card(config: Config, results: Results) -> Card:
     formatter = Formatter.for_report(config.report)
     _ = formatter._
     period = formatter.period(results.period, results.period_start, results.grain)
-    title = f"{config.report.title} — {period}"
+    title = f"{Labels(config).title()} — {period}"
     counts = [(s, sum(1 for o in results.objectives if o.status == s)) for s in ORDER]
     tally = " · ".join(f"{SYMBOLS[s]} {n} {lcfirst(_(s))}" for s, n in counts if n)
     off_track = []

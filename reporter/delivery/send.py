@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.delivery.ledger import Delivery, Ledger
 from reporter.delivery.mailer import Mailer
@@ -267,7 +268,7 @@ def alert(
         redact(body)
         if body
         else redact(
-            f"The report '{config.report.title}' ({config.report.id}) for {period} was not sent.\n\n"
+            f"The report '{Labels(config).title()}' ({config.report.id}) for {period} was not sent.\n\n"
             f"Reason:\n{reason}\n\nFix the cause, then run:\n"
             f"  reporter run {config.file} --period {period}\n"
         )

@@ -90,7 +90,7 @@ def build_workbook(config: Config, results: Results) -> bytes:
         else dt.datetime(1980, 1, 1, tzinfo=dt.UTC).replace(tzinfo=None)
     )
     book.properties.creator = "reporter"
-    book.properties.title = f"{config.report.title} — {results.period}"
+    book.properties.title = f"{Labels(config).title()} — {results.period}"
     book.properties.created = stamp
     book.properties.modified = stamp
 
@@ -217,7 +217,7 @@ def _objectives(
             _("Due"),
         ],
     )
-    context = {"report": config.report.model_dump(mode="json"), "period": {"label": results.period}}
+    context = {"report": Labels(config).report_fields(), "period": {"label": results.period}}
     for obj in data["objectives"]:
         kpi = data["kpis"][obj["kpi"]]
         decimals = config.kpis[obj["kpi"]].decimals if obj["kpi"] in config.kpis else None

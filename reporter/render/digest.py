@@ -19,6 +19,7 @@ from email.header import Header
 from email.message import EmailMessage
 from typing import Any
 
+from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.periods import Period
 from reporter.render.charts import PALETTE
@@ -222,7 +223,7 @@ def build_digest(config: Config, results: Results, *, recipient: str = "") -> Di
     subject = render_text(
         email.subject if email else "{{ report.title }} — {{ period.label }}",
         {
-            "report": config.report.model_dump(mode="json"),
+            "report": Labels(config).report_fields(),
             "period": {"label": context["period"]["words"], "code": results.period},
         },
         "delivery.email.subject",

@@ -283,7 +283,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         for i, action in enumerate(obj["actions"]):
             action["do"] = render_text(
                 action["do"],
-                {"report": config.report.model_dump(mode="json"), "period": {"label": results.period}},
+                {"report": names.report_fields(), "period": {"label": results.period}},
                 f"objective '{obj['id']}' action {i + 1}",
             )
         objectives.append(obj)
@@ -316,8 +316,8 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         "r": data,
         "report": {
             "id": config.report.id,
-            "title": config.report.title,
-            "company": config.report.company,
+            "title": names.title(),
+            "company": names.company(),
             "locale": str(formatter.locale),
             "lang": formatter.locale.language,
             "logo": logo,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.delivery.archive import Files
 from reporter.delivery.ledger import Ledger, default_url
@@ -172,7 +173,7 @@ def _failed(
     body = None
     if subject is not None:
         body = (
-            f"The run of '{config.report.title}' ({config.report.id}) for {period} failed.\n\n"
+            f"The run of '{Labels(config).title()}' ({config.report.id}) for {period} failed.\n\n"
             f"Reason:\n{text}\n\nFix the cause, then run:\n  reporter run {config.file} --period {period}\n"
         )
     try:
@@ -298,7 +299,7 @@ def _review_alert(
 
     lines = "\n".join(f"- {d.recipient}: {d.error}" for d in unsure)
     body = (
-        f"The report '{config.report.title}' ({config.report.id}) for {period} may or may not have "
+        f"The report '{Labels(config).title()}' ({config.report.id}) for {period} may or may not have "
         f"reached {len(unsure)} recipient(s): the server did not confirm it, and it is not re-sent "
         f"automatically.\n\n{lines}\n"
     )
