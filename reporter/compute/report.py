@@ -134,7 +134,7 @@ def compute_results(
             attainment=obj_result.attainment if obj_result else None,
             status=obj_result.status if obj_result else ("no_data" if value is None else "no_target"),
             series=[SeriesPoint(p.label, kpi_by_period[p][name]) for p in series],
-            label=config.kpi_label(name),
+            label=labels.kpi(name),
             format=kpi.format,
             direction=kpi.direction,
             section=labels.section(name),

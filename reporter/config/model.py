@@ -853,12 +853,6 @@ class Config(_Model):
         [], description="Not a YAML key: the KPIs in dependency order, found once by validation."
     )
 
-    def kpi_label(self, name: str) -> str:
-        """KPI ``name``'s label in the report's language (reporter.config.labels)."""
-        from reporter.config.labels import Labels
-
-        return Labels(self).kpi(name)
-
     def resolve(self, path: Path) -> Path:
         """A path from the YAML, relative to the config file's folder."""
         return path if path.is_absolute() else (self.base_dir / path)

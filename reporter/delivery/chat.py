@@ -30,7 +30,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +41,14 @@ from reporter.errors import RunError
 from reporter.files import write_atomic
 from reporter.progress import stage
 from reporter.render.context import Formatter, lcfirst
+from reporter.render.digest import DIGEST_ORDER, in_digest_order
+from reporter.render.html import SYMBOLS
 from reporter.results import Results
 from reporter.security import redact, remember_secret, remember_url
 
 KINDS = {"slack": "Slack", "teams": "Microsoft Teams"}
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
-# The tally's order, the digest's: what needs attention first.
-ORDER = ("off_track", "at_risk", "on_track", "no_data", "no_target")
 
 
 def chat_key(chat: Chat) -> str:
@@ -80,28 +80,22 @@ class Card:
 def build_card(config: Config, results: Results) -> Card:
     """The card's words, in the report's language, with numbers formatted as in the PDF: the
     tally off track first, the off-track objectives furthest from their target first."""
-    from reporter.render.html import SYMBOLS
-
     formatter = Formatter.for_report(config.report)
     _ = formatter._
     period = formatter.period(results.period, results.period_start, results.grain)
     title = f"{Labels(config).title()} — {period}"
-    counts = [(s, sum(1 for o in results.objectives if o.status == s)) for s in ORDER]
+    counts = [(s, sum(1 for o in results.objectives if o.status == s)) for s in DIGEST_ORDER]
     tally = " · ".join(f"{SYMBOLS[s]} {n} {lcfirst(_(s))}" for s, n in counts if n)
     off_track = []
-    worst_first = sorted(
-        (o for o in results.objectives if o.status == "off_track"),
-        key=lambda o: (o.attainment is None, o.attainment or 0.0),
-    )
-    for obj in worst_first:
-        kpi = config.kpis.get(obj.kpi)
-        fmt = results.kpis[obj.kpi].format if obj.kpi in results.kpis else "number"
+    # the off-track objectives, the furthest from its target first (the digest's order)
+    for obj in in_digest_order([asdict(o) for o in results.objectives if o.status == "off_track"]):
+        kpi = config.kpis.get(obj["kpi"])
+        fmt = results.kpis[obj["kpi"]].format if obj["kpi"] in results.kpis else "number"
         decimals = kpi.decimals if kpi is not None else None
-        value = formatter.value(obj.value, fmt, decimals)
-        target = formatter.value(obj.target, fmt, decimals)
-        off_track.append((obj.title or obj.id, f"{value} / {_('target')} {target}"))
-    url = getattr(config.report, "url", None)  # report.url, when this version has it
-    url = str(url) if url else None
+        value = formatter.value(obj["value"], fmt, decimals)
+        target = formatter.value(obj["target"], fmt, decimals)
+        off_track.append((obj["title"] or obj["id"], f"{value} / {_('target')} {target}"))
+    url = config.report.url
     lines = [title]
     if tally:
         lines.append(tally)
