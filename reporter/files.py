@@ -14,6 +14,12 @@ import tempfile
 from pathlib import Path
 
 
+def report_file(report: str, period: str, ext: str) -> str:
+    """The name of a report's output file: ``marketing-monthly_2026-10.pdf`` (the PDF, the
+    workbook), the same in the output folder, on the message and in the digest's words."""
+    return f"{report}_{period}.{ext}"
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename or a creation in ``folder`` durable."""
     fd = os.open(folder, os.O_RDONLY)

@@ -17,9 +17,8 @@ from reporter.config.model import Config
 from reporter.delivery.ledger import Delivery, Ledger
 from reporter.delivery.mailer import Mailer
 from reporter.delivery.workbook import MIME as XLSX_MIME
-from reporter.delivery.workbook import xlsx_name
 from reporter.errors import RunError
-from reporter.files import write_atomic
+from reporter.files import report_file, write_atomic
 from reporter.progress import stage
 from reporter.render.digest import build_digest, build_message, message_id
 from reporter.results import Results
@@ -162,7 +161,7 @@ def deliver(
         message = build_message(
             config, digest, recipient=rcpt, pdf=pdf, pdf_name=pdf_name, msg_id=msg_id, date=now
         )
-        attach(message, email_cfg.attach, pdf_name, xlsx, xlsx_name(config, period))
+        attach(message, email_cfg.attach, pdf_name, xlsx, report_file(config.report.id, period, "xlsx"))
         if not written:
             write_atomic(folder / "email.eml", message.as_bytes())
             written = True
@@ -220,7 +219,7 @@ def _workbook(config: Config, results: Results, folder: Path) -> bytes | None:
 
     stage("writing the workbook")
     xlsx = build_workbook(config, results)
-    write_atomic(folder / xlsx_name(config, results.period), xlsx)
+    write_atomic(folder / report_file(config.report.id, results.period, "xlsx"), xlsx)
     return xlsx
 
 

@@ -34,10 +34,6 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 
 
-def xlsx_name(config: Config, period: str) -> str:
-    return f"{config.report.id}_{period}.xlsx"
-
-
 def number_format(config: Config, fmt: str, decimals: int | None = None) -> str:
     """The Excel number format of a KPI's values: percent as a percentage, currency with its
     symbol where the report's locale puts it, integers with thousands separators."""

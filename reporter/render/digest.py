@@ -21,6 +21,7 @@ from typing import Any
 
 from reporter.config.labels import Labels
 from reporter.config.model import Config
+from reporter.files import report_file
 from reporter.periods import Period
 from reporter.render.charts import PALETTE
 from reporter.render.context import Formatter, lcfirst
@@ -206,7 +207,7 @@ def build_digest(config: Config, results: Results, *, recipient: str = "") -> Di
     # the files the message carries, by the names delivery gives them (delivery/send.py)
     attach = config.delivery.email.attach if config.delivery.email else ["pdf"]
     context["attached"] = [
-        f"{results.report}_{results.period}.{kind}" for kind in ("pdf", "xlsx") if kind in attach
+        report_file(results.report, results.period, kind) for kind in ("pdf", "xlsx") if kind in attach
     ]
     # The inbox's preview line: the tally and the objective furthest from its target.
     preheader = tally_words(context["tally"], _)

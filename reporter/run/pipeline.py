@@ -23,7 +23,7 @@ from reporter.config.model import Config
 from reporter.delivery.archive import Files
 from reporter.delivery.ledger import Ledger, default_url
 from reporter.errors import QualityGateError, RunError, UsageError
-from reporter.files import write_atomic
+from reporter.files import report_file, write_atomic
 from reporter.periods import Period
 from reporter.progress import stage
 from reporter.results import Results
@@ -216,7 +216,7 @@ def _run(
         )
     stage("rendering the PDF pages")
     pdf = render_pdf(config, results, run_id=run_key, trigger=trigger)  # RunError if empty
-    pdf_name = f"{config.report.id}_{target.label}.pdf"
+    pdf_name = report_file(config.report.id, target.label, "pdf")
     files.write(folder / pdf_name, pdf)
     outcome = Outcome(config.report.id, target.label, results, [results_path, folder / pdf_name])
     if config.delivery.email is None and not config.delivery.chat:
@@ -242,7 +242,7 @@ def _run(
     if config.delivery.email is not None:
         main_targets = None if only is None else [r for r in recipients_of(config) if r in only]
         outcome.deliveries = send_to(config, results, pdf, pdf_name, folder, recipients=main_targets)
-        for name in ("email.eml", f"{config.report.id}_{target.label}.xlsx"):
+        for name in ("email.eml", report_file(config.report.id, target.label, "xlsx")):
             if (folder / name).is_file():
                 outcome.files.append(folder / name)
         if config.delivery.email.recipients:
@@ -330,7 +330,7 @@ def _bursts(
         return []
     stage(f"rendering {len(jobs)} recipients' reports")
     outcomes: list[Any] = []
-    pdf_name = f"{config.report.id}_{target.label}.pdf"
+    pdf_name = report_file(config.report.id, target.label, "pdf")
     for burst in bursts(config, target, now, jobs):
         if burst.results is None:
             outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", f"report failed: {burst.error}"))
@@ -358,7 +358,7 @@ def preview(config: Config, *, period: str | None, now: dt.datetime, output: Pat
         output_root(config, output)
         / config.report.id
         / target.label
-        / (f"{config.report.id}_{target.label}.html")
+        / report_file(config.report.id, target.label, "html")
     )
     write_atomic(path, render_html(config, results, for_browser=True).encode("utf-8"))
     digest = build_digest(config, results)
