@@ -205,10 +205,14 @@ def _read_with_pandas(config: Config, name: str, source: Source) -> Any:
             frame = pd.read_sql_query(sa.text(query), conn)
         engine.dispose()
     except Exception as exc:  # drivers raise their own kinds; all mean "cannot read"
-        raise SourceError(
-            f"source '{name}': query failed on {redact_url(source.url or '')}: {first_line(exc)}"
-        ) from None
+        raise query_failed(name, source.url or "", exc) from None
     return frame
+
+
+def query_failed(name: str, url: str, exc: BaseException) -> SourceError:
+    """A SQL source's database refused or failed a query (pulled or pushed down): the error's
+    first line, the URL without its password."""
+    return SourceError(f"source '{name}': query failed on {redact_url(url)}: {first_line(exc)}")
 
 
 def _hash_frame(frame: Any) -> str:

@@ -28,9 +28,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from reporter.config.model import Config, Source
-from reporter.config.sql import first_line, sql_literal
+from reporter.config.sql import sql_literal
 from reporter.errors import SourceError
-from reporter.sources import SourceInfo, location, needed_columns, redact_url
+from reporter.sources import SourceInfo, location, needed_columns, query_failed
 
 # SQLAlchemy backend name → sqlglot dialect. PostgreSQL, SQLite and DuckDB are tested against
 # real databases; the others are translated by sqlglot and untested.
@@ -158,9 +158,7 @@ class Warehouse:
             with self.engine.connect() as conn:
                 return [tuple(r) for r in conn.execute(sa.text(text.replace(":", r"\:"))).fetchall()]
         except Exception as exc:  # drivers raise their own kinds; all mean "the query failed"
-            raise SourceError(
-                f"source '{self.name}': query failed on {redact_url(self.url)}: {first_line(exc)}"
-            ) from None
+            raise query_failed(self.name, self.url, exc) from None
 
     def local_day(self, value: Any) -> dt.date | None:
         """The local date of a value of the date column (its min or max)."""
@@ -202,7 +200,7 @@ def open_remote(config: Config, name: str, source: Source) -> RemoteInfo:
     try:
         engine = sa.create_engine(url)
     except Exception as exc:  # a bad URL or a missing driver
-        raise SourceError(f"source '{name}': query failed on {redact_url(url)}: {first_line(exc)}") from None
+        raise query_failed(name, url, exc) from None
     wh = Warehouse(
         name=name,
         engine=engine,
@@ -228,10 +226,8 @@ def _probe(config: Config, wh: Warehouse, name: str, source: Source) -> RemoteIn
         with wh.engine.connect() as conn:
             keys = conn.execute(sa.text(head.replace(":", r"\:"))).keys()
             columns = [str(c) for c in keys]
-    except Exception as exc:
-        raise SourceError(
-            f"source '{name}': query failed on {redact_url(wh.url)}: {first_line(exc)}"
-        ) from None
+    except Exception as exc:  # as in fetch
+        raise query_failed(name, wh.url, exc) from None
     date_col = next((c for c in columns if c == source.date_column), None) or next(
         (c for c in columns if c.lower() == source.date_column.lower()), None
     )
