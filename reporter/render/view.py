@@ -281,6 +281,16 @@ def as_mapping(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    """A view class's field types, resolved once per process (not once per KPI)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = get_type_hints(cls, vars(sys.modules[__name__]))
+    return _HINTS[cls]
+
+
 class _Converter:
     def __init__(self) -> None:
         self.seen: dict[int, Any] = {}  # a KPI is in `kpis` and in `sections`: one object
@@ -292,7 +302,7 @@ class _Converter:
         extra = sorted(set(data) - names)
         if extra:
             raise TypeError(f"{cls.__name__}: {extra} not declared in reporter/render/view.py")
-        hints = get_type_hints(cls, vars(sys.modules[__name__]))
+        hints = _hints(cls)
         values = {}
         for f in dataclasses.fields(cls):
             if f.name in data:
@@ -350,7 +360,7 @@ def _type_name(tp: Any) -> str:
 
 
 def _table(cls: type[Any], skip: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
-    hints = get_type_hints(cls, vars(sys.modules[__name__]))
+    hints = _hints(cls)
     lines = ["| field | type | what it is |", "|---|---|---|"]
     for f in dataclasses.fields(cls):
         if f.name in skip:
