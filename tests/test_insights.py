@@ -33,7 +33,7 @@ def yaml(extra: str = "", kpis: str = "", objectives: str = "", breakdowns: str 
     return f"""
 report: {{id: t, title: T, timezone: Europe/Paris, locale: en_US}}
 sources:
-  sales: {{type: csv, path: sales.csv, date_column: date}}
+  sales: {{type: csv, path: sales.csv, date_column: date, frequency: monthly}}  # a row a month
 metrics:
   amount: {{source: sales, agg: sum, column: amount}}
   deals: {{source: sales, agg: sum, column: deals}}
@@ -163,6 +163,63 @@ def test_a_low_record_and_none_under_the_minimum(tmp_path, make_config):
     values = {month(P, -i): float(10 + i) for i in range(11, 0, -1)} | {P: 5.0}
     results, _ = build(tmp_path, make_config, monthly(values, month(P, -11)))
     assert of(results, "record", kpi="score") == []  # 11 < record_min_periods 12
+
+
+def _partial(tmp_path: Path, make_config: Callable[[str], Config], last_visit_day: str) -> dict[str, Any]:
+    """Two daily sources, 30 months: ``sales`` up to 31 October, ``visits`` up to
+    ``last_visit_day`` of October. Both KPIs fall to a low never seen before (a record, and far
+    outside the history's spread: unusual)."""
+    months = [month(P, -i) for i in range(30, 0, -1)]
+    sales = [(f"{m}-{d:02d}", "A", 100.0 + i % 5, 1.0, 1.0) for i, m in enumerate(months) for d in (1, 28)]
+    sales += [(f"{P}-01", "A", 10.0, 1.0, 1.0), (f"{P}-31", "A", 10.0, 1.0, 1.0)]
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], sales)
+    visits = [(f"{m}-{d:02d}", 1000 + 10 * (i % 7)) for i, m in enumerate(months) for d in (1, 28)]
+    visits += [(f"{P}-01", 200), (f"{P}-{last_visit_day}", 200)]
+    write_csv(tmp_path / "visits.csv", ["date", "n"], visits)
+    config = make_config(
+        yaml(kpis="  traffic: {formula: visits}").replace(
+            "metrics:\n",
+            "  visits: {type: csv, path: visits.csv, date_column: date}\n"
+            "metrics:\n  visits: {source: visits, agg: sum, column: n}\n",
+        )
+    )
+    return compute(config, Period.parse(P, "month"), _now()).to_dict()
+
+
+def test_no_record_nor_unusual_change_over_an_incomplete_period(tmp_path, make_config):
+    """A source whose data stops before the period's end (allowed by
+    require_complete_period: false): its KPIs' half-month is neither a record nor unusual
+    against whole months; the KPIs of a complete source still are. With the data up to the
+    last day, the same KPI is both: the rule, not the numbers, removed them."""
+    partial = _partial(tmp_path, make_config, "15")
+    whole = 2 * 10.0  # sales, complete: far below every month's 200-208
+    assert [i["periods"] for i in of(partial, "record", kpi="amount")] == [30]
+    assert of(partial, "unusual_change", kpi="amount")[0]["value"] == whole
+    assert of(partial, "record", kpi="traffic") == []
+    assert of(partial, "unusual_change", kpi="traffic") == []
+    assert partial["kpis"]["traffic"]["value"] == 400.0  # the number itself is still reported
+
+    complete = _partial(tmp_path, make_config, "31")
+    assert [(i["kind"], i["periods"]) for i in of(complete, "record", kpi="traffic")] == [("low", 30)]
+    assert of(complete, "unusual_change", kpi="traffic")[0]["value"] == 400.0
+
+
+def test_an_incomplete_period_asks_for_no_record_look_back():
+    from reporter.compute import insights
+
+    config = Config.model_validate(
+        {
+            "report": {"id": "t", "title": "T", "timezone": "Europe/Paris", "locale": "en_US"},
+            "sources": {"s": {"type": "csv", "path": "s.csv", "date_column": "d"}},
+            "metrics": {"m": {"source": "s", "agg": "sum", "column": "x"}},
+            "kpis": {"k": {"formula": "m"}},
+        }
+    )
+    period = Period.parse(P, "month")
+    values = {period.shift(-i): {"k": 100.0 + i} for i in range(1, 25)} | {period: {"k": 1.0}}
+    older, reaching = insights.record_history_needed(config, period, values)
+    assert (len(older), reaching) == (12, ["k"])
+    assert insights.record_history_needed(config, period, values, skip={"k"}) == ([], [])
 
 
 # ----------------------------------------------------------------------------- contributors

@@ -41,7 +41,7 @@ import ast
 import datetime as dt
 import math
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from reporter.compute.evaluate import change
@@ -73,6 +73,7 @@ def record_history_needed(
     since: dt.date | None = None,
     *,
     all_left: bool = False,
+    skip: Collection[str] = (),
 ) -> tuple[list[Period], list[str]]:
     """The older periods to compute next for records, and the KPIs that need them: none unless a
     KPI's run of values strictly below (or above) its value reaches back past the periods
@@ -82,7 +83,8 @@ def record_history_needed(
     Called again after those are computed, it asks for more only when a run is still unbroken
     and short of ``RECORD_MAX`` (periods without a value, skipped by ``record``, are not
     counted): with ``all_left``, every period left. Periods that end before ``since`` (the
-    first day of data) hold no value and are never asked for."""
+    first day of data) hold no value and are never asked for; the KPIs in ``skip`` (an
+    incomplete period, no record) never ask."""
     before = history_periods(period)
     computed: list[Period] = []
     for p in reversed(before):
@@ -92,6 +94,8 @@ def record_history_needed(
     reaching = []
     lacking = 0
     for name in config.kpis if len(computed) < len(before) else ():
+        if name in skip:
+            continue
         value = kpi_by_period[period].get(name)
         seen = [x for x in (kpi_by_period[p].get(name) for p in computed) if x is not None]
         if value is None or not seen or seen[0] == value:
@@ -177,12 +181,17 @@ def split_change(
 
 
 def kpi_insights(
-    config: Config, period: Period, kpi_by_period: Mapping[Period, Values]
+    config: Config, period: Period, kpi_by_period: Mapping[Period, Values], partial: Collection[str] = ()
 ) -> list[dict[str, Any]]:
+    """``unusual_change`` and ``record`` for each KPI, except those in ``partial``: their period
+    is incomplete (a source's data stops before its end), and a part of a period compared with
+    whole ones would be unusual, or a record low, only for being a part."""
     settings = config.insights
     out: list[dict[str, Any]] = []
     before = history_periods(period)
     for name in config.kpis:
+        if name in partial:
+            continue
         value = kpi_by_period[period].get(name)
         recent = [kpi_by_period[p].get(name) for p in before[-HISTORY:]]  # computed: series(13)
         found = unusual(value, [x for x in recent if x is not None], settings.z)

@@ -102,8 +102,9 @@ def compute_results(
     ytd = Window(*period.ytd_window(fy))
     metric_by_period, metric_by_window = period_metrics(con, config, infos, needed, [ytd], where=where)
     kpi_by_period = {p: kpis.evaluate(v) for p, v in metric_by_period.items()}
+    partial = _partial_kpis(config, infos, kpis, period) if config.insights.enabled else set()
     if config.insights.enabled:
-        kpi_by_period |= _record_lookback(con, config, infos, kpis, period, kpi_by_period, where)
+        kpi_by_period |= _record_lookback(con, config, infos, kpis, period, kpi_by_period, where, partial)
     kpi_ytd = kpis.evaluate(metric_by_window[ytd])
 
     prev, prior = period.shift(-1), period.prior_year()
@@ -152,7 +153,7 @@ def compute_results(
         def grouped(names: list[str], column: str, at: list[Period]) -> Mapping[Period, insights.Groups]:
             return grouped_metrics_at(con, config, infos, names, column, at, where=where)
 
-        found = insights.kpi_insights(config, period, kpi_by_period)
+        found = insights.kpi_insights(config, period, kpi_by_period, partial)
         found += insights.breakdown_insights(config, period, kpi_by_period, metric_by_period, grouped)
         for obj, result in zip(config.objectives, objectives, strict=True):
             pace = insights.pacing(config, period, obj, result, ytd_periods, kpi_by_period)
@@ -194,16 +195,18 @@ def _record_lookback(
     period: Period,
     kpi_by_period: Mapping[Period, dict[str, float | None]],
     where: Mapping[str, str] | None,
+    partial: set[str],
 ) -> dict[Period, dict[str, float | None]]:
     """The KPIs of the older periods a record reaches (``insights.record_history_needed``):
     none unless a record reaches back past the periods already computed, then only as many as
     its count still needs, with only the metrics of the KPIs that reach (the others are null
     there); a second query, for all the rest, only when periods without values were skipped
-    (two queries at most). Periods before the first day of data are never read."""
+    (two queries at most). Periods before the first day of data are never read, nor are the
+    KPIs of an incomplete period (``partial``, no record for them)."""
     found = dict(kpi_by_period)
     firsts = [dt.date.fromisoformat(i.first_date) for i in infos.values() if i.first_date]
     since = min(firsts, default=None)
-    older, reaching = insights.record_history_needed(config, period, found, since)
+    older, reaching = insights.record_history_needed(config, period, found, since, skip=partial)
     for again in (True, False):
         if not older:
             break
@@ -211,8 +214,26 @@ def _record_lookback(
         more, _ = period_metrics(con, config, infos, older, [], where=where, only=wanted)
         found |= {p: kpis.evaluate(v) for p, v in more.items()}
         if again:
-            older, reaching = insights.record_history_needed(config, period, found, since, all_left=True)
+            older, reaching = insights.record_history_needed(
+                config, period, found, since, all_left=True, skip=partial
+            )
     return {p: v for p, v in found.items() if p not in kpi_by_period}
+
+
+def _partial_kpis(config: Config, infos: Mapping[str, SourceInfo], kpis: _Kpis, period: Period) -> set[str]:
+    """The KPIs that read a source whose data stops before the end of ``period`` (the test of
+    ``quality.require_complete_period``, whether that gate is on or not): a half-month is not
+    "the lowest in 35 months", nor unusual against whole months, so ``record`` and
+    ``unusual_change`` are not claimed for them (docs/insights.md)."""
+    short = {
+        name
+        for name, info in infos.items()
+        if info.last_date is not None
+        and info.last_date < _last_expected_date(period, config.sources[name].frequency).isoformat()
+    }
+    if not short:
+        return set()
+    return {k for k in config.kpis if any(config.metrics[m].source in short for m in kpis.metrics_of(k))}
 
 
 def _moves(kpis: Mapping[str, KpiResult], base: str, min_base: float, n: int = 3) -> Moves:
