@@ -147,6 +147,9 @@ class SourceResult:
     first_date: str | None
     last_date: str | None
     sha256: str | None
+    # its data reaches the period's end (by its frequency: the last day, the Monday of the last
+    # week, the 1st of the last month); null without data
+    complete: bool | None = field(default=None, kw_only=True)
 
 
 @dataclass

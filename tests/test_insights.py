@@ -165,7 +165,9 @@ def test_a_low_record_and_none_under_the_minimum(tmp_path, make_config):
     assert of(results, "record", kpi="score") == []  # 11 < record_min_periods 12
 
 
-def _partial(tmp_path: Path, make_config: Callable[[str], Config], last_visit_day: str) -> dict[str, Any]:
+def _partial(
+    tmp_path: Path, make_config: Callable[[str], Config], last_visit_day: str, label: str = ""
+) -> Any:
     """Two daily sources, 30 months: ``sales`` up to 31 October, ``visits`` up to
     ``last_visit_day`` of October. Both KPIs fall to a low never seen before (a record, and far
     outside the history's spread: unusual)."""
@@ -179,11 +181,13 @@ def _partial(tmp_path: Path, make_config: Callable[[str], Config], last_visit_da
     config = make_config(
         yaml(kpis="  traffic: {formula: visits}").replace(
             "metrics:\n",
-            "  visits: {type: csv, path: visits.csv, date_column: date}\n"
+            "  visits: {type: csv, path: visits.csv, date_column: date"
+            + (f", label: {label}" if label else "")
+            + "}\n"
             "metrics:\n  visits: {source: visits, agg: sum, column: n}\n",
         )
     )
-    return compute(config, Period.parse(P, "month"), _now()).to_dict()
+    return compute(config, Period.parse(P, "month"), _now())
 
 
 def test_no_record_nor_unusual_change_over_an_incomplete_period(tmp_path, make_config):
@@ -191,7 +195,7 @@ def test_no_record_nor_unusual_change_over_an_incomplete_period(tmp_path, make_c
     require_complete_period: false): its KPIs' half-month is neither a record nor unusual
     against whole months; the KPIs of a complete source still are. With the data up to the
     last day, the same KPI is both: the rule, not the numbers, removed them."""
-    partial = _partial(tmp_path, make_config, "15")
+    partial = _partial(tmp_path, make_config, "15").to_dict()
     whole = 2 * 10.0  # sales, complete: far below every month's 200-208
     assert [i["periods"] for i in of(partial, "record", kpi="amount")] == [30]
     assert of(partial, "unusual_change", kpi="amount")[0]["value"] == whole
@@ -199,9 +203,52 @@ def test_no_record_nor_unusual_change_over_an_incomplete_period(tmp_path, make_c
     assert of(partial, "unusual_change", kpi="traffic") == []
     assert partial["kpis"]["traffic"]["value"] == 400.0  # the number itself is still reported
 
-    complete = _partial(tmp_path, make_config, "31")
+    complete = _partial(tmp_path, make_config, "31").to_dict()
     assert [(i["kind"], i["periods"]) for i in of(complete, "record", kpi="traffic")] == [("low", 30)]
     assert of(complete, "unusual_change", kpi="traffic")[0]["value"] == 400.0
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        (
+            "en_US",
+            "Incomplete data: Site visits has data up to Oct 15, 2026, and the period ends on Oct 31, "
+            "2026; its figures cover part of the period.",
+        ),
+        (
+            "fr_FR",
+            "Données incomplètes : Site visits a des données jusqu'au 15 oct. 2026, et la période se "
+            "termine le 31 oct. 2026 ; ses chiffres ne couvrent qu'une partie de la période.",
+        ),
+    ],
+)
+def test_an_incomplete_source_is_said_at_the_top_of_the_summary_and_the_digest(
+    tmp_path, make_config, locale, expected
+):
+    """results.json says which sources reach the period's end (by their frequency); the report's
+    summary and the digest (HTML and text) warn of each one that does not, by its label."""
+    from html import unescape
+
+    from reporter.render.digest import build_digest
+    from reporter.render.html import render_html
+    from tests.conftest import with_locale
+
+    typed = _partial(tmp_path, make_config, "15", label="Site visits")
+    # by hand: visits stops on 15 October, a daily source; sales (monthly) reaches 1 October
+    assert {s.name: s.complete for s in typed.sources} == {"sales": True, "visits": False}
+    config = with_locale(make_config((tmp_path / "report.yaml").read_text(encoding="utf-8")), locale)
+    html = unescape(re.sub(r"\s+", " ", render_html(config, typed)))
+    summary = html[html.index('id="summary"') : html.index("</section>", html.index('id="summary"'))]
+    assert f'<p class="alert">{expected}</p>' in summary
+    digest = build_digest(config, typed)
+    assert expected in unescape(re.sub(r"\s+", " ", digest.html))
+    assert expected in re.sub(r"\s+", " ", digest.text)
+    assert all(len(line) <= 78 for line in digest.text.splitlines())
+
+    complete = _partial(tmp_path, make_config, "31", label="Site visits")
+    assert "incomplete" not in render_html(config, complete).lower()
+    assert "incomplete" not in build_digest(config, complete).text.lower()
 
 
 def test_an_incomplete_period_asks_for_no_record_look_back():

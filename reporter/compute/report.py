@@ -102,7 +102,8 @@ def compute_results(
     ytd = Window(*period.ytd_window(fy))
     metric_by_period, metric_by_window = period_metrics(con, config, infos, needed, [ytd], where=where)
     kpi_by_period = {p: kpis.evaluate(v) for p, v in metric_by_period.items()}
-    partial = _partial_kpis(config, infos, kpis, period) if config.insights.enabled else set()
+    complete = _completeness(config, infos, period)
+    partial = _partial_kpis(config, kpis, complete) if config.insights.enabled else set()
     if config.insights.enabled:
         kpi_by_period |= _record_lookback(con, config, infos, kpis, period, kpi_by_period, where, partial)
     kpi_ytd = kpis.evaluate(metric_by_window[ytd])
@@ -174,7 +175,16 @@ def compute_results(
         grain=period.grain,
         generated_at=now.isoformat(timespec="seconds"),
         sources=[
-            SourceResult(i.name, i.kind, i.location, i.rows, i.first_date, i.last_date, i.sha256)
+            SourceResult(
+                i.name,
+                i.kind,
+                i.location,
+                i.rows,
+                i.first_date,
+                i.last_date,
+                i.sha256,
+                complete=complete[i.name],
+            )
             for i in infos.values()
         ],
         filter=dict(filter or {}),
@@ -220,17 +230,22 @@ def _record_lookback(
     return {p: v for p, v in found.items() if p not in kpi_by_period}
 
 
-def _partial_kpis(config: Config, infos: Mapping[str, SourceInfo], kpis: _Kpis, period: Period) -> set[str]:
-    """The KPIs that read a source whose data stops before the end of ``period`` (the test of
-    ``quality.require_complete_period``, whether that gate is on or not): a half-month is not
-    "the lowest in 35 months", nor unusual against whole months, so ``record`` and
-    ``unusual_change`` are not claimed for them (docs/insights.md)."""
-    short = {
-        name
+def _completeness(config: Config, infos: Mapping[str, SourceInfo], period: Period) -> dict[str, bool | None]:
+    """Per source: whether its data reaches the end of ``period`` (the test of
+    ``quality.require_complete_period``, made whether that gate is on or not); None without data."""
+    return {
+        name: None
+        if info.last_date is None
+        else info.last_date >= _last_expected_date(period, config.sources[name].frequency).isoformat()
         for name, info in infos.items()
-        if info.last_date is not None
-        and info.last_date < _last_expected_date(period, config.sources[name].frequency).isoformat()
     }
+
+
+def _partial_kpis(config: Config, kpis: _Kpis, complete: Mapping[str, bool | None]) -> set[str]:
+    """The KPIs that read a source whose data stops before the period's end: a half-month is
+    not "the lowest in 35 months", nor unusual against whole months, so ``record`` and
+    ``unusual_change`` are not claimed for them (docs/insights.md)."""
+    short = {name for name, ok in complete.items() if ok is False}
     if not short:
         return set()
     return {k for k in config.kpis if any(config.metrics[m].source in short for m in kpis.metrics_of(k))}

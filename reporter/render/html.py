@@ -349,6 +349,19 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         "fmt_kpi": fmt,
         "delta_legend": formatter.delta_legend(),
         "takeaways": takeaways(data["insights"], config.insights.max_summary),
+        "incomplete": [
+            _(
+                "Incomplete data: %(source)s has data up to %(date)s, and the period ends on %(end)s; "
+                "its figures cover part of the period."
+            )
+            % {
+                "source": s["label"],
+                "date": formatter.date(s["last_date"]),
+                "end": formatter.date(results.period_end),
+            }
+            for s in data["sources"]
+            if s.get("complete") is False
+        ],
     }
 
 

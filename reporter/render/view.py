@@ -236,6 +236,10 @@ class ReportContext:
         "the sentences that open the summary: the best-scored insights (`insights.max_summary`, at most two "
         "of a kind; the digest shows the first three)"
     )
+    incomplete: list[str] = doc(
+        "a warning sentence for each source whose data stops before the period's end (possible when "
+        "`quality.require_complete_period` is false), shown at the top of the summary and of the digest"
+    )
     colours: dict[str, str] = doc(
         "the chart palette: a colour per status and verdict, and `ink`, `muted`, `grid`, `accent`"
     )
