@@ -9,7 +9,9 @@ Demo: the whole `reporter run config/example.yaml --period 2026-10 --no-send` as
 (imports, YAML, compute, HTML, PDF/A, results.json, archive), against Debian's headless
 Chromium printing the same HTML (`--headless --no-sandbox --disable-gpu
 --disable-background-networking --print-to-pdf`), also as a whole process. Each run starts from
-a fresh copy of the configuration folder. Peak RSS is the process's own (with its children's
+a fresh copy of the configuration folder. In the same rounds, WeasyPrint alone prints that HTML
+to the same tagged PDF/A-3a in a fresh process (no YAML, data or compute): the floor of any run
+that renders with WeasyPrint. Peak RSS is the process's own (with its children's
 for a render that forks), from wait4.
 
 Stress: a fresh process computes the stress report (100 KPIs, a 5,000-row breakdown; tests/
@@ -97,10 +99,18 @@ def chromium(html_path: Path, out: Path) -> float:
         return timed(cmd)[0]
 
 
+# WeasyPrint alone, in a fresh process: the same HTML to the same tagged PDF/A-3a, nothing else
+# (no YAML, data, compute or archive): the floor of any run that renders with WeasyPrint.
+BARE = (
+    "import sys; from weasyprint import HTML; "
+    "HTML(filename=sys.argv[1]).write_pdf(sys.argv[2], pdf_variant='pdf/a-3a')"
+)
+
+
 def demo(runs: int, code: Path | None, before: Path | None) -> None:
     """``runs`` rounds, each: our run, the ``before`` tree's run (if given), Chromium; the
     series are interleaved so that they see the same load on a shared machine."""
-    series: dict[str, list[float]] = {"ours": [], "before": [], "chromium": []}
+    series: dict[str, list[float]] = {"ours": [], "before": [], "chromium": [], "weasyprint": []}
     cpu: dict[str, list[float]] = {"ours": [], "before": []}
     rss: dict[str, list[int]] = {"ours": [], "before": []}
     html, where = final_html(ROOT / "config" / "example.yaml")
@@ -122,6 +132,8 @@ def demo(runs: int, code: Path | None, before: Path | None) -> None:
                     cpu[name].append(CPU[(*cmd, "--no-send", "--output", "out")])
                     rss[name].append(peak)
                 series["chromium"].append(chromium(page, Path(tmp) / "chromium.pdf"))
+                bare = [sys.executable, "-c", BARE, str(page), str(Path(tmp) / "weasyprint.pdf")]
+                series["weasyprint"].append(timed(bare)[0])
     finally:
         page.unlink()
 
@@ -143,6 +155,11 @@ def demo(runs: int, code: Path | None, before: Path | None) -> None:
             )
     print(
         f"  headless Chromium printing the same HTML: median {chrome:.2f} s (runs {runs_of(series['chromium'])})"
+    )
+    bare = statistics.median(series["weasyprint"])
+    print(
+        f"  WeasyPrint alone, same HTML to PDF/A-3a: median {bare:.2f} s (runs {runs_of(series['weasyprint'])}); "
+        f"ratio to Chromium {bare / chrome:.2f}x"
     )
 
 
