@@ -442,3 +442,27 @@ def test_the_digest_names_only_the_files_attached(demo):
         }
     )
     assert "attached" not in build_digest(with_locale(none, "en_US"), results).text
+
+
+def test_an_action_without_a_due_date_shows_no_date(make_config, tmp_path):
+    """An action with no `due_in_days` is due now: the digest says who, and no dangling dash."""
+    from reporter.compute.database import compute
+    from reporter.periods import Period
+    from tests.conftest import write_csv
+
+    write_csv(tmp_path / "d.csv", ["date", "n"], [["2026-10-01", 1]])
+    config = make_config(
+        "report: {id: r, title: T, locale: en_US}\n"
+        "sources: {s: {type: csv, path: d.csv, date_column: date}}\n"
+        "metrics: {n: {source: s, agg: sum, column: n}}\nkpis: {n: {formula: n}}\n"
+        "objectives:\n"
+        "  - {id: o, title: Keep going, kpi: n, target: {value: 1}, owner: Sales, due: 2026-12-31,\n"
+        "     actions: [{when: always, do: Hold the course, owner: Sales desk},\n"
+        "               {when: always, do: Call back, owner: Bob, due_in_days: 7}]}\n"
+    )
+    results = compute(config, Period.parse("2026-10", "month"), dt.datetime(2026, 11, 24, tzinfo=dt.UTC))
+    digest = build_digest(config, results)
+    assert "- Hold the course — Sales desk (Keep going)\n" in digest.text
+    assert "- Call back — Bob, Nov 7, 2026 (Keep going)\n" in digest.text
+    words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", digest.html))
+    assert "Hold the course Keep going Sales desk Call back Keep going Bob Nov 7, 2026 " in words
