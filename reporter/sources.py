@@ -14,7 +14,16 @@ from typing import Any
 import duckdb
 
 from reporter.config.model import Config, Source
-from reporter.config.sql import describe_file, file_reader_sql, first_line, quote_ident, sql_literal
+from reporter.config.sql import (
+    BAD_DATE_HINT,
+    describe_file,
+    file_reader_sql,
+    first_bad_date,
+    first_line,
+    local_day_sql,
+    quote_ident,
+    row_text,
+)
 from reporter.errors import SourceError
 from reporter.files import sha256_file
 from reporter.results import SourceResult
@@ -121,7 +130,7 @@ def register_sources(
                 f"columns are: {', '.join(columns)}"
             )
         keep = [c for c in needed_columns(config, name, columns) if c != "__day"]
-        day_sql = _local_day_sql(quote_ident(date_col), types[date_col], tz, name)
+        day_sql = _day_sql(name, date_col, types[date_col], tz)
         select = "".join(f"{quote_ident(c)}, " for c in keep) + f"{day_sql} AS __day"
         table = quote_ident("src_" + name)
         try:
@@ -137,8 +146,11 @@ def register_sources(
             if reader == frame_name:
                 con.unregister(frame_name)
         if bad:
+            row = first_bad_date(con, table, "__day")
+            where = f" (the first: {row_text(row, source)})" if row else ""
             raise SourceError(
-                f"source '{name}': {bad} row(s) have an empty or unreadable date in '{date_col}'"
+                f"source '{name}': {bad} row(s) have an empty or unreadable date in '{date_col}'{where}; "
+                f"{BAD_DATE_HINT}"
             )
         infos[name] = SourceInfo(
             name=name,
@@ -153,31 +165,19 @@ def register_sources(
     return infos
 
 
+def _day_sql(name: str, column: str, duck_type: str, tz: str) -> str:
+    day = local_day_sql(quote_ident(column), duck_type, tz)
+    if day is None:
+        raise SourceError(f"source '{name}': date column {column} has type {duck_type}, not a date")
+    return day
+
+
 def _find_column(columns: list[str], wanted: str) -> str | None:
     for col in columns:
         if col == wanted:
             return col
     lowered = {c.lower(): c for c in columns}
     return lowered.get(wanted.lower())
-
-
-def _local_day_sql(col: str, duck_type: str, tz: str, name: str) -> str:
-    """SQL for the local calendar date of a date column in the report's timezone."""
-    t = duck_type.upper()
-    if t == "DATE":
-        return col
-    if t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
-        return f"CAST(timezone({sql_literal(tz)}, {col}) AS DATE)"
-    if t.startswith("TIMESTAMP"):
-        return f"CAST({col} AS DATE)"  # a plain timestamp is already local
-    if t in ("VARCHAR", "TEXT"):
-        # ISO text with or without an offset; an offset is converted to the report's zone.
-        return (
-            f"CASE WHEN regexp_matches({col}, '([+-]\\d\\d:?\\d\\d|Z)$') "
-            f"THEN CAST(timezone({sql_literal(tz)}, CAST({col} AS TIMESTAMPTZ)) AS DATE) "
-            f"ELSE CAST(CAST({col} AS TIMESTAMP) AS DATE) END"
-        )
-    raise SourceError(f"source '{name}': date column {col} has type {duck_type}, not a date")
 
 
 def _read_with_pandas(config: Config, name: str, source: Source) -> Any:

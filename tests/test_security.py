@@ -548,8 +548,9 @@ ATTACKS: dict[str, Attack] = {
         2,
         [
             f"{F}:10:44: metrics.north.column: column 'region' holds VARCHAR values, not numbers: sum "
-            "needs numbers; a value that is not a number (such as 12 EUR) makes the whole column text; "
-            "clean the data, or use count",
+            "needs numbers (line 2 of sales.csv is the first that is not a number); a value that is not "
+            "a number (such as 12 EUR) makes the whole column text; clean the data, or use count; a word "
+            "that means no value (n/a, -) can be declared: csv: {null_values: ['', 'n/a']}",
             *NOTHING,
         ],
         yaml=metric("north: {source: sales, agg: sum, column: region}"),
@@ -561,8 +562,10 @@ ATTACKS: dict[str, Attack] = {
             L_REVENUE,
             46,
             "metrics.revenue.column",
-            "column 'amount' holds VARCHAR values, not numbers: sum needs numbers; a value that is not a "
-            "number (such as 12 EUR) makes the whole column text; clean the data, or use count",
+            f"column 'amount' holds VARCHAR values, not numbers: sum needs numbers (line {len(ROWS) + 2} "
+            "of sales.csv is the first that is not a number); a value that is not a number (such as 12 "
+            "EUR) makes the whole column text; clean the data, or use count; a word that means no value "
+            "(n/a, -) can be declared: csv: {null_values: ['', 'n/a']}",
         ),
         setup=data([*ROWS, ["2026-10-20", "12 EUR", "North"]]),
     ),

@@ -504,3 +504,40 @@ def test_the_catalogues_a_locale_may_use_are_the_files_in_the_locale_folder(tmp_
     code, lines = validate(write(tmp_path, {4: "  locale: de_CH"}), capsys)
     assert code == 2
     assert lines[0] == "F:4:11: report.locale: no translation for 'de' (de_CH); catalogues: en, pt"
+
+
+@pytest.mark.parametrize(("bad", "line"), [("2025-02-30", 4), ("", 3)])
+def test_a_date_that_is_not_one_is_reported_by_its_line(tmp_path, capsys, bad, line):
+    """An impossible date (the sniffer then reads the column as text) or an empty one: validate
+    names its line in the file, not its value, at the date column's key."""
+    path = write(tmp_path)
+    rows = [["2026-10-01", "won", 10, "Alice"], ["2026-10-02", "lost", 5, "Bob"]]
+    rows.insert(line - 2, [bad, "won", 1, "Carl"])
+    write_csv(tmp_path / "crm.csv", ["created", "stage", "amount", "seller"], rows)
+    code, lines = validate(path, capsys)
+    assert code == 2
+    assert lines[0] == (
+        f"F:8:48: sources.crm.date_column: line {line} of crm.csv has an empty or unreadable date in "
+        "column 'created'; dates are read as ISO 8601 (2026-10-31, 2026-10-31T09:30:00+02:00), another "
+        "format needs csv: {date_format: '%d/%m/%Y'}"
+    )
+    assert bad not in "".join(lines[1:]) or bad == ""
+
+
+def test_a_bad_date_past_the_validated_rows_stops_the_run_with_its_line(tmp_path, capsys):
+    """Validation reads the first 100,000 rows; the run reads all and names the first line whose
+    date is empty. (An impossible date that far is refused by DuckDB's CSV reader itself, which
+    names its line: "CSV Error on Line: 100012", the value left out.)"""
+    from reporter.config.guards import SAMPLE_ROWS
+
+    path = write(tmp_path)
+    good = [[f"2026-10-{1 + i % 28:02d}", "won", 1, "Alice"] for i in range(SAMPLE_ROWS + 10)]
+    rows = [*good, ["", "won", 1, "Bob"], ["2026-10-02", "lost", 5, "Bob"], ["", "won", 1, "Bob"]]
+    write_csv(tmp_path / "crm.csv", ["created", "stage", "amount", "seller"], rows)
+    code = main(["run", str(path), "--period", "2026-10", "--no-send", "--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert (
+        "source 'crm': 2 row(s) have an empty or unreadable date in 'created' (the first: line "
+        f"{SAMPLE_ROWS + 12} of crm.csv); dates are read as ISO 8601"
+    ) in err

@@ -27,7 +27,16 @@ from pydantic import BaseModel
 from reporter.assets import resolve_template
 from reporter.config import model as m
 from reporter.config.loader import Path_
-from reporter.config.sql import agg_sql, file_reader_sql, value_sql
+from reporter.config.sql import (
+    BAD_DATE_HINT,
+    agg_sql,
+    file_reader_sql,
+    first_bad_date,
+    local_day_sql,
+    quote_ident,
+    row_text,
+    value_sql,
+)
 from reporter.security import check_ca_file, check_named_file, image_kind, inside_any
 
 NUMERIC_AGGS = ("sum", "avg", "min", "max", "last")
@@ -200,6 +209,7 @@ def check_data(
                 )
                 continue
             loaded[name] = table
+            _check_dates(checker, con, name, source, table)
         # From here on the YAML's SQL runs: it may read neither files nor the network.
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
@@ -218,7 +228,7 @@ def check_data(
             if todo and _all_run(con, todo, table):
                 continue  # one query for the whole source; metric by metric only to say which fails
             for metric_name, metric in todo.items():
-                _bind(checker, con, name, metric_name, metric, table)
+                _bind(checker, con, name, metric_name, metric, table, sources[name])
     finally:
         con.close()
 
@@ -248,6 +258,40 @@ def _all_run(con: Any, metrics: Mapping[str, m.Metric], table: str) -> bool:
     return True
 
 
+def _check_dates(checker: Any, con: Any, name: str, source: m.Source, table: str) -> None:
+    """The first sampled row whose date is empty or unreadable, as the run would read it."""
+    wanted = getattr(source, "date_column", None)  # a source missing it is reported already
+    if not isinstance(wanted, str):
+        return
+    described = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    column = next((c for c in described if c.lower() == wanted.lower()), None)
+    if column is None or column == "__day":
+        return  # reported by the header check
+    day = local_day_sql(quote_ident(column), described[column], "UTC")
+    row = first_bad_date(con, table, day) if day is not None else None
+    if row is not None:
+        checker.add(
+            ("sources", name, "date_column"),
+            f"{row_text(row, source)} has an empty or unreadable date in column '{column}'",
+            BAD_DATE_HINT,
+        )
+
+
+def _first_text(con: Any, table: str, metric: m.Metric, source: m.Source | None) -> str:
+    """ " (line 42 of x.csv is the first that is not a number)", for a metric reading a text column;
+    the value itself is not quoted."""
+    if metric.column is None or source is None:
+        return ""
+    col = quote_ident(metric.column)
+    if source.csv is not None and source.csv.decimal == ",":
+        col = f"replace({col}, ',', '.')"
+    found = con.execute(
+        f"SELECT rowid + 1 FROM {table} WHERE {col} IS NOT NULL AND TRY_CAST({col} AS DOUBLE) IS NULL "
+        "ORDER BY rowid LIMIT 1"
+    ).fetchone()
+    return f" ({row_text(int(found[0]), source)} is the first that is not a number)" if found else ""
+
+
 def _load(con: Any, source: m.Source, path: Path, table: str) -> None:
     if source.type == "excel":
         import pandas as pd  # heavy: only for an Excel source
@@ -262,7 +306,9 @@ def _load(con: Any, source: m.Source, path: Path, table: str) -> None:
     )
 
 
-def _bind(checker: Any, con: Any, source: str, name: str, metric: m.Metric, table: str) -> None:
+def _bind(
+    checker: Any, con: Any, source: str, name: str, metric: m.Metric, table: str, src: m.Source
+) -> None:
     """Run the metric's SQL, as ``compute/metrics.py`` builds it, over the whole source."""
     import duckdb
 
@@ -288,9 +334,11 @@ def _bind(checker: Any, con: Any, source: str, name: str, metric: m.Metric, tabl
             shown = f"column '{metric.column}'" if metric.column is not None else "the expression"
             checker.add(
                 (*base, value_key),
-                f"{shown} holds {kind} values, not numbers: {metric.agg} needs numbers",
+                f"{shown} holds {kind} values, not numbers: {metric.agg} needs numbers"
+                + _first_text(con, table, metric, src),
                 "a value that is not a number (such as 12 EUR) makes the whole column text; "
-                "clean the data, or use count",
+                "clean the data, or use count; a word that means no value (n/a, -) can be declared: "
+                "csv: {null_values: ['', 'n/a']}",
             )
             return
     if metric.where is not None:

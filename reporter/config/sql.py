@@ -99,6 +99,56 @@ def describe_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) ->
     return list(found)
 
 
+def local_day_sql(col: str, duck_type: str, tz: str) -> str | None:
+    """SQL for the local calendar date of a date column in the report's time zone; None when
+    the column's type holds no date."""
+    t = duck_type.upper()
+    if t == "DATE":
+        return col
+    if t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
+        return f"CAST(timezone({sql_literal(tz)}, {col}) AS DATE)"
+    if t.startswith("TIMESTAMP"):
+        return f"CAST({col} AS DATE)"  # a plain timestamp is already local
+    if t in ("VARCHAR", "TEXT"):
+        # ISO text with or without an offset; an offset is converted to the report's zone. Text
+        # that is no date gives NULL (TRY), counted and reported by its row.
+        return (
+            f"TRY(CASE WHEN regexp_matches({col}, '([+-]\\d\\d:?\\d\\d|Z)$') "
+            f"THEN CAST(timezone({sql_literal(tz)}, CAST({col} AS TIMESTAMPTZ)) AS DATE) "
+            f"ELSE CAST(CAST({col} AS TIMESTAMP) AS DATE) END)"
+        )
+    return None
+
+
+BAD_DATE_HINT = (
+    "dates are read as ISO 8601 (2026-10-31, 2026-10-31T09:30:00+02:00), "
+    "another format needs csv: {date_format: '%d/%m/%Y'}"
+)
+
+
+def first_bad_date(con: duckdb.DuckDBPyConnection, table: str, day: str) -> int | None:
+    """The 1-based number (after the header, in file order: a table keeps the order its rows were
+    read in) of the first row of ``table`` whose local day ``day`` (SQL, see ``local_day_sql``)
+    is NULL: an empty or unreadable date; or None. Its value is not returned: a message about a
+    value that does not convert names its row, never quotes it."""
+    try:
+        found = con.execute(
+            f"SELECT rowid + 1 FROM {table} WHERE ({day}) IS NULL ORDER BY rowid LIMIT 1"
+        ).fetchone()
+    except duckdb.Error:
+        return None
+    return int(found[0]) if found else None
+
+
+def row_text(row: int, source: Source) -> str:
+    """Where the ``row``-th data row (1-based) of a file source is, for a message: its line in a
+    CSV file ("line 600 of data/sales.csv", the header counted), else "row 599 of data/x.json"."""
+    if source.type == "csv":
+        header = source.csv.header if source.csv is not None else True
+        return f"line {row + int(header)} of {source.path}"
+    return f"row {row} of {source.path}"
+
+
 def first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
