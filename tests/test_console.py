@@ -287,6 +287,9 @@ def test_unlabelled_breakdowns_and_portfolio_are_warned_about(
         "(the table's first column); add label: …\n"
     )
     assert out.startswith(f"{path}: valid — ")
+    from reporter.config.lint import silent_defaults
+
+    assert [str(p) for p in silent_defaults(path)] == err.splitlines()  # it loads the file itself
     # labelled, nothing is said
     text = path.read_text(encoding="utf-8")
     text = text.replace("by: lead_origin}", "by: lead_origin, label: Origin}")
