@@ -292,7 +292,7 @@ def _validate(args: argparse.Namespace) -> int:
     from reporter.config.lint import silent_defaults
 
     for config in load_configs(args.config):
-        for warning in silent_defaults(config.file):
+        for warning in silent_defaults(config.file, config):
             print(warning, file=sys.stderr)
         print(f"{config.file}: valid — {summary(config)}")
     return 0

@@ -472,3 +472,15 @@ def test_once_across_two_runs_with_the_ledger_on_postgresql(tmp_path, empty_pg_l
         assert [(d.recipient, d.state, d.channel) for d in ledger.all("tiny")] == [
             ("teams:teams_hook", "sent", "teams")
         ]
+
+
+def test_a_late_answer_posts_the_card_twice():
+    """Documented (archive-and-delivery.md, "A card may be posted twice"): the webhook has the
+    card when its answer times out; the retry posts the same card again, and the result is a
+    plain `sent`. A test of the behaviour as it is, so that the docs stay true."""
+    with WebhookServer(delays=[1.5, 0]) as server:
+        poster = Poster(env={}, sleep=lambda s: None, timeout=0.5)
+        body = b'{"text": "card"}'
+        result = poster.post(server.url(), body, "SLACK_HOOK", lambda n, e: None)
+    assert (result.state, result.attempts, result.error) == ("sent", 2, None)
+    assert [r.body for r in server.received] == [body, body]

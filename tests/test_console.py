@@ -250,8 +250,71 @@ def test_validate_warns_about_silent_defaults(tmp_path: Path, capsys: pytest.Cap
     assert out.startswith(f"{path}: valid — ")
 
 
-def test_starters_have_no_warnings(starter: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["validate", str(starter)]) == 0
+def test_unlabelled_breakdowns_and_portfolio_are_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a label, a breakdown's heading and first column, and the portfolio's first column,
+    show the column's raw name: validate says which name, as the report will print it."""
+    (tmp_path / "d.csv").write_text(
+        "day,amount,lead_origin,campaign\n2026-10-01,3,web,salon\n", encoding="utf-8"
+    )
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "report: {id: r, title: R, locale: en_US}\n"
+        "sources:\n"
+        "  s: {type: csv, path: d.csv, date_column: day}\n"
+        "metrics:\n"
+        "  amount: {source: s, agg: sum, column: amount}\n"
+        "  spend: {source: s, agg: sum, column: amount}\n"
+        "kpis:\n"
+        "  amount: {formula: amount, label: Amount, direction: up}\n"
+        "breakdowns:\n"
+        "  - {kpi: amount, by: lead_origin}\n"
+        "  - {kpi: amount, by: campaign, label: {fr: Campagne, en: Campaign}}\n"
+        "  - kpi: amount\n"
+        "    by: campaign\n"
+        "portfolio: {by: campaign, cost: spend, value: amount}\n",
+        encoding="utf-8",
+    )
+    assert cli.main(["validate", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err == (
+        f"{path}:10:5: breakdowns[0]: warning: no label: the report will call the column 'lead_origin' "
+        "(in the heading and the table's first column); add label: …\n"
+        f"{path}:12:5: breakdowns[2]: warning: no label: the report will call the column 'campaign' "
+        "(in the heading and the table's first column); add label: …\n"
+        f"{path}:14:1: portfolio: warning: no label: the report will call the column 'campaign' "
+        "(the table's first column); add label: …\n"
+    )
+    assert out.startswith(f"{path}: valid — ")
+    from reporter.config.lint import silent_defaults
+
+    assert [str(p) for p in silent_defaults(path)] == err.splitlines()  # it loads the file itself
+    # labelled, nothing is said
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("by: lead_origin}", "by: lead_origin, label: Origin}")
+    text = text.replace("    by: campaign\n", "    by: campaign\n    label: Campaign\n")
+    text = text.replace("value: amount}", "value: amount, label: Campaign}")
+    path.write_text(text, encoding="utf-8")
+    assert cli.main(["validate", str(path)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("kind", ["newsletter", "marketing", "sales"])
+def test_starters_have_no_warnings(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    init_report(tmp_path / "r", kind, now=NOW)
+    capsys.readouterr()
+    assert cli.main(["validate", str(tmp_path / "r")]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_demo_has_no_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import DEMO
+
+    assert cli.main(["validate", str(DEMO)]) == 0
     assert capsys.readouterr().err == ""
 
 

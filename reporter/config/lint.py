@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from reporter.config.labels import Labels
+from reporter.config.model import Config
 from reporter.errors import Problem
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -32,8 +34,15 @@ def report_id_position(path: Path) -> tuple[int | None, int | None]:
     return _at(found[1]) if found else (None, None)
 
 
-def silent_defaults(path: Path) -> list[Problem]:
-    """A KPI without ``label`` or ``direction``, an objective without ``actions``."""
+def silent_defaults(path: Path, config: Config | None = None) -> list[Problem]:
+    """A KPI without ``label`` or ``direction``, an objective without ``actions``, a breakdown or
+    the portfolio without ``label`` (the report shows the raw column name). ``config``: the file
+    as loaded (loaded here when not given)."""
+    if config is None:
+        from reporter.config.checks import load_config
+
+        config = load_config(path, check_data=False)
+    labels = Labels(config)
     root = _mapping(yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader))
     file = str(path)
     found: list[Problem] = []
@@ -81,4 +90,35 @@ def silent_defaults(path: Path) -> list[Problem]:
                     "add actions: [{when: off_track, do: …, owner: …}]",
                 )
             )
+    breakdowns = root.get("breakdowns", (None, None))[1]
+    items = breakdowns.value if isinstance(breakdowns, yaml.SequenceNode) else []
+    for i, (item, bd) in enumerate(zip(items, config.breakdowns, strict=False)):
+        if bd.label is None:
+            line, col = _at(item)
+            shown = labels.breakdown(bd)
+            found.append(
+                Problem(
+                    file,
+                    line,
+                    col,
+                    f"breakdowns[{i}]",
+                    f"warning: no label: the report will call the column '{shown}' "
+                    "(in the heading and the table's first column)",
+                    "add label: …",
+                )
+            )
+    portfolio = root.get("portfolio")
+    if config.portfolio is not None and config.portfolio.label is None and portfolio is not None:
+        line, col = _at(portfolio[0])
+        found.append(
+            Problem(
+                file,
+                line,
+                col,
+                "portfolio",
+                f"warning: no label: the report will call the column '{labels.portfolio()}' "
+                "(the table's first column)",
+                "add label: …",
+            )
+        )
     return found

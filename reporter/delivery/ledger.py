@@ -347,6 +347,16 @@ class Ledger:
             for r in rows
         ]
 
+    def latest_states(self, report: str, period: str) -> dict[str, tuple[str, int | None]]:
+        """Each recipient's latest delivery of ``period``: its state and the run that claimed it."""
+        query = (
+            sa.select(deliveries.c.recipient, deliveries.c.state, deliveries.c.run_id)
+            .where(deliveries.c.report == report, deliveries.c.period == period)
+            .order_by(deliveries.c.recipient, deliveries.c.version)
+        )
+        with self.engine.connect() as conn:
+            return {r.recipient: (r.state, r.run_id) for r in conn.execute(query)}  # the last version wins
+
     def claim(
         self,
         report: str,

@@ -248,8 +248,9 @@ def alert(
     subject: str | None = None,
     body: str | None = None,
 ) -> None:
-    """Tell ``delivery.alerts_to`` that a run failed and nothing wrong was sent (or, with
-    ``subject`` and ``body``, anything else a person must act on)."""
+    """Tell ``delivery.alerts_to`` that a run failed and nothing was sent (or, with
+    ``subject`` and ``body``, anything else a person must act on: a run that failed after some
+    deliveries went out says so, see ``reporter.delivery.failure``)."""
     to = config.delivery.alerts_to
     if not to:
         return

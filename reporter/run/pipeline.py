@@ -127,6 +127,7 @@ def run_report(
                     env,
                     alert_on_gate and alert_on_failure,
                     alert_on_failure,
+                    recipients,
                 )
             raise
         if ledger is not None:
@@ -146,8 +147,10 @@ def _failed(
     env: Mapping[str, str] | None,
     alert_on_gate: bool,
     alert_on_failure: bool = True,
+    recipients: list[str] | None = None,
 ) -> None:
-    """Record a failed run and tell ``alerts_to``; never hide ``exc`` behind a second error."""
+    """Record a failed run and tell ``alerts_to`` (who already has the report when some
+    deliveries went out before the failure); never hide ``exc`` behind a second error."""
     import logging
 
     from reporter.delivery.archiving import ArchiveFailed
@@ -176,6 +179,11 @@ def _failed(
             f"The run of '{Labels(config).title()}' ({config.report.id}) for {period} failed.\n\n"
             f"Reason:\n{text}\n\nFix the cause, then run:\n  reporter run {config.file} --period {period}\n"
         )
+    from reporter.delivery.failure import partly_sent
+
+    told = partly_sent(config, ledger, run_id, period, recipients, exc, text)
+    if told is not None:  # some deliveries went out before the failure: who has the report
+        subject, body = told
     try:
         alert(config, root, period, text, now, env=env, subject=subject, body=body)
     except Exception as second:
