@@ -293,6 +293,7 @@ def test_quality_gate_due_dates(tmp_path, make_config):
         ("number", 42.42, "42,4", "42.4"),
         ("integer", 1234, "1\u202f234", "1,234"),
         ("currency", 126500, "126\u202f500\u00a0€", "€126,500"),
+        ("currency", 0.0, "0\u00a0€", "€0"),
         ("percent", 0.0312, "3,1\u00a0%", "3.1%"),
         ("ratio", 1.234, "1,23", "1.23"),
         ("days", 12.34, "12,3 j", "12.3 days"),

@@ -266,7 +266,7 @@ def test_the_demo_shows_no_raw_name_value_code_or_path(demo_report, outputs, loc
                 "Lettre d'information",
                 "Dépenses marketing ÷ Prospects",  # the appendix: metrics by their labels
                 "Campagne Coût",  # the portfolio's first column
-                "période complète — Audience du site",
+                "Période complète — Audience du site",
                 "data/web_traffic.csv",
             ],
         ),
@@ -281,7 +281,7 @@ def test_the_demo_shows_no_raw_name_value_code_or_path(demo_report, outputs, loc
                 "Trade fair",
                 "Marketing spend ÷ Leads",
                 "Campaign Cost",
-                "complete period — Website analytics",
+                "Complete period — Website analytics",
                 "data/web_traffic.csv",
             ],
         ),

@@ -41,7 +41,7 @@ def expected_value(value, fmt, locale):
         pattern = "#,##0.0 %" if locale.startswith("fr") else "#,##0.0%"
         return format_percent(value, pattern, locale=locale).replace("-", minus)
     if fmt == "currency":
-        decimals = ".00" if abs(value) < 1000 else ""
+        decimals = ".00" if 0 < abs(value) < 1000 else ""  # 0 € has no cents
         pattern = f"#,##0{decimals} ¤" if locale.startswith("fr") else f"¤#,##0{decimals}"
         return format_currency(value, "EUR", pattern, locale=locale, currency_digits=False).replace(
             "-", minus

@@ -5,7 +5,7 @@ Templates never compute; they call these filters to *format* what ``Results`` ho
 
 - null is "—";
 - ``integer``: no decimals; ``number``: 2 decimals under 10, 1 under 100, none above;
-- ``currency``: the locale's currency format, 2 decimals under 1,000, none above;
+- ``currency``: the locale's currency format, 2 decimals under 1,000, none above (nor for 0);
 - ``percent``: one decimal ("12,5 %"); ``ratio``: 2 decimals; ``days``: one decimal and a unit;
 - a KPI's ``decimals`` overrides the number of decimals;
 - changes are signed percentages ("+4,7 %", "−3,0 %"); a percent KPI's changes are signed
@@ -100,7 +100,7 @@ class Formatter:
             pattern = _with_decimals(loc.percent_formats[None].pattern, 1 if decimals is None else decimals)
             return self._minus(format_percent(v, pattern, locale=loc))
         if fmt == "currency":
-            d = decimals if decimals is not None else (0 if abs(v) >= 1000 else 2)
+            d = decimals if decimals is not None else (0 if abs(v) >= 1000 or v == 0 else 2)
             pattern = _with_decimals(loc.currency_formats["standard"].pattern, d)
             return self._minus(format_currency(v, self.currency, pattern, locale=loc, currency_digits=False))
         if fmt == "integer":
