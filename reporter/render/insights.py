@@ -69,11 +69,11 @@ class _Words:
 
 
 def _unusual(w: _Words, i: dict[str, Any]) -> str:
-    return w._("%(kpi)s is unusual this period: %(value)s, against a usual %(median)s (z = %(z)s).") % {
+    # the robust z-score stays in results.json: the sentence is for people who read "unusual"
+    return w._("%(kpi)s is unusual this period: %(value)s, against a usual %(median)s.") % {
         "kpi": w.kpi(i["kpi"]),
         "value": w.value(i["kpi"], i["value"]),
         "median": w.value(i["kpi"], i["median"]),
-        "z": w.fmt.value(i["z"], "number", 1),
     }
 
 
