@@ -300,6 +300,40 @@ def test_unlabelled_breakdowns_and_portfolio_are_warned_about(
     assert capsys.readouterr().err == ""
 
 
+def test_a_percent_target_above_one_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """30 for a rate means 3,000 %: a manager who meant 30 % wrote 0.30. 1 (100 %) is plausible."""
+    (tmp_path / "d.csv").write_text("day,won,leads\n2026-10-01,3,10\n", encoding="utf-8")
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "report: {id: r, title: R, locale: en_US}\n"
+        "sources:\n"
+        "  s: {type: csv, path: d.csv, date_column: day}\n"
+        "metrics:\n"
+        "  won: {source: s, agg: sum, column: won}\n"
+        "  leads: {source: s, agg: sum, column: leads}\n"
+        "kpis:\n"
+        "  rate: {formula: won / leads, format: percent, label: Rate, direction: up}\n"
+        "  leads: {formula: leads, label: Leads, direction: up}\n"
+        "objectives:\n"
+        "  - {id: a, title: A, kpi: rate, target: {value: 30}, owner: O, due: 2026-12-31, actions: []}\n"
+        "  - {id: b, title: B, kpi: rate, target: {by_period: {2026-10: 1, 2026-11: 1.5}}, owner: O,\n"
+        "     due: 2026-12-31, actions: [{when: off_track, do: D}]}\n"
+        "  - {id: c, title: C, kpi: leads, target: {value: 30}, owner: O, due: 2026-12-31,\n"
+        "     actions: [{when: off_track, do: D}]}\n",
+        encoding="utf-8",
+    )
+    assert cli.main(["validate", str(path)]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "percent KPI" in line]
+    assert warned == [
+        f"{path}:11:50: objectives[0].target.value: warning: 30 for the percent KPI 'rate' means 3,000 %; "
+        "percentages are written as fractions: 0.3 for 30 %",
+        f"{path}:12:76: objectives[1].target.by_period.2026-11: warning: 1.5 for the percent KPI 'rate' "
+        "means 150 %; percentages are written as fractions: 0.015 for 1.5 %",
+    ]
+
+
 @pytest.mark.parametrize("kind", ["newsletter", "marketing", "sales"])
 def test_starters_have_no_warnings(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

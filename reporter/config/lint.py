@@ -34,6 +34,39 @@ def report_id_position(path: Path) -> tuple[int | None, int | None]:
     return _at(found[1]) if found else (None, None)
 
 
+def _percent_target(
+    file: str, i: int, fields: dict[str, tuple[yaml.Node, yaml.Node]], config: Config, kpi: str
+) -> list[Problem]:
+    """A target above 1 for a percent KPI: 30 is 3,000 %; 0.30 was probably meant."""
+    if kpi not in config.kpis or config.kpis[kpi].format != "percent":
+        return []
+    target = _mapping(fields.get("target", (None, None))[1])
+    values = [("value", target.get("value"))]
+    values += [(f"by_period.{k}", v) for k, v in _mapping(target.get("by_period", (None, None))[1]).items()]
+    out = []
+    for key, pair in values:
+        node = pair[1] if pair else None
+        if not isinstance(node, yaml.ScalarNode):
+            continue
+        try:
+            number = float(node.value)
+        except ValueError:
+            continue
+        if number > 1:
+            line, col = _at(node)
+            out.append(
+                Problem(
+                    file,
+                    line,
+                    col,
+                    f"objectives[{i}].target.{key}",
+                    f"warning: {node.value} for the percent KPI '{kpi}' means {number * 100:,.0f} %",
+                    f"percentages are written as fractions: {number / 100:g} for {number:g} %",
+                )
+            )
+    return out
+
+
 def silent_defaults(path: Path, config: Config | None = None) -> list[Problem]:
     """A KPI without ``label`` or ``direction``, an objective without ``actions``, a breakdown or
     the portfolio without ``label`` (the report shows the raw column name). ``config``: the file
@@ -78,6 +111,8 @@ def silent_defaults(path: Path, config: Config | None = None) -> list[Problem]:
     for i, item in enumerate(objectives.value if isinstance(objectives, yaml.SequenceNode) else []):
         fields = _mapping(item)
         actions = fields.get("actions", (None, None))[1]
+        if i < len(config.objectives):
+            found += _percent_target(file, i, fields, config, config.objectives[i].kpi)
         if fields and (actions is None or (isinstance(actions, yaml.SequenceNode) and not actions.value)):
             line, col = _at(item)
             found.append(
