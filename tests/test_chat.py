@@ -484,3 +484,30 @@ def test_a_late_answer_posts_the_card_twice():
         result = poster.post(server.url(), body, "SLACK_HOOK", lambda n, e: None)
     assert (result.state, result.attempts, result.error) == ("sent", 2, None)
     assert [r.body for r in server.received] == [body, body]
+
+
+def test_a_card_says_first_that_a_source_stops_before_the_period_ends(tmp_path):
+    """The data ends on 31 October: November (gate off) is incomplete, and the card, Slack's and
+    Teams', says so before the tally, in the report's language."""
+    path = tiny(tmp_path, "[{kind: slack, webhook_env: SLACK_HOOK}]")
+    path.write_text(path.read_text() + "quality: {require_complete_period: false}\n")
+    config = load_config(path, env={})
+    from reporter.compute.database import compute
+    from reporter.delivery.chat import slack_payload, teams_payload
+    from reporter.periods import Period
+
+    warning = (
+        "⚠ Incomplete data: orders has data up to Oct 31, 2026, and the period ends on Nov 30, 2026; "
+        "its figures cover part of the period."
+    )
+    card = build_card(config, compute(config, Period.parse("2026-11", "month"), NOW))
+    assert card.lines[:2] == ["Tiny report — November 2026", warning]
+    assert slack_payload(card)["blocks"][1] == {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": warning},
+    }
+    body = teams_payload(card)["attachments"][0]["content"]["body"]
+    assert body[1] == {"type": "TextBlock", "text": warning, "color": "Attention", "wrap": True}
+    october = build_card(config, compute(config, Period.parse("2026-10", "month"), NOW))
+    assert october.warnings == []
+    assert not any("Incomplete" in line for line in october.lines)

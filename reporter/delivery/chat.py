@@ -42,7 +42,7 @@ from reporter.files import write_atomic
 from reporter.progress import stage
 from reporter.render.context import Formatter, lcfirst
 from reporter.render.digest import DIGEST_ORDER, in_digest_order
-from reporter.render.html import SYMBOLS
+from reporter.render.html import SYMBOLS, incomplete_notes
 from reporter.results import Results
 from reporter.security import redact, remember_secret, remember_url
 
@@ -72,6 +72,7 @@ class Card:
     url: str | None
     link_text: str
     lines: list[str] = field(default_factory=list)  # the whole card as plain lines
+    warnings: list[str] = field(default_factory=list)  # incomplete data, said before the tally
 
     def text(self) -> str:
         return "\n".join(self.lines)
@@ -96,14 +97,15 @@ def build_card(config: Config, results: Results) -> Card:
         target = formatter.value(obj["target"], fmt, decimals)
         off_track.append((obj["title"] or obj["id"], f"{value} / {_('target')} {target}"))
     url = config.report.url
-    lines = [title]
+    warnings = [f"⚠ {text}" for text in incomplete_notes(formatter, Labels(config), results)]
+    lines = [title, *warnings]
     if tally:
         lines.append(tally)
     lines += [f"{SYMBOLS['off_track']} {name}: {numbers}" for name, numbers in off_track]
     link_text = _("Open the report")
     if url:
         lines.append(f"{link_text}: {url}")
-    return Card(title, tally, off_track, url, link_text, lines)
+    return Card(title, tally, off_track, url, link_text, lines, warnings)
 
 
 def _slack_escape(text: str) -> str:
@@ -116,6 +118,8 @@ def slack_payload(card: Card) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": card.title[:150], "emoji": False}}
     ]
+    for warning in card.warnings:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _slack_escape(warning)}})
     if card.tally:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _slack_escape(card.tally)}})
     if card.off_track:
@@ -133,6 +137,8 @@ def teams_payload(card: Card) -> dict[str, Any]:
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": card.title, "weight": "Bolder", "size": "Large", "wrap": True}
     ]
+    for warning in card.warnings:
+        body.append({"type": "TextBlock", "text": warning, "color": "Attention", "wrap": True})
     if card.tally:
         body.append({"type": "TextBlock", "text": card.tally, "wrap": True})
     if card.off_track:

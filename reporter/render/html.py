@@ -349,20 +349,27 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         "fmt_kpi": fmt,
         "delta_legend": formatter.delta_legend(),
         "takeaways": takeaways(data["insights"], config.insights.max_summary),
-        "incomplete": [
-            _(
-                "Incomplete data: %(source)s has data up to %(date)s, and the period ends on %(end)s; "
-                "its figures cover part of the period."
-            )
-            % {
-                "source": s["label"],
-                "date": formatter.date(s["last_date"]),
-                "end": formatter.date(results.period_end),
-            }
-            for s in data["sources"]
-            if s.get("complete") is False
-        ],
+        "incomplete": incomplete_notes(formatter, names, results),
     }
+
+
+def incomplete_notes(formatter: Formatter, names: Labels, results: Results) -> list[str]:
+    """A warning for each source whose data stops before the period's end (the summary, the
+    digest and the chat card say it first)."""
+    text = formatter._(
+        "Incomplete data: %(source)s has data up to %(date)s, and the period ends on %(end)s; "
+        "its figures cover part of the period."
+    )
+    return [
+        text
+        % {
+            "source": names.source(s.name),
+            "date": formatter.date(s.last_date),
+            "end": formatter.date(results.period_end),
+        }
+        for s in results.sources
+        if s.complete is False
+    ]
 
 
 def _axis_label(formatter: Formatter, fmt: str, value: float, decimals: int) -> str:
