@@ -317,6 +317,31 @@ def test_contributors_of_a_sum_add_up_to_the_change(tmp_path, make_config):
     ]
 
 
+def test_contributors_say_from_when_the_keys_listed_make_the_whole_change(tmp_path, make_config):
+    """Three keys listed out of five that moved: "mostly from". Two keys, both listed: "from"."""
+    from reporter.run.stages import describe
+
+    def sentences(spec: dict[str, dict[str, tuple[float, float]]]) -> dict[str, str]:
+        write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], _regions(spec))
+        config = make_config(yaml(breakdowns="  - {kpi: amount, by: region}"))
+        results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+        return {i["vs"]: i["text"] for i in results.insights if i["type"] == "contributors"}
+
+    many = sentences(CONTRIB)  # vs previous: North +120, South −50, East −40; West +20, Centre +15 too
+    assert many["previous"] == (
+        "amount +€65.00 on the previous period, mostly from North (+€120.00), South (−€50.00) and "
+        "East (−€40.00)."
+    )
+    two = {
+        month(P, -1): {"North": (300.0, 3.0), "South": (200.0, 4.0)},
+        P: {"North": (420.0, 6.0), "South": (150.0, 2.0)},
+    }
+    assert (
+        sentences(two)["previous"]
+        == "amount +€70.00 on the previous period, from North (+€120.00) and South (−€50.00)."
+    )
+
+
 def test_contributors_of_a_ratio_use_the_whole_denominator(tmp_path, make_config):
     results, rows = build(
         tmp_path, make_config, _regions(CONTRIB), breakdowns="  - {kpi: per_deal, by: region}"

@@ -8,6 +8,7 @@ digest print that text."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -101,8 +102,16 @@ def _contributors(w: _Words, i: dict[str, Any]) -> str:
         }
     )
     words = {"kpi": w.kpi(kpi), "change": w.signed(kpi, i["change"]), "parts": listed}
+    # the keys listed make the whole change (no other key moved): "from", not "mostly from"
+    whole = math.isclose(
+        math.fsum(item["part"] for item in i["items"]), i["change"], rel_tol=1e-9, abs_tol=1e-12
+    )
     if i["vs"] == "previous":
+        if whole:
+            return w._("%(kpi)s %(change)s on the previous period, from %(parts)s.") % words
         return w._("%(kpi)s %(change)s on the previous period, mostly from %(parts)s.") % words
+    if whole:
+        return w._("%(kpi)s %(change)s on last year, from %(parts)s.") % words
     return w._("%(kpi)s %(change)s on last year, mostly from %(parts)s.") % words
 
 
