@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -30,6 +30,8 @@ from reporter.errors import ConfigError, Problem, SourceError
 from reporter.formulas import Formula, FormulaSyntaxError, parse
 from reporter.periods import Period
 from reporter.security import check_named_file
+
+ExtraCheck = Callable[[m.Config], list[tuple[Path_, str, str]]]
 
 FILE_KINDS = ("csv", "parquet", "excel", "json")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
@@ -66,8 +68,11 @@ def _close_match(word: str, choices: Iterable[str]) -> str:
 # entry points
 
 
-def load_configs(path: Path, env: Mapping[str, str] | None = None) -> list[m.Config]:
-    """A file, or every ``*.yaml``/``*.yml`` in a folder; problems of all files together."""
+def load_configs(
+    path: Path, env: Mapping[str, str] | None = None, *, extra: ExtraCheck | None = None
+) -> list[m.Config]:
+    """A file, or every ``*.yaml``/``*.yml`` in a folder; problems of all files together.
+    ``extra``: see ``load_config``."""
     if path.is_dir():
         files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
         if not files:
@@ -78,7 +83,7 @@ def load_configs(path: Path, env: Mapping[str, str] | None = None) -> list[m.Con
     problems: list[Problem] = []
     for file in files:
         try:
-            configs.append(load_config(file, env))
+            configs.append(load_config(file, env, extra=extra))
         except ConfigError as exc:
             problems.extend(exc.problems)
     problems.extend(_duplicate_ids(configs))
@@ -113,10 +118,17 @@ def _duplicate_ids(configs: list[m.Config]) -> list[Problem]:
 
 
 def load_config(
-    path: Path, env: Mapping[str, str] | None = None, *, check_data: bool = True, base_dir: Path | None = None
+    path: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    check_data: bool = True,
+    base_dir: Path | None = None,
+    extra: ExtraCheck | None = None,
 ) -> m.Config:
     """Read, validate and cross-check one report file; raise ConfigError with every problem.
-    ``base_dir``: the folder relative paths start from (default: the file's folder)."""
+    ``base_dir``: the folder relative paths start from (default: the file's folder). ``extra``:
+    a check of a layer above this one (the renderer's of the YAML's templates) run on a valid
+    configuration; it gives (key path, message, hint), placed here at the key's line."""
     shown = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -141,6 +153,8 @@ def load_config(
     if doc.data is None:
         raise ConfigError(problems)
     config = _Checker(doc, path, problems, base_dir).run(check_data=check_data)
+    if config is not None and not problems and extra is not None:
+        problems.extend(doc.problem(key, message, hint) for key, message, hint in extra(config))
     if problems or config is None:
         raise ConfigError(problems)
     return config
