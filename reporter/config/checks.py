@@ -346,6 +346,42 @@ class _Checker:
             )
         return self._explain_type(err, loc)
 
+    def _explain_label(self, err: Any, loc: Path_) -> Problem:
+        """A bad label (model._label). One that YAML read as a boolean, a date or a number (or
+        one language's text of it) says the text to quote, as any text field does."""
+        value, ctx = err.get("input"), err.get("ctx") or {}
+        hint = str(ctx.get("hint", ""))
+        if "text" in ctx and isinstance(value, dict):  # {fr: NO}: at the language's key
+            found = self._label_scalar((*loc, ctx["key"]), value.get(ctx["key"]), "", in_map=True)
+            if found is not None:
+                return found
+        elif value is None:
+            message = f"expected text or a map of language: text, got {_kind(value)}"
+            return self.doc.problem(loc, message, hint)
+        elif not isinstance(value, str | dict | list):  # title: NO, owner: 2026-10-01
+            found = self._label_scalar(loc, value, "expected text or a map of language: text")
+            if found is not None:
+                return found
+        at = (*loc, ctx["key"]) if "key" in ctx and (*loc, ctx["key"]) in self.doc.key_pos else loc
+        return self.doc.problem(at, err["msg"], hint, key=at != loc)
+
+    def _label_scalar(self, loc: Path_, value: Any, expected: str, *, in_map: bool = False) -> Problem | None:
+        """The problem of a boolean, date or number where a label's text is expected; None for
+        another kind of value."""
+        if value is None or isinstance(value, str | dict | list):
+            return None
+        name = loc[-1] if loc and isinstance(loc[-1], str) else ""
+        text = self.doc.bool_text.get(loc) if isinstance(value, bool) else None
+        shown = text if text is not None else value.isoformat() if isinstance(value, dt.date) else str(value)
+        hint = f'write it in quotes: {name}: "{shown}"' if name else f'write it in quotes: "{shown}"'
+        if text is not None:
+            message = f"YAML read the unquoted {text} as the boolean {str(value).lower()}"
+        elif in_map:
+            message = f"the '{name}' label must be text, got {_kind(value).removeprefix('the number ')}"
+        else:
+            message = f"{expected}, got {_kind(value)}"
+        return self.doc.problem(loc, message, hint, key=in_map)
+
     def _explain_type(self, err: Any, loc: Path_) -> Problem:
         """The problem for a value of the wrong type or shape."""
         kind = err["type"]
@@ -393,9 +429,7 @@ class _Checker:
         if kind in ("string_too_short",):
             return doc.problem(loc, "must not be empty")
         if kind == "label":  # model._label: the message names the bad language key, if any
-            ctx = err.get("ctx") or {}
-            at = (*loc, ctx["key"]) if "key" in ctx and (*loc, ctx["key"]) in doc.key_pos else loc
-            return doc.problem(at, err["msg"], str(ctx.get("hint", "")), key=at != loc)
+            return self._explain_label(err, loc)
         msg = err["msg"]
         return doc.problem(loc, msg[0].lower() + msg[1:] if msg else kind)
 
