@@ -288,10 +288,10 @@ def now() -> dt.datetime:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from reporter.config import load_configs
     from reporter.config.lint import silent_defaults
+    from reporter.render.texts import load_checked
 
-    for config in load_configs(args.config):
+    for config in load_checked(args.config):
         for warning in silent_defaults(config.file, config):
             print(warning, file=sys.stderr)
         print(f"{config.file}: valid — {summary(config)}")
@@ -320,9 +320,9 @@ def summary(config: object) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reporter.config import load_configs
     from reporter.errors import RunError
     from reporter.progress import showing
+    from reporter.render.texts import load_checked
     from reporter.run.pipeline import run_report
 
     if args.recipient and not args.force:
@@ -330,7 +330,7 @@ def _run(args: argparse.Namespace) -> int:
     from reporter.render import warmup
 
     warmup.start()  # imports WeasyPrint on the other core while the YAML and data are read
-    configs = load_configs(args.config)
+    configs = load_checked(args.config)
     if args.recipient:
         _check_recipients(configs, args.recipient)
     failed = 0
@@ -391,11 +391,11 @@ def stages(config: Any) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    from reporter.config import load_configs
+    from reporter.render.texts import load_checked
     from reporter.run.pipeline import preview
 
     clock = now()
-    for config in load_configs(args.config):
+    for config in load_checked(args.config):
         path = preview(config, period=args.period, now=clock, output=args.output)
         print(f"{config.report.id}: preview written to {path} (open it in a browser; nothing was sent)")
         print(
@@ -506,14 +506,14 @@ def _not_in_review(config: Config, period: str, recipient: str, state: str) -> s
 
 
 def _resolve(args: argparse.Namespace) -> int:
-    from reporter.config import load_configs
     from reporter.delivery.ledger import Ledger, default_url
     from reporter.errors import RunError
+    from reporter.render.texts import load_checked
     from reporter.run.pipeline import run_report
     from reporter.run.stages import output_root, resolve_period
 
     clock = now()
-    config = _one_report(load_configs(args.config), args)
+    config = _one_report(load_checked(args.config), args)
     report, recipient = config.report.id, args.recipient.lower()
     period = resolve_period(config, args.period, clock).label
     root = output_root(config, args.output)

@@ -124,6 +124,69 @@ BAD_LABELS = {
             "F:14:63: kpis.win_rate.section.fr: the 'fr' label must be text, got 12; write it in quotes: fr: \"12\""
         ],
     ),
+    # YAML reads NO, off, yes as booleans and 2026-10-01 as a date: the text to quote, as for any text
+    "a YAML boolean as a title": (
+        {3: "  title: NO"},
+        [
+            'F:3:10: report.title: YAML read the unquoted NO as the boolean false; write it in quotes: title: "NO"'
+        ],
+    ),
+    "a YAML boolean as an owner": (
+        {18: "  - {id: grow, title: Grow, kpi: revenue, target: {value: 100}, owner: off, due: 2026-12-31}"},
+        [
+            'F:18:72: objectives[0].owner: YAML read the unquoted off as the boolean false; write it in quotes: owner: "off"'
+        ],
+    ),
+    "a YAML boolean as an action": (
+        {
+            18: "  - {id: grow, title: Grow, kpi: revenue, target: {value: 100}, owner: Boss, due: 2026-12-31, actions: [{when: always, do: yes}]}"
+        },
+        [
+            'F:18:124: objectives[0].actions[0].do: YAML read the unquoted yes as the boolean true; write it in quotes: do: "yes"'
+        ],
+    ),
+    "a YAML boolean as a section": (
+        {14: "  win_rate: {formula: won / leads, format: percent, section: Off}"},
+        [
+            'F:14:62: kpis.win_rate.section: YAML read the unquoted Off as the boolean false; write it in quotes: section: "Off"'
+        ],
+    ),
+    "a YAML boolean as a value's label": (
+        {20: "  - {kpi: revenue, by: seller, values: {Alice: NO}}"},
+        [
+            'F:20:48: breakdowns[0].values.Alice: YAML read the unquoted NO as the boolean false; write it in quotes: Alice: "NO"'
+        ],
+    ),
+    "a date as a value's label": (
+        {20: "  - {kpi: revenue, by: seller, values: {Alice: 2026-10-01}}"},
+        [
+            'F:20:48: breakdowns[0].values.Alice: expected text or a map of language: text, got the date 2026-10-01; write it in quotes: Alice: "2026-10-01"'
+        ],
+    ),
+    "a number as a title": (
+        {3: "  title: 2026"},
+        [
+            'F:3:10: report.title: expected text or a map of language: text, got the number 2026; write it in quotes: title: "2026"'
+        ],
+    ),
+    "an empty title": (
+        {3: "  title:"},
+        [
+            "F:3:9: report.title: expected text or a map of language: text, got nothing (an empty value); a label is text, or a map from language code to text: {fr: Prospects, en: Leads}"
+        ],
+    ),
+    "a YAML boolean in a map": (
+        {3: "  title: {fr: NO, en: Demo}"},
+        [
+            'F:3:11: report.title.fr: YAML read the unquoted NO as the boolean false; write it in quotes: fr: "NO"'
+        ],
+    ),
+    "a date in a map": (
+        {14: "  win_rate: {formula: won / leads, format: percent, section: {fr: 2026-10-01}}"},
+        [
+            "F:14:63: kpis.win_rate.section.fr: the 'fr' label must be text, got the date 2026-10-01; write it in quotes: fr: \"2026-10-01\""
+        ],
+    ),
 }
 
 

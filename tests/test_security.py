@@ -212,6 +212,12 @@ ENV_MSG = "${SMTP_PASSWORD}: environment variables (secrets) are only read in co
 HEADER_HINT = "write it on one line, with no control or separator characters"
 BIND_HINT = "validate runs each expression over the source's first rows; fix the expression or the data"
 SANDBOX = "refused by the template sandbox"
+REPORT_NAMES = (
+    "report.id, report.title, report.company, report.locale, report.currency, report.timezone, "
+    "report.grain, report.fiscal_year_start, report.template, report.output_dir, report.logo, report.url"
+)
+ACTION_NAMES = "an action may use " + REPORT_NAMES + ", period.label"
+SUBJECT_NAMES = "the subject may use " + REPORT_NAMES + ", period.label, period.code"
 
 ATTACKS: dict[str, Attack] = {
     # ---- 1. templates are code --------------------------------------------------------------
@@ -278,49 +284,57 @@ ATTACKS: dict[str, Attack] = {
         yaml=with_template,
         setup=custom_template('{% include "default:../../../etc/passwd" %}'),
     ),
+    # a text of the YAML that is a template (an action's do, the subject) is rendered at
+    # validation in the run's sandbox, against the run's context: refused before anything runs
     "do: model_validate(...).output_dir.read_text()": Attack(
         RUN,
-        1,
-        [
-            FAIL_RUN
-            + "objective 'grow' action 1: cannot render \"{{ report.model_validate({'id':'x','title':'t',"
-            "'output_dir':'/etc/hostname'}).output_dir.read_text() }}\": 'dict object' has no attribute 'model_validate'"
-        ],
+        2,
+        validation(
+            L_DO,
+            34,
+            "objectives[0].actions[0].do",
+            "unknown name 'report.model_validate'; " + ACTION_NAMES,
+        ),
         yaml=do(
             "{{ report.model_validate({'id':'x','title':'t','output_dir':'/etc/hostname'}).output_dir.read_text() }}"
         ),
     ),
     "do: 'x'*4000000000": Attack(
         RUN,
-        1,
-        [
-            FAIL_RUN
-            + "objective 'grow' action 1: cannot render \"{{ 'x'*4000000000 }}\": "
-            + SANDBOX
-            + ": a "
-            "repeated value of 4,000,000,000 items is larger than the limit of 1,000,000"
-        ],
+        2,
+        validation(
+            L_DO,
+            34,
+            "objectives[0].actions[0].do",
+            SANDBOX
+            + ": a repeated value of 4,000,000,000 items is larger than the limit of 1,000,000; "
+            + ACTION_NAMES,
+        ),
         yaml=do("{{ 'x'*4000000000 }}"),
         quick=20,
     ),
     "do: nested range(99999)": Attack(
         RUN,
-        1,
-        [
-            FAIL_RUN
-            + "objective 'grow' action 1: cannot render '{% for i in range(99999) %}{% for j in range(99999) %}"
-            "x{% endfor %}{% endfor %}': " + SANDBOX + ": the template loops more than 2,000,000 times"
-        ],
+        2,
+        validation(
+            L_DO,
+            34,
+            "objectives[0].actions[0].do",
+            SANDBOX + ": the template loops more than 2,000,000 times; " + ACTION_NAMES,
+        ),
         yaml=do("{% for i in range(99999) %}{% for j in range(99999) %}x{% endfor %}{% endfor %}"),
         quick=20,
     ),
     "do: loops with no call stopped by the time limit": Attack(
         RUN,
-        1,
-        [
-            FAIL_RUN + "objective 'grow' action 1: rendering took longer than 1 s and was stopped "
-            "(set REPORTER_RENDER_TIMEOUT to allow more)"
-        ],
+        2,
+        validation(
+            L_DO,
+            34,
+            "objectives[0].actions[0].do",
+            "rendering took longer than 1 s and was stopped (set REPORTER_RENDER_TIMEOUT to allow more); "
+            + ACTION_NAMES,
+        ),
         yaml=do(
             "{% set r = [1]*1000 %}{% for a in r %}{% for b in r %}{% for c in r %}{% endfor %}{% endfor %}{% endfor %}"
         ),
@@ -329,36 +343,42 @@ ATTACKS: dict[str, Attack] = {
     ),
     "subject: format width 999999999": Attack(
         RUN,
-        1,
-        [
-            FAIL_RUN
-            + "delivery.email.subject: cannot render \"{{ '%999999999s' % 'x' }}\": "
-            + SANDBOX
-            + ": a "
-            "format width of 999999999 is larger than the limit of 1,000,000"
-        ],
+        2,
+        validation(
+            L_SUBJECT,
+            14,
+            "delivery.email.subject",
+            SANDBOX + ": a format width of 999999999 is larger than the limit of 1,000,000; " + SUBJECT_NAMES,
+        ),
         yaml=replace('subject: "Sales {{ period.label }}"', "subject: \"{{ '%999999999s' % 'x' }}\""),
     ),
     "subject: ''.__class__.__mro__": Attack(
         RUN,
-        1,
-        [
-            FAIL_RUN
-            + "delivery.email.subject: cannot render \"{{ ''.__class__.__mro__ }}\": "
-            + SANDBOX
-            + ": "
-            "access to attribute '__class__' of 'str' object is unsafe."
-        ],
+        2,
+        validation(
+            L_SUBJECT,
+            14,
+            "delivery.email.subject",
+            SANDBOX + ": access to attribute '__class__' of 'str' object is unsafe; " + SUBJECT_NAMES,
+        ),
         yaml=replace('subject: "Sales {{ period.label }}"', "subject: \"{{ ''.__class__.__mro__ }}\""),
     ),
     "do: a list method that changes data": Attack(
         RUN,
-        1,
-        [
-            FAIL_RUN + "objective 'grow' action 1: cannot render '{{ [1].append(2) }}': " + SANDBOX + ": "
-            "access to attribute 'append' of 'list' object is unsafe."
-        ],
+        2,
+        validation(
+            L_DO,
+            34,
+            "objectives[0].actions[0].do",
+            SANDBOX + ": access to attribute 'append' of 'list' object is unsafe; " + ACTION_NAMES,
+        ),
         yaml=do("{{ [1].append(2) }}"),
+    ),
+    "do: cycler.__init__.__globals__ (cycler is not there)": Attack(
+        VALIDATE,
+        2,
+        validation(L_DO, 34, "objectives[0].actions[0].do", "unknown name 'cycler'; " + ACTION_NAMES),
+        yaml=do("{{ cycler.__init__.__globals__.os.environ }}"),
     ),
     # ---- 2. secrets only where secrets belong -------------------------------------------------
     "title with ${SMTP_PASSWORD}": Attack(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -30,6 +30,8 @@ from reporter.errors import ConfigError, Problem, SourceError
 from reporter.formulas import Formula, FormulaSyntaxError, parse
 from reporter.periods import Period
 from reporter.security import check_named_file
+
+ExtraCheck = Callable[[m.Config], list[tuple[Path_, str, str]]]
 
 FILE_KINDS = ("csv", "parquet", "excel", "json")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
@@ -66,8 +68,11 @@ def _close_match(word: str, choices: Iterable[str]) -> str:
 # entry points
 
 
-def load_configs(path: Path, env: Mapping[str, str] | None = None) -> list[m.Config]:
-    """A file, or every ``*.yaml``/``*.yml`` in a folder; problems of all files together."""
+def load_configs(
+    path: Path, env: Mapping[str, str] | None = None, *, extra: ExtraCheck | None = None
+) -> list[m.Config]:
+    """A file, or every ``*.yaml``/``*.yml`` in a folder; problems of all files together.
+    ``extra``: see ``load_config``."""
     if path.is_dir():
         files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
         if not files:
@@ -78,7 +83,7 @@ def load_configs(path: Path, env: Mapping[str, str] | None = None) -> list[m.Con
     problems: list[Problem] = []
     for file in files:
         try:
-            configs.append(load_config(file, env))
+            configs.append(load_config(file, env, extra=extra))
         except ConfigError as exc:
             problems.extend(exc.problems)
     problems.extend(_duplicate_ids(configs))
@@ -113,10 +118,17 @@ def _duplicate_ids(configs: list[m.Config]) -> list[Problem]:
 
 
 def load_config(
-    path: Path, env: Mapping[str, str] | None = None, *, check_data: bool = True, base_dir: Path | None = None
+    path: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    check_data: bool = True,
+    base_dir: Path | None = None,
+    extra: ExtraCheck | None = None,
 ) -> m.Config:
     """Read, validate and cross-check one report file; raise ConfigError with every problem.
-    ``base_dir``: the folder relative paths start from (default: the file's folder)."""
+    ``base_dir``: the folder relative paths start from (default: the file's folder). ``extra``:
+    a check of a layer above this one (the renderer's of the YAML's templates) run on a valid
+    configuration; it gives (key path, message, hint), placed here at the key's line."""
     shown = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -141,6 +153,8 @@ def load_config(
     if doc.data is None:
         raise ConfigError(problems)
     config = _Checker(doc, path, problems, base_dir).run(check_data=check_data)
+    if config is not None and not problems and extra is not None:
+        problems.extend(doc.problem(key, message, hint) for key, message, hint in extra(config))
     if problems or config is None:
         raise ConfigError(problems)
     return config
@@ -332,6 +346,42 @@ class _Checker:
             )
         return self._explain_type(err, loc)
 
+    def _explain_label(self, err: Any, loc: Path_) -> Problem:
+        """A bad label (model._label). One that YAML read as a boolean, a date or a number (or
+        one language's text of it) says the text to quote, as any text field does."""
+        value, ctx = err.get("input"), err.get("ctx") or {}
+        hint = str(ctx.get("hint", ""))
+        if "text" in ctx and isinstance(value, dict):  # {fr: NO}: at the language's key
+            found = self._label_scalar((*loc, ctx["key"]), value.get(ctx["key"]), "", in_map=True)
+            if found is not None:
+                return found
+        elif value is None:
+            message = f"expected text or a map of language: text, got {_kind(value)}"
+            return self.doc.problem(loc, message, hint)
+        elif not isinstance(value, str | dict | list):  # title: NO, owner: 2026-10-01
+            found = self._label_scalar(loc, value, "expected text or a map of language: text")
+            if found is not None:
+                return found
+        at = (*loc, ctx["key"]) if "key" in ctx and (*loc, ctx["key"]) in self.doc.key_pos else loc
+        return self.doc.problem(at, err["msg"], hint, key=at != loc)
+
+    def _label_scalar(self, loc: Path_, value: Any, expected: str, *, in_map: bool = False) -> Problem | None:
+        """The problem of a boolean, date or number where a label's text is expected; None for
+        another kind of value."""
+        if value is None or isinstance(value, str | dict | list):
+            return None
+        name = loc[-1] if loc and isinstance(loc[-1], str) else ""
+        text = self.doc.bool_text.get(loc) if isinstance(value, bool) else None
+        shown = text if text is not None else value.isoformat() if isinstance(value, dt.date) else str(value)
+        hint = f'write it in quotes: {name}: "{shown}"' if name else f'write it in quotes: "{shown}"'
+        if text is not None:
+            message = f"YAML read the unquoted {text} as the boolean {str(value).lower()}"
+        elif in_map:
+            message = f"the '{name}' label must be text, got {_kind(value).removeprefix('the number ')}"
+        else:
+            message = f"{expected}, got {_kind(value)}"
+        return self.doc.problem(loc, message, hint, key=in_map)
+
     def _explain_type(self, err: Any, loc: Path_) -> Problem:
         """The problem for a value of the wrong type or shape."""
         kind = err["type"]
@@ -379,9 +429,7 @@ class _Checker:
         if kind in ("string_too_short",):
             return doc.problem(loc, "must not be empty")
         if kind == "label":  # model._label: the message names the bad language key, if any
-            ctx = err.get("ctx") or {}
-            at = (*loc, ctx["key"]) if "key" in ctx and (*loc, ctx["key"]) in doc.key_pos else loc
-            return doc.problem(at, err["msg"], str(ctx.get("hint", "")), key=at != loc)
+            return self._explain_label(err, loc)
         msg = err["msg"]
         return doc.problem(loc, msg[0].lower() + msg[1:] if msg else kind)
 

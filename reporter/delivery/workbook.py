@@ -195,6 +195,7 @@ def _objectives(
 ) -> None:
     """One row per objective, then one row per action of it (the objective's cells left empty)."""
     from reporter.render.html import render_text
+    from reporter.render.texts import action_context
 
     _table(
         sheet,
@@ -213,7 +214,7 @@ def _objectives(
             _("Due"),
         ],
     )
-    context = {"report": Labels(config).report_fields(), "period": {"label": results.period}}
+    context = action_context(Labels(config), results.period)
     for obj in data["objectives"]:
         kpi = data["kpis"][obj["kpi"]]
         decimals = config.kpis[obj["kpi"]].decimals if obj["kpi"] in config.kpis else None

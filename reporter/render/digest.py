@@ -27,6 +27,7 @@ from reporter.render.charts import PALETTE
 from reporter.render.context import Formatter, lcfirst
 from reporter.render.html import _template, build_context, environment, render_text
 from reporter.render.sandbox import render
+from reporter.render.texts import subject_context
 from reporter.render.view import DigestContext, as_mapping, typed
 from reporter.results import Results
 
@@ -223,10 +224,7 @@ def build_digest(config: Config, results: Results, *, recipient: str = "") -> Di
     email = config.delivery.email
     subject = render_text(
         email.subject if email else "{{ report.title }} — {{ period.label }}",
-        {
-            "report": Labels(config).report_fields(),
-            "period": {"label": context["period"]["words"], "code": results.period},
-        },
+        subject_context(Labels(config), context["period"]["words"], results.period),
         "delivery.email.subject",
     )
     tally = tally_words(context["tally"], _, short=True)

@@ -29,6 +29,7 @@ from reporter.render.attached import csv_name
 from reporter.render.context import Formatter, lcfirst, translations
 from reporter.render.insights import write_texts
 from reporter.render.sandbox import BoundedEnvironment, ConfinedLoader, render
+from reporter.render.texts import action_context, text_environment
 from reporter.render.view import ReportContext, as_mapping, typed
 from reporter.results import Results
 
@@ -81,8 +82,7 @@ def render_text(template: str, context: Mapping[str, Any], where: str) -> str:
     if "{" not in template:
         return template
     try:
-        env = BoundedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-        compiled = env.from_string(template)
+        compiled = text_environment().from_string(template)
     except jinja2.TemplateError as exc:
         raise RunError(f"{where}: cannot render {template!r}: {exc}") from None
     return render(compiled, context, where, template)
@@ -283,7 +283,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         for i, action in enumerate(obj["actions"]):
             action["do"] = render_text(
                 action["do"],
-                {"report": names.report_fields(), "period": {"label": results.period}},
+                action_context(names, results.period),
                 f"objective '{obj['id']}' action {i + 1}",
             )
         objectives.append(obj)

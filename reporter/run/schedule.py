@@ -160,9 +160,9 @@ class Scheduler:
     reload: threading.Event = field(default_factory=threading.Event)
 
     def load(self) -> None:
-        from reporter.config import load_configs
+        from reporter.render.texts import load_checked
 
-        configs = load_configs(self.path, self.env)
+        configs = load_checked(self.path, self.env)
         self.configs = [c for c in configs if c.delivery.schedule]
         for c in configs:
             if not c.delivery.schedule:
