@@ -316,6 +316,7 @@ def test_pdf_rows_must_be_at_least_one(tmp_path, capsys):
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        f"{path}:11:36: breakdowns[0].pdf_rows: input should be greater than or equal to 1",
+        f"{path}:11:36: breakdowns[0].pdf_rows: must be at least 1, got 0; docs/configuration.md gives "
+        "each key's range",
         "1 error: nothing was run or sent.",
     ]

@@ -83,6 +83,17 @@ CASES = {
             "F:8:35: sources.crm.date_colum: unknown key; did you mean 'date_column'?",
         ],
     ),
+    "a negative due_in_days": (
+        {
+            18: "  - {id: grow, title: Grow, kpi: revenue, target: {value: 100}, owner: Boss, due: 2026-12-31,"
+            "\n     actions: [{when: off_track, do: Call, due_in_days: -7}]}"
+        },
+        None,
+        [
+            "F:19:57: objectives[0].actions[0].due_in_days: must be at least 0, got -7; "
+            "docs/configuration.md gives each key's range"
+        ],
+    ),
     "unknown template": (
         {3: "  title: Demo\n  template: exective"},
         None,

@@ -36,6 +36,13 @@ ExtraCheck = Callable[[m.Config], list[tuple[Path_, str, str]]]
 FILE_KINDS = ("csv", "parquet", "excel", "json")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# pydantic's range errors, in words
+_BOUNDS = {
+    "greater_than_equal": "at least",
+    "greater_than": "more than",
+    "less_than_equal": "at most",
+    "less_than": "less than",
+}
 _ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 
 
@@ -430,8 +437,19 @@ class _Checker:
             return doc.problem(loc, "must not be empty")
         if kind == "label":  # model._label: the message names the bad language key, if any
             return self._explain_label(err, loc)
+        if kind in _BOUNDS:
+            return self._explain_bound(err, loc)
         msg = err["msg"]
         return doc.problem(loc, msg[0].lower() + msg[1:] if msg else kind)
+
+    def _explain_bound(self, err: Any, loc: Path_) -> Problem:
+        """A number out of its range: the bound it crossed, in words, and the value given."""
+        bound = next(iter((err.get("ctx") or {}).values()), None)
+        return self.doc.problem(
+            loc,
+            f"must be {_BOUNDS[err['type']]} {bound}, got {_show(err.get('input'))}",
+            "docs/configuration.md gives each key's range",
+        )
 
     # -- rules ------------------------------------------------------------------------------
     def _check_report(self) -> None:
