@@ -345,7 +345,7 @@ def test_insight_sentences_give_a_rates_change_in_points(small):
     render_html(config, results)  # writes the sentences
     texts = [i["text"] for i in results.insights if i["type"] == "contributors" and i["vs"] == "previous"]
     assert texts == [
-        "Conversion +5.8\xa0pts on the previous period, mostly from web (+5.0\xa0pts) and mail (+0.8\xa0pts)."
+        "Conversion +5.8\xa0pts on the previous period, from web (+5.0\xa0pts) and mail (+0.8\xa0pts)."
     ]
 
 
