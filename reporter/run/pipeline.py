@@ -237,7 +237,7 @@ def _run(
 
         urls = webhook_urls(config, env, only)  # a webhook's variable unset: fails here, first
     # Every file is built: now they are put in place together (nothing was sent or archived yet).
-    extra = {**(built.files(folder) if built is not None else {})}
+    extra = built.files(folder) if built is not None else {}
     extra |= {folder / f"chat-{kind}.json": body for kind, body in bodies.items()}
     files.write_together(
         {results_path: results.to_json().encode("utf-8"), folder / pdf_name: pdf, **extra},
