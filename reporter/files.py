@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
@@ -43,6 +44,33 @@ _MODE = 0o666 & ~_umask()
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data``, whole or not at all, durably."""
+    write_together({path: data})
+
+
+def write_together(contents: Mapping[Path, bytes], remove: Iterable[Path] = ()) -> None:
+    """Put several files in place as one step (a run's results.json, PDF and e-mail): each is
+    first written whole and fsynced to a temporary file beside its target; only when every one is
+    written are they renamed over their targets, then ``remove`` deleted and the folders fsynced.
+    A failure while writing (a full disk) leaves every target as it was and no temporary file."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in contents.items():
+            staged.append((_staged(path, data), path))
+    except BaseException:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    for tmp, path in staged:
+        os.replace(tmp, path)
+    gone = [path for path in remove if path not in contents and path.is_file()]
+    for path in gone:
+        path.unlink(missing_ok=True)
+    for folder in dict.fromkeys(path.parent for path in [*contents, *gone]):
+        fsync_dir(folder)
+
+
+def _staged(path: Path, data: bytes) -> str:
+    """``data`` written and fsynced to a new temporary file in ``path``'s folder: its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -51,11 +79,10 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    return tmp
 
 
 def sha256_file(path: Path) -> str:

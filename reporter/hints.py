@@ -8,7 +8,7 @@ import datetime as dt
 from reporter.compute.report import _last_expected_date
 from reporter.config.model import Config
 from reporter.periods import Period
-from reporter.results import Results
+from reporter.results import QualityCheck, Results
 
 GRAIN_WORDS = {"month": "month", "quarter": "quarter", "week": "week"}
 
@@ -41,9 +41,19 @@ def gate_hint(config: Config, results: Results) -> list[str]:
             f"the latest complete {word} in the data is {found.label}: "
             f"`reporter run {config.file} --period {found.label}`"
         )
-    return [
-        *lines,
-        "a source with one row per week or month: declare it with `frequency: weekly` or "
-        "`frequency: monthly` under sources.<name>",
-        "to run on incomplete data: `quality.require_complete_period: false`",
-    ]
+    # Suggest only a frequency sparser than the one each short source already declares.
+    short = {config.sources[c.source].frequency for c in results.quality.checks if _short(c)}
+    if "daily" in short:
+        lines.append(
+            "a source with one row per week or month: declare it with `frequency: weekly` or "
+            "`frequency: monthly` under sources.<name>"
+        )
+    elif "weekly" in short:
+        lines.append(
+            "a source with one row per month: declare it with `frequency: monthly` under sources.<name>"
+        )
+    return [*lines, "to run on incomplete data: `quality.require_complete_period: false`"]
+
+
+def _short(check: QualityCheck) -> bool:
+    return check.check == "complete_period" and not check.passed

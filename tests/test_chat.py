@@ -182,8 +182,9 @@ def test_no_card_when_the_quality_gate_fails(tmp_path):
     config = load_config(tiny(tmp_path, chats), env={})
     with WebhookServer() as slack, WebhookServer() as teams:
         env = {"SLACK_HOOK": slack.url(), "TEAMS_HOOK": teams.url()}
+        december = dt.datetime(2026, 12, 2, 6, tzinfo=dt.UTC)  # November has ended, not its data
         with pytest.raises(QualityGateError, match="quality gate failed"):
-            run_report(config, period="2026-11", now=NOW, output=tmp_path, env=env, sleep=lambda s: None)
+            run_report(config, period="2026-11", now=december, output=tmp_path, env=env, sleep=lambda s: None)
         assert (slack.received, teams.received) == ([], [])
         assert ledger_rows(tmp_path) == {}
         run(config, tmp_path, env)  # October passes its gate: the servers do answer

@@ -639,7 +639,8 @@ def test_duckdb_is_locked_after_sources_are_read(fixture_dir):
         con.close()
 
 
-def test_quality_gate_failure_exits_1_writes_results_and_names_the_source(fixture_dir, capsys):
+def test_quality_gate_failure_exits_1_writes_results_and_names_the_source(fixture_dir, capsys, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1796457600")  # 2026-12-05 08:00 UTC: November has ended
     folder, _, _ = fixture_dir
     path = write_config(folder, extra="quality: {require_complete_period: true, min_rows: 1}")
     out = folder / "out"

@@ -181,7 +181,11 @@ def test_no_progress_off_a_terminal(starter: Path, capsys: pytest.CaptureFixture
     assert "rendering the PDF" not in err
 
 
-def test_gate_names_the_latest_complete_period(starter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_gate_names_the_latest_complete_period(
+    starter: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    december = dt.datetime(2026, 12, 5, 8, 0, tzinfo=dt.UTC)  # November has ended, its data is late
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int(december.timestamp())))
     config = starter / "report.yaml"
     out = starter / "out"
     assert cli.main(["run", str(config), "--no-send", "--output", str(out), "--period", "2026-11"]) == 1

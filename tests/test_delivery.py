@@ -238,8 +238,9 @@ def test_running_twice_sends_each_message_once_and_force_resends(demo, tmp_path)
 def test_failed_gate_sends_nothing_and_alerts(demo, tmp_path, capsys):
     with Server(tmp_path) as server:
         config = configured(demo, server.port)
+        december = dt.datetime(2026, 12, 2, 6, tzinfo=dt.UTC)  # November has ended, its data is late
         with pytest.raises(RunError, match="quality gate failed"):
-            run_report(config, period="2026-11", now=NOW, output=tmp_path, sleep=lambda s: None)
+            run_report(config, period="2026-11", now=december, output=tmp_path, sleep=lambda s: None)
         assert [r.rcpt_tos for r in server.handler.received] == [["ops@acme.test"]]
         alert = server.handler.received[0].message
         assert "run FAILED" in alert["Subject"]

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
@@ -429,10 +430,11 @@ def test_an_unwritable_archive_exits_1_with_one_alert(tmp_path):
 
 
 class FullDisk(Files):
-    def write(self, path: Path, data: bytes) -> None:
-        if path.suffix == ".pdf":
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        super().write(path, data)
+    def write_together(self, contents: Mapping[Path, bytes], remove: Iterable[Path] = ()) -> None:
+        for path in contents:
+            if path.suffix == ".pdf":
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        super().write_together(contents, remove)
 
 
 def test_any_exception_marks_the_run_failed_and_alerts(tmp_path):
@@ -441,6 +443,7 @@ def test_any_exception_marks_the_run_failed_and_alerts(tmp_path):
         with pytest.raises(OSError, match="No space left on device"):
             run_report(config, period="2026-10", now=NOW, output=tmp_path, files=FullDisk())
         pdf = tmp_path / "tiny" / "2026-10" / "tiny_2026-10.pdf"
+        assert not pdf.parent.exists()  # the files go in together: none without the PDF
         with Ledger(default_url(tmp_path)) as ledger:
             runs = ledger.runs_of("tiny")
             assert [(r["outcome"], r["error"]) for r in runs] == [

@@ -1143,7 +1143,8 @@ def test_a_full_disk_is_one_line_and_exit_1(tmp_path):
         "",
     )
     written = sorted(p.relative_to(work).as_posix() for p in (work / "out").rglob("*") if p.is_file())
-    assert written == ["out/sec/2026-10/results.json"]  # the PDF is not there, not even torn
+    # the files go in together: none (no results.json without its PDF), no torn or temporary one
+    assert written == []
 
 
 def test_a_whole_run_with_smtp_login_leaks_the_password_nowhere(tmp_path, monkeypatch, capsys):

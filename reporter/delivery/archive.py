@@ -27,12 +27,12 @@ import json
 import mimetypes
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reporter.files import fsync_dir, write_atomic
+from reporter.files import fsync_dir, write_atomic, write_together
 
 if TYPE_CHECKING:
     from reporter.delivery.ledger import Ledger
@@ -190,6 +190,11 @@ class Files:
     def write(self, path: Path, data: bytes) -> None:
         """An output file (results.json, the PDF): replaced atomically."""
         write_atomic(path, data)
+
+    def write_together(self, contents: Mapping[Path, bytes], remove: Iterable[Path] = ()) -> None:
+        """A run's output files (results.json, the PDF, the e-mail…), put in place together
+        once every one is written; ``remove``: those of an earlier run this one does not make."""
+        write_together(contents, remove)
 
     def mkdir(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

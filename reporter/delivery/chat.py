@@ -305,6 +305,12 @@ def resolve_hint(config: Config, period: str, key: str) -> str:
     )
 
 
+def card_bodies(config: Config, results: Results) -> dict[str, bytes]:
+    """Each chat kind's payload (``slack``, ``teams``), as posted and kept in ``chat-KIND.json``."""
+    card = build_card(config, results)
+    return {kind: payload_bytes(kind, card) for kind in dict.fromkeys(c.kind for c in config.delivery.chat)}
+
+
 def post_cards(
     config: Config,
     results: Results,
@@ -321,18 +327,20 @@ def post_cards(
     only: list[str] | None = None,
     on_claim: Callable[[], None] | None = None,
     timeout: float = 15.0,
+    bodies: Mapping[str, bytes] | None = None,
 ) -> list[Any]:
     """Write each kind's payload beside the PDF (``chat-slack.json``, ``chat-teams.json``: what
     is posted, without the URL) and, with a ledger, post it to each channel that has not had it
-    yet. Without a ledger (``--no-send``) nothing is posted."""
+    yet. Without a ledger (``--no-send``) nothing is posted. ``bodies``: the payloads, built
+    (``card_bodies``) and written by the caller."""
     from reporter.delivery.send import DeliveryOutcome, _settled
     from reporter.render.digest import message_id
 
     report, period = config.report.id, results.period
-    card = build_card(config, results)
-    bodies = {kind: payload_bytes(kind, card) for kind in dict.fromkeys(c.kind for c in config.delivery.chat)}
-    for kind, body in bodies.items():
-        write_atomic(folder / f"chat-{kind}.json", body)
+    if bodies is None:
+        bodies = card_bodies(config, results)
+        for kind, body in bodies.items():
+            write_atomic(folder / f"chat-{kind}.json", body)
     if ledger is None:
         return []
     poster = Poster(env=env, sleep=sleep, timeout=timeout)

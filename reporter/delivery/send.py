@@ -18,9 +18,9 @@ from reporter.delivery.ledger import Delivery, Ledger
 from reporter.delivery.mailer import Mailer
 from reporter.delivery.workbook import MIME as XLSX_MIME
 from reporter.errors import RunError
-from reporter.files import report_file, write_atomic
+from reporter.files import report_file, write_together
 from reporter.progress import stage
-from reporter.render.digest import build_digest, build_message, message_id
+from reporter.render.digest import Digest, build_digest, build_message, message_id
 from reporter.results import Results
 from reporter.security import redact
 
@@ -109,6 +109,67 @@ def _settled(
     return DeliveryOutcome(rcpt, "review", latest.attempts, latest.message_id, note, flagged=flagged)
 
 
+@dataclass
+class Email:
+    """One report's e-mail, built before any file is written or anything sent: the digest, the
+    workbook (when attached) and ``kept``, the message ``email.eml`` keeps: to the first
+    recipient, with the Message-ID of its delivery by this run (None without a recipient)."""
+
+    digest: Digest
+    xlsx: bytes | None
+    xlsx_name: str
+    kept: EmailMessage | None = None
+    kept_for: tuple[str, str] = ("", "")  # (recipient, Message-ID) of ``kept``
+
+    def files(self, folder: Path) -> dict[Path, bytes]:
+        """What goes beside the PDF: ``email.eml`` and the workbook."""
+        out = {} if self.kept is None else {folder / "email.eml": self.kept.as_bytes()}
+        if self.xlsx is not None:
+            out[folder / self.xlsx_name] = self.xlsx
+        return out
+
+    def message(
+        self, config: Config, recipient: str, pdf: bytes, pdf_name: str, msg_id: str, now: dt.datetime
+    ) -> EmailMessage:
+        """The message to ``recipient``: ``kept`` itself when it is the one (what was sent is what
+        ``email.eml`` holds, byte for byte), else a new one from the same digest."""
+        if self.kept is not None and self.kept_for == (recipient, msg_id):
+            return self.kept
+        assert config.delivery.email is not None
+        message = build_message(
+            config, self.digest, recipient=recipient, pdf=pdf, pdf_name=pdf_name, msg_id=msg_id, date=now
+        )
+        attach(message, config.delivery.email.attach, pdf_name, self.xlsx, self.xlsx_name)
+        return message
+
+
+def build_email(
+    config: Config,
+    results: Results,
+    pdf: bytes,
+    pdf_name: str,
+    now: dt.datetime,
+    *,
+    recipient: str | None,
+    ledger: Ledger | None,
+    force: bool,
+) -> Email:
+    """Render the digest (its subject is a template: it may fail here), the workbook and the
+    message to ``recipient`` with the version its delivery by this run gets (``deliver``'s rule:
+    the recorded one, the next when forced, else 1). Writes and sends nothing."""
+    report, period = config.report.id, results.period
+    digest = build_digest(config, results)
+    email = Email(digest, _workbook(config, results), report_file(report, period, "xlsx"))
+    if recipient is None:
+        return email
+    latest = ledger.latest(report, period, recipient) if ledger is not None else None
+    version = 1 if latest is None else latest.version + (1 if force else 0)
+    msg_id = message_id(report, period, recipient, version)
+    email.kept = email.message(config, recipient, pdf, pdf_name, msg_id, now)
+    email.kept_for = (recipient, msg_id)
+    return email
+
+
 def deliver(
     config: Config,
     results: Results,
@@ -126,24 +187,28 @@ def deliver(
     sleep: Callable[[float], None] = time.sleep,
     recipients: list[str] | None = None,
     on_claim: Callable[[], None] | None = None,
+    built: Email | None = None,
 ) -> list[DeliveryOutcome]:
-    """Write ``email.eml`` (the digest as sent) and, with a ledger, send it to each recipient
-    that has not had it yet. Without a ledger (``--no-send``) nothing is sent. ``on_claim`` is
-    called before each claim (the pipeline records there that the PDF must be archived)."""
+    """With a ledger, send the digest to each recipient that has not had it yet. Without a
+    ledger (``--no-send``) nothing is sent. ``built``: the e-mail, built (``build_email``) and
+    its files written by the caller; without it, it is built here and ``email.eml`` (the digest
+    as sent) and the workbook are written in ``folder`` before anything is sent. ``on_claim``
+    is called before each claim (the pipeline records there that the PDF must be archived)."""
 
     email_cfg = config.delivery.email
     assert email_cfg is not None
     report, period = config.report.id, results.period
-    digest = build_digest(config, results)
-    xlsx = _workbook(config, results, folder)
     targets = recipients if recipients is not None else recipients_of(config)
+    if built is None:
+        first = targets[0] if targets else None
+        built = build_email(config, results, pdf, pdf_name, now, recipient=first, ledger=ledger, force=force)
+        write_together(built.files(folder))
     mailer = None
     if ledger is not None:
         mailer = Mailer(
             email_cfg.smtp, root / "outbox" / report / period, env=env, sleep=sleep, base_dir=config.base_dir
         )
     outcomes: list[DeliveryOutcome] = []
-    written = False
     for rcpt in targets:
         stage(f"delivering to {rcpt}" if ledger is not None else f"writing the e-mail for {rcpt}")
         latest = ledger.latest(report, period, rcpt) if ledger is not None else None
@@ -158,13 +223,7 @@ def deliver(
         elif latest is not None and force:
             version = latest.version + 1
         msg_id = message_id(report, period, rcpt, version)
-        message = build_message(
-            config, digest, recipient=rcpt, pdf=pdf, pdf_name=pdf_name, msg_id=msg_id, date=now
-        )
-        attach(message, email_cfg.attach, pdf_name, xlsx, report_file(config.report.id, period, "xlsx"))
-        if not written:
-            write_atomic(folder / "email.eml", message.as_bytes())
-            written = True
+        message = built.message(config, rcpt, pdf, pdf_name, msg_id, now)
         if ledger is None or mailer is None:
             continue
         if on_claim is not None:
@@ -210,17 +269,15 @@ def deliver(
     return outcomes
 
 
-def _workbook(config: Config, results: Results, folder: Path) -> bytes | None:
-    """The XLSX attachment when ``delivery.email.attach`` asks for it, also kept beside the PDF."""
+def _workbook(config: Config, results: Results) -> bytes | None:
+    """The XLSX attachment when ``delivery.email.attach`` asks for it (also kept beside the PDF)."""
     assert config.delivery.email is not None
     if "xlsx" not in config.delivery.email.attach:
         return None
     from reporter.delivery.workbook import build_workbook
 
     stage("writing the workbook")
-    xlsx = build_workbook(config, results)
-    write_atomic(folder / report_file(config.report.id, results.period, "xlsx"), xlsx)
-    return xlsx
+    return build_workbook(config, results)
 
 
 def attach(

@@ -23,10 +23,11 @@ from reporter.config.model import Config
 from reporter.delivery.archive import Files
 from reporter.delivery.ledger import Ledger, default_url
 from reporter.errors import QualityGateError, RunError, UsageError
-from reporter.files import report_file, write_atomic
+from reporter.files import report_file, write_atomic, write_together
 from reporter.periods import Period
 from reporter.progress import stage
 from reporter.results import Results
+from reporter.run.reportable import refuse_before_data, refuse_unended
 from reporter.run.stages import output_root, render_pdf, report_results, resolve_period
 
 
@@ -79,6 +80,7 @@ def run_report(
 
     files = files or Files()
     target = resolve_period(config, period, now)
+    refuse_unended(config, target, now, in_progress=not config.quality.require_complete_period)
     root = output_root(config, output)
     folder = root / config.report.id / target.label
     if send:
@@ -126,7 +128,7 @@ def run_report(
                     exc,
                     env,
                     alert_on_gate and alert_on_failure,
-                    alert_on_failure,
+                    alert_on_failure and not (isinstance(exc, UsageError) and trigger == "cli"),
                     recipients,
                 )
             raise
@@ -157,7 +159,7 @@ def _failed(
     from reporter.delivery.send import alert
 
     log = logging.getLogger("reporter")
-    text = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
+    text = str(exc) if isinstance(exc, (RunError, UsageError)) else f"{type(exc).__name__}: {exc}"
     if isinstance(exc, KeyboardInterrupt):
         text = "interrupted"
     try:
@@ -171,7 +173,7 @@ def _failed(
     subject = None
     if isinstance(exc, ArchiveFailed):
         subject = "delivered but NOT archived"
-    elif not isinstance(exc, RunError):
+    elif not isinstance(exc, (RunError, UsageError)):
         subject = "run FAILED (unexpected error); the ledger shows what was sent"
     body = None
     if subject is not None:
@@ -210,31 +212,52 @@ def _run(
     recipients: list[str] | None,
 ) -> Outcome:
     results = report_results(config, target, now)
+    refuse_before_data(config, results)
     results_path = folder / "results.json"
-    files.write(results_path, results.to_json().encode("utf-8"))
+    pdf_name = report_file(config.report.id, target.label, "pdf")
     if not results.quality.passed:
         failed = [c.detail for c in results.quality.checks if not c.passed]
         from reporter.hints import gate_hint
 
+        # An earlier run's files stay as they were, whole: results.json only beside no PDF.
+        kept = (folder / pdf_name).is_file()
+        if not kept:
+            files.write_together({results_path: results.to_json().encode("utf-8")})
         # One failed check per line (eight sources make eight lines, not one of 900 characters).
-        lines = [*(f"  - {text}" for text in failed), f"  results in {results_path}"]
+        lines = [f"  - {text}" for text in failed]
+        lines.append(
+            f"  results.json not written: {folder} keeps the files of the run before"
+            if kept
+            else f"  results in {results_path}"
+        )
         lines += [f"  {hint}" for hint in gate_hint(config, results)]
         raise QualityGateError(
             f"{config.report.id} {target.label}: quality gate failed, nothing sent:\n" + "\n".join(lines)
         )
     stage("rendering the PDF pages")
     pdf = render_pdf(config, results, run_id=run_key, trigger=trigger)  # RunError if empty
-    pdf_name = report_file(config.report.id, target.label, "pdf")
-    files.write(folder / pdf_name, pdf)
     outcome = Outcome(config.report.id, target.label, results, [results_path, folder / pdf_name])
+    only = None if recipients is None else [r.lower() for r in recipients]
+    built, bodies = _build_deliveries(config, results, pdf, pdf_name, now, ledger, force, only)
+    urls: dict[str, str] = {}
+    if ledger is not None and config.delivery.chat:
+        from reporter.delivery.chat import webhook_urls
+
+        urls = webhook_urls(config, env, only)  # a webhook's variable unset: fails here, first
+    # Every file is built: now they are put in place together (nothing was sent or archived yet).
+    extra = built.files(folder) if built is not None else {}
+    extra |= {folder / f"chat-{kind}.json": body for kind, body in bodies.items()}
+    files.write_together(
+        {results_path: results.to_json().encode("utf-8"), folder / pdf_name: pdf, **extra},
+        remove=[folder / name for name in _owned(config, target.label)],
+    )
+    outcome.files += list(extra)
     if config.delivery.email is None and not config.delivery.chat:
         return outcome
-    from reporter.delivery.chat import post_cards, webhook_urls
+    from reporter.delivery.chat import post_cards
     from reporter.delivery.send import deliver, recipients_of
 
-    only = None if recipients is None else [r.lower() for r in recipients]
     intend = (lambda: step.intend(pdf)) if step is not None else None
-    urls = webhook_urls(config, env, only) if ledger is not None and config.delivery.chat else {}  # first
     send_to = functools.partial(
         deliver,
         root=root,
@@ -249,10 +272,9 @@ def _run(
     )
     if config.delivery.email is not None:
         main_targets = None if only is None else [r for r in recipients_of(config) if r in only]
-        outcome.deliveries = send_to(config, results, pdf, pdf_name, folder, recipients=main_targets)
-        for name in ("email.eml", report_file(config.report.id, target.label, "xlsx")):
-            if (folder / name).is_file():
-                outcome.files.append(folder / name)
+        outcome.deliveries = send_to(
+            config, results, pdf, pdf_name, folder, recipients=main_targets, built=built
+        )
         if config.delivery.email.recipients:
             outcome.deliveries += _bursts(config, target, now, folder, send_to, only)
     if config.delivery.chat:
@@ -270,10 +292,8 @@ def _run(
             sleep=sleep,
             only=only,
             on_claim=intend,
+            bodies=bodies,
         )
-        outcome.files += [
-            folder / f"chat-{kind}.json" for kind in dict.fromkeys(c.kind for c in config.delivery.chat)
-        ]
     if step is not None:
         delivered = any(d.claimed and d.state in ("sent", "review") for d in outcome.deliveries)
         step.finish(pdf, delivered=delivered, force=force)
@@ -289,6 +309,42 @@ def _run(
         failure.outcome = outcome  # type: ignore[attr-defined]  # the CLI prints each line
         raise failure
     return outcome
+
+
+def _build_deliveries(
+    config: Config,
+    results: Results,
+    pdf: bytes,
+    pdf_name: str,
+    now: dt.datetime,
+    ledger: Ledger | None,
+    force: bool,
+    only: list[str] | None,
+) -> tuple[Any, dict[str, bytes]]:
+    """The e-mail (digest, workbook, the message ``email.eml`` keeps) and each chat kind's
+    payload, built before any file is written or anything sent: a subject or card that fails
+    to render leaves the output folder as it was."""
+    built = None
+    if config.delivery.email is not None:
+        from reporter.delivery.send import build_email, recipients_of
+
+        main = recipients_of(config)
+        first = next((r for r in main if only is None or r in only), main[0] if main else None)
+        built = build_email(config, results, pdf, pdf_name, now, recipient=first, ledger=ledger, force=force)
+    bodies: dict[str, bytes] = {}
+    if config.delivery.chat:
+        from reporter.delivery.chat import card_bodies
+
+        bodies = card_bodies(config, results)
+    return built, bodies
+
+
+def _owned(config: Config, period: str) -> list[str]:
+    """The files a run writes beside the PDF that an earlier run may have left and this one
+    may not write (its configuration changed): removed when this run's files are put in place."""
+    from reporter.delivery.chat import KINDS
+
+    return ["email.eml", report_file(config.report.id, period, "xlsx"), *(f"chat-{k}.json" for k in KINDS)]
 
 
 def _review_alert(
@@ -361,17 +417,23 @@ def preview(config: Config, *, period: str | None, now: dt.datetime, output: Pat
     from reporter.render.html import render_html
 
     target = resolve_period(config, period, now)
+    refuse_unended(config, target, now, in_progress=True)  # a look at the period so far
     results = report_results(config, target, now)
+    refuse_before_data(config, results)
     path = (
         output_root(config, output)
         / config.report.id
         / target.label
         / report_file(config.report.id, target.label, "html")
     )
-    write_atomic(path, render_html(config, results, for_browser=True).encode("utf-8"))
-    digest = build_digest(config, results)
-    write_atomic(path.with_name(f"{path.stem}_digest.html"), browser_html(digest).encode("utf-8"))
-    write_atomic(path.with_name(f"{path.stem}_digest.txt"), digest.text.encode("utf-8"))
+    html = render_html(config, results, for_browser=True).encode("utf-8")
+    digest = build_digest(config, results)  # its subject may fail: then nothing is written
+    files = {
+        path: html,
+        path.with_name(f"{path.stem}_digest.html"): browser_html(digest).encode("utf-8"),
+        path.with_name(f"{path.stem}_digest.txt"): digest.text.encode("utf-8"),
+    }
+    write_together(files)
     return path
 
 
