@@ -20,10 +20,23 @@ from tests.conftest import write_csv
 # 2026-11-26 09:00 UTC: October 2026 is the last complete month, November is in progress.
 EPOCH = str(int(dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC).timestamp()))
 SUBJECT = '"{{ report.title }} — {{ period.label }}"'
-BROKEN = "delivery.email.subject: cannot render '{{ report.titel }}': 'dict object' has no attribute 'titel'"
 
 
-def report(folder: Path, *, subject: str = SUBJECT, title: str = "Shop", extra: str = "") -> Path:
+def broken_template(folder: Path) -> str:
+    """A copy of the built-in template whose e-mail text names an unknown field: validation does
+    not render a template folder's files, so the run fails after the PDF is rendered."""
+    import shutil
+
+    from reporter.assets import TEMPLATES
+
+    shutil.copytree(TEMPLATES / "executive", folder / "tpl", dirs_exist_ok=True)
+    (folder / "tpl" / "email.txt").write_text("{{ report.titel }}\n", encoding="utf-8")
+    return "tpl"
+
+
+def report(
+    folder: Path, *, subject: str = SUBJECT, title: str = "Shop", extra: str = "", template: str = ""
+) -> Path:
     """A small report over two CSVs (orders daily from 2025-10-01 to 2026-10-31, staff weekly
     from 2026-03-02), e-mailed with the PDF and the workbook, with a Slack card."""
     days = [dt.date(2025, 10, 1) + dt.timedelta(days=i) for i in range(396)]
@@ -31,9 +44,10 @@ def report(folder: Path, *, subject: str = SUBJECT, title: str = "Shop", extra: 
     mondays = [dt.date(2026, 3, 2) + dt.timedelta(weeks=i) for i in range(35)]
     write_csv(folder / "staff.csv", ["week", "hours"], [[d.isoformat(), 40] for d in mondays])
     path = folder / "shop.yaml"
+    tpl = f", template: {template}" if template else ""
     path.write_text(
         textwrap.dedent(f"""\
-            report: {{id: shop, title: {title}, timezone: Europe/Paris}}
+            report: {{id: shop, title: {title}, timezone: Europe/Paris{tpl}}}
             sources:
               orders: {{type: csv, path: orders.csv, date_column: date}}
               staff: {{type: csv, path: staff.csv, date_column: week, frequency: weekly}}
@@ -93,10 +107,17 @@ def test_a_run_failing_at_the_subject_leaves_the_earlier_run_s_files_byte_for_by
     ]
     assert subject(first["email.eml"]) == "Shop — October 2026"
     capsys.readouterr()
-    # a new title and a subject that cannot render: the run fails after the PDF is rendered
+    # a typo in the subject: validation stops the run before anything is built or written
     report(tmp_path, title="Shop NEW", subject='"{{ report.titel }}"')
+    assert main(run) == 2
+    assert "delivery.email.subject: unknown name 'report.titel'" in capsys.readouterr().err
+    assert snapshot(folder) == first
+    # a new title and an e-mail template that cannot render: the run fails after the PDF
+    report(tmp_path, title="Shop NEW", template=broken_template(tmp_path))
     assert main(run) == 1
-    assert capsys.readouterr().err == f"reporter: FAILED: {BROKEN}\n"
+    err = capsys.readouterr().err
+    assert err.startswith("reporter: FAILED: ")
+    assert "titel" in err
     assert snapshot(folder) == first  # nothing replaced, nothing left beside them
     # a first run that fails leaves no file at all
     fresh = tmp_path / "fresh"
@@ -283,9 +304,11 @@ def test_a_preview_whose_subject_fails_writes_nothing(
         "shop/2026-10/shop_2026-10_digest.txt",
     ]
     capsys.readouterr()
-    report(tmp_path, title="Other", subject='"{{ report.titel }}"')
+    report(tmp_path, title="Other", template=broken_template(tmp_path))
     assert main(preview) == 1
-    assert capsys.readouterr().err == f"reporter: error: {BROKEN}\n"
+    err = capsys.readouterr().err
+    assert err.startswith("reporter: error: ")
+    assert "titel" in err
     assert snapshot(out) == first
     assert main(["preview", str(config), "--period", "2026-10", "--output", str(tmp_path / "fresh")]) != 0
     assert snapshot(tmp_path / "fresh") == {}
