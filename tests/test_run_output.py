@@ -83,6 +83,15 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def good_run(tmp_path: Path) -> tuple[Path, list[str], Path, dict[str, bytes]]:
+    """The report, its `run --no-send` command, its output folder and the files a good run left."""
+    config = report(tmp_path)
+    run = ["run", str(config), "--period", "2026-10", "--no-send", "--output", str(tmp_path / "out")]
+    assert main(run) == 0
+    folder = tmp_path / "out" / "shop" / "2026-10"
+    return config, run, folder, snapshot(folder)
+
+
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
@@ -92,12 +101,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_run_failing_at_the_subject_leaves_the_earlier_run_s_files_byte_for_byte(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = report(tmp_path)
-    out = tmp_path / "out"
-    run = ["run", str(config), "--period", "2026-10", "--no-send", "--output", str(out)]
-    assert main(run) == 0
-    folder = out / "shop" / "2026-10"
-    first = snapshot(folder)
+    config, run, folder, first = good_run(tmp_path)
     assert sorted(first) == [
         "chat-slack.json",
         "email.eml",
@@ -138,12 +142,7 @@ def test_a_run_failing_at_the_subject_leaves_the_earlier_run_s_files_byte_for_by
 def test_a_good_run_replaces_every_file_and_drops_those_it_no_longer_makes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = report(tmp_path)
-    out = tmp_path / "out"
-    run = ["run", str(config), "--period", "2026-10", "--no-send", "--output", str(out)]
-    assert main(run) == 0
-    folder = out / "shop" / "2026-10"
-    first = snapshot(folder)
+    config, run, folder, first = good_run(tmp_path)
     capsys.readouterr()
     # no workbook, no chat any more, a new title: the next good run leaves only its own files
     text = config.read_text().replace("attach: [pdf, xlsx]", "attach: [pdf]")
@@ -163,12 +162,7 @@ def test_a_good_run_replaces_every_file_and_drops_those_it_no_longer_makes(
 def test_a_gate_failure_after_a_good_run_keeps_its_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = report(tmp_path)
-    out = tmp_path / "out"
-    run = ["run", str(config), "--period", "2026-10", "--no-send", "--output", str(out)]
-    assert main(run) == 0
-    folder = out / "shop" / "2026-10"
-    first = snapshot(folder)
+    config, run, folder, first = good_run(tmp_path)
     capsys.readouterr()
     days = [dt.date(2025, 10, 1) + dt.timedelta(days=i) for i in range(380)]  # up to 2026-10-15
     write_csv(tmp_path / "orders.csv", ["date", "amount"], [[d.isoformat(), 1] for d in days])
