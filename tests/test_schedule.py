@@ -361,3 +361,42 @@ def test_a_report_whose_ledger_cannot_be_opened_is_alerted_and_the_others_go_on(
         assert count(server) == {"good@acme.test": 1, OPS: 1}  # alerted once
         (alert,) = [r.message for r in server.handler.received if r.rcpt_tos == [OPS]]
         assert alert["Subject"] == "[reporter] bad -: scheduler could not run this report"
+
+
+def test_a_reload_with_errors_keeps_the_configuration_read_before(tmp_path, caplog):
+    """SIGHUP re-reads the folder; a file with an error (here a typo in the subject) is refused
+    with its message and the reports read before go on being scheduled; once fixed, it is read."""
+    import logging
+    import threading
+
+    from tests.test_exactly_once import tiny
+
+    tiny(tmp_path, 2525, to=["boss@acme.test"], name="good")
+    s = Scheduler(tmp_path, output=tmp_path / "out", clock=Clock(at("2026-11-01T12:00:00+00:00")), env={})
+    s.load()
+    assert [c.report.id for c in s.configs] == ["good"]
+    path = tmp_path / "good.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("report: {id: good, title:", "report: {id: good2, title:"))
+    tiny(tmp_path, 2525, to=["b@acme.test"], name="other")
+    other = tmp_path / "other.yaml"
+    sane = other.read_text()
+    other.write_text(
+        sane.replace(
+            "    from: reporting@acme.test",
+            '    subject: "{{ period.lable }}"\n    from: reporting@acme.test',
+        )
+    )
+    with caplog.at_level(logging.ERROR, logger="reporter"):
+        assert s.reread() is False
+    assert [c.report.id for c in s.configs] == ["good"]  # as before the SIGHUP
+    assert "has errors; the configuration read before is kept (1 report(s) scheduled)" in caplog.text
+    assert "unknown name 'period.lable'" in caplog.text
+    other.write_text(sane)
+    assert s.reread() is True
+    assert [c.report.id for c in s.configs] == ["good2", "other"]
+    # a SIGHUP does not wait for the next wake-up (up to 5 minutes): the loop's sleep ends
+    threading.Timer(0.2, s.reload.set).start()
+    start = time.monotonic()
+    s._wait(30.0)
+    assert time.monotonic() - start < 2.0

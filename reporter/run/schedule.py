@@ -29,6 +29,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,7 @@ import sqlalchemy as sa
 from reporter.config.checks import parse_duration
 from reporter.config.model import Config
 from reporter.delivery.ledger import Ledger, default_url, leases, runs, schedules
-from reporter.errors import QualityGateError, RunError
+from reporter.errors import ConfigError, QualityGateError, RunError
 from reporter.periods import Period
 
 LOG = logging.getLogger("reporter.schedule")
@@ -350,12 +351,37 @@ class Scheduler:
         while not self.stop.is_set():
             if self.reload.is_set():
                 self.reload.clear()
-                LOG.info("SIGHUP: re-reading %s", self.path)
-                self.load()
+                self.reread()
             self.tick()
             wait = max(0.0, (self.next_wake() - self.clock()).total_seconds())
-            (sleep or self.stop.wait)(min(wait, 300.0))
+            (sleep or self._wait)(min(wait, 300.0))
         LOG.info("stopped")
+
+    def reread(self) -> bool:
+        """SIGHUP: read the configuration again. A configuration with errors is refused, and the
+        one loaded before goes on being scheduled: one typo must not stop every report."""
+        LOG.info("SIGHUP: re-reading %s", self.path)
+        try:
+            self.load()
+        except ConfigError as exc:
+            LOG.error(
+                "SIGHUP: %s has errors; the configuration read before is kept (%d report(s) scheduled):\n%s",
+                self.path,
+                len(self.configs),
+                exc,
+            )
+            return False
+        return True
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep until the next wake-up, a stop, or a SIGHUP (checked every second: a reload
+        does not wait for the next wake-up, up to 5 minutes away)."""
+        end = time.monotonic() + seconds
+        while not self.stop.is_set() and not self.reload.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.stop.wait(min(left, 1.0))
 
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
