@@ -8,13 +8,15 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reporter import __version__
-from reporter.errors import ConfigError, ReporterError, UsageError
+from reporter.errors import INTERRUPTED, ConfigError, ReporterError, UsageError, on_interrupt
 from reporter.render.pdf import is_environment_notice
 
 if TYPE_CHECKING:  # only for annotations: every command imports what it needs when it runs
@@ -182,6 +184,28 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] 
         weasyprint.addFilter(_NoticeOnce())
     _redact_logs()
     parser = build_parser()
+    with _interrupts():
+        return _main(parser, argv, clock)
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[None]:
+    """Ctrl-C is remembered as well as raised (errors.INTERRUPTED): one Python drops while a
+    ``__del__`` runs still stops the run before it writes, sends or archives anything."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    INTERRUPTED.clear()
+    before = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _main(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, clock: Callable[[], dt.datetime] | None
+) -> int:
     args = None
     try:
         args = parser.parse_args(argv)

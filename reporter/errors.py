@@ -17,6 +17,7 @@ secret the configuration references appears in it.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 
@@ -84,3 +85,24 @@ class SourceError(RunError):
 
 class QualityGateError(RunError):
     """The data did not pass the quality gate."""
+
+
+# -- interrupts ---------------------------------------------------------------------------------
+
+# Set by the CLI's SIGINT handler. Python drops a KeyboardInterrupt raised while a __del__ runs
+# (it prints "Exception ignored in ..." and goes on: WeasyPrint's font objects are collected in
+# the middle of a render), so a Ctrl-C could be lost and the run go on to send; the run checks
+# this before it writes, sends or archives anything.
+INTERRUPTED = threading.Event()
+
+
+def on_interrupt(signum: int, frame: object) -> None:
+    """SIGINT: remember it, then raise KeyboardInterrupt as Python's own handler does."""
+    INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def check_interrupted() -> None:
+    """Raise KeyboardInterrupt when a SIGINT came, even one Python swallowed."""
+    if INTERRUPTED.is_set():
+        raise KeyboardInterrupt

@@ -516,3 +516,41 @@ def test_killed_while_waiting_for_the_reply_is_review_on_the_next_run(tmp_path):
         assert count(server) == {**dict.fromkeys(PEOPLE, 1), OPS: 1}
         with Ledger(default_url(tmp_path)) as ledger:
             assert [r["outcome"] for r in ledger.runs_of("tiny")] == ["running", "ok", "ok"]
+
+
+def test_a_ctrl_c_python_dropped_still_stops_the_run_before_anything_is_written_or_sent(
+    tmp_path, monkeypatch
+):
+    """A KeyboardInterrupt raised while a __del__ runs (WeasyPrint's font objects are collected
+    mid-render) is printed and dropped by Python, and the run used to go on and send. The SIGINT
+    handler also remembers it, and the run stops before it writes, sends or archives."""
+    import gc
+    import signal
+
+    from reporter import errors
+
+    dropped: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: dropped.append(u.exc_value))
+
+    class Collected:
+        def __del__(self) -> None:
+            errors.on_interrupt(signal.SIGINT, None)  # what a Ctrl-C does at that moment
+
+    errors.INTERRUPTED.clear()
+    Collected()
+    gc.collect()
+    assert [type(e) for e in dropped] == [KeyboardInterrupt]  # Python dropped it...
+    assert errors.INTERRUPTED.is_set()  # ...the flag did not
+    try:
+        with Server(tmp_path) as server:
+            config = load_config(tiny(tmp_path, server.port), env={})
+            with pytest.raises(KeyboardInterrupt):
+                run_report(config, period="2026-10", now=NOW, output=tmp_path / "out")
+            assert server.handler.received == []
+    finally:
+        errors.INTERRUPTED.clear()
+    assert not (tmp_path / "out" / "tiny").exists()  # no results.json, no PDF
+    assert not (tmp_path / "archive").exists()
+    with Ledger(default_url(tmp_path / "out")) as ledger:
+        assert [(r["outcome"], r["error"]) for r in ledger.runs_of("tiny")] == [("failed", "interrupted")]
+        assert ledger.all("tiny") == []

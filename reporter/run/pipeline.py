@@ -22,7 +22,7 @@ from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.delivery.archive import Files
 from reporter.delivery.ledger import Ledger, default_url
-from reporter.errors import QualityGateError, RunError, UsageError
+from reporter.errors import QualityGateError, RunError, UsageError, check_interrupted
 from reporter.files import report_file, write_atomic, write_together
 from reporter.periods import Period
 from reporter.progress import stage
@@ -245,6 +245,7 @@ def _run(
 
         urls = webhook_urls(config, env, only)  # a webhook's variable unset: fails here, first
     # Every file is built: now they are put in place together (nothing was sent or archived yet).
+    check_interrupted()  # a Ctrl-C Python dropped during the render still stops the run here
     extra = built.files(folder) if built is not None else {}
     extra |= {folder / f"chat-{kind}.json": body for kind, body in bodies.items()}
     files.write_together(
@@ -252,6 +253,7 @@ def _run(
         remove=[folder / name for name in _owned(config, target.label)],
     )
     outcome.files += list(extra)
+    check_interrupted()
     if config.delivery.email is None and not config.delivery.chat:
         return outcome
     from reporter.delivery.chat import post_cards
