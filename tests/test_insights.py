@@ -317,28 +317,43 @@ def test_contributors_of_a_sum_add_up_to_the_change(tmp_path, make_config):
     ]
 
 
-def test_contributors_say_from_when_the_keys_listed_make_the_whole_change(tmp_path, make_config):
-    """Three keys listed out of five that moved: "mostly from". Two keys, both listed: "from"."""
+def test_contributors_say_from_mostly_from_or_biggest_moves(tmp_path, make_config):
+    """The keys listed make the whole change: "from". They do not, but all went the way the
+    total did: "mostly from". Some went against it: they are the "biggest moves"."""
     from reporter.run.stages import describe
 
-    def sentences(spec: dict[str, dict[str, tuple[float, float]]]) -> dict[str, str]:
+    def sentence(spec: dict[str, dict[str, tuple[float, float]]]) -> str:
         write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], _regions(spec))
         config = make_config(yaml(breakdowns="  - {kpi: amount, by: region}"))
         results = describe(config, compute(config, Period.parse(P, "month"), _now()))
-        return {i["vs"]: i["text"] for i in results.insights if i["type"] == "contributors"}
+        return next(
+            i["text"] for i in results.insights if i["type"] == "contributors" and i["vs"] == "previous"
+        )
 
-    many = sentences(CONTRIB)  # vs previous: North +120, South −50, East −40; West +20, Centre +15 too
-    assert many["previous"] == (
-        "amount +€65.00 on the previous period, mostly from North (+€120.00), South (−€50.00) and "
-        "East (−€40.00)."
-    )
-    two = {
-        month(P, -1): {"North": (300.0, 3.0), "South": (200.0, 4.0)},
-        P: {"North": (420.0, 6.0), "South": (150.0, 2.0)},
-    }
+    before = {"North": (300.0, 3.0), "South": (200.0, 4.0)}
+    two = {month(P, -1): before, P: {"North": (420.0, 6.0), "South": (150.0, 2.0)}}
     assert (
-        sentences(two)["previous"]
-        == "amount +€70.00 on the previous period, from North (+€120.00) and South (−€50.00)."
+        sentence(two) == "amount +€70.00 on the previous period, from North (+€120.00) and South (−€50.00)."
+    )
+    # North +120, South +60, West +20 listed; East +10 and Centre +15 also moved up: 225 in all
+    five = {
+        month(P, -1): {**before, "East": (40.0, 1.0), "West": (70.0, 2.0)},
+        P: {
+            "North": (420.0, 6.0),
+            "South": (260.0, 2.0),
+            "West": (90.0, 1.0),
+            "East": (50.0, 1.0),
+            "Centre": (15.0, 1.0),
+        },
+    }
+    assert sentence(five) == (
+        "amount +€225.00 on the previous period, mostly from North (+€120.00), South (+€60.00) and "
+        "West (+€20.00)."
+    )
+    # North +120, South −50, East −40, West +20, Centre +15: +65, two of the three against it
+    assert sentence(CONTRIB) == (
+        "amount +€65.00 on the previous period; biggest moves: North (+€120.00), South (−€50.00) and "
+        "East (−€40.00)."
     )
 
 

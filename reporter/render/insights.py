@@ -106,13 +106,20 @@ def _contributors(w: _Words, i: dict[str, Any]) -> str:
     whole = math.isclose(
         math.fsum(item["part"] for item in i["items"]), i["change"], rel_tol=1e-9, abs_tol=1e-12
     )
+    # "mostly from" only when every key listed went the way the whole did; else the keys are
+    # the biggest moves, some against the total
+    along = all(item["part"] * i["change"] > 0 for item in i["items"])
     if i["vs"] == "previous":
         if whole:
             return w._("%(kpi)s %(change)s on the previous period, from %(parts)s.") % words
-        return w._("%(kpi)s %(change)s on the previous period, mostly from %(parts)s.") % words
+        if along:
+            return w._("%(kpi)s %(change)s on the previous period, mostly from %(parts)s.") % words
+        return w._("%(kpi)s %(change)s on the previous period; biggest moves: %(parts)s.") % words
     if whole:
         return w._("%(kpi)s %(change)s on last year, from %(parts)s.") % words
-    return w._("%(kpi)s %(change)s on last year, mostly from %(parts)s.") % words
+    if along:
+        return w._("%(kpi)s %(change)s on last year, mostly from %(parts)s.") % words
+    return w._("%(kpi)s %(change)s on last year; biggest moves: %(parts)s.") % words
 
 
 def _concentration(w: _Words, i: dict[str, Any]) -> str:
