@@ -242,6 +242,10 @@ def test_an_incomplete_source_is_said_at_the_top_of_the_summary_and_the_digest(
     summary = html[html.index('id="summary"') : html.index("</section>", html.index('id="summary"'))]
     assert f'<p class="alert">{expected}</p>' in summary
     digest = build_digest(config, typed)
+    # and in the inbox: the subject and the hidden preview line say it first
+    words = {"en_US": "incomplete data", "fr_FR": "données incomplètes"}[locale]
+    assert digest.subject.endswith(f" · {words}")
+    assert f'">{words[:1].upper() + words[1:]}' in digest.html  # the preheader, first
     assert expected in unescape(re.sub(r"\s+", " ", digest.html))
     assert expected in re.sub(r"\s+", " ", digest.text)
     assert all(len(line) <= 78 for line in digest.text.splitlines())
@@ -249,6 +253,7 @@ def test_an_incomplete_source_is_said_at_the_top_of_the_summary_and_the_digest(
     complete = _partial(tmp_path, make_config, "31", label="Site visits")
     assert "incomplete" not in render_html(config, complete).lower()
     assert "incomplete" not in build_digest(config, complete).text.lower()
+    assert "incomplete" not in build_digest(config, complete).subject
 
 
 def test_an_incomplete_period_asks_for_no_record_look_back():

@@ -220,6 +220,9 @@ def build_digest(config: Config, results: Results, *, recipient: str = "") -> Di
             "target": worst["target_text"],
         }
         preheader = f"{preheader} · {furthest}" if preheader else furthest
+    incomplete = _("incomplete data") if context["incomplete"] else ""  # said first, in the inbox too
+    if incomplete:
+        preheader = " · ".join(p for p in (incomplete[:1].upper() + incomplete[1:], preheader) if p)
     context["preheader"] = preheader
     email = config.delivery.email
     subject = render_text(
@@ -228,6 +231,8 @@ def build_digest(config: Config, results: Results, *, recipient: str = "") -> Di
         "delivery.email.subject",
     )
     tally = tally_words(context["tally"], _, short=True)
+    if incomplete:
+        subject = f"{subject} · {incomplete}"
     if tally and (email is None or email.subject_tally):
         subject = f"{subject} · {tally}"
     view = as_mapping(typed(DigestContext, context))
