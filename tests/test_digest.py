@@ -408,7 +408,7 @@ def test_a_report_without_objectives_has_no_tally_no_preheader_and_no_objectives
     from reporter.periods import Period
     from tests.conftest import write_csv
 
-    write_csv(tmp_path / "d.csv", ["date", "n"], [["2026-10-01", 1]])
+    write_csv(tmp_path / "d.csv", ["date", "n"], [["2026-10-01", 1], ["2026-10-31", 1]])  # complete
     config = make_config(
         "report: {id: r, title: T, locale: en_US}\n"
         "sources: {s: {type: csv, path: d.csv, date_column: date}}\n"
