@@ -488,7 +488,7 @@ def test_a_late_answer_posts_the_card_twice():
 
 
 def test_a_card_says_first_that_a_source_stops_before_the_period_ends(tmp_path):
-    """The data ends on 31 October: November (gate off) is incomplete, and the card, Slack's and
+    """The data ends on 31 October: November (gate off) has none, and the card, Slack's and
     Teams', says so before the tally, in the report's language."""
     path = tiny(tmp_path, "[{kind: slack, webhook_env: SLACK_HOOK}]")
     path.write_text(path.read_text() + "quality: {require_complete_period: false}\n")
@@ -497,10 +497,7 @@ def test_a_card_says_first_that_a_source_stops_before_the_period_ends(tmp_path):
     from reporter.delivery.chat import slack_payload, teams_payload
     from reporter.periods import Period
 
-    warning = (
-        "⚠ Incomplete data: orders has data up to Oct 31, 2026, and the period ends on Nov 30, 2026; "
-        "its figures cover part of the period."
-    )
+    warning = "⚠ No data: orders has no data in this period; its data ends on Oct 31, 2026."
     card = build_card(config, compute(config, Period.parse("2026-11", "month"), NOW))
     assert card.lines[:2] == ["Tiny report — November 2026", warning]
     assert slack_payload(card)["blocks"][1] == {

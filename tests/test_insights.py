@@ -256,6 +256,22 @@ def test_an_incomplete_source_is_said_at_the_top_of_the_summary_and_the_digest(
     assert "incomplete" not in build_digest(config, complete).subject
 
 
+def test_a_period_past_the_data_has_no_contributors_and_says_no_data(tmp_path, make_config):
+    """The data ends in September; October (as a preview may show it) has no value: no
+    contributors sentence invents a change "from" its keys, and the warning says no data at all."""
+    from reporter.render.html import render_html
+    from tests.conftest import with_locale
+
+    spec = {k: v for k, v in CONTRIB.items() if k != P}
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], _regions(spec))
+    config = make_config(yaml(breakdowns="  - {kpi: amount, by: region}"))
+    results = compute(config, Period.parse(P, "month"), _now())
+    assert results.kpis["amount"].value is None
+    assert [i for i in results.insights if i["type"] == "contributors"] == []
+    html = render_html(with_locale(config, "en_US"), results)
+    assert "No data: sales has no data in this period; its data ends on Sep 10, 2026." in html
+
+
 def test_an_incomplete_period_asks_for_no_record_look_back():
     from reporter.compute import insights
 

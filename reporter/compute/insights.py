@@ -256,6 +256,8 @@ def breakdown_insights(
         by_period = grouped([numerator], bd.by, [period, *(p for _, p in bases)])
         now = by_period[period]
         for vs, base_period in bases:
+            if kpi_values.get(bd.kpi) is None or kpi_by_period[base_period].get(bd.kpi) is None:
+                continue  # no data in one of the two periods: nothing changed "from" its keys
             scale = (1.0, 1.0)
             if denominator is not None:
                 b_now = metric_by_period[period].get(denominator)

@@ -356,12 +356,13 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
 def incomplete_notes(formatter: Formatter, names: Labels, results: Results) -> list[str]:
     """A warning for each source whose data stops before the period's end (the summary, the
     digest and the chat card say it first)."""
-    text = formatter._(
+    part = formatter._(
         "Incomplete data: %(source)s has data up to %(date)s, and the period ends on %(end)s; "
         "its figures cover part of the period."
     )
+    none = formatter._("No data: %(source)s has no data in this period; its data ends on %(date)s.")
     return [
-        text
+        (none if (s.last_date or "") < results.period_start else part)
         % {
             "source": names.source(s.name),
             "date": formatter.date(s.last_date),
