@@ -421,6 +421,10 @@ def test_a_report_without_objectives_has_no_tally_no_preheader_and_no_objectives
     assert "Objectives" not in digest.html
     assert "OBJECTIVES" not in digest.text
     assert digest.images == {}
+    # no change to show (September has no data): no heading over an empty list, no legend
+    assert "Biggest moves" not in digest.html
+    assert "BIGGEST MOVES" not in digest.text
+    assert "up or down" not in digest.text
 
 
 def test_the_digest_names_only_the_files_attached(demo):

@@ -287,6 +287,7 @@ def test_the_digest_colours_and_marks_changes_the_same_way(demo_report):
     # the text part has no colour: its legend says the unmarked change has no preferred direction
     legend = "▲ ▼ up or down · ✓ better · ✗ worse (by the indicator's direction) · no mark:\nno preferred"
     assert legend in digest.text
+    assert "no preferred direction\n\nACTIONS DUE" in digest.text  # a blank line between blocks
     assert "grey" not in digest.text
     assert "grey: no preferred direction" in html
     assert all(
