@@ -405,6 +405,15 @@ CASES = {
             "F:10:29: metrics.leads.agg: 'countt' is not one of: sum, count, count_distinct, avg, min, max, last; did you mean 'count'?"
         ],
     ),
+    "percent written as text, 30 %": (
+        {
+            18: "  - {id: grow, title: Grow, kpi: revenue, target: {change_vs_prior_year: 30 %}, owner: Boss, due: 2026-12-31}"
+        },
+        None,
+        [
+            "F:18:74: objectives[0].target.change_vs_prior_year: expected a number, got '30 %'; percentages are written as fractions: 0.3 for 30 %"
+        ],
+    ),
     "percent written as text": (
         {
             18: "  - {id: grow, title: Grow, kpi: revenue, target: {change_vs_prior_year: 15%}, owner: Boss, due: 2026-12-31}"

@@ -416,13 +416,7 @@ class _Checker:
             )
         if kind in ("float_parsing", "float_type", "int_parsing", "int_type", "int_from_float"):
             wanted = "a whole number" if kind.startswith("int") else "a number"
-            return doc.problem(
-                loc,
-                f"expected {wanted}, got {_show(value)}",
-                "percentages are written as fractions: 0.15 for 15 %"
-                if isinstance(value, str) and value.strip().endswith("%")
-                else "",
-            )
+            return doc.problem(loc, f"expected {wanted}, got {_show(value)}", _percent_hint(value))
         if kind in ("bool_type", "bool_parsing"):
             return doc.problem(loc, f"expected true or false, got {_show(value)}")
         if kind in ("dict_type", "model_type", "model_attributes_type"):
@@ -967,6 +961,17 @@ def _zone_or_utc(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
+
+
+def _percent_hint(value: Any) -> str:
+    """For "30%" or "30 %": "percentages are written as fractions: 0.3 for 30 %"."""
+    if not isinstance(value, str) or not value.strip().endswith("%"):
+        return ""
+    try:
+        number = float(value.strip()[:-1].strip().replace(",", "."))
+    except ValueError:
+        return "percentages are written as fractions: 0.15 for 15 %"
+    return f"percentages are written as fractions: {number / 100:g} for {number:g} %"
 
 
 def _kind(value: Any) -> str:
