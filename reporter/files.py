@@ -51,14 +51,24 @@ def write_together(contents: Mapping[Path, bytes], remove: Iterable[Path] = ()) 
     """Put several files in place as one step (a run's results.json, PDF and e-mail): each is
     first written whole and fsynced to a temporary file beside its target; only when every one is
     written are they renamed over their targets, then ``remove`` deleted and the folders fsynced.
-    A failure while writing (a full disk) leaves every target as it was and no temporary file."""
+    A failure while writing (a full disk) leaves every target as it was, no temporary file and
+    no folder it made, and the OSError names the file it was writing (not a temporary name)."""
     staged: list[tuple[str, Path]] = []
+    made: list[Path] = []
+    path = None
     try:
         for path, data in contents.items():
+            made += _make_folder(path.parent)
             staged.append((_staged(path, data), path))
-    except BaseException:
+    except BaseException as exc:
         for tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
+        for folder in reversed(made):  # the deepest first; only if empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        # a full disk names no file, a refused temporary file its own name: say the target's
+        if isinstance(exc, OSError) and path is not None and _unnamed(exc, path):
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     for tmp, path in staged:
         os.replace(tmp, path)
@@ -69,9 +79,23 @@ def write_together(contents: Mapping[Path, bytes], remove: Iterable[Path] = ()) 
         fsync_dir(folder)
 
 
+def _unnamed(exc: OSError, path: Path) -> bool:
+    return exc.filename is None or Path(str(exc.filename)).name.startswith(f".{path.name}.")
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; the ones made, outermost first."""
+    missing = []
+    for candidate in [folder, *folder.parents]:
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    folder.mkdir(parents=True, exist_ok=True)
+    return list(reversed(missing))
+
+
 def _staged(path: Path, data: bytes) -> str:
     """``data`` written and fsynced to a new temporary file in ``path``'s folder: its name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, _MODE)
