@@ -171,7 +171,7 @@ def compute_results(
         breakdowns=breakdowns,
         funnel=_funnel(config, metric_by_period[period]),
         portfolio=_portfolio(con, config, infos, period, where),
-        quality=_quality(con, config, infos, period, where),
+        quality=_quality(con, config, infos, period, where, complete),
         grain=period.grain,
         generated_at=now.isoformat(timespec="seconds"),
         sources=[
@@ -481,13 +481,15 @@ def _quality(
     infos: Mapping[str, SourceInfo],
     period: Period,
     where: Mapping[str, str] | None,
+    complete: Mapping[str, bool | None],
 ) -> Quality:
+    """The gate's checks; ``complete``: each source's completeness (``_completeness``)."""
     checks: list[QualityCheck] = []
     q = config.quality
     for name, info in infos.items():
         if q.require_complete_period:
             due = _last_expected_date(period, config.sources[name].frequency)
-            ok = info.last_date is not None and info.last_date >= due.isoformat()
+            ok = complete[name] is True  # no data: not complete
             detail = (
                 f"source '{name}' has data up to {info.last_date or 'nothing'}; "
                 f"the period ends {period.end.isoformat()}"
