@@ -18,6 +18,7 @@ from reporter.config.sql import (
     BAD_DATE_HINT,
     describe_file,
     file_reader_sql,
+    find_column,
     first_bad_date,
     first_line,
     local_day_sql,
@@ -79,12 +80,12 @@ def needed_columns(config: Config, name: str, columns: list[str]) -> list[str]:
         for rcpt in config.delivery.email.recipients:
             dims.extend(rcpt.filter)
     wanted.extend(d for d in dims if d in columns)
-    missing = [c for c in wanted if _find_column(columns, c) is None]
+    missing = [c for c in wanted if find_column(columns, c) is None]
     if missing:
         raise SourceError(
             f"source '{name}': column '{missing[0]}' not found; columns are: {', '.join(columns)}"
         )
-    return list(dict.fromkeys(_find_column(columns, c) or c for c in wanted))
+    return list(dict.fromkeys(find_column(columns, c) or c for c in wanted))
 
 
 def register_sources(
@@ -123,7 +124,7 @@ def register_sources(
             raise SourceError(f"source '{name}': cannot read: {first_line(exc)}") from None
         columns = [str(r[0]) for r in described]
         types = {str(r[0]): str(r[1]) for r in described}
-        date_col = _find_column(columns, source.date_column)
+        date_col = find_column(columns, source.date_column)
         if date_col is None:
             raise SourceError(
                 f"source '{name}': date column '{source.date_column}' not found; "
@@ -170,14 +171,6 @@ def _day_sql(name: str, column: str, duck_type: str, tz: str) -> str:
     if day is None:
         raise SourceError(f"source '{name}': date column {column} has type {duck_type}, not a date")
     return day
-
-
-def _find_column(columns: list[str], wanted: str) -> str | None:
-    for col in columns:
-        if col == wanted:
-            return col
-    lowered = {c.lower(): c for c in columns}
-    return lowered.get(wanted.lower())
 
 
 def _read_with_pandas(config: Config, name: str, source: Source) -> Any:

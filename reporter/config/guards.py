@@ -31,7 +31,9 @@ from reporter.config.sql import (
     BAD_DATE_HINT,
     agg_sql,
     file_reader_sql,
+    find_column,
     first_bad_date,
+    first_row,
     local_day_sql,
     quote_ident,
     row_text,
@@ -264,7 +266,7 @@ def _check_dates(checker: Any, con: Any, name: str, source: m.Source, table: str
     if not isinstance(wanted, str):
         return
     described = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()}
-    column = next((c for c in described if c.lower() == wanted.lower()), None)
+    column = find_column(list(described), wanted)  # as the run finds it
     if column is None or column == "__day":
         return  # reported by the header check
     day = local_day_sql(quote_ident(column), described[column], "UTC")
@@ -285,11 +287,8 @@ def _first_text(con: Any, table: str, metric: m.Metric, source: m.Source | None)
     col = quote_ident(metric.column)
     if source.csv is not None and source.csv.decimal == ",":
         col = f"replace({col}, ',', '.')"
-    found = con.execute(
-        f"SELECT rowid + 1 FROM {table} WHERE {col} IS NOT NULL AND TRY_CAST({col} AS DOUBLE) IS NULL "
-        "ORDER BY rowid LIMIT 1"
-    ).fetchone()
-    return f" ({row_text(int(found[0]), source)} is the first that is not a number)" if found else ""
+    row = first_row(con, table, f"{col} IS NOT NULL AND TRY_CAST({col} AS DOUBLE) IS NULL")
+    return f" ({row_text(row, source)} is the first that is not a number)" if row else ""
 
 
 def _load(con: Any, source: m.Source, path: Path, table: str) -> None:

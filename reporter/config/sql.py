@@ -126,18 +126,31 @@ BAD_DATE_HINT = (
 )
 
 
-def first_bad_date(con: duckdb.DuckDBPyConnection, table: str, day: str) -> int | None:
+def first_row(con: duckdb.DuckDBPyConnection, table: str, condition: str) -> int | None:
     """The 1-based number (after the header, in file order: a table keeps the order its rows were
-    read in) of the first row of ``table`` whose local day ``day`` (SQL, see ``local_day_sql``)
-    is NULL: an empty or unreadable date; or None. Its value is not returned: a message about a
-    value that does not convert names its row, never quotes it."""
+    read in) of the first row of ``table`` where ``condition`` (SQL) holds, or None. Its values
+    are not returned: a message about a value that does not convert names its row, never
+    quotes it."""
     try:
         found = con.execute(
-            f"SELECT rowid + 1 FROM {table} WHERE ({day}) IS NULL ORDER BY rowid LIMIT 1"
+            f"SELECT rowid + 1 FROM {table} WHERE {condition} ORDER BY rowid LIMIT 1"
         ).fetchone()
     except duckdb.Error:
         return None
     return int(found[0]) if found else None
+
+
+def first_bad_date(con: duckdb.DuckDBPyConnection, table: str, day: str) -> int | None:
+    """The first row whose local day ``day`` (SQL, see ``local_day_sql``) is NULL: an empty or
+    unreadable date."""
+    return first_row(con, table, f"({day}) IS NULL")
+
+
+def find_column(columns: list[str], wanted: str) -> str | None:
+    """``wanted`` among ``columns``: the same name, else the same name in another case."""
+    if wanted in columns:
+        return wanted
+    return {c.lower(): c for c in columns}.get(wanted.lower())
 
 
 def row_text(row: int, source: Source) -> str:
