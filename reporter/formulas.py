@@ -199,3 +199,43 @@ _CALLS: dict[str, Callable[[list[float | None]], float | None]] = {
     "round": _round,
     "coalesce": lambda args: next((a for a in args if a is not None), None),
 }
+
+
+def to_sql(formula: Formula, operand: Callable[[str], str]) -> str:
+    """The formula as one SQL (DuckDB) expression that follows :meth:`Formula.evaluate`: a null
+    operand gives null (except inside ``coalesce``), a division by zero gives null, and so does a
+    non-finite result. ``operand(name)`` is the SQL of a name (a DOUBLE, null when unknown).
+    Used to rank a breakdown's keys inside the query; the values a report shows are still
+    computed by ``evaluate``."""
+    body = _sql(formula.tree, operand)
+    return f"(CASE WHEN isfinite({body}) THEN {body} END)"
+
+
+def _sql(node: ast.expr, operand: Callable[[str], str]) -> str:
+    if isinstance(node, ast.Constant):
+        assert isinstance(node.value, int | float)
+        return f"CAST('{float(node.value)!r}' AS DOUBLE)"
+    if isinstance(node, ast.Name):
+        return operand(node.id)
+    if isinstance(node, ast.UnaryOp):
+        inner = _sql(node.operand, operand)
+        return f"(-{inner})" if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.BinOp):
+        a, b = _sql(node.left, operand), _sql(node.right, operand)
+        if isinstance(node.op, ast.Div):
+            return f"(CASE WHEN {b} = 0 THEN NULL ELSE {a} / {b} END)"
+        sign = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}[type(node.op)]
+        return f"({a} {sign} {b})"
+    assert isinstance(node, ast.Call)
+    assert isinstance(node.func, ast.Name)
+    args = [_sql(a, operand) for a in node.args]
+    name = node.func.id
+    if name == "coalesce":
+        return f"coalesce({', '.join(args)})"
+    any_null = " OR ".join(f"{a} IS NULL" for a in args)
+    if name == "round":
+        digits = f"CAST(trunc({args[1]}) AS INTEGER)" if len(args) == 2 else "0"
+        call = f"round_even({args[0]}, {digits})"
+    else:
+        call = {"min": "least", "max": "greatest", "abs": "abs"}[name] + f"({', '.join(args)})"
+    return f"(CASE WHEN {any_null} THEN NULL ELSE {call} END)"

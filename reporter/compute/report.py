@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import duckdb
@@ -20,16 +21,19 @@ from reporter.compute.evaluate import (
 )
 from reporter.compute.metrics import (
     Window,
+    distinct_keys,
     grouped_metrics,
     grouped_metrics_at,
     literal,
     period_metrics,
     period_rows,
+    ranked_keys,
 )
 from reporter.config.labels import Labels
 from reporter.config.model import Breakdown, Config, Objective
 from reporter.config.sql import quote_ident
-from reporter.formulas import Formula, parse
+from reporter.errors import RunError
+from reporter.formulas import Formula, parse, to_sql
 from reporter.periods import Period
 from reporter.results import (
     ActionResult,
@@ -51,6 +55,12 @@ from reporter.results import (
 from reporter.sources import SourceInfo
 
 Values = dict[str, float | None]
+log = logging.getLogger("reporter")
+_MAX_RANK_SQL = 200_000  # characters of a KPI's formula written out in SQL (KPIs inside KPIs)
+
+
+class _TooLong(Exception):
+    """A KPI's formula, written out in SQL, is too long to rank keys in the query."""
 
 
 class _Kpis:
@@ -67,6 +77,26 @@ class _Kpis:
             scope = {**kpis, **metrics}  # a name that is both means the metric
             kpis[name] = self.formulas[name].evaluate(scope)
         return kpis
+
+    def sql_of(self, kpi: str) -> Callable[[Callable[[str], str]], str]:
+        """The KPI's formula as SQL over its metrics (other KPIs written out in place), given the
+        SQL of each metric: ``to_sql`` with the scope ``evaluate`` uses. Raises ``_TooLong`` when
+        the KPIs it reads through other KPIs make the expression too long for the database."""
+
+        def sql(operand: Callable[[str], str]) -> str:
+            def name(ref: str) -> str:
+                if ref in self.config.metrics:  # a name that is both means the metric
+                    return operand(ref)
+                if ref in self.formulas:
+                    return to_sql(self.formulas[ref], name)
+                return "CAST(NULL AS DOUBLE)"
+
+            text = to_sql(self.formulas[kpi], name)
+            if len(text) > _MAX_RANK_SQL:
+                raise _TooLong
+            return text
+
+        return sql
 
     def metrics_of(self, kpi: str) -> list[str]:
         """The metrics a KPI reads, directly or through other KPIs."""
@@ -372,10 +402,23 @@ def _breakdowns(
     period: Period,
     where: Mapping[str, str] | None,
 ) -> dict[str, list[BreakdownRow]]:
+    """Each breakdown's rows. First its distinct keys are counted in the database (more than
+    ``max_keys`` stops the run before any group is fetched); with ``top``, the keys are ranked
+    by the KPI inside DuckDB and only the best 2 × ``top`` come back, whose values are then
+    computed exactly as any other (so the ranking's float rounding never shows)."""
     out: dict[str, list[BreakdownRow]] = {}
-    for bd in config.breakdowns:
+    for i, bd in enumerate(config.breakdowns):
         names = kpis.metrics_of(bd.kpi)
-        groups = grouped_metrics(con, config, infos, names, bd.by, period, where=where)
+        count, source = distinct_keys(con, config, infos, names, bd.by, period, where=where)
+        if count > bd.max_keys:
+            raise RunError(
+                f"{config.file.name}: breakdowns[{i}]: {bd.kpi} by {bd.by}: column '{bd.by}' holds "
+                f"{count:,} distinct values in {period.label} (source '{source}'), more than max_keys "
+                f"({bd.max_keys:,}); "
+                f"break down by a column with fewer values, or raise breakdowns[{i}].max_keys"
+            )
+        only = _best_keys(con, config, infos, kpis, bd, period, where) if bd.top is not None else None
+        groups = grouped_metrics(con, config, infos, names, bd.by, period, where=where, only=only)
         rows = [BreakdownRow(_plain(k), kpis.evaluate(v)[bd.kpi]) for k, v in groups.items()]
         rows = _sort_rows(rows, config.kpis[bd.kpi].direction)
         if bd.top is not None and len(rows) > bd.top:
@@ -383,6 +426,44 @@ def _breakdowns(
             rows = [*kept, _other(con, config, infos, kpis, period, where, bd, kept)]
         out[f"{bd.kpi}_by_{bd.by}"] = rows
     return out
+
+
+def _best_keys(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    kpis: _Kpis,
+    bd: Breakdown,
+    period: Period,
+    where: Mapping[str, str] | None,
+) -> list[Any] | None:
+    """The keys worth computing for a ``top`` breakdown: the best 2 × ``top`` by the KPI, ranked
+    in DuckDB; None (every key's groups come back) when a source is pushed down to another
+    database, the KPI's SQL would be too long, or DuckDB refuses the ranking (a double that
+    overflows is an error there, and null in the report)."""
+    assert bd.top is not None
+    name = f"{bd.kpi}_by_{bd.by}"
+    try:
+        best = ranked_keys(
+            con,
+            config,
+            infos,
+            kpis.sql_of(bd.kpi),
+            kpis.metrics_of(bd.kpi),
+            bd.by,
+            period,
+            config.kpis[bd.kpi].direction != "down",
+            2 * bd.top,
+            where=where,
+        )
+    except (_TooLong, duckdb.Error) as exc:
+        log.debug("breakdown %s: keys ranked after fetching every group (%s)", name, type(exc).__name__)
+        return None
+    if best is None:
+        log.debug("breakdown %s: keys ranked after fetching every group (pushed-down source)", name)
+    else:
+        log.debug("breakdown %s: the best %d keys ranked in the query", name, len(best))
+    return best
 
 
 def _other(
