@@ -306,3 +306,115 @@ def test_top_rows_ranked_in_the_query_equal_plain_python(tmp_path, caplog):
             assert row["value"] == pytest.approx(values[key], rel=1e-12), (name, key)
         other = _kpi(name, sums(lambda c, kept=kept: c not in kept))
         assert rows[-1]["value"] == pytest.approx(other, rel=1e-12), name
+
+
+# ---------------------------------------------------------------------------------------------
+# Nested columns and out-of-range dates: located errors, never an internal one.
+
+PLAIN_YAML = """\
+report: {id: plain, title: Plain, timezone: UTC}
+sources:
+  sales: {type: TYPE, path: FILE, date_column: date}
+metrics:
+  revenue: {source: sales, agg: sum, column: amount}
+kpis:
+  revenue: {formula: revenue, direction: up, label: Revenue}
+breakdowns:
+  - {kpi: revenue, by: BY, label: Key}
+quality: {require_complete_period: false}
+"""
+
+
+def plain_report(work: Path, file: str, by: str = "region") -> Path:
+    kind = file.rsplit(".", 1)[1]
+    path = work / "r.yaml"
+    path.write_text(
+        PLAIN_YAML.replace("TYPE", kind).replace("FILE", file).replace("BY", by), encoding="utf-8"
+    )
+    return path
+
+
+NESTED = {
+    "list": ("[i % 3, 1]", "tags", "lists (type BIGINT[])"),
+    "struct": ("{'a': i % 2}", "info", "structures (type STRUCT(a BIGINT))"),
+}
+
+
+def write_nested(work: Path) -> None:
+    con = duckdb.connect()
+    con.execute(
+        "COPY (SELECT DATE '2026-10-01' + CAST(i % 31 AS INTEGER) AS date, CAST(i AS DOUBLE) AS amount, "
+        f"{NESTED['list'][0]} AS tags, {NESTED['struct'][0]} AS info FROM range(50) t(i)) "
+        f"TO '{work / 'nested.parquet'}' (FORMAT parquet)"
+    )
+    con.close()
+
+
+@pytest.mark.parametrize("case", list(NESTED))
+def test_a_nested_parquet_column_as_breakdown_key_is_a_located_validation_error(tmp_path, capsys, case):
+    write_nested(tmp_path)
+    _sql, column, kind = NESTED[case]
+    config = plain_report(tmp_path, "nested.parquet", column)
+    code = main(["validate", str(config)])
+    err = capsys.readouterr().err.replace(str(tmp_path), "T").splitlines()
+    assert code == 2
+    assert err == [
+        f"T/r.yaml:9:24: breakdowns[0].by: column '{column}' of source 'sales' holds {kind}, which cannot "
+        "be grouped; group by a column of text, numbers or dates (add one to the data if needed)",
+        "1 error: nothing was run or sent.",
+    ]
+
+
+def test_a_nested_key_that_validation_did_not_see_stops_the_run_with_a_message(tmp_path):
+    """A source validation cannot read (an SQL query) may still hand over an array column: the
+    run stops with a message (here a Parquet source loaded without the data checks)."""
+    from reporter.compute.database import compute
+    from reporter.config import load_config
+    from reporter.errors import RunError
+    from reporter.periods import Period
+
+    write_nested(tmp_path)
+    config = load_config(plain_report(tmp_path, "nested.parquet", "tags"), env={}, check_data=False)
+    with pytest.raises(RunError) as caught:
+        compute(config, Period.parse("2026-10", "month"), NOW)
+    assert str(caught.value) == (
+        "source 'sales': column 'tags' holds lists, which cannot be grouped; group by a column of text, numbers or dates"
+    )
+
+
+def test_a_date_in_year_12026_is_a_located_validation_error(tmp_path, capsys):
+    write_csv(
+        tmp_path / "sales.csv",
+        ["date", "amount", "region"],
+        [["2026-10-01", 5, "a"], ["12026-10-02", 7, "b"]],
+    )
+    code = main(["validate", str(plain_report(tmp_path, "sales.csv"))])
+    err = capsys.readouterr().err.replace(str(tmp_path), "T").splitlines()
+    assert code == 2
+    assert err == [
+        "T/r.yaml:3:52: sources.sales.date_column: line 3 of sales.csv has a date outside the years 1 to 9999 "
+        "in column 'date'; correct the date in the file (a year such as 12026 is a typing error)",
+        "1 error: nothing was run or sent.",
+    ]
+
+
+def test_a_date_in_year_12026_after_the_validated_sample_stops_the_run_at_its_line(tmp_path, capsys):
+    from reporter.config.guards import SAMPLE_ROWS
+
+    bad = SAMPLE_ROWS + 50_000  # 0-based: past the rows validation samples
+    con = duckdb.connect()
+    con.execute(
+        f"COPY (SELECT CASE WHEN i = {bad} THEN '12026-10-02' ELSE CAST(DATE '2026-10-01' + CAST(i % 31 AS INTEGER) "
+        f"AS VARCHAR) END AS date, 1.0 AS amount, 'r' || (i % 5) AS region FROM range({bad + 1000}) t(i)) "
+        f"TO '{tmp_path / 'sales.csv'}' (HEADER)"
+    )
+    con.close()
+    config = plain_report(tmp_path, "sales.csv")
+    code = main(["run", str(config), "--period", "2026-10", "--output", str(tmp_path / "out"), "--no-send"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert err[-1] == (
+        "reporter: FAILED: source 'sales': 1 row has a date outside the years 1 to 9999 in column 'date' "
+        f"(the first: line {bad + 2} of sales.csv); correct the date in the file (a year such as 12026 is a typing error)"
+    )
+    assert not list((tmp_path / "out").glob("**/*.pdf"))

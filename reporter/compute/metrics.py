@@ -23,6 +23,7 @@ import duckdb
 from reporter.compute.pushdown import RemoteInfo
 from reporter.config.model import Config, Metric
 from reporter.config.sql import agg_sql, quote_ident, sql_literal, value_sql
+from reporter.errors import RunError
 from reporter.periods import Period
 from reporter.sources import SourceInfo
 
@@ -291,6 +292,12 @@ def grouped_metrics_at(
         for row in _pushed_last_rows(con, infos[source], metrics, found, 2, extra, column):
             if row[0] is None:
                 continue
+            if isinstance(row[1], list | dict):  # a source validation could not read (SQL): an array
+                kind = "lists" if isinstance(row[1], list) else "structures"
+                raise RunError(
+                    f"source '{source}': column '{column}' holds {kind}, which cannot be grouped; "
+                    "group by a column of text, numbers or dates"
+                )
             groups = out[periods[int(row[0])]]
             for i, name in enumerate(src_names):
                 groups.setdefault(row[1], {})[name] = _clean(row[i + 2], metrics[i].agg)
