@@ -133,6 +133,28 @@ def test_a_negative_number_stays_a_number(outputs):
     assert "\r\nRefunds,-40.5,0\r\n" in text
 
 
+def test_the_pdf_shows_a_control_character_as_a_replacement_character(tmp_path, capsys):
+    """The same rule in the PDF: U+0007 in a key is printed as U+FFFD (the fonts have no glyph
+    for a control character: WeasyPrint would draw an empty box and warn)."""
+    write_parquet(
+        tmp_path / "sales.parquet",
+        "date DATE, amount DOUBLE, region VARCHAR",
+        [("2026-10-01", 80, "Bell\x07here"), ("2026-10-02", 5, "North")],
+    )
+    (tmp_path / "report.yaml").write_text(YAML, encoding="utf-8")
+    out = tmp_path / "out"
+    code = main(
+        ["run", str(tmp_path / "report.yaml"), "--period", "2026-10", "--output", str(out), "--no-send"]
+    )
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "U+0007" not in err
+    reader = pypdf.PdfReader(out / "hostile" / "2026-10" / "hostile_2026-10.pdf")
+    text = "".join(page.extract_text() for page in reader.pages)
+    assert "Bell\ufffdhere" in text
+    assert "\x07" not in text
+
+
 # ---------------------------------------------------------------------------------------------
 # A breakdown over a column with millions of values: counted in the database and capped, and a
 # `top` breakdown ranked inside the query.

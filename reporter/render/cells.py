@@ -13,24 +13,24 @@ every text cell of both outputs:
 - a control character that XLSX cannot store (U+0000–U+0008, U+000B, U+000C, U+000E–U+001F,
   exactly openpyxl's ``ILLEGAL_CHARACTERS_RE``, plus U+FFFE and U+FFFF, which XML forbids) is
   replaced by U+FFFD "�", so the cell shows that something was there rather than gluing its
-  neighbours together; tab, line feed and carriage return are kept;
+  neighbours together; tab, line feed and carriage return are kept. This is the rule the PDF
+  follows too (``reporter.config.labels.printable``);
 - anything that is not text (a number, negative or not, a date, a boolean, nothing) is returned
   as it is: a number stays a number.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from reporter.config.labels import printable
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-REPLACEMENT = "\ufffd"
-_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def safe_cell(value: Any) -> Any:
     """``value`` as a spreadsheet cell may hold it (see the module's docstring)."""
     if not isinstance(value, str):
         return value
-    text = _ILLEGAL.sub(REPLACEMENT, value)
+    text = printable(value)
     return "'" + text if text.startswith(FORMULA_START) else text
