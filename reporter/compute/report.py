@@ -56,7 +56,7 @@ from reporter.sources import SourceInfo
 
 Values = dict[str, float | None]
 log = logging.getLogger("reporter")
-_MAX_RANK_SQL = 200_000  # characters of a KPI's formula written out in SQL (KPIs inside KPIs)
+_MAX_RANK_SQL = 100_000  # characters of a KPI's formula written out in SQL (KPIs inside KPIs)
 
 
 class _TooLong(Exception):
@@ -84,14 +84,20 @@ class _Kpis:
         the KPIs it reads through other KPIs make the expression too long for the database."""
 
         def sql(operand: Callable[[str], str]) -> str:
+            written: dict[str, str] = {}  # each KPI written once (a KPI read twice is copied)
+
             def name(ref: str) -> str:
                 if ref in self.config.metrics:  # a name that is both means the metric
                     return operand(ref)
-                if ref in self.formulas:
-                    return to_sql(self.formulas[ref], name)
-                return "CAST(NULL AS DOUBLE)"
+                if ref not in self.formulas:
+                    return "CAST(NULL AS DOUBLE)"
+                if ref not in written:
+                    written[ref] = to_sql(self.formulas[ref], name)
+                    if len(written[ref]) > _MAX_RANK_SQL:  # KPIs that read KPIs twice, doubling
+                        raise _TooLong
+                return written[ref]
 
-            text = to_sql(self.formulas[kpi], name)
+            text = to_sql(self.formulas[kpi], name)  # its formula, even when a metric has its name
             if len(text) > _MAX_RANK_SQL:
                 raise _TooLong
             return text
@@ -456,8 +462,11 @@ def _best_keys(
             2 * bd.top,
             where=where,
         )
-    except (_TooLong, duckdb.Error) as exc:
-        log.debug("breakdown %s: keys ranked after fetching every group (%s)", name, type(exc).__name__)
+    except _TooLong:
+        log.debug("breakdown %s: keys ranked after fetching every group (the KPI is too long in SQL)", name)
+        return None
+    except duckdb.Error as exc:
+        log.debug("breakdown %s: keys ranked after fetching every group (DuckDB: %s)", name, exc)
         return None
     if best is None:
         log.debug("breakdown %s: keys ranked after fetching every group (pushed-down source)", name)
