@@ -330,6 +330,44 @@ def test_top_rows_ranked_in_the_query_equal_plain_python(tmp_path, caplog):
         assert rows[-1]["value"] == pytest.approx(other, rel=1e-12), name
 
 
+@pytest.mark.parametrize("by", ["wait", "at", "date"])
+def test_top_keys_of_any_type_are_found_again_after_the_ranking(tmp_path, caplog, by):
+    """An interval, a timestamp or a date as the key: the best keys found by the query are
+    matched again by their text (an interval's Python text is no SQL interval)."""
+    from reporter.compute.database import compute
+    from reporter.config import load_config
+    from reporter.periods import Period
+
+    con = duckdb.connect()
+    con.execute(
+        "COPY (SELECT DATE '2026-10-01' + CAST(i % 28 AS INTEGER) AS date, CAST(i AS DOUBLE) AS amount, "
+        "INTERVAL (i % 4) DAY AS wait, TIMESTAMP '2026-10-01 10:00:00' + INTERVAL (i % 3) HOUR AS at "
+        f"FROM range(40) t(i)) TO '{tmp_path / 's.parquet'}' (FORMAT parquet)"
+    )
+    con.close()
+    (tmp_path / "r.yaml").write_text(
+        "report: {id: kinds, title: Kinds, timezone: UTC}\n"
+        "sources: {s: {type: parquet, path: s.parquet, date_column: date}}\n"
+        "metrics: {revenue: {source: s, agg: sum, column: amount}}\n"
+        "kpis: {revenue: {formula: revenue}}\n"
+        f"breakdowns: [{{kpi: revenue, by: {by}, top: 1}}]\n"
+        "quality: {require_complete_period: false}\n",
+        encoding="utf-8",
+    )
+    caplog.set_level(logging.DEBUG, logger="reporter")
+    got = compute(load_config(tmp_path / "r.yaml", env={}), Period.parse("2026-10", "month"), NOW).to_dict()
+    assert f"breakdown revenue_by_{by}: the best 2 keys ranked in the query" in caplog.messages
+    # plain Python over the 40 rows
+    keys = {"wait": lambda i: i % 4, "at": lambda i: i % 3, "date": lambda i: i % 28}[by]
+    sums: dict[int, float] = {}
+    for i in range(40):
+        sums[keys(i)] = sums.get(keys(i), 0.0) + i
+    best = max(sums, key=lambda k: sums[k])
+    rows = got["breakdowns"][f"revenue_by_{by}"]
+    assert [r["value"] for r in rows] == [sums[best], sum(sums.values()) - sums[best]]
+    assert rows[1]["other"] is True
+
+
 def test_a_kpi_too_long_for_sql_is_ranked_after_fetching_its_groups(tmp_path, caplog):
     """KPIs that read a KPI twice, twenty deep, would double their SQL at each level: the keys
     are then ranked in Python (the path is logged), with the same rows."""
@@ -395,7 +433,7 @@ def test_a_pushed_down_source_is_capped_and_ranked_after_fetching_its_groups(tmp
     caplog.set_level(logging.DEBUG, logger="reporter")
     got = compute(load_config(tmp_path / "r.yaml", env={}), Period.parse("2026-10", "month"), NOW).to_dict()
     assert (
-        "breakdown revenue_by_channel: keys ranked after fetching every group (pushed-down source)"
+        "breakdown revenue_by_channel: keys ranked after fetching every group (pushed down, or key types differ)"
         in caplog.messages
     )
     assert [(r["key"], r["value"]) for r in got["breakdowns"]["revenue_by_channel"]] == [

@@ -220,13 +220,14 @@ def grouped_metrics(
     *,
     where: Mapping[str, str] | None = None,
     exclude: list[Any] | None = None,
-    only: list[Any] | None = None,
+    only: list[str | None] | None = None,
 ) -> dict[Any, dict[str, float | None]]:
     """The named metrics for ``period`` grouped by the value of ``column``.
 
     With ``exclude``, rows whose key is in that list are dropped and everything else is
     aggregated into one group keyed ``None`` (the "other" row of a top-N breakdown). With
-    ``only``, just the groups of these keys are computed (the best keys of a top-N breakdown).
+    ``only``, just the groups of these keys are computed (the best keys of a top-N breakdown, as
+    :func:`ranked_keys` gives them: each key's text; only for sources DuckDB holds).
     A key present in one source but not another gets 0 for sums and counts of the other."""
     if exclude is None:
         return grouped_metrics_at(con, config, infos, names, column, [period], where=where, only=only)[period]
@@ -267,7 +268,7 @@ def grouped_metrics_at(
     periods: list[Period],
     *,
     where: Mapping[str, str] | None = None,
-    only: list[Any] | None = None,
+    only: list[str | None] | None = None,
 ) -> dict[Period, dict[Any, dict[str, float | None]]]:
     """``grouped_metrics`` for several periods, in one query per source (each row counted in the
     first of ``periods`` that holds its day); with ``only``, for these keys alone."""
@@ -306,10 +307,11 @@ def grouped_metrics_at(
     return out
 
 
-def _only_keys(col: str, keys: list[Any]) -> str:
-    """A condition keeping the rows whose ``col`` is one of ``keys`` (None: a null key)."""
-    listed = [literal(k) for k in keys if k is not None]
-    parts = [f"{col} IN ({', '.join(listed)})"] if listed else []
+def _only_keys(col: str, keys: list[str | None]) -> str:
+    """A condition keeping the rows whose ``col``, as DuckDB writes it in text, is one of
+    ``keys`` (None: a null key). Text compares any type exactly (an interval, a timestamp...)."""
+    listed = [sql_literal(k) for k in keys if k is not None]
+    parts = [f"CAST({col} AS VARCHAR) IN ({', '.join(listed)})"] if listed else []
     if any(k is None for k in keys):
         parts.append(f"{col} IS NULL")
     return f" AND ({' OR '.join(parts) or 'FALSE'})"
@@ -357,16 +359,24 @@ def ranked_keys(
     limit: int,
     *,
     where: Mapping[str, str] | None = None,
-) -> list[Any] | None:
-    """The first ``limit`` keys of ``column`` in ``period``, best first: ranked inside DuckDB by
-    the KPI's formula (``formula_sql(operand)``, see :func:`reporter.formulas.to_sql`) over each
-    key's metrics, ties by the key's text, so only these keys leave the database. None when a
-    source is pushed down to another database (each source's groups then come back whole)."""
+) -> list[str | None] | None:
+    """The first ``limit`` keys of ``column`` in ``period`` (each as its text, None for the null
+    key), best first: ranked inside DuckDB by the KPI's formula (``formula_sql(operand)``, see
+    :func:`reporter.formulas.to_sql`) over each key's metrics, ties by the key's text, so only
+    these keys leave the database. None when a source is pushed down to another database (each
+    source's groups then come back whole), or when the KPI's sources give the column different
+    types (1 and 1.0 are one key to Python, two texts to SQL)."""
     names = list(dict.fromkeys(names))
     sources = _by_source(config, names)
     if any(isinstance(infos[s], RemoteInfo) for s in sources):
         return None
     col = quote_ident(column)
+    kinds = {
+        str(con.execute(f"DESCRIBE SELECT {col} FROM {quote_ident('src_' + s)}").fetchall()[0][1])
+        for s in sources
+    }
+    if len(kinds) > 1:
+        return None
     parts: list[str] = []
     params: list[Any] = []
     operands: dict[str, str] = {}
@@ -394,7 +404,7 @@ def ranked_keys(
     order = "DESC" if descending else "ASC"
     sql = (
         f"WITH {', '.join(parts)}, __k AS ({keys}) "
-        f"SELECT __key FROM (SELECT __k.__key, {value} AS __v FROM __k {joins}) "
+        f"SELECT CAST(__key AS VARCHAR) FROM (SELECT __k.__key, {value} AS __v FROM __k {joins}) "
         f"ORDER BY __v IS NULL, __v {order}, coalesce(CAST(__key AS VARCHAR), '') LIMIT {int(limit)}"
     )
     return [row[0] for row in con.execute(sql, params).fetchall()]

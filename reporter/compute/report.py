@@ -183,7 +183,8 @@ def compute_results(
             change_pp_vs_prior_year=change_points(value, prior_year) if rate else None,
         )
 
-    breakdowns = _breakdowns(con, config, infos, kpis, period, where)
+    raw_keys: dict[str, dict[Any, Any]] = {}  # per breakdown: each row's key → its key as read
+    breakdowns = _breakdowns(con, config, infos, kpis, period, where, raw_keys)
     found: list[dict[str, Any]] = []
     if config.insights.enabled:
 
@@ -224,7 +225,7 @@ def compute_results(
             for i in infos.values()
         ],
         filter=dict(filter or {}),
-        pdf_other=_pdf_other(con, config, infos, kpis, period, where, breakdowns),
+        pdf_other=_pdf_other(con, config, infos, kpis, period, where, breakdowns, raw_keys),
         moves={
             "vs_previous": _moves(kpi_results, "previous", config.insights.moves_min_base),
             "vs_prior_year": _moves(kpi_results, "prior_year", config.insights.moves_min_base),
@@ -407,11 +408,14 @@ def _breakdowns(
     kpis: _Kpis,
     period: Period,
     where: Mapping[str, str] | None,
+    raw_keys: dict[str, dict[Any, Any]],
 ) -> dict[str, list[BreakdownRow]]:
-    """Each breakdown's rows. First its distinct keys are counted in the database (more than
-    ``max_keys`` stops the run before any group is fetched); with ``top``, the keys are ranked
-    by the KPI inside DuckDB and only the best 2 × ``top`` come back, whose values are then
-    computed exactly as any other (so the ranking's float rounding never shows)."""
+    """Each breakdown's rows (and, in ``raw_keys``, each row's key as the database gave it: a
+    date or an interval, where results.json holds text). First its distinct keys are counted
+    in the database (more than ``max_keys`` stops the run before any group is fetched); with
+    ``top``, the keys are ranked by the KPI inside DuckDB and only the best 2 × ``top`` come
+    back, whose values are then computed exactly as any other (so the ranking's float rounding
+    never shows)."""
     out: dict[str, list[BreakdownRow]] = {}
     for i, bd in enumerate(config.breakdowns):
         names = kpis.metrics_of(bd.kpi)
@@ -425,11 +429,13 @@ def _breakdowns(
             )
         only = _best_keys(con, config, infos, kpis, bd, period, where) if bd.top is not None else None
         groups = grouped_metrics(con, config, infos, names, bd.by, period, where=where, only=only)
+        raw = raw_keys.setdefault(f"{bd.kpi}_by_{bd.by}", {})
+        raw.update({_plain(k): k for k in groups})
         rows = [BreakdownRow(_plain(k), kpis.evaluate(v)[bd.kpi]) for k, v in groups.items()]
         rows = _sort_rows(rows, config.kpis[bd.kpi].direction)
         if bd.top is not None and len(rows) > bd.top:
             kept = rows[: bd.top]
-            rows = [*kept, _other(con, config, infos, kpis, period, where, bd, kept)]
+            rows = [*kept, _other(con, config, infos, kpis, period, where, bd, kept, raw)]
         out[f"{bd.kpi}_by_{bd.by}"] = rows
     return out
 
@@ -442,7 +448,7 @@ def _best_keys(
     bd: Breakdown,
     period: Period,
     where: Mapping[str, str] | None,
-) -> list[Any] | None:
+) -> list[str | None] | None:
     """The keys worth computing for a ``top`` breakdown: the best 2 × ``top`` by the KPI, ranked
     in DuckDB; None (every key's groups come back) when a source is pushed down to another
     database, the KPI's SQL would be too long, or DuckDB refuses the ranking (a double that
@@ -469,7 +475,10 @@ def _best_keys(
         log.debug("breakdown %s: keys ranked after fetching every group (DuckDB: %s)", name, exc)
         return None
     if best is None:
-        log.debug("breakdown %s: keys ranked after fetching every group (pushed-down source)", name)
+        log.debug(
+            "breakdown %s: keys ranked after fetching every group (pushed down, or key types differ)",
+            name,
+        )
     else:
         log.debug("breakdown %s: the best %d keys ranked in the query", name, len(best))
     return best
@@ -484,11 +493,13 @@ def _other(
     where: Mapping[str, str] | None,
     bd: Breakdown,
     kept: list[BreakdownRow],
+    raw: Mapping[Any, Any],
 ) -> BreakdownRow:
     """The "other" row after ``kept``: the KPI evaluated on the metrics of every other row
-    together (a ratio is the ratio of the sums, not a sum of ratios)."""
+    together (a ratio is the ratio of the sums, not a sum of ratios). ``raw``: each key as read
+    (a date stays a date, so that the database compares it with the column's dates)."""
     names = kpis.metrics_of(bd.kpi)
-    excluded = [r.key for r in kept]
+    excluded = [raw.get(r.key, r.key) for r in kept]
     rest = grouped_metrics(con, config, infos, names, bd.by, period, where=where, exclude=excluded)
     other_metrics = rest.get(None, {})
     other_value = kpis.evaluate(other_metrics)[bd.kpi] if other_metrics else None
@@ -503,6 +514,7 @@ def _pdf_other(
     period: Period,
     where: Mapping[str, str] | None,
     breakdowns: Mapping[str, list[BreakdownRow]],
+    raw_keys: Mapping[str, Mapping[Any, Any]],
 ) -> dict[str, BreakdownRow]:
     """For each breakdown longer than its ``pdf_rows``: the "other" row the PDF prints after
     its first ``pdf_rows`` rows."""
@@ -511,7 +523,7 @@ def _pdf_other(
         key = f"{bd.kpi}_by_{bd.by}"
         rows = breakdowns[key]
         if len(rows) > bd.pdf_rows:
-            out[key] = _other(con, config, infos, kpis, period, where, bd, rows[: bd.pdf_rows])
+            out[key] = _other(con, config, infos, kpis, period, where, bd, rows[: bd.pdf_rows], raw_keys[key])
     return out
 
 
