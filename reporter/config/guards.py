@@ -292,7 +292,7 @@ def _check_dates(checker: Any, con: Any, name: str, source: m.Source, table: str
         )
 
 
-def nested_kind(duck_type: str) -> str | None:
+def _nested_kind(duck_type: str) -> str | None:
     """What a DuckDB column type holds when it is not one value per row that can be grouped:
     "lists", "structures", "maps" or "unions"; None for text, numbers, dates..."""
     t = duck_type.strip().upper()
@@ -311,7 +311,7 @@ def _check_groupable(
     structure (a Parquet or JSON nested column) cannot be a row's key."""
     types = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()}
     for path, column, used in dimensions:
-        kind = nested_kind(types[column]) if name in used and column in types else None
+        kind = _nested_kind(types[column]) if name in used and column in types else None
         if kind is not None:
             checker.add(
                 path,
