@@ -199,3 +199,44 @@ _CALLS: dict[str, Callable[[list[float | None]], float | None]] = {
     "round": _round,
     "coalesce": lambda args: next((a for a in args if a is not None), None),
 }
+
+
+def to_sql(formula: Formula, operand: Callable[[str], str]) -> str:
+    """The formula as one SQL (DuckDB) expression that follows :meth:`Formula.evaluate`: a null
+    operand gives null (except inside ``coalesce``), a division by zero gives null, and so does a
+    non-finite result. ``operand(name)`` is the SQL of a name (a DOUBLE, null when unknown).
+    Each operand appears once in the SQL, so its length grows with the formula's, never faster.
+    Used to rank a breakdown's keys inside the query; the values a report shows are still
+    computed by ``evaluate``."""
+    return f"list_filter([{_sql(formula.tree, operand)}], lambda __v: isfinite(__v))[1]"
+
+
+def _sql(node: ast.expr, operand: Callable[[str], str]) -> str:
+    if isinstance(node, ast.Constant):
+        assert isinstance(node.value, int | float)
+        return f"CAST('{float(node.value)!r}' AS DOUBLE)"
+    if isinstance(node, ast.Name):
+        return operand(node.id)
+    if isinstance(node, ast.UnaryOp):
+        inner = _sql(node.operand, operand)
+        return f"(-{inner})" if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.BinOp):
+        a, b = _sql(node.left, operand), _sql(node.right, operand)
+        if isinstance(node.op, ast.Div):
+            return f"({a} / nullif({b}, 0))"
+        sign = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}[type(node.op)]
+        return f"({a} {sign} {b})"
+    assert isinstance(node, ast.Call)
+    assert isinstance(node.func, ast.Name)
+    args = [_sql(a, operand) for a in node.args]
+    name = node.func.id
+    if name in ("min", "max"):  # null when any argument is (least/greatest would skip it)
+        pick = "least" if name == "min" else "greatest"
+        return (
+            f"list_reduce([{', '.join(args)}], lambda __x, __y: "
+            f"CASE WHEN __x IS NULL OR __y IS NULL THEN NULL ELSE {pick}(__x, __y) END)"
+        )
+    if name == "round":
+        digits = f"CAST(trunc({args[1]}) AS INTEGER)" if len(args) == 2 else "0"
+        return f"round_even({args[0]}, {digits})"
+    return f"{name}({', '.join(args)})"  # abs, coalesce

@@ -16,12 +16,16 @@ import duckdb
 from reporter.config.model import Config, Source
 from reporter.config.sql import (
     BAD_DATE_HINT,
+    DATE_RANGE,
+    OUT_OF_RANGE_HINT,
     describe_file,
     file_reader_sql,
     find_column,
     first_bad_date,
     first_line,
+    first_row,
     local_day_sql,
+    out_of_range_text,
     quote_ident,
     row_text,
 )
@@ -136,9 +140,7 @@ def register_sources(
         table = quote_ident("src_" + name)
         try:
             con.execute(f"CREATE TABLE {table} AS SELECT {select} FROM {reader}").fetchall()
-            rows, first, last, bad = con.execute(
-                f"SELECT count(*), min(__day), max(__day), count(*) FILTER (WHERE __day IS NULL) FROM {table}"
-            ).fetchall()[0]
+            rows, first, last = _days(con, name, source, table, date_col)
         except duckdb.Error as exc:
             raise SourceError(
                 f"source '{name}': cannot read dates in column '{date_col}': {first_line(exc)}"
@@ -146,13 +148,6 @@ def register_sources(
         finally:
             if reader == frame_name:
                 con.unregister(frame_name)
-        if bad:
-            row = first_bad_date(con, table, "__day")
-            where = f" (the first: {row_text(row, source)})" if row else ""
-            raise SourceError(
-                f"source '{name}': {bad} row(s) have an empty or unreadable date in '{date_col}'{where}; "
-                f"{BAD_DATE_HINT}"
-            )
         infos[name] = SourceInfo(
             name=name,
             kind=source.type,
@@ -164,6 +159,32 @@ def register_sources(
             columns=columns,
         )
     return infos
+
+
+def _days(
+    con: duckdb.DuckDBPyConnection, name: str, source: Source, table: str, date_col: str
+) -> tuple[int, Any, Any]:
+    """The table's row count, first and last day; a SourceError naming the first row whose date
+    is empty or unreadable, or outside the years 1 to 9999 (which Python's dates cannot hold)."""
+    rows, bad, outside = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE __day IS NULL), "
+        f"count(*) FILTER (WHERE __day NOT {DATE_RANGE}) FROM {table}"
+    ).fetchall()[0]
+    if bad:
+        row = first_bad_date(con, table, "__day")
+        where = f" (the first: {row_text(row, source)})" if row else ""
+        raise SourceError(
+            f"source '{name}': {bad} row(s) have an empty or unreadable date in '{date_col}'{where}; "
+            f"{BAD_DATE_HINT}"
+        )
+    if outside:
+        row = first_row(con, table, f"__day NOT {DATE_RANGE}")
+        where = f" (the first: {row_text(row, source)})" if row else ""
+        raise SourceError(
+            f"source '{name}': {out_of_range_text(outside, date_col)}{where}; {OUT_OF_RANGE_HINT}"
+        )
+    first, last = con.execute(f"SELECT min(__day), max(__day) FROM {table}").fetchall()[0]
+    return int(rows), first, last
 
 
 def _day_sql(name: str, column: str, duck_type: str, tz: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import duckdb
 from reporter.compute.pushdown import RemoteInfo
 from reporter.config.model import Config, Metric
 from reporter.config.sql import agg_sql, quote_ident, sql_literal, value_sql
+from reporter.errors import RunError
 from reporter.periods import Period
 from reporter.sources import SourceInfo
 
@@ -219,14 +220,17 @@ def grouped_metrics(
     *,
     where: Mapping[str, str] | None = None,
     exclude: list[Any] | None = None,
+    only: list[str | None] | None = None,
 ) -> dict[Any, dict[str, float | None]]:
     """The named metrics for ``period`` grouped by the value of ``column``.
 
     With ``exclude``, rows whose key is in that list are dropped and everything else is
-    aggregated into one group keyed ``None`` (the "other" row of a top-N breakdown).
+    aggregated into one group keyed ``None`` (the "other" row of a top-N breakdown). With
+    ``only``, just the groups of these keys are computed (the best keys of a top-N breakdown, as
+    :func:`ranked_keys` gives them: each key's text; only for sources DuckDB holds).
     A key present in one source but not another gets 0 for sums and counts of the other."""
     if exclude is None:
-        return grouped_metrics_at(con, config, infos, names, column, [period], where=where)[period]
+        return grouped_metrics_at(con, config, infos, names, column, [period], where=where, only=only)[period]
     names = list(dict.fromkeys(names))
     groups: dict[Any, dict[str, float | None]] = {}
     col = quote_ident(column)
@@ -264,9 +268,10 @@ def grouped_metrics_at(
     periods: list[Period],
     *,
     where: Mapping[str, str] | None = None,
+    only: list[str | None] | None = None,
 ) -> dict[Period, dict[Any, dict[str, float | None]]]:
     """``grouped_metrics`` for several periods, in one query per source (each row counted in the
-    first of ``periods`` that holds its day)."""
+    first of ``periods`` that holds its day); with ``only``, for these keys alone."""
     names = list(dict.fromkeys(names))
     out: dict[Period, dict[Any, dict[str, float | None]]] = {p: {} for p in periods}
     col = quote_ident(column)
@@ -275,6 +280,8 @@ def grouped_metrics_at(
     bounds = [d for p in periods for d in (p.start, p.end)]
     for source, src_names in _by_source(config, names).items():
         extra = f" AND ({where[source]})" if where and where.get(source) else ""
+        if only is not None:
+            extra += _only_keys(col, only)
         metrics = [config.metrics[n] for n in src_names]
         view = quote_ident("src_" + source)
         cols = ", ".join(_agg(infos[source], m) for m in metrics)
@@ -286,12 +293,121 @@ def grouped_metrics_at(
         for row in _pushed_last_rows(con, infos[source], metrics, found, 2, extra, column):
             if row[0] is None:
                 continue
+            if isinstance(row[1], list | dict):  # a source validation could not read (SQL): an array
+                kind = "lists" if isinstance(row[1], list) else "structures"
+                raise RunError(
+                    f"source '{source}': column '{column}' holds {kind}, which cannot be grouped; "
+                    "group by a column of text, numbers or dates"
+                )
             groups = out[periods[int(row[0])]]
             for i, name in enumerate(src_names):
                 groups.setdefault(row[1], {})[name] = _clean(row[i + 2], metrics[i].agg)
     for period, groups in out.items():
         _fill_missing(config, infos, names, period, groups)
     return out
+
+
+def _only_keys(col: str, keys: list[str | None]) -> str:
+    """A condition keeping the rows whose ``col``, as DuckDB writes it in text, is one of
+    ``keys`` (None: a null key). Text compares any type exactly (an interval, a timestamp...)."""
+    listed = [sql_literal(k) for k in keys if k is not None]
+    parts = [f"CAST({col} AS VARCHAR) IN ({', '.join(listed)})"] if listed else []
+    if any(k is None for k in keys):
+        parts.append(f"{col} IS NULL")
+    return f" AND ({' OR '.join(parts) or 'FALSE'})"
+
+
+def distinct_keys(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    names: Iterable[str],
+    column: str,
+    period: Period,
+    *,
+    where: Mapping[str, str] | None = None,
+) -> tuple[int, str]:
+    """How many distinct values (a null counted as one) ``column`` holds among ``period``'s rows
+    in each source of the named metrics: the largest count and its source. One count per source,
+    in the source's database, before any group is fetched."""
+    col = quote_ident(column)
+    best = (0, "")
+    for source in _by_source(config, list(dict.fromkeys(names))):
+        extra = f" AND ({where[source]})" if where and where.get(source) else ""
+        view = quote_ident("src_" + source)
+        sql = (
+            f"SELECT count(DISTINCT {col}), count(*) - count({col}) FROM {view} "
+            f"WHERE __day BETWEEN ? AND ?{extra}"
+        )
+        found = _run(con, infos[source], sql, [period.start, period.end])
+        distinct, nulls = found[0] if found else (0, 0)
+        count = int(distinct or 0) + (1 if nulls else 0)
+        if count > best[0]:
+            best = (count, source)
+    return best
+
+
+def ranked_keys(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    formula_sql: Callable[[Callable[[str], str]], str],
+    names: Iterable[str],
+    column: str,
+    period: Period,
+    descending: bool,
+    limit: int,
+    *,
+    where: Mapping[str, str] | None = None,
+) -> list[str | None] | None:
+    """The first ``limit`` keys of ``column`` in ``period`` (each as its text, None for the null
+    key), best first: ranked inside DuckDB by the KPI's formula (``formula_sql(operand)``, see
+    :func:`reporter.formulas.to_sql`) over each key's metrics, ties by the key's text, so only
+    these keys leave the database. None when a source is pushed down to another database (each
+    source's groups then come back whole), or when the KPI's sources give the column different
+    types (1 and 1.0 are one key to Python, two texts to SQL)."""
+    names = list(dict.fromkeys(names))
+    sources = _by_source(config, names)
+    if any(isinstance(infos[s], RemoteInfo) for s in sources):
+        return None
+    col = quote_ident(column)
+    kinds = {
+        str(con.execute(f"DESCRIBE SELECT {col} FROM {quote_ident('src_' + s)}").fetchall()[0][1])
+        for s in sources
+    }
+    if len(kinds) > 1:
+        return None
+    parts: list[str] = []
+    params: list[Any] = []
+    operands: dict[str, str] = {}
+    for n, (source, src_names) in enumerate(sources.items()):
+        extra = f" AND ({where[source]})" if where and where.get(source) else ""
+        metrics = [config.metrics[m] for m in src_names]
+        cols = ", ".join(f"{_agg(infos[source], m)} AS __m{i}" for i, m in enumerate(metrics))
+        view = quote_ident("src_" + source)
+        parts.append(
+            f"__s{n} AS (SELECT {col} AS __key, {cols} FROM {view} "
+            f"WHERE __day BETWEEN ? AND ?{extra} GROUP BY 1)"
+        )
+        params += [period.start, period.end]
+        covered = _covered(infos[source], period.start, period.end)
+        for i, name in enumerate(src_names):
+            value = f"CAST(__s{n}.__m{i} AS DOUBLE)"
+            if metrics[i].agg in ("sum", "count", "count_distinct") and covered:
+                value = f"coalesce({value}, 0)"  # as _clean and _fill_missing: none is 0
+            operands[name] = f"(CASE WHEN isfinite({value}) THEN {value} END)"
+    keys = " UNION ".join(f"SELECT __key FROM __s{n}" for n in range(len(sources)))
+    joins = " ".join(
+        f"LEFT JOIN __s{n} ON __k.__key IS NOT DISTINCT FROM __s{n}.__key" for n in range(len(sources))
+    )
+    value = formula_sql(lambda name: operands.get(name, "CAST(NULL AS DOUBLE)"))
+    order = "DESC" if descending else "ASC"
+    sql = (
+        f"WITH {', '.join(parts)}, __k AS ({keys}) "
+        f"SELECT CAST(__key AS VARCHAR) FROM (SELECT __k.__key, {value} AS __v FROM __k {joins}) "
+        f"ORDER BY __v IS NULL, __v {order}, coalesce(CAST(__key AS VARCHAR), '') LIMIT {int(limit)}"
+    )
+    return [row[0] for row in con.execute(sql, params).fetchall()]
 
 
 def _window_lasts(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import duckdb
@@ -20,16 +21,19 @@ from reporter.compute.evaluate import (
 )
 from reporter.compute.metrics import (
     Window,
+    distinct_keys,
     grouped_metrics,
     grouped_metrics_at,
     literal,
     period_metrics,
     period_rows,
+    ranked_keys,
 )
 from reporter.config.labels import Labels
 from reporter.config.model import Breakdown, Config, Objective
 from reporter.config.sql import quote_ident
-from reporter.formulas import Formula, parse
+from reporter.errors import RunError
+from reporter.formulas import Formula, parse, to_sql
 from reporter.periods import Period
 from reporter.results import (
     ActionResult,
@@ -51,6 +55,12 @@ from reporter.results import (
 from reporter.sources import SourceInfo
 
 Values = dict[str, float | None]
+log = logging.getLogger("reporter")
+_MAX_RANK_SQL = 100_000  # characters of a KPI's formula written out in SQL (KPIs inside KPIs)
+
+
+class _TooLong(Exception):
+    """A KPI's formula, written out in SQL, is too long to rank keys in the query."""
 
 
 class _Kpis:
@@ -67,6 +77,32 @@ class _Kpis:
             scope = {**kpis, **metrics}  # a name that is both means the metric
             kpis[name] = self.formulas[name].evaluate(scope)
         return kpis
+
+    def sql_of(self, kpi: str) -> Callable[[Callable[[str], str]], str]:
+        """The KPI's formula as SQL over its metrics (other KPIs written out in place), given the
+        SQL of each metric: ``to_sql`` with the scope ``evaluate`` uses. Raises ``_TooLong`` when
+        the KPIs it reads through other KPIs make the expression too long for the database."""
+
+        def sql(operand: Callable[[str], str]) -> str:
+            written: dict[str, str] = {}  # each KPI written once (a KPI read twice is copied)
+
+            def name(ref: str) -> str:
+                if ref in self.config.metrics:  # a name that is both means the metric
+                    return operand(ref)
+                if ref not in self.formulas:
+                    return "CAST(NULL AS DOUBLE)"
+                if ref not in written:
+                    written[ref] = to_sql(self.formulas[ref], name)
+                    if len(written[ref]) > _MAX_RANK_SQL:  # KPIs that read KPIs twice, doubling
+                        raise _TooLong
+                return written[ref]
+
+            text = to_sql(self.formulas[kpi], name)  # its formula, even when a metric has its name
+            if len(text) > _MAX_RANK_SQL:
+                raise _TooLong
+            return text
+
+        return sql
 
     def metrics_of(self, kpi: str) -> list[str]:
         """The metrics a KPI reads, directly or through other KPIs."""
@@ -147,7 +183,8 @@ def compute_results(
             change_pp_vs_prior_year=change_points(value, prior_year) if rate else None,
         )
 
-    breakdowns = _breakdowns(con, config, infos, kpis, period, where)
+    raw_keys: dict[str, dict[Any, Any]] = {}  # per breakdown: each row's key → its key as read
+    breakdowns = _breakdowns(con, config, infos, kpis, period, where, raw_keys)
     found: list[dict[str, Any]] = []
     if config.insights.enabled:
 
@@ -188,7 +225,7 @@ def compute_results(
             for i in infos.values()
         ],
         filter=dict(filter or {}),
-        pdf_other=_pdf_other(con, config, infos, kpis, period, where, breakdowns),
+        pdf_other=_pdf_other(con, config, infos, kpis, period, where, breakdowns, raw_keys),
         moves={
             "vs_previous": _moves(kpi_results, "previous", config.insights.moves_min_base),
             "vs_prior_year": _moves(kpi_results, "prior_year", config.insights.moves_min_base),
@@ -371,18 +408,80 @@ def _breakdowns(
     kpis: _Kpis,
     period: Period,
     where: Mapping[str, str] | None,
+    raw_keys: dict[str, dict[Any, Any]],
 ) -> dict[str, list[BreakdownRow]]:
+    """Each breakdown's rows (and, in ``raw_keys``, each row's key as the database gave it: a
+    date or an interval, where results.json holds text). First its distinct keys are counted
+    in the database (more than ``max_keys`` stops the run before any group is fetched); with
+    ``top``, the keys are ranked by the KPI inside DuckDB and only the best 2 × ``top`` come
+    back, whose values are then computed exactly as any other (so the ranking's float rounding
+    never shows)."""
     out: dict[str, list[BreakdownRow]] = {}
-    for bd in config.breakdowns:
+    for i, bd in enumerate(config.breakdowns):
         names = kpis.metrics_of(bd.kpi)
-        groups = grouped_metrics(con, config, infos, names, bd.by, period, where=where)
+        count, source = distinct_keys(con, config, infos, names, bd.by, period, where=where)
+        if count > bd.max_keys:
+            raise RunError(
+                f"{config.file.name}: breakdowns[{i}]: {bd.kpi} by {bd.by}: column '{bd.by}' holds "
+                f"{count:,} distinct values in {period.label} (source '{source}'), more than max_keys "
+                f"({bd.max_keys:,}); "
+                f"break down by a column with fewer values, or raise breakdowns[{i}].max_keys"
+            )
+        only = _best_keys(con, config, infos, kpis, bd, period, where) if bd.top is not None else None
+        groups = grouped_metrics(con, config, infos, names, bd.by, period, where=where, only=only)
+        raw = raw_keys.setdefault(f"{bd.kpi}_by_{bd.by}", {})
+        raw.update({_plain(k): k for k in groups})
         rows = [BreakdownRow(_plain(k), kpis.evaluate(v)[bd.kpi]) for k, v in groups.items()]
         rows = _sort_rows(rows, config.kpis[bd.kpi].direction)
         if bd.top is not None and len(rows) > bd.top:
             kept = rows[: bd.top]
-            rows = [*kept, _other(con, config, infos, kpis, period, where, bd, kept)]
+            rows = [*kept, _other(con, config, infos, kpis, period, where, bd, kept, raw)]
         out[f"{bd.kpi}_by_{bd.by}"] = rows
     return out
+
+
+def _best_keys(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    kpis: _Kpis,
+    bd: Breakdown,
+    period: Period,
+    where: Mapping[str, str] | None,
+) -> list[str | None] | None:
+    """The keys worth computing for a ``top`` breakdown: the best 2 × ``top`` by the KPI, ranked
+    in DuckDB; None (every key's groups come back) when a source is pushed down to another
+    database, the KPI's SQL would be too long, or DuckDB refuses the ranking (a double that
+    overflows is an error there, and null in the report)."""
+    assert bd.top is not None
+    name = f"{bd.kpi}_by_{bd.by}"
+    try:
+        best = ranked_keys(
+            con,
+            config,
+            infos,
+            kpis.sql_of(bd.kpi),
+            kpis.metrics_of(bd.kpi),
+            bd.by,
+            period,
+            config.kpis[bd.kpi].direction != "down",
+            2 * bd.top,
+            where=where,
+        )
+    except _TooLong:
+        log.debug("breakdown %s: keys ranked after fetching every group (the KPI is too long in SQL)", name)
+        return None
+    except duckdb.Error as exc:
+        log.debug("breakdown %s: keys ranked after fetching every group (DuckDB: %s)", name, exc)
+        return None
+    if best is None:
+        log.debug(
+            "breakdown %s: keys ranked after fetching every group (pushed down, or key types differ)",
+            name,
+        )
+    else:
+        log.debug("breakdown %s: the best %d keys ranked in the query", name, len(best))
+    return best
 
 
 def _other(
@@ -394,11 +493,13 @@ def _other(
     where: Mapping[str, str] | None,
     bd: Breakdown,
     kept: list[BreakdownRow],
+    raw: Mapping[Any, Any],
 ) -> BreakdownRow:
     """The "other" row after ``kept``: the KPI evaluated on the metrics of every other row
-    together (a ratio is the ratio of the sums, not a sum of ratios)."""
+    together (a ratio is the ratio of the sums, not a sum of ratios). ``raw``: each key as read
+    (a date stays a date, so that the database compares it with the column's dates)."""
     names = kpis.metrics_of(bd.kpi)
-    excluded = [r.key for r in kept]
+    excluded = [raw.get(r.key, r.key) for r in kept]
     rest = grouped_metrics(con, config, infos, names, bd.by, period, where=where, exclude=excluded)
     other_metrics = rest.get(None, {})
     other_value = kpis.evaluate(other_metrics)[bd.kpi] if other_metrics else None
@@ -413,6 +514,7 @@ def _pdf_other(
     period: Period,
     where: Mapping[str, str] | None,
     breakdowns: Mapping[str, list[BreakdownRow]],
+    raw_keys: Mapping[str, Mapping[Any, Any]],
 ) -> dict[str, BreakdownRow]:
     """For each breakdown longer than its ``pdf_rows``: the "other" row the PDF prints after
     its first ``pdf_rows`` rows."""
@@ -421,7 +523,7 @@ def _pdf_other(
         key = f"{bd.kpi}_by_{bd.by}"
         rows = breakdowns[key]
         if len(rows) > bd.pdf_rows:
-            out[key] = _other(con, config, infos, kpis, period, where, bd, rows[: bd.pdf_rows])
+            out[key] = _other(con, config, infos, kpis, period, where, bd, rows[: bd.pdf_rows], raw_keys[key])
     return out
 
 

@@ -826,14 +826,18 @@ class _Checker:
             if found is not None:
                 self._check_metric_columns(name, metric, found)
 
-        guards.check_data(self, sources, columns, metrics, base_dir)
         kpi_sources = self.kpi_sources(metrics)
-        for i, bd in enumerate(self.parts.get("breakdowns") or []):
-            self._check_dimension(("breakdowns", i, "by"), bd.by, kpi_sources.get(bd.kpi, set()), columns)
+        dimensions: list[tuple[Path_, str, set[str]]] = [
+            (("breakdowns", i, "by"), bd.by, kpi_sources.get(bd.kpi, set()))
+            for i, bd in enumerate(self.parts.get("breakdowns") or [])
+        ]
         pf: m.Portfolio | None = self.parts.get("portfolio")
         if pf is not None:
             used = {metrics[n].source for n in (pf.cost, pf.value) if n in metrics}
-            self._check_dimension(("portfolio", "by"), pf.by, used, columns)
+            dimensions.append((("portfolio", "by"), pf.by, used))
+        guards.check_data(self, sources, columns, metrics, base_dir, dimensions)
+        for path, column, used in dimensions:
+            self._check_dimension(path, column, used, columns)
         delivery: m.Delivery | None = self.parts.get("delivery")
         if delivery is not None and delivery.email is not None:
             self._check_filters(delivery.email, sources, columns)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from reporter.config import model as m
 from reporter.config.loader import Path_
 from reporter.config.sql import (
     BAD_DATE_HINT,
+    DATE_RANGE,
+    OUT_OF_RANGE_HINT,
     agg_sql,
     file_reader_sql,
     find_column,
@@ -183,8 +185,10 @@ def check_data(
     columns: Mapping[str, list[str] | None],
     metrics: Mapping[str, m.Metric],
     base_dir: Path,
+    dimensions: Sequence[tuple[Path_, str, set[str]]] = (),
 ) -> None:
-    """Rows and bindings, for each file source whose header was read."""
+    """Rows, dates, the types of the columns ``dimensions`` group by (key path, column, the
+    sources it is read from) and bindings, for each file source whose header was read."""
     import duckdb
 
     reported = {p.key for p in checker.problems}
@@ -212,6 +216,7 @@ def check_data(
                 continue
             loaded[name] = table
             _check_dates(checker, con, name, source, table)
+            _check_groupable(checker, con, name, table, dimensions)
         # From here on the YAML's SQL runs: it may read neither files nor the network.
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
@@ -277,6 +282,43 @@ def _check_dates(checker: Any, con: Any, name: str, source: m.Source, table: str
             f"{row_text(row, source)} has an empty or unreadable date in column '{column}'",
             BAD_DATE_HINT,
         )
+        return
+    row = first_row(con, table, f"({day}) NOT {DATE_RANGE}") if day is not None else None
+    if row is not None:
+        checker.add(
+            ("sources", name, "date_column"),
+            f"{row_text(row, source)} has a date outside the years 1 to 9999 in column '{column}'",
+            OUT_OF_RANGE_HINT,
+        )
+
+
+def _nested_kind(duck_type: str) -> str | None:
+    """What a DuckDB column type holds when it is not one value per row that can be grouped:
+    "lists", "structures", "maps" or "unions"; None for text, numbers, dates..."""
+    t = duck_type.strip().upper()
+    if t.endswith("]"):
+        return "lists"
+    for prefix, kind in (("STRUCT", "structures"), ("MAP", "maps"), ("UNION", "unions")):
+        if t.startswith(prefix + "(") or t == prefix:
+            return kind
+    return None
+
+
+def _check_groupable(
+    checker: Any, con: Any, name: str, table: str, dimensions: Sequence[tuple[Path_, str, set[str]]]
+) -> None:
+    """A breakdown's (or the portfolio's) column must hold one plain value per row: a list or a
+    structure (a Parquet or JSON nested column) cannot be a row's key."""
+    types = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    for path, column, used in dimensions:
+        kind = _nested_kind(types[column]) if name in used and column in types else None
+        if kind is not None:
+            checker.add(
+                path,
+                f"column '{column}' of source '{name}' holds {kind} (type {types[column]}), "
+                "which cannot be grouped",
+                "group by a column of text, numbers or dates (add one to the data if needed)",
+            )
 
 
 def _first_text(con: Any, table: str, metric: m.Metric, source: m.Source | None) -> str:

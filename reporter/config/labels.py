@@ -8,6 +8,7 @@ chosen, else the map's first entry.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -145,4 +146,14 @@ class Labels:
     def _value(self, values: Mapping[str, str | Mapping[str, str]], key: Any) -> str:
         raw = str(key)
         label = values.get(raw)
-        return (self.text(label) if label is not None else None) or raw
+        return (self.text(label) if label is not None else None) or printable(raw)
+
+
+# Control characters no report can show (tab, line feed and carriage return aside), and the two
+# code points XML forbids: a value from the data holding one is shown with U+FFFD in its place.
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character replaced by U+FFFD "�"."""
+    return CONTROL.sub("\ufffd", text)

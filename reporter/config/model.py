@@ -510,6 +510,15 @@ class Breakdown(_Model):
         "results.json.",
         examples=[50],
     )
+    max_keys: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        100_000,
+        description="The most distinct values the `by` column may hold in the period (counted in the "
+        "database before any row is fetched; in the largest of the KPI's sources). More stops the run "
+        "with an error naming the breakdown and the count: a column such as an order number would "
+        "otherwise make a table of millions of rows. With `top`, the best rows are chosen inside the "
+        "query, so only they are fetched.",
+        examples=[500_000],
+    )
 
 
 class FunnelStage(_Model):

@@ -126,6 +126,17 @@ BAD_DATE_HINT = (
 )
 
 
+# Python's dates stop at year 9999; DuckDB reads a typing error such as 12026-10-02 as a date.
+DATE_RANGE = "BETWEEN DATE '0001-01-01' AND DATE '9999-12-31'"
+OUT_OF_RANGE_HINT = "correct the date in the file (a year such as 12026 is a typing error)"
+
+
+def out_of_range_text(count: int, column: str) -> str:
+    """The message's start for ``count`` rows dated outside the years 1 to 9999."""
+    rows = "1 row has" if count == 1 else f"{count} rows have"
+    return f"{rows} a date outside the years 1 to 9999 in column '{column}'"
+
+
 def first_row(con: duckdb.DuckDBPyConnection, table: str, condition: str) -> int | None:
     """The 1-based number (after the header, in file order: a table keeps the order its rows were
     read in) of the first row of ``table`` where ``condition`` (SQL) holds, or None. Its values

@@ -22,6 +22,7 @@ from typing import Any
 
 from reporter.config.labels import Labels
 from reporter.config.model import Config
+from reporter.render.cells import safe_cell
 from reporter.render.context import Formatter
 from reporter.render.html import in_sentence
 from reporter.results import Results
@@ -125,12 +126,17 @@ def build_workbook(config: Config, results: Results) -> bytes:
 
 
 def _key_text(row: dict[str, Any], label: Callable[[Any], str], _: Callable[[str], str]) -> Any:
-    """A row's key as the PDF shows it: "Other", "(none)", or the key's label."""
+    """A row's key as the PDF shows it: "Other", "(none)", or the key's label; a number without
+    a label stays a number (a key of -5 is the number -5, not the text "-5")."""
     if row.get("other"):
         return _("Other")
-    if row["key"] is None:
+    key = row["key"]
+    if key is None:
         return _("(none)")
-    return label(row["key"])
+    shown = label(key)
+    if isinstance(key, int | float) and not isinstance(key, bool) and shown == str(key):
+        return key
+    return shown
 
 
 def _kpi_headings(_: Callable[[str], str]) -> dict[str, str]:
@@ -262,15 +268,20 @@ def _date(text: str | None) -> dt.date | None:
 def _table(sheet: Any, headings: list[str]) -> None:
     from openpyxl.styles import Font
 
-    sheet.append(headings)
+    _append(sheet, list(headings), {})
     for cell in sheet[1]:
         cell.font = Font(bold=True)
 
 
 def _append(sheet: Any, values: list[Any], formats: dict[int, str]) -> None:
-    """A row; ``formats`` maps a 1-based column to the number format of its cell."""
-    sheet.append(values)
+    """A row; ``formats`` maps a 1-based column to the number format of its cell. Each text is
+    neutralised (``reporter.render.cells``: never a formula, no control character XLSX cannot
+    store) and stored as a string cell; numbers, dates and empty cells are stored as they are."""
+    sheet.append([safe_cell(v) for v in values])
     row = sheet.max_row
+    for column, value in enumerate(values, start=1):
+        if isinstance(value, str):
+            sheet.cell(row=row, column=column).data_type = "s"
     for column, fmt in formats.items():
         sheet.cell(row=row, column=column).number_format = fmt
 
