@@ -2,11 +2,16 @@
 
 It records every request (method, path, headers, body) and answers with the status codes it is
 given, in order (200 once the script runs out); ``delay`` seconds before a reply make a client
-time out. Use as a context manager; ``url(path)`` is the webhook's address."""
+time out. ``modes``, in order, misbehave after reading the whole request: ``reset`` resets the
+connection (TCP RST) without a word; ``drip`` sends the status line, then the headers one byte
+every ``drip_every`` seconds (about ``drip_bytes`` of them). Use as a context manager;
+``url(path)`` is the webhook's address."""
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -26,9 +31,20 @@ class Received:
 
 
 class WebhookServer:
-    def __init__(self, statuses: list[int] | None = None, delays: list[float] | None = None):
+    def __init__(
+        self,
+        statuses: list[int] | None = None,
+        delays: list[float] | None = None,
+        modes: list[str] | None = None,
+        drip_every: float = 0.1,
+        drip_bytes: int = 200,
+    ):
         self.statuses = list(statuses or [])
         self.delays = list(delays or [])
+        self.modes = list(modes or [])
+        self.drip_every = drip_every
+        self.drip_bytes = drip_bytes
+        self.dripped = 0  # header bytes sent by ``drip`` before the client went away
         self.received: list[Received] = []
         self._lock = threading.Lock()
         server = self
@@ -43,6 +59,27 @@ class WebhookServer:
                     )
                     status = server.statuses.pop(0) if server.statuses else 200
                     delay = server.delays.pop(0) if server.delays else 0.0
+                    mode = server.modes.pop(0) if server.modes else "answer"
+                if mode == "reset":
+                    self.close_connection = True
+                    self.rfile.close()  # the socket's last reference: close() below really closes
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()  # linger 0: an RST, not a FIN
+                    return
+                if mode == "drip":
+                    self.close_connection = True
+                    headers = f"X-Slow: {'a' * server.drip_bytes}\r\nContent-Length: 2\r\n\r\nok".encode()
+                    try:
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                        self.wfile.flush()
+                        for i in range(len(headers)):
+                            time.sleep(server.drip_every)
+                            self.wfile.write(headers[i : i + 1])
+                            self.wfile.flush()
+                            server.dripped += 1
+                    except OSError:  # the client gave up
+                        pass
+                    return
                 if delay:
                     time.sleep(delay)
                 reply = b"ok" if status < 300 else b"error"

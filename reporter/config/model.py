@@ -732,6 +732,15 @@ class Chat(_Model):
         ),
         examples=["SLACK_WEBHOOK_URL"],
     )
+    timeout: Annotated[float, Field(gt=0, le=300)] = Field(
+        15.0,
+        description=(
+            "Seconds for the whole request (connecting, sending the card, reading the answer), however "
+            "the server spreads its bytes. A card sent without a complete answer in time goes to review "
+            "(reporter resolve), never posted again by itself."
+        ),
+        examples=[15],
+    )
 
 
 class Burst(_Model):
