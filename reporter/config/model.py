@@ -690,6 +690,15 @@ class Email(_Model):
         description="Bursting: one report per recipient, computed on their rows only.",
         examples=[[{"email": "alice@acme.fr", "filter": {"salesperson": "Alice"}}]],
     )
+    allow_mixed_scripts: list[Text] = Field(
+        [],
+        description=(
+            "Domains whose letters mix scripts on purpose. Any other address whose local part or domain "
+            "mixes scripts (a Cyrillic 'е' among Latin letters: a look-alike of another address) is refused; "
+            "a domain wholly in one script (пример.рф) needs no entry."
+        ),
+        examples=[["bücher-αβ.example"]],
+    )
     attach: list[Literal["pdf", "xlsx"]] = Field(
         ["pdf"],
         description=(
