@@ -141,12 +141,23 @@ class Trickler:
     ``trickle`` connections get a greeting that never ends: ``220-`` continuation lines, one
     byte every ``every`` seconds (each read gets a byte well within any per-read timeout), for
     at most ``limit`` seconds or until the client goes away; ``trickled_for`` keeps how long
-    each lasted. Later connections are passed through to ``upstream`` byte for byte."""
+    each lasted. Later connections are passed through to ``upstream`` byte for byte, except that
+    on the first ``after_dot`` of them the server's reply to the message's end (after the
+    client's ``<CRLF>.<CRLF>``) is trickled the same way."""
 
-    def __init__(self, upstream: int, *, trickle: int = 1, every: float = 0.05, limit: float = 10.0):
+    def __init__(
+        self,
+        upstream: int,
+        *,
+        trickle: int = 1,
+        after_dot: int = 0,
+        every: float = 0.05,
+        limit: float = 10.0,
+    ):
         import socket
 
         self.upstream, self.trickle, self.every, self.limit = upstream, trickle, every, limit
+        self.after_dot = after_dot
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.1)
         self.port = int(self.listener.getsockname()[1])
@@ -185,8 +196,10 @@ class Trickler:
                 self._spawn(self._trickle, conn)
             else:
                 up = socket.create_connection(("127.0.0.1", self.upstream))
-                self._spawn(self._pipe, conn, up)
-                self._spawn(self._pipe, up, conn)
+                dot = threading.Event()  # the client has sent the message's end
+                slow = self.connections - self.trickle <= self.after_dot
+                self._spawn(self._pipe, conn, up, dot, False)
+                self._spawn(self._pipe, up, conn, dot, slow)
 
     def _trickle(self, conn: Any) -> None:
         import time
@@ -204,10 +217,14 @@ class Trickler:
                 time.sleep(self.every)
         self.trickled_for.append(time.monotonic() - started)
 
-    def _pipe(self, source: Any, sink: Any) -> None:
+    def _pipe(self, source: Any, sink: Any, dot: threading.Event, slow: bool) -> None:
+        """Copy ``source`` to ``sink``; from the client, note the message's end in ``dot``; to
+        the client (``slow``), trickle what follows it."""
         import socket
+        import time
 
         source.settimeout(0.2)
+        tail = b""
         try:
             while not self._stop.is_set():
                 try:
@@ -216,7 +233,20 @@ class Trickler:
                     continue
                 if not data:
                     break
-                sink.sendall(data)
+                if not slow:
+                    tail = (tail + data)[-5:]
+                    if tail.endswith(b"\r\n.\r\n"):
+                        dot.set()
+                    sink.sendall(data)
+                    continue
+                if not dot.is_set():
+                    sink.sendall(data)
+                    continue
+                started = time.monotonic()
+                for i in range(len(data)):
+                    sink.sendall(data[i : i + 1])
+                    time.sleep(self.every)
+                self.trickled_for.append(time.monotonic() - started)
         except OSError:
             pass
         finally:

@@ -107,6 +107,25 @@ def test_a_recipient_behind_a_trickling_greeting_does_not_hold_the_others(tmp_pa
         }
 
 
+def test_a_reply_to_the_messages_end_trickled_past_data_timeout_is_review(tmp_path):
+    """The server stores the message, then trickles its 250 one byte every 0.6 s (21 s in
+    all): smtp.data_timeout (1 s) bounds that wait as a whole, not each read, and ends it after
+    "25". The message may have been accepted (it was): review, never re-sent. (Had the whole
+    code "250" come in time, the message would be sent: the server said so.)"""
+    with Server(tmp_path) as server, Trickler(server.port, trickle=0, after_dot=1, every=0.6) as trickler:
+        smtp = Smtp(host="127.0.0.1", port=trickler.port, security="none", timeout=5, data_timeout=1)
+        mailer = Mailer(smtp, tmp_path / "outbox", env={}, sleep=lambda s: None)
+        started = time.monotonic()
+        result = mailer.send(message("boss@acme.test"), "boss@acme.test", lambda n, e: None)
+        elapsed = time.monotonic() - started
+    assert (result.state, result.attempts) == ("review", 1)
+    assert result.error == (
+        "no reply after the message was sent (none within 1 s): the server may have accepted it"
+    )
+    assert elapsed < 1.5, elapsed
+    assert [r.rcpt_tos for r in server.handler.received] == [["boss@acme.test"]]
+
+
 @pytest.mark.parametrize(
     "reply", ["251 2.1.5 user not local; will forward", "252 2.1.5 cannot verify the user, will try"]
 )

@@ -33,6 +33,7 @@ class Deadline:
         self._done = False
         self._timer: threading.Timer | None = None
         self._end = 0.0
+        self._generation = 0
         self.extend(seconds)
 
     def remaining(self) -> float:
@@ -44,17 +45,25 @@ class Deadline:
         with self._lock:
             if self._done or self.expired:
                 return
-            if self._timer is not None:
-                self._timer.cancel()
             self.seconds = seconds
             self._end = time.monotonic() + seconds
-            self._timer = threading.Timer(seconds, self._fire)
-            self._timer.daemon = True
-            self._timer.start()
+            self._generation += 1
+            self._arm(seconds)
 
-    def _fire(self) -> None:
+    def _arm(self, seconds: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(seconds, self._fire, args=(self._generation,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self, generation: int) -> None:
         with self._lock:
-            if self._done or time.monotonic() < self._end:  # finished, or re-armed meanwhile
+            if self._done or generation != self._generation:  # finished, or re-armed meanwhile
+                return
+            left = self._end - time.monotonic()
+            if left > 0:  # a timer may wake a hair early
+                self._arm(left)
                 return
             self.expired = True
             sock = self.sock if self.sock is not None else (self._watched() if self._watched else None)

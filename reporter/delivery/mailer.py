@@ -69,11 +69,23 @@ class _Tracking:
     _in_data: bool = False
     deadline: Deadline | None = None
     _host: str  # smtplib's: the name TLS checks the certificate against
+    sock: Any  # smtplib's
+    timeout: float  # smtplib's: each read and write
 
     def _get_socket(self, host: str, port: int, timeout: float) -> Any:
         if self.deadline is not None:  # the TLS handshake (ssl) is bounded by it as a whole
             timeout = min(timeout, self.deadline.remaining())
         return super()._get_socket(host, port, timeout)  # type: ignore[misc]
+
+    def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        """The handshake is bounded as a whole by the socket's timeout (the watchdog cannot reach
+        a socket being wrapped): what is left of the deadline, then ``timeout`` per read again."""
+        if self.deadline is not None and self.sock is not None:
+            self.sock.settimeout(min(self.timeout, self.deadline.remaining()))
+        reply: tuple[int, bytes] = super().starttls(*args, **kwargs)  # type: ignore[misc]
+        if self.sock is not None:
+            self.sock.settimeout(self.timeout)
+        return reply
 
     def rcpt(self, recip: str, options: Any = ()) -> tuple[int, bytes]:
         code, text = super().rcpt(recip, options)  # type: ignore[misc]
