@@ -283,6 +283,22 @@ def test_headers_dripped_one_byte_at_a_time_cost_the_deadline_not_more():
     assert 3 <= server.dripped <= 15
 
 
+def test_over_https_a_card_is_posted_and_dripped_headers_cost_the_deadline_too(tmp_path, monkeypatch):
+    """The watchdog also reaches a TLS connection (its plain socket underneath)."""
+    import time
+
+    with WebhookServer(modes=["answer", "drip"], tls=tmp_path) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.cert))  # trust the server's certificate
+        poster = Poster(env={}, sleep=lambda s: None, timeout=1.0)
+        assert poster.post(server.url(), b"{}", "HOOK", lambda n, e: None).state == "sent"
+        started = time.monotonic()
+        result = poster.post(server.url(), b"{}", "HOOK", lambda n, e: None)
+        elapsed = time.monotonic() - started
+    assert len(server.received) == 2
+    assert (result.state, result.attempts) == ("review", 1)
+    assert 1.0 <= elapsed < 1.5, elapsed
+
+
 @pytest.mark.parametrize("status", [502, 504])
 def test_a_gateways_502_or_504_is_review_not_posted_again(status):
     """A gateway (a proxy, a load balancer) that passed the card on and lost the answer."""

@@ -4,18 +4,22 @@ It records every request (method, path, headers, body) and answers with the stat
 given, in order (200 once the script runs out); ``delay`` seconds before a reply make a client
 time out. ``modes``, in order, misbehave after reading the whole request: ``reset`` resets the
 connection (TCP RST) without a word; ``drip`` sends the status line, then the headers one byte
-every ``drip_every`` seconds (about ``drip_bytes`` of them). Use as a context manager;
-``url(path)`` is the webhook's address."""
+every ``drip_every`` seconds (about ``drip_bytes`` of them). With ``tls`` (a folder), it speaks
+HTTPS as ``localhost`` with a certificate it makes there (``cert``: trust it with
+SSL_CERT_FILE). Use as a context manager; ``url(path)`` is the webhook's address."""
 
 from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -38,6 +42,7 @@ class WebhookServer:
         modes: list[str] | None = None,
         drip_every: float = 0.1,
         drip_bytes: int = 200,
+        tls: Path | None = None,
     ):
         self.statuses = list(statuses or [])
         self.delays = list(delays or [])
@@ -102,9 +107,24 @@ class WebhookServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
+        self.cert: Path | None = None
+        if tls is not None:  # HTTPS, with a certificate for localhost made in that folder
+            self.cert, key = tls / "webhook-cert.pem", tls / "webhook-key.pem"
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                 "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key),
+                 "-out", str(self.cert)],
+                check=True,
+                capture_output=True,
+            )  # fmt: skip
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.cert, key)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, path: str = "/hook") -> str:
+        if self.cert is not None:
+            return f"https://localhost:{self.port}{path}"
         return f"http://127.0.0.1:{self.port}{path}"
 
     def __enter__(self) -> WebhookServer:
