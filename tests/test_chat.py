@@ -563,6 +563,25 @@ def test_a_proxy_from_the_environment_is_used_unless_no_proxy_names_the_host():
     assert len(proxy.received) == 1
 
 
+def test_proxy_credentials_go_to_the_proxy_for_http_and_through_a_connect_tunnel_for_https(
+    tmp_path, monkeypatch
+):
+    from tests.webhook_server import TunnelProxy
+
+    with WebhookServer() as plain_proxy, WebhookServer() as hook:
+        env = {"http_proxy": plain_proxy.url("").replace("http://", "http://us%3Aer:s%40cret@")}
+        assert Poster(env=env).post(hook.url("/x"), b"{}", "HOOK", lambda n, e: None).state == "sent"
+    (seen,) = plain_proxy.received
+    assert seen.headers["proxy-authorization"] == "Basic dXM6ZXI6c0BjcmV0"  # us:er:s@cret
+    with WebhookServer(tls=tmp_path) as secure, TunnelProxy() as tunnel:
+        monkeypatch.setenv("SSL_CERT_FILE", str(secure.cert))
+        env = {"https_proxy": tunnel.url("user:secret@")}
+        result = Poster(env=env).post(secure.url("/y"), b'{"a": 1}', "HOOK", lambda n, e: None)
+    assert result.state == "sent"
+    assert tunnel.tunnels == [(f"localhost:{secure.port}", "Basic dXNlcjpzZWNyZXQ=")]
+    assert [(r.path, r.body) for r in secure.received] == [("/y", b'{"a": 1}')]
+
+
 def test_a_redirect_is_not_followed():
     with WebhookServer(statuses=[302]) as server:
         result = Poster(env={}).post(server.url(), b"{}", "HOOK", lambda n, e: None)
