@@ -582,6 +582,25 @@ def test_proxy_credentials_go_to_the_proxy_for_http_and_through_a_connect_tunnel
     assert [(r.path, r.body) for r in secure.received] == [("/y", b'{"a": 1}')]
 
 
+def test_a_proxy_that_drips_its_answer_to_connect_costs_the_deadline_and_nothing_is_sent(tmp_path):
+    import time
+
+    from tests.webhook_server import TunnelProxy
+
+    with WebhookServer(tls=tmp_path) as secure, TunnelProxy(drip_every=0.05) as tunnel:
+        poster = Poster(env={"https_proxy": tunnel.url()}, sleep=lambda s: None, max_attempts=1, timeout=1.0)
+        started = time.monotonic()
+        result = poster.post(secure.url("/y"), b"{}", "HOOK", lambda n, e: None)
+        elapsed = time.monotonic() - started
+    assert len(tunnel.tunnels) == 1
+    assert secure.received == []
+    assert (result.state, result.error) == (
+        "failed",
+        "cannot reach the webhook (HOOK) within 1 s (1 attempts)",
+    )
+    assert elapsed < 1.5, elapsed
+
+
 def test_a_redirect_is_not_followed():
     with WebhookServer(statuses=[302]) as server:
         result = Poster(env={}).post(server.url(), b"{}", "HOOK", lambda n, e: None)

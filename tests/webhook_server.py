@@ -140,15 +140,23 @@ class WebhookServer:
 
 class TunnelProxy:
     """An HTTP proxy on 127.0.0.1 that serves CONNECT only (how HTTPS goes through a proxy): it
-    records each tunnel's target and Proxy-Authorization header, then pipes bytes both ways."""
+    records each tunnel's target and Proxy-Authorization header, then pipes bytes both ways; with
+    ``drip_every``, it drips its answer to CONNECT instead and never opens the tunnel."""
 
-    def __init__(self) -> None:
+    def __init__(self, drip_every: float | None = None) -> None:
         self.tunnels: list[tuple[str, str | None]] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_CONNECT(self) -> None:
                 proxy.tunnels.append((self.path, self.headers.get("Proxy-Authorization")))
+                if drip_every is not None:  # its answer to CONNECT, one byte at a time (20 s)
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        for byte in b"HTTP/1.1 200 Connection established\r\nX-Slow: " + b"a" * 200:
+                            self.wfile.write(bytes([byte]))
+                            time.sleep(drip_every)
+                    return
                 host, _, port = self.path.rpartition(":")
                 upstream = socket.create_connection((host, int(port)), timeout=10)
                 self.send_response(200, "Connection established")

@@ -323,9 +323,10 @@ class Poster:
 
     def _once(self, url: str, body: bytes, name: str) -> tuple[str, str, float]:
         """One request: (sent | retry | failed | review, the error, seconds to wait before a retry)."""
-        deadline = Deadline(self.timeout)
         conn: http.client.HTTPConnection | None = None
         reply: http.client.HTTPResponse | None = None
+        # until the connection is made (a proxy's CONNECT is read on it), its socket as it stands
+        deadline = Deadline(self.timeout, lambda: conn.sock if conn is not None else None)
 
         def close() -> None:
             if reply is not None:

@@ -130,11 +130,10 @@ class Mailer:
         max_attempts: int = 4,
         backoff: float = 2.0,
         base_dir: Path | None = None,
-        deadline: float | None = None,
     ):
         self.smtp = smtp
         # the conversation up to the message's end, as a whole
-        self.deadline = deadline or (CONVERSATION_STEPS * smtp.timeout if smtp is not None else 0.0)
+        self.deadline = CONVERSATION_STEPS * smtp.timeout if smtp is not None else 0.0
         self.outbox = outbox
         self.env = os.environ if env is None else env
         self.sleep = sleep
