@@ -238,7 +238,7 @@ def test_a_4xx_is_not_retried(tmp_path):
 def test_an_answer_after_the_deadline_is_review_and_the_card_is_posted_once():
     """The webhook has the card and answers 200 after the deadline: not posted again (today's
     main posted it a second time), left for review."""
-    with WebhookServer(delays=[1.5, 0]) as server:
+    with WebhookServer(delays=[3]) as server:
         poster = Poster(env={}, sleep=lambda s: None, timeout=0.5)
         attempts: list[tuple[int, str | None]] = []
         result = poster.post(server.url(), b"{}", "SLACK_HOOK", lambda n, e: attempts.append((n, e)))
@@ -264,7 +264,7 @@ def test_a_reset_after_the_card_was_read_is_review_and_the_card_is_posted_once()
 def test_headers_dripped_one_byte_at_a_time_cost_the_deadline_not_more():
     """The status line at once, then a header byte every 0.1 s (20 s in all): each read gets a
     byte well within any per-read timeout; the request's overall deadline (1 s) ends it. The
-    margin measured on loopback is under 0.1 s; 0.5 s is allowed for a loaded machine."""
+    margin measured on loopback is under 0.01 s; 1 s is allowed for a loaded machine."""
     import time
 
     with WebhookServer(modes=["drip"], drip_every=0.1) as server:
@@ -279,8 +279,8 @@ def test_headers_dripped_one_byte_at_a_time_cost_the_deadline_not_more():
         "the webhook (HOOK) gave no complete answer within 1 s, after the card was sent: "
         "the channel may show it"
     )
-    assert 1.0 <= elapsed < 1.5, elapsed
-    assert 3 <= server.dripped <= 15
+    assert 1.0 <= elapsed < 2.0, elapsed
+    assert server.dripped < 30  # of the 220 bytes it meant to send
 
 
 def test_over_https_a_card_is_posted_and_dripped_headers_cost_the_deadline_too(tmp_path, monkeypatch):
@@ -296,7 +296,7 @@ def test_over_https_a_card_is_posted_and_dripped_headers_cost_the_deadline_too(t
         elapsed = time.monotonic() - started
     assert len(server.received) == 2
     assert (result.state, result.attempts) == ("review", 1)
-    assert 1.0 <= elapsed < 1.5, elapsed
+    assert 1.0 <= elapsed < 2.0, elapsed
 
 
 @pytest.mark.parametrize("status", [502, 504])
@@ -357,7 +357,7 @@ def test_a_card_whose_answer_is_lost_goes_to_review_is_not_posted_again_and_reso
 
     path = tiny(tmp_path, "[{kind: slack, webhook_env: SLACK_HOOK, timeout: 0.5}]")
     config = load_config(path, env={})
-    misbehaving = {"late": {"delays": [1.5]}, "reset": {"modes": ["reset"]}, "drip": {"modes": ["drip"]}}
+    misbehaving = {"late": {"delays": [3]}, "reset": {"modes": ["reset"]}, "drip": {"modes": ["drip"]}}
     with WebhookServer(**misbehaving[mode]) as server:
         env = {"SLACK_HOOK": server.url()}
         outcome = run(config, tmp_path, env)
@@ -598,7 +598,7 @@ def test_a_proxy_that_drips_its_answer_to_connect_costs_the_deadline_and_nothing
         "failed",
         "cannot reach the webhook (HOOK) within 1 s (1 attempts)",
     )
-    assert elapsed < 1.5, elapsed
+    assert elapsed < 2.0, elapsed
 
 
 def test_a_redirect_is_not_followed():

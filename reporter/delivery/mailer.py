@@ -221,21 +221,24 @@ class Mailer:
                 except (smtplib.SMTPException, OSError):
                     client.close()
         except (smtplib.SMTPException, OSError) as exc:
-            raise _classify(exc, client.data_sent, deadline, self.deadline) from None
+            raise _classify(
+                exc, client.data_sent, deadline.expired, self.deadline, smtp.data_timeout
+            ) from None
         finally:
             deadline.finish(client.close)
 
 
-def _classify(exc: Exception, sent: bool, deadline: Deadline, limit: float) -> Exception:
+def _classify(exc: Exception, sent: bool, expired: bool, limit: float, data_timeout: float) -> Exception:
     """What a failed conversation means: retried (``_Transient``), not (``_Permanent``), or may
     have been delivered (``_Uncertain``: the message's end had gone out). When the watchdog cut
     the conversation, its deadline is the reason, not whatever the cut made smtplib see."""
-    if deadline.expired and sent:
+    timed_out = isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
+    if sent and (expired or timed_out):  # the watchdog or the last read: the same wait
         return _Uncertain(
-            f"no reply after the message was sent (none within {deadline.seconds:g} s): "
+            f"no reply after the message was sent (none within {data_timeout:g} s): "
             "the server may have accepted it"
         )
-    if deadline.expired:  # nothing was delivered; not retried now: the other recipients wait
+    if expired:  # nothing was delivered; not retried now: the other recipients wait
         return _Permanent(
             f"the server did not get through the conversation within {limit:g} s (connecting, its "
             "greeting and the commands before the message's end); not retried by this run"
