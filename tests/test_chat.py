@@ -9,9 +9,12 @@ import datetime as dt
 import email
 import email.policy
 import json
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -297,6 +300,84 @@ def test_over_https_a_card_is_posted_and_dripped_headers_cost_the_deadline_too(t
     assert len(server.received) == 2
     assert (result.state, result.attempts) == ("review", 1)
     assert 1.0 <= elapsed < 2.0, elapsed
+
+
+def test_an_untrusted_certificate_is_retried_and_nothing_is_sent(tmp_path):
+    with WebhookServer(tls=tmp_path) as server:  # its certificate is not trusted here
+        waits: list[float] = []
+        result = Poster(env={}, sleep=waits.append, max_attempts=2).post(
+            server.url(), b"{}", "HOOK", lambda n, e: None
+        )
+    assert server.received == []
+    assert (result.state, waits) == ("failed", [2.0])
+    assert result.error in {  # OpenSSL 3 spells it with a hyphen, 1.1 without
+        f"cannot reach the webhook (HOOK): TLS handshake failed ({reason}) (2 attempts)"
+        for reason in ("self-signed certificate", "self signed certificate")
+    }
+
+
+def _raw_server(serve) -> tuple[int, threading.Thread, socket.socket]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    thread = threading.Thread(target=serve, args=(listener,), daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread, listener
+
+
+def test_a_connection_reset_while_the_card_is_sent_is_retried():
+    """The server reads the request's first bytes, then resets the connection: the card (8 MiB
+    here, more than the sockets' buffers hold) cannot have reached it whole."""
+    accepted: list[int] = []
+
+    def serve(listener: socket.socket) -> None:
+        for _ in range(2):
+            conn, _addr = listener.accept()
+            accepted.append(len(conn.recv(65536)))
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    port, thread, listener = _raw_server(serve)
+    try:
+        poster = Poster(env={}, sleep=lambda s: None, max_attempts=2)
+        result = poster.post(f"http://127.0.0.1:{port}/x", b"x" * (8 << 20), "HOOK", lambda n, e: None)
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+    assert len(accepted) == 2
+    assert all(accepted)
+    assert result.state == "failed"
+    assert result.error in {
+        f"the connection to the webhook (HOOK) failed while sending the card ({reason}) (2 attempts)"
+        for reason in ("Connection reset by peer", "Broken pipe")
+    }
+
+
+def test_a_server_that_does_not_read_the_card_costs_the_deadline_and_is_retried():
+    """The server accepts and never reads: sending blocks once the sockets' buffers are full
+    (a 64 MiB card); the deadline ends the attempt, and nothing complete reached the server."""
+    import time
+
+    held: list[socket.socket] = []
+
+    def serve(listener: socket.socket) -> None:
+        conn, _addr = listener.accept()
+        held.append(conn)
+
+    port, thread, listener = _raw_server(serve)
+    try:
+        poster = Poster(env={}, sleep=lambda s: None, max_attempts=1, timeout=1.0)
+        started = time.monotonic()
+        result = poster.post(f"http://127.0.0.1:{port}/x", b"x" * (64 << 20), "HOOK", lambda n, e: None)
+        elapsed = time.monotonic() - started
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+        for conn in held:
+            conn.close()
+    assert (result.state, result.error) == (
+        "failed",
+        "the webhook (HOOK) did not take the card within 1 s (1 attempts)",
+    )
+    assert elapsed < 2.0, elapsed
 
 
 @pytest.mark.parametrize("status", [502, 504])
