@@ -1,7 +1,10 @@
 """Chat delivery (delivery.chat): Slack and Teams cards posted to a real HTTP server on 127.0.0.1
 (tests/webhook_server.py), read back as JSON; exactly once across runs through the real ledger;
-retried on 5xx and timeouts; never on a failed quality gate; the webhook's URL never written
-anywhere. No request leaves the machine: every URL is 127.0.0.1 and no proxy is configured."""
+retried only while the card has not reached the server (connecting, sending, a 429/500/503),
+in review once it was sent without a complete answer (late, reset, dripped, not HTTP, 502/504),
+each request under one overall deadline; never on a failed quality gate; the webhook's URL never
+written anywhere. No request leaves the machine: every URL is on 127.0.0.1 (or localhost), and
+the only proxies are the tests' own."""
 
 from __future__ import annotations
 
