@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import ssl
@@ -33,6 +34,7 @@ class Received:
 class Handler:
     received: list[Received] = field(default_factory=list)
     # rcpt_reply(address, attempt) -> None (accept) or an SMTP reply such as "550 5.1.1 unknown"
+    # (a 2xx reply such as "251 will forward" accepts the address too)
     rcpt_reply: Callable[[str, int], str | None] = lambda address, attempt: None
     drop_data: int = 0  # drop the connection after the message's end, this many times (no reply)
     drop_rcpt: int = 0  # drop the connection at RCPT (before DATA), this many times
@@ -49,6 +51,8 @@ class Handler:
                 server.transport.close()
                 return "421 closing"
         reply = self.rcpt_reply(address, attempt)
+        if reply and reply.startswith("2"):  # 251, 252: accepted all the same (RFC 5321 §3.4)
+            envelope.rcpt_tos.append(address)
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -130,3 +134,123 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class Trickler:
+    """A raw TCP server on 127.0.0.1 in front of an SMTP server (``upstream``, a port). Its first
+    ``trickle`` connections get a greeting that never ends: ``220-`` continuation lines, one
+    byte every ``every`` seconds (each read gets a byte well within any per-read timeout), for
+    at most ``limit`` seconds or until the client goes away; ``trickled_for`` keeps how long
+    each lasted. Later connections are passed through to ``upstream`` byte for byte, except that
+    on the first ``after_dot`` of them the server's reply to the message's end (after the
+    client's ``<CRLF>.<CRLF>``) is trickled the same way."""
+
+    def __init__(
+        self,
+        upstream: int,
+        *,
+        trickle: int = 1,
+        after_dot: int = 0,
+        every: float = 0.05,
+        limit: float = 10.0,
+    ):
+        import socket
+
+        self.upstream, self.trickle, self.every, self.limit = upstream, trickle, every, limit
+        self.after_dot = after_dot
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = int(self.listener.getsockname()[1])
+        self.connections = 0
+        self.trickled_for: list[float] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Trickler:
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in list(self._threads):
+            thread.join(timeout=5)
+        self.listener.close()
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self._stop.is_set():
+            try:
+                conn, _addr = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            if self.connections <= self.trickle:
+                self._spawn(self._trickle, conn)
+            else:
+                up = socket.create_connection(("127.0.0.1", self.upstream))
+                dot = threading.Event()  # the client has sent the message's end
+                slow = self.connections - self.trickle <= self.after_dot
+                self._spawn(self._pipe, conn, up, dot, False)
+                self._spawn(self._pipe, up, conn, dot, slow)
+
+    def _trickle(self, conn: Any) -> None:
+        import time
+
+        started = time.monotonic()
+        line = b"220-still saying hello\r\n"
+        sent = 0
+        with conn:
+            while not self._stop.is_set() and time.monotonic() - started < self.limit:
+                try:
+                    conn.sendall(line[sent % len(line) : sent % len(line) + 1])
+                except OSError:  # the client gave up
+                    break
+                sent += 1
+                time.sleep(self.every)
+        self.trickled_for.append(time.monotonic() - started)
+
+    def _pipe(self, source: Any, sink: Any, dot: threading.Event, slow: bool) -> None:
+        """Copy ``source`` to ``sink``; from the client, note the message's end in ``dot``; to
+        the client (``slow``), trickle what follows it."""
+        import socket
+        import time
+
+        source.settimeout(0.2)
+        tail = b""
+        try:
+            while not self._stop.is_set():
+                try:
+                    data = source.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                if not slow:
+                    tail = (tail + data)[-5:]
+                    if tail.endswith(b"\r\n.\r\n"):
+                        dot.set()
+                    sink.sendall(data)
+                    continue
+                if not dot.is_set():
+                    sink.sendall(data)
+                    continue
+                started = time.monotonic()
+                for i in range(len(data)):
+                    sink.sendall(data[i : i + 1])
+                    time.sleep(self.every)
+                self.trickled_for.append(time.monotonic() - started)
+        except OSError:
+            pass
+        finally:
+            for sock in (sink, source):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            source.close()

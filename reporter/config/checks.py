@@ -24,6 +24,7 @@ from reporter.assets import builtin_templates, catalogue_languages, resolve_temp
 from reporter.config import guards
 from reporter.config import model as m
 from reporter.config.loader import Document, Path_, format_path, load_yaml
+from reporter.config.scripts import mixed_scripts
 from reporter.config.sql import read_columns
 from reporter.config.sqlexpr import ExpressionError, check_expression
 from reporter.errors import ConfigError, Problem, SourceError
@@ -811,6 +812,19 @@ class _Checker:
                 f"'{text}' is not a valid email address",
                 "write name@example.com" + (" or Name <name@example.com>" if named else ""),
             )
+        elif (mixed := mixed_scripts(address, self._mixed_script_domains())) is not None:
+            self.add(
+                path,
+                f"'{address}' {mixed}",
+                "a look-alike letter makes it another address: retype it; if the domain is really "
+                "written so, add it to delivery.email.allow_mixed_scripts",
+            )
+
+    def _mixed_script_domains(self) -> list[str]:
+        delivery: m.Delivery | None = self.parts.get("delivery")
+        if delivery is None or delivery.email is None:
+            return []
+        return delivery.email.allow_mixed_scripts
 
     # -- data ---------------------------------------------------------------------------------
     def _check_data(self) -> None:

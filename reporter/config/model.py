@@ -699,6 +699,15 @@ class Email(_Model):
         description="Bursting: one report per recipient, computed on their rows only.",
         examples=[[{"email": "alice@acme.fr", "filter": {"salesperson": "Alice"}}]],
     )
+    allow_mixed_scripts: list[Text] = Field(
+        [],
+        description=(
+            "Domains whose letters mix scripts on purpose. Any other address whose local part or domain "
+            "mixes scripts (a Cyrillic 'е' among Latin letters: a look-alike of another address) is refused; "
+            "a domain wholly in one script (пример.рф) needs no entry."
+        ),
+        examples=[["bücher-αβ.example"]],
+    )
     attach: list[Literal["pdf", "xlsx"]] = Field(
         ["pdf"],
         description=(
@@ -740,6 +749,15 @@ class Chat(_Model):
             "a secret, masked in every message and never stored)."
         ),
         examples=["SLACK_WEBHOOK_URL"],
+    )
+    timeout: Annotated[float, Field(gt=0, le=300)] = Field(
+        15.0,
+        description=(
+            "Seconds for the whole request (connecting, sending the card, reading the answer), however "
+            "the server spreads its bytes. A card sent without a complete answer in time goes to review "
+            "(reporter resolve), never posted again by itself."
+        ),
+        examples=[15],
     )
 
 

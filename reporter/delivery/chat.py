@@ -9,26 +9,32 @@ Teams incoming webhooks and workflow webhooks take).
 Exactly once: each channel is a ledger delivery whose recipient is ``<kind>:<webhook_env>``
 (``slack:SLACK_WEBHOOK_URL``), claimed before the POST and recorded after it; a later run skips
 it, ``--force`` opens a new version, a crash between the POST and the record leaves it for
-review (``reporter resolve``). A 5xx or 429 reply, a refused connection and a timeout are retried
-with exponential backoff (bounded; a 429's Retry-After is honoured up to a minute); any other
-reply (4xx, a redirect) is a failure the next run retries. The webhook's URL comes only from the
-environment variable ``webhook_env`` names; it is a secret (masked by ``reporter.security``) and
-is never logged, stored in the ledger or written in a file. Proxies are read from the same
-environment (``https_proxy``, ``no_proxy``), redirects are not followed and only http(s) URLs
-are opened.
+review (``reporter resolve``). Like an e-mail after the end of its DATA, a card is retried only
+while it provably has not reached the server: connecting failed (DNS, refused, TLS handshake,
+the proxy's tunnel), the connection broke before the card's last byte went out, or the server
+answered 429, 500 or 503 (its own word that it did not post it; exponential backoff, a 429's
+Retry-After honoured up to a minute). Once the card is sent, no complete answer within the
+request's overall deadline (``delivery.chat[].timeout``: connect, send and answer together,
+enforced by ``reporter.delivery.deadline``), a dropped connection, a reply that is not HTTP or a
+gateway's 502/504 puts it in review: it may be in the channel, and it is never posted twice by
+itself. Any other reply (4xx, a redirect) is a failure the next run retries. The webhook's URL
+comes only from the environment variable ``webhook_env`` names; it is a secret (masked by
+``reporter.security``) and is never logged, stored in the ledger or written in a file. Proxies
+are read from the same environment (``https_proxy``, ``no_proxy``), redirects are not followed
+and only http(s) URLs are opened.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import datetime as dt
 import http.client
 import json
 import os
-import socket
+import ssl
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +42,7 @@ from typing import Any
 
 from reporter.config.labels import Labels
 from reporter.config.model import Chat, Config
+from reporter.delivery.deadline import Deadline
 from reporter.delivery.mailer import SendResult
 from reporter.errors import RunError
 from reporter.files import write_atomic
@@ -47,7 +54,8 @@ from reporter.results import Results
 from reporter.security import redact, remember_secret, remember_url
 
 KINDS = {"slack": "Slack", "teams": "Microsoft Teams"}
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUS = frozenset({429, 500, 503})  # the server's own word that it did not post the card
+GATEWAY_STATUS = frozenset({502, 504})  # a gateway's: it may have passed the card on
 MAX_RETRY_AFTER = 60.0
 
 
@@ -196,13 +204,36 @@ def webhook_urls(
     return urls
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # the 3xx reaches the caller as an HTTPError: a webhook does not redirect
+class _Connection(http.client.HTTPConnection):
+    """A plain HTTP connection under a ``Deadline``: connecting takes at most what is left of it,
+    and the watchdog holds the socket from the moment it exists."""
+
+    deadline: Deadline
+
+    def connect(self) -> None:
+        self.timeout = self.deadline.remaining()
+        super().connect()  # TCP, and a proxy's CONNECT for an https URL
+        self.deadline.sock = self.sock
+
+
+class _TLSConnection(http.client.HTTPSConnection):
+    deadline: Deadline
+
+    def connect(self) -> None:
+        self.timeout = self.deadline.remaining()
+        http.client.HTTPConnection.connect(self)  # TCP, and a proxy's CONNECT
+        # the handshake is bounded as a whole by the socket's timeout (not per read): what is left
+        self.sock.settimeout(self.deadline.remaining())
+        hostname = getattr(self, "_tunnel_host", None) or self.host
+        context: ssl.SSLContext = getattr(self, "_context")  # noqa: B009  # set by HTTPSConnection
+        self.sock = context.wrap_socket(self.sock, server_hostname=hostname)
+        self.deadline.sock = self.sock
 
 
 class Poster:
-    """POSTs JSON to a webhook with bounded retries; the clock (``sleep``) is injectable."""
+    """POSTs JSON to a webhook, exactly once: retried only while the card provably has not
+    reached the server; the clock (``sleep``) is injectable. ``timeout``: the overall deadline
+    of one request (connect, send, answer), however the server spreads its bytes."""
 
     def __init__(
         self,
@@ -225,12 +256,6 @@ class Poster:
         self.backoff = backoff
         self.timeout = timeout
 
-    def _opener(self, url: str) -> urllib.request.OpenerDirector:
-        host = urllib.parse.urlsplit(url).hostname or ""
-        bypass = self._bypassed(host)
-        proxies = {} if bypass else self.proxies
-        return urllib.request.build_opener(urllib.request.ProxyHandler(proxies), _NoRedirect())
-
     def _bypassed(self, host: str) -> bool:
         for entry in (e.strip().lower() for e in self.no_proxy.split(",")):
             if entry == "*" or (
@@ -239,51 +264,151 @@ class Poster:
                 return True
         return False
 
+    def _connection(
+        self, url: str, deadline: Deadline
+    ) -> tuple[http.client.HTTPConnection, str, dict[str, str]]:
+        """The connection (direct, or through the environment's proxy), the request's target and
+        its headers. An http URL through a proxy is asked of the proxy by its absolute URL; an
+        https one through a CONNECT tunnel."""
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "reporter"}
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        proxy = None if self._bypassed(host.lower()) else self.proxies.get(parts.scheme)
+        proxy_auth: dict[str, str] = {}
+        if proxy is not None:
+            proxy_parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            if proxy_parts.username is not None:
+                user = urllib.parse.unquote(proxy_parts.username)
+                secret = urllib.parse.unquote(proxy_parts.password or "")
+                token = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
+                proxy_auth = {"Proxy-Authorization": f"Basic {token}"}
+        conn: http.client.HTTPConnection
+        if parts.scheme == "https":
+            context = ssl.create_default_context()
+            if proxy is None:
+                conn = _TLSConnection(host, port, context=context)
+            else:
+                conn = _TLSConnection(proxy_parts.hostname or "", proxy_parts.port, context=context)
+                conn.set_tunnel(host, port, headers=proxy_auth)
+        elif proxy is None:
+            conn = _Connection(host, port)
+        else:
+            conn = _Connection(proxy_parts.hostname or "", proxy_parts.port)
+            target = url
+            headers |= proxy_auth
+        conn.deadline = deadline
+        return conn, target, headers
+
     def post(
         self, url: str, body: bytes, name: str, on_attempt: Callable[[int, str | None], None]
     ) -> SendResult:
         """POST ``body`` to ``url``; ``name`` (the variable's name) stands for the URL in every
-        message. ``on_attempt(n, error)`` is called after each attempt (the ledger counts them)."""
-        opener = self._opener(url)
+        message. ``on_attempt(n, error)`` is called after each attempt (the ledger counts them).
+        ``sent`` on a 2xx answer; ``review`` once the card was sent without a complete answer
+        (it may be in the channel: never posted again by itself); ``failed`` on any other
+        answer, or when every attempt failed before the card was sent."""
         error = ""
         for attempt in range(1, self.max_attempts + 1):
-            wait = self.backoff * 2 ** (attempt - 1)
-            request = urllib.request.Request(
-                url,
-                data=body,
-                method="POST",
-                headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": "reporter"},
-            )
-            try:
-                with opener.open(request, timeout=self.timeout) as reply:
-                    reply.read(65536)
-                on_attempt(attempt, None)
-                return SendResult("sent", attempt)
-            except urllib.error.HTTPError as exc:
-                error = f"the webhook ({name}) answered HTTP {exc.code} {exc.reason}"
-                exc.close()
-                if exc.code not in RETRY_STATUS:
-                    on_attempt(attempt, error)
-                    return SendResult("failed", attempt, redact(error))
-                wait = max(wait, _retry_after(exc.headers.get("Retry-After")))
-            except TimeoutError:
-                error = f"the webhook ({name}) did not answer within {self.timeout:g} s"
-            except urllib.error.URLError as exc:
-                reason = exc.reason
-                if isinstance(reason, TimeoutError | socket.timeout):
-                    error = f"the webhook ({name}) did not answer within {self.timeout:g} s"
-                else:
-                    text = getattr(reason, "strerror", None) or str(reason)
-                    error = f"cannot reach the webhook ({name}): {text}"
-            except OSError as exc:
-                error = f"cannot reach the webhook ({name}): {exc.strerror or type(exc).__name__}"
-            except http.client.HTTPException as exc:  # a reply that is not HTTP
-                error = f"the webhook ({name}) gave no valid HTTP reply ({type(exc).__name__})"
+            state, error, wait = self._once(url, body, name)
             error = redact(error)
-            on_attempt(attempt, error)
+            on_attempt(attempt, error or None)
+            if state == "sent":
+                return SendResult("sent", attempt)
+            if state != "retry":
+                return SendResult(state, attempt, error)
             if attempt < self.max_attempts:
-                self.sleep(wait)
+                self.sleep(max(self.backoff * 2 ** (attempt - 1), wait))
         return SendResult("failed", self.max_attempts, f"{error} ({self.max_attempts} attempts)")
+
+    def _once(self, url: str, body: bytes, name: str) -> tuple[str, str, float]:
+        """One request: (sent | retry | failed | review, the error, seconds to wait before a retry)."""
+        conn: http.client.HTTPConnection | None = None
+        reply: http.client.HTTPResponse | None = None
+        # until the connection is made (a proxy's CONNECT is read on it), its socket as it stands
+        deadline = Deadline(self.timeout, lambda: conn.sock if conn is not None else None)
+
+        def close() -> None:
+            if reply is not None:
+                reply.close()
+            if conn is not None:
+                conn.close()
+
+        try:
+            try:  # until the card's last byte is handed over, the server cannot have it: retry
+                conn, target, headers = self._connection(url, deadline)
+                conn.connect()
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                return "retry", _unreached(name, exc, deadline), 0.0
+            try:
+                conn.request("POST", target, body=body, headers=headers)
+            except (OSError, http.client.HTTPException) as exc:
+                return "retry", _cut_while_sending(name, exc, deadline), 0.0
+            try:  # the card is sent: from here on, no complete answer is a card for review
+                reply = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                return "review", _unanswered(name, exc, deadline), 0.0
+            if deadline.expired:  # the watchdog cut the answer's headers short
+                return "review", _unanswered(name, TimeoutError(), deadline), 0.0
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                reply.read(65536)  # the status line is the answer; the body is only read to be polite
+            status = reply.status
+            if 200 <= status < 300:
+                return "sent", "", 0.0
+            said = f"the webhook ({name}) answered HTTP {status} {reply.reason}".rstrip()
+            if status in GATEWAY_STATUS:
+                return "review", f"{said} after the card was sent: {MAY_HAVE_IT}", 0.0
+            if status in RETRY_STATUS:
+                return "retry", said, _retry_after(reply.getheader("Retry-After"))
+            return "failed", said, 0.0
+        finally:
+            deadline.finish(close)
+
+
+MAY_HAVE_IT = "the channel may show it"
+
+
+def _unreached(name: str, exc: BaseException, deadline: Deadline) -> str:
+    """Connecting failed (DNS, refused, TLS handshake, the proxy's tunnel): nothing was sent."""
+    if deadline.expired or isinstance(exc, TimeoutError):
+        return f"cannot reach the webhook ({name}) within {deadline.seconds:g} s"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"cannot reach the webhook ({name}): TLS handshake failed ({exc.verify_message})"
+    if isinstance(exc, ssl.SSLError):
+        return f"cannot reach the webhook ({name}): TLS handshake failed ({exc.reason or exc})"
+    return f"cannot reach the webhook ({name}): {_detail(exc)}"
+
+
+def _cut_while_sending(name: str, exc: BaseException, deadline: Deadline) -> str:
+    """The connection failed before the card's last byte was handed over: the server cannot
+    have it whole (a webhook acts on a complete request only)."""
+    if deadline.expired or isinstance(exc, TimeoutError):
+        return f"the webhook ({name}) did not take the card within {deadline.seconds:g} s"
+    return f"the connection to the webhook ({name}) failed while sending the card ({_detail(exc)})"
+
+
+def _unanswered(name: str, exc: BaseException, deadline: Deadline) -> str:
+    """The card was sent and no complete answer came: it may be in the channel."""
+    if deadline.expired or isinstance(exc, TimeoutError):
+        return (
+            f"the webhook ({name}) gave no complete answer within {deadline.seconds:g} s, "
+            f"after the card was sent: {MAY_HAVE_IT}"
+        )
+    if isinstance(exc, OSError | http.client.RemoteDisconnected | http.client.IncompleteRead):
+        return (
+            f"the webhook ({name}) closed the connection without a complete answer ({_detail(exc)}), "
+            f"after the card was sent: {MAY_HAVE_IT}"
+        )
+    return (
+        f"the webhook ({name}) gave no valid HTTP answer ({type(exc).__name__}), "
+        f"after the card was sent: {MAY_HAVE_IT}"
+    )
+
+
+def _detail(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def _retry_after(value: str | None) -> float:
@@ -326,7 +451,6 @@ def post_cards(
     sleep: Callable[[float], None] = time.sleep,
     only: list[str] | None = None,
     on_claim: Callable[[], None] | None = None,
-    timeout: float = 15.0,
     bodies: Mapping[str, bytes] | None = None,
 ) -> list[Any]:
     """Write each kind's payload beside the PDF (``chat-slack.json``, ``chat-teams.json``: what
@@ -343,7 +467,6 @@ def post_cards(
             write_atomic(folder / f"chat-{kind}.json", body)
     if ledger is None:
         return []
-    poster = Poster(env=env, sleep=sleep, timeout=timeout)
     outcomes: list[Any] = []
     seen: set[str] = set()
     for chat in config.delivery.chat:
@@ -386,11 +509,28 @@ def post_cards(
         def counted(attempt: int, error: str | None, key: str = key, version: int = version) -> None:
             ledger.record(report, period, key, version, now, state="pending", error=error, attempt=True)
 
+        poster = Poster(env=env, sleep=sleep, timeout=chat.timeout)
         result = poster.post(urls[key.lower()], bodies[chat.kind], chat.webhook_env, counted)
-        ledger.record(report, period, key, version, now, state=result.state, error=result.error)
+        error = _with_hint(config, period, key, result)
+        ledger.record(report, period, key, version, now, state=result.state, error=error)
         outcomes.append(
             DeliveryOutcome(
-                key, result.state, result.attempts, card_id, result.error, claimed=True, channel=chat.kind
+                key,
+                result.state,
+                result.attempts,
+                card_id,
+                error,
+                claimed=True,
+                channel=chat.kind,
+                flagged=result.state == "review",
             )
         )
     return outcomes
+
+
+def _with_hint(config: Config, period: str, key: str, result: SendResult) -> str | None:
+    """The error to record: a card in review (sent without a complete answer, never posted again
+    by itself) says how to settle it."""
+    if result.state != "review":
+        return result.error
+    return f"{result.error}; not re-sent: {resolve_hint(config, period, key)}"

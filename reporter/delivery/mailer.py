@@ -7,6 +7,18 @@ is permanent for that recipient and is not retried. The clock (``sleep``) is inj
 Once the message's end (``<CRLF>.<CRLF>``) has gone out, the server may have accepted it even if
 its reply never arrives: a timeout (``smtp.data_timeout``, RFC 5321's 10 minutes by default) or a
 dropped connection at that point is ``review`` ("may have been delivered"), never retried.
+
+Deadlines: ``smtp.timeout`` bounds each read and write, and one overall deadline (``Deadline``,
+a watchdog) bounds the conversation up to the message's end (connect, TLS, greeting, EHLO,
+login, MAIL, RCPT, DATA, the message: ``CONVERSATION_STEPS`` × ``smtp.timeout``, 2 minutes by
+default), so that a server trickling its banner one byte at a time cannot hold a run (nothing
+was delivered: the recipient is ``failed``, not retried by this run, so that the others do not
+wait three more deadlines; the next run retries it); then
+``smtp.data_timeout`` bounds the wait for the reply to the message's end as a whole, and
+``smtp.timeout`` the QUIT.
+
+Any 2xx reply to RCPT (250, 251 "will forward", 252 "cannot verify, will try") accepts the
+recipient (RFC 5321 §3.4); smtplib itself takes only 250 and 251.
 """
 
 from __future__ import annotations
@@ -22,8 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from reporter.config.model import Smtp
+from reporter.delivery.deadline import Deadline
 from reporter.errors import RunError
 from reporter.files import write_atomic
+
+CONVERSATION_STEPS = 4  # the conversation up to the message's end: at most this many smtp.timeout
 
 
 @dataclass
@@ -46,11 +61,37 @@ class _Uncertain(Exception):
 
 
 class _Tracking:
-    """Knows when the message's end has been sent, and waits ``data_timeout`` for the reply."""
+    """Knows when the message's end has been sent, and waits ``data_timeout`` for the reply;
+    connects within what is left of the conversation's ``deadline``."""
 
     data_timeout: float = 600.0
     data_sent: bool = False
     _in_data: bool = False
+    deadline: Deadline | None = None
+    _host: str  # smtplib's: the name TLS checks the certificate against
+    sock: Any  # smtplib's
+    timeout: float  # smtplib's: each read and write
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+        if self.deadline is not None:  # the TLS handshake (ssl) is bounded by it as a whole
+            timeout = min(timeout, self.deadline.remaining())
+        return super()._get_socket(host, port, timeout)  # type: ignore[misc]
+
+    def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        """The handshake is bounded as a whole by the socket's timeout (the watchdog cannot reach
+        a socket being wrapped): what is left of the deadline, then ``timeout`` per read again."""
+        if self.deadline is not None and self.sock is not None:
+            self.sock.settimeout(min(self.timeout, self.deadline.remaining()))
+        reply: tuple[int, bytes] = super().starttls(*args, **kwargs)  # type: ignore[misc]
+        if self.sock is not None:
+            self.sock.settimeout(self.timeout)
+        return reply
+
+    def rcpt(self, recip: str, options: Any = ()) -> tuple[int, bytes]:
+        code, text = super().rcpt(recip, options)  # type: ignore[misc]
+        if 200 <= code < 300 and code not in (250, 251):  # 252: smtplib would count it refused
+            return 250, text
+        return code, text
 
     def data(self, msg: Any) -> tuple[int, bytes]:
         self._in_data = True
@@ -66,6 +107,8 @@ class _Tracking:
             sock = getattr(self, "sock", None)
             if sock is not None:
                 sock.settimeout(self.data_timeout)
+            if self.deadline is not None:  # the wait for the reply, as a whole
+                self.deadline.extend(self.data_timeout)
 
 
 class _SMTP(_Tracking, smtplib.SMTP):
@@ -89,6 +132,8 @@ class Mailer:
         base_dir: Path | None = None,
     ):
         self.smtp = smtp
+        # the conversation up to the message's end, as a whole
+        self.deadline = CONVERSATION_STEPS * smtp.timeout if smtp is not None else 0.0
         self.outbox = outbox
         self.env = os.environ if env is None else env
         self.sleep = sleep
@@ -138,21 +183,27 @@ class Mailer:
         return SendResult("failed", self.max_attempts, f"gave up after {self.max_attempts} attempts: {error}")
 
     def _send_once(self, message: EmailMessage, recipient: str) -> None:
+        """One conversation, under one overall deadline (see the module's docstring)."""
         smtp = self.smtp
         assert smtp is not None
-        context = ssl.create_default_context(
-            cafile=str(smtp.ca_file if smtp.ca_file.is_absolute() else self.base_dir / smtp.ca_file)
-            if smtp.ca_file
-            else None
-        )
-        client: _SMTP | _SMTP_SSL | None = None
+        context = None  # loading the system's CAs takes a tenth of a second: only for TLS
+        if smtp.security != "none":
+            context = ssl.create_default_context(
+                cafile=str(smtp.ca_file if smtp.ca_file.is_absolute() else self.base_dir / smtp.ca_file)
+                if smtp.ca_file
+                else None
+            )
+        client: _SMTP | _SMTP_SSL
+        if smtp.security == "ssl":
+            client = _SMTP_SSL(timeout=smtp.timeout, context=context)
+        else:
+            client = _SMTP(timeout=smtp.timeout)
+        client._host = smtp.host  # smtplib sets it only when it connects in __init__
+        client.data_timeout = smtp.data_timeout
+        client.deadline = deadline = Deadline(self.deadline, lambda: client.sock)
         try:
-            if smtp.security == "ssl":
-                client = _SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context)
-            else:
-                client = _SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
-            client.data_timeout = smtp.data_timeout
             try:
+                client.connect(smtp.host, smtp.port)
                 client.ehlo()
                 if smtp.security == "starttls":
                     client.starttls(context=context)
@@ -164,23 +215,44 @@ class Mailer:
                     code, text = refused[recipient]
                     _raise_for(code, text)
             finally:
+                deadline.extend(smtp.timeout)  # the QUIT (unless the deadline has passed)
                 try:
                     client.quit()
                 except (smtplib.SMTPException, OSError):
                     client.close()
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = next(iter(exc.recipients.values()))
-            _raise_for(code, text)
-        except smtplib.SMTPResponseException as exc:
-            _raise_for(exc.smtp_code, exc.smtp_error)
-        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
-            if client is not None and client.data_sent:
-                raise _Uncertain(
-                    f"no reply after the message was sent ({exc}): the server may have accepted it"
-                ) from None
-            raise _Transient(f"connection problem: {exc}") from None
-        except smtplib.SMTPException as exc:
-            raise _Transient(str(exc)) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _classify(
+                exc, client.data_sent, deadline.expired, self.deadline, smtp.data_timeout
+            ) from None
+        finally:
+            deadline.finish(client.close)
+
+
+def _classify(exc: Exception, sent: bool, expired: bool, limit: float, data_timeout: float) -> Exception:
+    """What a failed conversation means: retried (``_Transient``), not (``_Permanent``), or may
+    have been delivered (``_Uncertain``: the message's end had gone out). When the watchdog cut
+    the conversation, its deadline is the reason, not whatever the cut made smtplib see."""
+    timed_out = isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
+    if sent and (expired or timed_out):  # the watchdog or the last read: the same wait
+        return _Uncertain(
+            f"no reply after the message was sent (none within {data_timeout:g} s): "
+            "the server may have accepted it"
+        )
+    if expired:  # nothing was delivered; not retried now: the other recipients wait
+        return _Permanent(
+            f"the server did not get through the conversation within {limit:g} s (connecting, its "
+            "greeting and the commands before the message's end); not retried by this run"
+        )
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, text = next(iter(exc.recipients.values()))
+        return _for(code, text)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _for(exc.smtp_code, exc.smtp_error)
+    if isinstance(exc, smtplib.SMTPServerDisconnected | OSError):
+        if sent:
+            return _Uncertain(f"no reply after the message was sent ({exc}): the server may have accepted it")
+        return _Transient(f"connection problem: {exc}")
+    return _Transient(str(exc))
 
 
 def _login(client: smtplib.SMTP, user: str, password: str) -> None:
@@ -194,11 +266,15 @@ def _login(client: smtplib.SMTP, user: str, password: str) -> None:
 
 
 def _raise_for(code: int, text: bytes | str) -> None:
+    raise _for(code, text)
+
+
+def _for(code: int, text: bytes | str) -> Exception:
     message = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
     detail = f"{code} {message}".strip()
     if 400 <= code < 500:
-        raise _Transient(detail)
-    raise _Permanent(detail)
+        return _Transient(detail)
+    return _Permanent(detail)
 
 
 def _safe(address: str) -> str:
