@@ -484,7 +484,7 @@ def _ledger_url(given: str) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from reporter.delivery.archive import MANIFEST, verify_archive
+    from reporter.delivery.archive import manifest_count, verify_archive
     from reporter.delivery.archiving import KEY_ENV
     from reporter.delivery.ledger import Ledger, default_url
 
@@ -516,7 +516,7 @@ def _verify(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s): the archive is NOT intact.", file=sys.stderr)
         return 1
-    lines = (args.archive / MANIFEST).read_bytes().count(b"\n")
+    lines = manifest_count(args.archive)
     checked = "hash chain and attachments" if url is None else "hash chain, attachments and ledger"
     if key:
         checked += f" and HMAC ({KEY_ENV})"

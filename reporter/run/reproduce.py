@@ -32,6 +32,10 @@ from reporter.periods import Period
 from reporter.results import Results
 from reporter.run.stages import render_pdf, report_results
 
+PROVENANCE = "provenance.json"
+# The provenance and the YAML inside a PDF are read up to this size, once decompressed (a YAML
+# file is at most 1 MiB: reporter.config.loader).
+MAX_EMBEDDED = 16 * 2**20
 # The keys of the YAML, besides each source's ``path``, that name a file or a folder.
 _NAMED_FILES = (("report", "logo"), ("delivery", "email", "smtp", "ca_file"))
 DATA_HINT = "copy there the file the report was run with, or name the folder that holds it: --data DIR"
@@ -55,12 +59,16 @@ def reproduce(
     data from ``data`` (see the module's docstring). With the data it was made from, the new PDF
     is byte-identical to the archived one."""
     from reporter.config import load_config
-    from reporter.delivery.archive import attachments_of
+    from reporter.delivery.archive import MAX_PDF, attachments_of
 
+    if archived.stat().st_size > MAX_PDF:
+        raise UsageError(f"{archived}: larger than {MAX_PDF // 2**20} MiB: not a PDF reporter archives")
     original = archived.read_bytes()
     try:
-        inside = attachments_of(original)
-        facts = json.loads(inside["provenance.json"])
+        # Only the two attachments used are read, each within MAX_EMBEDDED once decompressed.
+        facts = json.loads(attachments_of(original, only={PROVENANCE}, limit=MAX_EMBEDDED)[PROVENANCE])
+        name = _configuration_name(facts)
+        inside = attachments_of(original, only={name}, limit=MAX_EMBEDDED)
         name, folder, when, sources = _provenance(facts, inside)
     except Exception as exc:  # not a PDF, not one of ours, or a provenance we cannot trust
         from reporter.security import redact
@@ -219,6 +227,13 @@ def _as_recorded(results: Results, recorded: list[dict[str, Any]]) -> list[str]:
         if then is not None:
             source.location = then["location"]
     return changed
+
+
+def _configuration_name(facts: Any) -> str:
+    """The name of the attached configuration, as the provenance gives it ('' when it does not)."""
+    configuration = facts.get("configuration") if isinstance(facts, dict) else None
+    name = configuration.get("file") if isinstance(configuration, dict) else None
+    return name if isinstance(name, str) else ""
 
 
 def _provenance(
