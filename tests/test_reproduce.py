@@ -221,6 +221,31 @@ def test_reproduce_names_every_refused_sql_source_and_the_option(tmp_path, monke
     code, err, _ = reproduce(tmp_path, monkeypatch, capsys, pdf, *args, "--allow-sql-sources", "crm,ordres")
     assert (code, err[-1:]) == (2, [NOTHING])  # orders is still refused: the misspelt name allows nothing
 
+    one = BASE.replace(
+        "sources:\n",
+        "sources:\n  crm: {type: sql, url: 'sqlite:///crm.db', query: 'select 1 as d', date_column: d}\n",
+    )
+    pdf = craft(archived, tmp_path / "one.pdf", one)
+    code, err, changed = reproduce(
+        tmp_path,
+        monkeypatch,
+        capsys,
+        pdf,
+        *args,
+        "--allow-sql-sources",
+        "crm",
+        "--allow-sql-sources",
+        "ordres",
+    )
+    assert (code, err, changed) == (
+        2,
+        [
+            "reporter: error: --allow-sql-sources: no SQL source 'ordres' in the PDF's configuration "
+            "(its SQL sources: crm)"
+        ],
+        [],
+    )
+
 
 def test_an_allowed_sql_source_is_run(tmp_path, monkeypatch, capsys):
     """With the caller's consent (--allow-sql-sources), a SQL source runs as in the original
@@ -253,6 +278,7 @@ def test_reproduce_reads_the_data_under_data_dir_only(tmp_path, monkeypatch, cap
     write_csv(copy / "data" / "sales.csv", ["date", "amount"], ROWS)
     code, err, changed = reproduce(tmp_path, monkeypatch, capsys, archived, "--data", str(copy))
     assert (code, err) == (0, [])
+    assert changed == [tmp_path / "work" / "out" / "reproduced" / archived.name]  # no ledger, no archive
     assert changed[0].read_bytes() == archived.read_bytes()
 
     write_csv(copy / "data" / "sales.csv", ["date", "amount"], [*ROWS, ["2026-10-20", 1]])
