@@ -54,7 +54,7 @@ GENESIS = "0" * 64
 MiB = 1024 * 1024
 MAX_MANIFEST_LINE = 64 * 1024  # bytes; a line reporter writes is about 1 KiB
 MAX_MANIFEST_LINES = 1_000_000  # archived files
-MAX_MANIFEST_BYTES = 512 * MiB
+MAX_MANIFEST_BYTES = 1024 * MiB  # 1 GiB: about a million lines
 MAX_PDF = 256 * MiB  # an archived PDF that verify or reproduce reads
 MAX_ATTACHMENT = 256 * MiB  # one attachment of a PDF, once decompressed
 _PIECE = 1 * MiB  # what is read or decompressed at once
@@ -630,7 +630,9 @@ def manifest_lines(handle: BinaryIO) -> Iterator[tuple[bytes | None, str]]:
 
 
 def _size(count: int) -> str:
-    """A bound in words: "512 MiB", or "1,234 bytes" when not whole mebibytes."""
+    """A bound in words: "1 GiB", "256 MiB", or "1,234 bytes" when not whole mebibytes."""
+    if count % (1024 * MiB) == 0:
+        return f"{count // (1024 * MiB)} GiB"
     return f"{count // MiB} MiB" if count % MiB == 0 else f"{count:,} bytes"
 
 
