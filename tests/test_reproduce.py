@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (the expected messages are long lines, kept whole to be read as printed)
 """``reporter reproduce`` on a PDF from elsewhere: the configuration inside it is untrusted input.
 
 A real PDF/A is written by ``reporter run``; hostile ones are made from it by replacing the
