@@ -48,7 +48,8 @@ EXAMPLES = {
     "verify": """example:
   reporter verify output/archive --report marketing-monthly --period 2026-10""",
     "reproduce": """example:
-  reporter reproduce output/archive/marketing-monthly/2026-10/marketing-monthly_2026-10_v1.pdf""",
+  reporter reproduce output/archive/marketing-monthly/2026-10/marketing-monthly_2026-10_v1.pdf \\
+      --data config       # the folder that held example.yaml and its data/""",
     "preview": """example:
   reporter preview config/example.yaml --period 2026-10   # then open the HTML it names""",
     "init": """examples:
@@ -136,9 +137,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-ledger", action="store_true", help="check the hash chain and files only, without a ledger"
     )
 
-    p = _command(sub, "reproduce", "re-render an archived PDF from the YAML and data it names")
+    p = _command(sub, "reproduce", "re-render an archived PDF from the YAML inside it and a copy of its data")
     p.add_argument("pdf", type=Path, metavar="ARCHIVED_PDF")
-    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="the folder that stands for the configuration's folder: every file the PDF's YAML "
+        "names is read from under it (required)",
+    )
+    p.add_argument(
+        "--allow-sql-sources",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME]",
+        help="run these SQL sources of the PDF's YAML (they connect to the database it names); "
+        "by default none is run",
+    )
+    p.add_argument("--output", type=Path, help="output folder (default: ./output), the PDF in reproduced/")
 
     p = _command(sub, "init", "write a starter report (YAML, sample data, schema) into a folder")
     p.add_argument("folder", type=Path, metavar="DIR", help="where to write (created if needed)")
@@ -468,7 +484,7 @@ def _ledger_url(given: str) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from reporter.delivery.archive import MANIFEST, verify_archive
+    from reporter.delivery.archive import manifest_count, verify_archive
     from reporter.delivery.archiving import KEY_ENV
     from reporter.delivery.ledger import Ledger, default_url
 
@@ -500,7 +516,7 @@ def _verify(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s): the archive is NOT intact.", file=sys.stderr)
         return 1
-    lines = (args.archive / MANIFEST).read_bytes().count(b"\n")
+    lines = manifest_count(args.archive)
     checked = "hash chain and attachments" if url is None else "hash chain, attachments and ledger"
     if key:
         checked += f" and HMAC ({KEY_ENV})"
@@ -595,11 +611,12 @@ def _resolve(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from reporter.run.pipeline import reproduce
+    from reporter.run.reproduce import reproduce
 
     if not args.pdf.is_file():
         raise UsageError(f"{args.pdf}: file not found")
-    done = reproduce(args.pdf, args.output)
+    allowed = [name.strip() for given in args.allow_sql_sources for name in given.split(",") if name.strip()]
+    done = reproduce(args.pdf, args.output, data=args.data, allow_sql=allowed)
     if done.changed_sources:
         print(f"data changed since the archive: {', '.join(done.changed_sources)}", file=sys.stderr)
     if done.identical:

@@ -234,13 +234,15 @@ def test_reproduce_an_archived_pdf(tmp_path, capsys):
     archived = (
         tmp_path / "output" / "archive" / "marketing-monthly" / "2026-10" / "marketing-monthly_2026-10_v1.pdf"
     )
-    assert main(["reproduce", str(archived), "--output", str(tmp_path / "again")]) == 0
+    data = str(tmp_path / "config")
+    again = ["reproduce", str(archived), "--output", str(tmp_path / "again"), "--data", data]
+    assert main(again) == 0
     assert "byte-identical" in capsys.readouterr().out
     assert (tmp_path / "again" / "reproduced" / archived.name).read_bytes() == archived.read_bytes()
     # the data changed since: said, and the new PDF differs
     nps = tmp_path / "config" / "data" / "nps.csv"
     nps.write_text(nps.read_text().replace(",9\n", ",3\n", 5))
-    assert main(["reproduce", str(archived), "--output", str(tmp_path / "again")]) == 1
+    assert main(again) == 1
     err = capsys.readouterr().err
     assert "data changed since the archive: nps" in err
     assert "DIFFERS" in err

@@ -968,13 +968,15 @@ def provenance_of(pdf: Path) -> dict:
     return json.loads(attachments_of(pdf.read_bytes())["provenance.json"])
 
 
-def reproduce_case(tmp_path, monkeypatch, capsys, pdf: Path) -> tuple[int, list[str], list[Path]]:
+def reproduce_case(
+    tmp_path, monkeypatch, capsys, pdf: Path, data: Path | None = None
+) -> tuple[int, list[str], list[Path]]:
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     monkeypatch.chdir(work)
     monkeypatch.setenv("SMTP_PASSWORD", MARKER)
     before = _snapshot(tmp_path)
-    code = main(["reproduce", str(pdf), "--output", "out"])
+    code = main(["reproduce", str(pdf), "--output", "out", *(["--data", str(data)] if data else [])])
     captured = capsys.readouterr()
     changed = [p for p, v in _snapshot(tmp_path).items() if before.get(p) != v]
     assert all(p.is_relative_to(work / "out") for p in changed), changed
@@ -996,7 +998,7 @@ def test_reproduce_writes_a_safe_base_name_only(tmp_path, monkeypatch, capsys, a
     import json
 
     pdf = craft(archived, tmp_path / "evil.pdf", json.dumps(facts).encode(), {target: yaml_text})
-    code, err, changed = reproduce_case(tmp_path, monkeypatch, capsys, pdf)
+    code, err, changed = reproduce_case(tmp_path, monkeypatch, capsys, pdf, archived.parents[3])
     # rendered again from the embedded YAML (renamed to its base name): a PDF that differs only
     # by the configuration's file name, written under out/reproduced/
     assert (code, err) == (1, ["out/reproduced/evil.pdf: DIFFERS from T/evil.pdf"])
@@ -1052,14 +1054,14 @@ def test_reproduce_validates_and_sandboxes_the_embedded_yaml(tmp_path, monkeypat
     base = (archived.parents[3] / F).read_text()
     leaky = base.replace("title: Sales", "title: Sales ${SMTP_PASSWORD}").encode()
     pdf = craft(archived, tmp_path / "leaky.pdf", json.dumps(facts).encode(), {F: leaky})
-    code, err, _ = reproduce_case(tmp_path, monkeypatch, capsys, pdf)
-    assert (code, err) == (2, [f"TMP/{F}:3:10: report.title: {ENV_MSG}", *NOTHING])
+    code, err, _ = reproduce_case(tmp_path, monkeypatch, capsys, pdf, archived.parents[3])
+    assert (code, err) == (2, [f"T/leaky.pdf » {F}:3:10: report.title: {ENV_MSG}", *NOTHING])
 
     hostile = base.replace(
         'do: "Call {{ period.label }}"', "do: \"{{ report.model_validate({'id': 'x'}) }}\""
     ).encode()
     pdf = craft(archived, tmp_path / "hostile.pdf", json.dumps(facts).encode(), {F: hostile})
-    code, err, _ = reproduce_case(tmp_path, monkeypatch, capsys, pdf)
+    code, err, _ = reproduce_case(tmp_path, monkeypatch, capsys, pdf, archived.parents[3])
     assert (code, err) == (
         1,
         [

@@ -132,12 +132,17 @@ def load_config(
     check_data: bool = True,
     base_dir: Path | None = None,
     extra: ExtraCheck | None = None,
+    shown: str | None = None,
+    before: Callable[[Document], list[Problem]] | None = None,
 ) -> m.Config:
     """Read, validate and cross-check one report file; raise ConfigError with every problem.
     ``base_dir``: the folder relative paths start from (default: the file's folder). ``extra``:
     a check of a layer above this one (the renderer's of the YAML's templates) run on a valid
-    configuration; it gives (key path, message, hint), placed here at the key's line."""
-    shown = str(path)
+    configuration; it gives (key path, message, hint), placed here at the key's line.
+    ``shown``: how messages name the file (default: its path). ``before``: a check (which may
+    also rewrite values) of the parsed YAML before anything it names is read; its problems stop
+    the loading there (``reproduce`` confines an embedded configuration's paths this way)."""
+    shown = str(path) if shown is None else shown
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -160,6 +165,10 @@ def load_config(
     doc, problems = load_yaml(text, shown, env)
     if doc.data is None:
         raise ConfigError(problems)
+    if before is not None:
+        refused = before(doc)
+        if refused:
+            raise ConfigError(problems + refused)
     config = _Checker(doc, path, problems, base_dir).run(check_data=check_data)
     if config is not None and not problems and extra is not None:
         problems.extend(doc.problem(key, message, hint) for key, message, hint in extra(config))

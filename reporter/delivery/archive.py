@@ -14,6 +14,13 @@ line's SHA-256 when it was written, and by the HMAC. The manifest is rewritten a
 file, fsync, rename), so a crash leaves the old or the new manifest, never a torn line; the
 PDF is first written as a hidden partial file and renamed into place after the manifest (see
 ``archive_pdf``), so an interrupted archiving still verifies.
+
+An archive, or a PDF, may come from elsewhere: reading one is bounded (see docs/security.md).
+The manifest is read line by line, each line at most ``MAX_MANIFEST_LINE`` bytes, at most
+``MAX_MANIFEST_LINES`` lines and ``MAX_MANIFEST_BYTES`` in all; a PDF at most ``MAX_PDF`` bytes;
+an attachment is decompressed piece by piece, at most the size it declares and at most
+``MAX_ATTACHMENT`` bytes. Anything in the archive folder that is not a regular file (a FIFO, a
+device, a socket, a symlink) is named and never opened.
 """
 
 from __future__ import annotations
@@ -27,10 +34,11 @@ import json
 import mimetypes
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import stat
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from reporter.files import fsync_dir, write_atomic, write_together
 
@@ -42,6 +50,14 @@ mimetypes.add_type("application/yaml", ".yml")
 
 MANIFEST = "manifest.jsonl"
 GENESIS = "0" * 64
+
+MiB = 1024 * 1024
+MAX_MANIFEST_LINE = 64 * 1024  # bytes; a line reporter writes is about 1 KiB
+MAX_MANIFEST_LINES = 1_000_000  # archived files
+MAX_MANIFEST_BYTES = 1024 * MiB  # 1 GiB: about a million lines
+MAX_PDF = 256 * MiB  # an archived PDF that verify or reproduce reads
+MAX_ATTACHMENT = 256 * MiB  # one attachment of a PDF, once decompressed
+_PIECE = 1 * MiB  # what is read or decompressed at once
 
 
 def sha256(data: bytes) -> str:
@@ -163,12 +179,111 @@ def no_cr_before_endstream(pdf: bytes) -> bytes:
     return out.getvalue()
 
 
-def attachments_of(pdf: bytes) -> dict[str, bytes]:
-    """The embedded files of a PDF, by name."""
-    from pypdf import PdfReader
+class AttachmentError(ValueError):
+    """An attachment that is not read: larger than it declares or than the bound, or encoded
+    in a way reporter does not write."""
 
-    reader = PdfReader(io.BytesIO(pdf))
-    return {name: contents[0] for name, contents in reader.attachments.items()}
+
+def attachments_of(
+    pdf: bytes, *, only: Collection[str] | None = None, limit: int = MAX_ATTACHMENT
+) -> dict[str, bytes]:
+    """The embedded files of a PDF, by name (``only``: just these). Each is checked against the
+    size it declares, and each and all together against ``limit``, before and while it is
+    decompressed: AttachmentError."""
+    return {name: b"".join(pieces) for name, pieces in _each_attachment(pdf, only, limit)}
+
+
+def attachment_digests(pdf: bytes, *, limit: int = MAX_ATTACHMENT) -> dict[str, str]:
+    """The SHA-256 of each embedded file, by name, decompressed piece by piece (never whole)."""
+    found = {}
+    for name, pieces in _each_attachment(pdf, None, limit):
+        digest = hashlib.sha256()
+        for piece in pieces:
+            digest.update(piece)
+        found[name] = digest.hexdigest()
+    return dict(sorted(found.items()))
+
+
+def _each_attachment(
+    pdf: bytes, only: Collection[str] | None, limit: int
+) -> Iterator[tuple[str, Iterator[bytes]]]:
+    """Each embedded file's name and its content in pieces (to be consumed before the next)."""
+    import pikepdf
+
+    read = [0]  # decompressed so far, all attachments together
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        for name, spec in doc.attachments.items():
+            if only is not None and name not in only:
+                continue
+            stream = spec.get_file().obj
+            declared = _declared_size(stream)
+            if declared is not None and declared > limit:
+                raise AttachmentError(
+                    f"attachment '{name}' declares {declared:,} bytes, more than the {limit:,} reporter reads"
+                )
+            yield name, _pieces(name, stream, declared, limit, read)
+
+
+def _declared_size(stream: Any) -> int | None:
+    """The size an embedded file declares (/Params /Size), if it declares one."""
+    params = stream.get("/Params")
+    size = params.get("/Size") if params is not None and hasattr(params, "get") else None
+    try:
+        return int(size) if size is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _pieces(name: str, stream: Any, declared: int | None, limit: int, read: list[int]) -> Iterator[bytes]:
+    """The decoded content of an embedded file, piece by piece, stopped past ``limit`` or past
+    the size it declares, or when ``read[0]`` (all attachments so far) goes past ``limit``.
+    Only what reporter writes is decoded: no filter, or /FlateDecode."""
+    import pikepdf
+
+    filters = stream.get("/Filter")
+    names = (
+        [str(f) for f in filters] if isinstance(filters, pikepdf.Array) else [str(filters)] if filters else []
+    )
+    parms = stream.get("/DecodeParms")
+    if names not in ([], ["/FlateDecode"]) or parms is not None:
+        shown = " ".join(names) + (" with /DecodeParms" if parms is not None else "")
+        raise AttachmentError(f"attachment '{name}' is encoded with {shown}, which reporter does not read")
+    raw = stream.read_raw_bytes()
+    total = 0
+    for piece in _inflate(name, raw) if names else (raw[i : i + _PIECE] for i in range(0, len(raw), _PIECE)):
+        total += len(piece)
+        read[0] += len(piece)
+        if total > limit:
+            raise AttachmentError(
+                f"attachment '{name}' holds more than {limit:,} bytes once decompressed: not read"
+            )
+        if read[0] > limit:
+            raise AttachmentError(
+                f"the attachments hold more than {limit:,} bytes in all once decompressed: '{name}' not read"
+            )
+        if declared is not None and total > declared:
+            raise AttachmentError(f"attachment '{name}' holds more than the {declared:,} bytes it declares")
+        yield piece
+    if declared is not None and total != declared:
+        raise AttachmentError(f"attachment '{name}' holds {total:,} bytes, not the {declared:,} it declares")
+
+
+def _inflate(name: str, raw: bytes) -> Iterator[bytes]:
+    """``raw`` (zlib) decompressed at most ``_PIECE`` bytes at a time."""
+    import zlib
+
+    inflater = zlib.decompressobj()
+    data = raw
+    try:
+        while True:
+            piece = inflater.decompress(data, _PIECE)
+            if piece:
+                yield piece
+            data = inflater.unconsumed_tail
+            if inflater.eof or (not data and not piece):
+                return
+    except zlib.error as exc:
+        raise AttachmentError(f"attachment '{name}' cannot be decompressed ({exc})") from None
 
 
 @dataclass
@@ -238,7 +353,16 @@ def _locked(archive: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    with (archive / ".lock").open("a") as handle:
+    lock = archive / ".lock"
+    try:
+        fd = _open_checked(lock, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    except OSError as exc:  # a FIFO there would block the run forever
+        odd = _not_regular(lock)
+        reason = f"{odd}, not a regular file" if odd else (exc.strerror or str(exc))
+        raise ArchiveError(
+            f"{lock}: cannot lock the archive ({reason}): remove it, reporter makes a new one"
+        ) from None
+    with os.fdopen(fd, "ab") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -310,7 +434,7 @@ def archive_pdf(
             "run_id": run_id,
             "time": now.isoformat(timespec="seconds"),
             "reason": reason,
-            "attachments": {name: sha256(data) for name, data in sorted(attachments_of(pdf).items())},
+            "attachments": attachment_digests(pdf),
             "prev": sha256(lines[-1].encode()) if lines else GENESIS,
         }
         if key:
@@ -352,6 +476,11 @@ def _recover(archive: Path, files: Files | None = None) -> None:
         except (json.JSONDecodeError, AttributeError):
             continue
     for partial in archive.rglob(".*.partial"):
+        odd = _not_regular(partial)
+        if odd is not None:  # reading a FIFO would wait forever; chmod would follow a link
+            if odd != "a folder":
+                partial.unlink()
+            continue
         final = partial.with_name(partial.name[1 : -len(".partial")])
         rel = str(final.relative_to(archive))
         if rel in listed and not final.exists() and sha256(partial.read_bytes()) == listed[rel]:
@@ -384,66 +513,194 @@ def verify_archive(
 ) -> list[str]:
     """Every problem found, each naming its path or manifest line; an empty list means the
     archive is intact. With ``ledger``: every line must be the one recorded when it was written,
-    and every recorded line must be there. With ``key``: every line must carry its HMAC."""
+    and every recorded line must be there. With ``key``: every line must carry its HMAC. The
+    manifest is read line by line within its bounds; what is not a regular file is never opened."""
     manifest = archive / MANIFEST
     records = ledger.manifest_records(archive_id(archive)) if ledger is not None else {}
     written = {n: r for n, r in records.items() if r["state"] == "written"}
-    if not manifest.is_file() or manifest.is_symlink():
-        problem = f"{MANIFEST}: missing" if not manifest.is_symlink() else f"{MANIFEST}: a symlink, refused"
+    refused = _manifest_refused(manifest)
+    if refused:
         if written:
-            problem += f" (the ledger recorded {len(written)} line(s))"
-        return [problem]
-    raw = [line for line in manifest.read_bytes().split(b"\n") if line.strip()]
+            refused += f" (the ledger recorded {len(written)} line(s))"
+        return [refused]
     problems: list[str] = []
-    if ledger is not None and raw and not records:
-        problems.append(
-            f"{MANIFEST}: the ledger has no record of this archive ({archive_id(archive)}): "
-            "wrong ledger, or the archive was moved or written without it"
-        )
-    if not raw and written:
-        problems.append(f"{MANIFEST}: empty, but the ledger recorded {len(written)} line(s)")
     listed: dict[str, int] = {}
     versions: dict[tuple[str, str, int], int] = {}
     prev = GENESIS
     root = archive.resolve()
-    for number, blob in enumerate(raw, start=1):
-        where = f"{MANIFEST}:{number}"
-        problems += _ledger_problems(where, blob, records.get(number), records)
-        entry, problem = _parse_line(where, blob)
-        if entry is None:
-            problems.append(problem)
-            prev = sha256(blob)
-            continue
-        problems += _link_problems(where, entry, prev, key)
-        prev = sha256(blob)
-        duplicate = _duplicate(where, number, entry, listed, versions)
-        if duplicate:
-            problems.append(duplicate)
-            continue
-        if (report and entry["report"] != report) or (period and entry["period"] != period):
-            continue
-        problems += _file_problems(archive, root, number, entry)
-    for number, record in sorted(written.items()):
-        if number > len(raw):
-            problems.append(
-                f"{MANIFEST}:{number}: missing: the ledger recorded {record['path']} on this line "
-                "(the manifest was truncated)"
-            )
+    number = 0
+    stopped = False
+    try:
+        with _open_regular(manifest) as handle:
+            for blob, digest in manifest_lines(handle):
+                number += 1
+                where = f"{MANIFEST}:{number}"
+                problems += _ledger_problems(where, digest, records.get(number), records)
+                entry, problem = _parse_line(where, blob)
+                prev, previous = digest, prev
+                if entry is None:
+                    problems.append(problem)
+                    continue
+                problems += _link_problems(where, entry, previous, key)
+                duplicate = _duplicate(where, number, entry, listed, versions)
+                if duplicate:
+                    problems.append(duplicate)
+                    continue
+                if (report and entry["report"] != report) or (period and entry["period"] != period):
+                    continue
+                problems += _file_problems(archive, root, number, entry)
+    except ManifestTooLarge as exc:
+        problems.append(f"{MANIFEST}: {exc}: verify stopped after line {number}")
+        stopped = True
+    except OSError as exc:  # replaced meanwhile by something that is not a regular file
+        problems.append(f"{MANIFEST}: cannot be read ({exc.strerror or exc})")
+        stopped = True
+    head, tail = _ledger_counts(archive, ledger is not None, records, number, stopped)
+    problems = head + problems + tail
     problems += _extra_files(archive, listed, report, period)
     return problems
 
 
-def _ledger_problems(where: str, blob: bytes, record: Any, records: Mapping[int, Any]) -> list[str]:
+def _ledger_counts(
+    archive: Path, with_ledger: bool, records: Mapping[int, Any], lines: int, stopped: bool
+) -> tuple[list[str], list[str]]:
+    """What the ledger says of the manifest as a whole (before the lines' problems), and of the
+    lines it recorded that the manifest no longer has (after them)."""
+    written = {n: r for n, r in records.items() if r["state"] == "written"}
+    head = []
+    if with_ledger and lines and not records:
+        head.append(
+            f"{MANIFEST}: the ledger has no record of this archive ({archive_id(archive)}): "
+            "wrong ledger, or the archive was moved or written without it"
+        )
+    if not lines and written:
+        head.append(f"{MANIFEST}: empty, but the ledger recorded {len(written)} line(s)")
+    tail = [
+        f"{MANIFEST}:{number}: missing: the ledger recorded {record['path']} on this line "
+        "(the manifest was truncated)"
+        for number, record in sorted(written.items())
+        if number > lines and not stopped
+    ]
+    return head, tail
+
+
+def _manifest_refused(manifest: Path) -> str | None:
+    """Why the manifest is not read: missing, a symlink, not a regular file."""
+    odd = _not_regular(manifest)
+    if odd is None:
+        return None if manifest.exists() else f"{MANIFEST}: missing"
+    if odd == "a symlink":
+        return f"{MANIFEST}: a symlink, refused"
+    return f"{MANIFEST}: {odd}, not a regular file: not opened"
+
+
+class ManifestTooLarge(Exception):
+    """The manifest goes past ``MAX_MANIFEST_LINES`` or ``MAX_MANIFEST_BYTES``."""
+
+
+def manifest_lines(handle: BinaryIO) -> Iterator[tuple[bytes | None, str]]:
+    """Each non-blank line of a manifest (without its newline) and its SHA-256, read line by line.
+    A line longer than ``MAX_MANIFEST_LINE`` comes as None (hashed piece by piece, never held);
+    past ``MAX_MANIFEST_LINES`` lines or ``MAX_MANIFEST_BYTES``: ManifestTooLarge."""
+    read = lines = 0
+    while True:
+        text = handle.readline(MAX_MANIFEST_LINE + 1)
+        if not text:
+            return
+        read += len(text)
+        line = text.removesuffix(b"\n")
+        digest = hashlib.sha256(line)
+        blob: bytes | None = line
+        if len(text) > MAX_MANIFEST_LINE and not text.endswith(b"\n"):
+            blob = None  # too long: the rest of the line is hashed, never held
+            while text and not text.endswith(b"\n"):
+                if read > MAX_MANIFEST_BYTES:
+                    break
+                text = handle.readline(_PIECE)
+                read += len(text)
+                digest.update(text.removesuffix(b"\n"))
+        if read > MAX_MANIFEST_BYTES:
+            raise ManifestTooLarge(f"larger than {_size(MAX_MANIFEST_BYTES)}")
+        if blob is not None and not blob.strip():
+            continue
+        lines += 1
+        if lines > MAX_MANIFEST_LINES:
+            raise ManifestTooLarge(f"more than {MAX_MANIFEST_LINES:,} lines")
+        yield blob, digest.hexdigest()
+
+
+def _size(count: int) -> str:
+    """A bound in words: "1 GiB", "256 MiB", or "1,234 bytes" when not whole mebibytes."""
+    if count % (1024 * MiB) == 0:
+        return f"{count // (1024 * MiB)} GiB"
+    return f"{count // MiB} MiB" if count % MiB == 0 else f"{count:,} bytes"
+
+
+def manifest_count(archive: Path) -> int:
+    """The number of lines of an archive's manifest (read within its bounds)."""
+    with _open_regular(archive / MANIFEST) as handle:
+        return sum(1 for _ in manifest_lines(handle))
+
+
+def _not_regular(path: Path) -> str | None:
+    """What ``path`` is when it exists and is not a regular file ("a FIFO", "a symlink"…), else None.
+    Read from its ``lstat``: nothing is opened, no link followed."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return None
+    return _kind_of(mode)
+
+
+def _kind_of(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in (
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    ):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
+def _open_checked(path: Path, flags: int) -> int:
+    """A descriptor of ``path`` opened without following a link and without blocking (a FIFO
+    would wait for a writer forever), then back to blocking; OSError unless a regular file."""
+    fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o644)
+    try:
+        kind = _kind_of(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise OSError(f"{path}: {kind}, not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """``path``, a regular file, opened for reading (``_open_checked``)."""
+    return os.fdopen(_open_checked(path, os.O_RDONLY), "rb")
+
+
+def _ledger_problems(where: str, digest: str, record: Any, records: Mapping[int, Any]) -> list[str]:
     """A line must be the one the ledger recorded, and the ledger must know every line."""
-    if record is not None and record["sha256"] != sha256(blob):
+    if record is not None and record["sha256"] != digest:
         return [f"{where}: differs from the line the ledger recorded when it was written (changed)"]
     if record is None and records:
         return [f"{where}: not recorded in the ledger (added after archiving)"]
     return []
 
 
-def _parse_line(where: str, blob: bytes) -> tuple[dict[str, Any] | None, str]:
+def _parse_line(where: str, blob: bytes | None) -> tuple[dict[str, Any] | None, str]:
     """The line's entry, or None and the reason it is not a valid manifest line."""
+    if blob is None:
+        return None, f"{where}: longer than {MAX_MANIFEST_LINE:,} bytes: not a manifest line (not read)"
     try:
         text = blob.decode("utf-8")
     except UnicodeDecodeError:
@@ -516,29 +773,49 @@ def _file_problems(archive: Path, root: Path, number: int, entry: dict[str, Any]
     )
     if rel != expected:
         problems.append(f"{where}: {rel}: not where its report, period and version belong ({expected})")
-    path = archive / rel
-    if not path.is_file():
-        note = ""
-        if path.with_name(f".{path.name}.partial").is_file():
-            note = "; archiving was interrupted after the manifest was written: the next run completes it"
-        problems.append(f"{rel}: missing (listed on manifest line {number}){note}")
-        return problems
-    data = path.read_bytes()
-    if sha256(data) != entry["sha256"] or len(data) != entry["size"]:
-        problems.append(f"{rel}: altered (SHA-256 differs from manifest line {number})")
+    data, problem = _read_listed(archive / rel, rel, number, entry)
+    if data is None:
+        problems.append(problem)
         return problems
     try:
-        blobs = attachments_of(data)
+        inside = attachment_digests(data)
+        blobs = attachments_of(data, only={"results.json"})
     except Exception as exc:  # an unreadable PDF is a finding, not a crash
         problems.append(f"{rel}: attachments unreadable: {exc}")
         return problems
-    inside = {name: sha256(b) for name, b in sorted(blobs.items())}
     if inside != entry["attachments"]:
         problems.append(f"{rel}: attachments differ from manifest line {number}")
         return problems
     if "results.json" in blobs:
         problems += _check_results(rel, number, entry, blobs["results.json"])
     return problems
+
+
+def _read_listed(path: Path, rel: str, number: int, entry: dict[str, Any]) -> tuple[bytes | None, str]:
+    """The bytes of a listed PDF, or None and why: its size (before it is read) or its SHA-256
+    differ from the line's, it is larger than MAX_PDF, it became something else meanwhile."""
+    odd = _not_regular(path)
+    if odd is not None:
+        return None, f"{rel}: {odd}, not a regular file: not opened (listed on manifest line {number})"
+    if not path.is_file():
+        note = ""
+        if path.with_name(f".{path.name}.partial").is_file():
+            note = "; archiving was interrupted after the manifest was written: the next run completes it"
+        return None, f"{rel}: missing (listed on manifest line {number}){note}"
+    altered = f"{rel}: altered (SHA-256 differs from manifest line {number})"
+    size = path.stat().st_size
+    if size != entry["size"]:
+        return None, altered
+    if size > MAX_PDF:
+        return None, f"{rel}: larger than {_size(MAX_PDF)}: not read (listed on manifest line {number})"
+    try:
+        with _open_regular(path) as handle:
+            data = handle.read(MAX_PDF + 1)
+    except OSError as exc:  # replaced since by something else
+        return None, f"{rel}: cannot be read ({exc.strerror or exc})"
+    if sha256(data) != entry["sha256"] or len(data) != entry["size"]:
+        return None, altered
+    return data, ""
 
 
 def _refused_path(archive: Path, root: Path, rel: str) -> str | None:
@@ -576,13 +853,38 @@ def _check_results(rel: str, number: int, entry: dict[str, Any], blob: bytes) ->
 
 
 def _extra_files(archive: Path, listed: dict[str, int], report: str | None, period: str | None) -> list[str]:
+    """The PDFs the manifest does not list, and everything that is not a regular file (a FIFO, a
+    device, a socket, a symlink: named, never opened nor followed) but what a line's problem
+    names already."""
     problems = []
-    for pdf in sorted(p for p in archive.rglob("*.pdf") if not p.name.startswith(".")):
-        rel = str(pdf.relative_to(archive))
+    for rel, kind in _walk(archive):
+        if kind is not None:
+            if not any(p == rel or p.startswith(f"{rel}/") for p in listed):
+                problems.append(f"{rel}: {kind}, not a regular file: not opened")
+            continue
         if (
-            rel not in listed
+            rel.endswith(".pdf")
+            and not rel.rpartition("/")[2].startswith(".")
+            and rel not in listed
             and (not report or rel.startswith(f"{report}/"))
             and (not period or f"/{period}/" in f"/{rel}")
         ):
             problems.append(f"{rel}: extra (not in the manifest)")
     return problems
+
+
+def _walk(folder: Path, prefix: str = "") -> Iterator[tuple[str, str | None]]:
+    """Every entry under ``folder`` but its folders, sorted, as (relative path, None for a
+    regular file or what it is instead); symlinks are not followed."""
+    with os.scandir(folder) as found:
+        entries = sorted(found, key=lambda e: e.name)
+    for entry in entries:
+        rel = f"{prefix}{entry.name}"
+        try:
+            mode = entry.stat(follow_symlinks=False).st_mode
+        except OSError:
+            continue  # gone since
+        if stat.S_ISDIR(mode):
+            yield from _walk(Path(entry.path), f"{rel}/")
+        else:
+            yield rel, _kind_of(mode)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import json
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -437,86 +435,3 @@ def preview(config: Config, *, period: str | None, now: dt.datetime, output: Pat
     }
     write_together(files)
     return path
-
-
-@dataclass
-class Reproduction:
-    path: Path
-    identical: bool
-    changed_sources: list[str]
-
-
-def reproduce(archived: Path, output: Path | None = None) -> Reproduction:
-    """Re-render an archived PDF from the YAML and the data it names: the YAML and the run's
-    facts come from the PDF's own attachments. With unchanged data files, the new PDF is
-    byte-identical to the archived one."""
-
-    from reporter.config import load_config
-    from reporter.delivery.archive import attachments_of
-    from reporter.files import sha256_file
-
-    original = archived.read_bytes()
-    try:
-        inside = attachments_of(original)
-        facts = json.loads(inside["provenance.json"])
-        name, folder, when, sources = _provenance(facts, inside)
-    except Exception as exc:  # not a PDF, not one of ours, or a provenance we cannot trust
-        from reporter.security import redact
-
-        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-        raise UsageError(f"{archived}: not a PDF archived by reporter ({reason[:200]})") from None
-    changed = []
-    for source in sources:
-        location = Path(source["location"])
-        is_file = source["kind"] in ("csv", "parquet", "json", "excel")
-        if is_file and (not location.is_file() or sha256_file(location) != source.get("sha256")):
-            changed.append(source["name"])
-    with tempfile.TemporaryDirectory() as tmp:
-        # Only a safe base name is ever written, and only into this temporary folder.
-        path = Path(tmp) / _safe_yaml_name(name)
-        path.write_bytes(inside[name])
-        # Validated like any other configuration, its relative paths from the original folder.
-        config = load_config(path, base_dir=folder)
-        try:
-            period = Period.parse(str(facts["period"]), config.report.grain)
-        except ValueError as exc:
-            raise UsageError(f"{archived}: the provenance's period is not valid ({exc})") from None
-        results = report_results(config, period, when)
-        pdf = render_pdf(config, results, run_id=str(facts["run_id"]), trigger=str(facts["trigger"]))
-    target = (output or Path("output")) / "reproduced" / archived.name
-    write_atomic(target, pdf)
-    return Reproduction(target, pdf == original, changed)
-
-
-def _provenance(
-    facts: Any, inside: Mapping[str, bytes]
-) -> tuple[str, Path, dt.datetime, list[dict[str, Any]]]:
-    """The fields ``reproduce`` uses, checked: ValueError/KeyError/TypeError when malformed."""
-    if not isinstance(facts, dict) or not isinstance(facts.get("configuration"), dict):
-        raise ValueError("provenance.json has no configuration")
-    name, folder = facts["configuration"].get("file"), facts["configuration"].get("folder")
-    if not isinstance(name, str) or name not in inside:
-        raise ValueError("the configuration it names is not attached")
-    if not isinstance(folder, str) or not Path(folder).is_absolute():
-        raise ValueError("configuration.folder is not an absolute folder")
-    for key in ("period", "run_id", "trigger", "generated_at"):
-        if not isinstance(facts.get(key), str):
-            raise ValueError(f"{key} is missing")
-    when = dt.datetime.fromisoformat(facts["generated_at"])
-    if when.tzinfo is None:
-        raise ValueError("generated_at has no time zone")
-    sources = facts.get("sources")
-    if not isinstance(sources, list) or not all(
-        isinstance(s, dict) and all(isinstance(s.get(k), str) for k in ("name", "kind", "location"))
-        for s in sources
-    ):
-        raise ValueError("sources is malformed")
-    return name, Path(folder), when, sources
-
-
-def _safe_yaml_name(name: str) -> str:
-    """The attachment's name reduced to a plain base name (``../../x``, ``/etc/x`` → ``x``)."""
-    base = Path(name.replace("\\", "/")).name
-    if not base or base.startswith(".") or not base.endswith((".yaml", ".yml")) or base != base.strip():
-        return "report.yaml"
-    return base

@@ -48,10 +48,14 @@ def output_root(config: Config, output: Path | None) -> Path:
     return Path("output")
 
 
-def render_pdf(config: Config, results: Results, *, run_id: str = "", trigger: str = "cli") -> bytes:
+def render_pdf(
+    config: Config, results: Results, *, run_id: str = "", trigger: str = "cli", folder: Path | None = None
+) -> bytes:
     """The report's PDF: tagged PDF/A-3a and PDF/UA-1 with results.json, the YAML,
     provenance.json and each breakdown longer than its ``pdf_rows`` (CSV) inside when
-    ``delivery.archive.pdfa`` (the default), else a plain PDF."""
+    ``delivery.archive.pdfa`` (the default), else a plain PDF. ``folder``: the configuration's
+    folder as the provenance records it (default: ``config.base_dir``; ``reproduce`` keeps the
+    archived PDF's)."""
     from reporter.render.attached import long_breakdowns
     from reporter.render.html import render_html, stylesheet_dir, template_dirs
     from reporter.render.pdf import write_pdf
@@ -65,7 +69,7 @@ def render_pdf(config: Config, results: Results, *, run_id: str = "", trigger: s
         attachments = {
             "results.json": (results.to_json().encode("utf-8"), "Data"),
             config.file.name: (config.file.read_bytes(), "Source"),
-            "provenance.json": (provenance(config, results, run_id, trigger), "Data"),
+            "provenance.json": (provenance(config, results, run_id, trigger, folder), "Data"),
         }
         attachments.update((name, (csv, "Data")) for name, csv in long_breakdowns(config, results).items())
         identifier = hashlib.sha256(f"{config.report.id}|{results.period}".encode()).hexdigest()[:32]
@@ -82,7 +86,9 @@ def render_pdf(config: Config, results: Results, *, run_id: str = "", trigger: s
     )
 
 
-def provenance(config: Config, results: Results, run_id: str, trigger: str) -> bytes:
+def provenance(
+    config: Config, results: Results, run_id: str, trigger: str, folder: Path | None = None
+) -> bytes:
     """Where the numbers came from: sources (without credentials), versions, the run."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
@@ -106,7 +112,7 @@ def provenance(config: Config, results: Results, run_id: str, trigger: str) -> b
         "libraries": {n: ver(n) for n in ("duckdb", "weasyprint", "babel", "jinja2", "pydantic", "pandas")},
         "configuration": {
             "file": config.file.name,
-            "folder": str(config.base_dir),
+            "folder": str(config.base_dir if folder is None else folder),
             "sha256": hashlib.sha256(config.file.read_bytes()).hexdigest(),
         },
         "sources": [s.__dict__ for s in results.sources],

@@ -1,0 +1,377 @@
+# ruff: noqa: E501  (the expected messages are long lines, kept whole to be read as printed)
+"""Bounds on reading an archive or a PDF from elsewhere: ``verify`` reads the manifest line by
+line within limits and opens nothing that is not a regular file; ``reproduce`` reads an
+attachment only within the size it declares and a cap, decompressing it piece by piece.
+
+The hostile cases run the real CLI in a subprocess, with a timeout (a FIFO must not make it
+wait forever) and its peak memory read from ``os.wait4`` (ru_maxrss, KiB on Linux)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reporter.cli import main
+from reporter.delivery import archive as archive_module
+from reporter.delivery.archive import MANIFEST
+from tests.conftest import write_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+MiB = 1024 * 1024
+RSS_LIMIT_MB = 300
+F = "report.yaml"
+BASE = """\
+report: {id: repro, title: Sales, timezone: UTC}
+sources:
+  sales: {type: csv, path: data/sales.csv, date_column: date}
+metrics:
+  revenue: {source: sales, agg: sum, column: amount}
+kpis:
+  revenue: {formula: revenue, format: currency}
+delivery:
+  email: {from: reports@acme.test, to: [boss@acme.test]}
+  archive: {dir: archive}
+"""
+ROWS = [["2026-09-10", 80], ["2026-10-01", 50], ["2026-10-15", 70], ["2026-10-31", 30]]
+PDF = "repro/2026-10/repro_2026-10_v1.pdf"
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder where `reporter run` archived one PDF: report.yaml, data/, archive/, out/ledger.sqlite."""
+    work = tmp_path_factory.mktemp("origin")
+    write_csv(work / "data" / "sales.csv", ["date", "amount"], ROWS)
+    (work / F).write_text(BASE, encoding="utf-8")
+    assert main(["run", str(work / F), "--period", "2026-10", "--output", str(work / "out")]) == 0
+    assert (work / "archive" / PDF).is_file()
+    return work
+
+
+@pytest.fixture
+def work(origin: Path, tmp_path: Path) -> Path:
+    """A copy of ``origin`` to spoil."""
+    shutil.copytree(origin, tmp_path / "w", symlinks=True)
+    return tmp_path / "w"
+
+
+@dataclass
+class Done:
+    code: int
+    err: list[str]  # stderr's lines
+    took: float  # seconds
+    rss: float  # peak resident memory, MB
+
+
+def cli(args: list[str], cwd: Path, timeout: float = 600) -> Done:
+    """``reporter ARGS`` in a subprocess, its stdout and stderr in files, its rusage from wait4."""
+    out, err = cwd / ".stdout", cwd / ".stderr"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.monotonic()
+    with out.open("wb") as o, err.open("wb") as e:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reporter", *args], cwd=cwd, stdout=o, stderr=e, env=env
+        )
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                proc.returncode = -9
+                pytest.fail(f"reporter {' '.join(args)}: still running after {timeout} s")
+            time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    took = time.monotonic() - started
+    lines = err.read_text().splitlines()
+    out.unlink()
+    err.unlink()
+    return Done(proc.returncode, lines, took, usage.ru_maxrss / 1024)
+
+
+# --- the manifest, line by line -----------------------------------------------------------
+
+
+def test_a_huge_line_in_the_manifest_is_refused_fast_in_bounded_memory(work):
+    """A manifest rewritten with a 150 MB line (valid JSON): verify names the line, reads on,
+    and stays well under 300 MB (reading it whole took ~4 times its size)."""
+    manifest = work / "archive" / MANIFEST
+    good = manifest.read_bytes()
+    with manifest.open("wb") as handle:
+        handle.write(b'{"path": "')
+        for _ in range(150):
+            handle.write(b"a" * MiB)
+        handle.write(b'"}\n' + good)
+    done = cli(["verify", "archive", "--no-ledger"], work)
+    assert done.err == [
+        "archive/manifest.jsonl:1: longer than 65,536 bytes: not a manifest line (not read)",
+        f"archive/manifest.jsonl:2: hash chain broken at {PDF} (a line before it was edited, removed or reordered)",
+        "2 problem(s): the archive is NOT intact.",
+    ]
+    assert done.code == 1
+    assert done.rss < RSS_LIMIT_MB, f"peak RSS {done.rss:.0f} MB"
+    assert done.took < 120  # generous: the machine may be busy
+
+
+def test_the_manifest_is_read_within_its_line_and_size_bounds(work, monkeypatch, capsys):
+    """Past MAX_MANIFEST_LINES lines or MAX_MANIFEST_BYTES, verify stops and says so (the bounds
+    made small here: the real ones are 1,000,000 lines and 1 GiB)."""
+    manifest = work / "archive" / MANIFEST
+    line = manifest.read_bytes()
+    manifest.write_bytes(line * 5)
+    monkeypatch.setattr(archive_module, "MAX_MANIFEST_LINES", 3)
+    assert main(["verify", str(work / "archive"), "--no-ledger"]) == 1
+    err = capsys.readouterr().err.replace(str(work), "W").splitlines()
+    assert "W/archive/manifest.jsonl: more than 3 lines: verify stopped after line 3" in err
+    monkeypatch.setattr(archive_module, "MAX_MANIFEST_LINES", 1_000_000)
+    monkeypatch.setattr(archive_module, "MAX_MANIFEST_BYTES", 2 * len(line) + 10)
+    assert main(["verify", str(work / "archive"), "--no-ledger"]) == 1
+    err = capsys.readouterr().err.replace(str(work), "W").splitlines()
+    assert (
+        f"W/archive/manifest.jsonl: larger than {2 * len(line) + 10:,} bytes: verify stopped after line 2"
+        in err
+    )
+
+
+def test_bounds_are_the_documented_numbers():
+    from reporter.run.reproduce import MAX_EMBEDDED
+
+    bounds = [
+        archive_module.MAX_MANIFEST_LINE,
+        archive_module.MAX_MANIFEST_LINES,
+        archive_module.MAX_MANIFEST_BYTES,
+        archive_module.MAX_PDF,
+        archive_module.MAX_ATTACHMENT,
+        MAX_EMBEDDED,
+    ]
+    assert bounds == [64 * 1024, 1_000_000, 1024 * MiB, 256 * MiB, 256 * MiB, 16 * MiB]
+    text = (ROOT / "docs" / "security.md").read_text()
+    for number in ("64 KiB", "1,000,000 lines", "1 GiB", "256 MiB", "16 MiB"):
+        assert number in text, number
+
+
+# --- what is not a regular file is named, never opened ----------------------------------
+
+
+def fifo(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        (
+            "repro/2026-10/notes.txt",
+            ["archive/repro/2026-10/notes.txt: a FIFO, not a regular file: not opened"],
+        ),
+        (
+            "repro/2026-10/extra.pdf",
+            ["archive/repro/2026-10/extra.pdf: a FIFO, not a regular file: not opened"],
+        ),
+        (".lock", ["archive/.lock: a FIFO, not a regular file: not opened"]),
+        (PDF, [f"archive/{PDF}: a FIFO, not a regular file: not opened (listed on manifest line 1)"]),
+        (MANIFEST, ["archive/manifest.jsonl: a FIFO, not a regular file: not opened"]),
+    ],
+)
+def test_a_fifo_in_the_archive_is_named_and_never_opened(work, where, expected):
+    fifo(work / "archive" / where)
+    done = cli(["verify", "archive", "--no-ledger"], work, timeout=300)
+    assert (done.code, done.err) == (
+        1,
+        [*expected, f"{len(expected)} problem(s): the archive is NOT intact."],
+    )
+
+
+def test_sockets_and_symlinks_in_the_archive_are_named(work):
+    folder = work / "archive" / "repro"
+    (folder / "link.txt").symlink_to("/etc/passwd")
+    (folder / "loop").symlink_to(folder)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(folder / "sock"))
+    try:
+        done = cli(["verify", "archive", "--no-ledger"], work, timeout=300)
+    finally:
+        server.close()
+    assert (done.code, done.err) == (
+        1,
+        [
+            "archive/repro/link.txt: a symlink, not a regular file: not opened",
+            "archive/repro/loop: a symlink, not a regular file: not opened",
+            "archive/repro/sock: a socket, not a regular file: not opened",
+            "3 problem(s): the archive is NOT intact.",
+        ],
+    )
+
+
+def test_a_fifo_as_the_archive_lock_fails_the_run_instead_of_hanging(work):
+    """`reporter run` takes the archive's lock before appending: a FIFO put there made it wait
+    forever; now the archiving fails, with what to do."""
+    fifo(work / "archive" / ".lock")
+    done = cli(["run", F, "--period", "2026-10", "--output", "out", "--force"], work, timeout=300)
+    assert done.code == 1
+    assert (
+        f"{work}/archive/.lock: cannot lock the archive (a FIFO, not a regular file): remove it, "
+        "reporter makes a new one"
+    ) in "\n".join(done.err)
+
+
+# --- a bomb attachment --------------------------------------------------------------------
+
+
+def bomb(size: int) -> bytes:
+    """Zeros, ``size`` bytes of them once inflated, deflated piece by piece (about 1/1000)."""
+    packer = zlib.compressobj(9)
+    zeros = b"\0" * MiB
+    return b"".join(packer.compress(zeros) for _ in range(size // MiB)) + packer.flush()
+
+
+def with_bomb(pdf: Path, dest: Path, name: str, size: int, declared: int | None) -> Path:
+    """``pdf`` with attachment ``name`` replaced by a deflate bomb, declaring ``declared`` bytes."""
+    import pikepdf
+
+    with pikepdf.open(pdf) as doc:
+        stream = doc.attachments[name].get_file().obj
+        stream.write(bomb(size), filter=pikepdf.Name.FlateDecode)
+        if declared is None:
+            del stream.Params["/Size"]
+        else:
+            stream.Params.Size = declared
+        doc.save(dest)
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("declared", "reason"),
+    [
+        (826, "attachment 'provenance.json' holds more than the 826 bytes it declares"),
+        (None, "attachment 'provenance.json' holds more than 16,777,216 bytes once decompressed: not read"),
+        (
+            512 * MiB,
+            "attachment 'provenance.json' declares 536,870,912 bytes, more than the 16,777,216 reporter reads",
+        ),
+    ],
+)
+def test_reproduce_refuses_a_bomb_attachment_in_bounded_memory(work, declared, reason):
+    """The provenance replaced by 512 MiB of zeros deflated to half a megabyte: reading it took
+    more than the bomb's size; now it stops at what the attachment declares, or 16 MiB."""
+    pdf = with_bomb(work / "archive" / PDF, work / "bomb.pdf", "provenance.json", 512 * MiB, declared)
+    assert pdf.stat().st_size < 2 * MiB
+    done = cli(["reproduce", "bomb.pdf", "--data", ".", "--output", "again"], work)
+    assert (done.code, done.err) == (
+        2,
+        [f"reporter: error: bomb.pdf: not a PDF archived by reporter ({reason})"],
+    )
+    assert done.rss < RSS_LIMIT_MB, f"peak RSS {done.rss:.0f} MB"
+    assert not (work / "again").exists()
+
+
+def test_verify_reads_a_bomb_attachment_in_bounded_memory(work):
+    """An archived PDF whose results.json is a 512 MiB bomb, its manifest line rewritten to match
+    (no ledger to tell): verify hashes attachments piece by piece and stops at 256 MiB in all
+    (the attachments before it, provenance.json and report.yaml, count too)."""
+    target = work / "archive" / PDF
+    spoilt = with_bomb(target, work / "bomb.pdf", "results.json", 512 * MiB, None)
+    target.chmod(0o644)
+    shutil.move(spoilt, target)
+    data = target.read_bytes()
+    manifest = work / "archive" / MANIFEST
+    entry = json.loads(manifest.read_text())
+    entry.update(sha256=archive_module.sha256(data), size=len(data))
+    manifest.write_text(json.dumps(entry, sort_keys=True) + "\n")
+    done = cli(["verify", "archive", "--no-ledger"], work)
+    assert (done.code, done.err) == (
+        1,
+        [
+            f"archive/{PDF}: attachments unreadable: the attachments hold more than 268,435,456 bytes "
+            "in all once decompressed: 'results.json' not read",
+            "1 problem(s): the archive is NOT intact.",
+        ],
+    )
+    assert done.rss < RSS_LIMIT_MB, f"peak RSS {done.rss:.0f} MB"
+
+
+def with_many(pdf: Path, dest: Path, count: int, size: int) -> Path:
+    """``pdf`` with ``count`` more attachments, each ``size`` bytes of zeros (declared as such),
+    deflated to about a thousandth of that."""
+    import pikepdf
+
+    packed = bomb(size)
+    with pikepdf.open(pdf) as doc:
+        for i in range(count):
+            name = f"extra{i:02}.csv"
+            doc.attachments[name] = pikepdf.AttachedFileSpec(doc, b"x", filename=name)
+            stream = doc.attachments[name].get_file().obj
+            stream.write(packed, filter=pikepdf.Name.FlateDecode)
+            stream.Params = pikepdf.Dictionary(Size=size)
+        doc.save(dest)
+    return dest
+
+
+def test_reproduce_reads_only_the_attachments_it_uses(work):
+    """20 attachments of 70 MiB each (under any per-stream limit): reading every attachment of
+    the PDF took 1.5 GB; reproduce reads only the provenance and the YAML."""
+    pdf = with_many(work / "archive" / PDF, work / "many.pdf", 20, 70 * MiB)
+    assert pdf.stat().st_size < 4 * MiB
+    done = cli(["reproduce", "many.pdf", "--output", "again"], work)
+    assert done.rss < RSS_LIMIT_MB, f"peak RSS {done.rss:.0f} MB"
+    assert done.code == 2  # no --data
+    done = cli(["reproduce", "many.pdf", "--data", ".", "--output", "again"], work)
+    assert (done.code, done.err) == (1, ["again/reproduced/many.pdf: DIFFERS from many.pdf"])
+    assert done.rss < RSS_LIMIT_MB, f"peak RSS {done.rss:.0f} MB"
+
+
+def test_verify_bounds_all_attachments_of_a_pdf_together(work):
+    """The same 20 attachments in an archived PDF (its manifest line rewritten to match): verify
+    stops once they hold more than 256 MiB together."""
+    target = work / "archive" / PDF
+    spoilt = with_many(target, work / "many.pdf", 20, 70 * MiB)
+    target.chmod(0o644)
+    shutil.move(spoilt, target)
+    data = target.read_bytes()
+    manifest = work / "archive" / MANIFEST
+    entry = json.loads(manifest.read_text())
+    entry.update(sha256=archive_module.sha256(data), size=len(data))
+    manifest.write_text(json.dumps(entry, sort_keys=True) + "\n")
+    done = cli(["verify", "archive", "--no-ledger"], work)
+    assert (done.code, done.err) == (
+        1,
+        [
+            f"archive/{PDF}: attachments unreadable: the attachments hold more than 268,435,456 bytes "
+            "in all once decompressed: 'extra03.csv' not read",
+            "1 problem(s): the archive is NOT intact.",
+        ],
+    )
+    assert done.rss < RSS_LIMIT_MB, f"peak RSS {done.rss:.0f} MB"
+
+
+def test_a_run_neither_opens_nor_follows_a_partial_file_that_is_not_regular(work, tmp_path):
+    """A run first finishes or removes what an interrupted archiving left (``.<name>.partial``):
+    a FIFO there, for a listed PDF that is missing, made it wait forever; a symlink there had
+    its target chmod-ed to 0644 before it was removed. Both are now removed, never opened."""
+    outside = tmp_path / "private.txt"
+    outside.write_text("mine")
+    outside.chmod(0o600)
+    folder = work / "archive" / "repro" / "2026-10"
+    (folder / ".other.pdf.partial").symlink_to(outside)
+    listed = folder / "repro_2026-10_v1.pdf"
+    listed.chmod(0o644)
+    listed.unlink()
+    fifo(folder / ".repro_2026-10_v1.pdf.partial")
+    done = cli(["run", F, "--period", "2026-10", "--output", "out", "--force"], work, timeout=300)
+    assert "Traceback" not in "\n".join(done.err)
+    assert outside.stat().st_mode & 0o777 == 0o600
+    assert outside.read_text() == "mine"
+    assert not (folder / ".other.pdf.partial").is_symlink()
+    assert not (folder / ".repro_2026-10_v1.pdf.partial").exists()

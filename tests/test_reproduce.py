@@ -1,0 +1,370 @@
+"""``reporter reproduce`` on a PDF from elsewhere: the configuration inside it is untrusted input.
+
+A real PDF/A is written by ``reporter run``; hostile ones are made from it by replacing the
+YAML attached to it (pikepdf). Each case runs the real CLI in a fresh folder whose temporary
+folder is private, and checks that no file appears or changes anywhere in that tree (the
+working directory, the temporary folder, the data) outside ``--output``, that no connection
+reaches a listening socket, and the exact message.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reporter.cli import main
+from tests.conftest import write_csv
+
+MARKER = "s3cr3t-MARKER"
+F = "report.yaml"
+BASE = """\
+report:
+  id: repro
+  title: Sales
+  timezone: UTC
+sources:
+  sales: {type: csv, path: data/sales.csv, date_column: date}
+metrics:
+  revenue: {source: sales, agg: sum, column: amount}
+kpis:
+  revenue: {formula: revenue, format: currency}
+delivery:
+  email: {from: reports@acme.test, to: [boss@acme.test]}
+  archive: {dir: archive}
+"""
+ROWS = [["2026-09-10", 80], ["2026-10-01", 50], ["2026-10-15", 70], ["2026-10-31", 30]]
+NOTHING = "1 error: nothing was run or sent."
+
+
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PDF/A archived by a real ``reporter run`` (its YAML, results and provenance inside)."""
+    work = tmp_path_factory.mktemp("archived")
+    write_csv(work / "data" / "sales.csv", ["date", "amount"], ROWS)
+    (work / F).write_text(BASE, encoding="utf-8")
+    assert main(["run", str(work / F), "--period", "2026-10", "--output", str(work / "out")]) == 0
+    (pdf,) = (work / "archive").rglob("*.pdf")
+    return pdf
+
+
+def origin(archived: Path) -> Path:
+    """The folder the archived report was run from (its YAML and data/)."""
+    return archived.parents[3]
+
+
+def craft(archived: Path, dest: Path, yaml_text: str) -> Path:
+    """``archived`` with its embedded YAML replaced (the provenance still names it)."""
+    import pikepdf
+
+    with pikepdf.open(archived) as doc:
+        del doc.attachments[F]
+        doc.attachments[F] = pikepdf.AttachedFileSpec(doc, yaml_text.encode(), filename=F)
+        doc.save(dest)
+    return dest
+
+
+def snapshot(root: Path) -> dict[Path, tuple[int, int]]:
+    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*") if not p.is_dir()}
+
+
+class Listener:
+    """A TCP socket on loopback that records every connection made to it (and closes it)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections: list[bytes] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    self.connections.append(conn.recv(4096))
+                except OSError:
+                    self.connections.append(b"")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    server = Listener()
+    yield server
+    server.close()
+
+
+def reproduce(tmp_path, monkeypatch, capsys, pdf: Path, *args: str) -> tuple[int, list[str], list[Path]]:
+    """Run ``reporter reproduce PDF --output out ARGS`` from ``tmp_path/work`` with a private
+    temporary folder; return the exit code, stderr (``T`` for tmp_path) and the files that
+    appeared or changed under tmp_path, which must all lie under ``work/out``."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    private = tmp_path / "tmp"
+    private.mkdir(exist_ok=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    monkeypatch.setenv("TMPDIR", str(private))
+    monkeypatch.setenv("SMTP_PASSWORD", MARKER)
+    before = snapshot(tmp_path)
+    code = main(["reproduce", str(pdf), "--output", "out", *args])
+    captured = capsys.readouterr()
+    changed = [p for p, v in snapshot(tmp_path).items() if before.get(p) != v]
+    assert all(p.is_relative_to(work / "out") for p in changed), changed
+    assert "Traceback" not in captured.err + captured.out
+    assert MARKER not in captured.err + captured.out
+    return code, [line.replace(str(tmp_path), "T") for line in captured.err.splitlines()], changed
+
+
+def with_source(source: str, metric: str) -> str:
+    """BASE with one more source (first, so that it is read first) and a metric over it."""
+    with_evil = BASE.replace("sources:\n", f"sources:\n  evil: {source}\n")
+    return with_evil.replace("metrics:\n", f"metrics:\n  evil_rows: {metric}\n")
+
+
+SQL_ATTACKS = {
+    # DuckDB's COPY … TO writes a file wherever the query says (here: the working directory
+    # and a folder beside it)
+    "duckdb COPY TO": lambda t, port: (
+        "{type: sql, url: 'duckdb:///:memory:', date_column: d, pushdown: false, "
+        f"query: \"COPY (SELECT DATE '2026-10-01' AS d) TO '{t}/elsewhere/copied.csv'\"}}"
+    ),
+    "duckdb COPY TO the working directory": lambda t, port: (
+        "{type: sql, url: 'duckdb:///:memory:', date_column: d, pushdown: false, "
+        "query: \"COPY (SELECT DATE '2026-10-01' AS d) TO 'copied.csv'\"}"
+    ),
+    # connecting to SQLite creates its database file
+    "sqlite creates a database": lambda t, port: (
+        f"{{type: sql, url: 'sqlite:///{t}/elsewhere/planted.db', date_column: d, query: 'select 1 as d'}}"
+    ),
+    # a PostgreSQL address built to carry an environment value out (as its user name)
+    "postgresql carries a secret out": lambda t, port: (
+        f"{{type: sql, url: 'postgresql+psycopg://${{SMTP_PASSWORD}}@127.0.0.1:{port}/x?connect_timeout=2', "
+        "date_column: d, query: 'select 1 as d'}"
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", list(SQL_ATTACKS))
+def test_reproduce_runs_no_sql_source_of_the_pdf(tmp_path, monkeypatch, capsys, archived, listener, attack):
+    """CRITICAL: the SQL of a PDF's configuration is not run, whether or not --data is given:
+    no file is written anywhere outside --output, no connection is opened."""
+    (tmp_path / "elsewhere").mkdir()
+    source = SQL_ATTACKS[attack](tmp_path, listener.port)
+    pdf = craft(archived, tmp_path / "evil.pdf", with_source(source, "{source: evil, agg: count}"))
+    data = origin(archived)
+
+    code, err, changed = reproduce(tmp_path, monkeypatch, capsys, pdf)  # as a PDF would be run before
+    assert listener.connections == []
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    assert (code, changed) == (2, [])
+    assert err == [
+        "reporter: error: T/evil.pdf: name the folder that holds the report's data: --data DIR "
+        f"(the PDF says its configuration was in {data}); reproduce reads no path the PDF names without it"
+    ]
+
+    code, err, changed = reproduce(tmp_path, monkeypatch, capsys, pdf, "--data", str(data))
+    assert listener.connections == []
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    assert (code, changed) == (2, [])
+    assert err == [
+        "T/evil.pdf » report.yaml:6:3: sources.evil: a SQL source: not run from a PDF's configuration "
+        "(it would connect to the database the PDF names, with your environment); "
+        "to run it anyway, name it: --allow-sql-sources evil",
+        NOTHING,
+    ]
+
+
+def test_reproduce_names_every_refused_sql_source_and_the_option(tmp_path, monkeypatch, capsys, archived):
+    two = BASE.replace(
+        "sources:\n",
+        "sources:\n"
+        "  crm: {type: sql, url: 'sqlite:///crm.db', query: 'select 1 as d', date_column: d}\n"
+        "  orders: {type: sql, url: 'sqlite:///orders.db', table: orders, date_column: d}\n",
+    )
+    pdf = craft(archived, tmp_path / "two.pdf", two)
+    args = ("--data", str(origin(archived)))
+    code, err, _ = reproduce(tmp_path, monkeypatch, capsys, pdf, *args)
+    refusal = (
+        "a SQL source: not run from a PDF's configuration (it would connect to the database the PDF "
+        "names, with your environment); to run it anyway, name it: --allow-sql-sources"
+    )
+    assert (code, err) == (
+        2,
+        [
+            f"T/two.pdf » report.yaml:6:3: sources.crm: {refusal} crm,orders",
+            f"T/two.pdf » report.yaml:7:3: sources.orders: {refusal} crm,orders",
+            "2 errors: nothing was run or sent.",
+        ],
+    )
+    code, err, _ = reproduce(tmp_path, monkeypatch, capsys, pdf, *args, "--allow-sql-sources", "crm")
+    assert (code, err) == (2, [f"T/two.pdf » report.yaml:7:3: sources.orders: {refusal} orders", NOTHING])
+    code, err, _ = reproduce(tmp_path, monkeypatch, capsys, pdf, *args, "--allow-sql-sources", "crm,ordres")
+    assert (code, err[-1:]) == (2, [NOTHING])  # orders is still refused: the misspelt name allows nothing
+
+    one = BASE.replace(
+        "sources:\n",
+        "sources:\n  crm: {type: sql, url: 'sqlite:///crm.db', query: 'select 1 as d', date_column: d}\n",
+    )
+    pdf = craft(archived, tmp_path / "one.pdf", one)
+    code, err, changed = reproduce(
+        tmp_path,
+        monkeypatch,
+        capsys,
+        pdf,
+        *args,
+        "--allow-sql-sources",
+        "crm",
+        "--allow-sql-sources",
+        "ordres",
+    )
+    assert (code, err, changed) == (
+        2,
+        [
+            "reporter: error: --allow-sql-sources: no SQL source 'ordres' in the PDF's configuration "
+            "(its SQL sources: crm)"
+        ],
+        [],
+    )
+
+
+def test_an_allowed_sql_source_is_run(tmp_path, monkeypatch, capsys):
+    """With the caller's consent (--allow-sql-sources), a SQL source runs as in the original
+    run, and the same data gives the same PDF, byte for byte."""
+    work = tmp_path / "origin"
+    work.mkdir()
+    with sqlite3.connect(work / "orders.db") as db:
+        db.execute("create table orders (d date, amount int)")
+        db.executemany("insert into orders values (?, ?)", ROWS)
+    db.close()
+    yaml_text = BASE.replace(
+        "  sales: {type: csv, path: data/sales.csv, date_column: date}",
+        f"  sales: {{type: sql, url: 'sqlite:///{work}/orders.db', table: orders, date_column: d}}",
+    )
+    (work / F).write_text(yaml_text, encoding="utf-8")
+    assert main(["run", str(work / F), "--period", "2026-10", "--output", str(work / "out")]) == 0
+    (pdf,) = (work / "archive").rglob("*.pdf")
+    code, err, changed = reproduce(
+        tmp_path, monkeypatch, capsys, pdf, "--data", str(work), "--allow-sql-sources", "sales"
+    )
+    assert (code, err) == (0, [])
+    assert changed == [tmp_path / "work" / "out" / "reproduced" / pdf.name]
+    assert changed[0].read_bytes() == pdf.read_bytes()
+
+
+def test_reproduce_reads_the_data_under_data_dir_only(tmp_path, monkeypatch, capsys, archived):
+    """The data is read from --data, not from the folder the PDF records; the same data there
+    gives a byte-identical PDF; a changed file is named."""
+    copy = tmp_path / "copy"
+    write_csv(copy / "data" / "sales.csv", ["date", "amount"], ROWS)
+    code, err, changed = reproduce(tmp_path, monkeypatch, capsys, archived, "--data", str(copy))
+    assert (code, err) == (0, [])
+    assert changed == [tmp_path / "work" / "out" / "reproduced" / archived.name]  # no ledger, no archive
+    assert changed[0].read_bytes() == archived.read_bytes()
+
+    write_csv(copy / "data" / "sales.csv", ["date", "amount"], [*ROWS, ["2026-10-20", 1]])
+    code, err, _ = reproduce(tmp_path, monkeypatch, capsys, archived, "--data", str(copy))
+    assert (code, err) == (
+        1,
+        [
+            "data changed since the archive: sales",
+            f"out/reproduced/{archived.name}: DIFFERS from {archived}",
+        ],
+    )
+
+    (copy / "data" / "sales.csv").unlink()
+    code, err, _ = reproduce(tmp_path, monkeypatch, capsys, archived, "--data", str(copy))
+    assert (code, err) == (
+        2,
+        [
+            f"{archived} » report.yaml:6:28: sources.sales.path: 'data/sales.csv' is not in the data folder "
+            "(no file T/copy/data/sales.csv); copy there the file the report was run with, or name the "
+            "folder that holds it: --data DIR",
+            NOTHING,
+        ],
+    )
+    code, err, _ = reproduce(tmp_path, monkeypatch, capsys, archived, "--data", str(copy / "nowhere"))
+    assert (code, err) == (2, ["reporter: error: --data T/copy/nowhere: not a folder"])
+
+
+def path_case(name: str, tmp_path: Path) -> tuple[str, str]:
+    """A YAML whose source (or template) names a file outside the data folder, and the message."""
+    secret = tmp_path / "elsewhere" / "secret.csv"
+    at = "report.yaml:6:28: sources.sales.path"
+    if name == "absolute":
+        return (
+            BASE.replace("path: data/sales.csv", f"path: {secret}"),
+            f"{at}: '{secret}' is not in the data folder (no file {tmp_path}/data{secret}); "
+            "copy there the file the report was run with, or name the folder that holds it: --data DIR",
+        )
+    if name == "/etc/passwd":
+        return (
+            BASE.replace("path: data/sales.csv", "path: /etc/passwd"),
+            f"{at}: '/etc/passwd' is not in the data folder (no file T/data/etc/passwd); "
+            "copy there the file the report was run with, or name the folder that holds it: --data DIR",
+        )
+    if name == "climbing out":
+        return (
+            BASE.replace("path: data/sales.csv", "path: data/../../elsewhere/secret.csv"),
+            f"{at}: 'data/../../elsewhere/secret.csv' leaves the data folder: reproduce reads only files "
+            "under --data; copy the file the report was run with under the data folder",
+        )
+    assert name == "a template elsewhere"
+    return (
+        BASE.replace("  timezone: UTC\n", f"  timezone: UTC\n  template: {tmp_path}/elsewhere\n"),
+        f"report.yaml:5:13: report.template: template folder not found: {tmp_path}/data{tmp_path}/elsewhere; "
+        "built-in templates: ",
+    )
+
+
+@pytest.mark.parametrize("name", ["absolute", "/etc/passwd", "climbing out", "a template elsewhere"])
+def test_reproduce_reads_no_path_the_pdf_names_outside_data(tmp_path, monkeypatch, capsys, archived, name):
+    """An absolute path in the PDF's YAML is looked up under --data (its root removed), never
+    where it points; ``..`` out of --data is refused."""
+    data = tmp_path / "data"
+    write_csv(data / "data" / "sales.csv", ["date", "amount"], ROWS)
+    # a valid data file where the hostile path points: reading it would succeed
+    write_csv(tmp_path / "elsewhere" / "secret.csv", ["date", "amount"], [["2026-10-02", 999999]])
+    (tmp_path / "elsewhere" / "report.html").write_text("{{ 'TEMPLATE-MARKER' }}", encoding="utf-8")
+    yaml_text, message = path_case(name, tmp_path)
+    pdf = craft(archived, tmp_path / "abs.pdf", yaml_text)
+    code, err, changed = reproduce(tmp_path, monkeypatch, capsys, pdf)  # no path from the PDF without --data
+    assert (code, changed) == (2, [])
+    code, err, changed = reproduce(tmp_path, monkeypatch, capsys, pdf, "--data", str(data))
+    assert changed == []
+    assert code == 2
+    assert err[0].startswith(f"T/abs.pdf » {message}".replace(str(tmp_path), "T")), err
+
+
+def test_an_absolute_path_is_found_under_data(tmp_path, monkeypatch, capsys, archived):
+    """/srv/exports/sales.csv in the PDF's YAML is read from DATA/srv/exports/sales.csv."""
+    data = tmp_path / "data"
+    write_csv(data / "srv" / "exports" / "sales.csv", ["date", "amount"], ROWS)
+    pdf = craft(
+        archived, tmp_path / "abs.pdf", BASE.replace("path: data/sales.csv", "path: /srv/exports/sales.csv")
+    )
+    code, err, changed = reproduce(tmp_path, monkeypatch, capsys, pdf, "--data", str(data))
+    # rendered (the YAML inside differs from the archived one, so the PDF does too)
+    assert (code, err) == (1, ["out/reproduced/abs.pdf: DIFFERS from T/abs.pdf"])
+    from reporter.delivery.archive import attachments_of
+
+    results = json.loads(attachments_of(changed[0].read_bytes())["results.json"])
+    assert results["kpis"]["revenue"]["value"] == 50 + 70 + 30
