@@ -129,6 +129,58 @@ def test_no_unusual_change_when_mad_is_zero_or_history_is_short(tmp_path, make_c
     assert of(results, "unusual_change", kpi="amount") == []  # 5 history points < 6
 
 
+def robust_z(value: float, history: list[float]) -> float:
+    m = statistics.median(history)
+    return (value - m) / (1.4826 * statistics.median([abs(x - m) for x in history]))
+
+
+NOISE = [100, 104, 98, 101, 97, 103, 100, 96, 105, 99, 102, 95]
+
+
+@pytest.mark.parametrize(
+    ("last_october", "kind"),
+    [(300.0, "seasonal"), (101.0, "unusual_change"), (20.0, "unusual_change"), (None, "unusual_change")],
+)
+def test_a_value_unusual_every_year_at_this_time_is_seasonal(tmp_path, make_config, last_october, kind):
+    """October far above the 12 months before it, as October was last year against its own
+    year before: `seasonal`, half the score. Last October ordinary, unusual the other way, or
+    with fewer than 6 months before it: `unusual_change`."""
+    values: dict[str, float | None] = {month(P, i - 24): float(NOISE[i % 12]) for i in range(24)}
+    values[month(P, -12)] = last_october
+    if last_october is None:  # data from 5 months before last October only
+        values = {m: v for m, v in values.items() if m >= month(P, -17)}
+        values[month(P, -12)] = 290.0
+    values[P] = 320.0
+    rows = [(f"{m}-15", "A", v, 1.0, v) for m, v in values.items() if v is not None]
+    results, as_dicts = build(tmp_path, make_config, rows)
+    amounts = by_month(as_dicts, "amount")
+    z = robust_z(amounts[P], [amounts[month(P, -i)] for i in range(12, 0, -1)])
+    assert z >= 3.5
+    [found] = of(results, "unusual_change", kpi="amount") + of(results, "seasonal", kpi="amount")
+    assert found["type"] == kind
+    assert found["z"] == pytest.approx(z)
+    if kind == "seasonal":
+        before = [amounts[month(P, -i)] for i in range(24, 12, -1)]
+        z_last = robust_z(amounts[month(P, -12)], before)
+        assert z_last >= 3.5
+        assert found["prior_year_value"] == amounts[month(P, -12)]
+        assert found["prior_year_z"] == pytest.approx(z_last)
+        assert found["median"] == pytest.approx(
+            statistics.median(amounts[month(P, -i)] for i in range(12, 0, -1))
+        )
+        assert found["score"] == pytest.approx(3 * min(z / 3.5, 3) / 2)
+        assert set(found) == {
+            "type",
+            "kpi",
+            "value",
+            "median",
+            "z",
+            "prior_year_value",
+            "prior_year_z",
+            "score",
+        }
+
+
 # ----------------------------------------------------------------------------- record
 
 
@@ -471,34 +523,106 @@ def test_pacing_of_a_cumulative_objective(tmp_path, make_config):
     assert found["on_pace"] is (ytd + run_rate * left >= goal)
 
 
+def theil_sen(ys: list[float], ahead: int) -> float:
+    """Theil–Sen by hand: the median of the pairwise slopes, the median of the intercepts."""
+    from itertools import combinations
+
+    slope = statistics.median((ys[j] - ys[i]) / (j - i) for i, j in combinations(range(len(ys)), 2))
+    intercept = statistics.median(y - slope * x for x, y in enumerate(ys))
+    return intercept + slope * (len(ys) - 1 + ahead)
+
+
 def test_pacing_projects_the_trend_and_judges_by_direction(tmp_path, make_config):
+    """A {value} target with no value a year before the due period: the Theil–Sen line through
+    the last 6 values, read 3 periods past the latest (January), against the target of January;
+    the latest month's reversal (50 → 70) bends a median of slopes less than a least-squares line."""
     values = {
         month(P, -i): float(v)
-        for i, v in zip(range(8, -1, -1), [90, 80, 75, 70, 66, 60, 58, 52, 50], strict=True)
+        for i, v in zip(range(8, -1, -1), [90, 80, 75, 70, 66, 60, 58, 52, 70], strict=True)
     }
     rows = monthly(values, month(P, -8))
-    obj = """  - {id: cost-down, title: Cost, kpi: amount, target: {value: 45}, owner: Ops, due: 2027-01-20}
-  - {id: now-due, title: Now, kpi: amount, target: {value: 45}, owner: Ops, due: 2026-10-31}"""
+    obj = """  - {id: cost-down, title: Cost, kpi: cost, target: {value: 45}, owner: Ops, due: 2027-01-20}
+  - {id: now-due, title: Now, kpi: cost, target: {value: 45}, owner: Ops, due: 2026-10-31}"""
     # a cost: lower is better
     results, as_dicts = build(
-        tmp_path,
-        make_config,
-        rows,
-        kpis="  cost: {formula: amount, direction: down}",
-        objectives=obj.replace("kpi: amount", "kpi: cost"),
+        tmp_path, make_config, rows, kpis="  cost: {formula: amount, direction: down}", objectives=obj
     )
     amounts = by_month(as_dicts, "amount")
     last6 = [amounts[month(P, -i)] for i in range(5, -1, -1)]
-    slope, intercept = statistics.linear_regression(range(6), last6)
     left = 3  # November, December, January
-    projected = intercept + slope * (5 + left)
+    projected = theil_sen(last6, left)
+    slope, intercept = statistics.linear_regression(range(6), last6)
+    assert abs(projected - (intercept + slope * (5 + left))) > 5  # not the least-squares line
     [found] = of(results, "pacing", objective="cost-down")
+    assert found["method"] == "trend"
     assert found["periods_left"] == left
     assert found["projected"] == pytest.approx(projected)
     assert found["goal"] == 45.0
     assert found["needed_per_period"] is None
     assert found["on_pace"] is (projected <= 45.0)  # down: at or under the goal
     assert of(results, "pacing", objective="now-due") == []  # due within P
+
+
+SEASONS = [100, 90, 95, 110, 120, 130, 125, 140, 150, 170, 210, 260]  # November to October
+
+
+def _two_years() -> dict[str, float | None]:
+    """25 months up to P, the second year 10 % above the first, one month in three a bit off."""
+    first = {month(P, i - 24): float(v) for i, v in enumerate([*SEASONS, *SEASONS])}
+    return {
+        m: (v * 1.1 if m > month(P, -12) else v) + (3.0 if i % 3 == 0 else 0.0)
+        for i, (m, v) in enumerate(first.items())
+    } | {P: 290.0}
+
+
+def test_pacing_against_the_target_of_the_due_period_with_the_season(tmp_path, make_config):
+    """Due in December: the goal is December's target, not October's. {change_vs_prior_year: x}:
+    December last year × (1 + x); the projection follows last year's season: December last
+    year × (the last 3 months) / (the same 3 months a year earlier)."""
+    values = _two_years()
+    obj = """  - {id: grow, title: Grow, kpi: amount, target: {change_vs_prior_year: 0.15}, owner: S,
+     due: 2026-12-31}
+  - {id: plan, title: Plan, kpi: amount, target: {by_period: {2026-10: 999, 2026-12: 240}}, owner: S,
+     due: 2026-12-31}
+  - {id: unplanned, title: U, kpi: amount, target: {by_period: {2026-10: 999}}, owner: S, due: 2026-12-31}
+  - {id: momentum, title: M, kpi: amount, target: {change_vs_previous: 0.05}, owner: S, due: 2026-12-31}"""
+    results, rows = build(tmp_path, make_config, monthly(values, month(P, -24)), objectives=obj)
+    amounts = by_month(rows, "amount")
+    december_last_year = amounts["2025-12"]
+    last3 = sum(amounts[m] for m in ("2026-08", "2026-09", "2026-10"))
+    year_earlier = sum(amounts[m] for m in ("2025-08", "2025-09", "2025-10"))
+    projected = december_last_year * last3 / year_earlier
+    [grow] = of(results, "pacing", objective="grow")
+    assert grow["method"] == "seasonal"
+    assert grow["goal"] == pytest.approx(december_last_year * 1.15)
+    assert grow["goal"] != pytest.approx(results["objectives"][0]["target"])  # October's target
+    assert grow["projected"] == pytest.approx(projected)
+    assert grow["on_pace"] is (projected >= december_last_year * 1.15)
+    [plan] = of(results, "pacing", objective="plan")
+    assert (plan["goal"], plan["projected"]) == (240.0, pytest.approx(projected))
+    assert of(results, "pacing", objective="unplanned") == []  # no target for December
+    assert of(results, "pacing", objective="momentum") == []  # {change_vs_previous}: no goal
+
+
+def test_pacing_without_last_years_due_period(tmp_path, make_config):
+    """No value a year before D: a {change_vs_prior_year} target has no goal (no pacing, not
+    one with a null goal); a {value} target is paced by the trend. With 2 values, no trend;
+    values on one line (every pairwise slope equal) are projected on that line exactly."""
+    obj = """  - {id: grow, title: Grow, kpi: amount, target: {change_vs_prior_year: 0.15}, owner: S,
+     due: 2026-12-31}
+  - {id: fixed, title: Fixed, kpi: amount, target: {value: 100}, owner: S, due: 2026-12-31}"""
+    line = {month(P, -i): 10.0 + 3.0 * (9 - i) for i in range(9, -1, -1)}  # January → October
+    results, rows = build(tmp_path, make_config, monthly(line, month(P, -9)), objectives=obj)
+    assert of(results, "pacing", objective="grow") == []
+    [fixed] = of(results, "pacing", objective="fixed")
+    amounts = by_month(rows, "amount")
+    last6 = [amounts[month(P, -i)] for i in range(5, -1, -1)]
+    assert fixed["method"] == "trend"
+    assert fixed["projected"] == pytest.approx(theil_sen(last6, 2))
+    assert fixed["projected"] == pytest.approx(10.0 + 3.0 * (9 + 2))  # the line itself, in December
+    two = {month(P, -1): 50.0, P: 60.0}
+    results, _ = build(tmp_path, make_config, monthly(two, month(P, -1)), objectives=obj)
+    assert of(results, "pacing") == []  # n = 2 < 3
 
 
 def test_insights_can_be_switched_off_and_are_ranked_by_score(tmp_path, make_config):
@@ -563,4 +687,4 @@ def test_every_number_a_sentence_says_is_in_its_insight(locale):
         said = [n.strip() for n in NUMBER.findall(text)]
         assert said, text  # every sentence carries at least one of its numbers
         assert set(said) <= {a.strip() for a in allowed}, (text, insight)
-    assert types == {"unusual_change", "record", "contributors", "pacing", "concentration"}
+    assert types == {"unusual_change", "seasonal", "record", "contributors", "pacing", "concentration"}

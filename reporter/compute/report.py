@@ -99,6 +99,8 @@ def compute_results(
         needed |= {p, p.shift(-1), p.prior_year()}  # per-period targets need both
     if config.insights.enabled:
         needed |= set(period.series(insights.HISTORY + 1))  # the 12 periods before P
+        needed |= set(period.prior_year().series(insights.HISTORY + 1))  # the same, a year earlier
+        needed |= insights.pacing_periods(config, period)
     ytd = Window(*period.ytd_window(fy))
     metric_by_period, metric_by_window = period_metrics(con, config, infos, needed, [ytd], where=where)
     kpi_by_period = {p: kpis.evaluate(v) for p, v in metric_by_period.items()}

@@ -15,6 +15,7 @@ from typing import Any
 from babel.dates import format_date
 
 from reporter.config.labels import Labels
+from reporter.periods import Period
 from reporter.render.context import DASH, MINUS, Formatter, translations
 from reporter.results import Results
 
@@ -130,6 +131,31 @@ def _concentration(w: _Words, i: dict[str, Any]) -> str:
     }
 
 
+def _seasonal(w: _Words, i: dict[str, Any]) -> str:
+    kpi = i["kpi"]
+    words = {
+        "kpi": w.kpi(kpi),
+        "value": w.value(kpi, i["value"]),
+        "median": w.value(kpi, i["median"]),
+        "last": w.value(kpi, i["prior_year_value"]),
+    }
+    if w.results.grain == "month":
+        words["month"] = format_date(
+            dt.date.fromisoformat(w.results.period_start), "LLLL", locale=w.fmt.locale
+        )
+        return (
+            w._(
+                "%(kpi)s: %(value)s against a usual %(median)s, as every year in %(month)s "
+                "(%(last)s last year)."
+            )
+            % words
+        )
+    return (
+        w._("%(kpi)s: %(value)s against a usual %(median)s, as at this time every year (%(last)s last year).")
+        % words
+    )
+
+
 def _pacing(w: _Words, i: dict[str, Any]) -> str:
     kpi = i["kpi"]
     when = _horizon(w, i)
@@ -142,6 +168,7 @@ def _pacing(w: _Words, i: dict[str, Any]) -> str:
         "per": {"month": w._("per month"), "quarter": w._("per quarter"), "week": w._("per week")}[
             w.results.grain
         ],
+        "period": _goal_period(w, i),
     }
     if i["needed_per_period"] is not None:
         return (
@@ -151,9 +178,21 @@ def _pacing(w: _Words, i: dict[str, Any]) -> str:
             )
             % words
         )
-    if i["goal"] is None:
-        return w._("%(kpi)s — on the current trend: %(projected)s %(when)s.") % words
-    return w._("%(kpi)s — on the current trend: %(projected)s %(when)s for a goal of %(goal)s.") % words
+    if i.get("method") == "seasonal":
+        return (
+            w._("%(kpi)s — following last year's season: %(projected)s for a goal of %(goal)s in %(period)s.")
+            % words
+        )
+    return w._("%(kpi)s — on the current trend: %(projected)s for a goal of %(goal)s in %(period)s.") % words
+
+
+def _goal_period(w: _Words, i: dict[str, Any]) -> str:
+    """The period the goal is the target of (the one holding the due date): a month by its
+    name ("December"), another period in words ("Q4 2026")."""
+    due = Period.parse(w.results.period, w.results.grain).shift(i["periods_left"])  # type: ignore[arg-type]
+    if due.grain == "month":
+        return format_date(due.start, "LLLL", locale=w.fmt.locale)
+    return w.fmt.period(due.label, due.start.isoformat(), due.grain)
 
 
 def _horizon(w: _Words, i: dict[str, Any]) -> str:
@@ -168,6 +207,7 @@ def _horizon(w: _Words, i: dict[str, Any]) -> str:
 
 _WRITERS: dict[str, Callable[[_Words, dict[str, Any]], str]] = {
     "unusual_change": _unusual,
+    "seasonal": _seasonal,
     "record": _record,
     "contributors": _contributors,
     "concentration": _concentration,
