@@ -342,6 +342,85 @@ def test_an_incomplete_period_asks_for_no_record_look_back():
     assert insights.record_history_needed(config, period, values, skip={"k"}) == ([], [])
 
 
+# ----------------------------------------------------------------------------- provisional values
+
+
+def _settling(tmp_path: Path, make_config: Callable[[str], Config], settles: int) -> Any:
+    """20 months of a rate near 0.5 that drops in its last two months (quotes still open): a
+    record low and unusual, unless the KPI says its last 2 periods are not final yet."""
+    rates = {month(P, -i): 0.5 + 0.01 * (i % 3) for i in range(20, 1, -1)} | {month(P, -1): 0.3, P: 0.2}
+    rows = [(f"{m}-15", "A", 100.0 * r, 100.0, 1.0) for m, r in rates.items()]
+    settles_after = f", settles_after: {settles}" if settles else ""
+    obj = "  - {id: close, title: Close, kpi: close, target: {value: 0.6}, owner: S, due: 2026-12-31}"
+    return build(
+        tmp_path,
+        make_config,
+        rows,
+        kpis=f"  close: {{formula: amount / deals, format: percent{settles_after}}}",
+        objectives=obj,
+    )
+
+
+def test_a_value_that_settles_is_provisional_and_never_a_record(tmp_path, make_config):
+    """settles_after: 2: the KPI is provisional, no record, unusual or seasonal is claimed for
+    it, and pacing reads the values before its last 2 periods. Without it, the same numbers give
+    both insights and a trend through the provisional values."""
+    results, rows = _settling(tmp_path, make_config, 0)
+    assert results["kpis"]["close"]["provisional"] is False
+    assert [i["type"] for i in results["insights"] if i.get("kpi") == "close" and i["type"] != "pacing"] == [
+        "unusual_change",
+        "record",
+    ]
+    rate = {m: a / d for m, a, d in ((r["date"][:7], r["amount"], r["deals"]) for r in rows)}
+
+    def seasonal(last: str) -> float:  # December last year × the last 3 months / a year earlier
+        three = [month(last, -i) for i in range(3)]
+        return rate["2025-12"] * sum(rate[m] for m in three) / sum(rate[month(m, -12)] for m in three)
+
+    [pace] = of(results, "pacing", objective="close")
+    assert (pace["method"], pace["projected"]) == ("seasonal", pytest.approx(seasonal(P)))
+
+    results, rows = _settling(tmp_path, make_config, 2)
+    assert results["kpis"]["close"]["provisional"] is True
+    assert [i["type"] for i in results["insights"] if i.get("kpi") == "close"] == ["pacing"]
+    [pace] = of(results, "pacing", objective="close")
+    # the last 3 months before September and October (provisional): June to August
+    assert (pace["method"], pace["projected"]) == ("seasonal", pytest.approx(seasonal(month(P, -2))))
+    assert seasonal(month(P, -2)) != pytest.approx(seasonal(P))
+    assert results["kpis"]["amount"]["provisional"] is False
+
+
+@pytest.mark.parametrize(("locale", "word"), [("fr_FR", "provisoire"), ("en_US", "provisional")])
+def test_a_provisional_value_is_marked_in_the_report_and_the_digest(tmp_path, make_config, locale, word):
+    from reporter.render.digest import build_digest
+    from reporter.render.html import render_html
+    from tests.conftest import with_locale
+
+    _settling(tmp_path, make_config, 2)
+    config = with_locale(make_config((tmp_path / "report.yaml").read_text(encoding="utf-8")), locale)
+    typed = compute(config, Period.parse(P, "month"), _now())
+    html = re.sub(r"\s+", " ", render_html(config, typed))
+    scorecard = html[html.index('class="scorecard"') :]
+    assert (
+        f'20,0 %<div class="sub">{word}</div>' in scorecard
+        or f'20.0%<div class="sub">{word}</div>' in scorecard
+    )
+    assert html.count(f'<div class="sub">{word}</div>') == 2  # the summary's row, the scorecard
+    assert f" ({word})</dd>" in html  # the objective's page
+    digest = build_digest(config, typed)
+    assert re.search(rf'<span class="vs"[^>]*>{word}</span>', digest.html)
+    assert f"({word}) /" in digest.text
+    assert word not in build_digest(*_unsettled(tmp_path, make_config, locale)).text
+
+
+def _unsettled(tmp_path: Path, make_config: Callable[[str], Config], locale: str) -> tuple[Config, Any]:
+    from tests.conftest import with_locale
+
+    _settling(tmp_path, make_config, 0)
+    config = with_locale(make_config((tmp_path / "report.yaml").read_text(encoding="utf-8")), locale)
+    return config, compute(config, Period.parse(P, "month"), _now())
+
+
 # ----------------------------------------------------------------------------- contributors
 
 

@@ -354,7 +354,7 @@ def pacing_periods(config: Config, period: Period) -> set[Period]:
 
 def provisional_periods(config: Config, kpi: str) -> int:
     """How many of the latest periods of a KPI are not final yet (``settles_after``)."""
-    return 0
+    return config.kpis[kpi].settles_after
 
 
 def goal_of(objective: Objective, due: Period, kpi_by_period: Mapping[Period, Values]) -> float | None:

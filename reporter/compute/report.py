@@ -106,6 +106,7 @@ def compute_results(
     kpi_by_period = {p: kpis.evaluate(v) for p, v in metric_by_period.items()}
     complete = _completeness(config, infos, period)
     partial = _partial_kpis(config, kpis, complete) if config.insights.enabled else set()
+    partial |= {name for name, k in config.kpis.items() if k.settles_after}  # provisional values
     if config.insights.enabled:
         kpi_by_period |= _record_lookback(con, config, infos, kpis, period, kpi_by_period, where, partial)
     kpi_ytd = kpis.evaluate(metric_by_window[ytd])
@@ -147,6 +148,7 @@ def compute_results(
             formula=kpi.formula,
             change_pp_vs_previous=change_points(value, previous) if rate else None,
             change_pp_vs_prior_year=change_points(value, prior_year) if rate else None,
+            provisional=kpi.settles_after > 0,
         )
 
     breakdowns = _breakdowns(con, config, infos, kpis, period, where)

@@ -376,6 +376,15 @@ class Kpi(_Model):
     decimals: Annotated[int, Field(ge=0, le=6)] | None = Field(
         None, description="The number of decimals shown (0–6), overriding the format's default.", examples=[1]
     )
+    settles_after: Annotated[int, Field(ge=0, le=36)] = Field(
+        0,
+        description=(
+            "How many of the latest periods, up to and including the report's, are not final yet (quotes "
+            "still open, late invoices): the report marks the value provisional, claims no record, unusual "
+            "or seasonal value for it, and paces its objectives on the periods before."
+        ),
+        examples=[2],
+    )
 
 
 class Target(_Model):

@@ -256,6 +256,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
     for obj in data["objectives"]:
         k = kpis[obj["kpi"]]
         obj["kpi_label"] = k["label"]
+        obj["provisional"] = k["provisional"]
         obj["pacing"] = next(
             (i["text"] for i in data["insights"] if i["type"] == "pacing" and i["objective"] == obj["id"]),
             None,

@@ -62,6 +62,7 @@ class Kpi:
     owner: str = doc("who answers for it")
     description: str = doc("what it measures, from the YAML")
     formula: str = doc("its formula as written in the YAML")
+    provisional: bool = doc("true when its latest values are not final yet (`settles_after`)")
     value_text: str = doc("the value written in the KPI's format")
     target_text: str = doc("the target written in the KPI's format")
     sparkline: Markup = doc("the last 12 periods as an inline SVG")
@@ -105,6 +106,7 @@ class Objective:
     target_text: str = doc("the target written in the KPI's format")
     chart: Markup = doc("the trend and target line as an inline SVG")
     pacing: str | None = doc("the sentence of its `pacing` insight, or none")
+    provisional: bool = doc("true when its KPI's value is not final yet (`settles_after`)")
     cid: str = doc(
         "*email only*: the `cid:` of its trend image (a PNG part: mail clients show no SVG), "
         "its target as a dashed line",
