@@ -5,6 +5,7 @@ change, an objective due in the current period, a down-direction objective."""
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections import defaultdict
@@ -444,6 +445,24 @@ def _sums(rows: list[dict[str, Any]], when: str, field: str) -> dict[str, float]
     return out
 
 
+def grouped_parts(now: dict[str, float], before: dict[str, float], parts: dict[str, float]) -> list[tuple]:
+    """Keys in both periods by themselves; those in one period only summed as ("new", count,
+    the key when alone) or ("gone", …); largest |part| first: (name, part) pairs."""
+    new = [k for k in parts if k not in before]
+    gone = [k for k in parts if k not in now]
+    out = [(k, v) for k, v in parts.items() if k in now and k in before]
+    out += [
+        ((g, len(ks), ks[0] if len(ks) == 1 else None), sum(parts[k] for k in ks))
+        for g, ks in (("new", new), ("gone", gone))
+        if ks
+    ]
+    return sorted(out, key=lambda kv: (-abs(kv[1]), isinstance(kv[0], tuple), str(kv[0])))
+
+
+def named(item: dict[str, Any]) -> Any:
+    return (item["group"], item["count"], item.get("key")) if "group" in item else item["key"]
+
+
 def test_contributors_of_a_sum_add_up_to_the_change(tmp_path, make_config):
     results, rows = build(
         tmp_path, make_config, _regions(CONTRIB), breakdowns="  - {kpi: amount, by: region}"
@@ -452,21 +471,29 @@ def test_contributors_of_a_sum_add_up_to_the_change(tmp_path, make_config):
         now, before = _sums(rows, P, "amount"), _sums(rows, base, "amount")
         parts = {k: now.get(k, 0.0) - before.get(k, 0.0) for k in {*now, *before}}  # absent = 0
         total = sum(now.values()) - sum(before.values())
-        top = sorted(parts.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
+        top = grouped_parts(now, before, parts)[:3]
         [found] = of(results, "contributors", breakdown="amount_by_region", vs=vs)
         assert found["change"] == pytest.approx(total)
-        assert sum(parts.values()) == pytest.approx(total)
-        assert [(i["key"], i["part"], i["share"]) for i in found["items"]] == [
+        assert sum(v for _, v in grouped_parts(now, before, parts)) == pytest.approx(total)
+        assert [(named(i), i["part"], i["share"]) for i in found["items"]] == [
             (k, pytest.approx(v), pytest.approx(v / total)) for k, v in top
         ]
-    # East is only in the previous month, Centre only in P: both counted against 0
+    # East is only in the previous month, Centre only in P: summed as gone and new (one each)
     [prev] = of(results, "contributors", breakdown="amount_by_region", vs="previous")
     assert prev["change"] == pytest.approx(675.0 - 610.0)
-    assert [(i["key"], i["part"]) for i in prev["items"]] == [
+    assert [(named(i), i["part"]) for i in prev["items"]] == [
         ("North", 120.0),
         ("South", -50.0),
-        ("East", -40.0),
+        (("gone", 1, "East"), -40.0),
     ]
+    # a year before: North and South only; West and Centre are new (+105), the 3 parts add up
+    [year] = of(results, "contributors", breakdown="amount_by_region", vs="prior_year")
+    assert [(named(i), i["part"]) for i in year["items"]] == [
+        ("North", 320.0),
+        (("new", 2, None), 105.0),
+        ("South", 100.0),
+    ]
+    assert math.fsum(i["part"] for i in year["items"]) == year["change"]
 
 
 def test_contributors_say_from_mostly_from_or_biggest_moves(tmp_path, make_config):
@@ -505,7 +532,7 @@ def test_contributors_say_from_mostly_from_or_biggest_moves(tmp_path, make_confi
     # North +120, South −50, East −40, West +20, Centre +15: +65, two of the three against it
     assert sentence(CONTRIB) == (
         "amount +€65.00 on the previous period; biggest moves: North (+€120.00), South (−€50.00) and "
-        "East (−€40.00)."
+        "East (gone, −€40.00)."
     )
 
 
@@ -518,14 +545,14 @@ def test_contributors_of_a_ratio_use_the_whole_denominator(tmp_path, make_config
         b_now, b_base = sum(_sums(rows, P, "deals").values()), sum(_sums(rows, base, "deals").values())
         parts = {k: a_now.get(k, 0.0) / b_now - a_base.get(k, 0.0) / b_base for k in {*a_now, *a_base}}
         kpi_change = sum(a_now.values()) / b_now - sum(a_base.values()) / b_base
-        top = sorted(parts.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
+        top = grouped_parts(a_now, a_base, parts)[:3]
         [found] = of(results, "contributors", breakdown="per_deal_by_region", vs=vs)
         assert found["change"] == pytest.approx(kpi_change)
         assert found["change"] == pytest.approx(
             results["kpis"]["per_deal"]["value"]
             - (results["kpis"]["per_deal"]["previous" if vs == "previous" else "prior_year"])
         )
-        assert [(i["key"], i["part"]) for i in found["items"]] == [(k, pytest.approx(v)) for k, v in top]
+        assert [(named(i), i["part"]) for i in found["items"]] == [(k, pytest.approx(v)) for k, v in top]
 
 
 def test_a_zero_total_change_has_null_shares(tmp_path, make_config):
@@ -749,11 +776,17 @@ def test_every_number_a_sentence_says_is_in_its_insight(locale):
         types.add(insight["type"])
         text = insight["text"]
         kpi = results.kpis[insight["kpi"]]
-        for name in [kpi.label, *(str(i["key"]) for i in insight.get("items", [])), str(insight.get("key"))]:
+        for name in [
+            kpi.label,
+            *(str(i["key"]) for i in insight.get("items", []) if "key" in i),
+            str(insight.get("key")),
+        ]:
             text = text.replace(name, " ")
         allowed: set[str] = set()
         numbers = [v for k, v in insight.items() if isinstance(v, int | float) and not isinstance(v, bool)]
-        numbers += [i[f] for i in insight.get("items", []) for f in ("part", "share") if i[f] is not None]
+        numbers += [
+            i[f] for i in insight.get("items", []) for f in ("part", "share", "count") if i.get(f) is not None
+        ]
         for v in numbers:
             for shown in (
                 fmt.value(v, kpi.format),
@@ -767,3 +800,28 @@ def test_every_number_a_sentence_says_is_in_its_insight(locale):
         assert said, text  # every sentence carries at least one of its numbers
         assert set(said) <= {a.strip() for a in allowed}, (text, insight)
     assert types == {"unusual_change", "seasonal", "record", "contributors", "pacing", "concentration"}
+
+
+def test_the_newsletter_starters_november_names_no_october_campaign(tmp_path):
+    """The newsletter starter's campaigns are one send each ("Weekly news 2026-10-19"): none
+    recurs, so November's click rate changed from campaigns that are new and campaigns that are
+    gone, never "mostly from" October's sends."""
+    import datetime as dt
+
+    from reporter.config import load_config
+    from reporter.init import init_report
+    from reporter.run.stages import describe
+
+    init_report(tmp_path, "newsletter", now=dt.datetime(2026, 12, 3, tzinfo=dt.UTC))
+    config = load_config(tmp_path / "report.yaml", env={})
+    results = describe(config, compute(config, Period.parse("2026-11", "month"), _now()))
+    said = [i for i in results.insights if i["type"] == "contributors"]
+    assert said
+    for insight in said:
+        assert {item.get("group") for item in insight["items"]} <= {"new", "gone"}
+        assert "2026-10" not in insight["text"], insight["text"]
+        assert "2026-11" not in insight["text"], insight["text"]
+    [previous] = [i for i in said if i["vs"] == "previous"]
+    assert previous["text"].startswith("Click rate ")
+    assert " entries gone (" in previous["text"]
+    assert " new entries (" in previous["text"]

@@ -14,7 +14,9 @@ The six types and their exact numbers (docs/insights.md says the same with worke
   key so that the parts add up to the change. A KPI that is one additive metric (sum or count):
   part_k = value_k(P) − value_k(base), a missing key counting 0. A KPI ``a / b`` (a additive):
   part_k = a_k(P)/b(P) − a_k(base)/b(base), b the whole KPI's denominator. The three largest
-  |part|, each with share = part / change (null when the change is 0). Other shapes: none.
+  |part|, each with share = part / change (null when the change is 0). Keys present in one of
+  the two periods only sum into two group items, ``{group: "new"|"gone", count, part}`` (and
+  ``key`` when the group holds one key), ranked with the others. Other shapes: none.
 - ``record``: how many consecutive preceding periods with data (null periods skipped, 36 at
   most counted) are all strictly below the value (``high``) or all strictly above (``low``);
   emitted when that is ≥ ``insights.record_min_periods`` (12).
@@ -159,14 +161,30 @@ def split_change(
 ) -> tuple[float, list[dict[str, Any]]]:
     """The parts of a KPI's change by key (see the module's docstring): part_k = a_k(P) × s_P −
     a_k(base) × s_base, a missing key or value counting 0; ``scale`` (1/b(P), 1/b(base)) for a
-    ratio, b the whole KPI's denominator. Returns their sum and every part, largest |part| first."""
-    parts = []
+    ratio, b the whole KPI's denominator. A key present in one of the two periods only is not a
+    part of its own: such keys sum into ``{group: "new", count, part}`` (in P only) and
+    ``{group: "gone", count, part}`` (in the base only), so that a campaign that simply did not
+    recur is not named as the cause of a change (a group of one key also names it, ``key``: a
+    trade fair held this month only is the reason for its spend). Returns the sum of the parts and every part,
+    largest |part| first; they add up to the change."""
+    parts: list[dict[str, Any]] = []
+    groups: dict[str, list[tuple[Any, float]]] = {"new": [], "gone": []}
     for key in sorted({*now, *base}, key=lambda k: (k is None, str(k))):
         a_now = (now.get(key) or {}).get(numerator) or 0.0
         a_base = (base.get(key) or {}).get(numerator) or 0.0
-        parts.append({"key": key, "part": a_now * scale[0] - a_base * scale[1]})
+        part = a_now * scale[0] - a_base * scale[1]
+        if key not in base:
+            groups["new"].append((key, part))
+        elif key not in now:
+            groups["gone"].append((key, part))
+        else:
+            parts.append({"key": key, "part": part})
+    for group, members in groups.items():
+        if members:
+            item = {"group": group, "count": len(members), "part": math.fsum(p for _, p in members)}
+            parts.append(item | ({"key": members[0][0]} if len(members) == 1 else {}))
     whole = math.fsum(p["part"] for p in parts)
-    parts.sort(key=lambda p: (-abs(p["part"]), str(p["key"])))
+    parts.sort(key=lambda p: (-abs(p["part"]), "group" in p, str(p.get("key", p.get("group")))))
     return whole, parts
 
 
@@ -295,10 +313,7 @@ def breakdown_insights(
             whole, parts = split_change(now, by_period[base_period], numerator, scale)
             if not parts:
                 continue
-            items = [
-                {"key": p["key"], "part": p["part"], "share": None if whole == 0 else p["part"] / whole}
-                for p in parts[:3]
-            ]
+            items = [p | {"share": None if whole == 0 else p["part"] / whole} for p in parts[:3]]
             relative = change(kpi_values.get(bd.kpi), kpi_by_period[base_period].get(bd.kpi))
             score = min(10 * abs(relative), 3.0) if relative is not None else 0.0
             out.append(

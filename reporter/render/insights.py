@@ -88,11 +88,7 @@ def _record(w: _Words, i: dict[str, Any]) -> str:
 
 def _contributors(w: _Words, i: dict[str, Any]) -> str:
     kpi = i["kpi"]
-    parts = [
-        w._("%(key)s (%(part)s)")
-        % {"key": w.key(item["key"], i.get("breakdown", "")), "part": w.signed(kpi, item["part"])}
-        for item in i["items"]
-    ]
+    parts = [_item(w, i, item) for item in i["items"]]
     listed = (
         parts[0]
         if len(parts) == 1
@@ -121,6 +117,24 @@ def _contributors(w: _Words, i: dict[str, Any]) -> str:
     if along:
         return w._("%(kpi)s %(change)s on last year, mostly from %(parts)s.") % words
     return w._("%(kpi)s %(change)s on last year; biggest moves: %(parts)s.") % words
+
+
+def _item(w: _Words, i: dict[str, Any], item: dict[str, Any]) -> str:
+    """One part of a change: a key and its part, or the keys that are new (or gone) together."""
+    words = {"part": w.signed(i["kpi"], item["part"]), "num": item.get("count", 0)}
+    if "group" in item and item["count"] == 1:
+        words["key"] = w.key(item["key"], i.get("breakdown", ""))
+        if item["group"] == "new":
+            return w._("%(key)s (new, %(part)s)") % words
+        return w._("%(key)s (gone, %(part)s)") % words
+    if item.get("group") == "new":
+        return w.n_("%(num)d new entry (%(part)s)", "%(num)d new entries (%(part)s)", words["num"]) % words
+    if item.get("group") == "gone":
+        return w.n_("%(num)d entry gone (%(part)s)", "%(num)d entries gone (%(part)s)", words["num"]) % words
+    return w._("%(key)s (%(part)s)") % {
+        "key": w.key(item["key"], i.get("breakdown", "")),
+        "part": words["part"],
+    }
 
 
 def _concentration(w: _Words, i: dict[str, Any]) -> str:
