@@ -825,3 +825,32 @@ def test_the_newsletter_starters_november_names_no_october_campaign(tmp_path):
     assert previous["text"].startswith("Click rate ")
     assert " entries gone (" in previous["text"]
     assert " new entries (" in previous["text"]
+
+
+@pytest.mark.parametrize(
+    ("objective", "first"),
+    [
+        ("", "score"),
+        ("  - {id: o, title: O, kpi: per_deal, target: {value: 1}, owner: S, due: 2026-10-31}", "per_deal"),
+    ],
+)
+def test_takeaways_break_ties_by_objective_then_yaml_order(tmp_path, make_config, objective, first):
+    """Two records of the same score: the KPI bound to an objective first, else the one written
+    first in the YAML (score before per_deal), never the alphabet (per_deal before score)."""
+    from reporter.render.context import Formatter
+    from reporter.render.insights import takeaways
+    from reporter.run.stages import describe
+
+    rows = []
+    for i in range(20):
+        deals = 10.0 + i % 3
+        rows.append((f"{month(P, i - 19)}-15", "A", (100.0 + 10 * i) * deals / 10, deals, 1.0 + i))
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+    config = make_config(yaml(objectives=objective))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    # by hand: per_deal = 10 + i and score = 1 + i rise every month, 19 months: two records
+    records = [(i["kpi"], i["periods"], i["score"]) for i in results.insights if i["type"] == "record"]
+    assert sorted(records) == [("per_deal", 19, 3.0), ("score", 19, 3.0)]
+    said = takeaways(config, results, Formatter.for_report(config.report))
+    assert said[0].startswith({"score": "score:", "per_deal": "per deal:"}[first])
+    assert len(said) == 2

@@ -39,7 +39,7 @@ so the summary leads with what most needs a reader's eye and one kind cannot cro
 unusual_change 3 × min(|z| / z, 3) (3 to 9), seasonal half of it; pacing 4 when off pace, 1 when
 on pace; record 2 × min(periods / record_min_periods, 1.5) (2 to 3); contributors min(10 ×
 |relative change|, 3) (a 10 % move scores 1); concentration 1.5 × share / 0.5 (1.5 to 3).
-Ties: by type, then name.
+Ties (``rank``): KPIs bound to an objective first, then the YAML's order, then the type.
 """
 
 from __future__ import annotations
@@ -489,11 +489,24 @@ def pacing(
     return found
 
 
-def rank(insights: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    def name(i: dict[str, Any]) -> str:
-        return str(i.get("objective") or i.get("breakdown") or i.get("kpi") or "")
+def rank(insights: list[dict[str, Any]], config: Config) -> list[dict[str, Any]]:
+    """Best score first; ties go to KPIs bound to an objective, then to the YAML's order (of the
+    objectives, of the KPIs, of the breakdowns), then by type, previous before prior year;
+    never to the alphabet (a label's first letter says nothing about what matters)."""
+    bound = {o.kpi for o in config.objectives}
+    kpis = list(config.kpis)
+    objectives = [o.id for o in config.objectives]
+    breakdowns = [f"{b.kpi}_by_{b.by}" for b in config.breakdowns]
 
-    def order(i: dict[str, Any]) -> tuple[float, int, str, str]:
-        return (-i["score"], TYPE_ORDER.index(i["type"]), name(i), i.get("vs", ""))
+    def order(i: dict[str, Any]) -> tuple[float, bool, int, int, int, int]:
+        kpi = i.get("kpi")
+        return (
+            -i["score"],
+            kpi not in bound,
+            kpis.index(kpi) if kpi in kpis else len(kpis),
+            objectives.index(i["objective"]) if i.get("objective") in objectives else -1,
+            breakdowns.index(i["breakdown"]) if i.get("breakdown") in breakdowns else -1,
+            TYPE_ORDER.index(i["type"]) * 2 + (i.get("vs") == "prior_year"),
+        )
 
     return sorted(insights, key=order)

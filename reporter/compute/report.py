@@ -197,7 +197,7 @@ def compute_results(
             "vs_previous": _moves(kpi_results, "previous", config.insights.moves_min_base),
             "vs_prior_year": _moves(kpi_results, "prior_year", config.insights.moves_min_base),
         },
-        insights=insights.rank(found),
+        insights=insights.rank(found, config),
     )
 
 

@@ -27,7 +27,7 @@ from reporter.render import charts
 from reporter.render.alt import AltText
 from reporter.render.attached import csv_name
 from reporter.render.context import Formatter, lcfirst, translations
-from reporter.render.insights import write_texts
+from reporter.render.insights import takeaways, write_texts
 from reporter.render.sandbox import BoundedEnvironment, ConfinedLoader, render
 from reporter.render.texts import action_context, text_environment
 from reporter.render.view import ReportContext, as_mapping, typed
@@ -349,7 +349,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         "colours": charts.PALETTE,
         "fmt_kpi": fmt,
         "delta_legend": formatter.delta_legend(),
-        "takeaways": takeaways(data["insights"], config.insights.max_summary),
+        "takeaways": takeaways(config, results, formatter, names),
         "incomplete": incomplete_notes(formatter, names, results),
     }
 
@@ -377,20 +377,6 @@ def incomplete_notes(formatter: Formatter, names: Labels, results: Results) -> l
 def _axis_label(formatter: Formatter, fmt: str, value: float, decimals: int) -> str:
     """A tick of a chart's value axis: the KPI's format, with the axis's decimals."""
     return formatter.value(value, fmt, decimals)
-
-
-def takeaways(insights: list[dict[str, Any]], limit: int, per_type: int = 2) -> list[str]:
-    """The sentences that open the summary: the best-scored insights, at most ``per_type`` of a
-    kind so that one kind (twelve records in a growing year) cannot fill the list."""
-    chosen: list[str] = []
-    seen: dict[str, int] = {}
-    for insight in insights:
-        if len(chosen) == limit:
-            break
-        if seen.get(insight["type"], 0) < per_type:
-            seen[insight["type"]] = seen.get(insight["type"], 0) + 1
-            chosen.append(insight["text"])
-    return chosen
 
 
 def stylesheet_dir(config: Config) -> Path:

@@ -15,6 +15,8 @@ from typing import Any
 from babel.dates import format_date
 
 from reporter.config.labels import Labels
+from reporter.config.model import Config
+from reporter.formulas import parse
 from reporter.periods import Period
 from reporter.render.context import DASH, MINUS, Formatter, translations
 from reporter.results import Results
@@ -235,3 +237,87 @@ def write_texts(results: Results, fmt: Formatter, labels: Labels | None = None) 
     words = _Words(results, fmt, labels)
     for insight in results.insights:
         insight["text"] = _WRITERS[insight["type"]](words, insight)
+
+
+# --- the takeaways: one per event, the why beside the what -------------------------------------
+
+_WHAT = ("unusual_change", "seasonal", "record")
+
+
+def metrics_of(config: Config, kpi: str) -> set[str]:
+    """The metrics a KPI reads, directly or through other KPIs."""
+    out: set[str] = set()
+    for ref in parse(config.kpis[kpi].formula).names:
+        if ref in config.metrics:
+            out.add(ref)
+        elif ref in config.kpis and ref != kpi:
+            out |= metrics_of(config, ref)
+    return out
+
+
+def _why(w: _Words, i: dict[str, Any]) -> str:
+    """A contributors insight as the clause that follows what happened: the change and its
+    biggest part ("+33 018 € on the previous period, of which Salon Paris Expo (new, +34 460 €)")."""
+    kpi = i["kpi"]
+    words = {"change": w.signed(kpi, i["change"]), "part": _item(w, i, i["items"][0])}
+    if i["vs"] == "previous":
+        return w._("%(change)s on the previous period, of which %(part)s.") % words
+    return w._("%(change)s on last year, of which %(part)s.") % words
+
+
+def takeaways(
+    config: Config,
+    results: Results,
+    fmt: Formatter,
+    labels: Labels | None = None,
+    *,
+    limit: int | None = None,
+    per_type: int = 2,
+) -> list[str]:
+    """The sentences that open the summary, the digest and the chat card: the insights by score
+    (``results.insights`` is ranked), one takeaway per event. An insight whose KPI shares a
+    metric with a KPI already taken is skipped (spend, budget use and the budget's pace are one
+    event); a KPI taken only for its objective's pacing does not count as taken. At most
+    ``per_type`` of a kind, so that one kind (twelve records in a growing year) cannot fill the
+    list. What happened (unusual, seasonal, record) and why (the KPI's best contributors
+    sentence, its biggest part named) are one takeaway, whichever of the two comes first."""
+    words = _Words(results, fmt, labels)
+    limit = config.insights.max_summary if limit is None else limit
+    ranked = results.insights
+    taken: set[str] = set()  # the metrics of the KPIs taken
+    used: set[int] = set()
+    seen: dict[str, int] = {}
+    chosen: list[str] = []
+    for index, insight in enumerate(ranked):
+        if len(chosen) >= limit:
+            break
+        if index in used or insight.get("kpi") not in config.kpis:
+            continue
+        kpi = insight["kpi"]
+        reads = metrics_of(config, kpi)
+        if reads & taken:
+            continue  # the same event, already told through another KPI
+        what, why = insight, None
+        if insight["type"] == "contributors":
+            found = next(
+                (j for j, x in enumerate(ranked) if x["type"] in _WHAT and x.get("kpi") == kpi), None
+            )
+            if found is not None:
+                what, why = ranked[found], insight
+                used.add(found)
+        elif insight["type"] in _WHAT:
+            found = next(
+                (j for j, x in enumerate(ranked) if x["type"] == "contributors" and x.get("kpi") == kpi), None
+            )
+            if found is not None:
+                why = ranked[found]
+                used.add(found)
+        kind = what["type"]
+        if seen.get(kind, 0) >= per_type:
+            continue
+        seen[kind] = seen.get(kind, 0) + 1
+        text = what["text"] if why is None else f"{what['text']} {_why(words, why)}"
+        chosen.append(text)
+        if kind != "pacing":
+            taken |= reads
+    return chosen

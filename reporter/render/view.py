@@ -235,8 +235,9 @@ class ReportContext:
         "off track first (off track, at risk, on track, no data, no target)"
     )
     takeaways: list[str] = doc(
-        "the sentences that open the summary: the best-scored insights (`insights.max_summary`, at most two "
-        "of a kind; the digest shows the first three)"
+        "the sentences that open the summary: the best-scored insights, one per event "
+        "(`insights.max_summary`, at most two of a kind, none on a metric already told; what happened and "
+        "why in one sentence; the digest and the chat card show the first three)"
     )
     incomplete: list[str] = doc(
         "a warning sentence for each source whose data stops before the period's end (possible when "
