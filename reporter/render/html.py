@@ -211,6 +211,14 @@ def _name(config: Config, data: dict[str, Any], names: Labels) -> None:
             stage["label"] = names.funnel(i)
 
 
+def _judged_cumulatively(objectives: list[dict[str, Any]]) -> dict[str, bool]:
+    """Per KPI, whether its first objective (whose target it shows) is cumulative."""
+    out: dict[str, bool] = {}
+    for obj in objectives:
+        out.setdefault(obj["kpi"], obj["cumulative"])
+    return out
+
+
 def build_context(config: Config, results: Results, formatter: Formatter) -> dict[str, Any]:
     """Everything the template places: the results, labels, and charts drawn from them."""
     _ = formatter._
@@ -231,6 +239,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         """How KPI ``name``'s values are printed (for the charts' alternative text)."""
         return lambda value: fmt(name, value)
 
+    cumulative = _judged_cumulatively(data["objectives"])
     for name, k in kpis.items():
         k["name"] = name
         points = [(p["period"], p["value"]) for p in k["series"]]
@@ -242,6 +251,9 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         bullet_alt = alt.bullet(k["label"], k["attainment"], k["status"])
         k["bullet"] = charts.bullet(k["attainment"], k["status"], bullet_alt)
         k["value_text"] = fmt(name, k["value"])
+        # a KPI judged by a cumulative objective: its target is the year to date's, shown by it
+        k["cumulative"] = cumulative.get(name, False)
+        k["ytd_text"] = fmt(name, k["ytd"])
         k["target_text"] = fmt(name, k["target"])
         k["words"] = formula_in_words(config, k["formula"], names)
         k["unusual"] = next(

@@ -63,6 +63,10 @@ class Kpi:
     description: str = doc("what it measures, from the YAML")
     formula: str = doc("its formula as written in the YAML")
     provisional: bool = doc("true when its latest values are not final yet (`settles_after`)")
+    cumulative: bool = doc(
+        "true when its target is a cumulative objective's (the year to date's): show `ytd_text` beside it"
+    )
+    ytd_text: str = doc("the year-to-date value written in the KPI's format")
     value_text: str = doc("the value written in the KPI's format")
     target_text: str = doc("the target written in the KPI's format")
     sparkline: Markup = doc("the last 12 periods as an inline SVG")
