@@ -91,7 +91,7 @@ def _label(value: Any, *, empty: bool = False) -> Any:
 
 
 # A name a reader sees: text, or one text per language ({fr: Prospects, en: Leads}); the report
-# shows the entry of report.locale's language, else the first one (reporter.config.labels).
+# shows the entry of report.locale's language, else English, else the first (reporter.config.labels).
 Label = Annotated[str | dict[str, str], BeforeValidator(_label)]
 # The same, where empty text means "none" (a KPI's section).
 LabelOrEmpty = Annotated[str | dict[str, str], BeforeValidator(lambda v: _label(v, empty=True))]
@@ -338,7 +338,7 @@ class Kpi(_Model):
         None,
         description=(
             "The KPI's name as the report shows it; default: its key with spaces. Text, or one text per "
-            "language ({fr: …, en: …}): the report's language, else the first entry."
+            "language ({fr: …, en: …}): the report's language, else English, else the first entry."
         ),
         examples=["Taux de conversion du site", {"fr": "Prospects", "en": "Leads"}],
     )
