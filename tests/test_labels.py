@@ -425,7 +425,7 @@ def test_labels_without_the_reports_language_fall_back_to_english_and_are_said_o
     )
     said = (
         "F:4:11: report.locale: warning: 4 labels have no 'de' text and show in English (or their first "
-        "language): kpis.win_rate.label, kpis.win_rate.section, kpis.revenue.label, …; add a de: entry to each"
+        "language): kpis.win_rate.label, kpis.win_rate.section, kpis.revenue.label, …; add de: … to each"
     )
     code, lines = validate(path, capsys)
     assert code == 0

@@ -129,6 +129,11 @@ def test_a_cumulative_objective_shows_its_year_to_date_beside_its_target(demo_re
         '<td>Nouveaux clients</td> <td class="num strong">33<div class="sub">cumul 268</div></td> '
         '<td class="num">260<div class="sub">cumul</div></td>'
     )
+    from reporter.render.digest import build_digest
+
+    digest = build_digest(config, results)
+    assert re.search(r"\n   268 \(cumul\) / cible 260 · 103\s%", digest.text)  # the year to date, said so
+    assert re.search(r'<span class="big"[^>]*>268</span> <span class="vs"[^>]*>cumul</span>', digest.html)
     assert squash("33cumul268") in squash(
         "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(demo_pdfs["fr_FR"])).pages)
     )

@@ -90,7 +90,7 @@ def _language_warning(
         said = f"1 label has no '{language}' text and shows in English (or its first language): {shown}"
     else:
         said = f"{n} labels have no '{language}' text and show in English (or their first language): {shown}"
-    return Problem(file, line, col, "report.locale", f"warning: {said}", f"add a {language}: entry to each")
+    return Problem(file, line, col, "report.locale", f"warning: {said}", f"add {language}: … to each")
 
 
 def silent_defaults(path: Path, config: Config | None = None) -> list[Problem]:
