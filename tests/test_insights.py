@@ -854,3 +854,37 @@ def test_takeaways_break_ties_by_objective_then_yaml_order(tmp_path, make_config
     said = takeaways(config, results, Formatter.for_report(config.report))
     assert said[0].startswith({"score": "score:", "per_deal": "per deal:"}[first])
     assert len(said) == 2
+
+
+def test_takeaways_tell_each_event_once_with_its_why(tmp_path, make_config):
+    """amount's pace (off pace), amount's record and per_deal's record (amount / deals): the pace
+    is told, and so is amount's record (a KPI taken for its pacing only does not count as told),
+    joined with its biggest contributor; per_deal's record reads amount again and is left out."""
+    from reporter.render.context import Formatter
+    from reporter.render.insights import takeaways
+    from reporter.run.stages import describe
+
+    rows = []
+    for i in range(20):
+        day = f"{month(P, i - 19)}-15"
+        rows += [(day, "North", 100.0 + 10 * i, 1.0, 1.0), (day, "South", 50.0 + i, 1.0, 1.0)]
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+    obj = "  - {id: big, title: Big, kpi: amount, target: {value: 10000}, owner: S, due: 2026-12-31}"
+    config = make_config(yaml(objectives=obj, breakdowns="  - {kpi: amount, by: region}"))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    types = {(i["type"], i["kpi"]) for i in results.insights}
+    assert {
+        ("pacing", "amount"),
+        ("record", "amount"),
+        ("record", "per_deal"),
+        ("contributors", "amount"),
+    } <= types
+    [pace] = [i for i in results.insights if i["type"] == "pacing"]
+    assert pace["on_pace"] is False
+    # by hand: the best-scored contributors are last year's (+132 on 228, against +11 on 349):
+    # North 290 − 170 = +120, South 69 − 57 = +12; both regions every month
+    said = takeaways(config, results, Formatter.for_report(config.report))
+    assert said == [
+        pace["text"],
+        "amount: the highest in 19 months. +€132.00 on last year, of which North (+€120.00).",
+    ]
