@@ -9,14 +9,13 @@ that fall back, for validate and run to say so once).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from reporter.config.model import Breakdown, Config
+from reporter.config.model import Breakdown, Config, _is_language
 
 
 def language_of(locale: str) -> str:
@@ -36,15 +35,13 @@ def pick(label: str | Mapping[str, str] | None, language: str) -> str | None:
     return next(iter(label.values()), None)
 
 
-_CODE = re.compile(r"[a-z]{2,3}")
-
-
 def _is_label_map(value: Any) -> bool:
-    """A map {language code: text} (validation made sure every label map is one)."""
+    """A map {language code: text} (validation made sure every label map is one); a recipient's
+    filter ({rep: Bob}) is not: its keys are no language."""
     return (
         isinstance(value, dict)
         and bool(value)
-        and all(isinstance(k, str) and _CODE.fullmatch(k) and isinstance(v, str) for k, v in value.items())
+        and all(_is_language(k) and isinstance(v, str) for k, v in value.items())
     )
 
 
