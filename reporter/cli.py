@@ -375,7 +375,12 @@ def _run(args: argparse.Namespace) -> int:
         _check_recipients(configs, args.recipient)
     failed = 0
     clock = now()
+    from reporter.config.lint import language_warning
+
     for config in configs:
+        said = language_warning(config.file, config) if config.file.is_file() else None
+        if said is not None:
+            print(said, file=sys.stderr)  # once per report, before its run
         try:
             with showing(stages(config)):
                 outcome = run_report(

@@ -46,6 +46,9 @@ class KpiResult:
     # null for other formats, or when either number is null.
     change_pp_vs_previous: float | None = None
     change_pp_vs_prior_year: float | None = None
+    # kpis.<id>.settles_after > 0: the value of the period (and of the N − 1 before it) is not
+    # final yet; no record, unusual or seasonal insight is claimed for it.
+    provisional: bool = False
 
 
 @dataclass

@@ -105,6 +105,9 @@ def test_slack_card_is_posted_once_across_two_runs_and_reads_back(tmp_path):
     revenue = results["kpis"]["revenue"]["value"]
     assert 0 < revenue < 1_000_000
     revenue_text = f"€{revenue:,.0f}" if revenue >= 1000 else f"€{revenue:,.2f}"
+    # the takeaways: here the two objectives' pacing, on two KPIs that share no metric
+    said = [i["text"] for i in results["insights"]]
+    assert [i["type"] for i in results["insights"]] == ["pacing", "pacing"]
 
     assert payload["blocks"] == [
         {
@@ -116,6 +119,7 @@ def test_slack_card_is_posted_once_across_two_runs_and_reads_back(tmp_path):
             "type": "section",
             "text": {"type": "mrkdwn", "text": f"✖ *Revenue above 1M*: {revenue_text} / target €1,000,000"},
         },
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(f"• {t}" for t in said)}},
         {
             "type": "actions",
             "elements": [
@@ -130,7 +134,8 @@ def test_slack_card_is_posted_once_across_two_runs_and_reads_back(tmp_path):
     assert payload["text"] == (
         "Tiny report — October 2026\n✖ 1 off track · ✔ 1 on track\n"
         f"✖ Revenue above 1M: {revenue_text} / target €1,000,000\n"
-        "Open the report: https://reports.acme.test/tiny/2026-10"
+        + "".join(f"• {t}\n" for t in said)
+        + "Open the report: https://reports.acme.test/tiny/2026-10"
     )
     assert [(d.recipient, d.state, d.attempts) for d in first.deliveries] == [("slack:SLACK_HOOK", "sent", 1)]
     assert [(d.recipient, d.state) for d in second.deliveries] == [("slack:SLACK_HOOK", "skipped")]
@@ -162,7 +167,10 @@ def test_teams_gets_an_adaptive_card_in_the_reports_language(tmp_path):
     assert card["version"] == "1.4"
     assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
     words = translations("fr").gettext
-    title, tally, facts = card["body"]
+    title, tally, facts, *said = card["body"]
+    insights = results_of(tmp_path)["insights"]  # the sentences, in French
+    assert said == [{"type": "TextBlock", "text": f"• {i['text']}", "wrap": True} for i in insights]
+    assert [i["type"] for i in insights] == ["pacing", "pacing"]
     assert title == {
         "type": "TextBlock",
         "text": "Tiny report — octobre 2026",
@@ -579,7 +587,8 @@ def test_build_card_without_url_or_off_track_objective(tmp_path):
     for obj in results.objectives:
         obj.status = "on_track"
     card = build_card(config, results)
-    assert card.lines == ["Tiny report — October 2026", "✔ 2 on track"]
+    assert card.lines == ["Tiny report — October 2026", "✔ 2 on track", *(f"• {t}" for t in card.takeaways)]
+    assert [t.split(" — ")[0] for t in card.takeaways] == ["Revenue", "Orders"]
     # two off track: the one furthest from its target first, whatever the YAML's order
     revenue, orders = results.objectives
     revenue.status, revenue.attainment = "off_track", 0.8

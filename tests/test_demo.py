@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import math
+import re
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -371,3 +374,79 @@ def test_cli_demo_run(tmp_path, capsys):
         Path(tmp_path / "marketing-monthly" / "2026-10" / "marketing-monthly_2026-10.pdf").stat().st_size
         > 10_000
     )
+
+
+# --- what the report says about the numbers (docs/insights.md) ------------------------------
+
+
+def _robust_z(value: float, history: list[float]) -> float:
+    m = statistics.median(history)
+    return (value - m) / (1.4826 * statistics.median([abs(x - m) for x in history]))
+
+
+def test_the_revenue_objective_is_paced_against_decembers_target(results, reference):
+    """+15 % on last year, due in December: the goal is December 2025 × 1.15 (not October's
+    target), and revenue has the numbers the seasonal projection needs."""
+    ref = reference
+    [pace] = [i for i in results["insights"] if i["type"] == "pacing" and i["objective"] == "grow-revenue"]
+    assert pace["goal"] == pytest.approx(ref["2025-12"]["revenue"] * 1.15)
+    october_target = next(o for o in results["objectives"] if o["id"] == "grow-revenue")["target"]
+    assert pace["goal"] != pytest.approx(october_target)
+    last3 = sum(ref[m]["revenue"] for m in ("2026-08", "2026-09", "2026-10"))
+    before = sum(ref[m]["revenue"] for m in ("2025-08", "2025-09", "2025-10"))
+    assert pace["method"] == "seasonal"
+    assert pace["projected"] == pytest.approx(ref["2025-12"]["revenue"] * last3 / before)
+    assert pace["on_pace"] is (pace["projected"] >= pace["goal"])
+    # the traffic objective's target is {change_vs_previous}: December's is not known yet
+    assert [i for i in results["insights"] if i.get("objective") == "traffic-momentum"] == []
+
+
+def test_octobers_spend_is_a_season_not_news(results, reference):
+    ref = reference
+    spend = [ref[shift("2026-10", -n)]["marketing_spend"] for n in range(12, 0, -1)]
+    spend_last_year = [ref[shift("2025-10", -n)]["marketing_spend"] for n in range(12, 0, -1)]
+    z = _robust_z(ref["2026-10"]["marketing_spend"], spend)
+    z_last = _robust_z(ref["2025-10"]["marketing_spend"], spend_last_year)
+    assert z >= 3.5
+    assert z_last >= 3.5
+    found = [i for i in results["insights"] if i.get("kpi") == "marketing_spend"]
+    assert "unusual_change" not in [i["type"] for i in found]
+    [season] = [i for i in found if i["type"] == "seasonal"]
+    assert (season["z"], season["prior_year_z"]) == (pytest.approx(z), pytest.approx(z_last))
+    assert season["prior_year_value"] == pytest.approx(ref["2025-10"]["marketing_spend"])
+
+
+def _reads(name: str) -> set[str]:
+    """The metrics a KPI reads, from the YAML's formulas (names, recursively through KPIs)."""
+    out: set[str] = set()
+    for word in re.findall(r"[a-z_]+", CONFIG.kpis[name].formula):
+        if word in CONFIG.metrics:
+            out.add(word)
+        elif word in CONFIG.kpis and word != name:
+            out |= _reads(word)
+    return out
+
+
+@pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
+def test_no_two_takeaways_tell_the_same_event(locale):
+    """The summary's takeaways (and the digest's first three): no two read a metric in common,
+    and the trade fair's spend comes with its why (the biggest contributor) in one takeaway."""
+    from reporter.render.context import Formatter
+    from reporter.render.html import build_context
+    from reporter.run.stages import describe
+    from tests.conftest import with_locale
+
+    config = with_locale(CONFIG, locale)
+    typed = describe(config, compute(config, Period.parse("2026-10", "month"), NOW))
+    said = build_context(config, typed, Formatter.for_report(config.report))["takeaways"]
+    assert len(said) == config.insights.max_summary
+    by_text = {i["text"]: i for i in typed.insights}
+    kpis = [next(by_text[t] for t in by_text if text.startswith(t))["kpi"] for text in said]
+    for a, b in itertools.combinations(kpis, 2):
+        assert not (_reads(a) & _reads(b)), (a, b, said)
+    spend = next(text for text, kpi in zip(said, kpis, strict=True) if kpi == "marketing_spend")
+    fair = {"fr_FR": "Salon Paris Expo (nouvelle entrée, +34", "en_US": "Paris Expo trade fair (new, +€34"}[
+        locale
+    ]
+    assert fair in spend
+    assert said[0] == spend

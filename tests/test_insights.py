@@ -5,6 +5,7 @@ change, an objective due in the current period, a down-direction objective."""
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections import defaultdict
@@ -127,6 +128,58 @@ def test_no_unusual_change_when_mad_is_zero_or_history_is_short(tmp_path, make_c
     short = {month(P, -i): float(90 + 5 * i) for i in range(5, 0, -1)} | {P: 900.0}
     results, _ = build(tmp_path, make_config, monthly(short, month(P, -5)))
     assert of(results, "unusual_change", kpi="amount") == []  # 5 history points < 6
+
+
+def robust_z(value: float, history: list[float]) -> float:
+    m = statistics.median(history)
+    return (value - m) / (1.4826 * statistics.median([abs(x - m) for x in history]))
+
+
+NOISE = [100, 104, 98, 101, 97, 103, 100, 96, 105, 99, 102, 95]
+
+
+@pytest.mark.parametrize(
+    ("last_october", "kind"),
+    [(300.0, "seasonal"), (101.0, "unusual_change"), (20.0, "unusual_change"), (None, "unusual_change")],
+)
+def test_a_value_unusual_every_year_at_this_time_is_seasonal(tmp_path, make_config, last_october, kind):
+    """October far above the 12 months before it, as October was last year against its own
+    year before: `seasonal`, half the score. Last October ordinary, unusual the other way, or
+    with fewer than 6 months before it: `unusual_change`."""
+    values: dict[str, float | None] = {month(P, i - 24): float(NOISE[i % 12]) for i in range(24)}
+    values[month(P, -12)] = last_october
+    if last_october is None:  # data from 5 months before last October only
+        values = {m: v for m, v in values.items() if m >= month(P, -17)}
+        values[month(P, -12)] = 290.0
+    values[P] = 320.0
+    rows = [(f"{m}-15", "A", v, 1.0, v) for m, v in values.items() if v is not None]
+    results, as_dicts = build(tmp_path, make_config, rows)
+    amounts = by_month(as_dicts, "amount")
+    z = robust_z(amounts[P], [amounts[month(P, -i)] for i in range(12, 0, -1)])
+    assert z >= 3.5
+    [found] = of(results, "unusual_change", kpi="amount") + of(results, "seasonal", kpi="amount")
+    assert found["type"] == kind
+    assert found["z"] == pytest.approx(z)
+    if kind == "seasonal":
+        before = [amounts[month(P, -i)] for i in range(24, 12, -1)]
+        z_last = robust_z(amounts[month(P, -12)], before)
+        assert z_last >= 3.5
+        assert found["prior_year_value"] == amounts[month(P, -12)]
+        assert found["prior_year_z"] == pytest.approx(z_last)
+        assert found["median"] == pytest.approx(
+            statistics.median(amounts[month(P, -i)] for i in range(12, 0, -1))
+        )
+        assert found["score"] == pytest.approx(3 * min(z / 3.5, 3) / 2)
+        assert set(found) == {
+            "type",
+            "kpi",
+            "value",
+            "median",
+            "z",
+            "prior_year_value",
+            "prior_year_z",
+            "score",
+        }
 
 
 # ----------------------------------------------------------------------------- record
@@ -290,6 +343,85 @@ def test_an_incomplete_period_asks_for_no_record_look_back():
     assert insights.record_history_needed(config, period, values, skip={"k"}) == ([], [])
 
 
+# ----------------------------------------------------------------------------- provisional values
+
+
+def _settling(tmp_path: Path, make_config: Callable[[str], Config], settles: int) -> Any:
+    """20 months of a rate near 0.5 that drops in its last two months (quotes still open): a
+    record low and unusual, unless the KPI says its last 2 periods are not final yet."""
+    rates = {month(P, -i): 0.5 + 0.01 * (i % 3) for i in range(20, 1, -1)} | {month(P, -1): 0.3, P: 0.2}
+    rows = [(f"{m}-15", "A", 100.0 * r, 100.0, 1.0) for m, r in rates.items()]
+    settles_after = f", settles_after: {settles}" if settles else ""
+    obj = "  - {id: close, title: Close, kpi: close, target: {value: 0.6}, owner: S, due: 2026-12-31}"
+    return build(
+        tmp_path,
+        make_config,
+        rows,
+        kpis=f"  close: {{formula: amount / deals, format: percent{settles_after}}}",
+        objectives=obj,
+    )
+
+
+def test_a_value_that_settles_is_provisional_and_never_a_record(tmp_path, make_config):
+    """settles_after: 2: the KPI is provisional, no record, unusual or seasonal is claimed for
+    it, and pacing reads the values before its last 2 periods. Without it, the same numbers give
+    both insights and a trend through the provisional values."""
+    results, rows = _settling(tmp_path, make_config, 0)
+    assert results["kpis"]["close"]["provisional"] is False
+    assert [i["type"] for i in results["insights"] if i.get("kpi") == "close" and i["type"] != "pacing"] == [
+        "unusual_change",
+        "record",
+    ]
+    rate = {m: a / d for m, a, d in ((r["date"][:7], r["amount"], r["deals"]) for r in rows)}
+
+    def seasonal(last: str) -> float:  # December last year × the last 3 months / a year earlier
+        three = [month(last, -i) for i in range(3)]
+        return rate["2025-12"] * sum(rate[m] for m in three) / sum(rate[month(m, -12)] for m in three)
+
+    [pace] = of(results, "pacing", objective="close")
+    assert (pace["method"], pace["projected"]) == ("seasonal", pytest.approx(seasonal(P)))
+
+    results, rows = _settling(tmp_path, make_config, 2)
+    assert results["kpis"]["close"]["provisional"] is True
+    assert [i["type"] for i in results["insights"] if i.get("kpi") == "close"] == ["pacing"]
+    [pace] = of(results, "pacing", objective="close")
+    # the last 3 months before September and October (provisional): June to August
+    assert (pace["method"], pace["projected"]) == ("seasonal", pytest.approx(seasonal(month(P, -2))))
+    assert seasonal(month(P, -2)) != pytest.approx(seasonal(P))
+    assert results["kpis"]["amount"]["provisional"] is False
+
+
+@pytest.mark.parametrize(("locale", "word"), [("fr_FR", "provisoire"), ("en_US", "provisional")])
+def test_a_provisional_value_is_marked_in_the_report_and_the_digest(tmp_path, make_config, locale, word):
+    from reporter.render.digest import build_digest
+    from reporter.render.html import render_html
+    from tests.conftest import with_locale
+
+    _settling(tmp_path, make_config, 2)
+    config = with_locale(make_config((tmp_path / "report.yaml").read_text(encoding="utf-8")), locale)
+    typed = compute(config, Period.parse(P, "month"), _now())
+    html = re.sub(r"\s+", " ", render_html(config, typed))
+    scorecard = html[html.index('class="scorecard"') :]
+    assert (
+        f'20,0 %<div class="sub">{word}</div>' in scorecard
+        or f'20.0%<div class="sub">{word}</div>' in scorecard
+    )
+    assert html.count(f'<div class="sub">{word}</div>') == 2  # the summary's row, the scorecard
+    assert f" ({word})</dd>" in html  # the objective's page
+    digest = build_digest(config, typed)
+    assert re.search(rf'<span class="vs"[^>]*>{word}</span>', digest.html)
+    assert f"({word}) /" in digest.text
+    assert word not in build_digest(*_unsettled(tmp_path, make_config, locale)).text
+
+
+def _unsettled(tmp_path: Path, make_config: Callable[[str], Config], locale: str) -> tuple[Config, Any]:
+    from tests.conftest import with_locale
+
+    _settling(tmp_path, make_config, 0)
+    config = with_locale(make_config((tmp_path / "report.yaml").read_text(encoding="utf-8")), locale)
+    return config, compute(config, Period.parse(P, "month"), _now())
+
+
 # ----------------------------------------------------------------------------- contributors
 
 
@@ -313,6 +445,24 @@ def _sums(rows: list[dict[str, Any]], when: str, field: str) -> dict[str, float]
     return out
 
 
+def grouped_parts(now: dict[str, float], before: dict[str, float], parts: dict[str, float]) -> list[tuple]:
+    """Keys in both periods by themselves; those in one period only summed as ("new", count,
+    the key when alone) or ("gone", …); largest |part| first: (name, part) pairs."""
+    new = [k for k in parts if k not in before]
+    gone = [k for k in parts if k not in now]
+    out = [(k, v) for k, v in parts.items() if k in now and k in before]
+    out += [
+        ((g, len(ks), ks[0] if len(ks) == 1 else None), sum(parts[k] for k in ks))
+        for g, ks in (("new", new), ("gone", gone))
+        if ks
+    ]
+    return sorted(out, key=lambda kv: (-abs(kv[1]), isinstance(kv[0], tuple), str(kv[0])))
+
+
+def named(item: dict[str, Any]) -> Any:
+    return (item["group"], item["count"], item.get("key")) if "group" in item else item["key"]
+
+
 def test_contributors_of_a_sum_add_up_to_the_change(tmp_path, make_config):
     results, rows = build(
         tmp_path, make_config, _regions(CONTRIB), breakdowns="  - {kpi: amount, by: region}"
@@ -321,21 +471,29 @@ def test_contributors_of_a_sum_add_up_to_the_change(tmp_path, make_config):
         now, before = _sums(rows, P, "amount"), _sums(rows, base, "amount")
         parts = {k: now.get(k, 0.0) - before.get(k, 0.0) for k in {*now, *before}}  # absent = 0
         total = sum(now.values()) - sum(before.values())
-        top = sorted(parts.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
+        top = grouped_parts(now, before, parts)[:3]
         [found] = of(results, "contributors", breakdown="amount_by_region", vs=vs)
         assert found["change"] == pytest.approx(total)
-        assert sum(parts.values()) == pytest.approx(total)
-        assert [(i["key"], i["part"], i["share"]) for i in found["items"]] == [
+        assert sum(v for _, v in grouped_parts(now, before, parts)) == pytest.approx(total)
+        assert [(named(i), i["part"], i["share"]) for i in found["items"]] == [
             (k, pytest.approx(v), pytest.approx(v / total)) for k, v in top
         ]
-    # East is only in the previous month, Centre only in P: both counted against 0
+    # East is only in the previous month, Centre only in P: summed as gone and new (one each)
     [prev] = of(results, "contributors", breakdown="amount_by_region", vs="previous")
     assert prev["change"] == pytest.approx(675.0 - 610.0)
-    assert [(i["key"], i["part"]) for i in prev["items"]] == [
+    assert [(named(i), i["part"]) for i in prev["items"]] == [
         ("North", 120.0),
         ("South", -50.0),
-        ("East", -40.0),
+        (("gone", 1, "East"), -40.0),
     ]
+    # a year before: North and South only; West and Centre are new (+105), the 3 parts add up
+    [year] = of(results, "contributors", breakdown="amount_by_region", vs="prior_year")
+    assert [(named(i), i["part"]) for i in year["items"]] == [
+        ("North", 320.0),
+        (("new", 2, None), 105.0),
+        ("South", 100.0),
+    ]
+    assert math.fsum(i["part"] for i in year["items"]) == year["change"]
 
 
 def test_contributors_say_from_mostly_from_or_biggest_moves(tmp_path, make_config):
@@ -374,7 +532,7 @@ def test_contributors_say_from_mostly_from_or_biggest_moves(tmp_path, make_confi
     # North +120, South −50, East −40, West +20, Centre +15: +65, two of the three against it
     assert sentence(CONTRIB) == (
         "amount +€65.00 on the previous period; biggest moves: North (+€120.00), South (−€50.00) and "
-        "East (−€40.00)."
+        "East (gone, −€40.00)."
     )
 
 
@@ -387,14 +545,14 @@ def test_contributors_of_a_ratio_use_the_whole_denominator(tmp_path, make_config
         b_now, b_base = sum(_sums(rows, P, "deals").values()), sum(_sums(rows, base, "deals").values())
         parts = {k: a_now.get(k, 0.0) / b_now - a_base.get(k, 0.0) / b_base for k in {*a_now, *a_base}}
         kpi_change = sum(a_now.values()) / b_now - sum(a_base.values()) / b_base
-        top = sorted(parts.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
+        top = grouped_parts(a_now, a_base, parts)[:3]
         [found] = of(results, "contributors", breakdown="per_deal_by_region", vs=vs)
         assert found["change"] == pytest.approx(kpi_change)
         assert found["change"] == pytest.approx(
             results["kpis"]["per_deal"]["value"]
             - (results["kpis"]["per_deal"]["previous" if vs == "previous" else "prior_year"])
         )
-        assert [(i["key"], i["part"]) for i in found["items"]] == [(k, pytest.approx(v)) for k, v in top]
+        assert [(named(i), i["part"]) for i in found["items"]] == [(k, pytest.approx(v)) for k, v in top]
 
 
 def test_a_zero_total_change_has_null_shares(tmp_path, make_config):
@@ -471,34 +629,106 @@ def test_pacing_of_a_cumulative_objective(tmp_path, make_config):
     assert found["on_pace"] is (ytd + run_rate * left >= goal)
 
 
+def theil_sen(ys: list[float], ahead: int) -> float:
+    """Theil–Sen by hand: the median of the pairwise slopes, the median of the intercepts."""
+    from itertools import combinations
+
+    slope = statistics.median((ys[j] - ys[i]) / (j - i) for i, j in combinations(range(len(ys)), 2))
+    intercept = statistics.median(y - slope * x for x, y in enumerate(ys))
+    return intercept + slope * (len(ys) - 1 + ahead)
+
+
 def test_pacing_projects_the_trend_and_judges_by_direction(tmp_path, make_config):
+    """A {value} target with no value a year before the due period: the Theil–Sen line through
+    the last 6 values, read 3 periods past the latest (January), against the target of January;
+    the latest month's reversal (50 → 70) bends a median of slopes less than a least-squares line."""
     values = {
         month(P, -i): float(v)
-        for i, v in zip(range(8, -1, -1), [90, 80, 75, 70, 66, 60, 58, 52, 50], strict=True)
+        for i, v in zip(range(8, -1, -1), [90, 80, 75, 70, 66, 60, 58, 52, 70], strict=True)
     }
     rows = monthly(values, month(P, -8))
-    obj = """  - {id: cost-down, title: Cost, kpi: amount, target: {value: 45}, owner: Ops, due: 2027-01-20}
-  - {id: now-due, title: Now, kpi: amount, target: {value: 45}, owner: Ops, due: 2026-10-31}"""
+    obj = """  - {id: cost-down, title: Cost, kpi: cost, target: {value: 45}, owner: Ops, due: 2027-01-20}
+  - {id: now-due, title: Now, kpi: cost, target: {value: 45}, owner: Ops, due: 2026-10-31}"""
     # a cost: lower is better
     results, as_dicts = build(
-        tmp_path,
-        make_config,
-        rows,
-        kpis="  cost: {formula: amount, direction: down}",
-        objectives=obj.replace("kpi: amount", "kpi: cost"),
+        tmp_path, make_config, rows, kpis="  cost: {formula: amount, direction: down}", objectives=obj
     )
     amounts = by_month(as_dicts, "amount")
     last6 = [amounts[month(P, -i)] for i in range(5, -1, -1)]
-    slope, intercept = statistics.linear_regression(range(6), last6)
     left = 3  # November, December, January
-    projected = intercept + slope * (5 + left)
+    projected = theil_sen(last6, left)
+    slope, intercept = statistics.linear_regression(range(6), last6)
+    assert abs(projected - (intercept + slope * (5 + left))) > 5  # not the least-squares line
     [found] = of(results, "pacing", objective="cost-down")
+    assert found["method"] == "trend"
     assert found["periods_left"] == left
     assert found["projected"] == pytest.approx(projected)
     assert found["goal"] == 45.0
     assert found["needed_per_period"] is None
     assert found["on_pace"] is (projected <= 45.0)  # down: at or under the goal
     assert of(results, "pacing", objective="now-due") == []  # due within P
+
+
+SEASONS = [100, 90, 95, 110, 120, 130, 125, 140, 150, 170, 210, 260]  # November to October
+
+
+def _two_years() -> dict[str, float | None]:
+    """25 months up to P, the second year 10 % above the first, one month in three a bit off."""
+    first = {month(P, i - 24): float(v) for i, v in enumerate([*SEASONS, *SEASONS])}
+    return {
+        m: (v * 1.1 if m > month(P, -12) else v) + (3.0 if i % 3 == 0 else 0.0)
+        for i, (m, v) in enumerate(first.items())
+    } | {P: 290.0}
+
+
+def test_pacing_against_the_target_of_the_due_period_with_the_season(tmp_path, make_config):
+    """Due in December: the goal is December's target, not October's. {change_vs_prior_year: x}:
+    December last year × (1 + x); the projection follows last year's season: December last
+    year × (the last 3 months) / (the same 3 months a year earlier)."""
+    values = _two_years()
+    obj = """  - {id: grow, title: Grow, kpi: amount, target: {change_vs_prior_year: 0.15}, owner: S,
+     due: 2026-12-31}
+  - {id: plan, title: Plan, kpi: amount, target: {by_period: {2026-10: 999, 2026-12: 240}}, owner: S,
+     due: 2026-12-31}
+  - {id: unplanned, title: U, kpi: amount, target: {by_period: {2026-10: 999}}, owner: S, due: 2026-12-31}
+  - {id: momentum, title: M, kpi: amount, target: {change_vs_previous: 0.05}, owner: S, due: 2026-12-31}"""
+    results, rows = build(tmp_path, make_config, monthly(values, month(P, -24)), objectives=obj)
+    amounts = by_month(rows, "amount")
+    december_last_year = amounts["2025-12"]
+    last3 = sum(amounts[m] for m in ("2026-08", "2026-09", "2026-10"))
+    year_earlier = sum(amounts[m] for m in ("2025-08", "2025-09", "2025-10"))
+    projected = december_last_year * last3 / year_earlier
+    [grow] = of(results, "pacing", objective="grow")
+    assert grow["method"] == "seasonal"
+    assert grow["goal"] == pytest.approx(december_last_year * 1.15)
+    assert grow["goal"] != pytest.approx(results["objectives"][0]["target"])  # October's target
+    assert grow["projected"] == pytest.approx(projected)
+    assert grow["on_pace"] is (projected >= december_last_year * 1.15)
+    [plan] = of(results, "pacing", objective="plan")
+    assert (plan["goal"], plan["projected"]) == (240.0, pytest.approx(projected))
+    assert of(results, "pacing", objective="unplanned") == []  # no target for December
+    assert of(results, "pacing", objective="momentum") == []  # {change_vs_previous}: no goal
+
+
+def test_pacing_without_last_years_due_period(tmp_path, make_config):
+    """No value a year before D: a {change_vs_prior_year} target has no goal (no pacing, not
+    one with a null goal); a {value} target is paced by the trend. With 2 values, no trend;
+    values on one line (every pairwise slope equal) are projected on that line exactly."""
+    obj = """  - {id: grow, title: Grow, kpi: amount, target: {change_vs_prior_year: 0.15}, owner: S,
+     due: 2026-12-31}
+  - {id: fixed, title: Fixed, kpi: amount, target: {value: 100}, owner: S, due: 2026-12-31}"""
+    line = {month(P, -i): 10.0 + 3.0 * (9 - i) for i in range(9, -1, -1)}  # January → October
+    results, rows = build(tmp_path, make_config, monthly(line, month(P, -9)), objectives=obj)
+    assert of(results, "pacing", objective="grow") == []
+    [fixed] = of(results, "pacing", objective="fixed")
+    amounts = by_month(rows, "amount")
+    last6 = [amounts[month(P, -i)] for i in range(5, -1, -1)]
+    assert fixed["method"] == "trend"
+    assert fixed["projected"] == pytest.approx(theil_sen(last6, 2))
+    assert fixed["projected"] == pytest.approx(10.0 + 3.0 * (9 + 2))  # the line itself, in December
+    two = {month(P, -1): 50.0, P: 60.0}
+    results, _ = build(tmp_path, make_config, monthly(two, month(P, -1)), objectives=obj)
+    assert of(results, "pacing") == []  # n = 2 < 3
 
 
 def test_insights_can_be_switched_off_and_are_ranked_by_score(tmp_path, make_config):
@@ -546,11 +776,17 @@ def test_every_number_a_sentence_says_is_in_its_insight(locale):
         types.add(insight["type"])
         text = insight["text"]
         kpi = results.kpis[insight["kpi"]]
-        for name in [kpi.label, *(str(i["key"]) for i in insight.get("items", [])), str(insight.get("key"))]:
+        for name in [
+            kpi.label,
+            *(str(i["key"]) for i in insight.get("items", []) if "key" in i),
+            str(insight.get("key")),
+        ]:
             text = text.replace(name, " ")
         allowed: set[str] = set()
         numbers = [v for k, v in insight.items() if isinstance(v, int | float) and not isinstance(v, bool)]
-        numbers += [i[f] for i in insight.get("items", []) for f in ("part", "share") if i[f] is not None]
+        numbers += [
+            i[f] for i in insight.get("items", []) for f in ("part", "share", "count") if i.get(f) is not None
+        ]
         for v in numbers:
             for shown in (
                 fmt.value(v, kpi.format),
@@ -563,4 +799,92 @@ def test_every_number_a_sentence_says_is_in_its_insight(locale):
         said = [n.strip() for n in NUMBER.findall(text)]
         assert said, text  # every sentence carries at least one of its numbers
         assert set(said) <= {a.strip() for a in allowed}, (text, insight)
-    assert types == {"unusual_change", "record", "contributors", "pacing", "concentration"}
+    assert types == {"unusual_change", "seasonal", "record", "contributors", "pacing", "concentration"}
+
+
+def test_the_newsletter_starters_november_names_no_october_campaign(tmp_path):
+    """The newsletter starter's campaigns are one send each ("Weekly news 2026-10-19"): none
+    recurs, so November's click rate changed from campaigns that are new and campaigns that are
+    gone, never "mostly from" October's sends."""
+    import datetime as dt
+
+    from reporter.config import load_config
+    from reporter.init import init_report
+    from reporter.run.stages import describe
+
+    init_report(tmp_path, "newsletter", now=dt.datetime(2026, 12, 3, tzinfo=dt.UTC))
+    config = load_config(tmp_path / "report.yaml", env={})
+    results = describe(config, compute(config, Period.parse("2026-11", "month"), _now()))
+    said = [i for i in results.insights if i["type"] == "contributors"]
+    assert said
+    for insight in said:
+        assert {item.get("group") for item in insight["items"]} <= {"new", "gone"}
+        assert "2026-10" not in insight["text"], insight["text"]
+        assert "2026-11" not in insight["text"], insight["text"]
+    [previous] = [i for i in said if i["vs"] == "previous"]
+    assert previous["text"].startswith("Click rate ")
+    assert " entries gone (" in previous["text"]
+    assert " new entries (" in previous["text"]
+
+
+@pytest.mark.parametrize(
+    ("objective", "first"),
+    [
+        ("", "score"),
+        ("  - {id: o, title: O, kpi: per_deal, target: {value: 1}, owner: S, due: 2026-10-31}", "per_deal"),
+    ],
+)
+def test_takeaways_break_ties_by_objective_then_yaml_order(tmp_path, make_config, objective, first):
+    """Two records of the same score: the KPI bound to an objective first, else the one written
+    first in the YAML (score before per_deal), never the alphabet (per_deal before score)."""
+    from reporter.render.context import Formatter
+    from reporter.render.insights import takeaways
+    from reporter.run.stages import describe
+
+    rows = []
+    for i in range(20):
+        deals = 10.0 + i % 3
+        rows.append((f"{month(P, i - 19)}-15", "A", (100.0 + 10 * i) * deals / 10, deals, 1.0 + i))
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+    config = make_config(yaml(objectives=objective))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    # by hand: per_deal = 10 + i and score = 1 + i rise every month, 19 months: two records
+    records = [(i["kpi"], i["periods"], i["score"]) for i in results.insights if i["type"] == "record"]
+    assert sorted(records) == [("per_deal", 19, 3.0), ("score", 19, 3.0)]
+    said = takeaways(config, results, Formatter.for_report(config.report))
+    assert said[0].startswith({"score": "score:", "per_deal": "per deal:"}[first])
+    assert len(said) == 2
+
+
+def test_takeaways_tell_each_event_once_with_its_why(tmp_path, make_config):
+    """amount's pace (off pace), amount's record and per_deal's record (amount / deals): the pace
+    is told, and so is amount's record (a KPI taken for its pacing only does not count as told),
+    joined with its biggest contributor; per_deal's record reads amount again and is left out."""
+    from reporter.render.context import Formatter
+    from reporter.render.insights import takeaways
+    from reporter.run.stages import describe
+
+    rows = []
+    for i in range(20):
+        day = f"{month(P, i - 19)}-15"
+        rows += [(day, "North", 100.0 + 10 * i, 1.0, 1.0), (day, "South", 50.0 + i, 1.0, 1.0)]
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+    obj = "  - {id: big, title: Big, kpi: amount, target: {value: 10000}, owner: S, due: 2026-12-31}"
+    config = make_config(yaml(objectives=obj, breakdowns="  - {kpi: amount, by: region}"))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    types = {(i["type"], i["kpi"]) for i in results.insights}
+    assert {
+        ("pacing", "amount"),
+        ("record", "amount"),
+        ("record", "per_deal"),
+        ("contributors", "amount"),
+    } <= types
+    [pace] = [i for i in results.insights if i["type"] == "pacing"]
+    assert pace["on_pace"] is False
+    # by hand: the best-scored contributors are last year's (+132 on 228, against +11 on 349):
+    # North 290 − 170 = +120, South 69 − 57 = +12; both regions every month
+    said = takeaways(config, results, Formatter.for_report(config.report))
+    assert said == [
+        pace["text"],
+        "amount: the highest in 19 months. +€132.00 on last year, of which North (+€120.00).",
+    ]

@@ -39,11 +39,11 @@ def test_a_label_is_text_or_the_entry_of_the_language_else_the_first():
 def test_labels_fall_back_to_what_the_yaml_names(demo_report):
     config, _ = demo_report
     fr, en, de = Labels(config), Labels(config, "en_US"), Labels(config, "de_DE")
-    # no German entry: the first one, French
+    # no German entry: the English one (French comes first in the YAML)
     assert (fr.kpi("leads"), en.kpi("leads"), de.kpi("leads")) == (
         "Prospects générés",
         "Leads generated",
-        "Prospects générés",
+        "Leads generated",
     )
     bd = next(b for b in config.breakdowns if b.by == "canal")
     assert en.breakdown(bd) == "Channel"
@@ -405,3 +405,48 @@ def test_each_language_of_the_title_is_checked_as_a_header(tmp_path, capsys):
         "F:3:28: report.title.en: contains the control character U+0007; "
         "write it on one line, with no control or separator characters"
     )
+
+
+def test_labels_without_the_reports_language_fall_back_to_english_and_are_said_once(tmp_path, capsys):
+    """A German report over French/English labels: each shows in English (French when it has no
+    English), and validate and run say so once: how many labels, the first three keys."""
+    from reporter.cli import main
+    from reporter.config import load_config
+
+    assert pick({"fr": "Prospects", "en": "Leads"}, "de") == "Leads"  # English before the first entry
+    path = write(
+        tmp_path,
+        {
+            4: "  locale: de_DE",
+            14: "  win_rate: {formula: won / leads, format: percent, label: {fr: Taux de succès, en: Win rate}, section: {fr: Ventes, en: Sales}}",
+            15: "  revenue: {formula: amount, format: currency, label: {fr: Chiffre d'affaires, it: Fatturato}}",
+            16: "  neutral_kpi: {formula: leads, direction: neutral, label: {fr: Neutre}, owner: {de: Leitung, en: Head}}",
+        },
+    )
+    said = (
+        "F:4:11: report.locale: warning: 4 labels have no 'de' text and show in English (or their first "
+        "language): kpis.win_rate.label, kpis.win_rate.section, kpis.revenue.label, …; add de: … to each"
+    )
+    code, lines = validate(path, capsys)
+    assert code == 0
+    assert [line for line in lines if "report.locale" in line] == [said]
+    labels = Labels(load_config(path, env={}))
+    assert [labels.kpi(k) for k in ("win_rate", "revenue", "neutral_kpi")] == [
+        "Win rate",
+        "Chiffre d'affaires",
+        "Neutre",
+    ]
+    assert labels.section("win_rate") == "Sales"
+    main(["run", str(path), "--no-send", "--period", "2026-10", "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err.replace(str(path), "F")
+    assert err.count("report.locale: warning:") == 1
+    assert err.splitlines()[0] == said
+    # every label in German: nothing is said
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("  locale: de_DE", "  locale: fr_FR"), encoding="utf-8"
+    )
+    text = path.read_text(encoding="utf-8").replace("it: Fatturato", "en: Revenue")
+    path.write_text(
+        text.replace("owner: {de: Leitung, en: Head}", "owner: {fr: Direction, en: Head}"), encoding="utf-8"
+    )
+    assert not [line for line in validate(path, capsys)[1] if "report.locale" in line]

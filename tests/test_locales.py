@@ -176,6 +176,33 @@ def in_locale(config, locale: str):
     return config.model_copy(update={"report": config.report.model_copy(update={"locale": locale})})
 
 
+def english_labels(config) -> set[str]:
+    """The English text of every label map of the configuration."""
+    found: set[str] = set()
+
+    def walk(value) -> None:
+        if hasattr(type(value), "model_fields"):
+            for field in type(value).model_fields:
+                walk(getattr(value, field))
+        elif isinstance(value, dict):
+            if isinstance(value.get("en"), str) and all(isinstance(v, str) for v in value.values()):
+                found.add(value["en"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(config)
+    return found
+
+
+def _without(node: str, labels: list[str]) -> str:
+    for label in labels:
+        node = node.replace(label, " ")
+    return re.sub(r"\s+", " ", node).strip(" ·—:()")
+
+
 def english_left_over(language: str) -> list[str]:
     """English words of the catalogue that this language translates differently: seen in its
     output, they are a message the templates did not translate."""
@@ -198,12 +225,21 @@ def test_demo_report_and_digest_show_no_code_and_no_untranslated_word(demo, lang
     outputs = {"report HTML": visible(render_html(config, results))}
     digest = build_digest(config, results)
     outputs["digest HTML"] = visible(digest.html)
-    outputs["digest text"] = [line.strip() for line in digest.text.splitlines() if line.strip()]
+    # the text part's lines, a wrapped item joined again (its next lines are indented)
+    outputs["digest text"] = [
+        line.strip() for line in re.sub(r"\n +", " ", digest.text).splitlines() if line.strip()
+    ]
     english = english_left_over(language)
+    # The YAML's labels have no German, Spanish or Italian text: they show in English (warned
+    # about by validate and run); those are the author's words, not the template's.
+    # (a column's label inside a heading starts lower case: "Leads generated por source")
+    labels = english_labels(config) if language != "en" else set()
+    labels = sorted(labels | {label[:1].lower() + label[1:] for label in labels}, key=len, reverse=True)
     found = []
-    for name, nodes in outputs.items():
-        assert len(nodes) > 20, name  # the parser saw the document
-        text = "\n".join(nodes)
+    for name, shown in outputs.items():
+        assert len(shown) > 20, name  # the parser saw the document
+        nodes = [n for n in (_without(node, labels) for node in shown) if n]
+        text = _without(" ".join(shown), labels)  # the text part wraps a label over two lines
         found += [f"{name}: code {code!r}" for code in CODES if code in text]
         # A whole text node (or text line, or heading in capitals) that is an English word of
         # the catalogue, in a language where that word is translated otherwise.

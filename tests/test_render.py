@@ -78,6 +78,67 @@ def test_every_kpi_label_and_value_is_in_the_pdf(demo_report, demo_pdfs, locale)
     assert squash(period_words) in squash(reader.pages[0].extract_text())
 
 
+@pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
+def test_page_one_carries_the_title_the_tally_and_the_takeaways(demo_report, demo_pdfs, locale):
+    """An executive reads page 1: the title band, the tally of objectives by status and the
+    takeaways are on it; the contents follow the summary (page 2)."""
+    from copy import deepcopy
+
+    from reporter.config.labels import Labels
+    from reporter.render.context import Formatter, translations
+    from reporter.render.insights import takeaways
+    from reporter.run.stages import describe
+
+    config, results = demo_report
+    reader = pypdf.PdfReader(io.BytesIO(demo_pdfs[locale]))
+    first = squash(reader.pages[0].extract_text())
+    words = translations(locale[:2]).gettext
+    counts = {
+        s: sum(1 for o in results.objectives if o.status == s) for s in ("on_track", "at_risk", "off_track")
+    }
+    assert counts == {"on_track": 4, "at_risk": 1, "off_track": 2}
+    for status, n in counts.items():
+        word = words(status)
+        assert squash(f"{n} {word[:1].lower()}{word[1:]}") in first, (status, n)
+    assert squash(words("Key takeaways")) in first
+    localised = with_locale(config, locale)
+    formatter, names = Formatter.for_report(localised.report), Labels(localised, locale)
+    said = takeaways(localised, describe(localised, deepcopy(results)), formatter, names)
+    assert len(said) == 5
+    for text in said:
+        assert squash(text) in first, text
+    assert squash(words("Contents")) in squash(reader.pages[1].extract_text())
+    assert squash(words("Contents")) not in first
+
+
+def test_a_cumulative_objective_shows_its_year_to_date_beside_its_target(demo_report, demo_pdfs):
+    """New customers: the month's 33 is not compared with the year's target (260); the summary's
+    row shows the year to date, the scorecard the month and the year to date, both "cumul"."""
+    config, results = demo_report
+    [obj] = [o for o in results.objectives if o.id == "new-customers-ytd"]
+    kpi = results.kpis["new_customers"]
+    assert (kpi.value, kpi.ytd, obj.value, obj.target) == (33, 268, 268, 260)
+    html = re.sub(r"\s+", " ", render_html(config, results))
+    summary = html[html.index('id="summary"') : html.index("</section>", html.index('id="summary"'))]
+    assert (
+        '<td class="num">268<div class="sub">cumul</div></td> <td class="num">260<div class="sub">cumul</div>'
+        in summary
+    )
+    scorecard = html[html.index("<td>Nouveaux clients</td>") :]
+    assert scorecard.startswith(
+        '<td>Nouveaux clients</td> <td class="num strong">33<div class="sub">cumul 268</div></td> '
+        '<td class="num">260<div class="sub">cumul</div></td>'
+    )
+    from reporter.render.digest import build_digest
+
+    digest = build_digest(config, results)
+    assert re.search(r"\n   268 \(cumul\) / cible 260 · 103\s%", digest.text)  # the year to date, said so
+    assert re.search(r'<span class="big"[^>]*>268</span> <span class="vs"[^>]*>cumul</span>', digest.html)
+    assert squash("33cumul268") in squash(
+        "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(demo_pdfs["fr_FR"])).pages)
+    )
+
+
 def check_contents(reader: pypdf.PdfReader) -> None:
     """The contents page's numbers are the bookmarks' pages, where each title is printed."""
     toc = reader.pages[1].extract_text()

@@ -94,6 +94,14 @@ CASES = {
             "docs/configuration.md gives each key's range"
         ],
     ),
+    "a negative settles_after": (
+        {14: "  win_rate: {formula: won / leads, format: percent, settles_after: -1}"},
+        None,
+        [
+            "F:14:68: kpis.win_rate.settles_after: must be at least 0, got -1; "
+            "docs/configuration.md gives each key's range"
+        ],
+    ),
     "unknown template": (
         {3: "  title: Demo\n  template: exective"},
         None,

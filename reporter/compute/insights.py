@@ -5,7 +5,7 @@ a plain dict that goes to results.json as it is (``type``, the names it is about
 ``score``). Its sentence (``text``) is written later, by the render stage, from the report's
 translated catalogue: compute knows no language.
 
-The five types and their exact numbers (docs/insights.md says the same with worked examples):
+The six types and their exact numbers (docs/insights.md says the same with worked examples):
 
 - ``unusual_change``: ``history`` = the KPI's non-null values in the 12 periods before P (6 at
   least); ``median`` m; ``mad`` = median(|x − m|); ``z`` = (value − m) / (1.4826 × mad); emitted
@@ -14,25 +14,32 @@ The five types and their exact numbers (docs/insights.md says the same with work
   key so that the parts add up to the change. A KPI that is one additive metric (sum or count):
   part_k = value_k(P) − value_k(base), a missing key counting 0. A KPI ``a / b`` (a additive):
   part_k = a_k(P)/b(P) − a_k(base)/b(base), b the whole KPI's denominator. The three largest
-  |part|, each with share = part / change (null when the change is 0). Other shapes: none.
+  |part|, each with share = part / change (null when the change is 0). Keys present in one of
+  the two periods only sum into two group items, ``{group: "new"|"gone", count, part}`` (and
+  ``key`` when the group holds one key), ranked with the others. Other shapes: none.
 - ``record``: how many consecutive preceding periods with data (null periods skipped, 36 at
   most counted) are all strictly below the value (``high``) or all strictly above (``low``);
   emitted when that is ≥ ``insights.record_min_periods`` (12).
 - ``concentration``: a breakdown of a one-metric KPI whose largest key holds ``share`` ≥ 0.5 of
   the KPI's value, with 3 keys at least.
-- ``pacing``: each objective due after P: ``periods_left`` = periods after P up to and including
-  the one holding ``due``. Cumulative with a ``{value: v}`` target on a one-metric KPI:
-  ``elapsed``, ``run_rate`` = ytd / elapsed, ``projected`` = ytd + run_rate × periods_left,
-  ``goal`` = v × (elapsed + periods_left), ``needed_per_period`` = (goal − ytd) / periods_left.
-  Otherwise the least-squares line through the last 6 non-null values up to P (x = 0…n−1, the
-  latest last; none under 2 values) at x = latest + periods_left; ``goal`` = P's target;
+- ``seasonal``: an ``unusual_change`` candidate whose P − 1 year is unusual too, the same way,
+  against its own 12 preceding periods (6 known at least): fields ``kpi``, ``value``,
+  ``median``, ``z``, ``prior_year_value``, ``prior_year_z``; half the score.
+- ``pacing``: each objective due after P; D = the period holding ``due``; ``periods_left`` =
+  periods after P up to and including D. Cumulative with a ``{value: v}`` target on a
+  one-metric KPI (``method`` run_rate): ``elapsed``, ``run_rate`` = ytd / elapsed,
+  ``projected`` = ytd + run_rate × periods_left, ``goal`` = v × (elapsed + periods_left),
+  ``needed_per_period`` = (goal − ytd) / periods_left. Otherwise ``goal`` = the target of D
+  (``goal_of``; none: no pacing) and ``method`` seasonal (``seasonal_at``) when last year's
+  numbers allow, else trend (``theil_sen_at`` over the last 6 non-null values, 3 at least);
   ``needed_per_period`` null. ``on_pace``: projected ≥ goal (up) or ≤ goal (down).
 
 Score (the ranking): how far past its threshold an insight is, capped, times a weight by type,
 so the summary leads with what most needs a reader's eye and one kind cannot crowd out the rest:
-unusual_change 3 × min(|z| / z, 3) (3 to 9); pacing 4 when off pace, 1 when on pace; record
-2 × min(periods / record_min_periods, 1.5) (2 to 3); contributors min(10 × |relative change|, 3)
-(a 10 % move scores 1); concentration 1.5 × share / 0.5 (1.5 to 3). Ties: by type, then name.
+unusual_change 3 × min(|z| / z, 3) (3 to 9), seasonal half of it; pacing 4 when off pace, 1 when
+on pace; record 2 × min(periods / record_min_periods, 1.5) (2 to 3); contributors min(10 ×
+|relative change|, 3) (a 10 % move scores 1); concentration 1.5 × share / 0.5 (1.5 to 3).
+Ties (``rank``): KPIs bound to an objective first, then the YAML's order, then the type.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ RECORD_LOOKBACK = 72  # periods scanned for a record (null periods are skipped)
 RECORD_MAX = 36  # periods counted at most
 MAD_SCALE = 1.4826
 PACING_POINTS = 6
-TYPE_ORDER = ("pacing", "unusual_change", "record", "contributors", "concentration")
+TYPE_ORDER = ("pacing", "unusual_change", "seasonal", "record", "contributors", "concentration")
 
 
 def history_periods(period: Period) -> list[Period]:
@@ -149,31 +156,35 @@ def record(value: float | None, before: Sequence[float | None], min_periods: int
     return {"kind": kind, "periods": count} if count >= min_periods else None
 
 
-def least_squares_at(values: Sequence[float], ahead: int) -> float | None:
-    """The least-squares line through ``values`` (x = 0…n−1), evaluated ``ahead`` past the last."""
-    n = len(values)
-    if n < 2:
-        return None
-    xs = range(n)
-    mx, my = (n - 1) / 2, sum(values) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, values, strict=True)) / sxx
-    return my + slope * ((n - 1 + ahead) - mx)
-
-
 def split_change(
     now: Groups, base: Groups, numerator: str, scale: tuple[float, float] = (1.0, 1.0)
 ) -> tuple[float, list[dict[str, Any]]]:
     """The parts of a KPI's change by key (see the module's docstring): part_k = a_k(P) × s_P −
     a_k(base) × s_base, a missing key or value counting 0; ``scale`` (1/b(P), 1/b(base)) for a
-    ratio, b the whole KPI's denominator. Returns their sum and every part, largest |part| first."""
-    parts = []
+    ratio, b the whole KPI's denominator. A key present in one of the two periods only is not a
+    part of its own: such keys sum into ``{group: "new", count, part}`` (in P only) and
+    ``{group: "gone", count, part}`` (in the base only), so that a campaign that simply did not
+    recur is not named as the cause of a change (a group of one key also names it, ``key``: a
+    trade fair held this month only is the reason for its spend). Returns the sum of the parts and every part,
+    largest |part| first; they add up to the change."""
+    parts: list[dict[str, Any]] = []
+    groups: dict[str, list[tuple[Any, float]]] = {"new": [], "gone": []}
     for key in sorted({*now, *base}, key=lambda k: (k is None, str(k))):
         a_now = (now.get(key) or {}).get(numerator) or 0.0
         a_base = (base.get(key) or {}).get(numerator) or 0.0
-        parts.append({"key": key, "part": a_now * scale[0] - a_base * scale[1]})
+        part = a_now * scale[0] - a_base * scale[1]
+        if key not in base:
+            groups["new"].append((key, part))
+        elif key not in now:
+            groups["gone"].append((key, part))
+        else:
+            parts.append({"key": key, "part": part})
+    for group, members in groups.items():
+        if members:
+            item = {"group": group, "count": len(members), "part": math.fsum(p for _, p in members)}
+            parts.append(item | ({"key": members[0][0]} if len(members) == 1 else {}))
     whole = math.fsum(p["part"] for p in parts)
-    parts.sort(key=lambda p: (-abs(p["part"]), str(p["key"])))
+    parts.sort(key=lambda p: (-abs(p["part"]), "group" in p, str(p.get("key", p.get("group")))))
     return whole, parts
 
 
@@ -183,9 +194,10 @@ def split_change(
 def kpi_insights(
     config: Config, period: Period, kpi_by_period: Mapping[Period, Values], partial: Collection[str] = ()
 ) -> list[dict[str, Any]]:
-    """``unusual_change`` and ``record`` for each KPI, except those in ``partial``: their period
-    is incomplete (a source's data stops before its end), and a part of a period compared with
-    whole ones would be unusual, or a record low, only for being a part."""
+    """``unusual_change`` (or ``seasonal``) and ``record`` for each KPI, except those in
+    ``partial``: their period is incomplete (a source's data stops before its end), or their
+    latest values are provisional (``settles_after``); a part of a period, or a number not final
+    yet, compared with whole ones would be unusual, or a record low, only for being a part."""
     settings = config.insights
     out: list[dict[str, Any]] = []
     before = history_periods(period)
@@ -193,11 +205,24 @@ def kpi_insights(
         if name in partial:
             continue
         value = kpi_by_period[period].get(name)
-        recent = [kpi_by_period[p].get(name) for p in before[-HISTORY:]]  # computed: series(13)
-        found = unusual(value, [x for x in recent if x is not None], settings.z)
+        found = unusual(value, _known(kpi_by_period, name, period, HISTORY), settings.z)
         if found is not None:
             score = 3 * min(abs(found["z"]) / settings.z, 3.0)
-            out.append({"type": "unusual_change", "kpi": name, **found, "score": score})
+            year_ago = season(kpi_by_period, name, period, found["z"], settings.z)
+            if year_ago is None:
+                out.append({"type": "unusual_change", "kpi": name, **found, "score": score})
+            else:
+                out.append(
+                    {
+                        "type": "seasonal",
+                        "kpi": name,
+                        "value": found["value"],
+                        "median": found["median"],
+                        "z": found["z"],
+                        **year_ago,
+                        "score": score / 2,
+                    }
+                )
         # periods not computed are those no record could reach (record_history_needed)
         nearest_first = [kpi_by_period.get(p, {}).get(name) for p in reversed(before)]
         rec = record(value, nearest_first, settings.record_min_periods)
@@ -205,6 +230,26 @@ def kpi_insights(
             score = 2 * min(rec["periods"] / settings.record_min_periods, 1.5)
             out.append({"type": "record", "kpi": name, **rec, "score": score})
     return out
+
+
+def _known(kpi_by_period: Mapping[Period, Values], name: str, period: Period, n: int) -> list[float]:
+    """The KPI's non-null values in the ``n`` periods before ``period``, oldest first."""
+    values = (kpi_by_period.get(period.shift(-i), {}).get(name) for i in range(n, 0, -1))
+    return [x for x in values if x is not None]
+
+
+def season(
+    kpi_by_period: Mapping[Period, Values], name: str, period: Period, z: float, z_min: float
+) -> dict[str, float] | None:
+    """When P's unusual value is a season: the same robust z-score for P − 1 year against its own
+    12 preceding periods (6 known at least) is past the threshold too, the same way. Returns
+    ``prior_year_value`` and ``prior_year_z``, else None."""
+    year_ago = period.prior_year()
+    value = kpi_by_period.get(year_ago, {}).get(name)
+    found = unusual(value, _known(kpi_by_period, name, year_ago, HISTORY), z_min)
+    if found is None or (found["z"] > 0) != (z > 0):
+        return None
+    return {"prior_year_value": found["value"], "prior_year_z": found["z"]}
 
 
 def one_metric(config: Config, kpi: str, *, additive: bool = True) -> str | None:
@@ -268,10 +313,7 @@ def breakdown_insights(
             whole, parts = split_change(now, by_period[base_period], numerator, scale)
             if not parts:
                 continue
-            items = [
-                {"key": p["key"], "part": p["part"], "share": None if whole == 0 else p["part"] / whole}
-                for p in parts[:3]
-            ]
+            items = [p | {"share": None if whole == 0 else p["part"] / whole} for p in parts[:3]]
             relative = change(kpi_values.get(bd.kpi), kpi_by_period[base_period].get(bd.kpi))
             score = min(10 * abs(relative), 3.0) if relative is not None else 0.0
             out.append(
@@ -314,6 +356,74 @@ def periods_left(period: Period, objective: Objective) -> int:
     return count
 
 
+def pacing_periods(config: Config, period: Period) -> set[Period]:
+    """The periods pacing reads beyond the report's own: for each objective, the period a year
+    before the one holding its due date, and the last periods up to P a year earlier."""
+    out: set[Period] = set()
+    for objective in config.objectives:
+        due = Period.containing(objective.due, period.grain)
+        out.add(due.prior_year())
+        out |= {p.prior_year() for p in period.series(3 + provisional_periods(config, objective.kpi))}
+    return out
+
+
+def provisional_periods(config: Config, kpi: str) -> int:
+    """How many of the latest periods of a KPI are not final yet (``settles_after``)."""
+    return config.kpis[kpi].settles_after
+
+
+def goal_of(objective: Objective, due: Period, kpi_by_period: Mapping[Period, Values]) -> float | None:
+    """The target of ``due`` (the period holding the objective's due date): a ``{value: v}``
+    target's v, a ``{by_period}`` target's entry for it, a ``{change_vs_prior_year: x}`` target's
+    value of the same period a year earlier × (1 + x); None for ``{change_vs_previous}`` (the
+    previous period of a future one has no value yet) or when the number is not known."""
+    target = objective.target
+    if target.value is not None:
+        return float(target.value)
+    if target.by_period is not None:
+        found = target.by_period.get(due.label)
+        return None if found is None else float(found)
+    if target.change_vs_prior_year is not None:
+        base = kpi_by_period.get(due.prior_year(), {}).get(objective.kpi)
+        return None if base is None else base * (1.0 + target.change_vs_prior_year)
+    return None
+
+
+def theil_sen_at(values: Sequence[float], ahead: int) -> float | None:
+    """The Theil–Sen line through ``values`` (x = 0…n−1, the latest last; none under 3 values):
+    slope = the median of (y_j − y_i) / (j − i) over i < j, intercept = the median of
+    (y_k − slope × x_k), read at x = n − 1 + ``ahead``. One month that reverses the trend moves
+    a median of slopes far less than it moves a least-squares line."""
+    n = len(values)
+    if n < 3:
+        return None
+    slope = statistics.median((values[j] - values[i]) / (j - i) for i in range(n) for j in range(i + 1, n))
+    intercept = statistics.median(values[k] - slope * k for k in range(n))
+    return intercept + slope * (n - 1 + ahead)
+
+
+def seasonal_at(
+    kpi: str, due: Period, kpi_by_period: Mapping[Period, Values], settled: Period
+) -> float | None:
+    """value(D − 1 year) × (sum of the last 3 periods up to ``settled``) / (sum of the same 3 a
+    year earlier), when every one of those 7 values is known and the year-earlier sum is not 0.
+    ``settled`` is P, or the last period before P's provisional ones."""
+
+    def at(p: Period) -> float | None:
+        return kpi_by_period[p].get(kpi) if p in kpi_by_period else None
+
+    last = [settled.shift(-i) for i in range(2, -1, -1)]
+    now = [at(p) for p in last]
+    before = [at(p.prior_year()) for p in last]
+    base = at(due.prior_year())
+    if base is None or any(v is None for v in (*now, *before)):
+        return None
+    year_earlier = math.fsum(before)  # type: ignore[arg-type]
+    if year_earlier == 0:
+        return None
+    return base * math.fsum(now) / year_earlier  # type: ignore[arg-type]
+
+
 def pacing(
     config: Config,
     period: Period,
@@ -322,6 +432,8 @@ def pacing(
     ytd_periods: Sequence[Period],
     kpi_by_period: Mapping[Period, Values],
 ) -> dict[str, Any] | None:
+    """The objective's pace (module docstring). A KPI's provisional periods (``settles_after``)
+    are left out of the points its projection reads."""
     if objective.due <= period.end:
         return None
     left = periods_left(period, objective)
@@ -337,6 +449,7 @@ def pacing(
         run_rate = ytd / elapsed
         goal = objective.target.value * (elapsed + left)
         found |= {
+            "method": "run_rate",
             "elapsed": elapsed,
             "run_rate": run_rate,
             "projected": ytd + run_rate * left,
@@ -344,32 +457,56 @@ def pacing(
             "needed_per_period": (goal - ytd) / left,
         }
     else:
-        values: list[float] = []
-        p = period
-        for _ in range(RECORD_LOOKBACK):
-            v = kpi_by_period[p].get(objective.kpi) if p in kpi_by_period else None
-            if v is not None:
-                values.insert(0, v)
-                if len(values) == PACING_POINTS:
-                    break
-            p = p.shift(-1)
-        projected = least_squares_at(values, left)
+        due = Period.containing(objective.due, period.grain)
+        target_of_due = goal_of(objective, due, kpi_by_period)
+        if target_of_due is None:
+            return None  # {change_vs_previous}, or a target of D that is not known: no goal to pace
+        settled = period.shift(-provisional_periods(config, objective.kpi))
+        projected = seasonal_at(objective.kpi, due, kpi_by_period, settled)
+        method = "seasonal"
+        if projected is None:
+            values: list[float] = []
+            p = settled
+            for _ in range(RECORD_LOOKBACK):
+                v = kpi_by_period[p].get(objective.kpi) if p in kpi_by_period else None
+                if v is not None:
+                    values.insert(0, v)
+                    if len(values) == PACING_POINTS:
+                        break
+                p = p.shift(-1)
+            projected, method = theil_sen_at(values, left), "trend"
         if projected is None:
             return None
-        found |= {"projected": projected, "goal": result.target, "needed_per_period": None}
+        found |= {
+            "method": method,
+            "projected": projected,
+            "goal": target_of_due,
+            "needed_per_period": None,
+        }
     goal = found["goal"]
-    on_pace = None
-    if goal is not None:
-        on_pace = found["projected"] >= goal if direction != "down" else found["projected"] <= goal
+    on_pace = found["projected"] >= goal if direction != "down" else found["projected"] <= goal
     found |= {"periods_left": left, "on_pace": on_pace, "score": 4.0 if on_pace is False else 1.0}
     return found
 
 
-def rank(insights: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    def name(i: dict[str, Any]) -> str:
-        return str(i.get("objective") or i.get("breakdown") or i.get("kpi") or "")
+def rank(insights: list[dict[str, Any]], config: Config) -> list[dict[str, Any]]:
+    """Best score first; ties go to KPIs bound to an objective, then to the YAML's order (of the
+    objectives, of the KPIs, of the breakdowns), then by type, previous before prior year;
+    never to the alphabet (a label's first letter says nothing about what matters)."""
+    bound = {o.kpi for o in config.objectives}
+    kpis = list(config.kpis)
+    objectives = [o.id for o in config.objectives]
+    breakdowns = [f"{b.kpi}_by_{b.by}" for b in config.breakdowns]
 
-    def order(i: dict[str, Any]) -> tuple[float, int, str, str]:
-        return (-i["score"], TYPE_ORDER.index(i["type"]), name(i), i.get("vs", ""))
+    def order(i: dict[str, Any]) -> tuple[float, bool, int, int, int, int]:
+        kpi = i.get("kpi")
+        return (
+            -i["score"],
+            kpi not in bound,
+            kpis.index(kpi) if kpi in kpis else len(kpis),
+            objectives.index(i["objective"]) if i.get("objective") in objectives else -1,
+            breakdowns.index(i["breakdown"]) if i.get("breakdown") in breakdowns else -1,
+            TYPE_ORDER.index(i["type"]) * 2 + (i.get("vs") == "prior_year"),
+        )
 
     return sorted(insights, key=order)

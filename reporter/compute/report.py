@@ -135,11 +135,14 @@ def compute_results(
         needed |= {p, p.shift(-1), p.prior_year()}  # per-period targets need both
     if config.insights.enabled:
         needed |= set(period.series(insights.HISTORY + 1))  # the 12 periods before P
+        needed |= set(period.prior_year().series(insights.HISTORY + 1))  # the same, a year earlier
+        needed |= insights.pacing_periods(config, period)
     ytd = Window(*period.ytd_window(fy))
     metric_by_period, metric_by_window = period_metrics(con, config, infos, needed, [ytd], where=where)
     kpi_by_period = {p: kpis.evaluate(v) for p, v in metric_by_period.items()}
     complete = _completeness(config, infos, period)
     partial = _partial_kpis(config, kpis, complete) if config.insights.enabled else set()
+    partial |= {name for name, k in config.kpis.items() if k.settles_after}  # provisional values
     if config.insights.enabled:
         kpi_by_period |= _record_lookback(con, config, infos, kpis, period, kpi_by_period, where, partial)
     kpi_ytd = kpis.evaluate(metric_by_window[ytd])
@@ -181,6 +184,7 @@ def compute_results(
             formula=kpi.formula,
             change_pp_vs_previous=change_points(value, previous) if rate else None,
             change_pp_vs_prior_year=change_points(value, prior_year) if rate else None,
+            provisional=kpi.settles_after > 0,
         )
 
     raw_keys: dict[str, dict[Any, Any]] = {}  # per breakdown: each row's key → its key as read
@@ -230,7 +234,7 @@ def compute_results(
             "vs_previous": _moves(kpi_results, "previous", config.insights.moves_min_base),
             "vs_prior_year": _moves(kpi_results, "prior_year", config.insights.moves_min_base),
         },
-        insights=insights.rank(found),
+        insights=insights.rank(found, config),
     )
 
 

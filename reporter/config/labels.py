@@ -3,7 +3,8 @@ every label (KPIs, metrics, sections, objectives, breakdown columns and values, 
 column and values, funnel stages, sources), so templates print names, never keys or raw values.
 
 A label is text or a map ``{language code: text}``; the entry of ``report.locale``'s language is
-chosen, else the map's first entry.
+chosen, else the English entry, else the map's first entry (``fallback_labels`` lists the labels
+that fall back, for validate and run to say so once).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reporter.config.model import Breakdown, Config
+from pydantic import BaseModel
+
+from reporter.config.model import Breakdown, Config, _is_language
 
 
 def language_of(locale: str) -> str:
@@ -23,12 +26,48 @@ def language_of(locale: str) -> str:
 
 def pick(label: str | Mapping[str, str] | None, language: str) -> str | None:
     """The text of ``label`` for ``language``: the text itself, the map's entry for the language,
-    else the map's first entry; None for no label."""
+    else its English entry, else its first entry; None for no label."""
     if label is None or isinstance(label, str):
         return label
     if language in label:
         return label[language]
+    if "en" in label:
+        return label["en"]
     return next(iter(label.values()), None)
+
+
+def _is_label_map(value: Any) -> bool:
+    """A map {language code: text} (validation made sure every label map is one); a recipient's
+    filter ({rep: Bob}) is not: its keys are no language."""
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(_is_language(k) and isinstance(v, str) for k, v in value.items())
+    )
+
+
+def fallback_labels(config: Config) -> list[str]:
+    """The key paths (``kpis.sessions.label``) of the labels that have no text in the report's
+    language, in the YAML's order: the report shows them in another language (``pick``)."""
+    language = language_of(config.report.locale)
+    found: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name), f"{path}.{name}" if path else name)
+        elif _is_label_map(value):
+            if language not in value:
+                found.append(path)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+
+    walk(config, "")
+    return found
 
 
 def breakdown_id(bd: Breakdown) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from reporter.config.labels import Labels
+from reporter.config.labels import Labels, fallback_labels, language_of
 from reporter.config.model import Config
 from reporter.errors import Problem
 
@@ -67,6 +67,32 @@ def _percent_target(
     return out
 
 
+def language_warning(path: Path, config: Config) -> Problem | None:
+    """``_language_warning`` for a file (``reporter run`` says it once per report)."""
+    root = _mapping(yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader))
+    return _language_warning(str(path), root, config)
+
+
+def _language_warning(
+    file: str, root: dict[str, tuple[yaml.Node, yaml.Node]], config: Config
+) -> Problem | None:
+    """One warning for every label without a text in ``report.locale``'s language: how many, and
+    the first three keys (the report shows them in English, else in their first language)."""
+    missing = fallback_labels(config)
+    if not missing:
+        return None
+    report = _mapping(root.get("report", (None, None))[1])
+    node = report.get("locale", root.get("report"))
+    line, col = _at(node[1] if "locale" in report else node[0]) if node else (None, None)
+    language, n = language_of(config.report.locale), len(missing)
+    shown = ", ".join(missing[:3]) + (", …" if n > 3 else "")
+    if n == 1:
+        said = f"1 label has no '{language}' text and shows in English (or its first language): {shown}"
+    else:
+        said = f"{n} labels have no '{language}' text and show in English (or their first language): {shown}"
+    return Problem(file, line, col, "report.locale", f"warning: {said}", f"add {language}: … to each")
+
+
 def silent_defaults(path: Path, config: Config | None = None) -> list[Problem]:
     """A KPI without ``label`` or ``direction``, an objective without ``actions``, a breakdown or
     the portfolio without ``label`` (the report shows the raw column name). ``config``: the file
@@ -78,7 +104,7 @@ def silent_defaults(path: Path, config: Config | None = None) -> list[Problem]:
     labels = Labels(config)
     root = _mapping(yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader))
     file = str(path)
-    found: list[Problem] = []
+    found = [p for p in (_language_warning(file, root, config),) if p is not None]
     for name, (key, kpi) in _mapping(root.get("kpis", (None, None))[1]).items():
         fields = _mapping(kpi)
         if not fields:

@@ -91,7 +91,7 @@ def _label(value: Any, *, empty: bool = False) -> Any:
 
 
 # A name a reader sees: text, or one text per language ({fr: Prospects, en: Leads}); the report
-# shows the entry of report.locale's language, else the first one (reporter.config.labels).
+# shows the entry of report.locale's language, else English, else the first (reporter.config.labels).
 Label = Annotated[str | dict[str, str], BeforeValidator(_label)]
 # The same, where empty text means "none" (a KPI's section).
 LabelOrEmpty = Annotated[str | dict[str, str], BeforeValidator(lambda v: _label(v, empty=True))]
@@ -338,7 +338,7 @@ class Kpi(_Model):
         None,
         description=(
             "The KPI's name as the report shows it; default: its key with spaces. Text, or one text per "
-            "language ({fr: …, en: …}): the report's language, else the first entry."
+            "language ({fr: …, en: …}): the report's language, else English, else the first entry."
         ),
         examples=["Taux de conversion du site", {"fr": "Prospects", "en": "Leads"}],
     )
@@ -375,6 +375,15 @@ class Kpi(_Model):
     )
     decimals: Annotated[int, Field(ge=0, le=6)] | None = Field(
         None, description="The number of decimals shown (0–6), overriding the format's default.", examples=[1]
+    )
+    settles_after: Annotated[int, Field(ge=0, le=36)] = Field(
+        0,
+        description=(
+            "How many of the latest periods, up to and including the report's, are not final yet (quotes "
+            "still open, late invoices): the report marks the value provisional, claims no record, unusual "
+            "or seasonal value for it, and paces its objectives on the periods before."
+        ),
+        examples=[2],
     )
 
 

@@ -50,6 +50,7 @@ from reporter.progress import stage
 from reporter.render.context import Formatter, lcfirst
 from reporter.render.digest import DIGEST_ORDER, in_digest_order
 from reporter.render.html import SYMBOLS, incomplete_notes
+from reporter.render.insights import takeaways, write_texts
 from reporter.results import Results
 from reporter.security import redact, remember_secret, remember_url
 
@@ -81,6 +82,7 @@ class Card:
     link_text: str
     lines: list[str] = field(default_factory=list)  # the whole card as plain lines
     warnings: list[str] = field(default_factory=list)  # incomplete data, said before the tally
+    takeaways: list[str] = field(default_factory=list)  # the digest's first three, one per event
 
     def text(self) -> str:
         return "\n".join(self.lines)
@@ -110,10 +112,15 @@ def build_card(config: Config, results: Results) -> Card:
     if tally:
         lines.append(tally)
     lines += [f"{SYMBOLS['off_track']} {name}: {numbers}" for name, numbers in off_track]
+    labels = Labels(config, str(formatter.locale))
+    if any("text" not in i for i in results.insights):  # Results straight from compute
+        write_texts(results, formatter, labels)
+    said = takeaways(config, results, formatter, labels)[:3]
+    lines += [f"• {text}" for text in said]
     link_text = _("Open the report")
     if url:
         lines.append(f"{link_text}: {url}")
-    return Card(title, tally, off_track, url, link_text, lines, warnings)
+    return Card(title, tally, off_track, url, link_text, lines, warnings, said)
 
 
 def _slack_escape(text: str) -> str:
@@ -122,7 +129,7 @@ def _slack_escape(text: str) -> str:
 
 def slack_payload(card: Card) -> dict[str, Any]:
     """A Slack incoming webhook's message: ``text`` (notifications, old clients) and Block Kit
-    blocks: a header, the tally, the off-track objectives, a button to the report."""
+    blocks: a header, the tally, the off-track objectives, the takeaways, a button to the report."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": card.title[:150], "emoji": False}}
     ]
@@ -133,6 +140,9 @@ def slack_payload(card: Card) -> dict[str, Any]:
     if card.off_track:
         lines = [f"✖ *{_slack_escape(name)}*: {_slack_escape(numbers)}" for name, numbers in card.off_track]
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}})
+    if card.takeaways:
+        said = "\n".join(f"• {_slack_escape(text)}" for text in card.takeaways)[:3000]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": said}})
     if card.url:
         button = {"type": "button", "text": {"type": "plain_text", "text": card.link_text}, "url": card.url}
         blocks.append({"type": "actions", "elements": [button]})
@@ -141,7 +151,7 @@ def slack_payload(card: Card) -> dict[str, Any]:
 
 def teams_payload(card: Card) -> dict[str, Any]:
     """A Teams incoming webhook's message: one Adaptive Card (1.4) with the title, the tally,
-    the off-track objectives as facts and an Open URL action to the report."""
+    the off-track objectives as facts, the takeaways and an Open URL action to the report."""
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": card.title, "weight": "Bolder", "size": "Large", "wrap": True}
     ]
@@ -152,6 +162,8 @@ def teams_payload(card: Card) -> dict[str, Any]:
     if card.off_track:
         facts = [{"title": f"✖ {name}", "value": numbers} for name, numbers in card.off_track]
         body.append({"type": "FactSet", "facts": facts})
+    for text in card.takeaways:
+        body.append({"type": "TextBlock", "text": f"• {text}", "wrap": True})
     content: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",

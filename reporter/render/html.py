@@ -27,7 +27,7 @@ from reporter.render import charts
 from reporter.render.alt import AltText
 from reporter.render.attached import csv_name
 from reporter.render.context import Formatter, lcfirst, translations
-from reporter.render.insights import write_texts
+from reporter.render.insights import takeaways, write_texts
 from reporter.render.sandbox import BoundedEnvironment, ConfinedLoader, render
 from reporter.render.texts import action_context, text_environment
 from reporter.render.view import ReportContext, as_mapping, typed
@@ -211,6 +211,14 @@ def _name(config: Config, data: dict[str, Any], names: Labels) -> None:
             stage["label"] = names.funnel(i)
 
 
+def _judged_cumulatively(objectives: list[dict[str, Any]]) -> dict[str, bool]:
+    """Per KPI, whether its first objective (whose target it shows) is cumulative."""
+    out: dict[str, bool] = {}
+    for obj in objectives:
+        out.setdefault(obj["kpi"], obj["cumulative"])
+    return out
+
+
 def build_context(config: Config, results: Results, formatter: Formatter) -> dict[str, Any]:
     """Everything the template places: the results, labels, and charts drawn from them."""
     _ = formatter._
@@ -231,6 +239,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         """How KPI ``name``'s values are printed (for the charts' alternative text)."""
         return lambda value: fmt(name, value)
 
+    cumulative = _judged_cumulatively(data["objectives"])
     for name, k in kpis.items():
         k["name"] = name
         points = [(p["period"], p["value"]) for p in k["series"]]
@@ -242,6 +251,9 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         bullet_alt = alt.bullet(k["label"], k["attainment"], k["status"])
         k["bullet"] = charts.bullet(k["attainment"], k["status"], bullet_alt)
         k["value_text"] = fmt(name, k["value"])
+        # a KPI judged by a cumulative objective: its target is the year to date's, shown by it
+        k["cumulative"] = cumulative.get(name, False)
+        k["ytd_text"] = fmt(name, k["ytd"])
         k["target_text"] = fmt(name, k["target"])
         k["words"] = formula_in_words(config, k["formula"], names)
         k["unusual"] = next(
@@ -256,6 +268,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
     for obj in data["objectives"]:
         k = kpis[obj["kpi"]]
         obj["kpi_label"] = k["label"]
+        obj["provisional"] = k["provisional"]
         obj["pacing"] = next(
             (i["text"] for i in data["insights"] if i["type"] == "pacing" and i["objective"] == obj["id"]),
             None,
@@ -348,7 +361,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
         "colours": charts.PALETTE,
         "fmt_kpi": fmt,
         "delta_legend": formatter.delta_legend(),
-        "takeaways": takeaways(data["insights"], config.insights.max_summary),
+        "takeaways": takeaways(config, results, formatter, names),
         "incomplete": incomplete_notes(formatter, names, results),
     }
 
@@ -376,20 +389,6 @@ def incomplete_notes(formatter: Formatter, names: Labels, results: Results) -> l
 def _axis_label(formatter: Formatter, fmt: str, value: float, decimals: int) -> str:
     """A tick of a chart's value axis: the KPI's format, with the axis's decimals."""
     return formatter.value(value, fmt, decimals)
-
-
-def takeaways(insights: list[dict[str, Any]], limit: int, per_type: int = 2) -> list[str]:
-    """The sentences that open the summary: the best-scored insights, at most ``per_type`` of a
-    kind so that one kind (twelve records in a growing year) cannot fill the list."""
-    chosen: list[str] = []
-    seen: dict[str, int] = {}
-    for insight in insights:
-        if len(chosen) == limit:
-            break
-        if seen.get(insight["type"], 0) < per_type:
-            seen[insight["type"]] = seen.get(insight["type"], 0) + 1
-            chosen.append(insight["text"])
-    return chosen
 
 
 def stylesheet_dir(config: Config) -> Path:

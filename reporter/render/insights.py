@@ -15,6 +15,9 @@ from typing import Any
 from babel.dates import format_date
 
 from reporter.config.labels import Labels
+from reporter.config.model import Config
+from reporter.formulas import parse
+from reporter.periods import Period
 from reporter.render.context import DASH, MINUS, Formatter, translations
 from reporter.results import Results
 
@@ -87,11 +90,7 @@ def _record(w: _Words, i: dict[str, Any]) -> str:
 
 def _contributors(w: _Words, i: dict[str, Any]) -> str:
     kpi = i["kpi"]
-    parts = [
-        w._("%(key)s (%(part)s)")
-        % {"key": w.key(item["key"], i.get("breakdown", "")), "part": w.signed(kpi, item["part"])}
-        for item in i["items"]
-    ]
+    parts = [_item(w, i, item) for item in i["items"]]
     listed = (
         parts[0]
         if len(parts) == 1
@@ -122,12 +121,55 @@ def _contributors(w: _Words, i: dict[str, Any]) -> str:
     return w._("%(kpi)s %(change)s on last year; biggest moves: %(parts)s.") % words
 
 
+def _item(w: _Words, i: dict[str, Any], item: dict[str, Any]) -> str:
+    """One part of a change: a key and its part, or the keys that are new (or gone) together."""
+    words = {"part": w.signed(i["kpi"], item["part"]), "num": item.get("count", 0)}
+    if "group" in item and item["count"] == 1:
+        words["key"] = w.key(item["key"], i.get("breakdown", ""))
+        if item["group"] == "new":
+            return w._("%(key)s (new, %(part)s)") % words
+        return w._("%(key)s (gone, %(part)s)") % words
+    if item.get("group") == "new":
+        return w.n_("%(num)d new entry (%(part)s)", "%(num)d new entries (%(part)s)", words["num"]) % words
+    if item.get("group") == "gone":
+        return w.n_("%(num)d entry gone (%(part)s)", "%(num)d entries gone (%(part)s)", words["num"]) % words
+    return w._("%(key)s (%(part)s)") % {
+        "key": w.key(item["key"], i.get("breakdown", "")),
+        "part": words["part"],
+    }
+
+
 def _concentration(w: _Words, i: dict[str, Any]) -> str:
     return w._("%(kpi)s: %(share)s from %(key)s alone.") % {
         "key": w.key(i["key"], i.get("breakdown", "")),
         "share": w.share(i["share"]),
         "kpi": w.kpi(i["kpi"]),
     }
+
+
+def _seasonal(w: _Words, i: dict[str, Any]) -> str:
+    kpi = i["kpi"]
+    words = {
+        "kpi": w.kpi(kpi),
+        "value": w.value(kpi, i["value"]),
+        "median": w.value(kpi, i["median"]),
+        "last": w.value(kpi, i["prior_year_value"]),
+    }
+    if w.results.grain == "month":
+        words["month"] = format_date(
+            dt.date.fromisoformat(w.results.period_start), "LLLL", locale=w.fmt.locale
+        )
+        return (
+            w._(
+                "%(kpi)s: %(value)s against a usual %(median)s, as every year in %(month)s "
+                "(%(last)s last year)."
+            )
+            % words
+        )
+    return (
+        w._("%(kpi)s: %(value)s against a usual %(median)s, as at this time every year (%(last)s last year).")
+        % words
+    )
 
 
 def _pacing(w: _Words, i: dict[str, Any]) -> str:
@@ -142,6 +184,7 @@ def _pacing(w: _Words, i: dict[str, Any]) -> str:
         "per": {"month": w._("per month"), "quarter": w._("per quarter"), "week": w._("per week")}[
             w.results.grain
         ],
+        "period": _goal_period(w, i),
     }
     if i["needed_per_period"] is not None:
         return (
@@ -151,9 +194,21 @@ def _pacing(w: _Words, i: dict[str, Any]) -> str:
             )
             % words
         )
-    if i["goal"] is None:
-        return w._("%(kpi)s — on the current trend: %(projected)s %(when)s.") % words
-    return w._("%(kpi)s — on the current trend: %(projected)s %(when)s for a goal of %(goal)s.") % words
+    if i.get("method") == "seasonal":
+        return (
+            w._("%(kpi)s — following last year's season: %(projected)s for a goal of %(goal)s in %(period)s.")
+            % words
+        )
+    return w._("%(kpi)s — on the current trend: %(projected)s for a goal of %(goal)s in %(period)s.") % words
+
+
+def _goal_period(w: _Words, i: dict[str, Any]) -> str:
+    """The period the goal is the target of (the one holding the due date): a month by its
+    name ("December"), another period in words ("Q4 2026")."""
+    due = Period.parse(w.results.period, w.results.grain).shift(i["periods_left"])  # type: ignore[arg-type]
+    if due.grain == "month":
+        return format_date(due.start, "LLLL", locale=w.fmt.locale)
+    return w.fmt.period(due.label, due.start.isoformat(), due.grain)
 
 
 def _horizon(w: _Words, i: dict[str, Any]) -> str:
@@ -168,6 +223,7 @@ def _horizon(w: _Words, i: dict[str, Any]) -> str:
 
 _WRITERS: dict[str, Callable[[_Words, dict[str, Any]], str]] = {
     "unusual_change": _unusual,
+    "seasonal": _seasonal,
     "record": _record,
     "contributors": _contributors,
     "concentration": _concentration,
@@ -181,3 +237,87 @@ def write_texts(results: Results, fmt: Formatter, labels: Labels | None = None) 
     words = _Words(results, fmt, labels)
     for insight in results.insights:
         insight["text"] = _WRITERS[insight["type"]](words, insight)
+
+
+# --- the takeaways: one per event, the why beside the what -------------------------------------
+
+_WHAT = ("unusual_change", "seasonal", "record")
+
+
+def metrics_of(config: Config, kpi: str) -> set[str]:
+    """The metrics a KPI reads, directly or through other KPIs."""
+    out: set[str] = set()
+    for ref in parse(config.kpis[kpi].formula).names:
+        if ref in config.metrics:
+            out.add(ref)
+        elif ref in config.kpis and ref != kpi:
+            out |= metrics_of(config, ref)
+    return out
+
+
+def _why(w: _Words, i: dict[str, Any]) -> str:
+    """A contributors insight as the clause that follows what happened: the change and its
+    biggest part ("+33 018 € on the previous period, of which Salon Paris Expo (new, +34 460 €)")."""
+    kpi = i["kpi"]
+    words = {"change": w.signed(kpi, i["change"]), "part": _item(w, i, i["items"][0])}
+    if i["vs"] == "previous":
+        return w._("%(change)s on the previous period, of which %(part)s.") % words
+    return w._("%(change)s on last year, of which %(part)s.") % words
+
+
+def takeaways(
+    config: Config,
+    results: Results,
+    fmt: Formatter,
+    labels: Labels | None = None,
+    *,
+    limit: int | None = None,
+    per_type: int = 2,
+) -> list[str]:
+    """The sentences that open the summary, the digest and the chat card: the insights by score
+    (``results.insights`` is ranked), one takeaway per event. An insight whose KPI shares a
+    metric with a KPI already taken is skipped (spend, budget use and the budget's pace are one
+    event); a KPI taken only for its objective's pacing does not count as taken. At most
+    ``per_type`` of a kind, so that one kind (twelve records in a growing year) cannot fill the
+    list. What happened (unusual, seasonal, record) and why (the KPI's best contributors
+    sentence, its biggest part named) are one takeaway, whichever of the two comes first."""
+    words = _Words(results, fmt, labels)
+    limit = config.insights.max_summary if limit is None else limit
+    ranked = results.insights
+    taken: set[str] = set()  # the metrics of the KPIs taken
+    used: set[int] = set()
+    seen: dict[str, int] = {}
+    chosen: list[str] = []
+    for index, insight in enumerate(ranked):
+        if len(chosen) >= limit:
+            break
+        if index in used or insight.get("kpi") not in config.kpis:
+            continue
+        kpi = insight["kpi"]
+        reads = metrics_of(config, kpi)
+        if reads & taken:
+            continue  # the same event, already told through another KPI
+        what, why = insight, None
+        if insight["type"] == "contributors":
+            found = next(
+                (j for j, x in enumerate(ranked) if x["type"] in _WHAT and x.get("kpi") == kpi), None
+            )
+            if found is not None:
+                what, why = ranked[found], insight
+                used.add(found)
+        elif insight["type"] in _WHAT:
+            found = next(
+                (j for j, x in enumerate(ranked) if x["type"] == "contributors" and x.get("kpi") == kpi), None
+            )
+            if found is not None:
+                why = ranked[found]
+                used.add(found)
+        kind = what["type"]
+        if seen.get(kind, 0) >= per_type:
+            continue
+        seen[kind] = seen.get(kind, 0) + 1
+        text = what["text"] if why is None else f"{what['text']} {_why(words, why)}"
+        chosen.append(text)
+        if kind != "pacing":
+            taken |= reads
+    return chosen

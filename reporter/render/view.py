@@ -62,6 +62,11 @@ class Kpi:
     owner: str = doc("who answers for it")
     description: str = doc("what it measures, from the YAML")
     formula: str = doc("its formula as written in the YAML")
+    provisional: bool = doc("true when its latest values are not final yet (`settles_after`)")
+    cumulative: bool = doc(
+        "true when its target is a cumulative objective's (the year to date's): show `ytd_text` beside it"
+    )
+    ytd_text: str = doc("the year-to-date value written in the KPI's format")
     value_text: str = doc("the value written in the KPI's format")
     target_text: str = doc("the target written in the KPI's format")
     sparkline: Markup = doc("the last 12 periods as an inline SVG")
@@ -105,6 +110,7 @@ class Objective:
     target_text: str = doc("the target written in the KPI's format")
     chart: Markup = doc("the trend and target line as an inline SVG")
     pacing: str | None = doc("the sentence of its `pacing` insight, or none")
+    provisional: bool = doc("true when its KPI's value is not final yet (`settles_after`)")
     cid: str = doc(
         "*email only*: the `cid:` of its trend image (a PNG part: mail clients show no SVG), "
         "its target as a dashed line",
@@ -233,8 +239,9 @@ class ReportContext:
         "off track first (off track, at risk, on track, no data, no target)"
     )
     takeaways: list[str] = doc(
-        "the sentences that open the summary: the best-scored insights (`insights.max_summary`, at most two "
-        "of a kind; the digest shows the first three)"
+        "the sentences that open the summary: the best-scored insights, one per event "
+        "(`insights.max_summary`, at most two of a kind, none on a metric already told; what happened and "
+        "why in one sentence; the digest and the chat card show the first three)"
     )
     incomplete: list[str] = doc(
         "a warning sentence for each source whose data stops before the period's end (possible when "
