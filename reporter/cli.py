@@ -543,7 +543,17 @@ def _resolve(args: argparse.Namespace) -> int:
     root = output_root(config, args.output)
     if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
         raise UsageError(f"no ledger in {root} (ledger.sqlite): nothing was sent from there; see --output")
-    with Ledger(config.delivery.ledger or default_url(root)) as ledger:
+    wait = config.delivery.ledger_lock_timeout
+    with Ledger(config.delivery.ledger or default_url(root), lock_timeout=wait) as ledger:
+        from reporter.delivery.journal import journal_path, reconcile
+
+        for entry in reconcile(ledger, root, report, clock):  # what a lost ledger could not record
+            if (entry["period"], str(entry["recipient"]).lower()) == (period, recipient):
+                print(
+                    f"{report} {period} {recipient}: recorded as {entry['state']} (v{entry['version']}) "
+                    f"from {journal_path(root)}, noted when the ledger was lost; nothing was sent"
+                )
+                return 0
         latest = ledger.latest(report, period, recipient)
         if latest is None:
             raise UsageError(f"{report} {period}: no delivery to {recipient} in the ledger")
@@ -655,6 +665,13 @@ def _status(args: argparse.Namespace) -> int:
             print("  not scheduled (no delivery.schedule)")
         root = output_root(config, args.output)
         url = config.delivery.ledger or default_url(root)
+        from reporter.delivery.journal import entries, journal_path
+
+        for entry in entries(root, config.report.id):  # noted while the ledger was lost
+            print(
+                f"  delivery {entry['period']} to {entry['recipient']}: {entry['state']} at {entry['time']}, "
+                f"not yet in the ledger (noted in {journal_path(root)}; the next run records it)"
+            )
         if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
             print(f"  no run recorded yet; {NOT_TRACKED}")
             continue
@@ -669,6 +686,7 @@ def _status(args: argparse.Namespace) -> int:
         for d in waiting:
             print(
                 f"  delivery {d.period} to {d.recipient}: {d.state} after {d.attempts} attempt(s)"
+                + (f", Message-ID {d.message_id}" if d.state == "review" else "")  # for the server's log
                 + (f" — {d.last_error}" if d.last_error else "")
             )
         for step in ledger.archive_steps_of(config.report.id):

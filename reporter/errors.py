@@ -9,7 +9,8 @@
         ├── SourceError              a source could not be read (missing file, bad column, ...)
         ├── QualityGateError         the data is not good enough to send
         ├── Unconfirmed              a delivery's fate is unknown (in review until resolved)
-        └── LedgerError              the ledger could not be written or read in time
+        └── LedgerError              the ledger could not be written or read
+            └── LedgerBusy           a lock held by another transaction past the deadline
 
 Only ``cli.py`` turns these into a message and an exit code; anything else that escapes is a
 bug, which the CLI reports in one line, its traceback in a log file. The text of every error
@@ -89,6 +90,10 @@ class Unconfirmed(RunError):
 class LedgerError(RunError):
     """The ledger could not record or read a delivery (its connection lost, a lock held past
     the deadline): the message says what was sent and what to run."""
+
+
+class LedgerBusy(LedgerError):
+    """A ledger statement waited for a lock longer than ``delivery.ledger_lock_timeout``."""
 
 
 class SourceError(RunError):

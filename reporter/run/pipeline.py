@@ -22,7 +22,14 @@ from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.delivery.archive import Files
 from reporter.delivery.ledger import Ledger, default_url
-from reporter.errors import QualityGateError, RunError, Unconfirmed, UsageError, check_interrupted
+from reporter.errors import (
+    LedgerBusy,
+    QualityGateError,
+    RunError,
+    Unconfirmed,
+    UsageError,
+    check_interrupted,
+)
 from reporter.files import report_file, write_atomic, write_together
 from reporter.periods import Period
 from reporter.progress import stage
@@ -65,7 +72,7 @@ def run_report(
     recipients: list[str] | None = None,
     files: Files | None = None,
     alert_on_failure: bool = True,
-    open_ledger: Callable[[str], Ledger] = Ledger,
+    open_ledger: Callable[..., Ledger] = Ledger,
 ) -> Outcome:
     """Compute, render, write and (with ``send``) deliver one report for one period.
 
@@ -88,8 +95,16 @@ def run_report(
         root.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         url = config.delivery.ledger or default_url(root)
-        ledger = stack.enter_context(open_ledger(url)) if send else None
-        run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
+        wait = config.delivery.ledger_lock_timeout
+        ledger = stack.enter_context(open_ledger(url, lock_timeout=wait)) if send else None
+        try:
+            if ledger is not None:
+                from reporter.delivery.journal import reconcile
+
+                reconcile(ledger, root, config.report.id, now)  # outcomes a lost ledger could not record
+            run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
+        except LedgerBusy as busy:
+            raise _located(config, target.label, busy) from None
         run_key = f"{config.report.id}-{target.label}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
         step = None
         if ledger is not None:
@@ -117,7 +132,8 @@ def run_report(
                 trigger=trigger,
                 recipients=recipients,
             )
-        except BaseException as exc:
+        except BaseException as caught:
+            exc = _located(config, target.label, caught)
             if ledger is not None:
                 _failed(
                     config,
@@ -132,11 +148,23 @@ def run_report(
                     alert_on_failure and not (isinstance(exc, UsageError) and trigger == "cli"),
                     recipients,
                 )
-            raise
+            if exc is caught:
+                raise
+            raise exc from None
         if ledger is not None:
             ledger.finish_run(run_id, now, "ok")
         return outcome
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _located(config: Config, period: str, exc: BaseException) -> BaseException:
+    """A ``LedgerBusy`` raised wherever the run waited on the ledger, said for this report and
+    period; any other exception as it is."""
+    if isinstance(exc, LedgerBusy) and not str(exc).startswith(f"{config.report.id} {period}: "):
+        return LedgerBusy(
+            f"{config.report.id} {period}: {exc}; nothing more was sent; run again once it is released"
+        )
+    return exc
 
 
 def _failed(
@@ -177,6 +205,8 @@ def _failed(
     elif not isinstance(exc, (RunError, UsageError)):
         subject = "run FAILED (unexpected error); the ledger shows what was sent"
     body = None
+    if getattr(exc, "subject", None):  # a ledger lost after sending: its error says what went out
+        subject = exc.subject  # type: ignore[attr-defined]
     if subject is not None:
         body = (
             f"The run of '{Labels(config).title()}' ({config.report.id}) for {period} failed.\n\n"
