@@ -284,6 +284,17 @@ def test_a_ledger_lost_after_the_send_is_a_clear_error_and_the_journal_keeps_the
         assert entry["message_id"] == sent.message["Message-ID"]
         assert entry["time"].startswith(dt.datetime.now(dt.UTC).date().isoformat())
         assert when in entry["time"]
+        # still down: a run sends nothing, says why, alerts, and leaves the journal as it is
+        code, _, err = run(config, tmp_path, capsys)
+        assert code == 1
+        assert err.splitlines()[-1] == (
+            "reporter: FAILED: tiny 2026-10: the ledger could not be opened: connection failed: connection "
+            f'to server at "{pg_admin.host}", port {pg_admin.port} failed: FATAL: database '
+            f'"{pg_admin.database}" is not currently accepting connections; nothing was sent; run again '
+            "once the ledger is back"
+        )
+        assert count_raw(server) == {A: 1, B: 1, OPS: 2}
+        assert len(journal.read_text().splitlines()) == 1
         # the ledger is back: `status` shows what the journal holds; the next run records B
         # from the journal, sends to C only
         pg_admin.welcome()
@@ -304,7 +315,7 @@ def test_a_ledger_lost_after_the_send_is_a_clear_error_and_the_journal_keeps_the
         code, out, err = run(config, tmp_path, capsys)
         assert code == 0, err
         assert f"  {B}: already sent on " in out
-        assert count_raw(server) == {A: 1, B: 1, C: 1, OPS: 1}
+        assert count_raw(server) == {A: 1, B: 1, C: 1, OPS: 2}
     assert not journal.exists()
     assert pg_states(empty_pg_ledger) == {A: (1, "sent"), B: (1, "sent"), C: (1, "sent")}
     from reporter.delivery.ledger import Ledger

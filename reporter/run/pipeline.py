@@ -24,6 +24,7 @@ from reporter.delivery.archive import Files
 from reporter.delivery.ledger import Ledger, default_url
 from reporter.errors import (
     LedgerBusy,
+    LedgerError,
     QualityGateError,
     RunError,
     Unconfirmed,
@@ -96,7 +97,11 @@ def run_report(
     with contextlib.ExitStack() as stack:
         url = config.delivery.ledger or default_url(root)
         wait = config.delivery.ledger_lock_timeout
-        ledger = stack.enter_context(open_ledger(url, lock_timeout=wait)) if send else None
+        ledger = (
+            stack.enter_context(_open(config, open_ledger, url, wait, root, target.label, now, env))
+            if send
+            else None
+        )
         try:
             if ledger is not None:
                 from reporter.delivery.journal import reconcile
@@ -155,6 +160,38 @@ def run_report(
             ledger.finish_run(run_id, now, "ok")
         return outcome
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _open(
+    config: Config,
+    open_ledger: Callable[..., Ledger],
+    url: str,
+    wait: float,
+    root: Path,
+    period: str,
+    now: dt.datetime,
+    env: Mapping[str, str] | None,
+) -> Ledger:
+    """The run's ledger; one that cannot be opened (its database down) fails the run before
+    anything is sent, with an alert (the ledger cannot record the failed run)."""
+    import sqlalchemy as sa
+
+    try:
+        return open_ledger(url, lock_timeout=wait)
+    except (sa.exc.SQLAlchemyError, LedgerBusy) as exc:
+        from reporter.delivery.send import alert, ledger_trouble
+
+        failure = LedgerError(
+            f"{config.report.id} {period}: the ledger could not be opened: {ledger_trouble(exc)}; "
+            "nothing was sent; run again once the ledger is back"
+        )
+        try:
+            alert(config, root, period, str(failure), now, env=env)
+        except Exception as second:
+            import logging
+
+            logging.getLogger("reporter").error("could not send the alert: %s", second)
+        raise failure from None
 
 
 def _located(config: Config, period: str, exc: BaseException) -> BaseException:
