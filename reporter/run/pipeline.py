@@ -398,11 +398,11 @@ def _delivery_failure(config: Config, period: str, deliveries: list[Any]) -> Run
             + ", ".join(f"{d.recipient} ({d.error})" for d in failed)
             + " (run again to retry only these)"
         )
-    parts.append(unconfirmed(config, period, unsure))
+    parts.append(_unconfirmed(config, period, unsure))
     return Unconfirmed(head + "; ".join(parts))
 
 
-def unconfirmed(config: Config, period: str, recipients: list[str]) -> str:
+def _unconfirmed(config: Config, period: str, recipients: list[str]) -> str:
     """What the last line of a run says about deliveries in review (pinned in tests and docs)."""
     if len(recipients) == 1:
         (who,) = recipients
