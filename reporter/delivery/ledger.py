@@ -200,7 +200,7 @@ def migrate(engine: sa.Engine, attempts: int = 6) -> None:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(7356201)"))
                 _upgrade(conn)
             return
-        except (sa.exc.DBAPIError, LedgerBusy):
+        except sa.exc.DBAPIError:  # not LedgerBusy: a lock already waited its deadline
             if attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))

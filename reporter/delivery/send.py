@@ -322,7 +322,8 @@ class _Sending:
                 attempts=result.attempts,
                 channel=self.mailer.channel,
                 forced=self.forced,
-                time=now.astimezone(dt.UTC).isoformat(),
+                # when it happened (the run's clock is when the run began): for the server's log
+                time=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
                 run_id=self.run_id,
                 note=error or "",
             )
