@@ -645,13 +645,17 @@ def _status(args: argparse.Namespace) -> int:
     import datetime as dt
     from zoneinfo import ZoneInfo
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     from reporter.config import load_configs
     from reporter.config.labels import Labels
-    from reporter.delivery.ledger import Ledger, default_url
+    from reporter.delivery.ledger import default_url
+    from reporter.errors import LedgerError
     from reporter.run.schedule import next_fire
     from reporter.run.stages import output_root
 
     clock = now()
+    unreadable = 0
     for config in load_configs(args.config):
         print(f"{config.report.id} — {Labels(config).title()}")
         if config.delivery.schedule:
@@ -675,7 +679,24 @@ def _status(args: argparse.Namespace) -> int:
         if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
             print(f"  no run recorded yet; {NOT_TRACKED}")
             continue
-        ledger = Ledger(url)
+        try:
+            _status_ledger(config, url)
+        except (SQLAlchemyError, LedgerError) as exc:  # its database down: say so, go on
+            from reporter.delivery.send import ledger_trouble
+
+            print(f"  the ledger cannot be read: {ledger_trouble(exc)}")
+            unreadable += 1
+            continue
+        print(f"  {NOT_TRACKED}")
+    return 1 if unreadable else 0
+
+
+def _status_ledger(config: Any, url: str) -> None:
+    """What ``reporter status`` says from the ledger: the last runs, the deliveries waiting for
+    something, the archive steps left undone."""
+    from reporter.delivery.ledger import Ledger
+
+    with Ledger(url) as ledger:
         for run in ledger.runs_of(config.report.id)[-5:]:
             error = f" — {str(run['error'])[:120]}" if run["error"] else ""
             print(
@@ -693,9 +714,6 @@ def _status(args: argparse.Namespace) -> int:
             if step["state"] in ("pending", "failed", "lost"):
                 error = f" — {step['error']}" if step["error"] else ""
                 print(f"  archive {step['period']} (run {step['run_id']}): {step['state']}{error}")
-        ledger.close()
-        print(f"  {NOT_TRACKED}")
-    return 0
 
 
 NOT_TRACKED = "runs with --no-send are not tracked (they send nothing and leave no ledger entry)"

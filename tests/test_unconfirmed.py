@@ -295,13 +295,19 @@ def test_a_ledger_lost_after_the_send_is_a_clear_error_and_the_journal_keeps_the
         )
         assert count_raw(server) == {A: 1, B: 1, OPS: 2}
         assert len(journal.read_text().splitlines()) == 1
+        # `status` says what the journal holds, and that the ledger cannot be read (exit 1)
+        assert main(["status", str(config), "--output", str(tmp_path)]) == 1
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[2:4] == [
+            f"  delivery 2026-10 to {B}: sent at {entry['time']}, not yet in the ledger (noted in "
+            f"{journal}; the next run records it)",
+            "  the ledger cannot be read: connection failed: connection to server at "
+            f'"{pg_admin.host}", port {pg_admin.port} failed: FATAL: database "{pg_admin.database}" '
+            "is not currently accepting connections",
+        ]
         # the ledger is back: `status` shows what the journal holds; the next run records B
         # from the journal, sends to C only
         pg_admin.welcome()
-        assert status(config, tmp_path, capsys)[0] == (
-            f"  delivery 2026-10 to {B}: sent at {entry['time']}, not yet in the ledger (noted in "
-            f"{journal}; the next run records it)"
-        )
         assert pg_states(empty_pg_ledger) == {A: (1, "sent"), B: (1, "pending")}
         if then == "resolve":
             capsys.readouterr()
