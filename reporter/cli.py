@@ -564,7 +564,17 @@ def _resolve(args: argparse.Namespace) -> int:
     root = output_root(config, args.output)
     if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
         raise UsageError(f"no ledger in {root} (ledger.sqlite): nothing was sent from there; see --output")
-    with Ledger(config.delivery.ledger or default_url(root)) as ledger:
+    wait = config.delivery.ledger_lock_timeout
+    with Ledger(config.delivery.ledger or default_url(root), lock_timeout=wait) as ledger:
+        from reporter.delivery.journal import journal_path, reconcile
+
+        for entry in reconcile(ledger, root, report, clock):  # what a lost ledger could not record
+            if (entry["period"], str(entry["recipient"]).lower()) == (period, recipient):
+                print(
+                    f"{report} {period} {recipient}: recorded as {entry['state']} (v{entry['version']}) "
+                    f"from {journal_path(root)}, noted when the ledger was lost; nothing was sent"
+                )
+                return 0
         latest = ledger.latest(report, period, recipient)
         if latest is None:
             raise UsageError(f"{report} {period}: no delivery to {recipient} in the ledger")
@@ -657,13 +667,17 @@ def _status(args: argparse.Namespace) -> int:
     import datetime as dt
     from zoneinfo import ZoneInfo
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     from reporter.config import load_configs
     from reporter.config.labels import Labels
-    from reporter.delivery.ledger import Ledger, default_url
+    from reporter.delivery.ledger import default_url
+    from reporter.errors import LedgerError
     from reporter.run.schedule import next_fire
     from reporter.run.stages import output_root
 
     clock = now()
+    unreadable = 0
     for config in load_configs(args.config):
         print(f"{config.report.id} — {Labels(config).title()}")
         if config.delivery.schedule:
@@ -677,10 +691,34 @@ def _status(args: argparse.Namespace) -> int:
             print("  not scheduled (no delivery.schedule)")
         root = output_root(config, args.output)
         url = config.delivery.ledger or default_url(root)
+        from reporter.delivery.journal import entries, journal_path
+
+        for entry in entries(root, config.report.id):  # noted while the ledger was lost
+            print(
+                f"  delivery {entry['period']} to {entry['recipient']}: {entry['state']} at {entry['time']}, "
+                f"not yet in the ledger (noted in {journal_path(root)}; the next run records it)"
+            )
         if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
             print(f"  no run recorded yet; {NOT_TRACKED}")
             continue
-        ledger = Ledger(url)
+        try:
+            _status_ledger(config, url)
+        except (SQLAlchemyError, LedgerError) as exc:  # its database down: say so, go on
+            from reporter.delivery.send import ledger_trouble
+
+            print(f"  the ledger cannot be read: {ledger_trouble(exc)}")
+            unreadable += 1
+            continue
+        print(f"  {NOT_TRACKED}")
+    return 1 if unreadable else 0
+
+
+def _status_ledger(config: Any, url: str) -> None:
+    """What ``reporter status`` says from the ledger: the last runs, the deliveries waiting for
+    something, the archive steps left undone."""
+    from reporter.delivery.ledger import Ledger
+
+    with Ledger(url) as ledger:
         for run in ledger.runs_of(config.report.id)[-5:]:
             error = f" — {str(run['error'])[:120]}" if run["error"] else ""
             print(
@@ -691,15 +729,13 @@ def _status(args: argparse.Namespace) -> int:
         for d in waiting:
             print(
                 f"  delivery {d.period} to {d.recipient}: {d.state} after {d.attempts} attempt(s)"
+                + (f", Message-ID {d.message_id}" if d.state == "review" else "")  # for the server's log
                 + (f" — {d.last_error}" if d.last_error else "")
             )
         for step in ledger.archive_steps_of(config.report.id):
             if step["state"] in ("pending", "failed", "lost"):
                 error = f" — {step['error']}" if step["error"] else ""
                 print(f"  archive {step['period']} (run {step['run_id']}): {step['state']}{error}")
-        ledger.close()
-        print(f"  {NOT_TRACKED}")
-    return 0
 
 
 NOT_TRACKED = "runs with --no-send are not tracked (they send nothing and leave no ledger entry)"

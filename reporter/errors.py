@@ -7,7 +7,10 @@
     ├── UsageError                   exit 2: bad command-line arguments (e.g. a bad --period)
     └── RunError                     exit 1: a run failed
         ├── SourceError              a source could not be read (missing file, bad column, ...)
-        └── QualityGateError         the data is not good enough to send
+        ├── QualityGateError         the data is not good enough to send
+        ├── Unconfirmed              a delivery's fate is unknown (in review until resolved)
+        └── LedgerError              the ledger could not be written or read
+            └── LedgerBusy           a lock held by another transaction past the deadline
 
 Only ``cli.py`` turns these into a message and an exit code; anything else that escapes is a
 bug, which the CLI reports in one line, its traceback in a log file. The text of every error
@@ -77,6 +80,20 @@ class RunError(ReporterError):
     """A run failed; nothing was sent."""
 
     exit_code = 1
+
+
+class Unconfirmed(RunError):
+    """Some deliveries are in review: the server may have accepted them, they are not re-sent,
+    a person settles each with ``reporter resolve`` (the others may have been delivered)."""
+
+
+class LedgerError(RunError):
+    """The ledger could not record or read a delivery (its connection lost, a lock held past
+    the deadline): the message says what was sent and what to run."""
+
+
+class LedgerBusy(LedgerError):
+    """A ledger statement waited for a lock longer than ``delivery.ledger_lock_timeout``."""
 
 
 class SourceError(RunError):

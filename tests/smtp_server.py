@@ -254,3 +254,115 @@ class Trickler:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
             source.close()
+
+class RawServer:
+    """A hand-written SMTP server on 127.0.0.1 (one thread per connection) for what aiosmtpd
+    cannot do: misbehave in the middle of DATA. ``fate[address]`` says what happens to a message
+    whose recipients include ``address``:
+
+    - ``close``: the whole message is read and stored, then the connection is closed without a
+      reply (the server accepted it and the client cannot know);
+    - ``reset``: part of the body is read, then the connection is reset (RST): not stored;
+    - ``late``: stored, and ``250`` is answered after ``late`` seconds;
+    - anything else, or no entry: stored, ``250`` at once.
+
+    ``received`` lists what was stored, like ``Handler.received``; ``on_message(received)`` is
+    called when a message is stored (before any reply)."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.fate: dict[str, str] = {}
+        self.late = 3.0
+        self.received: list[Received] = []
+        self.on_message: Callable[[Received], None] = lambda received: None
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.stopped = threading.Event()
+
+    def __enter__(self) -> RawServer:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+    def to(self, address: str) -> list[Received]:
+        return [r for r in self.received if address in r.rcpt_tos]
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: Any) -> None:
+        reader = conn.makefile("rb")
+
+        def say(line: str) -> None:
+            conn.sendall(line.encode() + b"\r\n")
+
+        try:
+            say("220 raw.test ESMTP")
+            mail_from, rcpts = "", []
+            while True:
+                line = reader.readline()
+                if not line:
+                    return
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    say("250-raw.test\r\n250-8BITMIME\r\n250 SIZE 50000000")
+                elif verb == b"MAIL":
+                    mail_from, rcpts = line.decode().split(":", 1)[1].split()[0].strip("<>"), []
+                    say("250 OK")
+                elif verb == b"RCPT":
+                    rcpts.append(line.decode().split(":", 1)[1].strip().split()[0].strip("<>"))
+                    say("250 OK")
+                elif verb == b"DATA":
+                    say("354 end with <CRLF>.<CRLF>")
+                    if not self._data(conn, reader, mail_from, rcpts):
+                        return
+                elif verb == b"QUIT":
+                    say("221 bye")
+                    return
+                else:  # RSET, NOOP
+                    say("250 OK")
+        except OSError:
+            return
+        finally:
+            reader.close()
+            conn.close()
+
+    def _data(self, conn: Any, reader: Any, mail_from: str, rcpts: list[str]) -> bool:
+        """The message after DATA's 354, as ``fate`` says; False when the connection is to end."""
+        import socket
+        import struct
+        import time
+
+        fates = {self.fate.get(r, "") for r in rcpts}
+        if "reset" in fates:
+            reader.read(1000)  # part of the body; the rest stays unread
+            time.sleep(0.3)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False  # closed by the caller: RST
+        lines = []
+        while True:
+            body = reader.readline()
+            if not body or body == b".\r\n":
+                break
+            lines.append(body[1:] if body.startswith(b"..") else body)
+        received = Received(mail_from, list(rcpts), b"".join(lines))
+        with self.lock:
+            self.received.append(received)
+        self.on_message(received)
+        if "close" in fates:
+            conn.shutdown(socket.SHUT_RDWR)
+            return False
+        if "late" in fates:
+            time.sleep(self.late)
+        conn.sendall(b"250 accepted\r\n")
+        return True

@@ -25,7 +25,7 @@ import pytest
 from reporter.config import load_config
 from reporter.delivery.chat import Poster, build_card, webhook_urls
 from reporter.delivery.ledger import Ledger, default_url
-from reporter.errors import QualityGateError, RunError
+from reporter.errors import QualityGateError, RunError, Unconfirmed
 from reporter.render.context import translations
 from reporter.run.pipeline import run_report
 from reporter.security import redact
@@ -566,10 +566,10 @@ def test_a_card_left_pending_by_a_crash_goes_to_review_not_posted_again(tmp_path
         ledger.claim("tiny", "2026-10", "slack:SLACK_HOOK", 1, "<x>", NOW, forced=False, reason=None,
                      channel="slack", run_id=dead)  # fmt: skip
         ledger.finish_run(dead, NOW, "failed", "killed")
-    with WebhookServer() as server:
-        outcome = run(config, tmp_path, {"SLACK_HOOK": server.url()})
+    with WebhookServer() as server, pytest.raises(Unconfirmed) as caught:
+        run(config, tmp_path, {"SLACK_HOOK": server.url()})
     assert server.received == []
-    (review,) = outcome.deliveries
+    (review,) = caught.value.outcome.deliveries  # type: ignore[attr-defined]
     assert review.state == "review"
     assert review.error == (
         "a previous run stopped after sending began (the server may have accepted it): not re-sent; "

@@ -13,7 +13,7 @@ from reporter.cli import main
 from reporter.config import load_config
 from reporter.config.model import Delivery, Email, Smtp
 from reporter.delivery.ledger import Ledger, default_url
-from reporter.errors import RunError
+from reporter.errors import RunError, Unconfirmed
 from reporter.run.pipeline import run_report
 from tests.conftest import DEMO
 from tests.smtp_server import Server
@@ -174,8 +174,9 @@ def test_connection_dropped_after_the_message_end_is_review_not_retried(demo, tm
     duplicate it. The delivery goes to review, once, and alerts_to is told how to settle it."""
     with Server(tmp_path) as server:
         server.handler.drop_data = 1
-        outcome = run(configured(demo, server.port, to=["ceo@acme.test"]), tmp_path)
-    (d,) = outcome.deliveries
+        with pytest.raises(Unconfirmed) as caught:
+            run(configured(demo, server.port, to=["ceo@acme.test"]), tmp_path)
+    (d,) = caught.value.outcome.deliveries  # type: ignore[attr-defined]
     assert (d.state, d.attempts) == ("review", 1)
     assert d.error.startswith("no reply after the message was sent (Connection unexpectedly closed")
     assert d.error.endswith(
@@ -185,7 +186,8 @@ def test_connection_dropped_after_the_message_end_is_review_not_retried(demo, tm
     assert server.handler.rcpt_attempts == {"ceo@acme.test": 1, "ops@acme.test": 1}
     (alert,) = [r for r in server.handler.received if r.rcpt_tos == ["ops@acme.test"]]
     assert alert.message["Subject"] == (
-        "[reporter] marketing-monthly 2026-10: 1 delivery(ies) may have been delivered: review needed"
+        "[reporter] marketing-monthly 2026-10: run FAILED: delivery unconfirmed for 1 of 1 recipient; "
+        "review needed"
     )
     assert f"reporter resolve {DEMO} 2026-10 ceo@acme.test --sent" in alert.message.get_content()
 
@@ -202,12 +204,14 @@ def test_crash_after_250_before_the_ledger_commit_does_not_resend(demo, tmp_path
         with pytest.raises(KeyboardInterrupt):
             run(config, tmp_path, open_ledger=PowerCut)
         assert len(server.handler.received) == 1
-        outcome = run(config, tmp_path)
-        assert [d.state for d in outcome.deliveries] == ["review"]
+        with pytest.raises(Unconfirmed) as caught:
+            run(config, tmp_path)
+        assert [d.state for d in caught.value.outcome.deliveries] == ["review"]  # type: ignore[attr-defined]
         assert [r.rcpt_tos for r in server.handler.received] == [["ceo@acme.test"], ["ops@acme.test"]]
         alert = server.handler.received[1].message  # not sent twice; alerts_to told, once
         assert alert["Subject"] == (
-            "[reporter] marketing-monthly 2026-10: 1 delivery(ies) may have been delivered: review needed"
+            "[reporter] marketing-monthly 2026-10: run FAILED: delivery unconfirmed for 1 of 1 recipient; "
+            "review needed"
         )
         (d,) = Ledger(default_url(tmp_path)).all("marketing-monthly")
         assert d.state == "review"
@@ -218,7 +222,10 @@ def test_crash_after_250_before_the_ledger_commit_does_not_resend(demo, tmp_path
         )
         # the interrupted run is recorded as failed, not left "running"
         runs = Ledger(default_url(tmp_path)).runs_of("marketing-monthly")
-        assert [(r["outcome"], r["error"]) for r in runs] == [("failed", "interrupted"), ("ok", None)]
+        assert [(r["outcome"], r["error"]) for r in runs] == [
+            ("failed", "interrupted"),
+            ("failed", str(caught.value)),
+        ]
 
 
 def test_running_twice_sends_each_message_once_and_force_resends(demo, tmp_path):

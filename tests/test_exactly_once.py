@@ -167,24 +167,31 @@ def test_late_reply_goes_to_review_once_then_resolve(tmp_path, capsys):
         server.handler.late_reply = 3.0
         config = tiny(tmp_path, server.port, to=people, data_timeout=0.5)
         done = cli("run", str(config), "--period", "2026-10", "--output", str(tmp_path), cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 1, done.stderr
         assert [line.split(": ", 1)[1].split(":")[0] for line in done.stdout.splitlines()[1:]] == [
             "not re-sent, review"
         ] * 3
+        assert done.stderr.splitlines()[-1] == (
+            f"reporter: FAILED: tiny 2026-10: delivery to {', '.join(people)} unconfirmed, in review "
+            "(the server may have accepted them; not re-sent): check whether each arrived, then run "
+            f"'reporter resolve {config} 2026-10 ADDRESS --sent' for each that did, or '--resend' for "
+            "each that did not"
+        )
         assert count(server) == {**dict.fromkeys(people, 1), OPS: 1}
         assert states(tmp_path) == {p: (1, "review") for p in people}
         (alert,) = alerts(server)
         assert (
             alert["Subject"]
-            == "[reporter] tiny 2026-10: 3 delivery(ies) may have been delivered: review needed"
+            == "[reporter] tiny 2026-10: run FAILED: delivery unconfirmed for 3 of 3 recipients; "
+            "review needed"
         )
-        # a rerun does not retry them
+        # a rerun does not retry them, and fails again
         again = cli("run", str(config), "--period", "2026-10", "--output", str(tmp_path), cwd=tmp_path)
-        assert again.returncode == 0, again.stderr
+        assert again.returncode == 1, again.stderr
         assert [line.split(": ", 1)[1].split(":")[0] for line in again.stdout.splitlines()[1:]] == [
             "not re-sent, review"
         ] * 3
-        assert count(server) == {**dict.fromkeys(people, 1), OPS: 1}
+        assert count(server) == {**dict.fromkeys(people, 1), OPS: 2}
         # the archive holds what may have been delivered
         assert main(["verify", str(tmp_path / "archive")]) == 0
         server.handler.late_reply = 0
@@ -198,7 +205,7 @@ def test_late_reply_goes_to_review_once_then_resolve(tmp_path, capsys):
         )
         out = capsys.readouterr().out
         assert out.startswith(f"tiny 2026-10 {people[1]}: re-sent with the same Message-ID <")
-        assert count(server) == {people[0]: 1, people[1]: 2, people[2]: 1, OPS: 1}
+        assert count(server) == {people[0]: 1, people[1]: 2, people[2]: 1, OPS: 2}
         first, second = [
             r.message["Message-ID"] for r in server.handler.received if r.rcpt_tos == [people[1]]
         ]
@@ -212,7 +219,7 @@ def test_late_reply_goes_to_review_once_then_resolve(tmp_path, capsys):
             f"reporter: error: tiny 2026-10 {people[1]}: sent, not in review; to send it again: "
             f"reporter run {config} --period 2026-10 --force --recipient {people[1]}\n"
         )
-        assert count(server) == {people[0]: 1, people[1]: 2, people[2]: 1, OPS: 1}
+        assert count(server) == {people[0]: 1, people[1]: 2, people[2]: 1, OPS: 2}
 
 
 @pytest.mark.parametrize(
@@ -494,28 +501,33 @@ def test_killed_while_waiting_for_the_reply_is_review_on_the_next_run(tmp_path):
         assert count(server) == {PEOPLE[0]: 1}
         assert states(tmp_path) == {PEOPLE[0]: (1, "pending")}
         server.handler.late_reply = 0
-        outcome = run_report(load_config(config, env={}), period="2026-10", now=NOW, output=tmp_path)
-        assert [(d.recipient, d.state) for d in outcome.deliveries] == [
-            (PEOPLE[0], "review"),
-            *[(p, "sent") for p in PEOPLE[1:]],
-        ]
+        with pytest.raises(RunError) as caught:
+            run_report(load_config(config, env={}), period="2026-10", now=NOW, output=tmp_path)
+        assert (
+            [(d.recipient, d.state) for d in caught.value.outcome.deliveries]
+            == [  # type: ignore[attr-defined]
+                (PEOPLE[0], "review"),
+                *[(p, "sent") for p in PEOPLE[1:]],
+            ]
+        )
         assert count(server) == {**dict.fromkeys(PEOPLE, 1), OPS: 1}
         (alert,) = alerts(server)
         assert (
             alert["Subject"]
-            == "[reporter] tiny 2026-10: 1 delivery(ies) may have been delivered: review needed"
+            == "[reporter] tiny 2026-10: run FAILED: delivery unconfirmed for 1 of 5 recipients; "
+            "review needed"
         )
         assert (
-            f"- {PEOPLE[0]}: a previous run stopped after sending began (the server may have accepted it): "
-            f"not re-sent; check {PEOPLE[0]}'s mailbox, then run "
+            f"  - {PEOPLE[0]}: check {PEOPLE[0]}'s mailbox, then run "
             f"'reporter resolve {config} 2026-10 {PEOPLE[0]} --sent' if it arrived, "
             "or '--resend' if it did not\n"
         ) in alert.get_content().replace("\r\n", "\n")
-        # a third run: still in review, not alerted again
-        run_report(load_config(config, env={}), period="2026-10", now=NOW, output=tmp_path)
-        assert count(server) == {**dict.fromkeys(PEOPLE, 1), OPS: 1}
+        # a third run: still in review, still failing, not re-sent
+        with pytest.raises(RunError):
+            run_report(load_config(config, env={}), period="2026-10", now=NOW, output=tmp_path)
+        assert count(server) == {**dict.fromkeys(PEOPLE, 1), OPS: 2}
         with Ledger(default_url(tmp_path)) as ledger:
-            assert [r["outcome"] for r in ledger.runs_of("tiny")] == ["running", "ok", "ok"]
+            assert [r["outcome"] for r in ledger.runs_of("tiny")] == ["running", "failed", "failed"]
 
 
 def test_a_ctrl_c_python_dropped_still_stops_the_run_before_anything_is_written_or_sent(

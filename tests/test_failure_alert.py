@@ -11,7 +11,7 @@ import pytest
 from reporter.config import load_config
 from reporter.config.model import Config
 from reporter.delivery.ledger import Ledger, default_url
-from reporter.errors import RunError
+from reporter.errors import RunError, Unconfirmed
 from reporter.run.pipeline import run_report
 from tests.conftest import write_csv
 from tests.smtp_server import Server
@@ -161,9 +161,10 @@ def test_an_error_in_the_middle_of_sending_says_who_has_it_and_who_may(tmp_path)
             "It sends only to the recipients under 'Not sent'.\n"
         )
         # what the alert says the next run does: s2 only (s1 goes to review, s0 is skipped)
-        outcome = run_report(config, period="2026-10", now=NOW, output=tmp_path, sleep=lambda s: None)
+        with pytest.raises(Unconfirmed) as caught:
+            run_report(config, period="2026-10", now=NOW, output=tmp_path, sleep=lambda s: None)
         assert received(server) == ["s0@acme.test", "s2@acme.test"]
-        assert {d.recipient: d.state for d in outcome.deliveries} == {
+        assert {d.recipient: d.state for d in caught.value.outcome.deliveries} == {  # type: ignore[attr-defined]
             "s0@acme.test": "skipped",
             "s1@acme.test": "review",
             "s2@acme.test": "sent",

@@ -826,6 +826,15 @@ class Delivery(_Model):
         description="A SQLAlchemy URL of the ledger; default: ledger.sqlite in the output folder.",
         examples=["postgresql+psycopg://reporter:${LEDGER_PASSWORD}@db/reporter"],
     )  # a SQLAlchemy URL; default: SQLite in the output folder
+    ledger_lock_timeout: Annotated[float, Field(gt=0, le=600)] = Field(
+        30,
+        description=(
+            "Seconds a ledger statement may wait for a lock another transaction holds (a PostgreSQL "
+            "row or table, a SQLite file being written) before the run fails, saying so; nothing is "
+            "sent twice."
+        ),
+        examples=[30],
+    )
     email: Email | None = Field(
         None,
         description="The email digest; without it nothing is emailed.",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.delivery.ledger import Ledger
-from reporter.errors import RunError
+from reporter.errors import RunError, Unconfirmed
 
 LOG = logging.getLogger("reporter")
 
@@ -86,8 +86,19 @@ def failure_subject(reached: Reached, unexpected: bool) -> str:
     return text
 
 
-def failure_body(config: Config, reached: Reached, title: str, period: str, reason: str) -> str:
-    """The alert's text: who has the report, who may have it, who does not, why, what to run."""
+def review_subject(reached: Reached) -> str:
+    """The alert's subject for a run that left deliveries in review (their fate is unknown)."""
+    text = f"run FAILED: delivery unconfirmed for {len(reached.unsure)} of {_recipients(reached.total)}"
+    if reached.missing:
+        text += f", {len(reached.missing)} not sent"
+    return text + "; review needed"
+
+
+def failure_body(
+    config: Config, reached: Reached, title: str, period: str, reason: str, review: bool = False
+) -> str:
+    """The alert's text: who has the report, who may have it, who does not, why, what to run.
+    ``review``: the run failed because deliveries are in review (it says how to settle them)."""
     from reporter.delivery.chat import chat_keys
     from reporter.delivery.chat import resolve_hint as card_hint
     from reporter.delivery.send import resolve_hint
@@ -98,6 +109,12 @@ def failure_body(config: Config, reached: Reached, title: str, period: str, reas
         f"to {len(reached.sent)} of {_recipients(reached.total)}.",
         "",
     ]
+    if review:
+        lines[0] = (
+            f"The run of '{title}' ({config.report.id}) for {period} could not confirm the delivery "
+            f"to {len(reached.unsure)} of {_recipients(reached.total)}: the server may have accepted "
+            "the message, so it is not sent again automatically."
+        )
 
     def part(heading: str, rcpts: list[str], hint: bool = False) -> None:
         if not rcpts:
@@ -115,10 +132,19 @@ def failure_body(config: Config, reached: Reached, title: str, period: str, reas
         hint=True,
     )
     part("Not sent:", reached.missing)
+    lines += ["", f"Reason:\n{reason}", ""]
+    if review:
+        lines += [
+            "Check whether each recipient under 'May have received it' has it (their mailbox or "
+            "channel, or the mail server's log), then run the 'reporter resolve' command shown: "
+            "--sent if it arrived, --resend if it did not. Until then",
+            f"  reporter status {config.file}",
+            "lists them, and every run of this period fails and says so.",
+        ]
+        if not reached.missing:
+            return "\n".join(lines) + "\n"
+        lines.append("")
     lines += [
-        "",
-        f"Reason:\n{reason}",
-        "",
         "Fix the cause, then run:",
         f"  reporter run {config.file} --period {period}",
         "It sends only to the recipients under 'Not sent'.",
@@ -148,6 +174,9 @@ def partly_sent(
     except Exception as second:  # the ledger cannot tell: the alert says what it can
         LOG.error("could not read the deliveries from the ledger: %s", second)
         return None
+    if isinstance(exc, Unconfirmed) and found.unsure:
+        title = Labels(config).title()
+        return review_subject(found), failure_body(config, found, title, period, reason, review=True)
     if not found.any_went_out:
         return None
     subject = failure_subject(found, unexpected=not isinstance(exc, RunError))

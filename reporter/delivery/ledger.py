@@ -7,7 +7,10 @@ share the work. It is what makes delivery exactly-once:
 - after the server's 250, the state becomes ``sent``;
 - a later run skips ``sent``; finds a ``pending`` left by a crash between 250 and the commit and
   does not re-send it, marking it ``review`` (a person checks the mailbox);
-- a ``failed`` delivery is retried by the next run, a ``--force`` re-send opens a new version.
+- a ``failed`` delivery is retried by the next run, a ``--force`` re-send opens a new version;
+- when the ledger is lost between the send and the record (its connection cut and not back),
+  the outcome goes to the fallback journal (``reporter.delivery.journal``), which the next run
+  applies here (``settle``) before anything else.
 
 This module owns every table of the ledger (the scheduler's leases and first sightings too).
 The schema is versioned with Alembic (``reporter/delivery/migrations``): opening a ledger
@@ -36,6 +39,7 @@ from types import TracebackType
 
 import sqlalchemy as sa
 
+from reporter.errors import LedgerBusy
 from reporter.security import redact
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -196,15 +200,48 @@ def migrate(engine: sa.Engine, attempts: int = 6) -> None:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(7356201)"))
                 _upgrade(conn)
             return
-        except sa.exc.DBAPIError:
+        except sa.exc.DBAPIError:  # not LedgerBusy: a lock already waited its deadline
             if attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
 
 
+LOCK_TIMEOUT = 30.0  # seconds; delivery.ledger_lock_timeout
+
+
+def _is_lock_timeout(error: BaseException | None) -> bool:
+    """PostgreSQL's lock_timeout (SQLSTATE 55P03) or SQLite's busy timeout ("database is locked")."""
+    if error is None:
+        return False
+    if getattr(error, "sqlstate", None) == "55P03":
+        return True
+    return type(error).__module__ == "sqlite3" and "database is locked" in str(error)
+
+
+def _bounded(engine: sa.Engine, seconds: float) -> None:
+    """Every wait for a lock on ``engine`` ends after ``seconds`` in a ``LedgerBusy`` error:
+    PostgreSQL's ``lock_timeout`` set in each transaction; SQLite's busy timeout (set at
+    ``create_engine``)."""
+    if engine.dialect.name == "postgresql":
+
+        @sa.event.listens_for(engine, "begin")
+        def _lock_timeout(conn: sa.Connection) -> None:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, round(seconds * 1000))}")
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _busy(context: sa.engine.ExceptionContext) -> None:
+        if _is_lock_timeout(context.original_exception):
+            raise LedgerBusy(
+                f"the ledger is locked: waited {seconds:g} s (delivery.ledger_lock_timeout) for a lock "
+                "another transaction holds, another run's or a session's left open on the ledger"
+            )
+
+
 class Ledger:
-    def __init__(self, url: str):
-        self.engine = sa.create_engine(url)
+    def __init__(self, url: str, lock_timeout: float = LOCK_TIMEOUT):
+        args = {"timeout": lock_timeout} if url.startswith("sqlite") else {}
+        self.engine = sa.create_engine(url, connect_args=args)
+        _bounded(self.engine, lock_timeout)
         try:
             migrate(self.engine)
         except BaseException:
@@ -532,14 +569,69 @@ class Ledger:
         error: str | None = None,
         attempt: bool = False,
     ) -> None:
+        """Record a delivery's state (after each attempt and after sending). A connection found
+        cut is replaced and the write tried once more: a message may have just gone out."""
+        values: dict[str, object] = {
+            "state": state,
+            "updated": now,
+            "last_error": redact(error) if error else error,
+        }
+        if attempt:
+            values["attempts"] = deliveries.c.attempts + 1
+        for tries in (1, 2):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        deliveries.update().where(*_key(report, period, recipient, version)).values(**values)
+                    )
+                return
+            except sa.exc.DBAPIError as exc:
+                if tries == 2 or not exc.connection_invalidated:
+                    raise
+
+    def settle(self, entry: dict[str, object], now: dt.datetime, *, note: str) -> None:
+        """Record a delivery's outcome kept in the fallback journal (``reporter.delivery.journal``)
+        while the ledger was lost: unless the ledger already says ``sent``, the delivery takes the
+        journal's state (sent, review or failed) and time; the run that sent it, if still
+        recorded as running, is recorded as failed."""
+        version = int(str(entry["version"]))
+        report, period, recipient = str(entry["report"]), str(entry["period"]), str(entry["recipient"])
+        key = _key(report, period, recipient, version)
+        when = dt.datetime.fromisoformat(str(entry["time"])) if entry.get("time") else now
+        state = str(entry["state"])
         with self.engine.begin() as conn:
-            values: dict[str, object] = {
-                "state": state,
-                "updated": now,
-                "last_error": redact(error) if error else error,
-            }
-            if attempt:
-                values["attempts"] = deliveries.c.attempts + 1
-            conn.execute(
-                deliveries.update().where(*_key(report, period, recipient, version)).values(**values)
-            )
+            row = conn.execute(sa.select(deliveries.c.state).where(*key)).first()
+            if row is None:
+                conn.execute(
+                    deliveries.insert().values(
+                        report=report,
+                        period=period,
+                        recipient=recipient.lower(),
+                        version=version,
+                        message_id=str(entry["message_id"]),
+                        state=state,
+                        attempts=int(str(entry.get("attempts") or 1)),
+                        last_error=redact(note),
+                        forced=bool(entry.get("forced")),
+                        channel=str(entry.get("channel") or "smtp"),
+                        updated=when,
+                        run_id=entry.get("run_id"),
+                    )
+                )
+            elif row.state != "sent":
+                conn.execute(
+                    deliveries.update()
+                    .where(*key)
+                    .values(
+                        state=state,
+                        last_error=redact(note),
+                        updated=when,
+                        attempts=int(str(entry.get("attempts") or 1)),
+                    )
+                )
+            if entry.get("run_id") is not None:
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id == entry["run_id"], runs.c.outcome == "running")
+                    .values(finished=now, outcome="failed", error=redact(str(entry.get("run_error") or note)))
+                )

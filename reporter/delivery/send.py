@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.delivery.ledger import Delivery, Ledger
 from reporter.delivery.mailer import Mailer
 from reporter.delivery.workbook import MIME as XLSX_MIME
-from reporter.errors import RunError
+from reporter.errors import LedgerBusy, LedgerError, RunError
 from reporter.files import report_file, write_together
 from reporter.progress import stage
 from reporter.render.digest import Digest, build_digest, build_message, message_id
@@ -228,45 +230,165 @@ def deliver(
             continue
         if on_claim is not None:
             on_claim()
-        claimed = ledger.claim(
-            report,
-            period,
-            rcpt,
-            version,
-            msg_id,
-            now,
-            forced=force and latest is not None,
-            reason=reason,
-            channel=mailer.channel,
-            run_id=run_id,
-            retry=retry,
+        forced = force and latest is not None
+        claim: dict[str, object] = dict(
+            forced=forced, reason=reason, channel=mailer.channel, run_id=run_id, retry=retry
         )
-        if not claimed:  # another run took it between our look and our claim
+        if not _claim(ledger, report, period, rcpt, version, msg_id, now, claim):
+            # another run took it between our look and our claim
             note = "claimed by another run at the same time, not sent by this one"
             outcomes.append(DeliveryOutcome(rcpt, "skipped", 0, msg_id, note))
             continue
+        sending = _Sending(config, root, ledger, mailer, period, rcpt, version, msg_id, now, run_id, forced)
+        outcomes.append(sending.send(message))
+    return outcomes
 
-        def counted(attempt: int, error: str | None, rcpt: str = rcpt, version: int = version) -> None:
-            ledger.record(report, period, rcpt, version, now, state="pending", error=error, attempt=True)
 
-        result = mailer.send(message, rcpt, counted)
+def _claim(
+    ledger: Ledger,
+    report: str,
+    period: str,
+    rcpt: str,
+    version: int,
+    msg_id: str,
+    now: dt.datetime,
+    claim: dict[str, object],
+) -> bool:
+    """``Ledger.claim``; a ledger that cannot record it is a clear error (nothing was sent)."""
+    try:
+        return ledger.claim(report, period, rcpt, version, msg_id, now, **claim)  # type: ignore[arg-type]
+    except (sa.exc.SQLAlchemyError, LedgerError) as exc:
+        busy = isinstance(exc, LedgerBusy)
+        raise (LedgerBusy if busy else LedgerError)(
+            f"{report} {period}: the ledger could not record the intent to send to {rcpt}: "
+            f"{ledger_trouble(exc)}; nothing was sent to {rcpt}; run again once "
+            + ("the lock is released" if busy else "the ledger is back")
+        ) from None
+
+
+@dataclass
+class _Sending:
+    """One claimed delivery: sent, each attempt counted in the ledger, the outcome recorded there
+    or, when the ledger is lost meanwhile, in the fallback journal (then the run fails)."""
+
+    config: Config
+    root: Path
+    ledger: Ledger
+    mailer: Mailer
+    period: str
+    rcpt: str
+    version: int
+    msg_id: str
+    now: dt.datetime
+    run_id: int
+    forced: bool
+
+    def send(self, message: EmailMessage) -> DeliveryOutcome:
+        report, period, rcpt, version, now = (
+            self.config.report.id,
+            self.period,
+            self.rcpt,
+            self.version,
+            self.now,
+        )
+        lost: list[BaseException] = []  # the ledger failed while the message was being sent
+
+        def counted(attempt: int, error: str | None) -> None:
+            if lost:
+                return
+            try:
+                self.ledger.record(
+                    report, period, rcpt, version, now, state="pending", error=error, attempt=True
+                )
+            except (sa.exc.SQLAlchemyError, LedgerError) as exc:
+                lost.append(exc)  # the mailer goes on: what it does is journaled below
+
+        result = self.mailer.send(message, rcpt, counted)
         error = result.error
         if result.state == "review":
-            error = f"{error}; not re-sent: {resolve_hint(config, period, rcpt)}"
-        ledger.record(report, period, rcpt, version, now, state=result.state, error=error)
-        outcomes.append(
-            DeliveryOutcome(
-                rcpt,
-                result.state,
-                result.attempts,
-                msg_id,
-                error,
-                claimed=True,
-                flagged=result.state == "review",
-                channel=mailer.channel,
+            error = f"{error}; not re-sent: {resolve_hint(self.config, period, rcpt)}"
+        try:
+            if lost:
+                raise lost[0]
+            self.ledger.record(report, period, rcpt, version, now, state=result.state, error=error)
+        except (sa.exc.SQLAlchemyError, LedgerError) as exc:
+            entry = dict(
+                report=report,
+                period=period,
+                recipient=rcpt,
+                version=version,
+                message_id=self.msg_id,
+                state=result.state,
+                attempts=result.attempts,
+                channel=self.mailer.channel,
+                forced=self.forced,
+                # when it happened (the run's clock is when the run began): for the server's log
+                time=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+                run_id=self.run_id,
+                note=error or "",
             )
+            raise lost_after_send(self.config, self.root, entry, ledger_trouble(exc)) from None
+        return DeliveryOutcome(
+            rcpt,
+            result.state,
+            result.attempts,
+            self.msg_id,
+            error,
+            claimed=True,
+            flagged=result.state == "review",
+            channel=self.mailer.channel,
         )
-    return outcomes
+
+
+def ledger_trouble(exc: BaseException) -> str:
+    """What went wrong with the ledger, in a few words (the driver's first line, no secret)."""
+    if isinstance(exc, LedgerError):
+        return str(exc)
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return redact(" ".join(text.splitlines()[0].split()) if text else type(exc).__name__)
+
+
+def lost_after_send(config: Config, root: Path, entry: dict[str, object], trouble: str) -> LedgerError:
+    """The error of a run whose ledger failed after a message went out (or was refused): the
+    outcome is noted in the fallback journal, which the next run applies to the ledger."""
+    from reporter.delivery.journal import journal_path, note
+
+    report, period, rcpt, state = entry["report"], entry["period"], entry["recipient"], entry["state"]
+    when = dt.datetime.fromisoformat(str(entry["time"]))
+    journal = journal_path(root)
+    head = f"{report} {period}: "
+    if state == "sent":
+        head += f"sent to {rcpt} at {when:%H:%M:%S} UTC but the ledger could not record it ({trouble})"
+        then = (
+            f"once the ledger is back, run 'reporter resolve {config.file} {period} {rcpt} --sent' "
+            "or run the report again: either records it from there, and it is not sent again"
+        )
+    elif state == "review":
+        head += (
+            f"the delivery to {rcpt} at {when:%H:%M:%S} UTC is unconfirmed (the server may have accepted "
+            f"it) and the ledger could not record it ({trouble})"
+        )
+        then = (
+            "once the ledger is back, the next run records it for review from there (it is not sent "
+            f"again); {resolve_hint(config, str(period), str(rcpt))}"
+        )
+    else:
+        head += f"sending to {rcpt} failed and the ledger could not record it ({trouble})"
+        then = "once the ledger is back, the next run records it from there and retries it"
+    failure = LedgerError(f"{head}; noted in {journal}: {then}")
+    try:
+        note(root, {**entry, "run_error": str(failure)})
+    except OSError as exc:  # the journal cannot be written either: say so, with what to check
+        return LedgerError(
+            f"{head}; the journal {journal} could not be written either ({exc.strerror or exc}): "
+            f"check with the mail server, then run 'reporter resolve {config.file} {period} {rcpt} --sent' "
+            "if it arrived, or '--resend' if it did not, once the ledger is back"
+        )
+    failure.subject = (  # type: ignore[attr-defined]  # the alert's subject
+        f"run FAILED: {'sent to ' if state == 'sent' else ''}{rcpt}"
+        + (" but the ledger could not record it" if state == "sent" else ": the ledger could not record it")
+    )
+    return failure
 
 
 def _workbook(config: Config, results: Results) -> bytes | None:

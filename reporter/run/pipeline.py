@@ -20,7 +20,15 @@ from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.delivery.archive import Files
 from reporter.delivery.ledger import Ledger, default_url
-from reporter.errors import QualityGateError, RunError, UsageError, check_interrupted
+from reporter.errors import (
+    LedgerBusy,
+    LedgerError,
+    QualityGateError,
+    RunError,
+    Unconfirmed,
+    UsageError,
+    check_interrupted,
+)
 from reporter.files import report_file, write_atomic, write_together
 from reporter.periods import Period
 from reporter.progress import stage
@@ -63,13 +71,14 @@ def run_report(
     recipients: list[str] | None = None,
     files: Files | None = None,
     alert_on_failure: bool = True,
-    open_ledger: Callable[[str], Ledger] = Ledger,
+    open_ledger: Callable[..., Ledger] = Ledger,
 ) -> Outcome:
     """Compute, render, write and (with ``send``) deliver one report for one period.
 
     Raises RunError when the run fails: a failed quality gate (results.json is still written,
     with ``quality.passed: false``), a render error or an empty PDF (nothing is sent; an alert
-    goes to ``delivery.alerts_to``), deliveries that failed (each recorded in the ledger), or a
+    goes to ``delivery.alerts_to``), deliveries that failed (each recorded in the ledger) or
+    whose fate is unknown (``Unconfirmed``: in review until ``reporter resolve``), or a
     delivered PDF that could not be archived. Any other exception (a full disk, …) also marks
     the run failed in the ledger and alerts before it propagates. ``recipients``: deliver to
     these addresses only (``--force --recipient``, ``resolve --resend``). ``files``: the file
@@ -85,8 +94,20 @@ def run_report(
         root.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         url = config.delivery.ledger or default_url(root)
-        ledger = stack.enter_context(open_ledger(url)) if send else None
-        run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
+        wait = config.delivery.ledger_lock_timeout
+        ledger = (
+            stack.enter_context(_open(config, open_ledger, url, wait, root, target.label, now, env))
+            if send
+            else None
+        )
+        try:
+            if ledger is not None:
+                from reporter.delivery.journal import reconcile
+
+                reconcile(ledger, root, config.report.id, now)  # outcomes a lost ledger could not record
+            run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
+        except LedgerBusy as busy:
+            raise _located(config, target.label, busy) from None
         run_key = f"{config.report.id}-{target.label}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
         step = None
         if ledger is not None:
@@ -114,7 +135,8 @@ def run_report(
                 trigger=trigger,
                 recipients=recipients,
             )
-        except BaseException as exc:
+        except BaseException as caught:
+            exc = _located(config, target.label, caught)
             if ledger is not None:
                 _failed(
                     config,
@@ -129,11 +151,55 @@ def run_report(
                     alert_on_failure and not (isinstance(exc, UsageError) and trigger == "cli"),
                     recipients,
                 )
-            raise
+            if exc is caught:
+                raise
+            raise exc from None
         if ledger is not None:
             ledger.finish_run(run_id, now, "ok")
         return outcome
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _open(
+    config: Config,
+    open_ledger: Callable[..., Ledger],
+    url: str,
+    wait: float,
+    root: Path,
+    period: str,
+    now: dt.datetime,
+    env: Mapping[str, str] | None,
+) -> Ledger:
+    """The run's ledger; one that cannot be opened (its database down) fails the run before
+    anything is sent, with an alert (the ledger cannot record the failed run)."""
+    import sqlalchemy as sa
+
+    try:
+        return open_ledger(url, lock_timeout=wait)
+    except (sa.exc.SQLAlchemyError, LedgerBusy) as exc:
+        from reporter.delivery.send import alert, ledger_trouble
+
+        failure = LedgerError(
+            f"{config.report.id} {period}: the ledger could not be opened: {ledger_trouble(exc)}; "
+            "nothing was sent; run again once the ledger is back"
+        )
+        try:
+            alert(config, root, period, str(failure), now, env=env)
+        except Exception as second:
+            import logging
+
+            logging.getLogger("reporter").error("could not send the alert: %s", second)
+        raise failure from None
+
+
+def _located(config: Config, period: str, exc: BaseException) -> BaseException:
+    """A ``LedgerBusy`` raised wherever the run waited on the ledger, said for this report and
+    period; any other exception as it is."""
+    if isinstance(exc, LedgerBusy) and not str(exc).startswith(f"{config.report.id} {period}: "):
+        return LedgerBusy(
+            f"{config.report.id} {period}: {exc}; nothing more was sent; run again once it is released"
+        )
+    return exc
 
 
 def _failed(
@@ -174,6 +240,8 @@ def _failed(
     elif not isinstance(exc, (RunError, UsageError)):
         subject = "run FAILED (unexpected error); the ledger shows what was sent"
     body = None
+    if getattr(exc, "subject", None):  # a ledger lost after sending: its error says what went out
+        subject = exc.subject  # type: ignore[attr-defined]
     if subject is not None:
         body = (
             f"The run of '{Labels(config).title()}' ({config.report.id}) for {period} failed.\n\n"
@@ -298,17 +366,55 @@ def _run(
         delivered = any(d.claimed and d.state in ("sent", "review") for d in outcome.deliveries)
         step.finish(pdf, delivered=delivered, force=force)
         outcome.files += step.archived
-    _review_alert(config, root, target.label, now, outcome.deliveries, env)
-    failed_deliveries = [d for d in outcome.deliveries if d.state == "failed"]
-    if failed_deliveries:
-        failure = RunError(
-            f"{config.report.id} {target.label}: delivery failed for "
-            + ", ".join(f"{d.recipient} ({d.error})" for d in failed_deliveries)
-            + "; the others were delivered; run again to retry only these"
-        )
+    failure = _delivery_failure(config, target.label, outcome.deliveries)
+    if failure is not None:
         failure.outcome = outcome  # type: ignore[attr-defined]  # the CLI prints each line
         raise failure
     return outcome
+
+
+def _delivery_failure(config: Config, period: str, deliveries: list[Any]) -> RunError | None:
+    """The run's error when a delivery failed (the next run retries it) or is in review (its
+    fate is unknown: not re-sent, a person settles it with ``reporter resolve``); None when
+    every recipient has the report."""
+    failed = [d for d in deliveries if d.state == "failed"]
+    unsure = [d.recipient for d in deliveries if d.state == "review"]
+    head = f"{config.report.id} {period}: "
+    if not unsure:
+        if not failed:
+            return None
+        return RunError(
+            head
+            + "delivery failed for "
+            + ", ".join(f"{d.recipient} ({d.error})" for d in failed)
+            + "; the others were delivered; run again to retry only these"
+        )
+    parts = []
+    if failed:
+        parts.append(
+            "delivery failed for "
+            + ", ".join(f"{d.recipient} ({d.error})" for d in failed)
+            + " (run again to retry only these)"
+        )
+    parts.append(_unconfirmed(config, period, unsure))
+    return Unconfirmed(head + "; ".join(parts))
+
+
+def _unconfirmed(config: Config, period: str, recipients: list[str]) -> str:
+    """What the last line of a run says about deliveries in review (pinned in tests and docs)."""
+    if len(recipients) == 1:
+        (who,) = recipients
+        return (
+            f"delivery to {who} unconfirmed, in review (the server may have accepted it; not re-sent): "
+            f"check whether it arrived, then run 'reporter resolve {config.file} {period} {who} --sent' "
+            "if it did, or '--resend' if not"
+        )
+    return (
+        f"delivery to {', '.join(recipients)} unconfirmed, in review (the server may have accepted "
+        "them; not re-sent): check whether each arrived, then run "
+        f"'reporter resolve {config.file} {period} ADDRESS --sent' for each that did, or '--resend' "
+        "for each that did not"
+    )
 
 
 def _build_deliveries(
@@ -345,30 +451,6 @@ def _owned(config: Config, period: str) -> list[str]:
     from reporter.delivery.chat import KINDS
 
     return ["email.eml", report_file(config.report.id, period, "xlsx"), *(f"chat-{k}.json" for k in KINDS)]
-
-
-def _review_alert(
-    config: Config,
-    root: Path,
-    period: str,
-    now: dt.datetime,
-    deliveries: list[Any],
-    env: Mapping[str, str] | None,
-) -> None:
-    """Tell ``alerts_to`` about deliveries this run left in ``review`` (may have been delivered)."""
-    unsure = [d for d in deliveries if d.flagged]
-    if not unsure:
-        return
-    from reporter.delivery.send import alert
-
-    lines = "\n".join(f"- {d.recipient}: {d.error}" for d in unsure)
-    body = (
-        f"The report '{Labels(config).title()}' ({config.report.id}) for {period} may or may not have "
-        f"reached {len(unsure)} recipient(s): the server did not confirm it, and it is not re-sent "
-        f"automatically.\n\n{lines}\n"
-    )
-    subject = f"{len(unsure)} delivery(ies) may have been delivered: review needed"
-    alert(config, root, period, body, now, env=env, subject=subject, body=body)
 
 
 def _bursts(

@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from reporter.config.checks import parse_duration
 from reporter.config.model import Config
 from reporter.delivery.ledger import Ledger, default_url, leases, runs, schedules
-from reporter.errors import ConfigError, QualityGateError, RunError
+from reporter.errors import ConfigError, LedgerBusy, QualityGateError, RunError
 from reporter.periods import Period
 
 LOG = logging.getLogger("reporter.schedule")
@@ -122,8 +122,8 @@ class LeaseStore:
             return True
         except sa.exc.IntegrityError:
             return False
-        except sa.exc.OperationalError as exc:  # SQLite "database is locked": another took it
-            LOG.info("lease for %s %s not taken (%s)", report, period, exc.orig)
+        except (sa.exc.OperationalError, LedgerBusy) as exc:  # SQLite "database is locked": another took it
+            LOG.info("lease for %s %s not taken (%s)", report, period, getattr(exc, "orig", exc))
             return False
 
     def release(self, report: str, period: str) -> None:
