@@ -452,8 +452,9 @@ def test_a_card_whose_answer_is_lost_goes_to_review_is_not_posted_again_and_reso
     misbehaving = {"late": {"delays": [3]}, "reset": {"modes": ["reset"]}, "drip": {"modes": ["drip"]}}
     with WebhookServer(**misbehaving[mode]) as server:
         env = {"SLACK_HOOK": server.url()}
-        outcome = run(config, tmp_path, env)
-        (review,) = outcome.deliveries
+        with pytest.raises(Unconfirmed) as unconfirmed:  # the run fails: the card's fate is unknown
+            run(config, tmp_path, env)
+        (review,) = unconfirmed.value.outcome.deliveries  # type: ignore[attr-defined]
         assert (review.state, review.attempts, review.flagged) == ("review", 1, True)
         assert review.error.endswith(
             "the channel may show it; not re-sent: check the Slack channel, then run "
@@ -461,8 +462,9 @@ def test_a_card_whose_answer_is_lost_goes_to_review_is_not_posted_again_and_reso
             "or '--resend' if not"
         )
         assert ledger_rows(tmp_path) == {"slack:slack_hook": (1, "review", 1)}
-        again = run(config, tmp_path, env)
-        assert [d.state for d in again.deliveries] == ["review"]
+        with pytest.raises(Unconfirmed) as again:  # still in review: still a failed run
+            run(config, tmp_path, env)
+        assert [d.state for d in again.value.outcome.deliveries] == ["review"]  # type: ignore[attr-defined]
         assert len(server.received) == 1  # never 2
         monkeypatch.setenv("SLACK_HOOK", server.url())
         args = [str(path), "2026-10", "slack:SLACK_HOOK", "--output", str(tmp_path)]
