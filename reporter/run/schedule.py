@@ -297,7 +297,7 @@ class Scheduler:
             LOG.info("%s: next run %s", c.report.id, describe_next(c, self.clock()))
         if self.configs:  # the workers' server starts now, not at the first fire time
             _context()
-            multiprocessing.forkserver.ensure_running()  # type: ignore[attr-defined]
+            multiprocessing.forkserver.ensure_running()
 
     def ledger(self, config: Config) -> Ledger:
         from reporter.run.stages import output_root
