@@ -160,3 +160,35 @@ def test_a_costly_sql_expression_is_refused_by_validate_within_bounds(tmp_path, 
     )
     assert peak < 300, peak
     assert took < 25, took
+
+
+def test_a_slow_metric_query_of_a_run_is_stopped_at_the_operators_timeout(tmp_path):
+    """DuckDB has no statement timeout: a timer interrupts it after REPORTER_QUERY_TIMEOUT
+    seconds (here 0.5; DuckDB stops at the end of a row group, every 122,880 rows). The where
+    passes validation (over the first 100,000 rows it is quick); over the whole source it is
+    stopped and the run fails with one line."""
+    import datetime as dt
+
+    where = "length(sha256(lpad(amount::varchar, 10000, 'x'))) > 0"
+    path = tiny(tmp_path, 2525, to=["boss@acme.test"], name="slow", where=where)
+    days = [(dt.date(2025, 10, 1) + dt.timedelta(days=i % 396)).isoformat() for i in range(600_000)]
+    (tmp_path / "orders.csv").write_text(
+        "date,amount\n" + "".join(f"{d},{i % 100}\n" for i, d in enumerate(days))
+    )
+    env = {**os.environ, "REPORTER_QUERY_TIMEOUT": "0.5", "SOURCE_DATE_EPOCH": "1794000000"}
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "reporter", "run", str(path), "--period", "2026-10", "--no-send"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    took = time.monotonic() - start
+    assert result.returncode == 1, result.stderr
+    assert (
+        "source 'orders': computing its metrics took longer than 0.5 s and was stopped; simplify the "
+        "metrics' expr and where, or allow more time with REPORTER_QUERY_TIMEOUT"
+    ) in result.stderr
+    assert took < 60, took
