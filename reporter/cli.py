@@ -682,11 +682,14 @@ def _status(args: argparse.Namespace) -> int:
         print(f"{config.report.id} — {Labels(config).title()}")
         if config.delivery.schedule:
             fire = next_fire(config, clock)
-            local = fire.astimezone(ZoneInfo(config.report.timezone))
-            print(
-                f"  schedule '{config.delivery.schedule}' ({config.report.timezone}): next run "
-                f"{local:%Y-%m-%d %H:%M %Z} = {fire.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
-            )
+            if fire is None:
+                print(f"  schedule '{config.delivery.schedule}': never fires (it matches no date)")
+            else:
+                local = fire.astimezone(ZoneInfo(config.report.timezone))
+                print(
+                    f"  schedule '{config.delivery.schedule}' ({config.report.timezone}): next run "
+                    f"{local:%Y-%m-%d %H:%M %Z} = {fire.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+                )
         else:
             print("  not scheduled (no delivery.schedule)")
         root = output_root(config, args.output)

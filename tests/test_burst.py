@@ -98,3 +98,71 @@ def test_a_filter_column_missing_from_an_unshared_source_is_a_config_error(tmp_p
         load_config(tmp_path / "r.yaml", env={})
     messages = [p.message for p in exc.value.problems]
     assert messages == ["column 'salesperson' is not in source(s) web"] * 20
+
+
+def test_burst_workers_are_capped_at_the_machines_cores(tmp_path, monkeypatch, caplog):
+    """`burst: {workers: 25}` used to start 25 processes on a 2-core machine. A run starts at
+    most one per core, or REPORTER_MAX_WORKERS (the operator's, not the YAML's): counted here as
+    the live worker processes, sampled while the recipients render."""
+    import logging
+    import multiprocessing
+    import threading
+
+    monkeypatch.setenv("REPORTER_MAX_WORKERS", "2")
+    with Server(tmp_path) as server:
+        make(tmp_path, server.port)
+        path = tmp_path / "r.yaml"
+        path.write_text(path.read_text() + "  burst: {workers: 25}\n")
+        config = load_config(path, env={})
+        seen: set[int] = set()
+        peak = 0
+        done = threading.Event()
+
+        def sample():
+            nonlocal peak
+            while not done.is_set():
+                alive = multiprocessing.active_children()
+                seen.update(p.pid for p in alive)
+                peak = max(peak, len(alive))
+                done.wait(0.005)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            with caplog.at_level(logging.INFO, logger="reporter.burst"):
+                outcome = run_report(
+                    config,
+                    period="2026-10",
+                    now=NOW,
+                    output=tmp_path / "out",
+                    sleep=lambda s: None,
+                    recipients=["s00@acme.test", "s01@acme.test", "s02@acme.test", "s03@acme.test"],
+                )
+        finally:
+            done.set()
+            sampler.join()
+        assert sorted(d.state for d in outcome.deliveries) == ["sent"] * 4
+    assert peak == 2
+    assert len(seen) == 2
+    assert (
+        "burst: 4 recipient(s) on 2 worker process(es) (at most 2 on this machine: REPORTER_MAX_WORKERS, "
+        "or one per core)"
+    ) in caplog.messages
+
+
+def test_more_burst_workers_than_the_machine_allows_is_a_validation_warning(tmp_path, monkeypatch):
+    from reporter.config.burst import cores
+    from reporter.config.lint import silent_defaults
+
+    monkeypatch.delenv("REPORTER_MAX_WORKERS", raising=False)
+    make(tmp_path, 25)
+    path = tmp_path / "r.yaml"
+    path.write_text(path.read_text() + "  burst: {workers: 38}\n")
+    warnings = [str(w) for w in silent_defaults(path) if w.key.startswith("delivery")]
+    assert warnings == [
+        f"{path}:40:20: delivery.burst.workers: warning: 38 worker processes asked for; this machine starts "
+        f"at most {cores()} (one per core); the operator may allow more with the environment variable "
+        "REPORTER_MAX_WORKERS"
+    ]
+    monkeypatch.setenv("REPORTER_MAX_WORKERS", "64")
+    assert [w for w in silent_defaults(path) if w.key.startswith("delivery")] == []

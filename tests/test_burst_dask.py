@@ -264,3 +264,38 @@ def test_burst_settings_are_checked(tmp_path, burst, message):
     with pytest.raises(ConfigError) as exc:
         load_config(path, env={})
     assert [str(p) for p in exc.value.problems] == [str(tmp_path) + message]
+
+
+def test_a_local_cluster_is_capped_at_the_machines_cores(tmp_path, monkeypatch, caplog):
+    """`burst: {executor: dask, workers: 4}` without an address used to start 4 worker processes
+    whatever the machine; it starts at most REPORTER_MAX_WORKERS (the operator's), or one per
+    core: counted here as the new child processes, sampled while the run goes on."""
+    import logging
+    import multiprocessing
+
+    monkeypatch.setenv("REPORTER_MAX_WORKERS", "1")
+    before = {p.pid for p in multiprocessing.active_children()}  # the module's cluster, if started
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            seen.update(p.pid for p in multiprocessing.active_children() if p.pid not in before)
+            done.wait(0.01)
+
+    with Server(tmp_path) as server:
+        config = config_for(tmp_path, server.port, None, n=2, workers=4)
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            with caplog.at_level(logging.INFO, logger="reporter.burst"):
+                outcome = run(config, tmp_path)
+        finally:
+            done.set()
+            sampler.join()
+        assert sorted(d.state for d in outcome.deliveries) == ["sent", "sent"]
+    assert len(seen) == 1
+    assert (
+        "burst: a local Dask cluster of 1 worker process(es) (at most 1 on this machine: "
+        "REPORTER_MAX_WORKERS, or one per core)"
+    ) in caplog.messages

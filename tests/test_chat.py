@@ -167,25 +167,29 @@ def test_teams_gets_an_adaptive_card_in_the_reports_language(tmp_path):
     assert card["version"] == "1.4"
     assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
     words = translations("fr").gettext
-    title, tally, facts, *said = card["body"]
+    title, tally, objective, *said = card["body"]
     insights = results_of(tmp_path)["insights"]  # the sentences, in French
-    assert said == [{"type": "TextBlock", "text": f"• {i['text']}", "wrap": True} for i in insights]
+    assert said == [
+        {"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": f"• {i['text']}"}]}
+        for i in insights
+    ]
     assert [i["type"] for i in insights] == ["pacing", "pacing"]
     assert title == {
-        "type": "TextBlock",
-        "text": "Tiny report — octobre 2026",
-        "weight": "Bolder",
-        "size": "Large",
-        "wrap": True,
+        "type": "RichTextBlock",
+        "inlines": [
+            {"type": "TextRun", "text": "Tiny report — octobre 2026", "weight": "Bolder", "size": "Large"}
+        ],
     }
     on, off = words("on_track"), words("off_track")
-    assert tally["text"] == f"✖ 1 {off[0].lower()}{off[1:]} · ✔ 1 {on[0].lower()}{on[1:]}"
+    assert tally["inlines"] == [
+        {"type": "TextRun", "text": f"✖ 1 {off[0].lower()}{off[1:]} · ✔ 1 {on[0].lower()}{on[1:]}"}
+    ]
     revenue = results_of(tmp_path)["kpis"]["revenue"]["value"]
-    (fact,) = facts["facts"]
-    assert fact["title"] == "✖ Revenue above 1M"
+    name, numbers = objective["inlines"]
+    assert name == {"type": "TextRun", "text": "✖ Revenue above 1M", "weight": "Bolder"}
     # French: narrow no-break space between thousands, the euro sign after the number
     shown = f"{revenue:,.0f}".replace(",", "\u202f")
-    assert fact["value"] == f"{shown}\xa0€ / {words('target')} 1\u202f000\u202f000\xa0€"
+    assert numbers["text"] == f": {shown}\xa0€ / {words('target')} 1\u202f000\u202f000\xa0€"
     assert card["actions"] == [
         {"type": "Action.OpenUrl", "title": "Ouvrir le rapport", "url": "https://reports.acme.test/tiny"}
     ]
@@ -769,7 +773,50 @@ def test_a_card_says_first_that_a_source_stops_before_the_period_ends(tmp_path):
         "text": {"type": "mrkdwn", "text": warning},
     }
     body = teams_payload(card)["attachments"][0]["content"]["body"]
-    assert body[1] == {"type": "TextBlock", "text": warning, "color": "Attention", "wrap": True}
+    assert body[1] == {
+        "type": "RichTextBlock",
+        "inlines": [{"type": "TextRun", "text": warning, "color": "Attention"}],
+    }
     october = build_card(config, compute(config, Period.parse("2026-10", "month"), NOW))
     assert october.warnings == []
     assert not any("Incomplete" in line for line in october.lines)
+
+
+def test_mentions_and_links_in_labels_reach_the_chat_as_plain_text(tmp_path):
+    """A title or an objective's title that says <!channel>, <@U…> or [x](https://…) is shown
+    as those characters: escaped for Slack (&, <, > as entities, in the blocks and in the
+    notification text), and in Teams as RichTextBlock TextRuns, which are not Markdown."""
+    from reporter.compute.database import compute
+    from reporter.delivery.chat import slack_payload, teams_payload
+    from reporter.periods import Period
+
+    path = tiny(tmp_path, "[{kind: slack, webhook_env: SLACK_HOOK}]")
+    path.write_text(
+        path.read_text()
+        .replace("title: Tiny report,", "title: 'Tiny <!channel> & <!here>',")
+        .replace("title: Revenue above 1M,", "title: 'Revenue <@U024BE7LH> [click](http://evil.test)',")
+    )
+    config = load_config(path, env={})
+    card = build_card(config, compute(config, Period.parse("2026-10", "month"), NOW))
+    slack = slack_payload(card)
+    assert slack["blocks"][0]["text"] == {
+        "type": "plain_text",
+        "text": "Tiny <!channel> & <!here> — October 2026",
+        "emoji": False,
+    }
+    line = slack["blocks"][2]["text"]["text"]
+    assert line.startswith("✖ *Revenue &lt;@U024BE7LH&gt; [click](http://evil.test)*: ")
+    assert slack["text"].startswith(
+        "Tiny &lt;!channel&gt; &amp; &lt;!here&gt; — October 2026\n✖ 1 off track · ✔ 1 on track\n"
+        "✖ Revenue &lt;@U024BE7LH&gt; [click](http://evil.test): "
+    )
+    assert "<" not in slack["text"]
+    assert "<" not in line
+    body = teams_payload(card)["attachments"][0]["content"]["body"]
+    assert {block["type"] for block in body} == {"RichTextBlock"}  # never Markdown
+    assert body[0]["inlines"][0]["text"] == "Tiny <!channel> & <!here> — October 2026"
+    assert body[2]["inlines"][0] == {
+        "type": "TextRun",
+        "text": "✖ Revenue <@U024BE7LH> [click](http://evil.test)",
+        "weight": "Bolder",
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from reporter.config import load_config
 from reporter.config.model import Delivery, Email, Smtp
 from reporter.delivery.ledger import Ledger, default_url
-from reporter.run.schedule import LeaseStore, Scheduler, fires_between, leases, next_fire
+from reporter.run.schedule import LeaseStore, Scheduler, _aware, fires_between, leases, next_fire
 from tests.conftest import DEMO, ROOT
 from tests.smtp_server import Server
 
@@ -400,3 +401,125 @@ def test_a_reload_with_errors_keeps_the_configuration_read_before(tmp_path, capl
     start = time.monotonic()
     s._wait(30.0)
     assert time.monotonic() - start < 2.0
+
+
+# -- isolation: a schedule that fires rarely, a slow report -------------------------------------
+
+
+def _with_schedule(path, cron, extra=""):
+    path.write_text(path.read_text().replace('schedule: "0 7 2 * *"', f'schedule: "{cron}"{extra}'))
+
+
+def test_a_29_february_schedule_fires_in_the_next_leap_year_and_the_others_go_on(
+    tmp_path, monkeypatch, capsys
+):
+    """'0 7 29 2 *' used to stop every report with StopIteration (its next fire is more than 400
+    days away), at start and after a SIGHUP. It fires on 29 February 2028; the other report is
+    sent on time; `status` shows that date."""
+    from reporter.cli import main
+    from tests.test_exactly_once import OPS, count, tiny
+
+    with Server(tmp_path) as server:
+        tiny(tmp_path, server.port, to=["good@acme.test"], name="good")
+        _with_schedule(tiny(tmp_path, server.port, to=["leap@acme.test"], name="leap"), "0 7 29 2 *")
+        clock = Clock(at("2026-11-01T12:00:00+00:00"))
+        s = Scheduler(tmp_path, output=tmp_path / "out", clock=clock, env={})
+        s.load()
+        assert [c.report.id for c in s.configs] == ["good", "leap"]
+        assert next_fire(s.configs[1], clock.now).isoformat() == "2028-02-29T07:00:00+00:00"
+        assert s.tick() == []
+        clock.now = at("2026-11-02T07:01:00+00:00")
+        assert s.tick() == ["good 2026-10: fired, sent"]
+        assert s.reread() is True  # SIGHUP
+        assert s.next_wake() == at("2026-11-02T07:06:00+00:00")  # the 5-minute wake-up
+        assert count(server) == {"good@acme.test": 1}
+        assert OPS not in count(server)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int(at("2026-12-06T12:00:00+00:00").timestamp())))
+    assert main(["status", str(tmp_path / "leap.yaml"), "--output", str(tmp_path / "out")]) == 0
+    assert "  schedule '0 7 29 2 *' (UTC): next run 2028-02-29 07:00 UTC = 2028-02-29 07:00 UTC" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_schedule_that_never_fires_is_a_validation_error(tmp_path):
+    from tests.test_exactly_once import cli, tiny
+
+    path = tiny(tmp_path, 2525, name="never")
+    _with_schedule(path, "0 7 31 2 *")
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "schedule:" in text)
+    result = cli("validate", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        f"{path}:{line}:13: delivery.schedule: the cron expression '0 7 31 2 *' never fires: no date "
+        'matches it; use a day that exists in that month, e.g. "0 7 28 2 *" (29 February fires in leap '
+        "years only)"
+    ) in result.stderr
+
+
+LOOP = "{% for a in 'x' * 1000 %}"
+SLOW_SUBJECT = LOOP * 3 + "{% endfor %}" * 3  # 10**9 steps: the render's 30 s limit would stop it
+
+
+def test_a_slow_report_is_stopped_at_its_deadline_and_the_good_one_runs_on_time(tmp_path):
+    """Each report runs in its own process: a report whose run takes long (here a subject whose
+    loops would run for the render's 30 s) does not delay the other one, which is sent while it
+    still runs; at its schedule_timeout it is stopped, recorded as failed, alerted once, and
+    retried after retry_every."""
+    from tests.test_exactly_once import OPS, count, tiny
+
+    with Server(tmp_path) as server:
+        tiny(tmp_path, server.port, to=["good@acme.test"], name="good")
+        slow = tiny(tmp_path, server.port, to=["slow@acme.test"], name="a-slow")
+        _with_schedule(slow, "0 7 2 * *", "\n  schedule_timeout: 8s")
+        clock = Clock(at("2026-11-01T12:00:00+00:00"))
+        s = Scheduler(tmp_path, output=tmp_path / "out", clock=clock, env={})
+        s.load()
+        assert [c.report.id for c in s.configs] == ["a-slow", "good"]
+        email = s.configs[0].delivery.email.model_copy(update={"subject": SLOW_SUBJECT})
+        delivery = s.configs[0].delivery.model_copy(update={"email": email})
+        s.configs[0] = s.configs[0].model_copy(update={"delivery": delivery})
+        assert s.tick() == []
+        clock.now = at("2026-11-02T07:01:00+00:00")
+        start = time.monotonic()
+        assert s.tick(wait=False) == []  # both started; the loop does not wait for either
+        assert time.monotonic() - start < 5
+        assert sorted(s.workers) == ["a-slow", "good"]
+        slow_pid = s.workers["a-slow"].process.pid
+        finished: dict[str, tuple[str, float]] = {}
+        while s.workers:
+            assert time.monotonic() - start < 90
+            for text in s.tick(wait=False):
+                finished[text.split()[0]] = (text, time.monotonic() - start)
+            time.sleep(0.1)
+        assert finished["good"][0] == "good 2026-10: fired, sent"
+        assert finished["a-slow"][0] == (
+            "a-slow 2026-10: FAILED: stopped after 8s (delivery.schedule_timeout); nothing more is sent "
+            "by this run; retry at 2026-11-02T08:01:00+00:00"
+        )
+        assert 8 <= finished["a-slow"][1] < 20  # its deadline, whatever the other one does
+        with pytest.raises(ProcessLookupError):
+            os.kill(slow_pid, 0)  # stopped, and reaped
+        assert count(server) == {"good@acme.test": 1, OPS: 1}
+        (alert,) = [r.message for r in server.handler.received if r.rcpt_tos == [OPS]]
+        assert (
+            alert["Subject"].strip()
+            == "[reporter] a-slow 2026-10: run FAILED, nothing was sent to the recipients"
+        )
+        assert "stopped after 8s (delivery.schedule_timeout)" in alert.get_content()
+        with Ledger(default_url(tmp_path / "out")) as ledger:
+            (run,) = ledger.runs_of("a-slow")
+            assert run["outcome"] == "failed"
+            assert run["error"] == (
+                "stopped after 8s (delivery.schedule_timeout); nothing more is sent by this run"
+            )
+            (run,) = ledger.runs_of("good")
+            assert run["outcome"] == "ok"
+            assert _aware(run["started"]) == clock.now  # started at the fire, beside the slow one
+            assert conn_leases(ledger) == []  # both leases released
+        clock.now += dt.timedelta(minutes=30)
+        assert s.tick() == []  # not retried before retry_every
+
+
+def conn_leases(ledger):
+    with ledger.engine.connect() as conn:
+        return conn.execute(sa.select(leases)).all()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,14 +53,49 @@ def _covered(info: SourceInfo, start: dt.date, end: dt.date) -> bool:
     return not (end < first or start > last)
 
 
+# DuckDB has no statement timeout: a timer interrupts the connection (DuckDB stops at the end
+# of the row group it is working on, every 122,880 rows). The operator's REPORTER_QUERY_TIMEOUT.
+QUERY_TIMEOUT = 600.0
+
+
+def query_timeout() -> float:
+    """REPORTER_QUERY_TIMEOUT seconds, default QUERY_TIMEOUT."""
+    text = os.environ.get("REPORTER_QUERY_TIMEOUT", "")
+    try:
+        value = float(text) if text else QUERY_TIMEOUT
+    except ValueError:
+        return QUERY_TIMEOUT
+    return value if math.isfinite(value) and value > 0 else QUERY_TIMEOUT
+
+
 def _run(
     con: duckdb.DuckDBPyConnection, info: SourceInfo, sql: str, params: list[Any]
 ) -> list[tuple[Any, ...]]:
     """Run a query over ``src_<name>``: in the source's database when it is pushed down, else in
-    DuckDB."""
+    DuckDB, interrupted after ``query_timeout()`` seconds."""
     if isinstance(info, RemoteInfo) and info.warehouse is not None:
         return info.warehouse.run(sql, params)
-    return con.execute(sql, params).fetchall()
+    seconds = query_timeout()
+    fired = threading.Event()
+
+    def interrupt() -> None:
+        fired.set()
+        con.interrupt()
+
+    timer = threading.Timer(seconds, interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        return con.execute(sql, params).fetchall()
+    except duckdb.InterruptException:
+        if not fired.is_set():
+            raise  # Ctrl-C
+        raise RunError(
+            f"source '{info.name}': computing its metrics took longer than {seconds:g} s and was stopped; "
+            "simplify the metrics' expr and where, or allow more time with REPORTER_QUERY_TIMEOUT"
+        ) from None
+    finally:
+        timer.cancel()
 
 
 def _bucket_sql(info: SourceInfo, grain: str, periods: list[Period]) -> tuple[str, list[Any]]:

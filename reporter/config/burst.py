@@ -4,7 +4,9 @@ an address Dask can dial, and the ``dask`` extra installed when a cluster is ask
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+from collections.abc import Mapping
 
 from reporter.config.model import Burst
 
@@ -41,3 +43,20 @@ def burst_problems(burst: Burst | None) -> list[tuple[str, str, str]]:
             )
         )
     return problems
+
+
+def max_workers(env: Mapping[str, str] | None = None) -> int:
+    """The most worker processes one run may start on this machine: one per core this process may
+    use, or ``REPORTER_MAX_WORKERS`` when the operator allows more (or fewer). Never the YAML's
+    to decide: a report asking for more gets this many."""
+    text = (os.environ if env is None else env).get("REPORTER_MAX_WORKERS", "").strip()
+    if text.isdigit() and 0 < int(text) <= 10_000:
+        return int(text)
+    return cores()
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

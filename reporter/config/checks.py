@@ -47,12 +47,28 @@ _BOUNDS = {
 _ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 
 
+# The longest duration each key accepts: a longer one is a mistake (or a way to make the
+# scheduler hold a report forever), and past ~10**9 days no timedelta can hold it at all.
+DURATION_MAX = {
+    "retry_every": dt.timedelta(days=366),
+    "give_up_after": dt.timedelta(days=366),
+    "schedule_timeout": dt.timedelta(days=1),
+}
+
+
 def parse_duration(text: str) -> dt.timedelta:
-    """'90m', '1h', '3d' → timedelta; ValueError otherwise."""
+    """'90m', '1h', '3d' → timedelta; ValueError otherwise (also for more than a year)."""
     match = _DURATION.match(text)
-    if not match or int(match.group(1)) == 0:
+    if not match or int(match.group(1)) == 0 or len(match.group(1)) > 9:
         raise ValueError(text)
-    return dt.timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+    seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds > 366 * 86400:
+        raise ValueError(text)
+    return dt.timedelta(seconds=seconds)
+
+
+def _duration_words(value: dt.timedelta) -> str:
+    return f"{value.days}d" if value.days else f"{int(value.total_seconds()) // 3600}h"
 
 
 def did_you_mean(word: str, choices: Iterable[str], *, known_label: str = "known") -> str:
@@ -742,13 +758,28 @@ class _Checker:
             return
         if delivery.schedule is not None:
             self._check_schedule(delivery.schedule, report.timezone if report else "UTC")
-        for key in ("retry_every", "give_up_after"):
+        for key, most in DURATION_MAX.items():
+            text = getattr(delivery, key)
+            match = _DURATION.match(text)
+            if match and int(match.group(1)) > 0:
+                too_long = len(match.group(1)) > 9
+                if not too_long:
+                    too_long = (
+                        dt.timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)]) > most
+                    )
+                if too_long:
+                    self.add(
+                        ("delivery", key),
+                        f"'{text}' is too long: at most {_duration_words(most)}",
+                        f"a number and a unit s, m, h, d or w up to {_duration_words(most)}, e.g. 1h or 3d",
+                    )
+                    continue
             try:
-                parse_duration(getattr(delivery, key))
+                parse_duration(text)
             except ValueError:
                 self.add(
                     ("delivery", key),
-                    f"invalid duration '{getattr(delivery, key)}'",
+                    f"invalid duration '{text}'",
                     "a number and a unit s, m, h, d or w, e.g. 1h or 3d",
                 )
         for i, address in enumerate(delivery.alerts_to):
@@ -770,12 +801,22 @@ class _Checker:
         try:
             if len(fields) != 5:
                 raise ValueError(f"expected 5 fields, got {len(fields)}")
-            CronTrigger.from_crontab(schedule, timezone=_zone_or_utc(tz))
+            cron = CronTrigger.from_crontab(schedule, timezone=_zone_or_utc(tz))
         except ValueError as exc:
             self.add(
                 ("delivery", "schedule"),
                 f"invalid cron expression '{schedule}' ({exc})",
                 '5 fields: minute hour day month weekday, e.g. "0 7 2 * *"',
+            )
+            return
+        # A day that no month has (31 February, 31 April): no fire time up to the year 9999.
+        # (29 February is fine: it fires in leap years.)
+        if cron.get_next_fire_time(None, dt.datetime(2000, 1, 1, tzinfo=dt.UTC)) is None:
+            self.add(
+                ("delivery", "schedule"),
+                f"the cron expression '{schedule}' never fires: no date matches it",
+                'use a day that exists in that month, e.g. "0 7 28 2 *" '
+                "(29 February fires in leap years only)",
             )
 
     def _check_email(self, email: m.Email) -> None:

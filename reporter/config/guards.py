@@ -64,6 +64,41 @@ def bad_character(text: str) -> str | None:
     return None
 
 
+# Characters that show nothing, or reorder what follows, in an address or a subject: the
+# bidirectional controls (an RTL override shows "moc.evil@" as "@live.com"), the zero-width
+# characters and the byte-order mark.
+INVISIBLE = frozenset(
+    [chr(c) for c in range(0x202A, 0x202F)]
+    + [chr(c) for c in range(0x2066, 0x206A)]
+    + ["\u200e", "\u200f", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+)
+
+
+def invisible_character(text: str) -> str | None:
+    """The first bidirectional control or zero-width character of ``text`` as U+XXXX NAME."""
+    for char in text:
+        if char in INVISIBLE:
+            return f"U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
+    return None
+
+
+def decoded_words(text: str) -> str | None:
+    """``text`` with its RFC 2047 encoded words (``=?utf-8?q?…?=``) decoded, as a mail client
+    shows it; None when it has none (or they do not decode)."""
+    if "=?" not in text:
+        return None
+    from email.header import decode_header
+
+    try:
+        parts = decode_header(text)
+        return "".join(
+            part.decode(charset or "ascii", errors="replace") if isinstance(part, bytes) else part
+            for part, charset in parts
+        )
+    except (LookupError, ValueError):
+        return None
+
+
 def check_static(checker: Any) -> None:
     """The checks that need no data: finite numbers, header fields, ``from``, files."""
     parts: Mapping[str, Any] = checker.parts
@@ -82,7 +117,7 @@ def check_static(checker: Any) -> None:
     if not isinstance(delivery, m.Delivery):
         return
     for i, address in enumerate(delivery.alerts_to or []):
-        _check_header(checker, ("delivery", "alerts_to", i), address, skip_breaks=True)
+        _check_header(checker, ("delivery", "alerts_to", i), address, skip_breaks=True, invisible=True)
     if delivery.email is not None:
         _check_email(checker, delivery.email)
 
@@ -90,8 +125,8 @@ def check_static(checker: Any) -> None:
 def _check_email(checker: Any, email: m.Email) -> None:
     """Header fields, the single sender and the CA file of ``delivery.email``."""
     base: Path_ = ("delivery", "email")
-    _check_header(checker, (*base, "subject"), email.subject, skip_breaks=True)
-    _check_header(checker, (*base, "from"), email.from_, skip_breaks=True)
+    _check_header(checker, (*base, "subject"), email.subject, skip_breaks=True, invisible=True)
+    _check_header(checker, (*base, "from"), email.from_, skip_breaks=True, invisible=True)
     if isinstance(email.from_, str) and bad_character(email.from_) is None:
         found = [a for _, a in getaddresses([email.from_]) if a]
         if len(found) > 1:
@@ -102,9 +137,11 @@ def _check_email(checker: Any, email: m.Email) -> None:
             )
     for key in ("to", "cc"):
         for i, address in enumerate(getattr(email, key, None) or []):
-            _check_header(checker, (*base, key, i), address, skip_breaks=True)
+            _check_header(checker, (*base, key, i), address, skip_breaks=True, invisible=True)
     for i, rcpt in enumerate(email.recipients or []):
-        _check_header(checker, (*base, "recipients", i, "email"), rcpt.email, skip_breaks=True)
+        _check_header(
+            checker, (*base, "recipients", i, "email"), rcpt.email, skip_breaks=True, invisible=True
+        )
     smtp = email.smtp
     if smtp is not None and smtp.ca_file is not None:
         ca = smtp.ca_file if smtp.ca_file.is_absolute() else checker.base_dir / smtp.ca_file
@@ -117,7 +154,9 @@ def _check_email(checker: Any, email: m.Email) -> None:
             )
 
 
-def _check_header(checker: Any, path: Path_, text: Any, *, skip_breaks: bool = False) -> None:
+def _check_header(
+    checker: Any, path: Path_, text: Any, *, skip_breaks: bool = False, invisible: bool = False
+) -> None:
     """A value that becomes an email or PDF header: no control or separator character. With
     ``skip_breaks``, CR and LF alone are left to the check that already reports them."""
     if not isinstance(text, str):
@@ -129,6 +168,22 @@ def _check_header(checker: Any, path: Path_, text: Any, *, skip_breaks: bool = F
             path,
             f"contains the control character {found}",
             "write it on one line, with no control or separator characters",
+        )
+        return
+    decoded = decoded_words(text)
+    found = bad_character(decoded) if decoded is not None else None
+    if found:
+        checker.add(
+            path,
+            f"contains the control character {found} once its encoded words (=?…?=) are decoded",
+            "write the name as plain text, on one line",
+        )
+        return
+    if invisible and (found := invisible_character(decoded if decoded is not None else text)):
+        checker.add(
+            path,
+            f"contains the invisible character {found}",
+            "it can make the text read differently from what it is: delete it (retype the text if unsure)",
         )
 
 

@@ -6,6 +6,7 @@ available (a few milliseconds) only for the keys' positions."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -182,4 +183,29 @@ def silent_defaults(path: Path, config: Config | None = None) -> list[Problem]:
                 "add label: …",
             )
         )
+    found += _burst_workers(file, root, config)
     return found
+
+
+def _burst_workers(file: str, root: dict[str, tuple[yaml.Node, yaml.Node]], config: Config) -> list[Problem]:
+    """More worker processes than this machine allows: the run starts only as many."""
+    from reporter.config.burst import max_workers
+
+    burst = config.delivery.burst
+    cap = max_workers()
+    if burst.workers is None or burst.workers <= cap or burst.address is not None:
+        return []  # with an address, workers is how many of the cluster's to wait for
+    delivery = _mapping(root.get("delivery", (None, None))[1])
+    node = _mapping(delivery.get("burst", (None, None))[1]).get("workers")
+    line, col = _at(node[1]) if node else (None, None)
+    why = "(one per core)" if os.environ.get("REPORTER_MAX_WORKERS") is None else "(REPORTER_MAX_WORKERS)"
+    return [
+        Problem(
+            file,
+            line,
+            col,
+            "delivery.burst.workers",
+            f"warning: {burst.workers} worker processes asked for; this machine starts at most {cap} {why}",
+            "the operator may allow more with the environment variable REPORTER_MAX_WORKERS",
+        )
+    ]

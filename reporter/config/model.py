@@ -818,6 +818,15 @@ class Delivery(_Model):
     give_up_after: str = Field(
         "3d", description="Stop retrying this long after the fire time, and alert alerts_to.", examples=["3d"]
     )
+    schedule_timeout: str = Field(
+        "30m",
+        description=(
+            "`reporter schedule` runs each report in its own process and stops it after this long (a number "
+            "and s, m, h, d or w; at most 1d): the run is recorded as failed, alerts_to is told, and it is "
+            "retried after retry_every. The other reports never wait for it."
+        ),
+        examples=["30m"],
+    )
     alerts_to: list[Text] = Field(
         [], description="Addresses told when a run fails or gives up.", examples=[["ops@acme.fr"]]
     )

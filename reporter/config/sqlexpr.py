@@ -32,6 +32,19 @@ _DENIED = frozenset(
 )
 
 
+# Functions whose cost grows with the product of their texts' lengths: two texts of 100,000
+# characters are 10**10 steps, per row. Refused: a metric has no need of them.
+_QUADRATIC = frozenset(
+    {"levenshtein", "editdist3", "damerau_levenshtein", "jaro_similarity", "jaro_winkler_similarity"}
+)
+# Functions that build a value as long as one of their arguments says (its position): that
+# argument must be a number written in the expression, at most MAX_BUILT (each pads or cuts to
+# that length: nested, they do not multiply it).
+_SIZED = {"lpad": 1, "rpad": 1, "list_resize": 1, "array_resize": 1, "bar": 3}
+_FORMATS = frozenset({"printf", "format"})  # a width in the format text builds a value that long
+MAX_BUILT = 10_000
+
+
 class ExpressionError(ValueError):
     """The expression is not acceptable; the message says why."""
 
@@ -65,6 +78,13 @@ def _functions() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 
 def check_expression(text: str, columns: Iterable[str]) -> list[str]:
     """Return the referenced columns (as written) or raise ExpressionError."""
+    try:
+        return _check_expression(text, columns)
+    except RecursionError:  # DuckDB's parse tree, read as JSON and walked, is deeper than Python goes
+        raise ExpressionError("the expression is nested too deeply") from None
+
+
+def _check_expression(text: str, columns: Iterable[str]) -> list[str]:
     node = _select_node(text)
     scalar, aggregate, table = _functions()
     known = {c.lower(): c for c in columns}
@@ -153,6 +173,15 @@ def _check_function(
     name = str(item.get("function_name", "")).lower()
     if item.get("schema") or item.get("catalog"):
         raise ExpressionError(f"qualified function names are not allowed: {name}")
+    if name in _QUADRATIC:
+        raise ExpressionError(
+            f"function {name}() is not allowed: its cost grows with the product of its texts' lengths"
+        )
+    if name == "repeat":  # nested, it multiplies: repeat(repeat(x, 1000), 1000)
+        raise ExpressionError("function repeat() is not allowed: it multiplies a text's length")
+    if name in _SIZED or name in _FORMATS:
+        _check_built(name, item)
+        return
     if name in table:
         raise ExpressionError(
             f"table function {name}() is not allowed; an expression may only use this source's own columns"
@@ -161,6 +190,48 @@ def _check_function(
         raise ExpressionError(f"aggregate function {name}() is not allowed here; the metric's agg aggregates")
     if name not in scalar:
         raise ExpressionError(f"function {name}() is not allowed")
+
+
+def _check_built(name: str, item: dict[str, Any]) -> None:
+    """A function that builds a value as long as an argument says: that length is written in the
+    expression and at most MAX_BUILT."""
+    arguments = [a.get("expression", a) if isinstance(a, dict) else a for a in item.get("arguments", [])]
+    arguments = arguments or item.get("children", [])
+    if name in _FORMATS:
+        text = _literal(arguments[0]) if arguments else None
+        if not isinstance(text, str):
+            raise ExpressionError(f"{name}(): its format must be a text written in the expression")
+        if any(int(n) > MAX_BUILT for n in re.findall(r"\d+", text)):
+            raise ExpressionError(f"{name}(): a width in its format is larger than {MAX_BUILT:,}")
+        return
+    at = _SIZED[name]
+    if len(arguments) <= at:
+        return  # DuckDB says what is missing
+    size = _literal(arguments[at])
+    if not isinstance(size, int) or size > MAX_BUILT:
+        raise ExpressionError(
+            f"{name}(): its length must be a number written in the expression, at most {MAX_BUILT:,}"
+        )
+
+
+def _literal(node: Any) -> str | int | None:
+    """The value of a constant of the parse tree (a text or an integer), else None."""
+    if not isinstance(node, dict) or node.get("class") != "CONSTANT":
+        return None
+    literal = node.get("literal")
+    if isinstance(literal, dict):
+        kind, text = literal.get("kind"), literal.get("text")
+        if kind == "STRING" and isinstance(text, str):
+            return text
+        if kind == "INTEGER" and isinstance(text, str) and text.isdigit():
+            return int(text) if len(text) <= 18 else MAX_BUILT + 1
+        return None
+    value = node.get("value")
+    if isinstance(value, dict) and not value.get("is_null"):  # the older tree: a typed value
+        raw = value.get("value")
+        if isinstance(raw, str | int) and not isinstance(raw, bool):
+            return raw
+    return None
 
 
 @functools.lru_cache(maxsize=1024)

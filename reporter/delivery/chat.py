@@ -124,6 +124,9 @@ def build_card(config: Config, results: Results) -> Card:
 
 
 def _slack_escape(text: str) -> str:
+    """Slack's three control characters as entities (its only escaping): a label such as
+    ``<!channel>``, ``<@U123>`` or ``<https://x|y>`` reaches the channel as those characters,
+    never as a mention or a disguised link."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -146,24 +149,30 @@ def slack_payload(card: Card) -> dict[str, Any]:
     if card.url:
         button = {"type": "button", "text": {"type": "plain_text", "text": card.link_text}, "url": card.url}
         blocks.append({"type": "actions", "elements": [button]})
-    return {"text": card.text(), "blocks": blocks}
+    # the message's text, shown in notifications, is mrkdwn too: escaped like the blocks
+    return {"text": _slack_escape(card.text()), "blocks": blocks}
+
+
+def _plain(*runs: dict[str, Any]) -> dict[str, Any]:
+    """Text as Teams shows it, character for character: a RichTextBlock's TextRuns are not
+    Markdown (a TextBlock's or a FactSet's text is: ``[x](https://…)`` in a label would be a
+    link there)."""
+    return {"type": "RichTextBlock", "inlines": [{"type": "TextRun", **run} for run in runs]}
 
 
 def teams_payload(card: Card) -> dict[str, Any]:
     """A Teams incoming webhook's message: one Adaptive Card (1.4) with the title, the tally,
-    the off-track objectives as facts, the takeaways and an Open URL action to the report."""
-    body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": card.title, "weight": "Bolder", "size": "Large", "wrap": True}
-    ]
+    the off-track objectives, the takeaways and an Open URL action to the report; every text
+    from the configuration or the data is plain text (RichTextBlock), never Markdown."""
+    body: list[dict[str, Any]] = [_plain({"text": card.title, "weight": "Bolder", "size": "Large"})]
     for warning in card.warnings:
-        body.append({"type": "TextBlock", "text": warning, "color": "Attention", "wrap": True})
+        body.append(_plain({"text": warning, "color": "Attention"}))
     if card.tally:
-        body.append({"type": "TextBlock", "text": card.tally, "wrap": True})
-    if card.off_track:
-        facts = [{"title": f"✖ {name}", "value": numbers} for name, numbers in card.off_track]
-        body.append({"type": "FactSet", "facts": facts})
+        body.append(_plain({"text": card.tally}))
+    for name, numbers in card.off_track:
+        body.append(_plain({"text": f"✖ {name}", "weight": "Bolder"}, {"text": f": {numbers}"}))
     for text in card.takeaways:
-        body.append({"type": "TextBlock", "text": f"• {text}", "wrap": True})
+        body.append(_plain({"text": f"• {text}"}))
     content: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",

@@ -28,6 +28,8 @@ from pathlib import Path, PurePath
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.exceptions import SecurityError
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -37,6 +39,8 @@ from reporter.errors import RunError
 MAX_SIZE = 1_000_000  # characters of one string, items of one list or range
 MAX_OUTPUT = 50_000_000  # characters of one rendered template
 MAX_ITERATIONS = 2_000_000  # steps over ranges in one render
+MAX_INT_BITS = 10_000  # bits of one integer (about 3,000 digits)
+MAX_WRAP = 20_000  # characters of a text given to wordwrap (its cost grows with the square)
 DEFAULT_TIMEOUT = 30.0  # seconds for one render; REPORTER_RENDER_TIMEOUT overrides
 
 
@@ -81,6 +85,52 @@ def _sized(value: Any) -> int:
     return len(value) if isinstance(value, str | bytes | list | tuple | dict | range | BoundedRange) else 0
 
 
+def _weight(value: Any, limit: int = MAX_SIZE) -> int:
+    """About how many characters ``value`` makes once written out (by ``str``, ``~``, ``%``,
+    ``tojson``, ``join``...): a list that appears ten times in another counts ten times. Stops
+    counting past ``limit`` (so it costs at most ``limit`` steps)."""
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item)
+        elif isinstance(item, bool) or item is None:
+            total += 1
+        elif isinstance(item, int):
+            total += item.bit_length() * 30103 // 100000 + 1  # its decimal digits
+        elif isinstance(item, float):
+            total += 20
+        elif isinstance(item, Mapping):
+            total += 2 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += len(item)
+            stack.extend(item)
+        elif isinstance(item, range | BoundedRange):
+            total += 8 * len(item)
+        else:
+            total += 1
+    return total
+
+
+def _refuse_weight(value: Any, what: str) -> None:
+    weight = _weight(value)
+    if weight > MAX_SIZE:
+        raise LimitError(f"{what} of more than {MAX_SIZE:,} characters is larger than the limit")
+
+
+def _refuse_bits(bits: int, left: Any, operator: str, right: Any) -> None:
+    if bits > MAX_INT_BITS:
+        raise LimitError(f"the number {_short(left)} {operator} {_short(right)} is too large")
+
+
+def _short(number: Any) -> str:
+    text = str(number) if not isinstance(number, int) or number.bit_length() < 200 else "…"
+    return text if len(text) <= 20 else text[:8] + "…"
+
+
 def _refuse_size(size: float, what: str = "a value") -> None:
     if size > MAX_SIZE:
         raise LimitError(f"{what} of {size:,.0f} items is larger than the limit of {MAX_SIZE:,}")
@@ -117,10 +167,18 @@ def _bounded_filter(name: str, original: Callable[..., Any]) -> Callable[..., An
             if isinstance(value, int) and not isinstance(value, bool):
                 _refuse_size(abs(value), f"'{name}' with a width")
             _refuse_size(_sized(value))
-        if name == "replace" and len(args) >= 3:
-            _refuse_size(_sized(args[0]) * max(_sized(args[2]), 1))
-        if name == "format" and args and isinstance(args[0], str):
-            _check_format_widths(args[0])
+        data = _without_passed(args)  # the filter's own arguments: the value first
+        if name == "replace" and len(data) >= 3:
+            _refuse_size(_sized(data[0]) * max(_sized(data[2]), 1))
+        if name == "format" and data and isinstance(data[0], str):
+            _check_format_widths(data[0])
+            _refuse_weight(data, "a formatted text")
+        if name == "wordwrap" and data and _sized(data[0]) > MAX_WRAP:
+            raise LimitError(f"'wordwrap' of a text longer than {MAX_WRAP:,} characters")
+        if name == "indent" and data and isinstance(data[0], str):
+            width = data[1] if len(data) > 1 else kwargs.get("width", 4)
+            size = len(width) if isinstance(width, str) else width if isinstance(width, int) else 4
+            _refuse_size(len(data[0]) + size * (data[0].count("\n") + 1), "an indented text")
         result = original(*args, **kwargs)
         _refuse_size(_sized(result))
         return result
@@ -131,6 +189,12 @@ def _bounded_filter(name: str, original: Callable[..., Any]) -> Callable[..., An
     return wrapper
 
 
+def _without_passed(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A filter's arguments without the environment or context Jinja passes some first."""
+    passed = (jinja2.Environment, jinja2.nodes.EvalContext, jinja2.runtime.Context)
+    return args[1:] if args and isinstance(args[0], passed) else args
+
+
 def _check_format_widths(text: str) -> None:
     import re
 
@@ -139,14 +203,52 @@ def _check_format_widths(text: str) -> None:
             raise LimitError(f"a format width of {number} is larger than the limit of {MAX_SIZE:,}")
 
 
+def _weighed_filter(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a filter that writes its value out whole (``tojson``, ``join``, ``string``...): the
+    value, nested lists counted each time they appear, must stay within MAX_SIZE."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for value in _without_passed(args):
+            _refuse_weight(value, f"the value given to '{name}'")
+        result = original(*args, **kwargs)
+        _refuse_size(_sized(result))
+        return result
+
+    for attribute in ("jinja_pass_arg",):
+        if hasattr(original, attribute):
+            setattr(wrapper, attribute, getattr(original, attribute))
+    return wrapper
+
+
 _SIZE_FILTERS = ("center", "indent", "wordwrap", "format", "replace", "truncate", "batch", "slice")
+_WEIGHT_FILTERS = ("tojson", "join", "string", "pprint", "sum", "urlencode", "xmlattr")
 _SIZE_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "format", "replace"})
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Jinja's compiler, with ``a ~ b`` going through ``environment.concat_checked`` (Jinja has
+    no sandbox hook for it)."""
+
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile:
+            join = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            join = "markup_join"
+        else:
+            join = "str_join"
+        self.write(f"environment.concat_checked({join}, (")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
 
 
 class BoundedEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox with size bounds on operators, calls and filters."""
 
     intercepted_binops = frozenset({"*", "**", "%", "+", "//"})
+    code_generator_class = _BoundedCodeGenerator
 
     def __init__(self, **options: Any):
         super().__init__(**options)
@@ -156,6 +258,24 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         for name in _SIZE_FILTERS:
             if name in self.filters:
                 self.filters[name] = _bounded_filter(name, self.filters[name])
+        for name in _WEIGHT_FILTERS:
+            if name in self.filters:
+                self.filters[name] = _weighed_filter(name, self.filters[name])
+        before = self.finalize
+
+        def finalize(value: Any) -> Any:  # each {{ … }}: written out whole
+            if isinstance(value, list | tuple | dict):
+                _refuse_weight(value, "a value written out")
+            return before(value) if before is not None else value
+
+        self.finalize = finalize
+
+    def concat_checked(self, join: Callable[[Any], str], values: tuple[Any, ...]) -> str:
+        """``a ~ b``: the joined text must stay within MAX_SIZE (checked before it is built)."""
+        if time.monotonic() > _budget.deadline:
+            raise RenderTimeout()
+        _refuse_weight(values, "a text joined with ~")
+        return join(values)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if time.monotonic() > _budget.deadline:
@@ -164,11 +284,16 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, str | bytes | list | tuple) and isinstance(times, int):
                     _refuse_size(len(seq) * max(times, 0), "a repeated value")
+            if isinstance(left, int) and isinstance(right, int):
+                _refuse_bits(left.bit_length() + right.bit_length(), left, "*", right)
         elif operator == "**" and isinstance(left, int | float) and isinstance(right, int | float):
             if abs(right) > 1000 or (isinstance(left, int) and abs(left) > 1 and abs(right) > 64):
-                raise LimitError(f"the power {left} ** {right} is too large")
+                raise LimitError(f"the power {_short(left)} ** {_short(right)} is too large")
+            if isinstance(left, int) and isinstance(right, int):
+                _refuse_bits(left.bit_length() * abs(right), left, "**", right)
         elif operator == "%" and isinstance(left, str):
             _check_format_widths(left)
+            _refuse_weight((left, right), "a formatted text")
         elif operator == "+":
             _refuse_size(_sized(left) + _sized(right))
         return super().call_binop(context, operator, left, right)
@@ -179,6 +304,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         _tick()
         for value in (*args, *kwargs.values()):
             _refuse_size(_sized(value), "an argument")
+            if isinstance(value, list | tuple | dict):
+                _refuse_weight(value, "an argument")
         name = getattr(__obj, "__name__", "")
         owner = getattr(__obj, "__self__", None)
         if owner is None:  # str.format comes wrapped by the sandbox (functools.update_wrapper)

@@ -11,7 +11,7 @@ writer and each recipient is delivered exactly once whatever happens to the work
 from __future__ import annotations
 
 import datetime as dt
-import os
+import logging
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -21,6 +21,7 @@ from typing import Any
 
 from reporter.compute.database import open_database
 from reporter.compute.report import compute_results
+from reporter.config.burst import max_workers
 from reporter.config.model import Config
 from reporter.errors import RunError
 from reporter.periods import Period
@@ -32,6 +33,7 @@ Job = tuple[str, dict[str, Any], Period, dt.datetime]
 # How long to wait for a Dask scheduler to answer, and for delivery.burst.workers to join it.
 CONNECT_TIMEOUT = 30.0
 WORKERS_TIMEOUT = 120.0
+LOG = logging.getLogger("reporter.burst")
 
 
 @dataclass
@@ -83,7 +85,9 @@ def render_bursts(
 ) -> list[BurstReport]:
     """Compute and render every recipient's filtered report on this machine's cores; results in
     the order of ``jobs``."""
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    cap = max_workers()
+    workers = max(1, min(workers or cap, cap, len(jobs)))
+    LOG.info("%s: %d recipient(s) on %s", config.report.id, len(jobs), _processes(workers, cap))
     tasks = [(email, dict(filter), period, now) for email, filter in jobs]
     if workers == 1:
         _init(config)
@@ -174,6 +178,12 @@ def _distributed() -> Any:
     return distributed
 
 
+def _processes(workers: int, cap: int) -> str:
+    return (
+        f"{workers} worker process(es) (at most {cap} on this machine: REPORTER_MAX_WORKERS, or one per core)"
+    )
+
+
 def _why(exc: Exception) -> str:
     if isinstance(exc, _distributed().KilledWorker):
         return "every Dask worker that rendered it died (out of memory?); see the workers' logs"
@@ -193,9 +203,12 @@ class _client:
         distributed = _distributed()
         burst = self.config.delivery.burst
         if burst.address is None:
+            cap = max_workers()
+            workers = min(burst.workers or cap, cap)
+            LOG.info("%s: a local Dask cluster of %s", self.config.report.id, _processes(workers, cap))
             with dask_config().set(ONE_TASK_PER_THREAD):
                 self.cluster = distributed.LocalCluster(
-                    n_workers=burst.workers or os.cpu_count() or 1,
+                    n_workers=workers,
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",  # a cluster for this run only: nothing listens beyond loopback

@@ -17,7 +17,12 @@ injectable clock, because what matters lives in the ledger, not in the scheduler
 - **a bad report does not stop the others**: any exception of one report's run (not only a
   RunError: a failing SQL expression, a full disk, …) is logged, alerted once, and that period is
   retried every ``delivery.retry_every``; the other reports keep their schedule;
-- SIGTERM/SIGINT stop after the current run (its lease released); SIGHUP re-reads the YAML.
+- **each run in its own worker process, with a deadline** (``delivery.schedule_timeout``): the
+  loop never waits for a run; a run past its deadline is killed, recorded as failed in the
+  ledger, alerted once and retried like any failure. One run at a time per report;
+- a cron that fires rarely (29 February) fires on its next date, however far; one that never
+  fires (31 February) is refused by validation and, should one get here, is never due;
+- SIGTERM/SIGINT stop after the runs in progress (their leases released); SIGHUP re-reads the YAML.
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -58,11 +66,25 @@ def trigger(config: Config) -> Any:
     return CronTrigger.from_crontab(config.delivery.schedule, timezone=ZoneInfo(config.report.timezone))
 
 
-def next_fire(config: Config, after: dt.datetime) -> dt.datetime:
-    """The first fire time strictly after ``after`` (once per local time, see fires_between)."""
-    horizon = after + dt.timedelta(days=400)
-    fires = fires_between(config, after - dt.timedelta(days=2), horizon)
-    return next(f for f in fires if f > after)
+def next_fire(config: Config, after: dt.datetime) -> dt.datetime | None:
+    """The first fire time strictly after ``after`` (once per local time, see fires_between), or
+    None when the cron never fires again (a day no month has, such as 31 February: validation
+    refuses it). A rare date is found however far it is: 29 February fires in the next leap year."""
+    cron = trigger(config)
+    zone = ZoneInfo(config.report.timezone)
+    moment = after
+    for _ in range(10_000):
+        fire: dt.datetime | None = cron.get_next_fire_time(None, moment + dt.timedelta(microseconds=1))
+        if fire is None:
+            return None
+        if fire <= moment:  # stuck on a folded time: step past it
+            moment += dt.timedelta(minutes=1)
+            continue
+        moment = fire
+        if fire.astimezone(zone).fold:  # the same local time again, in the repeated hour
+            continue
+        return fire
+    return None
 
 
 def fires_between(config: Config, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
@@ -143,6 +165,105 @@ class Pending:
     next_try: dt.datetime
 
 
+DEFAULT_TIMEOUT = "30m"
+KILL_GRACE = 5.0  # seconds a stopped worker is given to exit before it is killed
+
+
+def schedule_timeout(config: Config) -> float:
+    """``delivery.schedule_timeout`` in seconds (validation checked it)."""
+    return parse_duration(getattr(config.delivery, "schedule_timeout", DEFAULT_TIMEOUT)).total_seconds()
+
+
+@dataclass
+class Worker:
+    """One report's run for one period, in its own process, with a deadline."""
+
+    config: Config
+    fire: dt.datetime
+    period: Period
+    now: dt.datetime  # the scheduler's clock when it started (the run's `now`)
+    kind: str  # "fired" or "caught up"
+    process: Any
+    conn: Any  # the receiving end of the pipe the worker answers on
+    deadline: float  # time.monotonic() past which it is stopped
+    seconds: float
+    order: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.config.report.id, self.period.label)
+
+    def done(self) -> bool:
+        """It answered, or its end of the pipe is closed (it died). Not ``process.is_alive()``:
+        a forkserver process's children look dead once the server is gone (a SIGTERM to the
+        whole service), though they still run."""
+        return bool(self.conn.poll())
+
+
+_CONTEXT: Any = None
+
+
+def _context() -> Any:
+    """The processes reports run in: forked from a clean server process that has imported the
+    pipeline once (fast to start, and safe: never a fork of this process and its threads)."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        _CONTEXT = multiprocessing.get_context("forkserver")
+        _CONTEXT.set_forkserver_preload(["reporter.run.pipeline"])
+    return _CONTEXT
+
+
+def _work(
+    conn: Any, run: Callable[..., Any] | None, config: Config, options: dict[str, Any], seconds: float
+) -> None:
+    """In the worker process: run the report once, answer ("ok"|"gate"|"failed", text)."""
+    # SIGTERM/SIGINT stop the scheduler after the current run (systemd sends them to the whole
+    # group): the run goes on. The scheduler stops it at its deadline; should the scheduler
+    # itself die, the alarm ends the run a little later (the kernel's, it needs no Python).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.alarm(int(seconds + 2 * KILL_GRACE) + 1)
+    _worker_logging(options.pop("log_level"))
+    try:
+        if run is None:
+            from reporter.run.pipeline import run_report
+
+            run = run_report
+        run(config, **options)
+    except QualityGateError as exc:
+        conn.send(("gate", str(exc)))
+    except RunError as exc:
+        conn.send(("failed", str(exc)))
+    except BaseException as exc:
+        LOG.debug("traceback", exc_info=exc)
+        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+    else:
+        conn.send(("ok", ""))
+    finally:
+        conn.close()
+
+
+def _worker_logging(level: int) -> None:
+    """The worker logs to the scheduler's standard error, as the scheduler does, redacted."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.WARNING, format="reporter: %(message)s", stream=sys.stderr)
+
+        class _Redacting(logging.Filter):
+            def filter(self, record: logging.LogRecord) -> bool:
+                from reporter.security import redact
+
+                message = record.getMessage()
+                cleaned = redact(message)
+                if cleaned != message:
+                    record.msg, record.args = cleaned, ()
+                return True
+
+        for handler in root.handlers:
+            handler.addFilter(_Redacting())
+    logging.getLogger("reporter").setLevel(level)
+
+
 @dataclass
 class Scheduler:
     path: Path
@@ -151,12 +272,16 @@ class Scheduler:
     env: dict[str, str] | None = None
     holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     lease_seconds: float = 3600.0
-    run: Callable[..., Any] | None = None  # the pipeline's run_report (injectable in tests)
+    # the pipeline's run_report; a test may inject another module-level function (it is sent to
+    # the worker process by name)
+    run: Callable[..., Any] | None = None
     configs: list[Config] = field(default_factory=list)
     pending: dict[tuple[str, str], Pending] = field(default_factory=dict)
     given_up: set[tuple[str, str]] = field(default_factory=set)
     announced: set[tuple[str, str]] = field(default_factory=set)
     alerted: set[tuple[str, str]] = field(default_factory=set)  # failures already told to alerts_to
+    workers: dict[str, Worker] = field(default_factory=dict)  # by report id: one run at a time each
+    started: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
     reload: threading.Event = field(default_factory=threading.Event)
 
@@ -169,7 +294,10 @@ class Scheduler:
             if not c.delivery.schedule:
                 LOG.warning("%s: no delivery.schedule, not scheduled", c.report.id)
         for c in self.configs:
-            LOG.info("%s: next run %s", c.report.id, next_fire(c, self.clock()).isoformat())
+            LOG.info("%s: next run %s", c.report.id, describe_next(c, self.clock()))
+        if self.configs:  # the workers' server starts now, not at the first fire time
+            _context()
+            multiprocessing.forkserver.ensure_running()
 
     def ledger(self, config: Config) -> Ledger:
         from reporter.run.stages import output_root
@@ -179,19 +307,31 @@ class Scheduler:
         return Ledger(config.delivery.ledger or default_url(root))
 
     # one wake-up -------------------------------------------------------------------------
-    def tick(self) -> list[str]:
-        """Run what is due now; return the decisions taken (also logged)."""
-        decisions: list[str] = []
-        for config in self.configs:
-            if self.stop.is_set():
-                break
-            try:
-                with self.ledger(config) as ledger:
-                    decisions += self._tick_report(config, ledger)
-                self.alerted.discard((config.report.id, ""))  # working again: a new failure alerts
-            except Exception as exc:  # e.g. its ledger cannot be opened: the others go on
-                decisions.append(self._broken(config, exc))
-        return decisions
+    def tick(self, wait: bool = True) -> list[str]:
+        """Start what is due now, each report in its own worker; collect the workers that have
+        finished or passed their deadline; return the decisions taken (also logged). ``wait``:
+        wait for the workers started (each until its deadline at most) and start what becomes
+        due after them (a test's synchronous tick); the scheduler's loop never waits."""
+        decisions = self._collect()
+        decided: set[tuple[str, str]] = set()
+        while True:
+            started = self.started
+            for config in self.configs:
+                if self.stop.is_set():
+                    break
+                if config.report.id in self.workers:
+                    continue  # still running: its next period waits for it
+                try:
+                    with self.ledger(config) as ledger:
+                        decisions += self._tick_report(config, ledger, decided)
+                    self.alerted.discard((config.report.id, ""))  # working again: a new failure alerts
+                except Exception as exc:  # e.g. its ledger cannot be opened: the others go on
+                    decisions.append(self._broken(config, exc))
+            if not wait or not self.workers:
+                return decisions
+            decisions += self._collect(block=True)
+            if self.started == started:
+                return decisions
 
     def _broken(self, config: Config, exc: Exception) -> str:
         """A report whose tick failed outside a run: log it, alert once, go on with the others."""
@@ -204,23 +344,19 @@ class Scheduler:
         LOG.debug("traceback", exc_info=exc)
         if (report, "") not in self.alerted:
             self.alerted.add((report, ""))
-            try:
-                from reporter.delivery.send import alert
-                from reporter.run.stages import output_root
-
-                alert(
-                    config,
-                    output_root(config, self.output),
-                    "-",
-                    text,
-                    self.clock(),
-                    env=self.env,
-                    subject="scheduler could not run this report",
-                    body=text + "\n",
-                )
-            except Exception as second:
-                LOG.error("could not send the alert: %s", second)
+            self._alert(config, "-", text, subject="scheduler could not run this report", body=text + "\n")
         return text
+
+    def _alert(self, config: Config, period: str, text: str, **kwargs: Any) -> None:
+        try:
+            from reporter.delivery.send import alert
+            from reporter.run.stages import output_root
+
+            alert(
+                config, output_root(config, self.output), period, text, self.clock(), env=self.env, **kwargs
+            )
+        except Exception as second:
+            LOG.error("could not send the alert: %s", second)
 
     def _first_seen(self, ledger: Ledger, report: str, now: dt.datetime) -> dt.datetime:
         with ledger.engine.begin() as conn:
@@ -242,7 +378,7 @@ class Scheduler:
                 is not None
             )
 
-    def _tick_report(self, config: Config, ledger: Ledger) -> list[str]:
+    def _tick_report(self, config: Config, ledger: Ledger, decided: set[tuple[str, str]]) -> list[str]:
         now = self.clock()
         report = config.report.id
         since = self._first_seen(ledger, report, now)
@@ -272,77 +408,191 @@ class Scheduler:
         for fire, period in missed[-keep:]:
             key = (report, period.label)
             pending = self.pending.get(key)
-            if pending is not None and now < pending.next_try:
+            if key in decided or (pending is not None and now < pending.next_try):
                 continue
-            decisions.append(self._run_one(config, ledger, fire, period, now))
+            decided.add(key)
+            text = self._start(config, ledger, fire, period, now)
+            if text is not None:
+                decisions.append(text)
+            if report in self.workers:
+                break  # one run at a time per report: the next period after this one
         for text in decisions:
             LOG.info("%s", text)
         return decisions
 
-    def _run_one(
+    def _start(
         self, config: Config, ledger: Ledger, fire: dt.datetime, period: Period, now: dt.datetime
-    ) -> str:
-        from reporter.run.pipeline import run_report
-
+    ) -> str | None:
+        """Take the lease and start the run in its worker; a decision when none is started."""
         report, key = config.report.id, (config.report.id, period.label)
+        seconds = schedule_timeout(config)
         leases_ = LeaseStore(ledger, self.holder)
-        if not leases_.acquire(report, period.label, now, self.lease_seconds):
+        # the lease outlives the worker's deadline: no peer takes a period that is still running
+        if not leases_.acquire(report, period.label, now, max(self.lease_seconds, seconds + 300)):
             return f"{report} {period.label}: held by another scheduler, skipped"
+        if self._succeeded(ledger, report, period.label):  # sent while we waited for the lease
+            leases_.release(report, period.label)
+            return f"{report} {period.label}: already sent, skipped"
+        late = now - fire
+        options = {
+            "period": period.label,
+            "now": now,
+            "output": self.output,
+            "env": self.env,
+            "trigger": "schedule",
+            "alert_on_gate": False,
+            "alert_on_failure": key not in self.alerted,
+            "log_level": logging.getLogger("reporter").getEffectiveLevel(),
+        }
+        context = _context()
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_work,
+            args=(send, self.run, config, options, seconds),
+            name=f"reporter {report}",
+        )
         try:
-            if self._succeeded(ledger, report, period.label):  # sent while we waited for the lease
-                return f"{report} {period.label}: already sent, skipped"
-            late = now - fire
-            kind = "caught up" if late > dt.timedelta(minutes=5) else "fired"
-            try:
-                (self.run or run_report)(
-                    config,
-                    period=period.label,
-                    now=now,
-                    output=self.output,
-                    env=self.env,
-                    trigger="schedule",
-                    alert_on_gate=False,
-                    alert_on_failure=key not in self.alerted,
-                )
-            except QualityGateError as exc:
-                give_up = parse_duration(config.delivery.give_up_after)
-                if now - fire >= give_up:
-                    self.given_up.add(key)
-                    self.pending.pop(key, None)
-                    from reporter.delivery.send import alert
-                    from reporter.run.stages import output_root
+            process.start()
+        except BaseException:
+            leases_.release(report, period.label)
+            raise
+        finally:
+            send.close()
+        self.started += 1
+        self.workers[report] = Worker(
+            config,
+            fire,
+            period,
+            now,
+            "caught up" if late > dt.timedelta(minutes=5) else "fired",
+            process,
+            receive,
+            time.monotonic() + seconds,
+            seconds,
+            self.started,
+        )
+        LOG.info("%s %s: started (pid %s, deadline %s)", report, period.label, process.pid, _words(seconds))
+        return None
 
-                    alert(
-                        config,
-                        output_root(config, self.output),
-                        period.label,
-                        f"gave up after {config.delivery.give_up_after}: {exc}",
-                        now,
-                        env=self.env,
-                    )
-                    return f"{report} {period.label}: data still not ready, gave up and alerted"
-                retry = parse_duration(config.delivery.retry_every)
-                self.pending[key] = Pending(fire, now + retry)
-                return f"{report} {period.label}: data not ready, held; retry at {(now + retry).isoformat()}"
-            except Exception as exc:  # any failure: alerted (once), retried later, the others go on
-                self.alerted.add(key)
-                retry = parse_duration(config.delivery.retry_every)
-                self.pending[key] = Pending(fire, now + retry)
-                text = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
-                LOG.debug("traceback", exc_info=exc)
-                return f"{report} {period.label}: FAILED: {text}; retry at {(now + retry).isoformat()}"
+    # the workers ----------------------------------------------------------------------------
+    def _collect(self, block: bool = False) -> list[str]:
+        """The decisions of the workers that have finished, or passed their deadline (stopped);
+        with ``block``, wait until every worker is one or the other."""
+        from multiprocessing.connection import wait
+
+        finished: list[tuple[Worker, str]] = []
+        while self.workers:
+            for report, worker in list(self.workers.items()):
+                if worker.done():
+                    finished.append((worker, self._finished(worker)))
+                elif time.monotonic() >= worker.deadline:
+                    finished.append((worker, self._expired(worker)))
+                else:
+                    continue
+                del self.workers[report]
+            if not block or not self.workers:
+                break
+            left = min(w.deadline for w in self.workers.values()) - time.monotonic()
+            wait([w.conn for w in self.workers.values()], timeout=max(0.0, min(left, 1.0)))
+        decisions = [text for _, text in sorted(finished, key=lambda pair: pair[0].order)]
+        for text in decisions:
+            LOG.info("%s", text)
+        return decisions
+
+    def _finished(self, worker: Worker) -> str:
+        try:
+            outcome, text = worker.conn.recv() if worker.conn.poll() else ("died", "")
+        except (EOFError, OSError):
+            outcome, text = "died", ""
+        worker.process.join(KILL_GRACE)
+        worker.conn.close()
+        if outcome == "died":
+            code = worker.process.exitcode
+            why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            text = f"its process ended without an answer ({why})"
+            self._close_run(worker, text)
+        return self._decide(worker, outcome, text)
+
+    def _expired(self, worker: Worker) -> str:
+        """Past its deadline: the worker is killed, its run recorded as failed."""
+        worker.process.kill()
+        worker.process.join(KILL_GRACE)
+        worker.conn.close()
+        text = (
+            f"stopped after {_words(worker.seconds)} (delivery.schedule_timeout); "
+            "nothing more is sent by this run"
+        )
+        self._close_run(worker, text)
+        return self._decide(worker, "stopped", text)
+
+    def _close_run(self, worker: Worker, text: str) -> None:
+        """A worker that ended without finishing its run: the ledger records the run as failed
+        (it would otherwise stay 'running')."""
+        from reporter.delivery.ledger import holders
+
+        report = worker.config.report.id
+        try:
+            with self.ledger(worker.config) as ledger:
+                with ledger.engine.connect() as conn:
+                    ids = [
+                        row.id
+                        for row in conn.execute(
+                            sa.select(runs.c.id)
+                            .join(holders, holders.c.run_id == runs.c.id)
+                            .where(
+                                runs.c.report == report,
+                                runs.c.period == worker.period.label,
+                                runs.c.outcome == "running",
+                                holders.c.host == socket.gethostname(),
+                                holders.c.pid == worker.process.pid,
+                            )
+                        )
+                    ]
+                for run_id in ids:
+                    ledger.finish_run(run_id, self.clock(), "failed", text)
+        except Exception as exc:
+            LOG.error("%s %s: could not record the run as failed: %s", report, worker.period.label, exc)
+
+    def _decide(self, worker: Worker, outcome: str, text: str) -> str:
+        """What a finished run means for its period: sent, held for the data, or failed."""
+        config, period, now = worker.config, worker.period, worker.now
+        key = worker.key
+        report = key[0]
+        try:
+            with self.ledger(config) as ledger:
+                LeaseStore(ledger, self.holder).release(report, period.label)
+        except Exception as exc:
+            LOG.error("%s %s: could not release the lease: %s", report, period.label, exc)
+        if outcome == "ok":
             self.pending.pop(key, None)
             self.alerted.discard(key)
             self.announced.add(key)
-            return f"{report} {period.label}: {kind}, sent"
-        finally:
-            leases_.release(report, period.label)
+            return f"{report} {period.label}: {worker.kind}, sent"
+        if outcome == "gate":
+            give_up = parse_duration(config.delivery.give_up_after)
+            if now - worker.fire >= give_up:
+                self.given_up.add(key)
+                self.pending.pop(key, None)
+                self._alert(config, period.label, f"gave up after {config.delivery.give_up_after}: {text}")
+                return f"{report} {period.label}: data still not ready, gave up and alerted"
+            retry = parse_duration(config.delivery.retry_every)
+            self.pending[key] = Pending(worker.fire, now + retry)
+            return f"{report} {period.label}: data not ready, held; retry at {(now + retry).isoformat()}"
+        # any failure: alerted (once), retried later, the others go on
+        if outcome != "failed" and key not in self.alerted:  # killed: the run could not alert itself
+            self._alert(config, period.label, f"{report} {period.label}: run FAILED: {text}")
+        self.alerted.add(key)
+        retry = parse_duration(config.delivery.retry_every)
+        retry_at = max(now, self.clock()) + retry
+        self.pending[key] = Pending(worker.fire, retry_at)
+        return f"{report} {period.label}: FAILED: {text}; retry at {retry_at.isoformat()}"
 
     # the loop ----------------------------------------------------------------------------------
     def next_wake(self) -> dt.datetime:
         now = self.clock()
-        times = [next_fire(c, now) for c in self.configs]
+        times = [t for c in self.configs if (t := next_fire(c, now)) is not None]
         times += [p.next_try for p in self.pending.values()]
+        times += [now + dt.timedelta(seconds=w.deadline - time.monotonic()) for w in self.workers.values()]
         # wake at least every 5 minutes, so expired leases of crashed peers are noticed
         return min([*times, now + dt.timedelta(minutes=5)])
 
@@ -352,9 +602,12 @@ class Scheduler:
             if self.reload.is_set():
                 self.reload.clear()
                 self.reread()
-            self.tick()
+            self.tick(wait=False)
             wait = max(0.0, (self.next_wake() - self.clock()).total_seconds())
             (sleep or self._wait)(min(wait, 300.0))
+        if self.workers:  # stop after the current runs (each until its deadline at most)
+            LOG.info("stopping after the runs in progress: %s", ", ".join(sorted(self.workers)))
+            self._collect(block=True)
         LOG.info("stopped")
 
     def reread(self) -> bool:
@@ -374,12 +627,12 @@ class Scheduler:
         return True
 
     def _wait(self, seconds: float) -> None:
-        """Sleep until the next wake-up, a stop, or a SIGHUP (checked every second: a reload
-        does not wait for the next wake-up, up to 5 minutes away)."""
+        """Sleep until the next wake-up, a stop, a SIGHUP (checked every second: a reload does not
+        wait for the next wake-up, up to 5 minutes away), or a worker that has finished."""
         end = time.monotonic() + seconds
         while not self.stop.is_set() and not self.reload.is_set():
             left = end - time.monotonic()
-            if left <= 0:
+            if left <= 0 or any(w.done() for w in self.workers.values()):
                 return
             self.stop.wait(min(left, 1.0))
 
@@ -387,3 +640,18 @@ class Scheduler:
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
+
+
+def describe_next(config: Config, now: dt.datetime) -> str:
+    """The next fire time, or why there is none."""
+    fire = next_fire(config, now)
+    if fire is None:
+        return f"never (the cron expression '{config.delivery.schedule}' matches no date)"
+    return fire.isoformat()
+
+
+def _words(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
