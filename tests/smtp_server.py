@@ -255,6 +255,7 @@ class Trickler:
                     sock.shutdown(socket.SHUT_RDWR)
             source.close()
 
+
 class RawServer:
     """A hand-written SMTP server on 127.0.0.1 (one thread per connection) for what aiosmtpd
     cannot do: misbehave in the middle of DATA. ``fate[address]`` says what happens to a message
