@@ -43,7 +43,13 @@ _BOUNDS = {
     "less_than_equal": "at most",
     "less_than": "less than",
 }
-_ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+# An address: a dot-atom before the @ (RFC 5322: letters, digits and !#$%&*+/=?^_`{|}~- in runs
+# joined by single dots; non-ASCII letters too), a host name after it (labels of letters, digits
+# and inner hyphens, at least two). No "..", no leading or trailing dot, nothing a path could use
+# to climb out of a folder (a "/" alone is valid, and names no folder: see files.recipient_name).
+_ATOM = r"[A-Za-z0-9!#$%&*+/=?^_`{|}~\-\u0080-\U0010ffff]+"
+_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
+_ADDRESS = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
 
 
 def parse_duration(text: str) -> dt.timedelta:

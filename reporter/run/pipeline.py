@@ -23,7 +23,7 @@ from reporter.config.model import Config
 from reporter.delivery.archive import Files
 from reporter.delivery.ledger import Ledger, default_url
 from reporter.errors import QualityGateError, RunError, UsageError, check_interrupted
-from reporter.files import report_file, write_atomic, write_together
+from reporter.files import confined, recipient_name, report_file, write_atomic, write_together
 from reporter.periods import Period
 from reporter.progress import stage
 from reporter.results import Results
@@ -222,7 +222,7 @@ def _run(
         # An earlier run's files stay as they were, whole: results.json only beside no PDF.
         kept = (folder / pdf_name).is_file()
         if not kept:
-            files.write_together({results_path: results.to_json().encode("utf-8")})
+            files.write_together({confined(results_path, root): results.to_json().encode("utf-8")})
         # One failed check per line (eight sources make eight lines, not one of 900 characters).
         lines = [f"  - {text}" for text in failed]
         lines.append(
@@ -248,10 +248,11 @@ def _run(
     check_interrupted()  # a Ctrl-C Python dropped during the render still stops the run here
     extra = built.files(folder) if built is not None else {}
     extra |= {folder / f"chat-{kind}.json": body for kind, body in bodies.items()}
-    files.write_together(
-        {results_path: results.to_json().encode("utf-8"), folder / pdf_name: pdf, **extra},
-        remove=[folder / name for name in _owned(config, target.label)],
-    )
+    contents = {results_path: results.to_json().encode("utf-8"), folder / pdf_name: pdf, **extra}
+    owned = [folder / name for name in _owned(config, target.label)]
+    for path in [*contents, *owned]:
+        confined(path, root)  # every write of a run stays in its output folder
+    files.write_together(contents, remove=owned)
     outcome.files += list(extra)
     check_interrupted()
     if config.delivery.email is None and not config.delivery.chat:
@@ -382,7 +383,8 @@ def _bursts(
     only: list[str] | None = None,
 ) -> list[Any]:
     """Every recipient's filtered report: rendered in parallel, written under
-    ``recipients/<address>/``, delivered with ``send_to`` (``deliver`` with the run's ledger)."""
+    ``recipients/<name>/`` (``files.recipient_name``), delivered with ``send_to`` (``deliver``
+    with the run's ledger)."""
     from reporter.delivery.send import DeliveryOutcome
     from reporter.run.burst import bursts
 
@@ -401,13 +403,13 @@ def _bursts(
         if burst.results is None:
             outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", f"report failed: {burst.error}"))
             continue
-        sub = folder / "recipients" / burst.email.lower()
-        write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"))
+        sub = folder / "recipients" / recipient_name(burst.email)
+        write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"), within=folder)
         if burst.pdf is None:
             failed = "; ".join(c.detail for c in burst.results.quality.checks if not c.passed)
             outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", f"quality gate: {failed}"))
             continue
-        write_atomic(sub / pdf_name, burst.pdf)
+        write_atomic(sub / pdf_name, burst.pdf, within=folder)
         outcomes += send_to(config, burst.results, burst.pdf, pdf_name, sub, recipients=[burst.email.lower()])
     return outcomes
 
