@@ -74,6 +74,18 @@ def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _allow_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-dir",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="a folder outside the configuration's and the output folder that the YAML's paths may "
+        "name (repeatable; also REPORTER_ALLOW_DIRS)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="reporter",
@@ -86,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "validate", "check a configuration file or folder; report every error")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
+    p.add_argument(
+        "--output",
+        type=Path,
+        help="the output folder the run will use (default: report.output_dir, else ./output)",
+    )
+    _allow_dir(p)
 
     p = _command(sub, "run", "compute, render, archive and deliver a period's report")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
@@ -99,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="with --force: re-send to this address only (repeatable)",
     )
+    _allow_dir(p)
 
     p = _command(
         sub, "resolve", "settle a delivery in review: it arrived (--sent) or send it again (--resend)"
@@ -113,14 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--resend", action="store_true", help="it did not arrive: send it again, once")
     p.add_argument("--report", help="the report id, when CONFIG is a folder of several reports")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
 
     p = _command(sub, "schedule", "run every report on its delivery.schedule, until stopped")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
 
     p = _command(sub, "status", "next runs, last outcomes, deliveries pending or failed")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
 
     p = _command(sub, "verify", "check every archived file against the manifest; exit 1 on any problem")
     p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
@@ -139,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "reproduce", "re-render an archived PDF from the YAML and data it names")
     p.add_argument("pdf", type=Path, metavar="ARCHIVED_PDF")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
 
     p = _command(sub, "init", "write a starter report (YAML, sample data, schema) into a folder")
     p.add_argument("folder", type=Path, metavar="DIR", help="where to write (created if needed)")
@@ -149,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
 
     _command(sub, "schema", "print the JSON Schema of the report YAML (editor completion and checks)")
     return parser
@@ -213,9 +237,12 @@ def _main(
             parser.print_help()
             return 2
         _check_output_option(args)
-        if args.command == "schedule":
-            return _schedule(args, clock or _real_clock)
-        return _COMMANDS[args.command](args)
+        from reporter.config.paths import operator_paths
+
+        with operator_paths(getattr(args, "allow_dir", []), getattr(args, "output", None)):
+            if args.command == "schedule":
+                return _schedule(args, clock or _real_clock)
+            return _COMMANDS[args.command](args)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -394,10 +421,13 @@ def _init(args: argparse.Namespace) -> int:
         f"  reporter run {report} --no-send"
     )
     if done.source_yaml is not None:
+        # a file outside the report's folder is read only from a folder the operator allows
+        data = args.source.resolve().parent
+        allow = "" if data.is_relative_to(args.folder.resolve()) else f" --allow-dir {data}"
         print(
             f"and a report over {args.source.name} in {done.source_yaml}; "
             "try it on a month your file covers:\n"
-            f"  reporter preview {done.source_yaml} --period YYYY-MM"
+            f"  reporter preview {done.source_yaml} --period YYYY-MM{allow}"
         )
     return 0
 

@@ -184,3 +184,273 @@ def test_a_symbolic_link_in_the_output_folder_cannot_lead_a_write_outside(tmp_pa
         f": not written: it leads outside the output folder {folder}"
     )
     assert list(outside.iterdir()) == []
+
+
+# -- paths the YAML names --------------------------------------------------------------------
+
+SECRET = "SECRET-MARKER-7f3a"
+
+
+def _report(folder: Path, *, source: str = "orders.csv", extra: str = "", delivery: str = "") -> Path:
+    _data(folder)
+    path = folder / "r.yaml"
+    path.write_text(
+        f"""report: {{id: paths, title: Ventes, timezone: Europe/Paris, locale: fr_FR{extra}}}
+sources:
+  orders: {{type: csv, path: "{source}", date_column: date}}
+metrics:
+  revenue: {{source: orders, agg: sum, column: amount}}
+kpis:
+  revenue: {{label: Chiffre d'affaires, formula: revenue, format: currency}}
+{delivery}""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _validate(capsys, *argv: str) -> tuple[int, list[str]]:
+    from reporter.cli import main
+
+    code = main(["validate", *argv])
+    return code, capsys.readouterr().err.splitlines()
+
+
+def _outside_csv(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    _data(outside)
+    return outside / "orders.csv"
+
+
+def test_a_data_file_outside_the_configuration_folder_is_a_validation_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REPORTER_ALLOW_DIRS", raising=False)
+    secret = _outside_csv(tmp_path)
+    path = _report(tmp_path / "config", source=str(secret))
+    code, err = _validate(capsys, str(path))
+    assert code == 2
+    assert err == [
+        f"{path}:3:29: sources.orders.path: {secret} is outside the configuration's folder and the output "
+        f"folder; put it in {tmp_path / 'config'} or the output folder, or let the operator allow its "
+        "folder with --allow-dir DIR (or REPORTER_ALLOW_DIRS)",
+        "1 error: nothing was run or sent.",
+    ]
+    # the operator allows the folder: on the command line, or in the environment
+    assert _validate(capsys, str(path), "--allow-dir", str(tmp_path / "outside"))[0] == 0
+    monkeypatch.setenv("REPORTER_ALLOW_DIRS", f"/nonexistent{os.pathsep}{tmp_path / 'outside'}")
+    assert _validate(capsys, str(path))[0] == 0
+
+
+def test_a_symbolic_link_in_the_configuration_folder_does_not_lead_out(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    secret = _outside_csv(tmp_path)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "data.csv").symlink_to(secret)
+    path = _report(config, source="data.csv")
+    code, err = _validate(capsys, str(path))
+    assert code == 2
+    assert err[0].startswith(
+        f"{path}:3:29: sources.orders.path: data.csv is outside the configuration's folder"
+    )
+
+
+def test_relative_paths_that_climb_out_are_refused_for_every_path_key(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    outside = tmp_path / "outside"
+    (outside / "tpl").mkdir(parents=True)
+    (outside / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 32)
+    (outside / "ca.pem").write_text("not a certificate")
+    path = _report(
+        tmp_path / "config",
+        extra=", template: ../outside/tpl, logo: ../outside/logo.png, output_dir: ../elsewhere",
+        delivery="""delivery:
+  email:
+    from: reporting@acme.test
+    to: [ceo@acme.test]
+    smtp: {host: 127.0.0.1, ca_file: ../outside/ca.pem}
+  archive: {dir: ../somewhere}
+""",
+    )
+    code, err = _validate(capsys, str(path))
+    assert code == 2
+    keys = [line.split(": ")[1] for line in err[:-1]]
+    assert sorted(keys) == sorted(
+        [
+            "report.output_dir",
+            "report.logo",  # the logo's own rule: the configuration's folder or the template's
+            "report.template",
+            "delivery.email.smtp.ca_file",
+            "delivery.archive.dir",
+        ]
+    )
+    # the output folder, once output_dir is refused, is ./output under the working directory
+    (archive,) = [line for line in err if "delivery.archive.dir" in line]
+    assert archive.endswith(
+        f"delivery.archive.dir: ../somewhere is outside the output folder ({tmp_path / 'output'}); leave it "
+        "out (the archive is then the output folder's archive/), or let the operator allow its folder "
+        "with --allow-dir DIR (or REPORTER_ALLOW_DIRS)"
+    )
+    (output_dir,) = [line for line in err if "report.output_dir" in line]
+    assert output_dir.endswith(
+        f"report.output_dir: ../elsewhere is outside the configuration's folder; write a folder inside "
+        f"{tmp_path / 'config'}, give --output on the command line, or let the operator allow its folder "
+        "with --allow-dir DIR (or REPORTER_ALLOW_DIRS)"
+    )
+
+
+def test_the_archive_folder_may_be_in_the_output_folder_or_an_allowed_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _report(tmp_path / "config", delivery="delivery:\n  archive: {dir: ../out/archive}\n")
+    assert _validate(capsys, str(path))[0] == 2  # ./output is the output folder: not ../out
+    assert _validate(capsys, str(path), "--output", str(tmp_path / "out"))[0] == 0
+    assert _validate(capsys, str(path), "--allow-dir", str(tmp_path / "out"))[0] == 0
+
+
+def test_a_run_refuses_an_archive_outside_the_folder_it_writes(tmp_path):
+    """Called as a library (no command line to say the output folder), the run checks the
+    archive folder against the folder it writes to, before anything is written or sent."""
+    path = _report(tmp_path / "config", delivery="delivery:\n  archive: {dir: ../archive}\n")
+    config = load_config(path, env={})
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError) as exc:
+        run_report(config, period="2026-10", now=NOW, output=out)
+    assert str(exc.value.problems[0]) == (
+        f"{path}: delivery.archive.dir: ../archive is outside the output folder ({out}); leave it out (the "
+        "archive is then the output folder's archive/), or let the operator allow its folder with "
+        "--allow-dir DIR (or REPORTER_ALLOW_DIRS)"
+    )
+    assert not out.exists()
+    assert not (tmp_path / "archive").exists()
+
+
+def test_the_default_archive_is_in_the_output_folder(tmp_path):
+    path = _report(
+        tmp_path / "config",
+        delivery="delivery:\n  email: {from: reporting@acme.test, to: [ceo@acme.test]}\n",
+    )
+    out = tmp_path / "out"
+    run_report(load_config(path, env={}), period="2026-10", now=NOW, output=out)
+    assert (out / "archive" / "paths" / "2026-10" / "paths_2026-10_v1.pdf").is_file()
+    assert not (tmp_path / "config" / "output").exists()
+
+
+class _Web:
+    """A loopback HTTP server that counts the requests it gets (none may come)."""
+
+    def __enter__(self) -> _Web:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[str] = []
+        web = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                web.requests.append(self.path)
+                body = f"h1 {{ color: red }} /* {SECRET} */".encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/css")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_email_inlines_no_stylesheet_from_a_file_or_a_url(tmp_path):
+    """A template's e-mail that links a stylesheet outside its folder and one on a server:
+    neither is read nor fetched; the message carries neither's content."""
+    from reporter.assets import TEMPLATES
+
+    evil = tmp_path / "outside" / "evil.css"
+    evil.parent.mkdir()
+    evil.write_text(f"h1 {{ color: red }} /* {SECRET} */ .x {{ font-family: '{SECRET}' }}")
+    config = tmp_path / "config"
+    (config / "tpl").mkdir(parents=True)
+    with _Web() as web:
+        html = (TEMPLATES / "executive" / "email.html").read_text(encoding="utf-8")
+        links = (
+            f'<link rel="stylesheet" href="{evil}">'
+            f'<link rel="stylesheet" href="file://{evil}">'
+            f'<link rel="stylesheet" href="{web.url("/remote.css")}">\n<style>'
+        )
+        (config / "tpl" / "email.html").write_text(html.replace("<style>", links, 1), encoding="utf-8")
+        path = _report(
+            config,
+            extra=", template: ./tpl",
+            delivery="delivery:\n  email: {from: reporting@acme.test, to: [ceo@acme.test]}\n",
+        )
+        out = tmp_path / "out"
+        run_report(load_config(path, env={}), period="2026-10", now=NOW, output=out)
+        assert web.requests == []
+    message = (out / "paths" / "2026-10" / "email.eml").read_text(encoding="utf-8")
+    sent = (out / "outbox" / "paths" / "2026-10" / "ceo@acme.test.eml").read_text(encoding="utf-8")
+    assert SECRET not in message
+    assert SECRET not in sent
+
+
+def _preview(path: Path, out: Path, capsys) -> tuple[int, str]:
+    from reporter.cli import main
+
+    code = main(["preview", str(path), "--period", "2026-10", "--output", str(out)])
+    return code, capsys.readouterr().err
+
+
+def test_the_preview_reads_no_stylesheet_outside_the_template_folder(tmp_path, capsys):
+    evil = tmp_path / "outside" / "evil.css"
+    evil.parent.mkdir()
+    evil.write_text(f"/* {SECRET} */")
+    config = tmp_path / "config"
+    (config / "tpl").mkdir(parents=True)
+    (config / "tpl" / "report.css").symlink_to(evil)
+    path = _report(config, extra=", template: ./tpl")
+    out = tmp_path / "out"
+    code, err = _preview(path, out, capsys)
+    assert (code, err.strip()) == (
+        1,
+        f"reporter: error: template report.css: it leads outside its folder {config / 'tpl'}; "
+        "nothing was written",
+    )
+    assert not any(SECRET in p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        'url("../../outside/secret.png")',
+        "url(/etc/hostname)",
+        '@import "../../outside/evil.css"',
+        "url('{web}')",
+    ],
+)
+def test_the_preview_css_refers_to_no_file_outside_and_no_url(tmp_path, capsys, reference):
+    from reporter.assets import TEMPLATES
+
+    config = tmp_path / "config"
+    (config / "tpl").mkdir(parents=True)
+    with _Web() as web:
+        reference = reference.replace("{web}", web.url("/x.png"))
+        css = (TEMPLATES / "executive" / "report.css").read_text(encoding="utf-8")
+        rule = f"{reference};" if reference.startswith("@") else f".cover {{ background: {reference}; }}"
+        (config / "tpl" / "report.css").write_text(f"{rule}\n{css}", encoding="utf-8")
+        path = _report(config, extra=", template: ./tpl")
+        out = tmp_path / "out"
+        code, err = _preview(path, out, capsys)
+        assert web.requests == []
+    assert code == 1
+    assert "is not a file of its folder" in err
+    assert err.strip().endswith("the preview reads only the template folder and fetches no URL")
+    assert not list(out.rglob("*.html"))

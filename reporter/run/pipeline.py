@@ -76,7 +76,7 @@ def run_report(
     the run failed in the ledger and alerts before it propagates. ``recipients``: deliver to
     these addresses only (``--force --recipient``, ``resolve --resend``). ``files``: the file
     operations and ``open_ledger`` the ledger (a test injects failing ones)."""
-    from reporter.delivery.archiving import ArchiveStep, archive_key
+    from reporter.delivery.archiving import ArchiveStep, archive_key, check_archive_dir
 
     files = files or Files()
     target = resolve_period(config, period, now)
@@ -84,6 +84,7 @@ def run_report(
     root = output_root(config, output)
     folder = root / config.report.id / target.label
     if send:
+        check_archive_dir(config, root)
         root.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         url = config.delivery.ledger or default_url(root)
