@@ -60,6 +60,8 @@ EXAMPLES = {
   reporter resolve config/example.yaml 2026-10 ceo@acme.fr --resend   # it did not: send once more""",
     "schema": """example:
   reporter schema > reporter.schema.json     # for an editor without the repository's copy""",
+    "release": """example:
+  reporter release config/sales.yaml     # this file now owns its report id (it replaces another)""",
 }
 
 
@@ -130,6 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--sent", action="store_true", help="the recipient has it: record it as sent")
     how.add_argument("--resend", action="store_true", help="it did not arrive: send it again, once")
+    p.add_argument("--report", help="the report id, when CONFIG is a folder of several reports")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
+
+    p = _command(
+        sub, "release", "hand a report id over to this file on its ledger (a moved or replaced YAML)"
+    )
+    p.add_argument(
+        "config", type=Path, metavar="CONFIG", help="the report's YAML file (or a folder, with --report)"
+    )
     p.add_argument("--report", help="the report id, when CONFIG is a folder of several reports")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     _allow_dir(p)
@@ -239,7 +251,8 @@ def _main(
         _check_output_option(args)
         from reporter.config.paths import operator_paths
 
-        with operator_paths(getattr(args, "allow_dir", []), getattr(args, "output", None)):
+        allowed, output = getattr(args, "allow_dir", []), getattr(args, "output", None)
+        with operator_paths(allowed, output, runs=args.command != "reproduce"):
             if args.command == "schedule":
                 return _schedule(args, clock or _real_clock)
             return _COMMANDS[args.command](args)
@@ -710,6 +723,27 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _release(args: argparse.Namespace) -> int:
+    from reporter.delivery.ledger import Ledger, default_url
+    from reporter.render.texts import load_checked
+    from reporter.run.stages import output_root
+
+    config = _one_report(load_checked(args.config), args)
+    root = output_root(config, args.output)
+    if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
+        raise UsageError(f"no ledger in {root} (ledger.sqlite): no report id is bound there; see --output")
+    with Ledger(config.delivery.ledger or default_url(root)) as ledger:
+        before = ledger.release_report(config.report.id, config.file, now())
+    owner, report = config.file.resolve(), config.report.id
+    if before is None:
+        print(f"{report}: now belongs to {owner} (no file held it)")
+    elif before == str(owner):
+        print(f"{report}: already belongs to {owner}")
+    else:
+        print(f"{report}: now belongs to {owner}; {before} may no longer run it on this ledger")
+    return 0
+
+
 NOT_TRACKED = "runs with --no-send are not tracked (they send nothing and leave no ledger entry)"
 
 
@@ -724,4 +758,5 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "schema": _schema,
     "init": _init,
     "resolve": _resolve,
+    "release": _release,
 }

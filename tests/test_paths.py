@@ -454,3 +454,109 @@ def test_the_preview_css_refers_to_no_file_outside_and_no_url(tmp_path, capsys, 
     assert "is not a file of its folder" in err
     assert err.strip().endswith("the preview reads only the template folder and fetches no URL")
     assert not list(out.rglob("*.html"))
+
+
+# -- a report id belongs to the file that first ran it ---------------------------------------
+
+
+def _mail(port: int, to: str, title: str) -> str:
+    return f"""  email:
+    from: reporting@acme.test
+    to: [{to}]
+    subject: "{title} {{{{ period.label }}}}"
+    subject_tally: false
+    smtp: {{host: 127.0.0.1, port: {port}, security: none}}
+"""
+
+
+def test_a_borrowed_report_id_is_refused_and_the_owner_still_delivers(tmp_path, capsys):
+    """The attacker's YAML, in another folder, declares the victim's id and recipient on the
+    same output folder (so the same ledger): refused before anything is recorded or sent; the
+    victim's next period is delivered as usual."""
+    from reporter.cli import main
+
+    out = tmp_path / "out"
+    with Server(tmp_path) as server:
+        victim = _yaml(tmp_path / "victim", "sales", _mail(server.port, "ceo@acme.test", "Sales"))
+        attacker = _yaml(tmp_path / "attacker", "sales", _mail(server.port, "ceo@acme.test", "Forged"))
+        assert main(["run", str(victim), "--period", "2026-09", "--output", str(out)]) == 0
+        capsys.readouterr()
+
+        assert main(["run", str(attacker), "--period", "2026-10", "--output", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.splitlines()[-1] == (
+            f"reporter: FAILED: {attacker}: report.id 'sales' belongs to {victim} on this ledger: "
+            "nothing was run or sent; give this report its own id, or, if this file replaces that one, "
+            f"hand the id over with: reporter release {attacker}"
+        )
+        assert [r.message["Subject"] for r in server.handler.received] == ["Sales septembre 2026"]
+        assert not (out / "sales" / "2026-10").exists()
+
+        assert main(["run", str(victim), "--period", "2026-10", "--output", str(out)]) == 0
+        assert [r.message["Subject"] for r in server.handler.received] == [
+            "Sales septembre 2026",
+            "Sales octobre 2026",
+        ]
+        capsys.readouterr()
+
+        # The operator hands the id over (the attacker's file replaces the victim's): it is the
+        # victim's turn to be refused.
+        assert main(["release", str(attacker), "--output", str(out)]) == 0
+        assert capsys.readouterr().out == (
+            f"sales: now belongs to {attacker}; {victim} may no longer run it on this ledger\n"
+        )
+        assert main(["run", str(victim), "--period", "2026-11", "--output", str(out)]) == 1
+        assert f"report.id 'sales' belongs to {attacker} on this ledger" in capsys.readouterr().err
+        assert main(["release", str(attacker), "--output", str(out)]) == 0
+        assert capsys.readouterr().out == f"sales: already belongs to {attacker}\n"
+
+
+def test_an_edited_yaml_keeps_its_report_id(tmp_path, capsys):
+    """The binding is the file's path: editing the YAML (another title, another recipient) keeps it."""
+    from reporter.cli import main
+
+    out = tmp_path / "out"
+    with Server(tmp_path) as server:
+        path = _yaml(tmp_path / "config", "sales", _mail(server.port, "ceo@acme.test", "Sales"))
+        assert main(["run", str(path), "--period", "2026-09", "--output", str(out)]) == 0
+        path.write_text(path.read_text().replace("ceo@acme.test", "cfo@acme.test").replace("Sales", "Ventes"))
+        assert main(["run", str(path), "--period", "2026-10", "--output", str(out)]) == 0
+        assert [r.message["Subject"] for r in server.handler.received] == [
+            "Sales septembre 2026",
+            "Ventes octobre 2026",
+        ]
+
+
+def test_release_without_a_ledger_says_so(tmp_path, capsys):
+    from reporter.cli import main
+
+    path = _yaml(tmp_path / "config", "sales", "  email: {from: reporting@acme.test, to: [ceo@acme.test]}\n")
+    assert main(["release", str(path), "--output", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        f"reporter: error: no ledger in {tmp_path / 'out'} (ledger.sqlite): no report id is bound there; "
+        "see --output\n"
+    )
+
+
+def test_reproduce_does_not_judge_the_archive_folder_it_never_writes(tmp_path, capsys, monkeypatch):
+    """A PDF archived in a folder the operator allowed then is reproduced without that
+    permission: reproduce writes no archive, so the YAML's archive.dir is not judged."""
+    from reporter.cli import main
+
+    archive = tmp_path / "vault"
+    path = _report(
+        tmp_path / "config",
+        delivery="delivery:\n  email: {from: reporting@acme.test, to: [ceo@acme.test]}\n"
+        f"  archive: {{dir: {archive}}}\n",
+    )
+    out = tmp_path / "out"
+    assert (
+        main(["run", str(path), "--period", "2026-10", "--output", str(out), "--allow-dir", str(archive)])
+        == 0
+    )
+    capsys.readouterr()
+    archived = archive / "paths" / "2026-10" / "paths_2026-10_v1.pdf"
+    assert main(["reproduce", str(archived), "--output", str(tmp_path / "again")]) == 0, (
+        capsys.readouterr().err
+    )
+    assert (tmp_path / "again" / "reproduced" / archived.name).read_bytes() == archived.read_bytes()

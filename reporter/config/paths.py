@@ -38,12 +38,16 @@ _OPERATOR = _Operator()
 
 
 @contextlib.contextmanager
-def operator_paths(allowed: Sequence[Path] = (), output: Path | None = None) -> Iterator[None]:
+def operator_paths(
+    allowed: Sequence[Path] = (), output: Path | None = None, *, runs: bool = True
+) -> Iterator[None]:
     """What the command line says for the time of one command: the folders ``--allow-dir``
-    allows and the ``--output`` folder (None: the report's ``output_dir``, else ``./output``)."""
+    allows and the ``--output`` folder (None: the report's ``output_dir``, else ``./output``).
+    ``runs``: the command runs reports into that output folder (``reproduce`` does not: it
+    archives nothing, so an archive folder is not judged)."""
     global _OPERATOR
     before = _OPERATOR
-    _OPERATOR = _Operator(tuple(allowed), output, known=True)
+    _OPERATOR = _Operator(tuple(allowed), output if runs else None, known=runs)
     try:
         yield
     finally:

@@ -89,6 +89,8 @@ def run_report(
     with contextlib.ExitStack() as stack:
         url = config.delivery.ledger or default_url(root)
         ledger = stack.enter_context(open_ledger(url)) if send else None
+        if ledger is not None:
+            _own_report_id(config, ledger, now)
         run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
         run_key = f"{config.report.id}-{target.label}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
         step = None
@@ -137,6 +139,20 @@ def run_report(
             ledger.finish_run(run_id, now, "ok")
         return outcome
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _own_report_id(config: Config, ledger: Ledger, now: dt.datetime) -> None:
+    """The report id belongs to this configuration file on this ledger (the first file that ran
+    it owns it): another file declaring it would mark the owner's deliveries as its own, so it
+    is refused before anything is recorded, written or sent, and nobody is alerted (its
+    ``alerts_to`` is the other file's to choose)."""
+    owner = ledger.bind_report(config.report.id, config.file, now)
+    if owner is not None:
+        raise RunError(
+            f"{config.file}: report.id '{config.report.id}' belongs to {owner} on this ledger: nothing "
+            f"was run or sent; give this report its own id, or, if this file replaces that one, hand "
+            f"the id over with: reporter release {config.file}"
+        )
 
 
 def _failed(
