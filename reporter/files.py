@@ -32,7 +32,7 @@ def recipient_name(address: str) -> str:
     ``<name>.eml``). A plain address (letters, digits and ``@ . _ + -`` only, not starting with a
     dot) is its own name, lower-cased: ``alice@acme.fr``. Any other (``a/b@acme.fr``, which is a
     valid address) is reduced to those characters and followed by a hash of the whole address,
-    ``a_b@acme.fr-1f3870be27``: never a path, never a hidden file, and two addresses never share a
+    ``a_b@acme.fr-87afc7557f``: never a path, never a hidden file, and two addresses never share a
     name (a plain address that ends in the same hash is the only way to collide, and only the
     same YAML can name both)."""
     lowered = address.strip().lower()
