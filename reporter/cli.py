@@ -61,6 +61,8 @@ EXAMPLES = {
   reporter resolve config/example.yaml 2026-10 ceo@acme.fr --resend   # it did not: send once more""",
     "schema": """example:
   reporter schema > reporter.schema.json     # for an editor without the repository's copy""",
+    "release": """example:
+  reporter release config/sales.yaml     # this file now owns its report id (it replaces another)""",
 }
 
 
@@ -75,6 +77,18 @@ def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _allow_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-dir",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="a folder outside the configuration's and the output folder that the YAML's paths may "
+        "name (repeatable; also REPORTER_ALLOW_DIRS)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="reporter",
@@ -87,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "validate", "check a configuration file or folder; report every error")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
+    p.add_argument(
+        "--output",
+        type=Path,
+        help="the output folder the run will use (default: report.output_dir, else ./output)",
+    )
+    _allow_dir(p)
 
     p = _command(sub, "run", "compute, render, archive and deliver a period's report")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
@@ -100,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="with --force: re-send to this address only (repeatable)",
     )
+    _allow_dir(p)
 
     p = _command(
         sub, "resolve", "settle a delivery in review: it arrived (--sent) or send it again (--resend)"
@@ -114,14 +135,27 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--resend", action="store_true", help="it did not arrive: send it again, once")
     p.add_argument("--report", help="the report id, when CONFIG is a folder of several reports")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
+
+    p = _command(
+        sub, "release", "hand a report id over to this file on its ledger (a moved or replaced YAML)"
+    )
+    p.add_argument(
+        "config", type=Path, metavar="CONFIG", help="the report's YAML file (or a folder, with --report)"
+    )
+    p.add_argument("--report", help="the report id, when CONFIG is a folder of several reports")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
 
     p = _command(sub, "schedule", "run every report on its delivery.schedule, until stopped")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
 
     p = _command(sub, "status", "next runs, last outcomes, deliveries pending or failed")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
 
     p = _command(sub, "verify", "check every archived file against the manifest; exit 1 on any problem")
     p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
@@ -155,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         "by default none is run",
     )
     p.add_argument("--output", type=Path, help="output folder (default: ./output), the PDF in reproduced/")
+    _allow_dir(p)
 
     p = _command(sub, "init", "write a starter report (YAML, sample data, schema) into a folder")
     p.add_argument("folder", type=Path, metavar="DIR", help="where to write (created if needed)")
@@ -165,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
 
     _command(sub, "schema", "print the JSON Schema of the report YAML (editor completion and checks)")
     return parser
@@ -229,9 +265,13 @@ def _main(
             parser.print_help()
             return 2
         _check_output_option(args)
-        if args.command == "schedule":
-            return _schedule(args, clock or _real_clock)
-        return _COMMANDS[args.command](args)
+        from reporter.config.paths import operator_paths
+
+        allowed, output = getattr(args, "allow_dir", []), getattr(args, "output", None)
+        with operator_paths(allowed, output, runs=args.command != "reproduce"):
+            if args.command == "schedule":
+                return _schedule(args, clock or _real_clock)
+            return _COMMANDS[args.command](args)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -415,10 +455,13 @@ def _init(args: argparse.Namespace) -> int:
         f"  reporter run {report} --no-send"
     )
     if done.source_yaml is not None:
+        # a file outside the report's folder is read only from a folder the operator allows
+        data = args.source.resolve().parent
+        allow = "" if data.is_relative_to(args.folder.resolve()) else f" --allow-dir {data}"
         print(
             f"and a report over {args.source.name} in {done.source_yaml}; "
             "try it on a month your file covers:\n"
-            f"  reporter preview {done.source_yaml} --period YYYY-MM"
+            f"  reporter preview {done.source_yaml} --period YYYY-MM{allow}"
         )
     return 0
 
@@ -741,6 +784,27 @@ def _status_ledger(config: Any, url: str) -> None:
                 print(f"  archive {step['period']} (run {step['run_id']}): {step['state']}{error}")
 
 
+def _release(args: argparse.Namespace) -> int:
+    from reporter.delivery.ledger import Ledger, default_url
+    from reporter.render.texts import load_checked
+    from reporter.run.stages import output_root
+
+    config = _one_report(load_checked(args.config), args)
+    root = output_root(config, args.output)
+    if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
+        raise UsageError(f"no ledger in {root} (ledger.sqlite): no report id is bound there; see --output")
+    with Ledger(config.delivery.ledger or default_url(root)) as ledger:
+        before = ledger.release_report(config.report.id, config.file, now())
+    owner, report = config.file.resolve(), config.report.id
+    if before is None:
+        print(f"{report}: now belongs to {owner} (no file held it)")
+    elif before == str(owner):
+        print(f"{report}: already belongs to {owner}")
+    else:
+        print(f"{report}: now belongs to {owner}; {before} may no longer run it on this ledger")
+    return 0
+
+
 NOT_TRACKED = "runs with --no-send are not tracked (they send nothing and leave no ledger entry)"
 
 
@@ -755,4 +819,5 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "schema": _schema,
     "init": _init,
     "resolve": _resolve,
+    "release": _release,
 }

@@ -8,8 +8,10 @@ so the rename survives a power cut."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -19,6 +21,41 @@ def report_file(report: str, period: str, ext: str) -> str:
     """The name of a report's output file: ``marketing-monthly_2026-10.pdf`` (the PDF, the
     workbook), the same in the output folder, on the message and in the digest's words."""
     return f"{report}_{period}.{ext}"
+
+
+# The characters a recipient's file or folder name keeps as they are.
+_PLAIN = re.compile(r"[a-z0-9@._+-]+")
+
+
+def recipient_name(address: str) -> str:
+    """The file or folder name that stands for a recipient (``recipients/<name>/``, the outbox's
+    ``<name>.eml``). A plain address (letters, digits and ``@ . _ + -`` only, not starting with a
+    dot) is its own name, lower-cased: ``alice@acme.fr``. Any other (``a/b@acme.fr``, which is a
+    valid address) is reduced to those characters and followed by a hash of the whole address,
+    ``a_b@acme.fr-87afc7557f``: never a path, never a hidden file, and two addresses never share a
+    name (a plain address that ends in the same hash is the only way to collide, and only the
+    same YAML can name both)."""
+    lowered = address.strip().lower()
+    if _PLAIN.fullmatch(lowered) and not lowered.startswith(".") and len(lowered) <= 200:
+        return lowered
+    slug = re.sub(r"[^a-z0-9@._+-]+", "_", lowered).strip("._-+")[:60] or "recipient"
+    return f"{slug}-{hashlib.sha256(lowered.encode('utf-8')).hexdigest()[:10]}"
+
+
+class OutsideFolder(OSError):
+    """A write that would land outside the folder it belongs to (a ``..``, an absolute part or
+    a symbolic link that leads elsewhere): refused before anything is written."""
+
+
+def confined(path: Path, folder: Path) -> Path:
+    """``path``, checked to lie inside ``folder`` once ``..`` and every symbolic link on the way
+    are resolved (those of its folders and of the file itself when they exist); OutsideFolder
+    otherwise."""
+    real = path.resolve()
+    if not real.is_relative_to(folder.resolve()):
+        why = f"not written: it leads outside the output folder {folder}"
+        raise OutsideFolder(errno.EPERM, why, str(path))
+    return path
 
 
 def fsync_dir(folder: Path) -> None:
@@ -42,17 +79,26 @@ def _umask() -> int:
 _MODE = 0o666 & ~_umask()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``, whole or not at all, durably."""
-    write_together({path: data})
+def write_atomic(path: Path, data: bytes, *, within: Path | None = None) -> None:
+    """Replace ``path`` with ``data``, whole or not at all, durably; ``within``: see
+    ``write_together``."""
+    write_together({path: data}, within=within)
 
 
-def write_together(contents: Mapping[Path, bytes], remove: Iterable[Path] = ()) -> None:
+def write_together(
+    contents: Mapping[Path, bytes], remove: Iterable[Path] = (), *, within: Path | None = None
+) -> None:
     """Put several files in place as one step (a run's results.json, PDF and e-mail): each is
     first written whole and fsynced to a temporary file beside its target; only when every one is
     written are they renamed over their targets, then ``remove`` deleted and the folders fsynced.
     A failure while writing (a full disk) leaves every target as it was, no temporary file and
-    no folder it made, and the OSError names the file it was writing (not a temporary name)."""
+    no folder it made, and the OSError names the file it was writing (not a temporary name).
+    ``within``: the folder every file (and every one removed) must lie in, symbolic links
+    resolved; any other is refused (OutsideFolder) before anything is written."""
+    remove = list(remove)
+    if within is not None:
+        for target in [*contents, *remove]:
+            confined(target, within)
     staged: list[tuple[str, Path]] = []
     made: list[Path] = []
     path = None

@@ -446,7 +446,8 @@ def source_report(path: Path, folder: Path) -> SourceReport:
         "sources:",
         f"  {source_name}:",
         "    type: csv",
-        f"    path: {_q(shown_path.as_posix())}",
+        f"    path: {_q(shown_path.as_posix())}"
+        + ("" if not shown_path.is_absolute() else "   # outside this folder: run with --allow-dir"),
         f"    date_column: {_q(found.date_column)}",
         "    # frequency: daily         # weekly or monthly when the file has a row per week or month",
         "    csv:",

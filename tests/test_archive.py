@@ -180,7 +180,7 @@ def test_no_secret_from_the_environment_in_the_pdf(tmp_path):
         config = load_config(config_path, env=env)
         delivery = config.delivery.model_copy(
             update={
-                "archive": config.delivery.archive.model_copy(update={"dir": tmp_path / "archive"}),
+                "archive": config.delivery.archive.model_copy(update={"dir": tmp_path / "out" / "archive"}),
                 "email": Email(**{"from": "r@acme.test"}, to=["x@acme.test"]),
             }
         )
@@ -232,7 +232,7 @@ def test_reproduce_an_archived_pdf(tmp_path, capsys):
     config = load_config(tmp_path / "config" / "example.yaml", env={})
     run_report(config, period="2026-10", now=NOW, output=tmp_path / "out")
     archived = (
-        tmp_path / "output" / "archive" / "marketing-monthly" / "2026-10" / "marketing-monthly_2026-10_v1.pdf"
+        tmp_path / "out" / "archive" / "marketing-monthly" / "2026-10" / "marketing-monthly_2026-10_v1.pdf"
     )
     data = str(tmp_path / "config")
     again = ["reproduce", str(archived), "--output", str(tmp_path / "again"), "--data", data]

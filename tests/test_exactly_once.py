@@ -32,10 +32,20 @@ PEOPLE = ["a@acme.test", "b@acme.test", "c@acme.test", "d@acme.test", "e@acme.te
 OPS = "ops@acme.test"
 
 
-def tiny(folder: Path, port: int, *, to=PEOPLE, data_timeout: float = 600, name="tiny", where=None) -> Path:
+def tiny(
+    folder: Path,
+    port: int,
+    *,
+    to=PEOPLE,
+    data_timeout: float = 600,
+    name="tiny",
+    where=None,
+    archive="archive",
+) -> Path:
     """A small report (one CSV, one KPI, PDF/A with results.json inside) delivering to ``to``;
     its archive is ``folder/archive`` and, run with ``--output folder``, its ledger
-    ``folder/ledger.sqlite`` (beside the archive, where ``verify`` looks)."""
+    ``folder/ledger.sqlite`` (beside the archive, where ``verify`` looks). Run with another
+    output folder, ``archive`` must name a folder inside it (``out/archive``)."""
     days = [dt.date(2025, 10, 1) + dt.timedelta(days=i) for i in range(396)]
     write_csv(folder / "orders.csv", ["date", "amount"], [[d.isoformat(), d.day * 10] for d in days])
     condition = f", where: {json.dumps(where)}" if where else ""
@@ -54,7 +64,7 @@ def tiny(folder: Path, port: int, *, to=PEOPLE, data_timeout: float = 600, name=
             from: reporting@acme.test
             to: [{", ".join(to)}]
             smtp: {{host: 127.0.0.1, port: {port}, security: none, timeout: 10, data_timeout: {data_timeout}}}
-          archive: {{dir: archive}}
+          archive: {{dir: {archive}}}
         """)
     path = folder / f"{name}.yaml"
     path.write_text(text)
@@ -555,14 +565,14 @@ def test_a_ctrl_c_python_dropped_still_stops_the_run_before_anything_is_written_
     assert errors.INTERRUPTED.is_set()  # ...the flag did not
     try:
         with Server(tmp_path) as server:
-            config = load_config(tiny(tmp_path, server.port), env={})
+            config = load_config(tiny(tmp_path, server.port, archive="out/archive"), env={})
             with pytest.raises(KeyboardInterrupt):
                 run_report(config, period="2026-10", now=NOW, output=tmp_path / "out")
             assert server.handler.received == []
     finally:
         errors.INTERRUPTED.clear()
     assert not (tmp_path / "out" / "tiny").exists()  # no results.json, no PDF
-    assert not (tmp_path / "archive").exists()
+    assert not (tmp_path / "out" / "archive").exists()
     with Ledger(default_url(tmp_path / "out")) as ledger:
         assert [(r["outcome"], r["error"]) for r in ledger.runs_of("tiny")] == [("failed", "interrupted")]
         assert ledger.all("tiny") == []

@@ -122,7 +122,9 @@ def test_every_yaml_starts_with_the_modeline_and_the_schema_is_written(tmp_path:
     assert {"report", "sources", "metrics", "kpis"} <= set(schema["properties"])
 
 
-def test_source_latin1_semicolon_decimal_comma(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_source_latin1_semicolon_decimal_comma(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     found = sniff(WEB)
     assert (found.delimiter, found.decimal, found.encoding) == (";", ",", "latin-1")
     assert (found.date_column, found.date_format) == ("date", "%d/%m/%Y")
@@ -140,12 +142,17 @@ def test_source_latin1_semicolon_decimal_comma(tmp_path: Path, capsys: pytest.Ca
     assert capsys.readouterr().out.endswith(
         f"and a report over web_traffic.csv in {folder / 'web-traffic.yaml'}; "
         "try it on a month your file covers:\n"
-        f"  reporter preview {folder / 'web-traffic.yaml'} --period YYYY-MM\n"
+        f"  reporter preview {folder / 'web-traffic.yaml'} --period YYYY-MM "
+        f"--allow-dir {WEB.resolve().parent}\n"
     )
-    assert cli.main(["validate", str(folder / "web-traffic.yaml")]) == 0
+    # the CSV is outside the report's folder: read only from a folder the operator allows
+    assert cli.main(["validate", str(folder / "web-traffic.yaml")]) == 2
+    assert f"sources.web_traffic.path: {WEB.resolve()} is outside" in capsys.readouterr().err
+    assert cli.main(["validate", str(folder / "web-traffic.yaml"), "--allow-dir", str(WEB.parent)]) == 0
     assert capsys.readouterr().out.endswith(
         "web-traffic.yaml: valid — 1 source, 7 metrics, 7 KPIs, 0 objectives, 0 breakdowns, 0 funnel stages\n"
     )
+    monkeypatch.setenv("REPORTER_ALLOW_DIRS", str(WEB.parent))
     config = load_config(folder / "web-traffic.yaml")
     source = config.sources["web_traffic"]
     assert source.path == WEB.resolve()  # outside the folder: absolute

@@ -61,8 +61,10 @@ def test_labels_fall_back_to_what_the_yaml_names(demo_report):
     assert en.source_file("web") == "data/web_traffic.csv"
 
 
-def test_a_file_outside_the_yaml_folder_is_shown_by_its_name(make_config, tmp_path):
+def test_a_file_outside_the_yaml_folder_is_shown_by_its_name(make_config, tmp_path, monkeypatch):
     from tests.conftest import write_csv
+
+    monkeypatch.setenv("REPORTER_ALLOW_DIRS", str(tmp_path / "elsewhere"))  # the operator allows it
 
     data = write_csv(tmp_path / "elsewhere" / "d.csv", ["date", "n"], [["2026-10-01", 1]])
     (tmp_path / "sub").mkdir()

@@ -304,8 +304,8 @@ def test_a_report_that_raises_does_not_stop_the_others(tmp_path):
     from tests.test_exactly_once import OPS, count, tiny
 
     with Server(tmp_path) as server:
-        tiny(tmp_path, server.port, to=["good@acme.test"], name="good")
-        tiny(tmp_path, server.port, to=["bad@acme.test"], name="bad")
+        tiny(tmp_path, server.port, to=["good@acme.test"], name="good", archive="out/archive")
+        tiny(tmp_path, server.port, to=["bad@acme.test"], name="bad", archive="out/archive")
         clock = Clock(at("2026-11-01T12:00:00+00:00"))
         s = Scheduler(tmp_path, output=tmp_path / "out", clock=clock, env={})
         s.load()
@@ -341,8 +341,8 @@ def test_a_report_whose_ledger_cannot_be_opened_is_alerted_and_the_others_go_on(
     from tests.test_exactly_once import OPS, count, tiny
 
     with Server(tmp_path) as server:
-        tiny(tmp_path, server.port, to=["good@acme.test"], name="good")
-        broken = tiny(tmp_path, server.port, to=["bad@acme.test"], name="bad")
+        tiny(tmp_path, server.port, to=["good@acme.test"], name="good", archive="out/archive")
+        broken = tiny(tmp_path, server.port, to=["bad@acme.test"], name="bad", archive="out/archive")
         (tmp_path / "not-a-folder").write_text("x")
         broken.write_text(
             broken.read_text().replace(

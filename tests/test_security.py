@@ -426,7 +426,7 @@ ATTACKS: dict[str, Attack] = {
         check=lambda work: _location_redacted(work / "out" / "sec" / "2026-10" / "results.json"),
         out=[
             "sec 2026-10: done — out/sec/2026-10/results.json, out/sec/2026-10/sec_2026-10.pdf, "
-            "out/sec/2026-10/email.eml, T/work/output/archive/sec/2026-10/sec_2026-10_v1.pdf",
+            "out/sec/2026-10/email.eml, T/work/out/archive/sec/2026-10/sec_2026-10_v1.pdf",
             "  boss@acme.test: sent",
         ],
     ),
@@ -478,7 +478,8 @@ ATTACKS: dict[str, Attack] = {
             9,
             "report.logo",
             "../outside/logo.png is outside the configuration's folder and the template's; "
-            "put the logo next to the configuration file or in the template folder",
+            "put the logo next to the configuration file or in the template folder, or let the operator "
+            "allow its folder with --allow-dir DIR (or REPORTER_ALLOW_DIRS)",
         ),
         yaml=replace("  timezone: UTC\n", "  timezone: UTC\n  logo: ../outside/logo.png\n"),
         setup=lambda work: png(work.parent / "outside" / "logo.png"),
@@ -490,7 +491,9 @@ ATTACKS: dict[str, Attack] = {
             L_SALES,
             28,
             "sources.sales.path",
-            "/proc/self/environ is a system file, not a regular file; name a data file",
+            "/proc/self/environ is outside the configuration's folder and the output folder; put it in "
+            "T/work or the output folder, or let the operator allow its folder with --allow-dir DIR (or "
+            "REPORTER_ALLOW_DIRS)",
         ),
         yaml=replace("path: sales.csv", "path: /proc/self/environ"),
     ),
@@ -912,10 +915,10 @@ def test_hostile_input(tmp_path, monkeypatch, capsys, name):
     if case.out is not None:
         assert out.splitlines() == case.out
     assert "Traceback" not in out + "\n".join(err)
-    # nothing written or changed outside the output folder (and the configured archive)
+    # nothing written or changed outside the output folder (the archive is in it)
     after = _snapshot(tmp_path)
     changed = [p for p, v in after.items() if before.get(p) != v]
-    allowed = [work / "out"] + ([work / "output" / "archive"] if case.sent else [])
+    allowed = [work / "out"]
     assert all(any(p.is_relative_to(a) for a in allowed) for p in changed), changed
     assert_no_secret(changed, out, *err, messages=messages)
     case.check(work)
@@ -1165,6 +1168,7 @@ def test_a_whole_run_with_smtp_login_leaks_the_password_nowhere(tmp_path, monkey
         (work / F).write_text(text)
         monkeypatch.chdir(work)
         monkeypatch.setenv("SMTP_PASSWORD", MARKER)
+        monkeypatch.setenv("REPORTER_ALLOW_DIRS", str(Path(server.cert).parent))  # the operator's CA
         before = _snapshot(tmp_path)
         code = main(RUN)
         captured = capsys.readouterr()

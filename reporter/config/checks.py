@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -23,6 +23,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from reporter.assets import builtin_templates, catalogue_languages, resolve_template
 from reporter.config import guards
 from reporter.config import model as m
+from reporter.config import paths as confine
 from reporter.config.loader import Document, Path_, format_path, load_yaml
 from reporter.config.scripts import mixed_scripts
 from reporter.config.sql import read_columns
@@ -44,7 +45,13 @@ _BOUNDS = {
     "less_than_equal": "at most",
     "less_than": "less than",
 }
-_ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+# An address: a dot-atom before the @ (RFC 5322: letters, digits and !#$%&*+/=?^_`{|}~- in runs
+# joined by single dots; non-ASCII letters too), a host name after it (labels of letters, digits
+# and inner hyphens, at least two). No "..", no leading or trailing dot, nothing a path could use
+# to climb out of a folder (a "/" alone is valid, and names no folder: see files.recipient_name).
+_ATOM = r"[A-Za-z0-9!#$%&*+/=?^_`{|}~\-\u0080-\U0010ffff]+"
+_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
+_ADDRESS = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
 
 
 # The longest duration each key accepts: a longer one is a mistake (or a way to make the
@@ -207,6 +214,7 @@ class _Checker:
         self.formulas: dict[str, Formula] = {}
         self.kpi_order: list[str] = []  # empty while the KPIs' formulas have a problem
         self.absent: set[str] = set()  # sections whose names cannot be checked (missing)
+        self.outside: set[Path_] = set()  # keys naming a path outside the allowed folders: not read
 
     def add(self, path: Path_, message: str, hint: str = "", *, key: bool = False) -> None:
         self.problems.append(self.doc.problem(path, message, hint, key=key))
@@ -246,6 +254,7 @@ class _Checker:
         self._check_objectives()
         self._check_analyses()
         self._check_delivery()
+        self._check_paths()
         guards.check_static(self)
         if check_data:
             self._check_data()
@@ -751,6 +760,68 @@ class _Checker:
                     "improve must be ≤ keep, e.g. {keep: 1.5, improve: 0.8}",
                 )
 
+    # -- paths -------------------------------------------------------------------------------
+    def _check_paths(self) -> None:
+        """Every path the YAML names, ``..`` and symbolic links resolved, lies in the
+        configuration's folder, the output folder or a folder the operator allows (see
+        ``config/paths.py``); a path outside is an error and is never read."""
+        delivery: m.Delivery | None = self.parts.get("delivery")
+        allowed = confine.allowed_dirs()
+        output = confine.output_folder(self._output_dir(allowed))
+        folders = [self.base_dir, *([output] if output is not None else []), *allowed]
+        where = "the configuration's folder" + (" and the output folder" if output is not None else "")
+        hint = f"put it in {self.base_dir}" + (" or the output folder" if output is not None else "")
+        hint += ", " + confine.allow_hint()
+        for key, value in self._named_paths():
+            if not confine.inside(self._resolve(value), folders):
+                self._outside(key, value, where, hint)
+        archive = delivery.archive.dir if delivery is not None else None
+        if archive is None or output is None:
+            return
+        if not confine.inside(self._resolve(archive), [output, *allowed]):
+            hint = "leave it out (the archive is then the output folder's archive/), " + confine.allow_hint()
+            self._outside(("delivery", "archive", "dir"), archive, f"the output folder ({output})", hint)
+
+    def _output_dir(self, allowed: list[Path]) -> Path | None:
+        """``report.output_dir`` resolved, when the YAML sets it and no ``--output`` replaces it;
+        an error when it lies outside the configuration's folder and the allowed ones."""
+        report: m.Report | None = self.parts.get("report")
+        if report is None or report.output_dir is None or confine.output_given():
+            return None
+        folder = self._resolve(report.output_dir)
+        if confine.inside(folder, [self.base_dir, *allowed]):
+            return folder
+        self._outside(
+            ("report", "output_dir"),
+            report.output_dir,
+            "the configuration's folder",
+            f"write a folder inside {self.base_dir}, give --output on the command line, "
+            + confine.allow_hint(),
+        )
+        return None
+
+    def _named_paths(self) -> Iterator[tuple[Path_, Path]]:
+        """The paths the YAML names that are read: template folder, sources, CA file."""
+        report: m.Report | None = self.parts.get("report")
+        if report is not None:  # the logo: see guards (the configuration's or the template's folder)
+            found = resolve_template(report.template, self.base_dir)
+            if isinstance(found, list) and len(found) > 1:  # a folder of the user's, not a built-in
+                yield ("report", "template"), Path(report.template)
+        for name, source in (self.parts.get("sources") or {}).items():
+            if source.path is not None:
+                yield ("sources", name, "path"), source.path
+        delivery: m.Delivery | None = self.parts.get("delivery")
+        smtp = delivery.email.smtp if delivery is not None and delivery.email is not None else None
+        if smtp is not None and smtp.ca_file is not None:
+            yield ("delivery", "email", "smtp", "ca_file"), smtp.ca_file
+
+    def _resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.base_dir / path
+
+    def _outside(self, key: Path_, value: Path, where: str, hint: str) -> None:
+        self.outside.add(key)
+        self.add(key, f"{value} is outside {where}", hint)
+
     def _check_delivery(self) -> None:
         delivery: m.Delivery | None = self.parts.get("delivery")
         report: m.Report | None = self.parts.get("report")
@@ -908,7 +979,7 @@ class _Checker:
 
     def _source_columns(self, name: str, src: m.Source) -> list[str] | None:
         """The columns of a file source, or None (with a problem added) when they cannot be read."""
-        if src.type not in FILE_KINDS or src.path is None:
+        if src.type not in FILE_KINDS or src.path is None or ("sources", name, "path") in self.outside:
             return None
         path = src.path if src.path.is_absolute() else self.base_dir / src.path
         special = check_named_file(path) if path.exists() else None

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from reporter.assets import resolve_template
 from reporter.config import model as m
 from reporter.config.loader import Path_
+from reporter.config.paths import allow_hint, allowed_dirs
 from reporter.config.sql import (
     BAD_DATE_HINT,
     DATE_RANGE,
@@ -143,7 +144,7 @@ def _check_email(checker: Any, email: m.Email) -> None:
             checker, (*base, "recipients", i, "email"), rcpt.email, skip_breaks=True, invisible=True
         )
     smtp = email.smtp
-    if smtp is not None and smtp.ca_file is not None:
+    if smtp is not None and smtp.ca_file is not None and (*base, "smtp", "ca_file") not in checker.outside:
         ca = smtp.ca_file if smtp.ca_file.is_absolute() else checker.base_dir / smtp.ca_file
         reason = check_ca_file(ca)
         if reason:
@@ -188,14 +189,14 @@ def _check_header(
 
 
 def _check_logo(checker: Any, report: m.Report) -> None:
-    if report.logo is None:
+    if report.logo is None or ("report", "logo") in checker.outside:
         return
     logo = report.logo if report.logo.is_absolute() else checker.base_dir / report.logo
     reason = check_named_file(logo)
     if reason:
         checker.add(("report", "logo"), reason, "name a PNG, JPEG, GIF, WebP or SVG file")
         return
-    folders = [checker.base_dir]
+    folders = [checker.base_dir, *allowed_dirs()]
     found = resolve_template(report.template or "executive", checker.base_dir)
     if isinstance(found, list):
         folders += found
@@ -203,7 +204,7 @@ def _check_logo(checker: Any, report: m.Report) -> None:
         checker.add(
             ("report", "logo"),
             f"{report.logo} is outside the configuration's folder and the template's",
-            "put the logo next to the configuration file or in the template folder",
+            "put the logo next to the configuration file or in the template folder, " + allow_hint(),
         )
         return
     if image_kind(logo) is None:

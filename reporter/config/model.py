@@ -729,12 +729,14 @@ class Email(_Model):
 
 
 class Archive(_Model):
-    dir: Path = Field(
-        Path("output/archive"),
+    dir: Path | None = Field(
+        None,
         description=(
-            "The archive folder (relative to this file); files there are never overwritten or deleted."
+            "The archive folder (relative to this file), inside the output folder or a folder the operator "
+            "allows (`--allow-dir`); default: `archive` in the output folder. Files there are never "
+            "overwritten or deleted."
         ),
-        examples=["/srv/archive/reporter"],
+        examples=["../output/archive"],
     )
     pdfa: bool = Field(
         True,
@@ -852,7 +854,7 @@ class Delivery(_Model):
     archive: Archive = Field(
         Archive(),
         description="The auditor's archive of delivered PDFs.",
-        examples=[{"dir": "output/archive", "pdfa": True}],
+        examples=[{"dir": "../output/archive", "pdfa": True}],
     )
     chat: list[Chat] = Field(
         [],

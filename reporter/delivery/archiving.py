@@ -38,8 +38,25 @@ def archive_key(env: Mapping[str, str] | None) -> str | None:
     return key
 
 
-def archive_dir(config: Config) -> Path:
-    return config.resolve(config.delivery.archive.dir).resolve()
+def archive_dir(config: Config, root: Path) -> Path:
+    """``delivery.archive.dir``, or ``archive`` in the output folder ``root``."""
+    folder = config.delivery.archive.dir
+    return (root / "archive" if folder is None else config.resolve(folder)).resolve()
+
+
+def check_archive_dir(config: Config, root: Path) -> None:
+    """``delivery.archive.dir`` lies in the output folder ``root`` or a folder the operator
+    allows (validation says so at the key's line when it knows the output folder; a run checks
+    again with the folder it writes to, before anything is written or sent)."""
+    from reporter.config.paths import allow_hint, allowed_dirs, inside
+    from reporter.errors import ConfigError, Problem
+
+    folder = config.delivery.archive.dir
+    if folder is None or inside(config.resolve(folder), [root, *allowed_dirs()]):
+        return
+    message = f"{folder} is outside the output folder ({root.resolve()})"
+    hint = "leave it out (the archive is then the output folder's archive/), " + allow_hint()
+    raise ConfigError([Problem(str(config.file), None, None, "delivery.archive.dir", message, hint)])
 
 
 @dataclass
@@ -110,7 +127,7 @@ class ArchiveStep:
             _discard(staged)
 
     def _archive(self, run_id: int, pdf: bytes, run_key: str, reason: str | None, *, reuse: bool) -> None:
-        archive = archive_dir(self.config)
+        archive = archive_dir(self.config, self.root)
         report = self.config.report.id
         try:
             done = archive_pdf(

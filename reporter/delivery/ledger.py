@@ -136,6 +136,28 @@ manifest_lines = sa.Table(
     sa.Column("state", sa.String(20), nullable=False),  # intent | written | aborted
 )
 
+# Which configuration file a report id belongs to on this ledger: the first file that ran it.
+# Another file declaring the same id is refused (it would mark the owner's deliveries as its
+# own) until an operator hands the id over (``reporter release``). The file is known by its
+# resolved path, so editing the YAML keeps the binding; the fingerprint is the SHA-256 of that
+# path, the value compared.
+report_owners = sa.Table(
+    "report_owners",
+    metadata,
+    sa.Column("report", sa.String(200), primary_key=True),
+    sa.Column("config", sa.Text, nullable=False),  # the owner's resolved path, for messages
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("bound", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def config_fingerprint(config: Path) -> tuple[str, str]:
+    """A configuration file's identity on a ledger: its resolved path and that path's SHA-256."""
+    import hashlib
+
+    path = str(config.resolve())
+    return path, hashlib.sha256(path.encode("utf-8")).hexdigest()
+
 
 @dataclass
 class Delivery:
@@ -278,6 +300,32 @@ class Ledger:
                 pk = next(iter(table.primary_key.columns))
                 return conn.execute(statement.returning(pk)).first() is not None
             return conn.execute(statement).rowcount == 1
+
+    # report ids ---------------------------------------------------------------------------
+    def bind_report(self, report: str, config: Path, now: dt.datetime) -> str | None:
+        """Bind ``report`` to the configuration file ``config`` when no file holds it yet; the
+        path of the other file that holds it, or None when ``config`` does (or now does)."""
+        path, fingerprint = config_fingerprint(config)
+        row = dict(report=report, config=path, fingerprint=fingerprint, bound=now)
+        if self._insert_new(report_owners, row):
+            return None
+        with self.engine.connect() as conn:
+            held = conn.execute(sa.select(report_owners).where(report_owners.c.report == report)).first()
+        if held is None:  # released between the two statements: try once more
+            return None if self._insert_new(report_owners, row) else self.bind_report(report, config, now)
+        return None if held.fingerprint == fingerprint else str(held.config)
+
+    def release_report(self, report: str, config: Path, now: dt.datetime) -> str | None:
+        """Hand ``report`` to ``config``, taking it from the file that held it: that file's
+        path (None when no file held it)."""
+        path, fingerprint = config_fingerprint(config)
+        with self.engine.begin() as conn:
+            held = conn.execute(sa.select(report_owners).where(report_owners.c.report == report)).first()
+            conn.execute(report_owners.delete().where(report_owners.c.report == report))
+            conn.execute(
+                report_owners.insert().values(report=report, config=path, fingerprint=fingerprint, bound=now)
+            )
+        return None if held is None else str(held.config)
 
     # runs -------------------------------------------------------------------------------
     def start_run(self, report: str, period: str, now: dt.datetime, trigger: str = "cli") -> int:

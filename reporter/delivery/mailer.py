@@ -36,7 +36,7 @@ from typing import Any
 from reporter.config.model import Smtp
 from reporter.delivery.deadline import Deadline
 from reporter.errors import RunError
-from reporter.files import write_atomic
+from reporter.files import recipient_name, write_atomic
 
 CONVERSATION_STEPS = 4  # the conversation up to the message's end: at most this many smtp.timeout
 
@@ -159,7 +159,8 @@ class Mailer:
         """Deliver ``message`` to ``recipient``; ``on_attempt(n, error)`` is called after each
         attempt so the ledger counts them."""
         if self.smtp is None:
-            write_atomic(self.outbox / f"{_safe(recipient)}.eml", message.as_bytes())
+            path = self.outbox / f"{recipient_name(recipient)}.eml"
+            write_atomic(path, message.as_bytes(), within=self.outbox)
             on_attempt(1, None)
             return SendResult("sent", 1)
         error: str | None = None
@@ -275,7 +276,3 @@ def _for(code: int, text: bytes | str) -> Exception:
     if 400 <= code < 500:
         return _Transient(detail)
     return _Permanent(detail)
-
-
-def _safe(address: str) -> str:
-    return "".join(c if c.isalnum() or c in "@._-+" else "_" for c in address.lower())

@@ -204,7 +204,7 @@ def deliver(
     if built is None:
         first = targets[0] if targets else None
         built = build_email(config, results, pdf, pdf_name, now, recipient=first, ledger=ledger, force=force)
-        write_together(built.files(folder))
+        write_together(built.files(folder), within=root)
     mailer = None
     if ledger is not None:
         mailer = Mailer(

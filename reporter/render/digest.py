@@ -237,7 +237,9 @@ def build_digest(config: Config, results: Results, *, recipient: str = "") -> Di
         subject = f"{subject} · {tally}"
     view = as_mapping(typed(DigestContext, context))
     html = render(_template(env, "email.html"), view, "email template")
-    html = css_inline.inline(html)
+    # Styles come from the template's own <style>; a <link>ed stylesheet (a URL, a file) is
+    # never loaded, so nothing is fetched and no file outside the template folder is read.
+    html = css_inline.CSSInliner(load_remote_stylesheets=False).inline(html)
     text = wrap_text(render(_template(env, "email.txt"), view, "email template"))
     return Digest(subject=subject, html=html, text=text, images=images)
 

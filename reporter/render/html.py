@@ -404,8 +404,42 @@ def screen_css(config: Config) -> str:
     ``screen.css`` of the template's folders, else the built-in one. The PDF never reads it."""
     for folder in [*template_dirs(config), TEMPLATES / DEFAULT]:
         if (folder / "screen.css").is_file():
-            return (folder / "screen.css").read_text(encoding="utf-8")
+            return _confined_css(folder, "screen.css")
     return ""
+
+
+def _confined_css(folder: Path, name: str) -> str:
+    """A stylesheet of the template folder for the preview, read only when it lies in that
+    folder (a symbolic link to another file is refused), each ``url()`` and ``@import`` made an
+    absolute ``file:`` URL of a file in the folder; a URL or a file elsewhere is a RunError."""
+    path = folder / name
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise RunError(f"template {name}: it leads outside its folder {folder}; nothing was written")
+    css = path.read_text(encoding="utf-8")
+
+    def local(match: re.Match[str]) -> str:
+        target = next(g for g in match.groups() if g is not None).strip()
+        if target.startswith("data:") or target.startswith("#"):
+            return match.group(0)
+        found = folder / target
+        if (
+            "://" in target
+            or ":" in target.split("/")[0]
+            or not found.resolve().is_relative_to(folder.resolve())
+        ):
+            raise RunError(
+                f"template {name}: '{target}' is not a file of its folder {folder}; the preview reads "
+                "only the template folder and fetches no URL"
+            )
+        return f'url("{found.resolve().as_uri()}")'
+
+    css = _URL.sub(local, css)
+    return _IMPORT.sub(lambda m: f"@import {local(m)}", css)
+
+
+# url("x"), url('x'), url(x); @import "x" (the url() form is caught by _URL)
+_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.IGNORECASE)
+_IMPORT = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 
 
 def render_html(config: Config, results: Results, *, for_browser: bool = False) -> str:
@@ -417,9 +451,7 @@ def render_html(config: Config, results: Results, *, for_browser: bool = False) 
     context["for_browser"] = for_browser
     context["inline_css"] = ""
     if for_browser:
-        folder = stylesheet_dir(config)
-        css = (folder / "report.css").read_text(encoding="utf-8") + "\n" + screen_css(config)
-        css = re.sub(r'url\("(?!data:)([^"]+)"\)', lambda m: f'url("{(folder / m.group(1)).as_uri()}")', css)
+        css = _confined_css(stylesheet_dir(config), "report.css") + "\n" + screen_css(config)
         context["inline_css"] = Markup(css.replace("</", "<\\/"))
     return render(_template(env, "report.html"), as_mapping(typed(ReportContext, context)), "report template")
 

@@ -29,7 +29,7 @@ from reporter.errors import (
     UsageError,
     check_interrupted,
 )
-from reporter.files import report_file, write_atomic, write_together
+from reporter.files import confined, recipient_name, report_file, write_atomic, write_together
 from reporter.periods import Period
 from reporter.progress import stage
 from reporter.results import Results
@@ -83,7 +83,7 @@ def run_report(
     the run failed in the ledger and alerts before it propagates. ``recipients``: deliver to
     these addresses only (``--force --recipient``, ``resolve --resend``). ``files``: the file
     operations and ``open_ledger`` the ledger (a test injects failing ones)."""
-    from reporter.delivery.archiving import ArchiveStep, archive_key
+    from reporter.delivery.archiving import ArchiveStep, archive_key, check_archive_dir
 
     files = files or Files()
     target = resolve_period(config, period, now)
@@ -91,6 +91,7 @@ def run_report(
     root = output_root(config, output)
     folder = root / config.report.id / target.label
     if send:
+        check_archive_dir(config, root)
         root.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         url = config.delivery.ledger or default_url(root)
@@ -102,6 +103,7 @@ def run_report(
         )
         try:
             if ledger is not None:
+                _own_report_id(config, ledger, now)
                 from reporter.delivery.journal import reconcile
 
                 reconcile(ledger, root, config.report.id, now)  # outcomes a lost ledger could not record
@@ -202,6 +204,20 @@ def _located(config: Config, period: str, exc: BaseException) -> BaseException:
     return exc
 
 
+def _own_report_id(config: Config, ledger: Ledger, now: dt.datetime) -> None:
+    """The report id belongs to this configuration file on this ledger (the first file that ran
+    it owns it): another file declaring it would mark the owner's deliveries as its own, so it
+    is refused before anything is recorded, written or sent, and nobody is alerted (its
+    ``alerts_to`` is the other file's to choose)."""
+    owner = ledger.bind_report(config.report.id, config.file, now)
+    if owner is not None:
+        raise RunError(
+            f"{config.file}: report.id '{config.report.id}' belongs to {owner} on this ledger: nothing "
+            f"was run or sent; give this report its own id, or, if this file replaces that one, hand "
+            f"the id over with: reporter release {config.file}"
+        )
+
+
 def _failed(
     config: Config,
     ledger: Ledger,
@@ -288,7 +304,7 @@ def _run(
         # An earlier run's files stay as they were, whole: results.json only beside no PDF.
         kept = (folder / pdf_name).is_file()
         if not kept:
-            files.write_together({results_path: results.to_json().encode("utf-8")})
+            files.write_together({confined(results_path, root): results.to_json().encode("utf-8")})
         # One failed check per line (eight sources make eight lines, not one of 900 characters).
         lines = [f"  - {text}" for text in failed]
         lines.append(
@@ -314,10 +330,11 @@ def _run(
     check_interrupted()  # a Ctrl-C Python dropped during the render still stops the run here
     extra = built.files(folder) if built is not None else {}
     extra |= {folder / f"chat-{kind}.json": body for kind, body in bodies.items()}
-    files.write_together(
-        {results_path: results.to_json().encode("utf-8"), folder / pdf_name: pdf, **extra},
-        remove=[folder / name for name in _owned(config, target.label)],
-    )
+    contents = {results_path: results.to_json().encode("utf-8"), folder / pdf_name: pdf, **extra}
+    owned = [folder / name for name in _owned(config, target.label)]
+    for path in [*contents, *owned]:
+        confined(path, root)  # every write of a run stays in its output folder
+    files.write_together(contents, remove=owned)
     outcome.files += list(extra)
     check_interrupted()
     if config.delivery.email is None and not config.delivery.chat:
@@ -462,7 +479,8 @@ def _bursts(
     only: list[str] | None = None,
 ) -> list[Any]:
     """Every recipient's filtered report: rendered in parallel, written under
-    ``recipients/<address>/``, delivered with ``send_to`` (``deliver`` with the run's ledger)."""
+    ``recipients/<name>/`` (``files.recipient_name``), delivered with ``send_to`` (``deliver``
+    with the run's ledger)."""
     from reporter.delivery.send import DeliveryOutcome
     from reporter.run.burst import bursts
 
@@ -481,13 +499,13 @@ def _bursts(
         if burst.results is None:
             outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", f"report failed: {burst.error}"))
             continue
-        sub = folder / "recipients" / burst.email.lower()
-        write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"))
+        sub = folder / "recipients" / recipient_name(burst.email)
+        write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"), within=folder)
         if burst.pdf is None:
             failed = "; ".join(c.detail for c in burst.results.quality.checks if not c.passed)
             outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", f"quality gate: {failed}"))
             continue
-        write_atomic(sub / pdf_name, burst.pdf)
+        write_atomic(sub / pdf_name, burst.pdf, within=folder)
         outcomes += send_to(config, burst.results, burst.pdf, pdf_name, sub, recipients=[burst.email.lower()])
     return outcomes
 
