@@ -37,7 +37,6 @@ kpis:
   revenue: {formula: revenue, format: currency}
 delivery:
   email: {from: reports@acme.test, to: [boss@acme.test]}
-  archive: {dir: archive}
 """
 ROWS = [["2026-09-10", 80], ["2026-10-01", 50], ["2026-10-15", 70], ["2026-10-31", 30]]
 NOTHING = "1 error: nothing was run or sent."
@@ -50,13 +49,14 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_csv(work / "data" / "sales.csv", ["date", "amount"], ROWS)
     (work / F).write_text(BASE, encoding="utf-8")
     assert main(["run", str(work / F), "--period", "2026-10", "--output", str(work / "out")]) == 0
-    (pdf,) = (work / "archive").rglob("*.pdf")
+    (pdf,) = (work / "out" / "archive").rglob("*.pdf")
     return pdf
 
 
 def origin(archived: Path) -> Path:
-    """The folder the archived report was run from (its YAML and data/)."""
-    return archived.parents[3]
+    """The folder the archived report was run from (its YAML and data/; the archive is
+    out/archive/<report>/<period>/ under it)."""
+    return archived.parents[4]
 
 
 def craft(archived: Path, dest: Path, yaml_text: str) -> Path:
@@ -261,7 +261,7 @@ def test_an_allowed_sql_source_is_run(tmp_path, monkeypatch, capsys):
     )
     (work / F).write_text(yaml_text, encoding="utf-8")
     assert main(["run", str(work / F), "--period", "2026-10", "--output", str(work / "out")]) == 0
-    (pdf,) = (work / "archive").rglob("*.pdf")
+    (pdf,) = (work / "out" / "archive").rglob("*.pdf")
     code, err, changed = reproduce(
         tmp_path, monkeypatch, capsys, pdf, "--data", str(work), "--allow-sql-sources", "sales"
     )
