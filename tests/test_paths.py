@@ -556,7 +556,6 @@ def test_reproduce_does_not_judge_the_archive_folder_it_never_writes(tmp_path, c
     )
     capsys.readouterr()
     archived = archive / "paths" / "2026-10" / "paths_2026-10_v1.pdf"
-    assert main(["reproduce", str(archived), "--output", str(tmp_path / "again")]) == 0, (
-        capsys.readouterr().err
-    )
+    again = ["--data", str(tmp_path / "config"), "--output", str(tmp_path / "again")]
+    assert main(["reproduce", str(archived), *again]) == 0, capsys.readouterr().err
     assert (tmp_path / "again" / "reproduced" / archived.name).read_bytes() == archived.read_bytes()
