@@ -74,6 +74,16 @@ def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
     return parser
 
 
+CONNECTIONS_HELP = (
+    "the operator's connections file: a YAML mapping of connection names to URLs "
+    "(default: $REPORTER_CONNECTIONS; REPORTER_CONNECTION_<NAME> variables win over it)"
+)
+
+
+def _connections_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--connections", type=Path, metavar="FILE", help=CONNECTIONS_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="reporter",
@@ -86,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "validate", "check a configuration file or folder; report every error")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
+    _connections_option(p)
 
     p = _command(sub, "run", "compute, render, archive and deliver a period's report")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
@@ -99,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="with --force: re-send to this address only (repeatable)",
     )
+    _connections_option(p)
 
     p = _command(
         sub, "resolve", "settle a delivery in review: it arrived (--sent) or send it again (--resend)"
@@ -113,14 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--resend", action="store_true", help="it did not arrive: send it again, once")
     p.add_argument("--report", help="the report id, when CONFIG is a folder of several reports")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _connections_option(p)
 
     p = _command(sub, "schedule", "run every report on its delivery.schedule, until stopped")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _connections_option(p)
 
     p = _command(sub, "status", "next runs, last outcomes, deliveries pending or failed")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _connections_option(p)
 
     p = _command(sub, "verify", "check every archived file against the manifest; exit 1 on any problem")
     p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
@@ -139,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "reproduce", "re-render an archived PDF from the YAML and data it names")
     p.add_argument("pdf", type=Path, metavar="ARCHIVED_PDF")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _connections_option(p)
 
     p = _command(sub, "init", "write a starter report (YAML, sample data, schema) into a folder")
     p.add_argument("folder", type=Path, metavar="DIR", help="where to write (created if needed)")
@@ -149,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _connections_option(p)
 
     _command(sub, "schema", "print the JSON Schema of the report YAML (editor completion and checks)")
     return parser
@@ -213,6 +230,7 @@ def _main(
             parser.print_help()
             return 2
         _check_output_option(args)
+        _use_connections(args)
         if args.command == "schedule":
             return _schedule(args, clock or _real_clock)
         return _COMMANDS[args.command](args)
@@ -239,6 +257,16 @@ def _main(
         text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
         print(f"reporter: internal error: {type(exc).__name__}: {text}{where}", file=sys.stderr)
         return 1
+
+
+def _use_connections(args: argparse.Namespace) -> None:
+    """The operator's connections file: ``--connections``, else ``$REPORTER_CONNECTIONS``."""
+    from reporter.config import connections
+
+    given = getattr(args, "connections", None)
+    if given is None and "connections" in args and os.environ.get(connections.FILE_ENV):
+        given = Path(os.environ[connections.FILE_ENV])
+    connections.use_file(given)
 
 
 def _check_output_option(args: argparse.Namespace) -> None:
@@ -530,7 +558,7 @@ def _not_in_review(config: Config, period: str, recipient: str, state: str) -> s
 
 
 def _resolve(args: argparse.Namespace) -> int:
-    from reporter.delivery.ledger import Ledger, default_url
+    from reporter.delivery.ledger import Ledger
     from reporter.errors import RunError
     from reporter.render.texts import load_checked
     from reporter.run.pipeline import run_report
@@ -543,7 +571,7 @@ def _resolve(args: argparse.Namespace) -> int:
     root = output_root(config, args.output)
     if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
         raise UsageError(f"no ledger in {root} (ledger.sqlite): nothing was sent from there; see --output")
-    with Ledger(config.delivery.ledger or default_url(root)) as ledger:
+    with Ledger(config.ledger_url(root)) as ledger:
         latest = ledger.latest(report, period, recipient)
         if latest is None:
             raise UsageError(f"{report} {period}: no delivery to {recipient} in the ledger")
@@ -637,7 +665,7 @@ def _status(args: argparse.Namespace) -> int:
 
     from reporter.config import load_configs
     from reporter.config.labels import Labels
-    from reporter.delivery.ledger import Ledger, default_url
+    from reporter.delivery.ledger import Ledger
     from reporter.run.schedule import next_fire
     from reporter.run.stages import output_root
 
@@ -654,7 +682,7 @@ def _status(args: argparse.Namespace) -> int:
         else:
             print("  not scheduled (no delivery.schedule)")
         root = output_root(config, args.output)
-        url = config.delivery.ledger or default_url(root)
+        url = config.ledger_url(root)
         if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
             print(f"  no run recorded yet; {NOT_TRACKED}")
             continue

@@ -1,6 +1,9 @@
 """Send messages over SMTP (starttls | ssl | none) with bounded retries, or write them to an
 outbox folder when the YAML has no smtp block.
 
+The server and its login come from the operator's connection (``smtp.connection``, an
+``smtp://USER:PASSWORD@HOST:PORT`` URL); a YAML ``host`` is a relay that gets no login.
+
 A 4xx reply, a dropped connection or a timeout is retried with exponential backoff; a 5xx reply
 is permanent for that recipient and is not retried. The clock (``sleep``) is injectable.
 
@@ -21,6 +24,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from reporter.config.connections import Connection, smtp_target
 from reporter.config.model import Smtp
 from reporter.errors import RunError
 from reporter.files import write_atomic
@@ -87,7 +91,21 @@ class Mailer:
         max_attempts: int = 4,
         backoff: float = 2.0,
         base_dir: Path | None = None,
+        connections: Mapping[str, str] | None = None,
     ):
+        self.username: str | None = None
+        self.password: str | None = None
+        if smtp is not None and smtp.connection is not None:
+            url = (connections or {}).get(smtp.connection)
+            if url is None:
+                raise RunError(f"the SMTP connection '{smtp.connection}' is not defined")
+            try:
+                target = smtp_target(Connection(smtp.connection, url, "connection"))
+            except ValueError as exc:
+                raise RunError(f"the SMTP connection '{smtp.connection}' {exc}") from None
+            server = {"host": target.host, "port": target.port, "security": target.security}
+            smtp = smtp.model_copy(update=server)
+            self.username, self.password = target.username, target.password
         self.smtp = smtp
         self.outbox = outbox
         self.env = os.environ if env is None else env
@@ -95,14 +113,6 @@ class Mailer:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.base_dir = base_dir or Path(".")
-        self.password: str | None = None
-        if smtp is not None and smtp.password_env:
-            if smtp.password_env not in self.env:
-                raise RunError(
-                    f"environment variable {smtp.password_env} (delivery.email.smtp.password_env) is not "
-                    "set: the SMTP password comes only from the environment"
-                )
-            self.password = self.env[smtp.password_env]
 
     @property
     def channel(self) -> str:
@@ -148,17 +158,17 @@ class Mailer:
         client: _SMTP | _SMTP_SSL | None = None
         try:
             if smtp.security == "ssl":
-                client = _SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context)
+                client = _SMTP_SSL(smtp.host or "", smtp.port, timeout=smtp.timeout, context=context)
             else:
-                client = _SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+                client = _SMTP(smtp.host or "", smtp.port, timeout=smtp.timeout)
             client.data_timeout = smtp.data_timeout
             try:
                 client.ehlo()
                 if smtp.security == "starttls":
                     client.starttls(context=context)
                     client.ehlo()
-                if smtp.username:
-                    _login(client, smtp.username, self.password or "")
+                if self.username:
+                    _login(client, self.username, self.password or "")
                 refused = client.send_message(message, to_addrs=[recipient])
                 if refused:
                     code, text = refused[recipient]

@@ -21,7 +21,7 @@ from typing import Any
 from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.delivery.archive import Files
-from reporter.delivery.ledger import Ledger, default_url
+from reporter.delivery.ledger import Ledger
 from reporter.errors import QualityGateError, RunError, UsageError, check_interrupted
 from reporter.files import report_file, write_atomic, write_together
 from reporter.periods import Period
@@ -86,7 +86,7 @@ def run_report(
     if send:
         root.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        url = config.delivery.ledger or default_url(root)
+        url = config.ledger_url(root)
         ledger = stack.enter_context(open_ledger(url)) if send else None
         run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
         run_key = f"{config.report.id}-{target.label}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 
 from reporter.config.checks import parse_duration
 from reporter.config.model import Config
-from reporter.delivery.ledger import Ledger, default_url, leases, runs, schedules
+from reporter.delivery.ledger import Ledger, leases, runs, schedules
 from reporter.errors import ConfigError, QualityGateError, RunError
 from reporter.periods import Period
 
@@ -176,7 +176,7 @@ class Scheduler:
 
         root = output_root(config, self.output)
         root.mkdir(parents=True, exist_ok=True)
-        return Ledger(config.delivery.ledger or default_url(root))
+        return Ledger(config.ledger_url(root))
 
     # one wake-up -------------------------------------------------------------------------
     def tick(self) -> list[str]:
