@@ -558,7 +558,7 @@ def _not_in_review(config: Config, period: str, recipient: str, state: str) -> s
 
 
 def _resolve(args: argparse.Namespace) -> int:
-    from reporter.delivery.ledger import Ledger
+    from reporter.delivery.ledger import open_for
     from reporter.errors import RunError
     from reporter.render.texts import load_checked
     from reporter.run.pipeline import run_report
@@ -571,7 +571,7 @@ def _resolve(args: argparse.Namespace) -> int:
     root = output_root(config, args.output)
     if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
         raise UsageError(f"no ledger in {root} (ledger.sqlite): nothing was sent from there; see --output")
-    with Ledger(config.ledger_url(root)) as ledger:
+    with open_for(config, root) as ledger:
         latest = ledger.latest(report, period, recipient)
         if latest is None:
             raise UsageError(f"{report} {period}: no delivery to {recipient} in the ledger")
@@ -665,7 +665,7 @@ def _status(args: argparse.Namespace) -> int:
 
     from reporter.config import load_configs
     from reporter.config.labels import Labels
-    from reporter.delivery.ledger import Ledger
+    from reporter.delivery.ledger import open_for
     from reporter.run.schedule import next_fire
     from reporter.run.stages import output_root
 
@@ -682,11 +682,10 @@ def _status(args: argparse.Namespace) -> int:
         else:
             print("  not scheduled (no delivery.schedule)")
         root = output_root(config, args.output)
-        url = config.ledger_url(root)
         if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
             print(f"  no run recorded yet; {NOT_TRACKED}")
             continue
-        ledger = Ledger(url)
+        ledger = open_for(config, root)
         for run in ledger.runs_of(config.report.id)[-5:]:
             error = f" — {str(run['error'])[:120]}" if run["error"] else ""
             print(

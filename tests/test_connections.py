@@ -501,3 +501,37 @@ def test_validation_does_not_say_whether_a_variable_is_set(tmp_path, monkeypatch
         "the value itself (write $${ for a literal ${); databases, the ledger, SMTP logins and the Dask "
         "scheduler are named with 'connection: NAME', which the operator defines"
     )
+
+
+def test_a_ledger_connection_that_breaks_or_cannot_be_opened_is_one_line(tmp_path, monkeypatch, capsys):
+    """``status`` and ``run`` with the ledger on a connection: a password with an unencoded @ or
+    # (which would make another host) is a configuration error; a database that cannot be
+    opened is a failed run naming the connection, never an internal error or the URL."""
+    work = setup_work(tmp_path, monkeypatch)
+    text = YAML.replace("SOURCE\n", "").replace("METRIC\n", "").replace("SMTP\n", "")
+    (work / "report.yaml").write_text(text.replace("delivery:\n", "delivery:\n  ledger: ledger\n"))
+    monkeypatch.setenv("REPORTER_CONNECTION_LEDGER", f"postgresql+psycopg://u:{SPECIAL}@127.0.0.1:1/x")
+    for command in ("status", "run"):
+        code, said = run(capsys, command)
+        assert (code, said.splitlines()) == (
+            2,
+            [
+                "report.yaml:9:11: delivery.ledger: connection 'ledger' (REPORTER_CONNECTION_LEDGER) is not a "
+                "database URL SQLAlchemy can read; write special characters of the user or password "
+                "percent-encoded: @ as %40, / as %2F, : as %3A, % as %25, # as %23; the operator corrects the "
+                "connection's URL",
+                "1 error: nothing was run or sent.",
+            ],
+        )
+    monkeypatch.setenv("REPORTER_CONNECTION_LEDGER", f"sqlite:///{tmp_path / 'no-such-folder' / 'l.sqlite'}")
+    code, said = run(capsys, "status")
+    assert (code, said.splitlines()[-1]) == (
+        1,
+        "reporter: error: conn: cannot open the ledger (connection 'ledger'): unable to open database file",
+    )
+    code, said = run(capsys, "run")
+    assert (code, said.splitlines()[-1]) == (
+        1,
+        "reporter: FAILED: conn: cannot open the ledger (connection 'ledger'): unable to open database file",
+    )
+    assert "internal error" not in said

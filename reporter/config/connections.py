@@ -212,11 +212,15 @@ def problem_for(connection: Connection, use: str) -> str | None:
         if not re.match(r"^[a-z][a-z0-9+.\-]*$", scheme) or scheme in _NOT_DATABASES:
             shown = f"an {scheme}:// URL" if scheme else "not a URL"
             return f"{label} is {shown}, not a database URL (e.g. postgresql+psycopg://user@host/db)"
+        # an unencoded @ or # in a password makes another URL, with another host, that parses
+        unencoded = "#" in connection.url or connection.url.split("?", 1)[0].count("@") > 1
         try:
             from sqlalchemy.engine import make_url
 
             make_url(connection.url)
         except Exception:  # sqlalchemy raises ArgumentError or ValueError on what it cannot read
+            unencoded = True
+        if unencoded:
             return f"{label} is not a database URL SQLAlchemy can read; {ENCODING_HINT}"
         if use == "ledger" and connection.backend not in LEDGER_BACKENDS:
             return f"{label} is a {connection.backend} database; the ledger is SQLite or PostgreSQL"

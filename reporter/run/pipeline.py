@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
+
 from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.delivery.archive import Files
-from reporter.delivery.ledger import Ledger
+from reporter.delivery.ledger import Ledger, unreachable
 from reporter.errors import QualityGateError, RunError, UsageError, check_interrupted
 from reporter.files import report_file, write_atomic, write_together
 from reporter.periods import Period
@@ -87,7 +89,10 @@ def run_report(
         root.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         url = config.ledger_url(root)
-        ledger = stack.enter_context(open_ledger(url)) if send else None
+        try:
+            ledger = stack.enter_context(open_ledger(url)) if send else None
+        except sa_exc.SQLAlchemyError as exc:
+            raise unreachable(config, root, exc) from None
         run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
         run_key = f"{config.report.id}-{target.label}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
         step = None
