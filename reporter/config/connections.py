@@ -207,24 +207,8 @@ def problem_for(connection: Connection, use: str) -> str | None:
     """Why ``connection`` cannot serve ``use`` (``database``, ``ledger``, ``smtp``, ``dask``), or
     None. The message names the connection and its origin, never the URL."""
     label = f"connection '{connection.name}' ({connection.origin})"
-    scheme = connection.scheme
     if use in ("database", "ledger"):
-        if not re.match(r"^[a-z][a-z0-9+.\-]*$", scheme) or scheme in _NOT_DATABASES:
-            shown = f"an {scheme}:// URL" if scheme else "not a URL"
-            return f"{label} is {shown}, not a database URL (e.g. postgresql+psycopg://user@host/db)"
-        # an unencoded @ or # in a password makes another URL, with another host, that parses
-        unencoded = "#" in connection.url or connection.url.split("?", 1)[0].count("@") > 1
-        try:
-            from sqlalchemy.engine import make_url
-
-            make_url(connection.url)
-        except Exception:  # sqlalchemy raises ArgumentError or ValueError on what it cannot read
-            unencoded = True
-        if unencoded:
-            return f"{label} is not a database URL SQLAlchemy can read; {ENCODING_HINT}"
-        if use == "ledger" and connection.backend not in LEDGER_BACKENDS:
-            return f"{label} is a {connection.backend} database; the ledger is SQLite or PostgreSQL"
-        return None
+        return _database_problem(connection, label, ledger=use == "ledger")
     if use == "smtp":
         try:
             smtp_target(connection)
@@ -232,20 +216,44 @@ def problem_for(connection: Connection, use: str) -> str | None:
             return f"{label} {exc}"
         return None
     if use == "dask":
-        if scheme not in ("tcp", "tls"):
-            return f"{label} is not a Dask scheduler address (tcp://HOST:PORT or tls://HOST:PORT)"
-        try:
-            parts = urlsplit(connection.url)
-            port = parts.port
-        except ValueError:
-            port = None
-            parts = None
-        if parts is None or not parts.hostname or port is None or parts.path not in ("", "/"):
-            return f"{label} is not a Dask scheduler address (tcp://HOST:PORT or tls://HOST:PORT)"
-        if parts.username is not None or parts.password is not None:
-            return f"{label}: a Dask address carries no user or password (TLS certificates authenticate)"
-        return None
+        return _dask_problem(connection, label)
     raise AssertionError(use)
+
+
+def _database_problem(connection: Connection, label: str, *, ledger: bool) -> str | None:
+    scheme = connection.scheme
+    if not re.match(r"^[a-z][a-z0-9+.\-]*$", scheme) or scheme in _NOT_DATABASES:
+        shown = f"an {scheme}:// URL" if scheme else "not a URL"
+        return f"{label} is {shown}, not a database URL (e.g. postgresql+psycopg://user@host/db)"
+    # an unencoded @ or # in a password makes another URL, with another host, that parses
+    unencoded = "#" in connection.url or connection.url.split("?", 1)[0].count("@") > 1
+    try:
+        from sqlalchemy.engine import make_url
+
+        make_url(connection.url)
+    except Exception:  # sqlalchemy raises ArgumentError or ValueError on what it cannot read
+        unencoded = True
+    if unencoded:
+        return f"{label} is not a database URL SQLAlchemy can read; {ENCODING_HINT}"
+    if ledger and connection.backend not in LEDGER_BACKENDS:
+        return f"{label} is a {connection.backend} database; the ledger is SQLite or PostgreSQL"
+    return None
+
+
+def _dask_problem(connection: Connection, label: str) -> str | None:
+    wrong = f"{label} is not a Dask scheduler address (tcp://HOST:PORT or tls://HOST:PORT)"
+    if connection.scheme not in ("tcp", "tls"):
+        return wrong
+    try:
+        parts = urlsplit(connection.url)
+        port = parts.port
+    except ValueError:
+        return wrong
+    if not parts.hostname or port is None or parts.path not in ("", "/"):
+        return wrong
+    if parts.username is not None or parts.password is not None:
+        return f"{label}: a Dask address carries no user or password (TLS certificates authenticate)"
+    return None
 
 
 def smtp_target(connection: Connection) -> SmtpTarget:
