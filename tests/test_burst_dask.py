@@ -313,3 +313,26 @@ def test_a_worker_answer_that_is_not_a_report_is_refused():
     assert burst_module.decode_report("a@acme.test", good).pdf == b"%PDF-1.7 x"
     for payload in (None, b"", b"\x00" * 8, good.replace(b"%PDF", b"%EXE"), {"results": None}):
         assert burst_module.decode_report("a@acme.test", payload).error == refused
+
+
+def test_workers_get_the_sql_connections_only(tmp_path):
+    """The SMTP login and the ledger's URL never leave the report's host; the workers read the
+    SQL sources, so they get those connections."""
+    config = config_for(tmp_path, 25, None, n=2)
+    config = config.model_copy(
+        update={
+            "connections": {
+                "smtp": "smtp://reporting:pw-MARKER@smtp.acme.test",
+                "ledger": "postgresql://r:pw2-MARKER@db/ledger",
+            }
+        }
+    )
+    assert burst_module.for_workers(config).connections == {}
+    source = config.sources["orders"].model_copy(update={"type": "sql", "connection": "wh", "path": None})
+    config = config.model_copy(
+        update={
+            "sources": {**config.sources, "orders": source},
+            "connections": {**config.connections, "wh": "duckdb:///w.duckdb"},
+        }
+    )
+    assert burst_module.for_workers(config).connections == {"wh": "duckdb:///w.duckdb"}

@@ -169,6 +169,14 @@ def dask_forget(token: str) -> None:
             opened[0].close()
 
 
+def for_workers(config: Config) -> Config:
+    """``config`` as a Dask worker gets it: only the connections of its SQL sources."""
+    wanted = {s.connection for s in config.sources.values() if s.type == "sql" and s.connection}
+    return config.model_copy(
+        update={"connections": {k: v for k, v in config.connections.items() if k in wanted}}
+    )
+
+
 def dask_bursts(
     config: Config, period: Period, now: dt.datetime, jobs: Sequence[tuple[str, dict[str, Any]]]
 ) -> Iterator[BurstReport]:
@@ -177,8 +185,9 @@ def dask_bursts(
     workers, comes back with ``error`` set and fails for that recipient only."""
     token = uuid.uuid4().hex
     with _client(config) as client:
-        # The configuration goes to every worker once, not with each of thousands of tasks.
-        [shared] = client.scatter([config], broadcast=True, hash=False)
+        # The configuration goes to every worker once, not with each of thousands of tasks, with
+        # the connections the workers read (the SQL sources'), not the SMTP login or the ledger.
+        [shared] = client.scatter([for_workers(config)], broadcast=True, hash=False)
         futures = {
             client.submit(
                 dask_task, shared, token, (email, dict(filter), period, now), key=f"burst-{email}-{token}"
