@@ -191,7 +191,7 @@ def _read_with_pandas(config: Config, name: str, source: Source) -> Any:
             raise SourceError(f"source '{name}': cannot read {path}: {exc}") from None
     import sqlalchemy as sa
 
-    from reporter.config.connections import query_problem, read_only_engine
+    from reporter.config.connections import query_problem, read_only_engine, table_sql
 
     url = config.connection_url(source.connection or "")
     backend = url.split(":", 1)[0].split("+", 1)[0]
@@ -201,7 +201,7 @@ def _read_with_pandas(config: Config, name: str, source: Source) -> Any:
         engine = read_only_engine(url)
         try:
             with engine.connect() as conn:
-                query = source.query or f"SELECT * FROM {source.table}"
+                query = source.query or f"SELECT * FROM {table_sql(source.table or '', backend)}"
                 frame = pd.read_sql_query(sa.text(query), conn)
         finally:
             engine.dispose()

@@ -535,3 +535,21 @@ def test_a_ledger_connection_that_breaks_or_cannot_be_opened_is_one_line(tmp_pat
         "reporter: FAILED: conn: cannot open the ledger (connection 'ledger'): unable to open database file",
     )
     assert "internal error" not in said
+
+
+def test_a_table_name_is_a_name_and_nothing_more(tmp_path, monkeypatch, capsys):
+    """``table:`` read whole (pushdown: false) is quoted as one name: a second statement
+    hidden in it is not run."""
+    work = setup_work(tmp_path, monkeypatch)
+    con = sqlite3.connect(work / "o.sqlite")
+    con.execute("CREATE TABLE orders (d TEXT, amount REAL)")
+    con.execute("INSERT INTO orders VALUES ('2026-10-01', 3)")
+    con.commit()
+    con.close()
+    monkeypatch.setenv("REPORTER_CONNECTION_DB", f"sqlite:///{work / 'o.sqlite'}")
+    table = f"orders; attach '{tmp_path / 'attached.db'}' as a"
+    write_yaml(work, f'  db: {{type: sql, connection: db, table: "{table}", date_column: d, pushdown: false}}\n')
+    code, text = run(capsys, "run")
+    assert code == 1
+    assert 'no such table: orders; attach' in text
+    assert not (tmp_path / "attached.db").exists()

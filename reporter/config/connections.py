@@ -388,3 +388,11 @@ def query_problem(query: str, backend: str = "") -> str | None:
     if kinds[0] not in _QUERY_STARTS:
         return "the query must be one SELECT (or WITH … SELECT): the database is only read"
     return None
+
+
+def table_sql(table: str, backend: str = "") -> str:
+    """``table`` (``name`` or ``schema.name``) as SQL, each part quoted when it needs to be, so
+    that a ``table:`` value is a table's name and nothing more (``t; drop …`` is one odd name)."""
+    from sqlglot import exp
+
+    return exp.to_table(table).sql(dialect=_SQLGLOT_DIALECTS.get(backend, ""))
