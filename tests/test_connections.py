@@ -548,8 +548,10 @@ def test_a_table_name_is_a_name_and_nothing_more(tmp_path, monkeypatch, capsys):
     con.close()
     monkeypatch.setenv("REPORTER_CONNECTION_DB", f"sqlite:///{work / 'o.sqlite'}")
     table = f"orders; attach '{tmp_path / 'attached.db'}' as a"
-    write_yaml(work, f'  db: {{type: sql, connection: db, table: "{table}", date_column: d, pushdown: false}}\n')
+    write_yaml(
+        work, f'  db: {{type: sql, connection: db, table: "{table}", date_column: d, pushdown: false}}\n'
+    )
     code, text = run(capsys, "run")
     assert code == 1
-    assert 'no such table: orders; attach' in text
+    assert "no such table: orders; attach" in text
     assert not (tmp_path / "attached.db").exists()
