@@ -351,7 +351,11 @@ def read_only_engine(url: str) -> Any:
 
         return engine
     if backend == "postgresql":
-        engine = sa.create_engine(parsed, connect_args={"options": "-c default_transaction_read_only=on"})
+        given = parsed.query.get("options", "")
+        options = " ".join(
+            [*([given] if isinstance(given, str) and given else []), "-c default_transaction_read_only=on"]
+        )
+        engine = sa.create_engine(parsed, connect_args={"options": options})
 
         @sa.event.listens_for(engine, "begin")
         def _read_only_tx(conn: Any) -> None:
