@@ -823,7 +823,10 @@ class _Checker:
         """A server with a login is a connection; ``host`` is a relay without one. With a
         connection, the server, port and security are the connection's."""
         base: Path_ = ("delivery", "email", "smtp")
-        raw = self.doc.data.get("delivery", {}).get("email", {}).get("smtp") or {}
+        raw: Any = self.doc.data
+        for key in ("delivery", "email", "smtp"):
+            raw = raw.get(key) if isinstance(raw, dict) else None
+        raw = raw if isinstance(raw, dict) else {}
         if smtp.connection is not None:
             for key in ("host", "port", "security"):
                 if key in raw:
