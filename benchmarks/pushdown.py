@@ -52,7 +52,7 @@ FROM generate_series(CAST(1 AS bigint), {rows}) AS s(i)
 YAML = """
 report: {{id: bench, title: Bench, timezone: Europe/Paris, grain: month}}
 sources:
-  orders: {{type: sql, url: '${{BENCH_URL}}', table: {table}, date_column: ordered_at, pushdown: {pushdown}}}
+  orders: {{type: sql, connection: bench, table: {table}, date_column: ordered_at, pushdown: {pushdown}}}
 metrics:
   revenue: {{source: orders, agg: sum, column: amount}}
   margin: {{source: orders, agg: sum, column: margin}}
@@ -88,7 +88,7 @@ from pathlib import Path
 from reporter.config import load_config
 from reporter.compute.database import compute
 from reporter.periods import Period
-config = load_config(Path(sys.argv[1]), env={"BENCH_URL": sys.argv[2]})
+config = load_config(Path(sys.argv[1]), env={"REPORTER_CONNECTION_BENCH": sys.argv[2]})
 results = compute(config, Period.parse("2026-10", "month"), dt.datetime(2026, 11, 2, tzinfo=dt.UTC))
 Path(sys.argv[3]).write_text(json.dumps({k: v.value for k, v in results.kpis.items()}))
 """

@@ -89,6 +89,16 @@ def _allow_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
+CONNECTIONS_HELP = (
+    "the operator's connections file: a YAML mapping of connection names to URLs "
+    "(default: $REPORTER_CONNECTIONS; REPORTER_CONNECTION_<NAME> variables win over it)"
+)
+
+
+def _connections_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--connections", type=Path, metavar="FILE", help=CONNECTIONS_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="reporter",
@@ -107,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the output folder the run will use (default: report.output_dir, else ./output)",
     )
     _allow_dir(p)
+    _connections_option(p)
 
     p = _command(sub, "run", "compute, render, archive and deliver a period's report")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
@@ -121,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --force: re-send to this address only (repeatable)",
     )
     _allow_dir(p)
+    _connections_option(p)
 
     p = _command(
         sub, "resolve", "settle a delivery in review: it arrived (--sent) or send it again (--resend)"
@@ -136,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="the report id, when CONFIG is a folder of several reports")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     _allow_dir(p)
+    _connections_option(p)
 
     p = _command(
         sub, "release", "hand a report id over to this file on its ledger (a moved or replaced YAML)"
@@ -146,16 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="the report id, when CONFIG is a folder of several reports")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     _allow_dir(p)
+    _connections_option(p)
 
     p = _command(sub, "schedule", "run every report on its delivery.schedule, until stopped")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     _allow_dir(p)
+    _connections_option(p)
 
     p = _command(sub, "status", "next runs, last outcomes, deliveries pending or failed")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     _allow_dir(p)
+    _connections_option(p)
 
     p = _command(sub, "verify", "check every archived file against the manifest; exit 1 on any problem")
     p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
@@ -190,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", type=Path, help="output folder (default: ./output), the PDF in reproduced/")
     _allow_dir(p)
+    _connections_option(p)
 
     p = _command(sub, "init", "write a starter report (YAML, sample data, schema) into a folder")
     p.add_argument("folder", type=Path, metavar="DIR", help="where to write (created if needed)")
@@ -201,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     _allow_dir(p)
+    _connections_option(p)
 
     _command(sub, "schema", "print the JSON Schema of the report YAML (editor completion and checks)")
     return parser
@@ -265,6 +283,7 @@ def _main(
             parser.print_help()
             return 2
         _check_output_option(args)
+        _use_connections(args)
         from reporter.config.paths import operator_paths
 
         allowed, output = getattr(args, "allow_dir", []), getattr(args, "output", None)
@@ -295,6 +314,16 @@ def _main(
         text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
         print(f"reporter: internal error: {type(exc).__name__}: {text}{where}", file=sys.stderr)
         return 1
+
+
+def _use_connections(args: argparse.Namespace) -> None:
+    """The operator's connections file: ``--connections``, else ``$REPORTER_CONNECTIONS``."""
+    from reporter.config import connections
+
+    given = getattr(args, "connections", None)
+    if given is None and "connections" in args and os.environ.get(connections.FILE_ENV):
+        given = Path(os.environ[connections.FILE_ENV])
+    connections.use_file(given)
 
 
 def _check_output_option(args: argparse.Namespace) -> None:
@@ -594,7 +623,7 @@ def _not_in_review(config: Config, period: str, recipient: str, state: str) -> s
 
 
 def _resolve(args: argparse.Namespace) -> int:
-    from reporter.delivery.ledger import Ledger, default_url
+    from reporter.delivery.ledger import Ledger
     from reporter.errors import RunError
     from reporter.render.texts import load_checked
     from reporter.run.pipeline import run_report
@@ -608,7 +637,7 @@ def _resolve(args: argparse.Namespace) -> int:
     if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
         raise UsageError(f"no ledger in {root} (ledger.sqlite): nothing was sent from there; see --output")
     wait = config.delivery.ledger_lock_timeout
-    with Ledger(config.delivery.ledger or default_url(root), lock_timeout=wait) as ledger:
+    with Ledger(config.ledger_url(root), lock_timeout=wait) as ledger:
         from reporter.delivery.journal import journal_path, reconcile
 
         for entry in reconcile(ledger, root, report, clock):  # what a lost ledger could not record
@@ -714,7 +743,6 @@ def _status(args: argparse.Namespace) -> int:
 
     from reporter.config import load_configs
     from reporter.config.labels import Labels
-    from reporter.delivery.ledger import default_url
     from reporter.errors import LedgerError
     from reporter.run.schedule import next_fire
     from reporter.run.stages import output_root
@@ -736,7 +764,7 @@ def _status(args: argparse.Namespace) -> int:
         else:
             print("  not scheduled (no delivery.schedule)")
         root = output_root(config, args.output)
-        url = config.delivery.ledger or default_url(root)
+        url = config.ledger_url(root)
         from reporter.delivery.journal import entries, journal_path
 
         for entry in entries(root, config.report.id):  # noted while the ledger was lost
@@ -785,7 +813,7 @@ def _status_ledger(config: Any, url: str) -> None:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from reporter.delivery.ledger import Ledger, default_url
+    from reporter.delivery.ledger import Ledger
     from reporter.render.texts import load_checked
     from reporter.run.stages import output_root
 
@@ -793,7 +821,7 @@ def _release(args: argparse.Namespace) -> int:
     root = output_root(config, args.output)
     if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
         raise UsageError(f"no ledger in {root} (ledger.sqlite): no report id is bound there; see --output")
-    with Ledger(config.delivery.ledger or default_url(root)) as ledger:
+    with Ledger(config.ledger_url(root)) as ledger:
         before = ledger.release_report(config.report.id, config.file, now())
     owner, report = config.file.resolve(), config.report.id
     if before is None:

@@ -26,7 +26,10 @@ from urllib.parse import parse_qsl, urlsplit
 MASK = "***"
 _MIN_SECRET = 4  # shorter values ("1", "on") would mask ordinary words; see docs/security.md
 _SECRET_KEYS = frozenset({"password", "passwd", "pw", "pwd", "token", "key", "secret", "api_key", "apikey"})
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/@:\s]*:)(?P<pw>(?!\$\{)[^/@\s]+)(?=@)")
+# ``${NAME}`` and the placeholder ``PASSWORD`` (in hints: smtp://USER:PASSWORD@HOST) are no secret.
+_URL_PASSWORD = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/@:\s]*:)(?P<pw>(?!\$\{|PASSWORD@)[^/@\s]+)(?=@)"
+)
 _QUERY_SECRET = re.compile(
     r"(?P<head>[?&;](?:" + "|".join(sorted(_SECRET_KEYS)) + r")=)(?P<value>[^&#\s'\";,)]+)", re.IGNORECASE
 )

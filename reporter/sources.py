@@ -55,7 +55,7 @@ def redact_url(url: str) -> str:
 
 def location(config: Config, source: Source) -> str:
     if source.type == "sql":
-        return redact_url(source.url or "")
+        return redact_url(config.connection_url(source.connection or ""))
     assert source.path is not None
     return str(config.resolve(source.path))
 
@@ -212,14 +212,22 @@ def _read_with_pandas(config: Config, name: str, source: Source) -> Any:
             raise SourceError(f"source '{name}': cannot read {path}: {exc}") from None
     import sqlalchemy as sa
 
+    from reporter.config.connections import query_problem, read_only_engine, table_sql
+
+    url = config.connection_url(source.connection or "")
+    backend = url.split(":", 1)[0].split("+", 1)[0]
+    if source.query is not None and (refused := query_problem(source.query, backend)):
+        raise SourceError(f"source '{name}': {refused}")
     try:
-        engine = sa.create_engine(source.url or "")
-        with engine.connect() as conn:
-            query = source.query or f"SELECT * FROM {source.table}"
-            frame = pd.read_sql_query(sa.text(query), conn)
-        engine.dispose()
+        engine = read_only_engine(url)
+        try:
+            with engine.connect() as conn:
+                query = source.query or f"SELECT * FROM {table_sql(source.table or '', backend)}"
+                frame = pd.read_sql_query(sa.text(query), conn)
+        finally:
+            engine.dispose()
     except Exception as exc:  # drivers raise their own kinds; all mean "cannot read"
-        raise query_failed(name, source.url or "", exc) from None
+        raise query_failed(name, url, exc) from None
     return frame
 
 

@@ -172,11 +172,11 @@ def test_crash_after_the_manifest_commit_is_completed_by_the_next_run(demo_archi
 
 def test_no_secret_from_the_environment_in_the_pdf(tmp_path):
     secret = "Sup3r-Secret-Pa55"
-    text = DEMO.read_text().replace("delivery:\n", "delivery:\n  ledger: sqlite:///${REPORTER_LEDGER}\n", 1)
+    text = DEMO.read_text().replace("delivery:\n", "delivery:\n  ledger: ledger\n", 1)
     config_path = DEMO.parent / ".secret-test.yaml"
     config_path.write_text(text)
     try:
-        env = {"REPORTER_LEDGER": str(tmp_path / "l.sqlite"), "SMTP_PASSWORD": secret}
+        env = {"REPORTER_CONNECTION_LEDGER": f"sqlite:///{tmp_path / 'l.sqlite'}", "SMTP_PASSWORD": secret}
         config = load_config(config_path, env=env)
         delivery = config.delivery.model_copy(
             update={

@@ -91,10 +91,11 @@ def config_for(tmp_path, port, address, n=20, workers=None):
         for line in path.read_text().splitlines(keepends=True)
         if "email: s" not in line or line.split("email: ")[1].split(",")[0] in keep
     ]
-    keys = ["executor: dask", *[f"address: '{address}'"] * bool(address)]
+    keys = ["executor: dask", *["connection: dask"] * bool(address)]
     keys += [f"workers: {workers}"] * bool(workers)
     path.write_text("".join(lines) + "  burst: {" + ", ".join(keys) + "}\n")
-    return load_config(path, env={})
+    # the scheduler's address is the operator's connection, never the YAML's
+    return load_config(path, env={"REPORTER_CONNECTION_DASK": address} if address else {})
 
 
 def run(config, tmp_path):
@@ -204,8 +205,8 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(RunError) as exc:
         run_report(config, period="2026-10", now=NOW, output=tmp_path / "out", send=False)
     assert str(exc.value) == (
-        "burst: the Dask scheduler at tcp://127.0.0.1:9 did not answer within 1 s; start it "
-        "(dask scheduler) or correct delivery.burst.address"
+        "burst: the Dask scheduler of connection 'dask' did not answer within 1 s; start it "
+        "(dask scheduler) or have the operator correct the connection"
     )
 
 
@@ -216,9 +217,8 @@ def test_too_few_workers_is_one_line(cluster, tmp_path, monkeypatch):
     with pytest.raises(RunError) as exc:
         run_report(config, period="2026-10", now=NOW, output=tmp_path / "out", send=False)
     assert str(exc.value) == (
-        f"burst: 2 of the 5 Dask worker(s) asked for (delivery.burst.workers) joined the scheduler at "
-        f"{local.scheduler_address} within 1 s; start more (dask worker {local.scheduler_address}) or "
-        "lower workers"
+        "burst: 2 of the 5 Dask worker(s) asked for (delivery.burst.workers) joined the scheduler of "
+        "connection 'dask' within 1 s; start more (dask worker ADDRESS) or lower workers"
     )
 
 
@@ -229,7 +229,7 @@ def test_without_an_address_a_cluster_is_started_for_the_run(tmp_path, monkeypat
     monkeypatch.setattr(burst_module, "render_bursts", not_here)
     with Server(tmp_path) as server:
         config = config_for(tmp_path, server.port, None, n=2, workers=1)
-        assert config.delivery.burst.address is None
+        assert config.delivery.burst.connection is None
         outcome = run(config, tmp_path)
         assert sorted((d.recipient, d.state) for d in outcome.deliveries) == [
             ("s00@acme.test", "sent"),
@@ -242,14 +242,22 @@ def test_without_an_address_a_cluster_is_started_for_the_run(tmp_path, monkeypat
     ("burst", "message"),
     [
         (
-            "{address: 'tcp://10.0.0.5:8786'}",
-            "/r.yaml:40:20: delivery.burst.address: an address is only used with executor: dask; "
-            "add 'executor: dask', or remove the address to render on this machine",
+            "{connection: dask}",
+            "/r.yaml:40:23: delivery.burst.connection: a connection is only used with executor: dask; "
+            "add 'executor: dask', or remove the connection to render on this machine",
         ),
         (
-            "{executor: dask, address: 'dask-scheduler:8786'}",
-            "/r.yaml:40:36: delivery.burst.address: 'dask-scheduler:8786' is not a Dask scheduler "
-            "address; write tcp://HOST:PORT, e.g. tcp://dask-scheduler:8786",
+            "{executor: dask, address: 'tcp://10.0.0.5:8786'}",
+            "/r.yaml:40:27: delivery.burst.address: the Dask scheduler is the operator's: its address "
+            "comes from a connection, not from the report; write 'connection: dask' instead, and have "
+            "the operator set REPORTER_CONNECTION_DASK=tcp://HOST:8786 in the environment (or "
+            "'dask: tcp://HOST:8786' in a --connections file)",
+        ),
+        (
+            "{executor: dask, connection: dask}",
+            "/r.yaml:40:39: delivery.burst.connection: connection 'dask' (REPORTER_CONNECTION_DASK) is "
+            "not a Dask scheduler address (tcp://HOST:PORT or tls://HOST:PORT); the operator corrects "
+            "the connection's URL",
         ),
         (
             "{executor: cluster}",
@@ -262,7 +270,7 @@ def test_burst_settings_are_checked(tmp_path, burst, message):
     path = tmp_path / "r.yaml"
     path.write_text(path.read_text() + f"  burst: {burst}\n")
     with pytest.raises(ConfigError) as exc:
-        load_config(path, env={})
+        load_config(path, env={"REPORTER_CONNECTION_DASK": "smtp://dask-scheduler:8786"})
     assert [str(p) for p in exc.value.problems] == [str(tmp_path) + message]
 
 
@@ -299,3 +307,67 @@ def test_a_local_cluster_is_capped_at_the_machines_cores(tmp_path, monkeypatch, 
         "burst: a local Dask cluster of 1 worker process(es) (at most 1 on this machine: "
         "REPORTER_MAX_WORKERS, or one per core)"
     ) in caplog.messages
+
+
+class Hostile:
+    """A result whose unpickling would touch ``marker``: what a hostile worker would send back
+    to run a command on the reporter's host."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def hostile(marker: str) -> Hostile:
+    return Hostile(marker)
+
+
+@pytest.mark.parametrize("where", ["the operator's cluster", "a cluster started for the run"])
+def test_a_hostile_result_from_a_worker_is_never_unpickled(cluster, tmp_path, where):
+    local, _ = cluster
+    address = local.scheduler_address if where == "the operator's cluster" else None
+    config = config_for(tmp_path, 25, address, n=2, workers=1)
+    marker = tmp_path / "MARKER"
+    with burst_module._client(config) as client:
+        future = client.submit(hostile, str(marker), pure=False)
+        with pytest.raises(TypeError, match="only able to deserialize data with"):
+            future.result(timeout=60)
+        future.release()
+        # plain data still comes back: a report as bytes, read as data
+        report = burst_module.BurstReport("a@acme.test", None, None, "failed")
+        sent = client.submit(burst_module.encode_report, report, pure=False).result(timeout=60)
+    assert not marker.exists()
+    assert burst_module.decode_report("a@acme.test", sent) == report
+
+
+def test_a_worker_answer_that_is_not_a_report_is_refused():
+    refused = "the Dask worker's answer is not a report; see its logs"
+    good = burst_module.encode_report(burst_module.BurstReport("a@acme.test", None, b"%PDF-1.7 x"))
+    assert burst_module.decode_report("a@acme.test", good).pdf == b"%PDF-1.7 x"
+    for payload in (None, b"", b"\x00" * 8, good.replace(b"%PDF", b"%EXE"), {"results": None}):
+        assert burst_module.decode_report("a@acme.test", payload).error == refused
+
+
+def test_workers_get_the_sql_connections_only(tmp_path):
+    """The SMTP login and the ledger's URL never leave the report's host; the workers read the
+    SQL sources, so they get those connections."""
+    config = config_for(tmp_path, 25, None, n=2)
+    config = config.model_copy(
+        update={
+            "connections": {
+                "smtp": "smtp://reporting:pw-MARKER@smtp.acme.test",
+                "ledger": "postgresql://r:pw2-MARKER@db/ledger",
+            }
+        }
+    )
+    assert burst_module.for_workers(config).connections == {}
+    source = config.sources["orders"].model_copy(update={"type": "sql", "connection": "wh", "path": None})
+    config = config.model_copy(
+        update={
+            "sources": {**config.sources, "orders": source},
+            "connections": {**config.connections, "wh": "duckdb:///w.duckdb"},
+        }
+    )
+    assert burst_module.for_workers(config).connections == {"wh": "duckdb:///w.duckdb"}

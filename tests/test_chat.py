@@ -742,7 +742,10 @@ def test_once_across_two_runs_with_the_ledger_on_postgresql(tmp_path, empty_pg_l
     path = tiny(tmp_path, "[{kind: teams, webhook_env: TEAMS_HOOK}]")
     config = load_config(path, env={})
     config = config.model_copy(
-        update={"delivery": config.delivery.model_copy(update={"ledger": empty_pg_ledger})}
+        update={
+            "delivery": config.delivery.model_copy(update={"ledger": "ledger"}),
+            "connections": {"ledger": empty_pg_ledger},
+        }
     )
     with WebhookServer() as server:
         first = run(config, tmp_path, {"TEAMS_HOOK": server.url()})

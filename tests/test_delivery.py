@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -33,26 +34,25 @@ def configured(
     to=PEOPLE,
     *,
     security="none",
-    username=None,
+    login=None,
     ca_file=None,
     alerts=("ops@acme.test",),
 ):
+    """``config`` delivering to the SMTP server on ``port``: a relay by host, or, with ``login``
+    (user, password), through the operator's connection ``mail``."""
     smtp = None
-    if port is not None:
-        smtp = Smtp(
-            host="127.0.0.1",
-            port=port,
-            security=security,
-            username=username,
-            password_env="SMTP_PASSWORD" if username else None,
-            timeout=10,
-            ca_file=ca_file,
-        )
+    connections = {}
+    if port is not None and login is not None:
+        user, password = (quote(part, safe="") for part in login)
+        connections["mail"] = f"smtp://{user}:{password}@127.0.0.1:{port}?security={security}"
+        smtp = Smtp(connection="mail", timeout=10, ca_file=ca_file)
+    elif port is not None:
+        smtp = Smtp(host="127.0.0.1", port=port, security=security, timeout=10, ca_file=ca_file)
     delivery = Delivery(
         email=Email(**{"from": "Reporting <reporting@acme.test>"}, to=list(to), smtp=smtp),
         alerts_to=list(alerts),
     )
-    return config.model_copy(update={"delivery": delivery})
+    return config.model_copy(update={"delivery": delivery, "connections": connections})
 
 
 def run(config, out: Path, **kw):
@@ -93,19 +93,18 @@ def test_a_good_send_arrives_whole(demo, tmp_path):
 
 def test_starttls_with_auth(demo, tmp_path):
     with Server(tmp_path, tls=True, auth=("reporting", "s3cret")) as server:
-        config = configured(
-            demo,
-            server.port,
-            to=["ceo@acme.test"],
-            security="starttls",
-            username="reporting",
-            ca_file=server.cert,
-        )
-        outcome = run(config, tmp_path, env={"SMTP_PASSWORD": "s3cret"})
+
+        def config(password):
+            login = ("reporting", password)
+            return configured(
+                demo, server.port, to=["ceo@acme.test"], security="starttls", login=login, ca_file=server.cert
+            )
+
+        outcome = run(config("s3cret"), tmp_path)
         assert [d.state for d in outcome.deliveries] == ["sent"]
         assert len(server.handler.received) == 1
         with pytest.raises(RunError, match=r"delivery failed for ceo@acme.test \(535"):
-            run(config, tmp_path / "wrong", env={"SMTP_PASSWORD": "wrong"})
+            run(config("wrong"), tmp_path / "wrong")
         assert len(server.handler.received) == 1
     # the password never lands in the ledger, the outputs or the message
     for path in tmp_path.rglob("*"):
@@ -273,7 +272,8 @@ def test_ledger_on_postgresql(demo, tmp_path, empty_pg_ledger):
     url = empty_pg_ledger
     with Server(tmp_path) as server:
         config = configured(demo, server.port, to=["ceo@acme.test", "cfo@acme.test"])
-        config = config.model_copy(update={"delivery": config.delivery.model_copy(update={"ledger": url})})
+        delivery = config.delivery.model_copy(update={"ledger": "ledger"})
+        config = config.model_copy(update={"delivery": delivery, "connections": {"ledger": url}})
         run(config, tmp_path / "host-a")
         run(config, tmp_path / "host-b")  # another host, another output folder, the same ledger
         assert sorted(r.rcpt_tos[0] for r in server.handler.received) == ["ceo@acme.test", "cfo@acme.test"]

@@ -77,14 +77,14 @@ def as_sql(config: Config, url: str, pushdown: bool) -> Config:
                 "type": "sql",
                 "path": None,
                 "csv": None,
-                "url": url,
+                "connection": "warehouse",
                 "table": f"pd_{name}",
                 "pushdown": pushdown,
             }
         )
         for name, src in config.sources.items()
     }
-    return config.model_copy(update={"sources": sources})
+    return config.model_copy(update={"sources": sources, "connections": {"warehouse": url}})
 
 
 def same(a: Any, b: Any, where: str = "") -> None:
@@ -295,7 +295,7 @@ def test_last_pushed_down(tmp_path, demo_pg):
     yaml = """
 report: {id: t, title: T, timezone: Europe/Paris}
 sources:
-  s: {type: sql, url: '${PG}', table: pd_last, date_column: at, pushdown: PUSH}
+  s: {type: sql, connection: pg, table: pd_last, date_column: at, pushdown: PUSH}
 metrics:
   bal: {source: s, agg: last, column: balance}
   bal_x: {source: s, agg: last, column: balance, where: "kind = 'x'"}
@@ -309,7 +309,7 @@ breakdowns:
     got = []
     for push in ("true", "false"):
         (tmp_path / "r.yaml").write_text(yaml.replace("PUSH", push), encoding="utf-8")
-        config = load_config(tmp_path / "r.yaml", env={"PG": demo_pg})
+        config = load_config(tmp_path / "r.yaml", env={"REPORTER_CONNECTION_PG": demo_pg})
         with RowCounter() as counts:
             got.append(compute(config, Period.parse("2026-10", "month"), NOW).to_dict())
         if push == "true":
@@ -348,13 +348,13 @@ breakdowns:
     out = []
     alice = []
     for source in (
-        "{type: sql, url: '${PG}', table: pd_orders, date_column: ordered_at}",
-        "{type: sql, url: '${PG}', query: 'select * from pd_orders where amount >= 0', "
+        "{type: sql, connection: pg, table: pd_orders, date_column: ordered_at}",
+        "{type: sql, connection: pg, query: 'select * from pd_orders where amount >= 0', "
         "date_column: ordered_at}",
-        "{type: sql, url: '${PG}', table: pd_orders, date_column: ordered_at, pushdown: false}",
+        "{type: sql, connection: pg, table: pd_orders, date_column: ordered_at, pushdown: false}",
     ):
         (tmp_path / "r.yaml").write_text(common.replace("{SOURCE}", source), encoding="utf-8")
-        config = load_config(tmp_path / "r.yaml", env={"PG": demo_pg})
+        config = load_config(tmp_path / "r.yaml", env={"REPORTER_CONNECTION_PG": demo_pg})
         out.append(compute(config, Period.parse("2026-10", "month"), NOW).to_dict()["kpis"])
         # a burst recipient's filter runs in the database too
         filtered = compute(
@@ -427,12 +427,12 @@ kpis:
     ("source", "message"),
     [
         (
-            "{type: sql, url: 'sqlite:///x.db', date_column: d}",
+            "{type: sql, connection: db, date_column: d}",
             "F:3:6: sources.o: a sql source needs 'query' or 'table'; query: select ... or table: orders",
         ),
         (
-            "{type: sql, url: 'sqlite:///x.db', query: select 1, table: t, date_column: d}",
-            "F:3:65: sources.o.table: 'table' and 'query' cannot be used together; keep one of them",
+            "{type: sql, connection: db, query: select 1, table: t, date_column: d}",
+            "F:3:58: sources.o.table: 'table' and 'query' cannot be used together; keep one of them",
         ),
         (
             "{type: csv, path: x.csv, table: t, date_column: d}",
@@ -440,9 +440,10 @@ kpis:
         ),
     ],
 )
-def test_table_key_is_validated(tmp_path, capsys, source, message):
+def test_table_key_is_validated(tmp_path, capsys, monkeypatch, source, message):
     from reporter.cli import main
 
+    monkeypatch.setenv("REPORTER_CONNECTION_DB", f"sqlite:///{tmp_path / 'x.db'}")
     (tmp_path / "x.csv").write_text("d\n2026-10-01\n", encoding="utf-8")
     path = tmp_path / "r.yaml"
     path.write_text(SMALL.replace("SOURCE", source), encoding="utf-8")
@@ -479,9 +480,9 @@ def test_dates_as_text_are_read_on_sqlite_only_and_not_mixed(tmp_path, demo_pg):
     for url in (demo_pg, f"sqlite:///{lite}"):
         for pushdown in (True, False):
             flag = str(pushdown).lower()
-            source = f"{{type: sql, url: '${{URL}}', table: pd_text, date_column: d, pushdown: {flag}}}"
+            source = f"{{type: sql, connection: db, table: pd_text, date_column: d, pushdown: {flag}}}"
             (tmp_path / "r.yaml").write_text(SMALL.replace("SOURCE", source), encoding="utf-8")
-            config = load_config(tmp_path / "r.yaml", env={"URL": url})
+            config = load_config(tmp_path / "r.yaml", env={"REPORTER_CONNECTION_DB": url})
             period = Period.parse("2026-10", "month")
             if pushdown:
                 with pytest.raises(SourceError) as err:
@@ -501,18 +502,18 @@ def test_errors_name_the_source_and_hide_the_password(tmp_path, demo_pg):
     period = Period.parse("2026-10", "month")
     cases = [
         (
-            "{type: sql, url: '${URL}', table: pd_nope, date_column: d}",
+            "{type: sql, connection: db, table: pd_nope, date_column: d}",
             f"source 'o': query failed on {shown}: "
             '(psycopg.errors.UndefinedTable) relation "pd_nope" does not exist',
         ),
         (
-            "{type: sql, url: '${URL}', table: pd_bank, date_column: day}",
+            "{type: sql, connection: db, table: pd_bank, date_column: day}",
             "source 'o': date column 'day' not found; columns are: date, account, balance",
         ),
     ]
     for source, message in cases:
         (tmp_path / "r.yaml").write_text(SMALL.replace("SOURCE", source), encoding="utf-8")
-        config = load_config(tmp_path / "r.yaml", env={"URL": demo_pg})
+        config = load_config(tmp_path / "r.yaml", env={"REPORTER_CONNECTION_DB": demo_pg})
         with pytest.raises(SourceError) as err:
             compute(config, period, NOW)
         assert str(err.value) == message

@@ -44,10 +44,12 @@ def scheduled(config, cron="0 7 2 * *", port=None, ledger=None):
         schedule=cron,
         email=Email(**{"from": "r@acme.test"}, to=["ceo@acme.test"], smtp=smtp),
         alerts_to=["ops@acme.test"],
-        ledger=ledger,
+        ledger="ledger" if ledger else None,
         archive=config.delivery.archive.model_copy(update={"pdfa": False}),
     )
-    return config.model_copy(update={"delivery": delivery})
+    # a ledger's URL is the operator's connection
+    connections = {"ledger": ledger} if ledger else {}
+    return config.model_copy(update={"delivery": delivery, "connections": connections})
 
 
 @pytest.fixture(scope="module")
@@ -235,9 +237,9 @@ def test_data_not_ready_is_retried_then_given_up_with_one_alert(demo, tmp_path):
 
 def test_reporter_schedule_process_end_to_end(tmp_path):
     with Server(tmp_path) as server:
-        text = DEMO.read_text().replace(
-            "delivery:\n", "delivery:\n  ledger: sqlite:///" + str(tmp_path / "l.sqlite") + "\n", 1
-        )
+        text = DEMO.read_text().replace("delivery:\n", "delivery:\n  ledger: shared-ledger\n", 1)
+        # the ledger's database is the operator's: a connections file names it
+        (tmp_path / "connections.yaml").write_text(f"shared-ledger: sqlite:///{tmp_path / 'l.sqlite'}\n")
         text = text.replace(
             "    from: Reporting",
             f"    smtp: {{host: 127.0.0.1, port: {server.port}, security: none}}\n    from: Reporting",
@@ -277,6 +279,8 @@ def test_reporter_schedule_process_end_to_end(tmp_path):
                 str(config_dir / "example.yaml"),
                 "--output",
                 str(tmp_path / "out"),
+                "--connections",
+                str(tmp_path / "connections.yaml"),
             ],
             cwd=tmp_path,
             stdout=subprocess.PIPE,
@@ -344,13 +348,10 @@ def test_a_report_whose_ledger_cannot_be_opened_is_alerted_and_the_others_go_on(
         tiny(tmp_path, server.port, to=["good@acme.test"], name="good", archive="out/archive")
         broken = tiny(tmp_path, server.port, to=["bad@acme.test"], name="bad", archive="out/archive")
         (tmp_path / "not-a-folder").write_text("x")
-        broken.write_text(
-            broken.read_text().replace(
-                "delivery:\n", f"delivery:\n  ledger: sqlite:///{tmp_path}/not-a-folder/l.db\n"
-            )
-        )
+        broken.write_text(broken.read_text().replace("delivery:\n", "delivery:\n  ledger: bad-ledger\n"))
         clock = Clock(at("2026-11-01T12:00:00+00:00"))
-        s = Scheduler(tmp_path, output=tmp_path / "out", clock=clock, env={})
+        env = {"REPORTER_CONNECTION_BAD_LEDGER": f"sqlite:///{tmp_path}/not-a-folder/l.db"}
+        s = Scheduler(tmp_path, output=tmp_path / "out", clock=clock, env=env)
         s.load()
         first = s.tick()
         assert first[0].startswith("bad: FAILED (OperationalError: ")

@@ -110,14 +110,16 @@ kpis: {visits: {formula: sessions}}
 VALID = {
     "minimal": "",
     "empty optional sections": "objectives:\nbreakdowns:\nfunnel:\nquality:\ndelivery:\n",
-    "a connection field from ${NAME}": """\
+    "connections by name": """\
         delivery:
-          ledger: ${LEDGER_URL}
+          ledger: ledger
           email:
             from: a@b.fr
             to: [c@d.fr]
-            smtp: {host: "${SMTP_HOST}", username: "${SMTP_USER}", port: 25, security: none}
+            smtp: {connection: smtp}
         """,
+    "a relay without a login": "delivery: {email: {from: a@b.fr, to: [c@d.fr], smtp: {host: relay, port: 25, "
+    "security: none}}}\n",
     "an objective with every target form's neighbours": """\
         objectives:
           - id: o-1
@@ -141,7 +143,12 @@ VALID = {
               - {email: c@d.fr, filter: {team: Nord, level: 2, share: 0.5, active: true}}
         """,
 }
-ENV = {"LEDGER_URL": "sqlite:///l.sqlite", "SMTP_HOST": "smtp.b.fr", "SMTP_USER": "me", "ROWS": "3"}
+ENV = {
+    "REPORTER_CONNECTION_LEDGER": "sqlite:///l.sqlite",
+    "REPORTER_CONNECTION_SMTP": "smtp://me:pw@smtp.b.fr:587",
+    "LEDGER_URL": "sqlite:///l.sqlite",
+    "ROWS": "3",
+}
 
 # Refused by `reporter validate`; the schema must refuse them too (an editor underlines them).
 INVALID = {
@@ -159,7 +166,12 @@ INVALID = {
     "owner: Me, due: 2026-13-01}]\n",
     "an empty portfolio": "portfolio:\n",
     "text where a number is expected": "quality: {min_rows: many}\n",
-    "a number from ${NAME} (only connection fields read the environment)": "quality:\n  min_rows: ${ROWS}\n",
+    "a number from ${NAME} (the YAML reads no environment variable)": "quality:\n  min_rows: ${ROWS}\n",
+    "a ledger URL from ${NAME}": "delivery: {ledger: '${LEDGER_URL}'}\n",
+    "a ledger URL": "delivery: {ledger: 'sqlite:///l.sqlite'}\n",
+    "an SMTP login": "delivery: {email: {from: a@b.fr, to: [c@d.fr], smtp: {host: h, username: me}}}\n",
+    "a Dask address": "delivery: {burst: {executor: dask, address: 'tcp://h:8786'}}\n",
+    "a database URL": None,
     "a title from ${NAME}": None,
     "an address from ${NAME}": 'delivery: {email: {from: a@b.fr, to: ["${BOSS}"]}}\n',
 }
@@ -174,6 +186,8 @@ def _config(case: str) -> str:
         return BASE.replace("id: r,", "id: Marketing Monthly,")
     if case == "a title from ${NAME}":
         return BASE.replace("title: T}", 'title: "Sales ${ROWS}"}')
+    if case == "a database URL":
+        return BASE.replace("type: csv, path: w.csv,", "type: sql, url: 'sqlite:///x.db', query: select 1,")
     if case == "a source name that is not a name":
         return BASE.replace("sources: {web:", "sources: {Web:")
     text = INVALID.get(case) or VALID[case]

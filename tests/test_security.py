@@ -205,10 +205,10 @@ def png(path: Path) -> None:
 
 CERT_HINT = "name a PEM file of the CA certificates to trust, relative to the configuration's folder"
 ENV_HINT = (
-    "use ${NAME} only in sources.<name>.url, delivery.ledger, delivery.email.smtp.host or "
-    "delivery.email.smtp.username (write $${ for a literal ${)"
+    "write the value itself (write $${ for a literal ${); databases, the ledger, SMTP logins and the "
+    "Dask scheduler are named with 'connection: NAME', which the operator defines"
 )
-ENV_MSG = "${SMTP_PASSWORD}: environment variables (secrets) are only read in connection fields; " + ENV_HINT
+ENV_MSG = "${SMTP_PASSWORD}: a report reads no environment variable; " + ENV_HINT
 HEADER_HINT = "write it on one line, with no control or separator characters"
 BIND_HINT = "validate runs each expression over the source's first rows; fix the expression or the data"
 SANDBOX = "refused by the template sandbox"
@@ -411,16 +411,17 @@ ATTACKS: dict[str, Attack] = {
         validation(10, 45, "metrics.north.where", ENV_MSG),
         yaml=metric("north: {source: sales, agg: count, where: \"region = '${SMTP_PASSWORD}'\"}"),
     ),
-    "SQL URL with ?pw=${SMTP_PASSWORD} (a whole run, sent)": Attack(
+    "SQL connection with ?pw=SECRET (a whole run, sent)": Attack(
         RUN,
         0,
         [],
         yaml=replace(
             "  sales: {type: csv, path: sales.csv, date_column: date}\n",
             "  sales: {type: csv, path: sales.csv, date_column: date}\n"
-            "  db: {type: sql, url: 'sqlite:///DB?pw=${SMTP_PASSWORD}',\n"
+            "  db: {type: sql, connection: db,\n"
             "       query: \"select '2026-10-31' as d, 1 as n\", date_column: d}\n",
         ),
+        env={"REPORTER_CONNECTION_DB": f"sqlite:///db.sqlite?pw={MARKER}"},
         setup=lambda work: __import__("sqlite3").connect(work / "db.sqlite").close(),
         sent=1,
         check=lambda work: _location_redacted(work / "out" / "sec" / "2026-10" / "results.json"),
@@ -816,7 +817,7 @@ def _location_redacted(path: Path) -> None:
     import json
 
     (source,) = [s for s in json.loads(path.read_text())["sources"] if s["name"] == "db"]
-    assert source["location"] == f"sqlite:///{path.parents[3] / 'db.sqlite'}?pw=***"
+    assert source["location"] == "sqlite:///db.sqlite?pw=***"
 
 
 def _bomb_xlsx(path: Path) -> None:
@@ -1098,11 +1099,11 @@ def test_an_unexpected_exception_is_one_line_and_a_log(tmp_path, monkeypatch, ca
     write_csv(work / "sales.csv", ["date", "amount", "region"], ROWS)
     (work / F).write_text(
         BASE.replace("PORT", "2525").replace(
-            "host: 127.0.0.1", "host: 127.0.0.1, username: '${SMTP_PASSWORD}'"
+            "smtp: {host: 127.0.0.1, port: 2525, security: none}", "smtp: {connection: mail}"
         )
     )
     monkeypatch.chdir(work)
-    monkeypatch.setenv("SMTP_PASSWORD", MARKER)
+    monkeypatch.setenv("REPORTER_CONNECTION_MAIL", f"smtp://reporting:{MARKER}@127.0.0.1:2525")
     code = main([*RUN, "--no-send"])
     err = capsys.readouterr().err.splitlines()
     assert code == 1
@@ -1153,21 +1154,18 @@ def test_a_full_disk_is_one_line_and_exit_1(tmp_path):
 
 
 def test_a_whole_run_with_smtp_login_leaks_the_password_nowhere(tmp_path, monkeypatch, capsys):
-    """STARTTLS, login with password_env, ca_file: the message arrives; the password is in no
-    output file, stream, ledger row or message."""
+    """STARTTLS, login from the operator's connection, ca_file: the message arrives; the
+    password is in no output file, stream, ledger row or message."""
     work = tmp_path / "work"
     work.mkdir()
     write_csv(work / "sales.csv", ["date", "amount", "region"], ROWS)
     with Server(tmp_path, tls=True, auth=("reporting", MARKER)) as server:
-        smtp = (
-            f"smtp: {{host: 127.0.0.1, port: {server.port}, security: starttls, username: reporting, "
-            f"password_env: SMTP_PASSWORD, ca_file: {server.cert}}}"
-        )
+        smtp = f"smtp: {{connection: mail, ca_file: {server.cert}}}"
         text = BASE.replace("smtp: {host: 127.0.0.1, port: PORT, security: none}", smtp)
         text = text.replace("  email:\n", "  alerts_to: [ops@acme.test]\n  email:\n")
         (work / F).write_text(text)
         monkeypatch.chdir(work)
-        monkeypatch.setenv("SMTP_PASSWORD", MARKER)
+        monkeypatch.setenv("REPORTER_CONNECTION_MAIL", f"smtp://reporting:{MARKER}@127.0.0.1:{server.port}")
         monkeypatch.setenv("REPORTER_ALLOW_DIRS", str(Path(server.cert).parent))  # the operator's CA
         before = _snapshot(tmp_path)
         code = main(RUN)

@@ -154,7 +154,7 @@ def test_postgresql(tmp_path, pg_url):
     engine.dispose()
     check(
         tmp_path,
-        "{type: sql, url: '${PG_URL}', query: 'select * from test_orders', date_column: date}",
+        "{type: sql, connection: pg, query: 'select * from test_orders', date_column: date}",
         data,
-        env={"PG_URL": url},
+        env={"REPORTER_CONNECTION_PG": url},
     )

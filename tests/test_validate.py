@@ -258,14 +258,28 @@ CASES = {
         None,
         ["F:8:8: sources.crm: expected a mapping (key: value), got a list"],
     ),
-    "unset environment variable": (
+    "a ledger URL from ${NAME}": (
         {
             12: "  amount: {source: crm, agg: sum, column: amount}",
             21: "delivery:\n  ledger: ${REPORTER_TEST_UNSET}",
         },
         None,
         [
-            "F:22:11: delivery.ledger: environment variable REPORTER_TEST_UNSET is not set; export REPORTER_TEST_UNSET=... before running, or remove ${REPORTER_TEST_UNSET}"
+            "F:22:3: delivery.ledger: a URL here: the ledger's database is the operator's, named as a connection; write 'ledger: ledger' instead, and have the operator set REPORTER_CONNECTION_LEDGER=<the URL, password included> in the environment (or 'ledger: <the URL, password included>' in a --connections file)"
+        ],
+    ),
+    "${NAME} outside a connection, set or not: the same words": (
+        {23: '  email: {from: a@acme.test, to: [b@acme.test], subject: "${HOME} ${REPORTER_TEST_UNSET}"}'},
+        None,
+        [
+            "F:23:58: delivery.email.subject: ${HOME}: a report reads no environment variable; write the value itself (write $${ for a literal ${); databases, the ledger, SMTP logins and the Dask scheduler are named with 'connection: NAME', which the operator defines"
+        ],
+    ),
+    "a connection the operator did not define": (
+        {8: "  crm: {type: sql, connection: warehouse, query: select 1, date_column: created}"},
+        None,
+        [
+            "F:8:32: sources.crm.connection: connection 'warehouse' is not defined; the operator defines it: REPORTER_CONNECTION_WAREHOUSE=URL in the environment, or 'warehouse: URL' in the --connections file"
         ],
     ),
     "inverted thresholds": (
@@ -359,11 +373,11 @@ CASES = {
         None,
         ["F:12:11: metrics.amount: agg 'sum' needs 'column' or 'expr'; e.g. column: amount"],
     ),
-    "password in a database URL": (
+    "a database URL in the YAML (the migration note)": (
         {8: "  crm: {type: sql, url: 'postgresql://u:hunter2@db/x', query: select 1, date_column: created}"},
         None,
         [
-            "F:8:25: sources.crm.url: the URL contains a password; passwords come from the environment only: postgresql://user:${DB_PASSWORD}@host/db"
+            "F:8:20: sources.crm.url: a report names its database, it holds no URL: the URL and its password are the operator's; write 'connection: crm' instead, and have the operator set REPORTER_CONNECTION_CRM=<the URL, password included> in the environment (or 'crm: <the URL, password included>' in a --connections file)",
         ],
     ),
     "invalid email address": (

@@ -57,7 +57,7 @@ def pull_reason(config: Config, source: Source) -> str | None:
     """Why a sql source is read whole instead of pushed down, or None when it is pushed down."""
     if not source.pushdown:
         return "pushdown: false"
-    backend = (source.url or "").split(":", 1)[0].split("+", 1)[0]
+    backend = config.connection_url(source.connection or "").split(":", 1)[0].split("+", 1)[0]
     if backend not in DIALECTS:
         return f"no SQL dialect known for '{backend}'"
     return None
@@ -187,10 +187,12 @@ class Warehouse:
 def open_remote(config: Config, name: str, source: Source) -> RemoteInfo:
     """Look at a pushed-down source without reading its rows: its columns, its date column's
     kind, its row count and first and last local dates (one query each)."""
-    import sqlalchemy as sa
+    from reporter.config.connections import query_problem, read_only_engine
 
-    url = source.url or ""
+    url = config.connection_url(source.connection or "")
     backend = url.split(":", 1)[0].split("+", 1)[0]
+    if source.query is not None and (refused := query_problem(source.query, backend)):
+        raise SourceError(f"source '{name}': {refused}")
     if source.table is not None:
         from sqlglot import exp
 
@@ -198,7 +200,7 @@ def open_remote(config: Config, name: str, source: Source) -> RemoteInfo:
     else:
         source_sql = f"({(source.query or '').strip().rstrip(';')})"
     try:
-        engine = sa.create_engine(url)
+        engine = read_only_engine(url)
     except Exception as exc:  # a bad URL or a missing driver
         raise query_failed(name, url, exc) from None
     wh = Warehouse(

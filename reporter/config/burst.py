@@ -1,16 +1,14 @@
-"""The rules of ``delivery.burst`` that span its keys: an address only with ``executor: dask``,
-an address Dask can dial, and the ``dask`` extra installed when a cluster is asked for."""
+"""The rules of ``delivery.burst`` that span its keys: a connection only with ``executor: dask``,
+and the ``dask`` extra installed when a cluster is asked for. The scheduler's address is the
+operator's (a connection, ``reporter.config.connections``), never the YAML's."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import re
 from collections.abc import Mapping
 
 from reporter.config.model import Burst
-
-ADDRESS = re.compile(r"^(tcp|tls)://[^\s/:]+(:[0-9]{1,5})$|^(tcp|tls)://\[[0-9a-fA-F:]+\]:[0-9]{1,5}$")
 
 
 def burst_problems(burst: Burst | None) -> list[tuple[str, str, str]]:
@@ -18,20 +16,12 @@ def burst_problems(burst: Burst | None) -> list[tuple[str, str, str]]:
     if burst is None:
         return []
     problems = []
-    if burst.address is not None and burst.executor != "dask":
+    if burst.connection is not None and burst.executor != "dask":
         problems.append(
             (
-                "address",
-                "an address is only used with executor: dask",
-                "add 'executor: dask', or remove the address to render on this machine",
-            )
-        )
-    if burst.address is not None and not ADDRESS.match(burst.address):
-        problems.append(
-            (
-                "address",
-                f"'{burst.address}' is not a Dask scheduler address",
-                "write tcp://HOST:PORT, e.g. tcp://dask-scheduler:8786",
+                "connection",
+                "a connection is only used with executor: dask",
+                "add 'executor: dask', or remove the connection to render on this machine",
             )
         )
     if burst.executor == "dask" and importlib.util.find_spec("distributed") is None:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from reporter.assets import builtin_templates, catalogue_languages, resolve_template
+from reporter.config import connections as conns
 from reporter.config import guards
 from reporter.config import model as m
 from reporter.config import paths as confine
@@ -192,7 +193,7 @@ def load_config(
         refused = before(doc)
         if refused:
             raise ConfigError(problems + refused)
-    config = _Checker(doc, path, problems, base_dir).run(check_data=check_data)
+    config = _Checker(doc, path, problems, base_dir, env).run(check_data=check_data)
     if config is not None and not problems and extra is not None:
         problems.extend(doc.problem(key, message, hint) for key, message, hint in extra(config))
     if problems or config is None:
@@ -204,8 +205,18 @@ def load_config(
 
 
 class _Checker:
-    def __init__(self, doc: Document, path: Path, problems: list[Problem], base_dir: Path | None = None):
+    def __init__(
+        self,
+        doc: Document,
+        path: Path,
+        problems: list[Problem],
+        base_dir: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ):
         self.doc = doc
+        self.env = env
+        self.connections: dict[str, str] = {}  # name → URL, of the connections the YAML names
+        self.migrated: set[Path_] = set()  # keys refused with a migration hint (no second error)
         self.path = path
         self.base_dir = (base_dir or path.resolve().parent).resolve()
         self.problems = problems
@@ -229,6 +240,11 @@ class _Checker:
                 "start from config/example.yaml",
             )
             return None
+        from reporter.config.migration import removed_keys
+
+        for where, message, hint in removed_keys(data):
+            self.add(where, message, hint, key=True)
+            self.migrated.add(where)
         misspelt: set[str] = set()
         for key in data:
             if key not in m.SECTIONS:
@@ -255,6 +271,7 @@ class _Checker:
         self._check_analyses()
         self._check_delivery()
         self._check_paths()
+        self._check_connections()
         guards.check_static(self)
         if check_data:
             self._check_data()
@@ -275,6 +292,7 @@ class _Checker:
             file=self.path,
             base_dir=self.base_dir,
             kpi_order=self.kpi_order,
+            connections=self.connections,
         )
 
     def _validate_section(self, key: str, spec: Any, value: Any) -> Any:
@@ -565,6 +583,15 @@ class _Checker:
             self.add(base, "a sql source needs 'query' or 'table'", "query: select ... or table: orders")
         if src.query is not None and src.table is not None:
             self.add((*base, "table"), "'table' and 'query' cannot be used together", "keep one of them")
+        if src.query is not None:
+            found = conns.lookup(src.connection, self.env) if src.connection else None
+            refused = conns.query_problem(src.query, found.backend if found else "")
+            if refused:
+                self.add(
+                    (*base, "query"),
+                    refused,
+                    "write one SELECT (or WITH … SELECT), without ';' between statements",
+                )
 
     def _check_sources(self) -> None:
         for name, src in (self.parts.get("sources") or {}).items():
@@ -572,26 +599,20 @@ class _Checker:
             if src.type in FILE_KINDS:
                 if src.path is None:
                     self.add(base, f"a {src.type} source needs 'path'", "path: data/file." + src.type)
-                for key in ("url", "query", "table"):
+                for key in ("connection", "query", "table"):
                     if getattr(src, key) is not None:
                         self.add((*base, key), f"'{key}' is only for type sql")
             else:
-                if src.url is None:
+                migrated = (*base, "url") in self.migrated  # its URL was refused, with what to write
+                if src.connection is None and base not in self.partial and not migrated:
                     self.add(
                         base,
-                        "a sql source needs 'url'",
-                        "url: postgresql://user@host/db and query: select ...",
+                        "a sql source needs 'connection'",
+                        f"connection: {name} (a database the operator defines) and query: select ...",
                     )
                 self._check_sql_rows(base, src)
                 if src.path is not None:
-                    self.add((*base, "path"), "'path' is not for type sql", "use url and query")
-                literal_url = bool(src.url) and (*base, "url") not in self.doc.from_env
-                if literal_url and re.match(r"^[^:/]+://[^/@:]+:[^/@]+@", src.url or ""):
-                    self.add(
-                        (*base, "url"),
-                        "the URL contains a password",
-                        "passwords come from the environment only: postgresql://user:${DB_PASSWORD}@host/db",
-                    )
+                    self.add((*base, "path"), "'path' is not for type sql", "use connection and query")
             if src.csv is not None and src.type != "csv":
                 self.add((*base, "csv"), "'csv' options are only for type csv")
             if src.sheet is not None and src.type != "excel":
@@ -915,10 +936,64 @@ class _Checker:
             )
         if not email.to and not email.recipients:
             self.add(base, "no recipient", "add to: [someone@example.com] or recipients:")
-        if email.smtp is not None and email.smtp.password_env is not None and email.smtp.username is None:
-            self.add((*base, "smtp"), "password_env is set but username is not", "add username: ...")
+        if email.smtp is not None:
+            self._check_smtp(email.smtp)
         for i, rcpt in enumerate(email.recipients):
             self._check_address((*base, "recipients", i, "email"), rcpt.email, named=True)
+
+    def _check_smtp(self, smtp: m.Smtp) -> None:
+        """A server with a login is a connection; ``host`` is a relay without one. With a
+        connection, the server, port and security are the connection's."""
+        base: Path_ = ("delivery", "email", "smtp")
+        raw: Any = self.doc.data
+        for key in ("delivery", "email", "smtp"):
+            raw = raw.get(key) if isinstance(raw, dict) else None
+        raw = raw if isinstance(raw, dict) else {}
+        if smtp.connection is not None:
+            for key in ("host", "port", "security"):
+                if key in raw:
+                    self.add(
+                        (*base, key),
+                        f"'{key}' comes from the connection '{smtp.connection}'",
+                        f"remove {key}: the operator's connection says it",
+                        key=True,
+                    )
+        elif smtp.host is None and (*base,) not in self.partial:
+            self.add(
+                base,
+                "the smtp block needs 'connection' (a server with a login) or 'host' (a relay without one)",
+                "connection: smtp, which the operator defines; or host: relay.example.com",
+            )
+
+    def _check_connections(self) -> None:
+        """Each connection the YAML names must be one the operator defined, and fit its use. The
+        messages name the connection and where it is defined, never its URL."""
+        wanted: list[tuple[Path_, str, str]] = []
+        for name, src in (self.parts.get("sources") or {}).items():
+            if src.type == "sql" and src.connection:
+                wanted.append((("sources", name, "connection"), src.connection, "database"))
+        delivery: m.Delivery | None = self.parts.get("delivery")
+        if delivery is not None:
+            if delivery.ledger:
+                wanted.append((("delivery", "ledger"), delivery.ledger, "ledger"))
+            smtp = delivery.email.smtp if delivery.email is not None else None
+            if smtp is not None and smtp.connection:
+                wanted.append((("delivery", "email", "smtp", "connection"), smtp.connection, "smtp"))
+            burst = delivery.burst
+            if burst is not None and burst.connection and burst.executor == "dask":
+                wanted.append((("delivery", "burst", "connection"), burst.connection, "dask"))
+        for path, name, use in wanted:
+            found = conns.lookup(name, self.env)
+            if found is None:
+                close = difflib.get_close_matches(name, conns.defined(self.env), n=1, cutoff=0.6)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                self.add(path, f"connection '{name}' is not defined", hint + conns.where_to_define(name))
+                continue
+            refused = conns.problem_for(found, use)
+            if refused:
+                self.add(path, refused, "the operator corrects the connection's URL")
+                continue
+            self.connections[name] = found.url
 
     def _check_address(self, path: Path_, text: str, *, named: bool = False) -> None:
         from email.utils import parseaddr

@@ -193,8 +193,8 @@ def _burst_workers(file: str, root: dict[str, tuple[yaml.Node, yaml.Node]], conf
 
     burst = config.delivery.burst
     cap = max_workers()
-    if burst.workers is None or burst.workers <= cap or burst.address is not None:
-        return []  # with an address, workers is how many of the cluster's to wait for
+    if burst.workers is None or burst.workers <= cap or burst.connection is not None:
+        return []  # with a connection, workers is how many of the cluster's to wait for
     delivery = _mapping(root.get("delivery", (None, None))[1])
     node = _mapping(delivery.get("burst", (None, None))[1]).get("workers")
     line, col = _at(node[1]) if node else (None, None)

@@ -2,11 +2,12 @@
 
 - Safe: only the standard YAML tags; ``!!python/...`` is refused with the line it is on.
 - Duplicate keys are errors naming both lines.
-- ``${NAME}`` is replaced by the environment variable NAME, in connection fields only (a SQL
-  source's ``url``, ``delivery.ledger``, the SMTP ``host`` and ``username``); anywhere else it is
-  an error, so a secret cannot end up in a title, a PDF or an email. An unset NAME is an error
-  naming it. ``$${`` writes a literal ``${``. Every value so read (and the variable a ``*_env``
-  key names) is remembered for redaction (``reporter.security``).
+- ``${NAME}`` is refused everywhere: a report reads no environment variable. Databases, the
+  ledger, SMTP logins and the Dask scheduler are connections the operator defines
+  (``reporter.config.connections``), so nothing legitimate is left for it, and refusing it
+  whatever the variable holds says nothing about which variables are set (no oracle). ``$${``
+  writes a literal ``${``. The variable a ``*_env`` key names is remembered for redaction
+  (``reporter.security``).
 - Bounded: at most ``MAX_BYTES`` of text, ``MAX_DEPTH`` levels of nesting, ``MAX_ALIASES``
   aliases and ``MAX_NODES`` values once aliases are expanded (billion laughs fail fast), and no
   alias that contains itself.
@@ -24,8 +25,9 @@ from typing import Any
 
 import yaml
 
+from reporter.config import migration
 from reporter.errors import Problem
-from reporter.security import remember_secret, remember_url
+from reporter.security import remember_secret
 
 Path_ = tuple[str | int, ...]
 
@@ -33,29 +35,10 @@ MAX_BYTES = 1024 * 1024  # a report's YAML is a few kilobytes
 MAX_DEPTH = 40  # levels of nesting
 MAX_ALIASES = 200  # *alias references
 MAX_NODES = 200_000  # values once aliases are expanded
-_HINT_ENV_PLACES = (
-    "use ${NAME} only in sources.<name>.url, delivery.ledger, delivery.email.smtp.host or "
-    "delivery.email.smtp.username (write $${ for a literal ${)"
+_HINT_NO_ENV = (
+    "write the value itself (write $${ for a literal ${); databases, the ledger, SMTP logins and "
+    "the Dask scheduler are named with 'connection: NAME', which the operator defines"
 )
-
-
-def env_allowed(path: Path_) -> bool:
-    """May ``${NAME}`` appear at ``path``? Only in connection fields (and ``*_env`` names)."""
-    parts = tuple(str(p) for p in path)
-    return (
-        (len(parts) == 3 and parts[0] == "sources" and parts[2] == "url")
-        or parts == ("delivery", "ledger")
-        or parts in (("delivery", "email", "smtp", "host"), ("delivery", "email", "smtp", "username"))
-        or (bool(parts) and parts[-1].endswith("_env"))
-    )
-
-
-def _url_field(path: Path_) -> bool:
-    parts = tuple(str(p) for p in path)
-    return (len(parts) == 3 and parts[0] == "sources" and parts[2] == "url") or parts == (
-        "delivery",
-        "ledger",
-    )
 
 
 class _LimitError(yaml.composer.ComposerError):
@@ -344,11 +327,9 @@ def _build_scalar(
         doc.bool_text[path] = node.value
     if isinstance(value, str) and "${" in value:
         doc.from_env.add(path)
-        value = _interpolate(value, path, doc, env, problems)
+        value = _interpolate(value, path, doc, problems)
     if isinstance(value, str) and path and str(path[-1]).endswith("_env"):
-        remember_secret(env.get(value))  # password_env names the variable holding a password
-    if isinstance(value, str) and _url_field(path):
-        remember_url(value)
+        remember_secret(env.get(value))  # webhook_env names the variable holding a webhook's URL
     return value
 
 
@@ -374,41 +355,27 @@ def _scalar(node: yaml.Node, path: Path_, doc: Document, loader: _Loader, proble
         return None
 
 
-def _interpolate(
-    value: str, path: Path_, doc: Document, env: Mapping[str, str], problems: list[Problem]
-) -> str:
+def _interpolate(value: str, path: Path_, doc: Document, problems: list[Problem]) -> str:
+    """``$${`` becomes a literal ``${``; any ``${NAME}`` is an error (once per value), whether or
+    not NAME is set: the environment is never read here. A former connection field is left to
+    ``migration.removed_keys``, which says what to write instead."""
+    refused = False
+
     def sub(match: re.Match[str]) -> str:
+        nonlocal refused
         escaped, name = match.group(1), match.group(2)
         if escaped:
             return "${" + name + "}"
-        if not _ENV_NAME.match(name):
+        if not refused and not migration.reported_by_checks(path):
+            refused = True
+            shown = name if _ENV_NAME.match(name) else "..."
             problems.append(
                 doc.problem(
                     path,
-                    f"'${{{name}}}' is not a valid environment variable reference",
-                    "names are letters, digits and _ (write $${ for a literal ${)",
+                    f"${{{shown}}}: a report reads no environment variable",
+                    migration.hint_for(path) or _HINT_NO_ENV,
                 )
             )
-            return match.group(0)
-        if not env_allowed(path):
-            problems.append(
-                doc.problem(
-                    path,
-                    f"${{{name}}}: environment variables (secrets) are only read in connection fields",
-                    _HINT_ENV_PLACES,
-                )
-            )
-            return match.group(0)
-        if name not in env:
-            problems.append(
-                doc.problem(
-                    path,
-                    f"environment variable {name} is not set",
-                    f"export {name}=... before running, or remove ${{{name}}}",
-                )
-            )
-            return match.group(0)
-        remember_secret(env[name])
-        return env[name]
+        return match.group(0)
 
     return _ENV.sub(sub, value)

@@ -17,6 +17,8 @@ from pydantic_core import PydanticCustomError
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 Name = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
 Text = Annotated[str, Field(min_length=1)]
+# The name of a connection the operator defines outside the YAML (reporter.config.connections).
+ConnectionName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 
 Grain = Literal["month", "quarter", "week"]
 Agg = Literal["sum", "count", "count_distinct", "avg", "min", "max", "last"]
@@ -207,7 +209,7 @@ class Source(_Model):
     type: Literal["csv", "parquet", "excel", "json", "sql"] = Field(
         description=(
             "The kind of source: a file (csv, parquet, excel, json) read with `path`, or a database query "
-            "(sql) read with `url` and `query`."
+            "(sql) read with `connection` and `query` (or `table`)."
         ),
         examples=["csv"],
     )
@@ -220,14 +222,18 @@ class Source(_Model):
         description="The file, relative to this file (file sources only).",
         examples=["data/web_traffic.csv"],
     )
-    url: str | None = Field(
+    connection: ConnectionName | None = Field(
         None,
-        description="A SQLAlchemy database URL (sql sources only); a password only through `${NAME}`.",
-        examples=["postgresql+psycopg://reporting:${DB_PASSWORD}@db/sales"],
+        description=(
+            "sql sources only: the name of the database connection the operator defines outside the YAML "
+            "(the environment variable `REPORTER_CONNECTION_<NAME>` or the `--connections` file), which "
+            "holds its URL and password. The database is opened read-only."
+        ),
+        examples=["warehouse"],
     )
     query: str | None = Field(
         None,
-        description="The SELECT whose rows are the source (sql sources only).",
+        description="The SELECT whose rows are the source (sql sources only): one statement, read-only.",
         examples=["select * from orders"],
     )
     table: str | None = Field(
@@ -622,24 +628,30 @@ class Insights(_Model):
 
 
 class Smtp(_Model):
-    host: Text = Field(description="The SMTP server's name.", examples=["smtp.acme.fr"])
+    connection: ConnectionName | None = Field(
+        None,
+        description=(
+            "The name of the SMTP connection the operator defines outside the YAML "
+            "(`REPORTER_CONNECTION_<NAME>=smtp://USER:PASSWORD@HOST:587`, or the `--connections` file): "
+            "server, port, security and login. Give it, or `host` for a relay that needs no login."
+        ),
+        examples=["smtp"],
+    )
+    host: Text | None = Field(
+        None,
+        description="Without `connection`: the name of an SMTP relay that needs no login.",
+        examples=["relay.acme.fr"],
+    )
     port: Annotated[int, Field(ge=1, le=65535)] = Field(
-        587, description="The SMTP server's port.", examples=[587]
+        587, description="With `host`: the relay's port.", examples=[25]
     )
     security: Literal["starttls", "ssl", "none"] = Field(
         "starttls",
         description=(
-            "starttls (port 587), ssl (implicit TLS, port 465) or none (a relay on a trusted network)."
+            "With `host`: starttls (port 587), ssl (implicit TLS, port 465) or none (a relay on a trusted "
+            "network)."
         ),
-        examples=["ssl"],
-    )
-    username: str | None = Field(
-        None, description="The login, when the server wants one.", examples=["reporting"]
-    )
-    password_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
-        None,
-        description="The name of the environment variable holding the password (never the password itself).",
-        examples=["SMTP_PASSWORD"],
+        examples=["none"],
     )
     timeout: Annotated[float, Field(gt=0, le=600)] = Field(
         30.0, description="Seconds to wait for the server at each step.", examples=[30]
@@ -701,7 +713,7 @@ class Email(_Model):
     smtp: Smtp | None = Field(
         None,
         description="The SMTP server; without it messages are written to the outbox folder.",
-        examples=[{"host": "smtp.acme.fr", "username": "reporting", "password_env": "SMTP_PASSWORD"}],
+        examples=[{"connection": "smtp"}, {"host": "relay.acme.fr", "port": 25, "security": "none"}],
     )
     recipients: list[Recipient] = Field(
         [],
@@ -782,19 +794,20 @@ class Burst(_Model):
         ),
         examples=["dask"],
     )
-    address: str | None = Field(
+    connection: ConnectionName | None = Field(
         None,
         description=(
-            "With executor dask: the Dask scheduler's address, tcp://HOST:PORT or tls://HOST:PORT; without "
-            "it a cluster of `workers` processes is started on this machine for the run."
+            "With executor dask: the name of the connection the operator defines outside the YAML that "
+            "holds the Dask scheduler's address (`tcp://HOST:PORT` or `tls://HOST:PORT`); without it a "
+            "cluster of `workers` processes is started on this machine for the run."
         ),
-        examples=["tcp://dask-scheduler:8786"],
+        examples=["dask"],
     )
     workers: Annotated[int, Field(ge=1, le=10000)] | None = Field(
         None,
         description=(
-            "local: the number of processes (default: one per core). dask with an address: wait until this "
-            "many workers have joined before starting (default: 1). dask without an address: the number of "
+            "local: the number of processes (default: one per core). dask with a connection: wait until "
+            "this many workers have joined before starting (default: 1). dask without one: the number of "
             "worker processes to start (default: one per core)."
         ),
         examples=[8],
@@ -832,11 +845,15 @@ class Delivery(_Model):
     alerts_to: list[Text] = Field(
         [], description="Addresses told when a run fails or gives up.", examples=[["ops@acme.fr"]]
     )
-    ledger: str | None = Field(
+    ledger: ConnectionName | None = Field(
         None,
-        description="A SQLAlchemy URL of the ledger; default: ledger.sqlite in the output folder.",
-        examples=["postgresql+psycopg://reporter:${LEDGER_PASSWORD}@db/reporter"],
-    )  # a SQLAlchemy URL; default: SQLite in the output folder
+        description=(
+            "The name of the connection the operator defines outside the YAML that holds the ledger's "
+            "database (SQLite or PostgreSQL), e.g. one ledger shared by several hosts; default: "
+            "ledger.sqlite in the output folder."
+        ),
+        examples=["ledger"],
+    )
     ledger_lock_timeout: Annotated[float, Field(gt=0, le=600)] = Field(
         30,
         description=(
@@ -867,7 +884,7 @@ class Delivery(_Model):
     burst: Burst = Field(
         Burst(),
         description="Where recipients' own reports are rendered: this machine or a Dask cluster.",
-        examples=[{"executor": "dask", "address": "tcp://dask-scheduler:8786", "workers": 4}],
+        examples=[{"executor": "dask", "connection": "dask", "workers": 4}],
     )
 
 
@@ -908,6 +925,26 @@ class Config(_Model):
     kpi_order: list[str] = Field(
         [], description="Not a YAML key: the KPIs in dependency order, found once by validation."
     )
+    connections: dict[str, str] = Field(
+        {},
+        description=(
+            "Not a YAML key: the URL of each connection the YAML names, as the operator defined it "
+            "(never dumped, never shown)."
+        ),
+        exclude=True,
+        repr=False,
+    )
+
+    def connection_url(self, name: str) -> str:
+        """The URL of the operator's connection ``name`` (validation checked that it exists)."""
+        return self.connections[name]
+
+    def ledger_url(self, output: Path) -> str:
+        """The ledger's database: the operator's connection ``delivery.ledger``, else
+        ledger.sqlite in ``output``."""
+        if self.delivery.ledger is not None:
+            return self.connections[self.delivery.ledger]
+        return f"sqlite:///{(output / 'ledger.sqlite').resolve()}"
 
     def resolve(self, path: Path) -> Path:
         """A path from the YAML, relative to the config file's folder."""
@@ -915,7 +952,7 @@ class Config(_Model):
 
 
 # Config's fields that are no YAML key: the loader and validation fill them in.
-NOT_YAML = ("file", "base_dir", "kpi_order")
+NOT_YAML = ("file", "base_dir", "kpi_order", "connections")
 
 SECTIONS: dict[str, type[BaseModel] | tuple[str, type[BaseModel]]] = {
     "report": Report,

@@ -40,11 +40,13 @@ Rules that apply everywhere:
 - **Unknown keys are errors**, with a "did you mean" suggestion.
 - **Relative paths** (`path`, `logo`, `template`, `output_dir`, `archive.dir`, `ca_file`)
   start from the folder of the YAML file, not from where you run the command.
-- **`${NAME}`** is replaced by the environment variable `NAME` when the file is read, in
-  connection fields only: a SQL source's `url`, `delivery.ledger`, the SMTP `host` and
-  `username` (the SMTP password is named by `password_env`). Anywhere else it is an error, so a
-  secret cannot reach a title, a label or an email. An unset variable is an error naming it;
-  write `$${` for a literal `${`. A database URL with a password written in it is refused.
+- **Connections are the operator's.** A SQL source, the ledger, an SMTP server with a login
+  and a Dask cluster are named, `connection: warehouse`; the operator defines each name outside
+  the YAML (`REPORTER_CONNECTION_WAREHOUSE=postgresql+psycopg://…`, or a `--connections` file),
+  with its URL and password. A URL, an SMTP login or a Dask address written in the YAML is an
+  error that says what to write instead (see [Security](security.md)).
+- **`${NAME}` is not read**: a report reads no environment variable, so `${` anywhere is an
+  error (write `$${` for a literal `${`).
 - **Quote text that YAML would read as something else**: `NO`, `yes`, `off` are booleans to
   YAML, `2026-10-01` is a date, `1e3` is a number. reporter says so when it meets one where
   text is expected.

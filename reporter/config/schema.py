@@ -11,10 +11,8 @@ what ``reporter validate`` accepts at this level:
 - only the YAML sections (not ``m.NOT_YAML``, which the loader and validation fill in);
 - an empty optional section (``objectives:`` with nothing after it) is allowed, as the loader
   reads it as "none";
-- ``${NAME}`` (an environment variable) is read only in connection fields, which are free text
-  (a SQL source's ``url``, ``delivery.ledger``, the SMTP ``host`` and ``username``); a number, a
-  true/false, a date or a word from a list is never one, and any other text refuses ``${``
-  (``$${`` writes a literal one);
+- ``${NAME}`` (an environment variable) is never read: every text refuses ``${`` (``$${``
+  writes a literal one); a connection is a name the operator defines;
 - names under ``sources``, ``metrics`` and ``kpis`` must be valid names (no other key there);
 - an objective's ``target`` has exactly one of its four forms.
 
@@ -65,9 +63,9 @@ def json_schema() -> dict[str, Any]:
         "$defs": defs,
     }
     schema = _walk(schema)
-    for name, definition in schema["$defs"].items():
+    for definition in schema["$defs"].values():
         for prop, sub in definition.get("properties", {}).items():
-            if (name, prop) not in _CONNECTION_FIELDS and not prop.endswith("_env"):
+            if not prop.endswith("_env"):
                 _no_env(sub)
     for key in _NULLABLE:
         prop = schema["properties"][key]
@@ -77,9 +75,7 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-# Where the loader reads ${NAME} from the environment (loader.env_allowed), by model and field.
-_CONNECTION_FIELDS = {("Source", "url"), ("Delivery", "ledger"), ("Smtp", "host"), ("Smtp", "username")}
-# ${ not written as $${ (the literal): the loader refuses it outside connection fields.
+# ${ not written as $${ (the literal): the loader refuses it.
 _NO_ENV = {"not": {"pattern": "(^|[^$])\\$\\{"}}
 
 

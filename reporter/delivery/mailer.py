@@ -1,6 +1,9 @@
 """Send messages over SMTP (starttls | ssl | none) with bounded retries, or write them to an
 outbox folder when the YAML has no smtp block.
 
+The server and its login come from the operator's connection (``smtp.connection``, an
+``smtp://USER:PASSWORD@HOST:PORT`` URL); a YAML ``host`` is a relay that gets no login.
+
 A 4xx reply, a dropped connection or a timeout is retried with exponential backoff; a 5xx reply
 is permanent for that recipient and is not retried. The clock (``sleep``) is injectable.
 
@@ -33,6 +36,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from reporter.config.connections import Connection, smtp_target
 from reporter.config.model import Smtp
 from reporter.delivery.deadline import Deadline
 from reporter.errors import RunError
@@ -130,7 +134,21 @@ class Mailer:
         max_attempts: int = 4,
         backoff: float = 2.0,
         base_dir: Path | None = None,
+        connections: Mapping[str, str] | None = None,
     ):
+        self.username: str | None = None
+        self.password: str | None = None
+        if smtp is not None and smtp.connection is not None:
+            url = (connections or {}).get(smtp.connection)
+            if url is None:
+                raise RunError(f"the SMTP connection '{smtp.connection}' is not defined")
+            try:
+                target = smtp_target(Connection(smtp.connection, url, "connection"))
+            except ValueError as exc:
+                raise RunError(f"the SMTP connection '{smtp.connection}' {exc}") from None
+            server = {"host": target.host, "port": target.port, "security": target.security}
+            smtp = smtp.model_copy(update=server)
+            self.username, self.password = target.username, target.password
         self.smtp = smtp
         # the conversation up to the message's end, as a whole
         self.deadline = CONVERSATION_STEPS * smtp.timeout if smtp is not None else 0.0
@@ -140,14 +158,6 @@ class Mailer:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.base_dir = base_dir or Path(".")
-        self.password: str | None = None
-        if smtp is not None and smtp.password_env:
-            if smtp.password_env not in self.env:
-                raise RunError(
-                    f"environment variable {smtp.password_env} (delivery.email.smtp.password_env) is not "
-                    "set: the SMTP password comes only from the environment"
-                )
-            self.password = self.env[smtp.password_env]
 
     @property
     def channel(self) -> str:
@@ -199,18 +209,18 @@ class Mailer:
             client = _SMTP_SSL(timeout=smtp.timeout, context=context)
         else:
             client = _SMTP(timeout=smtp.timeout)
-        client._host = smtp.host  # smtplib sets it only when it connects in __init__
+        client._host = smtp.host or ""  # smtplib sets it only when it connects in __init__
         client.data_timeout = smtp.data_timeout
         client.deadline = deadline = Deadline(self.deadline, lambda: client.sock)
         try:
             try:
-                client.connect(smtp.host, smtp.port)
+                client.connect(smtp.host or "", smtp.port)
                 client.ehlo()
                 if smtp.security == "starttls":
                     client.starttls(context=context)
                     client.ehlo()
-                if smtp.username:
-                    _login(client, smtp.username, self.password or "")
+                if self.username:
+                    _login(client, self.username, self.password or "")
                 refused = client.send_message(message, to_addrs=[recipient])
                 if refused:
                     code, text = refused[recipient]

@@ -208,7 +208,12 @@ def deliver(
     mailer = None
     if ledger is not None:
         mailer = Mailer(
-            email_cfg.smtp, root / "outbox" / report / period, env=env, sleep=sleep, base_dir=config.base_dir
+            email_cfg.smtp,
+            root / "outbox" / report / period,
+            env=env,
+            sleep=sleep,
+            base_dir=config.base_dir,
+            connections=config.connections,
         )
     outcomes: list[DeliveryOutcome] = []
     for rcpt in targets:
@@ -459,6 +464,7 @@ def alert(
             env=env,
             max_attempts=2,
             base_dir=config.base_dir,
+            connections=config.connections,
         )
         for address in to:
             result = mailer.send(msg, email.utils.parseaddr(address)[1], lambda n, e: None)

@@ -6,11 +6,18 @@ Each worker process reads the sources once into its own DuckDB, then computes an
 recipients it is given; the reports (results and PDF bytes) come back to the process that runs
 the report, which writes the files and sends through the ledger, so the ledger has a single
 writer and each recipient is delivered exactly once whatever happens to the workers.
+
+On Dask, nothing from a worker is trusted beyond plain data: the cluster is the operator's (its
+address is a connection, never the YAML's), each task returns bytes (a JSON head and the PDF)
+that this process parses and checks, and the client reads only msgpack from the cluster
+(``deserializers=["msgpack"]``), so a worker's answer is never unpickled here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import logging
 import threading
 import uuid
@@ -107,15 +114,55 @@ _LOCK = threading.Lock()  # one report at a time per worker process (WeasyPrint 
 _OPEN: dict[str, tuple[Any, Any]] = {}
 
 
-def dask_task(config: Config, token: str, job: Job) -> BurstReport:
-    """One recipient's report, run by a Dask worker."""
+def dask_task(config: Config, token: str, job: Job) -> bytes:
+    """One recipient's report, run by a Dask worker, as plain bytes (``encode_report``): a
+    failure is data too, so that no exception object has to travel back."""
     with _LOCK:
-        if token not in _OPEN:
-            while len(_OPEN) >= 2:
-                _OPEN.pop(next(iter(_OPEN)))[0].close()
-            _OPEN[token] = open_database(config)
-        con, infos = _OPEN[token]
-        return _report(config, con, infos, job)
+        try:
+            if token not in _OPEN:
+                while len(_OPEN) >= 2:
+                    _OPEN.pop(next(iter(_OPEN)))[0].close()
+                _OPEN[token] = open_database(config)
+            con, infos = _OPEN[token]
+            report = _report(config, con, infos, job)
+        except Exception as exc:
+            report = BurstReport(job[0], None, None, str(exc) or type(exc).__name__)
+        return encode_report(report)
+
+
+def encode_report(report: BurstReport) -> bytes:
+    """A report as bytes: the length of a JSON head (8 bytes), the head (results, error), the PDF."""
+    head = json.dumps(
+        {
+            "results": dataclasses.asdict(report.results) if report.results is not None else None,
+            "pdf": report.pdf is not None,
+            "error": report.error,
+        },
+        allow_nan=False,
+    ).encode()
+    return len(head).to_bytes(8, "big") + head + (report.pdf or b"")
+
+
+def decode_report(email: str, payload: object) -> BurstReport:
+    """What a worker sent back, read as data: bytes whose head is JSON that fits ``Results``
+    and whose PDF is a PDF; anything else is that recipient's failure."""
+    from pydantic import TypeAdapter, ValidationError
+
+    refused = BurstReport(email, None, None, "the Dask worker's answer is not a report; see its logs")
+    if not isinstance(payload, bytes) or len(payload) < 8:
+        return refused
+    size = int.from_bytes(payload[:8], "big")
+    try:
+        head = json.loads(payload[8 : 8 + size])
+        results = None if head["results"] is None else TypeAdapter(Results).validate_python(head["results"])
+        error = head["error"]
+        has_pdf = head["pdf"]
+    except (ValueError, KeyError, TypeError, ValidationError):
+        return refused
+    pdf = payload[8 + size :] if has_pdf is True else None
+    if (pdf is not None and not pdf.startswith(b"%PDF-")) or not isinstance(error, str | None):
+        return refused
+    return BurstReport(email, results, pdf, error)
 
 
 def dask_forget(token: str) -> None:
@@ -126,6 +173,14 @@ def dask_forget(token: str) -> None:
             opened[0].close()
 
 
+def for_workers(config: Config) -> Config:
+    """``config`` as a Dask worker gets it: only the connections of its SQL sources."""
+    wanted = {s.connection for s in config.sources.values() if s.type == "sql" and s.connection}
+    return config.model_copy(
+        update={"connections": {k: v for k, v in config.connections.items() if k in wanted}}
+    )
+
+
 def dask_bursts(
     config: Config, period: Period, now: dt.datetime, jobs: Sequence[tuple[str, dict[str, Any]]]
 ) -> Iterator[BurstReport]:
@@ -134,8 +189,9 @@ def dask_bursts(
     workers, comes back with ``error`` set and fails for that recipient only."""
     token = uuid.uuid4().hex
     with _client(config) as client:
-        # The configuration goes to every worker once, not with each of thousands of tasks.
-        [shared] = client.scatter([config], broadcast=True, hash=False)
+        # The configuration goes to every worker once, not with each of thousands of tasks, with
+        # the connections the workers read (the SQL sources'), not the SMTP login or the ledger.
+        [shared] = client.scatter([for_workers(config)], broadcast=True, hash=False)
         futures = {
             client.submit(
                 dask_task, shared, token, (email, dict(filter), period, now), key=f"burst-{email}-{token}"
@@ -146,7 +202,7 @@ def dask_bursts(
             for future in _distributed().as_completed(futures):
                 email = futures.pop(future)
                 try:
-                    report: BurstReport = future.result()
+                    report = decode_report(email, future.result())
                 except Exception as exc:
                     report = BurstReport(email, None, None, _why(exc))
                 future.release()
@@ -187,12 +243,20 @@ def _processes(workers: int, cap: int) -> str:
 def _why(exc: Exception) -> str:
     if isinstance(exc, _distributed().KilledWorker):
         return "every Dask worker that rendered it died (out of memory?); see the workers' logs"
+    if isinstance(exc, TypeError) and "only able to deserialize data with" in str(exc):
+        return "the Dask cluster answered with something other than plain data (refused); see its logs"
     return str(exc) or type(exc).__name__
 
 
+# The client reads only msgpack from the cluster: a result, an error or a message in pickle (or
+# Dask's own families, whose headers are pickled) is refused, never unpickled in this process.
+PLAIN_DATA_ONLY = {"deserializers": ["msgpack"]}
+
+
 class _client:
-    """The Dask client of ``delivery.burst``: the scheduler at ``address``, or a cluster of
-    ``workers`` processes started on this machine for the run."""
+    """The Dask client of ``delivery.burst``: the scheduler of the operator's connection
+    (``delivery.burst.connection``), or a cluster of ``workers`` processes started on this
+    machine for the run. Either way the client reads plain data only (``PLAIN_DATA_ONLY``)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -202,7 +266,7 @@ class _client:
     def __enter__(self) -> Any:
         distributed = _distributed()
         burst = self.config.delivery.burst
-        if burst.address is None:
+        if burst.connection is None:
             cap = max_workers()
             workers = min(burst.workers or cap, cap)
             LOG.info("%s: a local Dask cluster of %s", self.config.report.id, _processes(workers, cap))
@@ -214,14 +278,17 @@ class _client:
                     host="127.0.0.1",  # a cluster for this run only: nothing listens beyond loopback
                     dashboard_address="127.0.0.1:0",
                 )
-            self.client = distributed.Client(self.cluster)
+            self.client = distributed.Client(self.cluster, **PLAIN_DATA_ONLY)
             return self.client
+        name = burst.connection
+        address = self.config.connection_url(name)
         try:
-            self.client = distributed.Client(burst.address, timeout=CONNECT_TIMEOUT)
+            self.client = distributed.Client(address, timeout=CONNECT_TIMEOUT, **PLAIN_DATA_ONLY)
         except OSError:
             raise RunError(
-                f"{self.config.report.id}: the Dask scheduler at {burst.address} did not answer within "
-                f"{CONNECT_TIMEOUT:g} s; start it (dask scheduler) or correct delivery.burst.address"
+                f"{self.config.report.id}: the Dask scheduler of connection '{name}' did not answer within "
+                f"{CONNECT_TIMEOUT:g} s; start it (dask scheduler) or have the operator correct the "
+                "connection"
             ) from None
         wanted = burst.workers or 1
         try:
@@ -231,8 +298,8 @@ class _client:
             self.client.close()
             raise RunError(
                 f"{self.config.report.id}: {joined} of the {wanted} Dask worker(s) asked for "
-                f"(delivery.burst.workers) joined the scheduler at {burst.address} within "
-                f"{WORKERS_TIMEOUT:g} s; start more (dask worker {burst.address}) or lower workers"
+                f"(delivery.burst.workers) joined the scheduler of connection '{name}' within "
+                f"{WORKERS_TIMEOUT:g} s; start more (dask worker ADDRESS) or lower workers"
             ) from None
         return self.client
 

@@ -19,7 +19,7 @@ from typing import Any
 from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.delivery.archive import Files
-from reporter.delivery.ledger import Ledger, default_url
+from reporter.delivery.ledger import Ledger
 from reporter.errors import (
     LedgerBusy,
     LedgerError,
@@ -94,7 +94,7 @@ def run_report(
         check_archive_dir(config, root)
         root.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        url = config.delivery.ledger or default_url(root)
+        url = config.ledger_url(root)
         wait = config.delivery.ledger_lock_timeout
         ledger = (
             stack.enter_context(_open(config, open_ledger, url, wait, root, target.label, now, env))

@@ -48,7 +48,7 @@ import sqlalchemy as sa
 
 from reporter.config.checks import parse_duration
 from reporter.config.model import Config
-from reporter.delivery.ledger import Ledger, default_url, leases, runs, schedules
+from reporter.delivery.ledger import Ledger, leases, runs, schedules
 from reporter.errors import ConfigError, LedgerBusy, QualityGateError, RunError
 from reporter.periods import Period
 
@@ -304,7 +304,7 @@ class Scheduler:
 
         root = output_root(config, self.output)
         root.mkdir(parents=True, exist_ok=True)
-        return Ledger(config.delivery.ledger or default_url(root))
+        return Ledger(config.ledger_url(root))
 
     # one wake-up -------------------------------------------------------------------------
     def tick(self, wait: bool = True) -> list[str]:
