@@ -421,9 +421,10 @@ def test_a_pushed_down_source_is_capped_and_ranked_after_fetching_its_groups(tmp
     with sqlite3.connect(tmp_path / "db.sqlite") as db:
         db.execute("CREATE TABLE sales (d TEXT, amount REAL, channel TEXT)")
         db.executemany("INSERT INTO sales VALUES (?, ?, ?)", rows)
+    operator = {"REPORTER_CONNECTION_S": f"sqlite:///{tmp_path / 'db.sqlite'}"}  # the operator's connection
     text = (
         "report: {id: remote, title: Remote, timezone: UTC}\n"
-        f"sources: {{s: {{type: sql, url: 'sqlite:///{tmp_path / 'db.sqlite'}', table: sales, date_column: d}}}}\n"
+        "sources: {s: {type: sql, connection: s, table: sales, date_column: d}}\n"
         "metrics: {revenue: {source: s, agg: sum, column: amount}}\n"
         "kpis: {revenue: {formula: revenue}}\n"
         "breakdowns: [{kpi: revenue, by: channel, top: 1LIMIT}]\n"
@@ -431,7 +432,9 @@ def test_a_pushed_down_source_is_capped_and_ranked_after_fetching_its_groups(tmp
     )
     (tmp_path / "r.yaml").write_text(text.replace("LIMIT", ""), encoding="utf-8")
     caplog.set_level(logging.DEBUG, logger="reporter")
-    got = compute(load_config(tmp_path / "r.yaml", env={}), Period.parse("2026-10", "month"), NOW).to_dict()
+    got = compute(
+        load_config(tmp_path / "r.yaml", env=operator), Period.parse("2026-10", "month"), NOW
+    ).to_dict()
     assert (
         "breakdown revenue_by_channel: keys ranked after fetching every group (pushed down, or key types differ)"
         in caplog.messages
@@ -442,7 +445,7 @@ def test_a_pushed_down_source_is_capped_and_ranked_after_fetching_its_groups(tmp
     ]
     (tmp_path / "r.yaml").write_text(text.replace("LIMIT", ", max_keys: 3"), encoding="utf-8")
     with pytest.raises(RunError) as caught:
-        compute(load_config(tmp_path / "r.yaml", env={}), Period.parse("2026-10", "month"), NOW)
+        compute(load_config(tmp_path / "r.yaml", env=operator), Period.parse("2026-10", "month"), NOW)
     assert str(caught.value) == (
         "r.yaml: breakdowns[0]: revenue by channel: column 'channel' holds 4 distinct values in 2026-10 "
         "(source 's'), more than max_keys (3); break down by a column with fewer values, or raise "

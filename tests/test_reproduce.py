@@ -194,11 +194,13 @@ def test_reproduce_runs_no_sql_source_of_the_pdf(tmp_path, monkeypatch, capsys, 
 
 
 def test_reproduce_names_every_refused_sql_source_and_the_option(tmp_path, monkeypatch, capsys, archived):
+    for name in ("crm", "orders"):  # the operator's connections, defined here: their sources are refused
+        monkeypatch.setenv(f"REPORTER_CONNECTION_{name.upper()}", f"sqlite:///{tmp_path}/{name}.db")
     two = BASE.replace(
         "sources:\n",
         "sources:\n"
-        "  crm: {type: sql, url: 'sqlite:///crm.db', query: 'select 1 as d', date_column: d}\n"
-        "  orders: {type: sql, url: 'sqlite:///orders.db', table: orders, date_column: d}\n",
+        "  crm: {type: sql, connection: crm, query: 'select 1 as d', date_column: d}\n"
+        "  orders: {type: sql, connection: orders, table: orders, date_column: d}\n",
     )
     pdf = craft(archived, tmp_path / "two.pdf", two)
     args = ("--data", str(origin(archived)))
@@ -222,7 +224,7 @@ def test_reproduce_names_every_refused_sql_source_and_the_option(tmp_path, monke
 
     one = BASE.replace(
         "sources:\n",
-        "sources:\n  crm: {type: sql, url: 'sqlite:///crm.db', query: 'select 1 as d', date_column: d}\n",
+        "sources:\n  crm: {type: sql, connection: crm, query: 'select 1 as d', date_column: d}\n",
     )
     pdf = craft(archived, tmp_path / "one.pdf", one)
     code, err, changed = reproduce(
@@ -255,9 +257,10 @@ def test_an_allowed_sql_source_is_run(tmp_path, monkeypatch, capsys):
         db.execute("create table orders (d date, amount int)")
         db.executemany("insert into orders values (?, ?)", ROWS)
     db.close()
+    monkeypatch.setenv("REPORTER_CONNECTION_ORDERS", f"sqlite:///{work}/orders.db")  # the operator's
     yaml_text = BASE.replace(
         "  sales: {type: csv, path: data/sales.csv, date_column: date}",
-        f"  sales: {{type: sql, url: 'sqlite:///{work}/orders.db', table: orders, date_column: d}}",
+        "  sales: {type: sql, connection: orders, table: orders, date_column: d}",
     )
     (work / F).write_text(yaml_text, encoding="utf-8")
     assert main(["run", str(work / F), "--period", "2026-10", "--output", str(work / "out")]) == 0

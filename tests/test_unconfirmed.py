@@ -204,15 +204,16 @@ class Admin:
 
 
 def with_ledger(config: Path) -> Path:
-    """The report with its ledger in PostgreSQL (the URL in the environment, as a secret is)."""
-    text = config.read_text().replace("delivery:\n", "delivery:\n  ledger: ${TEST_LEDGER_URL}\n", 1)
+    """The report with its ledger in PostgreSQL (the operator's connection 'testledger', its URL
+    in the environment)."""
+    text = config.read_text().replace("delivery:\n", "delivery:\n  ledger: testledger\n", 1)
     config.write_text(text)
     return config
 
 
 @pytest.fixture
 def pg_admin(empty_pg_ledger, monkeypatch):
-    monkeypatch.setenv("TEST_LEDGER_URL", empty_pg_ledger)
+    monkeypatch.setenv("REPORTER_CONNECTION_TESTLEDGER", empty_pg_ledger)
     admin = Admin(empty_pg_ledger)
     yield admin
     admin.close()
@@ -376,7 +377,7 @@ def test_a_row_lock_on_the_ledger_ends_the_run_at_the_deadline_and_nothing_is_se
 
     from tests.smtp_server import Server
 
-    monkeypatch.setenv("TEST_LEDGER_URL", empty_pg_ledger)
+    monkeypatch.setenv("REPORTER_CONNECTION_TESTLEDGER", empty_pg_ledger)
     with Server(tmp_path) as server:
         server.handler.rcpt_reply = lambda address, attempt: (
             "550 5.1.1 no such user" if address == B else None
