@@ -13,7 +13,7 @@ from reporter.config.model import Config
 from reporter.periods import Period
 from reporter.progress import stage
 from reporter.results import Results
-from reporter.sources import SourceInfo, register_sources
+from reporter.sources import SourceInfo, derived_inputs, register_derived, register_sources
 
 
 def open_database(config: Config) -> tuple[duckdb.DuckDBPyConnection, dict[str, SourceInfo]]:
@@ -24,12 +24,14 @@ def open_database(config: Config) -> tuple[duckdb.DuckDBPyConnection, dict[str, 
     con = duckdb.connect(":memory:")
     remote: dict[str, SourceInfo] = {}
     try:
+        joined = derived_inputs(config)  # a derived source reads its inputs' rows here
         for name, source in config.sources.items():
-            if source.type == "sql" and pull_reason(config, source) is None:
+            if source.type == "sql" and name not in joined and pull_reason(config, source) is None:
                 remote[name] = open_remote(config, name, source)
         local = register_sources(con, config, skip=set(remote))
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
+        register_derived(con, config, local)
     except BaseException:
         con.close()
         close_remote(remote)

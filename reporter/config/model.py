@@ -204,10 +204,13 @@ class CsvOptions(_Model):
 
 
 class Source(_Model):
-    type: Literal["csv", "parquet", "excel", "json", "sql"] = Field(
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    type: Literal["csv", "parquet", "excel", "json", "sql", "derived"] = Field(
         description=(
-            "The kind of source: a file (csv, parquet, excel, json) read with `path`, or a database query "
-            "(sql) read with `url` and `query`."
+            "The kind of source: a file (csv, parquet, excel, json) read with `path`, a database query "
+            "(sql) read with `url` and `query`, or a query over other sources of this file (derived) "
+            "given by `from` and `sql`."
         ),
         examples=["csv"],
     )
@@ -245,6 +248,22 @@ class Source(_Model):
             "cross the network); false reads every row of the query and computes locally."
         ),
         examples=[False],
+    )
+    from_: Annotated[list[Name] | None, Field(alias="from")] = Field(
+        None,
+        description=(
+            "derived sources only: the sources (keys of `sources`) its `sql` reads; only these names "
+            "may appear as tables."
+        ),
+        examples=[["leads", "deals"]],
+    )
+    sql: str | None = Field(
+        None,
+        description=(
+            "derived sources only: one SELECT over the sources in `from` (CTEs, joins, window functions "
+            "allowed); no other table, file, table function or statement. See Joining sources."
+        ),
+        examples=["select l.*, d.won_date from leads l left join deals d on d.mql_id = l.mql_id"],
     )
     csv: CsvOptions | None = Field(
         None,

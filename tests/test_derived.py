@@ -1,0 +1,411 @@
+"""Derived sources (`type: derived`): one SELECT over other sources of the same file.
+
+The numbers are checked against a plain-Python join of the CSV files the test writes; hostile
+`sql` is refused at validation with its file:line and never runs (no file written, no marker
+read); every file behind a derived source is hashed in results.json, the PDF's evidence and its
+appendix."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from reporter.cli import main
+from reporter.compute.database import compute
+from reporter.config import load_config
+from reporter.periods import Period
+from tests.conftest import write_csv
+
+NOW = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+ORIGINS = ["organic_search", "paid_search", "social", "email", "referral"]
+
+
+def _leads_and_deals(seed: int = 7) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """(mql_id, origin, first_contact_date) and (mql_id, seller_id, won_date): about a quarter
+    of the leads close, some weeks after their first contact (often in a later month)."""
+    rng = random.Random(seed)
+    leads, deals = [], []
+    day = dt.date(2025, 6, 1)
+    n = 0
+    while day <= dt.date(2026, 10, 31):
+        for _ in range(rng.randint(0, 4)):
+            n += 1
+            mql = f"m{n:05d}"
+            leads.append((mql, rng.choice(ORIGINS), day.isoformat()))
+            if rng.random() < 0.27:
+                won = day + dt.timedelta(days=rng.randint(0, 60))
+                deals.append((mql, rng.choice(["s1", "s2", "s3"]), won.isoformat()))
+        day += dt.timedelta(days=1)
+    rng.shuffle(deals)
+    return leads, deals
+
+
+JOINED = """
+report: {id: funnel, title: Funnel, timezone: Europe/Paris}
+sources:
+  leads: {type: csv, path: data/leads.csv, date_column: first_contact_date}
+  deals: {type: csv, path: data/deals.csv, date_column: won_date}
+  funnel:
+    type: derived
+    from: [leads, deals]
+    sql: |
+      select l.mql_id, l.origin, l.first_contact_date, d.won_date, d.seller_id
+      from leads l left join deals d on d.mql_id = l.mql_id
+    date_column: first_contact_date
+metrics:
+  leads: {source: funnel, agg: count}
+  won: {source: funnel, agg: count, where: "won_date is not null"}
+kpis:
+  conversion: {formula: won / leads, format: percent}
+breakdowns:
+  - {kpi: conversion, by: origin}
+"""
+
+
+def _write_funnel(tmp_path: Path) -> tuple[Path, list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    leads, deals = _leads_and_deals()
+    write_csv(tmp_path / "data" / "leads.csv", ["mql_id", "origin", "first_contact_date"], leads)
+    write_csv(tmp_path / "data" / "deals.csv", ["mql_id", "seller_id", "won_date"], deals)
+    path = tmp_path / "funnel.yaml"
+    path.write_text(JOINED, encoding="utf-8")
+    return path, leads, deals
+
+
+def _reference(
+    leads: list[tuple[str, str, str]], deals: list[tuple[str, str, str]], month: str
+) -> tuple[float | None, dict[str, float | None]]:
+    """Conversion (won / leads) of the leads first contacted in ``month``, overall and by origin,
+    by a plain-Python left join on mql_id."""
+    won_by_id = {d[0]: d[2] for d in deals}
+    total, won = 0, 0
+    by: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for mql, origin, day in leads:
+        if day[:7] != month:
+            continue
+        total += 1
+        closed = mql in won_by_id
+        won += closed
+        by[origin][0] += 1
+        by[origin][1] += closed
+    rate = won / total if total else None
+    return rate, {o: w / t for o, (t, w) in by.items()}
+
+
+def test_conversion_by_lead_origin_equals_a_plain_python_join_every_month(tmp_path):
+    path, leads, deals = _write_funnel(tmp_path)
+    config = load_config(path)
+    months = sorted({d[2][:7] for d in leads})
+    assert len(months) == 17
+    for month in months:
+        period = Period.parse(month, "month")
+        results = compute(config, period, NOW)
+        expected, by_origin = _reference(leads, deals, month)
+        got = results.kpis["conversion"].value
+        assert got == pytest.approx(expected), month
+        rows = {r.key: r.value for r in results.breakdowns["conversion_by_origin"]}
+        assert rows == pytest.approx(by_origin), month
+    # the derived source is listed with the files behind it, each with its own hash
+    funnel = next(s for s in results.sources if s.name == "funnel")
+    assert funnel.kind == "derived"
+    assert funnel.rows == len(leads)
+    assert [(f.path, f.sha256) for f in funnel.files] == [
+        ("data/leads.csv", hashlib.sha256((tmp_path / "data" / "leads.csv").read_bytes()).hexdigest()),
+        ("data/deals.csv", hashlib.sha256((tmp_path / "data" / "deals.csv").read_bytes()).hexdigest()),
+    ]
+
+
+FIRST_PURCHASE = """
+report: {id: customers, title: Customers}
+sources:
+  orders: {type: csv, path: orders.csv, date_column: order_date}
+  firsts:
+    type: derived
+    from: [orders]
+    sql: |
+      select *, order_date = min(order_date) over (partition by customer) as is_first
+      from orders
+    date_column: order_date
+  new_customers:
+    type: derived
+    from: [firsts]
+    sql: select customer, order_date, amount from firsts where is_first
+    date_column: order_date
+metrics:
+  buyers: {source: firsts, agg: count_distinct, column: customer}
+  new: {source: firsts, agg: count_distinct, column: customer, where: is_first}
+  new_revenue: {source: new_customers, agg: sum, column: amount}
+kpis:
+  new_share: {formula: new / buyers, format: percent}
+  new_revenue: {formula: new_revenue}
+"""
+
+
+def test_first_purchase_over_a_derived_of_a_derived_source(tmp_path):
+    rng = random.Random(3)
+    orders = []
+    for _ in range(400):
+        day = dt.date(2026, 1, 1) + dt.timedelta(days=rng.randint(0, 300))
+        orders.append((f"c{rng.randint(1, 60)}", day.isoformat(), rng.randint(5, 90)))
+    write_csv(tmp_path / "orders.csv", ["customer", "order_date", "amount"], orders)
+    path = tmp_path / "customers.yaml"
+    path.write_text(FIRST_PURCHASE, encoding="utf-8")
+    config = load_config(path)
+    first: dict[str, str] = {}
+    for customer, day, _ in orders:
+        first[customer] = min(first.get(customer, day), day)
+    last_first = max(first.values())[:7]
+    for month in [f"2026-{m:02d}" for m in range(1, 11)]:
+        results = compute(config, Period.parse(month, "month"), NOW)
+        rows = [o for o in orders if o[1][:7] == month]
+        buyers = {o[0] for o in rows}
+        new = {o[0] for o in rows if first[o[0]] == o[1]}
+        assert results.kpis["new_share"].value == pytest.approx(len(new) / len(buyers)), month
+        revenue = sum(o[2] for o in rows if first[o[0]] == o[1])
+        # new_customers' rows end with the last first purchase: after it, it has no data
+        expected = revenue if month <= last_first else None
+        assert results.kpis["new_revenue"].value == pytest.approx(expected), month
+    assert last_first < "2026-10"  # the months after it were checked too
+    # the file behind a derived source of a derived source is listed too
+    files = {s.name: [f.path for f in s.files] for s in results.sources}
+    assert files == {"orders": [], "firsts": ["orders.csv"], "new_customers": ["orders.csv"]}
+
+
+# -- hostile sql: refused at validation, never run ----------------------------------------------
+
+_ONE_SELECT = "one SELECT only, found 2 statements (a ';' ends the first)"
+_HINT = "a derived source is one SELECT over the sources in 'from' (see Joining sources in the docs)"
+# (sql, the message), {marker} a file that must not be read, {dir} the test's folder, {pwned} a
+# file that must not be written
+HOSTILE = [
+    ("select * from read_csv('{marker}')", "table function read_csv() is not allowed"),
+    ("select * from read_csv_auto('{marker}')", "table function read_csv_auto() is not allowed"),
+    ("select * from read_parquet('{marker}')", "table function read_parquet() is not allowed"),
+    ("select * from read_text('{marker}')", "table function read_text() is not allowed"),
+    ("select * from glob('{dir}/*')", "table function glob() is not allowed"),
+    ("select * from '{marker}'", "'{marker}' reads a file, not a source"),
+    ("select * from '{dir}/*.csv'", "'{dir}/*.csv' reads a file, not a source"),
+    ('select * from "{marker}"', "'{marker}' reads a file, not a source"),
+    (
+        "select getenv('HOME') as home, first_contact_date from leads",
+        "function getenv() is not allowed: it reads the host, not the sources",
+    ),
+    (
+        "select current_setting('enable_external_access') as s, first_contact_date from leads",
+        "function current_setting() is not allowed: it reads the host, not the sources",
+    ),
+    ("copy (select * from leads) to '{pwned}'", "only a SELECT is allowed, not COPY"),
+    ("attach '{pwned}' as x", "only a SELECT is allowed, not ATTACH"),
+    ("pragma database_list", "only a SELECT is allowed, not PRAGMA"),
+    ("set enable_external_access = true", "only a SELECT is allowed, not SET"),
+    ("create table pwned as select * from leads", "only a SELECT is allowed, not CREATE"),
+    ("insert into leads values ('m9', 'x', '2026-01-01')", "only a SELECT is allowed, not INSERT"),
+    ("update leads set origin = 'x'", "only a SELECT is allowed, not UPDATE"),
+    ("drop table leads", "only a SELECT is allowed, not DROP"),
+    ("install httpfs", "only a SELECT is allowed, not INSTALL"),
+    ("load httpfs", "only a SELECT is allowed, not a command"),
+    ("call pragma_version()", "only a SELECT is allowed, not a command"),
+    ("describe leads", "only a SELECT is allowed, not DESCRIBE"),
+    ("select * from leads; copy (select 1) to '{pwned}'", _ONE_SELECT),
+    ("select * from leads /* a comment; */ ; copy leads to '{pwned}'", _ONE_SELECT),
+    ("select * from leads -- a comment\n; copy leads to '{pwned}'", _ONE_SELECT),
+    ("select * from campaigns", "table 'campaigns' is not in 'from' (deals, leads)"),
+    ("select * from leads join pwned p using (mql_id)", "table 'pwned' is not in 'from' (deals, leads)"),
+    (
+        "select * from information_schema.tables",
+        "'information_schema.tables': name a source alone, without a schema",
+    ),
+    ("select * from duckdb_settings()", "table function duckdb_settings() is not allowed"),
+    (
+        "select * from query('select * from read_csv(''{marker}'')')",
+        "table function query() is not allowed",
+    ),
+    (
+        "with recursive r as (select 1 as n union all select n + 1 from r) select * from r",
+        "WITH RECURSIVE is not allowed",
+    ),
+]
+
+
+def _age(path: Path) -> float:
+    """Set the file's access time two days back (before its modification time): on Linux's
+    relatime, any read of it moves the access time to now."""
+    import os
+    import time
+
+    old = time.time() - 2 * 86400
+    os.utime(path, (old, old + 10))
+    return path.stat().st_atime
+
+
+def test_hostile_sql_is_refused_at_validation_with_file_line_and_never_runs(tmp_path, capsys):
+    import duckdb
+
+    write_csv(
+        tmp_path / "data" / "leads.csv",
+        ["mql_id", "origin", "first_contact_date"],
+        [("m1", "social", "2026-01-02")],
+    )
+    write_csv(
+        tmp_path / "data" / "deals.csv", ["mql_id", "seller_id", "won_date"], [("m1", "s1", "2026-01-05")]
+    )
+    write_csv(tmp_path / "data" / "campaigns.csv", ["campaign", "day"], [("c", "2026-01-01")])
+    marker = write_csv(tmp_path / "secret" / "marker.csv", ["secret"], [("s3cr3t",)])
+    control = write_csv(tmp_path / "secret" / "control.csv", ["secret"], [("s3cr3t",)])
+    pwned = tmp_path / "pwned.csv"
+    lines = [
+        "report: {id: hostile, title: Hostile}",
+        "sources:",
+        "  leads: {type: csv, path: data/leads.csv, date_column: first_contact_date}",
+        "  deals: {type: csv, path: data/deals.csv, date_column: won_date}",
+        "  campaigns: {type: csv, path: data/campaigns.csv, date_column: day}",
+    ]
+    expected: list[str] = []
+    for i, (sql, message) in enumerate(HOSTILE):
+        text = sql.format(marker=marker, dir=tmp_path, pwned=pwned)
+        lines += [
+            f"  h{i:02d}:",
+            "    type: derived",
+            "    from: [leads, deals]",
+            "    date_column: first_contact_date",
+        ]
+        lines.append("    sql: |")
+        line = len(lines)  # the sql key's line (1-based)
+        lines += [f"      {part}" for part in text.split("\n")]
+        expected.append(
+            f"{line}:sources.h{i:02d}.sql: {message.format(marker=marker, dir=tmp_path)}; {_HINT}"
+        )
+    lines += [
+        "metrics:",
+        "  leads: {source: leads, agg: count}",
+        "kpis:",
+        "  leads: {formula: leads}",
+    ]
+    path = tmp_path / "hostile.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert len(HOSTILE) >= 25
+    before = _age(marker)
+
+    code = main(["validate", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    got = [line.split(":", 2)[1:] for line in err.splitlines() if line.startswith(str(path))]
+    assert [f"{n}:{rest.split(': ', 1)[1]}" for n, rest in got] == expected
+    assert err.splitlines()[-1] == f"{len(HOSTILE)} errors: nothing was run or sent."
+
+    code = main(["run", str(path), "--period", "2026-01", "--no-send", "--output", str(tmp_path / "out")])
+    assert code == 2
+    capsys.readouterr()
+    assert not pwned.exists()
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "hostile.yaml", "secret"]
+    assert marker.stat().st_atime == before  # never read
+    # the probe works: a plain DuckDB read of the control file moves its access time
+    was = _age(control)
+    duckdb.connect().execute(f"select * from read_csv('{control}')").fetchall()
+    assert control.stat().st_atime != was
+
+
+def _validate(tmp_path: Path, text: str, capsys) -> list[str]:
+    write_csv(
+        tmp_path / "data" / "leads.csv",
+        ["mql_id", "origin", "first_contact_date"],
+        [("m1", "social", "2026-01-02")],
+    )
+    write_csv(
+        tmp_path / "data" / "deals.csv", ["mql_id", "seller_id", "won_date"], [("m1", "s1", "2026-01-05")]
+    )
+    path = tmp_path / "r.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["validate", str(path)]) == 2
+    return [line.replace(str(path), "r.yaml") for line in capsys.readouterr().err.splitlines()]
+
+
+HEAD = """report: {id: funnel, title: Funnel}
+sources:
+  leads: {type: csv, path: data/leads.csv, date_column: first_contact_date}
+  deals: {type: csv, path: data/deals.csv, date_column: won_date}
+"""
+TAIL = """metrics:
+  n: {source: leads, agg: count}
+kpis:
+  n: {formula: n}
+"""
+
+
+def test_each_mistake_in_a_derived_source_is_named_at_its_key(tmp_path, capsys):
+    lines = _validate(
+        tmp_path,
+        HEAD
+        + """  a:
+    type: derived
+    from: [b]
+    sql: select * from b
+    date_column: won_date
+  b:
+    type: derived
+    from: [a, leads]
+    sql: select * from a
+    date_column: won_date
+  c:
+    type: derived
+    from: [leads, dealz]
+    sql: select * from leads
+    date_column: won_date
+    path: x.csv
+  d: {type: derived, date_column: won_date}
+  e: {type: csv, path: data/leads.csv, date_column: first_contact_date, sql: select 1, from: [leads]}
+"""
+        + TAIL,
+        capsys,
+    )
+    assert lines == [
+        "r.yaml:7:11: sources.a.from: derived sources read each other in a cycle: a → b → a; "
+        "a derived source may read another derived source, never itself through others",
+        "r.yaml:17:11: sources.c.from: unknown source 'dealz'; did you mean 'deals'?",
+        "r.yaml:20:11: sources.c.path: 'path' is not for type derived; use from and sql",
+        "r.yaml:21:6: sources.d: a derived source needs 'from'; from: [leads, deals], the sources its sql reads",
+        "r.yaml:21:6: sources.d: a derived source needs 'sql'; sql: select ... from one of the sources in 'from'",
+        "r.yaml:22:78: sources.e.sql: 'sql' is only for type derived",
+        "r.yaml:22:94: sources.e.from: 'from' is only for type derived",
+        "7 errors: nothing was run or sent.",
+    ]
+
+
+def test_a_derived_query_is_checked_against_its_sources_columns(tmp_path, capsys):
+    lines = _validate(
+        tmp_path,
+        HEAD
+        + """  d:
+    type: derived
+    from: [leads, deals]
+    sql: select l.nope from leads l
+    date_column: won_date
+  e:
+    type: derived
+    from: [leads, deals]
+    sql: select l.*, d.won_date from leads l left join deals d using (mql_id)
+    date_column: won_dat
+metrics:
+  n: {source: e, agg: count, where: "origin2 = 'x'"}
+  s: {source: e, agg: count_distinct, column: seller_id}
+kpis:
+  n: {formula: n}
+""",
+        capsys,
+    )
+    assert lines == [
+        "r.yaml:8:10: sources.d.sql: the query does not run on its sources' columns: Binder Error: "
+        'Table "l" does not have a column named "nope"; the columns are leads: mql_id, origin, '
+        "first_contact_date; deals: mql_id, seller_id, won_date",
+        "r.yaml:14:18: sources.e.date_column: column 'won_dat' is not among the query's columns; "
+        "did you mean 'won_date'?",
+        "r.yaml:16:37: metrics.n.where: unknown column 'origin2'; did you mean 'origin'?",
+        "r.yaml:17:47: metrics.s.column: column 'seller_id' not found in source 'e'; "
+        "columns are: first_contact_date, mql_id, origin, won_date",
+        "4 errors: nothing was run or sent.",
+    ]
