@@ -55,7 +55,7 @@ def redact_url(url: str) -> str:
 
 def location(config: Config, source: Source) -> str:
     if source.type == "derived":
-        return "from " + ", ".join(source.from_ or [])
+        return ", ".join(source.from_ or [])  # the sources it reads
     if source.type == "sql":
         return redact_url(source.url or "")
     assert source.path is not None

@@ -368,8 +368,10 @@ def test_each_mistake_in_a_derived_source_is_named_at_its_key(tmp_path, capsys):
         "a derived source may read another derived source, never itself through others",
         "r.yaml:17:11: sources.c.from: unknown source 'dealz'; did you mean 'deals'?",
         "r.yaml:20:11: sources.c.path: 'path' is not for type derived; use from and sql",
-        "r.yaml:21:6: sources.d: a derived source needs 'from'; from: [leads, deals], the sources its sql reads",
-        "r.yaml:21:6: sources.d: a derived source needs 'sql'; sql: select ... from one of the sources in 'from'",
+        "r.yaml:21:6: sources.d: a derived source needs 'from'; "
+        "from: [leads, deals], the sources its sql reads",
+        "r.yaml:21:6: sources.d: a derived source needs 'sql'; "
+        "sql: select ... from one of the sources in 'from'",
         "r.yaml:22:78: sources.e.sql: 'sql' is only for type derived",
         "r.yaml:22:94: sources.e.from: 'from' is only for type derived",
         "7 errors: nothing was run or sent.",
@@ -409,3 +411,43 @@ kpis:
         "columns are: first_contact_date, mql_id, origin, won_date",
         "4 errors: nothing was run or sent.",
     ]
+
+
+def test_every_file_behind_a_derived_source_is_hashed_in_results_pdf_evidence_and_appendix(tmp_path, capsys):
+    import io
+    import json
+
+    import pypdf
+
+    from reporter.delivery.archive import attachments_of
+
+    path, _, _ = _write_funnel(tmp_path)
+    text = JOINED.replace("timezone: Europe/Paris}", "timezone: Europe/Paris, locale: fr_FR}")
+    path.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--period", "2026-10", "--no-send", "--output", str(out)]) == 0
+    capsys.readouterr()
+    hashes = {
+        name: hashlib.sha256((tmp_path / "data" / name).read_bytes()).hexdigest()
+        for name in ("leads.csv", "deals.csv")
+    }
+    files = [
+        {"path": "data/leads.csv", "sha256": hashes["leads.csv"]},
+        {"path": "data/deals.csv", "sha256": hashes["deals.csv"]},
+    ]
+    folder = out / "funnel" / "2026-10"
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    funnel = next(s for s in results["sources"] if s["name"] == "funnel")
+    assert (funnel["kind"], funnel["location"], funnel["files"]) == ("derived", "leads, deals", files)
+    pdf = (folder / "funnel_2026-10.pdf").read_bytes()
+    evidence = json.loads(attachments_of(pdf)["provenance.json"])
+    funnel = next(s for s in evidence["sources"] if s["name"] == "funnel")
+    assert funnel["files"] == files
+    words = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    appendix = " ".join(words[words.index("Provenance des données") :].split())
+    row = appendix[appendix.index("funnel") : appendix.index("Contrôles de qualité")]
+    assert "leads, deals" in row  # its location: the sources it reads
+    # the derived source's row lists each file behind it, its hash (split across lines) after it
+    flat = row.replace(" ", "")
+    assert flat.index("data/leads.csv") < flat.index(hashes["leads.csv"]) < flat.index("data/deals.csv")
+    assert flat.index("data/deals.csv") < flat.index(hashes["deals.csv"])
