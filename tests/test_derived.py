@@ -451,3 +451,53 @@ def test_every_file_behind_a_derived_source_is_hashed_in_results_pdf_evidence_an
     flat = row.replace(" ", "")
     assert flat.index("data/leads.csv") < flat.index(hashes["leads.csv"]) < flat.index("data/deals.csv")
     assert flat.index("data/deals.csv") < flat.index(hashes["deals.csv"])
+
+
+def _doc_files(tmp_path: Path) -> str:
+    """Write each file that docs/joining-sources.md shows (a line `name`: before a code block)
+    into tmp_path; return the page."""
+    import re
+
+    from tests.conftest import ROOT
+
+    page = (ROOT / "docs" / "joining-sources.md").read_text(encoding="utf-8")
+    found = re.findall(r"^`([\w/.]+)`:\n\n```\w*\n(.*?)```", page, flags=re.M | re.S)
+    assert [name for name, _ in found] == [
+        "data/leads.csv",
+        "data/deals.csv",
+        "funnel.yaml",
+        "data/orders.csv",
+        "customers.yaml",
+    ]
+    for name, text in found:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    return page
+
+
+def test_the_joining_sources_page_examples_give_the_numbers_it_states(tmp_path, capsys):
+    page = _doc_files(tmp_path)
+    leads = [tuple(r.split(",")) for r in (tmp_path / "data" / "leads.csv").read_text().splitlines()[1:]]
+    deals = [tuple(r.split(",")) for r in (tmp_path / "data" / "deals.csv").read_text().splitlines()[1:]]
+    funnel = load_config(tmp_path / "funnel.yaml")
+    for month, stated in (("2026-10", 1 / 3), ("2026-09", 0.5)):
+        results = compute(funnel, Period.parse(month, "month"), NOW)
+        expected, by_origin = _reference(leads, deals, month)
+        assert results.kpis["conversion"].value == pytest.approx(expected) == pytest.approx(stated)
+        rows = {r.key: r.value for r in results.breakdowns["conversion_by_origin"]}
+        assert rows == pytest.approx(by_origin)
+    assert rows == pytest.approx({"organic_search": 1.0, "paid_search": 0.0, "social": 0.0})  # September
+    assert "October 2026 has six leads" in page
+    assert "paid_search 50 % (1 of 2)" in " ".join(page.split())
+    customers = load_config(tmp_path / "customers.yaml")
+    results = compute(customers, Period.parse("2026-10", "month"), NOW)
+    assert results.kpis["new_customer_share"].value == pytest.approx(0.5)
+    assert results.kpis["returning_buyers"].value == 2
+    assert results.kpis["new_revenue"].value == 290
+    assert "first purchases bring 290" in " ".join(page.split())
+    # the error the page shows is the one validate prints
+    text = (tmp_path / "funnel.yaml").read_text(encoding="utf-8")
+    (tmp_path / "funnel.yaml").write_text(text.replace("l.origin", "l.orgin"), encoding="utf-8")
+    assert main(["validate", str(tmp_path / "funnel.yaml")]) == 2
+    shown = capsys.readouterr().err.splitlines()[0].replace(str(tmp_path) + "/", "")
+    assert shown in page

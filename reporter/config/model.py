@@ -261,7 +261,8 @@ class Source(_Model):
         None,
         description=(
             "derived sources only: one SELECT over the sources in `from` (CTEs, joins, window functions "
-            "allowed); no other table, file, table function or statement. See Joining sources."
+            "allowed); no other table, file, table function or statement. See "
+            "[Joining sources](joining-sources.md)."
         ),
         examples=["select l.*, d.won_date from leads l left join deals d on d.mql_id = l.mql_id"],
     )
