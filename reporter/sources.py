@@ -166,13 +166,21 @@ def register_sources(
     return infos
 
 
-def derived_inputs(config: Config) -> set[str]:
-    """The sources that a derived source reads."""
-    return {n for s in config.sources.values() if s.type == "derived" for n in s.from_ or []}
+def derived_inputs(config: Config, skip: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """The sources that a derived source (other than those in ``skip``) reads."""
+    return {
+        n
+        for name, s in config.sources.items()
+        if s.type == "derived" and name not in skip
+        for n in s.from_ or []
+    }
 
 
 def register_derived(
-    con: duckdb.DuckDBPyConnection, config: Config, infos: dict[str, SourceInfo]
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: dict[str, SourceInfo],
+    skip: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, SourceInfo]:
     """Each derived source as a table ``src_<name>``, from its query over its inputs' tables
     (each read through a view ``in_<name>`` of its columns, without ``__day``). Runs once the
@@ -183,6 +191,8 @@ def register_derived(
     tz = config.report.timezone
     views: set[str] = set()
     for name in derived.order(graph):
+        if name in skip:  # composed into its database's query (compute.database)
+            continue
         source = config.sources[name]
         inputs = list(source.from_ or [])
         try:

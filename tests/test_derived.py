@@ -501,3 +501,119 @@ def test_the_joining_sources_page_examples_give_the_numbers_it_states(tmp_path, 
     assert main(["validate", str(tmp_path / "funnel.yaml")]) == 2
     shown = capsys.readouterr().err.splitlines()[0].replace(str(tmp_path) + "/", "")
     assert shown in page
+
+
+# -- pushdown: the database does the join ------------------------------------------------------
+
+
+def _db_funnel(tmp_path: Path, url: str, leads: str, deals: str, *, pushdown: bool = True) -> Path:
+    """The funnel report over two sql sources of the database at ``url`` (``${DB}``): the
+    leads as a ``table``, the deals through a ``query``."""
+    text = JOINED.replace(
+        "leads: {type: csv, path: data/leads.csv, date_column: first_contact_date}",
+        f"leads: {{type: sql, url: '{url}', table: {leads}, date_column: first_contact_date}}",
+    ).replace(
+        "deals: {type: csv, path: data/deals.csv, date_column: won_date}",
+        f"deals: {{type: sql, url: '{url}', query: 'select * from {deals}', date_column: won_date}}",
+    )
+    if not pushdown:
+        text = text.replace("    type: derived\n", "    type: derived\n    pushdown: false\n")
+    path = tmp_path / "db.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _check_joined_by(
+    path: Path, env: dict[str, str], leads, deals, *, pushdown: bool, names: tuple[str, str]
+) -> None:
+    """Every month's conversion and breakdown equal the plain-Python join; with pushdown the
+    database receives the join (both inputs in one statement, neither read whole), without it
+    each input is read whole and joined in reporter."""
+    import sqlalchemy as sa
+
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+    try:
+        config = load_config(path, env=env)
+        for month in ("2025-06", "2026-01", "2026-10"):
+            got = compute(config, Period.parse(month, "month"), NOW)
+            expected, by_origin = _reference(leads, deals, month)
+            assert got.kpis["conversion"].value == pytest.approx(expected), month
+            rows = {r.key: r.value for r in got.breakdowns["conversion_by_origin"]}
+            assert rows == pytest.approx(by_origin), month
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+    leads_table, deals_table = names
+    joins = [s for s in statements if "LEFT JOIN" in s.upper()]
+    whole = {s for s in statements if s in (f"SELECT * FROM {leads_table}", f"select * from {deals_table}")}
+    if pushdown:
+        assert joins
+        assert all(leads_table in s and f"select * from {deals_table}" in s.lower() for s in joins)
+        assert "count(" in " ".join(joins).lower()  # the aggregates run on the join, in the database
+        assert whole == set()
+    else:
+        assert joins == []
+        assert whole == {f"SELECT * FROM {leads_table}", f"select * from {deals_table}"}
+    funnel = next(s for s in got.sources if s.name == "funnel")
+    assert funnel.kind == "derived"
+    assert len(funnel.files) == 2
+    # each input as its own entry shows it: its URL redacted, no hash when its rows stayed in the
+    # database, the hash of the rows read otherwise
+    shown = {s.name: (s.location, s.sha256) for s in got.sources}
+    assert [(f.path, f.sha256) for f in funnel.files] == [shown["leads"], shown["deals"]]
+    assert (shown["leads"][1] is None) is pushdown
+
+
+@pytest.mark.parametrize("pushdown", [True, False])
+def test_a_derived_source_over_one_database_is_joined_by_it_with_the_same_numbers(tmp_path, pushdown):
+    import sqlite3
+
+    _, leads, deals = _write_funnel(tmp_path)
+    db = tmp_path / "crm.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table leads (mql_id text, origin text, first_contact_date text)")
+        conn.execute("create table deals (mql_id text, seller_id text, won_date text)")
+        conn.executemany("insert into leads values (?, ?, ?)", leads)
+        conn.executemany("insert into deals values (?, ?, ?)", deals)
+    conn.close()
+    path = _db_funnel(tmp_path, "${DB}", "leads", "deals", pushdown=pushdown)
+    _check_joined_by(
+        path, {"DB": f"sqlite:///{db}"}, leads, deals, pushdown=pushdown, names=("leads", "deals")
+    )
+
+
+@pytest.mark.parametrize("pushdown", [True, False])
+def test_postgresql_does_the_join_of_a_derived_source_with_the_same_numbers(tmp_path, pg_url, pushdown):
+    import uuid
+
+    import sqlalchemy as sa
+
+    _, leads, deals = _write_funnel(tmp_path)
+    tag = uuid.uuid4().hex[:8]
+    names = (f"drv_leads_{tag}", f"drv_deals_{tag}")
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(f"create table {names[0]} (mql_id text, origin text, first_contact_date date)")
+            )
+            conn.execute(sa.text(f"create table {names[1]} (mql_id text, seller_id text, won_date date)"))
+            conn.execute(
+                sa.text(f"insert into {names[0]} values (:a, :b, cast(:c as date))"),
+                [{"a": a, "b": b, "c": c} for a, b, c in leads],
+            )
+            conn.execute(
+                sa.text(f"insert into {names[1]} values (:a, :b, cast(:c as date))"),
+                [{"a": a, "b": b, "c": c} for a, b, c in deals],
+            )
+        path = _db_funnel(tmp_path, "${DB}", names[0], names[1], pushdown=pushdown)
+        _check_joined_by(path, {"DB": pg_url}, leads, deals, pushdown=pushdown, names=names)
+    finally:
+        with engine.begin() as conn:
+            for name in names:
+                conn.execute(sa.text(f"drop table if exists {name}"))
+        engine.dispose()

@@ -77,6 +77,30 @@ def rewrite(text: str, inputs: Sequence[str]) -> str:
     return str(tree.sql(dialect="duckdb"))
 
 
+def compose(text: str, inputs: Mapping[str, tuple[str | None, str | None]], dialect: str) -> str:
+    """The checked query for a database (sqlglot ``dialect``): each source of ``inputs`` (name →
+    its ``table``, or its ``query`` in that dialect) in place of its name, aliased by it."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = _parse(text)
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    for table in list(tree.find_all(exp.Table)):
+        name = table.name
+        if name not in inputs or name in ctes or table.args.get("db"):
+            continue
+        alias = table.alias or name
+        table_name, query = inputs[name]
+        if table_name is not None:
+            new: Any = exp.to_table(table_name, dialect=dialect)
+            new.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+        else:
+            inner = sqlglot.parse_one((query or "").strip().rstrip(";"), read=dialect)
+            new = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+        table.replace(new)
+    return str(tree.sql(dialect=dialect))
+
+
 def create_sql(name: str, columns: Sequence[tuple[str, str]]) -> str:
     """An empty table ``in_<name>`` with these columns and types (validation's stand-in)."""
     cols = ", ".join(f"{_quote(c)} {t}" for c, t in columns)

@@ -245,7 +245,9 @@ class Source(_Model):
         True,
         description=(
             "sql sources only: true runs the report's aggregates in the database (only the results "
-            "cross the network); false reads every row of the query and computes locally."
+            "cross the network); false reads every row of the query and computes locally. On a derived "
+            "source whose `from` are all sql sources of one database, true has that database do the "
+            "join too; false joins them in reporter."
         ),
         examples=[False],
     )
