@@ -617,3 +617,23 @@ def test_postgresql_does_the_join_of_a_derived_source_with_the_same_numbers(tmp_
             for name in names:
                 conn.execute(sa.text(f"drop table if exists {name}"))
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select * exclude (origin) from leads "
+        "qualify row_number() over (partition by origin order by mql_id) = 1",
+        "select * from leads where exists (select 1 from deals where deals.mql_id = leads.mql_id)",
+        "select l.*, d.won_date from leads l semi join deals d using (mql_id)",
+        "with w as (select mql_id, won_date from deals) "
+        "select l.*, w.won_date from leads l join w using (mql_id)",
+        "select mql_id, first_contact_date, list_sum([1, 2]) as two from leads",  # a built-in macro
+        "select mql_id, date_trunc('month', first_contact_date) as first_contact_date from leads "
+        "union all select mql_id, won_date from deals",
+    ],
+)
+def test_ordinary_queries_are_accepted(sql):
+    from reporter.config.derived import check_sql
+
+    check_sql(sql, ["leads", "deals"])

@@ -14,6 +14,7 @@ read, without ``__day``); :func:`rewrite` points the query's tables at them.
 
 from __future__ import annotations
 
+import functools
 import graphlib
 import json
 import logging
@@ -271,6 +272,7 @@ def _check_expression(item: dict[str, Any]) -> None:
     if cls not in ("FUNCTION", "WINDOW", "AGGREGATE"):
         return
     scalar, aggregate, table_functions = _functions()
+    scalar = scalar | _macros()
     name = str(item.get("function_name", "")).lower()
     if item.get("schema") or item.get("catalog"):
         raise DerivedSqlError(f"qualified function names are not allowed: {name}")
@@ -280,6 +282,17 @@ def _check_expression(item: dict[str, Any]) -> None:
         raise DerivedSqlError(f"table function {name}() is not allowed")
     if name not in scalar | aggregate and not item.get("is_operator"):
         raise DerivedSqlError(f"function {name}() is not allowed")
+
+
+@functools.cache
+def _macros() -> frozenset[str]:
+    """DuckDB's built-in scalar macros (``list_sum``, ``date_add``...), less the deny list."""
+    rows = (
+        scratch()
+        .execute("select distinct lower(function_name) from duckdb_functions() where function_type = 'macro'")
+        .fetchall()
+    )
+    return frozenset(str(r[0]) for r in rows) - _DENIED
 
 
 def _duckdb_ctes(node: Any) -> set[str]:
