@@ -142,6 +142,14 @@ class Quality:
 
 
 @dataclass
+class SourceFile:
+    """A file behind a derived source: its path relative to the YAML, its SHA-256."""
+
+    path: str
+    sha256: str | None
+
+
+@dataclass
 class SourceResult:
     name: str
     kind: str
@@ -153,6 +161,8 @@ class SourceResult:
     # its data reaches the period's end (by its frequency: the last day, the Monday of the last
     # week, the 1st of the last month); null without data
     complete: bool | None = field(default=None, kw_only=True)
+    # a derived source: every source behind it (through other derived sources), with its hash
+    files: list[SourceFile] = field(default_factory=list, kw_only=True)
 
 
 @dataclass

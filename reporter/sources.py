@@ -31,7 +31,7 @@ from reporter.config.sql import (
 )
 from reporter.errors import SourceError
 from reporter.files import sha256_file
-from reporter.results import SourceResult
+from reporter.results import SourceFile, SourceResult
 
 
 @dataclass
@@ -54,6 +54,8 @@ def redact_url(url: str) -> str:
 
 
 def location(config: Config, source: Source) -> str:
+    if source.type == "derived":
+        return ", ".join(source.from_ or [])  # the sources it reads
     if source.type == "sql":
         return redact_url(config.connection_url(source.connection or ""))
     assert source.path is not None
@@ -101,8 +103,8 @@ def register_sources(
     infos: dict[str, SourceInfo] = {}
     tz = config.report.timezone
     for name, source in config.sources.items():
-        if name in skip:  # pushed down (compute.pushdown): its rows stay in its database
-            continue
+        if name in skip or source.type == "derived":  # pushed down (compute.pushdown), or derived
+            continue  # (register_derived, once the database is locked)
         sha: str | None = None
         frame_name = f"df_{name}"
         try:
@@ -134,7 +136,10 @@ def register_sources(
                 f"source '{name}': date column '{source.date_column}' not found; "
                 f"columns are: {', '.join(columns)}"
             )
-        keep = [c for c in needed_columns(config, name, columns) if c != "__day"]
+        if name in derived_inputs(config):  # a derived source's query may read any of them
+            keep = [c for c in columns if c != "__day"]
+        else:
+            keep = [c for c in needed_columns(config, name, columns) if c != "__day"]
         day_sql = _day_sql(name, date_col, types[date_col], tz)
         select = "".join(f"{quote_ident(c)}, " for c in keep) + f"{day_sql} AS __day"
         table = quote_ident("src_" + name)
@@ -159,6 +164,99 @@ def register_sources(
             columns=columns,
         )
     return infos
+
+
+def derived_inputs(config: Config, skip: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """The sources that a derived source (other than those in ``skip``) reads."""
+    return {
+        n
+        for name, s in config.sources.items()
+        if s.type == "derived" and name not in skip
+        for n in s.from_ or []
+    }
+
+
+def register_derived(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: dict[str, SourceInfo],
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> dict[str, SourceInfo]:
+    """Each derived source as a table ``src_<name>``, from its query over its inputs' tables
+    (each read through a view ``in_<name>`` of its columns, without ``__day``). Runs once the
+    database is locked: the query can read nothing but the declared sources."""
+    from reporter.config import derived
+
+    graph = {n: list(s.from_ or []) for n, s in config.sources.items() if s.type == "derived"}
+    tz = config.report.timezone
+    views: set[str] = set()
+    for name in derived.order(graph):
+        if name in skip:  # composed into its database's query (compute.database)
+            continue
+        source = config.sources[name]
+        inputs = list(source.from_ or [])
+        try:
+            for dep in inputs:
+                if dep not in views:
+                    con.execute(
+                        f"CREATE VIEW {quote_ident(derived.input_view(dep))} AS "
+                        f"SELECT * EXCLUDE (__day) FROM {quote_ident('src_' + dep)}"
+                    )
+                    views.add(dep)
+            query = derived.rewrite(source.sql or "", inputs)
+            described = con.execute(f"DESCRIBE {query}").fetchall()
+        except duckdb.Error as exc:
+            raise SourceError(f"source '{name}': the query failed: {first_line(exc)}") from None
+        columns = [str(r[0]) for r in described]
+        types = {str(r[0]): str(r[1]) for r in described}
+        date_col = find_column(columns, source.date_column)
+        if date_col is None:
+            raise SourceError(
+                f"source '{name}': date column '{source.date_column}' not found; "
+                f"columns are: {', '.join(columns)}"
+            )
+        if name in derived_inputs(config):
+            keep = [c for c in columns if c != "__day"]
+        else:
+            keep = [c for c in needed_columns(config, name, columns) if c != "__day"]
+        day_sql = _day_sql(name, date_col, types[date_col], tz)
+        select = "".join(f"{quote_ident(c)}, " for c in keep) + f"{day_sql} AS __day"
+        table = quote_ident("src_" + name)
+        try:
+            con.execute(f"CREATE TABLE {table} AS SELECT {select} FROM ({query}) AS __derived").fetchall()
+            rows, first, last = _days(con, name, source, table, date_col)
+        except duckdb.Error as exc:
+            raise SourceError(f"source '{name}': the query failed: {first_line(exc)}") from None
+        files = [
+            SourceFile(path=file_label(config, dep), sha256=infos[dep].sha256)
+            for dep in derived.files_behind(name, config.sources)
+            if dep in infos
+        ]
+        infos[name] = SourceInfo(
+            name=name,
+            kind="derived",
+            location=location(config, source),
+            rows=int(rows),
+            first_date=first.isoformat() if first else None,
+            last_date=last.isoformat() if last else None,
+            sha256=None,
+            columns=columns,
+            files=files,
+        )
+    return infos
+
+
+def file_label(config: Config, name: str) -> str:
+    """A source's file relative to the YAML's folder (its name alone when it lies outside),
+    or a database's redacted URL: never the server's absolute path."""
+    source = config.sources[name]
+    if source.path is None:
+        return location(config, source)
+    path = config.resolve(source.path)
+    try:
+        return path.resolve().relative_to(config.base_dir.resolve()).as_posix()
+    except ValueError:
+        return path.name
 
 
 def _days(

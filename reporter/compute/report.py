@@ -225,6 +225,7 @@ def compute_results(
                 i.last_date,
                 i.sha256,
                 complete=complete[i.name],
+                files=list(i.files),
             )
             for i in infos.values()
         ],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import graphlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -22,17 +23,19 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from reporter.assets import builtin_templates, catalogue_languages, resolve_template
 from reporter.config import connections as conns
-from reporter.config import guards
+from reporter.config import derived, guards
 from reporter.config import model as m
 from reporter.config import paths as confine
 from reporter.config.loader import Document, Path_, format_path, load_yaml
 from reporter.config.scripts import mixed_scripts
-from reporter.config.sql import read_columns
-from reporter.config.sqlexpr import ExpressionError, check_expression
+from reporter.config.sql import describe_file, read_columns
+from reporter.config.sqlexpr import ExpressionError, check_expression, scratch
 from reporter.errors import ConfigError, Problem, SourceError
 from reporter.formulas import Formula, FormulaSyntaxError, parse
 from reporter.periods import Period
 from reporter.security import check_named_file
+
+_DERIVED_HINT = "a derived source is one SELECT over the sources in 'from' (see Joining sources in the docs)"
 
 ExtraCheck = Callable[[m.Config], list[tuple[Path_, str, str]]]
 
@@ -593,9 +596,57 @@ class _Checker:
                     "write one SELECT (or WITH … SELECT), without ';' between statements",
                 )
 
+    def _check_derived(self, base: Path_, src: m.Source) -> bool:
+        """A derived source: its ``from`` names sources of this file, its ``sql`` is one SELECT
+        over them (reporter.config.derived says what is refused). True for a derived source;
+        for any other, False once its ``from`` or ``sql`` (not its kind's) are reported."""
+        if src.type != "derived":
+            for key, value in (("from", src.from_), ("sql", src.sql)):
+                if value is not None:
+                    self.add((*base, key), f"'{key}' is only for type derived")
+            return False
+        for key in ("path", "connection", "query", "table", "csv", "sheet"):
+            if getattr(src, key) is not None:
+                self.add((*base, key), f"'{key}' is not for type derived", "use from and sql")
+        if not src.from_:
+            self.add(base, "a derived source needs 'from'", "from: [leads, deals], the sources its sql reads")
+        for name in src.from_ or []:
+            if name not in self.declared_sources and "sources" not in self.absent:
+                self.add(
+                    (*base, "from"),
+                    f"unknown source '{name}'",
+                    did_you_mean(name, self.declared_sources - {base[-1]}, known_label="sources are"),
+                )
+        if src.sql is None:
+            self.add(
+                base, "a derived source needs 'sql'", "sql: select ... from one of the sources in 'from'"
+            )
+        elif src.from_:
+            try:
+                derived.check_sql(src.sql, src.from_)
+            except derived.DerivedSqlError as exc:
+                self.add((*base, "sql"), str(exc), _DERIVED_HINT)
+        return True
+
+    def _check_derived_cycles(self, sources: Mapping[str, m.Source]) -> None:
+        graph = {n: list(s.from_ or []) for n, s in sources.items() if s.type == "derived"}
+        try:
+            derived.order(graph)
+        except graphlib.CycleError as exc:
+            ring = derived.cycle_text(exc.args[1])
+            self.add(
+                ("sources", min(exc.args[1]), "from"),
+                f"derived sources read each other in a cycle: {ring}",
+                "a derived source may read another derived source, never itself through others",
+            )
+
     def _check_sources(self) -> None:
-        for name, src in (self.parts.get("sources") or {}).items():
+        sources: dict[str, m.Source] = self.parts.get("sources") or {}
+        self._check_derived_cycles(sources)
+        for name, src in sources.items():
             base: Path_ = ("sources", name)
+            if self._check_derived(base, src):
+                continue
             if src.type in FILE_KINDS:
                 if src.path is None:
                     self.add(base, f"a {src.type} source needs 'path'", "path: data/file." + src.type)
@@ -1029,6 +1080,7 @@ class _Checker:
         columns: dict[str, list[str] | None] = {}
         for name, src in sources.items():
             columns[name] = self._source_columns(name, src)
+        self._derived_columns(sources, columns)
 
         metrics: dict[str, m.Metric] = self.parts.get("metrics") or {}
         for name, metric in metrics.items():
@@ -1085,6 +1137,61 @@ class _Checker:
                 did_you_mean(src.date_column, cols, known_label="columns are"),
             )
         return found
+
+    def _derived_columns(self, sources: Mapping[str, m.Source], columns: dict[str, list[str] | None]) -> None:
+        """Each derived source's columns, found by DuckDB describing its query over empty tables
+        of its inputs' columns and types (nothing runs on the data): None while an input's
+        columns are unknown (a database, an Excel sheet, a problem reported already)."""
+        graph = {n: list(s.from_ or []) for n, s in sources.items() if s.type == "derived"}
+        try:
+            ordered = derived.order(graph)
+        except graphlib.CycleError:
+            return  # reported by _check_sources
+        types: dict[str, list[tuple[str, str]]] = {}
+        for name in ordered:
+            src = sources.get(name)
+            if src is None or src.type != "derived" or not src.from_ or src.sql is None:
+                continue
+            if any(p.key.startswith(f"sources.{name}.") for p in self.problems):
+                columns[name] = None
+                continue
+            inputs: dict[str, list[tuple[str, str]]] = {}
+            for dep in src.from_:
+                found = types.get(dep) if dep in types else self._typed_columns(dep, sources.get(dep))
+                if found is None or columns.get(dep) is None:
+                    break
+                inputs[dep] = found
+            else:
+                try:
+                    described = derived.describe(src.sql, inputs)
+                except derived.DerivedSqlError as exc:
+                    known = "; ".join(
+                        f"{dep}: {', '.join(c for c, _ in cols)}" for dep, cols in inputs.items()
+                    )
+                    self.add(("sources", name, "sql"), str(exc), f"the columns are {known}")
+                    columns[name] = None
+                    continue
+                types[name] = described
+                cols = [c for c, _ in described]
+                columns[name] = cols
+                if src.date_column not in cols:
+                    self.add(
+                        ("sources", name, "date_column"),
+                        f"column '{src.date_column}' is not among the query's columns",
+                        did_you_mean(src.date_column, cols, known_label="columns are"),
+                    )
+                continue
+            columns[name] = None
+
+    def _typed_columns(self, name: str, src: m.Source | None) -> list[tuple[str, str]] | None:
+        """(column, DuckDB type) of a csv, parquet or json source as the run reads it, or None."""
+        if src is None or src.type not in ("csv", "parquet", "json") or src.path is None:
+            return None
+        path = src.path if src.path.is_absolute() else self.base_dir / src.path
+        try:
+            return describe_file(scratch(), src, path)
+        except Exception:  # reported by the header check already
+            return None
 
     def _check_metric_columns(self, name: str, metric: m.Metric, cols: list[str]) -> None:
         if metric.column is not None and metric.column not in cols:

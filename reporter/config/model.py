@@ -206,10 +206,13 @@ class CsvOptions(_Model):
 
 
 class Source(_Model):
-    type: Literal["csv", "parquet", "excel", "json", "sql"] = Field(
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    type: Literal["csv", "parquet", "excel", "json", "sql", "derived"] = Field(
         description=(
-            "The kind of source: a file (csv, parquet, excel, json) read with `path`, or a database query "
-            "(sql) read with `connection` and `query` (or `table`)."
+            "The kind of source: a file (csv, parquet, excel, json) read with `path`, a database query "
+            "(sql) read with `connection` and `query` (or `table`), or a query over other sources of "
+            "this file (derived) given by `from` and `sql`."
         ),
         examples=["csv"],
     )
@@ -248,9 +251,28 @@ class Source(_Model):
         True,
         description=(
             "sql sources only: true runs the report's aggregates in the database (only the results "
-            "cross the network); false reads every row of the query and computes locally."
+            "cross the network); false reads every row of the query and computes locally. On a derived "
+            "source whose `from` are all sql sources of one database, true has that database do the "
+            "join too; false joins them in reporter."
         ),
         examples=[False],
+    )
+    from_: Annotated[list[Name] | None, Field(alias="from")] = Field(
+        None,
+        description=(
+            "derived sources only: the sources (keys of `sources`) its `sql` reads; only these names "
+            "may appear as tables."
+        ),
+        examples=[["leads", "deals"]],
+    )
+    sql: str | None = Field(
+        None,
+        description=(
+            "derived sources only: one SELECT over the sources in `from` (CTEs, joins, window functions "
+            "allowed); no other table, file, table function or statement. See "
+            "[Joining sources](joining-sources.md)."
+        ),
+        examples=["select l.*, d.won_date from leads l left join deals d on d.mql_id = l.mql_id"],
     )
     csv: CsvOptions | None = Field(
         None,

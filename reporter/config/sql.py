@@ -167,6 +167,8 @@ def find_column(columns: list[str], wanted: str) -> str | None:
 def row_text(row: int, source: Source) -> str:
     """Where the ``row``-th data row (1-based) of a file source is, for a message: its line in a
     CSV file ("line 600 of data/sales.csv", the header counted), else "row 599 of data/x.json"."""
+    if source.path is None:  # a derived source
+        return f"row {row} of its query"
     if source.type == "csv":
         header = source.csv.header if source.csv is not None else True
         return f"line {row + int(header)} of {source.path}"

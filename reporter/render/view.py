@@ -204,8 +204,10 @@ class ReportContext:
     r: dict[str, Any] = doc(
         "the whole `results.json`, as a mapping (`r.period`, `r.kpis`, `r.quality.checks`, `r.sources`, "
         "`r.moves`, `r.insights`, `r.filter`…); each of `r.sources` also has `label` "
-        "(`sources.<name>.label`, else its name) and `file` (a file's path relative to the YAML, a "
-        "database's redacted URL: never the server's absolute path), each of `r.quality.checks` "
+        "(`sources.<name>.label`, else its name), `file` (a file's path relative to the YAML, a "
+        "database's redacted URL: never the server's absolute path; a derived source's `from` names) and "
+        "`files` (a derived source: each file behind it, `path` relative to the YAML and `sha256`), "
+        "each of `r.quality.checks` "
         "`source_label`; `r.filter` (a burst report's filter) names its columns and values by their labels"
     )
     report: ReportInfo = doc("the report")

@@ -3,6 +3,7 @@ report's PDF (with its evidence attached when archived) and the provenance that 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -115,6 +116,6 @@ def provenance(
             "folder": str(config.base_dir if folder is None else folder),
             "sha256": hashlib.sha256(config.file.read_bytes()).hexdigest(),
         },
-        "sources": [s.__dict__ for s in results.sources],
+        "sources": [dataclasses.asdict(s) for s in results.sources],
     }
     return (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")

@@ -1,0 +1,322 @@
+"""Derived sources (``type: derived``): one SELECT over other sources of the same file.
+
+The ``sql`` is checked twice before anything runs. sqlglot (dialect duckdb) reads the text: one
+statement, a query (SELECT, UNION..., WITH ... SELECT), whose tables are names of ``from`` or of
+its own CTEs. DuckDB's own parser then reads it (``json_serialize_sql``), so what is accepted is
+what DuckDB will run: no table function (``read_csv``, ``glob``...), no function outside
+DuckDB's scalar, aggregate and window functions or on the deny list (``getenv``,
+``current_setting``...), no file path used as a table. The locked DuckDB (no file or network
+access) in which the query runs is the second wall.
+
+At run time each name of ``from`` is a view ``in_<name>`` over the source's table (its columns as
+read, without ``__day``); :func:`rewrite` points the query's tables at them.
+"""
+
+from __future__ import annotations
+
+import functools
+import graphlib
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from reporter.config.sqlexpr import _DENIED, _functions, scratch
+
+# Table references DuckDB may use in a derived query: tables, joins, subqueries, VALUES, PIVOT.
+_TABLE_REFS = frozenset({"BASE_TABLE", "JOIN", "SUBQUERY", "EMPTY", "EXPRESSION_LIST", "PIVOT"})
+_STATEMENT_WORDS = {
+    "Create": "CREATE",
+    "Drop": "DROP",
+    "Insert": "INSERT",
+    "Update": "UPDATE",
+    "Delete": "DELETE",
+    "Merge": "MERGE",
+    "Copy": "COPY",
+    "Attach": "ATTACH",
+    "Detach": "DETACH",
+    "Pragma": "PRAGMA",
+    "Set": "SET",
+    "Install": "INSTALL",
+    "Use": "USE",
+    "Describe": "DESCRIBE",
+    "Summarize": "SUMMARIZE",
+    "Alter": "ALTER",
+    "Command": "a command",
+}
+
+
+class DerivedSqlError(ValueError):
+    """The derived source's ``sql`` is refused; the message says why."""
+
+
+def input_view(name: str) -> str:
+    """The view a derived query reads source ``name`` through."""
+    return f"in_{name}"
+
+
+def check_sql(text: str, inputs: Sequence[str]) -> None:
+    """Raise DerivedSqlError unless ``text`` is one query reading only the sources ``inputs``."""
+    tree = _parse(text)
+    ctes = _check_sqlglot(tree, set(inputs))
+    _check_duckdb(text, set(inputs), ctes)
+
+
+def rewrite(text: str, inputs: Sequence[str]) -> str:
+    """The checked query in DuckDB's SQL, each source of ``inputs`` read through its view
+    (``leads`` becomes ``in_leads AS leads``, so ``leads.origin`` still names its column)."""
+    from sqlglot import exp
+
+    tree = _parse(text)
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    for table in list(tree.find_all(exp.Table)):
+        name = table.name
+        if name in inputs and name not in ctes and not table.args.get("db"):
+            alias = table.alias or name
+            table.set("this", exp.to_identifier(input_view(name), quoted=True))
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+    return str(tree.sql(dialect="duckdb"))
+
+
+def compose(text: str, inputs: Mapping[str, tuple[str | None, str | None]], dialect: str) -> str:
+    """The checked query for a database (sqlglot ``dialect``): each source of ``inputs`` (name →
+    its ``table``, or its ``query`` in that dialect) in place of its name, aliased by it."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = _parse(text)
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    for table in list(tree.find_all(exp.Table)):
+        name = table.name
+        if name not in inputs or name in ctes or table.args.get("db"):
+            continue
+        alias = table.alias or name
+        table_name, query = inputs[name]
+        if table_name is not None:
+            new: Any = exp.to_table(table_name, dialect=dialect)
+            new.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+        else:
+            inner = sqlglot.parse_one((query or "").strip().rstrip(";"), read=dialect)
+            new = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+        table.replace(new)
+    return str(tree.sql(dialect=dialect))
+
+
+def create_sql(name: str, columns: Sequence[tuple[str, str]]) -> str:
+    """An empty table ``in_<name>`` with these columns and types (validation's stand-in)."""
+    cols = ", ".join(f"{_quote(c)} {t}" for c, t in columns)
+    return f"CREATE TABLE {_quote(input_view(name))} ({cols})"
+
+
+def describe(text: str, inputs: Mapping[str, Sequence[tuple[str, str]]]) -> list[tuple[str, str]]:
+    """(column, type) of the checked query over empty tables of its inputs' columns, in a
+    locked DuckDB of its own; DerivedSqlError with DuckDB's reason when it does not bind."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        for name, columns in inputs.items():
+            con.execute(create_sql(name, columns))
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        rows = con.execute(f"DESCRIBE {rewrite(text, list(inputs))}").fetchall()
+    except duckdb.Error as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DerivedSqlError(f"the query does not run on its sources' columns: {message}") from None
+    finally:
+        con.close()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def order(graph: Mapping[str, Sequence[str]]) -> list[str]:
+    """Derived sources in an order where each comes after the derived sources it reads; raises
+    graphlib.CycleError (its args[1] is the cycle) when they read each other."""
+    sorter = graphlib.TopologicalSorter({n: [d for d in deps if d in graph] for n, deps in graph.items()})
+    return list(sorter.static_order())
+
+
+def cycle_text(cycle: Sequence[str]) -> str:
+    """A cycle as ``a → b → a``, starting from its first name in alphabetical order."""
+    ring = list(cycle[:-1]) if len(cycle) > 1 and cycle[0] == cycle[-1] else list(cycle)
+    start = ring.index(min(ring))
+    ring = ring[start:] + ring[:start]
+    return " → ".join([*ring, ring[0]])
+
+
+def files_behind(name: str, sources: Mapping[str, Any]) -> list[str]:
+    """The non-derived sources behind source ``name``, through derived sources, in order of
+    first appearance."""
+    seen: dict[str, None] = {}
+
+    def walk(n: str, trail: tuple[str, ...]) -> None:
+        src = sources.get(n)
+        if src is None or n in trail:
+            return
+        if src.type != "derived":
+            seen.setdefault(n)
+            return
+        for dep in src.from_ or []:
+            walk(dep, (*trail, n))
+
+    walk(name, ())
+    return list(seen)
+
+
+# -- the checks ------------------------------------------------------------------------------
+
+
+def _parse(text: str) -> Any:
+    """The one statement of ``text`` (sqlglot, dialect duckdb)."""
+    import sqlglot
+    from sqlglot.errors import ParseError, TokenError
+
+    if not text or not text.strip():
+        raise DerivedSqlError("the query is empty")
+    quiet = logging.getLogger("sqlglot")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "falling back to parsing as a Command": refused below
+    try:
+        statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
+    except (ParseError, TokenError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot parse it"
+        raise DerivedSqlError(f"not valid SQL ({first})") from None
+    finally:
+        quiet.setLevel(level)
+    if len(statements) != 1:
+        raise DerivedSqlError(f"one SELECT only, found {len(statements)} statements (a ';' ends the first)")
+    return statements[0]
+
+
+def _check_sqlglot(tree: Any, inputs: set[str]) -> set[str]:
+    """The statement's kind, its tables and functions, as sqlglot reads them; the CTE names."""
+    from sqlglot import exp
+
+    if not isinstance(tree, exp.Query):
+        kind = _STATEMENT_WORDS.get(type(tree).__name__, type(tree).__name__.upper())
+        raise DerivedSqlError(f"only a SELECT is allowed, not {kind}")
+    for with_ in tree.find_all(exp.With):
+        if with_.args.get("recursive"):
+            raise DerivedSqlError("WITH RECURSIVE is not allowed")
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    for node in tree.walk():
+        if isinstance(node, exp.Table):
+            _check_table(node, inputs, ctes)
+        elif isinstance(node, exp.Func):
+            name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+            if name in _DENIED:
+                raise DerivedSqlError(f"function {name}() is not allowed: it reads the host, not the sources")
+        elif isinstance(node, exp.Placeholder | exp.Parameter):
+            raise DerivedSqlError("parameters ($1, ?) are not allowed")
+    return ctes
+
+
+def _check_table(node: Any, inputs: set[str], ctes: set[str]) -> None:
+    from sqlglot import exp
+
+    target = node.this
+    if not isinstance(target, exp.Identifier):
+        name = target.name if isinstance(target, exp.Anonymous) else target.sql_name()
+        raise DerivedSqlError(f"table function {name.lower()}() is not allowed")
+    if node.args.get("db") or node.args.get("catalog"):
+        raise DerivedSqlError(f"'{node.sql(dialect='duckdb')}': name a source alone, without a schema")
+    name = target.name
+    if any(ch in name for ch in "./\\*?:~") or name.startswith("$"):
+        raise DerivedSqlError(f"'{name}' reads a file, not a source")
+    if name not in inputs and name not in ctes:
+        known = ", ".join(sorted(inputs)) or "nothing"
+        raise DerivedSqlError(f"table '{name}' is not in 'from' ({known})")
+
+
+def _check_duckdb(text: str, inputs: set[str], ctes: set[str]) -> None:
+    """The same query as DuckDB parses it: one SELECT, its tables and every function."""
+    raw = scratch().execute("select json_serialize_sql(?)", [text]).fetchone()
+    tree: dict[str, Any] = json.loads(str(raw[0])) if raw else {"error": True}
+    if tree.get("error"):
+        message = str(tree.get("error_message", "not valid SQL")).strip().splitlines()[0]
+        raise DerivedSqlError(f"not valid SQL ({message})")
+    statements: list[Any] = tree.get("statements") or []
+    if len(statements) != 1:
+        raise DerivedSqlError(f"one SELECT only, found {len(statements)} statements (a ';' ends the first)")
+    names = inputs | ctes | _duckdb_ctes(statements[0])
+    for item in _walk(statements[0]):
+        if "class" in item:
+            _check_expression(item)
+        else:
+            _check_reference(item, names)
+
+
+def _check_reference(item: dict[str, Any], names: set[str]) -> None:
+    """A table reference of DuckDB's tree: a source of ``from`` or a CTE, a join, a subquery."""
+    ref = item.get("type")
+    if ref not in _TABLE_REFS:
+        raise DerivedSqlError(f"a {str(ref).lower().replace('_', ' ')} is not allowed in FROM")
+    if item.get("at_clause"):
+        raise DerivedSqlError("AT (...) is not allowed: read the sources as they are")
+    if ref == "BASE_TABLE":
+        if item.get("schema_name") or item.get("catalog_name"):
+            raise DerivedSqlError("name a source alone, without a schema")
+        if item.get("table_name") not in names:
+            raise DerivedSqlError(f"table '{item.get('table_name')}' is not in 'from'")
+
+
+def _check_expression(item: dict[str, Any]) -> None:
+    """An expression of DuckDB's tree: only DuckDB's own scalar, aggregate and window functions
+    outside the deny list; no parameter."""
+    cls = item.get("class")
+    if cls == "PARAMETER":
+        raise DerivedSqlError("parameters ($1, ?) are not allowed")
+    if cls not in ("FUNCTION", "WINDOW", "AGGREGATE"):
+        return
+    scalar, aggregate, table_functions = _functions()
+    scalar = scalar | _macros()
+    name = str(item.get("function_name", "")).lower()
+    if item.get("schema") or item.get("catalog"):
+        raise DerivedSqlError(f"qualified function names are not allowed: {name}")
+    if name in _DENIED:
+        raise DerivedSqlError(f"function {name}() is not allowed: it reads the host, not the sources")
+    if name in table_functions and name not in scalar | aggregate:
+        raise DerivedSqlError(f"table function {name}() is not allowed")
+    if name not in scalar | aggregate and not item.get("is_operator"):
+        raise DerivedSqlError(f"function {name}() is not allowed")
+
+
+@functools.cache
+def _macros() -> frozenset[str]:
+    """DuckDB's built-in scalar macros (``list_sum``, ``date_add``...), less the deny list."""
+    rows = (
+        scratch()
+        .execute("select distinct lower(function_name) from duckdb_functions() where function_type = 'macro'")
+        .fetchall()
+    )
+    return frozenset(str(r[0]) for r in rows) - _DENIED
+
+
+def _duckdb_ctes(node: Any) -> set[str]:
+    found: set[str] = set()
+    for item in _walk_all(node):
+        cte_map = item.get("cte_map")
+        if isinstance(cte_map, dict):
+            found |= {str(e.get("key")) for e in cte_map.get("map", []) if isinstance(e, dict)}
+    return found
+
+
+def _walk_all(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk_all(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk_all(value)
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    """Every expression (it has a ``class``) and table reference (a ``type`` and an ``alias``,
+    no ``class``) of DuckDB's parse tree."""
+    for item in _walk_all(node):
+        if "class" in item or ("type" in item and "alias" in item):
+            yield item
