@@ -462,7 +462,8 @@ def test_a_card_whose_answer_is_lost_goes_to_review_is_not_posted_again_and_reso
         assert (review.state, review.attempts, review.flagged) == ("review", 1, True)
         assert review.error.endswith(
             "the channel may show it; not re-sent: check the Slack channel, then run "
-            f"'reporter resolve {config.file} 2026-10 slack:SLACK_HOOK --sent' if the card is there, "
+            f"'reporter resolve {config.file} 2026-10 slack:SLACK_HOOK --sent --output {tmp_path}' "
+            "if the card is there, "
             "or '--resend' if not"
         )
         assert ledger_rows(tmp_path) == {"slack:slack_hook": (1, "review", 1)}
@@ -579,7 +580,8 @@ def test_a_card_left_pending_by_a_crash_goes_to_review_not_posted_again(tmp_path
     assert review.state == "review"
     assert review.error == (
         "a previous run stopped after sending began (the server may have accepted it): not re-sent; "
-        f"check the Slack channel, then run 'reporter resolve {config.file} 2026-10 slack:SLACK_HOOK --sent' "
+        f"check the Slack channel, then run 'reporter resolve {config.file} 2026-10 slack:SLACK_HOOK --sent "
+        f"--output {tmp_path}' "
         "if the card is there, or '--resend' if not"
     )
 

@@ -180,7 +180,9 @@ def test_connection_dropped_after_the_message_end_is_review_not_retried(demo, tm
     assert d.error.startswith("no reply after the message was sent (Connection unexpectedly closed")
     assert d.error.endswith(
         f"the server may have accepted it; not re-sent: check ceo@acme.test's mailbox, then run "
-        f"'reporter resolve {DEMO} 2026-10 ceo@acme.test --sent' if it arrived, or '--resend' if it did not"
+        f"'reporter resolve {DEMO} 2026-10 ceo@acme.test --sent --output {tmp_path}' if it arrived, "
+        "or '--resend' "
+        "if it did not"
     )
     assert server.handler.rcpt_attempts == {"ceo@acme.test": 1, "ops@acme.test": 1}
     (alert,) = [r for r in server.handler.received if r.rcpt_tos == ["ops@acme.test"]]
@@ -188,7 +190,10 @@ def test_connection_dropped_after_the_message_end_is_review_not_retried(demo, tm
         "[reporter] marketing-monthly 2026-10: run FAILED: delivery unconfirmed for 1 of 1 recipient; "
         "review needed"
     )
-    assert f"reporter resolve {DEMO} 2026-10 ceo@acme.test --sent" in alert.message.get_content()
+    assert (
+        f"reporter resolve {DEMO} 2026-10 ceo@acme.test --sent --output {tmp_path}"
+        in alert.message.get_content()
+    )
 
 
 def test_crash_after_250_before_the_ledger_commit_does_not_resend(demo, tmp_path):
@@ -216,7 +221,8 @@ def test_crash_after_250_before_the_ledger_commit_does_not_resend(demo, tmp_path
         assert d.state == "review"
         assert d.last_error == (
             "a previous run stopped after sending began (the server may have accepted it): not re-sent; "
-            f"check ceo@acme.test's mailbox, then run 'reporter resolve {DEMO} 2026-10 ceo@acme.test --sent' "
+            f"check ceo@acme.test's mailbox, then run 'reporter resolve {DEMO} 2026-10 ceo@acme.test --sent "
+            f"--output {tmp_path}' "
             "if it arrived, or '--resend' if it did not"
         )
         # the interrupted run is recorded as failed, not left "running"

@@ -105,7 +105,7 @@ def test_a_refused_recipient_after_the_first_says_who_has_the_report(tmp_path):
             "were delivered; run again to retry only these\n"
             "\n"
             "Fix the cause, then run:\n"
-            f"  reporter run {config.file} --period 2026-10\n"
+            f"  reporter run {config.file} --period 2026-10 --output {tmp_path}\n"
             "It sends only to the recipients under 'Not sent'.\n"
         )
         # The next run sends nothing new: the old wording, true for it, is kept.
@@ -149,7 +149,7 @@ def test_an_error_in_the_middle_of_sending_says_who_has_it_and_who_may(tmp_path)
             "May have received it (sending began, its outcome was not recorded; not re-sent "
             "automatically):\n"
             f"  - s1@acme.test: check s1@acme.test's mailbox, then run 'reporter resolve {config.file} "
-            "2026-10 s1@acme.test --sent' if it arrived, or '--resend' if it did not\n"
+            f"2026-10 s1@acme.test --sent --output {tmp_path}' if it arrived, or '--resend' if it did not\n"
             "Not sent:\n"
             "  - s2@acme.test\n"
             "\n"
@@ -157,7 +157,7 @@ def test_an_error_in_the_middle_of_sending_says_who_has_it_and_who_may(tmp_path)
             "Stopped: stopped while waiting to retry\n"
             "\n"
             "Fix the cause, then run:\n"
-            f"  reporter run {config.file} --period 2026-10\n"
+            f"  reporter run {config.file} --period 2026-10 --output {tmp_path}\n"
             "It sends only to the recipients under 'Not sent'.\n"
         )
         # what the alert says the next run does: s2 only (s1 goes to review, s0 is skipped)
@@ -190,7 +190,7 @@ def test_a_run_that_sent_nothing_keeps_saying_so(tmp_path):
             f"{failure.value}\n"
             "\n"
             "Fix the cause, then run:\n"
-            f"  reporter run {config.file} --period 2026-10\n"
+            f"  reporter run {config.file} --period 2026-10 --output {tmp_path}\n"
         )
         assert str(failure.value).startswith("burst 2026-10: delivery failed for s0@acme.test (550 5.1.1 ")
 
@@ -225,6 +225,6 @@ def test_a_retry_that_sends_some_names_those_sent_by_the_earlier_run(tmp_path):
             f"{failure.value}\n"
             "\n"
             "Fix the cause, then run:\n"
-            f"  reporter run {config.file} --period 2026-10\n"
+            f"  reporter run {config.file} --period 2026-10 --output {tmp_path}\n"
             "It sends only to the recipients under 'Not sent'.\n"
         )

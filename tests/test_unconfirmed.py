@@ -46,7 +46,7 @@ def unconfirmed_line(config: Path, who: str) -> str:
     return (
         f"reporter: FAILED: tiny 2026-10: delivery to {who} unconfirmed, in review (the server may "
         f"have accepted it; not re-sent): check whether it arrived, then run 'reporter resolve {config} "
-        f"2026-10 {who} --sent' if it did, or '--resend' if not"
+        f"2026-10 {who} --sent --output {config.parent}' if it did, or '--resend' if not"
     )
 
 
@@ -59,10 +59,10 @@ def assert_alerted(server: RawServer, config: Path, who: str, n: int = 1) -> Non
     body = got[-1].get_content().replace("\r\n", "\n")
     assert (
         "May have received it (sending began, its outcome was not recorded; not re-sent automatically):\n"
-        f"  - {who}: check {who}'s mailbox, then run 'reporter resolve {config} 2026-10 {who} --sent' "
-        "if it arrived, or '--resend' if it did not\n"
+        f"  - {who}: check {who}'s mailbox, then run 'reporter resolve {config} 2026-10 {who} --sent "
+        f"--output {config.parent}' if it arrived, or '--resend' if it did not\n"
     ) in body
-    assert f"  reporter status {config}\n" in body
+    assert f"  reporter status {config} --output {config.parent}\n" in body
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,8 @@ def test_a_message_whose_fate_is_unknown_fails_the_run_until_resolved(tmp_path, 
             f"  delivery 2026-10 to {B}: review after 1 attempt(s), Message-ID {msg_id} — "
         )
         assert line.endswith(
-            f"reporter resolve {config} 2026-10 {B} --sent' if it arrived, or '--resend' if it did not"
+            f"reporter resolve {config} 2026-10 {B} --sent --output {tmp_path}' if it arrived, "
+            "or '--resend' if it did not"
         )
         # a rerun re-sends nothing and still fails, saying so
         code, _, err = run(config, tmp_path, capsys)
@@ -158,7 +159,8 @@ def test_killed_after_the_dot_the_next_run_fails_with_the_review_until_resolved(
             f"  delivery 2026-10 to {A}: review after 0 attempt(s), Message-ID {msg_id} — "
             "a previous run stopped after "
             "sending began (the server may have accepted it): not re-sent; check "
-            f"{A}'s mailbox, then run 'reporter resolve {config} 2026-10 {A} --sent' if it arrived, "
+            f"{A}'s mailbox, then run 'reporter resolve {config} 2026-10 {A} --sent --output {tmp_path}' "
+            "if it arrived, "
             "or '--resend' if it did not"
         )
         assert main(["resolve", str(config), "2026-10", A, "--sent", "--output", str(tmp_path)]) == 0
@@ -264,7 +266,8 @@ def test_a_ledger_lost_after_the_send_is_a_clear_error_and_the_journal_keeps_the
             f'it (connection failed: connection to server at "{pg_admin.host}", port {pg_admin.port} '
             f'failed: FATAL: database "{pg_admin.database}" is not currently accepting connections)'
             f"; noted in {journal}: once the ledger is back, run 'reporter resolve {config} 2026-10 {B} "
-            "--sent' or run the report again: either records it from there, and it is not sent again"
+            f"--sent --output {tmp_path}' or run the report again: either records it from there, "
+            "and it is not sent again"
         )
         assert "internal error" not in err
         assert count_raw(server) == {A: 1, B: 1, OPS: 1}

@@ -957,6 +957,28 @@ class Config(_Model):
         repr=False,
     )
 
+    run_output: Path | None = Field(
+        None,
+        description=(
+            "Not a YAML key: the output folder of the run under way, absolute, when the commands it "
+            "prints must name it (--output, or the working directory's output/)."
+        ),
+        exclude=True,
+        repr=False,
+    )
+
+    def command(self, verb: str, *args: str) -> str:
+        """The reporter command a message tells someone to run about this report (pinned in tests
+        and docs): the configuration by its absolute path and, when the run's output folder is
+        not the report's own ``output_dir``, ``--output`` with it, so that the command works as
+        printed from any folder, in an alert read elsewhere."""
+        import shlex
+
+        words = ["reporter", verb, shlex.quote(str(self.file.absolute())), *args]
+        if self.run_output is not None:
+            words += ["--output", shlex.quote(str(self.run_output))]
+        return " ".join(words)
+
     def connection_url(self, name: str) -> str:
         """The URL of the operator's connection ``name`` (validation checked that it exists)."""
         return self.connections[name]
@@ -974,7 +996,7 @@ class Config(_Model):
 
 
 # Config's fields that are no YAML key: the loader and validation fill them in.
-NOT_YAML = ("file", "base_dir", "kpi_order", "connections")
+NOT_YAML = ("file", "base_dir", "kpi_order", "connections", "run_output")
 
 SECTIONS: dict[str, type[BaseModel] | tuple[str, type[BaseModel]]] = {
     "report": Report,

@@ -447,7 +447,7 @@ def resolve_hint(config: Config, period: str, key: str) -> str:
     """The command that settles a chat card in ``review`` (pinned in tests and docs)."""
     return (
         f"check the {KINDS.get(key.split(':')[0], 'chat')} channel, then run "
-        f"'reporter resolve {config.file} {period} {key} --sent' if the card is there, or '--resend' if not"
+        f"'{config.command('resolve', period, key, '--sent')}' if the card is there, or '--resend' if not"
     )
 
 

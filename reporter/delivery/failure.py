@@ -138,7 +138,7 @@ def failure_body(
             "Check whether each recipient under 'May have received it' has it (their mailbox or "
             "channel, or the mail server's log), then run the 'reporter resolve' command shown: "
             "--sent if it arrived, --resend if it did not. Until then",
-            f"  reporter status {config.file}",
+            f"  {config.command('status')}",
             "lists them, and every run of this period fails and says so.",
         ]
         if not reached.missing:
@@ -146,7 +146,7 @@ def failure_body(
         lines.append("")
     lines += [
         "Fix the cause, then run:",
-        f"  reporter run {config.file} --period {period}",
+        f"  {config.command('run', '--period', period)}",
         "It sends only to the recipients under 'Not sent'.",
     ]
     return "\n".join(lines) + "\n"

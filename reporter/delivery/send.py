@@ -47,7 +47,7 @@ class DeliveryOutcome:
 def resolve_hint(config: Config, period: str, recipient: str) -> str:
     """The command that settles a ``review`` delivery (pinned in tests and docs)."""
     return (
-        f"check {recipient}'s mailbox, then run 'reporter resolve {config.file} {period} {recipient} --sent' "
+        f"check {recipient}'s mailbox, then run '{config.command('resolve', period, recipient, '--sent')}' "
         "if it arrived, or '--resend' if it did not"
     )
 
@@ -365,7 +365,7 @@ def lost_after_send(config: Config, root: Path, entry: dict[str, object], troubl
     if state == "sent":
         head += f"sent to {rcpt} at {when:%H:%M:%S} UTC but the ledger could not record it ({trouble})"
         then = (
-            f"once the ledger is back, run 'reporter resolve {config.file} {period} {rcpt} --sent' "
+            f"once the ledger is back, run '{config.command('resolve', str(period), str(rcpt), '--sent')}' "
             "or run the report again: either records it from there, and it is not sent again"
         )
     elif state == "review":
@@ -384,9 +384,10 @@ def lost_after_send(config: Config, root: Path, entry: dict[str, object], troubl
     try:
         note(root, {**entry, "run_error": str(failure)})
     except OSError as exc:  # the journal cannot be written either: say so, with what to check
+        settle = config.command("resolve", str(period), str(rcpt), "--sent")
         return LedgerError(
             f"{head}; the journal {journal} could not be written either ({exc.strerror or exc}): "
-            f"check with the mail server, then run 'reporter resolve {config.file} {period} {rcpt} --sent' "
+            f"check with the mail server, then run '{settle}' "
             "if it arrived, or '--resend' if it did not, once the ledger is back"
         )
     failure.subject = (  # type: ignore[attr-defined]  # the alert's subject
@@ -454,7 +455,7 @@ def alert(
         else redact(
             f"The report '{Labels(config).title()}' ({config.report.id}) for {period} was not sent.\n\n"
             f"Reason:\n{reason}\n\nFix the cause, then run:\n"
-            f"  reporter run {config.file} --period {period}\n"
+            f"  {config.command('run', '--period', period)}\n"
         )
     )
     try:

@@ -89,6 +89,8 @@ def run_report(
     target = resolve_period(config, period, now)
     refuse_unended(config, target, now, in_progress=not config.quality.require_complete_period)
     root = output_root(config, output)
+    if output is not None or config.report.output_dir is None:  # the commands it prints name it
+        config = config.model_copy(update={"run_output": root.absolute()})
     folder = root / config.report.id / target.label
     if send:
         check_archive_dir(config, root)
@@ -261,7 +263,7 @@ def _failed(
     if subject is not None:
         body = (
             f"The run of '{Labels(config).title()}' ({config.report.id}) for {period} failed.\n\n"
-            f"Reason:\n{text}\n\nFix the cause, then run:\n  reporter run {config.file} --period {period}\n"
+            f"Reason:\n{text}\n\nFix the cause, then run:\n  {config.command('run', '--period', period)}\n"
         )
     from reporter.delivery.failure import partly_sent
 
@@ -423,13 +425,13 @@ def _unconfirmed(config: Config, period: str, recipients: list[str]) -> str:
         (who,) = recipients
         return (
             f"delivery to {who} unconfirmed, in review (the server may have accepted it; not re-sent): "
-            f"check whether it arrived, then run 'reporter resolve {config.file} {period} {who} --sent' "
+            f"check whether it arrived, then run '{config.command('resolve', period, who, '--sent')}' "
             "if it did, or '--resend' if not"
         )
     return (
         f"delivery to {', '.join(recipients)} unconfirmed, in review (the server may have accepted "
         "them; not re-sent): check whether each arrived, then run "
-        f"'reporter resolve {config.file} {period} ADDRESS --sent' for each that did, or '--resend' "
+        f"'{config.command('resolve', period, 'ADDRESS', '--sent')}' for each that did, or '--resend' "
         "for each that did not"
     )
 
