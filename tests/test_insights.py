@@ -838,6 +838,38 @@ def test_every_number_a_sentence_says_is_in_its_insight(locale):
     assert types == {"unusual_change", "seasonal", "record", "contributors", "pacing", "concentration"}
 
 
+@pytest.mark.parametrize(
+    ("locale", "march", "december"),
+    [
+        ("fr_FR", "mars 2027", "décembre 2027"),
+        ("en_US", "March 2027", "December 2027"),
+        ("de_DE", "März 2027", "Dezember 2027"),
+        ("es_ES", "marzo de 2027", "diciembre de 2027"),
+        ("it_IT", "marzo 2027", "dicembre 2027"),
+    ],
+)
+def test_a_due_month_in_another_year_is_named_with_its_year(tmp_path, make_config, locale, march, december):
+    """October 2026, a fiscal year starting in April: a cumulative objective due in March 2027
+    (the same fiscal year) ends "at the end of March 2027", and the goal of a trend due in
+    December 2027 is December 2027's, not "December" (which reads as this December)."""
+    from reporter.run.stages import describe
+
+    deals = {month(P, -i): 20.0 + i for i in range(8, -1, -1)}
+    rows = [(f"{m}-12", "A", 1.0, v, 1.0) for m, v in deals.items()]
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+    obj = """  - {id: fiscal, title: D, kpi: deals, target: {value: 25}, cumulative: true, owner: S,
+     due: 2027-03-31}
+  - {id: far, title: F, kpi: deals, target: {value: 30}, owner: S, due: 2027-12-31}
+  - {id: near, title: N, kpi: deals, target: {value: 30}, owner: S, due: 2026-12-31}"""
+    text = yaml(objectives=obj).replace("locale: en_US}", f"locale: {locale}, fiscal_year_start: 4}}")
+    config = make_config(text)
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    said = {i["objective"]: i["text"] for i in results.insights if i["type"] == "pacing"}
+    assert said["fiscal"].count(march) == 1, said["fiscal"]
+    assert said["far"].endswith(f" {december}."), said["far"]
+    assert "2026" not in said["near"], said["near"]  # this year's December: its name alone
+
+
 def test_the_newsletter_starters_november_names_no_october_campaign(tmp_path):
     """The newsletter starter's campaigns are one send each ("Weekly news 2026-10-19"): none
     recurs, so November's click rate changed from campaigns that are new and campaigns that are
