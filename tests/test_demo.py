@@ -401,6 +401,28 @@ def test_the_revenue_objective_is_paced_against_decembers_target(results, refere
     assert [i for i in results["insights"] if i.get("objective") == "traffic-momentum"] == []
 
 
+def test_a_provisional_kpi_is_not_among_the_biggest_moves(results, reference):
+    """The quote close rate settles over 2 months (settles_after): October's −10.8 points on
+    last year are mostly quotes still open. By size it would be among the three biggest falls
+    on last year; it is left out of the moves, which hold no provisional KPI."""
+    assert CONFIG.kpis["close_rate"].settles_after == 2
+    assert results["kpis"]["close_rate"]["provisional"] is True
+    fall = reference["2026-10"]["close_rate"] - reference["2025-10"]["close_rate"]
+    assert fall == pytest.approx(-0.10784, abs=1e-5)
+    shown = results["moves"]["vs_prior_year"]["unfavourable"]
+    assert len(shown) == 3
+
+    def size(move: dict[str, Any]) -> float:  # docs/numbers.md: rates by points, others relative
+        return abs(move["change_pp"] if move["format"] == "percent" else move["change"])
+
+    provisional = {name for name, k in results["kpis"].items() if k["provisional"]}
+    assert provisional == {"close_rate"}
+    for moves in results["moves"].values():
+        for move in (*moves["favourable"], *moves["unfavourable"]):
+            assert move["kpi"] not in provisional, move
+    assert abs(fall) > min(size(m) for m in shown)  # it would rank, were it final
+
+
 def test_octobers_spend_is_a_season_not_news(results, reference):
     ref = reference
     spend = [ref[shift("2026-10", -n)]["marketing_spend"] for n in range(12, 0, -1)]

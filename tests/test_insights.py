@@ -731,6 +731,42 @@ def test_pacing_without_last_years_due_period(tmp_path, make_config):
     assert of(results, "pacing") == []  # n = 2 < 3
 
 
+def test_pacing_reads_nothing_after_the_reports_period(tmp_path, make_config):
+    """A report on a past period (October 2026) whose data goes on to December 2026, for an
+    objective due in December 2027: D − 1 year is December 2026, after P. Its value is not
+    read: no goal for {change_vs_prior_year}, and a {value} target is paced by the trend over
+    the last 6 values up to P, not by last year's season (which would need December 2026)."""
+    values = _two_years() | {month(P, 1): 400.0, month(P, 2): 500.0}  # November, December 2026
+    obj = """  - {id: grow, title: Grow, kpi: amount, target: {change_vs_prior_year: 0.15}, owner: S,
+     due: 2027-12-31}
+  - {id: fixed, title: Fixed, kpi: amount, target: {value: 300}, owner: S, due: 2027-12-31}"""
+    results, rows = build(tmp_path, make_config, monthly(values, month(P, -24)), objectives=obj)
+    assert of(results, "pacing", objective="grow") == []  # December 2026 × 1.15 is not known in October
+    [fixed] = of(results, "pacing", objective="fixed")
+    amounts = by_month(rows, "amount")
+    last6 = [amounts[month(P, -i)] for i in range(5, -1, -1)]
+    assert fixed["method"] == "trend"
+    assert fixed["periods_left"] == 14  # November 2026 → December 2027
+    assert fixed["projected"] == pytest.approx(theil_sen(last6, 14))
+
+
+def test_a_cumulative_objective_due_in_a_later_fiscal_year_is_not_paced(tmp_path, make_config):
+    """The year-to-date total restarts in January: October 2026's total says nothing of a
+    total due in December 2027 (nor in June 2027). Due in December 2026, it is paced."""
+    deals = {month("2025-01", i): float(20 + i) for i in range(22)}  # January 2025 to October 2026
+    rows = [(f"{m}-12", "A", 1.0, v, 1.0) for m, v in deals.items()]
+    obj = """  - {id: later, title: Deals, kpi: deals, target: {value: 25}, cumulative: true,
+     owner: Sales, due: 2027-12-31}
+  - {id: june, title: Deals, kpi: deals, target: {value: 25}, cumulative: true, owner: Sales, due: 2027-06-30}
+  - {id: this-year, title: Deals, kpi: deals, target: {value: 25}, cumulative: true,
+     owner: Sales, due: 2026-12-31}"""
+    results, _ = build(tmp_path, make_config, rows, objectives=obj)
+    assert of(results, "pacing", objective="later") == []
+    assert of(results, "pacing", objective="june") == []
+    [this_year] = of(results, "pacing", objective="this-year")
+    assert (this_year["elapsed"], this_year["periods_left"]) == (10, 2)
+
+
 def test_insights_can_be_switched_off_and_are_ranked_by_score(tmp_path, make_config):
     history = [100, 104, 98, 101, 97, 103, 100, 96, 105, 99, 102, 95, 101]
     values = {month(P, i - len(history)): float(v) for i, v in enumerate(history)} | {P: 160.0}
@@ -800,6 +836,38 @@ def test_every_number_a_sentence_says_is_in_its_insight(locale):
         assert said, text  # every sentence carries at least one of its numbers
         assert set(said) <= {a.strip() for a in allowed}, (text, insight)
     assert types == {"unusual_change", "seasonal", "record", "contributors", "pacing", "concentration"}
+
+
+@pytest.mark.parametrize(
+    ("locale", "march", "december"),
+    [
+        ("fr_FR", "mars 2027", "décembre 2027"),
+        ("en_US", "March 2027", "December 2027"),
+        ("de_DE", "März 2027", "Dezember 2027"),
+        ("es_ES", "marzo de 2027", "diciembre de 2027"),
+        ("it_IT", "marzo 2027", "dicembre 2027"),
+    ],
+)
+def test_a_due_month_in_another_year_is_named_with_its_year(tmp_path, make_config, locale, march, december):
+    """October 2026, a fiscal year starting in April: a cumulative objective due in March 2027
+    (the same fiscal year) ends "at the end of March 2027", and the goal of a trend due in
+    December 2027 is December 2027's, not "December" (which reads as this December)."""
+    from reporter.run.stages import describe
+
+    deals = {month(P, -i): 20.0 + i for i in range(8, -1, -1)}
+    rows = [(f"{m}-12", "A", 1.0, v, 1.0) for m, v in deals.items()]
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+    obj = """  - {id: fiscal, title: D, kpi: deals, target: {value: 25}, cumulative: true, owner: S,
+     due: 2027-03-31}
+  - {id: far, title: F, kpi: deals, target: {value: 30}, owner: S, due: 2027-12-31}
+  - {id: near, title: N, kpi: deals, target: {value: 30}, owner: S, due: 2026-12-31}"""
+    text = yaml(objectives=obj).replace("locale: en_US}", f"locale: {locale}, fiscal_year_start: 4}}")
+    config = make_config(text)
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    said = {i["objective"]: i["text"] for i in results.insights if i["type"] == "pacing"}
+    assert said["fiscal"].count(march) == 1, said["fiscal"]
+    assert said["far"].endswith(f" {december}."), said["far"]
+    assert "2026" not in said["near"], said["near"]  # this year's December: its name alone
 
 
 def test_the_newsletter_starters_november_names_no_october_campaign(tmp_path):

@@ -111,6 +111,26 @@ def test_page_one_carries_the_title_the_tally_and_the_takeaways(demo_report, dem
     assert squash(words("Contents")) not in first
 
 
+@pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
+def test_page_ones_biggest_moves_leave_out_a_provisional_kpi(demo_report, demo_pdfs, locale):
+    """The quote close rate is provisional (settles_after: 2): page 1's "biggest moves" tables,
+    which come after the takeaways, do not list it (its fall on last year is open quotes)."""
+    from reporter.config.labels import Labels
+    from reporter.render.context import translations
+
+    config, results = demo_report
+    assert results.kpis["close_rate"].provisional
+    first = squash(pypdf.PdfReader(io.BytesIO(demo_pdfs[locale])).pages[0].extract_text())
+    heading = squash(translations(locale[:2]).gettext("Biggest moves vs previous period"))
+    assert heading in first
+    tables = first[first.index(heading) :]
+    assert squash(Labels(config, locale).kpi("close_rate")) not in tables
+    shown = results.moves["vs_prior_year"].unfavourable
+    assert shown
+    for move in shown:  # the tables are the ones read: they list the other falls
+        assert squash(Labels(config, locale).kpi(move.kpi)) in tables, move.kpi
+
+
 def test_a_cumulative_objective_shows_its_year_to_date_beside_its_target(demo_report, demo_pdfs):
     """New customers: the month's 33 is not compared with the year's target (260); the summary's
     row shows the year to date, the scorecard the month and the year to date, both "cumul"."""

@@ -29,10 +29,12 @@ The six types and their exact numbers (docs/insights.md says the same with worke
   periods after P up to and including D. Cumulative with a ``{value: v}`` target on a
   one-metric KPI (``method`` run_rate): ``elapsed``, ``run_rate`` = ytd / elapsed,
   ``projected`` = ytd + run_rate × periods_left, ``goal`` = v × (elapsed + periods_left),
-  ``needed_per_period`` = (goal − ytd) / periods_left. Otherwise ``goal`` = the target of D
+  ``needed_per_period`` = (goal − ytd) / periods_left (none when D is in a later fiscal year
+  than P: the total restarts). Otherwise ``goal`` = the target of D
   (``goal_of``; none: no pacing) and ``method`` seasonal (``seasonal_at``) when last year's
   numbers allow, else trend (``theil_sen_at`` over the last 6 non-null values, 3 at least);
-  ``needed_per_period`` null. ``on_pace``: projected ≥ goal (up) or ≤ goal (down).
+  ``needed_per_period`` null. No value after P is read: a goal or a season that needs one is
+  not known. ``on_pace``: projected ≥ goal (up) or ≤ goal (down).
 
 Score (the ranking): how far past its threshold an insight is, capped, times a weight by type,
 so the summary leads with what most needs a reader's eye and one kind cannot crowd out the rest:
@@ -362,7 +364,8 @@ def pacing_periods(config: Config, period: Period) -> set[Period]:
     out: set[Period] = set()
     for objective in config.objectives:
         due = Period.containing(objective.due, period.grain)
-        out.add(due.prior_year())
+        if due.prior_year().start <= period.start:  # never a period after P
+            out.add(due.prior_year())
         out |= {p.prior_year() for p in period.series(3 + provisional_periods(config, objective.kpi))}
     return out
 
@@ -372,11 +375,15 @@ def provisional_periods(config: Config, kpi: str) -> int:
     return config.kpis[kpi].settles_after
 
 
-def goal_of(objective: Objective, due: Period, kpi_by_period: Mapping[Period, Values]) -> float | None:
+def goal_of(
+    objective: Objective, due: Period, kpi_by_period: Mapping[Period, Values], period: Period
+) -> float | None:
     """The target of ``due`` (the period holding the objective's due date): a ``{value: v}``
     target's v, a ``{by_period}`` target's entry for it, a ``{change_vs_prior_year: x}`` target's
     value of the same period a year earlier × (1 + x); None for ``{change_vs_previous}`` (the
-    previous period of a future one has no value yet) or when the number is not known."""
+    previous period of a future one has no value yet) or when the number is not known. Pacing
+    never reads a value after the report's period P: a year before D that is after P (D more
+    than a year ahead) is not known, even when the data holds it (a report run on a past period)."""
     target = objective.target
     if target.value is not None:
         return float(target.value)
@@ -384,6 +391,8 @@ def goal_of(objective: Objective, due: Period, kpi_by_period: Mapping[Period, Va
         found = target.by_period.get(due.label)
         return None if found is None else float(found)
     if target.change_vs_prior_year is not None:
+        if due.prior_year().start > period.start:
+            return None  # D − 1 year is after P: not a value the report may read
         base = kpi_by_period.get(due.prior_year(), {}).get(objective.kpi)
         return None if base is None else base * (1.0 + target.change_vs_prior_year)
     return None
@@ -407,11 +416,14 @@ def seasonal_at(
 ) -> float | None:
     """value(D − 1 year) × (sum of the last 3 periods up to ``settled``) / (sum of the same 3 a
     year earlier), when every one of those 7 values is known and the year-earlier sum is not 0.
-    ``settled`` is P, or the last period before P's provisional ones."""
+    ``settled`` is P, or the last period before P's provisional ones. None when D − 1 year is
+    after ``settled``: pacing reads nothing after P (nor P's provisional periods)."""
 
     def at(p: Period) -> float | None:
         return kpi_by_period[p].get(kpi) if p in kpi_by_period else None
 
+    if due.prior_year().start > settled.start:
+        return None
     last = [settled.shift(-i) for i in range(2, -1, -1)]
     now = [at(p) for p in last]
     before = [at(p.prior_year()) for p in last]
@@ -440,6 +452,11 @@ def pacing(
     direction = config.kpis[objective.kpi].direction
     found: dict[str, Any] = {"type": "pacing", "objective": objective.id, "kpi": objective.kpi}
     if objective.cumulative:
+        fy = config.report.fiscal_year_start
+        if Period.containing(objective.due, period.grain).fiscal_year_start(fy) != period.fiscal_year_start(
+            fy
+        ):
+            return None  # the year-to-date total restarts before D: P's total says nothing of D's
         if objective.target.value is None or not one_metric(config, objective.kpi, additive=False):
             return None  # no documented projection for this shape
         ytd = result.value
@@ -458,7 +475,7 @@ def pacing(
         }
     else:
         due = Period.containing(objective.due, period.grain)
-        target_of_due = goal_of(objective, due, kpi_by_period)
+        target_of_due = goal_of(objective, due, kpi_by_period, period)
         if target_of_due is None:
             return None  # {change_vs_previous}, or a target of D that is not known: no goal to pace
         settled = period.shift(-provisional_periods(config, objective.kpi))

@@ -300,10 +300,12 @@ def _moves(kpis: Mapping[str, KpiResult], base: str, min_base: float, n: int = 3
     A rate (format percent) is ranked by its change in points, any other KPI by its relative
     change, both by size. A change whose base is under ``min_base`` × the median of the KPI's
     12-period |values| is left out: from a near-zero base any change looks huge; so is every
-    change of a KPI whose median is 0 (see ``_too_small``). ``min_base`` 0 keeps them all."""
+    change of a KPI whose median is 0 (see ``_too_small``). ``min_base`` 0 keeps them all.
+    A provisional KPI (``settles_after``) is left out too: its latest value is not final, so
+    its "biggest fall" is mostly the quotes still open."""
     scored = []
     for name, k in kpis.items():
-        if k.direction == "neutral":
+        if k.direction == "neutral" or k.provisional:
             continue
         relative = getattr(k, f"change_vs_{base}")
         points = getattr(k, f"change_pp_vs_{base}")

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from babel.dates import format_date
+from babel.dates import format_date, format_skeleton
 
 from reporter.config.labels import Labels
 from reporter.config.model import Config
@@ -202,22 +202,34 @@ def _pacing(w: _Words, i: dict[str, Any]) -> str:
     return w._("%(kpi)s — on the current trend: %(projected)s for a goal of %(goal)s in %(period)s.") % words
 
 
+def _due(w: _Words, i: dict[str, Any]) -> Period:
+    """The period holding the objective's due date (D), ``periods_left`` after P."""
+    return Period.parse(w.results.period, w.results.grain).shift(i["periods_left"])  # type: ignore[arg-type]
+
+
+def _month(w: _Words, due: Period) -> str:
+    """A month by its name ("December") in P's year, with its year in another ("December 2027",
+    "diciembre de 2027": the language's own month-and-year pattern): "December" alone would
+    read as this December."""
+    if due.start.year == dt.date.fromisoformat(w.results.period_start).year:
+        return format_date(due.start, "LLLL", locale=w.fmt.locale)
+    return format_skeleton("yMMMM", due.start, locale=w.fmt.locale)
+
+
 def _goal_period(w: _Words, i: dict[str, Any]) -> str:
     """The period the goal is the target of (the one holding the due date): a month by its
-    name ("December"), another period in words ("Q4 2026")."""
-    due = Period.parse(w.results.period, w.results.grain).shift(i["periods_left"])  # type: ignore[arg-type]
+    name ("December", "December 2027"), another period in words ("Q4 2026")."""
+    due = _due(w, i)
     if due.grain == "month":
-        return format_date(due.start, "LLLL", locale=w.fmt.locale)
+        return _month(w, due)
     return w.fmt.period(due.label, due.start.isoformat(), due.grain)
 
 
 def _horizon(w: _Words, i: dict[str, Any]) -> str:
-    """ "at the end of December" for months (a month's name holds no number); else "in 3 weeks"."""
+    """ "at the end of December" for months (a month's name holds no number; its year when it
+    is not P's); else "in 3 weeks"."""
     if w.results.grain == "month":
-        end = dt.date.fromisoformat(w.results.period_start)
-        index = end.year * 12 + end.month - 1 + i["periods_left"]
-        month = format_date(dt.date(index // 12, index % 12 + 1, 1), "LLLL", locale=w.fmt.locale)
-        return w._("at the end of %(month)s") % {"month": month}
+        return w._("at the end of %(month)s") % {"month": _month(w, _due(w, i))}
     return w._("in %(periods)s") % {"periods": w.periods(i["periods_left"])}
 
 
