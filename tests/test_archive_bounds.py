@@ -52,16 +52,30 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("origin")
     write_csv(work / "data" / "sales.csv", ["date", "amount"], ROWS)
     (work / F).write_text(BASE, encoding="utf-8")
-    assert main(["run", str(work / F), "--period", "2026-10", "--output", str(work / "out")]) == 0
+    # the archive lies beside the YAML, outside the output folder: the operator allows it
+    run = [
+        "run",
+        str(work / F),
+        "--period",
+        "2026-10",
+        "--output",
+        str(work / "out"),
+        "--allow-dir",
+        str(work),
+    ]
+    assert main(run) == 0
     assert (work / "archive" / PDF).is_file()
     return work
 
 
 @pytest.fixture
 def work(origin: Path, tmp_path: Path) -> Path:
-    """A copy of ``origin`` to spoil."""
+    """A copy of ``origin`` to spoil; its ledger (copied too) hands the report id over to the
+    copy's YAML, as an operator does for a moved configuration."""
     shutil.copytree(origin, tmp_path / "w", symlinks=True)
-    return tmp_path / "w"
+    copy = tmp_path / "w"
+    assert main(["release", str(copy / F), "--output", str(copy / "out"), "--allow-dir", str(copy)]) == 0
+    return copy
 
 
 @dataclass
@@ -219,7 +233,9 @@ def test_a_fifo_as_the_archive_lock_fails_the_run_instead_of_hanging(work):
     """`reporter run` takes the archive's lock before appending: a FIFO put there made it wait
     forever; now the archiving fails, with what to do."""
     fifo(work / "archive" / ".lock")
-    done = cli(["run", F, "--period", "2026-10", "--output", "out", "--force"], work, timeout=300)
+    done = cli(
+        ["run", F, "--period", "2026-10", "--output", "out", "--force", "--allow-dir", "."], work, timeout=300
+    )
     assert done.code == 1
     assert (
         f"{work}/archive/.lock: cannot lock the archive (a FIFO, not a regular file): remove it, "
@@ -369,7 +385,9 @@ def test_a_run_neither_opens_nor_follows_a_partial_file_that_is_not_regular(work
     listed.chmod(0o644)
     listed.unlink()
     fifo(folder / ".repro_2026-10_v1.pdf.partial")
-    done = cli(["run", F, "--period", "2026-10", "--output", "out", "--force"], work, timeout=300)
+    done = cli(
+        ["run", F, "--period", "2026-10", "--output", "out", "--force", "--allow-dir", "."], work, timeout=300
+    )
     assert "Traceback" not in "\n".join(done.err)
     assert outside.stat().st_mode & 0o777 == 0o600
     assert outside.read_text() == "mine"
