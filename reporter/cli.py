@@ -778,9 +778,10 @@ def _status(args: argparse.Namespace) -> int:
         try:
             _status_ledger(config, url)
         except (SQLAlchemyError, LedgerError) as exc:  # its database down: say so, go on
+            from reporter.delivery.ledger import ledger_place
             from reporter.delivery.send import ledger_trouble
 
-            print(f"  the ledger cannot be read: {ledger_trouble(exc)}")
+            print(f"  the ledger ({ledger_place(config, root)}) cannot be read: {ledger_trouble(exc)}")
             unreadable += 1
             continue
         print(f"  {NOT_TRACKED}")

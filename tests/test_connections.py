@@ -275,6 +275,7 @@ def test_a_password_with_special_characters_works_percent_encoded(tmp_path, monk
     work = setup_work(tmp_path, monkeypatch)
     with Server(tmp_path, tls=True, auth=("reporting", SPECIAL)) as server:
         write_yaml(work, smtp=f"    smtp: {{connection: mail, ca_file: {server.cert}}}\n")
+        monkeypatch.setenv("REPORTER_ALLOW_DIRS", str(Path(server.cert).parent))  # the operator's CA
         monkeypatch.setenv(
             "REPORTER_CONNECTION_MAIL", f"smtp://reporting:{quote(SPECIAL, safe='')}@127.0.0.1:{server.port}"
         )
@@ -527,12 +528,13 @@ def test_a_ledger_connection_that_breaks_or_cannot_be_opened_is_one_line(tmp_pat
     code, said = run(capsys, "status")
     assert (code, said.splitlines()[-1]) == (
         1,
-        "reporter: error: conn: cannot open the ledger (connection 'ledger'): unable to open database file",
+        "  the ledger (connection 'ledger') cannot be read: unable to open database file",
     )
     code, said = run(capsys, "run")
     assert (code, said.splitlines()[-1]) == (
         1,
-        "reporter: FAILED: conn: cannot open the ledger (connection 'ledger'): unable to open database file",
+        "reporter: FAILED: conn 2026-10: the ledger (connection 'ledger') could not be opened: unable to open "
+        "database file; nothing was sent; run again once the ledger is back",
     )
     assert "internal error" not in said
 

@@ -107,7 +107,7 @@ SUBJECT_HINT = (
 )
 def test_a_costly_template_is_refused_by_validate_within_bounds(tmp_path, subject, refusal):
     path, line = with_subject(tmp_path, subject)
-    result, peak, took = measured("validate", str(path), cwd=tmp_path)
+    result, peak, took = measured("validate", str(path), "--output", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines()[0] == (
         f"{path}:{line}:14: delivery.email.subject: refused by the template sandbox: {refusal}; "
@@ -152,7 +152,7 @@ def test_a_costly_sql_expression_is_refused_by_validate_within_bounds(tmp_path, 
     path = tiny(tmp_path, 2525, to=["boss@acme.test"], name="costly", where=where)
     line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "where:" in t)
     column = path.read_text().splitlines()[line - 1].index('"') + 1
-    result, peak, took = measured("validate", str(path), cwd=tmp_path, timeout=60)
+    result, peak, took = measured("validate", str(path), "--output", str(tmp_path), cwd=tmp_path, timeout=60)
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines()[0] == (
         f"{path}:{line}:{column}: metrics.revenue.where: {refusal}; write a condition on this source's "
@@ -178,7 +178,18 @@ def test_a_slow_metric_query_of_a_run_is_stopped_at_the_operators_timeout(tmp_pa
     env = {**os.environ, "REPORTER_QUERY_TIMEOUT": "0.5", "SOURCE_DATE_EPOCH": "1794000000"}
     start = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "reporter", "run", str(path), "--period", "2026-10", "--no-send"],
+        [
+            sys.executable,
+            "-m",
+            "reporter",
+            "run",
+            str(path),
+            "--period",
+            "2026-10",
+            "--no-send",
+            "--output",
+            str(tmp_path),
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -292,7 +292,8 @@ def test_a_ledger_lost_after_the_send_is_a_clear_error_and_the_journal_keeps_the
         code, _, err = run(config, tmp_path, capsys)
         assert code == 1
         assert err.splitlines()[-1] == (
-            "reporter: FAILED: tiny 2026-10: the ledger could not be opened: connection failed: connection "
+            "reporter: FAILED: tiny 2026-10: the ledger (connection 'testledger') could not be opened: "
+            "connection failed: connection "
             f'to server at "{pg_admin.host}", port {pg_admin.port} failed: FATAL: database '
             f'"{pg_admin.database}" is not currently accepting connections; nothing was sent; run again '
             "once the ledger is back"
@@ -305,7 +306,8 @@ def test_a_ledger_lost_after_the_send_is_a_clear_error_and_the_journal_keeps_the
         assert lines[2:4] == [
             f"  delivery 2026-10 to {B}: sent at {entry['time']}, not yet in the ledger (noted in "
             f"{journal}; the next run records it)",
-            "  the ledger cannot be read: connection failed: connection to server at "
+            "  the ledger (connection 'testledger') cannot be read: connection failed: connection to "
+            "server at "
             f'"{pg_admin.host}", port {pg_admin.port} failed: FATAL: database "{pg_admin.database}" '
             "is not currently accepting connections",
         ]

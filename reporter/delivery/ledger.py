@@ -260,28 +260,12 @@ def _bounded(engine: sa.Engine, seconds: float) -> None:
             )
 
 
-def open_for(config: Any, root: Path) -> Ledger:
-    """The ledger of ``config`` (its connection, or ledger.sqlite in ``root``); a database that
-    cannot be opened is a RunError (``unreachable``)."""
-    try:
-        return Ledger(config.ledger_url(root))
-    except sa.exc.SQLAlchemyError as exc:
-        raise unreachable(config, root, exc) from None
-
-
-def unreachable(config: Any, root: Path, exc: BaseException) -> Exception:
-    """The one-line error of a ledger that cannot be opened: it names the connection or the
-    file, and the database's reason (redacted), never the URL."""
-    from reporter.errors import RunError
-
-    where = (
-        f"connection '{config.delivery.ledger}'"
-        if config.delivery.ledger is not None
-        else str(root / "ledger.sqlite")
-    )
-    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    reason = lines[0] if lines else type(exc).__name__
-    return RunError(f"{config.report.id}: cannot open the ledger ({where}): {reason}")
+def ledger_place(config: Any, root: Path) -> str:
+    """How messages name a report's ledger: the operator's connection, or the file in the
+    output folder (never a URL, which may hold a password)."""
+    if config.delivery.ledger is not None:
+        return f"connection '{config.delivery.ledger}'"
+    return str(root / "ledger.sqlite")
 
 
 class Ledger:

@@ -181,10 +181,12 @@ def _open(
     try:
         return open_ledger(url, lock_timeout=wait)
     except (sa.exc.SQLAlchemyError, LedgerBusy) as exc:
+        from reporter.delivery.ledger import ledger_place
         from reporter.delivery.send import alert, ledger_trouble
 
         failure = LedgerError(
-            f"{config.report.id} {period}: the ledger could not be opened: {ledger_trouble(exc)}; "
+            f"{config.report.id} {period}: the ledger ({ledger_place(config, root)}) could not be opened: "
+            f"{ledger_trouble(exc)}; "
             "nothing was sent; run again once the ledger is back"
         )
         try:
