@@ -463,7 +463,7 @@ def _run(args: argparse.Namespace) -> int:
                 )
         except RunError as exc:
             if getattr(exc, "outcome", None) is not None:  # delivered to some, failed for others
-                print(exc.outcome.summary())  # type: ignore[attr-defined]
+                print(exc.outcome.summary(failed=True))  # type: ignore[attr-defined]
             print(f"reporter: FAILED: {exc}", file=sys.stderr)
             failed += 1
             continue
@@ -795,7 +795,8 @@ def _status_ledger(config: Any, url: str) -> None:
 
     with Ledger(url) as ledger:
         for run in ledger.runs_of(config.report.id)[-5:]:
-            error = f" — {str(run['error'])[:120]}" if run["error"] else ""
+            said = str(run["error"] or "")
+            error = f" — {said[:119]}…" if len(said) > 120 else f" — {said}" if said else ""
             print(
                 f"  run {run['period']} at {run['started']:%Y-%m-%d %H:%M} ({run['trigger']}): "
                 f"{run['outcome']}{error}"

@@ -82,6 +82,7 @@ def test_a_message_whose_fate_is_unknown_fails_the_run_until_resolved(tmp_path, 
         assert code == 1, err
         assert err.splitlines()[-1] == unconfirmed_line(config, B)
         assert f"  {B}: not re-sent, review: " in out
+        assert out.startswith("tiny 2026-10: written, then FAILED (see below) — ")  # never "done"
         assert count_raw(server) == {A: 1, B: stored, C: 1, OPS: 1} if stored else {A: 1, C: 1, OPS: 1}
         assert_alerted(server, config, B)
         assert states(tmp_path) == {A: (1, "sent"), B: (1, "review"), C: (1, "sent")}

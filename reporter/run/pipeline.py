@@ -45,9 +45,12 @@ class Outcome:
     files: list[Path] = field(default_factory=list)
     deliveries: list[Any] = field(default_factory=list)
 
-    def summary(self) -> str:
+    def summary(self, failed: bool = False) -> str:
+        """What the run wrote and what each delivery became; ``failed``: the run failed after
+        writing (a delivery in review or failed), so it does not say "done"."""
         shown = ", ".join(str(f) for f in self.files)
-        text = f"{self.report} {self.period}: done — {shown}"
+        said = "written, then FAILED (see below)" if failed else "done"
+        text = f"{self.report} {self.period}: {said} — {shown}"
         if self.deliveries:
             from reporter.delivery.wording import describe
 
