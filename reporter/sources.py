@@ -7,7 +7,9 @@ row's local date in the report's timezone); its ``rowid`` is the row's position 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,7 +103,6 @@ def register_sources(
     and ``__day``, the row's local date in the report's timezone. Rows keep their source order
     (DuckDB preserves insertion order), so ``rowid`` is the position used by ``last``."""
     infos: dict[str, SourceInfo] = {}
-    tz = config.report.timezone
     for name, source in config.sources.items():
         if name in skip or source.type == "derived":  # pushed down (compute.pushdown), or derived
             continue  # (register_derived, once the database is locked)
@@ -128,28 +129,15 @@ def register_sources(
                 described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
         except duckdb.Error as exc:
             raise SourceError(f"source '{name}': cannot read: {first_line(exc)}") from None
-        columns = [str(r[0]) for r in described]
-        types = {str(r[0]): str(r[1]) for r in described}
-        date_col = find_column(columns, source.date_column)
-        if date_col is None:
-            raise SourceError(
-                f"source '{name}': date column '{source.date_column}' not found; "
-                f"columns are: {', '.join(columns)}"
-            )
-        if name in derived_inputs(config):  # a derived source's query may read any of them
-            keep = [c for c in columns if c != "__day"]
-        else:
-            keep = [c for c in needed_columns(config, name, columns) if c != "__day"]
-        day_sql = _day_sql(name, date_col, types[date_col], tz)
-        select = "".join(f"{quote_ident(c)}, " for c in keep) + f"{day_sql} AS __day"
-        table = quote_ident("src_" + name)
         try:
-            con.execute(f"CREATE TABLE {table} AS SELECT {select} FROM {reader}").fetchall()
-            rows, first, last = _days(con, name, source, table, date_col)
-        except duckdb.Error as exc:
-            raise SourceError(
-                f"source '{name}': cannot read dates in column '{date_col}': {first_line(exc)}"
-            ) from None
+            columns, rows, first, last = _table(
+                con,
+                config,
+                name,
+                described,
+                reader,
+                lambda column, exc: f"cannot read dates in column '{column}': {first_line(exc)}",
+            )
         finally:
             if reader == frame_name:
                 con.unregister(frame_name)
@@ -164,6 +152,42 @@ def register_sources(
             columns=columns,
         )
     return infos
+
+
+def _table(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    name: str,
+    described: list[Any],
+    reader: str,
+    failed: Callable[[str, BaseException], str],
+) -> tuple[list[str], int, dt.date | None, dt.date | None]:
+    """The table ``src_<name>`` from ``reader`` (a table, a view or a subquery that DuckDB
+    ``described``): the columns the report uses (all of them for a derived source's input) and
+    ``__day``, the row's local date; returns the columns, the rows and the first and last days.
+    ``failed(date column, error)`` says why the table could not be made."""
+    source = config.sources[name]
+    columns = [str(r[0]) for r in described]
+    types = {str(r[0]): str(r[1]) for r in described}
+    date_col = find_column(columns, source.date_column)
+    if date_col is None:
+        raise SourceError(
+            f"source '{name}': date column '{source.date_column}' not found; "
+            f"columns are: {', '.join(columns)}"
+        )
+    if name in derived_inputs(config):  # a derived source's query may read any of them
+        keep = [c for c in columns if c != "__day"]
+    else:
+        keep = [c for c in needed_columns(config, name, columns) if c != "__day"]
+    day_sql = _day_sql(name, date_col, types[date_col], config.report.timezone)
+    select = "".join(f"{quote_ident(c)}, " for c in keep) + f"{day_sql} AS __day"
+    table = quote_ident("src_" + name)
+    try:
+        con.execute(f"CREATE TABLE {table} AS SELECT {select} FROM {reader}").fetchall()
+        rows, first, last = _days(con, name, source, table, date_col)
+    except duckdb.Error as exc:
+        raise SourceError(f"source '{name}': {failed(date_col, exc)}") from None
+    return columns, int(rows), first, last
 
 
 def derived_inputs(config: Config, skip: set[str] | frozenset[str] = frozenset()) -> set[str]:
@@ -188,7 +212,6 @@ def register_derived(
     from reporter.config import derived
 
     graph = {n: list(s.from_ or []) for n, s in config.sources.items() if s.type == "derived"}
-    tz = config.report.timezone
     views: set[str] = set()
     for name in derived.order(graph):
         if name in skip:  # composed into its database's query (compute.database)
@@ -207,26 +230,14 @@ def register_derived(
             described = con.execute(f"DESCRIBE {query}").fetchall()
         except duckdb.Error as exc:
             raise SourceError(f"source '{name}': the query failed: {first_line(exc)}") from None
-        columns = [str(r[0]) for r in described]
-        types = {str(r[0]): str(r[1]) for r in described}
-        date_col = find_column(columns, source.date_column)
-        if date_col is None:
-            raise SourceError(
-                f"source '{name}': date column '{source.date_column}' not found; "
-                f"columns are: {', '.join(columns)}"
-            )
-        if name in derived_inputs(config):
-            keep = [c for c in columns if c != "__day"]
-        else:
-            keep = [c for c in needed_columns(config, name, columns) if c != "__day"]
-        day_sql = _day_sql(name, date_col, types[date_col], tz)
-        select = "".join(f"{quote_ident(c)}, " for c in keep) + f"{day_sql} AS __day"
-        table = quote_ident("src_" + name)
-        try:
-            con.execute(f"CREATE TABLE {table} AS SELECT {select} FROM ({query}) AS __derived").fetchall()
-            rows, first, last = _days(con, name, source, table, date_col)
-        except duckdb.Error as exc:
-            raise SourceError(f"source '{name}': the query failed: {first_line(exc)}") from None
+        columns, rows, first, last = _table(
+            con,
+            config,
+            name,
+            described,
+            f"({query}) AS __derived",
+            lambda column, exc: f"the query failed: {first_line(exc)}",
+        )
         files = [
             SourceFile(path=file_label(config, dep), sha256=infos[dep].sha256)
             for dep in derived.files_behind(name, config.sources)
