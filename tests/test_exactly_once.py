@@ -184,7 +184,8 @@ def test_late_reply_goes_to_review_once_then_resolve(tmp_path, capsys):
         assert done.stderr.splitlines()[-1] == (
             f"reporter: FAILED: tiny 2026-10: delivery to {', '.join(people)} unconfirmed, in review "
             "(the server may have accepted them; not re-sent): check whether each arrived, then run "
-            f"'reporter resolve {config} 2026-10 ADDRESS --sent' for each that did, or '--resend' for "
+            f"'reporter resolve {config} 2026-10 ADDRESS --sent --output {tmp_path}' for each that did, "
+            "or '--resend' for "
             "each that did not"
         )
         assert count(server) == {**dict.fromkeys(people, 1), OPS: 1}
@@ -529,7 +530,7 @@ def test_killed_while_waiting_for_the_reply_is_review_on_the_next_run(tmp_path):
         )
         assert (
             f"  - {PEOPLE[0]}: check {PEOPLE[0]}'s mailbox, then run "
-            f"'reporter resolve {config} 2026-10 {PEOPLE[0]} --sent' if it arrived, "
+            f"'reporter resolve {config} 2026-10 {PEOPLE[0]} --sent --output {tmp_path}' if it arrived, "
             "or '--resend' if it did not\n"
         ) in alert.get_content().replace("\r\n", "\n")
         # a third run: still in review, still failing, not re-sent
