@@ -4,7 +4,7 @@ line within limits and opens nothing that is not a regular file; ``reproduce`` r
 attachment only within the size it declares and a cap, decompressing it piece by piece.
 
 The hostile cases run the real CLI in a subprocess, with a timeout (a FIFO must not make it
-wait forever) and its peak memory read from ``os.wait4`` (ru_maxrss, KiB on Linux)."""
+wait forever) and its own peak memory (VmHWM, see tests/peak.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from reporter.cli import main
 from reporter.delivery import archive as archive_module
 from reporter.delivery.archive import MANIFEST
 from tests.conftest import write_csv
+from tests.peak import CHILD, split_peak
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
@@ -87,17 +88,16 @@ class Done:
 
 
 def cli(args: list[str], cwd: Path, timeout: float = 600) -> Done:
-    """``reporter ARGS`` in a subprocess, its stdout and stderr in files, its rusage from wait4."""
+    """``reporter ARGS`` in a subprocess, its stdout and stderr in files, its own peak memory
+    (tests/peak.py: ru_maxrss would carry the pytest process's)."""
     out, err = cwd / ".stdout", cwd / ".stderr"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.monotonic()
     with out.open("wb") as o, err.open("wb") as e:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "reporter", *args], cwd=cwd, stdout=o, stderr=e, env=env
-        )
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, *args], cwd=cwd, stdout=o, stderr=e, env=env)
         deadline = started + timeout
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() > deadline:
@@ -108,10 +108,10 @@ def cli(args: list[str], cwd: Path, timeout: float = 600) -> Done:
             time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)
     took = time.monotonic() - started
-    lines = err.read_text().splitlines()
+    said, peak = split_peak(err.read_text())
     out.unlink()
     err.unlink()
-    return Done(proc.returncode, lines, took, usage.ru_maxrss / 1024)
+    return Done(proc.returncode, said.splitlines(), took, peak)
 
 
 # --- the manifest, line by line -----------------------------------------------------------

@@ -14,15 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.peak import CHILD, split_peak
 from tests.test_exactly_once import tiny
-
-MEASURE = """
-import resource, sys
-from reporter.cli import main
-code = main(sys.argv[1:])
-print(f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB", file=sys.stderr)
-sys.exit(code)
-"""
 
 
 def measured(
@@ -32,7 +25,7 @@ def measured(
     env = {k: v for k, v in os.environ.items() if k != "REPORTER_RENDER_TIMEOUT"}
     start = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-c", MEASURE, *args],
+        [sys.executable, "-c", CHILD, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -40,10 +33,8 @@ def measured(
         timeout=timeout,
     )
     took = time.monotonic() - start
-    lines = result.stderr.splitlines()
-    peak = int(lines[-1].split()[1])
-    result.stderr = "\n".join(lines[:-1]) + "\n"
-    return result, peak, took
+    result.stderr, peak = split_peak(result.stderr)
+    return result, int(peak), took
 
 
 def with_subject(folder: Path, subject: str) -> tuple[Path, int]:
