@@ -421,8 +421,11 @@ def test_a_29_february_schedule_fires_in_the_next_leap_year_and_the_others_go_on
     from tests.test_exactly_once import OPS, count, tiny
 
     with Server(tmp_path) as server:
-        tiny(tmp_path, server.port, to=["good@acme.test"], name="good")
-        _with_schedule(tiny(tmp_path, server.port, to=["leap@acme.test"], name="leap"), "0 7 29 2 *")
+        tiny(tmp_path, server.port, to=["good@acme.test"], name="good", archive="out/archive")
+        _with_schedule(
+            tiny(tmp_path, server.port, to=["leap@acme.test"], name="leap", archive="out/archive"),
+            "0 7 29 2 *",
+        )
         clock = Clock(at("2026-11-01T12:00:00+00:00"))
         s = Scheduler(tmp_path, output=tmp_path / "out", clock=clock, env={})
         s.load()
@@ -469,8 +472,8 @@ def test_a_slow_report_is_stopped_at_its_deadline_and_the_good_one_runs_on_time(
     from tests.test_exactly_once import OPS, count, tiny
 
     with Server(tmp_path) as server:
-        tiny(tmp_path, server.port, to=["good@acme.test"], name="good")
-        slow = tiny(tmp_path, server.port, to=["slow@acme.test"], name="a-slow")
+        tiny(tmp_path, server.port, to=["good@acme.test"], name="good", archive="out/archive")
+        slow = tiny(tmp_path, server.port, to=["slow@acme.test"], name="a-slow", archive="out/archive")
         _with_schedule(slow, "0 7 2 * *", "\n  schedule_timeout: 8s")
         clock = Clock(at("2026-11-01T12:00:00+00:00"))
         s = Scheduler(tmp_path, output=tmp_path / "out", clock=clock, env={})

@@ -1052,6 +1052,8 @@ class _Checker:
         if "\r" in text or "\n" in text:
             self.add(path, "the address contains a line break", "write it on one line")
             return
+        if guards.invisible_character(text) is not None:
+            return  # named by the invisible-character check, the more useful message
         display, address = parseaddr(text)
         if not _ADDRESS.match(address or "") or (display and not named):
             self.add(
