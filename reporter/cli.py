@@ -363,22 +363,13 @@ def _write_traceback(output: Path | None) -> Path | None:
     return None
 
 
-class _Redacting(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        from reporter.security import redact
-
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, ()
-        return True
-
-
 def _redact_logs() -> None:
     """No secret in a log line: every handler of the root logger redacts what it writes."""
+    from reporter.security import RedactingFilter
+
     for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _Redacting) for f in handler.filters):
-            handler.addFilter(_Redacting())
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 def now() -> dt.datetime:

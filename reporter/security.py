@@ -16,6 +16,7 @@ No message here quotes a file's contents.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import zipfile
@@ -192,3 +193,15 @@ def _uncached_formula(xml: bytes) -> bool:
         if re.search(rb"<(?:\w+:)?f\b", body) and not re.search(rb"<(?:\w+:)?v>[^<]", body):
             return True
     return False
+
+
+class RedactingFilter(logging.Filter):
+    """A log filter that masks every secret (``redact``) in a record's message before any
+    handler writes it: the CLI's and each scheduler worker's standard error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True

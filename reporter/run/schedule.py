@@ -247,20 +247,11 @@ def _worker_logging(level: int) -> None:
     """The worker logs to the scheduler's standard error, as the scheduler does, redacted."""
     root = logging.getLogger()
     if not root.handlers:
+        from reporter.security import RedactingFilter
+
         logging.basicConfig(level=logging.WARNING, format="reporter: %(message)s", stream=sys.stderr)
-
-        class _Redacting(logging.Filter):
-            def filter(self, record: logging.LogRecord) -> bool:
-                from reporter.security import redact
-
-                message = record.getMessage()
-                cleaned = redact(message)
-                if cleaned != message:
-                    record.msg, record.args = cleaned, ()
-                return True
-
         for handler in root.handlers:
-            handler.addFilter(_Redacting())
+            handler.addFilter(RedactingFilter())
     logging.getLogger("reporter").setLevel(level)
 
 
