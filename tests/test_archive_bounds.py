@@ -393,3 +393,36 @@ def test_a_run_neither_opens_nor_follows_a_partial_file_that_is_not_regular(work
     assert outside.read_text() == "mine"
     assert not (folder / ".other.pdf.partial").is_symlink()
     assert not (folder / ".repro_2026-10_v1.pdf.partial").exists()
+
+
+def test_an_attachment_mended_for_pdfa_is_read_through_its_hex_layer():
+    """About one stream in 256 ends in CR once compressed; ``no_cr_before_endstream`` puts an
+    ASCIIHexDecode layer in front of its FlateDecode, and an attachment so mended (the run's own
+    results.json or YAML) must still be read: it was refused, and the run said "delivered but
+    NOT archived" about one run in a few dozen."""
+    import hashlib
+    import io
+
+    import pikepdf
+
+    from reporter.delivery.archive import attachment_digests, attachments_of, no_cr_before_endstream
+
+    base = b'{"report": "r", "period": "2026-10"}'
+    pad = 0
+    while not zlib.compress(base + b" " * pad).endswith(b"\r"):
+        pad += 1
+    data = base + b" " * pad  # its compressed form ends with CR
+    doc = pikepdf.new()
+    doc.add_blank_page()
+    doc.attachments["results.json"] = pikepdf.AttachedFileSpec(doc, b"placeholder")
+    stream = doc.attachments["results.json"].get_file().obj
+    stream.write(zlib.compress(data), filter=pikepdf.Name.FlateDecode)
+    stream.Params = pikepdf.Dictionary(Size=len(data))
+    out = io.BytesIO()
+    doc.save(out, compress_streams=False, stream_decode_level=pikepdf.StreamDecodeLevel.none)
+    mended = no_cr_before_endstream(out.getvalue())
+    with pikepdf.open(io.BytesIO(mended)) as check:  # the layer is there
+        filters = check.attachments["results.json"].get_file().obj.Filter
+        assert [str(f) for f in filters] == ["/ASCIIHexDecode", "/FlateDecode"]
+    assert attachments_of(mended) == {"results.json": data}
+    assert attachment_digests(mended) == {"results.json": hashlib.sha256(data).hexdigest()}

@@ -245,10 +245,15 @@ def _pieces(name: str, stream: Any, declared: int | None, limit: int, read: list
         [str(f) for f in filters] if isinstance(filters, pikepdf.Array) else [str(filters)] if filters else []
     )
     parms = stream.get("/DecodeParms")
-    if names not in ([], ["/FlateDecode"]) or parms is not None:
+    if isinstance(parms, pikepdf.Array) and all(p is None for p in parms):
+        parms = None  # [null null]: no parameters
+    if names not in ([], ["/FlateDecode"], ["/ASCIIHexDecode", "/FlateDecode"]) or parms is not None:
         shown = " ".join(names) + (" with /DecodeParms" if parms is not None else "")
         raise AttachmentError(f"attachment '{name}' is encoded with {shown}, which reporter does not read")
     raw = stream.read_raw_bytes()
+    if names[:1] == ["/ASCIIHexDecode"]:  # no_cr_before_endstream's layer (one stream in 256)
+        raw = _unhex(name, raw)
+        names = names[1:]
     total = 0
     for piece in _inflate(name, raw) if names else (raw[i : i + _PIECE] for i in range(0, len(raw), _PIECE)):
         total += len(piece)
@@ -266,6 +271,20 @@ def _pieces(name: str, stream: Any, declared: int | None, limit: int, read: list
         yield piece
     if declared is not None and total != declared:
         raise AttachmentError(f"attachment '{name}' holds {total:,} bytes, not the {declared:,} it declares")
+
+
+def _unhex(name: str, data: bytes) -> bytes:
+    """ASCIIHexDecode: hex digits up to ``>``, white space ignored, an odd last digit followed
+    by 0 (ISO 32000-1, 7.4.2). The hex data is at most twice the PDF's own bounded size."""
+    import binascii
+
+    digits = bytes(data.split(b">", 1)[0].translate(None, b" \t\r\n\f\x00"))
+    if len(digits) % 2:
+        digits += b"0"
+    try:
+        return binascii.unhexlify(digits)
+    except (binascii.Error, ValueError):
+        raise AttachmentError(f"attachment '{name}' is not valid ASCIIHex data") from None
 
 
 def _inflate(name: str, raw: bytes) -> Iterator[bytes]:
