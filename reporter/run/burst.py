@@ -181,6 +181,11 @@ def for_workers(config: Config) -> Config:
     )
 
 
+def _shared(config: Config) -> Config:
+    """The configuration as the result of a task (see ``dask_bursts``)."""
+    return config
+
+
 def dask_bursts(
     config: Config, period: Period, now: dt.datetime, jobs: Sequence[tuple[str, dict[str, Any]]]
 ) -> Iterator[BurstReport]:
@@ -189,9 +194,12 @@ def dask_bursts(
     workers, comes back with ``error`` set and fails for that recipient only."""
     token = uuid.uuid4().hex
     with _client(config) as client:
-        # The configuration goes to every worker once, not with each of thousands of tasks, with
+        # The configuration goes to the cluster once, not with each of thousands of tasks, with
         # the connections the workers read (the SQL sources'), not the SMTP login or the ledger.
-        [shared] = client.scatter([for_workers(config)], broadcast=True, hash=False)
+        # It is a task's result, not scattered data: when every worker holding it has died (a
+        # report that kills its workers), Dask computes it again instead of cancelling the
+        # reports that need it ("already forgotten").
+        shared = client.submit(_shared, for_workers(config), key=f"reporter-config-{token}", pure=False)
         futures = {
             client.submit(
                 dask_task, shared, token, (email, dict(filter), period, now), key=f"burst-{email}-{token}"
