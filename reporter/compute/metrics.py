@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -60,12 +59,9 @@ QUERY_TIMEOUT = 600.0
 
 def query_timeout() -> float:
     """REPORTER_QUERY_TIMEOUT seconds, default QUERY_TIMEOUT."""
-    text = os.environ.get("REPORTER_QUERY_TIMEOUT", "")
-    try:
-        value = float(text) if text else QUERY_TIMEOUT
-    except ValueError:
-        return QUERY_TIMEOUT
-    return value if math.isfinite(value) and value > 0 else QUERY_TIMEOUT
+    from reporter.config.operator import env_seconds
+
+    return env_seconds("REPORTER_QUERY_TIMEOUT", QUERY_TIMEOUT)
 
 
 def _run(

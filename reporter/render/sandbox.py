@@ -53,12 +53,9 @@ class RenderTimeout(Exception):
 
 
 def render_timeout() -> float:
-    text = os.environ.get("REPORTER_RENDER_TIMEOUT", "")
-    try:
-        value = float(text) if text else DEFAULT_TIMEOUT
-    except ValueError:
-        return DEFAULT_TIMEOUT
-    return value if math.isfinite(value) and value > 0 else DEFAULT_TIMEOUT
+    from reporter.config.operator import env_seconds
+
+    return env_seconds("REPORTER_RENDER_TIMEOUT", DEFAULT_TIMEOUT)
 
 
 # ----------------------------------------------------------------------------------------------
