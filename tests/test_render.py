@@ -11,7 +11,6 @@ from pathlib import Path
 import page as page_validation
 import pypdf
 import pytest
-from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
 
 from reporter.compute.database import compute
@@ -74,8 +73,27 @@ def test_every_kpi_label_and_value_is_in_the_pdf(demo_report, demo_pdfs, locale)
     }[locale]
     for word in words:
         assert squash(word) in text, word
-    period_words = format_date(dt.date(2026, 10, 1), "LLLL y", locale=locale)
+    period_words = {"fr_FR": "octobre 2026", "en_US": "October 2026"}[locale]
     assert squash(period_words) in squash(reader.pages[0].extract_text())
+
+
+@pytest.mark.parametrize(
+    ("locale", "month", "quarter"),
+    [
+        ("fr_FR", "octobre 2026", "T4 2026"),
+        ("en_US", "October 2026", "Q4 2026"),
+        ("es_ES", "octubre de 2026", "T4 2026"),  # not "octubre 2026": Spanish joins them with "de"
+        ("pt_BR", "outubro de 2026", "T4 de 2026"),
+        ("de_DE", "Oktober 2026", "Q4 2026"),
+        ("it_IT", "ottobre 2026", "T4 2026"),
+    ],
+)
+def test_a_period_is_named_the_way_its_language_writes_it(locale, month, quarter):
+    from reporter.render.context import Formatter
+
+    fmt = Formatter(locale, "EUR")
+    assert fmt.period("2026-10", "2026-10-01", "month") == month
+    assert fmt.period("2026-Q4", "2026-10-01", "quarter") == quarter
 
 
 @pytest.mark.parametrize("locale", ["fr_FR", "en_US"])

@@ -27,7 +27,7 @@ from functools import cache
 from typing import Any
 
 from babel import Locale
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_skeleton, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal, format_percent
@@ -210,9 +210,10 @@ class Formatter:
         """The period in words: "octobre 2026", "T4 2026", "semaine 43 de 2026"."""
         day = dt.date.fromisoformat(start)
         if grain == "month":
-            return format_date(day, "LLLL y", locale=self.locale)
+            # The locale's own pattern: "octobre 2026", but "octubre de 2026" in Spanish.
+            return format_skeleton("yMMMM", day, locale=self.locale)
         if grain == "quarter":
-            return format_date(day, "QQQ y", locale=self.locale)
+            return format_skeleton("yQQQ", day, locale=self.locale)
         year, week = label.split("-W")
         return self._("week %(week)s of %(year)s") % {"week": int(week), "year": year}
 
