@@ -24,7 +24,8 @@ def latest_complete(config: Config, results: Results) -> Period | None:
 @dataclass(frozen=True)
 class Gap:
     """Sources whose data share no period: ``name`` starts on ``first``, after ``other``'s data
-    ends (complete up to ``period``)."""
+    ends (complete up to ``period``); or, when ``name`` is ``other``, a source without one whole
+    period of data."""
 
     name: str
     first: str
@@ -73,7 +74,7 @@ def gate_hint(config: Config, results: Results) -> list[str]:
             f"the latest complete {word} in the data is {found.label}: "
             f"`reporter run {config.file} --period {found.label}`"
         )
-    elif apart is not None:
+    elif apart is not None and apart.name != apart.other:  # else: one source, not a whole period yet
         lines.append(f"no {word} has data in every source: {apart}")
     # Only for a short source whose rows the data shows to be a week or a month apart.
     for name in dict.fromkeys(c.source for c in results.quality.checks if _short(c)):

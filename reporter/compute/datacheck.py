@@ -303,7 +303,7 @@ class _Checks:
         if self.skipped:
             return
         found, apart = latest_common(self.config, self.infos.values())
-        if found is None and apart is not None:
+        if found is None and apart is not None and apart.name != apart.other:
             self.add(
                 ("sources", apart.name),
                 f"no {self.word} has data in every source: {apart}",
