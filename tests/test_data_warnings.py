@@ -308,3 +308,22 @@ def test_the_gate_suggests_no_period_a_source_has_no_data_in(
         "'spend' (complete up to 2025-12)\n"
         "  to run on incomplete data: `quality.require_complete_period: false`\n"
     )
+
+
+def test_a_label_is_matched_as_the_report_shows_the_value(tmp_path: Path) -> None:
+    """A true/false column: the report looks its labels up as 'True' and 'False' (Python's text of
+    the value read), so 'true' matches no row."""
+    path = shop(tmp_path, values="values: {'True': Returning, 'true': New}\n", spend=", frequency: monthly")
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(304)]
+    write_csv(
+        tmp_path / "sales.csv",
+        ["date", "channel", "amount"],
+        [[d, i % 3 == 0, 1] for i, d in enumerate(days)],
+    )
+    assert warnings(path) == [
+        f"{path}:23:33: breakdowns[0].values.true: warning: no row has channel 'true' in the 13 months up to "
+        "2026-10; a label must match its value exactly, case and spaces included",
+        f"{path}:23:5: breakdowns[0].values: warning: 1 value has no label in the 13 months up to 2026-10 "
+        "and will show as written: 'False' (202 rows); add a label under values for each that needs one",
+    ]
+    assert sum(1 for i in range(304) if i % 3 != 0) == 202

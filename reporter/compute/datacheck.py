@@ -173,7 +173,7 @@ class _Checks:
         self, keys: tuple[str | int, ...], by: str, labels: Mapping[str, Any], used: set[str]
     ) -> None:
         """Labels no row of the last 13 periods has; values of those periods without a label."""
-        if used & self.skipped:
+        if not used or used & self.skipped:
             return
         first = self.period.shift(-(HISTORY - 1))
         parts, params = [], []
@@ -183,10 +183,12 @@ class _Checks:
                 return
             table, col = quote_ident("src_" + name), quote_ident(by)
             kind = str(self.con.execute(f"DESCRIBE SELECT {col} FROM {table}").fetchall()[0][1])
-            # the key as the report looks its label up: Python's str() of the value read
+            # the key as the report looks its label up: str() of the value read, a date's isoformat()
             text = f"CAST({col} AS VARCHAR)"
             if kind == "BOOLEAN":
                 text = f"CASE WHEN {col} THEN 'True' ELSE 'False' END"
+            elif kind == "TIMESTAMP":
+                text = f"replace(CAST({col} AS VARCHAR), ' ', 'T')"
             parts.append(f"SELECT {text} AS k FROM {table} WHERE __day BETWEEN ? AND ? AND {col} IS NOT NULL")
             params += [first.start, self.period.end]
         rows = "(" + " UNION ALL ".join(parts) + ")"
