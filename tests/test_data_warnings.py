@@ -327,3 +327,25 @@ def test_a_label_is_matched_as_the_report_shows_the_value(tmp_path: Path) -> Non
         "and will show as written: 'False' (202 rows); add a label under values for each that needs one",
     ]
     assert sum(1 for i in range(304) if i % 3 != 0) == 202
+
+
+def test_a_cumulative_growth_target_needs_the_base_of_every_period_of_the_year(tmp_path: Path) -> None:
+    """Sales from March 2025: October 2025 is there, January and February 2025 are not, and the
+    year-to-date target of 2026 adds up January's and February's targets too."""
+    path = shop(
+        tmp_path,
+        values="values: {Web: Website}\n",
+        spend=", frequency: monthly",
+        target="{change_vs_prior_year: 0.1}",
+    )
+    path.write_text(path.read_text().replace("    owner: Sales", "    cumulative: true\n    owner: Sales"))
+    days = [dt.date(2025, 3, 1) + dt.timedelta(days=i) for i in range(610)]  # up to 2026-10-31
+    write_csv(tmp_path / "sales.csv", ["date", "channel", "amount"], [[d, "Web", 1] for d in days])
+    assert warnings(path) == [
+        f"{path}:15:14: objectives[0].target.change_vs_prior_year: warning: the KPI 'revenue' has no value "
+        "in 2025-01, the base of this target for 2026-01 (source 'sales' has data from 2025-03-01 to "
+        "2026-10-31): a run for 2026-10 shows no target; a cumulative target adds up the target of every "
+        "month of the year to date; give a target that needs no earlier data: {value: …}"
+    ]
+    path.write_text(path.read_text().replace("cumulative: true", "cumulative: false"), encoding="utf-8")
+    assert warnings(path) == []  # October 2025 has data

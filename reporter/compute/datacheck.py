@@ -228,38 +228,47 @@ class _Checks:
     # -- growth targets ---------------------------------------------------------------------
     def _targets(self) -> None:
         """A change_vs_prior_year or change_vs_previous target whose base period has no value
-        while the run's period has one: the KPI would show "no target"."""
-        wanted = []
+        while the run's period has one: the KPI would show "no target". A cumulative one needs
+        the base of every period of the year to date."""
+        period = self.period
+        local = {m for m, metric in self.config.metrics.items() if metric.source not in self.skipped}
+        wanted: list[tuple[int, str, str, list[Period]]] = []
         for i, obj in enumerate(self.config.objectives):
+            if not set(self.kpis.metrics_of(obj.kpi)) <= local:
+                continue
+            periods = period.ytd_periods(self.config.report.fiscal_year_start) if obj.cumulative else [period]
             for key in ("change_vs_prior_year", "change_vs_previous"):
                 if getattr(obj.target, key) is not None:
-                    wanted.append((i, obj.kpi, key))
+                    wanted.append((i, obj.kpi, key, periods))
         if not wanted:
             return
-        period = self.period
-        bases = {"change_vs_prior_year": period.prior_year(), "change_vs_previous": period.shift(-1)}
-        local = {m for m, metric in self.config.metrics.items() if metric.source not in self.skipped}
-        wanted = [w for w in wanted if set(self.kpis.metrics_of(w[1])) <= local]
-        if not wanted:
-            return
-        names = {m for _, kpi, _ in wanted for m in self.kpis.metrics_of(kpi)}
-        needed = {period, *(bases[key] for _, _, key in wanted)}
+        names = {m for _, kpi, _, _ in wanted for m in self.kpis.metrics_of(kpi)}
+        needed = {period, *(_base(key, p) for _, _, key, periods in wanted for p in periods)}
         metrics, _ = period_metrics(self.con, self.config, self.infos, needed, [], only=names)
         empty = dict.fromkeys(self.config.metrics)
         values = {p: self.kpis.evaluate({**empty, **v}) for p, v in metrics.items()}
-        for i, kpi, key in wanted:
-            base = bases[key]
-            if values[period][kpi] is None or values[base][kpi] is not None:
+        for i, kpi, key, periods in wanted:
+            missing = [p for p in periods if values[_base(key, p)][kpi] is None]
+            if values[period][kpi] is None or not missing:
                 continue
+            base = _base(key, missing[0])
             sources = dict.fromkeys(self.config.metrics[m].source for m in self.kpis.metrics_of(kpi))
             spans = [self._span(s) for s in sources if not self._covers(s, base)]
             why = f" ({'; '.join(spans)})" if spans else ""
+            whose = f" for {missing[0].label}" if missing[0] != period else ""
+            hint = "give a target that needs no earlier data: {value: …}"
+            if len(periods) > 1:
+                hint = (
+                    f"a cumulative target adds up the target of every {self.word} of the year to date; "
+                    + hint
+                )
+            else:
+                hint += f" or {{by_period: {{{period.label}: …}}}}"
             self.add(
                 ("objectives", i, "target", key),
-                f"the KPI '{kpi}' has no value in {base.label}, the base of this target{why}: "
+                f"the KPI '{kpi}' has no value in {base.label}, the base of this target{whose}{why}: "
                 f"a run for {period.label} shows no target",
-                "give a target that needs no earlier data: "
-                f"{{value: …}} or {{by_period: {{{period.label}: …}}}}",
+                hint,
             )
 
     def _covers(self, source: str, period: Period) -> bool:
@@ -311,6 +320,11 @@ class _Checks:
                 f"no {self.word} has data in every source: {apart}",
                 "point each source at data of the same periods",
             )
+
+
+def _base(key: str, period: Period) -> Period:
+    """The period a growth target of ``key`` grows from."""
+    return period.prior_year() if key == "change_vs_prior_year" else period.shift(-1)
 
 
 def _rows(n: int) -> str:
