@@ -388,11 +388,13 @@ def now() -> dt.datetime:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from reporter.compute.datacheck import data_warnings
     from reporter.config.lint import silent_defaults
     from reporter.render.texts import load_checked
 
+    clock = now()
     for config in load_checked(args.config):
-        for warning in silent_defaults(config.file, config):
+        for warning in [*silent_defaults(config.file, config), *data_warnings(config, clock)]:
             print(warning, file=sys.stderr)
         print(f"{config.file}: valid — {summary(config)}")
     return 0

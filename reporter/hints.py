@@ -4,54 +4,86 @@ two ways out (declare a sparse source's ``frequency``, or relax the gate)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from reporter.compute.report import _last_expected_date
 from reporter.config.model import Config
 from reporter.periods import Period
-from reporter.results import QualityCheck, Results
+from reporter.results import QualityCheck, Results, SourceResult
 
 GRAIN_WORDS = {"month": "month", "quarter": "quarter", "week": "week"}
 
 
 def latest_complete(config: Config, results: Results) -> Period | None:
-    """The latest period that every source covers to its end (by its ``frequency``), or None
-    when a source has no dated row at all."""
+    """The latest period that every source covers to its end (by its ``frequency``) and has
+    begun by, or None when a source has no dated row or no period has data in every source."""
+    return latest_common(config, results.sources)[0]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Sources whose data share no period: ``name`` starts on ``first``, after ``other``'s data
+    ends (complete up to ``period``); or, when ``name`` is ``other``, a source without one whole
+    period of data."""
+
+    name: str
+    first: str
+    other: str
+    period: Period
+
+    def __str__(self) -> str:
+        return (
+            f"source '{self.name}' starts on {self.first}, after the end of source '{self.other}' "
+            f"(complete up to {self.period.label})"
+        )
+
+
+def latest_common(config: Config, sources: Iterable[SourceResult]) -> tuple[Period | None, Gap | None]:
+    """``latest_complete`` over ``sources`` (each source's first and last day); when it is None
+    because the sources' data share no period, the ``Gap`` that says why."""
     grain = config.report.grain
-    latest: Period | None = None
-    for source in results.sources:
-        if source.last_date is None:
-            return None
+    latest: tuple[Period, str] | None = None
+    starts: list[tuple[str, str]] = []
+    for source in sources:
+        if source.last_date is None or source.first_date is None:
+            return None, None
         last = dt.date.fromisoformat(source.last_date[:10])
         period = Period.containing(last, grain)
         if last < _last_expected_date(period, config.sources[source.name].frequency):
             period = period.shift(-1)
-        latest = period if latest is None or period < latest else latest
-    return latest
+        latest = (period, source.name) if latest is None or period < latest[0] else latest
+        starts.append((source.first_date[:10], source.name))
+    if latest is None:
+        return None, None
+    first, name = max(starts)
+    if first > latest[0].end.isoformat():  # that source has no data in it, nor in any before
+        return None, Gap(name, first, latest[1], latest[0])
+    return latest[0], None
 
 
 def gate_hint(config: Config, results: Results) -> list[str]:
     """The lines added to a failed completeness gate's message (none for other checks)."""
-    if not any(c.check == "complete_period" and not c.passed for c in results.quality.checks):
+    if not any(_short(c) for c in results.quality.checks):
         return []
     word = GRAIN_WORDS[config.report.grain]
-    found = latest_complete(config, results)
+    found, apart = latest_common(config, results.sources)
     lines = []
     if found is not None and found.label < results.period:
         lines.append(
             f"the latest complete {word} in the data is {found.label}: "
             f"`reporter run {config.file} --period {found.label}`"
         )
-    # Suggest only a frequency sparser than the one each short source already declares.
-    short = {config.sources[c.source].frequency for c in results.quality.checks if _short(c)}
-    if "daily" in short:
-        lines.append(
-            "a source with one row per week or month: declare it with `frequency: weekly` or "
-            "`frequency: monthly` under sources.<name>"
-        )
-    elif "weekly" in short:
-        lines.append(
-            "a source with one row per month: declare it with `frequency: monthly` under sources.<name>"
-        )
+    elif apart is not None and apart.name != apart.other:  # else: one source, not a whole period yet
+        lines.append(f"no {word} has data in every source: {apart}")
+    # Only for a short source whose rows the data shows to be a week or a month apart.
+    for name in dict.fromkeys(c.source for c in results.quality.checks if _short(c)):
+        sparser = results.sparse.get(name)
+        if sparser is not None:
+            lines.append(
+                f"source '{name}' has about one row per {sparser[:-2]}: "
+                f"declare it with `frequency: {sparser}` under sources.{name}"
+            )
     return [*lines, "to run on incomplete data: `quality.require_complete_period: false`"]
 
 

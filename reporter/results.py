@@ -187,10 +187,15 @@ class Results:
     # A breakdown longer than its pdf_rows: the "other" row the PDF prints after its first
     # pdf_rows rows (the KPI on all the other rows). Not in results.json, which has every row.
     pdf_other: dict[str, BreakdownRow] = field(default_factory=dict)
+    # A source short of the period's end whose rows are a week or a month apart while its
+    # ``frequency`` says denser: the frequency its data shows (weekly, monthly), for the gate's
+    # hint. Not in results.json.
+    sparse: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         del data["pdf_other"]
+        del data["sparse"]
         return data
 
     def to_json(self) -> str:

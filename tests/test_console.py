@@ -197,8 +197,6 @@ def test_gate_names_the_latest_complete_period(
         "  - source 'audience' has 0 row(s) in 2026-11; at least 1 required\n"
         f"  results in {out}/newsletter-monthly/2026-11/results.json\n"
         f"  the latest complete month in the data is 2026-10: `reporter run {config} --period 2026-10`\n"
-        "  a source with one row per week or month: declare it with `frequency: weekly` or "
-        "`frequency: monthly` under sources.<name>\n"
         "  to run on incomplete data: `quality.require_complete_period: false`\n"
     )
 

@@ -172,9 +172,7 @@ def test_a_gate_failure_after_a_good_run_keeps_its_files(
         "  - source 'orders' has data up to 2026-10-15; the period ends 2026-10-31\n"
         f"  results.json not written: {folder} keeps the files of the run before\n"
         f"  the latest complete month in the data is 2026-09: `reporter run {config} --period 2026-09`\n"
-        "  a source with one row per week or month: declare it with `frequency: weekly` or "
-        "`frequency: monthly` under sources.<name>\n"
-        "  to run on incomplete data: `quality.require_complete_period: false`\n"
+        "  to run on incomplete data: `quality.require_complete_period: false`\n"  # daily data: no frequency
     )
     assert snapshot(folder) == first
 
@@ -196,11 +194,10 @@ def test_the_gate_hint_suggests_no_frequency_already_declared(
         f"  results in {folder}/results.json\n"
         f"  the latest complete month in the data is 2026-09: `reporter run {config} --period 2026-09`\n"
     )
-    assert capsys.readouterr().err == (
+    assert capsys.readouterr().err == (  # its rows are a week apart, as declared: no frequency to suggest
         "reporter: FAILED: shop 2026-10: quality gate failed, nothing sent:\n"
         + hint
-        + "  a source with one row per month: declare it with `frequency: monthly` under sources.<name>\n"
-        "  to run on incomplete data: `quality.require_complete_period: false`\n"
+        + "  to run on incomplete data: `quality.require_complete_period: false`\n"
     )
     assert sorted(snapshot(folder)) == ["results.json"]  # a first gate failure: to see why
     # a monthly source: no sparser frequency to suggest

@@ -32,14 +32,19 @@ def open_database(config: Config) -> tuple[duckdb.DuckDBPyConnection, dict[str, 
         for name, as_sql in composed.items():
             remote[name] = _composed_info(config, name, open_remote(config, name, as_sql), remote)
         local = register_sources(con, config, skip=set(remote))
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+        lock(con)
         register_derived(con, config, local, skip=set(composed))
     except BaseException:
         con.close()
         close_remote(remote)
         raise
     return con, {name: remote.get(name) or local[name] for name in config.sources}
+
+
+def lock(con: duckdb.DuckDBPyConnection) -> None:
+    """From here on, SQL run on ``con`` reads neither files nor the network, nor changes that."""
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def composed_sources(config: Config) -> dict[str, Source]:

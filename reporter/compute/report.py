@@ -202,7 +202,9 @@ def compute_results(
             if pace is not None:
                 found.append(pace)
 
+    quality = _quality(con, config, infos, period, where, complete)
     return Results(
+        sparse=_sparse(con, config, infos, quality),
         report=config.report.id,
         period=period.label,
         period_start=period.start.isoformat(),
@@ -212,7 +214,7 @@ def compute_results(
         breakdowns=breakdowns,
         funnel=_funnel(config, metric_by_period[period]),
         portfolio=_portfolio(con, config, infos, period, where),
-        quality=_quality(con, config, infos, period, where, complete),
+        quality=quality,
         grain=period.grain,
         generated_at=now.isoformat(timespec="seconds"),
         sources=[
@@ -619,6 +621,18 @@ def _quality(
                 )
             )
     return Quality(all(c.passed for c in checks), checks)
+
+
+def _sparse(
+    con: duckdb.DuckDBPyConnection, config: Config, infos: Mapping[str, SourceInfo], quality: Quality
+) -> dict[str, str]:
+    """Per source that fails the completeness gate, the sparser frequency its rows show, if any
+    (the gate's hint suggests declaring it; docs/commands.md)."""
+    from reporter.compute.datacheck import spacing
+
+    short = [c.source for c in quality.checks if c.check == "complete_period" and not c.passed]
+    found = {name: spacing(con, config, infos[name]) for name in dict.fromkeys(short)}
+    return {name: shown for name, shown in found.items() if shown is not None}
 
 
 def _last_expected_date(period: Period, frequency: str) -> dt.date:

@@ -28,6 +28,32 @@ def _at(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+def key_position(root: yaml.Node | None, keys: tuple[str | int, ...]) -> tuple[int | None, int | None]:
+    """Line and column of the key at ``keys`` in a composed file (a mapping entry's key, a list's
+    item); of the deepest one written when the rest is not (a default), else (None, None)."""
+    found: tuple[int | None, int | None] = (None, None)
+    node = root
+    for key in keys:
+        if isinstance(key, int):
+            items = node.value if isinstance(node, yaml.SequenceNode) else []
+            if not 0 <= key < len(items):
+                break
+            node = items[key]
+            found = _at(node)
+        else:
+            pair = _mapping(node).get(key)
+            if pair is None:
+                break
+            found, node = _at(pair[0]), pair[1]
+    return found
+
+
+def compose(path: Path) -> yaml.Node | None:
+    """The file's YAML nodes (with positions) for ``key_position``."""
+    node: yaml.Node | None = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
+    return node
+
+
 def report_id_position(path: Path) -> tuple[int | None, int | None]:
     """Line and column of ``report.id``'s value."""
     root = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
