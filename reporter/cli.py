@@ -392,7 +392,7 @@ def _validate(args: argparse.Namespace) -> int:
     from reporter.render.texts import load_checked
 
     for config in load_checked(args.config):
-        for warning in silent_defaults(config.file, config):
+        for warning in [*config.data_warnings, *silent_defaults(config.file, config)]:
             print(warning, file=sys.stderr)
         print(f"{config.file}: valid — {summary(config)}")
     return 0

@@ -223,6 +223,7 @@ class _Checker:
         self.path = path
         self.base_dir = (base_dir or path.resolve().parent).resolve()
         self.problems = problems
+        self.warnings: list[Problem] = []  # allowed, but worth saying (validate prints them)
         self.parts: dict[str, Any] = {}
         self.partial: set[Path_] = set()  # items that failed the schema: only partly checked
         self.formulas: dict[str, Formula] = {}
@@ -280,7 +281,7 @@ class _Checker:
             self._check_data()
         if self.problems:
             return None
-        return m.Config(
+        config = m.Config(
             report=self.parts["report"],
             sources=self.parts["sources"],
             metrics=self.parts["metrics"],
@@ -297,6 +298,8 @@ class _Checker:
             kpi_order=self.kpi_order,
             connections=self.connections,
         )
+        config._warnings.extend(self.warnings)
+        return config
 
     def _validate_section(self, key: str, spec: Any, value: Any) -> Any:
         if isinstance(spec, tuple):
