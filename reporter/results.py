@@ -6,21 +6,127 @@ inf (``to_json`` refuses them, so a bug cannot leak one into a report).
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import json
 import math
+import sys
+import types
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 # The words results.json uses; templates translate them, never print them.
 Status = Literal["on_track", "at_risk", "off_track", "no_data", "no_target"]
 Verdict = Literal["keep", "improve", "stop", "review"]
 
 
-@dataclass
-class SeriesPoint:
-    period: str
-    value: float | None
+def doc(text: str, **kwargs: Any) -> Any:
+    """A field with its help text (what the template guide says about it: render/view.py)."""
+    return field(metadata={"help": text}, **kwargs)
+
+
+# -- type-checked dataclasses ------------------------------------------------------------------
+
+_TYPES: dict[type[Any], dict[str, Any]] = {}
+
+
+def field_types(cls: type[Any]) -> dict[str, Any]:
+    """A dataclass's field types, resolved in its module once per process (not once per KPI)."""
+    if cls not in _TYPES:
+        _TYPES[cls] = get_type_hints(cls, vars(sys.modules[cls.__module__]))
+    return _TYPES[cls]
+
+
+def type_name(tp: Any) -> str:
+    """A type as it is written in Python: ``float | None``, ``list[SeriesPoint]``."""
+    origin = get_origin(tp)
+    if tp is type(None):
+        return "None"
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_name(a) for a in get_args(tp))
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if origin is collections.abc.Callable:
+        return "a function"
+    if origin is not None:
+        return f"{getattr(origin, '__name__', origin)}[{', '.join(type_name(a) for a in get_args(tp))}]"
+    return str(getattr(tp, "__name__", tp))
+
+
+def conforms(value: Any, tp: Any) -> bool:
+    """Is ``value`` of type ``tp`` (an int is a float, a bool is neither; nested lists, mappings
+    and tuples are checked item by item; a dataclass by ``isinstance``, its own fields having been
+    checked when it was built)?"""
+    if tp is Any:
+        return True
+    if tp is type(None) or tp is None:
+        return value is None
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin in (Union, types.UnionType):
+        return any(conforms(value, a) for a in args)
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if origin is not None:
+        return _conforms_generic(value, origin, args)
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True  # a type this check does not know: accepted
+
+
+def _conforms_generic(value: Any, origin: Any, args: tuple[Any, ...]) -> bool:
+    """``conforms`` for a list, dict, tuple or callable type."""
+    if origin is list:
+        return isinstance(value, list) and all(conforms(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            conforms(k, args[0]) and conforms(v, args[1]) for k, v in value.items()
+        )
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return isinstance(value, tuple) and all(conforms(v, args[0]) for v in value)
+        return isinstance(value, tuple) and len(value) == len(args) and all(map(conforms, value, args))
+    if origin is collections.abc.Callable:
+        return callable(value)
+    return isinstance(value, origin) if isinstance(origin, type) else True
+
+
+class Checked:
+    """Base of a dataclass whose fields are checked against their declared types when it is
+    built: a wrong type is a TypeError naming the class, the field, the type expected and the
+    value got (a programming error, caught where the value is made, not in a template)."""
+
+    def __getitem__(self, key: str) -> Any:
+        """A field by its name, as a template may read it (``k["value"]``)."""
+        if key not in field_types(type(self)):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __post_init__(self) -> None:
+        for name, tp in field_types(type(self)).items():
+            value = getattr(self, name)
+            if not conforms(value, tp):
+                shown = repr(value)
+                shown = shown if len(shown) <= 60 else shown[:57] + "..."
+                raise TypeError(
+                    f"{type(self).__name__}.{name}: expected {type_name(tp)}, "
+                    f"got {type(value).__name__} {shown}"
+                )
+
+
+# -- the results --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesPoint(Checked):
+    """One period of a KPI's series (results.json and the template view alike)."""
+
+    period: str = doc("the period's code (`2026-10`)")
+    value: float | None = doc("the KPI's value in that period, or none")
 
 
 @dataclass
@@ -51,19 +157,27 @@ class KpiResult:
     provisional: bool = False
 
 
-@dataclass
-class ActionResult:
-    when: str
-    do: str
-    owner: str
-    due: str | None
+@dataclass(frozen=True)
+class Action(Checked):
+    """An action of an objective's plan, chosen by its status (results.json and the view alike;
+    the view's ``do`` is rendered)."""
+
+    when: str = doc("when the action applies: `always` or a status (`off_track`…)")
+    do: str = doc("what to do, already rendered (see below)")
+    owner: str = doc("who does it")
+    due: str | None = doc("by when (an ISO date), or none")
 
 
-@dataclass
-class TrendPoint:
-    period: str
-    value: float | None
-    target: float | None
+ActionResult = Action  # its name in compute
+
+
+@dataclass(frozen=True)
+class TrendPoint(Checked):
+    """One period of an objective's trend."""
+
+    period: str = doc("the period's code")
+    value: float | None = doc("the KPI's value")
+    target: float | None = doc("the objective's target in that period")
 
 
 @dataclass
@@ -92,7 +206,7 @@ class ObjectiveResult:
     value: float | None
     attainment: float | None
     status: Status
-    actions: list[ActionResult]
+    actions: list[Action]
     title: str = ""
     owner: str = ""
     due: str = ""
@@ -108,12 +222,15 @@ class BreakdownRow:
     other: bool = False
 
 
-@dataclass
-class FunnelStage:
-    label: str
-    metric: str
-    value: float | None
-    step_rate: float | None
+@dataclass(frozen=True)
+class FunnelStage(Checked):
+    """A stage of the funnel as computed (results.json and the view alike; the view's label is
+    in the language of the render)."""
+
+    label: str = doc("the stage's label, in the report's language")
+    metric: str = doc("its metric's key")
+    value: float | None = doc("the metric in the period")
+    step_rate: float | None = doc("value ÷ the previous stage's value (none for the first)")
 
 
 @dataclass
