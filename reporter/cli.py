@@ -438,7 +438,7 @@ def _run(args: argparse.Namespace) -> int:
     from reporter.config.lint import language_warning
 
     for config in configs:
-        said = language_warning(config.file, config) if config.file.is_file() else None
+        said = language_warning(config) if config.yaml_data is not None else None
         if said is not None:
             print(said, file=sys.stderr)  # once per report, before its run
         try:

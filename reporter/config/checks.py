@@ -136,9 +136,7 @@ def _duplicate_ids(configs: list[m.Config]) -> list[Problem]:
         seen = first.setdefault(config.report.id, config)
         if seen is config:
             continue
-        from reporter.config.lint import report_id_position
-
-        line, col = report_id_position(config.file)
+        line, col = config.position(("report", "id"))
         problems.append(
             Problem(
                 str(config.file),
@@ -299,6 +297,7 @@ class _Checker:
             connections=self.connections,
         )
         config._warnings.extend(self.warnings)
+        config._document = self.doc
         return config
 
     def _validate_section(self, key: str, spec: Any, value: Any) -> Any:

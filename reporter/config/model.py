@@ -980,6 +980,23 @@ class Config(_Model):
     # divisor column holding zeros); ``validate`` prints them.
     _warnings: list[Problem] = PrivateAttr(default_factory=list)
 
+    # Not a field: the YAML as the loader read it, once (reporter.config.loader.Document: its data
+    # and every key's and value's line and column), for messages about a valid configuration.
+    _document: Any = PrivateAttr(default=None)
+
+    def position(self, path: tuple[str | int, ...], *, key: bool = False) -> tuple[int | None, int | None]:
+        """Line and column of the value at ``path`` (or of its key) in the YAML file, from the one
+        reading of it; (None, None) for a configuration that was not read from a file."""
+        if self._document is None:
+            return (None, None)
+        found: tuple[int | None, int | None] = self._document.where(path, key=key)
+        return found
+
+    @property
+    def yaml_data(self) -> Any:
+        """The YAML file's data as written (before defaults), or None."""
+        return None if self._document is None else self._document.data
+
     @property
     def data_warnings(self) -> list[Problem]:
         """The warnings validation found reading the data (each ``file:line:col: key: warning: …``)."""
