@@ -188,7 +188,8 @@ class Warehouse:
 def open_remote(config: Config, name: str, source: Source) -> RemoteInfo:
     """Look at a pushed-down source without reading its rows: its columns, its date column's
     kind, its row count and first and last local dates (one query each)."""
-    from reporter.config.connections import query_problem, read_only_engine
+    from reporter.config.connections import query_problem
+    from reporter.readonly import read_only_engine
 
     url = config.connection_url(source.connection or "")
     backend = url.split(":", 1)[0].split("+", 1)[0]
