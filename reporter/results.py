@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import functools
 import json
 import math
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -57,42 +59,70 @@ def conforms(value: Any, tp: Any) -> bool:
     """Is ``value`` of type ``tp`` (an int is a float, a bool is neither; nested lists, mappings
     and tuples are checked item by item; a dataclass by ``isinstance``, its own fields having been
     checked when it was built)?"""
+    return _test(tp)(value)
+
+
+Test = Callable[[Any], bool]
+
+
+def _always(value: Any) -> bool:
+    return True
+
+
+@functools.cache
+def _test(tp: Any) -> Test:
+    """The test of ``tp``, made once per type (a report builds thousands of parts)."""
     if tp is Any:
-        return True
+        return _always
     if tp is type(None) or tp is None:
-        return value is None
+        return lambda value: value is None
     origin = get_origin(tp)
     args = get_args(tp)
     if origin in (Union, types.UnionType):
-        return any(conforms(value, a) for a in args)
+        options = [_test(a) for a in args]
+        return lambda value: any(test(value) for test in options)
     if origin is Literal:
-        return any(value == a and type(value) is type(a) for a in args)
+        allowed = frozenset((type(a), a) for a in args)
+
+        def literal(value: Any) -> bool:
+            try:
+                return (type(value), value) in allowed
+            except TypeError:  # unhashable: a list or a mapping is no literal
+                return False
+
+        return literal
     if origin is not None:
-        return _conforms_generic(value, origin, args)
+        return _generic_test(origin, args)
     if tp is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return lambda value: isinstance(value, int | float) and not isinstance(value, bool)
     if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return lambda value: isinstance(value, int) and not isinstance(value, bool)
     if isinstance(tp, type):
-        return isinstance(value, tp)
-    return True  # a type this check does not know: accepted
+        return lambda value: isinstance(value, tp)
+    return _always  # a type this check does not know: accepted
 
 
-def _conforms_generic(value: Any, origin: Any, args: tuple[Any, ...]) -> bool:
-    """``conforms`` for a list, dict, tuple or callable type."""
+def _generic_test(origin: Any, args: tuple[Any, ...]) -> Test:
+    """``_test`` of a list, dict, tuple or callable type."""
     if origin is list:
-        return isinstance(value, list) and all(conforms(v, args[0]) for v in value)
+        item = _test(args[0])
+        return lambda value: isinstance(value, list) and all(map(item, value))
     if origin is dict:
-        return isinstance(value, dict) and all(
-            conforms(k, args[0]) and conforms(v, args[1]) for k, v in value.items()
-        )
+        key, item = _test(args[0]), _test(args[1])
+        return lambda value: isinstance(value, dict) and all(key(k) and item(v) for k, v in value.items())
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item = _test(args[0])
+        return lambda value: isinstance(value, tuple) and all(map(item, value))
     if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return isinstance(value, tuple) and all(conforms(v, args[0]) for v in value)
-        return isinstance(value, tuple) and len(value) == len(args) and all(map(conforms, value, args))
+        parts = [_test(a) for a in args]
+        return lambda value: (
+            isinstance(value, tuple)
+            and len(value) == len(parts)
+            and all(t(v) for t, v in zip(parts, value, strict=True))
+        )
     if origin is collections.abc.Callable:
-        return callable(value)
-    return isinstance(value, origin) if isinstance(origin, type) else True
+        return callable
+    return (lambda value: isinstance(value, origin)) if isinstance(origin, type) else _always
 
 
 class Checked:
@@ -109,7 +139,7 @@ class Checked:
     def __post_init__(self) -> None:
         for name, tp in field_types(type(self)).items():
             value = getattr(self, name)
-            if not conforms(value, tp):
+            if not _test(tp)(value):
                 shown = repr(value)
                 shown = shown if len(shown) <= 60 else shown[:57] + "..."
                 raise TypeError(
