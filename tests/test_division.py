@@ -180,3 +180,49 @@ def test_validate_is_silent_on_the_demo(capsys):
     captured = capsys.readouterr()
     assert "valid" in captured.out
     assert "divides by" not in captured.err
+
+
+DERIVED = """\
+report: {id: dz, title: Division, timezone: Europe/Paris}
+sources:
+  o: SOURCE
+  u:
+    type: derived
+    from: [o]
+    sql: select d, amount / qty as unit from o
+    date_column: d
+metrics:
+  per_unit: {source: u, agg: sum, column: unit}
+kpis:
+  per_unit: {formula: per_unit, direction: up, label: Per unit}
+"""
+
+
+def test_a_derived_sources_division_follows_the_rule_in_its_database_too(tmp_path):
+    """A derived source's own SQL divides: in DuckDB (from the CSV file) and composed into the
+    database's query (pushed down: PostgreSQL would stop with division_by_zero) the zero rows are
+    null, and the sum is the same."""
+    from reporter.compute.database import composed_sources
+
+    want = expected()["per_unit"]
+    write_csv(tmp_path / "o.csv", ["d", "amount", "qty"], ROWS)
+    (tmp_path / "csv.yaml").write_text(
+        DERIVED.replace("SOURCE", "{type: csv, path: o.csv, date_column: d}"), encoding="utf-8"
+    )
+    got = compute(load_config(tmp_path / "csv.yaml", env={}), Period.parse("2026-10", "month"), NOW)
+    assert got.kpis["per_unit"].value == pytest.approx(want, rel=1e-12)
+    urls = [f"sqlite:///{tmp_path / 'o.sqlite'}"]
+    if os.environ.get("REPORTER_TEST_PG_URL"):
+        urls.append(os.environ["REPORTER_TEST_PG_URL"])
+    for url in urls:
+        fill(url, "dz_orders", "text" if url.startswith("sqlite") else "date")
+        path = tmp_path / "db.yaml"
+        path.write_text(
+            DERIVED.replace("SOURCE", "{type: sql, connection: db, table: dz_orders, date_column: d}"),
+            encoding="utf-8",
+        )
+        config = load_config(path, env={"REPORTER_CONNECTION_DB": url})
+        query = composed_sources(config)["u"].query or ""
+        assert "NULLIF(qty, 0)" in query, query  # the database does the join, with the rule
+        got = compute(config, Period.parse("2026-10", "month"), NOW)
+        assert got.kpis["per_unit"].value == pytest.approx(want, rel=1e-12), url
