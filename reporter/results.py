@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import json
 import math
-import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,9 +32,9 @@ _TYPES: dict[type[Any], dict[str, Any]] = {}
 
 
 def field_types(cls: type[Any]) -> dict[str, Any]:
-    """A dataclass's field types, resolved in its module once per process (not once per KPI)."""
+    """A dataclass's field types, resolved once per process (not once per KPI)."""
     if cls not in _TYPES:
-        _TYPES[cls] = get_type_hints(cls, vars(sys.modules[cls.__module__]))
+        _TYPES[cls] = get_type_hints(cls)  # each base's fields in its own module
     return _TYPES[cls]
 
 
@@ -245,11 +244,13 @@ class ObjectiveResult:
     trend: list[TrendPoint] = field(default_factory=list)
 
 
-@dataclass
-class BreakdownRow:
-    key: Any
-    value: float | None
-    other: bool = False
+@dataclass(frozen=True)
+class BreakdownRow(Checked):
+    """A row of a breakdown: a key and the KPI on its rows (the view's row adds how to show it)."""
+
+    key: Any = doc("the raw key (none for rows without one)")
+    value: float | None = doc("the KPI on that key's rows")
+    other: bool = doc("true for the 'Other' row of a top-N breakdown", default=False)
 
 
 @dataclass(frozen=True)
@@ -263,13 +264,16 @@ class FunnelStage(Checked):
     step_rate: float | None = doc("value ÷ the previous stage's value (none for the first)")
 
 
-@dataclass
-class PortfolioRow:
-    key: Any
-    cost: float | None
-    value: float | None
-    ratio: float | None
-    verdict: Verdict
+@dataclass(frozen=True)
+class PortfolioRow(Checked):
+    """A row of the portfolio: a key, its cost and value, their ratio and the verdict (the view's
+    row adds its label)."""
+
+    key: Any = doc("the raw key")
+    cost: float | None = doc("the cost metric on that key")
+    value: float | None = doc("the value metric on that key")
+    ratio: float | None = doc("value ÷ cost")
+    verdict: Verdict = doc("`keep`, `improve`, `stop` or `review`")
 
 
 @dataclass

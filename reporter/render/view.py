@@ -24,6 +24,7 @@ from typing import Any, Union, get_args, get_origin
 
 from markupsafe import Markup
 
+from reporter import results
 from reporter.results import (
     Action,
     Checked,
@@ -31,7 +32,6 @@ from reporter.results import (
     SeriesPoint,
     Status,
     TrendPoint,
-    Verdict,
     doc,
     field_types,
 )
@@ -108,10 +108,9 @@ class Objective(Checked):
 
 
 @dataclass(frozen=True, kw_only=True)
-class BreakdownRow(Checked):
-    key: Any = doc("the raw key (none for rows without one)")
-    value: float | None = doc("the KPI on that key's rows")
-    other: bool = doc("true for the 'Other' row of a top-N breakdown")
+class BreakdownRow(results.BreakdownRow):
+    """A breakdown's row as the PDF shows it: the results' row, its label, value and bar."""
+
     label: str = doc(
         "the key's label from `breakdowns[].values`, else the key as text; 'Other', "
         "or '(none)' for the null key"
@@ -138,12 +137,9 @@ class Breakdown(Checked):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PortfolioRow(Checked):
-    key: Any = doc("the raw key")
-    cost: float | None = doc("the cost metric on that key")
-    value: float | None = doc("the value metric on that key")
-    ratio: float | None = doc("value ÷ cost")
-    verdict: Verdict = doc("`keep`, `improve`, `stop` or `review`")
+class PortfolioRow(results.PortfolioRow):
+    """A portfolio row as the report shows it: the results' row and its label."""
+
     label: str = doc("the key's label (`portfolio.values`), the key as it is, or '(none)'")
 
 
