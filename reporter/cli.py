@@ -394,7 +394,11 @@ def _validate(args: argparse.Namespace) -> int:
 
     clock = now()
     for config in load_checked(args.config):
-        for warning in [*silent_defaults(config.file, config), *data_warnings(config, clock)]:
+        for warning in [
+            *config.data_warnings,
+            *silent_defaults(config.file, config),
+            *data_warnings(config, clock),
+        ]:
             print(warning, file=sys.stderr)
         print(f"{config.file}: valid — {summary(config)}")
     return 0
@@ -440,7 +444,7 @@ def _run(args: argparse.Namespace) -> int:
     from reporter.config.lint import language_warning
 
     for config in configs:
-        said = language_warning(config.file, config) if config.file.is_file() else None
+        said = language_warning(config) if config.yaml_data is not None else None
         if said is not None:
             print(said, file=sys.stderr)  # once per report, before its run
         try:

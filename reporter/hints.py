@@ -7,9 +7,8 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reporter.compute.report import _last_expected_date
 from reporter.config.model import Config
-from reporter.periods import Period
+from reporter.periods import Period, last_expected_date
 from reporter.results import QualityCheck, Results, SourceResult
 
 GRAIN_WORDS = {"month": "month", "quarter": "quarter", "week": "week"}
@@ -50,7 +49,7 @@ def latest_common(config: Config, sources: Iterable[SourceResult]) -> tuple[Peri
             return None, None
         last = dt.date.fromisoformat(source.last_date[:10])
         period = Period.containing(last, grain)
-        if last < _last_expected_date(period, config.sources[source.name].frequency):
+        if last < last_expected_date(period, config.sources[source.name].frequency):
             period = period.shift(-1)
         latest = (period, source.name) if latest is None or period < latest[0] else latest
         starts.append((source.first_date[:10], source.name))

@@ -135,3 +135,14 @@ class Period:
 def _add_months(day: dt.date, n: int) -> dt.date:
     index = day.year * 12 + (day.month - 1) + n
     return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def last_expected_date(period: Period, frequency: str) -> dt.date:
+    """The date a source's data must reach for ``period`` to be complete: the period's last
+    day for daily data, the Monday of its last week for weekly data, the 1st of its last month
+    for monthly data (a monthly statement dated the 1st covers that month)."""
+    if frequency == "monthly":
+        return period.end.replace(day=1)
+    if frequency == "weekly":
+        return period.end - dt.timedelta(days=period.end.isoweekday() - 1)
+    return period.end

@@ -6,21 +6,156 @@ inf (``to_json`` refuses them, so a bug cannot leak one into a report).
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import functools
 import json
 import math
+import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 # The words results.json uses; templates translate them, never print them.
 Status = Literal["on_track", "at_risk", "off_track", "no_data", "no_target"]
 Verdict = Literal["keep", "improve", "stop", "review"]
 
 
-@dataclass
-class SeriesPoint:
-    period: str
-    value: float | None
+def doc(text: str, **kwargs: Any) -> Any:
+    """A field with its help text (what the template guide says about it: render/view.py)."""
+    return field(metadata={"help": text}, **kwargs)
+
+
+# -- type-checked dataclasses ------------------------------------------------------------------
+
+_TYPES: dict[type[Any], dict[str, Any]] = {}
+
+
+def field_types(cls: type[Any]) -> dict[str, Any]:
+    """A dataclass's field types, resolved once per process (not once per KPI)."""
+    if cls not in _TYPES:
+        _TYPES[cls] = get_type_hints(cls)  # each base's fields in its own module
+    return _TYPES[cls]
+
+
+def type_name(tp: Any) -> str:
+    """A type as it is written in Python: ``float | None``, ``list[SeriesPoint]``."""
+    origin = get_origin(tp)
+    if tp is type(None):
+        return "None"
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_name(a) for a in get_args(tp))
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if origin is collections.abc.Callable:
+        return "a function"
+    if origin is not None:
+        return f"{getattr(origin, '__name__', origin)}[{', '.join(type_name(a) for a in get_args(tp))}]"
+    return str(getattr(tp, "__name__", tp))
+
+
+def conforms(value: Any, tp: Any) -> bool:
+    """Is ``value`` of type ``tp`` (an int is a float, a bool is neither; nested lists, mappings
+    and tuples are checked item by item; a dataclass by ``isinstance``, its own fields having been
+    checked when it was built)?"""
+    return _test(tp)(value)
+
+
+Test = Callable[[Any], bool]
+
+
+def _always(value: Any) -> bool:
+    return True
+
+
+@functools.cache
+def _test(tp: Any) -> Test:
+    """The test of ``tp``, made once per type (a report builds thousands of parts)."""
+    if tp is Any:
+        return _always
+    if tp is type(None) or tp is None:
+        return lambda value: value is None
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin in (Union, types.UnionType):
+        options = [_test(a) for a in args]
+        return lambda value: any(test(value) for test in options)
+    if origin is Literal:
+        allowed = frozenset((type(a), a) for a in args)
+
+        def literal(value: Any) -> bool:
+            try:
+                return (type(value), value) in allowed
+            except TypeError:  # unhashable: a list or a mapping is no literal
+                return False
+
+        return literal
+    if origin is not None:
+        return _generic_test(origin, args)
+    if tp is float:
+        return lambda value: isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is int:
+        return lambda value: isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return lambda value: isinstance(value, tp)
+    return _always  # a type this check does not know: accepted
+
+
+def _generic_test(origin: Any, args: tuple[Any, ...]) -> Test:
+    """``_test`` of a list, dict, tuple or callable type."""
+    if origin is list:
+        item = _test(args[0])
+        return lambda value: isinstance(value, list) and all(map(item, value))
+    if origin is dict:
+        key, item = _test(args[0]), _test(args[1])
+        return lambda value: isinstance(value, dict) and all(key(k) and item(v) for k, v in value.items())
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item = _test(args[0])
+        return lambda value: isinstance(value, tuple) and all(map(item, value))
+    if origin is tuple:
+        parts = [_test(a) for a in args]
+        return lambda value: (
+            isinstance(value, tuple)
+            and len(value) == len(parts)
+            and all(t(v) for t, v in zip(parts, value, strict=True))
+        )
+    if origin is collections.abc.Callable:
+        return callable
+    return (lambda value: isinstance(value, origin)) if isinstance(origin, type) else _always
+
+
+class Checked:
+    """Base of a dataclass whose fields are checked against their declared types when it is
+    built: a wrong type is a TypeError naming the class, the field, the type expected and the
+    value got (a programming error, caught where the value is made, not in a template)."""
+
+    def __getitem__(self, key: str) -> Any:
+        """A field by its name, as a template may read it (``k["value"]``)."""
+        if key not in field_types(type(self)):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __post_init__(self) -> None:
+        for name, tp in field_types(type(self)).items():
+            value = getattr(self, name)
+            if not _test(tp)(value):
+                shown = repr(value)
+                shown = shown if len(shown) <= 60 else shown[:57] + "..."
+                raise TypeError(
+                    f"{type(self).__name__}.{name}: expected {type_name(tp)}, "
+                    f"got {type(value).__name__} {shown}"
+                )
+
+
+# -- the results --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesPoint(Checked):
+    """One period of a KPI's series (results.json and the template view alike)."""
+
+    period: str = doc("the period's code (`2026-10`)")
+    value: float | None = doc("the KPI's value in that period, or none")
 
 
 @dataclass
@@ -51,19 +186,27 @@ class KpiResult:
     provisional: bool = False
 
 
-@dataclass
-class ActionResult:
-    when: str
-    do: str
-    owner: str
-    due: str | None
+@dataclass(frozen=True)
+class Action(Checked):
+    """An action of an objective's plan, chosen by its status (results.json and the view alike;
+    the view's ``do`` is rendered)."""
+
+    when: str = doc("when the action applies: `always` or a status (`off_track`…)")
+    do: str = doc("what to do, already rendered (see below)")
+    owner: str = doc("who does it")
+    due: str | None = doc("by when (an ISO date), or none")
 
 
-@dataclass
-class TrendPoint:
-    period: str
-    value: float | None
-    target: float | None
+ActionResult = Action  # its name in compute
+
+
+@dataclass(frozen=True)
+class TrendPoint(Checked):
+    """One period of an objective's trend."""
+
+    period: str = doc("the period's code")
+    value: float | None = doc("the KPI's value")
+    target: float | None = doc("the objective's target in that period")
 
 
 @dataclass
@@ -92,7 +235,7 @@ class ObjectiveResult:
     value: float | None
     attainment: float | None
     status: Status
-    actions: list[ActionResult]
+    actions: list[Action]
     title: str = ""
     owner: str = ""
     due: str = ""
@@ -101,28 +244,36 @@ class ObjectiveResult:
     trend: list[TrendPoint] = field(default_factory=list)
 
 
-@dataclass
-class BreakdownRow:
-    key: Any
-    value: float | None
-    other: bool = False
+@dataclass(frozen=True)
+class BreakdownRow(Checked):
+    """A row of a breakdown: a key and the KPI on its rows (the view's row adds how to show it)."""
+
+    key: Any = doc("the raw key (none for rows without one)")
+    value: float | None = doc("the KPI on that key's rows")
+    other: bool = doc("true for the 'Other' row of a top-N breakdown", default=False)
 
 
-@dataclass
-class FunnelStage:
-    label: str
-    metric: str
-    value: float | None
-    step_rate: float | None
+@dataclass(frozen=True)
+class FunnelStage(Checked):
+    """A stage of the funnel as computed (results.json and the view alike; the view's label is
+    in the language of the render)."""
+
+    label: str = doc("the stage's label, in the report's language")
+    metric: str = doc("its metric's key")
+    value: float | None = doc("the metric in the period")
+    step_rate: float | None = doc("value ÷ the previous stage's value (none for the first)")
 
 
-@dataclass
-class PortfolioRow:
-    key: Any
-    cost: float | None
-    value: float | None
-    ratio: float | None
-    verdict: Verdict
+@dataclass(frozen=True)
+class PortfolioRow(Checked):
+    """A row of the portfolio: a key, its cost and value, their ratio and the verdict (the view's
+    row adds its label)."""
+
+    key: Any = doc("the raw key")
+    cost: float | None = doc("the cost metric on that key")
+    value: float | None = doc("the value metric on that key")
+    ratio: float | None = doc("value ÷ cost")
+    verdict: Verdict = doc("`keep`, `improve`, `stop` or `review`")
 
 
 @dataclass

@@ -321,7 +321,8 @@ def _read_with_pandas(config: Config, name: str, source: Source) -> Any:
             raise SourceError(f"source '{name}': cannot read {path}: {exc}") from None
     import sqlalchemy as sa
 
-    from reporter.config.connections import query_problem, read_only_engine, table_sql
+    from reporter.config.connections import query_problem, table_sql
+    from reporter.readonly import read_only_engine
 
     url = config.connection_url(source.connection or "")
     backend = url.split(":", 1)[0].split("+", 1)[0]

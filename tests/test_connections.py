@@ -421,7 +421,7 @@ def _refused(engine, statement: str) -> bool:
 
 
 def test_duckdb_is_opened_read_only_without_external_access(tmp_path):
-    from reporter.config.connections import read_only_engine
+    from reporter.readonly import read_only_engine
 
     (tmp_path / "passwd").write_text(FILE_MARKER + "\n")
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
@@ -446,7 +446,7 @@ def test_duckdb_is_opened_read_only_without_external_access(tmp_path):
 
 
 def test_sqlite_is_opened_read_only_with_an_authorizer(tmp_path):
-    from reporter.config.connections import read_only_engine
+    from reporter.readonly import read_only_engine
 
     con = sqlite3.connect(tmp_path / "s.sqlite")
     con.execute("CREATE TABLE t (a)")
@@ -474,7 +474,7 @@ def test_postgresql_runs_read_only_transactions():
     url = os.environ.get("REPORTER_TEST_PG_URL")
     if not url:
         pytest.skip("no PostgreSQL here; .ci/run starts one and sets REPORTER_TEST_PG_URL")
-    from reporter.config.connections import read_only_engine
+    from reporter.readonly import read_only_engine
 
     engine = read_only_engine(url)
     assert not _refused(engine, "SELECT 1")

@@ -164,27 +164,50 @@ def test_the_template_guide_context_is_generated_from_the_typed_view():
     assert page == with_reference(page), "docs/templates.md is stale: run `make docs-gen`"
 
 
-def test_the_view_refuses_a_key_it_does_not_declare_and_one_it_lacks(make_config, tmp_path):
-    """build_context's keys are the view's fields exactly: an undeclared key (at the top or in
-    a KPI) or a missing one is an error, so the view and the guide cannot drift from the code."""
-    from reporter.render.view import Kpi, ReportContext, as_mapping, typed
+def test_the_view_is_built_typed_and_refuses_a_wrong_type(make_config, tmp_path):
+    """build_context makes the typed view itself (frozen dataclasses, one object per KPI read
+    from two places); a field of the wrong type, a missing field or an undeclared one is a
+    TypeError where the value is made, naming the class, the field, the type expected and the
+    value got, so the view and the guide cannot drift from the code."""
+    import dataclasses
 
-    _, _, context = _context(make_config, tmp_path)
-    view = typed(ReportContext, context)  # every key build_context makes is declared
+    from markupsafe import Markup
+
+    from reporter.render.view import Kpi, ReportContext, SeriesPoint, as_mapping
+    from reporter.results import SeriesPoint as ResultsPoint
+
+    _, _, view = _context(make_config, tmp_path)
+    assert isinstance(view, ReportContext)
     assert isinstance(view.kpis["n"], Kpi)
     assert view.sections[0][1][0] is view.kpis["n"]  # one object, read from both places
     assert set(as_mapping(view)) == set(ReportContext.__dataclass_fields__)
+    assert SeriesPoint is ResultsPoint  # one definition, shared by results.json and the view
+    assert view.kpis["n"]["value"] == view.kpis["n"].value  # as a template reads it
     with pytest.raises(
-        TypeError, match=r"ReportContext: \['shiny'\] not declared in reporter/render/view.py"
+        TypeError, match=r"^SeriesPoint.value: expected float \| None, got str 'not a number'$"
     ):
-        typed(ReportContext, {**context, "shiny": 1})
-    del context["kpis"]["n"]["words"]
-    with pytest.raises(TypeError, match="Kpi: 'words' is missing"):
-        typed(ReportContext, context)
-    context["kpis"]["n"]["words"] = "n"
-    context["kpis"]["n"]["extra"] = 1
-    with pytest.raises(TypeError, match=r"Kpi: \['extra'\] not declared"):
-        typed(ReportContext, context)
+        SeriesPoint(period="2026-10", value="not a number")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^SeriesPoint.period: expected str, got int 202610$"):
+        SeriesPoint(period=202610, value=1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^Kpi.sparkline: expected Markup, got str '<svg/>'$"):
+        dataclasses.replace(view.kpis["n"], sparkline="<svg/>")
+    with pytest.raises(TypeError, match=r"^Kpi.series: expected list\[SeriesPoint\], got list \[\{"):
+        dataclasses.replace(view.kpis["n"], series=[{"period": "2026-10", "value": 1.0}])
+    with pytest.raises(
+        TypeError,
+        match=r"^Kpi.status: expected 'on_track' \| 'at_risk' \| 'off_track' \| 'no_data' \| 'no_target', "
+        r"got str 'late'$",
+    ):
+        dataclasses.replace(view.kpis["n"], status="late")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'shiny'"):
+        dataclasses.replace(view, shiny=1)
+    fields = {f.name: getattr(view.kpis["n"], f.name) for f in dataclasses.fields(Kpi)}
+    del fields["words"]
+    with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'words'"):
+        Kpi(**fields)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        view.kpis["n"].value = 2.0  # type: ignore[misc]
+    assert dataclasses.replace(view.kpis["n"], sparkline=Markup("<svg/>")).sparkline == "<svg/>"
 
 
 def test_the_template_guide_lists_exactly_the_filters(make_config, tmp_path):

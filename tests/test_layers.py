@@ -40,3 +40,19 @@ def test_an_upward_import_breaks_the_build(tmp_path):
     assert done.returncode == 1, done.stdout
     assert "BROKEN" in done.stdout
     assert "reporter.config.loader -> reporter.run.pipeline" in done.stdout
+
+
+def test_a_cycle_inside_a_package_breaks_the_build(tmp_path):
+    """The acyclic_siblings contract: two modules of one package importing each other (here the
+    model importing the rules, which import the model) fail it, naming the package and the
+    import that would break the cycle; the tree as it is keeps it (test_the_layers_hold)."""
+    shutil.copytree(ROOT / "reporter", tmp_path / "reporter")
+    model = tmp_path / "reporter" / "config" / "model.py"
+    model.write_text(model.read_text() + "\nfrom reporter.config import checks  # noqa: E402\n")
+    done = _lint(tmp_path)
+    assert done.returncode == 1, done.stdout
+    assert (
+        "No import cycle inside a package: siblings depend on each other one way only BROKEN" in done.stdout
+    )
+    assert "No cycles are allowed in reporter.config." in done.stdout
+    assert "- .model -> .checks (1 import)" in done.stdout

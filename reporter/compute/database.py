@@ -10,6 +10,7 @@ import duckdb
 
 from reporter.compute.report import compute_results
 from reporter.config.model import Config, Source
+from reporter.config.sql import connect
 from reporter.periods import Period
 from reporter.progress import stage
 from reporter.results import Results
@@ -21,7 +22,7 @@ def open_database(config: Config) -> tuple[duckdb.DuckDBPyConnection, dict[str, 
     YAML can read neither files nor the network, nor change that setting."""
     from reporter.compute.pushdown import open_remote, pull_reason
 
-    con = duckdb.connect(":memory:")
+    con = connect()  # a division by zero gives NULL (docs/numbers.md)
     remote: dict[str, SourceInfo] = {}
     try:
         composed = composed_sources(config)  # derived sources whose database does the join

@@ -19,54 +19,23 @@ from typing import Any
 
 import duckdb
 
+from reporter.compute.cadence import spacing
 from reporter.compute.metrics import period_metrics
-from reporter.compute.pushdown import RemoteInfo
-from reporter.compute.report import _Kpis, _last_expected_date
+from reporter.compute.report import _Kpis
 from reporter.config.model import Config
 from reporter.config.sql import find_column, first_line, quote_ident
 from reporter.errors import Problem
 from reporter.periods import Period
 from reporter.sources import SourceInfo, register_derived, register_sources
 
-_DENSER = ("daily", "weekly", "monthly")  # densest first
-_BUCKET = {"month": "month", "quarter": "quarter", "week": "week"}
 HISTORY = 13  # periods of data a values label is looked for in: the run's and the 12 before
 SHOWN = 5  # values without a label named in the warning
 _NEAR = 100  # values without a label fetched to find a misspelt label's likely value
 
 
-def spacing(con: duckdb.DuckDBPyConnection, config: Config, info: SourceInfo) -> str | None:
-    """The frequency a source's rows show (weekly or monthly) when it is sparser than the one the
-    source declares, else None: in most of the (up to 12) whole periods before its last one, is
-    its last row on the period's last day (daily), in its last week (weekly), or only in its last
-    month (monthly)? None for a source in another database, or with too little data to tell."""
-    if isinstance(info, RemoteInfo) or info.last_date is None:
-        return None
-    grain = config.report.grain
-    last = Period.containing(dt.date.fromisoformat(info.last_date[:10]), grain)
-    rows = con.execute(
-        f"SELECT max(__day) FROM {quote_ident('src_' + info.name)} WHERE __day >= ? AND __day < ? "
-        f"GROUP BY date_trunc('{_BUCKET[grain]}', __day) LIMIT 12",
-        [last.shift(-12).start, last.start],
-    ).fetchall()
-    lasts = [row[0] for row in rows if row[0] is not None]
-    if not lasts:
-        return None
-    shown = _DENSER[-1]
-    for frequency in _DENSER:
-        reached = sum(day >= _last_expected_date(Period.containing(day, grain), frequency) for day in lasts)
-        if 2 * reached >= len(lasts):
-            shown = frequency
-            break
-    declared = config.sources[info.name].frequency
-    return shown if _DENSER.index(shown) > _DENSER.index(declared) else None
-
-
 def data_warnings(config: Config, now: dt.datetime) -> list[Problem]:
     """Every warning the data gives (see the module's docstring), for the period a run without
     ``--period`` would report at ``now``; notes (no line) for what could not be read."""
-    from reporter.config.lint import compose
-
     file = str(config.file)
     skipped = _database_sources(config)
     notes = []
@@ -83,12 +52,11 @@ def data_warnings(config: Config, now: dt.datetime) -> list[Problem]:
             )
         )
     try:
-        root = compose(config.file)
         con = _open(config, skipped)
     except Exception as exc:  # unreadable data is the run's to report; validate only notes it
         return [*notes, _skipped(file, exc)]
     try:
-        found = _Checks(config, con[0], con[1], now, root, set(skipped)).run()
+        found = _Checks(config, con[0], con[1], now, set(skipped)).run()
     except Exception as exc:
         return [*notes, _skipped(file, exc)]
     finally:
@@ -117,8 +85,9 @@ def _database_sources(config: Config) -> list[str]:
 def _open(config: Config, skip: list[str]) -> tuple[duckdb.DuckDBPyConnection, dict[str, SourceInfo]]:
     """The file sources (and the derived ones over them) read as a run reads them, locked."""
     from reporter.compute.database import lock
+    from reporter.config.sql import connect
 
-    con = duckdb.connect(":memory:")
+    con = connect()  # the division rule holds here as in the run (docs/numbers.md)
     try:
         infos = register_sources(con, config, skip=set(skip))
         lock(con)
@@ -136,10 +105,9 @@ class _Checks:
         con: duckdb.DuckDBPyConnection,
         infos: dict[str, SourceInfo],
         now: dt.datetime,
-        root: Any,
         skipped: set[str],
     ):
-        self.config, self.con, self.infos, self.root, self.skipped = config, con, infos, root, skipped
+        self.config, self.con, self.infos, self.skipped = config, con, infos, skipped
         report = config.report
         self.period = Period.last_complete(now, report.grain, report.timezone)
         self.word = report.grain  # month, quarter, week
@@ -147,9 +115,7 @@ class _Checks:
         self.found: list[Problem] = []
 
     def add(self, keys: tuple[str | int, ...], message: str, hint: str) -> None:
-        from reporter.config.lint import key_position
-
-        line, col = key_position(self.root, keys)
+        line, col = self.config.position(keys, key=True)
         shown = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys).lstrip(".")
         self.found.append(Problem(str(self.config.file), line, col, shown, f"warning: {message}", hint))
 

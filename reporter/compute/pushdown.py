@@ -13,7 +13,8 @@ For a pushed-down source, :meth:`Warehouse.run` rewrites the same query for the 
 - ``__latest`` (a pushed-down ``agg: last``: ``max(__latest)`` per window) becomes the date
   column, so that the rows on each window's latest date can be read next (metrics.py);
 - sqlglot translates the rest (aggregates, ``FILTER``, casts, the YAML's ``where`` and ``expr``)
-  from DuckDB to the database's dialect.
+  from DuckDB to the database's dialect, each divisor wrapped in ``NULLIF(divisor, 0)``: a
+  division by zero gives NULL in every database, as it does in DuckDB (docs/numbers.md).
 
 A source is read whole (``pushdown: false``, or one of the reasons in :func:`pull_reason`) when
 the rewrite cannot give the same numbers; the reason is kept in :attr:`Warehouse.pulled`.
@@ -28,7 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from reporter.config.model import Config, Source
-from reporter.config.sql import sql_literal
+from reporter.config.sql import null_divisors, sql_literal
 from reporter.errors import SourceError
 from reporter.sources import SourceInfo, location, needed_columns, query_failed
 
@@ -104,7 +105,7 @@ class Warehouse:
         left = [c.name for c in tree.find_all(exp.Column) if c.name in ("__day", "rowid", "__latest")]
         if left:  # a query this module cannot rewrite: a bug, not a user error
             raise AssertionError(f"pushdown cannot rewrite {left[0]} in: {sql}")
-        text = tree.sql(dialect=self.dialect)
+        text = str(null_divisors(tree).sql(dialect=self.dialect))  # a division by zero gives NULL
         return text.replace(f"FROM {_SRC}", f"FROM {self.source_sql} {_SRC}", 1)
 
     def _latest(self) -> Any:
@@ -187,7 +188,8 @@ class Warehouse:
 def open_remote(config: Config, name: str, source: Source) -> RemoteInfo:
     """Look at a pushed-down source without reading its rows: its columns, its date column's
     kind, its row count and first and last local dates (one query each)."""
-    from reporter.config.connections import query_problem, read_only_engine
+    from reporter.config.connections import query_problem
+    from reporter.readonly import read_only_engine
 
     url = config.connection_url(source.connection or "")
     backend = url.split(":", 1)[0].split("+", 1)[0]

@@ -34,7 +34,7 @@ from reporter.config.model import Breakdown, Config, Objective
 from reporter.config.sql import quote_ident
 from reporter.errors import RunError
 from reporter.formulas import Formula, parse, to_sql
-from reporter.periods import Period
+from reporter.periods import Period, last_expected_date
 from reporter.results import (
     ActionResult,
     BreakdownRow,
@@ -280,7 +280,7 @@ def _completeness(config: Config, infos: Mapping[str, SourceInfo], period: Perio
     return {
         name: None
         if info.last_date is None
-        else info.last_date >= _last_expected_date(period, config.sources[name].frequency).isoformat()
+        else info.last_date >= last_expected_date(period, config.sources[name].frequency).isoformat()
         for name, info in infos.items()
     }
 
@@ -599,7 +599,7 @@ def _quality(
     q = config.quality
     for name, info in infos.items():
         if q.require_complete_period:
-            due = _last_expected_date(period, config.sources[name].frequency)
+            due = last_expected_date(period, config.sources[name].frequency)
             ok = complete[name] is True  # no data: not complete
             detail = (
                 f"source '{name}' has data up to {info.last_date or 'nothing'}; "
@@ -628,22 +628,11 @@ def _sparse(
 ) -> dict[str, str]:
     """Per source that fails the completeness gate, the sparser frequency its rows show, if any
     (the gate's hint suggests declaring it; docs/commands.md)."""
-    from reporter.compute.datacheck import spacing
+    from reporter.compute.cadence import spacing
 
     short = [c.source for c in quality.checks if c.check == "complete_period" and not c.passed]
     found = {name: spacing(con, config, infos[name]) for name in dict.fromkeys(short)}
     return {name: shown for name, shown in found.items() if shown is not None}
-
-
-def _last_expected_date(period: Period, frequency: str) -> dt.date:
-    """The date a source's data must reach for ``period`` to be complete: the period's last
-    day for daily data, the Monday of its last week for weekly data, the 1st of its last month
-    for monthly data (a monthly statement dated the 1st covers that month)."""
-    if frequency == "monthly":
-        return period.end.replace(day=1)
-    if frequency == "weekly":
-        return period.end - dt.timedelta(days=period.end.isoweekday() - 1)
-    return period.end
 
 
 def _filter_sql(config: Config, filter: Mapping[str, Any]) -> dict[str, str]:

@@ -13,42 +13,34 @@ import datetime as dt
 import difflib
 import graphlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
-
-from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from reporter.assets import builtin_templates, catalogue_languages, resolve_template
 from reporter.config import connections as conns
 from reporter.config import derived, guards
 from reporter.config import model as m
 from reporter.config import paths as confine
+from reporter.config.data_rules import FILE_KINDS, DataRules
+from reporter.config.explain import (
+    SchemaErrors,
+    _show,
+    did_you_mean,
+)
 from reporter.config.loader import Document, Path_, format_path, load_yaml
 from reporter.config.scripts import mixed_scripts
-from reporter.config.sql import describe_file, read_columns
-from reporter.config.sqlexpr import ExpressionError, check_expression, scratch
-from reporter.errors import ConfigError, Problem, SourceError
+from reporter.errors import ConfigError, Problem
 from reporter.formulas import Formula, FormulaSyntaxError, parse
 from reporter.periods import Period
-from reporter.security import check_named_file
 
 _DERIVED_HINT = "a derived source is one SELECT over the sources in 'from' (see Joining sources in the docs)"
 
 ExtraCheck = Callable[[m.Config], list[tuple[Path_, str, str]]]
 
-FILE_KINDS = ("csv", "parquet", "excel", "json")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-# pydantic's range errors, in words
-_BOUNDS = {
-    "greater_than_equal": "at least",
-    "greater_than": "more than",
-    "less_than_equal": "at most",
-    "less_than": "less than",
-}
 # An address: a dot-atom before the @ (RFC 5322: letters, digits and !#$%&*+/=?^_`{|}~- in runs
 # joined by single dots; non-ASCII letters too), a host name after it (labels of letters, digits
 # and inner hyphens, at least two). No "..", no leading or trailing dot, nothing a path could use
@@ -80,23 +72,6 @@ def parse_duration(text: str) -> dt.timedelta:
 
 def _duration_words(value: dt.timedelta) -> str:
     return f"{value.days}d" if value.days else f"{int(value.total_seconds()) // 3600}h"
-
-
-def did_you_mean(word: str, choices: Iterable[str], *, known_label: str = "known") -> str:
-    options = sorted(set(choices))
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean '{close[0]}'?"
-    if not options:
-        return ""
-    shown = ", ".join(options[:12]) + (", ..." if len(options) > 12 else "")
-    return f"{known_label}: {shown}"
-
-
-def _close_match(word: str, choices: Iterable[str]) -> str:
-    """ "did you mean …?" when one choice is close; nothing otherwise (the message lists them)."""
-    hint = did_you_mean(word, choices)
-    return hint if hint.startswith("did you mean") else ""
 
 
 # --------------------------------------------------------------------------------------
@@ -136,9 +111,7 @@ def _duplicate_ids(configs: list[m.Config]) -> list[Problem]:
         seen = first.setdefault(config.report.id, config)
         if seen is config:
             continue
-        from reporter.config.lint import report_id_position
-
-        line, col = report_id_position(config.file)
+        line, col = config.position(("report", "id"))
         problems.append(
             Problem(
                 str(config.file),
@@ -207,7 +180,7 @@ def load_config(
 # --------------------------------------------------------------------------------------
 
 
-class _Checker:
+class _Checker(SchemaErrors, DataRules):
     def __init__(
         self,
         doc: Document,
@@ -223,6 +196,7 @@ class _Checker:
         self.path = path
         self.base_dir = (base_dir or path.resolve().parent).resolve()
         self.problems = problems
+        self.warnings: list[Problem] = []  # allowed, but worth saying (validate prints them)
         self.parts: dict[str, Any] = {}
         self.partial: set[Path_] = set()  # items that failed the schema: only partly checked
         self.formulas: dict[str, Formula] = {}
@@ -280,7 +254,7 @@ class _Checker:
             self._check_data()
         if self.problems:
             return None
-        return m.Config(
+        config = m.Config(
             report=self.parts["report"],
             sources=self.parts["sources"],
             metrics=self.parts["metrics"],
@@ -297,209 +271,9 @@ class _Checker:
             kpi_order=self.kpi_order,
             connections=self.connections,
         )
-
-    def _validate_section(self, key: str, spec: Any, value: Any) -> Any:
-        if isinstance(spec, tuple):
-            kind, item_model = spec
-            if kind == "dict":
-                if value is None:
-                    return {}
-                if not isinstance(value, dict):
-                    self.add((key,), f"expected a mapping of names to definitions, got {_kind(value)}")
-                    return {}
-                out = {}
-                for name, item in value.items():
-                    if not re.match(r"^[a-z_][a-z0-9_]*$", str(name)):
-                        self.add(
-                            (key, name),
-                            f"'{name}' is not a valid name",
-                            "use lowercase letters, digits and _ , starting with a letter "
-                            f"(e.g. {_slugify(str(name))})",
-                            key=True,
-                        )
-                    got = self._validate(item_model, item, (key, name))
-                    if got is not None:
-                        out[name] = got
-                return out
-            if value is None:
-                return []
-            if not isinstance(value, list):
-                self.add((key,), f"expected a list (lines starting with '-'), got {_kind(value)}")
-                return []
-            items = [self._validate(item_model, item, (key, i)) for i, item in enumerate(value)]
-            return [i for i in items if i is not None]
-        if value is None:
-            value = {}
-        return self._validate(spec, value, (key,))
-
-    def _validate(self, model: type[BaseModel], value: Any, prefix: Path_) -> Any:
-        """Validate one item; on errors, report them and return a partial item built from the
-        keys that are valid (missing ones set to None), so the rules across keys still run."""
-        try:
-            return TypeAdapter(model).validate_python(value)
-        except ValidationError as exc:
-            seen: set[tuple[Path_, str]] = set()
-            for err in exc.errors():
-                loc = (*prefix, *err["loc"])
-                if any(loc[: len(bad)] == bad for bad in self.doc.bad):
-                    continue  # the loader already reported this value
-                problem = self._explain(model, err, loc, prefix)
-                marker = (loc, problem.message)
-                if marker not in seen:
-                    seen.add(marker)
-                    self.problems.append(problem)
-        if not isinstance(value, dict):
-            return None
-        values: dict[str, Any] = {}
-        for name, field in model.model_fields.items():
-            key = field.alias or name
-            if key not in value:
-                if field.is_required():
-                    values[name] = None
-                continue
-            try:
-                tp: Any = field.annotation
-                adapter = TypeAdapter(Annotated[tp, *field.metadata] if field.metadata else tp)
-                values[name] = adapter.validate_python(value[key])
-            except ValidationError:
-                values[name] = None
-        self.partial.add(prefix)
-        return model.model_construct(**values)
-
-    def _explain(self, model: type[BaseModel], err: Any, loc: Path_, prefix: Path_) -> Problem:
-        kind = err["type"]
-        value = err.get("input")
-        rel = loc[len(prefix) :]
-        doc = self.doc
-        if kind == "extra_forbidden":
-            known = _known_keys(model, rel[:-1])
-            return doc.problem(
-                loc,
-                "unknown key",
-                did_you_mean(str(loc[-1]), known, known_label="known keys"),
-                key=True,
-            )
-        if kind == "missing":
-            return doc.problem(loc[:-1], f"missing required key '{loc[-1]}'", f"add '{loc[-1]}: ...' here")
-        if kind in ("dict_type", "model_type") and not rel and str(loc[-1]) in _known_keys(model, ()):
-            # `description:` dedented under `kpis:` reads as a KPI named "description"
-            return doc.problem(
-                loc,
-                f"expected a mapping (key: value), got {_kind(value)}",
-                f"'{loc[-1]}' looks like a key of the entry above it: "
-                "indent it as far as that entry's other keys",
-            )
-        if loc in doc.bool_text and kind in (
-            "string_type",
-            "literal_error",
-            "string_pattern_mismatch",
-        ):
-            text = doc.bool_text[loc]
-            return doc.problem(
-                loc,
-                f"YAML read the unquoted {text} as the boolean {str(value).lower()}",
-                f'write it in quotes: "{text}"',
-            )
-        if kind == "literal_error":
-            choices = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
-            return doc.problem(
-                loc,
-                f"{_show(value)} is not one of: {', '.join(choices)}",
-                _close_match(str(value), choices) if isinstance(value, str) else "",
-            )
-        return self._explain_type(err, loc)
-
-    def _explain_label(self, err: Any, loc: Path_) -> Problem:
-        """A bad label (model._label). One that YAML read as a boolean, a date or a number (or
-        one language's text of it) says the text to quote, as any text field does."""
-        value, ctx = err.get("input"), err.get("ctx") or {}
-        hint = str(ctx.get("hint", ""))
-        if "text" in ctx and isinstance(value, dict):  # {fr: NO}: at the language's key
-            found = self._label_scalar((*loc, ctx["key"]), value.get(ctx["key"]), "", in_map=True)
-            if found is not None:
-                return found
-        elif value is None:
-            message = f"expected text or a map of language: text, got {_kind(value)}"
-            return self.doc.problem(loc, message, hint)
-        elif not isinstance(value, str | dict | list):  # title: NO, owner: 2026-10-01
-            found = self._label_scalar(loc, value, "expected text or a map of language: text")
-            if found is not None:
-                return found
-        at = (*loc, ctx["key"]) if "key" in ctx and (*loc, ctx["key"]) in self.doc.key_pos else loc
-        return self.doc.problem(at, err["msg"], hint, key=at != loc)
-
-    def _label_scalar(self, loc: Path_, value: Any, expected: str, *, in_map: bool = False) -> Problem | None:
-        """The problem of a boolean, date or number where a label's text is expected; None for
-        another kind of value."""
-        if value is None or isinstance(value, str | dict | list):
-            return None
-        name = loc[-1] if loc and isinstance(loc[-1], str) else ""
-        text = self.doc.bool_text.get(loc) if isinstance(value, bool) else None
-        shown = text if text is not None else value.isoformat() if isinstance(value, dt.date) else str(value)
-        hint = f'write it in quotes: {name}: "{shown}"' if name else f'write it in quotes: "{shown}"'
-        if text is not None:
-            message = f"YAML read the unquoted {text} as the boolean {str(value).lower()}"
-        elif in_map:
-            message = f"the '{name}' label must be text, got {_kind(value).removeprefix('the number ')}"
-        else:
-            message = f"{expected}, got {_kind(value)}"
-        return self.doc.problem(loc, message, hint, key=in_map)
-
-    def _explain_type(self, err: Any, loc: Path_) -> Problem:
-        """The problem for a value of the wrong type or shape."""
-        kind = err["type"]
-        value = err.get("input")
-        doc = self.doc
-        if kind == "string_pattern_mismatch" and loc and str(loc[-1]).endswith("_env"):
-            return doc.problem(
-                loc,
-                "not the name of an environment variable (the value is not repeated here: "
-                "it may be a secret)",
-                "put the secret in an environment variable and give its name (letters, digits and _), "
-                "e.g. SLACK_WEBHOOK_URL",
-            )
-        if kind == "string_pattern_mismatch":
-            return doc.problem(
-                loc,
-                f"{_show(value)} is not a valid name",
-                f"use lowercase letters, digits and _ (and - for ids), e.g. {_slugify(str(value))}",
-            )
-        if kind in ("string_type", "str_type"):
-            return doc.problem(
-                loc,
-                f"expected text, got {_kind(value)}",
-                "write the value in quotes" if not isinstance(value, dict | list) else "",
-            )
-        if kind in ("float_parsing", "float_type", "int_parsing", "int_type", "int_from_float"):
-            wanted = "a whole number" if kind.startswith("int") else "a number"
-            return doc.problem(loc, f"expected {wanted}, got {_show(value)}", _percent_hint(value))
-        if kind in ("bool_type", "bool_parsing"):
-            return doc.problem(loc, f"expected true or false, got {_show(value)}")
-        if kind in ("dict_type", "model_type", "model_attributes_type"):
-            return doc.problem(loc, f"expected a mapping (key: value), got {_kind(value)}")
-        if kind == "list_type":
-            return doc.problem(
-                loc, f"expected a list, got {_kind(value)}", "write [a, b] or one '- item' per line"
-            )
-        if kind.startswith("date"):
-            return doc.problem(loc, f"expected a date like 2026-12-31, got {_show(value)}")
-        if kind in ("string_too_short",):
-            return doc.problem(loc, "must not be empty")
-        if kind == "label":  # model._label: the message names the bad language key, if any
-            return self._explain_label(err, loc)
-        if kind in _BOUNDS:
-            return self._explain_bound(err, loc)
-        msg = err["msg"]
-        return doc.problem(loc, msg[0].lower() + msg[1:] if msg else kind)
-
-    def _explain_bound(self, err: Any, loc: Path_) -> Problem:
-        """A number out of its range: the bound it crossed, in words, and the value given."""
-        bound = next(iter((err.get("ctx") or {}).values()), None)
-        return self.doc.problem(
-            loc,
-            f"must be {_BOUNDS[err['type']]} {bound}, got {_show(err.get('input'))}",
-            "docs/configuration.md gives each key's range",
-        )
+        config._warnings.extend(self.warnings)
+        config._document = self.doc
+        return config
 
     # -- rules ------------------------------------------------------------------------------
     def _check_report(self) -> None:
@@ -1075,193 +849,6 @@ class _Checker:
             return []
         return delivery.email.allow_mixed_scripts
 
-    # -- data ---------------------------------------------------------------------------------
-    def _check_data(self) -> None:
-        sources: dict[str, m.Source] = self.parts.get("sources") or {}
-        base_dir = self.base_dir
-        columns: dict[str, list[str] | None] = {}
-        for name, src in sources.items():
-            columns[name] = self._source_columns(name, src)
-        self._derived_columns(sources, columns)
-
-        metrics: dict[str, m.Metric] = self.parts.get("metrics") or {}
-        for name, metric in metrics.items():
-            found = columns.get(metric.source)
-            if found is not None:
-                self._check_metric_columns(name, metric, found)
-
-        kpi_sources = self.kpi_sources(metrics)
-        dimensions: list[tuple[Path_, str, set[str]]] = [
-            (("breakdowns", i, "by"), bd.by, kpi_sources.get(bd.kpi, set()))
-            for i, bd in enumerate(self.parts.get("breakdowns") or [])
-        ]
-        pf: m.Portfolio | None = self.parts.get("portfolio")
-        if pf is not None:
-            used = {metrics[n].source for n in (pf.cost, pf.value) if n in metrics}
-            dimensions.append((("portfolio", "by"), pf.by, used))
-        guards.check_data(self, sources, columns, metrics, base_dir, dimensions)
-        for path, column, used in dimensions:
-            self._check_dimension(path, column, used, columns)
-        delivery: m.Delivery | None = self.parts.get("delivery")
-        if delivery is not None and delivery.email is not None:
-            self._check_filters(delivery.email, sources, columns)
-
-    def _source_columns(self, name: str, src: m.Source) -> list[str] | None:
-        """The columns of a file source, or None (with a problem added) when they cannot be read."""
-        if src.type not in FILE_KINDS or src.path is None or ("sources", name, "path") in self.outside:
-            return None
-        path = src.path if src.path.is_absolute() else self.base_dir / src.path
-        special = check_named_file(path) if path.exists() else None
-        if special:
-            self.add(("sources", name, "path"), special, "name a data file")
-            return None
-        if not path.is_file():
-            self.add(
-                ("sources", name, "path"),
-                f"file not found: {path}",
-                "paths are relative to the configuration file's folder",
-            )
-            return None
-        try:
-            found = read_columns(src, path)
-        except SourceError as exc:
-            self.add(
-                ("sources", name, "path"),
-                str(exc),
-                "check the csv options (delimiter, encoding) or the file itself",
-            )
-            return None
-        cols = found or []
-        if src.date_column is not None and src.date_column not in cols:  # None: reported already
-            self.add(
-                ("sources", name, "date_column"),
-                f"column '{src.date_column}' not found in {path.name}",
-                did_you_mean(src.date_column, cols, known_label="columns are"),
-            )
-        return found
-
-    def _derived_columns(self, sources: Mapping[str, m.Source], columns: dict[str, list[str] | None]) -> None:
-        """Each derived source's columns, found by DuckDB describing its query over empty tables
-        of its inputs' columns and types (nothing runs on the data): None while an input's
-        columns are unknown (a database, an Excel sheet, a problem reported already)."""
-        graph = {n: list(s.from_ or []) for n, s in sources.items() if s.type == "derived"}
-        try:
-            ordered = derived.order(graph)
-        except graphlib.CycleError:
-            return  # reported by _check_sources
-        types: dict[str, list[tuple[str, str]]] = {}
-        for name in ordered:
-            src = sources.get(name)
-            if src is None or src.type != "derived" or not src.from_ or src.sql is None:
-                continue
-            if any(p.key.startswith(f"sources.{name}.") for p in self.problems):
-                columns[name] = None
-                continue
-            inputs: dict[str, list[tuple[str, str]]] = {}
-            for dep in src.from_:
-                found = types.get(dep) if dep in types else self._typed_columns(dep, sources.get(dep))
-                if found is None or columns.get(dep) is None:
-                    break
-                inputs[dep] = found
-            else:
-                try:
-                    described = derived.describe(src.sql, inputs)
-                except derived.DerivedSqlError as exc:
-                    known = "; ".join(
-                        f"{dep}: {', '.join(c for c, _ in cols)}" for dep, cols in inputs.items()
-                    )
-                    self.add(("sources", name, "sql"), str(exc), f"the columns are {known}")
-                    columns[name] = None
-                    continue
-                types[name] = described
-                cols = [c for c, _ in described]
-                columns[name] = cols
-                if src.date_column not in cols:
-                    self.add(
-                        ("sources", name, "date_column"),
-                        f"column '{src.date_column}' is not among the query's columns",
-                        did_you_mean(src.date_column, cols, known_label="columns are"),
-                    )
-                continue
-            columns[name] = None
-
-    def _typed_columns(self, name: str, src: m.Source | None) -> list[tuple[str, str]] | None:
-        """(column, DuckDB type) of a csv, parquet or json source as the run reads it, or None."""
-        if src is None or src.type not in ("csv", "parquet", "json") or src.path is None:
-            return None
-        path = src.path if src.path.is_absolute() else self.base_dir / src.path
-        try:
-            return describe_file(scratch(), src, path)
-        except Exception:  # reported by the header check already
-            return None
-
-    def _check_metric_columns(self, name: str, metric: m.Metric, cols: list[str]) -> None:
-        if metric.column is not None and metric.column not in cols:
-            self.add(
-                ("metrics", name, "column"),
-                f"column '{metric.column}' not found in source '{metric.source}'",
-                did_you_mean(metric.column, cols, known_label="columns are"),
-            )
-        for key in ("expr", "where"):
-            text = getattr(metric, key)
-            if text is None:
-                continue
-            try:
-                check_expression(text, cols)
-            except ExpressionError as exc:
-                hint = (
-                    "write a condition on this source's columns, e.g. stage = 'won'"
-                    if key == "where"
-                    else "write an expression over this source's columns, e.g. quantity * unit_price"
-                )
-                unknown = re.match(r"unknown column '(.*)'", str(exc))
-                if unknown:
-                    hint = did_you_mean(unknown.group(1), cols, known_label="columns are")
-                self.add(("metrics", name, key), str(exc), hint)
-
-    def _check_filters(
-        self, email: m.Email, sources: Mapping[str, m.Source], columns: Mapping[str, list[str] | None]
-    ) -> None:
-        """Each recipient's filter column must be in every source that is not shared."""
-        for i, rcpt in enumerate(email.recipients):
-            for col in rcpt.filter:
-                lacking = [
-                    s for s, c in columns.items() if c is not None and col not in c and not sources[s].shared
-                ]
-                if lacking:
-                    self.add(
-                        ("delivery", "email", "recipients", i, "filter", col),
-                        f"column '{col}' is not in source(s) {', '.join(sorted(lacking))}",
-                        "mark sources that every recipient shares with shared: true",
-                        key=True,
-                    )
-
-    def _check_dimension(
-        self, path: Path_, column: str, used: set[str], columns: Mapping[str, list[str] | None]
-    ) -> None:
-        for source in sorted(used):
-            cols = columns.get(source)
-            if cols is not None and column not in cols:
-                self.add(
-                    path,
-                    f"column '{column}' not found in source '{source}'",
-                    did_you_mean(column, cols, known_label="columns are"),
-                )
-
-    def kpi_sources(self, metrics: Mapping[str, m.Metric]) -> dict[str, set[str]]:
-        """The sources each KPI reads, through metrics and other KPIs."""
-        out: dict[str, set[str]] = {}
-        for name in self.kpi_order:
-            formula = self.formulas.get(name)
-            found: set[str] = set()
-            for ref in formula.names if formula else ():
-                if ref in metrics:
-                    found.add(metrics[ref].source)
-                elif ref in out:
-                    found |= out[ref]
-            out[name] = found
-        return out
-
 
 # --------------------------------------------------------------------------------------
 # helpers
@@ -1284,81 +871,6 @@ def _zone_or_utc(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
-
-
-def _percent_hint(value: Any) -> str:
-    """For "30%" or "30 %": "percentages are written as fractions: 0.3 for 30 %"."""
-    if not isinstance(value, str) or not value.strip().endswith("%"):
-        return ""
-    try:
-        number = float(value.strip()[:-1].strip().replace(",", "."))
-    except ValueError:
-        return "percentages are written as fractions: 0.15 for 15 %"
-    return f"percentages are written as fractions: {number / 100:g} for {number:g} %"
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (an empty value)"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, dt.date):
-        return f"the date {value.isoformat()}"
-    return _show(value)
-
-
-def _show(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _slugify(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
-    return slug if slug and slug[0].isalpha() else f"x_{slug}" if slug else "my_name"
-
-
-def _known_keys(model: Any, rel: Path_) -> list[str]:
-    """The keys allowed at ``rel`` below ``model`` (walking fields, lists and dicts)."""
-    current: Any = model
-    for part in rel:
-        current = _unwrap(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part))
-            if field is None:
-                field = next((f for f in current.model_fields.values() if f.alias == part), None)
-            if field is None:
-                return []
-            current = field.annotation
-        elif get_origin(current) in (list, dict):
-            current = get_args(current)[-1]
-        else:
-            return []
-    current = _unwrap(current)
-    if get_origin(current) in (list, dict):
-        current = _unwrap(get_args(current)[-1])
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or n for n, f in current.model_fields.items() if n not in ("file", "base_dir")]
-    return []
-
-
-def _unwrap(tp: Any) -> Any:
-    while True:
-        origin = get_origin(tp)
-        if origin in (Union, UnionType):
-            args = [a for a in get_args(tp) if a is not type(None)]
-            tp = args[0] if len(args) == 1 else tp
-            if len(args) != 1:
-                return tp
-        elif origin is not None and getattr(tp, "__metadata__", None) is not None:
-            tp = get_args(tp)[0]
-        else:
-            return tp
 
 
 __all__ = ["format_path", "load_config", "load_configs", "parse_duration"]

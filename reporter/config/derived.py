@@ -99,7 +99,9 @@ def compose(text: str, inputs: Mapping[str, tuple[str | None, str | None]], dial
             inner = sqlglot.parse_one((query or "").strip().rstrip(";"), read=dialect)
             new = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias)))
         table.replace(new)
-    return str(tree.sql(dialect=dialect))
+    from reporter.config.sql import null_divisors
+
+    return str(null_divisors(tree).sql(dialect=dialect))
 
 
 def create_sql(name: str, columns: Sequence[tuple[str, str]]) -> str:
@@ -113,7 +115,9 @@ def describe(text: str, inputs: Mapping[str, Sequence[tuple[str, str]]]) -> list
     locked DuckDB of its own; DerivedSqlError with DuckDB's reason when it does not bind."""
     import duckdb
 
-    con = duckdb.connect(":memory:")
+    from reporter.config.sql import connect
+
+    con = connect()
     try:
         for name, columns in inputs.items():
             con.execute(create_sql(name, columns))

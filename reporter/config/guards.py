@@ -33,6 +33,7 @@ from reporter.config.sql import (
     DATE_RANGE,
     OUT_OF_RANGE_HINT,
     agg_sql,
+    connect,
     file_reader_sql,
     find_column,
     first_bad_date,
@@ -42,6 +43,7 @@ from reporter.config.sql import (
     row_text,
     value_sql,
 )
+from reporter.config.sqlexpr import divisor_columns
 from reporter.security import check_ca_file, check_named_file, image_kind, inside_any
 
 NUMERIC_AGGS = ("sum", "avg", "min", "max", "last")
@@ -248,7 +250,7 @@ def check_data(
     import duckdb
 
     reported = {p.key for p in checker.problems}
-    con = duckdb.connect(":memory:")  # one connection for every source: each costs 10-50 ms
+    con = connect()  # one connection for every source: each costs 10-50 ms
     try:
         loaded: dict[str, str] = {}
         for name, source in sources.items():
@@ -277,23 +279,30 @@ def check_data(
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         for name, table in loaded.items():
-            todo: dict[str, m.Metric] = {}
-            for metric_name, metric in metrics.items():
-                if metric.source != name:
-                    continue
-                if metric.column is not None and metric.column not in (columns.get(name) or []):
-                    continue  # reported already
-                if any(
-                    k == f"metrics.{metric_name}" or k.startswith(f"metrics.{metric_name}.") for k in reported
-                ):
-                    continue  # its column, expr or where is reported already (checks.py)
-                todo[metric_name] = metric
-            if todo and _all_run(con, todo, table):
-                continue  # one query for the whole source; metric by metric only to say which fails
+            todo = {
+                metric_name: metric
+                for metric_name, metric in metrics.items()
+                if metric.source == name
+                # a missing column, or a column, expr or where reported already (checks.py)
+                and not (metric.column is not None and metric.column not in (columns.get(name) or []))
+                and not _reported(reported, metric_name)
+            }
+            if not (todo and _all_run(con, todo, table)):  # one query for the whole source
+                for metric_name, metric in todo.items():  # metric by metric only to say which fails
+                    _bind(checker, con, name, metric_name, metric, table, sources[name])
+            failed = {p.key for p in checker.problems}
             for metric_name, metric in todo.items():
-                _bind(checker, con, name, metric_name, metric, table, sources[name])
+                if not _reported(failed, metric_name):
+                    _check_divisors(
+                        checker, con, metric_name, metric, table, sources[name], columns.get(name) or []
+                    )
     finally:
         con.close()
+
+
+def _reported(keys: set[str], metric: str) -> bool:
+    """Is a problem of ``metrics.<metric>`` (or one of its keys) among ``keys``?"""
+    return any(k == f"metrics.{metric}" or k.startswith(f"metrics.{metric}.") for k in keys)
 
 
 def _all_run(con: Any, metrics: Mapping[str, m.Metric], table: str) -> bool:
@@ -448,6 +457,38 @@ def _bind(
         con.execute(f"SELECT {agg_sql(metric)} FROM {table}").fetchall()
     except duckdb.Error as exc:
         checker.add(base, f"fails on the data of source '{source}': {_clean(exc)}", _HINT)
+
+
+def _check_divisors(
+    checker: Any, con: Any, name: str, metric: m.Metric, table: str, source: m.Source, columns: list[str]
+) -> None:
+    """A warning for each column that the metric's ``expr`` or ``where`` divides by and that is 0
+    on some of the rows the metric reads (its ``where`` applied: ``qty <> 0`` silences it). Such a
+    row gives no value (null), in every engine: allowed, but perhaps not what was meant. One
+    count per column over the sampled rows."""
+    for key in ("expr", "where"):
+        text = getattr(metric, key)
+        if text is None:
+            continue
+        for column in divisor_columns(text, columns):
+            keep = f" AND ({metric.where}) IS NOT FALSE" if metric.where is not None else ""
+            condition = f"{quote_ident(column)} = 0{keep}"
+            zeros = con.execute(f"SELECT count(*) FROM {table} WHERE {condition}").fetchone()[0]
+            if not zeros:
+                continue
+            first = first_row(con, table, condition)
+            rows = "1 row" if zeros == 1 else f"{zeros:,} rows"
+            at = f" ({row_text(first, source)} is the first)" if first is not None else ""
+            left_out = "do not match the condition" if key == "where" else "are left out of the metric"
+            more = " AND …" if key == "where" else ""
+            checker.warnings.append(
+                checker.doc.problem(
+                    ("metrics", name, key),
+                    f"warning: divides by column '{column}', which is 0 on {rows}{at}: a division by "
+                    f"zero gives no value, so these rows {left_out}",
+                    f'if that is meant, say so: where: "{column} <> 0{more}"; otherwise correct the data',
+                )
+            )
 
 
 _HINT = "validate runs each expression over the source's first rows; fix the expression or the data"

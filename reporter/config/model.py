@@ -11,8 +11,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 from pydantic_core import PydanticCustomError
+
+from reporter.errors import Problem
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 Name = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
@@ -333,12 +335,19 @@ class Metric(_Model):
     )
     expr: str | None = Field(
         None,
-        description="An SQL expression over the source's own columns, aggregated instead of a column.",
+        description=(
+            "An SQL expression over the source's own columns, aggregated instead of a column. A row "
+            "whose divisor is zero gives no value (null), so the aggregate leaves it out, in every "
+            "engine; `validate` warns when a divisor column holds zeros."
+        ),
         examples=["quantity * unit_price"],
     )
     where: str | None = Field(
         None,
-        description="An SQL condition over the source's own columns: only rows matching it count.",
+        description=(
+            "An SQL condition over the source's own columns: only rows matching it count. A division "
+            "by zero in it gives null, so the row does not match."
+        ),
         examples=["stage = 'won'"],
     )
     label: Label | None = Field(
@@ -966,6 +975,32 @@ class Config(_Model):
         exclude=True,
         repr=False,
     )
+
+    # Not a field: what validation found in the data that is allowed but worth a warning (a
+    # divisor column holding zeros); ``validate`` prints them.
+    _warnings: list[Problem] = PrivateAttr(default_factory=list)
+
+    # Not a field: the YAML as the loader read it, once (reporter.config.loader.Document: its data
+    # and every key's and value's line and column), for messages about a valid configuration.
+    _document: Any = PrivateAttr(default=None)
+
+    def position(self, path: tuple[str | int, ...], *, key: bool = False) -> tuple[int | None, int | None]:
+        """Line and column of the value at ``path`` (or of its key) in the YAML file, from the one
+        reading of it; (None, None) for a configuration that was not read from a file."""
+        if self._document is None:
+            return (None, None)
+        found: tuple[int | None, int | None] = self._document.where(path, key=key)
+        return found
+
+    @property
+    def yaml_data(self) -> Any:
+        """The YAML file's data as written (before defaults), or None."""
+        return None if self._document is None else self._document.data
+
+    @property
+    def data_warnings(self) -> list[Problem]:
+        """The warnings validation found reading the data (each ``file:line:col: key: warning: …``)."""
+        return list(self._warnings)
 
     def command(self, verb: str, *args: str) -> str:
         """The reporter command a message tells someone to run about this report (pinned in tests

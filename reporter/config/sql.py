@@ -5,6 +5,7 @@ it over the data once, compute for every period)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -12,6 +13,35 @@ from reporter.config.model import Metric, Source
 from reporter.config.sqlexpr import scratch
 from reporter.errors import SourceError
 from reporter.security import check_excel
+
+# A division by zero gives NULL, never inf, NaN or an error, in every engine (docs/numbers.md):
+# SQL's ``x / NULLIF(y, 0)``. DuckDB applies it to every division (``/``, ``//``, ``%``,
+# ``divide()``, ``fmod()``...) when these two settings are off; a pushed-down query gets the
+# NULLIF written into it (``null_divisors``).
+NULL_DIVISION: dict[str, str | bool | int | float | list[str]] = {
+    "ieee_floating_point_ops": False,
+    "error_on_division_by_zero": False,
+}
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that follows the division rule (``NULL_DIVISION``): every connection
+    that runs the YAML's SQL over data is opened here."""
+    return duckdb.connect(":memory:", config=NULL_DIVISION)
+
+
+def null_divisors(tree: Any) -> Any:
+    """``tree`` (a sqlglot expression) with the divisor of each ``/``, ``//`` and ``%`` wrapped in
+    ``NULLIF(divisor, 0)``, so that a database that raises (PostgreSQL) or returns infinity
+    (DuckDB) on a division by zero gives NULL, as SQLite does. Changed in place and returned."""
+    from sqlglot import exp
+
+    for node in list(tree.find_all(exp.Div, exp.IntDiv, exp.Mod)):
+        divisor = node.expression
+        if isinstance(divisor, exp.Nullif):
+            continue
+        node.set("expression", exp.Nullif(this=divisor.copy(), expression=exp.Literal.number(0)))
+    return tree
 
 
 def sql_literal(value: str) -> str:

@@ -105,6 +105,35 @@ def _check_expression(text: str, columns: Iterable[str]) -> list[str]:
     return used
 
 
+# DuckDB's division operators and functions: (name in the parse tree) → the divisor's argument
+_DIVISIONS = {"/": 1, "//": 1, "%": 1, "divide": 1, "fdiv": 1, "fmod": 1, "mod": 1}
+
+
+def divisor_columns(text: str, columns: Iterable[str]) -> list[str]:
+    """The columns (as ``columns`` spells them) that ``text`` divides by directly (``x / qty``,
+    ``x % qty``, ``divide(x, qty)``...), in order, once each; [] when it does not parse."""
+    try:
+        tree = json.loads(_serialized(text))
+        node = _select_node(text)
+    except (ExpressionError, RecursionError):
+        return []
+    if tree.get("error"):
+        return []
+    known = {c.lower(): c for c in columns}
+    found: list[str] = []
+    for item in _walk(node["select_list"][0]):
+        at = _DIVISIONS.get(str(item.get("function_name", "")).lower())
+        arguments = item.get("arguments") or item.get("children") or []
+        if item.get("class") != "FUNCTION" or at is None or len(arguments) <= at:
+            continue
+        divisor = arguments[at]
+        divisor = divisor.get("expression", divisor) if isinstance(divisor, dict) else divisor
+        parts = divisor.get("column_names", []) if isinstance(divisor, dict) else []
+        if divisor.get("class") == "COLUMN_REF" and len(parts) == 1 and parts[0].lower() in known:
+            found.append(known[parts[0].lower()])
+    return list(dict.fromkeys(found))
+
+
 _PREFIX = "SELECT ("  # the text is parsed as the one expression of SELECT (text) FROM t
 
 

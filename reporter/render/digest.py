@@ -5,6 +5,7 @@ text alternative with the same facts, the PDF attached. Built from the same cont
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email.policy
 import email.utils
 import hashlib
@@ -13,11 +14,11 @@ import itertools
 import math
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.header import Header
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, TypeVar
 
 from reporter.config.labels import Labels
 from reporter.config.model import Config
@@ -28,7 +29,7 @@ from reporter.render.context import Formatter, lcfirst
 from reporter.render.html import _template, build_context, environment, render_text
 from reporter.render.sandbox import render
 from reporter.render.texts import subject_context
-from reporter.render.view import DigestContext, as_mapping, typed
+from reporter.render.view import DigestContext, DueAction, as_mapping
 from reporter.results import Results
 
 
@@ -39,6 +40,8 @@ class Digest:
     text: str
     images: dict[str, bytes]  # content-id (without <>) → PNG bytes
 
+
+T = TypeVar("T")
 
 # The digest's order: what needs attention first.
 DIGEST_ORDER = ("off_track", "at_risk", "on_track", "no_data", "no_target")
@@ -123,14 +126,19 @@ def _dashed(
         travelled += length
 
 
-def in_digest_order(objectives: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _get(item: Any, key: str) -> Any:
+    """A field of an objective: a mapping's key (results.json) or a view's attribute."""
+    return item[key] if isinstance(item, Mapping) else getattr(item, key)
+
+
+def in_digest_order(objectives: Sequence[T]) -> list[T]:
     """Off track first, then at risk, on track, without data, without target; within a status
     the furthest from its target (the lowest attainment) first, then the YAML's order."""
     rank = {status: i for i, status in enumerate(DIGEST_ORDER)}
 
-    def key(obj: dict[str, Any]) -> tuple[int, bool, float]:
-        attainment = obj["attainment"]
-        return (rank.get(obj["status"], len(rank)), attainment is None, attainment or 0.0)
+    def key(obj: T) -> tuple[int, bool, float]:
+        attainment = _get(obj, "attainment")
+        return (rank.get(_get(obj, "status"), len(rank)), attainment is None, attainment or 0.0)
 
     return sorted(objectives, key=key)
 
@@ -147,10 +155,10 @@ def tally_words(
     return ", ".join(f"{n} {lcfirst(gettext(status))}" for status, n in counts)
 
 
-def worst_objective(objectives: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+def worst_objective(objectives: Sequence[T]) -> T | None:
     """The objective furthest from its target among the off-track ones, else the at-risk ones."""
     for status in ("off_track", "at_risk"):
-        found = [o for o in objectives if o["status"] == status]
+        found = [o for o in objectives if _get(o, "status") == status]
         if found:
             return in_digest_order(found)[0]
     return None
@@ -179,63 +187,67 @@ def build_digest(config: Config, results: Results, *, recipient: str = "") -> Di
     formatter = Formatter.for_report(config.report)
     _ = formatter._
     env = environment(config, formatter)
-    context = build_context(config, results, formatter)
+    report = build_context(config, results, formatter)
     images: dict[str, bytes] = {}
-    context["objectives"] = in_digest_order(context["objectives"])
-    for obj in context["objectives"]:
-        cid = f"trend-{hashlib.sha1(obj['id'].encode()).hexdigest()[:12]}@reporter"
-        colour = PALETTE.get(obj["status"], PALETTE["accent"])
+    objectives = []
+    for obj in in_digest_order(report.objectives):
+        cid = f"trend-{hashlib.sha1(obj.id.encode()).hexdigest()[:12]}@reporter"
+        colour = PALETTE.get(obj.status, PALETTE["accent"])
         images[cid] = sparkline_png(
-            [p["value"] for p in obj["trend"]],
+            [p.value for p in obj.trend],
             colour,
             SPARK_WIDTH,
             SPARK_HEIGHT,
-            targets=[p["target"] for p in obj["trend"]],
+            targets=[p.target for p in obj.trend],
         )
-        obj["cid"] = cid
-    counts = dict(context["tally"])
-    context["tally"] = [(status, counts[status]) for status in DIGEST_ORDER if status in counts]
+        objectives.append(dataclasses.replace(obj, cid=cid))
+    counts = dict(report.tally)
+    tally = [(status, counts[status]) for status in DIGEST_ORDER if status in counts]
     # The action items to act on before the next report: due by the end of the next period.
     horizon = Period.parse(results.period, results.grain).shift(1).end.isoformat()  # type: ignore[arg-type]
     due_now = [
-        {**action, "objective": obj["title"]}
-        for obj in context["objectives"]
-        for action in obj["actions"]
-        if action["due"] is None or action["due"] <= horizon
+        DueAction(objective=obj.title, when=action.when, do=action.do, owner=action.owner, due=action.due)
+        for obj in objectives
+        for action in obj.actions
+        if action.due is None or action.due <= horizon
     ]
-    context["due_actions"] = due_now
-    context["recipient"] = recipient
     # the files the message carries, by the names delivery gives them (delivery/send.py)
     attach = config.delivery.email.attach if config.delivery.email else ["pdf"]
-    context["attached"] = [
+    attached = [
         report_file(results.report, results.period, kind) for kind in ("pdf", "xlsx") if kind in attach
     ]
     # The inbox's preview line: the tally and the objective furthest from its target.
-    preheader = tally_words(context["tally"], _)
-    worst = worst_objective(context["objectives"])
+    preheader = tally_words(tally, _)
+    worst = worst_objective(objectives)
     if worst is not None:
         furthest = _("Furthest from target: %(objective)s (%(value)s, target %(target)s)") % {
-            "objective": worst["title"],
-            "value": worst["value_text"],
-            "target": worst["target_text"],
+            "objective": worst.title,
+            "value": worst.value_text,
+            "target": worst.target_text,
         }
         preheader = f"{preheader} · {furthest}" if preheader else furthest
-    incomplete = _("incomplete data") if context["incomplete"] else ""  # said first, in the inbox too
+    incomplete = _("incomplete data") if report.incomplete else ""  # said first, in the inbox too
     if incomplete:
         preheader = " · ".join(p for p in (incomplete[:1].upper() + incomplete[1:], preheader) if p)
-    context["preheader"] = preheader
     email = config.delivery.email
     subject = render_text(
         email.subject if email else "{{ report.title }} — {{ period.label }}",
-        subject_context(Labels(config), context["period"]["words"], results.period),
+        subject_context(Labels(config), report.period.words, results.period),
         "delivery.email.subject",
     )
-    tally = tally_words(context["tally"], _, short=True)
+    short = tally_words(tally, _, short=True)
     if incomplete:
         subject = f"{subject} · {incomplete}"
-    if tally and (email is None or email.subject_tally):
-        subject = f"{subject} · {tally}"
-    view = as_mapping(typed(DigestContext, context))
+    if short and (email is None or email.subject_tally):
+        subject = f"{subject} · {short}"
+    context = DigestContext(
+        **{**as_mapping(report), "objectives": objectives, "tally": tally},
+        due_actions=due_now,
+        recipient=recipient,
+        attached=attached,
+        preheader=preheader,
+    )
+    view = as_mapping(context)
     html = render(_template(env, "email.html"), view, "email template")
     # Styles come from the template's own <style>; a <link>ed stylesheet (a URL, a file) is
     # never loaded, so nothing is fetched and no file outside the template folder is read.

@@ -23,15 +23,15 @@ from reporter.assets import DEFAULT, TEMPLATES, builtin_templates, resolve_templ
 from reporter.config.labels import Labels, breakdown_id
 from reporter.config.model import Config
 from reporter.errors import ConfigError, Problem, RunError
-from reporter.render import charts
+from reporter.render import charts, view
 from reporter.render.alt import AltText
 from reporter.render.attached import csv_name
 from reporter.render.context import Formatter, lcfirst, translations
 from reporter.render.insights import takeaways, write_texts
 from reporter.render.sandbox import BoundedEnvironment, ConfinedLoader, render
 from reporter.render.texts import action_context, text_environment
-from reporter.render.view import ReportContext, as_mapping, typed
-from reporter.results import Results
+from reporter.render.view import ReportContext, as_mapping
+from reporter.results import Action, FunnelStage, KpiResult, ObjectiveResult, Results
 
 STATUSES = ("on_track", "at_risk", "off_track", "no_data", "no_target")
 # at_risk is no triangle: ▲ and ▼ only ever say that a number went up or down
@@ -126,47 +126,51 @@ def in_sentence(label: str, language: str) -> str:
 def _breakdowns(
     config: Config,
     results: Results,
-    data: dict[str, Any],
     fmt: Callable[[str, float | None], str],
     formatter: Formatter,
     labels: Labels,
-) -> list[dict[str, Any]]:
+) -> list[view.Breakdown]:
     """Each breakdown's table as the template places it: the PDF's rows with bar widths, the
     column and its values by their labels."""
     _ = formatter._
     breakdowns = []
     for bd in config.breakdowns:
         key = breakdown_id(bd)
-        rows = data["breakdowns"].get(key, [])
+        every = results.breakdowns.get(key, [])
+        rows = list(every)
         if key in results.pdf_other:  # longer than pdf_rows: the first rows and "other" (all in a CSV)
-            rows = [*rows[: bd.pdf_rows], dataclasses.asdict(results.pdf_other[key])]
-        top = max((abs(r["value"]) for r in rows if r["value"] is not None), default=0) or 1
-        for r in rows:
-            r["value_text"] = fmt(bd.kpi, r["value"])
-            r["width"] = 0 if r["value"] is None else round(abs(r["value"]) / top * 100)
-            r["label"] = (
-                _("Other")
-                if r["other"]
-                else (_("(none)") if r["key"] is None else labels.breakdown_value(bd, r["key"]))
-            )
+            rows = [*rows[: bd.pdf_rows], results.pdf_other[key]]
+        top = max((abs(r.value) for r in rows if r.value is not None), default=0) or 1
         breakdowns.append(
-            {
-                "id": key,
-                "kpi": labels.kpi(bd.kpi),
-                "by": labels.breakdown(bd),
-                "by_words": in_sentence(labels.breakdown(bd), labels.language),
-                "rows": rows,
-                "total": len(data["breakdowns"].get(key, [])),
-                "shown": bd.pdf_rows,
+            view.Breakdown(
+                id=key,
+                kpi=labels.kpi(bd.kpi),
+                by=labels.breakdown(bd),
+                by_words=in_sentence(labels.breakdown(bd), labels.language),
+                rows=[
+                    view.BreakdownRow(
+                        key=r.key,
+                        value=r.value,
+                        other=r.other,
+                        label=_("Other")
+                        if r.other
+                        else (_("(none)") if r.key is None else labels.breakdown_value(bd, r.key)),
+                        value_text=fmt(bd.kpi, r.value),
+                        width=0 if r.value is None else round(abs(r.value) / top * 100),
+                    )
+                    for r in rows
+                ],
+                total=len(every),
+                shown=bd.pdf_rows,
                 # the whole table inside the PDF (PDF/A only: a plain PDF carries no file)
-                "attachment": csv_name(key) if config.delivery.archive.pdfa else None,
+                attachment=csv_name(key) if config.delivery.archive.pdfa else None,
                 # what moved it, and how concentrated it is (insights)
-                "insights": [
+                insights=[
                     i["text"]
-                    for i in data["insights"]
+                    for i in results.insights
                     if i.get("breakdown") == key and i["type"] in ("contributors", "concentration")
                 ],
-            }
+            )
         )
     return breakdowns
 
@@ -186,10 +190,11 @@ def _name_objectives(config: Config, objectives: list[dict[str, Any]], names: La
                 action["owner"] = names.text(source.owner) or obj["owner"]
 
 
-def _name(config: Config, data: dict[str, Any], names: Labels) -> None:
-    """Give KPIs, objectives and their actions, moves, sources, quality checks and funnel stages
-    their words in the language of this render (results.json holds the compute's, and a source's
-    absolute location)."""
+def results_mapping(config: Config, results: Results, names: Labels) -> dict[str, Any]:
+    """The template's ``r``: results.json as a mapping, with KPIs, objectives and their actions,
+    moves, sources, quality checks and funnel stages in the words of this render's language
+    (results.json holds the compute's, and a source's absolute location)."""
+    data = results.to_dict()
     for name, k in data["kpis"].items():
         if name in config.kpis:
             kpi = config.kpis[name]
@@ -209,161 +214,263 @@ def _name(config: Config, data: dict[str, Any], names: Labels) -> None:
     for i, stage in enumerate(data["funnel"]):
         if i < len(config.funnel) and config.funnel[i].metric == stage["metric"]:
             stage["label"] = names.funnel(i)
+    return data
 
 
-def _judged_cumulatively(objectives: list[dict[str, Any]]) -> dict[str, bool]:
+def _judged_cumulatively(objectives: list[ObjectiveResult]) -> dict[str, bool]:
     """Per KPI, whether its first objective (whose target it shows) is cumulative."""
     out: dict[str, bool] = {}
     for obj in objectives:
-        out.setdefault(obj["kpi"], obj["cumulative"])
+        out.setdefault(obj.kpi, obj.cumulative)
     return out
 
 
-def build_context(config: Config, results: Results, formatter: Formatter) -> dict[str, Any]:
-    """Everything the template places: the results, labels, and charts drawn from them."""
-    _ = formatter._
-    alt = AltText(formatter, results.grain)
-    names = Labels(config, str(formatter.locale))
-    if any("text" not in i for i in results.insights):  # Results straight from compute
-        write_texts(results, formatter, names)
-    data = results.to_dict()
-    _name(config, data, names)
-    no_data_text = _("no data")
-    kpis = data["kpis"]
-    decimals = {n: k.decimals for n, k in config.kpis.items()}
+class _Builder:
+    """The parts of one report's view, made from its results in the words of one language."""
 
-    def fmt(name: str, value: float | None) -> str:
-        return formatter.value(value, kpis[name]["format"], decimals.get(name))
+    def __init__(self, config: Config, results: Results, formatter: Formatter):
+        self.config, self.results, self.formatter = config, results, formatter
+        self._ = formatter._
+        self.alt = AltText(formatter, results.grain)
+        self.names = Labels(config, str(formatter.locale))
+        self.no_data = self._("no data")
+        self.decimals = {n: k.decimals for n, k in config.kpis.items()}
 
-    def formats(name: str) -> Callable[[float | None], str]:
+    def fmt(self, name: str, value: float | None) -> str:
+        return self.formatter.value(value, self.results.kpis[name].format, self.decimals.get(name))
+
+    def formats(self, name: str) -> Callable[[float | None], str]:
         """How KPI ``name``'s values are printed (for the charts' alternative text)."""
-        return lambda value: fmt(name, value)
+        return lambda value: self.fmt(name, value)
 
-    cumulative = _judged_cumulatively(data["objectives"])
-    for name, k in kpis.items():
-        k["name"] = name
-        points = [(p["period"], p["value"]) for p in k["series"]]
-        k["sparkline"] = charts.sparkline(
-            [p["value"] for p in k["series"]],
-            no_data_text,
-            alt.series(k["label"], points, formats(name)),
+    def insight(self, kind: str, key: str, value: str) -> str | None:
+        """The text of the first insight of ``kind`` whose ``key`` is ``value``."""
+        return next((i["text"] for i in self.results.insights if i["type"] == kind and i[key] == value), None)
+
+    def kpi(self, name: str, k: KpiResult, cumulative: bool) -> view.Kpi:
+        config, names = self.config, self.names
+        label, section, owner, description = k.label, k.section, k.owner, k.description
+        if name in config.kpis:
+            spec = config.kpis[name]
+            label, section = names.kpi(name), names.section(name)
+            owner, description = names.text(spec.owner) or "", names.text(spec.description) or ""
+        points = [(p.period, p.value) for p in k.series]
+        sparkline = charts.sparkline(
+            [p.value for p in k.series], self.no_data, self.alt.series(label, points, self.formats(name))
         )
-        bullet_alt = alt.bullet(k["label"], k["attainment"], k["status"])
-        k["bullet"] = charts.bullet(k["attainment"], k["status"], bullet_alt)
-        k["value_text"] = fmt(name, k["value"])
-        # a KPI judged by a cumulative objective: its target is the year to date's, shown by it
-        k["cumulative"] = cumulative.get(name, False)
-        k["ytd_text"] = fmt(name, k["ytd"])
-        k["target_text"] = fmt(name, k["target"])
-        k["words"] = formula_in_words(config, k["formula"], names)
-        k["unusual"] = next(
-            (i["text"] for i in data["insights"] if i["type"] == "unusual_change" and i["kpi"] == name), None
+        bullet = charts.bullet(k.attainment, k.status, self.alt.bullet(label, k.attainment, k.status))
+        return view.Kpi(
+            name=name,
+            label=label,
+            value=k.value,
+            previous=k.previous,
+            prior_year=k.prior_year,
+            change_vs_previous=k.change_vs_previous,
+            change_vs_prior_year=k.change_vs_prior_year,
+            change_pp_vs_previous=k.change_pp_vs_previous,
+            change_pp_vs_prior_year=k.change_pp_vs_prior_year,
+            ytd=k.ytd,
+            target=k.target,
+            attainment=k.attainment,
+            status=k.status,
+            series=list(k.series),
+            format=k.format,
+            direction=k.direction,
+            section=section,
+            owner=owner,
+            description=description,
+            formula=k.formula,
+            provisional=k.provisional,
+            # a KPI judged by a cumulative objective: its target is the year to date's, shown by it
+            cumulative=cumulative,
+            ytd_text=self.fmt(name, k.ytd),
+            value_text=self.fmt(name, k.value),
+            target_text=self.fmt(name, k.target),
+            sparkline=sparkline,
+            bullet=bullet,
+            words=formula_in_words(config, k.formula, names),
+            unusual=self.insight("unusual_change", "kpi", name),
         )
 
-    sections: dict[str, list[dict[str, Any]]] = {}
-    for k in kpis.values():
-        sections.setdefault(k["section"] or _("Indicators"), []).append(k)
+    def actions(self, obj: ObjectiveResult, owner: str) -> list[Action]:
+        """The objective's actions in the words of this render, their texts rendered."""
+        actions = list(obj.actions)
+        found = next((o for o in self.config.objectives if o.id == obj.id), None)
+        # the actions compute chose: those of the status, and those for always, in YAML order
+        chosen = [a for a in found.actions if a.when in (obj.status, "always")] if found else []
+        if found is not None and len(chosen) == len(actions):
+            actions = [
+                dataclasses.replace(
+                    action, do=self.names.text(spec.do) or "", owner=self.names.text(spec.owner) or owner
+                )
+                for action, spec in zip(actions, chosen, strict=True)
+            ]
+        context = action_context(self.names, self.results.period)
+        return [
+            dataclasses.replace(a, do=render_text(a.do, context, f"objective '{obj.id}' action {i + 1}"))
+            for i, a in enumerate(actions)
+        ]
 
-    objectives = []
-    for obj in data["objectives"]:
-        k = kpis[obj["kpi"]]
-        obj["kpi_label"] = k["label"]
-        obj["provisional"] = k["provisional"]
-        obj["pacing"] = next(
-            (i["text"] for i in data["insights"] if i["type"] == "pacing" and i["objective"] == obj["id"]),
-            None,
-        )
-        obj["value_text"] = fmt(obj["kpi"], obj["value"])
-        obj["target_text"] = fmt(obj["kpi"], obj["target"])
-        labels = [formatter.short_period(p["period"], results.grain) for p in obj["trend"]]
-        obj["chart"] = charts.trend(
-            labels,
-            [p["value"] for p in obj["trend"]],
-            [p["target"] for p in obj["trend"]],
-            functools.partial(_axis_label, formatter, k["format"]),  # one format for the whole axis
+    def objective(self, obj: ObjectiveResult, k: view.Kpi) -> view.Objective:
+        found = next((o for o in self.config.objectives if o.id == obj.id), None)
+        title, owner = obj.title, obj.owner
+        if found is not None:
+            title, owner = self.names.objective(obj.id), self.names.text(found.owner) or ""
+        formatter = self.formatter
+        chart = charts.trend(
+            [formatter.short_period(p.period, self.results.grain) for p in obj.trend],
+            [p.value for p in obj.trend],
+            [p.target for p in obj.trend],
+            functools.partial(_axis_label, formatter, k.format),  # one format for the whole axis
             {
-                "no_data": no_data_text,
-                "alt": alt.trend(
-                    k["label"],
-                    [(p["period"], p["value"]) for p in obj["trend"]],
-                    [p["target"] for p in obj["trend"]],
-                    formats(obj["kpi"]),
+                "no_data": self.no_data,
+                "alt": self.alt.trend(
+                    k.label,
+                    [(p.period, p.value) for p in obj.trend],
+                    [p.target for p in obj.trend],
+                    self.formats(obj.kpi),
                 ),
             },
-            scale=100.0 if k["format"] == "percent" else 1.0,
-            whole=k["format"] == "integer",
+            scale=100.0 if k.format == "percent" else 1.0,
+            whole=k.format == "integer",
         )
-        for i, action in enumerate(obj["actions"]):
-            action["do"] = render_text(
-                action["do"],
-                action_context(names, results.period),
-                f"objective '{obj['id']}' action {i + 1}",
-            )
-        objectives.append(obj)
+        return view.Objective(
+            id=obj.id,
+            title=title,
+            kpi=obj.kpi,
+            kpi_label=k.label,
+            target=obj.target,
+            value=obj.value,
+            attainment=obj.attainment,
+            status=obj.status,
+            owner=owner,
+            due=obj.due,
+            cumulative=obj.cumulative,
+            target_kind=obj.target_kind,
+            actions=self.actions(obj, owner),
+            trend=list(obj.trend),
+            value_text=self.fmt(obj.kpi, obj.value),
+            target_text=self.fmt(obj.kpi, obj.target),
+            chart=chart,
+            pacing=self.insight("pacing", "objective", obj.id),
+            provisional=k.provisional,
+        )
 
-    breakdowns = _breakdowns(config, results, data, fmt, formatter, names)
-    funnel = data["funnel"]
-    funnel_chart = None
-    if funnel:
-        funnel_chart = charts.funnel(
-            [(s["label"], s["value"], formatter.value(s["value"], "integer")) for s in funnel],
-            alt.funnel([(s["label"], s["value"]) for s in funnel]),
-        )
-    portfolio = data["portfolio"]
-    portfolio_chart = None
-    if config.portfolio is not None and portfolio:
-        none = _("(none)")
-        for r in portfolio:
-            r["label"] = none if r["key"] is None else names.portfolio_value(r["key"])
-        bars = [(r["label"], r["ratio"], r["verdict"]) for r in portfolio]
-        portfolio_chart = charts.ratio_bars(
+    def funnel(self) -> list[FunnelStage]:
+        """The funnel's stages, their labels in the words of this render."""
+        config = self.config
+        return [
+            dataclasses.replace(stage, label=self.names.funnel(i))
+            if i < len(config.funnel) and config.funnel[i].metric == stage.metric
+            else stage
+            for i, stage in enumerate(self.results.funnel)
+        ]
+
+    def portfolio(self) -> tuple[list[view.PortfolioRow], Markup | None]:
+        config, names, formatter = self.config, self.names, self.formatter
+        if config.portfolio is None or not self.results.portfolio:
+            rows = [
+                view.PortfolioRow(
+                    key=r.key, cost=r.cost, value=r.value, ratio=r.ratio, verdict=r.verdict, label=""
+                )
+                for r in self.results.portfolio
+            ]
+            return rows, None
+        none = self._("(none)")
+        rows = [
+            view.PortfolioRow(
+                key=r.key,
+                cost=r.cost,
+                value=r.value,
+                ratio=r.ratio,
+                verdict=r.verdict,
+                label=none if r.key is None else names.portfolio_value(r.key),
+            )
+            for r in self.results.portfolio
+        ]
+        bars = [(r.label, r.ratio, r.verdict) for r in rows]
+        chart = charts.ratio_bars(
             [(key, ratio, verdict, formatter.value(ratio, "ratio")) for key, ratio, verdict in bars],
             config.portfolio.rules.keep,
             config.portfolio.rules.improve,
-            alt.portfolio(in_sentence(names.portfolio(), names.language), bars),
+            self.alt.portfolio(in_sentence(names.portfolio(), names.language), bars),
         )
+        return rows, chart
+
+
+def build_context(
+    config: Config,
+    results: Results,
+    formatter: Formatter,
+    *,
+    for_browser: bool = False,
+    inline_css: str = "",
+) -> ReportContext:
+    """Everything the template places: the results, labels, and charts drawn from them, as the
+    typed view (render/view.py), each part built once from the results."""
+    names = Labels(config, str(formatter.locale))
+    if any("text" not in i for i in results.insights):  # Results straight from compute
+        write_texts(results, formatter, names)
+    make = _Builder(config, results, formatter)
+    cumulative = _judged_cumulatively(results.objectives)
+    kpis = {name: make.kpi(name, k, cumulative.get(name, False)) for name, k in results.kpis.items()}
+    sections: dict[str, list[view.Kpi]] = {}
+    for k in kpis.values():
+        sections.setdefault(k.section or formatter._("Indicators"), []).append(k)
+    objectives = [make.objective(obj, kpis[obj.kpi]) for obj in results.objectives]
+    breakdowns = _breakdowns(config, results, make.fmt, formatter, names)
+    funnel = make.funnel()
+    funnel_chart = None
+    if funnel:
+        funnel_chart = charts.funnel(
+            [(s.label, s.value, formatter.value(s.value, "integer")) for s in funnel],
+            make.alt.funnel([(s.label, s.value) for s in funnel]),
+        )
+    portfolio, portfolio_chart = make.portfolio()
     logo = None
     if config.report.logo is not None:
         logo = _data_uri(config.resolve(config.report.logo))
-    return {
-        "r": data,
-        "report": {
-            "id": config.report.id,
-            "title": names.title(),
-            "company": names.company(),
-            "locale": str(formatter.locale),
-            "lang": formatter.locale.language,
-            "logo": logo,
-            "url": config.report.url,
-        },
-        "period": {
-            "label": results.period,
-            "words": formatter.period(results.period, results.period_start, results.grain),
-        },
-        "generated": formatter.timestamp(results.generated_at),
-        "version": __version__,
-        "kpis": kpis,
-        "sections": list(sections.items()),
-        "objectives": objectives,
-        "breakdowns": breakdowns,
-        "funnel": funnel,
-        "funnel_chart": funnel_chart,
-        "portfolio": portfolio,
-        "portfolio_chart": portfolio_chart,
-        "portfolio_key": names.portfolio(),
-        "portfolio_rules": config.portfolio.rules.model_dump() if config.portfolio else None,
-        "symbols": SYMBOLS,
-        "tally": [
+    return ReportContext(
+        r=results_mapping(config, results, names),
+        report=view.ReportInfo(
+            id=config.report.id,
+            title=names.title(),
+            company=names.company(),
+            locale=str(formatter.locale),
+            lang=formatter.locale.language,
+            logo=logo,
+            url=config.report.url,
+        ),
+        period=view.PeriodInfo(
+            label=results.period,
+            words=formatter.period(results.period, results.period_start, results.grain),
+        ),
+        generated=formatter.timestamp(results.generated_at),
+        version=__version__,
+        kpis=kpis,
+        sections=list(sections.items()),
+        objectives=objectives,
+        breakdowns=breakdowns,
+        funnel=funnel,
+        funnel_chart=funnel_chart,
+        portfolio=portfolio,
+        portfolio_chart=portfolio_chart,
+        portfolio_key=names.portfolio(),
+        portfolio_rules=config.portfolio.rules.model_dump() if config.portfolio else None,
+        symbols=SYMBOLS,
+        tally=[
             (status, count)
             for status in STATUSES
-            if (count := sum(1 for o in objectives if o["status"] == status))
+            if (count := sum(1 for o in objectives if o.status == status))
         ],
-        "colours": charts.PALETTE,
-        "fmt_kpi": fmt,
-        "delta_legend": formatter.delta_legend(),
-        "takeaways": takeaways(config, results, formatter, names),
-        "incomplete": incomplete_notes(formatter, names, results),
-    }
+        colours=charts.PALETTE,
+        fmt_kpi=make.fmt,
+        delta_legend=formatter.delta_legend(),
+        takeaways=takeaways(config, results, formatter, names),
+        incomplete=incomplete_notes(formatter, names, results),
+        for_browser=for_browser,
+        inline_css=inline_css,
+    )
 
 
 def incomplete_notes(formatter: Formatter, names: Labels, results: Results) -> list[str]:
@@ -447,13 +554,12 @@ def render_html(config: Config, results: Results, *, for_browser: bool = False) 
     with ``for_browser``, one self-contained file to open in a browser."""
     formatter = Formatter.for_report(config.report)
     env = environment(config, formatter)
-    context = build_context(config, results, formatter)
-    context["for_browser"] = for_browser
-    context["inline_css"] = ""
+    inline_css = ""
     if for_browser:
         css = _confined_css(stylesheet_dir(config), "report.css") + "\n" + screen_css(config)
-        context["inline_css"] = Markup(css.replace("</", "<\\/"))
-    return render(_template(env, "report.html"), as_mapping(typed(ReportContext, context)), "report template")
+        inline_css = Markup(css.replace("</", "<\\/"))
+    context = build_context(config, results, formatter, for_browser=for_browser, inline_css=inline_css)
+    return render(_template(env, "report.html"), as_mapping(context), "report template")
 
 
 def _template(env: jinja2.Environment, name: str) -> jinja2.Template:

@@ -363,7 +363,11 @@ def _uptodate(path: Path) -> Callable[[], bool]:
 
 
 def _is_view(value: object) -> bool:
-    return type(value).__module__ == "reporter.render.view"
+    """A part of the typed view (render/view.py), or a part of the results the view shows as it
+    is (a series point, an action...): a type-checked dataclass."""
+    from reporter.results import Checked
+
+    return isinstance(value, Checked)
 
 
 def plain(value: Any) -> Any:
@@ -376,7 +380,9 @@ def plain(value: Any) -> Any:
         return value
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, tuple):  # a pair of the view (a section and its KPIs) stays a pair
+        return tuple(plain(v) for v in value)
+    if isinstance(value, list):
         return [plain(v) for v in value]
     if isinstance(value, BaseModel):
         return plain(value.model_dump(mode="json", by_alias=True))

@@ -1,8 +1,11 @@
 """What a template may read: the typed view of a report, each field with its help text.
 
-``build_context`` (render/html.py) and the digest assemble plain mappings; ``typed`` turns them
-into these frozen dataclasses, refusing a key that is not declared here and a declared key that
-is missing. So this module is the contract with template authors: the context section of
+Every part is a frozen dataclass whose fields are checked against their declared types when it
+is built (``reporter.results.Checked``): ``build_context`` (render/html.py) and the digest make
+them straight from the ``Results``, and a value of the wrong type is a TypeError naming the
+class, the field, the type expected and the value got. Where the view shows a part of the
+results as it is (a series point, a trend point, an action, a funnel stage), it is the results'
+own class. So this module is the contract with template authors: the context section of
 docs/templates.md is generated from it (``python -m reporter.render.view``; a test fails when
 the page is stale), and a field cannot be added, removed or renamed without the guide changing.
 
@@ -15,31 +18,32 @@ import dataclasses
 import sys
 import types
 import typing
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Union, get_args, get_origin
 
 from markupsafe import Markup
 
-from reporter.results import Status, Verdict
+from reporter import results
+from reporter.results import (
+    Action,
+    Checked,
+    FunnelStage,
+    SeriesPoint,
+    Status,
+    TrendPoint,
+    doc,
+    field_types,
+)
 
-
-def doc(text: str, **kwargs: Any) -> Any:
-    """A field with its help text (what the template guide says about it)."""
-    return field(metadata={"help": text}, **kwargs)
+__all__ = ["Action", "Checked", "FunnelStage", "SeriesPoint", "TrendPoint"]
 
 
 # -- the results, as the template sees them ---------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
-class SeriesPoint:
-    period: str = doc("the period's code (`2026-10`)")
-    value: float | None = doc("the KPI's value in that period, or none")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Kpi:
+class Kpi(Checked):
     name: str = doc("the KPI's key in the YAML")
     label: str = doc("the KPI's label, in the report's language")
     value: float | None = doc("the value in the period")
@@ -76,22 +80,7 @@ class Kpi:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Action:
-    when: str = doc("when the action applies: `always` or a status (`off_track`…)")
-    do: str = doc("what to do, already rendered (see below)")
-    owner: str = doc("who does it")
-    due: str | None = doc("by when (an ISO date), or none")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrendPoint:
-    period: str = doc("the period's code")
-    value: float | None = doc("the KPI's value")
-    target: float | None = doc("the objective's target in that period")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Objective:
+class Objective(Checked):
     id: str = doc("the objective's id in the YAML")
     title: str = doc("its title, in the report's language")
     kpi: str = doc("the KPI's key")
@@ -119,10 +108,9 @@ class Objective:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BreakdownRow:
-    key: Any = doc("the raw key (none for rows without one)")
-    value: float | None = doc("the KPI on that key's rows")
-    other: bool = doc("true for the 'Other' row of a top-N breakdown")
+class BreakdownRow(results.BreakdownRow):
+    """A breakdown's row as the PDF shows it: the results' row, its label, value and bar."""
+
     label: str = doc(
         "the key's label from `breakdowns[].values`, else the key as text; 'Other', "
         "or '(none)' for the null key"
@@ -132,7 +120,7 @@ class BreakdownRow:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Breakdown:
+class Breakdown(Checked):
     id: str = doc("`<kpi>_by_<column>`, its key in results.json")
     kpi: str = doc("the KPI's label")
     by: str = doc("the column's label (`breakdowns[].label`, else its name)")
@@ -149,25 +137,14 @@ class Breakdown:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FunnelStage:
-    label: str = doc("the stage's label, in the report's language")
-    metric: str = doc("its metric's key")
-    value: float | None = doc("the metric in the period")
-    step_rate: float | None = doc("value ÷ the previous stage's value (none for the first)")
+class PortfolioRow(results.PortfolioRow):
+    """A portfolio row as the report shows it: the results' row and its label."""
 
-
-@dataclass(frozen=True, kw_only=True)
-class PortfolioRow:
-    key: Any = doc("the raw key")
-    cost: float | None = doc("the cost metric on that key")
-    value: float | None = doc("the value metric on that key")
-    ratio: float | None = doc("value ÷ cost")
-    verdict: Verdict = doc("`keep`, `improve`, `stop` or `review`")
     label: str = doc("the key's label (`portfolio.values`), the key as it is, or '(none)'")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReportInfo:
+class ReportInfo(Checked):
     id: str = doc("the report's id")
     title: str = doc("its title")
     company: str = doc("the company's name")
@@ -178,7 +155,7 @@ class ReportInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PeriodInfo:
+class PeriodInfo(Checked):
     label: str = doc("the period's code: `2026-10`")
     words: str = doc(
         "the period in words in the report's language: `octobre 2026`, `Q4 2026`, `week 43 of 2026`"
@@ -186,7 +163,7 @@ class PeriodInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DueAction:
+class DueAction(Checked):
     objective: str = doc("the objective's title")
     when: str = doc("as in an objective's actions")
     do: str = doc("what to do, rendered")
@@ -198,7 +175,7 @@ class DueAction:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReportContext:
+class ReportContext(Checked):
     """What ``report.html`` (the PDF and the preview) reads."""
 
     r: dict[str, Any] = doc(
@@ -280,69 +257,12 @@ class DigestContext(ReportContext):
     )
 
 
-# -- from mappings to the view ----------------------------------------------------------------
-
-
-def typed(cls: type[Any], data: Mapping[str, Any]) -> Any:
-    """``data`` as a ``cls``, nested mappings as their dataclasses; a TypeError names a key the
-    view does not declare or a declared key that ``data`` lacks (a programming error)."""
-    return _Converter().build(cls, data)
+# -- the view as Jinja reads it ------------------------------------------------------------------
 
 
 def as_mapping(obj: Any) -> dict[str, Any]:
     """A view's top-level fields as the mapping Jinja renders with."""
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-
-
-_HINTS: dict[type[Any], dict[str, Any]] = {}
-
-
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    """A view class's field types, resolved once per process (not once per KPI)."""
-    if cls not in _HINTS:
-        _HINTS[cls] = get_type_hints(cls, vars(sys.modules[__name__]))
-    return _HINTS[cls]
-
-
-class _Converter:
-    def __init__(self) -> None:
-        self.seen: dict[int, Any] = {}  # a KPI is in `kpis` and in `sections`: one object
-
-    def build(self, cls: type[Any], data: Mapping[str, Any]) -> Any:
-        if id(data) in self.seen:
-            return self.seen[id(data)]
-        names = {f.name for f in dataclasses.fields(cls)}
-        extra = sorted(set(data) - names)
-        if extra:
-            raise TypeError(f"{cls.__name__}: {extra} not declared in reporter/render/view.py")
-        hints = _hints(cls)
-        values = {}
-        for f in dataclasses.fields(cls):
-            if f.name in data:
-                values[f.name] = self.convert(hints[f.name], data[f.name])
-            elif f.default is dataclasses.MISSING:
-                raise TypeError(f"{cls.__name__}: '{f.name}' is missing")
-        built = cls(**values)
-        self.seen[id(data)] = built
-        return built
-
-    def convert(self, tp: Any, value: Any) -> Any:
-        origin = get_origin(tp)
-        if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
-            return self.build(typing.cast(type[Any], tp), value)
-        if origin is list:
-            (item,) = get_args(tp)
-            return [self.convert(item, v) for v in value]
-        if origin is tuple:
-            return tuple(self.convert(t, v) for t, v in zip(get_args(tp), value, strict=True))
-        if origin is dict:
-            _, item = get_args(tp)
-            return {k: self.convert(item, v) for k, v in value.items()}
-        if origin in (Union, types.UnionType) and value is not None:
-            for option in get_args(tp):
-                if dataclasses.is_dataclass(option) and isinstance(value, Mapping):
-                    return self.build(typing.cast(type[Any], option), value)
-        return value
 
 
 # -- the template guide's context section -----------------------------------------------------
@@ -373,7 +293,7 @@ def _type_name(tp: Any) -> str:
 
 
 def _table(cls: type[Any], skip: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
-    hints = _hints(cls)
+    hints = field_types(cls)
     lines = ["| field | type | what it is |", "|---|---|---|"]
     for f in dataclasses.fields(cls):
         if f.name in skip:
