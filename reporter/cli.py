@@ -59,6 +59,11 @@ EXAMPLES = {
     "resolve": """examples:
   reporter resolve config/example.yaml 2026-10 ceo@acme.fr --sent     # it arrived
   reporter resolve config/example.yaml 2026-10 ceo@acme.fr --resend   # it did not: send once more""",
+    "checkin": """examples:
+  reporter checkin config/example.yaml cut-cac --note "Two trade fairs doubled the cost"
+  reporter checkin config/example.yaml cut-cac --action relaunch-quotes=done \\
+      --comment relaunch-quotes="12 quotes sent"
+  reporter checkin config/example.yaml cut-cac --period 2026-10 --lang en --note "..."  # one language""",
     "schema": """example:
   reporter schema > reporter.schema.json     # for an editor without the repository's copy""",
     "release": """example:
@@ -217,6 +222,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
+    _connections_option(p)
+
+    p = _command(
+        sub, "checkin", "record an owner's note and action states for an objective (checkins/<period>.yaml)"
+    )
+    p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file")
+    p.add_argument("objective", metavar="OBJECTIVE", help="the objective's id")
+    p.add_argument(
+        "--period",
+        help="the period the check-in is about, e.g. 2026-11 "
+        "(default: the period in progress, whose report comes next)",
+    )
+    p.add_argument("--note", help="the owner's note on the objective (replaces the period's note)")
+    p.add_argument(
+        "--lang", metavar="LANG", help="the language of --note (fr, en, ...): one text per language"
+    )
+    p.add_argument(
+        "--action",
+        action="append",
+        default=[],
+        metavar="ID=STATE",
+        help="an action's state: open, done or dropped (repeatable)",
+    )
+    p.add_argument(
+        "--comment",
+        action="append",
+        default=[],
+        metavar="ID=TEXT",
+        help="a comment on an action (repeatable)",
+    )
     _allow_dir(p)
     _connections_option(p)
 
@@ -395,6 +431,38 @@ def _validate(args: argparse.Namespace) -> int:
         for warning in silent_defaults(config.file, config):
             print(warning, file=sys.stderr)
         print(f"{config.file}: valid — {summary(config)}")
+    return 0
+
+
+def _checkin(args: argparse.Namespace) -> int:
+    from reporter.config.checkins import parse_pairs, today_period, write_checkin
+    from reporter.render.texts import load_checked
+    from reporter.run.stages import resolve_period
+
+    if args.config.is_dir():
+        raise UsageError(f"{args.config}: give the report's YAML file, not a folder")
+    if args.note is None and not args.action and not args.comment:
+        raise UsageError("nothing to record: give --note, --action ID=STATE or --comment ID=TEXT")
+    if args.lang is not None and args.note is None:
+        raise UsageError("--lang says the language of --note: give --note too")
+    (config,) = load_checked(args.config)
+    clock = now()
+    period = (
+        resolve_period(config, args.period, clock) if args.period is not None else today_period(config, clock)
+    )
+    path = write_checkin(
+        config,
+        args.objective,
+        period,
+        note=args.note,
+        lang=args.lang,
+        actions=parse_pairs(args.action, "--action"),
+        comments=parse_pairs(args.comment, "--comment"),
+    )
+    print(
+        f"{path}: check-in of '{args.objective}' for {period.label} recorded; "
+        f"the {period.label} report shows it"
+    )
     return 0
 
 
@@ -841,4 +909,5 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": _init,
     "resolve": _resolve,
     "release": _release,
+    "checkin": _checkin,
 }

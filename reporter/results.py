@@ -15,6 +15,7 @@ from typing import Any, Literal
 # The words results.json uses; templates translate them, never print them.
 Status = Literal["on_track", "at_risk", "off_track", "no_data", "no_target"]
 Verdict = Literal["keep", "improve", "stop", "review"]
+ActionState = Literal["open", "done", "dropped"]
 
 
 @dataclass
@@ -57,6 +58,13 @@ class ActionResult:
     do: str
     owner: str
     due: str | None
+    # An action with an id has a life (compute/followup.py); the others have null here.
+    id: str | None = None
+    state: ActionState | None = None  # open | done | dropped
+    comment: str = ""  # the latest check-in's comment on it
+    since: str | None = None  # the period that opened it
+    age: int | None = None  # periods since then (0: opened in this period)
+    overdue: bool = False  # open, and its due date is before the period's end
 
 
 @dataclass
@@ -99,6 +107,7 @@ class ObjectiveResult:
     cumulative: bool = False
     target_kind: str = ""
     trend: list[TrendPoint] = field(default_factory=list)
+    note: str = ""  # the owner's note from the period's check-in (checkins/<period>.yaml)
 
 
 @dataclass
@@ -187,10 +196,18 @@ class Results:
     # A breakdown longer than its pdf_rows: the "other" row the PDF prints after its first
     # pdf_rows rows (the KPI on all the other rows). Not in results.json, which has every row.
     pdf_other: dict[str, BreakdownRow] = field(default_factory=dict)
+    # The check-in files read (checkins/<period>.yaml), each with its SHA-256: the evidence of the
+    # notes and action states; the PDF/A carries each file.
+    checkins: list[SourceFile] = field(default_factory=list)
+    # Not in results.json: those files' bytes (attached to the PDF as read), and each objective's
+    # note as written (text or per language), so a render in another language picks its own.
+    checkin_files: dict[str, bytes] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        del data["pdf_other"]
+        for private in ("pdf_other", "checkin_files", "notes"):
+            del data[private]
         return data
 
     def to_json(self) -> str:

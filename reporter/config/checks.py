@@ -276,6 +276,17 @@ class _Checker:
         self._check_paths()
         self._check_connections()
         guards.check_static(self)
+        if not self.problems:
+            from reporter.config.checkins import check_folder
+
+            self.problems.extend(
+                check_folder(
+                    self.base_dir,
+                    self.parts.get("objectives") or [],
+                    self.parts["report"],
+                    self.path.resolve(),
+                )
+            )
         if check_data:
             self._check_data()
         if self.problems:
@@ -789,12 +800,26 @@ class _Checker:
                         f"the report's grain is {grain}",
                         key=True,
                     )
+            self._check_action_ids(base, obj)
             if obj.thresholds is not None and obj.thresholds.at_risk > obj.thresholds.on_track:
                 self.add(
                     (*base, "thresholds"),
                     f"at_risk ({obj.thresholds.at_risk:g}) is above on_track ({obj.thresholds.on_track:g})",
                     "at_risk must be ≤ on_track, e.g. {on_track: 1.0, at_risk: 0.9}",
                 )
+
+    def _check_action_ids(self, base: Path_, obj: m.Objective) -> None:
+        action_ids: dict[str, int] = {}
+        for j, action in enumerate(obj.actions or []):
+            if action is None or getattr(action, "id", None) is None:
+                continue
+            if action.id in action_ids:
+                self.add(
+                    (*base, "actions", j, "id"),
+                    f"duplicate action id '{action.id}' (also actions[{action_ids[action.id]}])",
+                    "give each action of an objective its own id",
+                )
+            action_ids.setdefault(str(action.id), j)
 
     def _check_analyses(self) -> None:
         for i, bd in enumerate(self.parts.get("breakdowns") or []):

@@ -449,6 +449,16 @@ class Thresholds(_Model):
 
 
 class Action(_Model):
+    id: Slug | None = Field(
+        None,
+        description=(
+            "The action's identifier, unique in the objective: an action with an id has a life. "
+            "`reporter checkin` marks it done or dropped; open, it carries over to the next "
+            "periods with its age, and past its due date it is overdue. Without an id it is shown "
+            "only while its `when` matches."
+        ),
+        examples=["relaunch-quotes"],
+    )
     when: When = Field(
         description="The status that calls for this action (or always).", examples=["off_track"]
     )

@@ -195,13 +195,14 @@ def build_digest(config: Config, results: Results, *, recipient: str = "") -> Di
         obj["cid"] = cid
     counts = dict(context["tally"])
     context["tally"] = [(status, counts[status]) for status in DIGEST_ORDER if status in counts]
-    # The action items to act on before the next report: due by the end of the next period.
+    # The action items to act on before the next report: due by the end of the next period (an
+    # overdue one among them), and the followed actions a check-in closed in this period.
     horizon = Period.parse(results.period, results.grain).shift(1).end.isoformat()  # type: ignore[arg-type]
     due_now = [
         {**action, "objective": obj["title"]}
         for obj in context["objectives"]
         for action in obj["actions"]
-        if action["due"] is None or action["due"] <= horizon
+        if action["due"] is None or action["due"] <= horizon or action["state"] in ("done", "dropped")
     ]
     context["due_actions"] = due_now
     context["recipient"] = recipient

@@ -171,22 +171,32 @@ def _breakdowns(
     return breakdowns
 
 
-def _name_objectives(config: Config, objectives: list[dict[str, Any]], names: Labels) -> None:
+def _name_objectives(
+    config: Config, objectives: list[dict[str, Any]], names: Labels, notes: Mapping[str, Any]
+) -> None:
     """Each objective's title and owner, and its actions' words, in the language of this render."""
     for obj in objectives:
         found = next((o for o in config.objectives if o.id == obj["id"]), None)
         if found is None:
             continue
         obj["title"], obj["owner"] = names.objective(obj["id"]), names.text(found.owner) or ""
-        # the actions compute chose: those of the status, and those for always, in YAML order
-        chosen = [a for a in found.actions if a.when in (obj["status"], "always")]
+        if obj["id"] in notes:  # the owner's note, in this render's language
+            obj["note"] = names.text(notes[obj["id"]]) or ""
+        # the actions compute chose, in YAML order: those with an id by their id (alive, whatever
+        # the status: compute/followup.py), the others those of the status and those for always
+        shown = {a["id"] for a in obj["actions"] if a.get("id")}
+        chosen = [
+            a
+            for a in found.actions
+            if (a.id in shown if a.id is not None else a.when in (obj["status"], "always"))
+        ]
         if len(chosen) == len(obj["actions"]):
             for action, source in zip(obj["actions"], chosen, strict=True):
                 action["do"] = names.text(source.do) or ""
                 action["owner"] = names.text(source.owner) or obj["owner"]
 
 
-def _name(config: Config, data: dict[str, Any], names: Labels) -> None:
+def _name(config: Config, data: dict[str, Any], names: Labels, notes: Mapping[str, Any]) -> None:
     """Give KPIs, objectives and their actions, moves, sources, quality checks and funnel stages
     their words in the language of this render (results.json holds the compute's, and a source's
     absolute location)."""
@@ -195,7 +205,7 @@ def _name(config: Config, data: dict[str, Any], names: Labels) -> None:
             kpi = config.kpis[name]
             k["label"], k["section"] = names.kpi(name), names.section(name)
             k["owner"], k["description"] = names.text(kpi.owner) or "", names.text(kpi.description) or ""
-    _name_objectives(config, data["objectives"], names)
+    _name_objectives(config, data["objectives"], names, notes)
     for moves in data["moves"].values():
         for m in (*moves["favourable"], *moves["unfavourable"]):
             m["label"] = names.kpi(m["kpi"])
@@ -209,6 +219,33 @@ def _name(config: Config, data: dict[str, Any], names: Labels) -> None:
     for i, stage in enumerate(data["funnel"]):
         if i < len(config.funnel) and config.funnel[i].metric == stage["metric"]:
             stage["label"] = names.funnel(i)
+
+
+def _life_words(action: Mapping[str, Any], formatter: Formatter, grain: str) -> tuple[str, str]:
+    """A followed action's state and age in words ("Overdue", "open for 2 months"); empty for
+    an action without an id."""
+    state = action.get("state")
+    if state is None:
+        return "", ""
+    _ = formatter._
+    words = {"open": _("Open"), "done": _("Done"), "dropped": _("Dropped")}[state]
+    if action["overdue"]:
+        words = _("Overdue")
+    age = action["age"]
+    if state != "open" or age is None:
+        return words, ""
+    if age == 0:
+        return words, _("opened this period")
+    one, many = _PERIOD_UNITS.get(grain, _PERIOD_UNITS["month"])
+    catalog = translations(formatter.locale.language)
+    return words, _("open for %(age)s") % {"age": catalog.ngettext(one, many, age) % {"num": age}}
+
+
+_PERIOD_UNITS = {
+    "month": ("%(num)d month", "%(num)d months"),
+    "quarter": ("%(num)d quarter", "%(num)d quarters"),
+    "week": ("%(num)d week", "%(num)d weeks"),
+}
 
 
 def _judged_cumulatively(objectives: list[dict[str, Any]]) -> dict[str, bool]:
@@ -227,7 +264,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
     if any("text" not in i for i in results.insights):  # Results straight from compute
         write_texts(results, formatter, names)
     data = results.to_dict()
-    _name(config, data, names)
+    _name(config, data, names, results.notes)
     no_data_text = _("no data")
     kpis = data["kpis"]
     decimals = {n: k.decimals for n, k in config.kpis.items()}
@@ -299,6 +336,9 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
                 action_context(names, results.period),
                 f"objective '{obj['id']}' action {i + 1}",
             )
+            action["state_text"], action["age_text"] = _life_words(action, formatter, results.grain)
+        obj["followed"] = any(a["state"] is not None for a in obj["actions"])
+        obj["overdue"] = sum(1 for a in obj["actions"] if a["overdue"])
         objectives.append(obj)
 
     breakdowns = _breakdowns(config, results, data, fmt, formatter, names)

@@ -81,6 +81,16 @@ class Action:
     do: str = doc("what to do, already rendered (see below)")
     owner: str = doc("who does it")
     due: str | None = doc("by when (an ISO date), or none")
+    id: str | None = doc("its `id` in the YAML; none for an action without one (it has no life)")
+    state: str | None = doc(
+        "a followed action's state: `open`, `done` or `dropped` (from the check-ins); none without an id"
+    )
+    comment: str = doc("the latest check-in's comment on it, or empty")
+    since: str | None = doc("the period that opened it (its code), or none")
+    age: int | None = doc("periods since it was opened (0: this period), or none")
+    overdue: bool = doc("true when it is open and its due date is before the period's end")
+    state_text: str = doc("its state in words, in the report's language (`Overdue` for an overdue one)")
+    age_text: str = doc("an open action's age in words (`open for 2 months`), else empty")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +121,9 @@ class Objective:
     chart: Markup = doc("the trend and target line as an inline SVG")
     pacing: str | None = doc("the sentence of its `pacing` insight, or none")
     provisional: bool = doc("true when its KPI's value is not final yet (`settles_after`)")
+    note: str = doc("the owner's note from the period's check-in (`checkins/<period>.yaml`), or empty")
+    followed: bool = doc("true when one of its actions has a life (an `id`): show their states")
+    overdue: int = doc("how many of its actions are overdue")
     cid: str = doc(
         "*email only*: the `cid:` of its trend image (a PNG part: mail clients show no SVG), "
         "its target as a dashed line",
@@ -192,6 +205,14 @@ class DueAction:
     do: str = doc("what to do, rendered")
     owner: str = doc("who does it")
     due: str | None = doc("by when, or none")
+    id: str | None = doc("as in an objective's actions", default=None)
+    state: str | None = doc("as in an objective's actions", default=None)
+    comment: str = doc("as in an objective's actions", default="")
+    since: str | None = doc("as in an objective's actions", default=None)
+    age: int | None = doc("as in an objective's actions", default=None)
+    overdue: bool = doc("as in an objective's actions", default=False)
+    state_text: str = doc("as in an objective's actions", default="")
+    age_text: str = doc("as in an objective's actions", default="")
 
 
 # -- the whole context ------------------------------------------------------------------------
