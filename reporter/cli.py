@@ -64,6 +64,10 @@ EXAMPLES = {
   reporter checkin config/example.yaml cut-cac --action relaunch-quotes=done \\
       --comment relaunch-quotes="12 quotes sent"
   reporter checkin config/example.yaml cut-cac --period 2026-10 --lang en --note "..."  # one language""",
+    "alerts": """examples:
+  reporter alerts test config/example.yaml                      # one message marked TEST per rule
+  reporter alerts status --config config/example.yaml            # each rule's state and last change
+  reporter alerts snooze cut-cac-off_track --until 2026-11-30 --config config/example.yaml""",
     "schema": """example:
   reporter schema > reporter.schema.json     # for an editor without the repository's copy""",
     "release": """example:
@@ -255,6 +259,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _allow_dir(p)
     _connections_option(p)
+
+    p = _command(sub, "alerts", "alert rules between reports: test, status, snooze (alerts: in the YAML)")
+    alerts = p.add_subparsers(dest="alerts_command", metavar="ACTION", parser_class=_Parser)
+    a = alerts.add_parser("test", help="send one message marked TEST per rule (nothing is recorded)")
+    a.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file")
+    a.add_argument("--rule", help="only this rule (its id)")
+    a.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(a)
+    _connections_option(a)
+    a = alerts.add_parser("status", help="each rule's state, its last change and its last message")
+    a.add_argument(
+        "--config",
+        type=Path,
+        metavar="CONFIG",
+        help="a report YAML file (default: every report in the ledger)",
+    )
+    a.add_argument("--output", type=Path, help="output folder whose ledger to read (default: ./output)")
+    _allow_dir(a)
+    _connections_option(a)
+    a = alerts.add_parser("snooze", help="send nothing for a rule until a date (inclusive)")
+    a.add_argument("rule", metavar="RULE", help="the rule's id (reporter alerts status lists them)")
+    a.add_argument(
+        "--until",
+        required=True,
+        metavar="DATE",
+        help="the last day it stays quiet, e.g. 2026-11-30; 'off' wakes it",
+    )
+    a.add_argument("--config", type=Path, metavar="CONFIG", help="the report YAML the rule is in")
+    a.add_argument("--output", type=Path, help="output folder whose ledger to use (default: ./output)")
+    _allow_dir(a)
+    _connections_option(a)
 
     _command(sub, "schema", "print the JSON Schema of the report YAML (editor completion and checks)")
     return parser
@@ -910,4 +945,13 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "resolve": _resolve,
     "release": _release,
     "checkin": _checkin,
+    "alerts": lambda args: _alerts(args),
 }
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    from reporter.run import alerts
+
+    if args.alerts_command is None:
+        raise UsageError("say what to do: reporter alerts test CONFIG | status | snooze RULE --until DATE")
+    return alerts.command(args, now(), print)
