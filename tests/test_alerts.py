@@ -139,7 +139,7 @@ def test_a_year_of_daily_evaluations_sends_one_message_per_labelled_change(repor
     assert (rows["orders-goal-off_track"]["state"], rows["orders-goal-off_track"]["seq"]) == ("clear", 2)
     assert (rows["visits-unusual"]["state"], rows["visits-unusual"]["seq"]) == ("clear", 1)
     # the message: value, target, pace and action plan, in the report's language
-    first = server.handler.received[0].message.get_content().replace("\r\n", "\n")
+    first = server.handler.received[0].message.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert first == (
         "3,000 orders a month is off track.\n\n"
         "Value from Feb 1, 2026 to Feb 5, 2026: 440.\n"
@@ -148,7 +148,7 @@ def test_a_year_of_daily_evaluations_sends_one_message_per_labelled_change(repor
         "Action plan:\n"
         "- Call back every open quote — Account managers\n\n"
         "Rule orders-goal-off_track. To pause it: reporter alerts snooze orders-goal-off_track --until "
-        "YYYY-MM-DD\n"
+        f"YYYY-MM-DD --config {report} --output {out}\n"
     )
 
 
@@ -164,7 +164,7 @@ run_alerts(config, at(int(sys.argv[3])), root=Path(sys.argv[4]))
 """
 
 
-def test_killed_mid_send_then_restarted_is_still_exactly_once(report, tmp_path):
+def test_killed_mid_send_then_restarted_is_still_exactly_once(report, tmp_path, capsys):
     out = tmp_path / "out"
     root = Path(__file__).resolve().parent.parent
     with Server(tmp_path) as server:
@@ -188,6 +188,11 @@ def test_killed_mid_send_then_restarted_is_still_exactly_once(report, tmp_path):
         with Ledger(config.ledger_url(out)) as ledger:
             (delivery,) = ledger.all("al/alert/orders-goal-off_track")
         assert (delivery.period, delivery.recipient, delivery.state) == ("#1", "cfo@acme.test", "review")
+        assert main(["alerts", "status", "--config", str(report), "--output", str(out)]) == 0
+        assert (
+            "  message 1 to cfo@acme.test: in review (sending began and was not confirmed: it may have "
+            "arrived; it is not sent again)" in capsys.readouterr().out.splitlines()
+        )
         run_alerts(config, at(52), root=out, sleep=lambda s: None)  # back: the resolved message
     assert [r.message["Subject"] for r in server.handler.received] == [
         "Alerts — 3,000 orders a month is off track",
@@ -245,7 +250,7 @@ def test_alerts_test_sends_one_marked_message_per_rule_and_records_nothing(repor
         "[TEST] Alerts — 3,000 orders a month is off track",
         "[TEST] Alerts — Visits is unusual",
     ]
-    body = server.handler.received[0].message.get_content()
+    body = server.handler.received[0].message.get_body(("plain",)).get_content()
     assert body.startswith(
         "This is a test message of the alert rule orders-goal-off_track: nothing has changed."
     )
@@ -272,3 +277,65 @@ def test_alert_rules_are_validated_at_their_line(report, capsys):
         "unusual, pacing_off, {above: X} or {below: X}",
         "4 errors: nothing was run or sent.",
     ]
+
+
+def test_the_scheduler_evaluates_alerts_at_their_schedule_and_a_failing_rule_stops_nothing(report, tmp_path):
+    from reporter.run.schedule import Scheduler
+
+    out = tmp_path / "out"
+    with Server(tmp_path) as server:
+        server.handler.rcpt_reply = lambda address, attempt: (
+            "550 5.1.1 no such user" if "nobody" in address else None
+        )
+        text = report.read_text(encoding="utf-8").replace(
+            "  email: {from: Reporting <r@acme.test>, to: [ceo@acme.test]}",
+            "  email: {from: Reporting <r@acme.test>, to: [ceo@acme.test], smtp: {host: 127.0.0.1, "
+            f"port: {server.port}, security: none}}}}",
+        )
+        text = text.replace(
+            "    - {objective: orders-goal, when: off_track, to: [cfo@acme.test]}",
+            "    - {objective: orders-goal, when: at_risk, to: [nobody@acme.test]}\n"
+            "    - {objective: orders-goal, when: off_track, to: [cfo@acme.test]}",
+        )
+        report.write_text(text, encoding="utf-8")
+        clock = [at(36) - dt.timedelta(minutes=3)]
+        scheduler = Scheduler(report, output=out, clock=lambda: clock[0], env={})
+        scheduler.load()
+        assert scheduler.configs == []  # no delivery.schedule: alerts only
+        assert scheduler.tick() == []  # before 08:00: nothing fired
+        assert scheduler.next_wake() == at(36)
+        clock[0] = at(37) + dt.timedelta(minutes=1)  # the fires of days 36 and 37: one evaluation
+        decisions = scheduler.tick()
+    assert decisions == [
+        "al alert orders-goal-at_risk: FAILED (not sent to nobody@acme.test: 550 5.1.1 no such user); "
+        "the other rules went on",
+        "al alert orders-goal-off_track: firing, sent to cfo@acme.test",
+    ]
+    assert [r.rcpt_tos for r in server.handler.received] == [["cfo@acme.test"]]
+
+
+def test_a_rule_with_chat_posts_its_message_to_the_channel_once(report, tmp_path):
+    from tests.webhook_server import WebhookServer
+
+    text = report.read_text(encoding="utf-8").replace(
+        "    - {objective: orders-goal, when: off_track, to: [cfo@acme.test]}",
+        "    - {objective: orders-goal, when: off_track, to: [cfo@acme.test], chat: [slack]}",
+    )
+    text = text.replace(
+        "  email: {from: Reporting <r@acme.test>, to: [ceo@acme.test]}",
+        "  email: {from: Reporting <r@acme.test>, to: [ceo@acme.test]}\n"
+        "  chat: [{kind: slack, webhook_env: SLACK_WEBHOOK_URL}]",
+    )
+    report.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    with Server(tmp_path) as server, WebhookServer() as hook:
+        config = with_smtp(load_config(report, env={}), server.port)
+        env = {"SLACK_WEBHOOK_URL": hook.url()}
+        for n in (36, 37, 38):
+            run_alerts(config, at(n), root=out, env=env, sleep=lambda s: None)
+    (posted,) = hook.received
+    card = posted.json()
+    assert card["text"].startswith("Alerts — 3,000 orders a month is off track\nValue from Feb 1, 2026")
+    assert card["blocks"][0]["text"]["text"] == "Alerts — 3,000 orders a month is off track"
+    assert "Action plan: Call back every open quote — Account managers" in card["text"]
+    assert [r.rcpt_tos for r in server.handler.received] == [["cfo@acme.test"]]

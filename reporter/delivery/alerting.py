@@ -36,7 +36,7 @@ from reporter.compute.alerts import Observation, evaluate
 from reporter.config.labels import Labels
 from reporter.config.model import AlertRule, Config
 from reporter.delivery.ledger import Ledger
-from reporter.delivery.mailer import Mailer
+from reporter.delivery.mailer import Mailer, SendResult
 from reporter.errors import RunError
 from reporter.render.context import Formatter, translations
 from reporter.render.digest import message_id
@@ -142,7 +142,11 @@ def _one(
         seq = int(row["seq"])
     if seq == 0:
         return RuleOutcome(name, state, found.state, [])
-    sent = _deliver_once(config, rule, found, str(row["notified"]), seq, now, root, ledger, env, sleep)
+    sent, failed = _deliver_once(
+        config, rule, found, str(row["notified"]), seq, now, root, ledger, env, sleep
+    )
+    if failed:
+        return RuleOutcome(name, "error", found.state, sent, "; ".join(failed))
     return RuleOutcome(name, state, found.state, sent)
 
 
@@ -157,25 +161,15 @@ def _deliver_once(
     ledger: Ledger,
     env: Mapping[str, str] | None,
     sleep: Callable[[float], None],
-    *,
-    test: bool = False,
-) -> list[str]:
-    """Send message ``seq`` of ``rule`` to each of its addresses that has not had it, exactly
-    once: claim (pending), send, record (sent); a claim left pending by a process that died is
-    set to review, never sent again. Returns the addresses sent to now."""
+) -> tuple[list[str], list[str]]:
+    """Send message ``seq`` of ``rule`` to each of its addresses and chat channels that has not
+    had it, exactly once: claim (pending), send, record (sent); a claim left pending by a
+    process that died is set to review, never sent again; a failed one is retried at the next
+    evaluation. Returns the recipients sent to now, and what failed."""
     key, period = alert_key(config, rule.rule_id), f"#{seq}"
-    email_cfg = config.delivery.email
-    mailer = Mailer(
-        email_cfg.smtp if email_cfg else None,
-        root / "outbox" / config.report.id / "alerts" / rule.rule_id / str(seq),
-        env=env,
-        sleep=sleep,
-        base_dir=config.base_dir,
-        connections=config.connections,
-    )
-    sent = []
-    for address in rule.to:
-        rcpt = email.utils.parseaddr(address)[1].lower()
+    sent: list[str] = []
+    failed: list[str] = []
+    for rcpt, channel, send in _senders(config, rule, found, announced, seq, now, root, env, sleep):
         latest = ledger.latest(key, period, rcpt)
         retry = False
         if latest is not None:
@@ -194,29 +188,80 @@ def _deliver_once(
                 continue
             retry = True
         msg_id = message_id(key.replace("/", "."), period.lstrip("#"), rcpt)
-        message = build_message(config, rule, found, announced, now, msg_id, test=test)
-        message["To"] = address
-        if not ledger.claim(
-            key,
-            period,
-            rcpt,
-            1,
-            msg_id,
-            now,
-            forced=False,
-            reason=None,
-            channel=mailer.channel,
-            run_id=0,
-            retry=retry,
-        ):
+        claim: dict[str, Any] = {
+            "forced": False,
+            "reason": None,
+            "channel": channel,
+            "run_id": 0,
+            "retry": retry,
+        }
+        if not ledger.claim(key, period, rcpt, 1, msg_id, now, **claim):
             continue  # another process took it
-        result = mailer.send(message, rcpt, lambda n, error: None)
+        result = send(msg_id)
         ledger.record(key, period, rcpt, 1, now, state=result.state, error=result.error, attempt=True)
         if result.state == "sent":
             sent.append(rcpt)
         else:
+            failed.append(f"not sent to {rcpt}: {result.error}")
             LOG.error("alert %s to %s: %s", rule.rule_id, rcpt, result.error)
-    return sent
+    return sent, failed
+
+
+def _senders(
+    config: Config,
+    rule: AlertRule,
+    found: Observation,
+    announced: str,
+    seq: int,
+    now: dt.datetime,
+    root: Path,
+    env: Mapping[str, str] | None,
+    sleep: Callable[[float], None],
+) -> list[tuple[str, str, Callable[[str], SendResult]]]:
+    """(recipient as the ledger keys it, channel, send(message_id)) for each address and each
+    chat channel of the rule."""
+    from reporter.delivery.chat import Card, Poster, chat_key, payload_bytes, webhook_urls
+
+    email_cfg = config.delivery.email
+    mailer = Mailer(
+        email_cfg.smtp if email_cfg else None,
+        root / "outbox" / config.report.id / "alerts" / rule.rule_id / str(seq),
+        env=env,
+        sleep=sleep,
+        base_dir=config.base_dir,
+        connections=config.connections,
+    )
+    out: list[tuple[str, str, Callable[[str], SendResult]]] = []
+    for address in rule.to:
+        rcpt = email.utils.parseaddr(address)[1].lower()
+
+        def mail(msg_id: str, address: str = address, rcpt: str = rcpt) -> SendResult:
+            message = build_message(config, rule, found, announced, now, msg_id, root=root)
+            message["To"] = address
+            return mailer.send(message, rcpt, lambda n, error: None)
+
+        out.append((rcpt, mailer.channel, mail))
+    chats = [c for c in config.delivery.chat if c.kind in rule.chat]
+    if chats:
+        urls = webhook_urls(config, env, [chat_key(c).lower() for c in chats])
+        words = alert_text(config, rule, found, announced, root=root)
+        said = [*words.facts, *(f"{words.plan_title}: {p}" for p in words.plan)]
+        card = Card(
+            words.subject, "", [], config.report.url, "", lines=[words.subject, *said], takeaways=said
+        )
+        card.link_text = translations(Formatter.for_report(config.report).locale.language).gettext(
+            "Open the report"
+        )
+        for chat in chats:
+            target = chat_key(chat).lower()
+
+            def post(msg_id: str, chat: Any = chat, target: str = target) -> SendResult:
+                poster = Poster(env=env, sleep=sleep, timeout=chat.timeout)
+                body = payload_bytes(chat.kind, card)
+                return poster.post(urls[target], body, chat.webhook_env, lambda n, error: None)
+
+            out.append((target, str(chat.kind), post))
+    return out
 
 
 # -- the message ------------------------------------------------------------------------------
@@ -231,25 +276,112 @@ def build_message(
     msg_id: str,
     *,
     test: bool = False,
+    root: Path | None = None,
 ) -> EmailMessage:
     """The alert in the report's language: what changed, the value and target to date, the pace
-    and the objective's action plan (plain text)."""
-    subject, body = alert_text(config, rule, found, announced, test=test)
+    and the objective's action plan (plain text, and the same as HTML for phones)."""
+    words = alert_text(config, rule, found, announced, test=test, root=root)
     email_cfg = config.delivery.email
     msg = EmailMessage()
-    msg["Subject"] = subject
+    msg["Subject"] = words.subject
     msg["From"] = email_cfg.from_ if email_cfg else "reporter@localhost"
     msg["Date"] = email.utils.format_datetime(now)
     msg["Message-ID"] = msg_id
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(body)
+    msg.set_content(words.text())
+    msg.add_alternative(words.html(), subtype="html")
     return msg
 
 
+def snooze_command(config: Config, rule: str, root: Path | None) -> str:
+    """The command that snoozes ``rule``, to run as printed from any folder."""
+    import shlex
+
+    words = ["reporter", "alerts", "snooze", rule, "--until", "YYYY-MM-DD"]
+    words += ["--config", shlex.quote(str(config.file.absolute()))]
+    if root is not None:
+        words += ["--output", shlex.quote(str(root.absolute()))]
+    return " ".join(words)
+
+
+@dataclass
+class AlertWords:
+    """An alert message's words in the report's language, for its text and its HTML part."""
+
+    subject: str
+    lang: str
+    heading: str  # the report: company — title
+    firing: bool
+    test_note: str
+    headline: str
+    facts: list[str]
+    plan_title: str
+    plan: list[str]
+    footer: str
+
+    def text(self) -> str:
+        lines = [self.test_note, ""] if self.test_note else []
+        lines += [self.headline, "", *self.facts]
+        if self.plan:
+            lines += ["", self.plan_title + ":", *(f"- {line}" for line in self.plan)]
+        lines += ["", self.footer]
+        return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        from html import escape
+
+        colour = "#b42318" if self.firing else "#1f7a3a"
+        test = (
+            '<p style="margin:0 0 10px 0;font-size:14px;color:#9a6700;font-weight:bold;">'
+            f"{escape(self.test_note)}</p>"
+            if self.test_note
+            else ""
+        )
+        facts = "".join(
+            f'<p style="margin:0 0 8px 0;font-size:15px;line-height:1.4;">{escape(f)}</p>' for f in self.facts
+        )
+        plan = ""
+        if self.plan:
+            items = "".join(f'<li style="margin:0 0 6px 0;">{escape(p)}</li>' for p in self.plan)
+            plan = (
+                f'<p style="margin:14px 0 6px 0;font-size:15px;font-weight:bold;color:#1f4e8c;">'
+                f"{escape(self.plan_title)}</p>"
+                f'<ul style="margin:0;padding-left:20px;font-size:15px;line-height:1.4;">{items}</ul>'
+            )
+        return (
+            f'<!DOCTYPE html><html lang="{escape(self.lang)}"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(self.subject)}</title></head>"
+            '<body style="margin:0;padding:0;background:#f2f4f7;font-family:Arial,Helvetica,sans-serif;'
+            'color:#1d2433;">'
+            '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0">'
+            '<tr><td align="center">'
+            '<table role="presentation" width="640" cellpadding="0" cellspacing="0" border="0" '
+            'style="width:100%;max-width:640px;background:#ffffff;">'
+            '<tr><td style="background:#1f4e8c;padding:14px 20px;">'
+            '<p style="margin:0;font-size:13px;color:#d6e2f3;">'
+            f"{escape(self.heading)}</p></td></tr>"
+            f'<tr><td style="padding:16px 20px 8px 16px;border-left:4px solid {colour};">{test}'
+            f'<p style="margin:0 0 12px 0;font-size:19px;font-weight:bold;color:{colour};">'
+            f"{escape(self.headline)}</p>"
+            f"{facts}{plan}</td></tr>"
+            '<tr><td style="padding:14px 20px 18px 20px;font-size:12px;color:#5b6b7f;'
+            'overflow-wrap:anywhere;">'
+            f"{escape(self.footer)}</td></tr>"
+            "</table></td></tr></table></body></html>"
+        )
+
+
 def alert_text(
-    config: Config, rule: AlertRule, found: Observation, announced: str, *, test: bool = False
-) -> tuple[str, str]:
-    """(subject, body) of the message announcing ``announced`` (firing or clear)."""
+    config: Config,
+    rule: AlertRule,
+    found: Observation,
+    announced: str,
+    *,
+    test: bool = False,
+    root: Path | None = None,
+) -> AlertWords:
+    """The words of the message announcing ``announced`` (firing or clear)."""
     fmt = Formatter.for_report(config.report)
     _ = translations(fmt.locale.language).gettext
     names = Labels(config)
@@ -261,34 +393,25 @@ def alert_text(
     what = names.objective(found.objective) if found.objective else names.kpi(found.kpi)
     firing = announced == "firing"
     headline = _headline(_, rule, what, value, firing)
-    title = names.title()
-    subject = f"{title} — {headline}"
+    subject = f"{names.title()} — {headline}"
     if test:
         subject = _("[TEST] %(subject)s") % {"subject": subject}
-    lines = []
-    if test:
-        lines += [
-            _("This is a test message of the alert rule %(rule)s: nothing has changed.")
-            % {"rule": rule.rule_id},
-            "",
-        ]
-    lines.append(headline[:1].upper() + headline[1:] + ".")
-    lines.append("")
+    facts = []
     start = fmt.date(found.period_start, "medium")
     day = fmt.date(found.day, "medium")
     if rule.condition == "unusual":
-        lines.append(
+        facts.append(
             _("Value on %(day)s: %(value)s (usual: %(median)s).")
             % {"day": day, "value": value(found.value), "median": value(found.median)}
         )
     else:
-        lines.append(
+        facts.append(
             _("Value from %(start)s to %(day)s: %(value)s.")
             % {"start": start, "day": day, "value": value(found.value)}
         )
         if found.target is not None:
             if found.period_target is not None and found.period_target != found.target:
-                lines.append(
+                facts.append(
                     _("Target to date: %(target)s (%(elapsed)s of %(days)s days of the period's %(goal)s).")
                     % {
                         "target": value(found.target),
@@ -298,9 +421,9 @@ def alert_text(
                     }
                 )
             else:
-                lines.append(_("Target: %(target)s.") % {"target": value(found.target)})
+                facts.append(_("Target: %(target)s.") % {"target": value(found.target)})
     if found.projected is not None and found.period_target is not None:
-        lines.append(
+        facts.append(
             _(
                 "At this pace, %(kpi)s reaches %(projected)s by the end of the period, "
                 "for a target of %(goal)s."
@@ -311,19 +434,22 @@ def alert_text(
                 "goal": value(found.period_target),
             }
         )
-    plan = _plan(config, found, names) if firing else []
-    if plan:
-        lines += ["", _("Action plan") + ":"]
-        lines += [f"- {line}" for line in plan]
-    lines += [
-        "",
-        _("Rule %(rule)s. To pause it: %(command)s")
-        % {
-            "rule": rule.rule_id,
-            "command": config.command("alerts", "snooze", rule.rule_id, "--until", "YYYY-MM-DD"),
-        },
-    ]
-    return subject, "\n".join(lines) + "\n"
+    return AlertWords(
+        subject=subject,
+        lang=fmt.locale.language,
+        heading=f"{names.company()} — {names.title()}" if names.company() else names.title(),
+        firing=firing,
+        test_note=_("This is a test message of the alert rule %(rule)s: nothing has changed.")
+        % {"rule": rule.rule_id}
+        if test
+        else "",
+        headline=headline[:1].upper() + headline[1:] + ".",
+        facts=facts,
+        plan_title=_("Action plan"),
+        plan=_plan(config, found, names) if firing else [],
+        footer=_("Rule %(rule)s. To pause it: %(command)s")
+        % {"rule": rule.rule_id, "command": snooze_command(config, rule.rule_id, root)},
+    )
 
 
 def _headline(
@@ -410,6 +536,7 @@ def send_test(
                 now,
                 email.utils.make_msgid(domain="reporter.invalid"),
                 test=True,
+                root=root,
             )
             msg["To"] = address
             result = mailer.send(msg, rcpt, lambda n, error: None)

@@ -80,6 +80,18 @@ def _status(args: argparse.Namespace, out: Callable[[str], None]) -> int:
                     out(f"{config.report.id} {rule.rule_id}: not evaluated yet")
         for row in rows:
             out(_status_line(row))
+            for d in ledger.all(f"{row['report']}/alert/{row['rule']}"):
+                number = d.period.lstrip("#")
+                if d.state == "review":
+                    out(
+                        f"  message {number} to {d.recipient}: in review (sending began and was not "
+                        "confirmed: it may have arrived; it is not sent again)"
+                    )
+                elif d.state == "failed":
+                    out(
+                        f"  message {number} to {d.recipient}: failed ({d.last_error}); "
+                        "retried at the next evaluation"
+                    )
     return 0
 
 
