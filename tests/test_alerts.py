@@ -339,3 +339,54 @@ def test_a_rule_with_chat_posts_its_message_to_the_channel_once(report, tmp_path
     assert card["blocks"][0]["text"]["text"] == "Alerts — 3,000 orders a month is off track"
     assert "Action plan: Call back every open quote — Account managers" in card["text"]
     assert [r.rcpt_tos for r in server.handler.received] == [["cfo@acme.test"]]
+
+
+def test_each_condition_is_judged_on_the_period_to_date(report):
+    from reporter.compute.alerts import evaluate
+
+    text = report.read_text(encoding="utf-8").replace(
+        "    - {kpi: visits, when: unusual, to: [ops@acme.test]}",
+        "    - {objective: orders-goal, when: at_risk, to: [ops@acme.test]}\n"
+        "    - {objective: orders-goal, when: pacing_off, to: [ops@acme.test]}\n"
+        "    - {kpi: orders, when: {above: 1000}, to: [ops@acme.test]}\n"
+        "    - {kpi: orders, when: {below: 500}, to: [ops@acme.test]}\n"
+        "    - {objective: orders-ytd, when: off_track, to: [ops@acme.test]}",
+    )
+    text = text.replace(
+        "alerts:\n",
+        "  - id: orders-ytd\n"
+        "    title: 3,000 orders a month, year to date\n"
+        "    kpi: orders\n"
+        "    target: {value: 3000}\n"
+        "    cumulative: true\n"
+        "    owner: Sales director\n"
+        "    due: 2026-12-31\n"
+        "alerts:\n",
+    )
+    report.write_text(text, encoding="utf-8")
+    config = load_config(report, env={})
+    con, infos = open_database(config)
+
+    def judged(n: int) -> dict[str, tuple[bool, str, float | None, float | None]]:
+        return {o.rule: (o.firing, o.state, o.value, o.target) for o in evaluate(config, at(n), con, infos)}
+
+    feb = {d: sum(orders_on(n) for n in range(32, 32 + d)) for d in range(1, 29)}  # 1 to d February
+    day36, day37, day45, day52 = judged(36), judged(37), judged(45), judged(52)
+    con.close()
+    # at_risk fires while at risk or off track: 1970 / 2142.9 = 0.92 on day 52, 1.03 on day 36
+    assert day52["orders-goal-at_risk"][:2] == (True, "at_risk")
+    assert day36["orders-goal-at_risk"][:2] == (False, "on_track")
+    assert day36["orders-goal-at_risk"][2:] == pytest.approx((feb[4], 3000 * 4 / 28))
+    # the pace: the value to date ÷ the share of February elapsed, against 3,000
+    assert feb[5] / (5 / 28) < 3000 <= feb[4] / (4 / 28)
+    assert day37["orders-goal-pacing_off"][0] is True
+    assert day36["orders-goal-pacing_off"][0] is False
+    # thresholds on the value to date
+    assert feb[8] <= 1000 < feb[13]
+    assert (judged_above := (day45["orders-above"][0], day37["orders-above"][0])) == (True, False), (
+        judged_above
+    )
+    assert day37["orders-below"][:3] == (True, "below", feb[5])
+    # a cumulative objective: January's 3,000 plus 5/28 of February's, against the year to date
+    assert day37["orders-ytd-off_track"][:2] == (False, "on_track")
+    assert day37["orders-ytd-off_track"][2:] == pytest.approx((31 * 110 + feb[5], 3000 + 3000 * 5 / 28))

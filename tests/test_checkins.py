@@ -311,3 +311,9 @@ def test_a_checkin_shows_in_the_next_run_pdf_digest_and_archive(report, tmp_path
         {"path": "checkins/2026-08.yaml", "sha256": hashlib.sha256(written).hexdigest()}
     ]
     assert results["objectives"][0]["note"] == "Two big deals slipped to September"
+    # reproduce reads the check-ins inside the PDF, not today's: a later edit changes nothing
+    from reporter.run.reproduce import reproduce
+
+    assert checkin(report, "grow", "--period", "2026-08", "--note", "Rewritten after the report") == 0
+    again = reproduce(archived, tmp_path / "again", data=report.parent)
+    assert again.identical

@@ -168,8 +168,8 @@ def _example(grain: str) -> str:
     return {"month": "2026-11", "quarter": "2026-Q4", "week": "2026-W45"}.get(grain, "2026-11")
 
 
-def _files(base_dir: Path) -> list[Path]:
-    folder = folder_of(base_dir)
+def _files(base_dir: Path, folder: Path | None = None) -> list[Path]:
+    folder = folder or folder_of(base_dir)
     if not folder.is_dir():
         return []
     return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])[:MAX_FILES]
@@ -193,7 +193,11 @@ def load_checkins(config: m.Config, upto: Period, first: Period | None = None) -
     checked; ConfigError with every problem."""
     out = Checkins()
     problems: list[Problem] = []
-    files = [p for p in _files(config.base_dir) if _in_range(p.stem, config.report.grain, first, upto)]
+    files = [
+        p
+        for p in _files(config.base_dir, config.checkins_dir)
+        if _in_range(p.stem, config.report.grain, first, upto)
+    ]
     others = _siblings_objectives(config.base_dir, config.file.resolve()) if files else None
     for path in files:
         parsed, found = parse_file(path, config.objectives, config.report, others)

@@ -1071,6 +1071,16 @@ class Config(_Model):
         repr=False,
     )
 
+    checkins_dir: Path | None = Field(
+        None,
+        description=(
+            "Not a YAML key: where the owners' check-ins are read from when not `checkins/` beside the "
+            "YAML (`reporter reproduce` reads the copies inside the archived PDF)."
+        ),
+        exclude=True,
+        repr=False,
+    )
+
     def command(self, verb: str, *args: str) -> str:
         """The reporter command a message tells someone to run about this report (pinned in tests
         and docs): the configuration by its absolute path and, when the run's output folder is
@@ -1100,7 +1110,7 @@ class Config(_Model):
 
 
 # Config's fields that are no YAML key: the loader and validation fill them in.
-NOT_YAML = ("file", "base_dir", "kpi_order", "connections", "run_output")
+NOT_YAML = ("file", "base_dir", "kpi_order", "connections", "run_output", "checkins_dir")
 
 SECTIONS: dict[str, type[BaseModel] | tuple[str, type[BaseModel]]] = {
     "report": Report,

@@ -169,31 +169,34 @@ def _deliver_once(
     key, period = alert_key(config, rule.rule_id), f"#{seq}"
     sent: list[str] = []
     failed: list[str] = []
-    for rcpt, channel, send in _senders(config, rule, found, announced, seq, now, root, env, sleep):
+    due: dict[str, bool] = {}  # recipient → retry (a failed send) or not (never claimed)
+    for rcpt in _recipients(config, rule):
         latest = ledger.latest(key, period, rcpt)
-        retry = False
-        if latest is not None:
-            if latest.state == "pending":
-                ledger.move(
-                    key,
-                    period,
-                    rcpt,
-                    latest.version,
-                    now,
-                    from_states=("pending",),
-                    to="review",
-                    note="sending began and was not confirmed (the process stopped): not sent again",
-                )
-            if latest.state != "failed":
-                continue
-            retry = True
+        if latest is None:
+            due[rcpt] = False
+        elif latest.state == "failed":
+            due[rcpt] = True
+        elif latest.state == "pending":
+            ledger.move(
+                key,
+                period,
+                rcpt,
+                latest.version,
+                now,
+                from_states=("pending",),
+                to="review",
+                note="sending began and was not confirmed (the process stopped): not sent again",
+            )
+    if not due:
+        return sent, failed
+    for rcpt, channel, send in _senders(config, rule, found, announced, seq, now, root, env, sleep, set(due)):
         msg_id = message_id(key.replace("/", "."), period.lstrip("#"), rcpt)
         claim: dict[str, Any] = {
             "forced": False,
             "reason": None,
             "channel": channel,
             "run_id": 0,
-            "retry": retry,
+            "retry": due[rcpt],
         }
         if not ledger.claim(key, period, rcpt, 1, msg_id, now, **claim):
             continue  # another process took it
@@ -207,6 +210,15 @@ def _deliver_once(
     return sent, failed
 
 
+def _recipients(config: Config, rule: AlertRule) -> list[str]:
+    """The rule's recipients as the ledger keys them: addresses, then ``<kind>:<webhook_env>``."""
+    from reporter.delivery.chat import chat_key
+
+    out = [email.utils.parseaddr(address)[1].lower() for address in rule.to]
+    out += [chat_key(c).lower() for c in config.delivery.chat if c.kind in rule.chat]
+    return list(dict.fromkeys(out))
+
+
 def _senders(
     config: Config,
     rule: AlertRule,
@@ -217,9 +229,10 @@ def _senders(
     root: Path,
     env: Mapping[str, str] | None,
     sleep: Callable[[float], None],
+    only: set[str],
 ) -> list[tuple[str, str, Callable[[str], SendResult]]]:
     """(recipient as the ledger keys it, channel, send(message_id)) for each address and each
-    chat channel of the rule."""
+    chat channel of the rule among ``only``."""
     from reporter.delivery.chat import Card, Poster, chat_key, payload_bytes, webhook_urls
 
     email_cfg = config.delivery.email
@@ -234,6 +247,8 @@ def _senders(
     out: list[tuple[str, str, Callable[[str], SendResult]]] = []
     for address in rule.to:
         rcpt = email.utils.parseaddr(address)[1].lower()
+        if rcpt not in only:
+            continue
 
         def mail(msg_id: str, address: str = address, rcpt: str = rcpt) -> SendResult:
             message = build_message(config, rule, found, announced, now, msg_id, root=root)
@@ -241,7 +256,7 @@ def _senders(
             return mailer.send(message, rcpt, lambda n, error: None)
 
         out.append((rcpt, mailer.channel, mail))
-    chats = [c for c in config.delivery.chat if c.kind in rule.chat]
+    chats = [c for c in config.delivery.chat if c.kind in rule.chat and chat_key(c).lower() in only]
     if chats:
         urls = webhook_urls(config, env, [chat_key(c).lower() for c in chats])
         words = alert_text(config, rule, found, announced, root=root)
