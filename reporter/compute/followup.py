@@ -1,14 +1,13 @@
 """The life of an objective's actions, from its status period by period and the owners' check-ins.
 
 An action with an ``id`` is *opened* in the first period whose status its ``when`` matches, and
-then stays open, period after period, whatever the
-status, until a check-in marks it ``done`` or ``dropped``. Closed, it is shown in the period of
-that check-in, then no more; it opens again when its ``when`` newly matches (the status left it
-and came back). An action for ``always`` recurs: each period opens it afresh, and only that
-period's check-in speaks of it. A check-in may also mark an action ``open`` by hand. Its ``age`` is the number
-of periods since the one that opened it (0: opened this period); its due date is counted from
-the end of that period, and an open action whose due date is before the end of the reported
-period is ``overdue``.
+then stays open, period after period, whatever the status, until a check-in marks it ``done`` or
+``dropped``. Closed, it is shown in the period of that check-in, then no more; it opens again
+when its ``when`` newly matches (the status left it and came back). An action for ``always``
+recurs: each period opens it afresh, and only that period's check-in speaks of it. A check-in
+may also mark an action ``open`` by hand. Its ``age`` is the number of periods since the one
+that opened it (0: opened this period); its due date is counted from the end of that period,
+and an open action whose due date is before the end of the reported period is ``overdue``.
 
 The life is followed over the report's 12 periods (the reported one and the 11 before it).
 An action without an id has no life: it is shown while its ``when`` matches, as before.
