@@ -59,6 +59,15 @@ EXAMPLES = {
     "resolve": """examples:
   reporter resolve config/example.yaml 2026-10 ceo@acme.fr --sent     # it arrived
   reporter resolve config/example.yaml 2026-10 ceo@acme.fr --resend   # it did not: send once more""",
+    "checkin": """examples:
+  reporter checkin config/example.yaml cut-cac --note "Two trade fairs doubled the cost"
+  reporter checkin config/example.yaml cut-cac --action relaunch-quotes=done \\
+      --comment relaunch-quotes="12 quotes sent"
+  reporter checkin config/example.yaml cut-cac --period 2026-10 --lang en --note "..."  # one language""",
+    "alerts": """examples:
+  reporter alerts test config/example.yaml                      # one message marked TEST per rule
+  reporter alerts status --config config/example.yaml            # each rule's state and last change
+  reporter alerts snooze cut-cac-off_track --until 2026-11-30 --config config/example.yaml""",
     "schema": """example:
   reporter schema > reporter.schema.json     # for an editor without the repository's copy""",
     "release": """example:
@@ -219,6 +228,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     _allow_dir(p)
     _connections_option(p)
+
+    p = _command(
+        sub, "checkin", "record an owner's note and action states for an objective (checkins/<period>.yaml)"
+    )
+    p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file")
+    p.add_argument("objective", metavar="OBJECTIVE", help="the objective's id")
+    p.add_argument(
+        "--period",
+        help="the period the check-in is about, e.g. 2026-11 "
+        "(default: the period in progress, whose report comes next)",
+    )
+    p.add_argument("--note", help="the owner's note on the objective (replaces the period's note)")
+    p.add_argument(
+        "--lang", metavar="LANG", help="the language of --note (fr, en, ...): one text per language"
+    )
+    p.add_argument(
+        "--action",
+        action="append",
+        default=[],
+        metavar="ID=STATE",
+        help="an action's state: open, done or dropped (repeatable)",
+    )
+    p.add_argument(
+        "--comment",
+        action="append",
+        default=[],
+        metavar="ID=TEXT",
+        help="a comment on an action (repeatable)",
+    )
+    _allow_dir(p)
+    _connections_option(p)
+
+    p = _command(sub, "alerts", "alert rules between reports: test, status, snooze (alerts: in the YAML)")
+    alerts = p.add_subparsers(dest="alerts_command", metavar="ACTION", parser_class=_Parser)
+    a = alerts.add_parser("test", help="send one message marked TEST per rule (nothing is recorded)")
+    a.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file")
+    a.add_argument("--rule", help="only this rule (its id)")
+    a.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(a)
+    _connections_option(a)
+    a = alerts.add_parser("status", help="each rule's state, its last change and its last message")
+    a.add_argument(
+        "--config",
+        type=Path,
+        metavar="CONFIG",
+        help="a report YAML file (default: every report in the ledger)",
+    )
+    a.add_argument("--output", type=Path, help="output folder whose ledger to read (default: ./output)")
+    _allow_dir(a)
+    _connections_option(a)
+    a = alerts.add_parser("snooze", help="send nothing for a rule until a date (inclusive)")
+    a.add_argument("rule", metavar="RULE", help="the rule's id (reporter alerts status lists them)")
+    a.add_argument(
+        "--until",
+        required=True,
+        metavar="DATE",
+        help="the last day it stays quiet, e.g. 2026-11-30; 'off' wakes it",
+    )
+    a.add_argument("--config", type=Path, metavar="CONFIG", help="the report YAML the rule is in")
+    a.add_argument("--output", type=Path, help="output folder whose ledger to use (default: ./output)")
+    _allow_dir(a)
+    _connections_option(a)
 
     _command(sub, "schema", "print the JSON Schema of the report YAML (editor completion and checks)")
     return parser
@@ -401,6 +472,38 @@ def _validate(args: argparse.Namespace) -> int:
         ]:
             print(warning, file=sys.stderr)
         print(f"{config.file}: valid — {summary(config)}")
+    return 0
+
+
+def _checkin(args: argparse.Namespace) -> int:
+    from reporter.config.checkins import parse_pairs, today_period, write_checkin
+    from reporter.render.texts import load_checked
+    from reporter.run.stages import resolve_period
+
+    if args.config.is_dir():
+        raise UsageError(f"{args.config}: give the report's YAML file, not a folder")
+    if args.note is None and not args.action and not args.comment:
+        raise UsageError("nothing to record: give --note, --action ID=STATE or --comment ID=TEXT")
+    if args.lang is not None and args.note is None:
+        raise UsageError("--lang says the language of --note: give --note too")
+    (config,) = load_checked(args.config)
+    clock = now()
+    period = (
+        resolve_period(config, args.period, clock) if args.period is not None else today_period(config, clock)
+    )
+    path = write_checkin(
+        config,
+        args.objective,
+        period,
+        note=args.note,
+        lang=args.lang,
+        actions=parse_pairs(args.action, "--action"),
+        comments=parse_pairs(args.comment, "--comment"),
+    )
+    print(
+        f"{path}: check-in of '{args.objective}' for {period.label} recorded; "
+        f"the {period.label} report shows it"
+    )
     return 0
 
 
@@ -847,4 +950,14 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": _init,
     "resolve": _resolve,
     "release": _release,
+    "checkin": _checkin,
+    "alerts": lambda args: _alerts(args),
 }
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    from reporter.run import alerts
+
+    if args.alerts_command is None:
+        raise UsageError("say what to do: reporter alerts test CONFIG | status | snooze RULE --until DATE")
+    return alerts.command(args, now(), print)

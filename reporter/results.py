@@ -19,6 +19,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 # The words results.json uses; templates translate them, never print them.
 Status = Literal["on_track", "at_risk", "off_track", "no_data", "no_target"]
 Verdict = Literal["keep", "improve", "stop", "review"]
+ActionState = Literal["open", "done", "dropped"]
 
 
 def doc(text: str, **kwargs: Any) -> Any:
@@ -188,13 +189,25 @@ class KpiResult:
 
 @dataclass(frozen=True)
 class Action(Checked):
-    """An action of an objective's plan, chosen by its status (results.json and the view alike;
-    the view's ``do`` is rendered)."""
+    """An action of an objective's plan, chosen by its status or alive by its id (results.json
+    and the view alike; the view's ``do`` is rendered)."""
 
     when: str = doc("when the action applies: `always` or a status (`off_track`…)")
     do: str = doc("what to do, already rendered (see below)")
     owner: str = doc("who does it")
     due: str | None = doc("by when (an ISO date), or none")
+    # An action with an id has a life (compute/followup.py); the others have null here.
+    id: str | None = doc(
+        "its `id` in the YAML; none for an action without one (it has no life)", default=None
+    )
+    state: ActionState | None = doc(
+        "a followed action's state: `open`, `done` or `dropped` (from the check-ins); none without an id",
+        default=None,
+    )
+    comment: str = doc("the latest check-in's comment on it, or empty", default="")
+    since: str | None = doc("the period that opened it (its code), or none", default=None)
+    age: int | None = doc("periods since it was opened (0: this period), or none", default=None)
+    overdue: bool = doc("true when it is open and its due date is before the period's end", default=False)
 
 
 ActionResult = Action  # its name in compute
@@ -242,6 +255,7 @@ class ObjectiveResult:
     cumulative: bool = False
     target_kind: str = ""
     trend: list[TrendPoint] = field(default_factory=list)
+    note: str = ""  # the owner's note from the period's check-in (checkins/<period>.yaml)
 
 
 @dataclass(frozen=True)
@@ -342,11 +356,18 @@ class Results:
     # ``frequency`` says denser: the frequency its data shows (weekly, monthly), for the gate's
     # hint. Not in results.json.
     sparse: dict[str, str] = field(default_factory=dict)
+    # The check-in files read (checkins/<period>.yaml), each with its SHA-256: the evidence of the
+    # notes and action states; the PDF/A carries each file.
+    checkins: list[SourceFile] = field(default_factory=list)
+    # Not in results.json: those files' bytes (attached to the PDF as read), and each objective's
+    # note as written (text or per language), so a render in another language picks its own.
+    checkin_files: dict[str, bytes] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        del data["pdf_other"]
-        del data["sparse"]
+        for private in ("pdf_other", "sparse", "checkin_files", "notes"):
+            del data[private]
         return data
 
     def to_json(self) -> str:

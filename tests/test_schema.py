@@ -49,7 +49,7 @@ def test_the_schema_is_valid_draft_2020_12():
     assert schema["$schema"] == DIALECT == "https://json-schema.org/draft/2020-12/schema"
     assert set(schema["properties"]) == {
         "report", "sources", "metrics", "kpis", "objectives", "breakdowns", "funnel",
-        "portfolio", "quality", "delivery", "insights",
+        "portfolio", "quality", "delivery", "insights", "alerts",
     }  # fmt: skip
     assert schema["required"] == ["report", "sources", "metrics", "kpis"]
     # Descriptions come with it (for the editor's hover help).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import statistics
 from collections.abc import Callable, Mapping
@@ -19,6 +20,7 @@ from reporter.compute.evaluate import (
     period_target,
     status,
 )
+from reporter.compute.followup import follow_up
 from reporter.compute.metrics import (
     Window,
     distinct_keys,
@@ -29,6 +31,7 @@ from reporter.compute.metrics import (
     period_rows,
     ranked_keys,
 )
+from reporter.config.checkins import load_checkins
 from reporter.config.labels import Labels
 from reporter.config.model import Breakdown, Config, Objective
 from reporter.config.sql import quote_ident
@@ -48,7 +51,9 @@ from reporter.results import (
     QualityCheck,
     Results,
     SeriesPoint,
+    SourceFile,
     SourceResult,
+    Status,
     TrendPoint,
     Verdict,
 )
@@ -138,7 +143,8 @@ def compute_results(
         needed |= set(period.prior_year().series(insights.HISTORY + 1))  # the same, a year earlier
         needed |= insights.pacing_periods(config, period)
     ytd = Window(*period.ytd_window(fy))
-    metric_by_period, metric_by_window = period_metrics(con, config, infos, needed, [ytd], where=where)
+    windows = [ytd, *_followed_windows(config, series, needed)]
+    metric_by_period, metric_by_window = period_metrics(con, config, infos, needed, windows, where=where)
     kpi_by_period = {p: kpis.evaluate(v) for p, v in metric_by_period.items()}
     complete = _completeness(config, infos, period)
     partial = _partial_kpis(config, kpis, complete) if config.insights.enabled else set()
@@ -154,6 +160,11 @@ def compute_results(
         result = _objective(config, obj, period, ytd_periods, series, kpi_by_period, kpi_ytd)
         objectives.append(result)
         first_objective.setdefault(obj.kpi, result)
+    checkins = load_checkins(config, period, series[0])
+    names = Labels(config)
+    for obj, result in zip(config.objectives, objectives, strict=True):
+        history = _history(config, obj, series, kpi_by_period, metric_by_window, kpis)
+        follow_up(obj, result, series, history, checkins, names)
 
     kpi_results: dict[str, KpiResult] = {}
     labels = Labels(config)  # words in the report's language
@@ -238,6 +249,69 @@ def compute_results(
             "vs_prior_year": _moves(kpi_results, "prior_year", config.insights.moves_min_base),
         },
         insights=insights.rank(found, config),
+        checkins=[
+            SourceFile(name, hashlib.sha256(content).hexdigest()) for name, content in checkins.files.items()
+        ],
+        checkin_files=dict(checkins.files),
+        notes={
+            obj.id: entry.note
+            for obj in config.objectives
+            if (entry := checkins.objective(period.label, obj.id)) is not None and entry.note
+        },
+    )
+
+
+def _followed_windows(config: Config, series: list[Period], needed: set[Period]) -> list[Window]:
+    """The year-to-date windows (and the periods, added to ``needed``) that judge a cumulative
+    objective with followed actions in each period of ``series``."""
+    fy = config.report.fiscal_year_start
+    followed = [o for o in config.objectives if o.cumulative and any(a.id is not None for a in o.actions)]
+    if not followed:
+        return []
+    for p in series:
+        for q in p.ytd_periods(fy):
+            needed |= {q, q.shift(-1), q.prior_year()}
+    return [Window(*p.ytd_window(fy)) for p in series]
+
+
+def _history(
+    config: Config,
+    obj: Objective,
+    series: list[Period],
+    kpi_by_period: Mapping[Period, Values],
+    metric_by_window: Mapping[Window, Values],
+    kpis: _Kpis,
+) -> dict[str, Status]:
+    """The objective's status in each period of ``series``, as that period's report judged it."""
+    direction = config.kpis[obj.kpi].direction
+    fy = config.report.fiscal_year_start
+    kind, amount = _target_kind(obj)
+
+    def target_for(p: Period) -> float | None:
+        return period_target(
+            kind, amount, p.label, kpi_by_period[p.shift(-1)][obj.kpi], kpi_by_period[p.prior_year()][obj.kpi]
+        )
+
+    out: dict[str, Status] = {}
+    for p in series:
+        if obj.cumulative:
+            window = Window(*p.ytd_window(fy))
+            if window not in metric_by_window:
+                continue
+            value = kpis.evaluate(metric_by_window[window])[obj.kpi]
+            goal = cumulative_target([target_for(q) for q in p.ytd_periods(fy)])
+        else:
+            value, goal = kpi_by_period[p][obj.kpi], target_for(p)
+        out[p.label] = status(value, goal, direction, obj.thresholds.on_track, obj.thresholds.at_risk)
+    return out
+
+
+def _target_kind(obj: Objective) -> tuple[str, Any]:
+    target = obj.target
+    return next(
+        (k, getattr(target, k))
+        for k in ("value", "change_vs_prior_year", "change_vs_previous", "by_period")
+        if getattr(target, k) is not None
     )
 
 
@@ -343,12 +417,7 @@ def _objective(
     kpi_by_period: Mapping[Period, Values],
     kpi_ytd: Values,
 ) -> ObjectiveResult:
-    target = obj.target
-    kind, amount = next(
-        (k, getattr(target, k))
-        for k in ("value", "change_vs_prior_year", "change_vs_previous", "by_period")
-        if getattr(target, k) is not None
-    )
+    kind, amount = _target_kind(obj)
 
     def target_for(p: Period) -> float | None:
         return period_target(

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from pydantic import TypeAdapter, ValidationError
+
 from reporter.assets import builtin_templates, catalogue_languages, resolve_template
 from reporter.config import connections as conns
 from reporter.config import derived, guards
@@ -247,9 +249,21 @@ class _Checker(SchemaErrors, DataRules):
         self._check_objectives()
         self._check_analyses()
         self._check_delivery()
+        self._check_alerts()
         self._check_paths()
         self._check_connections()
         guards.check_static(self)
+        if not self.problems:
+            from reporter.config.checkins import check_folder
+
+            self.problems.extend(
+                check_folder(
+                    self.base_dir,
+                    self.parts.get("objectives") or [],
+                    self.parts["report"],
+                    self.path.resolve(),
+                )
+            )
         if check_data:
             self._check_data()
         if self.problems:
@@ -266,6 +280,7 @@ class _Checker(SchemaErrors, DataRules):
             quality=self.parts.get("quality") or m.Quality(),
             delivery=self.parts.get("delivery") or m.Delivery(),
             insights=self.parts.get("insights") or m.Insights(),
+            alerts=self.parts.get("alerts"),
             file=self.path,
             base_dir=self.base_dir,
             kpi_order=self.kpi_order,
@@ -563,12 +578,26 @@ class _Checker(SchemaErrors, DataRules):
                         f"the report's grain is {grain}",
                         key=True,
                     )
+            self._check_action_ids(base, obj)
             if obj.thresholds is not None and obj.thresholds.at_risk > obj.thresholds.on_track:
                 self.add(
                     (*base, "thresholds"),
                     f"at_risk ({obj.thresholds.at_risk:g}) is above on_track ({obj.thresholds.on_track:g})",
                     "at_risk must be ≤ on_track, e.g. {on_track: 1.0, at_risk: 0.9}",
                 )
+
+    def _check_action_ids(self, base: Path_, obj: m.Objective) -> None:
+        action_ids: dict[str, int] = {}
+        for j, action in enumerate(obj.actions or []):
+            if action is None or getattr(action, "id", None) is None:
+                continue
+            if action.id in action_ids:
+                self.add(
+                    (*base, "actions", j, "id"),
+                    f"duplicate action id '{action.id}' (also actions[{action_ids[action.id]}])",
+                    "give each action of an objective its own id",
+                )
+            action_ids.setdefault(str(action.id), j)
 
     def _check_analyses(self) -> None:
         for i, bd in enumerate(self.parts.get("breakdowns") or []):
@@ -705,13 +734,69 @@ class _Checker(SchemaErrors, DataRules):
             self._check_email(delivery.email)
         self._check_burst(delivery.burst)
 
+    def _check_alerts(self) -> None:
+        """Each rule names one objective or one KPI that exists, a condition that fits it, and
+        somewhere to send; rule ids are unique (``reporter alerts snooze`` names them)."""
+        alerts: m.Alerts | None = self.parts.get("alerts")
+        if alerts is None:
+            return
+        report: m.Report | None = self.parts.get("report")
+        self._check_schedule(alerts.schedule, report.timezone if report else "UTC", ("alerts", "schedule"))
+        objectives = {o.id for o in self.parts.get("objectives") or [] if o is not None}
+        delivery: m.Delivery = self.parts.get("delivery") or m.Delivery()
+        kinds: set[str] = {str(c.kind) for c in delivery.chat}
+        seen: dict[str, int] = {}
+        for i, rule in _valid_rules(self.doc.data.get("alerts")):
+            base: Path_ = ("alerts", "rules", i)
+            if (rule.objective is None) == (rule.kpi is None):
+                self.add(base, "a rule names exactly one of objective or kpi", "e.g. objective: cut-cac")
+            elif rule.objective is not None and rule.objective not in objectives:
+                self.add(
+                    (*base, "objective"),
+                    f"unknown objective '{rule.objective}'",
+                    did_you_mean(rule.objective, objectives, known_label="objectives are"),
+                )
+            elif rule.kpi is not None and rule.kpi not in self.declared_kpis:
+                self.add(
+                    (*base, "kpi"),
+                    f"unknown KPI '{rule.kpi}'",
+                    did_you_mean(rule.kpi, self.declared_kpis, known_label="KPIs are"),
+                )
+            elif rule.kpi is not None and rule.condition in ("off_track", "at_risk", "pacing_off"):
+                self.add(
+                    (*base, "when"),
+                    f"'{rule.condition}' is about an objective; a kpi rule takes unusual, above or below",
+                    "name the objective instead (objective: ...), or write when: {above: ...}",
+                )
+            self._check_rule_targets(base, rule, kinds)
+            if rule.rule_id in seen:
+                self.add(
+                    (*base, "id"),
+                    f"duplicate rule id '{rule.rule_id}' (also alerts.rules[{seen[rule.rule_id]}])",
+                    "give one of them an id: of its own",
+                )
+            seen.setdefault(rule.rule_id, i)
+
+    def _check_rule_targets(self, base: Path_, rule: m.AlertRule, kinds: set[str]) -> None:
+        if not rule.to and not rule.chat:
+            self.add(base, "the rule sends nowhere", "add to: [address] and/or chat: [slack]")
+        for j, address in enumerate(rule.to):
+            self._check_address((*base, "to", j), address)
+        for j, kind in enumerate(rule.chat):
+            if kind not in kinds:
+                self.add(
+                    (*base, "chat", j),
+                    f"no '{kind}' channel in delivery.chat",
+                    "add it to delivery.chat (kind and webhook_env), or leave it out",
+                )
+
     def _check_burst(self, burst: m.Burst | None) -> None:
         from reporter.config.burst import burst_problems
 
         for key, message, hint in burst_problems(burst):
             self.add(("delivery", "burst", key), message, hint)
 
-    def _check_schedule(self, schedule: str, tz: str) -> None:
+    def _check_schedule(self, schedule: str, tz: str, key: Path_ = ("delivery", "schedule")) -> None:
         from apscheduler.triggers.cron import CronTrigger
 
         fields = schedule.split()
@@ -721,7 +806,7 @@ class _Checker(SchemaErrors, DataRules):
             cron = CronTrigger.from_crontab(schedule, timezone=_zone_or_utc(tz))
         except ValueError as exc:
             self.add(
-                ("delivery", "schedule"),
+                key,
                 f"invalid cron expression '{schedule}' ({exc})",
                 '5 fields: minute hour day month weekday, e.g. "0 7 2 * *"',
             )
@@ -730,7 +815,7 @@ class _Checker(SchemaErrors, DataRules):
         # (29 February is fine: it fires in leap years.)
         if cron.get_next_fire_time(None, dt.datetime(2000, 1, 1, tzinfo=dt.UTC)) is None:
             self.add(
-                ("delivery", "schedule"),
+                key,
                 f"the cron expression '{schedule}' never fires: no date matches it",
                 'use a day that exists in that month, e.g. "0 7 28 2 *" '
                 "(29 February fires in leap years only)",
@@ -852,6 +937,17 @@ class _Checker(SchemaErrors, DataRules):
 
 # --------------------------------------------------------------------------------------
 # helpers
+
+
+def _valid_rules(raw: Any) -> Iterator[tuple[int, m.AlertRule]]:
+    """The rules of ``alerts`` that pass the schema on their own (the others are reported
+    already), with their index: the rules across keys check each of them."""
+    rules = raw.get("rules") if isinstance(raw, dict) else None
+    for i, item in enumerate(rules if isinstance(rules, list) else []):
+        try:
+            yield i, TypeAdapter(m.AlertRule).validate_python(item)
+        except ValidationError:
+            continue
 
 
 def _keys(value: Any) -> list[str]:

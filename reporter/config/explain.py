@@ -232,6 +232,8 @@ class SchemaErrors:
                 f"YAML read the unquoted {text} as the boolean {str(value).lower()}",
                 f'write it in quotes: "{text}"',
             )
+        if kind == "alert_when":  # model._alert_when
+            return doc.problem(loc, err["msg"], str((err.get("ctx") or {}).get("hint", "")))
         if kind == "literal_error":
             choices = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
             return doc.problem(

@@ -458,6 +458,16 @@ class Thresholds(_Model):
 
 
 class Action(_Model):
+    id: Slug | None = Field(
+        None,
+        description=(
+            "The action's identifier, unique in the objective: an action with an id has a life. "
+            "`reporter checkin` marks it done or dropped; open, it carries over to the next "
+            "periods with its age, and past its due date it is overdue. Without an id it is shown "
+            "only while its `when` matches."
+        ),
+        examples=["relaunch-quotes"],
+    )
     when: When = Field(
         description="The status that calls for this action (or always).", examples=["off_track"]
     )
@@ -919,6 +929,97 @@ class Delivery(_Model):
     )
 
 
+AlertCondition = Literal["off_track", "at_risk", "unusual", "pacing_off"]
+
+
+class Threshold(_Model):
+    above: float | None = Field(
+        None, description="Fires while the value to date is above this number.", examples=[1200]
+    )
+    below: float | None = Field(
+        None, description="Fires while the value to date is below this number.", examples=[50]
+    )
+
+
+def _alert_when(value: Any) -> Any:
+    """An alert's condition: one of the words, or {above: X} / {below: X}; one clear error else."""
+    words = ("off_track", "at_risk", "unusual", "pacing_off")
+    hint = "write off_track, at_risk, unusual, pacing_off, {above: X} or {below: X}"
+    if isinstance(value, str):
+        if value not in words:
+            raise PydanticCustomError(
+                "alert_when", "'{value}' is not a condition", {"value": value, "hint": hint}
+            )
+        return value
+    if isinstance(value, dict) and len(value) == 1 and set(value) <= {"above", "below"}:
+        (number,) = value.values()
+        if isinstance(number, int | float) and not isinstance(number, bool):
+            return Threshold(**{k: float(v) for k, v in value.items()})
+    raise PydanticCustomError(
+        "alert_when", "expected a condition, got {value}", {"value": repr(value), "hint": hint}
+    )
+
+
+class AlertRule(_Model):
+    id: Slug | None = Field(
+        None,
+        description=(
+            "The rule's name for `reporter alerts snooze` and `status`; default: its objective or KPI "
+            "and its condition, e.g. `cut-cac-off_track` or `cac-above`."
+        ),
+        examples=["cac-over-budget"],
+    )
+    objective: Slug | None = Field(
+        None, description="The objective it watches (or kpi, not both).", examples=["cut-cac"]
+    )
+    kpi: Name | None = Field(
+        None, description="The KPI it watches (or objective, not both).", examples=["cac"]
+    )
+    when: Annotated[AlertCondition | Threshold, BeforeValidator(_alert_when)] = Field(
+        description=(
+            "off_track, at_risk (at risk or off track) or pacing_off for an objective; unusual for "
+            "either; or {above: X} / {below: X} on the value to date."
+        ),
+        examples=["off_track", {"above": 1200}],
+    )
+    to: list[str] = Field(
+        [], description="Email addresses that get its messages.", examples=[["cfo@example.com"]]
+    )
+    chat: list[Literal["slack", "teams"]] = Field(
+        [],
+        description="Chat channels of delivery.chat (by kind) that get its messages.",
+        examples=[["slack"]],
+    )
+
+    @property
+    def condition(self) -> str:
+        if isinstance(self.when, Threshold):
+            return "above" if self.when.above is not None else "below"
+        return str(self.when)
+
+    @property
+    def rule_id(self) -> str:
+        return self.id or f"{self.objective or self.kpi}-{self.condition}"
+
+
+class Alerts(_Model):
+    schedule: str = Field(
+        "0 8 * * *",
+        description=(
+            "A 5-field cron expression in report.timezone: when `reporter schedule` evaluates the rules."
+        ),
+        examples=["0 8 * * *"],
+    )
+    rules: list[AlertRule] = Field(
+        [],
+        description=(
+            "What to watch between reports: one message when a rule's state changes (and one when it "
+            "is resolved), never a repeat while it stays."
+        ),
+        examples=[[{"objective": "cut-cac", "when": "off_track", "to": ["cfo@example.com"]}]],
+    )
+
+
 class Config(_Model):
     """A whole report: what ``load_config`` returns once every check has passed."""
 
@@ -946,6 +1047,9 @@ class Config(_Model):
     delivery: Delivery = Field(Delivery(), description="Schedule, email, ledger and archive.")
     insights: Insights = Field(
         Insights(), description="Automatic commentary: unusual values, records, contributors, pacing."
+    )
+    alerts: Alerts | None = Field(
+        None, description="Rules evaluated between reports on the period to date: a message per state change."
     )
 
     # Not YAML keys: where the file was, so relative paths and messages can use it.
@@ -1002,6 +1106,16 @@ class Config(_Model):
         """The warnings validation found reading the data (each ``file:line:col: key: warning: …``)."""
         return list(self._warnings)
 
+    checkins_dir: Path | None = Field(
+        None,
+        description=(
+            "Not a YAML key: where the owners' check-ins are read from when not `checkins/` beside the "
+            "YAML (`reporter reproduce` reads the copies inside the archived PDF)."
+        ),
+        exclude=True,
+        repr=False,
+    )
+
     def command(self, verb: str, *args: str) -> str:
         """The reporter command a message tells someone to run about this report (pinned in tests
         and docs): the configuration by its absolute path and, when the run's output folder is
@@ -1031,7 +1145,7 @@ class Config(_Model):
 
 
 # Config's fields that are no YAML key: the loader and validation fill them in.
-NOT_YAML = ("file", "base_dir", "kpi_order", "connections", "run_output")
+NOT_YAML = ("file", "base_dir", "kpi_order", "connections", "run_output", "checkins_dir")
 
 SECTIONS: dict[str, type[BaseModel] | tuple[str, type[BaseModel]]] = {
     "report": Report,
@@ -1045,5 +1159,6 @@ SECTIONS: dict[str, type[BaseModel] | tuple[str, type[BaseModel]]] = {
     "quality": Quality,
     "delivery": Delivery,
     "insights": Insights,
+    "alerts": Alerts,
 }
 REQUIRED_SECTIONS = ("report", "sources", "metrics", "kpis")

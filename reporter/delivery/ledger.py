@@ -151,6 +151,26 @@ report_owners = sa.Table(
     sa.Column("bound", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Each alert rule's state (``reporter.delivery.alerting``): what its latest evaluation found
+# (``state``: firing | clear, since ``changed``), what its latest message announced
+# (``notified``, message number ``seq``; its deliveries are keyed report "<id>/alert/<rule>",
+# period "#<seq>"), and until when it is snoozed.
+alert_rules = sa.Table(
+    "alert_rules",
+    metadata,
+    sa.Column("report", sa.String(200), primary_key=True),
+    sa.Column("rule", sa.String(200), primary_key=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("detail", sa.String(40), nullable=False),  # the evaluation's word (off_track, above...)
+    sa.Column("changed", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("evaluated", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("notified", sa.String(20), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("notified_at", sa.DateTime(timezone=True)),
+    sa.Column("snoozed_until", sa.Date),
+    sa.Column("error", sa.Text),
+)
+
 
 def config_fingerprint(config: Path) -> tuple[str, str]:
     """A configuration file's identity on a ledger: its resolved path and that path's SHA-256."""
@@ -692,3 +712,85 @@ class Ledger:
                     .where(runs.c.id == entry["run_id"], runs.c.outcome == "running")
                     .values(finished=now, outcome="failed", error=redact(str(entry.get("run_error") or note)))
                 )
+
+    # alert rules ----------------------------------------------------------------------------
+    def alert_rule(self, report: str, rule: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(alert_rules).where(alert_rules.c.report == report, alert_rules.c.rule == rule)
+            ).first()
+        return None if row is None else dict(row._mapping)
+
+    def alert_reports(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [
+                r.report for r in conn.execute(sa.select(alert_rules.c.report).distinct().order_by("report"))
+            ]
+
+    def alert_rules_of(self, report: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(alert_rules).where(alert_rules.c.report == report).order_by(alert_rules.c.rule)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def alert_observe(
+        self, report: str, rule: str, state: str, detail: str, now: dt.datetime, error: str | None = None
+    ) -> None:
+        """Record a rule's evaluation: its state (``changed`` moves when the state does). A rule
+        seen for the first time starts as announced clear (message number 0)."""
+        values: dict[str, object] = {
+            "detail": detail,
+            "evaluated": now,
+            "error": redact(error) if error else None,
+        }
+        first = dict(report=report, rule=rule, state=state, changed=now, notified="clear", seq=0, **values)
+        if self.alert_rule(report, rule) is None and self._insert_new(alert_rules, first):
+            return
+        with self.engine.begin() as conn:
+            key = (alert_rules.c.report == report, alert_rules.c.rule == rule)
+            conn.execute(
+                alert_rules.update()
+                .where(*key, alert_rules.c.state != state)
+                .values(state=state, changed=now)
+            )
+            conn.execute(alert_rules.update().where(*key).values(**values))
+
+    def alert_announce(self, report: str, rule: str, seq: int, state: str, now: dt.datetime) -> bool:
+        """Take message number ``seq + 1`` announcing ``state``, in one atomic statement: False
+        when another process took it first (then it sends that message, not this one)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                alert_rules.update()
+                .where(alert_rules.c.report == report, alert_rules.c.rule == rule, alert_rules.c.seq == seq)
+                .values(notified=state, seq=seq + 1, notified_at=now)
+            )
+            return result.rowcount == 1
+
+    def alert_quiet(self, report: str, rule: str, seq: int, state: str) -> None:
+        """Record ``state`` as announced without a message (an unusual day's rule re-arming)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                alert_rules.update()
+                .where(alert_rules.c.report == report, alert_rules.c.rule == rule, alert_rules.c.seq == seq)
+                .values(notified=state)
+            )
+
+    def alert_snooze(self, report: str, rule: str, until: dt.date | None, now: dt.datetime) -> None:
+        """Snooze ``rule`` until ``until`` (inclusive); None wakes it."""
+        blank = dict(
+            report=report,
+            rule=rule,
+            state="clear",
+            detail="not evaluated",
+            changed=now,
+            evaluated=now,
+            notified="clear",
+            seq=0,
+            snoozed_until=until,
+        )
+        if self.alert_rule(report, rule) is None and self._insert_new(alert_rules, blank):
+            return
+        with self.engine.begin() as conn:
+            key = (alert_rules.c.report == report, alert_rules.c.rule == rule)
+            conn.execute(alert_rules.update().where(*key).values(snoozed_until=until))

@@ -205,11 +205,14 @@ def build_digest(config: Config, results: Results, *, recipient: str = "") -> Di
     tally = [(status, counts[status]) for status in DIGEST_ORDER if status in counts]
     # The action items to act on before the next report: due by the end of the next period.
     horizon = Period.parse(results.period, results.grain).shift(1).end.isoformat()  # type: ignore[arg-type]
+    # (an overdue one among them), and the followed actions a check-in closed in this period.
     due_now = [
-        DueAction(objective=obj.title, when=action.when, do=action.do, owner=action.owner, due=action.due)
+        DueAction(
+            objective=obj.title, **{f.name: getattr(action, f.name) for f in dataclasses.fields(action)}
+        )
         for obj in objectives
         for action in obj.actions
-        if action.due is None or action.due <= horizon
+        if action.due is None or action.due <= horizon or action.state in ("done", "dropped")
     ]
     # the files the message carries, by the names delivery gives them (delivery/send.py)
     attach = config.delivery.email.attach if config.delivery.email else ["pdf"]

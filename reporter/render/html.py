@@ -21,7 +21,8 @@ from markupsafe import Markup
 from reporter import __version__
 from reporter.assets import DEFAULT, TEMPLATES, builtin_templates, resolve_template
 from reporter.config.labels import Labels, breakdown_id
-from reporter.config.model import Config
+from reporter.config.model import Action as PlanAction
+from reporter.config.model import Config, Objective
 from reporter.errors import ConfigError, Problem, RunError
 from reporter.render import charts, view
 from reporter.render.alt import AltText
@@ -175,19 +176,54 @@ def _breakdowns(
     return breakdowns
 
 
-def _name_objectives(config: Config, objectives: list[dict[str, Any]], names: Labels) -> None:
+def _name_objectives(
+    config: Config, objectives: list[dict[str, Any]], names: Labels, notes: Mapping[str, Any]
+) -> None:
     """Each objective's title and owner, and its actions' words, in the language of this render."""
     for obj in objectives:
         found = next((o for o in config.objectives if o.id == obj["id"]), None)
         if found is None:
             continue
         obj["title"], obj["owner"] = names.objective(obj["id"]), names.text(found.owner) or ""
-        # the actions compute chose: those of the status, and those for always, in YAML order
-        chosen = [a for a in found.actions if a.when in (obj["status"], "always")]
+        if obj["id"] in notes:  # the owner's note, in this render's language
+            obj["note"] = names.text(notes[obj["id"]]) or ""
+        chosen = _chosen(found, obj["status"], {a["id"] for a in obj["actions"] if a.get("id")})
         if len(chosen) == len(obj["actions"]):
             for action, source in zip(obj["actions"], chosen, strict=True):
                 action["do"] = names.text(source.do) or ""
                 action["owner"] = names.text(source.owner) or obj["owner"]
+
+
+def _chosen(found: Objective, status: str, alive: set[str]) -> list[PlanAction]:
+    """The actions compute chose, in YAML order: those with an id by their id (alive, whatever
+    the status: compute/followup.py), the others those of the status and those for always."""
+    return [a for a in found.actions if (a.id in alive if a.id is not None else a.when in (status, "always"))]
+
+
+def _life_words(action: Action, formatter: Formatter, grain: str) -> tuple[str, str]:
+    """A followed action's state and age in words ("Overdue", "open for 2 months"); empty for
+    an action without an id."""
+    if action.state is None:
+        return "", ""
+    _ = formatter._
+    words = {"open": _("Open"), "done": _("Done"), "dropped": _("Dropped")}[action.state]
+    if action.overdue:
+        words = _("Overdue")
+    age = action.age
+    if action.state != "open" or age is None:
+        return words, ""
+    if age == 0:
+        return words, _("opened this period")
+    one, many = _PERIOD_UNITS.get(grain, _PERIOD_UNITS["month"])
+    catalog = translations(formatter.locale.language)
+    return words, _("open for %(age)s") % {"age": catalog.ngettext(one, many, age) % {"num": age}}
+
+
+_PERIOD_UNITS = {
+    "month": ("%(num)d month", "%(num)d months"),
+    "quarter": ("%(num)d quarter", "%(num)d quarters"),
+    "week": ("%(num)d week", "%(num)d weeks"),
+}
 
 
 def results_mapping(config: Config, results: Results, names: Labels) -> dict[str, Any]:
@@ -200,7 +236,7 @@ def results_mapping(config: Config, results: Results, names: Labels) -> dict[str
             kpi = config.kpis[name]
             k["label"], k["section"] = names.kpi(name), names.section(name)
             k["owner"], k["description"] = names.text(kpi.owner) or "", names.text(kpi.description) or ""
-    _name_objectives(config, data["objectives"], names)
+    _name_objectives(config, data["objectives"], names, results.notes)
     for moves in data["moves"].values():
         for m in (*moves["favourable"], *moves["unfavourable"]):
             m["label"] = names.kpi(m["kpi"])
@@ -292,12 +328,12 @@ class _Builder:
             unusual=self.insight("unusual_change", "kpi", name),
         )
 
-    def actions(self, obj: ObjectiveResult, owner: str) -> list[Action]:
-        """The objective's actions in the words of this render, their texts rendered."""
+    def actions(self, obj: ObjectiveResult, owner: str) -> list[view.Action]:
+        """The objective's actions in the words of this render, their texts rendered, each
+        followed one's state and age in words."""
         actions = list(obj.actions)
         found = next((o for o in self.config.objectives if o.id == obj.id), None)
-        # the actions compute chose: those of the status, and those for always, in YAML order
-        chosen = [a for a in found.actions if a.when in (obj.status, "always")] if found else []
+        chosen = _chosen(found, obj.status, {a.id for a in actions if a.id}) if found else []
         if found is not None and len(chosen) == len(actions):
             actions = [
                 dataclasses.replace(
@@ -306,16 +342,23 @@ class _Builder:
                 for action, spec in zip(actions, chosen, strict=True)
             ]
         context = action_context(self.names, self.results.period)
-        return [
-            dataclasses.replace(a, do=render_text(a.do, context, f"objective '{obj.id}' action {i + 1}"))
-            for i, a in enumerate(actions)
-        ]
+        shown = []
+        for i, a in enumerate(actions):
+            state_text, age_text = _life_words(a, self.formatter, self.results.grain)
+            fields = {f.name: getattr(a, f.name) for f in dataclasses.fields(a)}
+            fields["do"] = render_text(a.do, context, f"objective '{obj.id}' action {i + 1}")
+            shown.append(view.Action(**fields, state_text=state_text, age_text=age_text))
+        return shown
 
     def objective(self, obj: ObjectiveResult, k: view.Kpi) -> view.Objective:
         found = next((o for o in self.config.objectives if o.id == obj.id), None)
         title, owner = obj.title, obj.owner
         if found is not None:
             title, owner = self.names.objective(obj.id), self.names.text(found.owner) or ""
+        note = obj.note
+        if obj.id in self.results.notes:  # the owner's note, in this render's language
+            note = self.names.text(self.results.notes[obj.id]) or ""
+        actions = self.actions(obj, owner)
         formatter = self.formatter
         chart = charts.trend(
             [formatter.short_period(p.period, self.results.grain) for p in obj.trend],
@@ -347,13 +390,16 @@ class _Builder:
             due=obj.due,
             cumulative=obj.cumulative,
             target_kind=obj.target_kind,
-            actions=self.actions(obj, owner),
+            actions=actions,
             trend=list(obj.trend),
             value_text=self.fmt(obj.kpi, obj.value),
             target_text=self.fmt(obj.kpi, obj.target),
             chart=chart,
             pacing=self.insight("pacing", "objective", obj.id),
             provisional=k.provisional,
+            note=note,
+            followed=any(a.state is not None for a in actions),
+            overdue=sum(1 for a in actions if a.overdue),
         )
 
     def funnel(self) -> list[FunnelStage]:

@@ -26,7 +26,6 @@ from markupsafe import Markup
 
 from reporter import results
 from reporter.results import (
-    Action,
     Checked,
     FunnelStage,
     SeriesPoint,
@@ -80,6 +79,18 @@ class Kpi(Checked):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Action(results.Action):
+    """An action as the template shows it: the results' action (its ``do`` rendered) and its life
+    in words."""
+
+    state_text: str = doc(
+        "its state in words, in the report's language (`Overdue` for an overdue one); empty without an id",
+        default="",
+    )
+    age_text: str = doc("an open action's age in words (`open for 2 months`), else empty", default="")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Objective(Checked):
     id: str = doc("the objective's id in the YAML")
     title: str = doc("its title, in the report's language")
@@ -100,6 +111,9 @@ class Objective(Checked):
     chart: Markup = doc("the trend and target line as an inline SVG")
     pacing: str | None = doc("the sentence of its `pacing` insight, or none")
     provisional: bool = doc("true when its KPI's value is not final yet (`settles_after`)")
+    note: str = doc("the owner's note from the period's check-in (`checkins/<period>.yaml`), or empty")
+    followed: bool = doc("true when one of its actions has a life (an `id`): show their states")
+    overdue: int = doc("how many of its actions are overdue")
     cid: str = doc(
         "*email only*: the `cid:` of its trend image (a PNG part: mail clients show no SVG), "
         "its target as a dashed line",
@@ -169,6 +183,14 @@ class DueAction(Checked):
     do: str = doc("what to do, rendered")
     owner: str = doc("who does it")
     due: str | None = doc("by when, or none")
+    id: str | None = doc("as in an objective's actions", default=None)
+    state: str | None = doc("as in an objective's actions", default=None)
+    comment: str = doc("as in an objective's actions", default="")
+    since: str | None = doc("as in an objective's actions", default=None)
+    age: int | None = doc("as in an objective's actions", default=None)
+    overdue: bool = doc("as in an objective's actions", default=False)
+    state_text: str = doc("as in an objective's actions", default="")
+    age_text: str = doc("as in an objective's actions", default="")
 
 
 # -- the whole context ------------------------------------------------------------------------

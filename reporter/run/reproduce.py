@@ -109,6 +109,7 @@ def reproduce(
             period = Period.parse(str(facts["period"]), config.report.grain)
         except ValueError as exc:
             raise UsageError(f"{archived}: the provenance's period is not valid ({exc})") from None
+        config = _with_checkins(config, original, Path(tmp))
         results = report_results(config, period, when)
         changed = _as_recorded(results, sources)
         pdf = render_pdf(
@@ -117,6 +118,34 @@ def reproduce(
     target = (output or Path("output")) / "reproduced" / archived.name
     write_atomic(target, pdf)
     return Reproduction(target, pdf == original, changed)
+
+
+def _with_checkins(config: Config, original: bytes, tmp: Path) -> Config:
+    """The configuration reading the owners' check-ins from their copies inside the archived PDF
+    (``checkins-<period>.yaml``, as its results.json lists them), written into ``tmp``: never
+    the check-in files of today's folder."""
+    import re
+
+    from reporter.config.checkins import FOLDER
+    from reporter.delivery.archive import attachments_of
+
+    try:
+        listed = json.loads(
+            attachments_of(original, only={"results.json"}, limit=MAX_EMBEDDED)["results.json"]
+        )
+        paths = [str(p["path"]) for p in listed.get("checkins", [])]
+    except Exception:  # no list to read (too large, not ours): reproduced without check-ins
+        paths = []
+    names = {
+        f"{FOLDER}-{m.group(1)}.yaml": m.group(1)
+        for p in paths
+        if (m := re.fullmatch(rf"{FOLDER}/([0-9A-Z-]+)\.yaml", p))
+    }
+    folder = tmp / FOLDER
+    folder.mkdir()
+    for name, content in attachments_of(original, only=set(names), limit=MAX_EMBEDDED).items():
+        (folder / f"{names[name]}.yaml").write_bytes(content)
+    return config.model_copy(update={"checkins_dir": folder})
 
 
 def _confine(doc: Document, data: Path, allowed: set[str], sql_sources: list[str]) -> list[Problem]:

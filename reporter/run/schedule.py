@@ -59,11 +59,13 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
-def trigger(config: Config) -> Any:
+def trigger(config: Config, schedule: str | None = None) -> Any:
+    """The cron trigger of ``delivery.schedule`` (or of ``schedule``: the alerts')."""
     from apscheduler.triggers.cron import CronTrigger
 
-    assert config.delivery.schedule is not None
-    return CronTrigger.from_crontab(config.delivery.schedule, timezone=ZoneInfo(config.report.timezone))
+    text = schedule or config.delivery.schedule
+    assert text is not None
+    return CronTrigger.from_crontab(text, timezone=ZoneInfo(config.report.timezone))
 
 
 def next_fire(config: Config, after: dt.datetime) -> dt.datetime | None:
@@ -87,14 +89,16 @@ def next_fire(config: Config, after: dt.datetime) -> dt.datetime | None:
     return None
 
 
-def fires_between(config: Config, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+def fires_between(
+    config: Config, start: dt.datetime, end: dt.datetime, schedule: str | None = None
+) -> list[dt.datetime]:
     """Every fire time in ``(start, end]``, oldest first, once per local wall-clock time.
 
     Across the autumn change a local time such as 02:30 happens twice; APScheduler 3.11 yields
     both and then keeps returning the second: it fires once here. Across the spring change a
     02:30 that does not exist fires at 03:30, once."""
     out: list[dt.datetime] = []
-    cron = trigger(config)
+    cron = trigger(config, schedule)
     zone = ZoneInfo(config.report.timezone)
     moment = start
     while True:
@@ -275,14 +279,21 @@ class Scheduler:
     started: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
     reload: threading.Event = field(default_factory=threading.Event)
+    alert_configs: list[Config] = field(default_factory=list)  # reports with alerts.rules
+    alerts_seen: dict[str, dt.datetime] = field(default_factory=dict)  # by report: alert fires handled up to
 
     def load(self) -> None:
         from reporter.render.texts import load_checked
 
         configs = load_checked(self.path, self.env)
         self.configs = [c for c in configs if c.delivery.schedule]
+        self.alert_configs = [c for c in configs if c.alerts is not None and c.alerts.rules]
+        now = self.clock()
+        for c in self.alert_configs:  # alerts are about now: fires before the start are not caught up
+            self.alerts_seen.setdefault(c.report.id, now)
+            LOG.info("%s: alerts evaluated at '%s' (%s)", c.report.id, c.alerts.schedule, c.report.timezone)  # type: ignore[union-attr]
         for c in configs:
-            if not c.delivery.schedule:
+            if not c.delivery.schedule and not (c.alerts is not None and c.alerts.rules):
                 LOG.warning("%s: no delivery.schedule, not scheduled", c.report.id)
         for c in self.configs:
             LOG.info("%s: next run %s", c.report.id, describe_next(c, self.clock()))
@@ -318,11 +329,44 @@ class Scheduler:
                     self.alerted.discard((config.report.id, ""))  # working again: a new failure alerts
                 except Exception as exc:  # e.g. its ledger cannot be opened: the others go on
                     decisions.append(self._broken(config, exc))
+            if not self.stop.is_set():
+                decisions += self._tick_alerts()
             if not wait or not self.workers:
                 return decisions
             decisions += self._collect(block=True)
             if self.started == started:
                 return decisions
+
+    def _tick_alerts(self) -> list[str]:
+        """Evaluate the alert rules of each report whose ``alerts.schedule`` fired since the last
+        look, here in the scheduler, beside the reports' workers. A report's failing alerts never
+        stop the reports or the other reports' alerts (and a failing rule never stops the others:
+        ``run_alerts``)."""
+        from reporter.delivery.alerting import run_alerts
+        from reporter.run.stages import output_root
+
+        decisions = []
+        now = self.clock()
+        for config in self.alert_configs:
+            report = config.report.id
+            assert config.alerts is not None
+            since = self.alerts_seen.setdefault(report, now)
+            if not fires_between(config, since, now, config.alerts.schedule):
+                continue
+            self.alerts_seen[report] = now
+            try:
+                outcomes = run_alerts(config, now, root=output_root(config, self.output), env=self.env)
+            except Exception as exc:
+                decisions.append(f"{report} alerts: FAILED ({type(exc).__name__}: {exc}); reports go on")
+                continue
+            for o in outcomes:
+                if o.sent:
+                    decisions.append(f"{report} alert {o.rule}: {o.state}, sent to {', '.join(o.sent)}")
+                elif o.state == "error":
+                    decisions.append(f"{report} alert {o.rule}: FAILED ({o.note}); the other rules went on")
+        for text in decisions:
+            LOG.info("%s", text)
+        return decisions
 
     def _broken(self, config: Config, exc: Exception) -> str:
         """A report whose tick failed outside a run: log it, alert once, go on with the others."""
@@ -582,6 +626,11 @@ class Scheduler:
     def next_wake(self) -> dt.datetime:
         now = self.clock()
         times = [t for c in self.configs if (t := next_fire(c, now)) is not None]
+        for c in self.alert_configs:
+            assert c.alerts is not None
+            fire = trigger(c, c.alerts.schedule).get_next_fire_time(None, now + dt.timedelta(microseconds=1))
+            if fire is not None:
+                times.append(fire)
         times += [p.next_try for p in self.pending.values()]
         times += [now + dt.timedelta(seconds=w.deadline - time.monotonic()) for w in self.workers.values()]
         # wake at least every 5 minutes, so expired leases of crashed peers are noticed

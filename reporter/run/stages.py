@@ -53,7 +53,8 @@ def render_pdf(
     config: Config, results: Results, *, run_id: str = "", trigger: str = "cli", folder: Path | None = None
 ) -> bytes:
     """The report's PDF: tagged PDF/A-3a and PDF/UA-1 with results.json, the YAML,
-    provenance.json and each breakdown longer than its ``pdf_rows`` (CSV) inside when
+    provenance.json, each check-in file read (``checkins-<period>.yaml``) and each breakdown
+    longer than its ``pdf_rows`` (CSV) inside when
     ``delivery.archive.pdfa`` (the default), else a plain PDF. ``folder``: the configuration's
     folder as the provenance records it (default: ``config.base_dir``; ``reproduce`` keeps the
     archived PDF's)."""
@@ -73,6 +74,11 @@ def render_pdf(
             "provenance.json": (provenance(config, results, run_id, trigger, folder), "Data"),
         }
         attachments.update((name, (csv, "Data")) for name, csv in long_breakdowns(config, results).items())
+        # the owners' check-ins behind the notes and the actions' states (checkins/2026-10.yaml
+        # travels as checkins-2026-10.yaml: an attachment's name is a plain file name)
+        attachments.update(
+            (name.replace("/", "-"), (content, "Source")) for name, content in results.checkin_files.items()
+        )
         identifier = hashlib.sha256(f"{config.report.id}|{results.period}".encode()).hexdigest()[:32]
 
         def finish(document: Any) -> bytes:

@@ -1,0 +1,563 @@
+"""Alerts between reports: evaluate each rule, keep its state in the ledger, and send one message
+per state change, exactly once.
+
+A rule is *firing* or *clear* (``reporter.compute.alerts`` says which). The ledger keeps, per
+rule, its latest state and the state its latest message announced (``notified``, message number
+``seq``). When the two differ and the rule is not snoozed, message ``seq + 1`` is taken in one
+atomic statement (``Ledger.alert_announce``: of two processes, one wins) and sent to each of the
+rule's addresses through the same claim / record steps as a report's deliveries (keyed report
+``<id>/alert/<rule>``, period ``#<seq>``): a message whose sending began and was not recorded as
+sent (a process killed mid-send) is set to review and never sent again by itself. A rule that
+stays firing sends nothing more; back to clear it sends one "resolved" message. ``unusual`` is
+an event, not a state: it re-arms silently the next day.
+
+A snoozed rule (``reporter alerts snooze``) keeps being evaluated and its state recorded, but
+sends nothing until the day after its date; then the state at that time is announced if it
+differs from the last one announced.
+
+Sending goes through ``_deliver_once``, the one place that claims and records (so that it can
+move to a shared exactly-once helper without touching the rest).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from reporter.compute.alerts import Observation, evaluate
+from reporter.config.labels import Labels
+from reporter.config.model import AlertRule, Config
+from reporter.delivery.ledger import Ledger
+from reporter.delivery.mailer import Mailer, SendResult
+from reporter.errors import RunError
+from reporter.render.context import Formatter, translations
+from reporter.render.digest import message_id
+from reporter.render.html import render_text
+from reporter.render.texts import action_context
+
+LOG = logging.getLogger("reporter")
+
+
+@dataclass
+class RuleOutcome:
+    rule: str
+    state: str  # firing | clear | error
+    detail: str
+    sent: list[str]  # addresses this evaluation sent to
+    note: str = ""
+
+
+def alert_key(config: Config, rule: str) -> str:
+    """The ``report`` under which the ledger keeps a rule's messages."""
+    return f"{config.report.id}/alert/{rule}"
+
+
+def run_alerts(
+    config: Config,
+    now: dt.datetime,
+    *,
+    root: Path,
+    env: Mapping[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    database: tuple[Any, Any] | None = None,
+    ledger: Ledger | None = None,
+) -> list[RuleOutcome]:
+    """Evaluate every rule at ``now`` and send what changed. A rule that fails (its evaluation
+    or its sending) is recorded with its error and never stops the others. ``database``: an open
+    (connection, infos) to evaluate on (the sources are read once per call otherwise)."""
+    from reporter.compute.database import close_remote, open_database
+
+    if config.alerts is None or not config.alerts.rules:
+        return []
+    opened = None
+    if database is None:
+        opened = open_database(config)
+        database = opened
+    own = ledger is None
+    if own and config.delivery.ledger is None:
+        root.mkdir(parents=True, exist_ok=True)
+    ledger = ledger or Ledger(config.ledger_url(root))
+    try:
+        observations = evaluate(config, now, *database)
+        outcomes = []
+        for rule, found in zip(config.alerts.rules, observations, strict=True):
+            try:
+                outcomes.append(_one(config, rule, found, now, root, ledger, env, sleep))
+            except Exception as exc:  # one rule's failure is its own
+                LOG.error("alert rule %s failed: %s", rule.rule_id, exc)
+                outcomes.append(
+                    RuleOutcome(rule.rule_id, "error", "error", [], f"{type(exc).__name__}: {exc}")
+                )
+        return outcomes
+    finally:
+        if own:
+            ledger.close()
+        if opened is not None:
+            opened[0].close()
+            close_remote(opened[1])
+
+
+def _one(
+    config: Config,
+    rule: AlertRule,
+    found: Observation,
+    now: dt.datetime,
+    root: Path,
+    ledger: Ledger,
+    env: Mapping[str, str] | None,
+    sleep: Callable[[float], None],
+) -> RuleOutcome:
+    report, name = config.report.id, rule.rule_id
+    today = now.astimezone(ZoneInfo(config.report.timezone)).date()
+    now = now.astimezone(dt.UTC)  # the ledger keeps UTC times (SQLite drops an offset)
+    before = ledger.alert_rule(report, name)
+    if found.error is not None:
+        state = str(before["state"]) if before else "clear"  # an error changes nothing
+        ledger.alert_observe(report, name, state, "error", now, found.error)
+        return RuleOutcome(name, "error", "error", [], found.error)
+    state = "firing" if found.firing else "clear"
+    ledger.alert_observe(report, name, state, found.state, now)
+    row = ledger.alert_rule(report, name)
+    assert row is not None
+    snoozed = row["snoozed_until"] is not None and row["snoozed_until"] >= today
+    if snoozed:
+        return RuleOutcome(name, state, found.state, [], f"snoozed until {row['snoozed_until']}")
+    seq = int(row["seq"])
+    if state != row["notified"]:
+        if rule.condition == "unusual" and state == "clear":
+            ledger.alert_quiet(report, name, seq, state)  # re-armed: nothing to say
+            return RuleOutcome(name, state, found.state, [])
+        if ledger.alert_announce(report, name, seq, state, now):
+            seq += 1
+        row = ledger.alert_rule(report, name)
+        assert row is not None
+        seq = int(row["seq"])
+    if seq == 0:
+        return RuleOutcome(name, state, found.state, [])
+    sent, failed = _deliver_once(
+        config, rule, found, str(row["notified"]), seq, now, root, ledger, env, sleep
+    )
+    if failed:
+        return RuleOutcome(name, "error", found.state, sent, "; ".join(failed))
+    return RuleOutcome(name, state, found.state, sent)
+
+
+def _deliver_once(
+    config: Config,
+    rule: AlertRule,
+    found: Observation,
+    announced: str,
+    seq: int,
+    now: dt.datetime,
+    root: Path,
+    ledger: Ledger,
+    env: Mapping[str, str] | None,
+    sleep: Callable[[float], None],
+) -> tuple[list[str], list[str]]:
+    """Send message ``seq`` of ``rule`` to each of its addresses and chat channels that has not
+    had it, exactly once: claim (pending), send, record (sent); a claim left pending by a
+    process that died is set to review, never sent again; a failed one is retried at the next
+    evaluation. Returns the recipients sent to now, and what failed."""
+    key, period = alert_key(config, rule.rule_id), f"#{seq}"
+    sent: list[str] = []
+    failed: list[str] = []
+    due: dict[str, bool] = {}  # recipient → retry (a failed send) or not (never claimed)
+    for rcpt in _recipients(config, rule):
+        latest = ledger.latest(key, period, rcpt)
+        if latest is None:
+            due[rcpt] = False
+        elif latest.state == "failed":
+            due[rcpt] = True
+        elif latest.state == "pending":
+            ledger.move(
+                key,
+                period,
+                rcpt,
+                latest.version,
+                now,
+                from_states=("pending",),
+                to="review",
+                note="sending began and was not confirmed (the process stopped): not sent again",
+            )
+    if not due:
+        return sent, failed
+    for rcpt, channel, send in _senders(config, rule, found, announced, seq, now, root, env, sleep, set(due)):
+        msg_id = message_id(key.replace("/", "."), period.lstrip("#"), rcpt)
+        claim: dict[str, Any] = {
+            "forced": False,
+            "reason": None,
+            "channel": channel,
+            "run_id": 0,
+            "retry": due[rcpt],
+        }
+        if not ledger.claim(key, period, rcpt, 1, msg_id, now, **claim):
+            continue  # another process took it
+        result = send(msg_id)
+        ledger.record(key, period, rcpt, 1, now, state=result.state, error=result.error, attempt=True)
+        if result.state == "sent":
+            sent.append(rcpt)
+        else:
+            failed.append(f"not sent to {rcpt}: {result.error}")
+            LOG.error("alert %s to %s: %s", rule.rule_id, rcpt, result.error)
+    return sent, failed
+
+
+def _recipients(config: Config, rule: AlertRule) -> list[str]:
+    """The rule's recipients as the ledger keys them: addresses, then ``<kind>:<webhook_env>``."""
+    from reporter.delivery.chat import chat_key
+
+    out = [email.utils.parseaddr(address)[1].lower() for address in rule.to]
+    out += [chat_key(c).lower() for c in config.delivery.chat if c.kind in rule.chat]
+    return list(dict.fromkeys(out))
+
+
+def _senders(
+    config: Config,
+    rule: AlertRule,
+    found: Observation,
+    announced: str,
+    seq: int,
+    now: dt.datetime,
+    root: Path,
+    env: Mapping[str, str] | None,
+    sleep: Callable[[float], None],
+    only: set[str],
+) -> list[tuple[str, str, Callable[[str], SendResult]]]:
+    """(recipient as the ledger keys it, channel, send(message_id)) for each address and each
+    chat channel of the rule among ``only``."""
+    from reporter.delivery.chat import Card, Poster, chat_key, payload_bytes, webhook_urls
+
+    email_cfg = config.delivery.email
+    mailer = Mailer(
+        email_cfg.smtp if email_cfg else None,
+        root / "outbox" / config.report.id / "alerts" / rule.rule_id / str(seq),
+        env=env,
+        sleep=sleep,
+        base_dir=config.base_dir,
+        connections=config.connections,
+    )
+    out: list[tuple[str, str, Callable[[str], SendResult]]] = []
+    for address in rule.to:
+        rcpt = email.utils.parseaddr(address)[1].lower()
+        if rcpt not in only:
+            continue
+
+        def mail(msg_id: str, address: str = address, rcpt: str = rcpt) -> SendResult:
+            message = build_message(config, rule, found, announced, now, msg_id, root=root)
+            message["To"] = address
+            return mailer.send(message, rcpt, lambda n, error: None)
+
+        out.append((rcpt, mailer.channel, mail))
+    chats = [c for c in config.delivery.chat if c.kind in rule.chat and chat_key(c).lower() in only]
+    if chats:
+        urls = webhook_urls(config, env, [chat_key(c).lower() for c in chats])
+        words = alert_text(config, rule, found, announced, root=root)
+        said = [*words.facts, *(f"{words.plan_title}: {p}" for p in words.plan)]
+        card = Card(
+            words.subject, "", [], config.report.url, "", lines=[words.subject, *said], takeaways=said
+        )
+        card.link_text = translations(Formatter.for_report(config.report).locale.language).gettext(
+            "Open the report"
+        )
+        for chat in chats:
+            target = chat_key(chat).lower()
+
+            def post(msg_id: str, chat: Any = chat, target: str = target) -> SendResult:
+                poster = Poster(env=env, sleep=sleep, timeout=chat.timeout)
+                body = payload_bytes(chat.kind, card)
+                return poster.post(urls[target], body, chat.webhook_env, lambda n, error: None)
+
+            out.append((target, str(chat.kind), post))
+    return out
+
+
+# -- the message ------------------------------------------------------------------------------
+
+
+def build_message(
+    config: Config,
+    rule: AlertRule,
+    found: Observation,
+    announced: str,
+    now: dt.datetime,
+    msg_id: str,
+    *,
+    test: bool = False,
+    root: Path | None = None,
+) -> EmailMessage:
+    """The alert in the report's language: what changed, the value and target to date, the pace
+    and the objective's action plan (plain text, and the same as HTML for phones)."""
+    words = alert_text(config, rule, found, announced, test=test, root=root)
+    email_cfg = config.delivery.email
+    msg = EmailMessage()
+    msg["Subject"] = words.subject
+    msg["From"] = email_cfg.from_ if email_cfg else "reporter@localhost"
+    msg["Date"] = email.utils.format_datetime(now)
+    msg["Message-ID"] = msg_id
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(words.text())
+    msg.add_alternative(words.html(), subtype="html")
+    return msg
+
+
+def snooze_command(config: Config, rule: str, root: Path | None) -> str:
+    """The command that snoozes ``rule``, to run as printed from any folder."""
+    import shlex
+
+    words = ["reporter", "alerts", "snooze", rule, "--until", "YYYY-MM-DD"]
+    words += ["--config", shlex.quote(str(config.file.absolute()))]
+    if root is not None:
+        words += ["--output", shlex.quote(str(root.absolute()))]
+    return " ".join(words)
+
+
+@dataclass
+class AlertWords:
+    """An alert message's words in the report's language, for its text and its HTML part."""
+
+    subject: str
+    lang: str
+    heading: str  # the report: company — title
+    firing: bool
+    test_note: str
+    headline: str
+    facts: list[str]
+    plan_title: str
+    plan: list[str]
+    footer: str
+
+    def text(self) -> str:
+        lines = [self.test_note, ""] if self.test_note else []
+        lines += [self.headline, "", *self.facts]
+        if self.plan:
+            lines += ["", self.plan_title + ":", *(f"- {line}" for line in self.plan)]
+        lines += ["", self.footer]
+        return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        from html import escape
+
+        colour = "#b42318" if self.firing else "#1f7a3a"
+        test = (
+            '<p style="margin:0 0 10px 0;font-size:14px;color:#9a6700;font-weight:bold;">'
+            f"{escape(self.test_note)}</p>"
+            if self.test_note
+            else ""
+        )
+        facts = "".join(
+            f'<p style="margin:0 0 8px 0;font-size:15px;line-height:1.4;">{escape(f)}</p>' for f in self.facts
+        )
+        plan = ""
+        if self.plan:
+            items = "".join(f'<li style="margin:0 0 6px 0;">{escape(p)}</li>' for p in self.plan)
+            plan = (
+                f'<p style="margin:14px 0 6px 0;font-size:15px;font-weight:bold;color:#1f4e8c;">'
+                f"{escape(self.plan_title)}</p>"
+                f'<ul style="margin:0;padding-left:20px;font-size:15px;line-height:1.4;">{items}</ul>'
+            )
+        return (
+            f'<!DOCTYPE html><html lang="{escape(self.lang)}"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(self.subject)}</title></head>"
+            '<body style="margin:0;padding:0;background:#f2f4f7;font-family:Arial,Helvetica,sans-serif;'
+            'color:#1d2433;">'
+            '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0">'
+            '<tr><td align="center">'
+            '<table role="presentation" width="640" cellpadding="0" cellspacing="0" border="0" '
+            'style="width:100%;max-width:640px;background:#ffffff;">'
+            '<tr><td style="background:#1f4e8c;padding:14px 20px;">'
+            '<p style="margin:0;font-size:13px;color:#d6e2f3;">'
+            f"{escape(self.heading)}</p></td></tr>"
+            f'<tr><td style="padding:16px 20px 8px 16px;border-left:4px solid {colour};">{test}'
+            f'<p style="margin:0 0 12px 0;font-size:19px;font-weight:bold;color:{colour};">'
+            f"{escape(self.headline)}</p>"
+            f"{facts}{plan}</td></tr>"
+            '<tr><td style="padding:14px 20px 18px 20px;font-size:12px;color:#5b6b7f;'
+            'overflow-wrap:anywhere;">'
+            f"{escape(self.footer)}</td></tr>"
+            "</table></td></tr></table></body></html>"
+        )
+
+
+def alert_text(
+    config: Config,
+    rule: AlertRule,
+    found: Observation,
+    announced: str,
+    *,
+    test: bool = False,
+    root: Path | None = None,
+) -> AlertWords:
+    """The words of the message announcing ``announced`` (firing or clear)."""
+    fmt = Formatter.for_report(config.report)
+    _ = translations(fmt.locale.language).gettext
+    names = Labels(config)
+    kpi = config.kpis[found.kpi]
+
+    def value(v: float | None) -> str:
+        return fmt.value(v, kpi.format, kpi.decimals)
+
+    what = names.objective(found.objective) if found.objective else names.kpi(found.kpi)
+    firing = announced == "firing"
+    headline = _headline(_, rule, what, value, firing)
+    subject = f"{names.title()} — {headline}"
+    if test:
+        subject = _("[TEST] %(subject)s") % {"subject": subject}
+    facts = []
+    start = fmt.date(found.period_start, "medium")
+    day = fmt.date(found.day, "medium")
+    if rule.condition == "unusual":
+        facts.append(
+            _("Value on %(day)s: %(value)s (usual: %(median)s).")
+            % {"day": day, "value": value(found.value), "median": value(found.median)}
+        )
+    else:
+        facts.append(
+            _("Value from %(start)s to %(day)s: %(value)s.")
+            % {"start": start, "day": day, "value": value(found.value)}
+        )
+        if found.target is not None:
+            if found.period_target is not None and found.period_target != found.target:
+                facts.append(
+                    _("Target to date: %(target)s (%(elapsed)s of %(days)s days of the period's %(goal)s).")
+                    % {
+                        "target": value(found.target),
+                        "elapsed": found.elapsed,
+                        "days": found.days,
+                        "goal": value(found.period_target),
+                    }
+                )
+            else:
+                facts.append(_("Target: %(target)s.") % {"target": value(found.target)})
+    if found.projected is not None and found.period_target is not None:
+        facts.append(
+            _(
+                "At this pace, %(kpi)s reaches %(projected)s by the end of the period, "
+                "for a target of %(goal)s."
+            )
+            % {
+                "kpi": names.kpi(found.kpi),
+                "projected": value(found.projected),
+                "goal": value(found.period_target),
+            }
+        )
+    return AlertWords(
+        subject=subject,
+        lang=fmt.locale.language,
+        heading=f"{names.company()} — {names.title()}" if names.company() else names.title(),
+        firing=firing,
+        test_note=_("This is a test message of the alert rule %(rule)s: nothing has changed.")
+        % {"rule": rule.rule_id}
+        if test
+        else "",
+        headline=headline[:1].upper() + headline[1:] + ".",
+        facts=facts,
+        plan_title=_("Action plan"),
+        plan=_plan(config, found, names) if firing else [],
+        footer=_("Rule %(rule)s. To pause it: %(command)s")
+        % {"rule": rule.rule_id, "command": snooze_command(config, rule.rule_id, root)},
+    )
+
+
+def _headline(
+    _: Callable[[str], str], rule: AlertRule, what: str, value: Callable[[float | None], str], firing: bool
+) -> str:
+    condition = rule.condition
+    if not firing:
+        return {
+            "off_track": _("%(what)s is no longer off track"),
+            "at_risk": _("%(what)s is back on track"),
+            "pacing_off": _("%(what)s is back on pace"),
+            "above": _("%(what)s is back at or below %(limit)s"),
+            "below": _("%(what)s is back at or above %(limit)s"),
+        }.get(condition, _("%(what)s is back to normal")) % {"what": what, "limit": _limit(rule, value)}
+    return {
+        "off_track": _("%(what)s is off track"),
+        "at_risk": _("%(what)s is at risk"),
+        "pacing_off": _("%(what)s is off pace"),
+        "unusual": _("%(what)s is unusual"),
+        "above": _("%(what)s is above %(limit)s"),
+        "below": _("%(what)s is below %(limit)s"),
+    }[condition] % {"what": what, "limit": _limit(rule, value)}
+
+
+def _limit(rule: AlertRule, value: Callable[[float | None], str]) -> str:
+    when = rule.when
+    if isinstance(when, str):
+        return ""
+    return value(when.above if when.above is not None else when.below)
+
+
+def _plan(config: Config, found: Observation, names: Labels) -> list[str]:
+    """The objective's actions for its status to date (and those for always), rendered."""
+    obj = next((o for o in config.objectives if o.id == found.objective), None)
+    if obj is None:
+        return []
+    out = []
+    for i, action in enumerate(obj.actions):
+        if action.when not in (found.state, "always"):
+            continue
+        text = render_text(
+            names.text(action.do) or "", action_context(names, found.period), f"action {i + 1}"
+        )
+        owner = names.text(action.owner) or names.text(obj.owner) or ""
+        out.append(f"{text} — {owner}" if owner else text)
+    return out
+
+
+def send_test(
+    config: Config, rule_id: str | None, now: dt.datetime, *, root: Path, env: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """``reporter alerts test``: one message marked TEST per rule (or the one named), built from
+    the rules' evaluation now, sent to their addresses; nothing is recorded and no state moves.
+    Returns (rule, address) for each message sent."""
+    from reporter.compute.database import close_remote, open_database
+
+    assert config.alerts is not None
+    rules = [r for r in config.alerts.rules if rule_id is None or r.rule_id == rule_id]
+    con, infos = open_database(config)
+    try:
+        observations = {o.rule: o for o in evaluate(config, now, con, infos)}
+    finally:
+        con.close()
+        close_remote(infos)
+    email_cfg = config.delivery.email
+    mailer = Mailer(
+        email_cfg.smtp if email_cfg else None,
+        root / "outbox" / config.report.id / "alerts-test",
+        env=env,
+        max_attempts=2,
+        base_dir=config.base_dir,
+        connections=config.connections,
+    )
+    sent = []
+    for rule in rules:
+        found = observations[rule.rule_id]
+        for address in rule.to:
+            rcpt = email.utils.parseaddr(address)[1]
+            msg = build_message(
+                config,
+                rule,
+                found,
+                "firing",
+                now,
+                email.utils.make_msgid(domain="reporter.invalid"),
+                test=True,
+                root=root,
+            )
+            msg["To"] = address
+            result = mailer.send(msg, rcpt, lambda n, error: None)
+            if result.state != "sent":
+                raise RunError(
+                    f"the test message of rule {rule.rule_id} to {rcpt} was not sent: {result.error}"
+                )
+            sent.append((rule.rule_id, rcpt))
+    return sent

@@ -1,0 +1,392 @@
+"""Alerts between reports: a year of daily evaluations on an injected clock sends exactly one
+message per labelled state change (real SMTP on loopback), a process killed mid-send does not
+send twice, snooze and test behave as documented, rules are validated at file:line."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from reporter.cli import main
+from reporter.compute.database import open_database
+from reporter.config import load_config
+from reporter.config.model import Smtp
+from reporter.delivery.alerting import run_alerts
+from reporter.delivery.ledger import Ledger
+from tests.smtp_server import Server
+
+ZONE = ZoneInfo("Europe/Paris")
+FIRST = dt.date(2026, 1, 1)  # day 1
+
+
+def orders_on(n: int) -> int:
+    """Orders on day n (1 = 1 January 2026): 110 a day against a target of 3,000 a month,
+    except February: 110 on the 1st-4th, none on the 5th, 95 a day from the 6th to the 19th,
+    200 on the 20th, then 110 again."""
+    day = FIRST + dt.timedelta(days=n - 1)
+    if day.month != 2 or day.day <= 4 or day.day > 20:
+        return 110
+    return {5: 0, 20: 200}.get(day.day, 95)
+
+
+def visits_on(n: int) -> int:
+    """Visits: about 1,000 a day (±10), 5,000 on day 199."""
+    return 5000 if n == 199 else 1000 + (n * 37) % 21 - 10
+
+
+# The events, by the day of the evaluation (at 08:00, on the data up to the day before):
+# day 37 (6 Feb) judges 1-5 Feb: 440 orders for a pro-rated target of 3000 × 5/28 = 535.7,
+# attainment 0.82: off track. Day 52 (21 Feb) judges 1-20 Feb: 440 + 14 × 95 + 200 = 1970 for
+# 2142.9, attainment 0.92: no longer off track. Day 200 judges day 199: 5,000 visits against
+# a median of about 1,000: unusual (and no "resolved" message the next day: an unusual day is
+# an event).
+LABELLED = {
+    37: [("cfo@acme.test", "Alerts — 3,000 orders a month is off track")],
+    52: [("cfo@acme.test", "Alerts — 3,000 orders a month is no longer off track")],
+    200: [("ops@acme.test", "Alerts — Visits is unusual")],
+}
+
+YAML = """\
+report: {id: al, title: Alerts, company: Acme, timezone: Europe/Paris, locale: en_US}
+sources:
+  daily: {type: csv, path: daily.csv, date_column: date}
+metrics:
+  orders: {source: daily, agg: sum, column: orders}
+  visits: {source: daily, agg: sum, column: visits}
+kpis:
+  orders: {label: Orders, formula: orders, format: integer, direction: up}
+  visits: {label: Visits, formula: visits, format: integer, direction: up}
+objectives:
+  - id: orders-goal
+    title: 3,000 orders a month
+    kpi: orders
+    target: {value: 3000}
+    owner: Sales director
+    due: 2026-12-31
+    actions:
+      - {when: off_track, do: Call back every open quote, owner: Account managers}
+alerts:
+  schedule: "0 8 * * *"
+  rules:
+    - {objective: orders-goal, when: off_track, to: [cfo@acme.test]}
+    - {kpi: visits, when: unusual, to: [ops@acme.test]}
+delivery:
+  email: {from: Reporting <r@acme.test>, to: [ceo@acme.test]}
+quality: {require_complete_period: false}
+"""
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    with (tmp_path / "daily.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["date", "orders", "visits"])
+        for n in range(1, 366):
+            writer.writerow([(FIRST + dt.timedelta(days=n - 1)).isoformat(), orders_on(n), visits_on(n)])
+    path = tmp_path / "r.yaml"
+    path.write_text(YAML, encoding="utf-8")
+    return path
+
+
+def at(n: int) -> dt.datetime:
+    """08:00 in Paris on day n: when the schedule fires."""
+    return dt.datetime.combine(FIRST + dt.timedelta(days=n - 1), dt.time(8), ZONE)
+
+
+def with_smtp(config, port: int):
+    email = config.delivery.email.model_copy(
+        update={"smtp": Smtp(host="127.0.0.1", port=port, security="none", timeout=10)}
+    )
+    return config.model_copy(update={"delivery": config.delivery.model_copy(update={"email": email})})
+
+
+def test_a_year_of_daily_evaluations_sends_one_message_per_labelled_change(report, tmp_path):
+    # the labels, checked against the data independently: orders to date against 3000 × d/days
+    feb = [orders_on(n) for n in range(32, 60)]
+    assert sum(feb[:5]) / (3000 * 5 / 28) < 0.9 <= sum(feb[:4]) / (3000 * 4 / 28)
+    assert sum(feb[:19]) / (3000 * 19 / 28) < 0.9 <= sum(feb[:20]) / (3000 * 20 / 28)
+    out = tmp_path / "out"
+    out.mkdir()
+    config = load_config(report, env={})
+    database = open_database(config)
+    got: dict[int, list[tuple[str, str]]] = {}
+    started = time.monotonic()
+    with Server(tmp_path) as server, Ledger(config.ledger_url(out)) as ledger:
+        config = with_smtp(config, server.port)
+        for n in range(1, 366):
+            before = len(server.handler.received)
+            outcomes = run_alerts(
+                config, at(n), root=out, database=database, ledger=ledger, sleep=lambda s: None
+            )
+            assert all(o.state != "error" for o in outcomes), outcomes
+            for received in server.handler.received[before:]:
+                got.setdefault(n, []).append((received.rcpt_tos[0], received.message["Subject"]))
+        elapsed = time.monotonic() - started
+        rows = {row["rule"]: row for row in ledger.alert_rules_of("al")}
+    database[0].close()
+    assert got == LABELLED
+    assert elapsed < 240  # 365 evaluations in-process
+    # the ledger: the objective's rule clear since day 52, two messages; the unusual rule re-armed
+    assert (rows["orders-goal-off_track"]["state"], rows["orders-goal-off_track"]["seq"]) == ("clear", 2)
+    assert (rows["visits-unusual"]["state"], rows["visits-unusual"]["seq"]) == ("clear", 1)
+    # the message: value, target, pace and action plan, in the report's language
+    first = server.handler.received[0].message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert first == (
+        "3,000 orders a month is off track.\n\n"
+        "Value from Feb 1, 2026 to Feb 5, 2026: 440.\n"
+        "Target to date: 536 (5 of 28 days of the period's 3,000).\n"
+        "At this pace, Orders reaches 2,464 by the end of the period, for a target of 3,000.\n\n"
+        "Action plan:\n"
+        "- Call back every open quote — Account managers\n\n"
+        "Rule orders-goal-off_track. To pause it: reporter alerts snooze orders-goal-off_track --until "
+        f"YYYY-MM-DD --config {report} --output {out}\n"
+    )
+
+
+KILLED = """
+import datetime as dt, sys
+from pathlib import Path
+from reporter.config import load_config
+from reporter.config.model import Smtp
+from reporter.delivery.alerting import run_alerts
+from tests.test_alerts import at, with_smtp
+config = with_smtp(load_config(Path(sys.argv[1]), env={}), int(sys.argv[2]))
+run_alerts(config, at(int(sys.argv[3])), root=Path(sys.argv[4]))
+"""
+
+
+def test_killed_mid_send_then_restarted_is_still_exactly_once(report, tmp_path, capsys):
+    out = tmp_path / "out"
+    root = Path(__file__).resolve().parent.parent
+    with Server(tmp_path) as server:
+        server.handler.late_reply = 60.0  # the message is in; the 250 never comes before the kill
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED, str(report), str(server.port), "37", str(out)],
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        )
+        deadline = time.monotonic() + 60
+        while not server.handler.received and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.05)
+        assert len(server.handler.received) == 1
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        server.handler.late_reply = 0.0
+        config = with_smtp(load_config(report, env={}), server.port)
+        for n in (37, 38, 39):  # restarted, and the days after: still off track, nothing more
+            run_alerts(config, at(n), root=out, sleep=lambda s: None)
+        assert len(server.handler.received) == 1
+        with Ledger(config.ledger_url(out)) as ledger:
+            (delivery,) = ledger.all("al/alert/orders-goal-off_track")
+        assert (delivery.period, delivery.recipient, delivery.state) == ("#1", "cfo@acme.test", "review")
+        assert main(["alerts", "status", "--config", str(report), "--output", str(out)]) == 0
+        assert (
+            "  message 1 to cfo@acme.test: in review (sending began and was not confirmed: it may have "
+            "arrived; it is not sent again)" in capsys.readouterr().out.splitlines()
+        )
+        run_alerts(config, at(52), root=out, sleep=lambda s: None)  # back: the resolved message
+    assert [r.message["Subject"] for r in server.handler.received] == [
+        "Alerts — 3,000 orders a month is off track",
+        "Alerts — 3,000 orders a month is no longer off track",
+    ]
+
+
+def test_snooze_holds_messages_until_the_day_after_then_announces_the_state(report, tmp_path, capsys):
+    out = tmp_path / "out"
+    with Server(tmp_path) as server:
+        config = with_smtp(load_config(report, env={}), server.port)
+        run_alerts(config, at(30), root=out, sleep=lambda s: None)  # first evaluation: clear, silent
+        args = ["alerts", "snooze", "orders-goal-off_track", "--until", "2026-02-10"]
+        assert main([*args, "--config", str(report), "--output", str(out)], clock=lambda: at(30)) == 0
+        assert capsys.readouterr().out == (
+            "al orders-goal-off_track: snoozed until 2026-02-10 (inclusive): evaluated and recorded, nothing "
+            "sent; from the day after, its state is announced if it changed\n"
+        )
+        for n in range(31, 42):  # off track from day 37, snoozed to 10 February (day 41)
+            run_alerts(config, at(n), root=out, sleep=lambda s: None)
+        assert server.handler.received == []
+        run_alerts(config, at(42), root=out, sleep=lambda s: None)  # 11 February: awake, still off track
+        assert [r.message["Subject"] for r in server.handler.received] == [
+            "Alerts — 3,000 orders a month is off track"
+        ]
+        assert (
+            main(["alerts", "status", "--config", str(report), "--output", str(out)], clock=lambda: at(42))
+            == 0
+        )
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith(
+            "al orders-goal-off_track: FIRING (off_track) since 2026-02-06 07:00 UTC, "
+        )
+        assert "; message 1 announced firing on 2026-02-11 07:00 UTC; snoozed until 2026-02-10" in lines[0]
+        assert lines[1].startswith("al visits-unusual: clear (normal) since 2026-01-30 07:00 UTC")
+
+
+def test_alerts_test_sends_one_marked_message_per_rule_and_records_nothing(report, tmp_path, capsys):
+    out = tmp_path / "out"
+    text = report.read_text(encoding="utf-8").replace(
+        "  email: {from: Reporting <r@acme.test>, to: [ceo@acme.test]}",
+        "  email: {from: Reporting <r@acme.test>, to: [ceo@acme.test], smtp: {host: 127.0.0.1, port: PORT, "
+        "security: none}}",
+    )
+    with Server(tmp_path) as server:
+        report.write_text(text.replace("PORT", str(server.port)), encoding="utf-8")
+        assert main(["alerts", "test", str(report), "--output", str(out)], clock=lambda: at(37)) == 0
+    assert capsys.readouterr().out == (
+        "orders-goal-off_track: test message sent to cfo@acme.test\n"
+        "visits-unusual: test message sent to ops@acme.test\n"
+        "2 test messages sent; no rule's state changed\n"
+    )
+    subjects = [r.message["Subject"] for r in server.handler.received]
+    assert subjects == [
+        "[TEST] Alerts — 3,000 orders a month is off track",
+        "[TEST] Alerts — Visits is unusual",
+    ]
+    body = server.handler.received[0].message.get_body(("plain",)).get_content()
+    assert body.startswith(
+        "This is a test message of the alert rule orders-goal-off_track: nothing has changed."
+    )
+    assert not (out / "ledger.sqlite").exists()
+
+
+def test_alert_rules_are_validated_at_their_line(report, capsys):
+    text = report.read_text(encoding="utf-8").replace(
+        "    - {kpi: visits, when: unusual, to: [ops@acme.test]}",
+        "    - {kpi: visits, when: off_track, to: [ops@acme.test]}\n"
+        "    - {objective: orders-gaol, when: off_track, to: [ops@acme.test]}\n"
+        "    - {kpi: visits, when: {above: 2000}}\n"
+        "    - {kpi: visits, when: sometimes, to: [ops@acme.test], chat: [slack]}",
+    )
+    report.write_text(text, encoding="utf-8")
+    assert main(["validate", str(report)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{report}:23:27: alerts.rules[1].when: 'off_track' is about an objective; a kpi rule takes "
+        "unusual, above or below; name the objective instead (objective: ...), or write when: {above: ...}",
+        f"{report}:24:19: alerts.rules[2].objective: unknown objective 'orders-gaol'; "
+        "did you mean 'orders-goal'?",
+        f"{report}:25:7: alerts.rules[3]: the rule sends nowhere; add to: [address] and/or chat: [slack]",
+        f"{report}:26:27: alerts.rules[4].when: 'sometimes' is not a condition; write off_track, at_risk, "
+        "unusual, pacing_off, {above: X} or {below: X}",
+        "4 errors: nothing was run or sent.",
+    ]
+
+
+def test_the_scheduler_evaluates_alerts_at_their_schedule_and_a_failing_rule_stops_nothing(report, tmp_path):
+    from reporter.run.schedule import Scheduler
+
+    out = tmp_path / "out"
+    with Server(tmp_path) as server:
+        server.handler.rcpt_reply = lambda address, attempt: (
+            "550 5.1.1 no such user" if "nobody" in address else None
+        )
+        text = report.read_text(encoding="utf-8").replace(
+            "  email: {from: Reporting <r@acme.test>, to: [ceo@acme.test]}",
+            "  email: {from: Reporting <r@acme.test>, to: [ceo@acme.test], smtp: {host: 127.0.0.1, "
+            f"port: {server.port}, security: none}}}}",
+        )
+        text = text.replace(
+            "    - {objective: orders-goal, when: off_track, to: [cfo@acme.test]}",
+            "    - {objective: orders-goal, when: at_risk, to: [nobody@acme.test]}\n"
+            "    - {objective: orders-goal, when: off_track, to: [cfo@acme.test]}",
+        )
+        report.write_text(text, encoding="utf-8")
+        clock = [at(36) - dt.timedelta(minutes=3)]
+        scheduler = Scheduler(report, output=out, clock=lambda: clock[0], env={})
+        scheduler.load()
+        assert scheduler.configs == []  # no delivery.schedule: alerts only
+        assert scheduler.tick() == []  # before 08:00: nothing fired
+        assert scheduler.next_wake() == at(36)
+        clock[0] = at(37) + dt.timedelta(minutes=1)  # the fires of days 36 and 37: one evaluation
+        decisions = scheduler.tick()
+    assert decisions == [
+        "al alert orders-goal-at_risk: FAILED (not sent to nobody@acme.test: 550 5.1.1 no such user); "
+        "the other rules went on",
+        "al alert orders-goal-off_track: firing, sent to cfo@acme.test",
+    ]
+    assert [r.rcpt_tos for r in server.handler.received] == [["cfo@acme.test"]]
+
+
+def test_a_rule_with_chat_posts_its_message_to_the_channel_once(report, tmp_path):
+    from tests.webhook_server import WebhookServer
+
+    text = report.read_text(encoding="utf-8").replace(
+        "    - {objective: orders-goal, when: off_track, to: [cfo@acme.test]}",
+        "    - {objective: orders-goal, when: off_track, to: [cfo@acme.test], chat: [slack]}",
+    )
+    text = text.replace(
+        "  email: {from: Reporting <r@acme.test>, to: [ceo@acme.test]}",
+        "  email: {from: Reporting <r@acme.test>, to: [ceo@acme.test]}\n"
+        "  chat: [{kind: slack, webhook_env: SLACK_WEBHOOK_URL}]",
+    )
+    report.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    with Server(tmp_path) as server, WebhookServer() as hook:
+        config = with_smtp(load_config(report, env={}), server.port)
+        env = {"SLACK_WEBHOOK_URL": hook.url()}
+        for n in (36, 37, 38):
+            run_alerts(config, at(n), root=out, env=env, sleep=lambda s: None)
+    (posted,) = hook.received
+    card = posted.json()
+    assert card["text"].startswith("Alerts — 3,000 orders a month is off track\nValue from Feb 1, 2026")
+    assert card["blocks"][0]["text"]["text"] == "Alerts — 3,000 orders a month is off track"
+    assert "Action plan: Call back every open quote — Account managers" in card["text"]
+    assert [r.rcpt_tos for r in server.handler.received] == [["cfo@acme.test"]]
+
+
+def test_each_condition_is_judged_on_the_period_to_date(report):
+    from reporter.compute.alerts import evaluate
+
+    text = report.read_text(encoding="utf-8").replace(
+        "    - {kpi: visits, when: unusual, to: [ops@acme.test]}",
+        "    - {objective: orders-goal, when: at_risk, to: [ops@acme.test]}\n"
+        "    - {objective: orders-goal, when: pacing_off, to: [ops@acme.test]}\n"
+        "    - {kpi: orders, when: {above: 1000}, to: [ops@acme.test]}\n"
+        "    - {kpi: orders, when: {below: 500}, to: [ops@acme.test]}\n"
+        "    - {objective: orders-ytd, when: off_track, to: [ops@acme.test]}",
+    )
+    text = text.replace(
+        "alerts:\n",
+        "  - id: orders-ytd\n"
+        "    title: 3,000 orders a month, year to date\n"
+        "    kpi: orders\n"
+        "    target: {value: 3000}\n"
+        "    cumulative: true\n"
+        "    owner: Sales director\n"
+        "    due: 2026-12-31\n"
+        "alerts:\n",
+    )
+    report.write_text(text, encoding="utf-8")
+    config = load_config(report, env={})
+    con, infos = open_database(config)
+
+    def judged(n: int) -> dict[str, tuple[bool, str, float | None, float | None]]:
+        return {o.rule: (o.firing, o.state, o.value, o.target) for o in evaluate(config, at(n), con, infos)}
+
+    feb = {d: sum(orders_on(n) for n in range(32, 32 + d)) for d in range(1, 29)}  # 1 to d February
+    day36, day37, day45, day52 = judged(36), judged(37), judged(45), judged(52)
+    con.close()
+    # at_risk fires while at risk or off track: 1970 / 2142.9 = 0.92 on day 52, 1.03 on day 36
+    assert day52["orders-goal-at_risk"][:2] == (True, "at_risk")
+    assert day36["orders-goal-at_risk"][:2] == (False, "on_track")
+    assert day36["orders-goal-at_risk"][2:] == pytest.approx((feb[4], 3000 * 4 / 28))
+    # the pace: the value to date ÷ the share of February elapsed, against 3,000
+    assert feb[5] / (5 / 28) < 3000 <= feb[4] / (4 / 28)
+    assert day37["orders-goal-pacing_off"][0] is True
+    assert day36["orders-goal-pacing_off"][0] is False
+    # thresholds on the value to date
+    assert feb[8] <= 1000 < feb[13]
+    assert (judged_above := (day45["orders-above"][0], day37["orders-above"][0])) == (True, False), (
+        judged_above
+    )
+    assert day37["orders-below"][:3] == (True, "below", feb[5])
+    # a cumulative objective: January's 3,000 plus 5/28 of February's, against the year to date
+    assert day37["orders-ytd-off_track"][:2] == (False, "on_track")
+    assert day37["orders-ytd-off_track"][2:] == pytest.approx((31 * 110 + feb[5], 3000 + 3000 * 5 / 28))

@@ -1,0 +1,319 @@
+"""Owners' check-ins (checkins/<period>.yaml) and the life of followed actions: the file that
+`reporter checkin` writes, its errors at file:line, each action's age and overdue mark, and the
+note and states in the PDF, the digest as received over SMTP and the archived PDF."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import textwrap
+from pathlib import Path
+
+import pypdf
+import pytest
+import yaml
+
+from reporter.cli import main
+from reporter.compute.database import compute
+from reporter.config import load_config
+from reporter.config.model import Delivery, Email, Smtp
+from reporter.delivery.archive import attachments_of
+from reporter.periods import Period
+from reporter.run.pipeline import run_report
+from tests.smtp_server import Server
+
+# Monthly revenue against a target of 100: off track in June and July, back on track in August.
+REVENUE = {
+    "2026-01": 120,
+    "2026-02": 120,
+    "2026-03": 120,
+    "2026-04": 120,
+    "2026-05": 120,
+    "2026-06": 50,
+    "2026-07": 50,
+    "2026-08": 120,
+    "2026-09": 120,
+    "2026-10": 95,
+    "2026-11": 120,
+}
+YAML = """\
+report: {id: ck, title: Check-ins, company: Acme, timezone: Europe/Paris, locale: en_US}
+sources:
+  sales: {type: csv, path: sales.csv, date_column: date}
+metrics:
+  revenue: {source: sales, agg: sum, column: amount}
+kpis:
+  revenue: {label: Revenue, formula: revenue, format: currency, direction: up}
+objectives:
+  - id: grow
+    title: Revenue of 100 a month
+    kpi: revenue
+    target: {value: 100}
+    owner: Sales director
+    due: 2026-12-31
+    actions:
+      - {id: relaunch, when: off_track, do: Relaunch old quotes, due_in_days: 15}
+      - {id: review, when: always, do: Review the pipeline weekly}
+      - {when: at_risk, do: Call the top ten accounts}
+  - id: keep
+    title: Keep revenue up
+    kpi: revenue
+    target: {value: 90}
+    owner: CEO
+    due: 2026-12-31
+quality: {require_complete_period: false}
+"""
+NOW = dt.datetime(2026, 12, 10, 9, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    with (tmp_path / "sales.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["date", "amount"])
+        writer.writerows([f"{month}-15", amount] for month, amount in REVENUE.items())
+    path = tmp_path / "r.yaml"
+    path.write_text(YAML, encoding="utf-8")
+    return path
+
+
+def checkin(report: Path, *args: str) -> int:
+    return main(["checkin", str(report), *args], clock=lambda: NOW)
+
+
+def objective(report: Path, period: str, which: str = "grow") -> dict:
+    results = compute(load_config(report, env={}), Period.parse(period, "month"), NOW).to_dict()
+    return next(o for o in results["objectives"] if o["id"] == which)
+
+
+def test_checkin_writes_the_file_and_keeps_other_entries(report, capsys):
+    assert checkin(report, "grow", "--period", "2026-08", "--note", "Two deals slipped") == 0
+    path = report.parent / "checkins" / "2026-08.yaml"
+    out = capsys.readouterr().out
+    assert out == f"{path}: check-in of 'grow' for 2026-08 recorded; the 2026-08 report shows it\n"
+    assert checkin(report, "keep", "--period", "2026-08", "--note", "Fine") == 0
+    assert checkin(report, "grow", "--period", "2026-08", "--action", "relaunch=done") == 0
+    assert checkin(report, "grow", "--period", "2026-08", "--comment", "relaunch=12 quotes sent") == 0
+    assert (
+        checkin(report, "grow", "--period", "2026-08", "--lang", "fr", "--note", "Deux contrats ont glissé")
+        == 0
+    )
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Check-ins for 2026-08, written by `reporter checkin`")
+    assert yaml.safe_load(text) == {
+        "objectives": {
+            "grow": {
+                "note": {"en": "Two deals slipped", "fr": "Deux contrats ont glissé"},
+                "actions": {"relaunch": {"state": "done", "comment": "12 quotes sent"}},
+            },
+            "keep": {"note": "Fine"},
+        }
+    }
+    # without --period: the period in progress (December on NOW), whose report comes next
+    assert checkin(report, "keep", "--note", "On its way") == 0
+    assert (report.parent / "checkins" / "2026-12.yaml").is_file()
+    assert main(["validate", str(report)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["grwo", "--note", "x"],
+            "reporter: error: report 'ck' has no objective 'grwo'; did you mean 'grow'?",
+        ),
+        (
+            ["grow", "--action", "relaunc=done"],
+            "reporter: error: objective 'grow' has no action 'relaunc'; did you mean 'relaunch'?",
+        ),
+        (
+            ["keep", "--action", "relaunch=done"],
+            "reporter: error: objective 'keep' has no action 'relaunch'; give the action an id in the "
+            "YAML (objectives[].actions[].id) to follow it up",
+        ),
+        (
+            ["grow", "--action", "relaunch=finished"],
+            "reporter: error: --action relaunch=finished: the state is one of open, done, dropped",
+        ),
+        (
+            ["grow", "--action", "relaunch"],
+            "reporter: error: --action relaunch: write ID=VALUE, e.g. --action relaunch-quotes=done",
+        ),
+        (["grow"], "reporter: error: nothing to record: give --note, --action ID=STATE or --comment ID=TEXT"),
+        (
+            ["grow", "--note", "  "],
+            "reporter: error: --note: the note is empty; write a sentence, or leave --note out",
+        ),
+        (
+            ["grow", "--lang", "xx1", "--note", "a"],
+            "reporter: error: --lang xx1: not a language code; write one such as fr, en, de",
+        ),
+    ],
+)
+def test_checkin_refuses_bad_arguments_and_writes_nothing(report, capsys, args, message):
+    assert checkin(report, *args[:1], "--period", "2026-08", *args[1:]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == message
+    assert not (report.parent / "checkins" / "2026-08.yaml").exists()
+
+
+def test_a_bad_checkin_file_is_an_error_at_its_line(report, capsys):
+    folder = report.parent / "checkins"
+    folder.mkdir()
+    (folder / "2026-08.yaml").write_text(
+        textwrap.dedent(
+            """\
+            objectives:
+              grow:
+                notes: typo
+                actions:
+                  relaunch: {state: finished}
+                  relaunc: {state: done}
+              grwo:
+                note: x
+            """
+        ),
+        encoding="utf-8",
+    )
+    (folder / "August.yaml").write_text("objectives: {}\n", encoding="utf-8")
+    assert main(["validate", str(report)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    shown = folder.relative_to(Path.cwd()) if folder.is_relative_to(Path.cwd()) else folder
+    assert err == [
+        f"{shown}/2026-08.yaml:3:5: objectives.grow.notes: unknown key; did you mean 'note'?",
+        f"{shown}/2026-08.yaml:5:25: objectives.grow.actions.relaunch.state: 'finished' is not one of: open, "
+        "done, dropped",
+        f"{shown}/August.yaml: the name 'August' is not a period (this report's grain is month); name each "
+        "check-in file by its period, e.g. checkins/2026-11.yaml",
+        "3 errors: nothing was run or sent.",
+    ]
+    # the unknown objective and action are named once the file's shape is right
+    (folder / "August.yaml").unlink()
+    (folder / "2026-08.yaml").write_text(
+        "objectives:\n  grow:\n    actions:\n      relaunc: {state: done}\n  grwo:\n    note: x\n",
+        encoding="utf-8",
+    )
+    assert main(["validate", str(report)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{shown}/2026-08.yaml:4:7: objectives.grow.actions.relaunc: objective 'grow' has no action "
+        "'relaunc'; did you mean 'relaunch'?",
+        f"{shown}/2026-08.yaml:5:3: objectives.grwo: no objective 'grwo' in report 'ck'; "
+        "did you mean 'grow'?",
+        "2 errors: nothing was run or sent.",
+    ]
+
+
+def test_an_open_action_carries_over_with_its_age_and_turns_overdue(report):
+    # June: off track, the off_track action opens, due 15 days after June's end
+    june = objective(report, "2026-06")
+    assert june["status"] == "off_track"
+    relaunch = next(a for a in june["actions"] if a["id"] == "relaunch")
+    assert (relaunch["state"], relaunch["since"], relaunch["age"], relaunch["due"], relaunch["overdue"]) == (
+        "open",
+        "2026-06",
+        0,
+        "2026-07-15",
+        False,
+    )
+    # August: on track again, the action is still open (no check-in closed it): 2 periods old,
+    # its due date (15 July) before August's end: overdue
+    august = objective(report, "2026-08")
+    assert august["status"] == "on_track"
+    relaunch = next(a for a in august["actions"] if a["id"] == "relaunch")
+    assert (relaunch["state"], relaunch["since"], relaunch["age"], relaunch["overdue"]) == (
+        "open",
+        "2026-06",
+        2,
+        True,
+    )
+    # the always action recurs: opened afresh each period; the at_risk one (no id) is not shown
+    review = next(a for a in august["actions"] if a["id"] == "review")
+    assert (review["state"], review["since"], review["age"], review["overdue"]) == (
+        "open",
+        "2026-08",
+        0,
+        False,
+    )
+    assert [a["do"] for a in august["actions"]] == ["Relaunch old quotes", "Review the pipeline weekly"]
+    # a check-in in September closes it: shown as done in September, gone in October
+    assert (
+        checkin(
+            report, "grow", "--period", "2026-09", "--action", "relaunch=done", "--comment", "relaunch=sent"
+        )
+        == 0
+    )
+    september = objective(report, "2026-09")
+    relaunch = next(a for a in september["actions"] if a["id"] == "relaunch")
+    assert (relaunch["state"], relaunch["comment"], relaunch["age"], relaunch["overdue"]) == (
+        "done",
+        "sent",
+        3,
+        False,
+    )
+    october = objective(report, "2026-10")
+    assert october["status"] == "at_risk"  # 95 for 100
+    assert [(a["id"], a["do"]) for a in october["actions"]] == [
+        ("review", "Review the pipeline weekly"),
+        (None, "Call the top ten accounts"),
+    ]
+    assert october["actions"][1]["state"] is None
+
+
+def test_a_checkin_shows_in_the_next_run_pdf_digest_and_archive(report, tmp_path):
+    assert checkin(report, "grow", "--period", "2026-08", "--note", "Two big deals slipped to September") == 0
+    assert checkin(report, "grow", "--period", "2026-08", "--comment", "review=weekly on Mondays") == 0
+    config = load_config(report, env={})
+    out = tmp_path / "out"
+    with Server(tmp_path) as server:
+        delivery = Delivery(
+            email=Email(
+                **{"from": "Reporting <reporting@acme.test>"},
+                to=["ceo@acme.test"],
+                smtp=Smtp(host="127.0.0.1", port=server.port, security="none", timeout=10),
+            ),
+            alerts_to=["ops@acme.test"],
+        )
+        run_report(
+            config.model_copy(update={"delivery": delivery}),
+            period="2026-08",
+            now=dt.datetime(2026, 9, 2, 6, tzinfo=dt.UTC),
+            output=out,
+            sleep=lambda s: None,
+        )
+    (received,) = server.handler.received
+    text = received.message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "   Owner's note: Two big deals slipped to September\n" in text
+    assert "   Overdue actions: 1\n" in text
+    words = " ".join(text.split())  # the text part is wrapped at 78 columns
+    assert (
+        "ACTIONS DUE - [Overdue, open for 2 months] Relaunch old quotes — Sales director, Jul 15, 2026 "
+        "(Revenue of 100 a month) - [Open, opened this period] Review the pipeline weekly — Sales director "
+        "(Revenue of 100 a month: weekly on Mondays) The full report" in words
+    )
+    html = received.message.get_body(("html",)).get_content()
+    assert "Two big deals slipped to September" in html
+    assert "Overdue" in html
+    pdf = (out / "ck" / "2026-08" / "ck_2026-08.pdf").read_bytes()
+    pages = [page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages]
+    summary, objectives = pages[0], next(p for p in pages if "Action plan" in p)
+    assert "Overdue actions: 1" in summary
+    assert "Two big deals slipped to" in summary
+    assert "Owner's note — Sales director\nTwo big deals slipped to September" in objectives
+    assert "Relaunch old quotes Sales director Jul 15, 2026 Overdue open for 2 months" in objectives
+    # the archived PDF carries the check-in file as read; results.json names it with its hash
+    written = (report.parent / "checkins" / "2026-08.yaml").read_bytes()
+    (archived,) = (out / "archive").rglob("ck_2026-08*.pdf")
+    assert attachments_of(archived.read_bytes())["checkins-2026-08.yaml"] == written
+    results = json.loads((out / "ck" / "2026-08" / "results.json").read_text(encoding="utf-8"))
+    assert results["checkins"] == [
+        {"path": "checkins/2026-08.yaml", "sha256": hashlib.sha256(written).hexdigest()}
+    ]
+    assert results["objectives"][0]["note"] == "Two big deals slipped to September"
+    # reproduce reads the check-ins inside the PDF, not today's: a later edit changes nothing
+    from reporter.run.reproduce import reproduce
+
+    assert checkin(report, "grow", "--period", "2026-08", "--note", "Rewritten after the report") == 0
+    again = reproduce(archived, tmp_path / "again", data=report.parent)
+    assert again.identical
