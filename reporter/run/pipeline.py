@@ -185,7 +185,8 @@ def _open(
         return open_ledger(url, lock_timeout=wait)
     except (sa.exc.SQLAlchemyError, LedgerBusy) as exc:
         from reporter.delivery.ledger import ledger_place
-        from reporter.delivery.send import alert, ledger_trouble
+        from reporter.delivery.once import ledger_trouble
+        from reporter.delivery.send import alert
 
         failure = LedgerError(
             f"{config.report.id} {period}: the ledger ({ledger_place(config, root)}) could not be opened: "
@@ -385,6 +386,7 @@ def _run(
             only=only,
             on_claim=intend,
             bodies=bodies,
+            root=root,
         )
     if step is not None:
         delivered = any(d.claimed and d.state in ("sent", "review") for d in outcome.deliveries)
@@ -488,7 +490,7 @@ def _bursts(
     """Every recipient's filtered report: rendered in parallel, written under
     ``recipients/<name>/`` (``files.recipient_name``), delivered with ``send_to`` (``deliver``
     with the run's ledger)."""
-    from reporter.delivery.send import DeliveryOutcome
+    from reporter.delivery.once import DeliveryOutcome
     from reporter.run.burst import bursts
 
     assert config.delivery.email is not None
