@@ -136,10 +136,7 @@ class ExactlyOnce:
         run, or left for review); None when it failed before (retry it)."""
         ledger, (report, period, rcpt), now = self.ledger, (key.report, key.period, key.recipient), self.now
         if latest.state == "sent":
-            from reporter.delivery.wording import sent_on
-
-            when = sent_on(ledger, report, period, rcpt, latest.version)
-            return DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id, sent_on=when)
+            return _skipped(ledger, key, latest)
         if latest.state not in ("pending", "review"):
             return None
         owner = ledger.run_of(report, period, rcpt, latest.version)
@@ -243,6 +240,19 @@ class ExactlyOnce:
             flagged=result.state == "review",
             channel=channel.kind,
         )
+
+
+def already_sent(ledger: Ledger, key: Key) -> DeliveryOutcome | None:
+    """``key``'s outcome when the ledger says it was sent (skipped, with when), else None."""
+    latest = ledger.latest(key.report, key.period, key.recipient)
+    return None if latest is None or latest.state != "sent" else _skipped(ledger, key, latest)
+
+
+def _skipped(ledger: Ledger, key: Key, latest: Delivery) -> DeliveryOutcome:
+    from reporter.delivery.wording import sent_on
+
+    when = sent_on(ledger, key.report, key.period, key.recipient, latest.version)
+    return DeliveryOutcome(key.recipient, "skipped", latest.attempts, latest.message_id, sent_on=when)
 
 
 # --- settled by a person (reporter resolve) ----------------------------------------------------

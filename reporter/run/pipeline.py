@@ -369,7 +369,9 @@ def _run(
             config, results, pdf, pdf_name, folder, recipients=main_targets, built=built
         )
         if config.delivery.email.recipients:
-            outcome.deliveries += _bursts(config, target, now, folder, send_to, only)
+            outcome.deliveries += _bursts(
+                config, target, now, folder, send_to, only, ledger=ledger, force=force
+            )
     if config.delivery.chat:
         outcome.deliveries += post_cards(
             config,
@@ -486,11 +488,17 @@ def _bursts(
     folder: Path,
     send_to: Callable[..., list[Any]],
     only: list[str] | None = None,
+    *,
+    ledger: Ledger | None = None,
+    force: bool = False,
 ) -> list[Any]:
     """Every recipient's filtered report: rendered in parallel, written under
     ``recipients/<name>/`` (``files.recipient_name``), delivered with ``send_to`` (``deliver``
-    with the run's ledger)."""
-    from reporter.delivery.once import DeliveryOutcome
+    with the run's ledger). A report that fails (its filter, its quality gate, its worker lost)
+    fails for that recipient only and touches no other folder; a recipient who already has this
+    period's report is not failed by it (skipped, their files kept as they were), and an earlier
+    PDF never gets a results.json that does not match it."""
+    from reporter.delivery.once import DeliveryOutcome, Key, already_sent
     from reporter.run.burst import bursts
 
     assert config.delivery.email is not None
@@ -505,15 +513,28 @@ def _bursts(
     outcomes: list[Any] = []
     pdf_name = report_file(config.report.id, target.label, "pdf")
     for burst in bursts(config, target, now, jobs):
-        if burst.results is None:
-            outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", f"report failed: {burst.error}"))
-            continue
         sub = folder / "recipients" / recipient_name(burst.email)
-        write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"), within=folder)
         if burst.pdf is None:
-            failed = "; ".join(c.detail for c in burst.results.quality.checks if not c.passed)
-            outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", f"quality gate: {failed}"))
+            if burst.results is None:
+                why = f"report failed: {burst.error}"
+            else:
+                why = "quality gate: " + "; ".join(
+                    c.detail for c in burst.results.quality.checks if not c.passed
+                )
+            key = Key(config.report.id, target.label, burst.email.lower())
+            had = already_sent(ledger, key) if ledger is not None and not force else None
+            if had is not None:  # they have this period's report: this run's failure is not theirs
+                had.error = (
+                    f"already sent on {had.sent_on} (ledger); this run's report for them failed ({why})"
+                )
+                outcomes.append(had)
+                continue
+            if burst.results is not None and not (sub / pdf_name).is_file():
+                write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"), within=folder)
+            outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", why))
             continue
+        assert burst.results is not None
+        write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"), within=folder)
         write_atomic(sub / pdf_name, burst.pdf, within=folder)
         outcomes += send_to(config, burst.results, burst.pdf, pdf_name, sub, recipients=[burst.email.lower()])
     return outcomes
