@@ -125,8 +125,9 @@ def deliver(
     on_claim: Callable[[], None] | None = None,
     built: Email | None = None,
 ) -> list[DeliveryOutcome]:
-    """With a ledger, send the digest to each recipient that has not had it yet. Without a
-    ledger (``--no-send``) nothing is sent. ``built``: the e-mail, built (``build_email``) and
+    """With a ledger, send the digest to each recipient that has not had it yet, each through
+    ``ExactlyOnce.deliver_once`` (``reporter.delivery.once``: claim, send, record, review).
+    Without a ledger (``--no-send``) nothing is sent. ``built``: the e-mail, built (``build_email``) and
     its files written by the caller; without it, it is built here and ``email.eml`` (the digest
     as sent) and the workbook are written in ``folder`` before anything is sent. ``on_claim``
     is called before each claim (the pipeline records there that the PDF must be archived)."""

@@ -29,13 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from reporter.compute.database import open_database
-from reporter.compute.report import compute_results
 from reporter.config.burst import max_workers
 from reporter.config.model import Config
 from reporter.errors import RunError
 from reporter.periods import Period
 from reporter.results import Results
-from reporter.run.stages import describe, render_pdf
+from reporter.run.stages import Audience, Run
 
 Job = tuple[str, dict[str, Any], Period, dt.datetime]
 
@@ -62,10 +61,11 @@ def _init(config: Config) -> None:
 
 
 def _report(config: Config, con: Any, infos: Any, job: Job) -> BurstReport:
+    """One recipient's ``Run``: computed on the worker's database, gated, rendered."""
     email, filter, period, now = job
-    results = compute_results(con, config, infos, period, now, filter=filter)
-    describe(config, results)
-    pdf = render_pdf(config, results) if results.quality.passed else None
+    run = Run(config, period, Audience(email, filter), now)
+    results = run.compute(con, infos)
+    pdf = None if run.gate(results) else run.render(results)
     return BurstReport(email, results, pdf)
 
 

@@ -34,7 +34,7 @@ from reporter.periods import Period
 from reporter.progress import stage
 from reporter.results import Results
 from reporter.run.reportable import refuse_before_data, refuse_unended
-from reporter.run.stages import output_root, render_pdf, report_results, resolve_period
+from reporter.run.stages import Audience, Run, output_root, report_results, resolve_period
 
 
 @dataclass
@@ -301,12 +301,13 @@ def _run(
     trigger: str,
     recipients: list[str] | None,
 ) -> Outcome:
-    results = report_results(config, target, now)
+    run = Run(config, target, Audience(), now)  # the report itself; recipients' slices: _bursts
+    results = run.compute()
     refuse_before_data(config, results)
     results_path = folder / "results.json"
     pdf_name = report_file(config.report.id, target.label, "pdf")
-    if not results.quality.passed:
-        failed = [c.detail for c in results.quality.checks if not c.passed]
+    failed = run.gate(results)
+    if failed:
         from reporter.hints import gate_hint
 
         # An earlier run's files stay as they were, whole: results.json only beside no PDF.
@@ -325,7 +326,7 @@ def _run(
             f"{config.report.id} {target.label}: quality gate failed, nothing sent:\n" + "\n".join(lines)
         )
     stage("rendering the PDF pages")
-    pdf = render_pdf(config, results, run_id=run_key, trigger=trigger)  # RunError if empty
+    pdf = run.render(results, run_id=run_key, trigger=trigger)  # RunError if empty
     outcome = Outcome(config.report.id, target.label, results, [results_path, folder / pdf_name])
     only = None if recipients is None else [r.lower() for r in recipients]
     built, bodies = _build_deliveries(config, results, pdf, pdf_name, now, ledger, force, only)
@@ -518,9 +519,8 @@ def _bursts(
             if burst.results is None:
                 why = f"report failed: {burst.error}"
             else:
-                why = "quality gate: " + "; ".join(
-                    c.detail for c in burst.results.quality.checks if not c.passed
-                )
+                gate = Run(config, target, Audience(burst.email), now).gate(burst.results)
+                why = "quality gate: " + "; ".join(gate)
             key = Key(config.report.id, target.label, burst.email.lower())
             had = already_sent(ledger, key) if ledger is not None and not force else None
             if had is not None:  # they have this period's report: this run's failure is not theirs
