@@ -140,19 +140,19 @@ def test_runs_racing_on_one_ledger_send_each_message_once(tmp_path, backend, req
         barrier = threading.Barrier(racers)
 
         def race(i: int) -> list:
-            """One racer: a run per round, started with the others' at the barrier."""
+            """One racer: a run, whose every round starts with the others' at the barrier."""
             with Ledger(url) as ledger:
                 mailer = Mailer(config.delivery.email.smtp, tmp_path / "outbox", base_dir=config.base_dir)
                 channel = EmailChannel(config, mailer)
+                run = ledger.start_run("tiny", "2026-10", NOW)
+                once = ExactlyOnce(ledger, config, tmp_path, run, NOW)
                 done = []
                 for people in rounds_of:
-                    run = ledger.start_run("tiny", "2026-10", NOW)
-                    once = ExactlyOnce(ledger, config, tmp_path, run, NOW)
                     barrier.wait(timeout=60)
                     for rcpt in people[i:] + people[:i]:  # each run in its own order
                         key = Key("tiny", "2026-10", rcpt)
                         done.append(once.deliver_once(channel, key, functools.partial(_note, rcpt)))
-                    ledger.finish_run(run, NOW, "ok")
+                ledger.finish_run(run, NOW, "ok")
                 return done
 
         with ThreadPoolExecutor(racers) as pool:
