@@ -724,6 +724,7 @@ def _not_in_review(config: Config, period: str, recipient: str, state: str) -> s
 
 def _resolve(args: argparse.Namespace) -> int:
     from reporter.delivery.ledger import Ledger
+    from reporter.delivery.once import Key, settle_by_hand, standing
     from reporter.errors import RunError
     from reporter.render.texts import load_checked
     from reporter.run.pipeline import run_report
@@ -747,21 +748,18 @@ def _resolve(args: argparse.Namespace) -> int:
                     f"from {journal_path(root)}, noted when the ledger was lost; nothing was sent"
                 )
                 return 0
-        latest = ledger.latest(report, period, recipient)
+        found = standing(ledger, Key(report, period, recipient), clock)
+        latest = found.latest
         if latest is None:
             raise UsageError(f"{report} {period}: no delivery to {recipient} in the ledger")
-        owner = ledger.run_of(report, period, recipient, latest.version)
-        if latest.state == "pending" and ledger.run_alive(owner, clock):
+        if found.busy:
             raise UsageError(
-                f"{report} {period} {recipient}: being sent by run {owner} right now; wait for it"
+                f"{report} {period} {recipient}: being sent by run {found.owner} right now; wait for it"
             )
-        if latest.state not in ("review", "pending"):
+        if not found.open:
             raise UsageError(_not_in_review(config, period, recipient, latest.state))
         if args.sent:
-            to, note = (
-                "sent",
-                f"marked as delivered by 'reporter resolve --sent' at {clock:%Y-%m-%d %H:%M} UTC",
-            )
+            note = f"marked as delivered by 'reporter resolve --sent' at {clock:%Y-%m-%d %H:%M} UTC"
         else:
             try:
                 _check_recipients([config], [recipient])
@@ -770,16 +768,9 @@ def _resolve(args: argparse.Namespace) -> int:
                     f"{report} {period} {recipient}: {args.config} no longer delivers to this address: "
                     "cannot re-send it (--sent records it as delivered)"
                 ) from None
-            to, note = "failed", f"to be re-sent by 'reporter resolve --resend' at {clock:%Y-%m-%d %H:%M} UTC"
-        ledger.move(
-            report,
-            period,
-            recipient,
-            latest.version,
-            clock,
-            from_states=("review", "pending"),
-            to=to,
-            note=note,
+            note = f"to be re-sent by 'reporter resolve --resend' at {clock:%Y-%m-%d %H:%M} UTC"
+        settle_by_hand(
+            ledger, Key(report, period, recipient), latest.version, clock, sent=args.sent, note=note
         )
         if args.sent:
             print(f"{report} {period} {recipient}: recorded as sent (v{latest.version}); nothing was sent")
@@ -879,7 +870,7 @@ def _status(args: argparse.Namespace) -> int:
             _status_ledger(config, url)
         except (SQLAlchemyError, LedgerError) as exc:  # its database down: say so, go on
             from reporter.delivery.ledger import ledger_place
-            from reporter.delivery.send import ledger_trouble
+            from reporter.delivery.once import ledger_trouble
 
             print(f"  the ledger ({ledger_place(config, root)}) cannot be read: {ledger_trouble(exc)}")
             unreadable += 1

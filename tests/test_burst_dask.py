@@ -371,3 +371,129 @@ def test_workers_get_the_sql_connections_only(tmp_path):
         }
     )
     assert burst_module.for_workers(config).connections == {"wh": "duckdb:///w.duckdb"}
+
+
+# --- the same burst on either executor -------------------------------------------------------
+
+KILLER = "s03@acme.test"
+
+
+def parity_config(folder: Path, port: int, executor: str, address: str | None, *, second: bool):
+    """Five recipients: s00 fine; s01 a filter the data refuses (amount is a number); s02 a
+    seller with no rows (its quality gate fails); s03 killed mid-report, every time; s04 fine in
+    the first run and, in the second, a seller with no rows although it already has the report."""
+    make(folder, port)
+    recipients = [
+        ("s00", "{salesperson: 'Seller 00'}"),
+        ("s01", "{amount: 'not a number'}"),
+        ("s02", "{salesperson: 'Nobody'}"),
+        ("s03", "{salesperson: 'Seller 03'}"),
+        ("s04", "{salesperson: 'Nobody'}" if second else "{salesperson: 'Seller 04'}"),
+    ]
+    text = (folder / "r.yaml").read_text()
+    head = text.split("    recipients:\n")[0]
+    lines = "".join(f"      - {{email: {name}@acme.test, filter: {f}}}\n" for name, f in recipients)
+    burst = "{executor: dask, connection: dask}" if executor == "dask" else "{workers: 2}"
+    (folder / "r.yaml").write_text(f"{head}    recipients:\n{lines}  burst: {burst}\n")
+    return load_config(folder / "r.yaml", env={"REPORTER_CONNECTION_DASK": address} if address else {})
+
+
+def _kill_when_rendering(real):
+    """A local worker process rendering KILLER's report exits 0.2 s into it (forked workers
+    inherit this), as the Dask plugin does to a Dask worker."""
+
+    def report(config, con, infos, job):
+        if job[0] == KILLER:
+            threading.Timer(0.2, os._exit, (1,)).start()
+        return real(config, con, infos, job)
+
+    return report
+
+
+def burst_on(executor: str, folder: Path, cluster) -> dict:
+    """The second run of the parity scenario on ``executor``: per-recipient outcomes, the files
+    under the period's folder, the ledger's rows, the messages received, s04's files' bytes."""
+    from reporter.delivery.ledger import Ledger, default_url
+
+    folder.mkdir()
+    address = cluster[0].scheduler_address if executor == "dask" else None
+    out = folder / "out"
+    with Server(folder) as server:
+        first = parity_config(folder, server.port, executor, address, second=False)
+        done = run_report(first, period="2026-10", now=NOW, output=out, recipients=["s04@acme.test"])
+        assert [(d.recipient, d.state) for d in done.deliveries] == [("s04@acme.test", "sent")]
+        period = out / "burst" / "2026-10"
+        s04 = period / "recipients" / "s04@acme.test"
+        kept = {p.name: p.read_bytes() for p in s04.iterdir()}
+        second = parity_config(folder, server.port, executor, address, second=True)
+        with pytest.raises(RunError) as failed:
+            run_report(second, period="2026-10", now=NOW, output=out, sleep=lambda s: None)
+        outcome = failed.value.outcome  # type: ignore[attr-defined]
+        with Ledger(default_url(out)) as ledger:
+            rows = sorted((d.recipient, d.version, d.state) for d in ledger.all("burst"))
+        return {
+            "outcomes": sorted((d.recipient, d.state) for d in outcome.deliveries),
+            "errors": {d.recipient: d.error for d in outcome.deliveries},
+            "files": sorted(str(p.relative_to(period)) for p in period.rglob("*") if p.is_file()),
+            "rows": rows,
+            "received": sorted(r.rcpt_tos[0] for r in server.handler.received),
+            "s04 kept": {p.name: p.read_bytes() for p in s04.iterdir()} == kept,
+            "error": str(failed.value),
+        }
+
+
+def test_the_same_burst_has_the_same_outcome_on_local_workers_and_on_dask(
+    cluster, tasks, tmp_path, monkeypatch
+):
+    """One bad filter, one quality-gate failure, one worker killed mid-report every time, and a
+    recipient who already has the report but whose data now fails the gate: on local worker
+    processes and on a Dask cluster alike, each fails (or is skipped) alone, the others get their
+    report, and the files and the ledger are the same."""
+    monkeypatch.setenv("REPORTER_MAX_WORKERS", "2")
+    monkeypatch.setattr(burst_module, "_report", _kill_when_rendering(burst_module._report))
+    local = burst_on("local", tmp_path / "local", cluster)
+    register, log = tasks
+    register(kill=KILLER)
+    dask_run = burst_on("dask", tmp_path / "dask", cluster)
+
+    expected = [
+        ("s00@acme.test", "sent"),
+        ("s01@acme.test", "failed"),
+        ("s02@acme.test", "failed"),
+        ("s03@acme.test", "failed"),
+        ("s04@acme.test", "skipped"),
+    ]
+    for got in (local, dask_run):
+        assert got["outcomes"] == expected
+        assert got["received"] == ["s00@acme.test", "s04@acme.test"]  # s04 in the first run only
+        assert got["s04 kept"]  # its PDF and results.json as they were sent
+        assert got["errors"]["s01@acme.test"].startswith("report failed: ")
+        assert got["errors"]["s02@acme.test"].startswith("quality gate: ")
+        assert got["errors"]["s04@acme.test"].startswith("already sent on 2026-11-02 (ledger); ")
+    assert local["files"] == dask_run["files"]
+    assert (
+        local["rows"]
+        == dask_run["rows"]
+        == [
+            ("s00@acme.test", 1, "sent"),
+            ("s04@acme.test", 1, "sent"),
+        ]
+    )
+    # nothing written for a report that failed; results.json alone where no PDF was sent
+    mine = [f for f in local["files"] if f.startswith("recipients/")]
+    assert mine == [
+        "recipients/s00@acme.test/burst_2026-10.pdf",
+        "recipients/s00@acme.test/email.eml",
+        "recipients/s00@acme.test/results.json",
+        "recipients/s02@acme.test/results.json",
+        "recipients/s04@acme.test/burst_2026-10.pdf",
+        "recipients/s04@acme.test/email.eml",
+        "recipients/s04@acme.test/results.json",
+    ]
+    assert local["errors"]["s03@acme.test"] == (
+        "report failed: the worker process that rendered it died (out of memory?); see the log"
+    )
+    assert dask_run["errors"]["s03@acme.test"] == (
+        "report failed: every Dask worker that rendered it died (out of memory?); see the workers' logs"
+    )
+    assert [email for email, _ in runs(log)].count(KILLER) == 2  # allowed-failures: 1

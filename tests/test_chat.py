@@ -586,6 +586,48 @@ def test_a_card_left_pending_by_a_crash_goes_to_review_not_posted_again(tmp_path
     )
 
 
+def test_a_card_whose_outcome_the_ledger_cannot_record_goes_to_the_journal(tmp_path):
+    """The ledger is locked by another session from the moment the webhook has the card: the
+    card's outcome cannot be recorded, so it is noted in the fallback journal and the run fails
+    saying so (as for an e-mail), instead of leaving the card pending for review; the next run,
+    the lock released, records it as sent from the journal and does not post it again."""
+    import sqlite3
+
+    path = tiny(tmp_path, "[{kind: slack, webhook_env: SLACK_HOOK}]")
+    path.write_text(path.read_text().replace("delivery:\n", "delivery:\n  ledger_lock_timeout: 0.5\n", 1))
+    config = load_config(path, env={})
+    journal = tmp_path / "ledger-journal.jsonl"
+    held: list[sqlite3.Connection] = []
+
+    def lock(_card) -> None:  # another session takes the ledger's write lock and keeps it
+        session = sqlite3.connect(tmp_path / "ledger.sqlite", isolation_level=None, check_same_thread=False)
+        session.execute("BEGIN IMMEDIATE")
+        held.append(session)
+
+    with WebhookServer() as server:
+        server.on_post = lock
+        env = {"SLACK_HOOK": server.url()}
+        with pytest.raises(RunError) as caught:
+            run(config, tmp_path, env)
+        (session,) = held
+        session.rollback()
+        session.close()
+        said = str(caught.value)
+        assert said.startswith("tiny 2026-10: sent to slack:SLACK_HOOK at ")
+        assert said.endswith(
+            f"; noted in {journal}: once the ledger is back, run 'reporter resolve {config.file} 2026-10 "
+            f"slack:SLACK_HOOK --sent --output {tmp_path}' or run the report again: either records it "
+            "from there, and it is not sent again"
+        )
+        (entry,) = [json.loads(line) for line in journal.read_text().splitlines()]
+        assert (entry["recipient"], entry["state"], entry["channel"]) == ("slack:SLACK_HOOK", "sent", "slack")
+        server.on_post = None
+        run(config, tmp_path, env)  # the journal is applied first: nothing is posted again
+    assert len(server.received) == 1
+    assert not journal.exists()
+    assert ledger_rows(tmp_path) == {"slack:slack_hook": (1, "sent", 1)}
+
+
 def test_build_card_without_url_or_off_track_objective(tmp_path):
     config = load_config(tiny(tmp_path, "[{kind: slack, webhook_env: SLACK_HOOK}]"), env={})
     from reporter.compute.database import compute

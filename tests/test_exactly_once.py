@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import functools
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -21,7 +25,11 @@ from reporter.cli import main
 from reporter.config import load_config
 from reporter.delivery.archive import MANIFEST, Files, verify_archive
 from reporter.delivery.ledger import Ledger, default_url
+from reporter.delivery.mailer import Mailer
+from reporter.delivery.once import ExactlyOnce, Key
+from reporter.delivery.send import EmailChannel
 from reporter.errors import RunError
+from reporter.render.digest import message_id
 from reporter.run.pipeline import run_report
 from tests.conftest import ROOT, write_csv
 from tests.smtp_server import Server
@@ -104,48 +112,98 @@ def states(folder: Path, report: str = "tiny") -> dict[str, tuple[int, str]]:
 # --- racing -------------------------------------------------------------------------------
 
 
-def test_two_processes_racing_twenty_times_send_each_message_once(tmp_path):
-    """Two `reporter run` of the same report and period, started together on one output folder,
-    20 times over (five rounds at a time): each recipient receives exactly one message."""
-    rounds, batch = 20, 5
-    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
-    split: list[tuple[int, int]] = []
+def _note(rcpt: str, msg_id: str) -> EmailMessage:
+    """A small message to ``rcpt`` carrying the Message-ID its delivery version gets."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "reporting@acme.test", rcpt, "Tiny"
+    message["Message-ID"] = msg_id
+    message.set_content("the report")
+    return message
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_runs_racing_on_one_ledger_send_each_message_once(tmp_path, backend, request):
+    """Five runs (threads, each with its own ledger connection and run id) call
+    ``deliver_once`` for the same five recipients at the same moment, five times over, on one
+    ledger, through the real e-mail channel (a hundred losing attempts, as many as twenty rounds
+    of two `reporter run` processes): each recipient receives exactly one message, the ledger
+    says sent (version 1), and every other run sees it settled (skipped, not sent)."""
+    rounds, racers = 5, 5
+    url = default_url(tmp_path) if backend == "sqlite" else request.getfixturevalue("empty_pg_ledger")
     with Server(tmp_path) as server:
-        for first in range(0, rounds, batch):
-            procs = {}
-            for n in range(first, first + batch):
-                folder = tmp_path / f"round{n}"
-                folder.mkdir()
-                config = tiny(folder, server.port, to=[p.replace("@", f"{n}@") for p in PEOPLE])
-                command = [sys.executable, "-m", "reporter", "run", str(config), "--period", "2026-10"]
-                procs[n] = [
-                    subprocess.Popen(
-                        [*command, "--output", str(folder)],
-                        cwd=folder,
-                        env=env,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        text=True,
-                    )
-                    for _ in range(2)
-                ]
-            for n, pair in procs.items():
-                outs = [p.communicate(timeout=600) for p in pair]
-                assert [p.returncode for p in pair] == [0, 0], outs
-                people = [p.replace("@", f"{n}@") for p in PEOPLE]
-                assert count(server) | {a: 1 for a in people} == count(server), (n, outs)
-                assert states(tmp_path / f"round{n}") == {p: (1, "sent") for p in people}
-                # one console line per recipient: "  address: sent" or "  address: …skipped…"
-                said = [[line for line in out.splitlines() if line.startswith("  ")] for out, _ in outs]
-                sent = [sum(line.endswith(": sent") for line in lines) for lines in said]
-                skipped = sum("skipped" in line for lines in said for line in lines)
-                assert (sum(sent), skipped) == (5, 5), said
-                split.append(tuple(sent))
-                assert main(["verify", str(tmp_path / f"round{n}" / "archive")]) == 0
-    received = count(server)
-    assert len(received) == rounds * len(PEOPLE)
-    assert set(received.values()) == {1}
-    assert len(split) == rounds
+        config = load_config(tiny(tmp_path, server.port))
+        assert config.delivery.email is not None
+        with Ledger(url):
+            pass  # the schema, made before the race (racing migrations: test_ledger_migrations)
+        rounds_of = [[p.replace("@", f"{n}@") for p in PEOPLE] for n in range(rounds)]
+        everyone = [rcpt for people in rounds_of for rcpt in people]
+        barrier = threading.Barrier(racers)
+
+        def race(i: int) -> list:
+            """One racer: a run, whose every round starts with the others' at the barrier."""
+            with Ledger(url) as ledger:
+                mailer = Mailer(config.delivery.email.smtp, tmp_path / "outbox", base_dir=config.base_dir)
+                channel = EmailChannel(config, mailer)
+                run = ledger.start_run("tiny", "2026-10", NOW)
+                once = ExactlyOnce(ledger, config, tmp_path, run, NOW)
+                done = []
+                for people in rounds_of:
+                    barrier.wait(timeout=60)
+                    for rcpt in people[i:] + people[:i]:  # each run in its own order
+                        key = Key("tiny", "2026-10", rcpt)
+                        done.append(once.deliver_once(channel, key, functools.partial(_note, rcpt)))
+                ledger.finish_run(run, NOW, "ok")
+                return done
+
+        with ThreadPoolExecutor(racers) as pool:
+            outcomes = [o for done in pool.map(race, range(racers)) for o in done]
+        for rcpt in everyone:
+            mine = [o for o in outcomes if o.recipient == rcpt]
+            assert sorted(o.state for o in mine) == ["sent"] + ["skipped"] * (racers - 1), mine
+            (sender,) = [o for o in mine if o.state == "sent"]
+            assert sender.claimed
+            assert sender.message_id == message_id("tiny", "2026-10", rcpt, 1)
+        received = count(server)
+        assert received == dict.fromkeys(everyone, 1)
+        for rcpt in everyone:
+            (got,) = server.handler.to(rcpt)
+            assert got.message["Message-ID"] == message_id("tiny", "2026-10", rcpt, 1)
+        with Ledger(url) as ledger:
+            assert {d.recipient: (d.version, d.state) for d in ledger.all("tiny")} == dict.fromkeys(
+                everyone, (1, "sent")
+            )
+
+
+def test_two_processes_racing_send_each_message_once(tmp_path):
+    """Two `reporter run` of the same report and period, started together on one output folder
+    (the race end to end; the ledger-level race above runs it many times over): each recipient
+    receives exactly one message, the console says sent once and skipped once per recipient,
+    and the archive verifies."""
+    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
+    with Server(tmp_path) as server:
+        config = tiny(tmp_path, server.port)
+        command = [sys.executable, "-m", "reporter", "run", str(config), "--period", "2026-10"]
+        pair = [
+            subprocess.Popen(
+                [*command, "--output", str(tmp_path)],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outs = [p.communicate(timeout=600) for p in pair]
+        assert [p.returncode for p in pair] == [0, 0], outs
+        assert count(server) == dict.fromkeys(PEOPLE, 1), outs
+        assert states(tmp_path) == {p: (1, "sent") for p in PEOPLE}
+        # one console line per recipient: "  address: sent" or "  address: …skipped…"
+        said = [[line for line in out.splitlines() if line.startswith("  ")] for out, _ in outs]
+        sent = [sum(line.endswith(": sent") for line in lines) for lines in said]
+        skipped = sum("skipped" in line for lines in said for line in lines)
+        assert (sum(sent), skipped) == (5, 5), said
+        assert main(["verify", str(tmp_path / "archive")]) == 0
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

@@ -18,6 +18,7 @@ import struct
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,6 +53,7 @@ class WebhookServer:
         self.drip_bytes = drip_bytes
         self.dripped = 0  # header bytes sent by ``drip`` before the client went away
         self.received: list[Received] = []
+        self.on_post: Callable[[Received], None] | None = None  # called with each card, before the answer
         self._lock = threading.Lock()
         server = self
 
@@ -66,6 +68,7 @@ class WebhookServer:
                     status = server.statuses.pop(0) if server.statuses else 200
                     delay = server.delays.pop(0) if server.delays else 0.0
                     mode = server.modes.pop(0) if server.modes else "answer"
+                server.heard(server.received[-1])
                 if mode == "reset":
                     self.close_connection = True
                     self.rfile.close()  # the socket's last reference: close() below really closes
@@ -122,6 +125,11 @@ class WebhookServer:
             context.load_cert_chain(self.cert, key)
             self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def heard(self, card: Received) -> None:
+        """Call ``on_post`` (when set) with a card just read, before it is answered."""
+        if self.on_post is not None:
+            self.on_post(card)
 
     def url(self, path: str = "/hook") -> str:
         if self.cert is not None:

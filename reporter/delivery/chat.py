@@ -44,6 +44,7 @@ from reporter.config.labels import Labels
 from reporter.config.model import Chat, Config
 from reporter.delivery.deadline import Deadline
 from reporter.delivery.mailer import SendResult
+from reporter.delivery.once import ExactlyOnce, Key
 from reporter.errors import RunError
 from reporter.files import write_atomic
 from reporter.progress import stage
@@ -473,14 +474,13 @@ def post_cards(
     only: list[str] | None = None,
     on_claim: Callable[[], None] | None = None,
     bodies: Mapping[str, bytes] | None = None,
+    root: Path | None = None,
 ) -> list[Any]:
     """Write each kind's payload beside the PDF (``chat-slack.json``, ``chat-teams.json``: what
     is posted, without the URL) and, with a ledger, post it to each channel that has not had it
     yet. Without a ledger (``--no-send``) nothing is posted. ``bodies``: the payloads, built
-    (``card_bodies``) and written by the caller."""
-    from reporter.delivery.send import DeliveryOutcome, _settled
-    from reporter.render.digest import message_id
-
+    (``card_bodies``) and written by the caller. ``root``: the output folder, whose fallback
+    journal keeps an outcome the ledger could not record (``folder`` when not given)."""
     report, period = config.report.id, results.period
     if bodies is None:
         bodies = card_bodies(config, results)
@@ -488,6 +488,9 @@ def post_cards(
             write_atomic(folder / f"chat-{kind}.json", body)
     if ledger is None:
         return []
+    once = ExactlyOnce(
+        ledger, config, root or folder, run_id, now, force=force, reason=reason, on_claim=on_claim
+    )
     outcomes: list[Any] = []
     seen: set[str] = set()
     for chat in config.delivery.chat:
@@ -496,62 +499,30 @@ def post_cards(
             continue
         seen.add(key.lower())
         stage(f"posting the card to {key}")
-        latest = ledger.latest(report, period, key)
-        version, retry = 1, False
-        if latest is not None and not force:
-            settled = _settled(config, ledger, latest, report, period, key, run_id, now, hint=resolve_hint)
-            if settled is not None:
-                outcomes.append(settled)
-                continue
-            version, retry = latest.version, True
-        elif latest is not None:
-            version = latest.version + 1
-        card_id = message_id(report, period, key, version)
-        if on_claim is not None:
-            on_claim()
-        claimed = ledger.claim(
-            report,
-            period,
-            key,
-            version,
-            card_id,
-            now,
-            forced=force and latest is not None,
-            reason=reason,
-            channel=chat.kind,
-            run_id=run_id,
-            retry=retry,
-        )
-        if not claimed:
-            note = "claimed by another run at the same time, not sent by this one"
-            outcomes.append(DeliveryOutcome(key, "skipped", 0, card_id, note))
-            continue
+        channel = Webhook(config, chat, urls[key.lower()], Poster(env=env, sleep=sleep, timeout=chat.timeout))
 
-        def counted(attempt: int, error: str | None, key: str = key, version: int = version) -> None:
-            ledger.record(report, period, key, version, now, state="pending", error=error, attempt=True)
+        def card(card_id: str, body: bytes = bodies[chat.kind]) -> bytes:
+            return body  # the same card whatever its version: the ledger keys it
 
-        poster = Poster(env=env, sleep=sleep, timeout=chat.timeout)
-        result = poster.post(urls[key.lower()], bodies[chat.kind], chat.webhook_env, counted)
-        error = _with_hint(config, period, key, result)
-        ledger.record(report, period, key, version, now, state=result.state, error=error)
-        outcomes.append(
-            DeliveryOutcome(
-                key,
-                result.state,
-                result.attempts,
-                card_id,
-                error,
-                claimed=True,
-                channel=chat.kind,
-                flagged=result.state == "review",
-            )
-        )
+        outcomes.append(once.deliver_once(channel, Key(report, period, key), card))
     return outcomes
 
 
-def _with_hint(config: Config, period: str, key: str, result: SendResult) -> str | None:
-    """The error to record: a card in review (sent without a complete answer, never posted again
-    by itself) says how to settle it."""
-    if result.state != "review":
-        return result.error
-    return f"{result.error}; not re-sent: {resolve_hint(config, period, key)}"
+@dataclass
+class Webhook:
+    """A chat channel as a channel of ``ExactlyOnce``: the payload is the card's JSON."""
+
+    config: Config
+    chat: Chat
+    url: str
+    poster: Poster
+
+    @property
+    def kind(self) -> str:
+        return self.chat.kind  # slack | teams
+
+    def send(self, payload: bytes, key: Key, on_attempt: Callable[[int, str | None], None]) -> SendResult:
+        return self.poster.post(self.url, payload, self.chat.webhook_env, on_attempt)
+
+    def settle_hint(self, key: Key) -> str:
+        return resolve_hint(self.config, key.period, key.recipient)

@@ -15,6 +15,7 @@ that this process parses and checks, and the client reads only msgpack from the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -23,17 +24,17 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
 from reporter.compute.database import open_database
-from reporter.compute.report import compute_results
 from reporter.config.burst import max_workers
 from reporter.config.model import Config
 from reporter.errors import RunError
 from reporter.periods import Period
 from reporter.results import Results
-from reporter.run.stages import describe, render_pdf
+from reporter.run.stages import Audience, Run
 
 Job = tuple[str, dict[str, Any], Period, dt.datetime]
 
@@ -60,15 +61,25 @@ def _init(config: Config) -> None:
 
 
 def _report(config: Config, con: Any, infos: Any, job: Job) -> BurstReport:
+    """One recipient's ``Run``: computed on the worker's database, gated, rendered."""
     email, filter, period, now = job
-    results = compute_results(con, config, infos, period, now, filter=filter)
-    describe(config, results)
-    pdf = render_pdf(config, results) if results.quality.passed else None
+    run = Run(config, period, Audience(email, filter), now)
+    results = run.compute(con, infos)
+    pdf = None if run.gate(results) else run.render(results)
     return BurstReport(email, results, pdf)
 
 
+def _guarded(config: Config, con: Any, infos: Any, job: Job) -> BurstReport:
+    """One recipient's report, a failure included (a filter the data refuses, a template
+    error): that recipient's failure, as data, never the run's, whichever executor runs it."""
+    try:
+        return _report(config, con, infos, job)
+    except Exception as exc:
+        return BurstReport(job[0], None, None, str(exc) or type(exc).__name__)
+
+
 def _one(job: Job) -> BurstReport:
-    return _report(_STATE["config"], _STATE["con"], _STATE["infos"], job)
+    return _guarded(_STATE["config"], _STATE["con"], _STATE["infos"], job)
 
 
 def bursts(
@@ -103,8 +114,37 @@ def render_bursts(
         finally:
             _STATE["con"].close()
             _STATE.clear()
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(config,)) as pool:
-        return list(pool.map(_one, tasks, chunksize=max(1, len(tasks) // (workers * 4))))
+    return _on_processes(config, tasks, workers)
+
+
+LOST = "the worker process that rendered it died (out of memory?); see the log"
+
+
+def _on_processes(config: Config, tasks: list[Job], workers: int) -> list[BurstReport]:
+    """The reports of ``tasks`` on a pool of ``workers`` processes, in order. A worker that dies
+    breaks the pool (every report not finished fails with it): those are run again, one at a
+    time on a new process, so the report that kills its process is known and fails alone
+    (``LOST``); the others get their reports, as on Dask."""
+    done: dict[int, BurstReport] = {}
+    todo = list(range(len(tasks)))
+    alone = False  # after a death: one report at a time, in order
+    while todo:
+        size = 1 if alone else workers
+        with ProcessPoolExecutor(max_workers=size, initializer=_init, initargs=(config,)) as pool:
+            futures = [(i, pool.submit(_one, tasks[i])) for i in todo]
+            for i, future in futures:
+                with contextlib.suppress(BrokenProcessPool):  # left in ``todo``: run again
+                    done[i] = future.result()
+        unfinished = [i for i in todo if i not in done]
+        if unfinished and alone:  # the first unfinished was running when its process died
+            culprit = unfinished.pop(0)
+            LOG.warning("%s: the worker rendering %s's report died", config.report.id, tasks[culprit][0])
+            done[culprit] = BurstReport(tasks[culprit][0], None, None, LOST)
+        if unfinished and not alone:
+            LOG.warning("%s: a worker process died; its reports run again one at a time", config.report.id)
+        alone = bool(unfinished) and not alone
+        todo = unfinished
+    return [done[i] for i in range(len(tasks))]
 
 
 # -- on a Dask cluster ----------------------------------------------------------------------
@@ -124,10 +164,9 @@ def dask_task(config: Config, token: str, job: Job) -> bytes:
                     _OPEN.pop(next(iter(_OPEN)))[0].close()
                 _OPEN[token] = open_database(config)
             con, infos = _OPEN[token]
-            report = _report(config, con, infos, job)
         except Exception as exc:
-            report = BurstReport(job[0], None, None, str(exc) or type(exc).__name__)
-        return encode_report(report)
+            return encode_report(BurstReport(job[0], None, None, str(exc) or type(exc).__name__))
+        return encode_report(_guarded(config, con, infos, job))
 
 
 def encode_report(report: BurstReport) -> bytes:

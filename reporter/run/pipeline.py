@@ -34,7 +34,7 @@ from reporter.periods import Period
 from reporter.progress import stage
 from reporter.results import Results
 from reporter.run.reportable import refuse_before_data, refuse_unended
-from reporter.run.stages import output_root, render_pdf, report_results, resolve_period
+from reporter.run.stages import Audience, Run, output_root, report_results, resolve_period
 
 
 @dataclass
@@ -185,7 +185,8 @@ def _open(
         return open_ledger(url, lock_timeout=wait)
     except (sa.exc.SQLAlchemyError, LedgerBusy) as exc:
         from reporter.delivery.ledger import ledger_place
-        from reporter.delivery.send import alert, ledger_trouble
+        from reporter.delivery.once import ledger_trouble
+        from reporter.delivery.send import alert
 
         failure = LedgerError(
             f"{config.report.id} {period}: the ledger ({ledger_place(config, root)}) could not be opened: "
@@ -300,12 +301,13 @@ def _run(
     trigger: str,
     recipients: list[str] | None,
 ) -> Outcome:
-    results = report_results(config, target, now)
+    run = Run(config, target, Audience(), now)  # the report itself; recipients' slices: _bursts
+    results = run.compute()
     refuse_before_data(config, results)
     results_path = folder / "results.json"
     pdf_name = report_file(config.report.id, target.label, "pdf")
-    if not results.quality.passed:
-        failed = [c.detail for c in results.quality.checks if not c.passed]
+    failed = run.gate(results)
+    if failed:
         from reporter.hints import gate_hint
 
         # An earlier run's files stay as they were, whole: results.json only beside no PDF.
@@ -324,7 +326,7 @@ def _run(
             f"{config.report.id} {target.label}: quality gate failed, nothing sent:\n" + "\n".join(lines)
         )
     stage("rendering the PDF pages")
-    pdf = render_pdf(config, results, run_id=run_key, trigger=trigger)  # RunError if empty
+    pdf = run.render(results, run_id=run_key, trigger=trigger)  # RunError if empty
     outcome = Outcome(config.report.id, target.label, results, [results_path, folder / pdf_name])
     only = None if recipients is None else [r.lower() for r in recipients]
     built, bodies = _build_deliveries(config, results, pdf, pdf_name, now, ledger, force, only)
@@ -368,7 +370,9 @@ def _run(
             config, results, pdf, pdf_name, folder, recipients=main_targets, built=built
         )
         if config.delivery.email.recipients:
-            outcome.deliveries += _bursts(config, target, now, folder, send_to, only)
+            outcome.deliveries += _bursts(
+                config, target, now, folder, send_to, only, ledger=ledger, force=force
+            )
     if config.delivery.chat:
         outcome.deliveries += post_cards(
             config,
@@ -385,6 +389,7 @@ def _run(
             only=only,
             on_claim=intend,
             bodies=bodies,
+            root=root,
         )
     if step is not None:
         delivered = any(d.claimed and d.state in ("sent", "review") for d in outcome.deliveries)
@@ -484,11 +489,17 @@ def _bursts(
     folder: Path,
     send_to: Callable[..., list[Any]],
     only: list[str] | None = None,
+    *,
+    ledger: Ledger | None = None,
+    force: bool = False,
 ) -> list[Any]:
     """Every recipient's filtered report: rendered in parallel, written under
     ``recipients/<name>/`` (``files.recipient_name``), delivered with ``send_to`` (``deliver``
-    with the run's ledger)."""
-    from reporter.delivery.send import DeliveryOutcome
+    with the run's ledger). A report that fails (its filter, its quality gate, its worker lost)
+    fails for that recipient only and touches no other folder; a recipient who already has this
+    period's report is not failed by it (skipped, their files kept as they were), and an earlier
+    PDF never gets a results.json that does not match it."""
+    from reporter.delivery.once import DeliveryOutcome, Key, already_sent
     from reporter.run.burst import bursts
 
     assert config.delivery.email is not None
@@ -503,15 +514,27 @@ def _bursts(
     outcomes: list[Any] = []
     pdf_name = report_file(config.report.id, target.label, "pdf")
     for burst in bursts(config, target, now, jobs):
-        if burst.results is None:
-            outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", f"report failed: {burst.error}"))
-            continue
         sub = folder / "recipients" / recipient_name(burst.email)
-        write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"), within=folder)
         if burst.pdf is None:
-            failed = "; ".join(c.detail for c in burst.results.quality.checks if not c.passed)
-            outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", f"quality gate: {failed}"))
+            if burst.results is None:
+                why = f"report failed: {burst.error}"
+            else:
+                gate = Run(config, target, Audience(burst.email), now).gate(burst.results)
+                why = "quality gate: " + "; ".join(gate)
+            key = Key(config.report.id, target.label, burst.email.lower())
+            had = already_sent(ledger, key) if ledger is not None and not force else None
+            if had is not None:  # they have this period's report: this run's failure is not theirs
+                had.error = (
+                    f"already sent on {had.sent_on} (ledger); this run's report for them failed ({why})"
+                )
+                outcomes.append(had)
+                continue
+            if burst.results is not None and not (sub / pdf_name).is_file():
+                write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"), within=folder)
+            outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", why))
             continue
+        assert burst.results is not None
+        write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"), within=folder)
         write_atomic(sub / pdf_name, burst.pdf, within=folder)
         outcomes += send_to(config, burst.results, burst.pdf, pdf_name, sub, recipients=[burst.email.lower()])
     return outcomes

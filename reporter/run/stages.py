@@ -1,5 +1,11 @@
 """The stages that one report run and each burst share: which period, where the output goes, the
-report's PDF (with its evidence attached when archived) and the provenance that goes inside it."""
+report's PDF (with its evidence attached when archived) and the provenance that goes inside it.
+
+``Run(config, period, audience, now)`` is one report for one audience: the report itself (to,
+cc and the chat channels) or one recipient's slice (``delivery.email.recipients[]``, its rows
+only). Both go through the same stages, ``compute`` → ``gate`` → ``render``; the pipeline then
+delivers (``reporter.delivery.once``) and archives. Where a slice's stages run (this process, a
+local worker process, a Dask worker) decides nothing about its outcome."""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +26,44 @@ from reporter.periods import Period
 from reporter.render.context import Formatter
 from reporter.render.insights import write_texts
 from reporter.results import Results
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who a ``Run`` is for: the report's own audience (``email`` None), or one recipient whose
+    report is computed on the rows ``filter`` selects."""
+
+    email: str | None = None
+    filter: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One report, for one period and one audience, through the stages every report shares."""
+
+    config: Config
+    period: Period
+    audience: Audience
+    now: dt.datetime
+
+    def compute(self, con: Any = None, infos: Any = None) -> Results:
+        """The Results, each insight's sentence written; on ``con`` (a DuckDB with the sources
+        read, ``infos`` theirs) when given, else on a database opened for this run."""
+        if con is None:
+            return report_results(self.config, self.period, self.now)
+        from reporter.compute.report import compute_results
+
+        filter = dict(self.audience.filter) or None
+        return describe(
+            self.config, compute_results(con, self.config, infos, self.period, self.now, filter=filter)
+        )
+
+    def gate(self, results: Results) -> list[str]:
+        """The quality checks that failed (nothing is rendered or sent for them); [] when passed."""
+        return [c.detail for c in results.quality.checks if not c.passed]
+
+    def render(self, results: Results, *, run_id: str = "", trigger: str = "cli") -> bytes:
+        return render_pdf(self.config, results, run_id=run_id, trigger=trigger)
 
 
 def report_results(config: Config, period: Period, now: dt.datetime) -> Results:
