@@ -522,7 +522,10 @@ def _preview(args: argparse.Namespace) -> int:
 
     clock = now()
     for config in load_checked(args.config):
-        path = preview(config, period=args.period, now=clock, output=args.output)
+        done = preview(config, period=args.period, now=clock, output=args.output)
+        path = done.path
+        if done.note:
+            print(done.note)
         print(f"{config.report.id}: preview written to {path} (open it in a browser; nothing was sent)")
         print(
             f"{config.report.id}: the email digest beside it: {path.stem}_digest.html, {path.stem}_digest.txt"

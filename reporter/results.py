@@ -106,6 +106,9 @@ class BreakdownRow:
     key: Any
     value: float | None
     other: bool = False
+    # a ratio KPI (a division at the top of its formula): its divisor on the same rows, e.g. the
+    # leads a conversion rate is out of; null for any other KPI
+    base: float | None = None
 
 
 @dataclass

@@ -145,3 +145,66 @@ def test_olist_conversion_by_origin_joined_by_postgresql_equals_a_plain_python_j
             for table in (leads_table, deals_table):
                 conn.execute(sa.text(f"drop table if exists {table}"))
         engine.dispose()
+
+
+def test_a_ratio_breakdown_shows_its_divisor_beside_the_rate(tmp_path, capsys):
+    """Conversion by origin: each row shows the leads it is out of, in results.json and in the
+    PDF's table, as the csv module counts them."""
+    import io
+    import json
+
+    import pypdf
+
+    from reporter.cli import main
+
+    out = tmp_path / "out"
+    assert main(["run", str(CONVERSION), "--period", "2018-05", "--no-send", "--output", str(out)]) == 0
+    capsys.readouterr()
+    folder = out / "olist-conversion" / "2018-05"
+    rows = json.loads((folder / "results.json").read_text(encoding="utf-8"))["breakdowns"]
+    rows = rows["conversion_by_origin"]
+    leads: dict[str | None, int] = defaultdict(int)
+    for lead in _rows(LEADS):
+        if lead["first_contact_date"].startswith("2018-05"):
+            leads[lead["origin"] or None] += 1
+    assert {r["key"]: r["base"] for r in rows} == leads
+    _, by_origin, _ = _expected("2018-05")
+    assert {r["key"]: r["value"] for r in rows} == pytest.approx(by_origin)
+    pdf = pypdf.PdfReader(io.BytesIO((folder / "olist-conversion_2018-05.pdf").read_bytes()))
+    text = next(p.extract_text() for p in pdf.pages if "Conversion by origin" in p.extract_text())
+    lines = text.splitlines()
+    header = lines.index("Origin Conversion Leads")  # the divisor's column: the leads
+    table = lines[header + 1 : header + 1 + len(rows)]
+    assert table[:3] == ["(none) 33.3% 3", "referral 28.6% 14", "unknown 16.0% 25"]
+    for line, row in zip(table, rows, strict=True):
+        name = "(none)" if row["key"] is None else row["key"]
+        assert line == f"{name} {round(100 * by_origin[row['key']], 1):.1f}% {leads[row['key']]}"
+
+
+def test_preview_without_a_period_shows_the_latest_month_with_data_and_says_so(tmp_path, capsys, monkeypatch):
+    from reporter.cli import main
+
+    out = tmp_path / "out"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1795507200")  # 2026-11-24: the last complete month is 2026-10
+    assert main(["preview", str(CONVERSION), "--output", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # the leads end in May 2018, the deals in November 2018: the latest month both reach
+    assert lines[0] == (
+        "olist-conversion: no data in 2026-10, the last complete month; the latest month with data "
+        f"is 2018-05: previewed instead (`reporter preview {CONVERSION} --period P` for another)"
+    )
+    html = out / "olist-conversion" / "2018-05" / "olist-conversion_2018-05.html"
+    assert lines[1].startswith(f"olist-conversion: preview written to {html} ")
+    assert sorted(p.name for p in (out / "olist-conversion").iterdir()) == ["2018-05"]
+    # the page shows May 2018's numbers: the divisor's column beside the rate
+    page = html.read_text(encoding="utf-8")
+    assert '<th scope="col" class="num base">Leads</th>' in page
+    assert '<td>referral</td><td class="num">28.6%</td><td class="num base">14</td>' in page
+    # a period given, or a last complete month with data: previewed as asked, nothing said
+    assert main(["preview", str(CONVERSION), "--output", str(out), "--period", "2018-03"]) == 0
+    assert "no data" not in capsys.readouterr().out
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1529020800")  # 2018-06-15: the last complete month is 2018-05
+    assert main(["preview", str(CONVERSION), "--output", str(tmp_path / "o2")]) == 0
+    said = capsys.readouterr().out
+    assert "no data" not in said
+    assert (tmp_path / "o2" / "olist-conversion" / "2018-05").is_dir()

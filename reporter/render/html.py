@@ -141,8 +141,10 @@ def _breakdowns(
         if key in results.pdf_other:  # longer than pdf_rows: the first rows and "other" (all in a CSV)
             rows = [*rows[: bd.pdf_rows], dataclasses.asdict(results.pdf_other[key])]
         top = max((abs(r["value"]) for r in rows if r["value"] is not None), default=0) or 1
+        base = _ratio_base(config, bd.kpi)
         for r in rows:
             r["value_text"] = fmt(bd.kpi, r["value"])
+            r["base_text"] = "" if base is None else formatter.value(r["base"], base[1])
             r["width"] = 0 if r["value"] is None else round(abs(r["value"]) / top * 100)
             r["label"] = (
                 _("Other")
@@ -155,6 +157,7 @@ def _breakdowns(
                 "kpi": labels.kpi(bd.kpi),
                 "by": labels.breakdown(bd),
                 "by_words": in_sentence(labels.breakdown(bd), labels.language),
+                "base": None if base is None else formula_in_words(config, base[0], labels),
                 "rows": rows,
                 "total": len(data["breakdowns"].get(key, [])),
                 "shown": bd.pdf_rows,
@@ -169,6 +172,23 @@ def _breakdowns(
             }
         )
     return breakdowns
+
+
+def _ratio_base(config: Config, kpi: str) -> tuple[str, str] | None:
+    """The divisor of a ratio KPI (``ratio_base``) as text, and the format its values are
+    written in: that of the KPI it names, else integer when it adds up counts, else number."""
+    from reporter.formulas import parse, ratio_base
+
+    formulas = {n: parse(k.formula) for n, k in config.kpis.items()}
+    base = ratio_base(kpi, formulas, config.metrics)
+    if base is None:
+        return None
+    only = base.text.strip()
+    if only not in config.metrics and only in config.kpis:  # another KPI, by its name alone
+        return base.text, config.kpis[only].format
+    metrics = [config.metrics.get(n) for n in base.names]
+    counts = all(m is not None and m.agg in ("count", "count_distinct") for m in metrics)
+    return base.text, "integer" if counts and base.names else "number"
 
 
 def _name_objectives(config: Config, objectives: list[dict[str, Any]], names: Labels) -> None:
