@@ -208,3 +208,35 @@ def test_preview_without_a_period_shows_the_latest_month_with_data_and_says_so(t
     said = capsys.readouterr().out
     assert "no data" not in said
     assert (tmp_path / "o2" / "olist-conversion" / "2018-05").is_dir()
+
+
+def test_the_joining_sources_page_shows_this_report_and_its_numbers():
+    """docs/joining-sources.md shows conversion.yaml as it is here, and the numbers of May 2018
+    it states are those of the csv module's join."""
+    page = (OLIST.parent.parent.parent / "docs" / "joining-sources.md").read_text(encoding="utf-8")
+    block = re.search(r"^`conversion\.yaml`:\n\n```yaml\n(.*?)```", page, flags=re.M | re.S)
+    assert block is not None
+    assert block.group(1) == CONVERSION.read_text(encoding="utf-8")
+    rate, by_origin, leads = _expected("2018-05")
+    won = {d["mql_id"]: d["won_date"] for d in _rows(DEALS)}
+    may = [r for r in _rows(LEADS) if r["first_contact_date"].startswith("2018-05")]
+    closed = [won[r["mql_id"]] for r in may if r["mql_id"] in won]
+    counts = {o: sum(1 for r in may if r["origin"] == o) for o in ("referral", "unknown", "organic_search")}
+    text = " ".join(page.split())
+    assert (leads, len(closed), f"{100 * rate:.1f}") == (263, 34, "12.9")
+    assert "May 2018 has 263 leads, 34 of which closed (some of them months later)" in text
+    assert max(closed) >= "2018-07"  # months later indeed
+    assert "a conversion of 12.9 %" in text
+
+    def shown(origin: str) -> str:
+        share, n = by_origin[origin], counts[origin]
+        return f"{100 * share:.1f} % ({round(share * n)} of {n}"
+
+    assert (
+        f"By origin, referral converts best at {shown('referral')} leads), then unknown at "
+        f"{shown('unknown')}) and organic_search at {shown('organic_search')});"
+    ) in text
+    best = sorted(by_origin.items(), key=lambda kv: -kv[1])
+    assert [k for k, _ in best[:4]] == [None, "referral", "unknown", "organic_search"]  # None: 1 of 3
+    assert sum(1 for r in may if not r["origin"]) == 3
+    assert 'the three leads without an origin, shown as "(none)", top the table with 1 of 3' in text

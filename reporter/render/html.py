@@ -142,6 +142,8 @@ def _breakdowns(
             rows = [*rows[: bd.pdf_rows], dataclasses.asdict(results.pdf_other[key])]
         top = max((abs(r["value"]) for r in rows if r["value"] is not None), default=0) or 1
         base = _ratio_base(config, bd.kpi)
+        if base is not None and base[1] == "number" and all(_whole(r["base"]) for r in rows):
+            base = (base[0], "integer")  # sums of whole numbers: no decimals
         for r in rows:
             r["value_text"] = fmt(bd.kpi, r["value"])
             r["base_text"] = "" if base is None else formatter.value(r["base"], base[1])
@@ -174,9 +176,14 @@ def _breakdowns(
     return breakdowns
 
 
+def _whole(value: float | None) -> bool:
+    return value is None or float(value).is_integer()
+
+
 def _ratio_base(config: Config, kpi: str) -> tuple[str, str] | None:
     """The divisor of a ratio KPI (``ratio_base``) as text, and the format its values are
-    written in: that of the KPI it names, else integer when it adds up counts, else number."""
+    written in: that of the KPI it names, else integer when it adds up counts, else number
+    (integer in the end when every row's divisor is whole)."""
     from reporter.formulas import parse, ratio_base
 
     formulas = {n: parse(k.formula) for n, k in config.kpis.items()}
@@ -184,7 +191,7 @@ def _ratio_base(config: Config, kpi: str) -> tuple[str, str] | None:
     if base is None:
         return None
     only = base.text.strip()
-    if only not in config.metrics and only in config.kpis:  # another KPI, by its name alone
+    if only in config.kpis:  # a KPI by its name alone (one that presents its metric too)
         return base.text, config.kpis[only].format
     metrics = [config.metrics.get(n) for n in base.names]
     counts = all(m is not None and m.agg in ("count", "count_distinct") for m in metrics)
