@@ -499,8 +499,8 @@ def _init(args: argparse.Namespace) -> int:
     print(f"a report over {args.source.name}{span}: {', '.join(counted)}{by}; next:")
     print(f"  reporter validate {yaml}{allow}")
     print(f"  reporter preview {yaml}{allow}")
-    if done.last:
-        print(f"  reporter run {yaml} --period {done.last} --no-send{allow}")
+    if done.complete:
+        print(f"  reporter run {yaml} --period {done.complete} --no-send{allow}")
     return 0
 
 

@@ -51,6 +51,7 @@ class Written:
     last: str  # empty when they could not be read)
     source_yaml: Path | None = None  # the report over --source, when given
     source: SourceReport | None = None
+    complete: str = ""  # the latest month the data covers to its last day (what to run)
 
 
 def init_report(
@@ -65,6 +66,7 @@ def init_report(
         raise UsageError(f"init: {folder} exists and is not a folder")
     files: dict[Path, bytes] = {}
     source_yaml = stanza = None
+    complete = ""
     if source is not None:
         stanza = source_report(source, folder)
         source_yaml = folder / f"{stanza.report_id}.yaml"
@@ -72,6 +74,10 @@ def init_report(
         found = stanza.sniffed
         span = [Period.containing(d, "month").label for d in (found.first_date, found.last_date) if d]
         first, last_label = (span[0], span[-1]) if span else ("", "")
+        if found.last_date is not None:
+            # the quality gate wants the month's last day (the report's sources are daily)
+            month = Period.containing(found.last_date, "month")
+            complete = (month if found.last_date == month.end else month.shift(-1)).label
     else:
         last = Period.last_complete(now, "month", "UTC")
         months = last.series(MONTHS)
@@ -100,7 +106,7 @@ def init_report(
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("xb") as handle:  # "x": never replace a file that appeared meanwhile
             handle.write(data)
-    return Written(list(files), first, last_label, source_yaml, stanza)
+    return Written(list(files), first, last_label, source_yaml, stanza, complete or last_label)
 
 
 def _csv(header: list[str], rows: Iterator[list[object]]) -> bytes:
@@ -497,6 +503,14 @@ class Roles:
     measures: list[str]  # numeric columns: the period's sum
     ids: list[str]  # identifiers and codes: counted distinct, never summed
     categories: list[str]  # text with a few values (2 to MAX_BREAKDOWN_VALUES): a breakdown each
+    row_key: str | None = None  # an identifier with its own value on every row: a row is a thing
+
+    @property
+    def main(self) -> str | None:
+        """The column whose sum the breakdowns cut, or None for the rows: a file where each row
+        is a thing (a lead, a deal: it has a row key) or without a number counts rows; another
+        (a day per channel) sums its first number."""
+        return None if self.row_key is not None or not self.measures else self.measures[0]
 
 
 def _words(name: str) -> list[str]:
@@ -510,6 +524,25 @@ def _named_like_an_id(name: str) -> bool:
     return bool(words) and (any(w in _ID_WORDS for w in words) or words[-1] in _ID_LAST_WORDS)
 
 
+def _identifier(name: str, base: str, st: ColumnStats, unique: bool, *, numeric: bool, rows: int) -> bool:
+    """Whether a column is an identifier or a code (see ``classify``)."""
+    if not numeric and base != "VARCHAR":  # another date, a time: never
+        return False
+    if _named_like_an_id(name):
+        return True
+    if numeric:
+        numbered = (
+            base in _INTEGER_TYPES
+            and unique
+            and rows >= 20
+            and st.low is not None
+            and st.high is not None
+            and st.high - st.low + 1 == st.distinct
+        )
+        return st.leading_zero or numbered
+    return st.hex or (unique and st.distinct > MAX_BREAKDOWN_VALUES and not st.spaces)
+
+
 def classify(found: Sniffed) -> Roles:
     """Which columns to sum, to count distinct and to break down by.
 
@@ -520,42 +553,27 @@ def classify(found: Sniffed) -> Roles:
       ("01310") or numbering the rows (unique, consecutive). Each is counted distinct.
     - Any other numeric column is a measure: summed.
     - A text or true/false column with 2 to MAX_BREAKDOWN_VALUES values is a category: the
-      report breaks its main KPI down by it. Free text and other dates are left out.
+      report breaks its main KPI (``Roles.main``) down by it. Free text and other dates are
+      left out.
     """
     roles = Roles([], [], [])
     for name, kind in found.columns:
-        if name == found.date_column:
+        st = found.stats.get(name)
+        if name == found.date_column or st is None or st.values == 0:
             continue
         base = kind.split("(")[0]
-        st = found.stats.get(name)
-        if st is None or st.values == 0:
-            continue
         unique = st.distinct == st.values == found.rows
         if base == "BOOLEAN":
             if st.distinct >= 2:
                 roles.categories.append(name)
+        elif _identifier(name, base, st, unique, numeric=name in found.numeric, rows=found.rows):
+            roles.ids.append(name)
+            if unique and roles.row_key is None:
+                roles.row_key = name
         elif name in found.numeric:
-            numbered = (
-                base in _INTEGER_TYPES
-                and unique
-                and found.rows >= 20
-                and st.low is not None
-                and st.high is not None
-                and st.high - st.low + 1 == st.distinct
-            )
-            if _named_like_an_id(name) or st.leading_zero or numbered:
-                roles.ids.append(name)
-            else:
-                roles.measures.append(name)
-        elif base == "VARCHAR":
-            if (
-                _named_like_an_id(name)
-                or st.hex
-                or (unique and st.distinct > MAX_BREAKDOWN_VALUES and not st.spaces)
-            ):
-                roles.ids.append(name)
-            elif 2 <= st.distinct <= MAX_BREAKDOWN_VALUES:
-                roles.categories.append(name)
+            roles.measures.append(name)
+        elif base == "VARCHAR" and 2 <= st.distinct <= MAX_BREAKDOWN_VALUES:
+            roles.categories.append(name)
     return roles
 
 
@@ -701,7 +719,7 @@ def source_report(path: Path, folder: Path) -> SourceReport:
             "    direction: up                # or down when less is better, neutral when neither",
         ]
     if roles.categories:
-        main = next(iter(sums.values()), "rows")
+        main = "rows" if roles.main is None else sums[roles.main]
         lines += ["", f"breakdowns:                    # {main} for each value of a column with few values"]
         lines += [
             f"  - {{kpi: {main}, by: {_q(column)}, label: {_q(_label(column))}}}"

@@ -202,8 +202,12 @@ def test_source_plain_csv(tmp_path: Path) -> None:
     assert (found.delimiter, found.decimal, found.encoding) == (",", ".", "utf-8")
     assert (found.date_column, found.date_format) == ("day", "%Y-%m-%d")
     assert found.numeric == ["orders", "amount"]
-    init_report(tmp_path / "mine", "marketing", now=NOW, source=data)
+    written = init_report(tmp_path / "mine", "marketing", now=NOW, source=data)
+    # the data ends on 2026-10-30: the month to run is the one before (the gate wants the 31st)
+    assert (written.first, written.last, written.complete) == ("2026-09", "2026-10", "2026-09")
     text = (tmp_path / "mine" / "ventes-2026.yaml").read_text(encoding="utf-8")
+    # a row per day and region, no identifier: the breakdown cuts the first sum, not the rows
+    assert '  - {kpi: orders, by: "region", label: "Region"}\n' in text
     assert '    path: "exports/Ventes 2026.csv"\n' in text  # inside the folder: relative
     config = load_config(tmp_path / "mine" / "ventes-2026.yaml")
     assert list(config.metrics) == ["rows", "orders", "amount"]
@@ -388,6 +392,8 @@ def test_what_each_column_becomes(tmp_path: Path) -> None:
         "ref_text",  # one value per row, more than 50 of them
     ]
     assert roles.measures == ["amount", "sessions"]  # sessions: unique per row, not a numbering
+    # every row has its own order number: a row is a thing, and the breakdowns count rows
+    assert (roles.row_key, roles.main) == ("order_number", None)
     assert roles.categories == ["region", "is_new"]  # notes: free text; city: 70 values
     assert len(set((i * 7919) % 1009 for i in range(120))) == 120  # sessions is unique indeed
 
