@@ -108,7 +108,9 @@ def ratio_base(name: str, formulas: Mapping[str, Formula], metrics: Collection[s
         seen.add(name)
         tree = formulas[name].tree
         if isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.Div):
-            return parse(ast.unparse(tree.right))
+            names: list[str] = []
+            _check(tree.right, names)  # checked with the whole formula: this only lists its names
+            return Formula(ast.unparse(tree.right), tree.right, tuple(dict.fromkeys(names)))
         if isinstance(tree, ast.Name) and tree.id not in metrics:  # a name that is both means the metric
             name = tree.id
             continue
