@@ -133,6 +133,7 @@ def test_the_divisor_of_a_ratio_kpi():
             "leads": "leads",  # a KPI presenting the metric of its name: not a ratio
             "percent": "won / leads * 100",  # a product at the top, not a division
             "margin": "(revenue - cost) / revenue",
+            "thousands": "revenue / 1000",  # a change of unit
             "loop_a": "loop_b",
             "loop_b": "loop_a",
         }.items()
@@ -149,5 +150,6 @@ def test_the_divisor_of_a_ratio_kpi():
     assert base("margin") == "revenue"
     assert base("leads") is None
     assert base("percent") is None
+    assert base("thousands") is None
     assert base("loop_a") is None
     assert base("unknown") is None
