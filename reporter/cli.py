@@ -55,7 +55,7 @@ EXAMPLES = {
     "init": """examples:
   reporter init my-report                        # marketing starter with sample data
   reporter init my-report --kind newsletter
-  reporter init my-report --source exports/web.csv   # plus a report over your own CSV""",
+  reporter init my-report --source exports/leads.csv   # a report over your own CSV only""",
     "resolve": """examples:
   reporter resolve config/example.yaml 2026-10 ceo@acme.fr --sent     # it arrived
   reporter resolve config/example.yaml 2026-10 ceo@acme.fr --resend   # it did not: send once more""",
@@ -219,8 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "init", "write a starter report (YAML, sample data, schema) into a folder")
     p.add_argument("folder", type=Path, metavar="DIR", help="where to write (created if needed)")
-    p.add_argument("--kind", choices=("marketing", "sales", "newsletter"), default="marketing")
-    p.add_argument("--source", type=Path, metavar="CSV", help="also write a report over this CSV file")
+    p.add_argument(
+        "--kind", choices=("marketing", "sales", "newsletter"), help="the starter (default: marketing)"
+    )
+    p.add_argument(
+        "--source", type=Path, metavar="CSV", help="write only a report over this CSV file (no starter)"
+    )
 
     p = _command(sub, "preview", "write the report as one HTML file to open in a browser")
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
@@ -574,24 +578,38 @@ def _run(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     from reporter.init import init_report
 
-    done = init_report(args.folder, args.kind, now=now(), source=args.source)
+    if args.kind is not None and args.source is not None:
+        raise UsageError(
+            "init: --kind writes a starter with sample data, --source a report over your file: choose one"
+        )
+    kind = args.kind or "marketing"
+    done = init_report(args.folder, kind, now=now(), source=args.source)
     for path in done.files:
         print(f"wrote {path}")
-    report = args.folder / "report.yaml"
-    print(
-        f"a {args.kind} starter with sample data for {done.first} to {done.last}; next:\n"
-        f"  reporter validate {args.folder}\n"
-        f"  reporter run {report} --no-send"
-    )
-    if done.source_yaml is not None:
-        # a file outside the report's folder is read only from a folder the operator allows
-        data = args.source.resolve().parent
-        allow = "" if data.is_relative_to(args.folder.resolve()) else f" --allow-dir {data}"
+    if done.source is None or done.source_yaml is None:
+        report = args.folder / "report.yaml"
         print(
-            f"and a report over {args.source.name} in {done.source_yaml}; "
-            "try it on a month your file covers:\n"
-            f"  reporter preview {done.source_yaml} --period YYYY-MM{allow}"
+            f"a {kind} starter with sample data for {done.first} to {done.last}; next:\n"
+            f"  reporter validate {args.folder}\n"
+            f"  reporter run {report} --no-send"
         )
+        return 0
+    # a file outside the report's folder is read only from a folder the operator allows
+    allow = f" --allow-dir {args.source.resolve().parent}" if done.source.outside else ""
+    roles = done.source.roles
+    counted = [
+        "rows",
+        *(f"distinct {c}" for c in roles.ids),
+        *(f"sum of {c}" for c in roles.measures),
+    ]
+    by = f"; by {', '.join(roles.categories)}" if roles.categories else ""
+    span = f" (dates from {done.first} to {done.last})" if done.first else ""
+    yaml = done.source_yaml
+    print(f"a report over {args.source.name}{span}: {', '.join(counted)}{by}; next:")
+    print(f"  reporter validate {yaml}{allow}")
+    print(f"  reporter preview {yaml}{allow}")
+    if done.complete:
+        print(f"  reporter run {yaml} --period {done.complete} --no-send{allow}")
     return 0
 
 
@@ -613,7 +631,10 @@ def _preview(args: argparse.Namespace) -> int:
 
     clock = now()
     for config in load_checked(args.config):
-        path = preview(config, period=args.period, now=clock, output=args.output)
+        done = preview(config, period=args.period, now=clock, output=args.output)
+        path = done.path
+        if done.note:
+            print(done.note)
         print(f"{config.report.id}: preview written to {path} (open it in a browser; nothing was sent)")
         print(
             f"{config.report.id}: the email digest beside it: {path.stem}_digest.html, {path.stem}_digest.txt"

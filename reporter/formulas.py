@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 FUNCTIONS: dict[str, tuple[int, int | None]] = {  # name: (min args, max args)
@@ -97,6 +97,28 @@ def parse(text: str) -> Formula:
     except RecursionError:
         raise FormulaSyntaxError("the formula is nested too deeply") from None
     return Formula(text, tree, tuple(dict.fromkeys(names)))
+
+
+def ratio_base(name: str, formulas: Mapping[str, Formula], metrics: Collection[str]) -> Formula | None:
+    """The divisor of KPI ``name`` when its formula is a division at the top (``won / leads``:
+    ``leads``; ``won / (won + lost)``: ``won + lost``), as a formula of its own; a formula that
+    is only another KPI's name is followed to that KPI. None for any other formula, and for a
+    division by a constant."""
+    seen: set[str] = set()
+    while name in formulas and name not in seen:
+        seen.add(name)
+        tree = formulas[name].tree
+        if isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.Div):
+            names: list[str] = []
+            _check(tree.right, names)  # checked with the whole formula: this only lists its names
+            if not names:  # a constant (``revenue / 1000``): a change of unit, not a ratio
+                return None
+            return Formula(ast.unparse(tree.right), tree.right, tuple(dict.fromkeys(names)))
+        if isinstance(tree, ast.Name) and tree.id not in metrics:  # a name that is both means the metric
+            name = tree.id
+            continue
+        return None
+    return None
 
 
 _BINOPS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}

@@ -1,5 +1,6 @@
 """What to do when the completeness gate fails: the latest period the data does cover, and the
-two ways out (declare a sparse source's ``frequency``, or relax the gate)."""
+two ways out (declare a sparse source's ``frequency``, or relax the gate); and which period a
+``preview`` without ``--period`` shows when the last complete one has no data."""
 
 from __future__ import annotations
 
@@ -59,6 +60,27 @@ def latest_common(config: Config, sources: Iterable[SourceResult]) -> tuple[Peri
     if first > latest[0].end.isoformat():  # that source has no data in it, nor in any before
         return None, Gap(name, first, latest[1], latest[0])
     return latest[0], None
+
+
+def latest_with_data(config: Config, results: Results) -> Period | None:
+    """When no source has a row in ``results``' period or after it (the data stopped earlier):
+    the latest period that every source with data reaches (the earliest of their last dates'
+    periods), so that a ratio of two sources is not shown on one of them alone. None when some
+    source has data in the period or later, or none has a dated row."""
+    lasts = [dt.date.fromisoformat(s.last_date[:10]) for s in results.sources if s.last_date]
+    if not lasts or max(lasts).isoformat() >= results.period_start:
+        return None
+    return Period.containing(min(lasts), config.report.grain)
+
+
+def preview_note(config: Config, default: Period, chosen: Period) -> str:
+    """What ``preview`` says when it shows ``chosen`` instead of the last complete period."""
+    word = GRAIN_WORDS[config.report.grain]
+    return (
+        f"{config.report.id}: no data in {default.label}, the last complete {word}; "
+        f"the latest {word} with data is {chosen.label}: previewed instead "
+        f"(`reporter preview {config.file} --period P` for another)"
+    )
 
 
 def gate_hint(config: Config, results: Results) -> list[str]:

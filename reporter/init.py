@@ -7,10 +7,12 @@ with the last complete month at ``now``, so the default ``reporter run`` passes 
 gate. Each month's rows come from a random generator seeded with the kind, the file and the
 month, so a month's numbers are the same whenever ``init`` runs.
 
-``--source FILE`` adds ``<name>.yaml``, a report over the user's own CSV: its ``sources``
-stanza is what DuckDB's sniffer (``sniff_csv``) finds (delimiter, date column, date format),
-plus what it does not (encoding, decimal comma, null markers), and a metric and a KPI per
-numeric column. Nothing is ever overwritten: every target is checked before anything is written.
+``init DIR --source FILE`` writes instead only ``<name>.yaml``, a report over the user's own
+CSV (and the schema): no starter, no sample data. Its ``sources`` stanza is what DuckDB's
+sniffer (``sniff_csv``) finds (delimiter, date column, date format), plus what it does not
+(encoding, decimal comma, null markers); its metrics count the rows, count identifiers distinct,
+sum the other numeric columns, and break down by each text column with few values (``classify``).
+Nothing is ever overwritten: every target is checked before anything is written.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -44,38 +47,50 @@ DUE_PLACEHOLDER = "2000-12-31"
 @dataclass
 class Written:
     files: list[Path]
-    first: str  # first and last month of the sample data
-    last: str
+    first: str  # first and last month of the sample data (of the file's dates, with --source;
+    last: str  # empty when they could not be read)
     source_yaml: Path | None = None  # the report over --source, when given
+    source: SourceReport | None = None
+    complete: str = ""  # the latest month the data covers to its last day (what to run)
 
 
 def init_report(
     folder: Path, kind: str = "marketing", *, now: dt.datetime, source: Path | None = None
 ) -> Written:
-    """Write the starter report of ``kind`` into ``folder`` (created if needed); with
-    ``source``, also a report over that CSV. Raise UsageError, writing nothing, when a file
+    """Write the starter report of ``kind`` into ``folder`` (created if needed), or with
+    ``source`` only a report over that CSV. Raise UsageError, writing nothing, when a file
     would be overwritten or ``source`` cannot be read."""
     if kind not in KINDS:
         raise UsageError(f"init: unknown kind '{kind}'; choose one of {', '.join(KINDS)}")
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"init: {folder} exists and is not a folder")
-    last = Period.last_complete(now, "month", "UTC")
-    months = last.series(MONTHS)
     files: dict[Path, bytes] = {}
-    text = resources.files("reporter.starters").joinpath(f"{kind}.yaml").read_text(encoding="utf-8")
-    text = (
-        text.replace("@FIRST@", months[0].label)
-        .replace("@LAST@", last.label)
-        .replace(f"due: {DUE_PLACEHOLDER}", f"due: {dt.date(last.end.year, 12, 31).isoformat()}")
-    )
-    files[folder / "report.yaml"] = text.encode("utf-8")
-    for name, (header, rows) in SAMPLES[kind](months).items():
-        files[folder / "data" / name] = _csv(header, rows)
-    source_yaml = None
+    source_yaml = stanza = None
+    complete = ""
     if source is not None:
         stanza = source_report(source, folder)
         source_yaml = folder / f"{stanza.report_id}.yaml"
         files[source_yaml] = stanza.yaml.encode("utf-8")
+        found = stanza.sniffed
+        span = [Period.containing(d, "month").label for d in (found.first_date, found.last_date) if d]
+        first, last_label = (span[0], span[-1]) if span else ("", "")
+        if found.last_date is not None:
+            # the quality gate wants the month's last day (the report's sources are daily)
+            month = Period.containing(found.last_date, "month")
+            complete = (month if found.last_date == month.end else month.shift(-1)).label
+    else:
+        last = Period.last_complete(now, "month", "UTC")
+        months = last.series(MONTHS)
+        text = resources.files("reporter.starters").joinpath(f"{kind}.yaml").read_text(encoding="utf-8")
+        text = (
+            text.replace("@FIRST@", months[0].label)
+            .replace("@LAST@", last.label)
+            .replace(f"due: {DUE_PLACEHOLDER}", f"due: {dt.date(last.end.year, 12, 31).isoformat()}")
+        )
+        files[folder / "report.yaml"] = text.encode("utf-8")
+        for name, (header, rows) in SAMPLES[kind](months).items():
+            files[folder / "data" / name] = _csv(header, rows)
+        first, last_label = months[0].label, last.label
     from reporter.config.schema import json_schema
 
     files[folder / SCHEMA_FILE] = (json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n").encode()
@@ -91,7 +106,7 @@ def init_report(
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("xb") as handle:  # "x": never replace a file that appeared meanwhile
             handle.write(data)
-    return Written(list(files), months[0].label, last.label, source_yaml)
+    return Written(list(files), first, last_label, source_yaml, stanza, complete or last_label)
 
 
 def _csv(header: list[str], rows: Iterator[list[object]]) -> bytes:
@@ -270,6 +285,32 @@ _NULLS = ("", "n/a", "N/A", "NA", "null", "NULL", "-")
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d+)?|[.,]\d+)$")
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT")
+# A value that is a hash or a UUID: an identifier, whatever its column is called.
+_HEX = r"[0-9a-fA-F]{12,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# Words of a column's name that make it an identifier or a code, anywhere in the name
+# ("landing_page_id", "seller_zip_code_prefix", "customerId") ...
+_ID_WORDS = frozenset(
+    {"id", "ids", "uuid", "guid", "key", "code", "zip", "zipcode", "postcode", "postal", "cep",
+     "prefix", "sku", "ean", "gtin", "isbn", "phone", "tel", "siret", "siren", "iban", "hash"}
+)  # fmt: skip
+# ... or at its end ("order_number", "invoice_no").
+_ID_LAST_WORDS = frozenset({"number", "num", "no", "nr", "ref"})
+# A text column with at most this many values is broken down by (one row per value).
+MAX_BREAKDOWN_VALUES = 50
+
+
+@dataclass
+class ColumnStats:
+    """One column over the whole file, read as text (empty cells are no value)."""
+
+    values: int  # cells with a value
+    distinct: int  # distinct values
+    hex: bool  # every value is a hash or a UUID
+    leading_zero: bool  # some value is a number written with a leading zero ("01310")
+    spaces: bool  # some value holds a space (free text, a label)
+    low: int | None  # the smallest and largest value, when every value is an integer
+    high: int | None
 
 
 @dataclass
@@ -286,6 +327,10 @@ class Sniffed:
     numeric: list[str]
     null_values: list[str] = field(default_factory=lambda: [""])
     columns: list[tuple[str, str]] = field(default_factory=list)
+    rows: int = 0
+    stats: dict[str, ColumnStats] = field(default_factory=dict)
+    first_date: dt.date | None = None  # the date column's span
+    last_date: dt.date | None = None
 
 
 def detect_encoding(path: Path) -> str:
@@ -301,7 +346,9 @@ def detect_encoding(path: Path) -> str:
 
 def sniff(path: Path) -> Sniffed:
     """Delimiter, quote, header, column types and date format from DuckDB's ``sniff_csv``;
-    the encoding and the decimal mark, which the sniffer does not detect, from the bytes."""
+    the encoding and the decimal mark, which the sniffer does not detect, from the bytes; and
+    what each column holds over the whole file (``ColumnStats``), to tell identifiers, measures
+    and categories apart."""
     import duckdb
 
     from reporter.config.sql import quote_ident, sql_literal
@@ -317,22 +364,23 @@ def sniff(path: Path) -> Sniffed:
         delimiter, quote, header, columns, date_format, ts_format = row
         quote = quote if quote and quote != "(empty)" and len(quote) == 1 else '"'
         types = [(str(c["name"]), str(c["type"])) for c in columns]
+        as_text = (
+            f"read_csv({sql_literal(str(path))}, delim={sql_literal(delimiter)}, "
+            f"quote={sql_literal(quote)}, encoding={sql_literal(encoding)}, "
+            f"header={'true' if header else 'false'}, all_varchar=true)"
+        )
         # Text columns may be numbers with a decimal comma or with null markers ("n/a"): read
         # them as text and look.
         text_cols = [n for n, t in types if t == "VARCHAR"]
         samples: dict[str, list[str]] = {}
         if text_cols:
             select = ", ".join(f"list({quote_ident(n)})" for n in text_cols)
-            values = con.execute(
-                f"SELECT {select} FROM (SELECT * FROM read_csv({sql_literal(str(path))}, "
-                f"delim={sql_literal(delimiter)}, quote={sql_literal(quote)}, "
-                f"encoding={sql_literal(encoding)}, header={'true' if header else 'false'}, "
-                "all_varchar=true) LIMIT 20000)"
-            ).fetchone()
+            values = con.execute(f"SELECT {select} FROM (SELECT * FROM {as_text} LIMIT 20000)").fetchone()
             assert values is not None
             samples = {
                 n: [v.strip() for v in vs if v is not None] for n, vs in zip(text_cols, values, strict=True)
             }
+        rows, stats = _column_stats(con, as_text, [n for n, _ in types])
     except duckdb.Error as exc:
         raise UsageError(f"init: cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
     finally:
@@ -359,11 +407,13 @@ def sniff(path: Path) -> Sniffed:
     )
     date_column = dates[0] if dates else None
     fmt = None
+    first = last = None
     if date_column is not None:
         kind = dict(types)[date_column]
         fmt = date_format if kind == "DATE" else ts_format
         if fmt in ("(empty)", ""):
             fmt = None
+        first, last = _date_span(path, encoding, date_column)
     return Sniffed(
         delimiter=delimiter,
         quote=quote,
@@ -375,7 +425,159 @@ def sniff(path: Path) -> Sniffed:
         numeric=numeric,
         null_values=sorted(nulls, key=lambda v: (v != "", v)),
         columns=types,
+        rows=rows,
+        stats=stats,
+        first_date=first,
+        last_date=last,
     )
+
+
+def _column_stats(con: object, as_text: str, names: list[str]) -> tuple[int, dict[str, ColumnStats]]:
+    """The row count and each column's ``ColumnStats``, in one pass over the file read as text."""
+    from reporter.config.sql import quote_ident, sql_literal
+
+    parts = ["count(*)"]
+    for name in names:
+        v = f"nullif(trim({quote_ident(name)}), '')"
+        as_int = f"try_cast({v} AS HUGEINT)"
+        parts += [
+            f"count({v})",
+            f"count(DISTINCT {v})",
+            f"coalesce(bool_and(regexp_full_match({v}, {sql_literal(_HEX)})), false)",
+            f"coalesce(bool_or(regexp_full_match({v}, '0[0-9]+')), false)",
+            f"coalesce(bool_or(contains({v}, ' ')), false)",
+            f"count({as_int})",
+            f"min({as_int})",
+            f"max({as_int})",
+        ]
+    row = con.execute(f"SELECT {', '.join(parts)} FROM {as_text}").fetchone()  # type: ignore[attr-defined]
+    assert row is not None
+    stats = {}
+    for i, name in enumerate(names):
+        values, distinct, hex_, zero, spaces, ints, low, high = row[1 + 8 * i : 9 + 8 * i]
+        whole = values > 0 and ints == values
+        stats[name] = ColumnStats(
+            values,
+            distinct,
+            bool(hex_),
+            bool(zero),
+            bool(spaces),
+            low if whole else None,
+            high if whole else None,
+        )
+    return int(row[0]), stats
+
+
+def _date_span(path: Path, encoding: str, column: str) -> tuple[dt.date | None, dt.date | None]:
+    """The first and last date of ``column``, read with the sniffer's own types."""
+    import duckdb
+
+    from reporter.config.sql import quote_ident, sql_literal
+
+    con = duckdb.connect()
+    try:
+        col = quote_ident(column)
+        row = con.execute(
+            f"SELECT min({col}), max({col}) FROM read_csv({sql_literal(str(path))}, "
+            f"encoding={sql_literal(encoding)})"
+        ).fetchone()
+    except duckdb.Error:
+        return None, None
+    finally:
+        con.close()
+    assert row is not None
+
+    def day(value: object) -> dt.date | None:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        return value if isinstance(value, dt.date) else None
+
+    return day(row[0]), day(row[1])
+
+
+# -- what each column is: a measure, an identifier, a category ---------------------------------
+
+
+@dataclass
+class Roles:
+    measures: list[str]  # numeric columns: the period's sum
+    ids: list[str]  # identifiers and codes: counted distinct, never summed
+    categories: list[str]  # text with a few values (2 to MAX_BREAKDOWN_VALUES): a breakdown each
+    row_key: str | None = None  # an identifier with its own value on every row: a row is a thing
+
+    @property
+    def main(self) -> str | None:
+        """The column whose sum the breakdowns cut, or None for the rows: a file where each row
+        is a thing (a lead, a deal: it has a row key) or without a number counts rows; another
+        (a day per channel) sums its first number."""
+        return None if self.row_key is not None or not self.measures else self.measures[0]
+
+
+def _words(name: str) -> list[str]:
+    """The words of a column name: ``customerId`` and ``customer_id`` both give customer, id."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
+
+
+def _named_like_an_id(name: str) -> bool:
+    words = _words(name)
+    return bool(words) and (any(w in _ID_WORDS for w in words) or words[-1] in _ID_LAST_WORDS)
+
+
+def _identifier(name: str, base: str, st: ColumnStats, unique: bool, *, numeric: bool, rows: int) -> bool:
+    """Whether a column is an identifier or a code (see ``classify``)."""
+    if not numeric and base != "VARCHAR":  # another date, a time: never
+        return False
+    if _named_like_an_id(name):
+        return True
+    if numeric:
+        numbered = (
+            base in _INTEGER_TYPES
+            and unique
+            and rows >= 20
+            and st.low is not None
+            and st.high is not None
+            and st.high - st.low + 1 == st.distinct
+        )
+        return st.leading_zero or numbered
+    return st.hex or (unique and st.distinct > MAX_BREAKDOWN_VALUES and not st.spaces)
+
+
+def classify(found: Sniffed) -> Roles:
+    """Which columns to sum, to count distinct and to break down by.
+
+    - An identifier is never summed: a column named like one (``…_id``, ``…_code``, ``zip``,
+      ``…_prefix``, ``order_number``), a text column whose every value is a hash or a UUID, a
+      text column without spaces whose every row has its own value (more than
+      MAX_BREAKDOWN_VALUES of them), and a whole-number column written with leading zeros
+      ("01310") or numbering the rows (unique, consecutive). Each is counted distinct.
+    - Any other numeric column is a measure: summed.
+    - A text or true/false column with 2 to MAX_BREAKDOWN_VALUES values is a category: the
+      report breaks its main KPI (``Roles.main``) down by it. Free text and other dates are
+      left out.
+    """
+    roles = Roles([], [], [])
+    for name, kind in found.columns:
+        st = found.stats.get(name)
+        if name == found.date_column or st is None or st.values == 0:
+            continue
+        base = kind.split("(")[0]
+        unique = st.distinct == st.values == found.rows
+        if base == "BOOLEAN":
+            if st.distinct >= 2:
+                roles.categories.append(name)
+        elif _identifier(name, base, st, unique, numeric=name in found.numeric, rows=found.rows):
+            roles.ids.append(name)
+            if unique and roles.row_key is None:
+                roles.row_key = name
+        elif name in found.numeric:
+            roles.measures.append(name)
+        elif base == "VARCHAR" and 2 <= st.distinct <= MAX_BREAKDOWN_VALUES:
+            roles.categories.append(name)
+    return roles
+
+
+# -- the report --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -383,6 +585,8 @@ class SourceReport:
     report_id: str
     yaml: str
     sniffed: Sniffed
+    roles: Roles
+    outside: bool  # the CSV is outside the report's folder (validate and run need --allow-dir)
 
 
 def _name(text: str) -> str:
@@ -399,8 +603,12 @@ def _q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def _label(column: str) -> str:
+    return column[:1].upper() + column[1:].replace("_", " ")
+
+
 def _sniff_source(path: Path) -> Sniffed:
-    """What ``path`` holds; UsageError unless it is a CSV file with a date and a numeric column."""
+    """What ``path`` holds; UsageError unless it is a CSV file with a date column."""
     if not path.is_file():
         raise UsageError(f"init: --source {path}: file not found")
     if path.suffix.lower() not in (".csv", ".txt", ".tsv"):
@@ -412,30 +620,34 @@ def _sniff_source(path: Path) -> Sniffed:
             f"init: --source {path}: no column reads as a date ({shown}); every source needs a "
             "date_column: export the file with a date column, or write the stanza by hand"
         )
-    if not found.numeric:
-        raise UsageError(f"init: --source {path}: no numeric column to measure")
     return found
+
+
+def _relative(path: Path, folder: Path) -> Path:
+    """``path`` as the YAML in ``folder`` names it: relative to that folder (``../exports/x.csv``
+    when outside it), absolute only when no relative path leads there (another drive)."""
+    try:
+        return Path(os.path.relpath(path.resolve(), folder.resolve()))
+    except ValueError:
+        return path.resolve()
 
 
 def source_report(path: Path, folder: Path) -> SourceReport:
     """The YAML of a report over the CSV at ``path``, to be written into ``folder``."""
     found = _sniff_source(path)
     assert found.date_column is not None  # _sniff_source refuses a file without one
+    roles = classify(found)
     report_id = _name(path.stem).replace("_", "-")
-    if report_id in ("report", *KINDS):
-        report_id = f"{report_id}-data"
     source_name = _name(path.stem)
-    # Relative when the file is inside the report's folder (the pair moves together), else absolute.
-    try:
-        shown_path = path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        shown_path = path.resolve()
+    shown_path = _relative(path, folder)
+    outside = shown_path.is_absolute() or shown_path.parts[:1] == ("..",)
 
     lines = [
         MODELINE,
         f"# A report over {path.name}, written by `reporter init --source`.",
         "# The csv options below are what reporter detected in the file: check them once.",
-        "# One metric (the period's sum) and one KPI per numeric column: rename, relabel, combine.",
+        "# It counts the rows of each period, counts identifiers distinct (never sums them), sums",
+        "# each numeric column, and breaks the main KPI down by each column with few values.",
         "",
         "report:",
         f"  id: {report_id}",
@@ -447,7 +659,7 @@ def source_report(path: Path, folder: Path) -> SourceReport:
         f"  {source_name}:",
         "    type: csv",
         f"    path: {_q(shown_path.as_posix())}"
-        + ("" if not shown_path.is_absolute() else "   # outside this folder: run with --allow-dir"),
+        + ("   # outside this folder: validate and run with --allow-dir" if outside else ""),
         f"    date_column: {_q(found.date_column)}",
         "    # frequency: daily         # weekly or monthly when the file has a row per week or month",
         "    csv:",
@@ -462,16 +674,25 @@ def source_report(path: Path, folder: Path) -> SourceReport:
     if not found.header:
         lines.append("      header: false")
     lines.append("      null_values: [" + ", ".join(_q(v) for v in found.null_values) + "]")
-    lines += ["", "metrics:"]
-    names: dict[str, str] = {}
-    lines.append(f"  rows: {{source: {source_name}, agg: count}}                # rows in the period")
+
     used = {"rows"}
-    for column in found.numeric:
-        name = _name(column)
+
+    def fresh(name: str) -> str:
         while name in used:
             name += "_"
         used.add(name)
-        names[column] = name
+        return name
+
+    distinct = {column: fresh(f"distinct_{_name(column)}"[:64]) for column in roles.ids}
+    sums = {column: fresh(_name(column)) for column in roles.measures}
+    lines += ["", "metrics:"]
+    lines.append(f"  rows: {{source: {source_name}, agg: count}}                # rows in the period")
+    for column, name in distinct.items():
+        lines.append(
+            f"  {name}: {{source: {source_name}, agg: count_distinct, column: {_q(column)}}}"
+            "   # an identifier: counted, never summed"
+        )
+    for column, name in sums.items():
         lines.append(f"  {name}: {{source: {source_name}, agg: sum, column: {_q(column)}}}")
     lines += ["", "kpis:"]
     lines += [
@@ -481,12 +702,27 @@ def source_report(path: Path, folder: Path) -> SourceReport:
         "    format: integer",
         "    direction: neutral",
     ]
-    for column, name in names.items():
+    for column, name in distinct.items():
         lines += [
             f"  {name}:",
-            f"    label: {_q(column[:1].upper() + column[1:].replace('_', ' '))}",
+            f"    label: {_q('Distinct ' + column.replace('_', ' '))}",
+            f"    formula: {name}",
+            "    format: integer",
+            "    direction: neutral",
+        ]
+    for column, name in sums.items():
+        lines += [
+            f"  {name}:",
+            f"    label: {_q(_label(column))}",
             f"    formula: {name}",
             "    format: number",
             "    direction: up                # or down when less is better, neutral when neither",
         ]
-    return SourceReport(report_id, "\n".join(lines) + "\n", found)
+    if roles.categories:
+        main = "rows" if roles.main is None else sums[roles.main]
+        lines += ["", f"breakdowns:                    # {main} for each value of a column with few values"]
+        lines += [
+            f"  - {{kpi: {main}, by: {_q(column)}, label: {_q(_label(column))}}}"
+            for column in roles.categories
+        ]
+    return SourceReport(report_id, "\n".join(lines) + "\n", found, roles, outside)

@@ -265,6 +265,11 @@ class BreakdownRow(Checked):
     key: Any = doc("the raw key (none for rows without one)")
     value: float | None = doc("the KPI on that key's rows")
     other: bool = doc("true for the 'Other' row of a top-N breakdown", default=False)
+    base: float | None = doc(
+        "for a ratio KPI (a division at the top of its formula): its divisor on the same rows, e.g. "
+        "the leads a conversion rate is out of; none for any other KPI",
+        default=None,
+    )
 
 
 @dataclass(frozen=True)

@@ -271,10 +271,16 @@ def test_a_long_breakdown_prints_its_first_rows_and_other_and_attaches_the_whole
     section = text[text.index("Win rate by rep") : text.index("Leads by rep")]
     lines = [line.strip() for line in section.splitlines() if line.strip()]
     printed = [line for line in lines if re.match(r"^(R\d\d|\(none\)|Other) ", line)]
+    # each rate with its divisor beside it, the leads of its rows ("other": of all the rest)
+    rest_leads_of_rate = sum(sums[r][1] for r in rest)
     expected = [
         f"{'(none)' if r is None else r} {expected_value(sums[r][0] / sums[r][1], 'percent', 'en_US')}"
+        f" {expected_value(sums[r][1], 'integer', 'en_US')}"
         for r in shown
-    ] + [f"Other {expected_value(other_rate, 'percent', 'en_US')}"]
+    ] + [
+        f"Other {expected_value(other_rate, 'percent', 'en_US')}"
+        f" {expected_value(rest_leads_of_rate, 'integer', 'en_US')}"
+    ]
     assert printed == expected
     assert "The first 5 of 13 rows; the whole table is attached to this PDF: rate_by_rep.csv" in text
     # a top-N breakdown cut further: 3 rows, then "other" over the rest (its own other included)

@@ -466,6 +466,7 @@ def _doc_files(tmp_path: Path) -> str:
         "data/leads.csv",
         "data/deals.csv",
         "funnel.yaml",
+        "conversion.yaml",  # the Olist example (tests/test_olist.py checks it)
         "data/orders.csv",
         "customers.yaml",
     ]

@@ -119,3 +119,37 @@ def test_change():
     assert change(-50, -100) == pytest.approx(0.5)
     assert change(1, 0) is None
     assert change(None, 1) is None
+
+
+def test_the_divisor_of_a_ratio_kpi():
+    from reporter.formulas import ratio_base
+
+    formulas = {
+        name: parse(text)
+        for name, text in {
+            "conversion": "won / leads",
+            "win_rate": "won / (won + lost)",
+            "shown": "conversion",  # another KPI by its name: followed
+            "leads": "leads",  # a KPI presenting the metric of its name: not a ratio
+            "percent": "won / leads * 100",  # a product at the top, not a division
+            "margin": "(revenue - cost) / revenue",
+            "thousands": "revenue / 1000",  # a change of unit
+            "loop_a": "loop_b",
+            "loop_b": "loop_a",
+        }.items()
+    }
+    metrics = {"won", "lost", "leads", "revenue", "cost"}
+
+    def base(name):
+        found = ratio_base(name, formulas, metrics)
+        return None if found is None else found.text
+
+    assert base("conversion") == "leads"
+    assert base("win_rate") == "won + lost"
+    assert base("shown") == "leads"
+    assert base("margin") == "revenue"
+    assert base("leads") is None
+    assert base("percent") is None
+    assert base("thousands") is None
+    assert base("loop_a") is None
+    assert base("unknown") is None

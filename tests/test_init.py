@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -110,15 +111,17 @@ def test_sample_data_is_deterministic_per_month(tmp_path: Path) -> None:
 
 
 def test_every_yaml_starts_with_the_modeline_and_the_schema_is_written(tmp_path: Path) -> None:
-    written = init_report(tmp_path, "newsletter", now=NOW, source=WEB)
+    written = init_report(tmp_path / "a", "newsletter", now=NOW)
     yamls = [p for p in written.files if p.suffix == ".yaml"]
-    assert sorted(p.name for p in yamls) == ["report.yaml", "web-traffic.yaml"]
+    yamls += [p for p in init_report(tmp_path / "b", now=NOW, source=WEB).files if p.suffix == ".yaml"]
+    assert [p.name for p in yamls] == ["report.yaml", "web-traffic.yaml"]
     for path in yamls:
         assert path.read_text(encoding="utf-8").splitlines()[0] == (
             "# yaml-language-server: $schema=reporter.schema.json"
         )
-    schema = json.loads((tmp_path / "reporter.schema.json").read_text(encoding="utf-8"))
-    assert schema == json_schema()
+    for folder in ("a", "b"):
+        schema = json.loads((tmp_path / folder / "reporter.schema.json").read_text(encoding="utf-8"))
+        assert schema == json_schema()
     assert {"report", "sources", "metrics", "kpis"} <= set(schema["properties"])
 
 
@@ -139,23 +142,35 @@ def test_source_latin1_semicolon_decimal_comma(
     ]
     folder = tmp_path / "mine"
     assert cli.main(["init", str(folder), "--source", str(WEB)]) == 0
-    assert capsys.readouterr().out.endswith(
-        f"and a report over web_traffic.csv in {folder / 'web-traffic.yaml'}; "
-        "try it on a month your file covers:\n"
-        f"  reporter preview {folder / 'web-traffic.yaml'} --period YYYY-MM "
-        f"--allow-dir {WEB.resolve().parent}\n"
+    yaml = folder / "web-traffic.yaml"
+    allow = f" --allow-dir {WEB.resolve().parent}"
+    assert capsys.readouterr().out == (
+        f"wrote {yaml}\nwrote {folder / 'reporter.schema.json'}\n"
+        "a report over web_traffic.csv (dates from 2023-11 to 2026-10): rows, sum of sessions, "
+        "sum of nouveaux_visiteurs, sum of visiteurs_recurrents, sum of rebonds, sum of pages_vues, "
+        "sum of duree_moyenne; by canal; next:\n"
+        f"  reporter validate {yaml}{allow}\n"
+        f"  reporter preview {yaml}{allow}\n"
+        f"  reporter run {yaml} --period 2026-10 --no-send{allow}\n"
     )
+    # only the report over the file (and the schema): no starter, no sample data
+    assert sorted(p.name for p in folder.iterdir()) == ["reporter.schema.json", "web-traffic.yaml"]
     # the CSV is outside the report's folder: read only from a folder the operator allows
-    assert cli.main(["validate", str(folder / "web-traffic.yaml")]) == 2
-    assert f"sources.web_traffic.path: {WEB.resolve()} is outside" in capsys.readouterr().err
-    assert cli.main(["validate", str(folder / "web-traffic.yaml"), "--allow-dir", str(WEB.parent)]) == 0
+    assert cli.main(["validate", str(yaml)]) == 2
+    relative = Path(os.path.relpath(WEB.resolve(), folder.resolve())).as_posix()
+    assert f"sources.web_traffic.path: {relative} is outside" in capsys.readouterr().err
+    assert cli.main(["validate", str(yaml), "--allow-dir", str(WEB.parent)]) == 0
     assert capsys.readouterr().out.endswith(
-        "web-traffic.yaml: valid — 1 source, 7 metrics, 7 KPIs, 0 objectives, 0 breakdowns, 0 funnel stages\n"
+        "web-traffic.yaml: valid — 1 source, 7 metrics, 7 KPIs, 0 objectives, 1 breakdown, 0 funnel stages\n"
     )
+    text = yaml.read_text(encoding="utf-8")
+    assert f'    path: "{relative}"   # outside this folder: validate and run with --allow-dir\n' in text
+    assert '  - {kpi: sessions, by: "canal", label: "Canal"}\n' in text
     monkeypatch.setenv("REPORTER_ALLOW_DIRS", str(WEB.parent))
     config = load_config(folder / "web-traffic.yaml")
     source = config.sources["web_traffic"]
-    assert source.path == WEB.resolve()  # outside the folder: absolute
+    assert source.path is not None
+    assert (config.base_dir / source.path).resolve() == WEB.resolve()  # relative to the YAML
     assert source.csv is not None
     assert (source.csv.delimiter, source.csv.decimal, source.csv.encoding) == (";", ",", "latin-1")
     assert source.csv.date_format == "%d/%m/%Y"
@@ -187,8 +202,12 @@ def test_source_plain_csv(tmp_path: Path) -> None:
     assert (found.delimiter, found.decimal, found.encoding) == (",", ".", "utf-8")
     assert (found.date_column, found.date_format) == ("day", "%Y-%m-%d")
     assert found.numeric == ["orders", "amount"]
-    init_report(tmp_path / "mine", "marketing", now=NOW, source=data)
+    written = init_report(tmp_path / "mine", "marketing", now=NOW, source=data)
+    # the data ends on 2026-10-30: the month to run is the one before (the gate wants the 31st)
+    assert (written.first, written.last, written.complete) == ("2026-09", "2026-10", "2026-09")
     text = (tmp_path / "mine" / "ventes-2026.yaml").read_text(encoding="utf-8")
+    # a row per day and region, no identifier: the breakdown cuts the first sum, not the rows
+    assert '  - {kpi: orders, by: "region", label: "Region"}\n' in text
     assert '    path: "exports/Ventes 2026.csv"\n' in text  # inside the folder: relative
     config = load_config(tmp_path / "mine" / "ventes-2026.yaml")
     assert list(config.metrics) == ["rows", "orders", "amount"]
@@ -262,3 +281,127 @@ def test_default_period_with_the_real_clock(tmp_path: Path, monkeypatch: pytest.
     assert cli.main(["run", str(tmp_path / "n" / "report.yaml"), "--no-send", "--output", str(out)]) == 0
     (period,) = [p.name for p in (out / "newsletter-monthly").iterdir()]
     assert _results(out, "newsletter-monthly", period)["quality"]["passed"] is True
+
+
+OLIST_LEADS = ROOT / "tests" / "fixtures" / "olist" / "olist_marketing_qualified_leads_dataset.csv"
+
+
+def test_source_on_the_olist_leads_validates_and_runs_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file of events (one row per lead, no measure): the report counts rows and distinct ids
+    per month and breaks the rows down by origin; its PDF shows what the csv module counts."""
+    import io
+    import shutil
+
+    import pypdf
+
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    leads = exports / OLIST_LEADS.name
+    shutil.copyfile(OLIST_LEADS, leads)
+    folder = tmp_path / "report"
+    assert cli.main(["init", str(folder), "--source", str(leads)]) == 0
+    yaml = folder / "olist-marketing-qualified-leads-dataset.yaml"
+    allow = f" --allow-dir {exports.resolve()}"
+    assert capsys.readouterr().out == (
+        f"wrote {yaml}\nwrote {folder / 'reporter.schema.json'}\n"
+        "a report over olist_marketing_qualified_leads_dataset.csv (dates from 2017-12 to 2018-05): "
+        "rows, distinct mql_id, distinct landing_page_id; by origin; next:\n"
+        f"  reporter validate {yaml}{allow}\n"
+        f"  reporter preview {yaml}{allow}\n"
+        f"  reporter run {yaml} --period 2018-05 --no-send{allow}\n"
+    )
+    assert sorted(p.name for p in folder.iterdir()) == [yaml.name, "reporter.schema.json"]
+    text = yaml.read_text(encoding="utf-8")
+    assert '    path: "../exports/olist_marketing_qualified_leads_dataset.csv"   # outside' in text
+    with monkeypatch.context() as env:
+        env.setenv("REPORTER_ALLOW_DIRS", str(exports))
+        config = load_config(yaml)
+    # ids are counted distinct, never summed; the rows are broken down by origin
+    assert {n: (m.agg, m.column) for n, m in config.metrics.items()} == {
+        "rows": ("count", None),
+        "distinct_mql_id": ("count_distinct", "mql_id"),
+        "distinct_landing_page_id": ("count_distinct", "landing_page_id"),
+    }
+    assert [(b.kpi, b.by) for b in config.breakdowns] == [("rows", "origin")]
+
+    # validates as written: exit 0, not one warning
+    assert cli.main(["validate", str(yaml), "--allow-dir", str(exports)]) == 0
+    out, err = capsys.readouterr()
+    assert out == (
+        f"{yaml}: valid — 1 source, 3 metrics, 3 KPIs, 0 objectives, 1 breakdown, 0 funnel stages\n"
+    )
+    assert err == ""
+    # runs as written, on the period init printed
+    output = tmp_path / "out"
+    args = ["run", str(yaml), "--period", "2018-05", "--no-send", "--allow-dir", str(exports)]
+    assert cli.main([*args, "--output", str(output)]) == 0
+    capsys.readouterr()
+    folder = output / "olist-marketing-qualified-leads-dataset" / "2018-05"
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert {r["base"] for r in results["breakdowns"]["rows_by_origin"]} == {None}  # not a ratio
+    pdf = folder / "olist-marketing-qualified-leads-dataset_2018-05.pdf"
+    pages = [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf.read_bytes())).pages]
+    # the counts of May 2018, by the csv module
+    with OLIST_LEADS.open(encoding="utf-8", newline="") as handle:
+        may = [r for r in csv.DictReader(handle) if r["first_contact_date"].startswith("2018-05")]
+    rows, ids, pages_ = len(may), len({r["mql_id"] for r in may}), len({r["landing_page_id"] for r in may})
+    assert (rows, ids, pages_) == (263, 263, 62)
+    indicators = next(p for p in pages if "Indicators" in p and "Distinct mql id" in p)
+    assert f"Rows {rows} " in indicators
+    assert f"Distinct mql id {ids} " in indicators
+    assert f"Distinct landing page id {pages_} " in indicators
+    by_origin: dict[str, int] = {}
+    for r in may:
+        by_origin[r["origin"] or "(none)"] = by_origin.get(r["origin"] or "(none)", 0) + 1
+    analyses = next(p for p in pages if "Rows by origin" in p)
+    table = analyses[analyses.index("Origin Rows\n") :].splitlines()[1:]  # no divisor column
+    shown = dict(line.rsplit(" ", 1) for line in table[: len(by_origin)])
+    assert {k: int(v) for k, v in shown.items()} == by_origin
+
+
+def test_what_each_column_becomes(tmp_path: Path) -> None:
+    """Identifiers are counted distinct, never summed; numbers are summed; text with a few
+    values is broken down by; free text and text with many values are left out."""
+    from reporter.init import classify
+
+    data = tmp_path / "events.csv"
+    lines = [
+        "when,order_number,customerId,zip_prefix,code_insee,visitor,session_uuid,amount,sessions,"
+        "region,notes,is_new,city,ref_text"
+    ]
+    for i in range(120):
+        day = dt.date(2026, 9, 1) + dt.timedelta(days=i % 60)
+        lines.append(
+            f"{day.isoformat()},{1000 + i},C{i % 37},{10000 + (i % 9) * 11},0{1000 + i % 13},"
+            f"{(i % 40) * 7919:016x},{i:08x}-0000-4000-8000-{i:012x},{i * 1.5:.2f},{(i * 7919) % 1009},"
+            f"{['North', 'South', 'East'][i % 3]},note number {i},{'true' if i % 2 else 'false'},"
+            f"City{i % 70},R{i}"
+        )
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    found = sniff(data)
+    roles = classify(found)
+    assert roles.ids == [
+        "order_number",  # named like one (and numbering the rows)
+        "customerId",  # named like one
+        "zip_prefix",  # a numeric code, named like one
+        "code_insee",  # leading zeros
+        "visitor",  # every value a hash
+        "session_uuid",  # every value a UUID
+        "ref_text",  # one value per row, more than 50 of them
+    ]
+    assert roles.measures == ["amount", "sessions"]  # sessions: unique per row, not a numbering
+    # every row has its own order number: a row is a thing, and the breakdowns count rows
+    assert (roles.row_key, roles.main) == ("order_number", None)
+    assert roles.categories == ["region", "is_new"]  # notes: free text; city: 70 values
+    assert len(set((i * 7919) % 1009 for i in range(120))) == 120  # sessions is unique indeed
+
+
+def test_kind_and_source_are_exclusive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["init", str(tmp_path / "r"), "--kind", "sales", "--source", str(OLIST_LEADS)]) == 2
+    assert capsys.readouterr().err == (
+        "reporter: error: init: --kind writes a starter with sample data, --source a report over "
+        "your file: choose one\n"
+    )
+    assert not (tmp_path / "r").exists()

@@ -36,7 +36,7 @@ from reporter.config.labels import Labels
 from reporter.config.model import Breakdown, Config, Objective
 from reporter.config.sql import quote_ident
 from reporter.errors import RunError
-from reporter.formulas import Formula, parse, to_sql
+from reporter.formulas import Formula, parse, ratio_base, to_sql
 from reporter.periods import Period, last_expected_date
 from reporter.results import (
     ActionResult,
@@ -75,6 +75,7 @@ class _Kpis:
         self.config = config
         self.formulas: dict[str, Formula] = {n: parse(k.formula) for n, k in config.kpis.items()}
         self.order = config.kpi_order  # validation sorted them once
+        self.bases = {n: ratio_base(n, self.formulas, config.metrics) for n in config.kpis}
 
     def evaluate(self, metrics: Values) -> Values:
         kpis: Values = {}
@@ -82,6 +83,14 @@ class _Kpis:
             scope = {**kpis, **metrics}  # a name that is both means the metric
             kpis[name] = self.formulas[name].evaluate(scope)
         return kpis
+
+    def row(self, key: Any, kpi: str, metrics: Values, *, other: bool = False) -> BreakdownRow:
+        """A breakdown's row: KPI ``kpi`` on ``metrics`` (one key's), and its divisor when it
+        is a ratio."""
+        kpis = self.evaluate(metrics)
+        base = self.bases[kpi]
+        divisor = None if base is None else base.evaluate({**kpis, **metrics})
+        return BreakdownRow(key, kpis[kpi], other=other, base=divisor)
 
     def sql_of(self, kpi: str) -> Callable[[Callable[[str], str]], str]:
         """The KPI's formula as SQL over its metrics (other KPIs written out in place), given the
@@ -509,7 +518,7 @@ def _breakdowns(
         groups = grouped_metrics(con, config, infos, names, bd.by, period, where=where, only=only)
         raw = raw_keys.setdefault(f"{bd.kpi}_by_{bd.by}", {})
         raw.update({_plain(k): k for k in groups})
-        rows = [BreakdownRow(_plain(k), kpis.evaluate(v)[bd.kpi]) for k, v in groups.items()]
+        rows = [kpis.row(_plain(k), bd.kpi, v) for k, v in groups.items()]
         rows = _sort_rows(rows, config.kpis[bd.kpi].direction)
         if bd.top is not None and len(rows) > bd.top:
             kept = rows[: bd.top]
@@ -580,8 +589,9 @@ def _other(
     excluded = [raw.get(r.key, r.key) for r in kept]
     rest = grouped_metrics(con, config, infos, names, bd.by, period, where=where, exclude=excluded)
     other_metrics = rest.get(None, {})
-    other_value = kpis.evaluate(other_metrics)[bd.kpi] if other_metrics else None
-    return BreakdownRow("other", other_value, other=True)
+    if not other_metrics:
+        return BreakdownRow("other", None, other=True)
+    return kpis.row("other", bd.kpi, other_metrics, other=True)
 
 
 def _pdf_other(

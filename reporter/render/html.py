@@ -142,21 +142,27 @@ def _breakdowns(
         if key in results.pdf_other:  # longer than pdf_rows: the first rows and "other" (all in a CSV)
             rows = [*rows[: bd.pdf_rows], results.pdf_other[key]]
         top = max((abs(r.value) for r in rows if r.value is not None), default=0) or 1
+        base = _ratio_base(config, bd.kpi)
+        if base is not None and base[1] == "number" and all(_whole(r.base) for r in rows):
+            base = (base[0], "integer")  # sums of whole numbers: no decimals
         breakdowns.append(
             view.Breakdown(
                 id=key,
                 kpi=labels.kpi(bd.kpi),
                 by=labels.breakdown(bd),
                 by_words=in_sentence(labels.breakdown(bd), labels.language),
+                base=None if base is None else formula_in_words(config, base[0], labels),
                 rows=[
                     view.BreakdownRow(
                         key=r.key,
                         value=r.value,
                         other=r.other,
+                        base=r.base,
                         label=_("Other")
                         if r.other
                         else (_("(none)") if r.key is None else labels.breakdown_value(bd, r.key)),
                         value_text=fmt(bd.kpi, r.value),
+                        base_text="" if base is None else formatter.value(r.base, base[1]),
                         width=0 if r.value is None else round(abs(r.value) / top * 100),
                     )
                     for r in rows
@@ -174,6 +180,28 @@ def _breakdowns(
             )
         )
     return breakdowns
+
+
+def _whole(value: float | None) -> bool:
+    return value is None or float(value).is_integer()
+
+
+def _ratio_base(config: Config, kpi: str) -> tuple[str, str] | None:
+    """The divisor of a ratio KPI (``ratio_base``) as text, and the format its values are
+    written in: that of the KPI it names, else integer when it adds up counts, else number
+    (integer in the end when every row's divisor is whole)."""
+    from reporter.formulas import parse, ratio_base
+
+    formulas = {n: parse(k.formula) for n, k in config.kpis.items()}
+    base = ratio_base(kpi, formulas, config.metrics)
+    if base is None:
+        return None
+    only = base.text.strip()
+    if only in config.kpis:  # a KPI by its name alone (one that presents its metric too)
+        return base.text, config.kpis[only].format
+    metrics = [config.metrics.get(n) for n in base.names]
+    counts = all(m is not None and m.agg in ("count", "count_distinct") for m in metrics)
+    return base.text, "integer" if counts and base.names else "number"
 
 
 def _name_objectives(

@@ -130,6 +130,7 @@ class BreakdownRow(results.BreakdownRow):
         "or '(none)' for the null key"
     )
     value_text: str = doc("the value written in the KPI's format")
+    base_text: str = doc("the divisor written as a number (empty when the KPI is not a ratio)")
     width: int = doc("0–100, the bar's width against the largest value: use the class `w{{ row.width }}`")
 
 
@@ -140,6 +141,10 @@ class Breakdown(Checked):
     by: str = doc("the column's label (`breakdowns[].label`, else its name)")
     by_words: str = doc(
         "the same inside a heading (first letter lowered, except in German or before an acronym)"
+    )
+    base: str | None = doc(
+        "when the KPI is a ratio (a division at the top of its formula): its divisor in words, the title of "
+        "the column of each row's `base_text`; else none"
     )
     rows: list[BreakdownRow] = doc(
         "the rows the PDF prints (top rows, then 'Other' when longer than `shown`)"

@@ -540,15 +540,30 @@ def _bursts(
     return outcomes
 
 
-def preview(config: Config, *, period: str | None, now: dt.datetime, output: Path | None = None) -> Path:
+@dataclass
+class Previewed:
+    path: Path  # the report's HTML
+    note: str | None = None  # why its period is not the one asked for (none when it is)
+
+
+def preview(config: Config, *, period: str | None, now: dt.datetime, output: Path | None = None) -> Previewed:
     """The report as one HTML file to open in a browser, and beside it the email digest as it
-    would be sent (``…_digest.html``, its images inside, and ``…_digest.txt``); nothing is sent."""
+    would be sent (``…_digest.html``, its images inside, and ``…_digest.txt``); nothing is sent.
+    Without ``period``: the last complete period, or when no source has data in it (nor after),
+    the latest period with data, with a note saying so."""
+    from reporter.hints import latest_with_data, preview_note
     from reporter.render.digest import browser_html, build_digest
     from reporter.render.html import render_html
 
     target = resolve_period(config, period, now)
     refuse_unended(config, target, now, in_progress=True)  # a look at the period so far
     results = report_results(config, target, now)
+    note = None
+    found = latest_with_data(config, results) if period is None else None
+    if found is not None:
+        note = preview_note(config, target, found)
+        target = found
+        results = report_results(config, target, now)
     refuse_before_data(config, results)
     path = (
         output_root(config, output)
@@ -564,4 +579,4 @@ def preview(config: Config, *, period: str | None, now: dt.datetime, output: Pat
         path.with_name(f"{path.stem}_digest.txt"): digest.text.encode("utf-8"),
     }
     write_together(files)
-    return path
+    return Previewed(path, note)
