@@ -59,6 +59,11 @@ EXAMPLES = {
     "resolve": """examples:
   reporter resolve config/example.yaml 2026-10 ceo@acme.fr --sent     # it arrived
   reporter resolve config/example.yaml 2026-10 ceo@acme.fr --resend   # it did not: send once more""",
+    "unsubscribe": """examples:
+  reporter unsubscribe config/example.yaml cfo@acme.fr              # cfo@acme.fr gets it no more
+  reporter unsubscribe config/ --from-mbox /var/mail/unsubscribe     # the requests mailed in""",
+    "subscribe": """example:
+  reporter subscribe config/example.yaml cfo@acme.fr     # the next run sends to cfo@acme.fr again""",
     "schema": """example:
   reporter schema > reporter.schema.json     # for an editor without the repository's copy""",
     "release": """example:
@@ -157,6 +162,28 @@ def build_parser() -> argparse.ArgumentParser:
         "config", type=Path, metavar="CONFIG", help="the report's YAML file (or a folder, with --report)"
     )
     p.add_argument("--report", help="the report id, when CONFIG is a folder of several reports")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
+    _connections_option(p)
+
+    p = _command(sub, "unsubscribe", "stop sending a report to an address (or to each request in a mailbox)")
+    p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
+    p.add_argument("address", nargs="?", metavar="ADDRESS", help="the recipient who asked to stop")
+    p.add_argument(
+        "--from-mbox",
+        type=Path,
+        metavar="FILE",
+        help="an mbox copy of the unsubscribe mailbox: each request mailed there by a recipient",
+    )
+    p.add_argument("--report", help="only this report id, when CONFIG is a folder")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
+    _connections_option(p)
+
+    p = _command(sub, "subscribe", "send a report to an unsubscribed address again")
+    p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
+    p.add_argument("address", metavar="ADDRESS", help="the address to send to again")
+    p.add_argument("--report", help="only this report id, when CONFIG is a folder")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     _allow_dir(p)
     _connections_option(p)
@@ -826,6 +853,128 @@ def _release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reports_of(args: argparse.Namespace) -> list[Config]:
+    """The reports of CONFIG that ``unsubscribe`` and ``subscribe`` act on (``--report``: one)."""
+    from reporter.render.texts import load_checked
+
+    configs = [c for c in load_checked(args.config) if c.delivery.email is not None]
+    if args.report is not None:
+        configs = [c for c in configs if c.report.id == args.report]
+        if not configs:
+            raise UsageError(f"--report {args.report}: no report with e-mail delivery in {args.config}")
+    if not configs:
+        raise UsageError(f"{args.config}: no report with e-mail delivery (delivery.email)")
+    return configs
+
+
+@contextlib.contextmanager
+def _ledger_of(config: Config, output: Path | None) -> Iterator[Any]:
+    """The report's ledger, made when no run has made it yet (an address may unsubscribe first)."""
+    from reporter.delivery.ledger import Ledger
+    from reporter.run.stages import output_root
+
+    root = output_root(config, output)
+    if config.delivery.ledger is None:
+        root.mkdir(parents=True, exist_ok=True)
+    with Ledger(config.ledger_url(root), lock_timeout=config.delivery.ledger_lock_timeout) as ledger:
+        yield ledger
+
+
+def _unsubscribe(args: argparse.Namespace) -> int:
+    from reporter.delivery import suppression
+
+    if (args.address is None) == (args.from_mbox is None):
+        raise UsageError("unsubscribe: give ADDRESS or --from-mbox FILE (one of them)")
+    configs = _reports_of(args)
+    clock = now()
+    if args.address is not None:
+        address = args.address.strip().lower()
+        mine = [c for c in configs if address in suppression.recipients(c)]
+        if not mine:
+            names = ", ".join(c.report.id for c in configs)
+            raise UsageError(
+                f"{address}: not a recipient of {names} (delivery.email to, cc or recipients); "
+                "nothing was recorded; check the spelling"
+            )
+        for config in mine:
+            _suppress(config, args.output, address, clock, suppression.COMMAND)
+        return 0
+    mbox = args.from_mbox
+    if not mbox.is_file():
+        raise UsageError(f"--from-mbox {mbox}: no such file")
+    found = suppression.requests(mbox, configs)
+    if not found and mbox.stat().st_size > 0:
+        raise UsageError(
+            f"--from-mbox {mbox}: no message found; the file must be an mbox (each message begins "
+            "with a 'From ' line)"
+        )
+    for request in found:
+        if request.ignored:
+            print(
+                f"{mbox}: {request.message_id or 'a message'} from {request.address or '?'}: "
+                f"ignored ({request.ignored})"
+            )
+            continue
+        for config in request.reports:
+            how = suppression.mailed_how(request, config)
+            _suppress(config, args.output, request.address, clock, how)
+    done = sum(1 for r in found if not r.ignored)
+    print(f"{mbox}: {len(found)} message(s), {done} unsubscribe request(s) applied")
+    return 0
+
+
+def _suppress(config: Config, output: Path | None, address: str, clock: dt.datetime, how: str) -> None:
+    from reporter.delivery import suppression
+
+    with _ledger_of(config, output) as ledger:
+        held = suppression.unsubscribe(ledger, config.report.id, address, clock, how)
+    report = config.report.id
+    if held is not None:
+        print(
+            f"{report}: {address} already unsubscribed on {held.added:%Y-%m-%d} ({held.how}); nothing changed"
+        )
+        return
+    undo = config.model_copy(update={"run_output": _output_shown(config, output)}).command(
+        "subscribe", address
+    )
+    print(f"{report}: {address} unsubscribed; the next runs send it nothing (undo: {undo})")
+
+
+def _output_shown(config: Config, output: Path | None) -> Path | None:
+    """The output folder a printed command names (``--output``), as a run would name it."""
+    from reporter.run.stages import output_root
+
+    if output is None and config.report.output_dir is not None:
+        return None
+    return output_root(config, output).absolute()
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    from reporter.delivery import suppression
+
+    configs = _reports_of(args)
+    clock = now()
+    address = args.address.strip().lower()
+    lifted = 0
+    for config in configs:
+        with _ledger_of(config, args.output) as ledger:
+            held = suppression.subscribe(ledger, config.report.id, address, clock, "reporter subscribe")
+        if held is not None:
+            lifted += 1
+            print(
+                f"{config.report.id}: {address} subscribed again (unsubscribed on {held.added:%Y-%m-%d}, "
+                f"{held.how}); the next run sends to it"
+            )
+        elif address in suppression.recipients(config):
+            print(f"{config.report.id}: {address} is not unsubscribed; nothing changed")
+    if not lifted and not any(address in suppression.recipients(c) for c in configs):
+        raise UsageError(
+            f"{address}: not unsubscribed from, nor a recipient of, "
+            f"{', '.join(c.report.id for c in configs)}; check the spelling"
+        )
+    return 0
+
+
 NOT_TRACKED = "runs with --no-send are not tracked (they send nothing and leave no ledger entry)"
 
 
@@ -841,4 +990,6 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": _init,
     "resolve": _resolve,
     "release": _release,
+    "unsubscribe": _unsubscribe,
+    "subscribe": _subscribe,
 }

@@ -751,6 +751,25 @@ class Email(_Model):
         ),
         examples=[["bücher-αβ.example"]],
     )
+    unsubscribe: Text | None = Field(
+        None,
+        description=(
+            "The mailbox that receives unsubscribe requests: every message carries a `List-Unsubscribe` "
+            "header whose `mailto:` link writes to it (subject `unsubscribe <report id>`), and "
+            "`reporter unsubscribe CONFIG --from-mbox FILE` reads them from a copy of that mailbox; "
+            "default: the `from` address. With `report.url` the header also holds a one-click https link."
+        ),
+        examples=["reporting+unsubscribe@acme.fr"],
+    )
+    allowed_domains: list[Text] = Field(
+        [],
+        description=(
+            "When given, the only domains the report may be sent to: an address in `to`, `cc` or "
+            "`recipients` whose domain is not one of these (or a subdomain of one) is refused at "
+            "validation. `[]` allows every domain."
+        ),
+        examples=[["acme.fr", "acme.de"]],
+    )
     attach: list[Literal["pdf", "xlsx"]] = Field(
         ["pdf"],
         description=(

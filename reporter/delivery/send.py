@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.delivery.ledger import Delivery, Ledger
-from reporter.delivery.mailer import Mailer
+from reporter.delivery.mailer import Mailer, add_unsubscribe
+from reporter.delivery.suppression import Suppression, skip_note, suppressed
 from reporter.delivery.workbook import MIME as XLSX_MIME
 from reporter.errors import LedgerBusy, LedgerError, RunError
 from reporter.files import report_file, write_together
@@ -142,6 +143,7 @@ class Email:
             config, self.digest, recipient=recipient, pdf=pdf, pdf_name=pdf_name, msg_id=msg_id, date=now
         )
         attach(message, config.delivery.email.attach, pdf_name, self.xlsx, self.xlsx_name)
+        add_unsubscribe(message, config, recipient)
         return message
 
 
@@ -216,7 +218,11 @@ def deliver(
             connections=config.connections,
         )
     outcomes: list[DeliveryOutcome] = []
+    stopped = _suppressed(ledger, report)
     for rcpt in targets:
+        if rcpt in stopped:  # unsubscribed: never sent, whatever the ledger holds (--force too)
+            outcomes.append(DeliveryOutcome(rcpt, "skipped", 0, "", skip_note(config, stopped[rcpt])))
+            continue
         stage(f"delivering to {rcpt}" if ledger is not None else f"writing the e-mail for {rcpt}")
         latest = ledger.latest(report, period, rcpt) if ledger is not None else None
         version, retry = 1, False
@@ -247,6 +253,19 @@ def deliver(
         sending = _Sending(config, root, ledger, mailer, period, rcpt, version, msg_id, now, run_id, forced)
         outcomes.append(sending.send(message))
     return outcomes
+
+
+def _suppressed(ledger: Ledger | None, report: str) -> dict[str, Suppression]:
+    """The addresses unsubscribed from ``report`` (none without a ledger: nothing is sent)."""
+    if ledger is None:
+        return {}
+    try:
+        return suppressed(ledger, report)
+    except sa.exc.SQLAlchemyError as exc:
+        raise LedgerError(
+            f"{report}: the ledger could not say who unsubscribed: {ledger_trouble(exc)}; nothing was "
+            "sent; run again once the ledger is back"
+        ) from None
 
 
 def _claim(
