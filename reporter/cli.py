@@ -727,6 +727,15 @@ def _reproduce(args: argparse.Namespace) -> int:
     if done.identical:
         print(f"{done.path}: byte-identical to {args.pdf}")
         return 0
+    if done.changed_fields:
+        from reporter.run.reproduce import SHOWN_FIELDS
+
+        count = len(done.changed_fields)
+        print(f"results.json: {count} field(s) changed since the archive (old → new):", file=sys.stderr)
+        for name, old, new in done.changed_fields[:SHOWN_FIELDS]:
+            print(f"  {name}: {old} → {new}", file=sys.stderr)
+        if count > SHOWN_FIELDS:
+            print(f"  … and {count - SHOWN_FIELDS} more", file=sys.stderr)
     print(f"{done.path}: DIFFERS from {args.pdf}", file=sys.stderr)
     return 1
 
