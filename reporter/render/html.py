@@ -219,6 +219,14 @@ def _judged_cumulatively(objectives: list[dict[str, Any]]) -> dict[str, bool]:
     return out
 
 
+def _bullet(alt: Any, k: dict[str, Any]) -> Markup:
+    """A KPI's attainment bar, a figure with its text; for a KPI without a target, a dash that
+    is an artifact (not read aloud: the target column says there is none)."""
+    if k["attainment"] is None and k["status"] == "no_target":
+        return charts.no_target_mark()
+    return charts.bullet(k["attainment"], k["status"], alt.bullet(k["label"], k["attainment"], k["status"]))
+
+
 def build_context(config: Config, results: Results, formatter: Formatter) -> dict[str, Any]:
     """Everything the template places: the results, labels, and charts drawn from them."""
     _ = formatter._
@@ -248,8 +256,7 @@ def build_context(config: Config, results: Results, formatter: Formatter) -> dic
             no_data_text,
             alt.series(k["label"], points, formats(name)),
         )
-        bullet_alt = alt.bullet(k["label"], k["attainment"], k["status"])
-        k["bullet"] = charts.bullet(k["attainment"], k["status"], bullet_alt)
+        k["bullet"] = _bullet(alt, k)
         k["value_text"] = fmt(name, k["value"])
         # a KPI judged by a cumulative objective: its target is the year to date's, shown by it
         k["cumulative"] = cumulative.get(name, False)
