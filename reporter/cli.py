@@ -64,6 +64,9 @@ EXAMPLES = {
   reporter unsubscribe config/ --from-mbox /var/mail/unsubscribe     # the requests mailed in""",
     "subscribe": """example:
   reporter subscribe config/example.yaml cfo@acme.fr     # the next run sends to cfo@acme.fr again""",
+    "archive": """examples:
+  reporter archive purge config/example.yaml --dry-run     # what delivery.archive.retention removes
+  reporter archive purge /srv/archive --keep 7y --hold 2025-03""",
     "schema": """example:
   reporter schema > reporter.schema.json     # for an editor without the repository's copy""",
     "release": """example:
@@ -184,6 +187,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
     p.add_argument("address", metavar="ADDRESS", help="the address to send to again")
     p.add_argument("--report", help="only this report id, when CONFIG is a folder")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
+    _connections_option(p)
+
+    help_ = "the archive's upkeep: purge files past their retention"
+    p = sub.add_parser(
+        "archive",
+        help=help_,
+        description=help_,
+        epilog=EXAMPLES["archive"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tasks = p.add_subparsers(dest="task", metavar="TASK", parser_class=_Parser, required=True)
+    help_ = "remove archived files older than the retention; the manifest keeps their SHA-256"
+    p = tasks.add_parser(
+        "purge",
+        help=help_,
+        description=help_,
+        epilog=EXAMPLES["archive"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "target",
+        type=Path,
+        metavar="CONFIG|ARCHIVE_DIR",
+        help="a report YAML file or folder (its delivery.archive.retention and legal_hold), or an "
+        "archive folder (with --keep)",
+    )
+    p.add_argument("--keep", metavar="DURATION", help="with ARCHIVE_DIR: the retention, e.g. 7y or 400d")
+    p.add_argument(
+        "--hold",
+        action="append",
+        default=[],
+        metavar="PERIOD",
+        help="with ARCHIVE_DIR: a period under legal hold, never purged (repeatable)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="say what would be purged; remove nothing")
+    p.add_argument(
+        "--ledger",
+        metavar="LEDGER",
+        help="with ARCHIVE_DIR: the ledger that records its manifest (default: ledger.sqlite beside it)",
+    )
+    p.add_argument(
+        "--no-ledger", action="store_true", help="with ARCHIVE_DIR: an archive kept without a ledger"
+    )
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     _allow_dir(p)
     _connections_option(p)
@@ -984,6 +1032,121 @@ def _subscribe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _archive(args: argparse.Namespace) -> int:
+    """``reporter archive purge``: each report's archive (CONFIG), or one archive folder."""
+    from reporter.delivery.archive import MANIFEST
+
+    target: Path = args.target
+    if target.is_dir() and (target / MANIFEST).is_file():
+        return _purge_folder(args)
+    if args.keep or args.hold or args.ledger or args.no_ledger:
+        raise UsageError(
+            f"{target}: --keep, --hold, --ledger and --no-ledger are for an archive folder (one holding "
+            f"{MANIFEST}); a report's delivery.archive.retention and legal_hold say them"
+        )
+    from reporter.delivery.archiving import archive_dir, archive_key
+    from reporter.render.texts import load_checked
+    from reporter.run.stages import output_root
+
+    clock = now()
+    for config in load_checked(target):
+        retention = config.delivery.archive.retention
+        if retention is None:
+            print(f"{config.report.id}: no delivery.archive.retention: nothing purged (kept for ever)")
+            continue
+        root = output_root(config, args.output)
+        archive = archive_dir(config, root)
+        if not (archive / MANIFEST).is_file():
+            print(f"{config.report.id}: nothing archived in {archive}")
+            continue
+        tracked = config.delivery.ledger is not None or (root / "ledger.sqlite").is_file()
+        url = config.ledger_url(root) if tracked else None
+        _purge(
+            archive,
+            retention.keep,
+            set(config.delivery.archive.legal_hold),
+            url,
+            args,
+            clock,
+            report=config.report.id,
+            key=archive_key(None),
+        )
+    return 0
+
+
+def _purge_folder(args: argparse.Namespace) -> int:
+    from reporter.delivery.archiving import archive_key
+    from reporter.delivery.ledger import default_url
+
+    archive: Path = args.target
+    if not args.keep:
+        raise UsageError(
+            f"{archive}: give the retention with --keep (e.g. --keep 7y), or name the report's CONFIG "
+            "(its delivery.archive.retention)"
+        )
+    if args.ledger and args.no_ledger:
+        raise UsageError("--ledger and --no-ledger: choose one")
+    url = _ledger_url(args.ledger) if args.ledger else None
+    beside = archive.resolve().parent / "ledger.sqlite"
+    if url is None and not args.no_ledger:
+        if not beside.is_file():
+            raise UsageError(
+                f"no ledger beside {archive} ({beside}): pass --ledger (the ledger that records the "
+                "archive's manifest), or --no-ledger for an archive kept without one"
+            )
+        url = default_url(beside.parent)
+    _purge(archive, args.keep, set(args.hold), url, args, now(), report=None, key=archive_key(None))
+    return 0
+
+
+def _purge(
+    archive: Path,
+    keep: str,
+    holds: set[str],
+    url: str | None,
+    args: argparse.Namespace,
+    clock: dt.datetime,
+    *,
+    report: str | None,
+    key: str | None,
+) -> None:
+    from reporter.delivery.ledger import Ledger
+    from reporter.delivery.retention import purge
+    from reporter.periods import kept_since
+
+    try:
+        before = kept_since(keep, clock)
+    except ValueError as exc:
+        raise UsageError(f"--keep: {exc}, e.g. 7y") from None
+    with contextlib.ExitStack() as stack:
+        ledger = stack.enter_context(Ledger(url)) if url else None
+        done = purge(
+            archive,
+            before=before,
+            now=clock,
+            keep=keep,
+            report=report,
+            holds=holds,
+            ledger=ledger,
+            key=key,
+            dry_run=args.dry_run,
+        )
+    verb = "would purge" if args.dry_run else "purged"
+    for entry in done.purged:
+        print(f"{archive}: {verb} {entry['path']} (archived {str(entry['time'])[:10]}, kept {keep})")
+    for entry in done.held:
+        print(
+            f"{archive}: {entry['path']}: legal hold on {entry['period']}: not purged "
+            f"(archived {str(entry['time'])[:10]})"
+        )
+    after = "" if args.dry_run else "; the manifest keeps their SHA-256, reporter verify still passes"
+    print(
+        f"{archive}: {len(done.purged)} file(s) {'to purge' if args.dry_run else verb}, "
+        f"{len(done.held)} held, {done.kept} within "
+        f"the retention ({keep}){after if done.purged else ''}"
+    )
+
+
 NOT_TRACKED = "runs with --no-send are not tracked (they send nothing and leave no ledger entry)"
 
 
@@ -1001,4 +1164,5 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "release": _release,
     "unsubscribe": _unsubscribe,
     "subscribe": _subscribe,
+    "archive": _archive,
 }

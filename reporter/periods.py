@@ -9,6 +9,7 @@ no week 53).
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -135,3 +136,22 @@ class Period:
 def _add_months(day: dt.date, n: int) -> dt.date:
     index = day.year * 12 + (day.month - 1) + n
     return dt.date(index // 12, index % 12 + 1, 1)
+
+
+_KEEP = re.compile(r"^\s*(\d{1,4})\s*([yd])\s*$")
+
+
+def kept_since(keep: str, now: dt.datetime) -> dt.datetime:
+    """The oldest time a file must still be kept at ``now`` under ``keep`` (``7y``: 7 calendar
+    years; ``400d``: 400 days); ValueError with what is wrong."""
+    match = _KEEP.match(keep)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"'{keep}' is not a retention: a number and y (years) or d (days)")
+    count = int(match.group(1))
+    if match.group(2) == "d":
+        return now - dt.timedelta(days=count)
+    year = now.year - count
+    if year < 1:
+        raise ValueError(f"'{keep}' is longer than the calendar")
+    day = min(now.day, calendar.monthrange(year, now.month)[1])  # 29 February → 28
+    return now.replace(year=year, day=day)

@@ -930,6 +930,28 @@ class _Checker:
         if delivery.email is not None:
             self._check_email(delivery.email)
         self._check_burst(delivery.burst)
+        self._check_retention(delivery.archive, report.grain if report else "month")
+
+    def _check_retention(self, archive: m.Archive, grain: Any) -> None:
+        """``retention.keep`` is a number of years or days; each ``legal_hold`` a period label."""
+        from reporter.periods import Period
+
+        if archive.retention is not None:
+            from reporter.periods import kept_since
+
+            try:
+                kept_since(archive.retention.keep, dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+            except ValueError as exc:
+                self.add(("delivery", "archive", "retention", "keep"), str(exc), "e.g. 7y, or 400d")
+        for i, label in enumerate(archive.legal_hold):
+            try:
+                Period.parse(str(label), grain)
+            except ValueError as exc:
+                self.add(
+                    ("delivery", "archive", "legal_hold", i),
+                    str(exc),
+                    "name each period the hold covers, as the archive's folders do",
+                )
 
     def _check_burst(self, burst: m.Burst | None) -> None:
         from reporter.config.burst import burst_problems

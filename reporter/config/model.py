@@ -781,6 +781,17 @@ class Email(_Model):
     )
 
 
+class Retention(_Model):
+    keep: Text = Field(
+        description=(
+            "How long an archived file is kept after it was archived: a number and y (years) or d "
+            "(days). `reporter archive purge` removes older files; the manifest keeps each one's "
+            "SHA-256 and a line marking it purged, so `reporter verify` still passes."
+        ),
+        examples=["7y"],
+    )
+
+
 class Archive(_Model):
     dir: Path | None = Field(
         None,
@@ -796,6 +807,20 @@ class Archive(_Model):
         description="Write the PDF as tagged PDF/A-3a and PDF/UA-1 with results.json, the YAML and "
         "provenance.json inside.",
         examples=[True],
+    )
+    retention: Retention | None = Field(
+        None,
+        description="How long archived files are kept (`reporter archive purge`); default: for ever.",
+        examples=[{"keep": "7y"}],
+    )
+    legal_hold: list[Text] = Field(
+        [],
+        description=(
+            "Periods under legal hold (labels such as 2025-03, 2025-Q1 or 2025-W12): `reporter archive "
+            "purge` never removes their files, whatever the retention. Remove a period once its hold is "
+            "lifted."
+        ),
+        examples=[["2025-03", "2025-04"]],
     )
 
 
