@@ -798,7 +798,7 @@ class Archive(_Model):
         description=(
             "The archive folder (relative to this file), inside the output folder or a folder the operator "
             "allows (`--allow-dir`); default: `archive` in the output folder. Files there are never "
-            "overwritten or deleted."
+            "overwritten, and deleted only by `reporter archive purge` (`retention`)."
         ),
         examples=["../output/archive"],
     )
