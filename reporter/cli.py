@@ -883,6 +883,10 @@ def _status_ledger(config: Any, url: str) -> None:
                 + (f", Message-ID {d.message_id}" if d.state == "review" else "")  # for the server's log
                 + (f" — {d.last_error}" if d.last_error else "")
             )
+        from reporter.delivery.suppression import suppressed
+
+        for held in sorted(suppressed(ledger, config.report.id).values(), key=lambda h: h.address):
+            print(f"  {held.address}: unsubscribed on {held.added:%Y-%m-%d} ({held.how}), not sent to")
         for step in ledger.archive_steps_of(config.report.id):
             if step["state"] in ("pending", "failed", "lost"):
                 error = f" — {step['error']}" if step["error"] else ""

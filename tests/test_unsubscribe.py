@@ -91,6 +91,11 @@ def test_an_unsubscribed_address_gets_nothing_the_others_do_and_subscribe_undoes
             "tiny: bob@acme.test already unsubscribed on 2026-12-02 (reporter unsubscribe); nothing changed\n"
         )
 
+        assert main(["status", str(yaml), "--output", str(out)]) == 0
+        assert (
+            "  bob@acme.test: unsubscribed on 2026-12-02 (reporter unsubscribe), not sent to"
+            in capsys.readouterr().out.splitlines()
+        )
         before = len(server.handler.received)
         assert main(["run", str(yaml), "--period", "2026-11", "--output", str(out)]) == 0
         said = capsys.readouterr().out.splitlines()
