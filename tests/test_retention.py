@@ -106,6 +106,18 @@ def test_purge_removes_old_files_keeps_a_held_period_and_verify_still_passes(arc
         f"{archive}: 0 file(s) purged, 1 held, 1 within the retention (7y)"
     )
 
+    # a purge line must name the very file an earlier line archived (a forged one is found)
+    forged = dict(mark, sha256="0" * 64)
+    (archive / "manifest.jsonl").write_text(
+        "".join(x + "\n" for x in after[:3]) + json.dumps(forged, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    assert main(["verify", str(archive), "--no-ledger"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{archive}/manifest.jsonl:4: marks tiny/2018-11/tiny_2018-11_v1.pdf purged, but no earlier line "
+        "archived it with that SHA-256 (line 2)",
+        "1 problem(s): the archive is NOT intact.",
+    ]
+
     # the purge line is part of the chain: removing it is found, and so is the purged file's absence
     (archive / "manifest.jsonl").write_text("".join(x + "\n" for x in after[:3]), encoding="utf-8")
     assert main(["verify", str(archive), "--no-ledger"]) == 1
