@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import sqlite3
 import tempfile
@@ -436,3 +437,27 @@ def test_the_changed_fields_name_each_leaf_and_what_one_side_lacks():
         ("added.y", "(none)", "null"),
     ]
     assert _changed_fields(1, 1.0) == [("(the whole file)", "1", "1.0")]
+
+
+def test_a_reproduction_that_differs_in_many_fields_names_the_first_20(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "many"
+    write_csv(folder / "data" / "sales.csv", ["date", "amount"], ROWS)
+    kpis = "".join(f"  r{i}: {{formula: revenue * {i}}}\n" for i in range(1, 13))
+    (folder / F).write_text(BASE.replace("kpis:\n", "kpis:\n" + kpis), encoding="utf-8")
+    assert main(["run", str(folder / F), "--period", "2026-10", "--output", str(folder / "out")]) == 0
+    (pdf,) = (folder / "out" / "archive").rglob("*.pdf")
+    rows = [r if r[0] != "2026-10-15" else ["2026-10-15", 71] for r in ROWS]
+    write_csv(folder / "data" / "sales.csv", ["date", "amount"], rows)
+    capsys.readouterr()
+    code, err, _ = reproduce(tmp_path, monkeypatch, capsys, pdf, "--data", str(folder))
+    assert code == 1
+    head = re.fullmatch(r"results\.json: (\d+) field\(s\) changed since the archive \(old → new\):", err[1])
+    assert head is not None, err
+    count = int(head.group(1))
+    assert count > 20  # 13 KPIs, each with its value, change, year to date and last point
+    assert err[0] == "data changed since the archive: sales"
+    assert err[2:4] == ["  kpis.r1.value: 150.0 → 151.0", "  kpis.r1.change_vs_previous: 0.875 → 0.8875"]
+    assert all(line.startswith("  kpis.r") for line in err[2:22])
+    assert len(err) == 24
+    assert err[22] == f"  … and {count - 20} more"
+    assert err[23].endswith(f"DIFFERS from {pdf}".replace(str(tmp_path), "T"))
