@@ -68,6 +68,14 @@ EXAMPLES = {
   reporter alerts test config/example.yaml                      # one message marked TEST per rule
   reporter alerts status --config config/example.yaml            # each rule's state and last change
   reporter alerts snooze cut-cac-off_track --until 2026-11-30 --config config/example.yaml""",
+    "unsubscribe": """examples:
+  reporter unsubscribe config/example.yaml cfo@acme.fr              # cfo@acme.fr gets it no more
+  reporter unsubscribe config/ --from-mbox /var/mail/unsubscribe     # the requests mailed in""",
+    "subscribe": """example:
+  reporter subscribe config/example.yaml cfo@acme.fr     # the next run sends to cfo@acme.fr again""",
+    "archive": """examples:
+  reporter archive purge config/example.yaml --dry-run     # what delivery.archive.retention removes
+  reporter archive purge /srv/archive --keep 7y --hold 2025-03""",
     "schema": """example:
   reporter schema > reporter.schema.json     # for an editor without the repository's copy""",
     "release": """example:
@@ -166,6 +174,73 @@ def build_parser() -> argparse.ArgumentParser:
         "config", type=Path, metavar="CONFIG", help="the report's YAML file (or a folder, with --report)"
     )
     p.add_argument("--report", help="the report id, when CONFIG is a folder of several reports")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
+    _connections_option(p)
+
+    p = _command(sub, "unsubscribe", "stop sending a report to an address (or to each request in a mailbox)")
+    p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
+    p.add_argument("address", nargs="?", metavar="ADDRESS", help="the recipient who asked to stop")
+    p.add_argument(
+        "--from-mbox",
+        type=Path,
+        metavar="FILE",
+        help="an mbox copy of the unsubscribe mailbox: each request mailed there by a recipient",
+    )
+    p.add_argument("--report", help="only this report id, when CONFIG is a folder")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
+    _connections_option(p)
+
+    p = _command(sub, "subscribe", "send a report to an unsubscribed address again")
+    p.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file or a folder")
+    p.add_argument("address", metavar="ADDRESS", help="the address to send to again")
+    p.add_argument("--report", help="only this report id, when CONFIG is a folder")
+    p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
+    _allow_dir(p)
+    _connections_option(p)
+
+    help_ = "the archive's upkeep: purge files past their retention"
+    p = sub.add_parser(
+        "archive",
+        help=help_,
+        description=help_,
+        epilog=EXAMPLES["archive"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tasks = p.add_subparsers(dest="task", metavar="TASK", parser_class=_Parser, required=True)
+    help_ = "remove archived files older than the retention; the manifest keeps their SHA-256"
+    p = tasks.add_parser(
+        "purge",
+        help=help_,
+        description=help_,
+        epilog=EXAMPLES["archive"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "target",
+        type=Path,
+        metavar="CONFIG|ARCHIVE_DIR",
+        help="a report YAML file or folder (its delivery.archive.retention and legal_hold), or an "
+        "archive folder (with --keep)",
+    )
+    p.add_argument("--keep", metavar="DURATION", help="with ARCHIVE_DIR: the retention, e.g. 7y or 400d")
+    p.add_argument(
+        "--hold",
+        action="append",
+        default=[],
+        metavar="PERIOD",
+        help="with ARCHIVE_DIR: a period under legal hold, never purged (repeatable)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="say what would be purged; remove nothing")
+    p.add_argument(
+        "--ledger",
+        metavar="LEDGER",
+        help="with ARCHIVE_DIR: the ledger that records its manifest (default: ledger.sqlite beside it)",
+    )
+    p.add_argument(
+        "--no-ledger", action="store_true", help="with ARCHIVE_DIR: an archive kept without a ledger"
+    )
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     _allow_dir(p)
     _connections_option(p)
@@ -821,6 +896,15 @@ def _reproduce(args: argparse.Namespace) -> int:
     if done.identical:
         print(f"{done.path}: byte-identical to {args.pdf}")
         return 0
+    if done.changed_fields:
+        from reporter.run.reproduce import SHOWN_FIELDS
+
+        count = len(done.changed_fields)
+        print(f"results.json: {count} field(s) changed since the archive (old → new):", file=sys.stderr)
+        for name, old, new in done.changed_fields[:SHOWN_FIELDS]:
+            print(f"  {name}: {old} → {new}", file=sys.stderr)
+        if count > SHOWN_FIELDS:
+            print(f"  … and {count - SHOWN_FIELDS} more", file=sys.stderr)
     print(f"{done.path}: DIFFERS from {args.pdf}", file=sys.stderr)
     return 1
 
@@ -920,6 +1004,10 @@ def _status_ledger(config: Any, url: str) -> None:
                 + (f", Message-ID {d.message_id}" if d.state == "review" else "")  # for the server's log
                 + (f" — {d.last_error}" if d.last_error else "")
             )
+        from reporter.delivery.suppression import suppressed
+
+        for held in sorted(suppressed(ledger, config.report.id).values(), key=lambda h: h.address):
+            print(f"  {held.address}: unsubscribed on {held.added:%Y-%m-%d} ({held.how}), not sent to")
         for step in ledger.archive_steps_of(config.report.id):
             if step["state"] in ("pending", "failed", "lost"):
                 error = f" — {step['error']}" if step["error"] else ""
@@ -947,6 +1035,243 @@ def _release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reports_of(args: argparse.Namespace) -> list[Config]:
+    """The reports of CONFIG that ``unsubscribe`` and ``subscribe`` act on (``--report``: one)."""
+    from reporter.render.texts import load_checked
+
+    configs = [c for c in load_checked(args.config) if c.delivery.email is not None]
+    if args.report is not None:
+        configs = [c for c in configs if c.report.id == args.report]
+        if not configs:
+            raise UsageError(f"--report {args.report}: no report with e-mail delivery in {args.config}")
+    if not configs:
+        raise UsageError(f"{args.config}: no report with e-mail delivery (delivery.email)")
+    return configs
+
+
+@contextlib.contextmanager
+def _ledger_of(config: Config, output: Path | None) -> Iterator[Any]:
+    """The report's ledger, made when no run has made it yet (an address may unsubscribe first)."""
+    from reporter.delivery.ledger import Ledger
+    from reporter.run.stages import output_root
+
+    root = output_root(config, output)
+    if config.delivery.ledger is None:
+        root.mkdir(parents=True, exist_ok=True)
+    with Ledger(config.ledger_url(root), lock_timeout=config.delivery.ledger_lock_timeout) as ledger:
+        yield ledger
+
+
+def _unsubscribe(args: argparse.Namespace) -> int:
+    from reporter.delivery import suppression
+
+    if (args.address is None) == (args.from_mbox is None):
+        raise UsageError("unsubscribe: give ADDRESS or --from-mbox FILE (one of them)")
+    configs = _reports_of(args)
+    clock = now()
+    if args.address is not None:
+        address = args.address.strip().lower()
+        mine = [c for c in configs if address in suppression.recipients(c)]
+        if not mine:
+            names = ", ".join(c.report.id for c in configs)
+            raise UsageError(
+                f"{address}: not a recipient of {names} (delivery.email to, cc or recipients); "
+                "nothing was recorded; check the spelling"
+            )
+        for config in mine:
+            _suppress(config, args.output, address, clock, suppression.COMMAND)
+        return 0
+    mbox = args.from_mbox
+    if not mbox.is_file():
+        raise UsageError(f"--from-mbox {mbox}: no such file")
+    found = suppression.requests(mbox, configs)
+    if not found and mbox.stat().st_size > 0:
+        raise UsageError(
+            f"--from-mbox {mbox}: no message found; the file must be an mbox (each message begins "
+            "with a 'From ' line)"
+        )
+    for request in found:
+        if request.ignored:
+            print(
+                f"{mbox}: {request.message_id or 'a message'} from {request.address or '?'}: "
+                f"ignored ({request.ignored})"
+            )
+            continue
+        for config in request.reports:
+            how = suppression.mailed_how(request, config)
+            _suppress(config, args.output, request.address, clock, how)
+    done = sum(1 for r in found if not r.ignored)
+    print(f"{mbox}: {len(found)} message(s), {done} unsubscribe request(s) applied")
+    return 0
+
+
+def _suppress(config: Config, output: Path | None, address: str, clock: dt.datetime, how: str) -> None:
+    from reporter.delivery import suppression
+
+    with _ledger_of(config, output) as ledger:
+        held = suppression.unsubscribe(ledger, config.report.id, address, clock, how)
+    report = config.report.id
+    if held is not None:
+        print(
+            f"{report}: {address} already unsubscribed on {held.added:%Y-%m-%d} ({held.how}); nothing changed"
+        )
+        return
+    undo = config.model_copy(update={"run_output": _output_shown(config, output)}).command(
+        "subscribe", address
+    )
+    print(f"{report}: {address} unsubscribed; the next runs send it nothing (undo: {undo})")
+
+
+def _output_shown(config: Config, output: Path | None) -> Path | None:
+    """The output folder a printed command names (``--output``), as a run would name it."""
+    from reporter.run.stages import output_root
+
+    if output is None and config.report.output_dir is not None:
+        return None
+    return output_root(config, output).absolute()
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    from reporter.delivery import suppression
+
+    configs = _reports_of(args)
+    clock = now()
+    address = args.address.strip().lower()
+    lifted = 0
+    for config in configs:
+        with _ledger_of(config, args.output) as ledger:
+            held = suppression.subscribe(ledger, config.report.id, address, clock, "reporter subscribe")
+        if held is not None:
+            lifted += 1
+            print(
+                f"{config.report.id}: {address} subscribed again (unsubscribed on {held.added:%Y-%m-%d}, "
+                f"{held.how}); the next run sends to it"
+            )
+        elif address in suppression.recipients(config):
+            print(f"{config.report.id}: {address} is not unsubscribed; nothing changed")
+    if not lifted and not any(address in suppression.recipients(c) for c in configs):
+        raise UsageError(
+            f"{address}: not unsubscribed from, nor a recipient of, "
+            f"{', '.join(c.report.id for c in configs)}; check the spelling"
+        )
+    return 0
+
+
+def _archive(args: argparse.Namespace) -> int:
+    """``reporter archive purge``: each report's archive (CONFIG), or one archive folder."""
+    from reporter.delivery.archive import MANIFEST
+
+    target: Path = args.target
+    if target.is_dir() and (target / MANIFEST).is_file():
+        return _purge_folder(args)
+    if args.keep or args.hold or args.ledger or args.no_ledger:
+        raise UsageError(
+            f"{target}: --keep, --hold, --ledger and --no-ledger are for an archive folder (one holding "
+            f"{MANIFEST}); a report's delivery.archive.retention and legal_hold say them"
+        )
+    from reporter.delivery.archiving import archive_dir, archive_key
+    from reporter.render.texts import load_checked
+    from reporter.run.stages import output_root
+
+    clock = now()
+    for config in load_checked(target):
+        retention = config.delivery.archive.retention
+        if retention is None:
+            print(f"{config.report.id}: no delivery.archive.retention: nothing purged (kept for ever)")
+            continue
+        root = output_root(config, args.output)
+        archive = archive_dir(config, root)
+        if not (archive / MANIFEST).is_file():
+            print(f"{config.report.id}: nothing archived in {archive}")
+            continue
+        tracked = config.delivery.ledger is not None or (root / "ledger.sqlite").is_file()
+        url = config.ledger_url(root) if tracked else None
+        _purge(
+            archive,
+            retention.keep,
+            set(config.delivery.archive.legal_hold),
+            url,
+            args,
+            clock,
+            report=config.report.id,
+            key=archive_key(None),
+        )
+    return 0
+
+
+def _purge_folder(args: argparse.Namespace) -> int:
+    from reporter.delivery.archiving import archive_key
+    from reporter.delivery.ledger import default_url
+
+    archive: Path = args.target
+    if not args.keep:
+        raise UsageError(
+            f"{archive}: give the retention with --keep (e.g. --keep 7y), or name the report's CONFIG "
+            "(its delivery.archive.retention)"
+        )
+    if args.ledger and args.no_ledger:
+        raise UsageError("--ledger and --no-ledger: choose one")
+    url = _ledger_url(args.ledger) if args.ledger else None
+    beside = archive.resolve().parent / "ledger.sqlite"
+    if url is None and not args.no_ledger:
+        if not beside.is_file():
+            raise UsageError(
+                f"no ledger beside {archive} ({beside}): pass --ledger (the ledger that records the "
+                "archive's manifest), or --no-ledger for an archive kept without one"
+            )
+        url = default_url(beside.parent)
+    _purge(archive, args.keep, set(args.hold), url, args, now(), report=None, key=archive_key(None))
+    return 0
+
+
+def _purge(
+    archive: Path,
+    keep: str,
+    holds: set[str],
+    url: str | None,
+    args: argparse.Namespace,
+    clock: dt.datetime,
+    *,
+    report: str | None,
+    key: str | None,
+) -> None:
+    from reporter.delivery.ledger import Ledger
+    from reporter.delivery.retention import purge
+    from reporter.periods import kept_since
+
+    try:
+        before = kept_since(keep, clock)
+    except ValueError as exc:
+        raise UsageError(f"--keep: {exc}, e.g. 7y") from None
+    with contextlib.ExitStack() as stack:
+        ledger = stack.enter_context(Ledger(url)) if url else None
+        done = purge(
+            archive,
+            before=before,
+            now=clock,
+            keep=keep,
+            report=report,
+            holds=holds,
+            ledger=ledger,
+            key=key,
+            dry_run=args.dry_run,
+        )
+    verb = "would purge" if args.dry_run else "purged"
+    for entry in done.purged:
+        print(f"{archive}: {verb} {entry['path']} (archived {str(entry['time'])[:10]}, kept {keep})")
+    for entry in done.held:
+        print(
+            f"{archive}: {entry['path']}: legal hold on {entry['period']}: not purged "
+            f"(archived {str(entry['time'])[:10]})"
+        )
+    after = "" if args.dry_run else "; the manifest keeps their SHA-256, reporter verify still passes"
+    print(
+        f"{archive}: {len(done.purged)} file(s) {'to purge' if args.dry_run else verb}, "
+        f"{len(done.held)} held, {done.kept} within "
+        f"the retention ({keep}){after if done.purged else ''}"
+    )
+
+
 NOT_TRACKED = "runs with --no-send are not tracked (they send nothing and leave no ledger entry)"
 
 
@@ -964,6 +1289,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "release": _release,
     "checkin": _checkin,
     "alerts": lambda args: _alerts(args),
+    "unsubscribe": _unsubscribe,
+    "subscribe": _subscribe,
+    "archive": _archive,
 }
 
 

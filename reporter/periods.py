@@ -9,6 +9,7 @@ no week 53).
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -146,3 +147,22 @@ def last_expected_date(period: Period, frequency: str) -> dt.date:
     if frequency == "weekly":
         return period.end - dt.timedelta(days=period.end.isoweekday() - 1)
     return period.end
+
+
+_KEEP = re.compile(r"^\s*(\d{1,4})\s*([yd])\s*$")
+
+
+def kept_since(keep: str, now: dt.datetime) -> dt.datetime:
+    """The oldest time a file must still be kept at ``now`` under ``keep`` (``7y``: 7 calendar
+    years; ``400d``: 400 days); ValueError with what is wrong."""
+    match = _KEEP.match(keep)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"'{keep}' is not a retention: a number and y (years) or d (days)")
+    count = int(match.group(1))
+    if match.group(2) == "d":
+        return now - dt.timedelta(days=count)
+    year = now.year - count
+    if year < 1:
+        raise ValueError(f"'{keep}' is longer than the calendar")
+    day = min(now.day, calendar.monthrange(year, now.month)[1])  # 29 February → 28
+    return now.replace(year=year, day=day)

@@ -56,12 +56,20 @@ def redact_url(url: str) -> str:
 
 
 def location(config: Config, source: Source) -> str:
+    """Where a source's rows come from, as the provenance records it: a file relative to the
+    YAML's folder (``data/sales.csv``: the same wherever the folder is copied, which is what
+    ``reporter reproduce --data DIR`` reads), or its absolute path when it lies outside that
+    folder (a folder the operator allows); a database's redacted URL; a derived source's inputs."""
     if source.type == "derived":
         return ", ".join(source.from_ or [])  # the sources it reads
     if source.type == "sql":
         return redact_url(config.connection_url(source.connection or ""))
     assert source.path is not None
-    return str(config.resolve(source.path))
+    path = config.resolve(source.path)
+    try:
+        return path.resolve().relative_to(config.base_dir.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def needed_columns(config: Config, name: str, columns: list[str]) -> list[str]:

@@ -123,7 +123,9 @@ def test_every_chart_has_alternative_text_from_its_numbers(demo_report, demo_pdf
     names = Labels(config, locale)
     labelled = {n: dataclasses.replace(k, label=names.kpi(n)) for n, k in results.kpis.items()}
     kpis = list(labelled.values())
-    charts = 2 * len(kpis) + len(results.objectives) + bool(results.funnel) + bool(results.portfolio)
+    # a KPI without a target has no attainment bar: its dash is an artifact, no figure
+    bars = sum(k.status != "no_target" for k in kpis)
+    charts = len(kpis) + bars + len(results.objectives) + bool(results.funnel) + bool(results.portfolio)
     assert len(alts) == charts
     assert all(alt.strip() for alt in alts), alts
     for kpi in kpis:
@@ -186,6 +188,65 @@ def test_document_language_headings_and_header_cells(demo_pdfs, locale, lang):
     assert len(tables) >= 8
     for start, end in zip(tables, [*tables[1:], len(elements)], strict=True):
         assert any(tag == "TH" for tag, _ in elements[start:end]), elements[start]
+
+
+def marked_text(pdf: bytes, page: int) -> list[tuple[str, str]]:
+    """(what, text) for each text-showing operator of a page, in stream order: ``what`` is
+    ``artifact`` inside /Artifact marked content, ``tagged`` inside marked content with an MCID
+    (in the structure tree, read aloud), ``other`` elsewhere; and ("artifact", "<paint>") for
+    each thing an /Artifact section paints without text (shadings, fills, strokes)."""
+    out: list[tuple[str, str]] = []
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        stack: list[str] = []
+        for operands, op in pikepdf.parse_content_stream(doc.pages[page]):
+            name = str(op)
+            if name in ("BMC", "BDC"):
+                tag = str(operands[0])
+                mcid = (
+                    name == "BDC" and isinstance(operands[1], pikepdf.Dictionary) and "/MCID" in operands[1]
+                )
+                stack.append(
+                    "artifact" if tag == "/Artifact" else "tagged" if mcid else (stack or ["other"])[-1]
+                )
+            elif name == "EMC" and stack:
+                stack.pop()
+            elif name in ("Tj", "TJ", "'", '"'):
+                parts = operands[0] if name == "TJ" else [operands[-1]]
+                text = "".join(bytes(p).hex() for p in parts if isinstance(p, pikepdf.String))
+                out.append((stack[-1] if stack else "other", text))
+            elif name in ("sh", "f", "f*", "S", "B", "b", "Do") and stack and "artifact" in stack:
+                out.append(("artifact", "<paint>"))
+    return out
+
+
+def test_table_of_contents_leaders_and_no_target_marks_are_artifacts(demo_report, demo_pdfs):
+    """A screen reader reads each contents entry and its page, not a row of dots (the leader is
+    a background, an /Artifact); a KPI without a target has no figure whose text says so (its
+    dash is an artifact too); PDF/UA-1 still passes (test_demo_pdf_passes_pdfa_3a_and_pdfua_1)."""
+    _, results = demo_report
+    for locale, pdf in demo_pdfs.items():
+        reader = pypdf.PdfReader(io.BytesIO(pdf))
+        toc = next(
+            i
+            for i, p in enumerate(reader.pages)
+            if ("Sommaire" if locale == "fr_FR" else "Contents") in p.extract_text()
+        )
+        text = reader.pages[toc].extract_text()
+        assert ". ." not in text, text  # no leader written as text
+        assert ".." not in text, text
+        lines = [line for line in text.splitlines() if re.search(r"\d$", line)]
+        first = "Synthèse 1" if locale == "fr_FR" else "Executive summary 1"
+        assert first in lines, lines
+        shown = marked_text(pdf, toc)
+        assert all(what == "tagged" for what, text in shown if text != "<paint>" and what != "other"), shown
+        painted = [what for what, text in shown if text == "<paint>"]
+        assert len(painted) >= len(lines), shown  # each entry's leader drawn, as an artifact
+        alts = " ".join(figure_alts(pdf))
+        assert "objectif" in alts or "target" in alts  # the bars of KPIs with a target keep theirs
+        assert "pas d'objectif" not in alts, alts
+        assert "no target" not in alts, alts
+    no_target = [k for k in results.kpis.values() if k.status == "no_target"]
+    assert len(no_target) >= 10
 
 
 def test_demo_pdf_passes_pdfa_3a_and_pdfua_1(demo_pdfs):

@@ -9,7 +9,9 @@ reaches a listening socket, and the exact message.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import socket
 import sqlite3
 import tempfile
@@ -170,7 +172,7 @@ def test_reproduce_runs_no_sql_source_of_the_pdf(tmp_path, monkeypatch, capsys, 
     (tmp_path / "elsewhere").mkdir()
     source = SQL_ATTACKS[attack](tmp_path, listener.port)
     pdf = craft(archived, tmp_path / "evil.pdf", with_source(source, "{source: evil, agg: count}"))
-    data = origin(archived)
+    data = origin(archived)  # the provenance does not record it: its paths are relative
 
     code, err, changed = reproduce(tmp_path, monkeypatch, capsys, pdf)  # as a PDF would be run before
     assert listener.connections == []
@@ -178,7 +180,8 @@ def test_reproduce_runs_no_sql_source_of_the_pdf(tmp_path, monkeypatch, capsys, 
     assert (code, changed) == (2, [])
     assert err == [
         "reporter: error: T/evil.pdf: name the folder that holds the report's data: --data DIR "
-        f"(the PDF says its configuration was in {data}); reproduce reads no path the PDF names without it"
+        "(a copy of the folder that held its YAML: the paths it names are relative to it); reproduce reads "
+        "no path the PDF names without it"
     ]
 
     code, err, changed = reproduce(tmp_path, monkeypatch, capsys, pdf, "--data", str(data))
@@ -285,12 +288,14 @@ def test_reproduce_reads_the_data_under_data_dir_only(tmp_path, monkeypatch, cap
 
     write_csv(copy / "data" / "sales.csv", ["date", "amount"], [*ROWS, ["2026-10-20", 1]])
     code, err, _ = reproduce(tmp_path, monkeypatch, capsys, archived, "--data", str(copy))
-    assert (code, err) == (
+    assert (code, err[:3], err[-1]) == (
         1,
         [
             "data changed since the archive: sales",
-            f"out/reproduced/{archived.name}: DIFFERS from {archived}",
+            "results.json: 10 field(s) changed since the archive (old → new):",
+            "  kpis.revenue.value: 150.0 → 151.0",
         ],
+        f"out/reproduced/{archived.name}: DIFFERS from {archived}",
     )
 
     (copy / "data" / "sales.csv").unlink()
@@ -371,3 +376,88 @@ def test_an_absolute_path_is_found_under_data(tmp_path, monkeypatch, capsys, arc
 
     results = json.loads(attachments_of(changed[0].read_bytes())["results.json"])
     assert results["kpis"]["revenue"]["value"] == 50 + 70 + 30
+
+
+def test_reproduce_from_a_moved_folder_is_byte_identical_and_names_the_changed_fields(
+    tmp_path, monkeypatch, capsys
+):
+    """The provenance records paths relative to the YAML (no folder of the host that ran it):
+    the report's folder moved elsewhere reproduces byte for byte; one CSV value changed there
+    is named field by field (old → new), exit 1."""
+    from reporter.delivery.archive import attachments_of
+
+    first = tmp_path / "first"
+    write_csv(first / "data" / "sales.csv", ["date", "amount"], ROWS)
+    (first / F).write_text(BASE, encoding="utf-8")
+    assert main(["run", str(first / F), "--period", "2026-10", "--output", str(first / "out")]) == 0
+    (pdf,) = (first / "out" / "archive").rglob("*.pdf")
+    facts = json.loads(attachments_of(pdf.read_bytes())["provenance.json"])
+    assert "folder" not in facts["configuration"]
+    assert [s["location"] for s in facts["sources"]] == ["data/sales.csv"]
+    assert str(tmp_path) not in json.dumps(facts)
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    first.rename(moved)
+    pdf = moved / pdf.relative_to(first)
+    capsys.readouterr()
+
+    code, err, changed = reproduce(tmp_path, monkeypatch, capsys, pdf, "--data", str(moved))
+    assert (code, err) == (0, [])
+    assert changed[0].read_bytes() == pdf.read_bytes()
+
+    rows = [r if r[0] != "2026-10-15" else ["2026-10-15", 71] for r in ROWS]  # 70 → 71
+    write_csv(moved / "data" / "sales.csv", ["date", "amount"], rows)
+    code, err, _ = reproduce(tmp_path, monkeypatch, capsys, pdf, "--data", str(moved))
+    old_sha = facts["sources"][0]["sha256"]
+    new_sha = hashlib.sha256((moved / "data" / "sales.csv").read_bytes()).hexdigest()
+    assert code == 1
+    assert err == [  # October: 50 + 71 + 30; September 80, the fiscal year's first month
+        "data changed since the archive: sales",
+        "results.json: 7 field(s) changed since the archive (old → new):",
+        "  kpis.revenue.value: 150.0 → 151.0",
+        "  kpis.revenue.change_vs_previous: 0.875 → 0.8875",
+        "  kpis.revenue.ytd: 230.0 → 231.0",
+        "  kpis.revenue.series[11].value: 150.0 → 151.0",
+        f'  sources[0].sha256: "{old_sha}" → "{new_sha}"',
+        "  moves.vs_previous.favourable[0].change: 0.875 → 0.8875",
+        "  moves.vs_previous.favourable[0].value: 150.0 → 151.0",
+        f"out/reproduced/{pdf.name}: DIFFERS from {pdf}".replace(str(tmp_path), "T"),
+    ]
+
+
+def test_the_changed_fields_name_each_leaf_and_what_one_side_lacks():
+    from reporter.run.reproduce import _changed_fields
+
+    old = {"a": 1, "b": {"c": [1, 2]}, "gone": {"x": 1}, "same": [1]}
+    new = {"a": 1.5, "b": {"c": [1]}, "same": [1], "added": {"y": None}}
+    assert _changed_fields(old, new) == [
+        ("a", "1", "1.5"),
+        ("b.c[1]", "2", "(none)"),
+        ("gone.x", "1", "(none)"),
+        ("added.y", "(none)", "null"),
+    ]
+    assert _changed_fields(1, 1.0) == [("(the whole file)", "1", "1.0")]
+
+
+def test_a_reproduction_that_differs_in_many_fields_names_the_first_20(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "many"
+    write_csv(folder / "data" / "sales.csv", ["date", "amount"], ROWS)
+    kpis = "".join(f"  r{i}: {{formula: revenue * {i}}}\n" for i in range(1, 13))
+    (folder / F).write_text(BASE.replace("kpis:\n", "kpis:\n" + kpis), encoding="utf-8")
+    assert main(["run", str(folder / F), "--period", "2026-10", "--output", str(folder / "out")]) == 0
+    (pdf,) = (folder / "out" / "archive").rglob("*.pdf")
+    rows = [r if r[0] != "2026-10-15" else ["2026-10-15", 71] for r in ROWS]
+    write_csv(folder / "data" / "sales.csv", ["date", "amount"], rows)
+    capsys.readouterr()
+    code, err, _ = reproduce(tmp_path, monkeypatch, capsys, pdf, "--data", str(folder))
+    assert code == 1
+    head = re.fullmatch(r"results\.json: (\d+) field\(s\) changed since the archive \(old → new\):", err[1])
+    assert head is not None, err
+    count = int(head.group(1))
+    assert count > 20  # 13 KPIs, each with its value, change, year to date and last point
+    assert err[0] == "data changed since the archive: sales"
+    assert err[2:4] == ["  kpis.r1.value: 150.0 → 151.0", "  kpis.r1.change_vs_previous: 0.875 → 0.8875"]
+    assert all(line.startswith("  kpis.r") for line in err[2:22])
+    assert len(err) == 24
+    assert err[22] == f"  … and {count - 20} more"
+    assert err[23].endswith(f"DIFFERS from {pdf}".replace(str(tmp_path), "T"))

@@ -733,6 +733,28 @@ class _Checker(SchemaErrors, DataRules):
         if delivery.email is not None:
             self._check_email(delivery.email)
         self._check_burst(delivery.burst)
+        self._check_retention(delivery.archive, report.grain if report else "month")
+
+    def _check_retention(self, archive: m.Archive, grain: Any) -> None:
+        """``retention.keep`` is a number of years or days; each ``legal_hold`` a period label."""
+        from reporter.periods import Period
+
+        if archive.retention is not None:
+            from reporter.periods import kept_since
+
+            try:
+                kept_since(archive.retention.keep, dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+            except ValueError as exc:
+                self.add(("delivery", "archive", "retention", "keep"), str(exc), "e.g. 7y, or 400d")
+        for i, label in enumerate(archive.legal_hold):
+            try:
+                Period.parse(str(label), grain)
+            except ValueError as exc:
+                self.add(
+                    ("delivery", "archive", "legal_hold", i),
+                    str(exc),
+                    "name each period the hold covers, as the archive's folders do",
+                )
 
     def _check_alerts(self) -> None:
         """Each rule names one objective or one KPI that exists, a condition that fits it, and
@@ -850,6 +872,44 @@ class _Checker(SchemaErrors, DataRules):
             self._check_smtp(email.smtp)
         for i, rcpt in enumerate(email.recipients):
             self._check_address((*base, "recipients", i, "email"), rcpt.email, named=True)
+        if email.unsubscribe is not None:
+            self._check_address((*base, "unsubscribe"), email.unsubscribe)
+        self._check_allowed_domains(email)
+
+    def _check_allowed_domains(self, email: m.Email) -> None:
+        """With ``allowed_domains``, every recipient's domain is one of them or a subdomain."""
+        from email.utils import parseaddr
+
+        base: Path_ = ("delivery", "email")
+        allowed: list[str] = []
+        for i, given in enumerate(email.allowed_domains):
+            domain = given.strip().lower().strip(".")
+            if re.fullmatch(rf"{_LABEL}(?:\.{_LABEL})+", domain):
+                allowed.append(domain)
+                continue
+            self.add(
+                (*base, "allowed_domains", i),
+                f"'{given}' is not a domain",
+                "write the part after the @, e.g. acme.fr",
+            )
+        if not allowed:
+            return
+        wanted: list[tuple[Path_, str]] = [(("to", i), text) for i, text in enumerate(email.to)]
+        wanted += [(("cc", i), text) for i, text in enumerate(email.cc)]
+        wanted += [(("recipients", i, "email"), r.email) for i, r in enumerate(email.recipients)]
+        for where, text in wanted:
+            address = parseaddr(text)[1]
+            if "@" not in address:
+                continue  # named by the address check
+            domain = address.rsplit("@", 1)[1].lower().rstrip(".")
+            if not any(domain == d or domain.endswith(f".{d}") for d in allowed):
+                self.add(
+                    (*base, *where),
+                    f"'{address}': the domain {domain} is not in delivery.email.allowed_domains "
+                    f"({', '.join(allowed)})",
+                    "send only to the company's addresses, or add the domain to allowed_domains if "
+                    "this recipient may receive the report",
+                )
 
     def _check_smtp(self, smtp: m.Smtp) -> None:
         """A server with a login is a connection; ``host`` is a relay without one. With a

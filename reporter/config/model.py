@@ -770,6 +770,25 @@ class Email(_Model):
         ),
         examples=[["bücher-αβ.example"]],
     )
+    unsubscribe: Text | None = Field(
+        None,
+        description=(
+            "The mailbox that receives unsubscribe requests: every message carries a `List-Unsubscribe` "
+            "header whose `mailto:` link writes to it (subject `unsubscribe <report id>`), and "
+            "`reporter unsubscribe CONFIG --from-mbox FILE` reads them from a copy of that mailbox; "
+            "default: the `from` address. With `report.url` the header also holds a one-click https link."
+        ),
+        examples=["reporting+unsubscribe@acme.fr"],
+    )
+    allowed_domains: list[Text] = Field(
+        [],
+        description=(
+            "When given, the only domains the report may be sent to: an address in `to`, `cc` or "
+            "`recipients` whose domain is not one of these (or a subdomain of one) is refused at "
+            "validation. `[]` allows every domain."
+        ),
+        examples=[["acme.fr", "acme.de"]],
+    )
     attach: list[Literal["pdf", "xlsx"]] = Field(
         ["pdf"],
         description=(
@@ -781,13 +800,24 @@ class Email(_Model):
     )
 
 
+class Retention(_Model):
+    keep: Text = Field(
+        description=(
+            "How long an archived file is kept after it was archived: a number and y (years) or d "
+            "(days). `reporter archive purge` removes older files; the manifest keeps each one's "
+            "SHA-256 and a line marking it purged, so `reporter verify` still passes."
+        ),
+        examples=["7y"],
+    )
+
+
 class Archive(_Model):
     dir: Path | None = Field(
         None,
         description=(
             "The archive folder (relative to this file), inside the output folder or a folder the operator "
             "allows (`--allow-dir`); default: `archive` in the output folder. Files there are never "
-            "overwritten or deleted."
+            "overwritten, and deleted only by `reporter archive purge` (`retention`)."
         ),
         examples=["../output/archive"],
     )
@@ -796,6 +826,20 @@ class Archive(_Model):
         description="Write the PDF as tagged PDF/A-3a and PDF/UA-1 with results.json, the YAML and "
         "provenance.json inside.",
         examples=[True],
+    )
+    retention: Retention | None = Field(
+        None,
+        description="How long archived files are kept (`reporter archive purge`); default: for ever.",
+        examples=[{"keep": "7y"}],
+    )
+    legal_hold: list[Text] = Field(
+        [],
+        description=(
+            "Periods under legal hold (labels such as 2025-03, 2025-Q1 or 2025-W12): `reporter archive "
+            "purge` never removes their files, whatever the retention. Remove a period once its hold is "
+            "lifted."
+        ),
+        examples=[["2025-03", "2025-04"]],
     )
 
 

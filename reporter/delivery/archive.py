@@ -439,6 +439,11 @@ def archive_pdf(
             for p in folder.glob(f"{report}_{period}_v*.pdf")
             if (m := re.search(r"_v(\d+)\.pdf$", p.name))
         ]
+        for text in lines:  # and the versions the manifest lists (a file purged is not there)
+            with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
+                old = json.loads(text)
+                if (old.get("report"), old.get("period")) == (report, period):
+                    taken.append(int(old["version"]))
         version = max(taken, default=0) + 1
         path = folder / f"{report}_{period}_v{version}.pdf"
         partial = path.with_name(f".{path.name}.partial")
@@ -544,6 +549,8 @@ def verify_archive(
         return [refused]
     problems: list[str] = []
     listed: dict[str, int] = {}
+    hashes: dict[str, str] = {}  # each listed path's SHA-256, for the purge lines
+    purged = _purged_in(manifest)  # files removed under retention (reporter.delivery.retention)
     versions: dict[tuple[str, str, int], int] = {}
     prev = GENESIS
     root = archive.resolve()
@@ -561,12 +568,18 @@ def verify_archive(
                     problems.append(problem)
                     continue
                 problems += _link_problems(where, entry, previous, key)
+                if entry.get("purged") is not None:  # a purge line: what it names must be listed
+                    problems += _purge_problems(where, entry, listed, hashes)
+                    continue
                 duplicate = _duplicate(where, number, entry, listed, versions)
                 if duplicate:
                     problems.append(duplicate)
                     continue
+                hashes[entry["path"]] = entry["sha256"]
                 if (report and entry["report"] != report) or (period and entry["period"] != period):
                     continue
+                if entry["path"] in purged and not os.path.lexists(archive / entry["path"]):
+                    continue  # removed under retention; its purge line keeps its SHA-256
                 problems += _file_problems(archive, root, number, entry)
     except ManifestTooLarge as exc:
         problems.append(f"{MANIFEST}: {exc}: verify stopped after line {number}")
@@ -578,6 +591,33 @@ def verify_archive(
     problems = head + problems + tail
     problems += _extra_files(archive, listed, report, period)
     return problems
+
+
+def _purged_in(manifest: Path) -> set[str]:
+    """The paths the manifest's purge lines name (a first pass; the lines' own problems are
+    found by the second)."""
+    found: set[str] = set()
+    try:
+        with _open_regular(manifest) as handle:
+            for blob, _digest in manifest_lines(handle):
+                entry, _problem = _parse_line("", blob)
+                if entry is not None and entry.get("purged") is not None:
+                    found.add(entry["path"])
+    except (ManifestTooLarge, OSError):
+        pass  # the second pass says so
+    return found
+
+
+def _purge_problems(
+    where: str, entry: dict[str, Any], listed: dict[str, int], hashes: dict[str, str]
+) -> list[str]:
+    """A purge line must name an earlier line archiving that very file (path and SHA-256)."""
+    rel, line = entry["path"], entry["purged"]
+    if isinstance(line, bool) or listed.get(rel) != line or hashes.get(rel) != entry["sha256"]:
+        return [
+            f"{where}: marks {rel} purged, but no earlier line archived it with that SHA-256 (line {line})"
+        ]
+    return []
 
 
 def _ledger_counts(

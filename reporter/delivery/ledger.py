@@ -105,6 +105,22 @@ holders = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
 )
 
+# Who asked to receive a report no more (``reporter unsubscribe``, a request in the unsubscribe
+# mailbox): a run skips each address whose latest row is not lifted; ``reporter subscribe``
+# lifts it. Rows are kept, lifted or not: who stopped and restarted it, when and how
+# (``reporter.delivery.suppression``).
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("report", sa.String(200), nullable=False, index=True),
+    sa.Column("address", sa.String(320), nullable=False),
+    sa.Column("added", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("how", sa.Text, nullable=False),  # "reporter unsubscribe", "mail from …", …
+    sa.Column("lifted", sa.DateTime(timezone=True)),
+    sa.Column("lifted_how", sa.Text),
+)
+
 # The archive as a step of the run: "pending" before the first message goes out, "done" once
 # the PDF is in the archive, "failed" when archiving failed (the next run finishes it).
 archive_steps = sa.Table(

@@ -37,12 +37,50 @@ from pathlib import Path
 from typing import Any
 
 from reporter.config.connections import Connection, smtp_target
-from reporter.config.model import Smtp
+from reporter.config.model import Config, Smtp
 from reporter.delivery.deadline import Deadline
 from reporter.errors import RunError
 from reporter.files import recipient_name, write_atomic
 
 CONVERSATION_STEPS = 4  # the conversation up to the message's end: at most this many smtp.timeout
+ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058's List-Unsubscribe-Post value
+
+
+def unsubscribe_links(config: Config, recipient: str) -> list[str]:
+    """What ``List-Unsubscribe`` offers (RFC 2369), in order: a ``mailto:`` to
+    ``delivery.email.unsubscribe`` (else the sender) whose subject names the report, and, when
+    ``report.url`` is an https address, that address with ``unsubscribe=<recipient>`` added
+    (RFC 8058's one-click link: the page there receives a POST and runs ``reporter
+    unsubscribe``)."""
+    from email.utils import parseaddr
+    from urllib.parse import quote
+
+    email_cfg = config.delivery.email
+    assert email_cfg is not None
+    mailbox = parseaddr(email_cfg.unsubscribe or email_cfg.from_)[1]
+    links = [f"mailto:{mailbox}?subject={quote(unsubscribe_subject(config.report.id))}"]
+    url = config.report.url
+    if url is not None and url.lower().startswith("https://"):
+        base = url.partition("#")[0]
+        joined = "&" if "?" in base else "?"
+        links.append(f"{base}{joined}unsubscribe={quote(recipient.lower(), safe='')}")
+    return links
+
+
+def unsubscribe_subject(report: str) -> str:
+    """The subject of the request the ``mailto:`` link writes (``suppression.requests`` reads it)."""
+    return f"unsubscribe {report}"
+
+
+def add_unsubscribe(message: EmailMessage, config: Config, recipient: str) -> None:
+    """Give ``message`` its ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` headers. Each link
+    stays whole on its own line: Python would fold a long link into RFC 2047 encoded words,
+    which no mail client reads as a link (the header's lines may then pass 78 characters,
+    well under SMTP's 998)."""
+    value = ",\r\n ".join(f"<{link}>" for link in unsubscribe_links(config, recipient))
+    message.set_raw("List-Unsubscribe", value)
+    message.set_raw("List-Unsubscribe-Post", ONE_CLICK)
+    message.policy = message.policy.clone(refold_source="none")  # type: ignore[call-arg]
 
 
 @dataclass

@@ -12,14 +12,17 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.delivery.ledger import Ledger
-from reporter.delivery.mailer import Mailer, SendResult
+from reporter.delivery.mailer import Mailer, SendResult, add_unsubscribe
 from reporter.delivery.once import DeliveryOutcome, ExactlyOnce, Key, version_for
 from reporter.delivery.once import ledger_trouble as ledger_trouble  # re-exported
+from reporter.delivery.suppression import Suppression, skip_note, suppressed
 from reporter.delivery.workbook import MIME as XLSX_MIME
-from reporter.errors import RunError
+from reporter.errors import LedgerError, RunError
 from reporter.files import report_file, write_together
 from reporter.progress import stage
 from reporter.render.digest import Digest, build_digest, build_message, message_id
@@ -77,6 +80,7 @@ class Email:
             config, self.digest, recipient=recipient, pdf=pdf, pdf_name=pdf_name, msg_id=msg_id, date=now
         )
         attach(message, config.delivery.email.attach, pdf_name, self.xlsx, self.xlsx_name)
+        add_unsubscribe(message, config, recipient)
         return message
 
 
@@ -156,7 +160,11 @@ def deliver(
     channel = EmailChannel(config, mailer)
     once = ExactlyOnce(ledger, config, root, run_id, now, force=force, reason=reason, on_claim=on_claim)
     outcomes: list[DeliveryOutcome] = []
+    stopped = _suppressed(ledger, report)
     for rcpt in targets:
+        if rcpt in stopped:  # unsubscribed: never sent, whatever the ledger holds (--force too)
+            outcomes.append(DeliveryOutcome(rcpt, "skipped", 0, "", skip_note(config, stopped[rcpt])))
+            continue
         stage(f"delivering to {rcpt}")
 
         def message(msg_id: str, rcpt: str = rcpt) -> EmailMessage:
@@ -165,6 +173,17 @@ def deliver(
 
         outcomes.append(once.deliver_once(channel, Key(report, period, rcpt), message))
     return outcomes
+
+
+def _suppressed(ledger: Ledger, report: str) -> dict[str, Suppression]:
+    """The addresses unsubscribed from ``report``."""
+    try:
+        return suppressed(ledger, report)
+    except sa.exc.SQLAlchemyError as exc:
+        raise LedgerError(
+            f"{report}: the ledger could not say who unsubscribed: {ledger_trouble(exc)}; nothing was "
+            "sent; run again once the ledger is back"
+        ) from None
 
 
 @dataclass

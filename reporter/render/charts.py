@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from html import escape
+from urllib.parse import quote
 
 from markupsafe import Markup
 
@@ -53,6 +54,22 @@ def no_data(width: float, height: float, text: str, alt: str) -> Markup:
         f'<text x="{_f(width / 2)}" y="{_f(height / 2 + 3)}" font-size="7" text-anchor="middle" '
         f'fill="{PALETTE["muted"]}">{escape(text)}</text>',
         alt,
+    )
+
+
+def no_target_mark(width: float = 70, height: float = 10) -> Markup:
+    """Where a KPI without a target has no attainment bar: a short grey dash, drawn as the
+    background of an empty box, so that a tagged PDF holds it as an artifact (not read aloud:
+    the target column already says there is none) and a browser hides it (``aria-hidden``)."""
+    dash = (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{_f(width)}' height='{_f(height)}'>"
+        f"<line x1='{_f(width / 2 - 3)}' y1='{_f(height / 2)}' x2='{_f(width / 2 + 3)}' "
+        f"y2='{_f(height / 2)}' stroke='{PALETTE['muted']}' stroke-width='0.8'/></svg>"
+    )
+    return Markup(
+        f'<span class="no-target-mark" aria-hidden="true" style="display: inline-block; '
+        f"width: {_f(width)}px; height: {_f(height)}px; vertical-align: middle; "
+        f'background: url(&quot;data:image/svg+xml,{escape(quote(dash))}&quot;) no-repeat"></span>'
     )
 
 

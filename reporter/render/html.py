@@ -322,7 +322,11 @@ class _Builder:
         sparkline = charts.sparkline(
             [p.value for p in k.series], self.no_data, self.alt.series(label, points, self.formats(name))
         )
-        bullet = charts.bullet(k.attainment, k.status, self.alt.bullet(label, k.attainment, k.status))
+        if k.attainment is None and k.status == "no_target":
+            # a dash that is an artifact (not read aloud: the target column says there is none)
+            bullet = charts.no_target_mark()
+        else:
+            bullet = charts.bullet(k.attainment, k.status, self.alt.bullet(label, k.attainment, k.status))
         return view.Kpi(
             name=name,
             label=label,

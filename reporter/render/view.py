@@ -73,7 +73,10 @@ class Kpi(Checked):
     value_text: str = doc("the value written in the KPI's format")
     target_text: str = doc("the target written in the KPI's format")
     sparkline: Markup = doc("the last 12 periods as an inline SVG")
-    bullet: Markup = doc("the attainment bar as an inline SVG")
+    bullet: Markup = doc(
+        "the attainment bar as an inline SVG; for a KPI without a target, a dash that is an artifact "
+        "(not read aloud)"
+    )
     words: str = doc("the formula with labels and signs: `Prospects ÷ Sessions`")
     unusual: str | None = doc("the sentence of the KPI's `unusual_change` insight, or none")
 

@@ -20,7 +20,7 @@ import json
 import posixpath
 import tempfile
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -41,11 +41,17 @@ _NAMED_FILES = (("report", "logo"), ("delivery", "email", "smtp", "ca_file"))
 DATA_HINT = "copy there the file the report was run with, or name the folder that holds it: --data DIR"
 
 
+SHOWN_FIELDS = 20  # the changed results.json fields a DIFFERS names
+
+
 @dataclass
 class Reproduction:
     path: Path
     identical: bool
     changed_sources: list[str]
+    # each results.json field whose value differs from the archived one: (field, old, new) as
+    # JSON text, in the order of the archived file ("(none)" where a side has no such field)
+    changed_fields: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def reproduce(
@@ -76,7 +82,9 @@ def reproduce(
         reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise UsageError(f"{archived}: not a PDF archived by reporter ({reason[:200]})") from None
     if data is None:
-        recorded = f" (the PDF says its configuration was in {folder})" if str(folder).isprintable() else ""
+        recorded = " (a copy of the folder that held its YAML: the paths it names are relative to it)"
+        if folder is not None and str(folder).isprintable():
+            recorded = f" (the PDF says its configuration was in {folder})"
         raise UsageError(
             f"{archived}: name the folder that holds the report's data: --data DIR{recorded}; "
             "reproduce reads no path the PDF names without it"
@@ -117,7 +125,61 @@ def reproduce(
         )
     target = (output or Path("output")) / "reproduced" / archived.name
     write_atomic(target, pdf)
-    return Reproduction(target, pdf == original, changed)
+    fields: list[tuple[str, str, str]] = []
+    if pdf != original:
+        fields = _changed_fields(_archived_results(original), json.loads(results.to_json()))
+    return Reproduction(target, pdf == original, changed, fields)
+
+
+def _archived_results(original: bytes) -> Any:
+    """The results.json inside the archived PDF (None when it has none, or not as JSON)."""
+    from reporter.delivery.archive import attachments_of
+
+    try:
+        found = attachments_of(original, only={"results.json"}, limit=MAX_EMBEDDED)
+        return json.loads(found["results.json"])
+    except Exception:  # checked by nothing else: a PDF without it just names no field
+        return None
+
+
+_NONE = object()
+
+
+def _changed_fields(old: Any, new: Any, at: str = "") -> list[tuple[str, str, str]]:
+    """Every leaf of two JSON trees whose value differs: (``kpis.revenue.value``, old, new)."""
+
+    def shown(value: Any) -> str:
+        return "(none)" if value is _NONE else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[tuple[str, str, str]] = []
+        for key in [*old, *(k for k in new if k not in old)]:
+            name = f"{at}.{key}" if at else str(key)
+            out += _changed_fields(old.get(key, _NONE), new.get(key, _NONE), name)
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        out = []
+        for i in range(max(len(old), len(new))):
+            a = old[i] if i < len(old) else _NONE
+            b = new[i] if i < len(new) else _NONE
+            out += _changed_fields(a, b, f"{at}[{i}]")
+        return out
+    if old is _NONE and isinstance(new, (dict, list)) and new:  # a part only the new one has
+        return _changed_fields(_empty_like(new), new, at)
+    if new is _NONE and isinstance(old, (dict, list)) and old:
+        return _changed_fields(old, _empty_like(old), at)
+    if old == new and type(old) is type(new):
+        return []
+    return [(at or "(the whole file)", shown(old), shown(new))]
+
+
+def _empty_like(value: Any) -> Any:
+    """A tree of ``value``'s shape with every leaf missing (so each leaf is named once)."""
+    if isinstance(value, dict):
+        return {k: _empty_like(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_empty_like(v) for v in value]
+    return _NONE
 
 
 def _with_checkins(config: Config, original: bytes, tmp: Path) -> Config:
@@ -267,14 +329,15 @@ def _configuration_name(facts: Any) -> str:
 
 def _provenance(
     facts: Any, inside: Mapping[str, bytes]
-) -> tuple[str, Path, dt.datetime, list[dict[str, Any]]]:
+) -> tuple[str, Path | None, dt.datetime, list[dict[str, Any]]]:
     """The fields ``reproduce`` uses, checked: ValueError/KeyError/TypeError when malformed."""
     if not isinstance(facts, dict) or not isinstance(facts.get("configuration"), dict):
         raise ValueError("provenance.json has no configuration")
     name, folder = facts["configuration"].get("file"), facts["configuration"].get("folder")
     if not isinstance(name, str) or name not in inside:
         raise ValueError("the configuration it names is not attached")
-    if not isinstance(folder, str) or not Path(folder).is_absolute():
+    # a PDF archived before paths were relative records its configuration's absolute folder
+    if folder is not None and (not isinstance(folder, str) or not Path(folder).is_absolute()):
         raise ValueError("configuration.folder is not an absolute folder")
     for key in ("period", "run_id", "trigger", "generated_at"):
         if not isinstance(facts.get(key), str):
@@ -288,7 +351,7 @@ def _provenance(
         for s in sources
     ):
         raise ValueError("sources is malformed")
-    return name, Path(folder), when, sources
+    return name, None if folder is None else Path(folder), when, sources
 
 
 def _safe_yaml_name(name: str) -> str:

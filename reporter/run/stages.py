@@ -102,8 +102,8 @@ def render_pdf(
     provenance.json, each check-in file read (``checkins-<period>.yaml``) and each breakdown
     longer than its ``pdf_rows`` (CSV) inside when
     ``delivery.archive.pdfa`` (the default), else a plain PDF. ``folder``: the configuration's
-    folder as the provenance records it (default: ``config.base_dir``; ``reproduce`` keeps the
-    archived PDF's)."""
+    absolute folder, which the provenance of a PDF archived before paths were relative records
+    (``reproduce`` gives it back to such a PDF; None: none is recorded)."""
     from reporter.render.attached import long_breakdowns
     from reporter.render.html import render_html, stylesheet_dir, template_dirs
     from reporter.render.pdf import write_pdf
@@ -165,8 +165,10 @@ def provenance(
         "libraries": {n: ver(n) for n in ("duckdb", "weasyprint", "babel", "jinja2", "pydantic", "pandas")},
         "configuration": {
             "file": config.file.name,
-            "folder": str(config.base_dir if folder is None else folder),
             "sha256": hashlib.sha256(config.file.read_bytes()).hexdigest(),
+            # no folder: every path is relative to the YAML's (an archived PDF made before
+            # recorded its absolute folder; reproduce keeps it, for the same bytes)
+            **({} if folder is None else {"folder": str(folder)}),
         },
         "sources": [dataclasses.asdict(s) for s in results.sources],
     }
