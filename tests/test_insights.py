@@ -669,6 +669,85 @@ def test_pacing_projects_the_trend_and_judges_by_direction(tmp_path, make_config
     assert of(results, "pacing", objective="now-due") == []  # due within P
 
 
+SURVEY = """
+report: {id: s, title: S, timezone: Europe/Paris, locale: LOCALE}
+sources:
+  survey: {type: csv, path: survey.csv, date_column: date}
+metrics:
+  responses: {source: survey, agg: count}
+  promoters: {source: survey, agg: count, where: "score >= 9"}
+  detractors: {source: survey, agg: count, where: "score <= 6"}
+  spent: {source: survey, agg: sum, column: spent}
+  budget: {source: survey, agg: sum, column: budget}
+kpis:
+  nps: {label: NPS, formula: (promoters - detractors) / responses * 100}
+  detractor_share: {label: Detractor share, formula: detractors / responses, format: percent, direction: down}
+  budget_used: {label: Budget used, formula: spent / budget, format: percent, direction: down}
+objectives:
+  - {id: nps, title: N, kpi: nps, target: {value: 45}, owner: S, due: 2026-12-31}
+  - {id: det, title: D, kpi: detractor_share, target: {value: 0.05}, owner: S, due: 2026-12-31}
+  - {id: bud, title: B, kpi: budget_used, target: {value: 1.0}, owner: S, due: 2026-12-31}
+quality: {require_complete_period: false}
+"""
+# May to October 2026, 50 answers a month: (promoters, detractors), the rest passive (score 8);
+# each answer spends (0.9 + 0.05 i) of a budget of 1
+SURVEYED = [(30, 10), (33, 8), (36, 6), (39, 4), (42, 2), (45, 1)]
+
+
+@pytest.mark.parametrize(
+    ("locale", "ceiling", "floor"),
+    [
+        (
+            "en_US",
+            "NPS — on the current trend: it would reach its ceiling, 100, by December, for a goal of 45.0.",
+            "Detractor share — on the current trend: it would fall to its floor, 0.0%, by December, "
+            "for a goal of 5.0%.",
+        ),
+        (
+            "fr_FR",
+            "NPS — selon la tendance actuelle : atteindrait son plafond, 100, d'ici décembre, pour un "
+            "objectif de 45,0.",
+            "Detractor share — selon la tendance actuelle : tomberait à son plancher, "
+            "0,0\u00a0%, d'ici décembre, pour un objectif de 5,0\u00a0%.",
+        ),
+    ],
+)
+def test_a_projection_never_passes_what_the_kpi_can_be(tmp_path, make_config, locale, ceiling, floor):
+    """An NPS ((promoters − detractors) / answers × 100) is within [−100, 100], a share of the
+    answers (detractors / answers) within [0 %, 100 %]: a trend that runs past the bound stops
+    at it and says so. A ratio of sums (spend / budget) proves no bound: an overspend of 125 %
+    is a real projection, kept as it is."""
+    from reporter.run.stages import describe
+
+    rows = []
+    for i, (promoters, detractors) in enumerate(SURVEYED):
+        day = f"{month(P, i - 5)}-15"
+        for k in range(50):
+            score = 10 if k < promoters else 3 if k >= 50 - detractors else 8
+            rows.append((day, score, 0.9 + 0.05 * i, 1.0))
+    write_csv(tmp_path / "survey.csv", ["date", "score", "spent", "budget"], rows)
+    config = make_config(SURVEY.replace("LOCALE", locale))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    paced = {i["objective"]: i for i in results.insights if i["type"] == "pacing"}
+    # by hand, from the rows: each month's NPS and detractor share, their Theil–Sen line in December
+    nps = [(p - d) / 50 * 100 for p, d in SURVEYED]
+    share = [d / 50 for _, d in SURVEYED]
+    assert theil_sen(nps, 2) > 100
+    assert theil_sen(share, 2) < 0
+    assert (paced["nps"]["projected"], paced["nps"]["limit"], paced["nps"]["on_pace"]) == (
+        100.0,
+        "ceiling",
+        True,
+    )
+    assert (paced["det"]["projected"], paced["det"]["limit"], paced["det"]["on_pace"]) == (0.0, "floor", True)
+    assert paced["nps"]["text"] == ceiling
+    assert paced["det"]["text"] == floor
+    used = [sum(r[2] for r in rows if r[0][:7] == month(P, i - 5)) / 50 for i in range(6)]
+    assert paced["bud"]["projected"] == pytest.approx(theil_sen(used, 2))
+    assert paced["bud"]["projected"] == pytest.approx(1.25)
+    assert "limit" not in paced["bud"]
+
+
 SEASONS = [100, 90, 95, 110, 120, 130, 125, 140, 150, 170, 210, 260]  # November to October
 
 

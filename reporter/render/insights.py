@@ -194,9 +194,44 @@ def _pacing(w: _Words, i: dict[str, Any]) -> str:
             )
             % words
         )
+    # a projection held to the KPI's range (``limit``): the line would run past what the KPI can
+    # be (an NPS over 100); the bound is said as a bound, never as a forecast of that value
+    limit = i.get("limit")
     if i.get("method") == "seasonal":
+        if limit == "ceiling":
+            return (
+                w._(
+                    "%(kpi)s — following last year's season: it would reach its ceiling, %(projected)s, "
+                    "in %(period)s, for a goal of %(goal)s."
+                )
+                % words
+            )
+        if limit == "floor":
+            return (
+                w._(
+                    "%(kpi)s — following last year's season: it would fall to its floor, %(projected)s, "
+                    "in %(period)s, for a goal of %(goal)s."
+                )
+                % words
+            )
         return (
             w._("%(kpi)s — following last year's season: %(projected)s for a goal of %(goal)s in %(period)s.")
+            % words
+        )
+    if limit == "ceiling":
+        return (
+            w._(
+                "%(kpi)s — on the current trend: it would reach its ceiling, %(projected)s, by %(period)s, "
+                "for a goal of %(goal)s."
+            )
+            % words
+        )
+    if limit == "floor":
+        return (
+            w._(
+                "%(kpi)s — on the current trend: it would fall to its floor, %(projected)s, by %(period)s, "
+                "for a goal of %(goal)s."
+            )
             % words
         )
     return w._("%(kpi)s — on the current trend: %(projected)s for a goal of %(goal)s in %(period)s.") % words
