@@ -1035,3 +1035,71 @@ def test_takeaways_tell_each_event_once_with_its_why(tmp_path, make_config):
         pace["text"],
         "amount: the highest in 19 months. +€132.00 on last year, of which North (+€120.00).",
     ]
+
+
+SPEND = """
+report: {id: b, title: B, timezone: Europe/Paris, locale: LOCALE}
+sources:
+  spend: {type: csv, path: spend.csv, date_column: date, frequency: monthly}
+metrics:
+  spend: {source: spend, agg: sum, column: spend}
+  budget: {source: spend, agg: sum, column: budget}
+kpis:
+  spend: {label: Spend, formula: spend, format: currency, direction: neutral}
+  used: {label: Budget used, formula: spend / budget, format: percent, direction: down}
+objectives:
+  - {id: cap, title: Within budget, kpi: used, target: {value: 1.0}, owner: S, due: 2026-12-31}
+breakdowns:
+  - {kpi: spend, by: campaign}
+quality: {require_complete_period: false}
+"""
+# the budget used in the 19 months before October, all under October's 120 % (300 / 250)
+USED = [0.80, 1.10, 0.85, 1.05, 0.90, 1.00, 0.95, 1.08, 0.82, 1.02, 0.88, 1.06, 0.92, 0.98, 0.86, 1.04, 0.94]
+USED += [1.01, 0.97]
+
+
+@pytest.mark.parametrize(
+    ("locale", "first"),
+    [
+        (
+            "en_US",
+            "Budget used: the highest in 19 months. Above its target of 100.0%. Spend +€{change} on the "
+            "previous period, of which Fair (new, +€200.00).",
+        ),
+        (
+            "fr_FR",
+            "Budget used : le plus haut depuis 19 mois. Au-dessus de sa cible de 100,0\u00a0%. Spend : "
+            "+{change}\u00a0€ sur la période précédente, dont Fair (nouvelle entrée, +200,00\u00a0€).",
+        ),
+    ],
+)
+def test_a_budget_overspend_is_never_the_takeaway_left_out(tmp_path, make_config, locale, first):
+    """October's spend triples (a trade fair): an unusual spend, scored far above the budget
+    used's record high (120 %, over its 100 % cap). Both read the spend, one takeaway per event:
+    the overspend is the one told, with its target and the spend's why; the milder sentence
+    (the spend is unusual) is the one left out."""
+    from reporter.render.context import Formatter
+    from reporter.render.insights import takeaways
+    from reporter.run.stages import describe
+
+    rows = []
+    for i, used in enumerate(USED):
+        spend = NOISE[i % 12]
+        rows.append((f"{month(P, i - 19)}-01", "Always", spend, spend / used))
+    rows += [(f"{P}-01", "Always", 100.0, 125.0), (f"{P}-01", "Fair", 200.0, 125.0)]
+    write_csv(tmp_path / "spend.csv", ["date", "campaign", "spend", "budget"], rows)
+    config = make_config(SPEND.replace("LOCALE", locale))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    # by hand: October's budget used 300 / 250 = 120 %, above every one of the 19 months before
+    assert 300.0 / 250.0 > 1.0
+    assert all(u < 1.2 for u in USED)
+    ranked = [(i["type"], i["kpi"]) for i in results.insights]
+    assert ranked.index(("unusual_change", "spend")) < ranked.index(("record", "used"))  # the milder first
+    [record] = [i for i in results.insights if i["type"] == "record" and i["kpi"] == "used"]
+    assert (record["kind"], record["periods"]) == ("high", 19)
+    change = 300.0 - NOISE[18 % 12]  # October's spend against September's
+    fmt = Formatter.for_report(config.report)
+    said = takeaways(config, results, fmt)
+    shown = fmt.value(change, "currency").replace("€", "").strip()
+    assert said[0] == first.format(change=shown)
+    assert not any(s.startswith(("Spend is unusual", "Spend sort de l'ordinaire")) for s in said), said
