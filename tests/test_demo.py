@@ -473,9 +473,10 @@ def test_no_two_takeaways_tell_the_same_event(locale, reference):
         reference["2026-10"]["budget_consumed"] > 1.0
     )  # over the cap of the budget-discipline objective ({value: 1.0}, lower is better)
     cap = {"fr_FR": "Au-dessus de sa cible de 100,0\u00a0%.", "en_US": "Above its target of 100.0%."}[locale]
-    fair = {"fr_FR": "Salon Paris Expo (nouvelle entrée, +34", "en_US": "Paris Expo trade fair (new, +€34"}[
-        locale
-    ]
+    fair = {
+        "fr_FR": "Salon Paris Expo (nouvelle valeur de campagne, +34",
+        "en_US": "Paris Expo trade fair (new campaign, +€34",
+    }[locale]
     assert cap in said[0]
     assert fair in said[0]
     assert "marketing_spend" not in kpis  # the milder sentence on the same spend is the one left out

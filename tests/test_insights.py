@@ -536,6 +536,75 @@ def test_contributors_say_from_mostly_from_or_biggest_moves(tmp_path, make_confi
     )
 
 
+GROUPS = {
+    month(P, -12): {"North": (100.0, 1.0), "South": (50.0, 1.0), "Highlands": (150.0, 1.0)},
+    month(P, -1): {
+        "North": (300.0, 1.0),
+        "South": (200.0, 1.0),
+        "East": (40.0, 1.0),
+        "West": (70.0, 1.0),
+        "Isles": (30.0, 1.0),
+    },
+    P: {"North": (420.0, 1.0), "South": (150.0, 1.0), "Centre": (60.0, 1.0), "Coast": (25.0, 1.0)},
+}
+
+
+@pytest.mark.parametrize(
+    ("locale", "fr_label", "several_gone", "several_new", "one_gone"),
+    [
+        (
+            "en_US",
+            "Région",
+            "3 region values gone (−$140.00)",
+            "2 new region values (+$85.00)",
+            "Highlands (region gone, −$150.00)",
+        ),
+        (
+            "fr_FR",
+            "Région",
+            "3 valeurs de région disparues (−140,00 $US)",
+            "2 nouvelles valeurs de région (+85,00 $US)",
+            "Highlands (valeur de région disparue, −150,00 $US)",
+        ),
+        (  # French elides "de" before a vowel
+            "fr_FR",
+            "Origine",
+            "3 valeurs d'origine disparues (−140,00 $US)",
+            "2 nouvelles valeurs d'origine (+85,00 $US)",
+            "Highlands (valeur d'origine disparue, −150,00 $US)",
+        ),
+    ],
+)
+def test_new_and_gone_keys_are_named_by_the_breakdowns_label(
+    tmp_path, make_config, locale, fr_label, several_gone, several_new, one_gone
+):
+    """Keys in one period only, worded with what the breakdown's label says they are (regions),
+    in the plural and gender of the language: 3 gone and 2 new against September, 1 gone (named)
+    against last October. The label itself is never inflected."""
+    from reporter.run.stages import describe
+
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], _regions(GROUPS))
+    text = yaml(breakdowns=f"  - {{kpi: amount, by: region, label: {{en: Region, fr: {fr_label}}}}}")
+    text = text.replace("locale: en_US}", f"locale: {locale}, currency: USD}}")
+    config = make_config(text)
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    said = {i["vs"]: i for i in results.insights if i["type"] == "contributors"}
+    # by hand: East 40 + West 70 + Isles 30 gone, Centre 60 + Coast 25 new; Highlands 150 gone
+    gone, new = [i for i in said["previous"]["items"] if "group" in i]
+    assert (gone["group"], gone["count"], gone["part"]) == ("gone", 3, -(40.0 + 70.0 + 30.0))
+    assert (new["group"], new["count"], new["part"]) == ("new", 2, 60.0 + 25.0)
+    [alone] = [i for i in said["prior_year"]["items"] if "group" in i]
+    assert (alone["group"], alone["count"], alone["key"], alone["part"]) == ("gone", 1, "Highlands", -150.0)
+
+    def plain(t: str) -> str:
+        return t.replace("\u00a0", " ").replace("\u202f", " ")
+
+    assert plain(several_gone) in plain(said["previous"]["text"])
+    assert plain(several_new) in plain(said["previous"]["text"])
+    assert plain(one_gone) in plain(said["prior_year"]["text"])
+    assert "entr" not in said["previous"]["text"] + said["prior_year"]["text"]  # entries, entrées
+
+
 def test_contributors_of_a_ratio_use_the_whole_denominator(tmp_path, make_config):
     results, rows = build(
         tmp_path, make_config, _regions(CONTRIB), breakdowns="  - {kpi: per_deal, by: region}"
@@ -970,8 +1039,8 @@ def test_the_newsletter_starters_november_names_no_october_campaign(tmp_path):
         assert "2026-11" not in insight["text"], insight["text"]
     [previous] = [i for i in said if i["vs"] == "previous"]
     assert previous["text"].startswith("Click rate ")
-    assert " entries gone (" in previous["text"]
-    assert " new entries (" in previous["text"]
+    assert " campaign values gone (" in previous["text"]  # the breakdown's label: Campaign
+    assert " new campaign values (" in previous["text"]
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from typing import Any
 
 from babel.dates import format_date, format_skeleton
 
-from reporter.config.labels import Labels
+from reporter.config.labels import Labels, breakdown_id
 from reporter.config.model import Config
 from reporter.formulas import parse
 from reporter.periods import Period
@@ -66,6 +66,26 @@ class _Words:
         if k is None:
             return self._("(none)")
         return self.labels.breakdown_value(breakdown, k) if self.labels is not None else str(k)
+
+    def noun(self, breakdown: str) -> str | None:
+        """What a breakdown's keys are, when the configuration names it (its ``label``), as a
+        noun inside a sentence: in lower case ("campaign"; a label like "MQL" kept as it is),
+        as written in German, which capitalises nouns. None when the breakdown has no label."""
+        if self.labels is None:
+            return None
+        bd = next((b for b in self.labels.config.breakdowns if breakdown_id(b) == breakdown), None)
+        label = self.labels.text(bd.label) if bd is not None else None
+        if not label:
+            return None
+        if self.fmt.locale.language == "de" or label[1:2].isupper():
+            return label
+        return label[:1].lower() + label[1:]
+
+    def elided(self, template: str, noun: str) -> str:
+        """French elides "de" before a vowel or a mute h: "valeurs d'origine", not "de origine"."""
+        if self.fmt.locale.language == "fr" and noun[:1].lower() in "aeiouyhàâéèêëîïôûü":
+            return template.replace("de %(noun)s", "d'%(noun)s")
+        return template
 
     def periods(self, n: int) -> str:
         one, many = _UNITS[self.results.grain]
@@ -124,19 +144,45 @@ def _contributors(w: _Words, i: dict[str, Any]) -> str:
 def _item(w: _Words, i: dict[str, Any], item: dict[str, Any]) -> str:
     """One part of a change: a key and its part, or the keys that are new (or gone) together."""
     words = {"part": w.signed(i["kpi"], item["part"]), "num": item.get("count", 0)}
-    if "group" in item and item["count"] == 1:
+    group = item.get("group")
+    noun = w.noun(i.get("breakdown", ""))
+    if group is not None and noun is not None:
+        return _group_named(w, item, words | {"noun": noun}, i.get("breakdown", ""))
+    if group is not None and item["count"] == 1:
         words["key"] = w.key(item["key"], i.get("breakdown", ""))
-        if item["group"] == "new":
+        if group == "new":
             return w._("%(key)s (new, %(part)s)") % words
         return w._("%(key)s (gone, %(part)s)") % words
-    if item.get("group") == "new":
+    if group == "new":
         return w.n_("%(num)d new entry (%(part)s)", "%(num)d new entries (%(part)s)", words["num"]) % words
-    if item.get("group") == "gone":
+    if group == "gone":
         return w.n_("%(num)d entry gone (%(part)s)", "%(num)d entries gone (%(part)s)", words["num"]) % words
     return w._("%(key)s (%(part)s)") % {
         "key": w.key(item["key"], i.get("breakdown", "")),
         "part": words["part"],
     }
+
+
+def _group_named(w: _Words, item: dict[str, Any], words: dict[str, Any], breakdown: str) -> str:
+    """The new (or gone) keys of a breakdown whose label names what they are ("Campaign"): the
+    label is never inflected (the configuration gives no plural or gender), the catalogue's
+    own noun ("value", "valeur", "Wert") carries the number and the agreement: "3 new campaign
+    values", "3 nouvelles valeurs de campagne", "Salon Paris Expo (new campaign, +€34,460)"."""
+    if item["count"] == 1:
+        words["key"] = w.key(item["key"], breakdown)
+        if item["group"] == "new":
+            template = w._("%(key)s (new %(noun)s, %(part)s)")
+        else:
+            template = w._("%(key)s (%(noun)s gone, %(part)s)")
+    elif item["group"] == "new":
+        template = w.n_(
+            "%(num)d new %(noun)s value (%(part)s)", "%(num)d new %(noun)s values (%(part)s)", words["num"]
+        )
+    else:
+        template = w.n_(
+            "%(num)d %(noun)s value gone (%(part)s)", "%(num)d %(noun)s values gone (%(part)s)", words["num"]
+        )
+    return w.elided(template, words["noun"]) % words
 
 
 def _concentration(w: _Words, i: dict[str, Any]) -> str:
