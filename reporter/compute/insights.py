@@ -34,7 +34,9 @@ The six types and their exact numbers (docs/insights.md says the same with worke
   (``goal_of``; none: no pacing) and ``method`` seasonal (``seasonal_at``) when last year's
   numbers allow, else trend (``theil_sen_at`` over the last 6 non-null values, 3 at least);
   ``needed_per_period`` null. No value after P is read: a goal or a season that needs one is
-  not known. ``on_pace``: projected ≥ goal (up) or ≤ goal (down).
+  not known. A seasonal or trend projection past what the KPI's formula proves it can be
+  (``kpi_bounds``: an NPS within [−100, 100], a share of counts within [0, 1]) is held to that
+  bound, ``limit``: ceiling or floor. ``on_pace``: projected ≥ goal (up) or ≤ goal (down).
 
 Score (the ranking): how far past its threshold an insight is, capped, times a weight by type,
 so the summary leads with what most needs a reader's eye and one kind cannot crowd out the rest:
