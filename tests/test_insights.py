@@ -536,6 +536,75 @@ def test_contributors_say_from_mostly_from_or_biggest_moves(tmp_path, make_confi
     )
 
 
+GROUPS = {
+    month(P, -12): {"North": (100.0, 1.0), "South": (50.0, 1.0), "Highlands": (150.0, 1.0)},
+    month(P, -1): {
+        "North": (300.0, 1.0),
+        "South": (200.0, 1.0),
+        "East": (40.0, 1.0),
+        "West": (70.0, 1.0),
+        "Isles": (30.0, 1.0),
+    },
+    P: {"North": (420.0, 1.0), "South": (150.0, 1.0), "Centre": (60.0, 1.0), "Coast": (25.0, 1.0)},
+}
+
+
+@pytest.mark.parametrize(
+    ("locale", "fr_label", "several_gone", "several_new", "one_gone"),
+    [
+        (
+            "en_US",
+            "Région",
+            "3 region values gone (−$140.00)",
+            "2 new region values (+$85.00)",
+            "Highlands (region gone, −$150.00)",
+        ),
+        (
+            "fr_FR",
+            "Région",
+            "3 valeurs de région disparues (−140,00 $US)",
+            "2 nouvelles valeurs de région (+85,00 $US)",
+            "Highlands (valeur de région disparue, −150,00 $US)",
+        ),
+        (  # French elides "de" before a vowel
+            "fr_FR",
+            "Origine",
+            "3 valeurs d'origine disparues (−140,00 $US)",
+            "2 nouvelles valeurs d'origine (+85,00 $US)",
+            "Highlands (valeur d'origine disparue, −150,00 $US)",
+        ),
+    ],
+)
+def test_new_and_gone_keys_are_named_by_the_breakdowns_label(
+    tmp_path, make_config, locale, fr_label, several_gone, several_new, one_gone
+):
+    """Keys in one period only, worded with what the breakdown's label says they are (regions),
+    in the plural and gender of the language: 3 gone and 2 new against September, 1 gone (named)
+    against last October. The label itself is never inflected."""
+    from reporter.run.stages import describe
+
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], _regions(GROUPS))
+    text = yaml(breakdowns=f"  - {{kpi: amount, by: region, label: {{en: Region, fr: {fr_label}}}}}")
+    text = text.replace("locale: en_US}", f"locale: {locale}, currency: USD}}")
+    config = make_config(text)
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    said = {i["vs"]: i for i in results.insights if i["type"] == "contributors"}
+    # by hand: East 40 + West 70 + Isles 30 gone, Centre 60 + Coast 25 new; Highlands 150 gone
+    gone, new = [i for i in said["previous"]["items"] if "group" in i]
+    assert (gone["group"], gone["count"], gone["part"]) == ("gone", 3, -(40.0 + 70.0 + 30.0))
+    assert (new["group"], new["count"], new["part"]) == ("new", 2, 60.0 + 25.0)
+    [alone] = [i for i in said["prior_year"]["items"] if "group" in i]
+    assert (alone["group"], alone["count"], alone["key"], alone["part"]) == ("gone", 1, "Highlands", -150.0)
+
+    def plain(t: str) -> str:
+        return t.replace("\u00a0", " ").replace("\u202f", " ")
+
+    assert plain(several_gone) in plain(said["previous"]["text"])
+    assert plain(several_new) in plain(said["previous"]["text"])
+    assert plain(one_gone) in plain(said["prior_year"]["text"])
+    assert "entr" not in said["previous"]["text"] + said["prior_year"]["text"]  # entries, entrées
+
+
 def test_contributors_of_a_ratio_use_the_whole_denominator(tmp_path, make_config):
     results, rows = build(
         tmp_path, make_config, _regions(CONTRIB), breakdowns="  - {kpi: per_deal, by: region}"
@@ -667,6 +736,85 @@ def test_pacing_projects_the_trend_and_judges_by_direction(tmp_path, make_config
     assert found["needed_per_period"] is None
     assert found["on_pace"] is (projected <= 45.0)  # down: at or under the goal
     assert of(results, "pacing", objective="now-due") == []  # due within P
+
+
+SURVEY = """
+report: {id: s, title: S, timezone: Europe/Paris, locale: LOCALE}
+sources:
+  survey: {type: csv, path: survey.csv, date_column: date}
+metrics:
+  responses: {source: survey, agg: count}
+  promoters: {source: survey, agg: count, where: "score >= 9"}
+  detractors: {source: survey, agg: count, where: "score <= 6"}
+  spent: {source: survey, agg: sum, column: spent}
+  budget: {source: survey, agg: sum, column: budget}
+kpis:
+  nps: {label: NPS, formula: (promoters - detractors) / responses * 100}
+  detractor_share: {label: Detractor share, formula: detractors / responses, format: percent, direction: down}
+  budget_used: {label: Budget used, formula: spent / budget, format: percent, direction: down}
+objectives:
+  - {id: nps, title: N, kpi: nps, target: {value: 45}, owner: S, due: 2026-12-31}
+  - {id: det, title: D, kpi: detractor_share, target: {value: 0.05}, owner: S, due: 2026-12-31}
+  - {id: bud, title: B, kpi: budget_used, target: {value: 1.0}, owner: S, due: 2026-12-31}
+quality: {require_complete_period: false}
+"""
+# May to October 2026, 50 answers a month: (promoters, detractors), the rest passive (score 8);
+# each answer spends (0.9 + 0.05 i) of a budget of 1
+SURVEYED = [(30, 10), (33, 8), (36, 6), (39, 4), (42, 2), (45, 1)]
+
+
+@pytest.mark.parametrize(
+    ("locale", "ceiling", "floor"),
+    [
+        (
+            "en_US",
+            "NPS — on the current trend: it would reach its ceiling, 100, by December, for a goal of 45.0.",
+            "Detractor share — on the current trend: it would fall to its floor, 0.0%, by December, "
+            "for a goal of 5.0%.",
+        ),
+        (
+            "fr_FR",
+            "NPS — selon la tendance actuelle : atteindrait son plafond, 100, d'ici décembre, pour un "
+            "objectif de 45,0.",
+            "Detractor share — selon la tendance actuelle : tomberait à son plancher, "
+            "0,0\u00a0%, d'ici décembre, pour un objectif de 5,0\u00a0%.",
+        ),
+    ],
+)
+def test_a_projection_never_passes_what_the_kpi_can_be(tmp_path, make_config, locale, ceiling, floor):
+    """An NPS ((promoters − detractors) / answers × 100) is within [−100, 100], a share of the
+    answers (detractors / answers) within [0 %, 100 %]: a trend that runs past the bound stops
+    at it and says so. A ratio of sums (spend / budget) proves no bound: an overspend of 125 %
+    is a real projection, kept as it is."""
+    from reporter.run.stages import describe
+
+    rows = []
+    for i, (promoters, detractors) in enumerate(SURVEYED):
+        day = f"{month(P, i - 5)}-15"
+        for k in range(50):
+            score = 10 if k < promoters else 3 if k >= 50 - detractors else 8
+            rows.append((day, score, 0.9 + 0.05 * i, 1.0))
+    write_csv(tmp_path / "survey.csv", ["date", "score", "spent", "budget"], rows)
+    config = make_config(SURVEY.replace("LOCALE", locale))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    paced = {i["objective"]: i for i in results.insights if i["type"] == "pacing"}
+    # by hand, from the rows: each month's NPS and detractor share, their Theil–Sen line in December
+    nps = [(p - d) / 50 * 100 for p, d in SURVEYED]
+    share = [d / 50 for _, d in SURVEYED]
+    assert theil_sen(nps, 2) > 100
+    assert theil_sen(share, 2) < 0
+    assert (paced["nps"]["projected"], paced["nps"]["limit"], paced["nps"]["on_pace"]) == (
+        100.0,
+        "ceiling",
+        True,
+    )
+    assert (paced["det"]["projected"], paced["det"]["limit"], paced["det"]["on_pace"]) == (0.0, "floor", True)
+    assert paced["nps"]["text"] == ceiling
+    assert paced["det"]["text"] == floor
+    used = [sum(r[2] for r in rows if r[0][:7] == month(P, i - 5)) / 50 for i in range(6)]
+    assert paced["bud"]["projected"] == pytest.approx(theil_sen(used, 2))
+    assert paced["bud"]["projected"] == pytest.approx(1.25)
+    assert "limit" not in paced["bud"]
 
 
 SEASONS = [100, 90, 95, 110, 120, 130, 125, 140, 150, 170, 210, 260]  # November to October
@@ -891,8 +1039,8 @@ def test_the_newsletter_starters_november_names_no_october_campaign(tmp_path):
         assert "2026-11" not in insight["text"], insight["text"]
     [previous] = [i for i in said if i["vs"] == "previous"]
     assert previous["text"].startswith("Click rate ")
-    assert " entries gone (" in previous["text"]
-    assert " new entries (" in previous["text"]
+    assert " campaign values gone (" in previous["text"]  # the breakdown's label: Campaign
+    assert " new campaign values (" in previous["text"]
 
 
 @pytest.mark.parametrize(
@@ -956,3 +1104,71 @@ def test_takeaways_tell_each_event_once_with_its_why(tmp_path, make_config):
         pace["text"],
         "amount: the highest in 19 months. +€132.00 on last year, of which North (+€120.00).",
     ]
+
+
+SPEND = """
+report: {id: b, title: B, timezone: Europe/Paris, locale: LOCALE}
+sources:
+  spend: {type: csv, path: spend.csv, date_column: date, frequency: monthly}
+metrics:
+  spend: {source: spend, agg: sum, column: spend}
+  budget: {source: spend, agg: sum, column: budget}
+kpis:
+  spend: {label: Spend, formula: spend, format: currency, direction: neutral}
+  used: {label: Budget used, formula: spend / budget, format: percent, direction: down}
+objectives:
+  - {id: cap, title: Within budget, kpi: used, target: {value: 1.0}, owner: S, due: 2026-12-31}
+breakdowns:
+  - {kpi: spend, by: campaign}
+quality: {require_complete_period: false}
+"""
+# the budget used in the 19 months before October, all under October's 120 % (300 / 250)
+USED = [0.80, 1.10, 0.85, 1.05, 0.90, 1.00, 0.95, 1.08, 0.82, 1.02, 0.88, 1.06, 0.92, 0.98, 0.86, 1.04, 0.94]
+USED += [1.01, 0.97]
+
+
+@pytest.mark.parametrize(
+    ("locale", "first"),
+    [
+        (
+            "en_US",
+            "Budget used: the highest in 19 months. Above its target of 100.0%. Spend +€{change} on the "
+            "previous period, of which Fair (new, +€200.00).",
+        ),
+        (
+            "fr_FR",
+            "Budget used : le plus haut depuis 19 mois. Au-dessus de sa cible de 100,0\u00a0%. Spend : "
+            "+{change}\u00a0€ sur la période précédente, dont Fair (nouvelle entrée, +200,00\u00a0€).",
+        ),
+    ],
+)
+def test_a_budget_overspend_is_never_the_takeaway_left_out(tmp_path, make_config, locale, first):
+    """October's spend triples (a trade fair): an unusual spend, scored far above the budget
+    used's record high (120 %, over its 100 % cap). Both read the spend, one takeaway per event:
+    the overspend is the one told, with its target and the spend's why; the milder sentence
+    (the spend is unusual) is the one left out."""
+    from reporter.render.context import Formatter
+    from reporter.render.insights import takeaways
+    from reporter.run.stages import describe
+
+    rows = []
+    for i, used in enumerate(USED):
+        spend = NOISE[i % 12]
+        rows.append((f"{month(P, i - 19)}-01", "Always", spend, spend / used))
+    rows += [(f"{P}-01", "Always", 100.0, 125.0), (f"{P}-01", "Fair", 200.0, 125.0)]
+    write_csv(tmp_path / "spend.csv", ["date", "campaign", "spend", "budget"], rows)
+    config = make_config(SPEND.replace("LOCALE", locale))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    # by hand: October's budget used 300 / 250 = 120 %, above every one of the 19 months before
+    assert 300.0 / 250.0 > 1.0
+    assert all(u < 1.2 for u in USED)
+    ranked = [(i["type"], i["kpi"]) for i in results.insights]
+    assert ranked.index(("unusual_change", "spend")) < ranked.index(("record", "used"))  # the milder first
+    [record] = [i for i in results.insights if i["type"] == "record" and i["kpi"] == "used"]
+    assert (record["kind"], record["periods"]) == ("high", 19)
+    change = 300.0 - NOISE[18 % 12]  # October's spend against September's
+    fmt = Formatter.for_report(config.report)
+    said = takeaways(config, results, fmt)
+    shown = fmt.value(change, "currency").replace("€", "").strip()
+    assert said[0] == first.format(change=shown)
+    assert not any(s.startswith(("Spend is unusual", "Spend sort de l'ordinaire")) for s in said), said

@@ -34,7 +34,9 @@ The six types and their exact numbers (docs/insights.md says the same with worke
   (``goal_of``; none: no pacing) and ``method`` seasonal (``seasonal_at``) when last year's
   numbers allow, else trend (``theil_sen_at`` over the last 6 non-null values, 3 at least);
   ``needed_per_period`` null. No value after P is read: a goal or a season that needs one is
-  not known. ``on_pace``: projected ≥ goal (up) or ≤ goal (down).
+  not known. A seasonal or trend projection past what the KPI's formula proves it can be
+  (``kpi_bounds``: an NPS within [−100, 100], a share of counts within [0, 1]) is held to that
+  bound, ``limit``: ceiling or floor. ``on_pace``: projected ≥ goal (up) or ≤ goal (down).
 
 Score (the ranking): how far past its threshold an insight is, capped, times a weight by type,
 so the summary leads with what most needs a reader's eye and one kind cannot crowd out the rest:
@@ -436,6 +438,27 @@ def seasonal_at(
     return base * math.fsum(now) / year_earlier  # type: ignore[arg-type]
 
 
+def _projected(
+    config: Config, kpi: str, period: Period, due: Period, left: int, kpi_by_period: Mapping[Period, Values]
+) -> tuple[float | None, str]:
+    """The KPI's value projected to D: last year's season when its numbers allow, else the
+    Theil–Sen line over the last 6 non-null values; neither reads a provisional period."""
+    settled = period.shift(-provisional_periods(config, kpi))
+    projected = seasonal_at(kpi, due, kpi_by_period, settled)
+    if projected is not None:
+        return projected, "seasonal"
+    values: list[float] = []
+    p = settled
+    for _ in range(RECORD_LOOKBACK):
+        v = kpi_by_period[p].get(kpi) if p in kpi_by_period else None
+        if v is not None:
+            values.insert(0, v)
+            if len(values) == PACING_POINTS:
+                break
+        p = p.shift(-1)
+    return theil_sen_at(values, left), "trend"
+
+
 def pacing(
     config: Config,
     period: Period,
@@ -478,22 +501,14 @@ def pacing(
         target_of_due = goal_of(objective, due, kpi_by_period, period)
         if target_of_due is None:
             return None  # {change_vs_previous}, or a target of D that is not known: no goal to pace
-        settled = period.shift(-provisional_periods(config, objective.kpi))
-        projected = seasonal_at(objective.kpi, due, kpi_by_period, settled)
-        method = "seasonal"
-        if projected is None:
-            values: list[float] = []
-            p = settled
-            for _ in range(RECORD_LOOKBACK):
-                v = kpi_by_period[p].get(objective.kpi) if p in kpi_by_period else None
-                if v is not None:
-                    values.insert(0, v)
-                    if len(values) == PACING_POINTS:
-                        break
-                p = p.shift(-1)
-            projected, method = theil_sen_at(values, left), "trend"
+        projected, method = _projected(config, objective.kpi, period, due, left, kpi_by_period)
         if projected is None:
             return None
+        # a line (or last year's shape) can run past what the KPI can be: an NPS above 100, a
+        # share under 0 %; the projection stops at that bound, and says so (``limit``)
+        projected, limit = within_bounds(projected, kpi_bounds(config, objective.kpi))
+        if limit is not None:
+            found["limit"] = limit
         found |= {
             "method": method,
             "projected": projected,
@@ -504,6 +519,128 @@ def pacing(
     on_pace = found["projected"] >= goal if direction != "down" else found["projected"] <= goal
     found |= {"periods_left": left, "on_pace": on_pace, "score": 4.0 if on_pace is False else 1.0}
     return found
+
+
+# --- the range a KPI's values can take ----------------------------------------------------------
+
+Bounds = tuple[float | None, float | None]  # (floor, ceiling); None: no bound known
+_NONE: Bounds = (None, None)
+
+
+def kpi_bounds(config: Config, kpi: str) -> Bounds:
+    """The values a KPI can take in any period, as far as its configuration proves them, so that
+    no projection says a value the KPI cannot have. Only what the formula proves, never a guess
+    from the format or the label: a count (``count``, ``count_distinct``) is ≥ 0; a ratio ``a /
+    b`` of counts whose numerator counts a part of what the denominator counts (the same source,
+    the denominator with no ``where``; or ``a / (a + c)``) is within [0, 1]; ``(a − c) / b``
+    with a and c parts of b within [−1, 1] (an NPS, × 100: [−100, 100]). A sum of amounts
+    proves nothing (a budget can be overspent, an amount can be negative): no bound."""
+    return _bounds(config, parse(config.kpis[kpi].formula).tree, {kpi})
+
+
+def _counts(config: Config, name: str) -> bool:
+    metric = config.metrics.get(name)
+    return metric is not None and metric.agg in ("count", "count_distinct")
+
+
+def _part_of(config: Config, part: str, whole: str) -> bool:
+    """``part`` counts some of the rows (or distinct values) ``whole`` counts, in every period."""
+    if part == whole:
+        return _counts(config, part)
+    if not (_counts(config, part) and _counts(config, whole)):
+        return False
+    a, b = config.metrics[part], config.metrics[whole]
+    if a.source != b.source or b.where is not None or a.agg != b.agg or a.expr or b.expr:
+        return False
+    if a.agg == "count" and b.column is None:
+        return True  # every row: any of them, or their non-null values of a column
+    return a.column == b.column  # the non-null (or distinct) values of one column
+
+
+def _terms(node: ast.expr) -> list[ast.expr]:
+    """The terms of a sum (``a + b + c``), or the node itself."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return [*_terms(node.left), *_terms(node.right)]
+    return [node]
+
+
+def _number(node: ast.Constant) -> float:
+    assert isinstance(node.value, int | float)  # the parser admits numeric constants only
+    return float(node.value)
+
+
+def _scaled(bounds: Bounds, k: float) -> Bounds:
+    lo, hi = (None if b is None else b * k for b in bounds)
+    return (lo, hi) if k >= 0 else (hi, lo)
+
+
+def _ratio(config: Config, node: ast.BinOp, seen: set[str]) -> Bounds:
+    top, bottom = node.left, node.right
+    if isinstance(bottom, ast.Constant):
+        return _NONE if _number(bottom) == 0 else _scaled(_bounds(config, top, seen), 1 / _number(bottom))
+    terms = _terms(bottom)
+    if not all(isinstance(t, ast.Name) and _counts(config, t.id) for t in terms):
+        low = _bounds(config, top, seen)[0]
+        bottom_low = _bounds(config, bottom, seen)[0]
+        return (
+            (0.0, None)
+            if low is not None and low >= 0 and bottom_low is not None and bottom_low >= 0
+            else _NONE
+        )
+    names = [t.id for t in terms if isinstance(t, ast.Name)]
+
+    def within(x: ast.expr) -> bool:
+        return isinstance(x, ast.Name) and any(_part_of(config, x.id, n) for n in names)
+
+    if within(top):
+        return (0.0, 1.0)
+    if isinstance(top, ast.BinOp) and isinstance(top.op, ast.Sub) and within(top.left) and within(top.right):
+        return (-1.0, 1.0)
+    low = _bounds(config, top, seen)[0]
+    return (0.0, None) if low is not None and low >= 0 else _NONE
+
+
+def _bounds(config: Config, node: ast.expr, seen: set[str]) -> Bounds:
+    if isinstance(node, ast.Constant):
+        return (_number(node), _number(node))
+    if isinstance(node, ast.Name):
+        if node.id in config.metrics:  # a name that is both a metric and a KPI is the metric
+            return (0.0, None) if _counts(config, node.id) else _NONE
+        if node.id in config.kpis and node.id not in seen:
+            return _bounds(config, parse(config.kpis[node.id].formula).tree, seen | {node.id})
+        return _NONE
+    if isinstance(node, ast.UnaryOp):
+        inner = _bounds(config, node.operand, seen)
+        return _scaled(inner, -1.0) if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.BinOp):
+        return _ratio(config, node, seen) if isinstance(node.op, ast.Div) else _arithmetic(config, node, seen)
+    return _NONE  # functions, products of signed values: no bound claimed
+
+
+def _arithmetic(config: Config, node: ast.BinOp, seen: set[str]) -> Bounds:
+    """The bounds of a sum, a difference, or a product by a number or of two values ≥ 0."""
+    (a, b), (c, d) = _bounds(config, node.left, seen), _bounds(config, node.right, seen)
+    if isinstance(node.op, ast.Add):
+        return (None if a is None or c is None else a + c, None if b is None or d is None else b + d)
+    if isinstance(node.op, ast.Sub):
+        return (None if a is None or d is None else a - d, None if b is None or c is None else b - c)
+    if isinstance(node.op, ast.Mult):
+        for const, other in ((node.right, (a, b)), (node.left, (c, d))):
+            if isinstance(const, ast.Constant):
+                return _scaled(other, _number(const))
+        if a is not None and c is not None and a >= 0 and c >= 0:
+            return (a * c, None if b is None or d is None else b * d)
+    return _NONE
+
+
+def within_bounds(value: float, bounds: Bounds) -> tuple[float, str | None]:
+    """``value`` held to ``bounds``, and which of them it met (``ceiling``, ``floor``) if any."""
+    floor, ceiling = bounds
+    if ceiling is not None and value > ceiling:
+        return ceiling, "ceiling"
+    if floor is not None and value < floor:
+        return floor, "floor"
+    return value, None
 
 
 def rank(insights: list[dict[str, Any]], config: Config) -> list[dict[str, Any]]:

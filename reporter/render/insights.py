@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from babel.dates import format_date, format_skeleton
 
-from reporter.config.labels import Labels
+from reporter.config.labels import Labels, breakdown_id
 from reporter.config.model import Config
 from reporter.formulas import parse
 from reporter.periods import Period
 from reporter.render.context import DASH, MINUS, Formatter, translations
-from reporter.results import Results
+from reporter.results import ObjectiveResult, Results
 
 # The unit of a period, for "the highest in 35 months".
 _UNITS: dict[str, tuple[str, str]] = {
@@ -66,6 +66,26 @@ class _Words:
         if k is None:
             return self._("(none)")
         return self.labels.breakdown_value(breakdown, k) if self.labels is not None else str(k)
+
+    def noun(self, breakdown: str) -> str | None:
+        """What a breakdown's keys are, when the configuration names it (its ``label``), as a
+        noun inside a sentence: in lower case ("campaign"; a label like "MQL" kept as it is),
+        as written in German, which capitalises nouns. None when the breakdown has no label."""
+        if self.labels is None:
+            return None
+        bd = next((b for b in self.labels.config.breakdowns if breakdown_id(b) == breakdown), None)
+        label = self.labels.text(bd.label) if bd is not None else None
+        if not label:
+            return None
+        if self.fmt.locale.language == "de" or label[1:2].isupper():
+            return label
+        return label[:1].lower() + label[1:]
+
+    def elided(self, template: str, noun: str) -> str:
+        """French elides "de" before a vowel or a mute h: "valeurs d'origine", not "de origine"."""
+        if self.fmt.locale.language == "fr" and noun[:1].lower() in "aeiouyhàâéèêëîïôûü":
+            return template.replace("de %(noun)s", "d'%(noun)s")
+        return template
 
     def periods(self, n: int) -> str:
         one, many = _UNITS[self.results.grain]
@@ -124,19 +144,45 @@ def _contributors(w: _Words, i: dict[str, Any]) -> str:
 def _item(w: _Words, i: dict[str, Any], item: dict[str, Any]) -> str:
     """One part of a change: a key and its part, or the keys that are new (or gone) together."""
     words = {"part": w.signed(i["kpi"], item["part"]), "num": item.get("count", 0)}
-    if "group" in item and item["count"] == 1:
+    group = item.get("group")
+    noun = w.noun(i.get("breakdown", ""))
+    if group is not None and noun is not None:
+        return _group_named(w, item, words | {"noun": noun}, i.get("breakdown", ""))
+    if group is not None and item["count"] == 1:
         words["key"] = w.key(item["key"], i.get("breakdown", ""))
-        if item["group"] == "new":
+        if group == "new":
             return w._("%(key)s (new, %(part)s)") % words
         return w._("%(key)s (gone, %(part)s)") % words
-    if item.get("group") == "new":
+    if group == "new":
         return w.n_("%(num)d new entry (%(part)s)", "%(num)d new entries (%(part)s)", words["num"]) % words
-    if item.get("group") == "gone":
+    if group == "gone":
         return w.n_("%(num)d entry gone (%(part)s)", "%(num)d entries gone (%(part)s)", words["num"]) % words
     return w._("%(key)s (%(part)s)") % {
         "key": w.key(item["key"], i.get("breakdown", "")),
         "part": words["part"],
     }
+
+
+def _group_named(w: _Words, item: dict[str, Any], words: dict[str, Any], breakdown: str) -> str:
+    """The new (or gone) keys of a breakdown whose label names what they are ("Campaign"): the
+    label is never inflected (the configuration gives no plural or gender), the catalogue's
+    own noun ("value", "valeur", "Wert") carries the number and the agreement: "3 new campaign
+    values", "3 nouvelles valeurs de campagne", "Salon Paris Expo (new campaign, +€34,460)"."""
+    if item["count"] == 1:
+        words["key"] = w.key(item["key"], breakdown)
+        if item["group"] == "new":
+            template = w._("%(key)s (new %(noun)s, %(part)s)")
+        else:
+            template = w._("%(key)s (%(noun)s gone, %(part)s)")
+    elif item["group"] == "new":
+        template = w.n_(
+            "%(num)d new %(noun)s value (%(part)s)", "%(num)d new %(noun)s values (%(part)s)", words["num"]
+        )
+    else:
+        template = w.n_(
+            "%(num)d %(noun)s value gone (%(part)s)", "%(num)d %(noun)s values gone (%(part)s)", words["num"]
+        )
+    return w.elided(template, words["noun"]) % words
 
 
 def _concentration(w: _Words, i: dict[str, Any]) -> str:
@@ -194,9 +240,44 @@ def _pacing(w: _Words, i: dict[str, Any]) -> str:
             )
             % words
         )
+    # a projection held to the KPI's range (``limit``): the line would run past what the KPI can
+    # be (an NPS over 100); the bound is said as a bound, never as a forecast of that value
+    limit = i.get("limit")
     if i.get("method") == "seasonal":
+        if limit == "ceiling":
+            return (
+                w._(
+                    "%(kpi)s — following last year's season: it would reach its ceiling, %(projected)s, "
+                    "in %(period)s, for a goal of %(goal)s."
+                )
+                % words
+            )
+        if limit == "floor":
+            return (
+                w._(
+                    "%(kpi)s — following last year's season: it would fall to its floor, %(projected)s, "
+                    "in %(period)s, for a goal of %(goal)s."
+                )
+                % words
+            )
         return (
             w._("%(kpi)s — following last year's season: %(projected)s for a goal of %(goal)s in %(period)s.")
+            % words
+        )
+    if limit == "ceiling":
+        return (
+            w._(
+                "%(kpi)s — on the current trend: it would reach its ceiling, %(projected)s, by %(period)s, "
+                "for a goal of %(goal)s."
+            )
+            % words
+        )
+    if limit == "floor":
+        return (
+            w._(
+                "%(kpi)s — on the current trend: it would fall to its floor, %(projected)s, by %(period)s, "
+                "for a goal of %(goal)s."
+            )
             % words
         )
     return w._("%(kpi)s — on the current trend: %(projected)s for a goal of %(goal)s in %(period)s.") % words
@@ -267,14 +348,92 @@ def metrics_of(config: Config, kpi: str) -> set[str]:
     return out
 
 
-def _why(w: _Words, i: dict[str, Any]) -> str:
+def _why(w: _Words, i: dict[str, Any], named: bool = False) -> str:
     """A contributors insight as the clause that follows what happened: the change and its
-    biggest part ("+33 018 € on the previous period, of which Salon Paris Expo (new, +34 460 €)")."""
+    biggest part ("+33 018 € on the previous period, of which Salon Paris Expo (new, +34 460 €)").
+    ``named``: the clause is about another KPI than the sentence it follows (the spend behind a
+    budget overrun), and names it."""
     kpi = i["kpi"]
-    words = {"change": w.signed(kpi, i["change"]), "part": _item(w, i, i["items"][0])}
+    words = {"change": w.signed(kpi, i["change"]), "part": _item(w, i, i["items"][0]), "kpi": w.kpi(kpi)}
+    if named:
+        if i["vs"] == "previous":
+            return w._("%(kpi)s %(change)s on the previous period, of which %(part)s.") % words
+        return w._("%(kpi)s %(change)s on last year, of which %(part)s.") % words
     if i["vs"] == "previous":
         return w._("%(change)s on the previous period, of which %(part)s.") % words
     return w._("%(change)s on last year, of which %(part)s.") % words
+
+
+def over_target(config: Config, results: Results) -> dict[str, ObjectiveResult]:
+    """The KPIs over their cap this period: lower is better and the value of an objective on
+    the KPI is above its target (marketing spend over its budget, a CAC above its ceiling)."""
+    out: dict[str, ObjectiveResult] = {}
+    for o in results.objectives:
+        kpi = config.kpis.get(o.kpi)
+        over = o.value is not None and o.target is not None and o.value > o.target
+        if kpi is not None and kpi.direction == "down" and over:
+            out.setdefault(o.kpi, o)
+    return out
+
+
+def _overrun(
+    config: Config,
+    ranked: list[dict[str, Any]],
+    over: Mapping[str, ObjectiveResult],
+    reads: set[str],
+    done: tuple[set[str], set[int]],
+) -> int | None:
+    """The best-ranked sentence on a KPI over its cap that shares a metric with ``reads``, not
+    told yet: what happened this period first (unusual, seasonal, record), else its pace when off
+    pace. It is told in that place."""
+    taken, used = done
+    for kinds in (_WHAT, ("pacing",)):
+        for j, x in enumerate(ranked):
+            if j in used or x.get("kpi") not in over or x["type"] not in kinds or x.get("on_pace") is True:
+                continue
+            theirs = metrics_of(config, x["kpi"])
+            if theirs & reads and not theirs & taken:
+                return j
+    return None
+
+
+def _pair(
+    config: Config,
+    ranked: list[dict[str, Any]],
+    index: int,
+    used: set[int],
+    over: Mapping[str, ObjectiveResult],
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What happened and why, as one takeaway: a KPI's unusual, seasonal or record sentence and
+    its best contributors, whichever comes first. A KPI over its cap with no contributors of
+    its own takes those of a KPI that reads only its metrics (the spend behind the budget)."""
+    insight = ranked[index]
+    kpi = insight["kpi"]
+    if insight["type"] == "contributors":
+        found = next((j for j, x in enumerate(ranked) if x["type"] in _WHAT and x.get("kpi") == kpi), None)
+        if found is None:
+            return insight, None
+        used.add(found)
+        return ranked[found], insight
+    if insight["type"] not in _WHAT:
+        return insight, None
+    found = next(
+        (j for j, x in enumerate(ranked) if x["type"] == "contributors" and x.get("kpi") == kpi), None
+    )
+    if found is None and kpi in over:
+        reads = metrics_of(config, kpi)
+        found = next(
+            (
+                j
+                for j, x in enumerate(ranked)
+                if j not in used and x["type"] == "contributors" and metrics_of(config, x["kpi"]) <= reads
+            ),
+            None,
+        )
+    if found is None:
+        return insight, None
+    used.add(found)
+    return insight, ranked[found]
 
 
 def takeaways(
@@ -292,10 +451,15 @@ def takeaways(
     event); a KPI taken only for its objective's pacing does not count as taken. At most
     ``per_type`` of a kind, so that one kind (twelve records in a growing year) cannot fill the
     list. What happened (unusual, seasonal, record) and why (the KPI's best contributors
-    sentence, its biggest part named) are one takeaway, whichever of the two comes first."""
+    sentence, its biggest part named) are one takeaway, whichever of the two comes first.
+
+    A KPI over its cap (``over_target``: the budget overspent) is never the one left out: when
+    a milder sentence shares a metric with it (the season's spend), the overrun is told in its
+    place, with its target and the milder KPI's why, and the per-kind limit does not apply."""
     words = _Words(results, fmt, labels)
     limit = config.insights.max_summary if limit is None else limit
     ranked = results.insights
+    over = over_target(config, results)
     taken: set[str] = set()  # the metrics of the KPIs taken
     used: set[int] = set()
     seen: dict[str, int] = {}
@@ -305,31 +469,28 @@ def takeaways(
             break
         if index in used or insight.get("kpi") not in config.kpis:
             continue
-        kpi = insight["kpi"]
-        reads = metrics_of(config, kpi)
+        reads = metrics_of(config, insight["kpi"])
         if reads & taken:
             continue  # the same event, already told through another KPI
-        what, why = insight, None
-        if insight["type"] == "contributors":
-            found = next(
-                (j for j, x in enumerate(ranked) if x["type"] in _WHAT and x.get("kpi") == kpi), None
-            )
-            if found is not None:
-                what, why = ranked[found], insight
-                used.add(found)
-        elif insight["type"] in _WHAT:
-            found = next(
-                (j for j, x in enumerate(ranked) if x["type"] == "contributors" and x.get("kpi") == kpi), None
-            )
-            if found is not None:
-                why = ranked[found]
-                used.add(found)
-        kind = what["type"]
-        if seen.get(kind, 0) >= per_type:
+        first = index
+        if insight["kpi"] not in over:
+            found = _overrun(config, ranked, over, reads, (taken, used))
+            first = index if found is None else found
+        used.add(first)
+        kpi = ranked[first]["kpi"]
+        what, why = _pair(config, ranked, first, used, over)
+        kind, breach = what["type"], kpi in over
+        if seen.get(kind, 0) >= per_type and not breach:
             continue
         seen[kind] = seen.get(kind, 0) + 1
-        text = what["text"] if why is None else f"{what['text']} {_why(words, why)}"
+        text = what["text"]
+        if breach and kind != "pacing" and not over[kpi].cumulative:
+            text += " " + words._("Above its target of %(target)s.") % {
+                "target": words.value(kpi, over[kpi].target)
+            }
+        if why is not None:
+            text += " " + _why(words, why, named=why["kpi"] != what["kpi"])
         chosen.append(text)
-        if kind != "pacing":
-            taken |= reads
+        if kind != "pacing" or breach:
+            taken |= metrics_of(config, kpi)
     return chosen
