@@ -124,7 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     p.add_argument("--no-send", action="store_true", help="compute and write files; send nothing")
-    p.add_argument("--force", action="store_true", help="re-send a period already delivered")
+    p.add_argument("--force", action="store_true", help="re-send a period already delivered (with --reason)")
+    p.add_argument(
+        "--reason",
+        metavar="TEXT",
+        help="with --force (required there): why it is sent again; kept in the ledger, the "
+        "archive's manifest and 'reporter audit'",
+    )
     p.add_argument(
         "--recipient",
         action="append",
@@ -427,6 +433,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.recipient and not args.force:
         raise UsageError("--recipient re-sends to some recipients only: use it with --force")
+    reason = _force_reason(args)
     from reporter.render import warmup
 
     warmup.start()  # imports WeasyPrint on the other core while the YAML and data are read
@@ -450,6 +457,7 @@ def _run(args: argparse.Namespace) -> int:
                     output=args.output,
                     send=not args.no_send,
                     force=args.force,
+                    reason=reason,
                     recipients=[r.lower() for r in args.recipient] if args.recipient else None,
                 )
         except RunError as exc:
@@ -460,6 +468,19 @@ def _run(args: argparse.Namespace) -> int:
             continue
         print(outcome.summary() + ("\n  nothing sent (--no-send)" if args.no_send else ""))
     return 1 if failed else 0
+
+
+def _force_reason(args: argparse.Namespace) -> str | None:
+    """The reason of a ``--force`` re-send: required with it, refused without it."""
+    reason = " ".join((args.reason or "").split())
+    if args.reason is not None and not args.force:
+        raise UsageError("--reason says why a period is sent again: use it with --force")
+    if args.force and not reason:
+        raise UsageError(
+            "--force re-sends a period already delivered: say why with --reason TEXT (kept in the "
+            "ledger, the archive's manifest and 'reporter audit')"
+        )
+    return reason or None
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -607,7 +628,7 @@ def _one_report(configs: list[Config], args: argparse.Namespace) -> Config:
 def _not_in_review(config: Config, period: str, recipient: str, state: str) -> str:
     hint = {
         "sent": f"to send it again: reporter run {config.file} --period {period} --force "
-        f"--recipient {recipient}",
+        f"--reason TEXT --recipient {recipient}",
         "failed": f"the next 'reporter run {config.file} --period {period}' retries it",
     }.get(state, "")
     return f"{config.report.id} {period} {recipient}: {state}, not in review; {hint}"

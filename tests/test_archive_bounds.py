@@ -234,7 +234,21 @@ def test_a_fifo_as_the_archive_lock_fails_the_run_instead_of_hanging(work):
     forever; now the archiving fails, with what to do."""
     fifo(work / "archive" / ".lock")
     done = cli(
-        ["run", F, "--period", "2026-10", "--output", "out", "--force", "--allow-dir", "."], work, timeout=300
+        [
+            "run",
+            F,
+            "--period",
+            "2026-10",
+            "--output",
+            "out",
+            "--force",
+            "--reason",
+            "again",
+            "--allow-dir",
+            ".",
+        ],
+        work,
+        timeout=300,
     )
     assert done.code == 1
     assert (
@@ -386,7 +400,21 @@ def test_a_run_neither_opens_nor_follows_a_partial_file_that_is_not_regular(work
     listed.unlink()
     fifo(folder / ".repro_2026-10_v1.pdf.partial")
     done = cli(
-        ["run", F, "--period", "2026-10", "--output", "out", "--force", "--allow-dir", "."], work, timeout=300
+        [
+            "run",
+            F,
+            "--period",
+            "2026-10",
+            "--output",
+            "out",
+            "--force",
+            "--reason",
+            "again",
+            "--allow-dir",
+            ".",
+        ],
+        work,
+        timeout=300,
     )
     assert "Traceback" not in "\n".join(done.err)
     assert outside.stat().st_mode & 0o777 == 0o600

@@ -228,7 +228,7 @@ def test_late_reply_goes_to_review_once_then_resolve(tmp_path, capsys):
         )
         assert capsys.readouterr().err == (
             f"reporter: error: tiny 2026-10 {people[1]}: sent, not in review; to send it again: "
-            f"reporter run {config} --period 2026-10 --force --recipient {people[1]}\n"
+            f"reporter run {config} --period 2026-10 --force --reason TEXT --recipient {people[1]}\n"
         )
         assert count(server) == {people[0]: 1, people[1]: 2, people[2]: 1, OPS: 2}
 
@@ -298,7 +298,17 @@ def test_force_with_recipient_resends_to_that_one_only(tmp_path, capsys):
         config = tiny(tmp_path, server.port)
         assert main(["run", str(config), "--period", "2026-10", "--output", str(tmp_path)]) == 0
         assert count(server) == dict.fromkeys(PEOPLE, 1)
-        args = ["run", str(config), "--period", "2026-10", "--output", str(tmp_path), "--force"]
+        args = [
+            "run",
+            str(config),
+            "--period",
+            "2026-10",
+            "--output",
+            str(tmp_path),
+            "--force",
+            "--reason",
+            "again",
+        ]
         assert main([*args, "--recipient", "C@acme.test"]) == 0
         assert count(server) == {**dict.fromkeys(PEOPLE, 1), "c@acme.test": 2}
         assert states(tmp_path)["c@acme.test"] == (2, "sent")
@@ -315,7 +325,7 @@ def test_force_with_recipient_resends_to_that_one_only(tmp_path, capsys):
             "reporter: error: --recipient zed@acme.test: not a recipient of this report "
             "(delivery.email to, cc or recipients)\n"
         )
-        assert main([*args[:-1], "--recipient", "a@acme.test"]) == 2
+        assert main([*args[:-3], "--recipient", "a@acme.test"]) == 2
         assert capsys.readouterr().err == (
             "reporter: error: --recipient re-sends to some recipients only: use it with --force\n"
         )
