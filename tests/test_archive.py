@@ -617,10 +617,15 @@ def test_verify_finds_its_ledger_or_says_how(three_pdfs, tmp_path, capsys):
         "reporter: error: --ledger not a url://: not a database URL (e.g. sqlite:////path/ledger.sqlite)\n"
     )
     url = f"sqlite:///{tmp_path / 'one' / 'ledger.sqlite'}"
-    assert main(["verify", str(moved), "--ledger", url]) == 1
+    assert main(["verify", str(moved), "--ledger", url]) == 0  # a copy: the same chain to its ledger
+    capsys.readouterr()
+    fresh = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    Ledger(fresh).close()
+    assert main(["verify", str(moved), "--ledger", fresh]) == 1
+    first = archive_module.sha256((moved / MANIFEST).read_text().splitlines()[0].encode())
     assert capsys.readouterr().err.startswith(
-        f"{moved}/manifest.jsonl: the ledger has no record of this archive ({moved}): "
-        "wrong ledger, or the archive was moved or written without it\n"
+        f"{moved}/manifest.jsonl: the ledger has no record of this archive (its first line, SHA-256 "
+        f"{first[:16]}…): wrong ledger, or the archive was written without it\n"
     )
     assert main(["verify", str(archive), "--ledger", url]) == 0
     assert main(["verify", str(moved), "--no-ledger"]) == 0

@@ -10,7 +10,9 @@ time, reason, the SHA-256 of each attachment inside the PDF, and ``prev``: the S
 previous line's text (64 zeros for the first), and with REPORTER_ARCHIVE_KEY set an HMAC of the
 line. Editing, deleting or reordering lines breaks the chain; editing or deleting a file breaks
 its hash. A rewrite that recomputes the chain is caught by the ledger, which recorded each
-line's SHA-256 when it was written, and by the HMAC. The manifest is rewritten atomically (temp
+line's SHA-256 when it was written, and by the HMAC. The ledger knows an archive by its content
+(the SHA-256 of its first line, see ``chain_key``), never by its folder: a copy of the archive
+with its ledger, or a restore elsewhere, verifies the same. The manifest is rewritten atomically (temp
 file, fsync, rename), so a crash leaves the old or the new manifest, never a torn line; the
 PDF is first written as a hidden partial file and renamed into place after the manifest (see
 ``archive_pdf``), so an interrupted archiving still verifies.
@@ -350,7 +352,8 @@ class Files:
         fsync_dir(dst.parent)
 
 
-def _lines(archive: Path) -> list[str]:
+def read_lines(archive: Path) -> list[str]:
+    """The manifest's lines (none when it does not exist yet)."""
     manifest = archive / MANIFEST
     if not manifest.is_file():
         return []
@@ -389,9 +392,25 @@ def _locked(archive: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def archive_id(archive: Path) -> str:
-    """How the ledger names an archive: its absolute path."""
-    return str(archive.resolve())
+class ForeignArchive(ArchiveError):
+    """The archive holds a hash chain the ledger did not record: it belongs to another ledger."""
+
+
+def chain_key(ledger: Ledger, lines: list[str]) -> str | None:
+    """How ``ledger`` knows the archive whose manifest holds ``lines``: by its content (the
+    SHA-256 of its first line), never by its folder, so that a copy or a restore elsewhere is
+    the same archive. None for an empty manifest (its first line will be its key) and
+    ForeignArchive when the ledger never recorded its first line."""
+    if not lines:
+        return None
+    first = sha256(lines[0].encode())
+    key = ledger.chain_of(first)
+    if key is None:
+        raise ForeignArchive(
+            f"the ledger has no record of this archive's hash chain (its first line, SHA-256 "
+            f"{first[:16]}…): it was written with another ledger"
+        )
+    return key
 
 
 def archive_pdf(
@@ -421,9 +440,9 @@ def archive_pdf(
     files.mkdir(archive)
     with _locked(archive):
         _recover(archive, files)
-        lines = _lines(archive)
-        ident = archive_id(archive)
-        if ledger is not None:
+        lines = read_lines(archive)
+        ident = chain_key(ledger, lines) if ledger is not None else None
+        if ledger is not None and ident is not None:
             _reconcile(ledger, ident, lines)
         digest = sha256(pdf)
         if reuse:
@@ -460,6 +479,7 @@ def archive_pdf(
             entry["hmac"] = line_hmac(key, entry)
         line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
         number = len(lines) + 1
+        ident = ident or sha256(line.encode())  # a new archive: known by its first line
         if ledger is not None and not ledger.line_intent(ident, number, sha256(line.encode()), entry):
             partial.chmod(0o644)
             partial.unlink()
@@ -488,7 +508,7 @@ def _recover(archive: Path, files: Files | None = None) -> None:
     """Finish or discard what an interrupted archiving left behind."""
     files = files or Files()
     listed = {}
-    for text in _lines(archive):
+    for text in read_lines(archive):
         try:
             entry = json.loads(text)
             listed[str(entry.get("path"))] = entry.get("sha256")
@@ -535,7 +555,13 @@ def verify_archive(
     and every recorded line must be there. With ``key``: every line must carry its HMAC. The
     manifest is read line by line within its bounds; what is not a regular file is never opened."""
     manifest = archive / MANIFEST
-    records = ledger.manifest_records(archive_id(archive)) if ledger is not None else {}
+    first = _first_line(manifest)
+    records = {}
+    if ledger is not None:
+        chain = ledger.chain_of(first) if first else None
+        if chain is None:  # line 1 changed, or the manifest gone: the chain that holds its reports
+            chain = ledger.chain_of_reports([report] if report else _reports_in(archive))
+        records = ledger.manifest_records(chain) if chain is not None else {}
     written = {n: r for n, r in records.items() if r["state"] == "written"}
     refused = _manifest_refused(manifest)
     if refused:
@@ -574,14 +600,38 @@ def verify_archive(
     except OSError as exc:  # replaced meanwhile by something that is not a regular file
         problems.append(f"{MANIFEST}: cannot be read ({exc.strerror or exc})")
         stopped = True
-    head, tail = _ledger_counts(archive, ledger is not None, records, number, stopped)
+    head, tail = _ledger_counts(first, ledger is not None, records, number, stopped)
     problems = head + problems + tail
     problems += _extra_files(archive, listed, report, period)
     return problems
 
 
+def _first_line(manifest: Path) -> str | None:
+    """The SHA-256 of the manifest's first line (the archive's identity in a ledger), if it has one."""
+    if _manifest_refused(manifest):
+        return None
+    try:
+        with _open_regular(manifest) as handle:
+            for _blob, digest in manifest_lines(handle):
+                return digest
+    except (OSError, ManifestTooLarge):
+        return None
+    return None
+
+
+def _reports_in(archive: Path) -> list[str]:
+    """The report folders of an archive (``<report>/<period>/…``)."""
+    try:
+        with os.scandir(archive) as found:
+            return sorted(
+                e.name for e in found if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+            )
+    except OSError:
+        return []
+
+
 def _ledger_counts(
-    archive: Path, with_ledger: bool, records: Mapping[int, Any], lines: int, stopped: bool
+    first: str | None, with_ledger: bool, records: Mapping[int, Any], lines: int, stopped: bool
 ) -> tuple[list[str], list[str]]:
     """What the ledger says of the manifest as a whole (before the lines' problems), and of the
     lines it recorded that the manifest no longer has (after them)."""
@@ -589,8 +639,8 @@ def _ledger_counts(
     head = []
     if with_ledger and lines and not records:
         head.append(
-            f"{MANIFEST}: the ledger has no record of this archive ({archive_id(archive)}): "
-            "wrong ledger, or the archive was moved or written without it"
+            f"{MANIFEST}: the ledger has no record of this archive (its first line, SHA-256 "
+            f"{(first or '')[:16]}…): wrong ledger, or the archive was written without it"
         )
     if not lines and written:
         head.append(f"{MANIFEST}: empty, but the ledger recorded {len(written)} line(s)")

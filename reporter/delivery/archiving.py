@@ -59,6 +59,27 @@ def check_archive_dir(config: Config, root: Path) -> None:
     raise ConfigError([Problem(str(config.file), None, None, "delivery.archive.dir", message, hint)])
 
 
+def check_one_ledger(config: Config, root: Path, ledger: Ledger, period: str) -> None:
+    """One ledger per archive: a run whose ledger did not record the archive's hash chain (a run
+    with another ``--output`` than the runs that wrote it, each with its ``ledger.sqlite``) is
+    refused before anything is recorded, written or sent; its lines would make a second ledger
+    of one chain, and neither would verify it."""
+    from reporter.delivery.archive import ForeignArchive, chain_key, read_lines
+    from reporter.delivery.ledger import ledger_place
+    from reporter.errors import UsageError
+
+    archive = archive_dir(config, root)
+    try:
+        chain_key(ledger, read_lines(archive))
+    except ForeignArchive:
+        raise UsageError(
+            f"{config.report.id} {period}: the archive {archive} was written with another ledger than "
+            f"this run's ({ledger_place(config, root)}), and one archive keeps one ledger; nothing was "
+            "run or sent: run with the --output of the runs that wrote it (its ledger.sqlite), or give "
+            "this output folder its own archive (delivery.archive.dir)"
+        ) from None
+
+
 @dataclass
 class ArchiveStep:
     """One run's archive step."""

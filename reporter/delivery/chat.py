@@ -44,6 +44,7 @@ from reporter.config.labels import Labels
 from reporter.config.model import Chat, Config
 from reporter.delivery.deadline import Deadline
 from reporter.delivery.mailer import SendResult
+from reporter.delivery.wall import wall_now
 from reporter.errors import RunError
 from reporter.files import write_atomic
 from reporter.progress import stage
@@ -335,7 +336,7 @@ class Poster:
             error = redact(error)
             on_attempt(attempt, error or None)
             if state == "sent":
-                return SendResult("sent", attempt)
+                return SendResult("sent", attempt, accepted=wall_now())  # its 2xx answer
             if state != "retry":
                 return SendResult(state, attempt, error)
             if attempt < self.max_attempts:
@@ -533,7 +534,9 @@ def post_cards(
         poster = Poster(env=env, sleep=sleep, timeout=chat.timeout)
         result = poster.post(urls[key.lower()], bodies[chat.kind], chat.webhook_env, counted)
         error = _with_hint(config, period, key, result)
-        ledger.record(report, period, key, version, now, state=result.state, error=error)
+        ledger.record(
+            report, period, key, version, now, state=result.state, error=error, accepted=result.accepted
+        )
         outcomes.append(
             DeliveryOutcome(
                 key,

@@ -42,6 +42,9 @@ class DeliveryOutcome:
     sent_on: str | None = None  # skipped: when the ledger recorded it sent
     claimed: bool = False  # this run took the delivery and tried to send it
     flagged: bool = False  # this run put it in review (alerts_to is told)
+    accepted: dt.datetime | None = None  # sent: the real time the server accepted it
+    data: bytes | None = None  # sent: the message as the server received it (archived)
+    version: int = 0  # claimed: the delivery's version
 
 
 def resolve_hint(config: Config, period: str, recipient: str) -> str:
@@ -308,14 +311,16 @@ class _Sending:
             except (sa.exc.SQLAlchemyError, LedgerError) as exc:
                 lost.append(exc)  # the mailer goes on: what it does is journaled below
 
-        result = self.mailer.send(message, rcpt, counted)
+        result = self.mailer.send(message, rcpt, counted, version=version)
         error = result.error
         if result.state == "review":
             error = f"{error}; not re-sent: {resolve_hint(self.config, period, rcpt)}"
         try:
             if lost:
                 raise lost[0]
-            self.ledger.record(report, period, rcpt, version, now, state=result.state, error=error)
+            self.ledger.record(
+                report, period, rcpt, version, now, state=result.state, error=error, accepted=result.accepted
+            )
         except (sa.exc.SQLAlchemyError, LedgerError) as exc:
             entry = dict(
                 report=report,
@@ -342,6 +347,9 @@ class _Sending:
             claimed=True,
             flagged=result.state == "review",
             channel=self.mailer.channel,
+            accepted=result.accepted,
+            data=result.data,
+            version=version,
         )
 
 

@@ -108,6 +108,9 @@ def run_report(
         )
         try:
             if ledger is not None:
+                from reporter.delivery.archiving import check_one_ledger
+
+                check_one_ledger(config, root, ledger, target.label)
                 _own_report_id(config, ledger, now)
                 from reporter.delivery.journal import reconcile
 
