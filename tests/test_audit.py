@@ -183,3 +183,121 @@ def test_a_copy_of_the_archive_and_its_ledger_verifies_elsewhere_and_one_archive
     assert "tiny/2026-10/tiny_2026-10_v1.pdf: altered (SHA-256 differs from manifest line 1)" in (
         capsys.readouterr().err
     )
+
+
+# --- items 2 and 3: `reporter audit`, and the messages as sent kept in the hash chain ----------
+
+
+def test_audit_lists_every_delivery_with_real_times_and_gives_back_the_bytes_v1_sent(
+    tmp_path, monkeypatch, capsys
+):
+    import csv
+    import hashlib
+    import io
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)  # the run's clock is frozen; the ledger's is not
+    monkeypatch.delenv("REPORTER_ARCHIVE_KEY", raising=False)
+    people = ["a@acme.test", "b@acme.test"]
+    with Server(tmp_path) as server:
+        server.handler.late_reply = 1.2  # the server takes 1.2 s to accept each message
+        config = tiny(tmp_path, server.port, to=people)
+        base = ["run", str(config), "--period", "2026-10", "--output", str(tmp_path)]
+        assert main(base) == 0
+        v1 = {r.rcpt_tos[0]: r.data for r in server.handler.received}
+        assert main([*base, "--force", "--reason", "revenue restated"]) == 0
+    assert len(server.handler.received) == 4
+    archive = tmp_path / "archive"
+    capsys.readouterr()
+    assert main(["audit", str(archive), "--period", "2026-10", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["recipient"], r["version"], r["forced"], r["reason"]) for r in rows] == [
+        ("a@acme.test", 1, False, None),
+        ("a@acme.test", 2, True, "revenue restated"),
+        ("b@acme.test", 1, False, None),
+        ("b@acme.test", 2, True, "revenue restated"),
+    ]
+    assert {(r["report"], r["period"], r["state"], r["channel"]) for r in rows} == {
+        ("tiny", "2026-10", "sent", "smtp")
+    }
+    times = [dt.datetime.fromisoformat(r["accepted"].replace("Z", "+00:00")) for r in rows]
+    assert all(t > NOW + dt.timedelta(days=1) for t in times)  # real times, not the frozen clock
+    assert len(set(times)) == 4  # each accepted 1.2 s after the one before: four times
+    assert len({r["message_id"] for r in rows}) == 4
+    for row in rows:  # each row names the archived .eml that holds what that recipient received
+        assert row["file"].startswith("tiny/2026-10/messages/tiny_2026-10_v")
+        data = (archive / row["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == row["sha256"]
+        assert f"Message-ID: {row['message_id']}".encode() in data
+    # the same rows as CSV, and as a table for a person
+    assert main(["audit", str(archive), "--format", "csv", "--recipient", "B@acme.test"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["recipient"], r["version"], r["accepted"], r["reason"]) for r in table] == [
+        (r["recipient"], str(r["version"]), r["accepted"], r["reason"] or "") for r in rows[2:]
+    ]
+    assert main(["audit", str(archive), "--recipient", "a@acme.test"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "report", "period", "v", "recipient", "channel", "state", "accepted", "(UTC)",
+        "Message-ID", "forced", "reason", "file", "SHA-256",
+    ]  # fmt: skip
+    assert lines[2].split()[:9] == ["tiny", "2026-10", "2", "a@acme.test", "smtp", "sent", rows[1]["accepted"],
+                                    rows[1]["message_id"], "forced"]  # fmt: skip
+    assert len(lines) == 3
+    # the exact bytes of v1's digest to a, after the forced v2: what the server received
+    out = tmp_path / "v1-a.eml"
+    args = ["audit", str(archive), "--period", "2026-10", "--version", "1", "--recipient", "a@acme.test"]
+    assert main([*args, "--write", str(out)]) == 0
+    assert out.read_bytes() == v1["a@acme.test"]
+    assert capsys.readouterr().out == (
+        f"{out}: the message a@acme.test received for 2026-10 v1 ({len(v1['a@acme.test']):,} bytes, "
+        f"SHA-256 {hashlib.sha256(v1['a@acme.test']).hexdigest()}), as archived\n"
+    )
+    # the messages are in the hash chain: verify checks them, and catches an edited one
+    assert main(["verify", str(archive)]) == 0
+    assert capsys.readouterr().out == (
+        f"{archive}: intact — 6 archived file(s), hash chain, attachments and ledger verified\n"
+    )
+    _flip(archive / rows[0]["file"])
+    assert main(["verify", str(archive)]) == 1
+    assert f"{archive}/{rows[0]['file']}: altered (SHA-256 differs from manifest line 2)\n" in (
+        capsys.readouterr().err
+    )
+    assert main([*args, "--write", str(tmp_path / "again.eml")]) == 1
+    assert capsys.readouterr().err == (
+        f"reporter: error: {rows[0]['file']}: altered (SHA-256 differs from manifest.jsonl line 2): "
+        f"not written; run 'reporter verify {archive}'\n"
+    )
+    assert not (tmp_path / "again.eml").exists()
+    # and status points there
+    assert main(["status", str(config), "--output", str(tmp_path)]) == 0
+    assert (
+        f"  4 deliveries recorded; who received what, when and why: reporter audit {archive}\n"
+        in capsys.readouterr().out
+    )
+
+
+def test_audit_says_what_it_needs(tmp_path, capsys):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    assert main(["audit", str(archive), "--write", str(tmp_path / "x.eml"), "--period", "2026-10"]) == 2
+    assert capsys.readouterr().err == (
+        "reporter: error: --write FILE writes one recipient's message: name it with --version N, "
+        "--recipient ADDRESS\n"
+    )
+    assert main(["audit", str(archive), "--version", "2"]) == 2
+    assert capsys.readouterr().err == (
+        "reporter: error: --version names the message to write: use it with --write FILE\n"
+    )
+    args = ["--period", "2026-10", "--version", "1", "--recipient", "a@acme.test"]
+    assert main(["audit", str(archive), *args, "--write", str(tmp_path / "x.eml")]) == 2
+    assert capsys.readouterr().err == (
+        f"reporter: error: {archive}: no archived message to a@acme.test for 2026-10 v1 "
+        "(see 'reporter audit' for what was delivered and archived)\n"
+    )
+    cwd_output = Path("output").resolve()
+    assert main(["audit", str(archive)]) == 2
+    assert capsys.readouterr().err == (
+        f"reporter: error: no ledger beside {archive} ({tmp_path / 'ledger.sqlite'}) nor in "
+        f"{cwd_output / 'ledger.sqlite'}: pass --ledger (the report's delivery.ledger, or the "
+        "ledger.sqlite of the run's output folder)\n"
+    )

@@ -460,8 +460,6 @@ def archive_pdf(
         ]
         version = max(taken, default=0) + 1
         path = folder / f"{report}_{period}_v{version}.pdf"
-        partial = path.with_name(f".{path.name}.partial")
-        files.create_new(partial, pdf)
         entry: dict[str, Any] = {
             "path": str(path.relative_to(archive)),
             "sha256": digest,
@@ -473,26 +471,130 @@ def archive_pdf(
             "time": now.isoformat(timespec="seconds"),
             "reason": reason,
             "attachments": attachment_digests(pdf),
-            "prev": sha256(lines[-1].encode()) if lines else GENESIS,
         }
-        if key:
-            entry["hmac"] = line_hmac(key, entry)
-        line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
-        number = len(lines) + 1
-        ident = ident or sha256(line.encode())  # a new archive: known by its first line
-        if ledger is not None and not ledger.line_intent(ident, number, sha256(line.encode()), entry):
-            partial.chmod(0o644)
-            partial.unlink()
-            raise ArchiveError(
-                f"{archive / MANIFEST}: the ledger has already recorded line {number}, but the manifest "
-                f"has {len(lines)} line(s): it was truncated or replaced; run 'reporter verify {archive}'"
-            )
-        text = "".join(x + "\n" for x in lines) + line + "\n"
-        files.replace(archive / MANIFEST, text.encode("utf-8"))
-        if ledger is not None:
-            ledger.line_state(ident, number, "written")
-        files.rename(partial, path)
+        _append(archive, lines, ident, entry, pdf, ledger=ledger, key=key, files=files)
     return Archived(path, version, entry)
+
+
+def _append(
+    archive: Path,
+    lines: list[str],
+    ident: str | None,
+    entry: dict[str, Any],
+    data: bytes,
+    *,
+    ledger: Ledger | None,
+    key: str | None,
+    files: Files,
+) -> None:
+    """Put ``data`` at ``entry["path"]`` and ``entry`` at the end of the manifest (see
+    ``archive_pdf`` for the order that keeps a crash verifiable); the archive is locked."""
+    path = archive / entry["path"]
+    partial = path.with_name(f".{path.name}.partial")
+    files.create_new(partial, data)
+    entry["prev"] = sha256(lines[-1].encode()) if lines else GENESIS
+    if key:
+        entry["hmac"] = line_hmac(key, entry)
+    line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
+    number = len(lines) + 1
+    ident = ident or sha256(line.encode())  # a new archive: known by its first line
+    if ledger is not None and not ledger.line_intent(ident, number, sha256(line.encode()), entry):
+        partial.chmod(0o644)
+        partial.unlink()
+        raise ArchiveError(
+            f"{archive / MANIFEST}: the ledger has already recorded line {number}, but the manifest "
+            f"has {len(lines)} line(s): it was truncated or replaced; run 'reporter verify {archive}'"
+        )
+    text = "".join(x + "\n" for x in lines) + line + "\n"
+    files.replace(archive / MANIFEST, text.encode("utf-8"))
+    if ledger is not None:
+        ledger.line_state(ident, number, "written")
+    files.rename(partial, path)
+    lines.append(line)
+
+
+MESSAGES = "messages"  # <report>/<period>/messages/: the e-mails as the server received them
+
+
+@dataclass
+class Message:
+    """A delivered e-mail: its bytes as the server received them, to whom, its Message-ID(s)
+    and the delivery's version."""
+
+    data: bytes
+    recipients: list[str]
+    message_ids: list[str]
+    version: int
+
+
+def archive_messages(
+    archive: Path,
+    report: str,
+    period: str,
+    messages: list[Message],
+    *,
+    run_id: str,
+    now: dt.datetime,
+    reason: str | None = None,
+    ledger: Ledger | None = None,
+    key: str | None = None,
+    files: Files | None = None,
+) -> list[Archived]:
+    """Append each distinct message (by content: one file and one manifest line per distinct
+    bytes, listing every recipient that received those bytes) to the archive's hash chain, as
+    ``<report>/<period>/messages/<report>_<period>_v<N>_<recipient>.eml``; a message already
+    archived with the same bytes is not archived again. Never overwrites a file."""
+    from reporter.files import recipient_name
+
+    files = files or Files()
+    distinct: dict[str, Message] = {}
+    for message in messages:
+        same = distinct.setdefault(sha256(message.data), Message(message.data, [], [], message.version))
+        same.recipients += [r for r in message.recipients if r not in same.recipients]
+        same.message_ids += [m for m in message.message_ids if m not in same.message_ids]
+    done: list[Archived] = []
+    if not distinct:
+        return done
+    files.mkdir(archive)
+    with _locked(archive):
+        _recover(archive, files)
+        lines = read_lines(archive)
+        ident = chain_key(ledger, lines) if ledger is not None else None
+        if ledger is not None and ident is not None:
+            _reconcile(ledger, ident, lines)
+        kept = set()
+        for text in lines:
+            with contextlib.suppress(ValueError, AttributeError):
+                kept.add(json.loads(text).get("sha256"))
+        folder = archive / report / period / MESSAGES
+        for digest, message in distinct.items():
+            if digest in kept:
+                continue
+            files.mkdir(folder)
+            stem = f"{report}_{period}_v{message.version}_{recipient_name(message.recipients[0])}"
+            path, count = folder / f"{stem}.eml", 1
+            while path.exists() or path.with_name(f".{path.name}.partial").exists():
+                count += 1
+                path = folder / f"{stem}_{count}.eml"
+            entry: dict[str, Any] = {
+                "kind": "message",
+                "path": str(path.relative_to(archive)),
+                "sha256": digest,
+                "size": len(message.data),
+                "report": report,
+                "period": period,
+                "version": message.version,
+                "recipients": message.recipients,
+                "message_ids": message.message_ids,
+                "run_id": run_id,
+                "time": now.isoformat(timespec="seconds"),
+                "reason": reason,
+                "attachments": {},
+            }
+            _append(archive, lines, ident, entry, message.data, ledger=ledger, key=key, files=files)
+            ident = ident or sha256(lines[0].encode())
+            done.append(Archived(path, message.version, entry))
+    return done
 
 
 def _reconcile(ledger: Ledger, ident: str, lines: list[str]) -> None:
@@ -819,6 +921,8 @@ def _duplicate(
     if rel in listed:
         return f"{where}: duplicate entry for {rel} (also on line {listed[rel]})"
     listed[rel] = number
+    if entry.get("kind") == "message":  # a message shares its delivery's version with others
+        return None
     ident = (entry["report"], entry["period"], entry["version"])
     if ident in versions:
         return (
@@ -837,6 +941,8 @@ def _file_problems(archive: Path, root: Path, number: int, entry: dict[str, Any]
     if refused:
         return [f"{where}: {rel}: {refused}, refused"]
     problems: list[str] = []
+    if entry.get("kind") == "message":
+        return _message_problems(archive, number, entry)
     expected = (
         f"{entry['report']}/{entry['period']}/{entry['report']}_{entry['period']}_v{entry['version']}.pdf"
     )
@@ -857,6 +963,22 @@ def _file_problems(archive: Path, root: Path, number: int, entry: dict[str, Any]
         return problems
     if "results.json" in blobs:
         problems += _check_results(rel, number, entry, blobs["results.json"])
+    return problems
+
+
+def _message_problems(archive: Path, number: int, entry: dict[str, Any]) -> list[str]:
+    """An archived e-mail a line lists: in its report and period's ``messages/`` folder, present,
+    the bytes the line says."""
+    rel = entry["path"]
+    folder = f"{entry['report']}/{entry['period']}/{MESSAGES}/"
+    problems = []
+    if not (rel.startswith(folder) and rel.endswith(".eml") and "/" not in rel[len(folder) :]):
+        problems.append(
+            f"{MANIFEST}:{number}: {rel}: not where its report and period's messages belong ({folder})"
+        )
+    data, problem = _read_listed(archive / rel, rel, number, entry)
+    if data is None:
+        problems.append(problem)
     return problems
 
 
@@ -932,7 +1054,7 @@ def _extra_files(archive: Path, listed: dict[str, int], report: str | None, peri
                 problems.append(f"{rel}: {kind}, not a regular file: not opened")
             continue
         if (
-            rel.endswith(".pdf")
+            rel.endswith((".pdf", ".eml"))
             and not rel.rpartition("/")[2].startswith(".")
             and rel not in listed
             and (not report or rel.startswith(f"{report}/"))

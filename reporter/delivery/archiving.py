@@ -14,12 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reporter.config.model import Config
-from reporter.delivery.archive import Files, archive_pdf, sha256
+from reporter.delivery.archive import Files, Message, archive_messages, archive_pdf, sha256
 from reporter.delivery.ledger import Ledger
 from reporter.errors import RunError
 from reporter.security import remember_secret
@@ -109,8 +109,9 @@ class ArchiveStep:
         )
         self.staged = staged
 
-    def finish(self, pdf: bytes, *, delivered: bool, force: bool) -> None:
-        """Archive the PDF if this run delivered it; record the outcome either way."""
+    def finish(self, pdf: bytes, *, delivered: bool, force: bool, messages: Sequence[Message] = ()) -> None:
+        """Archive the PDF if this run delivered it, and ``messages``, the e-mails as the server
+        received them; record the outcome either way."""
         if self.staged is None:
             if not force:
                 return
@@ -119,7 +120,7 @@ class ArchiveStep:
             self.ledger.archive_result(self.run_id, self.now, state="none")
             _discard(self.staged)
             return
-        self._archive(self.run_id, pdf, self.run_key, self.reason, reuse=not force)
+        self._archive(self.run_id, pdf, self.run_key, self.reason, reuse=not force, messages=messages)
         _discard(self.staged)
 
     def finish_earlier(self) -> None:
@@ -147,7 +148,16 @@ class ArchiveStep:
             self._archive(run_id, pdf, f"run-{run_id}", step["reason"], reuse=True)  # type: ignore[arg-type]
             _discard(staged)
 
-    def _archive(self, run_id: int, pdf: bytes, run_key: str, reason: str | None, *, reuse: bool) -> None:
+    def _archive(
+        self,
+        run_id: int,
+        pdf: bytes,
+        run_key: str,
+        reason: str | None,
+        *,
+        reuse: bool,
+        messages: Sequence[Message] = (),
+    ) -> None:
         archive = archive_dir(self.config, self.root)
         report = self.config.report.id
         try:
@@ -164,6 +174,18 @@ class ArchiveStep:
                 reuse=reuse,
                 files=self.files,
             )
+            kept = archive_messages(
+                archive,
+                report,
+                self.period,
+                list(messages),
+                run_id=run_key,
+                now=self.now,
+                reason=reason,
+                ledger=self.ledger,
+                key=self.key,
+                files=self.files,
+            )
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, OSError) else _os_error(exc)
             self.ledger.archive_result(run_id, self.now, state="failed", error=error)
@@ -173,6 +195,7 @@ class ArchiveStep:
             ) from exc
         self.ledger.archive_result(run_id, self.now, state="done", archive=str(archive), version=done.version)
         self.archived.append(done.path)
+        self.archived += [m.path for m in kept]
 
 
 def _os_error(exc: OSError) -> str:

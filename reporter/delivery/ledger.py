@@ -458,6 +458,17 @@ class Ledger:
             for r in rows
         ]
 
+    def delivery_rows(self, report: str) -> list[dict[str, Any]]:
+        """Every delivery of ``report``, each row whole (``reporter audit``), in period, recipient
+        and version order."""
+        query = (
+            sa.select(deliveries)
+            .where(deliveries.c.report == report)
+            .order_by(deliveries.c.period, deliveries.c.recipient, deliveries.c.version)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     def latest_states(self, report: str, period: str) -> dict[str, tuple[str, int | None]]:
         """Each recipient's latest delivery of ``period``: its state and the run that claimed it."""
         query = (

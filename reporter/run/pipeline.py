@@ -390,8 +390,15 @@ def _run(
             bodies=bodies,
         )
     if step is not None:
+        from reporter.delivery.archive import Message
+
         delivered = any(d.claimed and d.state in ("sent", "review") for d in outcome.deliveries)
-        step.finish(pdf, delivered=delivered, force=force)
+        sent = [
+            Message(d.data, [d.recipient], [d.message_id], d.version)
+            for d in outcome.deliveries
+            if d.claimed and d.data is not None
+        ]
+        step.finish(pdf, delivered=delivered, force=force, messages=sent)
         outcome.files += step.archived
     failure = _delivery_failure(config, target.label, outcome.deliveries)
     if failure is not None:
