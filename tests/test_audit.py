@@ -240,8 +240,10 @@ def test_audit_lists_every_delivery_with_real_times_and_gives_back_the_bytes_v1_
         "report", "period", "v", "recipient", "channel", "state", "accepted", "(UTC)",
         "Message-ID", "forced", "reason", "file", "SHA-256",
     ]  # fmt: skip
-    assert lines[2].split()[:9] == ["tiny", "2026-10", "2", "a@acme.test", "smtp", "sent", rows[1]["accepted"],
-                                    rows[1]["message_id"], "forced"]  # fmt: skip
+    v2 = rows[1]
+    expected = ["tiny", "2026-10", "2", "a@acme.test", "smtp", "sent"]
+    expected += [v2["accepted"], v2["message_id"], "forced"]
+    assert lines[2].split()[:9] == expected
     assert len(lines) == 3
     # the exact bytes of v1's digest to a, after the forced v2: what the server received
     out = tmp_path / "v1-a.eml"
