@@ -161,7 +161,7 @@ def test_a_copy_of_the_archive_and_its_ledger_verifies_elsewhere_and_one_archive
     copy = audit / "archive"
     assert main(["verify", str(copy)]) == 0
     assert capsys.readouterr().out == (
-        f"{copy}: intact — 2 archived file(s), hash chain, attachments and ledger verified\n"
+        f"{copy}: intact — 4 archived file(s), hash chain, attachments and ledger verified\n"
     )
     assert main(["verify", str(copy), "--ledger", str(tmp_path / "original.sqlite")]) == 0
     capsys.readouterr()
@@ -169,7 +169,8 @@ def test_a_copy_of_the_archive_and_its_ledger_verifies_elsewhere_and_one_archive
     from tests.test_archive import rewrite
 
     lines = _manifest(copy)
-    rewrite(copy, [{**lines[0], "reason": "nothing to see"}, lines[1]])
+    assert [e.get("kind", "pdf") for e in lines] == ["pdf", "message", "pdf", "message"]
+    rewrite(copy, [{**lines[0], "reason": "nothing to see"}, *lines[1:]])
     assert main(["verify", str(copy)]) == 1
     err = capsys.readouterr().err
     assert (
