@@ -57,9 +57,11 @@ def test_demo_archive_verifies_and_is_pdfa(demo_archive, capsys):
     assert verify_archive(archive) == []
     assert main(["verify", str(archive)]) == 0
     assert capsys.readouterr().out == (
-        f"{archive}: intact — 3 archived file(s), hash chain, attachments and ledger verified\n"
+        f"{archive}: intact — 6 archived file(s), hash chain, attachments and ledger verified\n"
     )
     lines = [json.loads(x) for x in (archive / MANIFEST).read_text().splitlines()]
+    assert [e.get("kind", "pdf") for e in lines] == ["pdf", "message"] * 3  # each PDF and its e-mail
+    lines = [e for e in lines if e.get("kind") != "message"]
     assert [(e["period"], e["version"], e["reason"]) for e in lines] == [
         ("2026-10", 1, None),
         ("2026-10", 2, "typo fixed"),
