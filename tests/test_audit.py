@@ -304,3 +304,35 @@ def test_audit_says_what_it_needs(tmp_path, capsys):
         f"{cwd_output / 'ledger.sqlite'}: pass --ledger (the report's delivery.ledger, or the "
         "ledger.sqlite of the run's output folder)\n"
     )
+
+
+def test_a_chat_card_is_accepted_at_the_webhooks_answer_and_audit_names_its_pdf(tmp_path, capsys):
+    """The webhook answers 2xx after 1 s: that is the card's acceptance time; no e-mail is
+    archived for a card, so its row names the PDF its run archived."""
+    import hashlib
+
+    from reporter.config import load_config
+    from reporter.run.pipeline import run_report
+    from tests.test_chat import tiny as chat_tiny
+    from tests.webhook_server import WebhookServer
+
+    config = load_config(chat_tiny(tmp_path, "[{kind: slack, webhook_env: SLACK_HOOK}]"), env={})
+    with WebhookServer(delays=[1.0]) as server:
+        env = {"SLACK_HOOK": server.url("/hooks/T0/B0/xyz")}
+        run_report(config, period="2026-10", now=NOW, output=tmp_path, env=env)
+    assert len(server.received) == 1
+    (run,) = _rows(tmp_path, "runs")
+    (card,) = _rows(tmp_path, "deliveries")
+    accepted = _aware(card["accepted"])
+    assert accepted - _aware(run["wall_started"]) >= dt.timedelta(seconds=1)
+    assert accepted <= _aware(run["wall_finished"])
+    capsys.readouterr()
+    assert main(["audit", str(tmp_path / "archive"), "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    pdf = tmp_path / "archive" / "tiny" / "2026-10" / "tiny_2026-10_v1.pdf"
+    assert (row["recipient"], row["channel"], row["state"]) == ("slack:slack_hook", "slack", "sent")
+    assert row["accepted"] == accepted.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (row["file"], row["sha256"]) == (
+        "tiny/2026-10/tiny_2026-10_v1.pdf",
+        hashlib.sha256(pdf.read_bytes()).hexdigest(),
+    )
