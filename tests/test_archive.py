@@ -163,8 +163,8 @@ def test_crash_after_the_manifest_commit_is_completed_by_the_next_run(demo_archi
 
     with pytest.raises(OSError, match="power cut"):
         archive_pdf(archive, "marketing-monthly", "2026-10", pdf, run_id="r", now=NOW, files=PowerCut())
-    assert verify_archive(archive) == [
-        "marketing-monthly/2026-10/marketing-monthly_2026-10_v3.pdf: missing (listed on manifest line 4); "
+    assert verify_archive(archive) == [  # line 7: after 3 PDFs and their 3 e-mails
+        "marketing-monthly/2026-10/marketing-monthly_2026-10_v3.pdf: missing (listed on manifest line 7); "
         "archiving was interrupted after the manifest was written: the next run completes it"
     ]
     done = archive_pdf(archive, "marketing-monthly", "2026-10", pdf, run_id="r", now=NOW)
