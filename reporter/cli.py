@@ -629,6 +629,7 @@ def _audit(args: argparse.Namespace) -> int:
             raise UsageError("--version names the message to write: use it with --write FILE")
         url = _ledger_url(args.ledger) if args.ledger else _archive_ledger(args.archive)
         with Ledger(url) as ledger:
+            _same_chain(args.archive, ledger)
             rows = audit_rows(
                 args.archive, ledger, report=args.report, period=args.period, recipient=args.recipient
             )
@@ -651,6 +652,23 @@ def _audit(args: argparse.Namespace) -> int:
         f"({len(data):,} bytes, SHA-256 {sha256(data)}), as archived"
     )
     return 0
+
+
+def _same_chain(archive: Path, ledger: Any) -> None:
+    """``audit`` lists the deliveries of the ledger that recorded this archive, no other's."""
+    from reporter.delivery.archive import ForeignArchive, chain_key, read_lines
+
+    try:
+        chain_key(ledger, read_lines(archive))
+    except ForeignArchive as exc:
+        raise UsageError(
+            f"{archive}: {exc}: its deliveries are not this archive's; pass the archive's own ledger "
+            "with --ledger"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"{archive}: its manifest cannot be read ({exc}); run 'reporter verify {archive}'"
+        ) from None
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ Against a real SMTP server on 127.0.0.1 (tests/smtp_server.py) and the real ledg
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 
@@ -335,4 +336,20 @@ def test_a_chat_card_is_accepted_at_the_webhooks_answer_and_audit_names_its_pdf(
     assert (row["file"], row["sha256"]) == (
         "tiny/2026-10/tiny_2026-10_v1.pdf",
         hashlib.sha256(pdf.read_bytes()).hexdigest(),
+    )
+
+
+def test_audit_refuses_a_ledger_that_did_not_record_the_archive(tmp_path, capsys):
+    """Another archive's ledger would list deliveries this archive never saw."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    line = '{"path": "tiny/2026-10/tiny_2026-10_v1.pdf", "report": "tiny"}'
+    (archive / MANIFEST).write_text(line + "\n")
+    Ledger(default_url(tmp_path)).close()
+    first = hashlib.sha256(line.encode()).hexdigest()
+    assert main(["audit", str(archive)]) == 2
+    assert capsys.readouterr().err == (
+        f"reporter: error: {archive}: the ledger has no record of this archive's hash chain (its first "
+        f"line, SHA-256 {first[:16]}…): it was written with another ledger: its deliveries are not this "
+        "archive's; pass the archive's own ledger with --ledger\n"
     )
