@@ -47,6 +47,11 @@ EXAMPLES = {
   reporter status config/example.yaml""",
     "verify": """example:
   reporter verify output/archive --report marketing-monthly --period 2026-10""",
+    "audit": """examples:
+  reporter audit output/archive --period 2026-10                 # who received what, when, why
+  reporter audit output/archive --format csv > deliveries.csv
+  reporter audit output/archive --period 2026-10 --version 1 --recipient ceo@acme.fr \\
+      --write v1.eml                                             # the exact bytes received""",
     "reproduce": """example:
   reporter reproduce output/archive/marketing-monthly/2026-10/marketing-monthly_2026-10_v1.pdf \\
       --data config       # the folder that held example.yaml and its data/""",
@@ -141,7 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", help="e.g. 2026-10, 2026-Q4 or 2026-W43 (default: last complete)")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     p.add_argument("--no-send", action="store_true", help="compute and write files; send nothing")
-    p.add_argument("--force", action="store_true", help="re-send a period already delivered")
+    p.add_argument("--force", action="store_true", help="re-send a period already delivered (with --reason)")
+    p.add_argument(
+        "--reason",
+        metavar="TEXT",
+        help="with --force (required there): why it is sent again; kept in the ledger, the "
+        "archive's manifest and 'reporter audit'",
+    )
     p.add_argument(
         "--recipient",
         action="append",
@@ -269,6 +280,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--no-ledger", action="store_true", help="check the hash chain and files only, without a ledger"
+    )
+
+    p = _command(
+        sub, "audit", "who received which version, when and why: one row per delivery, from the ledger"
+    )
+    p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
+    p.add_argument("--report", help="only this report id")
+    p.add_argument("--period", help="only this period, e.g. 2026-10")
+    p.add_argument("--recipient", metavar="ADDRESS", help="only this recipient (or chat channel)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="default: table")
+    p.add_argument(
+        "--ledger",
+        metavar="LEDGER",
+        help="the ledger that recorded the deliveries: a URL or a ledger.sqlite path "
+        "(default: ledger.sqlite beside ARCHIVE_DIR, else in ./output)",
+    )
+    p.add_argument("--version", type=int, metavar="N", help="with --write: the delivery's version")
+    p.add_argument(
+        "--write",
+        type=Path,
+        metavar="FILE",
+        help="write the exact bytes --recipient received for --period P --version N (from the "
+        "archive, checked against its manifest line) to FILE",
     )
 
     p = _command(sub, "reproduce", "re-render an archived PDF from the YAML inside it and a copy of its data")
@@ -615,6 +649,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.recipient and not args.force:
         raise UsageError("--recipient re-sends to some recipients only: use it with --force")
+    reason = _force_reason(args)
     from reporter.render import warmup
 
     warmup.start()  # imports WeasyPrint on the other core while the YAML and data are read
@@ -638,6 +673,7 @@ def _run(args: argparse.Namespace) -> int:
                     output=args.output,
                     send=not args.no_send,
                     force=args.force,
+                    reason=reason,
                     recipients=[r.lower() for r in args.recipient] if args.recipient else None,
                 )
         except RunError as exc:
@@ -648,6 +684,19 @@ def _run(args: argparse.Namespace) -> int:
             continue
         print(outcome.summary() + ("\n  nothing sent (--no-send)" if args.no_send else ""))
     return 1 if failed else 0
+
+
+def _force_reason(args: argparse.Namespace) -> str | None:
+    """The reason of a ``--force`` re-send: required with it, refused without it."""
+    reason = " ".join((args.reason or "").split())
+    if args.reason is not None and not args.force:
+        raise UsageError("--reason says why a period is sent again: use it with --force")
+    if args.force and not reason:
+        raise UsageError(
+            "--force re-sends a period already delivered: say why with --reason TEXT (kept in the "
+            "ledger, the archive's manifest and 'reporter audit')"
+        )
+    return reason or None
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -756,10 +805,81 @@ def _ledger_url(given: str) -> str:
     return given
 
 
+def _archive_ledger(archive: Path, more: str = "") -> str:
+    """The ledger of an archive where `reporter run` leaves it: beside the archive folder, or in
+    ./output (``more``: what else the command can do without one)."""
+    from reporter.delivery.ledger import default_url
+
+    places = [archive.resolve().parent, Path("output").resolve()]
+    found = next((place for place in places if (place / "ledger.sqlite").is_file()), None)
+    if found is None:
+        raise UsageError(
+            f"no ledger beside {archive} ({places[0] / 'ledger.sqlite'}) nor in "
+            f"{places[1] / 'ledger.sqlite'}: pass --ledger (the report's delivery.ledger, or "
+            f"the ledger.sqlite of the run's output folder){more}"
+        )
+    return default_url(found)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from reporter.delivery.archive import sha256
+    from reporter.delivery.audit import audit_rows, message_bytes, render
+    from reporter.delivery.ledger import Ledger
+    from reporter.files import write_atomic
+
+    if not args.archive.is_dir():
+        raise UsageError(f"{args.archive}: not a folder")
+    if args.write is None:
+        if args.version is not None:
+            raise UsageError("--version names the message to write: use it with --write FILE")
+        url = _ledger_url(args.ledger) if args.ledger else _archive_ledger(args.archive)
+        with Ledger(url) as ledger:
+            _same_chain(args.archive, ledger)
+            rows = audit_rows(
+                args.archive, ledger, report=args.report, period=args.period, recipient=args.recipient
+            )
+        sys.stdout.write(render(rows, args.format))
+        return 0
+    named = (
+        ("--period P", args.period),
+        ("--version N", args.version),
+        ("--recipient ADDRESS", args.recipient),
+    )
+    missing = [option for option, value in named if value is None]
+    if missing:
+        raise UsageError(f"--write FILE writes one recipient's message: name it with {', '.join(missing)}")
+    data = message_bytes(
+        args.archive, report=args.report, period=args.period, version=args.version, recipient=args.recipient
+    )
+    write_atomic(args.write, data)
+    print(
+        f"{args.write}: the message {args.recipient} received for {args.period} v{args.version} "
+        f"({len(data):,} bytes, SHA-256 {sha256(data)}), as archived"
+    )
+    return 0
+
+
+def _same_chain(archive: Path, ledger: Any) -> None:
+    """``audit`` lists the deliveries of the ledger that recorded this archive, no other's."""
+    from reporter.delivery.archive import ForeignArchive, chain_key, read_lines
+
+    try:
+        chain_key(ledger, read_lines(archive))
+    except ForeignArchive as exc:
+        raise UsageError(
+            f"{archive}: {exc}: its deliveries are not this archive's; pass the archive's own ledger "
+            "with --ledger"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"{archive}: its manifest cannot be read ({exc}); run 'reporter verify {archive}'"
+        ) from None
+
+
 def _verify(args: argparse.Namespace) -> int:
     from reporter.delivery.archive import manifest_count, verify_archive
     from reporter.delivery.archiving import KEY_ENV
-    from reporter.delivery.ledger import Ledger, default_url
+    from reporter.delivery.ledger import Ledger
 
     if not args.archive.is_dir():
         raise UsageError(f"{args.archive}: not a folder")
@@ -767,17 +887,7 @@ def _verify(args: argparse.Namespace) -> int:
         raise UsageError("--ledger and --no-ledger: choose one")
     url = _ledger_url(args.ledger) if args.ledger else None
     if url is None and not args.no_ledger:
-        # where `reporter run` leaves it: beside the archive folder, or in ./output
-        places = [args.archive.resolve().parent, Path("output").resolve()]
-        found = next((place for place in places if (place / "ledger.sqlite").is_file()), None)
-        if found is None:
-            raise UsageError(
-                f"no ledger beside {args.archive} ({places[0] / 'ledger.sqlite'}) nor in "
-                f"{places[1] / 'ledger.sqlite'}: pass --ledger (the report's delivery.ledger, or "
-                "the ledger.sqlite of the run's output folder), or --no-ledger to check the hash "
-                "chain and files only"
-            )
-        url = default_url(found)
+        url = _archive_ledger(args.archive, ", or --no-ledger to check the hash chain and files only")
     key = os.environ.get(KEY_ENV) or None
     with contextlib.ExitStack() as stack:
         ledger = stack.enter_context(Ledger(url)) if url else None
@@ -812,7 +922,7 @@ def _one_report(configs: list[Config], args: argparse.Namespace) -> Config:
 def _not_in_review(config: Config, period: str, recipient: str, state: str) -> str:
     hint = {
         "sent": f"to send it again: reporter run {config.file} --period {period} --force "
-        f"--recipient {recipient}",
+        f"--reason TEXT --recipient {recipient}",
         "failed": f"the next 'reporter run {config.file} --period {period}' retries it",
     }.get(state, "")
     return f"{config.report.id} {period} {recipient}: {state}, not in review; {hint}"
@@ -972,7 +1082,7 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  no run recorded yet; {NOT_TRACKED}")
             continue
         try:
-            _status_ledger(config, url)
+            _status_ledger(config, url, root)
         except (SQLAlchemyError, LedgerError) as exc:  # its database down: say so, go on
             from reporter.delivery.ledger import ledger_place
             from reporter.delivery.once import ledger_trouble
@@ -984,9 +1094,10 @@ def _status(args: argparse.Namespace) -> int:
     return 1 if unreadable else 0
 
 
-def _status_ledger(config: Any, url: str) -> None:
+def _status_ledger(config: Any, url: str, root: Path) -> None:
     """What ``reporter status`` says from the ledger: the last runs, the deliveries waiting for
-    something, the archive steps left undone."""
+    something, the archive steps left undone, and where to see every delivery (``audit``)."""
+    from reporter.delivery.archiving import archive_dir
     from reporter.delivery.ledger import Ledger
 
     with Ledger(url) as ledger:
@@ -1012,6 +1123,12 @@ def _status_ledger(config: Any, url: str) -> None:
             if step["state"] in ("pending", "failed", "lost"):
                 error = f" — {step['error']}" if step["error"] else ""
                 print(f"  archive {step['period']} (run {step['run_id']}): {step['state']}{error}")
+        recorded = len(ledger.all(config.report.id))
+        if recorded:
+            print(
+                f"  {recorded} deliver{'y' if recorded == 1 else 'ies'} recorded; who received what, when "
+                f"and why: reporter audit {archive_dir(config, root)}"
+            )
 
 
 def _release(args: argparse.Namespace) -> int:
@@ -1281,6 +1398,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "preview": _preview,
     "verify": _verify,
+    "audit": _audit,
     "status": _status,
     "reproduce": _reproduce,
     "schema": _schema,

@@ -57,9 +57,11 @@ def test_demo_archive_verifies_and_is_pdfa(demo_archive, capsys):
     assert verify_archive(archive) == []
     assert main(["verify", str(archive)]) == 0
     assert capsys.readouterr().out == (
-        f"{archive}: intact — 3 archived file(s), hash chain, attachments and ledger verified\n"
+        f"{archive}: intact — 6 archived file(s), hash chain, attachments and ledger verified\n"
     )
     lines = [json.loads(x) for x in (archive / MANIFEST).read_text().splitlines()]
+    assert [e.get("kind", "pdf") for e in lines] == ["pdf", "message"] * 3  # each PDF and its e-mail
+    lines = [e for e in lines if e.get("kind") != "message"]
     assert [(e["period"], e["version"], e["reason"]) for e in lines] == [
         ("2026-10", 1, None),
         ("2026-10", 2, "typo fixed"),
@@ -161,8 +163,8 @@ def test_crash_after_the_manifest_commit_is_completed_by_the_next_run(demo_archi
 
     with pytest.raises(OSError, match="power cut"):
         archive_pdf(archive, "marketing-monthly", "2026-10", pdf, run_id="r", now=NOW, files=PowerCut())
-    assert verify_archive(archive) == [
-        "marketing-monthly/2026-10/marketing-monthly_2026-10_v3.pdf: missing (listed on manifest line 4); "
+    assert verify_archive(archive) == [  # line 7: after 3 PDFs and their 3 e-mails
+        "marketing-monthly/2026-10/marketing-monthly_2026-10_v3.pdf: missing (listed on manifest line 7); "
         "archiving was interrupted after the manifest was written: the next run completes it"
     ]
     done = archive_pdf(archive, "marketing-monthly", "2026-10", pdf, run_id="r", now=NOW)
@@ -617,10 +619,15 @@ def test_verify_finds_its_ledger_or_says_how(three_pdfs, tmp_path, capsys):
         "reporter: error: --ledger not a url://: not a database URL (e.g. sqlite:////path/ledger.sqlite)\n"
     )
     url = f"sqlite:///{tmp_path / 'one' / 'ledger.sqlite'}"
-    assert main(["verify", str(moved), "--ledger", url]) == 1
+    assert main(["verify", str(moved), "--ledger", url]) == 0  # a copy: the same chain to its ledger
+    capsys.readouterr()
+    fresh = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    Ledger(fresh).close()
+    assert main(["verify", str(moved), "--ledger", fresh]) == 1
+    first = archive_module.sha256((moved / MANIFEST).read_text().splitlines()[0].encode())
     assert capsys.readouterr().err.startswith(
-        f"{moved}/manifest.jsonl: the ledger has no record of this archive ({moved}): "
-        "wrong ledger, or the archive was moved or written without it\n"
+        f"{moved}/manifest.jsonl: the ledger has no record of this archive (its first line, SHA-256 "
+        f"{first[:16]}…): wrong ledger, or the archive was written without it\n"
     )
     assert main(["verify", str(archive), "--ledger", url]) == 0
     assert main(["verify", str(moved), "--no-ledger"]) == 0

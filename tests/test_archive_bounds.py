@@ -69,6 +69,15 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
+def _rewrite_first(manifest: Path, **changes: object) -> None:
+    """The first line (the PDF's) changed, the chain recomputed after it: what a forger who
+    has no ledger to fear writes."""
+    from tests.test_archive import rewrite
+
+    lines = [json.loads(x) for x in manifest.read_text().splitlines()]
+    rewrite(manifest.parent, [{**lines[0], **changes}, *lines[1:]])
+
+
 @pytest.fixture
 def work(origin: Path, tmp_path: Path) -> Path:
     """A copy of ``origin`` to spoil; its ledger (copied too) hands the report id over to the
@@ -142,7 +151,7 @@ def test_the_manifest_is_read_within_its_line_and_size_bounds(work, monkeypatch,
     """Past MAX_MANIFEST_LINES lines or MAX_MANIFEST_BYTES, verify stops and says so (the bounds
     made small here: the real ones are 1,000,000 lines and 1 GiB)."""
     manifest = work / "archive" / MANIFEST
-    line = manifest.read_bytes()
+    line = manifest.read_bytes().splitlines(keepends=True)[0]  # the PDF's (then its e-mail's)
     manifest.write_bytes(line * 5)
     monkeypatch.setattr(archive_module, "MAX_MANIFEST_LINES", 3)
     assert main(["verify", str(work / "archive"), "--no-ledger"]) == 1
@@ -234,7 +243,21 @@ def test_a_fifo_as_the_archive_lock_fails_the_run_instead_of_hanging(work):
     forever; now the archiving fails, with what to do."""
     fifo(work / "archive" / ".lock")
     done = cli(
-        ["run", F, "--period", "2026-10", "--output", "out", "--force", "--allow-dir", "."], work, timeout=300
+        [
+            "run",
+            F,
+            "--period",
+            "2026-10",
+            "--output",
+            "out",
+            "--force",
+            "--reason",
+            "again",
+            "--allow-dir",
+            ".",
+        ],
+        work,
+        timeout=300,
     )
     assert done.code == 1
     assert (
@@ -303,9 +326,7 @@ def test_verify_reads_a_bomb_attachment_in_bounded_memory(work):
     shutil.move(spoilt, target)
     data = target.read_bytes()
     manifest = work / "archive" / MANIFEST
-    entry = json.loads(manifest.read_text())
-    entry.update(sha256=archive_module.sha256(data), size=len(data))
-    manifest.write_text(json.dumps(entry, sort_keys=True) + "\n")
+    _rewrite_first(manifest, sha256=archive_module.sha256(data), size=len(data))
     done = cli(["verify", "archive", "--no-ledger"], work)
     assert (done.code, done.err) == (
         1,
@@ -357,9 +378,7 @@ def test_verify_bounds_all_attachments_of_a_pdf_together(work):
     shutil.move(spoilt, target)
     data = target.read_bytes()
     manifest = work / "archive" / MANIFEST
-    entry = json.loads(manifest.read_text())
-    entry.update(sha256=archive_module.sha256(data), size=len(data))
-    manifest.write_text(json.dumps(entry, sort_keys=True) + "\n")
+    _rewrite_first(manifest, sha256=archive_module.sha256(data), size=len(data))
     done = cli(["verify", "archive", "--no-ledger"], work)
     assert (done.code, done.err) == (
         1,
@@ -386,7 +405,21 @@ def test_a_run_neither_opens_nor_follows_a_partial_file_that_is_not_regular(work
     listed.unlink()
     fifo(folder / ".repro_2026-10_v1.pdf.partial")
     done = cli(
-        ["run", F, "--period", "2026-10", "--output", "out", "--force", "--allow-dir", "."], work, timeout=300
+        [
+            "run",
+            F,
+            "--period",
+            "2026-10",
+            "--output",
+            "out",
+            "--force",
+            "--reason",
+            "again",
+            "--allow-dir",
+            ".",
+        ],
+        work,
+        timeout=300,
     )
     assert "Traceback" not in "\n".join(done.err)
     assert outside.stat().st_mode & 0o777 == 0o600

@@ -684,7 +684,7 @@ def test_resolve_settles_a_card_in_review_and_force_recipient_reposts(tmp_path, 
         assert len(server.received) == 1
         assert ledger_rows(tmp_path) == {"slack:slack_hook": (1, "sent", 1)}
         run_args = ["run", str(path), "--period", "2026-10", "--output", str(tmp_path)]
-        assert main([*run_args, "--force", "--recipient", "slack:SLACK_HOOK"]) == 0
+        assert main([*run_args, "--force", "--reason", "card fixed", "--recipient", "slack:SLACK_HOOK"]) == 0
         assert len(server.received) == 2
     assert ledger_rows(tmp_path) == {"slack:slack_hook": (2, "sent", 1)}
     out = capsys.readouterr().out

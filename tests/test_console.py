@@ -120,6 +120,8 @@ def test_status_says_no_send_runs_are_not_tracked(starter: Path, capsys: pytest.
         "newsletter-monthly — Newsletter report\n"
         "  not scheduled (no delivery.schedule)\n"
         "  run 2026-10 at 2026-11-24 08:00 (cli): ok\n"
+        "  1 delivery recorded; who received what, when and why: "
+        f"reporter audit {(out / 'archive').resolve()}\n"
         f"  {NOT_TRACKED}\n"
     )
 

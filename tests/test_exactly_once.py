@@ -286,7 +286,7 @@ def test_late_reply_goes_to_review_once_then_resolve(tmp_path, capsys):
         )
         assert capsys.readouterr().err == (
             f"reporter: error: tiny 2026-10 {people[1]}: sent, not in review; to send it again: "
-            f"reporter run {config} --period 2026-10 --force --recipient {people[1]}\n"
+            f"reporter run {config} --period 2026-10 --force --reason TEXT --recipient {people[1]}\n"
         )
         assert count(server) == {people[0]: 1, people[1]: 2, people[2]: 1, OPS: 2}
 
@@ -356,7 +356,17 @@ def test_force_with_recipient_resends_to_that_one_only(tmp_path, capsys):
         config = tiny(tmp_path, server.port)
         assert main(["run", str(config), "--period", "2026-10", "--output", str(tmp_path)]) == 0
         assert count(server) == dict.fromkeys(PEOPLE, 1)
-        args = ["run", str(config), "--period", "2026-10", "--output", str(tmp_path), "--force"]
+        args = [
+            "run",
+            str(config),
+            "--period",
+            "2026-10",
+            "--output",
+            str(tmp_path),
+            "--force",
+            "--reason",
+            "again",
+        ]
         assert main([*args, "--recipient", "C@acme.test"]) == 0
         assert count(server) == {**dict.fromkeys(PEOPLE, 1), "c@acme.test": 2}
         assert states(tmp_path)["c@acme.test"] == (2, "sent")
@@ -373,7 +383,7 @@ def test_force_with_recipient_resends_to_that_one_only(tmp_path, capsys):
             "reporter: error: --recipient zed@acme.test: not a recipient of this report "
             "(delivery.email to, cc or recipients)\n"
         )
-        assert main([*args[:-1], "--recipient", "a@acme.test"]) == 2
+        assert main([*args[:-3], "--recipient", "a@acme.test"]) == 2
         assert capsys.readouterr().err == (
             "reporter: error: --recipient re-sends to some recipients only: use it with --force\n"
         )
@@ -381,7 +391,8 @@ def test_force_with_recipient_resends_to_that_one_only(tmp_path, capsys):
         # each forced re-send is archived as a new version with the chain and ledger intact
         assert main(["verify", str(tmp_path / "archive")]) == 0
         lines = (tmp_path / "archive" / MANIFEST).read_text().splitlines()
-        assert [json.loads(x)["version"] for x in lines] == [1, 2, 3]
+        pdfs = [json.loads(x) for x in lines if json.loads(x).get("kind") != "message"]
+        assert [e["version"] for e in pdfs] == [1, 2, 3]
 
 
 # --- archived or failed, never silently neither -----------------------------------------------

@@ -10,7 +10,9 @@ time, reason, the SHA-256 of each attachment inside the PDF, and ``prev``: the S
 previous line's text (64 zeros for the first), and with REPORTER_ARCHIVE_KEY set an HMAC of the
 line. Editing, deleting or reordering lines breaks the chain; editing or deleting a file breaks
 its hash. A rewrite that recomputes the chain is caught by the ledger, which recorded each
-line's SHA-256 when it was written, and by the HMAC. The manifest is rewritten atomically (temp
+line's SHA-256 when it was written, and by the HMAC. The ledger knows an archive by its content
+(the SHA-256 of its first line, see ``chain_key``), never by its folder: a copy of the archive
+with its ledger, or a restore elsewhere, verifies the same. The manifest is rewritten atomically (temp
 file, fsync, rename), so a crash leaves the old or the new manifest, never a torn line; the
 PDF is first written as a hidden partial file and renamed into place after the manifest (see
 ``archive_pdf``), so an interrupted archiving still verifies.
@@ -350,7 +352,8 @@ class Files:
         fsync_dir(dst.parent)
 
 
-def _lines(archive: Path) -> list[str]:
+def read_lines(archive: Path) -> list[str]:
+    """The manifest's lines (none when it does not exist yet)."""
     manifest = archive / MANIFEST
     if not manifest.is_file():
         return []
@@ -389,9 +392,25 @@ def _locked(archive: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def archive_id(archive: Path) -> str:
-    """How the ledger names an archive: its absolute path."""
-    return str(archive.resolve())
+class ForeignArchive(ArchiveError):
+    """The archive holds a hash chain the ledger did not record: it belongs to another ledger."""
+
+
+def chain_key(ledger: Ledger, lines: list[str]) -> str | None:
+    """How ``ledger`` knows the archive whose manifest holds ``lines``: by its content (the
+    SHA-256 of its first line), never by its folder, so that a copy or a restore elsewhere is
+    the same archive. None for an empty manifest (its first line will be its key) and
+    ForeignArchive when the ledger never recorded its first line."""
+    if not lines:
+        return None
+    first = sha256(lines[0].encode())
+    key = ledger.chain_of(first)
+    if key is None:
+        raise ForeignArchive(
+            f"the ledger has no record of this archive's hash chain (its first line, SHA-256 "
+            f"{first[:16]}…): it was written with another ledger"
+        )
+    return key
 
 
 def archive_pdf(
@@ -421,9 +440,9 @@ def archive_pdf(
     files.mkdir(archive)
     with _locked(archive):
         _recover(archive, files)
-        lines = _lines(archive)
-        ident = archive_id(archive)
-        if ledger is not None:
+        lines = read_lines(archive)
+        ident = chain_key(ledger, lines) if ledger is not None else None
+        if ledger is not None and ident is not None:
             _reconcile(ledger, ident, lines)
         digest = sha256(pdf)
         if reuse:
@@ -446,8 +465,6 @@ def archive_pdf(
                     taken.append(int(old["version"]))
         version = max(taken, default=0) + 1
         path = folder / f"{report}_{period}_v{version}.pdf"
-        partial = path.with_name(f".{path.name}.partial")
-        files.create_new(partial, pdf)
         entry: dict[str, Any] = {
             "path": str(path.relative_to(archive)),
             "sha256": digest,
@@ -459,25 +476,130 @@ def archive_pdf(
             "time": now.isoformat(timespec="seconds"),
             "reason": reason,
             "attachments": attachment_digests(pdf),
-            "prev": sha256(lines[-1].encode()) if lines else GENESIS,
         }
-        if key:
-            entry["hmac"] = line_hmac(key, entry)
-        line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
-        number = len(lines) + 1
-        if ledger is not None and not ledger.line_intent(ident, number, sha256(line.encode()), entry):
-            partial.chmod(0o644)
-            partial.unlink()
-            raise ArchiveError(
-                f"{archive / MANIFEST}: the ledger has already recorded line {number}, but the manifest "
-                f"has {len(lines)} line(s): it was truncated or replaced; run 'reporter verify {archive}'"
-            )
-        text = "".join(x + "\n" for x in lines) + line + "\n"
-        files.replace(archive / MANIFEST, text.encode("utf-8"))
-        if ledger is not None:
-            ledger.line_state(ident, number, "written")
-        files.rename(partial, path)
+        _append(archive, lines, ident, entry, pdf, ledger=ledger, key=key, files=files)
     return Archived(path, version, entry)
+
+
+def _append(
+    archive: Path,
+    lines: list[str],
+    ident: str | None,
+    entry: dict[str, Any],
+    data: bytes,
+    *,
+    ledger: Ledger | None,
+    key: str | None,
+    files: Files,
+) -> None:
+    """Put ``data`` at ``entry["path"]`` and ``entry`` at the end of the manifest (see
+    ``archive_pdf`` for the order that keeps a crash verifiable); the archive is locked."""
+    path = archive / entry["path"]
+    partial = path.with_name(f".{path.name}.partial")
+    files.create_new(partial, data)
+    entry["prev"] = sha256(lines[-1].encode()) if lines else GENESIS
+    if key:
+        entry["hmac"] = line_hmac(key, entry)
+    line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
+    number = len(lines) + 1
+    ident = ident or sha256(line.encode())  # a new archive: known by its first line
+    if ledger is not None and not ledger.line_intent(ident, number, sha256(line.encode()), entry):
+        partial.chmod(0o644)
+        partial.unlink()
+        raise ArchiveError(
+            f"{archive / MANIFEST}: the ledger has already recorded line {number}, but the manifest "
+            f"has {len(lines)} line(s): it was truncated or replaced; run 'reporter verify {archive}'"
+        )
+    text = "".join(x + "\n" for x in lines) + line + "\n"
+    files.replace(archive / MANIFEST, text.encode("utf-8"))
+    if ledger is not None:
+        ledger.line_state(ident, number, "written")
+    files.rename(partial, path)
+    lines.append(line)
+
+
+MESSAGES = "messages"  # <report>/<period>/messages/: the e-mails as the server received them
+
+
+@dataclass
+class Message:
+    """A delivered e-mail: its bytes as the server received them, to whom, its Message-ID(s)
+    and the delivery's version."""
+
+    data: bytes
+    recipients: list[str]
+    message_ids: list[str]
+    version: int
+
+
+def archive_messages(
+    archive: Path,
+    report: str,
+    period: str,
+    messages: list[Message],
+    *,
+    run_id: str,
+    now: dt.datetime,
+    reason: str | None = None,
+    ledger: Ledger | None = None,
+    key: str | None = None,
+    files: Files | None = None,
+) -> list[Archived]:
+    """Append each distinct message (by content: one file and one manifest line per distinct
+    bytes, listing every recipient that received those bytes) to the archive's hash chain, as
+    ``<report>/<period>/messages/<report>_<period>_v<N>_<recipient>.eml``; a message already
+    archived with the same bytes is not archived again. Never overwrites a file."""
+    from reporter.files import recipient_name
+
+    files = files or Files()
+    distinct: dict[str, Message] = {}
+    for message in messages:
+        same = distinct.setdefault(sha256(message.data), Message(message.data, [], [], message.version))
+        same.recipients += [r for r in message.recipients if r not in same.recipients]
+        same.message_ids += [m for m in message.message_ids if m not in same.message_ids]
+    done: list[Archived] = []
+    if not distinct:
+        return done
+    files.mkdir(archive)
+    with _locked(archive):
+        _recover(archive, files)
+        lines = read_lines(archive)
+        ident = chain_key(ledger, lines) if ledger is not None else None
+        if ledger is not None and ident is not None:
+            _reconcile(ledger, ident, lines)
+        kept = set()
+        for text in lines:
+            with contextlib.suppress(ValueError, AttributeError):
+                kept.add(json.loads(text).get("sha256"))
+        folder = archive / report / period / MESSAGES
+        for digest, message in distinct.items():
+            if digest in kept:
+                continue
+            files.mkdir(folder)
+            stem = f"{report}_{period}_v{message.version}_{recipient_name(message.recipients[0])}"
+            path, count = folder / f"{stem}.eml", 1
+            while path.exists() or path.with_name(f".{path.name}.partial").exists():
+                count += 1
+                path = folder / f"{stem}_{count}.eml"
+            entry: dict[str, Any] = {
+                "kind": "message",
+                "path": str(path.relative_to(archive)),
+                "sha256": digest,
+                "size": len(message.data),
+                "report": report,
+                "period": period,
+                "version": message.version,
+                "recipients": message.recipients,
+                "message_ids": message.message_ids,
+                "run_id": run_id,
+                "time": now.isoformat(timespec="seconds"),
+                "reason": reason,
+                "attachments": {},
+            }
+            _append(archive, lines, ident, entry, message.data, ledger=ledger, key=key, files=files)
+            ident = ident or sha256(lines[0].encode())
+            done.append(Archived(path, message.version, entry))
+    return done
 
 
 def _reconcile(ledger: Ledger, ident: str, lines: list[str]) -> None:
@@ -493,7 +615,7 @@ def _recover(archive: Path, files: Files | None = None) -> None:
     """Finish or discard what an interrupted archiving left behind."""
     files = files or Files()
     listed = {}
-    for text in _lines(archive):
+    for text in read_lines(archive):
         try:
             entry = json.loads(text)
             listed[str(entry.get("path"))] = entry.get("sha256")
@@ -540,7 +662,8 @@ def verify_archive(
     and every recorded line must be there. With ``key``: every line must carry its HMAC. The
     manifest is read line by line within its bounds; what is not a regular file is never opened."""
     manifest = archive / MANIFEST
-    records = ledger.manifest_records(archive_id(archive)) if ledger is not None else {}
+    first = _first_line(manifest)
+    records = _chain_records(archive, ledger, first, report)
     written = {n: r for n, r in records.items() if r["state"] == "written"}
     refused = _manifest_refused(manifest)
     if refused:
@@ -587,10 +710,23 @@ def verify_archive(
     except OSError as exc:  # replaced meanwhile by something that is not a regular file
         problems.append(f"{MANIFEST}: cannot be read ({exc.strerror or exc})")
         stopped = True
-    head, tail = _ledger_counts(archive, ledger is not None, records, number, stopped)
+    head, tail = _ledger_counts(first, ledger is not None, records, number, stopped)
     problems = head + problems + tail
     problems += _extra_files(archive, listed, report, period)
     return problems
+
+
+def _chain_records(
+    archive: Path, ledger: Ledger | None, first: str | None, report: str | None
+) -> dict[int, dict[str, Any]]:
+    """The ledger's records of the archive's chain, found by its first line, else (line 1
+    changed, or the manifest gone) by the chain that holds its reports; none without a ledger."""
+    if ledger is None:
+        return {}
+    chain = ledger.chain_of(first) if first else None
+    if chain is None:
+        chain = ledger.chain_of_reports([report] if report else _reports_in(archive))
+    return ledger.manifest_records(chain) if chain is not None else {}
 
 
 def _purged_in(manifest: Path) -> set[str]:
@@ -620,8 +756,32 @@ def _purge_problems(
     return []
 
 
+def _first_line(manifest: Path) -> str | None:
+    """The SHA-256 of the manifest's first line (the archive's identity in a ledger), if it has one."""
+    if _manifest_refused(manifest):
+        return None
+    try:
+        with _open_regular(manifest) as handle:
+            for _blob, digest in manifest_lines(handle):
+                return digest
+    except (OSError, ManifestTooLarge):
+        return None
+    return None
+
+
+def _reports_in(archive: Path) -> list[str]:
+    """The report folders of an archive (``<report>/<period>/…``)."""
+    try:
+        with os.scandir(archive) as found:
+            return sorted(
+                e.name for e in found if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+            )
+    except OSError:
+        return []
+
+
 def _ledger_counts(
-    archive: Path, with_ledger: bool, records: Mapping[int, Any], lines: int, stopped: bool
+    first: str | None, with_ledger: bool, records: Mapping[int, Any], lines: int, stopped: bool
 ) -> tuple[list[str], list[str]]:
     """What the ledger says of the manifest as a whole (before the lines' problems), and of the
     lines it recorded that the manifest no longer has (after them)."""
@@ -629,8 +789,8 @@ def _ledger_counts(
     head = []
     if with_ledger and lines and not records:
         head.append(
-            f"{MANIFEST}: the ledger has no record of this archive ({archive_id(archive)}): "
-            "wrong ledger, or the archive was moved or written without it"
+            f"{MANIFEST}: the ledger has no record of this archive (its first line, SHA-256 "
+            f"{(first or '')[:16]}…): wrong ledger, or the archive was written without it"
         )
     if not lines and written:
         head.append(f"{MANIFEST}: empty, but the ledger recorded {len(written)} line(s)")
@@ -809,6 +969,8 @@ def _duplicate(
     if rel in listed:
         return f"{where}: duplicate entry for {rel} (also on line {listed[rel]})"
     listed[rel] = number
+    if entry.get("kind") == "message":  # a message shares its delivery's version with others
+        return None
     ident = (entry["report"], entry["period"], entry["version"])
     if ident in versions:
         return (
@@ -827,6 +989,8 @@ def _file_problems(archive: Path, root: Path, number: int, entry: dict[str, Any]
     if refused:
         return [f"{where}: {rel}: {refused}, refused"]
     problems: list[str] = []
+    if entry.get("kind") == "message":
+        return _message_problems(archive, number, entry)
     expected = (
         f"{entry['report']}/{entry['period']}/{entry['report']}_{entry['period']}_v{entry['version']}.pdf"
     )
@@ -847,6 +1011,22 @@ def _file_problems(archive: Path, root: Path, number: int, entry: dict[str, Any]
         return problems
     if "results.json" in blobs:
         problems += _check_results(rel, number, entry, blobs["results.json"])
+    return problems
+
+
+def _message_problems(archive: Path, number: int, entry: dict[str, Any]) -> list[str]:
+    """An archived e-mail a line lists: in its report and period's ``messages/`` folder, present,
+    the bytes the line says."""
+    rel = entry["path"]
+    folder = f"{entry['report']}/{entry['period']}/{MESSAGES}/"
+    problems = []
+    if not (rel.startswith(folder) and rel.endswith(".eml") and "/" not in rel[len(folder) :]):
+        problems.append(
+            f"{MANIFEST}:{number}: {rel}: not where its report and period's messages belong ({folder})"
+        )
+    data, problem = _read_listed(archive / rel, rel, number, entry)
+    if data is None:
+        problems.append(problem)
     return problems
 
 
@@ -922,7 +1102,7 @@ def _extra_files(archive: Path, listed: dict[str, int], report: str | None, peri
                 problems.append(f"{rel}: {kind}, not a regular file: not opened")
             continue
         if (
-            rel.endswith(".pdf")
+            rel.endswith((".pdf", ".eml"))
             and not rel.rpartition("/")[2].startswith(".")
             and rel not in listed
             and (not report or rel.startswith(f"{report}/"))

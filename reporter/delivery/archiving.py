@@ -14,12 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reporter.config.model import Config
-from reporter.delivery.archive import Files, archive_pdf, sha256
+from reporter.delivery.archive import Files, Message, archive_messages, archive_pdf, sha256
 from reporter.delivery.ledger import Ledger
 from reporter.errors import RunError
 from reporter.security import remember_secret
@@ -59,6 +59,31 @@ def check_archive_dir(config: Config, root: Path) -> None:
     raise ConfigError([Problem(str(config.file), None, None, "delivery.archive.dir", message, hint)])
 
 
+def check_one_ledger(config: Config, root: Path, ledger: Ledger, period: str) -> None:
+    """One ledger per archive: a run whose ledger did not record the archive's hash chain (a run
+    with another ``--output`` than the runs that wrote it, each with its ``ledger.sqlite``) is
+    refused before anything is recorded, written or sent; its lines would make a second ledger
+    of one chain, and neither would verify it."""
+    from reporter.delivery.archive import ForeignArchive, chain_key, read_lines
+    from reporter.delivery.ledger import ledger_place
+    from reporter.errors import UsageError
+
+    archive = archive_dir(config, root)
+    try:
+        lines = read_lines(archive)
+    except (OSError, UnicodeDecodeError):  # not readable: archiving says so, as before
+        return
+    try:
+        chain_key(ledger, lines)
+    except ForeignArchive:
+        raise UsageError(
+            f"{config.report.id} {period}: the archive {archive} was written with another ledger than "
+            f"this run's ({ledger_place(config, root)}), and one archive keeps one ledger; nothing was "
+            "run or sent: run with the --output of the runs that wrote it (its ledger.sqlite), or give "
+            "this output folder its own archive (delivery.archive.dir)"
+        ) from None
+
+
 @dataclass
 class ArchiveStep:
     """One run's archive step."""
@@ -88,8 +113,9 @@ class ArchiveStep:
         )
         self.staged = staged
 
-    def finish(self, pdf: bytes, *, delivered: bool, force: bool) -> None:
-        """Archive the PDF if this run delivered it; record the outcome either way."""
+    def finish(self, pdf: bytes, *, delivered: bool, force: bool, messages: Sequence[Message] = ()) -> None:
+        """Archive the PDF if this run delivered it, and ``messages``, the e-mails as the server
+        received them; record the outcome either way."""
         if self.staged is None:
             if not force:
                 return
@@ -98,7 +124,7 @@ class ArchiveStep:
             self.ledger.archive_result(self.run_id, self.now, state="none")
             _discard(self.staged)
             return
-        self._archive(self.run_id, pdf, self.run_key, self.reason, reuse=not force)
+        self._archive(self.run_id, pdf, self.run_key, self.reason, reuse=not force, messages=messages)
         _discard(self.staged)
 
     def finish_earlier(self) -> None:
@@ -126,7 +152,16 @@ class ArchiveStep:
             self._archive(run_id, pdf, f"run-{run_id}", step["reason"], reuse=True)  # type: ignore[arg-type]
             _discard(staged)
 
-    def _archive(self, run_id: int, pdf: bytes, run_key: str, reason: str | None, *, reuse: bool) -> None:
+    def _archive(
+        self,
+        run_id: int,
+        pdf: bytes,
+        run_key: str,
+        reason: str | None,
+        *,
+        reuse: bool,
+        messages: Sequence[Message] = (),
+    ) -> None:
         archive = archive_dir(self.config, self.root)
         report = self.config.report.id
         try:
@@ -143,6 +178,18 @@ class ArchiveStep:
                 reuse=reuse,
                 files=self.files,
             )
+            kept = archive_messages(
+                archive,
+                report,
+                self.period,
+                list(messages),
+                run_id=run_key,
+                now=self.now,
+                reason=reason,
+                ledger=self.ledger,
+                key=self.key,
+                files=self.files,
+            )
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, OSError) else _os_error(exc)
             self.ledger.archive_result(run_id, self.now, state="failed", error=error)
@@ -152,6 +199,7 @@ class ArchiveStep:
             ) from exc
         self.ledger.archive_result(run_id, self.now, state="done", archive=str(archive), version=done.version)
         self.archived.append(done.path)
+        self.archived += [m.path for m in kept]
 
 
 def _os_error(exc: OSError) -> str:

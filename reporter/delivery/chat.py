@@ -45,6 +45,7 @@ from reporter.config.model import Chat, Config
 from reporter.delivery.deadline import Deadline
 from reporter.delivery.mailer import SendResult
 from reporter.delivery.once import ExactlyOnce, Key
+from reporter.delivery.wall import wall_now
 from reporter.errors import RunError
 from reporter.files import write_atomic
 from reporter.progress import stage
@@ -336,7 +337,7 @@ class Poster:
             error = redact(error)
             on_attempt(attempt, error or None)
             if state == "sent":
-                return SendResult("sent", attempt)
+                return SendResult("sent", attempt, accepted=wall_now())  # its 2xx answer
             if state != "retry":
                 return SendResult(state, attempt, error)
             if attempt < self.max_attempts:
@@ -521,7 +522,9 @@ class Webhook:
     def kind(self) -> str:
         return self.chat.kind  # slack | teams
 
-    def send(self, payload: bytes, key: Key, on_attempt: Callable[[int, str | None], None]) -> SendResult:
+    def send(
+        self, payload: bytes, key: Key, on_attempt: Callable[[int, str | None], None], *, version: int
+    ) -> SendResult:
         return self.poster.post(self.url, payload, self.chat.webhook_env, on_attempt)
 
     def settle_hint(self, key: Key) -> str:

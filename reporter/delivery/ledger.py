@@ -40,6 +40,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from reporter.delivery.wall import wall_now
 from reporter.errors import LedgerBusy
 from reporter.security import redact
 
@@ -53,11 +54,13 @@ runs = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("report", sa.String(200), nullable=False),
     sa.Column("period", sa.String(20), nullable=False),
-    sa.Column("started", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished", sa.DateTime(timezone=True)),
+    sa.Column("started", sa.DateTime(timezone=True), nullable=False),  # the run's clock (``now``)
+    sa.Column("finished", sa.DateTime(timezone=True)),  # the run's clock too: equal to started
     sa.Column("outcome", sa.String(20), nullable=False),  # running | ok | failed
     sa.Column("error", sa.Text),
     sa.Column("trigger", sa.String(50), nullable=False, default="cli"),
+    sa.Column("wall_started", sa.DateTime(timezone=True)),  # the real time (wall.wall_now)
+    sa.Column("wall_finished", sa.DateTime(timezone=True)),
 )
 
 deliveries = sa.Table(
@@ -76,6 +79,8 @@ deliveries = sa.Table(
     sa.Column("channel", sa.String(20), nullable=False, default="smtp"),  # smtp | outbox
     sa.Column("updated", sa.DateTime(timezone=True), nullable=False),
     sa.Column("run_id", sa.Integer),
+    # the real time the server accepted it (SMTP reply to the message, webhook 2xx, outbox file)
+    sa.Column("accepted", sa.DateTime(timezone=True)),
 )
 
 # The scheduler's: who holds a report's period while sending it, and when a report was first seen.
@@ -143,7 +148,9 @@ archive_steps = sa.Table(
 manifest_lines = sa.Table(
     "manifest_lines",
     metadata,
-    sa.Column("archive", sa.String(1000), primary_key=True),  # the archive's absolute path
+    # the archive's identity: the SHA-256 of its first manifest line (by content, so that a copy
+    # of the archive is still known; ledgers written before used its absolute path)
+    sa.Column("archive", sa.String(1000), primary_key=True),
     sa.Column("line", sa.Integer, primary_key=True),  # 1-based line number
     sa.Column("sha256", sa.String(64), nullable=False),  # of the line's text
     sa.Column("path", sa.Text, nullable=False),
@@ -377,7 +384,12 @@ class Ledger:
         with self.engine.begin() as conn:
             result = conn.execute(
                 runs.insert().values(
-                    report=report, period=period, started=now, outcome="running", trigger=trigger
+                    report=report,
+                    period=period,
+                    started=now,
+                    outcome="running",
+                    trigger=trigger,
+                    wall_started=wall_now(),
                 )
             )
             run_id = int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -415,7 +427,12 @@ class Ledger:
             conn.execute(
                 runs.update()
                 .where(runs.c.id == run_id)
-                .values(finished=now, outcome=outcome, error=redact(error) if error else error)
+                .values(
+                    finished=now,
+                    outcome=outcome,
+                    error=redact(error) if error else error,
+                    wall_finished=wall_now(),
+                )
             )
 
     def runs_of(self, report: str, period: str | None = None) -> list[dict[str, object]]:
@@ -476,6 +493,17 @@ class Ledger:
             )
             for r in rows
         ]
+
+    def delivery_rows(self, report: str) -> list[dict[str, Any]]:
+        """Every delivery of ``report``, each row whole (``reporter audit``), in period, recipient
+        and version order."""
+        query = (
+            sa.select(deliveries)
+            .where(deliveries.c.report == report)
+            .order_by(deliveries.c.period, deliveries.c.recipient, deliveries.c.version)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def latest_states(self, report: str, period: str) -> dict[str, tuple[str, int | None]]:
         """Each recipient's latest delivery of ``period``: its state and the run that claimed it."""
@@ -626,6 +654,34 @@ class Ledger:
         with self.engine.connect() as conn:
             return {r.line: dict(r._mapping) for r in conn.execute(query)}
 
+    def chain_of(self, first: str) -> str | None:
+        """The key under which this ledger recorded the archive whose first manifest line has the
+        SHA-256 ``first`` (None: it recorded no such archive)."""
+        query = (
+            sa.select(manifest_lines.c.archive)
+            .where(manifest_lines.c.line == 1, manifest_lines.c.sha256 == first)
+            .order_by(manifest_lines.c.archive)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else str(row.archive)
+
+    def chain_of_reports(self, reports: list[str]) -> str | None:
+        """The key of the archive this ledger recorded the most written lines of ``reports`` in
+        (for an archive whose manifest is gone or emptied: known by the reports it holds)."""
+        if not reports:
+            return None
+        count = sa.func.count()
+        query = (
+            sa.select(manifest_lines.c.archive, count)
+            .where(manifest_lines.c.report.in_(reports), manifest_lines.c.state == "written")
+            .group_by(manifest_lines.c.archive)
+            .order_by(count.desc(), manifest_lines.c.archive)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else str(row.archive)
+
     def line_intent(self, archive: str, line: int, sha: str, entry: dict[str, object]) -> bool:
         """Record a manifest line before it is written; False when that line number is taken."""
         return self._insert_new(
@@ -661,14 +717,18 @@ class Ledger:
         state: str,
         error: str | None = None,
         attempt: bool = False,
+        accepted: dt.datetime | None = None,
     ) -> None:
         """Record a delivery's state (after each attempt and after sending). A connection found
-        cut is replaced and the write tried once more: a message may have just gone out."""
+        cut is replaced and the write tried once more: a message may have just gone out.
+        ``accepted``: the real time the server accepted it (kept for ``reporter audit``)."""
         values: dict[str, object] = {
             "state": state,
             "updated": now,
             "last_error": redact(error) if error else error,
         }
+        if accepted is not None:
+            values["accepted"] = accepted
         if attempt:
             values["attempts"] = deliveries.c.attempts + 1
         for tries in (1, 2):
@@ -709,6 +769,7 @@ class Ledger:
                         channel=str(entry.get("channel") or "smtp"),
                         updated=when,
                         run_id=entry.get("run_id"),
+                        accepted=when if state == "sent" else None,
                     )
                 )
             elif row.state != "sent":
@@ -720,13 +781,19 @@ class Ledger:
                         last_error=redact(note),
                         updated=when,
                         attempts=int(str(entry.get("attempts") or 1)),
+                        accepted=when if state == "sent" else None,
                     )
                 )
             if entry.get("run_id") is not None:
                 conn.execute(
                     runs.update()
                     .where(runs.c.id == entry["run_id"], runs.c.outcome == "running")
-                    .values(finished=now, outcome="failed", error=redact(str(entry.get("run_error") or note)))
+                    .values(
+                        finished=now,
+                        outcome="failed",
+                        error=redact(str(entry.get("run_error") or note)),
+                        wall_finished=wall_now(),
+                    )
                 )
 
     # alert rules ----------------------------------------------------------------------------

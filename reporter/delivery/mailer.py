@@ -26,6 +26,7 @@ recipient (RFC 5321 §3.4); smtplib itself takes only 250 and 251.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import smtplib
 import ssl
@@ -39,6 +40,7 @@ from typing import Any
 from reporter.config.connections import Connection, smtp_target
 from reporter.config.model import Config, Smtp
 from reporter.delivery.deadline import Deadline
+from reporter.delivery.wall import wall_now
 from reporter.errors import RunError
 from reporter.files import recipient_name, write_atomic
 
@@ -88,6 +90,8 @@ class SendResult:
     state: str  # sent | failed | review (the server may have accepted it; not retried)
     attempts: int
     error: str | None = None
+    accepted: dt.datetime | None = None  # sent: the real time the server accepted it
+    data: bytes | None = None  # sent: the message's bytes as the server received them
 
 
 class _Transient(Exception):
@@ -108,6 +112,7 @@ class _Tracking:
 
     data_timeout: float = 600.0
     data_sent: bool = False
+    accepted: tuple[dt.datetime, bytes] | None = None  # when the server took the message, and what
     _in_data: bool = False
     deadline: Deadline | None = None
     _host: str  # smtplib's: the name TLS checks the certificate against
@@ -138,9 +143,13 @@ class _Tracking:
     def data(self, msg: Any) -> tuple[int, bytes]:
         self._in_data = True
         try:
-            return super().data(msg)  # type: ignore[misc, no-any-return]
+            reply: tuple[int, bytes] = super().data(msg)  # type: ignore[misc]
         finally:
             self._in_data = False
+        if reply[0] == 250:  # the moment the server took responsibility for the message
+            sent = msg if isinstance(msg, bytes) else msg.encode("ascii")
+            self.accepted = (wall_now(), sent if sent.endswith(b"\r\n") else sent + b"\r\n")
+        return reply
 
     def send(self, s: Any) -> None:
         super().send(s)  # type: ignore[misc]
@@ -202,19 +211,28 @@ class Mailer:
         return "outbox" if self.smtp is None else "smtp"
 
     def send(
-        self, message: EmailMessage, recipient: str, on_attempt: Callable[[int, str | None], None]
+        self,
+        message: EmailMessage,
+        recipient: str,
+        on_attempt: Callable[[int, str | None], None],
+        *,
+        version: int = 1,
     ) -> SendResult:
         """Deliver ``message`` to ``recipient``; ``on_attempt(n, error)`` is called after each
-        attempt so the ledger counts them."""
+        attempt so the ledger counts them. ``version``: the delivery's version, which names the
+        outbox file of a re-send (``<recipient>_v2.eml``: an earlier version is never
+        overwritten). A sent result carries the real time the server accepted the message and
+        its bytes as the server received them (the outbox: as written)."""
         if self.smtp is None:
-            path = self.outbox / f"{recipient_name(recipient)}.eml"
-            write_atomic(path, message.as_bytes(), within=self.outbox)
+            name = recipient_name(recipient) + (f"_v{version}" if version > 1 else "")
+            data = message.as_bytes()
+            write_atomic(self.outbox / f"{name}.eml", data, within=self.outbox)
             on_attempt(1, None)
-            return SendResult("sent", 1)
+            return SendResult("sent", 1, accepted=wall_now(), data=data)
         error: str | None = None
         for attempt in range(1, self.max_attempts + 1):
             try:
-                self._send_once(message, recipient)
+                accepted = self._send_once(message, recipient)
             except _Permanent as exc:
                 on_attempt(attempt, str(exc))
                 return SendResult("failed", attempt, str(exc))
@@ -228,11 +246,14 @@ class Mailer:
                     self.sleep(self.backoff * 2 ** (attempt - 1))
                 continue
             on_attempt(attempt, None)
-            return SendResult("sent", attempt)
+            if accepted is None:  # pragma: no cover - a 250 always records it
+                return SendResult("sent", attempt, accepted=wall_now())
+            return SendResult("sent", attempt, accepted=accepted[0], data=accepted[1])
         return SendResult("failed", self.max_attempts, f"gave up after {self.max_attempts} attempts: {error}")
 
-    def _send_once(self, message: EmailMessage, recipient: str) -> None:
-        """One conversation, under one overall deadline (see the module's docstring)."""
+    def _send_once(self, message: EmailMessage, recipient: str) -> tuple[dt.datetime, bytes] | None:
+        """One conversation, under one overall deadline (see the module's docstring); when the
+        server took the message and its bytes as sent."""
         smtp = self.smtp
         assert smtp is not None
         context = None  # loading the system's CAs takes a tenth of a second: only for TLS
@@ -275,6 +296,7 @@ class Mailer:
             ) from None
         finally:
             deadline.finish(client.close)
+        return client.accepted
 
 
 def _classify(exc: Exception, sent: bool, expired: bool, limit: float, data_timeout: float) -> Exception:

@@ -57,10 +57,13 @@ class Channel(Protocol[P]):
         """The ledger's ``channel`` column and the console's word: smtp, outbox, slack, teams."""
         ...
 
-    def send(self, payload: P, key: Key, on_attempt: Callable[[int, str | None], None]) -> SendResult:
-        """Send ``payload`` to ``key``'s recipient, calling ``on_attempt(n, error)`` after each
-        attempt: ``sent``; ``failed`` (provably not delivered: the next run retries it); or
-        ``review`` (it may have arrived: never sent again by itself)."""
+    def send(
+        self, payload: P, key: Key, on_attempt: Callable[[int, str | None], None], *, version: int
+    ) -> SendResult:
+        """Send ``payload`` (the delivery's ``version``) to ``key``'s recipient, calling
+        ``on_attempt(n, error)`` after each attempt: ``sent``; ``failed`` (provably not
+        delivered: the next run retries it); or ``review`` (it may have arrived: never sent
+        again by itself)."""
         ...
 
     def settle_hint(self, key: Key) -> str:
@@ -81,6 +84,9 @@ class DeliveryOutcome:
     sent_on: str | None = None  # skipped: when the ledger recorded it sent
     claimed: bool = False  # this run took the delivery and tried to send it
     flagged: bool = False  # this run put it in review (alerts_to is told)
+    accepted: dt.datetime | None = None  # sent: the real time the server accepted it
+    data: bytes | None = None  # sent: the message as the server received it (archived)
+    version: int = 0  # claimed: the delivery's version
 
 
 def version_for(ledger: Ledger | None, key: Key, *, force: bool) -> int:
@@ -205,14 +211,16 @@ class ExactlyOnce:
             except (sa.exc.SQLAlchemyError, LedgerError) as exc:
                 lost.append(exc)  # the channel goes on: what it does is journaled below
 
-        result = channel.send(body, key, counted)
+        result = channel.send(body, key, counted, version=version)
         error = result.error
         if result.state == "review":
             error = f"{error}; not re-sent: {channel.settle_hint(key)}"
         try:
             if lost:
                 raise lost[0]
-            self.ledger.record(report, period, rcpt, version, now, state=result.state, error=error)
+            self.ledger.record(
+                report, period, rcpt, version, now, state=result.state, error=error, accepted=result.accepted
+            )
         except (sa.exc.SQLAlchemyError, LedgerError) as exc:
             entry = dict(
                 report=report,
@@ -239,6 +247,9 @@ class ExactlyOnce:
             claimed=True,
             flagged=result.state == "review",
             channel=channel.kind,
+            accepted=result.accepted,
+            data=result.data,
+            version=version,
         )
 
 

@@ -28,12 +28,12 @@ from reporter.delivery.archive import (
     GENESIS,
     MANIFEST,
     Files,
-    _lines,
     _locked,
     _reconcile,
     _recover,
-    archive_id,
+    chain_key,
     line_hmac,
+    read_lines,
     sha256,
 )
 from reporter.delivery.ledger import Ledger
@@ -80,9 +80,10 @@ def purge(
     done = Purge()
     with _locked(archive):
         _recover(archive, files)
-        lines = _lines(archive)
-        ident = archive_id(archive)
-        if ledger is not None:
+        lines = read_lines(archive)
+        # the ledger knows the archive by its content (its first line), wherever it lies now
+        ident = chain_key(ledger, lines) if ledger is not None else None
+        if ledger is not None and ident is not None:
             _reconcile(ledger, ident, lines)
         gone = purged_paths(lines)
         new: list[dict[str, Any]] = []
@@ -146,7 +147,7 @@ def _purge_line(entry: dict[str, Any], number: int, now: dt.datetime, keep: str)
 
 def _append(
     archive: Path,
-    ident: str,
+    ident: str | None,
     lines: list[str],
     new: list[dict[str, Any]],
     ledger: Ledger | None,
@@ -165,7 +166,11 @@ def _append(
             entry["hmac"] = line_hmac(key, entry)
         line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
         number = len(written) + 1
-        if ledger is not None and not ledger.line_intent(ident, number, sha256(line.encode()), entry):
+        if (
+            ledger is not None
+            and ident is not None
+            and not ledger.line_intent(ident, number, sha256(line.encode()), entry)
+        ):
             raise ArchiveError(
                 f"{archive / MANIFEST}: the ledger has already recorded line {number}, but the manifest "
                 f"has {len(lines)} line(s): it was truncated or replaced; run 'reporter verify {archive}'"
@@ -173,6 +178,6 @@ def _append(
         written.append(line)
         numbers.append(number)
     files.replace(archive / MANIFEST, "".join(x + "\n" for x in written).encode("utf-8"))
-    if ledger is not None:
+    if ledger is not None and ident is not None:
         for number in numbers:
             ledger.line_state(ident, number, "written")

@@ -198,9 +198,9 @@ class EmailChannel:
         return self.mailer.channel  # smtp | outbox
 
     def send(
-        self, payload: EmailMessage, key: Key, on_attempt: Callable[[int, str | None], None]
+        self, payload: EmailMessage, key: Key, on_attempt: Callable[[int, str | None], None], *, version: int
     ) -> SendResult:
-        return self.mailer.send(payload, key.recipient, on_attempt)
+        return self.mailer.send(payload, key.recipient, on_attempt, version=version)
 
     def settle_hint(self, key: Key) -> str:
         return resolve_hint(self.config, key.period, key.recipient)

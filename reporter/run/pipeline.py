@@ -108,6 +108,9 @@ def run_report(
         )
         try:
             if ledger is not None:
+                from reporter.delivery.archiving import check_one_ledger
+
+                check_one_ledger(config, root, ledger, target.label)
                 _own_report_id(config, ledger, now)
                 from reporter.delivery.journal import reconcile
 
@@ -392,8 +395,15 @@ def _run(
             root=root,
         )
     if step is not None:
+        from reporter.delivery.archive import Message
+
         delivered = any(d.claimed and d.state in ("sent", "review") for d in outcome.deliveries)
-        step.finish(pdf, delivered=delivered, force=force)
+        sent = [
+            Message(d.data, [d.recipient], [d.message_id], d.version)
+            for d in outcome.deliveries
+            if d.claimed and d.data is not None
+        ]
+        step.finish(pdf, delivered=delivered, force=force, messages=sent)
         outcome.files += step.archived
     failure = _delivery_failure(config, target.label, outcome.deliveries)
     if failure is not None:
