@@ -19,7 +19,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 # The words results.json uses; templates translate them, never print them.
 Status = Literal["on_track", "at_risk", "off_track", "no_data", "no_target"]
 Verdict = Literal["keep", "improve", "stop", "review"]
-ActionState = Literal["open", "done", "dropped"]
+ActionState = Literal["open", "done", "dropped", "not_needed"]
 
 
 def doc(text: str, **kwargs: Any) -> Any:
@@ -201,7 +201,9 @@ class Action(Checked):
         "its `id` in the YAML; none for an action without one (it has no life)", default=None
     )
     state: ActionState | None = doc(
-        "a followed action's state: `open`, `done` or `dropped` (from the check-ins); none without an id",
+        "a followed action's state: `open`, `done` or `dropped` (from the check-ins), or `not_needed` "
+        "(closed by itself: the objective was back on track and no check-in kept it open); "
+        "none without an id",
         default=None,
     )
     comment: str = doc("the latest check-in's comment on it, or empty", default="")

@@ -275,7 +275,35 @@ def test_alert_rules_are_validated_at_their_line(report, capsys):
         f"{report}:25:7: alerts.rules[3]: the rule sends nowhere; add to: [address] and/or chat: [slack]",
         f"{report}:26:27: alerts.rules[4].when: 'sometimes' is not a condition; write off_track, at_risk, "
         "unusual, pacing_off, {above: X} or {below: X}",
-        "4 errors: nothing was run or sent.",
+        f"{report}:26:66: alerts.rules[4].chat[0]: no 'slack' channel in delivery.chat; add it to "
+        "delivery.chat (kind and webhook_env), or leave it out",
+        "5 errors: nothing was run or sent.",
+    ]
+
+
+def test_a_rule_whose_when_is_wrong_still_has_its_names_checked(report, capsys):
+    # every mistake of a rule in one validate: the unknown KPI and channel, not only the 'when'
+    text = report.read_text(encoding="utf-8").replace(
+        "    - {kpi: visits, when: unusual, to: [ops@acme.test]}",
+        "    - {kpi: visist, when: unusul, chat: [slack]}\n"
+        "    - {objective: orders-gaol, when: {above: x}, to: [ops@acme.test]}\n"
+        "    - {kpi: visits, when: sometimes, to: [ops@acme.test]}",
+    )
+    report.write_text(text, encoding="utf-8")
+    assert main(["validate", str(report)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{report}:23:13: alerts.rules[1].kpi: unknown KPI 'visist'; did you mean 'visits'?",
+        f"{report}:23:27: alerts.rules[1].when: 'unusul' is not a condition; write off_track, at_risk, "
+        "unusual, pacing_off, {above: X} or {below: X}",
+        f"{report}:23:42: alerts.rules[1].chat[0]: no 'slack' channel in delivery.chat; add it to "
+        "delivery.chat (kind and webhook_env), or leave it out",
+        f"{report}:24:19: alerts.rules[2].objective: unknown objective 'orders-gaol'; "
+        "did you mean 'orders-goal'?",
+        f"{report}:24:38: alerts.rules[2].when: expected a condition, got {{'above': 'x'}}; write off_track, "
+        "at_risk, unusual, pacing_off, {above: X} or {below: X}",
+        f"{report}:25:27: alerts.rules[3].when: 'sometimes' is not a condition; write off_track, at_risk, "
+        "unusual, pacing_off, {above: X} or {below: X}",
+        "6 errors: nothing was run or sent.",
     ]
 
 

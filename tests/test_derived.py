@@ -277,7 +277,8 @@ def test_hostile_sql_is_refused_at_validation_with_file_line_and_never_runs(tmp_
         line = len(lines)  # the sql key's line (1-based)
         lines += [f"      {part}" for part in text.split("\n")]
         expected.append(
-            f"{line}:sources.h{i:02d}.sql: {message.format(marker=marker, dir=tmp_path)}; {_HINT}"
+            f"{line}:sources.h{i:02d}.sql: {message.format(marker=marker, dir=tmp_path)}; {_HINT}; "
+            f"the columns of sources.h{i:02d} are checked once its sql is valid"
         )
     lines += [
         "metrics:",
@@ -375,6 +376,37 @@ def test_each_mistake_in_a_derived_source_is_named_at_its_key(tmp_path, capsys):
         "r.yaml:22:78: sources.e.sql: 'sql' is only for type derived",
         "r.yaml:22:94: sources.e.from: 'from' is only for type derived",
         "7 errors: nothing was run or sent.",
+    ]
+
+
+def test_a_refused_query_says_its_columns_wait_for_it(tmp_path, capsys):
+    # the date column and the metric's column cannot be checked without the query's columns:
+    # the first round says so instead of leaving them for a silent second round
+    lines = _validate(
+        tmp_path,
+        HEAD
+        + """  e:
+    type: derived
+    from: [leads]
+    sql: >-
+      select l.*, d.won_date from leads l join deals d using (mql_id)
+      join read_csv('x.csv') x using (mql_id)
+    date_column: won_dat
+  f: {type: derived, from: [leads, dealz], sql: select * from leads, date_column: first_contact}
+metrics:
+  m: {source: e, agg: sum, column: origin_x}
+kpis:
+  m: {formula: m}
+""",
+        capsys,
+    )
+    assert lines == [
+        "r.yaml:8:10: sources.e.sql: table 'deals' is not in 'from' (leads); a derived source is one SELECT "
+        "over the sources in 'from' (see Joining sources in the docs); the columns of sources.e are checked "
+        "once its sql is valid",
+        "r.yaml:12:28: sources.f.from: unknown source 'dealz'; did you mean 'deals'?; the columns of "
+        "sources.f are checked once the source is valid",
+        "2 errors: nothing was run or sent.",
     ]
 
 

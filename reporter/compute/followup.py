@@ -1,9 +1,12 @@
 """The life of an objective's actions, from its status period by period and the owners' check-ins.
 
 An action with an ``id`` is *opened* in the first period whose status its ``when`` matches, and
-then stays open, period after period, whatever the status, until a check-in marks it ``done`` or
-``dropped``. Closed, it is shown in the period of that check-in, then no more; it opens again
-when its ``when`` newly matches (the status left it and came back). An action for ``always``
+then stays open, period after period, until a check-in marks it ``done`` or ``dropped``, or the
+objective is back on track: a later period whose status is ``on_track`` and whose check-in says
+nothing of the action closes it as ``not_needed`` (the status that called for it is gone, and
+nobody said it is still under way; a check-in marking it ``open`` in that period keeps it
+open). Closed, it is shown in the period that closed it, then no more; it opens again when its
+``when`` newly matches (the status left it and came back). An action for ``always``
 recurs: each period opens it afresh, and only that period's check-in speaks of it. A check-in
 may also mark an action ``open`` by hand. Its ``age`` is the number of periods since the one
 that opened it (0: opened this period); its due date is counted from the end of that period,
@@ -86,6 +89,15 @@ def _life(
             state, opened, comment = "open", p, ""
         entry = checkins.objective(p.label, obj.id)
         told = entry.actions.get(str(action.id)) if entry is not None else None
+        if (
+            state == "open"
+            and told is None
+            and opened is not None
+            and opened.label != p.label
+            and action.when != "on_track"
+            and statuses.get(p.label) == "on_track"
+        ):  # back on track for a whole period, and no check-in keeps it open: no longer needed
+            state, closed_in, comment = "not_needed", p.label, ""
         if told is not None:
             if told.state == "open" and state != "open":
                 state, opened = "open", p

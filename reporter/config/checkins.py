@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, TypeAdapter, ValidationError
 
 from reporter.config import model as m
 from reporter.config.explain import SchemaErrors
@@ -115,8 +115,6 @@ def parse_file(
     path: Path, objectives: Iterable[m.Objective], report: m.Report, others: set[str] | None
 ) -> tuple[CheckinFile | None, list[Problem]]:
     """One check-in file read and checked: its content (None when it has problems) and its problems."""
-    from reporter.config.explain import did_you_mean
-
     shown = _shown(path)
     try:
         Period.parse(path.stem, report.grain)
@@ -138,11 +136,30 @@ def parse_file(
         checker.add((), "a check-in file is a mapping: objectives: {<objective id>: ...}", _WRITE_HINT)
         return None, problems
     parsed = checker._validate(CheckinFile, doc.data, ())
+    _check_ids(checker, doc.data, objectives, report, others)
     if problems:
         return None, problems
     assert isinstance(parsed, CheckinFile)
+    return (None if problems else parsed), problems
+
+
+def _check_ids(
+    checker: _FileChecker,
+    data: dict[Any, Any],
+    objectives: Iterable[m.Objective],
+    report: m.Report,
+    others: set[str] | None,
+) -> None:
+    """The objective and action ids of a check-in file, checked on the file as written, also when
+    its shape has problems, so that every mistake is named at once (an id that is not even a
+    valid one is named by the schema)."""
+    from reporter.config.explain import did_you_mean
+
     by_id = {o.id: o for o in objectives}
-    for obj_id, entry in parsed.objectives.items():
+    written = data.get("objectives")
+    for obj_id, entry in written.items() if isinstance(written, dict) else []:
+        if not _is_slug(obj_id):
+            continue
         where: tuple[str | int, ...] = ("objectives", obj_id)
         obj = by_id.get(obj_id)
         if obj is None:
@@ -156,8 +173,9 @@ def parse_file(
             )
             continue
         ids = [a.id for a in obj.actions if a.id is not None]
-        for action_id in entry.actions:
-            if action_id not in ids:
+        actions = entry.get("actions") if isinstance(entry, dict) else None
+        for action_id in actions if isinstance(actions, dict) else []:
+            if _is_slug(action_id) and action_id not in ids:
                 hint = (
                     did_you_mean(action_id, ids, known_label="its actions are")
                     if ids
@@ -169,7 +187,14 @@ def parse_file(
                     hint,
                     key=True,
                 )
-    return (None if problems else parsed), problems
+
+
+def _is_slug(value: object) -> bool:
+    try:
+        TypeAdapter(m.Slug).validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 _WRITE_HINT = "write check-ins with `reporter checkin`, which keeps the file's shape"

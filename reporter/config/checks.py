@@ -768,10 +768,11 @@ class _Checker(SchemaErrors, DataRules):
         delivery: m.Delivery = self.parts.get("delivery") or m.Delivery()
         kinds: set[str] = {str(c.kind) for c in delivery.chat}
         seen: dict[str, int] = {}
-        for i, rule in _valid_rules(self.doc.data.get("alerts")):
+        for i, rule, failed in _rules(self.doc.data.get("alerts")):
             base: Path_ = ("alerts", "rules", i)
             if (rule.objective is None) == (rule.kpi is None):
-                self.add(base, "a rule names exactly one of objective or kpi", "e.g. objective: cut-cac")
+                if not failed & {"objective", "kpi"}:
+                    self.add(base, "a rule names exactly one of objective or kpi", "e.g. objective: cut-cac")
             elif rule.objective is not None and rule.objective not in objectives:
                 self.add(
                     (*base, "objective"),
@@ -784,13 +785,19 @@ class _Checker(SchemaErrors, DataRules):
                     f"unknown KPI '{rule.kpi}'",
                     did_you_mean(rule.kpi, self.declared_kpis, known_label="KPIs are"),
                 )
-            elif rule.kpi is not None and rule.condition in ("off_track", "at_risk", "pacing_off"):
+            elif (
+                "when" not in failed
+                and rule.kpi is not None
+                and rule.condition in ("off_track", "at_risk", "pacing_off")
+            ):
                 self.add(
                     (*base, "when"),
                     f"'{rule.condition}' is about an objective; a kpi rule takes unusual, above or below",
                     "name the objective instead (objective: ...), or write when: {above: ...}",
                 )
-            self._check_rule_targets(base, rule, kinds)
+            self._check_rule_targets(base, rule, kinds, nowhere=not failed & {"to", "chat"})
+            if failed:  # its id may be made of what failed: checked once the rule is valid
+                continue
             if rule.rule_id in seen:
                 self.add(
                     (*base, "id"),
@@ -799,8 +806,8 @@ class _Checker(SchemaErrors, DataRules):
                 )
             seen.setdefault(rule.rule_id, i)
 
-    def _check_rule_targets(self, base: Path_, rule: m.AlertRule, kinds: set[str]) -> None:
-        if not rule.to and not rule.chat:
+    def _check_rule_targets(self, base: Path_, rule: m.AlertRule, kinds: set[str], *, nowhere: bool) -> None:
+        if nowhere and not rule.to and not rule.chat:
             self.add(base, "the rule sends nowhere", "add to: [address] and/or chat: [slack]")
         for j, address in enumerate(rule.to):
             self._check_address((*base, "to", j), address)
@@ -999,13 +1006,29 @@ class _Checker(SchemaErrors, DataRules):
 # helpers
 
 
-def _valid_rules(raw: Any) -> Iterator[tuple[int, m.AlertRule]]:
-    """The rules of ``alerts`` that pass the schema on their own (the others are reported
-    already), with their index: the rules across keys check each of them."""
+def _rules(raw: Any) -> Iterator[tuple[int, m.AlertRule, set[str]]]:
+    """The rules of ``alerts`` with their index and the keys that failed the schema (reported
+    already). A rule with such keys is checked on the others, those left out (a failed ``when``
+    stands in as ``unusual``, never judged), so that one validate names every mistake."""
     rules = raw.get("rules") if isinstance(raw, dict) else None
+    adapter = TypeAdapter(m.AlertRule)
     for i, item in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(item, dict):
+            continue
         try:
-            yield i, TypeAdapter(m.AlertRule).validate_python(item)
+            yield i, adapter.validate_python(item), set()
+            continue
+        except ValidationError as exc:
+            errors = exc.errors()
+        if any(not e["loc"] for e in errors):
+            continue
+        failed = {str(e["loc"][0]) for e in errors}
+        kept = {k: v for k, v in item.items() if str(k) not in failed}
+        if "when" not in kept:
+            failed.add("when")
+            kept["when"] = "unusual"
+        try:
+            yield i, adapter.validate_python(kept), failed
         except ValidationError:
             continue
 

@@ -5,6 +5,7 @@ over the rows. ``checks._Checker`` inherits these methods (``DataRules``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import graphlib
 import re
 from collections.abc import Mapping
@@ -119,6 +120,7 @@ class DataRules:
                 continue
             if any(p.key.startswith(f"sources.{name}.") for p in self.problems):
                 columns[name] = None
+                self._columns_unknown(name)
                 continue
             inputs: dict[str, list[tuple[str, str]]] = {}
             for dep in src.from_:
@@ -147,6 +149,16 @@ class DataRules:
                     )
                 continue
             columns[name] = None
+
+    def _columns_unknown(self, name: str) -> None:
+        """Say, on the source's reported problem (its sql's, else its first), that what needs its
+        columns (its date column, the metrics over it...) waits: one round names all it can."""
+        own = [i for i, p in enumerate(self.problems) if p.key.startswith(f"sources.{name}.")]
+        i = next((i for i in own if self.problems[i].key == f"sources.{name}.sql"), own[0])
+        what = "its sql" if self.problems[i].key == f"sources.{name}.sql" else "the source"
+        note = f"the columns of sources.{name} are checked once {what} is valid"
+        hint = self.problems[i].hint
+        self.problems[i] = dataclasses.replace(self.problems[i], hint=f"{hint}; {note}" if hint else note)
 
     def _typed_columns(self, name: str, src: m.Source | None) -> list[tuple[str, str]] | None:
         """(column, DuckDB type) of a csv, parquet or json source as the run reads it, or None."""

@@ -463,7 +463,9 @@ class Action(_Model):
         description=(
             "The action's identifier, unique in the objective: an action with an id has a life. "
             "`reporter checkin` marks it done or dropped; open, it carries over to the next "
-            "periods with its age, and past its due date it is overdue. Without an id it is shown "
+            "periods with its age, and past its due date it is overdue; it closes by itself once "
+            "the objective is back on track for a period no check-in keeps it open in. Without an "
+            "id it is shown "
             "only while its `when` matches."
         ),
         examples=["relaunch-quotes"],

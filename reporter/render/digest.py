@@ -212,7 +212,7 @@ def build_digest(config: Config, results: Results, *, recipient: str = "") -> Di
         )
         for obj in objectives
         for action in obj.actions
-        if action.due is None or action.due <= horizon or action.state in ("done", "dropped")
+        if action.due is None or action.due <= horizon or action.state in ("done", "dropped", "not_needed")
     ]
     # the files the message carries, by the names delivery gives them (delivery/send.py)
     attach = config.delivery.email.attach if config.delivery.email else ["pdf"]

@@ -234,9 +234,16 @@ def _life_words(action: Action, formatter: Formatter, grain: str) -> tuple[str, 
     if action.state is None:
         return "", ""
     _ = formatter._
-    words = {"open": _("Open"), "done": _("Done"), "dropped": _("Dropped")}[action.state]
+    words = {
+        "open": _("Open"),
+        "done": _("Done"),
+        "dropped": _("Dropped"),
+        "not_needed": _("No longer needed"),
+    }[action.state]
     if action.overdue:
         words = _("Overdue")
+    if action.state == "not_needed":  # closed by itself (compute/followup.py): say why
+        return words, _("objective back on track")
     age = action.age
     if action.state != "open" or age is None:
         return words, ""
