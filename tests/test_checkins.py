@@ -318,7 +318,7 @@ def test_an_action_of_the_demo_closes_when_the_objective_is_back_on_track(tmp_pa
     ]
     digest = build_digest(config, october).text
     assert "ouverte depuis" not in digest
-    assert "[Ouverte, ouverte cette période] Geler les dépenses" in " ".join(digest.split())
+    assert "[Ouverte, depuis cette période] Geler les dépenses" in " ".join(digest.split())
 
 
 def test_a_checkin_shows_in_the_next_run_pdf_digest_and_archive(report, tmp_path):
@@ -362,7 +362,7 @@ def test_a_checkin_shows_in_the_next_run_pdf_digest_and_archive(report, tmp_path
     words = " ".join(text.split())  # the text part is wrapped at 78 columns
     assert (
         "ACTIONS DUE - [Overdue, open for 2 months] Relaunch old quotes — Sales director, Jul 15, 2026 "
-        "(Revenue of 100 a month) - [Open, opened this period] Review the pipeline weekly — Sales director "
+        "(Revenue of 100 a month) - [Open, since this period] Review the pipeline weekly — Sales director "
         "(Revenue of 100 a month: weekly on Mondays) The full report" in words
     )
     html = received.message.get_body(("html",)).get_content()

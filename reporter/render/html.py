@@ -248,7 +248,7 @@ def _life_words(action: Action, formatter: Formatter, grain: str) -> tuple[str, 
     if action.state != "open" or age is None:
         return words, ""
     if age == 0:
-        return words, _("opened this period")
+        return words, _("since this period")  # "Open, since this period"
     one, many = _PERIOD_UNITS.get(grain, _PERIOD_UNITS["month"])
     catalog = translations(formatter.locale.language)
     return words, _("open for %(age)s") % {"age": catalog.ngettext(one, many, age) % {"num": age}}
