@@ -11,12 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING
 
 from reporter.config.labels import Labels
 from reporter.config.model import Config
-from reporter.delivery.ledger import Delivery, Ledger
 from reporter.delivery.mailer import Mailer
 from reporter.delivery.workbook import MIME as XLSX_MIME
 from reporter.errors import LedgerBusy, LedgerError, RunError
@@ -25,6 +23,9 @@ from reporter.progress import stage
 from reporter.render.digest import Digest, build_digest, build_message, message_id
 from reporter.results import Results
 from reporter.security import redact
+
+if TYPE_CHECKING:  # SQLAlchemy is imported by a run that sends, not by one that only writes
+    from reporter.delivery.ledger import Delivery, Ledger
 
 LOG = logging.getLogger("reporter")
 
@@ -260,6 +261,8 @@ def _claim(
     claim: dict[str, object],
 ) -> bool:
     """``Ledger.claim``; a ledger that cannot record it is a clear error (nothing was sent)."""
+    import sqlalchemy as sa
+
     try:
         return ledger.claim(report, period, rcpt, version, msg_id, now, **claim)  # type: ignore[arg-type]
     except (sa.exc.SQLAlchemyError, LedgerError) as exc:
@@ -289,6 +292,8 @@ class _Sending:
     forced: bool
 
     def send(self, message: EmailMessage) -> DeliveryOutcome:
+        import sqlalchemy as sa
+
         report, period, rcpt, version, now = (
             self.config.report.id,
             self.period,
