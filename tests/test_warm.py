@@ -131,3 +131,26 @@ def test_a_run_that_only_writes_does_not_import_the_ledger_database_layer(tmp_pa
     )
     assert done.stdout.splitlines()[-1] == "0 False True", done.stderr[-2000:]
     assert (tmp_path / "out" / "marketing-monthly" / "2026-10" / "marketing-monthly_2026-10.pdf").is_file()
+
+
+def test_a_second_render_in_the_same_process_compiles_no_template(tmp_path, demo_report):
+    from reporter.render.html import COMPILED, render_html
+
+    config, results = demo_report
+    folder = tmp_path / "mine"
+    shutil.copytree(ROOT / "templates" / "executive", folder)
+    config = config.model_copy(update={"report": config.report.model_copy(update={"template": str(folder)})})
+    before = COMPILED.compiled
+    first = render_html(config, results)
+    assert COMPILED.compiled > before  # this folder's report.html, compiled once
+    before = COMPILED.compiled
+    assert render_html(config, results) == first
+    assert COMPILED.compiled == before  # the second render reused the compiled code
+    # A template edited meanwhile is compiled again, and its new text is what renders.
+    page = folder / "report.html"
+    text = page.read_text(encoding="utf-8")
+    page.write_text(text.replace("<body>", "<body><p>edited</p>"), encoding="utf-8")
+    again = render_html(config, results)
+    assert COMPILED.compiled == before + 1
+    assert "<p>edited</p>" in again
+    assert "<p>edited</p>" not in first
