@@ -13,6 +13,7 @@ recipients, timed inside it from the first report's start (nothing imported for 
 yet) to the last one's end. Fresh: ``--reports`` processes, each reading the sources and
 rendering one report, timed as whole processes (interpreter and imports included). ``--before DIR`` also runs the
 warm worker from another source tree (``git archive`` of an earlier commit) in the same rounds.
+Each mode goes first in turn, so that a load that falls or rises during a round favours none.
 """
 
 from __future__ import annotations
@@ -91,13 +92,14 @@ def main() -> None:
     rates: dict[str, list[float]] = {"warm": [], "fresh": [], "before": []}
     print(f"load average at start: {load()}")
     for r in range(args.rounds):
-        _, out = run(WARM, [demo, str(r * n), str(n)], None)
-        rates["warm"].append(n / float(out))
-        if args.before is not None:
-            _, out = run(WARM, [demo, str(r * n), str(n)], args.before)
-            rates["before"].append(n / float(out))
-        total = sum(run(WARM, [demo, str(r * n + i), "1"], None)[0] for i in range(n))
-        rates["fresh"].append(n / total)
+        modes = ["warm", "fresh"] + (["before"] if args.before is not None else [])
+        for mode in modes[r % len(modes) :] + modes[: r % len(modes)]:  # each goes first in turn
+            if mode == "fresh":
+                total = sum(run(WARM, [demo, str(r * n + i), "1"], None)[0] for i in range(n))
+                rates["fresh"].append(n / total)
+            else:
+                _, out = run(WARM, [demo, str(r * n), str(n)], args.before if mode == "before" else None)
+                rates[mode].append(n / float(out))
         shown = ", ".join(f"{k} {v[-1]:.2f}" for k, v in rates.items() if v)
         print(f"round {r + 1}: reports per second per worker: {shown} (load {load()})")
     warm, fresh = statistics.median(rates["warm"]), statistics.median(rates["fresh"])
