@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,11 +46,11 @@ period, now = Period.parse("2026-10", "month"), dt.datetime(2026, 11, 2, 6, tzin
 WARM = (
     SETUP
     + """
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 reports = render_bursts(config, period, now, jobs, workers=1)
-took = time.perf_counter() - start
+took, cpu = time.perf_counter() - start, time.process_time() - cpu
 assert all(r.pdf for r in reports), [r.error for r in reports]
-print(took)
+print(took, cpu)
 """
 )
 
@@ -58,16 +59,20 @@ def load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def run(code: str, args: list[str], tree: Path | None) -> tuple[float, str]:
+def run(code: str, args: list[str], tree: Path | None) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the process (user + system, its threads included), stdout)."""
     env = dict(os.environ, PYTHONPATH=str(tree or ROOT))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", code, *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False
     )
     took = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
-    return took, done.stdout.strip()
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return took, cpu, done.stdout.strip()
 
 
 def main() -> None:
@@ -90,31 +95,39 @@ def main() -> None:
     demo = handle.name
     n = args.reports
     rates: dict[str, list[float]] = {"warm": [], "fresh": [], "before": []}
+    cpus: dict[str, list[float]] = {"warm": [], "fresh": [], "before": []}  # CPU seconds per report
     print(f"load average at start: {load()}")
     for r in range(args.rounds):
         modes = ["warm", "fresh"] + (["before"] if args.before is not None else [])
         for mode in modes[r % len(modes) :] + modes[: r % len(modes)]:  # each goes first in turn
             if mode == "fresh":
-                total = sum(run(WARM, [demo, str(r * n + i), "1"], None)[0] for i in range(n))
-                rates["fresh"].append(n / total)
+                runs = [run(WARM, [demo, str(r * n + i), "1"], None) for i in range(n)]
+                rates["fresh"].append(n / sum(wall for wall, _, _ in runs))
+                cpus["fresh"].append(sum(cpu for _, cpu, _ in runs) / n)
             else:
-                _, out = run(WARM, [demo, str(r * n), str(n)], args.before if mode == "before" else None)
-                rates[mode].append(n / float(out))
-        shown = ", ".join(f"{k} {v[-1]:.2f}" for k, v in rates.items() if v)
+                _, _, out = run(WARM, [demo, str(r * n), str(n)], args.before if mode == "before" else None)
+                wall, cpu = (float(x) for x in out.split())
+                rates[mode].append(n / wall)
+                cpus[mode].append(cpu / n)
+        shown = ", ".join(f"{k} {v[-1]:.2f} ({cpus[k][-1]:.2f} CPU s each)" for k, v in rates.items() if v)
         print(f"round {r + 1}: reports per second per worker: {shown} (load {load()})")
-    warm, fresh = statistics.median(rates["warm"]), statistics.median(rates["fresh"])
     print(f"{n} reports per round, {args.rounds} rounds, medians of the rounds, one worker:")
-    print(f"  warm worker (this tree): {warm:.2f} reports/s ({1000 / warm:.0f} ms per report)")
-    if rates["before"]:
-        before = statistics.median(rates["before"])
+    for mode, label in (
+        ("warm", "warm worker (this tree)"),
+        ("before", f"warm worker ({args.before})"),
+        ("fresh", "a fresh process per report"),
+    ):
+        if rates[mode]:
+            rate, cpu = statistics.median(rates[mode]), statistics.median(cpus[mode])
+            print(
+                f"  {label}: {rate:.2f} reports/s ({1000 / rate:.0f} ms per report), {cpu:.2f} CPU s per report"
+            )
+    warm, fresh = statistics.median(cpus["warm"]), statistics.median(cpus["fresh"])
+    print(f"  CPU per report, fresh process / warm worker: {fresh / warm:.2f}x")
+    if cpus["before"]:
         print(
-            f"  warm worker ({args.before}): {before:.2f} reports/s ({1000 / before:.0f} ms per report); "
-            f"this tree {warm / before:.2f}x"
+            f"  CPU per report, warm worker before / this tree: {statistics.median(cpus['before']) / warm:.2f}x"
         )
-    print(
-        f"  a fresh process per report: {fresh:.2f} reports/s ({1000 / fresh:.0f} ms per report); "
-        f"warm {warm / fresh:.2f}x"
-    )
     print(f"load average at end: {load()}")
     os.unlink(demo)
 
