@@ -156,9 +156,9 @@ def _collector_paused() -> Iterator[None]:
 # A WeasyPrint FontConfiguration reads the system's fonts (Fontconfig) and, for each @font-face
 # of the template, copies the font to a folder of its own and registers it with Fontconfig and
 # Pango, which then drop what they had loaded. A process that renders many reports (a burst
-# worker, a Dask worker) keeps one per template and reuses it: the @font-face fonts are loaded
-# once, and Pango keeps the faces it has loaded. Reports rendered with it are byte-identical to
-# those of a fresh process (tests/test_warm.py).
+# worker, a Dask worker) keeps one per template and reuses it: the @font-face fonts are copied
+# and registered once. Reports rendered with it are byte-identical to those of a fresh process
+# (tests/test_warm.py); the time it saves is small (benchmarks/README.md, warm workers).
 _FONTS: dict[tuple[object, ...], Any] = {}
 _KEEP = 2  # template versions kept per process (a Dask worker serves several reports and runs)
 font_loads = 0  # FontConfigurations made in this process (the tests count them)
