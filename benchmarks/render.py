@@ -1,6 +1,7 @@
 """Render benchmark, in fresh processes (what `reporter run` is): medians of several runs.
 
     .venv/bin/python benchmarks/render.py [--runs 5]                    # the demo vs Chromium
+    .venv/bin/python benchmarks/render.py --runs 7 --no-chromium        # the cold ratio only
     .venv/bin/python benchmarks/render.py [--runs 5] --stress [--pdf-rows N]
     .venv/bin/python benchmarks/render.py ... --code DIR                # another checkout's code
     .venv/bin/python benchmarks/render.py --before DIR                  # this tree and DIR, in turns
@@ -11,8 +12,9 @@ Chromium printing the same HTML (`--headless --no-sandbox --disable-gpu
 --disable-background-networking --print-to-pdf`), also as a whole process. Each run starts from
 a fresh copy of the configuration folder. In the same rounds, WeasyPrint alone prints that HTML
 to the same tagged PDF/A-3a in a fresh process (no YAML, data or compute): the floor of any run
-that renders with WeasyPrint. Peak RSS is the process's own (with its children's
-for a render that forks), from wait4.
+that renders with WeasyPrint. The cold-start figure is reporter's own time on top of it: in
+each round, the run's wall time less WeasyPrint alone's, and their ratio (medians over the
+rounds). Peak RSS is the process's own (with its children's for a render that forks), from wait4.
 
 Stress: a fresh process computes the stress report (100 KPIs, a 5,000-row breakdown; tests/
 fixtures/stress.py) and renders its PDF; the render's time is measured inside it, its peak RSS
@@ -107,11 +109,15 @@ BARE = (
 )
 
 
-def demo(runs: int, code: Path | None, before: Path | None) -> None:
-    """``runs`` rounds, each: our run, the ``before`` tree's run (if given), Chromium; the
-    series are interleaved so that they see the same load on a shared machine."""
+def demo(runs: int, code: Path | None, before: Path | None, with_chromium: bool = True) -> None:
+    """``runs`` rounds, each: our run, the ``before`` tree's run (if given), WeasyPrint alone and
+    Chromium; the series are interleaved so that they see the same load on a shared machine.
+
+    The cold-start figure is reporter's own time: a run's wall time less WeasyPrint alone's in
+    the same round, and their ratio, each the median over the rounds (pairs, never medians of
+    separate series: the load of a shared machine changes from one round to the next)."""
     series: dict[str, list[float]] = {"ours": [], "before": [], "chromium": [], "weasyprint": []}
-    cpu: dict[str, list[float]] = {"ours": [], "before": []}
+    cpu: dict[str, list[float]] = {"ours": [], "before": [], "weasyprint": []}
     rss: dict[str, list[int]] = {"ours": [], "before": []}
     html, where = final_html(ROOT / "config" / "example.yaml")
     page = where / f".bench-{os.getpid()}.html"
@@ -131,36 +137,48 @@ def demo(runs: int, code: Path | None, before: Path | None) -> None:
                     series[name].append(seconds)
                     cpu[name].append(CPU[(*cmd, "--no-send", "--output", "out")])
                     rss[name].append(peak)
-                series["chromium"].append(chromium(page, Path(tmp) / "chromium.pdf"))
+                if with_chromium:
+                    series["chromium"].append(chromium(page, Path(tmp) / "chromium.pdf"))
                 bare = [sys.executable, "-c", BARE, str(page), str(Path(tmp) / "weasyprint.pdf")]
                 series["weasyprint"].append(timed(bare)[0])
+                cpu["weasyprint"].append(CPU[tuple(bare)])
     finally:
         page.unlink()
 
     def runs_of(values: list[float]) -> str:
         return ", ".join(f"{x:.2f}" for x in values)
 
-    chrome = statistics.median(series["chromium"])
-    print(f"demo, {runs} rounds of fresh processes")
+    bare = statistics.median(series["weasyprint"])
+    print(
+        f"demo, {runs} rounds of fresh processes, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    print(
+        f"  WeasyPrint alone, same HTML to PDF/A-3a: median {bare:.2f} s (runs {runs_of(series['weasyprint'])}), "
+        f"CPU {statistics.median(cpu['weasyprint']):.2f} s"
+    )
     for name, label in (("ours", str(code or "this tree")), ("before", str(before))):
         if series[name]:
             ours = statistics.median(series[name])
+            own = [o - w for o, w in zip(series[name], series["weasyprint"], strict=True)]
+            ratio = [o / w for o, w in zip(series[name], series["weasyprint"], strict=True)]
+            own_cpu = [o - w for o, w in zip(cpu[name], cpu["weasyprint"], strict=True)]
             print(f"  reporter run --no-send ({label}): median {ours:.2f} s (runs {runs_of(series[name])})")
             print(
-                f"    peak RSS median {statistics.median(rss[name]) / 1e6:.0f} MB; ratio to Chromium {ours / chrome:.2f}x"
+                f"    cold start: reporter's own time on top of WeasyPrint alone, median of the rounds "
+                f"{statistics.median(own):.2f} s (runs {runs_of(own)}); ratio {statistics.median(ratio):.2f}x"
             )
-            # Chromium's own CPU is not comparable: its renderer processes are not children it waits for
             print(
-                f"    CPU seconds (user + system, children included) median {statistics.median(cpu[name]):.2f}"
+                f"    CPU seconds (user + system, children included) median {statistics.median(cpu[name]):.2f}, "
+                f"{statistics.median(own_cpu):.2f} more than WeasyPrint alone; "
+                f"peak RSS median {statistics.median(rss[name]) / 1e6:.0f} MB"
             )
-    print(
-        f"  headless Chromium printing the same HTML: median {chrome:.2f} s (runs {runs_of(series['chromium'])})"
-    )
-    bare = statistics.median(series["weasyprint"])
-    print(
-        f"  WeasyPrint alone, same HTML to PDF/A-3a: median {bare:.2f} s (runs {runs_of(series['weasyprint'])}); "
-        f"ratio to Chromium {bare / chrome:.2f}x"
-    )
+    if series["chromium"]:
+        chrome = statistics.median(series["chromium"])
+        # Chromium's own CPU is not comparable: its renderer processes are not children it waits for
+        print(
+            f"  headless Chromium printing the same HTML: median {chrome:.2f} s (runs {runs_of(series['chromium'])}); "
+            f"WeasyPrint alone {bare / chrome:.2f}x, reporter run {statistics.median(series['ours']) / chrome:.2f}x"
+        )
 
 
 STRESS = """
@@ -204,11 +222,14 @@ def main() -> None:
     parser.add_argument("--pdf-rows", type=int, default=None)
     parser.add_argument("--code", type=Path, default=None)
     parser.add_argument("--before", type=Path, default=None, help="another tree, run in the same rounds")
+    parser.add_argument(
+        "--no-chromium", action="store_true", help="skip Chromium (the cold ratio needs none)"
+    )
     args = parser.parse_args()
     if args.stress:
         stress(args.runs, args.code, args.pdf_rows)
     else:
-        demo(args.runs, args.code, args.before)
+        demo(args.runs, args.code, args.before, with_chromium=not args.no_chromium)
 
 
 if __name__ == "__main__":

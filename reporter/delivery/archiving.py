@@ -17,12 +17,15 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reporter.config.model import Config
 from reporter.delivery.archive import Files, Message, archive_messages, archive_pdf, sha256
-from reporter.delivery.ledger import Ledger
 from reporter.errors import RunError
 from reporter.security import remember_secret
+
+if TYPE_CHECKING:
+    from reporter.delivery.ledger import Ledger
 
 LOG = logging.getLogger("reporter")
 KEY_ENV = "REPORTER_ARCHIVE_KEY"

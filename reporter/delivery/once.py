@@ -26,14 +26,14 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from reporter.config.model import Config
-from reporter.delivery.ledger import Delivery, Ledger
 from reporter.delivery.mailer import SendResult
 from reporter.errors import LedgerBusy, LedgerError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported by a run that sends, not by one that only writes
+    from reporter.delivery.ledger import Delivery, Ledger
 from reporter.render.digest import message_id
 from reporter.security import redact
 
@@ -87,6 +87,14 @@ class DeliveryOutcome:
     accepted: dt.datetime | None = None  # sent: the real time the server accepted it
     data: bytes | None = None  # sent: the message as the server received it (archived)
     version: int = 0  # claimed: the delivery's version
+
+
+def _ledger_errors() -> tuple[type[BaseException], ...]:
+    """What a ledger raises when it fails (evaluated only once an exception is being handled, so
+    that importing this module does not import SQLAlchemy)."""
+    import sqlalchemy as sa
+
+    return (sa.exc.SQLAlchemyError, LedgerError)
 
 
 def version_for(ledger: Ledger | None, key: Key, *, force: bool) -> int:
@@ -185,7 +193,7 @@ class ExactlyOnce:
                 run_id=self.run_id,
                 retry=retry,
             )
-        except (sa.exc.SQLAlchemyError, LedgerError) as exc:
+        except _ledger_errors() as exc:
             busy = isinstance(exc, LedgerBusy)
             raise (LedgerBusy if busy else LedgerError)(
                 f"{report} {period}: the ledger could not record the intent to send to {rcpt}: "
@@ -208,7 +216,7 @@ class ExactlyOnce:
                 self.ledger.record(
                     report, period, rcpt, version, now, state="pending", error=error, attempt=True
                 )
-            except (sa.exc.SQLAlchemyError, LedgerError) as exc:
+            except _ledger_errors() as exc:
                 lost.append(exc)  # the channel goes on: what it does is journaled below
 
         result = channel.send(body, key, counted, version=version)
@@ -221,7 +229,7 @@ class ExactlyOnce:
             self.ledger.record(
                 report, period, rcpt, version, now, state=result.state, error=error, accepted=result.accepted
             )
-        except (sa.exc.SQLAlchemyError, LedgerError) as exc:
+        except _ledger_errors() as exc:
             entry = dict(
                 report=report,
                 period=period,

@@ -11,16 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING
 
 from reporter.config.labels import Labels
 from reporter.config.model import Config
-from reporter.delivery.ledger import Ledger
 from reporter.delivery.mailer import Mailer, SendResult, add_unsubscribe
 from reporter.delivery.once import DeliveryOutcome, ExactlyOnce, Key, version_for
 from reporter.delivery.once import ledger_trouble as ledger_trouble  # re-exported
-from reporter.delivery.suppression import Suppression, skip_note, suppressed
 from reporter.delivery.workbook import MIME as XLSX_MIME
 from reporter.errors import LedgerError, RunError
 from reporter.files import report_file, write_together
@@ -28,6 +25,10 @@ from reporter.progress import stage
 from reporter.render.digest import Digest, build_digest, build_message, message_id
 from reporter.results import Results
 from reporter.security import redact
+
+if TYPE_CHECKING:  # SQLAlchemy is imported by a run that sends, not by one that only writes
+    from reporter.delivery.ledger import Ledger
+    from reporter.delivery.suppression import Suppression
 
 LOG = logging.getLogger("reporter")
 
@@ -163,6 +164,8 @@ def deliver(
     stopped = _suppressed(ledger, report)
     for rcpt in targets:
         if rcpt in stopped:  # unsubscribed: never sent, whatever the ledger holds (--force too)
+            from reporter.delivery.suppression import skip_note
+
             outcomes.append(DeliveryOutcome(rcpt, "skipped", 0, "", skip_note(config, stopped[rcpt])))
             continue
         stage(f"delivering to {rcpt}")
@@ -177,6 +180,10 @@ def deliver(
 
 def _suppressed(ledger: Ledger, report: str) -> dict[str, Suppression]:
     """The addresses unsubscribed from ``report``."""
+    import sqlalchemy as sa
+
+    from reporter.delivery.suppression import suppressed
+
     try:
         return suppressed(ledger, report)
     except sa.exc.SQLAlchemyError as exc:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.bccache
 from markupsafe import Markup
 
 from reporter import __version__
@@ -59,6 +60,7 @@ def environment(config: Config, formatter: Formatter) -> jinja2.Environment:
     # Templates are code: sandboxed, bounded, confined to their folders (render/sandbox.py).
     env = BoundedEnvironment(
         loader=loader,
+        bytecode_cache=COMPILED,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         extensions=["jinja2.ext.i18n"],
@@ -68,6 +70,68 @@ def environment(config: Config, formatter: Formatter) -> jinja2.Environment:
     env.install_gettext_translations(translations(formatter.locale.language), newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(formatter.filters(), css_string=css_string)
     return env
+
+
+class CompiledTemplates(jinja2.BytecodeCache):
+    """The templates compiled once per process, in memory, for every later render's environment:
+    a burst or Dask worker renders the same report and email templates for each recipient.
+    Jinja checks each entry against the template's source, so a changed file is compiled again;
+    the key holds the file and the environment's settings (class, delimiters, whitespace
+    options, extensions, filter and test names), so only an environment configured alike reuses
+    the code. Nothing is written to disk."""
+
+    def __init__(self) -> None:
+        self.code: dict[str, bytes] = {}
+        self.compiled = 0  # templates compiled in this process (the tests count them)
+
+    def get_bucket(
+        self, environment: jinja2.Environment, name: str, filename: str | None, source: str
+    ) -> jinja2.bccache.Bucket:
+        key = self.get_cache_key(f"{_settings(environment)}\0{name}", filename)
+        bucket = jinja2.bccache.Bucket(environment, key, self.get_source_checksum(source))
+        self.load_bytecode(bucket)
+        return bucket
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self.code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.compiled += 1
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+def _settings(env: jinja2.Environment) -> str:
+    """What the compiled code of a template depends on, besides its source."""
+    kind = type(env)
+    return repr(
+        (
+            f"{kind.__module__}.{kind.__qualname__}",
+            env.block_start_string,
+            env.block_end_string,
+            env.variable_start_string,
+            env.variable_end_string,
+            env.comment_start_string,
+            env.comment_end_string,
+            env.line_statement_prefix,
+            env.line_comment_prefix,
+            env.trim_blocks,
+            env.lstrip_blocks,
+            env.newline_sequence,
+            env.keep_trailing_newline,
+            env.optimized,
+            env.is_async,
+            env.autoescape if isinstance(env.autoescape, bool) else id(env.autoescape),
+            env.finalize is not None,
+            sorted(env.extensions),
+            sorted(env.filters),
+            sorted(env.tests),
+        )
+    )
+
+
+COMPILED = CompiledTemplates()
 
 
 def css_string(text: object) -> Markup:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import logging
@@ -126,7 +127,9 @@ def _render(
 
     try:
         url = base_dir.as_uri() + "/"
-        document = HTML(string=html, base_url=url, url_fetcher=make_fetcher(allowed)).render()
+        fonts = font_config(allowed)
+        page = HTML(string=html, base_url=url, url_fetcher=make_fetcher(allowed))
+        document = page.render(font_config=fonts)
         if not document.pages:
             return b"", 0, None
         pdf = finish(document) if finish else document.write_pdf()
@@ -147,3 +150,55 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
         gc.collect()
         gc.unfreeze()
+
+
+# -- the fonts, once per process ----------------------------------------------------------
+# A WeasyPrint FontConfiguration reads the system's fonts (Fontconfig) and, for each @font-face
+# of the template, copies the font to a folder of its own and registers it with Fontconfig and
+# Pango, which then drop what they had loaded. A process that renders many reports (a burst
+# worker, a Dask worker) keeps one per template and reuses it: the @font-face fonts are copied
+# and registered once. Reports rendered with it are byte-identical to those of a fresh process
+# (tests/test_warm.py); the time it saves is small (benchmarks/README.md, warm workers).
+_FONTS: dict[tuple[object, ...], Any] = {}
+_KEEP = 2  # template versions kept per process (a Dask worker serves several reports and runs)
+font_loads = 0  # FontConfigurations made in this process (the tests count them)
+
+
+def font_config(allowed: list[Path]) -> Any:
+    """This process's FontConfiguration for the template folders ``allowed``: made at the first
+    render, reused while no file in those folders changes (a changed font or stylesheet, by
+    size, modification time or inode, makes a new one: a long-lived worker never renders with a
+    font that has been replaced since)."""
+    global font_loads
+    key = _fingerprint(allowed)
+    fonts = _FONTS.get(key)
+    if fonts is None:
+        from weasyprint.text.fonts import FontConfiguration
+
+        while len(_FONTS) >= _KEEP:
+            _FONTS.pop(next(iter(_FONTS)))
+        fonts = _FONTS[key] = FontConfiguration()
+        font_loads += 1
+    return fonts
+
+
+def _fingerprint(folders: list[Path]) -> tuple[object, ...]:
+    found: list[object] = []
+    for folder in folders:
+        found.append(str(folder))
+        for path in sorted(folder.rglob("*")):
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                found.append((str(path.relative_to(folder)), st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(found)
+
+
+def _forget_fonts_in_child() -> None:
+    """A forked process makes its own: the folder of a FontConfiguration inherited from the
+    parent is the parent's, and would be deleted when the child's copy is collected."""
+    for fonts in _FONTS.values():
+        fonts._folder = None
+    _FONTS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_fonts_in_child)

@@ -20,11 +20,22 @@ import threading
 # Pango, tinycss2, cssselect2, pydyf and Pillow).
 MODULES = ("weasyprint", "fontTools.subset", "fontTools.ttLib.tables._g_l_y_f")
 
+# What the scheduler's server process imports once, before it forks each report's run: the
+# pipeline, the ledger and the mailer (SQLAlchemy), the report and digest templates' code, and
+# the renderer. A forked run starts with all of it imported (``reporter.run.schedule``).
+PRELOAD = (
+    "reporter.run.pipeline",
+    "reporter.delivery.ledger",
+    "reporter.delivery.send",
+    "reporter.render.html",
+    "reporter.render.preload",  # MODULES, a failure left to the run (Pango missing: OSError)
+)
+
 _started: threading.Thread | None = None
 FORK_WAIT = 60.0  # seconds; the imports take about half a second
 
 
-def _import_all() -> None:
+def import_all() -> None:
     for name in MODULES:
         try:
             importlib.import_module(name)
@@ -38,7 +49,7 @@ def start() -> threading.Thread:
     A daemon thread: a run that stops early (a configuration error) does not wait for it."""
     global _started
     if _started is None:
-        _started = threading.Thread(target=_import_all, name="reporter-import-renderer", daemon=True)
+        _started = threading.Thread(target=import_all, name="reporter-import-renderer", daemon=True)
         _started.start()
     return _started
 

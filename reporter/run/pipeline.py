@@ -14,12 +14,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.delivery.archive import Files
-from reporter.delivery.ledger import Ledger
 from reporter.errors import (
     LedgerBusy,
     LedgerError,
@@ -35,6 +34,9 @@ from reporter.progress import stage
 from reporter.results import Results
 from reporter.run.reportable import refuse_before_data, refuse_unended
 from reporter.run.stages import Audience, Run, output_root, report_results, resolve_period
+
+if TYPE_CHECKING:  # the ledger (SQLAlchemy) is imported only by a run that sends
+    from reporter.delivery.ledger import Ledger
 
 
 @dataclass
@@ -74,7 +76,7 @@ def run_report(
     recipients: list[str] | None = None,
     files: Files | None = None,
     alert_on_failure: bool = True,
-    open_ledger: Callable[..., Ledger] = Ledger,
+    open_ledger: Callable[..., Ledger] | None = None,
 ) -> Outcome:
     """Compute, render, write and (with ``send``) deliver one report for one period.
 
@@ -172,7 +174,7 @@ def run_report(
 
 def _open(
     config: Config,
-    open_ledger: Callable[..., Ledger],
+    open_ledger: Callable[..., Ledger] | None,
     url: str,
     wait: float,
     root: Path,
@@ -184,6 +186,10 @@ def _open(
     anything is sent, with an alert (the ledger cannot record the failed run)."""
     import sqlalchemy as sa
 
+    if open_ledger is None:
+        from reporter.delivery.ledger import Ledger
+
+        open_ledger = Ledger
     try:
         return open_ledger(url, lock_timeout=wait)
     except (sa.exc.SQLAlchemyError, LedgerBusy) as exc:

@@ -209,11 +209,14 @@ _CONTEXT: Any = None
 
 def _context() -> Any:
     """The processes reports run in: forked from a clean server process that has imported the
-    pipeline once (fast to start, and safe: never a fork of this process and its threads)."""
+    pipeline, the ledger, the renderer and WeasyPrint once (fast to start, and safe: never a
+    fork of this process and its threads). Each run then loads the template's fonts once."""
     global _CONTEXT
     if _CONTEXT is None:
+        from reporter.render.warmup import PRELOAD
+
         _CONTEXT = multiprocessing.get_context("forkserver")
-        _CONTEXT.set_forkserver_preload(["reporter.run.pipeline"])
+        _CONTEXT.set_forkserver_preload(list(PRELOAD))
     return _CONTEXT
 
 
