@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 
 from reporter.errors import UsageError
-from reporter.periods import Period
+from reporter.periods import Period, last_expected_date
 
 KINDS = ("marketing", "sales", "newsletter")
 MONTHS = 24
@@ -76,9 +76,11 @@ def init_report(
         span = [Period.containing(d, "month").label for d in (found.first_date, found.last_date) if d]
         first, last_label = (span[0], span[-1]) if span else ("", "")
         if found.last_date is not None:
-            # the quality gate wants the month's last day (the report's sources are daily)
+            # the quality gate wants the date the source's frequency expects (a daily source:
+            # the month's last day)
             month = Period.containing(found.last_date, "month")
-            complete = (month if found.last_date == month.end else month.shift(-1)).label
+            reached = found.last_date >= last_expected_date(month, found.frequency)
+            complete = (month if reached else month.shift(-1)).label
     else:
         last = Period.last_complete(now, "month", "UTC")
         months = last.series(MONTHS)
@@ -369,6 +371,8 @@ class Sniffed:
     formatted: dict[str, tuple[str, str]] = field(default_factory=dict)
     # columns that look numeric but that reporter cannot read as numbers: why (to print)
     unread: dict[str, str] = field(default_factory=dict)
+    # how often the rows come, as the date column shows it (``_frequency``)
+    frequency: str = "daily"
 
 
 def detect_encoding(path: Path) -> str:
@@ -633,6 +637,31 @@ def _date_span(path: Path, encoding: str, column: str) -> tuple[dt.date | None, 
     return day(row[0]), day(row[1])
 
 
+def _frequency(path: Path, encoding: str, column: str, last: dt.date) -> str:
+    """How often the rows come (daily, weekly, monthly), by the measure validate uses
+    (``reporter.compute.cadence.shown_frequency``): where the last row of each of the up to 12
+    whole months before the last one falls. daily when it cannot tell."""
+    import duckdb
+
+    from reporter.compute.cadence import shown_frequency
+    from reporter.config.sql import quote_ident, sql_literal
+
+    end = Period.containing(last, "month")
+    day = f"CAST({quote_ident(column)} AS DATE)"
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            f"SELECT max({day}) FROM read_csv({sql_literal(str(path))}, encoding={sql_literal(encoding)}) "
+            f"WHERE {day} >= ? AND {day} < ? GROUP BY date_trunc('month', {day})",
+            [end.shift(-12).start, end.start],
+        ).fetchall()
+    except duckdb.Error:
+        return "daily"
+    finally:
+        con.close()
+    return shown_frequency([r[0] for r in rows if r[0] is not None], "month") or "daily"
+
+
 # -- what each column is: a measure, an identifier, a category ---------------------------------
 
 
@@ -806,6 +835,8 @@ def _sniff_source(path: Path) -> Sniffed:
     if path.suffix.lower() not in (".csv", ".txt", ".tsv"):
         raise UsageError(f"init: --source {path}: only CSV files are sniffed; write other sources by hand")
     found = sniff(path)
+    if found.date_column is not None and found.last_date is not None:
+        found.frequency = _frequency(path, found.encoding, found.date_column, found.last_date)
     if found.date_column is None:
         shown = ", ".join(f"{n} ({t})" for n, t in found.columns)
         raise UsageError(
@@ -883,7 +914,12 @@ def source_report(path: Path, folder: Path) -> SourceReport:
         f"    path: {_q(shown_path.as_posix())}"
         + ("   # outside this folder: validate and run with --allow-dir" if outside else ""),
         f"    date_column: {_q(found.date_column)}",
-        "    # frequency: daily         # weekly or monthly when the file has a row per week or month",
+        (
+            "    # frequency: daily         # weekly or monthly when the file has a row per week or month"
+            if found.frequency == "daily"
+            else f"    frequency: {found.frequency}          # what the dates show: "
+            + ("most months end in their last week" if found.frequency == "weekly" else "a row a month")
+        ),
         "    csv:",
         f"      delimiter: {_q(found.delimiter)}",
         f"      decimal: {_q(found.decimal)}            # the decimal mark of the numbers",

@@ -559,3 +559,39 @@ def test_amounts_with_thousands_separators_and_currency_are_summed(
 
     results = compute(config, Period.parse("2026-09", "month"), NOW)
     assert results.kpis["montant_ttc"].value == pytest.approx(amounts["2026-09"])
+
+
+def test_source_declares_the_frequency_its_dates_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Olist closed deals end most months in their last week, not on their last day: init
+    declares `frequency: weekly`, so the first validate has nothing to warn about, and the month
+    to run is the one the weekly gate calls complete."""
+    import shutil
+
+    folder = tmp_path / "deals"
+    folder.mkdir()
+    deals = folder / "olist_closed_deals_dataset.csv"
+    shutil.copyfile(OLIST_LEADS.parent / "olist_closed_deals_dataset.csv", deals)
+    assert cli.main(["init", str(folder), "--source", str(deals)]) == 0
+    yaml = folder / "olist-closed-deals-dataset.yaml"
+    out = capsys.readouterr().out
+    assert out.endswith(f"  reporter run {yaml} --period 2018-10 --no-send\n")  # ends 2018-11-14
+    text = yaml.read_text(encoding="utf-8")
+    assert (
+        "    frequency: weekly          # what the dates show: most months end in their last week\n" in text
+    )
+    assert load_config(yaml).sources["olist_closed_deals_dataset"].frequency == "weekly"
+    assert cli.main(["validate", str(yaml)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{yaml}: valid — 1 source, 7 metrics")
+    assert err == ""
+
+
+def test_source_with_a_row_every_day_keeps_daily(tmp_path: Path) -> None:
+    data = tmp_path / "daily.csv"
+    lines = ["date,orders"] + [f"{dt.date(2026, 1, 1) + dt.timedelta(days=i)},{i % 5}" for i in range(200)]
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    init_report(tmp_path / "r", now=NOW, source=data)
+    text = (tmp_path / "r" / "daily.yaml").read_text(encoding="utf-8")
+    assert "    # frequency: daily  " in text
