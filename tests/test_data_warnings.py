@@ -373,7 +373,8 @@ def test_historical_data_is_checked_in_its_latest_period_with_one_note(
         f"{path}:25:7: breakdowns[0].values.Shopp: warning: no row has channel 'Shopp' in the 13 months "
         "up to 2026-10; did you mean 'Shop'? (a label must match its value exactly)",
         f"{path}:23:5: breakdowns[0].values: warning: 1 value has no label in the 13 months up to "
-        "2026-10 and will show as written: 'Shop' (59 rows); add a label under values for each that needs one",
+        "2026-10 and will show as written: 'Shop' (59 rows); add a label under values for each that "
+        "needs one",
         f"{path}:15:14: objectives[0].target.change_vs_prior_year: warning: the KPI 'revenue' has no value "
         "in 2025-10, the base of this target (source 'sales' has data from 2026-01-01 to 2026-10-31): a run "
         "for 2026-10 shows no target; give a target that needs no earlier data: {value: …} or "
