@@ -745,7 +745,13 @@ def classify(found: Sniffed) -> Roles:
       ``…_prefix``, ``order_number``), a text column whose every value is a hash or a UUID, a
       text column without spaces whose every row has its own value (more than
       MAX_BREAKDOWN_VALUES of them), and a whole-number column written with leading zeros
-      ("01310") or numbering the rows (unique, consecutive). Each is counted distinct.
+      ("01310") or numbering the rows (unique, consecutive or rising in the file's order with
+      gaps). Each is counted distinct. Names count in French, Spanish, German and Italian too
+      (``numero_commande``, ``N° facture``, ``Kundennummer``).
+    - A whole-number column that looks like codes (``_code_like``: named only for a thing, such
+      as ``magasin``; or a few repeated values far apart; or as many digits each) is not summed
+      either: a breakdown with at most MAX_BREAKDOWN_VALUES values, else counted distinct, and
+      ``Roles.notes`` says why (init prints it).
     - Any other numeric column is a measure: summed.
     - A text or true/false column with 2 to MAX_BREAKDOWN_VALUES values is a category: the
       report breaks its main KPI (``Roles.main``) down by it. Free text and other dates are
