@@ -729,7 +729,24 @@ def _init(args: argparse.Namespace) -> int:
     by = f"; by {', '.join(roles.categories)}" if roles.categories else ""
     span = f" (dates from {done.first} to {done.last})" if done.first else ""
     yaml = done.source_yaml
-    print(f"a report over {args.source.name}{span}: {', '.join(counted)}{by}; next:")
+    found = done.source.sniffed
+    notes = [
+        f'  {column}: written like "{example}": read as numbers by the derived source '
+        f"{done.source.source_name} (the csv options have no thousands separator)"
+        for column, (_mark, example) in found.formatted.items()
+    ]
+    for column, why in roles.notes.items():
+        if column in roles.categories:
+            done_as, fix = "broken down by", "add a metric with agg: sum"
+        else:
+            done_as, fix = "counted distinct", "set its metric's agg to sum"
+        notes.append(f"  {column}: {done_as}, not summed: {why}; if they are quantities, {fix}")
+    notes += [f"  {column}: left out: {why}" for column, why in found.unread.items()]
+    summary = f"a report over {args.source.name}{span}: {', '.join(counted)}{by}"
+    if notes:
+        print("\n".join([summary, *notes, "next:"]))
+    else:
+        print(f"{summary}; next:")
     print(f"  reporter validate {yaml}{allow}")
     print(f"  reporter preview {yaml}{allow}")
     if done.complete:

@@ -67,8 +67,13 @@ def latest_with_data(config: Config, results: Results) -> Period | None:
     the latest period that every source with data reaches (the earliest of their last dates'
     periods), so that a ratio of two sources is not shown on one of them alone. None when some
     source has data in the period or later, or none has a dated row."""
-    lasts = [dt.date.fromisoformat(s.last_date[:10]) for s in results.sources if s.last_date]
-    if not lasts or max(lasts).isoformat() >= results.period_start:
+    return latest_dated(config, [s.last_date for s in results.sources if s.last_date], results.period_start)
+
+
+def latest_dated(config: Config, last_dates: list[str], start: str) -> Period | None:
+    """``latest_with_data`` from the sources' last dates (ISO texts) and the period's first day."""
+    lasts = [dt.date.fromisoformat(d[:10]) for d in last_dates]
+    if not lasts or max(lasts).isoformat() >= start[:10]:
         return None
     return Period.containing(min(lasts), config.report.grain)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 import os
 import random
@@ -30,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 
 from reporter.errors import UsageError
-from reporter.periods import Period
+from reporter.periods import Period, last_expected_date
 
 KINDS = ("marketing", "sales", "newsletter")
 MONTHS = 24
@@ -75,9 +76,11 @@ def init_report(
         span = [Period.containing(d, "month").label for d in (found.first_date, found.last_date) if d]
         first, last_label = (span[0], span[-1]) if span else ("", "")
         if found.last_date is not None:
-            # the quality gate wants the month's last day (the report's sources are daily)
+            # the quality gate wants the date the source's frequency expects (a daily source:
+            # the month's last day)
             month = Period.containing(found.last_date, "month")
-            complete = (month if found.last_date == month.end else month.shift(-1)).label
+            reached = found.last_date >= last_expected_date(month, found.frequency)
+            complete = (month if reached else month.shift(-1)).label
     else:
         last = Period.last_complete(now, "month", "UTC")
         months = last.series(MONTHS)
@@ -284,6 +287,14 @@ SAMPLES: dict[str, Callable[[list[Period]], dict[str, tuple[list[str], Iterator[
 _NULLS = ("", "n/a", "N/A", "NA", "null", "NULL", "-")
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d+)?|[.,]\d+)$")
+# A number as a spreadsheet shows it: thousands separators (a space, a no-break or narrow
+# no-break space, a dot, a comma, an apostrophe) and a currency sign or a percent sign.
+_SEPARATORS = " \u00a0\u202f.,'\u2019"
+_SIGNS = r"(?:[€$£¥%]|EUR|USD|GBP|CHF)"
+_FORMATTED = re.compile(
+    rf"^[+-]?(?:{_SIGNS}\s*)?[+-]?(?:\d{{1,3}}(?:[{_SEPARATORS}]\d{{3}})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)"
+    rf"(?:\s*{_SIGNS})?$"
+)
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT")
 # A value that is a hash or a UUID: an identifier, whatever its column is called.
@@ -291,11 +302,33 @@ _HEX = r"[0-9a-fA-F]{12,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-
 # Words of a column's name that make it an identifier or a code, anywhere in the name
 # ("landing_page_id", "seller_zip_code_prefix", "customerId") ...
 _ID_WORDS = frozenset(
-    {"id", "ids", "uuid", "guid", "key", "code", "zip", "zipcode", "postcode", "postal", "cep",
-     "prefix", "sku", "ean", "gtin", "isbn", "phone", "tel", "siret", "siren", "iban", "hash"}
+    {"id", "ids", "uuid", "guid", "key", "code", "codigo", "codice", "zip", "zipcode", "postcode",
+     "postal", "cep", "prefix", "sku", "ean", "gtin", "isbn", "phone", "tel", "siret", "siren", "iban",
+     "hash"}
 )  # fmt: skip
 # ... or at its end ("order_number", "invoice_no").
 _ID_LAST_WORDS = frozenset({"number", "num", "no", "nr", "ref"})
+# A number word ("numero_commande", "N° facture", "num_client", "Nr Kunde") before or after a
+# word naming a thing that has an identity (an order, an invoice, a customer, a store): its
+# number. Alone ("n_items", "numero_articoli") a number word is a count, a measure.
+_NUMBER_WORDS = frozenset({"number", "numero", "num", "no", "n", "nr", "nro", "nummer", "numer"})
+_THING_WORDS = frozenset(
+    {"order", "invoice", "customer", "client", "account", "store", "shop", "ticket", "transaction",
+     "contract", "commande", "facture", "magasin", "boutique", "compte", "contrat", "dossier",
+     "pedido", "factura", "cliente", "tienda", "cuenta", "contrato", "bestellung", "rechnung",
+     "kunde", "kunden", "laden", "filiale", "konto", "vertrag", "ordine", "fattura", "negozio",
+     "conto", "contratto"}
+)  # fmt: skip
+# German compounds: "Kundennummer", "Bestellnr".
+_NUMBER_SUFFIXES = ("nummer", "nr")
+# Words that make a column a measure (an amount, a quantity), whatever its values look like.
+_MEASURE_WORDS = frozenset(
+    {"amount", "total", "sum", "price", "cost", "revenue", "sales", "value", "qty", "quantity",
+     "count", "units", "weight", "montant", "prix", "cout", "quantite", "qte", "nombre", "valeur",
+     "ventes", "chiffre", "poids", "importe", "precio", "coste", "cantidad", "ventas", "betrag",
+     "preis", "kosten", "menge", "anzahl", "umsatz", "summe", "importo", "prezzo", "costo",
+     "quantita", "totale"}
+)  # fmt: skip
 # A text column with at most this many values is broken down by (one row per value).
 MAX_BREAKDOWN_VALUES = 50
 
@@ -311,6 +344,8 @@ class ColumnStats:
     spaces: bool  # some value holds a space (free text, a label)
     low: int | None  # the smallest and largest value, when every value is an integer
     high: int | None
+    rising: bool = False  # unique integers that (almost) always grow from one row to the next
+    shown: list[int] = field(default_factory=list)  # a few of its values, smallest first
 
 
 @dataclass
@@ -331,6 +366,13 @@ class Sniffed:
     stats: dict[str, ColumnStats] = field(default_factory=dict)
     first_date: dt.date | None = None  # the date column's span
     last_date: dt.date | None = None
+    # numeric columns written with thousands separators or a currency sign ("2 867,56 €"),
+    # which the csv options cannot read: their decimal mark and an example value
+    formatted: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # columns that look numeric but that reporter cannot read as numbers: why (to print)
+    unread: dict[str, str] = field(default_factory=dict)
+    # how often the rows come, as the date column shows it (``_frequency``)
+    frequency: str = "daily"
 
 
 def detect_encoding(path: Path) -> str:
@@ -381,25 +423,13 @@ def sniff(path: Path) -> Sniffed:
                 n: [v.strip() for v in vs if v is not None] for n, vs in zip(text_cols, values, strict=True)
             }
         rows, stats = _column_stats(con, as_text, [n for n, _ in types])
+        _integer_stats(con, as_text, rows, stats)
     except duckdb.Error as exc:
         raise UsageError(f"init: cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
     finally:
         con.close()
 
-    nulls = {""}
-    decimal = "."
-    numeric = [n for n, t in types if t.split("(")[0] in _NUMERIC_TYPES]
-    for name, texts in samples.items():
-        present = [v for v in texts if v not in _NULLS]
-        if not present or not all(_NUMBER.match(v) for v in present):
-            continue
-        if any(_DECIMAL_COMMA.match(v) for v in present):
-            if delimiter == ",":
-                continue  # a comma can't be both; leave the column as text
-            decimal = ","
-        nulls.update(v for v in texts if v in _NULLS)
-        numeric.append(name)
-    numeric.sort(key=[n for n, _ in types].index)
+    numeric, decimal, nulls, formatted, unread = _numbers(types, samples, delimiter)
 
     dates = [n for n, t in types if t == "DATE" or t.startswith("TIMESTAMP")]
     dates.sort(
@@ -429,7 +459,89 @@ def sniff(path: Path) -> Sniffed:
         stats=stats,
         first_date=first,
         last_date=last,
+        formatted=formatted,
+        unread=unread,
     )
+
+
+def _numbers(
+    types: list[tuple[str, str]], samples: dict[str, list[str]], delimiter: str
+) -> tuple[list[str], str, set[str], dict[str, tuple[str, str]], dict[str, str]]:
+    """The numeric columns (those the sniffer typed, and the text columns whose ``samples`` are
+    numbers with a decimal comma, null markers, or thousands separators and currency signs), the
+    file's decimal mark, its null markers, the columns written like "2 867,56 €" (their decimal
+    mark and an example) and the columns that look numeric but cannot be read (why)."""
+    nulls = {""}
+    decimal = "."
+    numeric = [n for n, t in types if t.split("(")[0] in _NUMERIC_TYPES]
+    formatted: dict[str, tuple[str, str]] = {}
+    unread: dict[str, str] = {}
+    for name, texts in samples.items():
+        present = [v for v in texts if v not in _NULLS]
+        if not present:
+            continue
+        if not all(_NUMBER.match(v) for v in present):
+            if not all(_NUMBER.match(v) or _FORMATTED.match(v) for v in present):
+                continue
+            mark, why = _formatted(present)
+            if why:
+                unread[name] = why
+                continue
+            formatted[name] = mark
+            nulls.update(v for v in texts if v in _NULLS)
+            numeric.append(name)
+            continue
+        if any(_DECIMAL_COMMA.match(v) for v in present):
+            if delimiter == ",":
+                continue  # a comma can't be both; leave the column as text
+            decimal = ","
+        nulls.update(v for v in texts if v in _NULLS)
+        numeric.append(name)
+    numeric.sort(key=[n for n, _ in types].index)
+    if delimiter != "," and any(mark == "," for mark, _ in formatted.values()):
+        decimal = ","  # the file's numbers use a decimal comma, whichever way they are written
+    return numeric, decimal, nulls, formatted, unread
+
+
+def _formatted(present: list[str]) -> tuple[tuple[str, str], str]:
+    """The decimal mark and an example of numbers written like "2 867,56 €", or why they cannot
+    be read as numbers."""
+    shaped = [v for v in present if not _NUMBER.match(v)]  # the first with a separator
+    example = next((v for v in shaped if re.search(r"\d[^\d.,]+\d", v)), shaped[0])
+    mark = _decimal_mark(present)
+    if any(v.endswith("%") for v in present):
+        return (".", example), (
+            f'its values are percentages ("{example}"), which reporter reads only as '
+            "text; export them as plain numbers (0.125 for 12.5 %) to use them"
+        )
+    if mark is None:
+        return (".", example), (
+            f'its values ("{example}") mix "." and "," as the decimal mark; export '
+            "them as plain numbers to use them"
+        )
+    return (mark, example), ""
+
+
+def _decimal_mark(values: list[str]) -> str | None:
+    """The decimal mark of numbers written with thousands separators: the last "." or ","
+    of a value is the decimal mark unless exactly 3 digits follow it and it is its only mark
+    of that kind after a group ("1.234" alone could be either: a thousands separator here).
+    None when the values disagree."""
+    marks = set()
+    for value in values:
+        digits = re.sub(r"[^0-9.,]", "", value)
+        last = max(digits.rfind("."), digits.rfind(","))
+        if last < 0:
+            continue
+        mark, tail = digits[last], digits[last + 1 :]
+        other = "," if mark == "." else "."
+        if other in digits[:last] or len(tail) != 3:
+            marks.add(mark)  # 1.234,56 / 2,5 / 2 867,560
+        else:
+            marks.add(other)  # 1,234 / 1.234.567: thousands separators
+    if len(marks) > 1:
+        return None
+    return marks.pop() if marks else "."
 
 
 def _column_stats(con: object, as_text: str, names: list[str]) -> tuple[int, dict[str, ColumnStats]]:
@@ -468,6 +580,36 @@ def _column_stats(con: object, as_text: str, names: list[str]) -> tuple[int, dic
     return int(row[0]), stats
 
 
+def _integer_stats(con: object, as_text: str, rows: int, stats: dict[str, ColumnStats]) -> None:
+    """Whether each column of unique integers rises (``_rising``), and the first values of each
+    other integer column (to show them)."""
+    from reporter.config.sql import quote_ident
+
+    for name, st in stats.items():
+        if st.low is not None and st.distinct == st.values == rows >= 20:
+            st.rising = _rising(con, as_text, name)
+        elif st.low is not None:
+            col = f"try_cast(nullif(trim({quote_ident(name)}), '') AS HUGEINT)"
+            st.shown = [
+                int(v)
+                for (v,) in con.execute(  # type: ignore[attr-defined]
+                    f"SELECT DISTINCT {col} AS v FROM {as_text} WHERE v IS NOT NULL ORDER BY v LIMIT 5"
+                ).fetchall()
+            ]
+
+
+def _rising(con: object, as_text: str, name: str) -> bool:
+    """Whether the integers of ``name`` grow from row to row in the file's order, 9 times in 10
+    at least: numbers handed out one after the other (orders, invoices), gaps or not."""
+    from reporter.config.sql import quote_ident
+
+    col = f"try_cast(nullif(trim({quote_ident(name)}), '') AS HUGEINT)"
+    # the rows come back in the file's order (DuckDB preserves insertion order)
+    values = [v for (v,) in con.execute(f"SELECT {col} FROM {as_text}").fetchall()]  # type: ignore[attr-defined]
+    ups = sum(b > a for a, b in itertools.pairwise(values))
+    return len(values) > 1 and ups >= 0.9 * (len(values) - 1)
+
+
 def _date_span(path: Path, encoding: str, column: str) -> tuple[dt.date | None, dt.date | None]:
     """The first and last date of ``column``, read with the sniffer's own types."""
     import duckdb
@@ -495,6 +637,31 @@ def _date_span(path: Path, encoding: str, column: str) -> tuple[dt.date | None, 
     return day(row[0]), day(row[1])
 
 
+def _frequency(path: Path, encoding: str, column: str, last: dt.date) -> str:
+    """How often the rows come (daily, weekly, monthly), by the measure validate uses
+    (``reporter.compute.cadence.shown_frequency``): where the last row of each of the up to 12
+    whole months before the last one falls. daily when it cannot tell."""
+    import duckdb
+
+    from reporter.compute.cadence import shown_frequency
+    from reporter.config.sql import quote_ident, sql_literal
+
+    end = Period.containing(last, "month")
+    day = f"CAST({quote_ident(column)} AS DATE)"
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            f"SELECT max({day}) FROM read_csv({sql_literal(str(path))}, encoding={sql_literal(encoding)}) "
+            f"WHERE {day} >= ? AND {day} < ? GROUP BY date_trunc('month', {day})",
+            [end.shift(-12).start, end.start],
+        ).fetchall()
+    except duckdb.Error:
+        return "daily"
+    finally:
+        con.close()
+    return shown_frequency([r[0] for r in rows if r[0] is not None], "month") or "daily"
+
+
 # -- what each column is: a measure, an identifier, a category ---------------------------------
 
 
@@ -504,6 +671,8 @@ class Roles:
     ids: list[str]  # identifiers and codes: counted distinct, never summed
     categories: list[str]  # text with a few values (2 to MAX_BREAKDOWN_VALUES): a breakdown each
     row_key: str | None = None  # an identifier with its own value on every row: a row is a thing
+    # numeric columns not summed because their values look like codes: why, to print
+    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def main(self) -> str | None:
@@ -514,14 +683,38 @@ class Roles:
 
 
 def _words(name: str) -> list[str]:
-    """The words of a column name: ``customerId`` and ``customer_id`` both give customer, id."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    """The words of a column name, without accents: ``customerId`` and ``customer_id`` both
+    give customer, id; ``N° facture`` gives n, facture; ``Quantité`` gives quantite."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", plain)
     return [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
 
 
 def _named_like_an_id(name: str) -> bool:
     words = _words(name)
-    return bool(words) and (any(w in _ID_WORDS for w in words) or words[-1] in _ID_LAST_WORDS)
+    if not words:
+        return False
+    if any(w in _ID_WORDS for w in words) or words[-1] in _ID_LAST_WORDS:
+        return True
+    if any(len(w) > 6 and w.endswith(_NUMBER_SUFFIXES) for w in words):
+        return True  # Kundennummer, Bestellnr
+    # a number word next to a thing's name: numero_commande, N° facture, invoice_nr
+    return any(
+        (a in _NUMBER_WORDS and b in _THING_WORDS) or (a in _THING_WORDS and b in _NUMBER_WORDS)
+        for a, b in itertools.pairwise(words)
+    )
+
+
+def _named_like_a_measure(name: str) -> bool:
+    return any(w in _MEASURE_WORDS for w in _words(name))
+
+
+def _named_like_a_thing(name: str) -> bool:
+    """Only words naming a thing (``magasin``, ``Client``, ``store``): its values are codes."""
+    words = _words(name)
+    return bool(words) and all(w in _THING_WORDS for w in words)
 
 
 def _identifier(name: str, base: str, st: ColumnStats, unique: bool, *, numeric: bool, rows: int) -> bool:
@@ -537,7 +730,9 @@ def _identifier(name: str, base: str, st: ColumnStats, unique: bool, *, numeric:
             and rows >= 20
             and st.low is not None
             and st.high is not None
-            and st.high - st.low + 1 == st.distinct
+            # consecutive, or handed out in the file's order with gaps (a measure's name says
+            # otherwise: a running total grows too)
+            and (st.high - st.low + 1 == st.distinct or (st.rising and not _named_like_a_measure(name)))
         )
         return st.leading_zero or numbered
     return st.hex or (unique and st.distinct > MAX_BREAKDOWN_VALUES and not st.spaces)
@@ -550,7 +745,13 @@ def classify(found: Sniffed) -> Roles:
       ``…_prefix``, ``order_number``), a text column whose every value is a hash or a UUID, a
       text column without spaces whose every row has its own value (more than
       MAX_BREAKDOWN_VALUES of them), and a whole-number column written with leading zeros
-      ("01310") or numbering the rows (unique, consecutive). Each is counted distinct.
+      ("01310") or numbering the rows (unique, consecutive or rising in the file's order with
+      gaps). Each is counted distinct. Names count in French, Spanish, German and Italian too
+      (``numero_commande``, ``N° facture``, ``Kundennummer``).
+    - A whole-number column that looks like codes (``_code_like``: named only for a thing, such
+      as ``magasin``; or a few repeated values far apart; or as many digits each) is not summed
+      either: a breakdown with at most MAX_BREAKDOWN_VALUES values, else counted distinct, and
+      ``Roles.notes`` says why (init prints it).
     - Any other numeric column is a measure: summed.
     - A text or true/false column with 2 to MAX_BREAKDOWN_VALUES values is a category: the
       report breaks its main KPI (``Roles.main``) down by it. Free text and other dates are
@@ -559,7 +760,7 @@ def classify(found: Sniffed) -> Roles:
     roles = Roles([], [], [])
     for name, kind in found.columns:
         st = found.stats.get(name)
-        if name == found.date_column or st is None or st.values == 0:
+        if name == found.date_column or st is None or st.values == 0 or name in found.unread:
             continue
         base = kind.split("(")[0]
         unique = st.distinct == st.values == found.rows
@@ -570,11 +771,36 @@ def classify(found: Sniffed) -> Roles:
             roles.ids.append(name)
             if unique and roles.row_key is None:
                 roles.row_key = name
+        elif name in found.numeric and (why := _code_like(name, st)):
+            # not a measure (summing store numbers means nothing): a breakdown when it has few
+            # values, else counted distinct; init says which and why
+            (roles.categories if st.distinct <= MAX_BREAKDOWN_VALUES else roles.ids).append(name)
+            roles.notes[name] = why
         elif name in found.numeric:
             roles.measures.append(name)
         elif base == "VARCHAR" and 2 <= st.distinct <= MAX_BREAKDOWN_VALUES:
             roles.categories.append(name)
     return roles
+
+
+def _code_like(name: str, st: ColumnStats) -> str:
+    """Why the whole numbers of ``name`` look like codes, not a measure ("" when they do not):
+    the name says so (``magasin``, ``store``, ``client``) or its values repeat and are
+    too few and far apart to count anything (12, 15, 31, 44), or have as many digits each
+    (1021, 1155, ...: a numbering). A name that says measure (amount, quantité) is one."""
+    if st.low is None or st.high is None or _named_like_a_measure(name):
+        return ""
+    shown = ", ".join(str(v) for v in st.shown[:4]) + (", …" if st.distinct > 4 else "")
+    if _named_like_a_thing(name):
+        return f"its name says its values ({shown}) are codes, not quantities"
+    repeated = st.values >= 2 * st.distinct
+    if not repeated or st.distinct < 2:
+        return ""
+    if st.distinct <= MAX_BREAKDOWN_VALUES and st.low >= 10 and 2 * st.distinct <= st.high - st.low + 1:
+        return f"its {st.distinct} values ({shown}) look like codes, not quantities"
+    if st.low >= 1000 and len(str(st.low)) == len(str(st.high)):
+        return f"its values ({shown}) look like codes, not quantities: {len(str(st.low))} digits each"
+    return ""
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -587,6 +813,7 @@ class SourceReport:
     sniffed: Sniffed
     roles: Roles
     outside: bool  # the CSV is outside the report's folder (validate and run need --allow-dir)
+    source_name: str = ""  # the source the metrics read
 
 
 def _name(text: str) -> str:
@@ -614,6 +841,8 @@ def _sniff_source(path: Path) -> Sniffed:
     if path.suffix.lower() not in (".csv", ".txt", ".tsv"):
         raise UsageError(f"init: --source {path}: only CSV files are sniffed; write other sources by hand")
     found = sniff(path)
+    if found.date_column is not None and found.last_date is not None:
+        found.frequency = _frequency(path, found.encoding, found.date_column, found.last_date)
     if found.date_column is None:
         shown = ", ".join(f"{n} ({t})" for n, t in found.columns)
         raise UsageError(
@@ -632,6 +861,34 @@ def _relative(path: Path, folder: Path) -> Path:
         return path.resolve()
 
 
+def _numbers_read(source_name: str, file_name: str, found: Sniffed) -> list[str]:
+    """A derived source over the file that reads the columns written like "2 867,56 €" as
+    numbers: everything but the digits, the sign and the decimal mark is removed (the csv
+    options have no thousands separator)."""
+    from reporter.config.sql import quote_ident
+
+    assert found.date_column is not None
+    casts = []
+    for column, (mark, _example) in found.formatted.items():
+        col = quote_ident(column)
+        kept = f"regexp_replace(cast({col} AS varchar), '[^0-9{mark}-]', '', 'g')"
+        if mark == ",":
+            kept = f"replace({kept}, ',', '.')"
+        casts.append(f"cast(nullif({kept}, '') AS double) AS {col}")
+    shown = ", ".join(found.formatted)
+    return [
+        f"  {source_name}:                # the file's rows, with {shown} read as numbers",
+        "    type: derived",
+        f"    from: [{file_name}]",
+        f"    date_column: {_q(found.date_column)}",
+        "    sql: |",
+        "      select * replace (",
+        *(f"        {cast}{',' if i < len(casts) - 1 else ''}" for i, cast in enumerate(casts)),
+        "      )",
+        f"      from {file_name}",
+    ]
+
+
 def source_report(path: Path, folder: Path) -> SourceReport:
     """The YAML of a report over the CSV at ``path``, to be written into ``folder``."""
     found = _sniff_source(path)
@@ -641,6 +898,8 @@ def source_report(path: Path, folder: Path) -> SourceReport:
     source_name = _name(path.stem)
     shown_path = _relative(path, folder)
     outside = shown_path.is_absolute() or shown_path.parts[:1] == ("..",)
+    # numbers written like "2 867,56 €" are read by a derived source over the file's
+    file_name = f"{source_name}_file" if found.formatted else source_name
 
     lines = [
         MODELINE,
@@ -656,12 +915,17 @@ def source_report(path: Path, folder: Path) -> SourceReport:
         "  grain: month                 # month | quarter | week",
         "",
         "sources:",
-        f"  {source_name}:",
+        f"  {file_name}:",
         "    type: csv",
         f"    path: {_q(shown_path.as_posix())}"
         + ("   # outside this folder: validate and run with --allow-dir" if outside else ""),
         f"    date_column: {_q(found.date_column)}",
-        "    # frequency: daily         # weekly or monthly when the file has a row per week or month",
+        (
+            "    # frequency: daily         # weekly or monthly when the file has a row per week or month"
+            if found.frequency == "daily"
+            else f"    frequency: {found.frequency}          # what the dates show: "
+            + ("most months end in their last week" if found.frequency == "weekly" else "a row a month")
+        ),
         "    csv:",
         f"      delimiter: {_q(found.delimiter)}",
         f"      decimal: {_q(found.decimal)}            # the decimal mark of the numbers",
@@ -674,6 +938,8 @@ def source_report(path: Path, folder: Path) -> SourceReport:
     if not found.header:
         lines.append("      header: false")
     lines.append("      null_values: [" + ", ".join(_q(v) for v in found.null_values) + "]")
+    if found.formatted:
+        lines += _numbers_read(source_name, file_name, found)
 
     used = {"rows"}
 
@@ -725,4 +991,4 @@ def source_report(path: Path, folder: Path) -> SourceReport:
             f"  - {{kpi: {main}, by: {_q(column)}, label: {_q(_label(column))}}}"
             for column in roles.categories
         ]
-    return SourceReport(report_id, "\n".join(lines) + "\n", found, roles, outside)
+    return SourceReport(report_id, "\n".join(lines) + "\n", found, roles, outside, source_name)

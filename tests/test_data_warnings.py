@@ -349,3 +349,41 @@ def test_a_cumulative_growth_target_needs_the_base_of_every_period_of_the_year(t
     ]
     path.write_text(path.read_text().replace("cumulative: true", "cumulative: false"), encoding="utf-8")
     assert warnings(path) == []  # October 2025 has data
+
+
+def test_historical_data_is_checked_in_its_latest_period_with_one_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Data that stopped long before the run's period (an archive, a public data set) is checked
+    in the latest period with data, the one `reporter preview` shows; one note says which, and
+    only when there is something to say."""
+    later = dt.datetime(2028, 3, 5, 8, 0, tzinfo=dt.UTC)  # a run now reports February 2028
+    values = """\
+        values:
+          Web: Website
+          Shopp: Store
+          Partner: Partners
+          Phone: Telephone
+    """
+    path = shop(tmp_path, values=values, spend=", frequency: monthly", target="{change_vs_prior_year: 0.1}")
+    found = [str(p) for p in data_warnings(load_config(path), later)]
+    assert found == [
+        f"{path}: note: no data in 2028-02, the last complete month: the checks that read the data looked "
+        "at 2026-10, the latest month with data",
+        f"{path}:25:7: breakdowns[0].values.Shopp: warning: no row has channel 'Shopp' in the 13 months "
+        "up to 2026-10; did you mean 'Shop'? (a label must match its value exactly)",
+        f"{path}:23:5: breakdowns[0].values: warning: 1 value has no label in the 13 months up to "
+        "2026-10 and will show as written: 'Shop' (59 rows); add a label under values for each that "
+        "needs one",
+        f"{path}:15:14: objectives[0].target.change_vs_prior_year: warning: the KPI 'revenue' has no value "
+        "in 2025-10, the base of this target (source 'sales' has data from 2026-01-01 to 2026-10-31): a run "
+        "for 2026-10 shows no target; give a target that needs no earlier data: {value: …} or "
+        "{by_period: {2026-10: …}}",
+    ]
+    # the same through validate, with the clock of the machine
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int(later.timestamp())))
+    assert cli.main(["validate", str(path)]) == 0
+    assert capsys.readouterr().err.splitlines() == found
+    # nothing to warn about in that period: no note either
+    quiet = shop(tmp_path, values=QUIET_VALUES, spend=", frequency: monthly")
+    assert data_warnings(load_config(quiet), later) == []

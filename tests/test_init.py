@@ -405,3 +405,193 @@ def test_kind_and_source_are_exclusive(tmp_path: Path, capsys: pytest.CaptureFix
         "your file: choose one\n"
     )
     assert not (tmp_path / "r").exists()
+
+
+def _orders(path: Path) -> list[list[object]]:
+    """A French order log like a shop's export: order numbers handed out with gaps, a customer
+    number among ~200, a store among 4 codes, a quantity, an amount."""
+    import random
+
+    rng = random.Random(22)
+    rows: list[list[object]] = []
+    number = 100000
+    for i in range(600):
+        number += rng.randint(1, 4)
+        day = dt.date(2026, 7, 1) + dt.timedelta(days=i // 5)
+        rows.append(
+            [number, day.isoformat(), rng.randint(1000, 1200), rng.choice([12, 15, 31, 44]),
+             rng.randint(1, 9), f"{rng.uniform(10, 900):.2f}"]
+        )  # fmt: skip
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["numero_commande", "date", "num_client", "magasin", "quantite", "montant"])
+        writer.writerows(rows)
+    return rows
+
+
+def test_order_numbers_customers_and_stores_are_never_summed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Order numbers with gaps are counted distinct (a numbering), so are customer numbers
+    (their name says so, in French); store codes are broken down by, and init says why."""
+    folder = tmp_path / "r4"
+    data = folder / "exports" / "cmd.csv"
+    data.parent.mkdir(parents=True)
+    rows = _orders(data)
+    assert cli.main(["init", str(folder), "--source", str(data)]) == 0
+    yaml = folder / "cmd.yaml"
+    assert capsys.readouterr().out.splitlines()[2:5] == [
+        "a report over cmd.csv (dates from 2026-07 to 2026-10): rows, distinct numero_commande, "
+        "distinct num_client, sum of quantite, sum of montant; by magasin",
+        "  magasin: broken down by, not summed: its name says its values (12, 15, 31, 44) are "
+        "codes, not quantities; if they are quantities, add a metric with agg: sum",
+        "next:",
+    ]
+    config = load_config(yaml)
+    assert {n: (m.agg, m.column) for n, m in config.metrics.items()} == {
+        "rows": ("count", None),
+        "distinct_numero_commande": ("count_distinct", "numero_commande"),
+        "distinct_num_client": ("count_distinct", "num_client"),
+        "quantite": ("sum", "quantite"),
+        "montant": ("sum", "montant"),
+    }
+    assert [(b.kpi, b.by) for b in config.breakdowns] == [("rows", "magasin")]
+    from reporter.compute.database import compute
+    from reporter.periods import Period
+
+    results = compute(config, Period.parse("2026-09", "month"), NOW)
+    september = [r for r in rows if str(r[1]).startswith("2026-09")]
+    assert results.kpis["distinct_num_client"].value == len({r[2] for r in september})
+    assert results.kpis["quantite"].value == sum(int(r[4]) for r in september)  # type: ignore[call-overload]
+
+
+def test_codes_without_a_telling_name(tmp_path: Path) -> None:
+    """Whole numbers that repeat, few and far apart (12, 15, 31, 44), or as many digits each
+    (1000-1200), are codes whatever the column's name; a small quantity (1-9) and a column
+    named like an amount are measures; a unique column that is not a numbering is one too."""
+    import random
+
+    from reporter.init import classify
+
+    rng = random.Random(5)
+    data = tmp_path / "log.csv"
+    lines = ["jour,site,holder,units,prix,score"]
+    for i in range(600):
+        day = dt.date(2026, 9, 1) + dt.timedelta(days=i % 30)
+        lines.append(
+            f"{day.isoformat()},{rng.choice([12, 15, 31, 44])},{rng.randint(1000, 1200)},"
+            f"{rng.randint(1, 9)},{rng.choice([100, 250, 400])},{(i * 7919) % 1009}"
+        )
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    roles = classify(sniff(data))
+    assert roles.categories == ["site"]
+    assert roles.ids == ["holder"]
+    assert roles.measures == ["units", "prix", "score"]
+    assert roles.notes == {
+        "site": "its 4 values (12, 15, 31, 44) look like codes, not quantities",
+        "holder": "its values (1000, 1002, 1003, 1004, …) look like codes, not quantities: 4 digits each",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "identifier"),
+    [
+        ("numero_commande", True),
+        ("N° facture", True),
+        ("num_client", True),
+        ("Kundennummer", True),
+        ("Nr Kunde", True),
+        ("numero_pedido", True),
+        ("codigo_tienda", True),
+        ("n_fattura", True),
+        ("BestellNr", True),
+        ("numero_articoli", False),  # a count of items
+        ("nombre_clients", False),
+        ("montant_client", False),
+        ("n_items", False),
+        ("Anzahl", False),
+    ],
+)
+def test_identifier_names_in_other_languages(name: str, identifier: bool) -> None:
+    from reporter.init import _named_like_an_id
+
+    assert _named_like_an_id(name) is identifier
+
+
+def test_amounts_with_thousands_separators_and_currency_are_summed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ "2 867,56 €" (a narrow no-break space between the thousands) is read as a number by a
+    derived source init writes; percentages are left out, said in one line."""
+    folder = tmp_path / "rep"
+    data = folder / "ventes.csv"
+    folder.mkdir()
+    lines = ["N° facture;Date;Montant TTC;Taux;Catégorie"]
+    amounts: dict[str, float] = {}
+    for i in range(200):
+        day = dt.date(2026, 8, 1) + dt.timedelta(days=i // 3)
+        cents = 50000 + (i * 7919) % 900000
+        euros, rest = divmod(cents, 100)
+        shown = f"{euros:,}".replace(",", "\u202f") + f",{rest:02d} €"
+        lines.append(f"F{i:05d};{day:%d/%m/%Y};{shown};{i % 20},5 %;{['Audit', 'Formation'][i % 2]}")
+        amounts[day.isoformat()[:7]] = amounts.get(day.isoformat()[:7], 0) + cents / 100
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert cli.main(["init", str(folder), "--source", str(data)]) == 0
+    assert capsys.readouterr().out.splitlines()[2:6] == [
+        "a report over ventes.csv (dates from 2026-08 to 2026-10): rows, distinct N° facture, "
+        "sum of Montant TTC; by Catégorie",
+        '  Montant TTC: written like "1\u202f054,33 €": read as numbers by the derived source ventes '
+        "(the csv options have no thousands separator)",
+        '  Taux: left out: its values are percentages ("0,5 %"), which reporter reads only as text; '
+        "export them as plain numbers (0.125 for 12.5 %) to use them",
+        "next:",
+    ]
+    yaml = folder / "ventes.yaml"
+    text = yaml.read_text(encoding="utf-8")
+    assert '      decimal: ","' in text
+    assert cli.main(["validate", str(yaml)]) == 0
+    capsys.readouterr()
+    config = load_config(yaml)
+    assert config.metrics["montant_ttc"].source == "ventes"
+    assert config.sources["ventes"].type == "derived"
+    from reporter.compute.database import compute
+    from reporter.periods import Period
+
+    results = compute(config, Period.parse("2026-09", "month"), NOW)
+    assert results.kpis["montant_ttc"].value == pytest.approx(amounts["2026-09"])
+
+
+def test_source_declares_the_frequency_its_dates_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Olist closed deals end most months in their last week, not on their last day: init
+    declares `frequency: weekly`, so the first validate has nothing to warn about, and the month
+    to run is the one the weekly gate calls complete."""
+    import shutil
+
+    folder = tmp_path / "deals"
+    folder.mkdir()
+    deals = folder / "olist_closed_deals_dataset.csv"
+    shutil.copyfile(OLIST_LEADS.parent / "olist_closed_deals_dataset.csv", deals)
+    assert cli.main(["init", str(folder), "--source", str(deals)]) == 0
+    yaml = folder / "olist-closed-deals-dataset.yaml"
+    out = capsys.readouterr().out
+    assert out.endswith(f"  reporter run {yaml} --period 2018-10 --no-send\n")  # ends 2018-11-14
+    text = yaml.read_text(encoding="utf-8")
+    assert (
+        "    frequency: weekly          # what the dates show: most months end in their last week\n" in text
+    )
+    assert load_config(yaml).sources["olist_closed_deals_dataset"].frequency == "weekly"
+    assert cli.main(["validate", str(yaml)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{yaml}: valid — 1 source, 7 metrics")
+    assert err == ""
+
+
+def test_source_with_a_row_every_day_keeps_daily(tmp_path: Path) -> None:
+    data = tmp_path / "daily.csv"
+    lines = ["date,orders"] + [f"{dt.date(2026, 1, 1) + dt.timedelta(days=i)},{i % 5}" for i in range(200)]
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    init_report(tmp_path / "r", now=NOW, source=data)
+    text = (tmp_path / "r" / "daily.yaml").read_text(encoding="utf-8")
+    assert "    # frequency: daily  " in text

@@ -10,7 +10,7 @@ import duckdb
 from reporter.compute.pushdown import RemoteInfo
 from reporter.config.model import Config
 from reporter.config.sql import quote_ident
-from reporter.periods import Period, last_expected_date
+from reporter.periods import Grain, Period, last_expected_date
 from reporter.sources import SourceInfo
 
 _DENSER = ("daily", "weekly", "monthly")  # densest first
@@ -31,14 +31,20 @@ def spacing(con: duckdb.DuckDBPyConnection, config: Config, info: SourceInfo) ->
         f"GROUP BY date_trunc('{_BUCKET[grain]}', __day) LIMIT 12",
         [last.shift(-12).start, last.start],
     ).fetchall()
-    lasts = [row[0] for row in rows if row[0] is not None]
+    shown = shown_frequency([row[0] for row in rows if row[0] is not None], grain)
+    if shown is None:
+        return None
+    declared = config.sources[info.name].frequency
+    return shown if _DENSER.index(shown) > _DENSER.index(declared) else None
+
+
+def shown_frequency(lasts: list[dt.date], grain: Grain) -> str | None:
+    """The densest frequency (daily, weekly, monthly) that the last row of most periods
+    reaches, given each whole period's last date (``lasts``); None without any."""
     if not lasts:
         return None
-    shown = _DENSER[-1]
     for frequency in _DENSER:
         reached = sum(day >= last_expected_date(Period.containing(day, grain), frequency) for day in lasts)
         if 2 * reached >= len(lasts):
-            shown = frequency
-            break
-    declared = config.sources[info.name].frequency
-    return shown if _DENSER.index(shown) > _DENSER.index(declared) else None
+            return frequency
+    return _DENSER[-1]

@@ -107,12 +107,29 @@ class _Checks:
         now: dt.datetime,
         skipped: set[str],
     ):
+        from reporter.hints import latest_dated
+
         self.config, self.con, self.infos, self.skipped = config, con, infos, skipped
         report = config.report
         self.period = Period.last_complete(now, report.grain, report.timezone)
         self.word = report.grain  # month, quarter, week
         self.kpis = _Kpis(config)
         self.found: list[Problem] = []
+        # Historical data (it stopped before the run's period): check the latest period with
+        # data, the one `reporter preview` shows, and say so before any warning found there.
+        self.note: Problem | None = None
+        lasts = [i.last_date for n, i in infos.items() if i.last_date and n not in skipped]
+        latest = latest_dated(config, lasts, self.period.start.isoformat())
+        if latest is not None:
+            self.note = Problem(
+                str(config.file),
+                None,
+                None,
+                "",
+                f"note: no data in {self.period.label}, the last complete {self.word}: the checks "
+                f"that read the data looked at {latest.label}, the latest {self.word} with data",
+            )
+            self.period = latest
 
     def add(self, keys: tuple[str | int, ...], message: str, hint: str) -> None:
         line, col = self.config.position(keys, key=True)
@@ -132,6 +149,8 @@ class _Checks:
         if self.config.quality.require_complete_period:
             self._frequencies()
         self._overlap()
+        if self.found and self.note is not None:
+            return [self.note, *self.found]
         return self.found
 
     # -- values labels ----------------------------------------------------------------------
