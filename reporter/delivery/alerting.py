@@ -437,6 +437,24 @@ def alert_text(
                 )
             else:
                 facts.append(_("Target: %(target)s.") % {"target": value(found.target)})
+    if found.coarse is not None:
+        facts.append(
+            (
+                _(
+                    "%(kpi)s reads data with one row a month: it is judged on the whole of %(period)s, "
+                    "the latest period all its data covers."
+                )
+                if found.coarse == "monthly"
+                else _(
+                    "%(kpi)s reads data with one row a week: it is judged on the whole of %(period)s, "
+                    "the latest period all its data covers."
+                )
+            )
+            % {
+                "kpi": names.kpi(found.kpi),
+                "period": fmt.period(found.period, found.period_start, config.report.grain),
+            }
+        )
     if found.projected is not None and found.period_target is not None:
         facts.append(
             _(

@@ -1,0 +1,98 @@
+"""Alerts as a reviewer found them: a KPI of monthly data judged on a partial month, unsubscribed
+addresses, the words of the message, and ``alerts test`` / ``alerts snooze`` at their edges."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from reporter.compute.alerts import evaluate
+from reporter.compute.database import open_database
+from reporter.config import load_config
+from reporter.delivery.alerting import run_alerts
+
+ZONE = ZoneInfo("Europe/Paris")
+
+SPEND = """\
+report: {id: cac, title: Acquisition, company: Acme, timezone: Europe/Paris, locale: fr_FR, currency: EUR}
+sources:
+  spend: {type: csv, path: spend.csv, date_column: date, frequency: monthly}
+  orders: {type: csv, path: orders.csv, date_column: date}
+metrics:
+  marketing_spend: {source: spend, agg: sum, column: amount}
+  new_customers: {source: orders, agg: sum, column: new_customers}
+kpis:
+  cac: {label: Coût d'acquisition client, formula: marketing_spend / new_customers, format: currency,
+        direction: down}
+  spend: {label: Dépenses, formula: marketing_spend, format: currency, direction: down}
+objectives:
+  - {id: cac-ceiling, title: CAC sous 900 €, kpi: cac, target: {value: 900}, owner: DAF, due: 2026-12-31}
+  - {id: spend-cap, title: Dépenses sous 20 000 €, kpi: spend, target: {value: 20000}, owner: DAF,
+     due: 2026-12-31}
+alerts:
+  rules:
+    - {objective: cac-ceiling, when: off_track, to: [cfo@acme.test]}
+    - {objective: spend-cap, when: off_track, to: [cfo@acme.test]}
+delivery:
+  email: {from: Reporting <r@acme.test>, to: [ceo@acme.test]}
+quality: {require_complete_period: false}
+"""
+
+
+@pytest.fixture
+def spend_report(tmp_path: Path) -> Path:
+    """Spend: one row a month dated the 1st (20,000 €); new customers: 1 a day (30 in
+    September: a CAC of 667 €, well under 900 €)."""
+    with (tmp_path / "spend.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["date", "amount"])
+        for month in range(1, 13):
+            writer.writerow([dt.date(2026, month, 1).isoformat(), 20000])
+    with (tmp_path / "orders.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["date", "new_customers"])
+        day = dt.date(2026, 1, 1)
+        while day.year == 2026:
+            writer.writerow([day.isoformat(), 1])
+            day += dt.timedelta(days=1)
+    path = tmp_path / "cac.yaml"
+    path.write_text(SPEND, encoding="utf-8")
+    return path
+
+
+def test_a_kpi_of_monthly_data_is_not_judged_on_the_first_days_of_the_month(spend_report, tmp_path):
+    config = load_config(spend_report, env={})
+    out = tmp_path / "out"
+    for day in (2, 3, 10, 30):  # 2 September: the month's whole spend over one day's customers
+        now = dt.datetime(2026, 9, day, 8, tzinfo=ZONE)
+        outcomes = run_alerts(config, now, root=out, sleep=lambda s: None)
+        assert [(o.rule, o.state, o.detail, o.sent) for o in outcomes] == [
+            ("cac-ceiling-off_track", "clear", "on_track", []),
+            ("spend-cap-off_track", "clear", "on_track", []),
+        ]
+    assert not (out / "outbox").exists()
+    # what was judged: the ratio on August as a whole (its monthly spend and its daily customers
+    # both cover it), the spend on September as a whole (its row is in), neither pro-rated
+    con, infos = open_database(config)
+    try:
+        cac, spend = evaluate(config, dt.datetime(2026, 9, 2, 8, tzinfo=ZONE), con, infos)
+    finally:
+        con.close()
+    assert (cac.period, cac.day, cac.value, cac.target, cac.coarse) == (
+        "2026-08",
+        "2026-08-31",
+        20000 / 31,
+        900,
+        "monthly",
+    )
+    assert (spend.period, spend.day, spend.value, spend.target, spend.projected) == (
+        "2026-09",
+        "2026-09-30",
+        20000,
+        20000,
+        None,
+    )
