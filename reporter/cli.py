@@ -1192,8 +1192,8 @@ def _unsubscribe(args: argparse.Namespace) -> int:
         if not mine:
             names = ", ".join(c.report.id for c in configs)
             raise UsageError(
-                f"{address}: not a recipient of {names} (delivery.email to, cc or recipients); "
-                "nothing was recorded; check the spelling"
+                f"{address}: not a recipient of {names} (delivery.email to, cc or recipients, "
+                "or alerts.rules to); nothing was recorded; check the spelling"
             )
         for config in mine:
             _suppress(config, args.output, address, clock, suppression.COMMAND)

@@ -10,12 +10,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from reporter.cli import main
 from reporter.compute.alerts import evaluate
 from reporter.compute.database import open_database
 from reporter.config import load_config
 from reporter.delivery.alerting import run_alerts
+from tests import test_alerts
+from tests.smtp_server import Server
+from tests.test_alerts import at, with_smtp
 
 ZONE = ZoneInfo("Europe/Paris")
+alerts_report = test_alerts.report  # its fixture: the year of orders and visits
 
 SPEND = """\
 report: {id: cac, title: Acquisition, company: Acme, timezone: Europe/Paris, locale: fr_FR, currency: EUR}
@@ -96,3 +101,45 @@ def test_a_kpi_of_monthly_data_is_not_judged_on_the_first_days_of_the_month(spen
         20000,
         None,
     )
+
+
+def test_an_address_that_only_gets_alerts_can_unsubscribe_and_gets_no_more_alerts(
+    alerts_report, tmp_path, capsys
+):
+    report = alerts_report
+    out = tmp_path / "out"
+    unsubscribe = ["unsubscribe", str(report), "cfo@acme.test", "--output", str(out)]
+    assert main(unsubscribe) == 0  # cfo@ is only in alerts.rules[].to
+    assert capsys.readouterr().out.startswith("al: cfo@acme.test unsubscribed; ")
+    today = dt.datetime.now(dt.UTC).date()
+    note = (
+        f"cfo@acme.test: unsubscribed on {today:%Y-%m-%d} (reporter unsubscribe), not sent; "
+        "'reporter subscribe "
+    )
+    with Server(tmp_path) as server:
+        config = with_smtp(load_config(report, env={}), server.port)
+        orders, _ = run_alerts(config, at(37), root=out, sleep=lambda s: None)  # off track
+        assert (orders.state, orders.sent) == ("firing", [])
+        (skipped,) = orders.skipped
+        assert skipped.startswith(note)
+        assert skipped.endswith("' sends to it again")
+        assert run_alerts(config, at(38), root=out, sleep=lambda s: None)[0].skipped == []  # said once
+        run_alerts(config, at(200), root=out, sleep=lambda s: None)  # visits unusual: to ops@, orders clear
+    ((received),) = server.handler.received
+    assert received.rcpt_tos == ["ops@acme.test"]
+    assert received.message["List-Unsubscribe"] == "<mailto:r@acme.test?subject=unsubscribe%20al>"
+    assert received.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert main(["alerts", "status", "--config", str(report), "--output", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("al orders-goal-off_track: clear (on_track)")
+    assert lines[1].startswith("  " + note)
+    # alerts test: skips it and says so; the message to ops@ carries the headers too
+    assert main(["alerts", "test", str(report), "--output", str(out)], clock=lambda: at(37)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("orders-goal-off_track: " + note)
+    assert lines[1:] == [
+        "visits-unusual: test message sent to ops@acme.test",
+        "1 test message sent; no rule's state changed",
+    ]
+    (eml,) = (out / "outbox").rglob("*.eml")
+    assert "List-Unsubscribe: <mailto:r@acme.test?subject=unsubscribe%20al>" in eml.read_text()
