@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import email
+import email.policy
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -143,3 +145,43 @@ def test_an_address_that_only_gets_alerts_can_unsubscribe_and_gets_no_more_alert
     ]
     (eml,) = (out / "outbox").rglob("*.eml")
     assert "List-Unsubscribe: <mailto:r@acme.test?subject=unsubscribe%20al>" in eml.read_text()
+
+
+def test_a_threshold_on_an_objective_says_threshold_target_and_the_plan_for_its_status(
+    spend_report, tmp_path
+):
+    text = spend_report.read_text(encoding="utf-8")
+    text = text.replace(
+        "  - {id: spend-cap, title: Dépenses sous 20 000 €, kpi: spend, target: {value: 20000}, owner: DAF,\n"
+        "     due: 2026-12-31}\n",
+        "  - id: spend-cap\n"
+        "    title: Dépenses sous 15 000 €\n"
+        "    kpi: spend\n"
+        "    target: {value: 15000}\n"
+        "    owner: DAF\n"
+        "    due: 2026-12-31\n"
+        "    actions:\n"
+        "      - {when: off_track, do: Geler les nouvelles campagnes, owner: Directrice marketing}\n"
+        "      - {when: on_track, do: Rien à faire}\n",
+    )
+    text = text.replace(
+        "    - {objective: spend-cap, when: off_track, to: [cfo@acme.test]}",
+        "    - {objective: spend-cap, when: {above: 18000}, to: [cfo@acme.test]}",
+    )
+    spend_report.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    config = load_config(spend_report, env={})
+    (_, above) = run_alerts(config, dt.datetime(2026, 9, 2, 8, tzinfo=ZONE), root=out, sleep=lambda s: None)
+    assert (above.rule, above.state, above.detail) == ("spend-cap-above", "firing", "above")
+    (eml,) = (out / "outbox" / "cac" / "alerts" / "spend-cap-above").rglob("*.eml")
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    body = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert body.split("\n\n")[:3] == [
+        "Dépenses sous 15 000 € dépasse 18\u202f000\xa0€.",
+        "Valeur du 1 sept. 2026 au 30 sept. 2026\xa0: 20\u202f000\xa0€.\n"
+        "Dépenses se lit sur des données à une ligne par mois\xa0: il est jugé sur l'ensemble de "
+        "septembre 2026, la dernière période que toutes ses données couvrent.\n"
+        "Seuil\xa0: 18\u202f000\xa0€.\n"
+        "Objectif\xa0: 15\u202f000\xa0€.",
+        "Plan d'action\xa0:\n- Geler les nouvelles campagnes — Directrice marketing",
+    ]

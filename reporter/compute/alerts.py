@@ -62,12 +62,14 @@ class Observation:
     elapsed: int
     days: int
     value: float | None = None
-    target: float | None = None  # pro-rated (an objective's), or the threshold
+    target: float | None = None  # an objective's target to date (pro-rated when additive)
     period_target: float | None = None  # the period's whole target (an objective's)
     projected: float | None = None  # the pace's value at the period's end (an additive KPI)
     median: float | None = None  # unusual: the 28 days' median
     error: str | None = None
     coarse: str | None = None  # judged on a whole period: the coarsest frequency the KPI reads
+    threshold: float | None = None  # above / below: the rule's X
+    status: str | None = None  # an objective's status to date (whatever the condition)
 
 
 def frequencies(config: Config, kpis: _Kpis, kpi: str) -> set[str]:
@@ -237,14 +239,16 @@ def _observe(
     else:
         value = kpi_window[to_date][obj.kpi]
         target = share
-    if condition in ("above", "below"):
-        return _threshold(rule, kpi, value, base)
     state = status(value, target, direction, obj.thresholds.on_track, obj.thresholds.at_risk)
     # the pace to the period's end: an additive KPI's value to date ÷ the share elapsed (a
     # cumulative objective's pace is judged against its pro-rated target instead)
     projected = (
         value / fraction if (value is not None and additive and not obj.cumulative and fraction < 1) else None
     )
+    if condition in ("above", "below"):  # on the objective's KPI, with its target and status beside
+        seen = _threshold(rule, kpi, value, base)
+        seen.target, seen.period_target, seen.projected, seen.status = target, goal, projected, state
+        return seen
     if condition == "pacing_off":
         pace, against = (projected, goal) if projected is not None else (value, target)
         firing = (
@@ -266,6 +270,7 @@ def _observe(
         target=target,
         period_target=goal,
         projected=projected,
+        status=state,
         **base,
     )
 
@@ -278,4 +283,4 @@ def _threshold(rule: AlertRule, kpi: str, value: float | None, base: dict[str, A
     above = when.above is not None
     firing = value is not None and (value > limit if above else value < limit)
     state = ("above" if above else "below") if firing else ("no_data" if value is None else "normal")
-    return Observation(rule.rule_id, firing, state, kpi, rule.objective, value=value, target=limit, **base)
+    return Observation(rule.rule_id, firing, state, kpi, rule.objective, value=value, threshold=limit, **base)

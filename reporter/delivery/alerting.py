@@ -284,7 +284,7 @@ def _senders(
     if chats:
         urls = webhook_urls(config, env, [chat_key(c).lower() for c in chats])
         words = alert_text(config, rule, found, announced, root=root)
-        said = [*words.facts, *(f"{words.plan_title}: {p}" for p in words.plan)]
+        said = [*words.facts, *(f"{words.plan_head} {p}" for p in words.plan)]
         card = Card(
             words.subject, "", [], config.report.url, "", lines=[words.subject, *said], takeaways=said
         )
@@ -357,12 +357,13 @@ class AlertWords:
     plan_title: str
     plan: list[str]
     footer: str
+    plan_head: str = ""  # plan_title with its colon, as the language writes it ("Plan d'action :")
 
     def text(self) -> str:
         lines = [self.test_note, ""] if self.test_note else []
         lines += [self.headline, "", *self.facts]
         if self.plan:
-            lines += ["", self.plan_title + ":", *(f"- {line}" for line in self.plan)]
+            lines += ["", self.plan_head or self.plan_title + ":", *(f"- {line}" for line in self.plan)]
         lines += ["", self.footer]
         return "\n".join(lines) + "\n"
 
@@ -448,6 +449,8 @@ def alert_text(
             _("Value from %(start)s to %(day)s: %(value)s.")
             % {"start": start, "day": day, "value": value(found.value)}
         )
+        if found.threshold is not None:
+            facts.append(_("Threshold: %(limit)s.") % {"limit": value(found.threshold)})
         if found.target is not None:
             if found.period_target is not None and found.period_target != found.target:
                 facts.append(
@@ -461,8 +464,9 @@ def alert_text(
                 )
             else:
                 facts.append(_("Target: %(target)s.") % {"target": value(found.target)})
-    if found.coarse is not None:
-        facts.append(
+    if found.coarse is not None:  # right after the value it explains
+        facts.insert(
+            1,
             (
                 _(
                     "%(kpi)s reads data with one row a month: it is judged on the whole of %(period)s, "
@@ -477,7 +481,7 @@ def alert_text(
             % {
                 "kpi": names.kpi(found.kpi),
                 "period": fmt.period(found.period, found.period_start, config.report.grain),
-            }
+            },
         )
     if found.projected is not None and found.period_target is not None:
         facts.append(
@@ -503,6 +507,7 @@ def alert_text(
         headline=headline[:1].upper() + headline[1:] + ".",
         facts=facts,
         plan_title=_("Action plan"),
+        plan_head=_("%(label)s:") % {"label": _("Action plan")},
         plan=_plan(config, found, names) if firing else [],
         footer=_("Rule %(rule)s. To pause it: %(command)s")
         % {"rule": rule.rule_id, "command": snooze_command(config, rule.rule_id, root)},
@@ -544,8 +549,9 @@ def _plan(config: Config, found: Observation, names: Labels) -> list[str]:
     if obj is None:
         return []
     out = []
+    current = found.status or found.state  # a threshold rule: the objective's own status
     for i, action in enumerate(obj.actions):
-        if action.when not in (found.state, "always"):
+        if action.when not in (current, "always"):
             continue
         text = render_text(
             names.text(action.do) or "", action_context(names, found.period), f"action {i + 1}"
