@@ -185,3 +185,39 @@ def test_a_threshold_on_an_objective_says_threshold_target_and_the_plan_for_its_
         "Objectif\xa0: 15\u202f000\xa0€.",
         "Plan d'action\xa0:\n- Geler les nouvelles campagnes — Directrice marketing",
     ]
+
+
+def test_alerts_test_keeps_one_file_per_rule_and_snooze_refuses_a_past_date(alerts_report, tmp_path, capsys):
+    report, out = alerts_report, tmp_path / "out"
+    text = report.read_text(encoding="utf-8").replace(
+        "    - {kpi: visits, when: unusual, to: [ops@acme.test]}",
+        "    - {kpi: visits, when: unusual, to: [ops@acme.test]}\n"
+        "    - {objective: orders-goal, when: at_risk, to: [cfo@acme.test]}",
+    )
+    report.write_text(text, encoding="utf-8")
+    assert main(["alerts", "test", str(report), "--output", str(out)], clock=lambda: at(37)) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "3 test messages sent; no rule's state changed"
+    folder = out / "outbox" / "al" / "alerts-test"
+    files = sorted(str(f.relative_to(folder)) for f in folder.rglob("*.eml"))
+    assert files == [
+        "orders-goal-at_risk/cfo@acme.test.eml",
+        "orders-goal-off_track/cfo@acme.test.eml",
+        "visits-unusual/ops@acme.test.eml",
+    ]
+    subjects = {
+        f: email.message_from_bytes((folder / f).read_bytes(), policy=email.policy.default)["Subject"]
+        for f in files
+    }
+    assert (
+        subjects["orders-goal-at_risk/cfo@acme.test.eml"] == "[TEST] Alerts — 3,000 orders a month is at risk"
+    )
+    snooze = ["alerts", "snooze", "orders-goal-off_track", "--config", str(report), "--output", str(out)]
+    today = dt.datetime.now(ZONE).date()  # the command reads the real clock
+    past = today - dt.timedelta(days=1)
+    assert main([*snooze, "--until", past.isoformat()]) == 2
+    assert capsys.readouterr().err == (
+        f"reporter: error: --until {past} is in the past (today is {today}): a rule is snoozed up to "
+        "and including a date from today on; nothing was changed\n"
+    )
+    assert not (out / "ledger.sqlite").exists()
+    assert main([*snooze, "--until", today.isoformat()]) == 0  # today: quiet today

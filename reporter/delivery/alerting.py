@@ -579,14 +579,6 @@ def send_test(
         con.close()
         close_remote(infos)
     email_cfg = config.delivery.email
-    mailer = Mailer(
-        email_cfg.smtp if email_cfg else None,
-        root / "outbox" / config.report.id / "alerts-test",
-        env=env,
-        max_attempts=2,
-        base_dir=config.base_dir,
-        connections=config.connections,
-    )
     held: dict[str, Suppression] = {}
     url = config.ledger_url(root)
     if config.delivery.ledger is not None or (root / "ledger.sqlite").is_file():  # none: nobody left
@@ -595,6 +587,14 @@ def send_test(
     sent: list[tuple[str, str, str | None]] = []
     for rule in rules:
         found = observations[rule.rule_id]
+        mailer = Mailer(  # without SMTP: one file per rule and address, none overwriting another
+            email_cfg.smtp if email_cfg else None,
+            root / "outbox" / config.report.id / "alerts-test" / rule.rule_id,
+            env=env,
+            max_attempts=2,
+            base_dir=config.base_dir,
+            connections=config.connections,
+        )
         for address in rule.to:
             rcpt = email.utils.parseaddr(address)[1]
             if rcpt.lower() in held:

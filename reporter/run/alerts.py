@@ -137,6 +137,16 @@ def _snooze(args: argparse.Namespace, now: dt.datetime, out: Callable[[str], Non
         except ValueError:
             raise UsageError(f"--until {args.until}: write a date like 2026-11-30 (or off)") from None
     config = _config(args.config) if args.config is not None else None
+    if until is not None:
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(config.report.timezone) if config is not None else dt.UTC
+        today = now.astimezone(zone).date()
+        if until < today:
+            raise UsageError(
+                f"--until {args.until} is in the past (today is {today}): a rule is snoozed up to and "
+                "including a date from today on; nothing was changed"
+            )
     with Ledger(_ledger_url(config, args.output)) as ledger:
         if config is not None:
             assert config.alerts is not None
