@@ -179,8 +179,8 @@ def test_a_threshold_on_an_objective_says_threshold_target_and_the_plan_for_its_
     assert body.split("\n\n")[:3] == [
         "Dépenses sous 15 000 € dépasse 18\u202f000\xa0€.",
         "Valeur du 1 sept. 2026 au 30 sept. 2026\xa0: 20\u202f000\xa0€.\n"
-        "Dépenses se lit sur des données à une ligne par mois\xa0: il est jugé sur l'ensemble de "
-        "septembre 2026, la dernière période que toutes ses données couvrent.\n"
+        "Dépenses se lit sur des données à une ligne par mois\xa0: cet indicateur est jugé sur "
+        "septembre 2026 en entier, la dernière période que toutes ses données couvrent.\n"
         "Seuil\xa0: 18\u202f000\xa0€.\n"
         "Objectif\xa0: 15\u202f000\xa0€.",
         "Plan d'action\xa0:\n- Geler les nouvelles campagnes — Directrice marketing",
