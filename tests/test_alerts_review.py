@@ -221,3 +221,31 @@ def test_alerts_test_keeps_one_file_per_rule_and_snooze_refuses_a_past_date(aler
     )
     assert not (out / "ledger.sqlite").exists()
     assert main([*snooze, "--until", today.isoformat()]) == 0  # today: quiet today
+
+
+def test_the_french_digest_puts_a_no_break_space_before_the_owners_note_colon(tmp_path):
+    from reporter.run.pipeline import run_report
+    from tests import test_checkins
+
+    with (tmp_path / "sales.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["date", "amount"])
+        writer.writerows([f"{month}-15", amount] for month, amount in test_checkins.REVENUE.items())
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        test_checkins.YAML.replace("locale: en_US", "locale: fr_FR")
+        + "delivery:\n  email: {from: reporting@acme.test, to: [ceo@acme.test]}\n",
+        encoding="utf-8",
+    )
+    assert (
+        test_checkins.checkin(path, "grow", "--period", "2026-08", "--note", "Deux contrats ont glissé") == 0
+    )
+    out = tmp_path / "out"
+    run_report(
+        load_config(path, env={}), period="2026-08", now=dt.datetime(2026, 9, 2, 6, tzinfo=dt.UTC), output=out
+    )
+    message = email.message_from_bytes(
+        (out / "ck" / "2026-08" / "email.eml").read_bytes(), policy=email.policy.default
+    )
+    text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "   Note du responsable\xa0: Deux contrats ont glissé\n" in text
