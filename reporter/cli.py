@@ -430,8 +430,9 @@ FONTTOOLS_HINT = (
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] | None = None) -> int:
-    """The ``reporter`` command. ``clock``: what ``reporter schedule`` reads as the time (the real
-    clock by default; an end-to-end test passes one that starts just before a fire time)."""
+    """The ``reporter`` command. ``clock``: what ``reporter schedule`` and ``reporter alerts``
+    read as the time (the real clock by default; an end-to-end test passes one that starts just
+    before a fire time, or the day of a snooze)."""
     logging.basicConfig(level=logging.WARNING, format="reporter: %(message)s", stream=sys.stderr)
     weasyprint = logging.getLogger("weasyprint")
     if not any(isinstance(f, _NoticeOnce) for f in weasyprint.filters):  # main() may run again
@@ -474,6 +475,8 @@ def _main(
         with operator_paths(allowed, output, runs=args.command != "reproduce"):
             if args.command == "schedule":
                 return _schedule(args, clock or _real_clock)
+            if args.command == "alerts":
+                return _alerts(args, clock)
             return _COMMANDS[args.command](args)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -1413,9 +1416,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
-def _alerts(args: argparse.Namespace) -> int:
+def _alerts(args: argparse.Namespace, clock: Callable[[], dt.datetime] | None = None) -> int:
     from reporter.run import alerts
 
     if args.alerts_command is None:
         raise UsageError("say what to do: reporter alerts test CONFIG | status | snooze RULE --until DATE")
-    return alerts.command(args, now(), print)
+    return alerts.command(args, clock() if clock is not None else now(), print)

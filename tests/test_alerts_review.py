@@ -212,15 +212,13 @@ def test_alerts_test_keeps_one_file_per_rule_and_snooze_refuses_a_past_date(aler
         subjects["orders-goal-at_risk/cfo@acme.test.eml"] == "[TEST] Alerts — 3,000 orders a month is at risk"
     )
     snooze = ["alerts", "snooze", "orders-goal-off_track", "--config", str(report), "--output", str(out)]
-    today = dt.datetime.now(ZONE).date()  # the command reads the real clock
-    past = today - dt.timedelta(days=1)
-    assert main([*snooze, "--until", past.isoformat()]) == 2
+    assert main([*snooze, "--until", "2026-02-05"], clock=lambda: at(37)) == 2  # on 6 February
     assert capsys.readouterr().err == (
-        f"reporter: error: --until {past} is in the past (today is {today}): a rule is snoozed up to "
+        "reporter: error: --until 2026-02-05 is in the past (today is 2026-02-06): a rule is snoozed up to "
         "and including a date from today on; nothing was changed\n"
     )
     assert not (out / "ledger.sqlite").exists()
-    assert main([*snooze, "--until", today.isoformat()]) == 0  # today: quiet today
+    assert main([*snooze, "--until", "2026-02-06"], clock=lambda: at(37)) == 0  # today: quiet today
 
 
 def test_the_french_digest_puts_a_no_break_space_before_the_owners_note_colon(tmp_path):
