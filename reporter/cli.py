@@ -430,8 +430,9 @@ FONTTOOLS_HINT = (
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] | None = None) -> int:
-    """The ``reporter`` command. ``clock``: what ``reporter schedule`` reads as the time (the real
-    clock by default; an end-to-end test passes one that starts just before a fire time)."""
+    """The ``reporter`` command. ``clock``: what ``reporter schedule`` and ``reporter alerts``
+    read as the time (the real clock by default; an end-to-end test passes one that starts just
+    before a fire time, or the day of a snooze)."""
     logging.basicConfig(level=logging.WARNING, format="reporter: %(message)s", stream=sys.stderr)
     weasyprint = logging.getLogger("weasyprint")
     if not any(isinstance(f, _NoticeOnce) for f in weasyprint.filters):  # main() may run again
@@ -474,6 +475,8 @@ def _main(
         with operator_paths(allowed, output, runs=args.command != "reproduce"):
             if args.command == "schedule":
                 return _schedule(args, clock or _real_clock)
+            if args.command == "alerts":
+                return _alerts(args, clock)
             return _COMMANDS[args.command](args)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -1209,8 +1212,8 @@ def _unsubscribe(args: argparse.Namespace) -> int:
         if not mine:
             names = ", ".join(c.report.id for c in configs)
             raise UsageError(
-                f"{address}: not a recipient of {names} (delivery.email to, cc or recipients); "
-                "nothing was recorded; check the spelling"
+                f"{address}: not a recipient of {names} (delivery.email to, cc or recipients, "
+                "or alerts.rules to); nothing was recorded; check the spelling"
             )
         for config in mine:
             _suppress(config, args.output, address, clock, suppression.COMMAND)
@@ -1430,9 +1433,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
-def _alerts(args: argparse.Namespace) -> int:
+def _alerts(args: argparse.Namespace, clock: Callable[[], dt.datetime] | None = None) -> int:
     from reporter.run import alerts
 
     if args.alerts_command is None:
         raise UsageError("say what to do: reporter alerts test CONFIG | status | snooze RULE --until DATE")
-    return alerts.command(args, now(), print)
+    return alerts.command(args, clock() if clock is not None else now(), print)

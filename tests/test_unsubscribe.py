@@ -189,8 +189,8 @@ def test_unsubscribe_refuses_an_address_the_report_is_not_sent_to(tmp_path, caps
     )
     assert main(["unsubscribe", str(yaml), "anne@acme.test", "--output", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err == (
-        "reporter: error: anne@acme.test: not a recipient of tiny (delivery.email to, cc or recipients); "
-        "nothing was recorded; check the spelling\n"
+        "reporter: error: anne@acme.test: not a recipient of tiny (delivery.email to, cc or recipients, "
+        "or alerts.rules to); nothing was recorded; check the spelling\n"
     )
     assert main(["unsubscribe", str(yaml), "--output", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err == (

@@ -17,6 +17,14 @@ period's ``days``.
 - ``unusual`` fires on a day whose value (the KPI over D − 1 alone) is unusual against the 28
   days before it, by the insights' test (robust z-score ≥ ``insights.z``, 6 known days at least).
 
+A KPI that reads a source whose ``frequency`` is coarser than daily (a monthly statement dated
+the 1st) cannot be cut at D − 1: on the 2nd, a month's spend over one day's customers is no cost
+per customer at all. Such a KPI is judged, like the report's completeness gate, on the latest
+period every source it reads covers to its end (``last_expected_date``): a KPI of monthly data
+only on the current month as soon as its row is in, a KPI mixing monthly and daily data on the
+previous month until the current one is over. That period is judged whole (its target is not
+pro-rated, there is no pace), and ``unusual`` does not apply to it (its days are no days).
+
 A rule whose evaluation fails gives an observation with ``error`` set; the others go on.
 """
 
@@ -35,7 +43,7 @@ from reporter.compute.evaluate import cumulative_target, period_target, status
 from reporter.compute.metrics import Window, period_metrics
 from reporter.compute.report import _Kpis, _target_kind
 from reporter.config.model import AlertRule, Config, Objective
-from reporter.periods import Period
+from reporter.periods import Period, last_expected_date
 from reporter.sources import SourceInfo
 
 UNUSUAL_DAYS = 28  # days before D − 1 the unusual test compares with
@@ -54,11 +62,27 @@ class Observation:
     elapsed: int
     days: int
     value: float | None = None
-    target: float | None = None  # pro-rated (an objective's), or the threshold
+    target: float | None = None  # an objective's target to date (pro-rated when additive)
     period_target: float | None = None  # the period's whole target (an objective's)
     projected: float | None = None  # the pace's value at the period's end (an additive KPI)
     median: float | None = None  # unusual: the 28 days' median
     error: str | None = None
+    coarse: str | None = None  # judged on a whole period: the coarsest frequency the KPI reads
+    threshold: float | None = None  # above / below: the rule's X
+    status: str | None = None  # an objective's status to date (whatever the condition)
+
+
+def frequencies(config: Config, kpis: _Kpis, kpi: str) -> set[str]:
+    """The ``frequency`` of each source ``kpi`` reads (through its metrics and other KPIs)."""
+    return {config.sources[config.metrics[m].source].frequency for m in kpis.metrics_of(kpi)}
+
+
+def covered_period(period: Period, day: dt.date, freqs: set[str]) -> Period:
+    """The latest period, ``period`` or an earlier one, whose data every source of frequencies
+    ``freqs`` has reached by ``day`` (the report's completeness gate)."""
+    while any(last_expected_date(period, f) > day for f in freqs):
+        period = period.shift(-1)
+    return period
 
 
 def evaluation_day(config: Config, now: dt.datetime) -> dt.date:
@@ -89,6 +113,20 @@ def evaluate(
     for p in period.ytd_periods(fy) if cumulative else []:
         needed |= {p, p.shift(-1), p.prior_year()}
     windows = [to_date, *([ytd] if cumulative else []), *(days if unusual else [])]
+    judged: dict[str, tuple[Period, str]] = {}  # KPI reading coarser data → (period judged, frequency)
+    for rule in rules:
+        kpi = rule.kpi or _objective(config, rule).kpi
+        freqs = frequencies(config, kpis, kpi)
+        if kpi in judged or freqs <= {"daily"}:
+            continue
+        whole = covered_period(period, day, freqs)
+        judged[kpi] = (whole, "monthly" if "monthly" in freqs else "weekly")
+        needed |= {whole, whole.shift(-1), whole.prior_year()}
+        windows.append(Window(whole.start, whole.end))
+        if cumulative:
+            for p in whole.ytd_periods(fy):
+                needed |= {p, p.shift(-1), p.prior_year()}
+            windows.append(Window(whole.ytd_window(fy)[0], whole.end))
     by_period, by_window = period_metrics(con, config, infos, needed, windows)
     kpi_by_period = {p: kpis.evaluate(v) for p, v in by_period.items()}
     kpi_window = {w: kpis.evaluate(v) for w, v in by_window.items()}
@@ -103,7 +141,28 @@ def evaluate(
     for rule in config.alerts.rules:
         kpi = rule.kpi or _objective(config, rule).kpi
         try:
-            found = _observe(config, rule, period, kpi_by_period, kpi_window, to_date, ytd, days, base)
+            if kpi in judged:
+                whole, coarse = judged[kpi]
+                found = _observe(
+                    config,
+                    rule,
+                    whole,
+                    kpi_by_period,
+                    kpi_window,
+                    Window(whole.start, whole.end),
+                    Window(whole.ytd_window(fy)[0], whole.end),
+                    [],
+                    {
+                        "period": whole.label,
+                        "period_start": whole.start.isoformat(),
+                        "day": whole.end.isoformat(),
+                        "elapsed": whole.days,
+                        "days": whole.days,
+                        "coarse": coarse,
+                    },
+                )
+            else:
+                found = _observe(config, rule, period, kpi_by_period, kpi_window, to_date, ytd, days, base)
         except Exception as exc:  # a failing rule never stops the others
             found = Observation(
                 rule.rule_id,
@@ -136,6 +195,8 @@ def _observe(
     kpi = rule.kpi or _objective(config, rule).kpi
     direction = config.kpis[kpi].direction
     condition = rule.condition
+    if condition == "unusual" and not days:  # coarser than daily: a day of it is no day
+        return Observation(rule.rule_id, False, "no_data", kpi, rule.objective, **base)
     if condition == "unusual":
         value = kpi_window[days[0]][kpi]
         history = [v for w in days[1:] if (v := kpi_window[w][kpi]) is not None]
@@ -178,12 +239,16 @@ def _observe(
     else:
         value = kpi_window[to_date][obj.kpi]
         target = share
-    if condition in ("above", "below"):
-        return _threshold(rule, kpi, value, base)
     state = status(value, target, direction, obj.thresholds.on_track, obj.thresholds.at_risk)
     # the pace to the period's end: an additive KPI's value to date ÷ the share elapsed (a
     # cumulative objective's pace is judged against its pro-rated target instead)
-    projected = value / fraction if (value is not None and additive and not obj.cumulative) else None
+    projected = (
+        value / fraction if (value is not None and additive and not obj.cumulative and fraction < 1) else None
+    )
+    if condition in ("above", "below"):  # on the objective's KPI, with its target and status beside
+        seen = _threshold(rule, kpi, value, base)
+        seen.target, seen.period_target, seen.projected, seen.status = target, goal, projected, state
+        return seen
     if condition == "pacing_off":
         pace, against = (projected, goal) if projected is not None else (value, target)
         firing = (
@@ -205,6 +270,7 @@ def _observe(
         target=target,
         period_target=goal,
         projected=projected,
+        status=state,
         **base,
     )
 
@@ -217,4 +283,4 @@ def _threshold(rule: AlertRule, kpi: str, value: float | None, base: dict[str, A
     above = when.above is not None
     firing = value is not None and (value > limit if above else value < limit)
     state = ("above" if above else "below") if firing else ("no_data" if value is None else "normal")
-    return Observation(rule.rule_id, firing, state, kpi, rule.objective, value=value, target=limit, **base)
+    return Observation(rule.rule_id, firing, state, kpi, rule.objective, value=value, threshold=limit, **base)

@@ -26,7 +26,7 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,8 @@ from reporter.compute.alerts import Observation, evaluate
 from reporter.config.labels import Labels
 from reporter.config.model import AlertRule, Config
 from reporter.delivery.ledger import Ledger
-from reporter.delivery.mailer import Mailer, SendResult
+from reporter.delivery.mailer import Mailer, SendResult, add_unsubscribe
+from reporter.delivery.suppression import Suppression, skip_note, suppressed
 from reporter.errors import RunError
 from reporter.render.context import Formatter, translations
 from reporter.render.digest import message_id
@@ -53,11 +54,28 @@ class RuleOutcome:
     detail: str
     sent: list[str]  # addresses this evaluation sent to
     note: str = ""
+    skipped: list[str] = field(default_factory=list)  # "address: why not sent" (unsubscribed)
 
 
 def alert_key(config: Config, rule: str) -> str:
     """The ``report`` under which the ledger keeps a rule's messages."""
     return f"{config.report.id}/alert/{rule}"
+
+
+def unsubscribed(config: Config, rule: AlertRule, ledger: Ledger) -> dict[str, Suppression]:
+    """The rule's addresses that unsubscribed from the report (``reporter unsubscribe``): its
+    alerts are not sent to them either."""
+    held = suppressed(ledger, config.report.id)
+    mine = [email.utils.parseaddr(address)[1].lower() for address in rule.to]
+    return {rcpt: held[rcpt] for rcpt in mine if rcpt in held}
+
+
+def without(rule: AlertRule, held: Mapping[str, Suppression]) -> AlertRule:
+    """``rule`` without the addresses of ``held``."""
+    if not held:
+        return rule
+    kept = [a for a in rule.to if email.utils.parseaddr(a)[1].lower() not in held]
+    return rule.model_copy(update={"to": kept})
 
 
 def run_alerts(
@@ -131,6 +149,7 @@ def _one(
     if snoozed:
         return RuleOutcome(name, state, found.state, [], f"snoozed until {row['snoozed_until']}")
     seq = int(row["seq"])
+    fresh = state != row["notified"]  # a message to announce now (its skipped addresses are said)
     if state != row["notified"]:
         if rule.condition == "unusual" and state == "clear":
             ledger.alert_quiet(report, name, seq, state)  # re-armed: nothing to say
@@ -142,12 +161,15 @@ def _one(
         seq = int(row["seq"])
     if seq == 0:
         return RuleOutcome(name, state, found.state, [])
+    held = unsubscribed(config, rule, ledger)
+    skipped = [f"{rcpt}: {skip_note(config, h)}" for rcpt, h in held.items()] if fresh else []
+    rule = without(rule, held)
     sent, failed = _deliver_once(
         config, rule, found, str(row["notified"]), seq, now, root, ledger, env, sleep
     )
     if failed:
-        return RuleOutcome(name, "error", found.state, sent, "; ".join(failed))
-    return RuleOutcome(name, state, found.state, sent)
+        return RuleOutcome(name, "error", found.state, sent, "; ".join(failed), skipped)
+    return RuleOutcome(name, state, found.state, sent, skipped=skipped)
 
 
 def _deliver_once(
@@ -253,6 +275,8 @@ def _senders(
         def mail(msg_id: str, address: str = address, rcpt: str = rcpt) -> SendResult:
             message = build_message(config, rule, found, announced, now, msg_id, root=root)
             message["To"] = address
+            if email_cfg is not None:
+                add_unsubscribe(message, config, rcpt)
             return mailer.send(message, rcpt, lambda n, error: None)
 
         out.append((rcpt, mailer.channel, mail))
@@ -260,7 +284,7 @@ def _senders(
     if chats:
         urls = webhook_urls(config, env, [chat_key(c).lower() for c in chats])
         words = alert_text(config, rule, found, announced, root=root)
-        said = [*words.facts, *(f"{words.plan_title}: {p}" for p in words.plan)]
+        said = [*words.facts, *(f"{words.plan_head} {p}" for p in words.plan)]
         card = Card(
             words.subject, "", [], config.report.url, "", lines=[words.subject, *said], takeaways=said
         )
@@ -333,12 +357,13 @@ class AlertWords:
     plan_title: str
     plan: list[str]
     footer: str
+    plan_head: str = ""  # plan_title with its colon, as the language writes it ("Plan d'action :")
 
     def text(self) -> str:
         lines = [self.test_note, ""] if self.test_note else []
         lines += [self.headline, "", *self.facts]
         if self.plan:
-            lines += ["", self.plan_title + ":", *(f"- {line}" for line in self.plan)]
+            lines += ["", self.plan_head or self.plan_title + ":", *(f"- {line}" for line in self.plan)]
         lines += ["", self.footer]
         return "\n".join(lines) + "\n"
 
@@ -424,6 +449,8 @@ def alert_text(
             _("Value from %(start)s to %(day)s: %(value)s.")
             % {"start": start, "day": day, "value": value(found.value)}
         )
+        if found.threshold is not None:
+            facts.append(_("Threshold: %(limit)s.") % {"limit": value(found.threshold)})
         if found.target is not None:
             if found.period_target is not None and found.period_target != found.target:
                 facts.append(
@@ -437,6 +464,25 @@ def alert_text(
                 )
             else:
                 facts.append(_("Target: %(target)s.") % {"target": value(found.target)})
+    if found.coarse is not None:  # right after the value it explains
+        facts.insert(
+            1,
+            (
+                _(
+                    "%(kpi)s reads data with one row a month: it is judged on the whole of %(period)s, "
+                    "the latest period all its data covers."
+                )
+                if found.coarse == "monthly"
+                else _(
+                    "%(kpi)s reads data with one row a week: it is judged on the whole of %(period)s, "
+                    "the latest period all its data covers."
+                )
+            )
+            % {
+                "kpi": names.kpi(found.kpi),
+                "period": fmt.period(found.period, found.period_start, config.report.grain),
+            },
+        )
     if found.projected is not None and found.period_target is not None:
         facts.append(
             _(
@@ -461,6 +507,7 @@ def alert_text(
         headline=headline[:1].upper() + headline[1:] + ".",
         facts=facts,
         plan_title=_("Action plan"),
+        plan_head=_("%(label)s:") % {"label": _("Action plan")},
         plan=_plan(config, found, names) if firing else [],
         footer=_("Rule %(rule)s. To pause it: %(command)s")
         % {"rule": rule.rule_id, "command": snooze_command(config, rule.rule_id, root)},
@@ -502,8 +549,9 @@ def _plan(config: Config, found: Observation, names: Labels) -> list[str]:
     if obj is None:
         return []
     out = []
+    current = found.status or found.state  # a threshold rule: the objective's own status
     for i, action in enumerate(obj.actions):
-        if action.when not in (found.state, "always"):
+        if action.when not in (current, "always"):
             continue
         text = render_text(
             names.text(action.do) or "", action_context(names, found.period), f"action {i + 1}"
@@ -515,10 +563,11 @@ def _plan(config: Config, found: Observation, names: Labels) -> list[str]:
 
 def send_test(
     config: Config, rule_id: str | None, now: dt.datetime, *, root: Path, env: Mapping[str, str] | None = None
-) -> list[tuple[str, str]]:
+) -> list[tuple[str, str, str | None]]:
     """``reporter alerts test``: one message marked TEST per rule (or the one named), built from
     the rules' evaluation now, sent to their addresses; nothing is recorded and no state moves.
-    Returns (rule, address) for each message sent."""
+    An address that unsubscribed from the report is skipped. Returns (rule, address, None) for
+    each message sent, (rule, address, why) for each address skipped."""
     from reporter.compute.database import close_remote, open_database
 
     assert config.alerts is not None
@@ -530,19 +579,27 @@ def send_test(
         con.close()
         close_remote(infos)
     email_cfg = config.delivery.email
-    mailer = Mailer(
-        email_cfg.smtp if email_cfg else None,
-        root / "outbox" / config.report.id / "alerts-test",
-        env=env,
-        max_attempts=2,
-        base_dir=config.base_dir,
-        connections=config.connections,
-    )
-    sent = []
+    held: dict[str, Suppression] = {}
+    url = config.ledger_url(root)
+    if config.delivery.ledger is not None or (root / "ledger.sqlite").is_file():  # none: nobody left
+        with Ledger(url) as ledger:
+            held = suppressed(ledger, config.report.id)
+    sent: list[tuple[str, str, str | None]] = []
     for rule in rules:
         found = observations[rule.rule_id]
+        mailer = Mailer(  # without SMTP: one file per rule and address, none overwriting another
+            email_cfg.smtp if email_cfg else None,
+            root / "outbox" / config.report.id / "alerts-test" / rule.rule_id,
+            env=env,
+            max_attempts=2,
+            base_dir=config.base_dir,
+            connections=config.connections,
+        )
         for address in rule.to:
             rcpt = email.utils.parseaddr(address)[1]
+            if rcpt.lower() in held:
+                sent.append((rule.rule_id, rcpt, skip_note(config, held[rcpt.lower()])))
+                continue
             msg = build_message(
                 config,
                 rule,
@@ -554,10 +611,12 @@ def send_test(
                 root=root,
             )
             msg["To"] = address
+            if email_cfg is not None:
+                add_unsubscribe(msg, config, rcpt)
             result = mailer.send(msg, rcpt, lambda n, error: None)
             if result.state != "sent":
                 raise RunError(
                     f"the test message of rule {rule.rule_id} to {rcpt} was not sent: {result.error}"
                 )
-            sent.append((rule.rule_id, rcpt))
+            sent.append((rule.rule_id, rcpt, None))
     return sent

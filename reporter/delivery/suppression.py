@@ -12,7 +12,8 @@ X-Original-To) to the report's unsubscribe mailbox (``delivery.email.unsubscribe
 ``from``) and its subject is ``unsubscribe <report id>`` (what the link writes) or plain
 ``unsubscribe`` (every report of CONFIG using that mailbox); a ``Re:``/``Fwd:`` prefix and case
 do not matter. The address suppressed is the request's From, and only when it is a recipient of
-that report (``to``, ``cc`` or ``recipients``): a request from anyone else changes nothing. The
+that report (``to``, ``cc``, ``recipients`` or an alert rule's ``to``): a request from anyone else
+changes nothing. A suppressed address gets neither the report nor its alerts. The
 From of a mail can be forged: the mailbox should be one the mail server only fills with mail
 that passed its SPF/DKIM/DMARC checks.
 """
@@ -128,12 +129,16 @@ def skip_note(config: Config, held: Suppression) -> str:
 
 
 def recipients(config: Config) -> list[str]:
-    """Every address ``config`` sends its report to (``to``, ``cc``, ``recipients``), lowercased."""
+    """Every address ``config`` sends mail to (the report's ``to``, ``cc``, ``recipients``, and
+    its alert rules' ``to``), lowercased: an address that only receives alerts may unsubscribe
+    too."""
     email_cfg = config.delivery.email
-    if email_cfg is None:
-        return []
-    found = [email.utils.parseaddr(t)[1].lower() for t in [*email_cfg.to, *email_cfg.cc]]
-    found += [email.utils.parseaddr(r.email)[1].lower() for r in email_cfg.recipients]
+    found = []
+    if email_cfg is not None:
+        found += [email.utils.parseaddr(t)[1].lower() for t in [*email_cfg.to, *email_cfg.cc]]
+        found += [email.utils.parseaddr(r.email)[1].lower() for r in email_cfg.recipients]
+    if config.alerts is not None:
+        found += [email.utils.parseaddr(t)[1].lower() for rule in config.alerts.rules for t in rule.to]
     return list(dict.fromkeys(found))
 
 

@@ -59,15 +59,17 @@ def _test(args: argparse.Namespace, now: dt.datetime, out: Callable[[str], None]
     ids = [r.rule_id for r in config.alerts.rules]
     if args.rule is not None and args.rule not in ids:
         raise UsageError(f"no alert rule '{args.rule}' in {args.config}; its rules are: {', '.join(ids)}")
-    sent = send_test(config, args.rule, now, root=output_root(config, args.output))
-    for rule, address in sent:
-        out(f"{rule}: test message sent to {address}")
+    done = send_test(config, args.rule, now, root=output_root(config, args.output))
+    for rule, address, skipped in done:
+        out(f"{rule}: {address}: {skipped}" if skipped else f"{rule}: test message sent to {address}")
+    sent = [d for d in done if d[2] is None]
     out(f"{len(sent)} test message{'s' if len(sent) != 1 else ''} sent; no rule's state changed")
     return 0
 
 
 def _status(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     from reporter.delivery.ledger import Ledger
+    from reporter.delivery.suppression import skip_note
 
     config = _config(args.config) if args.config is not None else None
     with Ledger(_ledger_url(config, args.output)) as ledger:
@@ -78,8 +80,16 @@ def _status(args: argparse.Namespace, out: Callable[[str], None]) -> int:
             for rule in config.alerts.rules:
                 if rule.rule_id not in known:
                     out(f"{config.report.id} {rule.rule_id}: not evaluated yet")
+        held = {}
+        if config is not None and config.alerts is not None:
+            from reporter.delivery.alerting import unsubscribed
+
+            held = {r.rule_id: unsubscribed(config, r, ledger) for r in config.alerts.rules}
         for row in rows:
             out(_status_line(row))
+            for address, suppression in held.get(row["rule"], {}).items():
+                assert config is not None
+                out(f"  {address}: {skip_note(config, suppression)}")
             for d in ledger.all(f"{row['report']}/alert/{row['rule']}"):
                 number = d.period.lstrip("#")
                 if d.state == "review":
@@ -127,6 +137,16 @@ def _snooze(args: argparse.Namespace, now: dt.datetime, out: Callable[[str], Non
         except ValueError:
             raise UsageError(f"--until {args.until}: write a date like 2026-11-30 (or off)") from None
     config = _config(args.config) if args.config is not None else None
+    if until is not None:
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(config.report.timezone) if config is not None else dt.UTC
+        today = now.astimezone(zone).date()
+        if until < today:
+            raise UsageError(
+                f"--until {args.until} is in the past (today is {today}): a rule is snoozed up to and "
+                "including a date from today on; nothing was changed"
+            )
     with Ledger(_ledger_url(config, args.output)) as ledger:
         if config is not None:
             assert config.alerts is not None

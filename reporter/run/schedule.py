@@ -367,6 +367,7 @@ class Scheduler:
                     decisions.append(f"{report} alert {o.rule}: {o.state}, sent to {', '.join(o.sent)}")
                 elif o.state == "error":
                     decisions.append(f"{report} alert {o.rule}: FAILED ({o.note}); the other rules went on")
+                decisions += [f"{report} alert {o.rule}: {why}" for why in o.skipped]
         for text in decisions:
             LOG.info("%s", text)
         return decisions
