@@ -167,12 +167,11 @@ class ExactlyOnce:
             if owner != self.run_id and ledger.run_alive(owner, now):
                 note = f"being sent by another run (run {owner}), not sent by this one"
                 return DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id, note)
-        stopped = (
-            "a previous run stopped after sending began"
-            if self.registered_runs
-            else "sending began and was not confirmed (the process stopped)"
+        sender = "run" if self.registered_runs else "evaluation"
+        note = (
+            f"a previous {sender} stopped after sending began (the server may have accepted it): "
+            f"not re-sent; {channel.settle_hint(key)}"
         )
-        note = f"{stopped} (the server may have accepted it): not re-sent; {channel.settle_hint(key)}"
         if latest.state == "review":
             note = latest.last_error or note
         elif not ledger.move(
