@@ -455,3 +455,39 @@ def test_an_alert_whose_outcome_the_ledger_cannot_record_goes_to_the_journal_lik
         "sent",
         sent_id,
     )
+
+
+def test_a_pending_delivery_is_left_to_its_live_run_for_reports_and_set_to_review_for_alerts(
+    report, tmp_path
+):
+    """The one difference between a report's and an alert's delivery, decided in
+    ``reporter.delivery.once``: a report's run asks whether the run that claimed a pending
+    delivery is alive (it is: skipped); an alert evaluation (``registered_runs=False``), which
+    has no run to ask, sets it to review at once. Neither sends it (nothing in the outbox)."""
+    from reporter.delivery.alerting import AlertEmail
+    from reporter.delivery.mailer import Mailer
+    from reporter.delivery.once import ExactlyOnce, Key
+
+    out = tmp_path / "out"
+    out.mkdir()
+    config = load_config(report, env={})
+    now = at(37).astimezone(dt.UTC)
+    key = Key("al/alert/orders-goal-off_track", "#1", "cfo@acme.test")
+    channel = AlertEmail(Mailer(None, out / "outbox"))
+    with Ledger(config.ledger_url(out)) as ledger:
+        live = ledger.start_run("al", "2026-02", now)  # another run, started a moment ago
+        ledger.claim(
+            *vars(key).values(), 1, "<x>", now, forced=False, reason=None, channel="outbox", run_id=live
+        )
+        for registered in (True, False):
+            once = ExactlyOnce(ledger, config, out, 0, now, registered_runs=registered)
+            done = once.deliver_once(channel, key, lambda msg_id: pytest.fail("built for sending"))
+            assert (done.state, done.flagged, ledger.latest(*vars(key).values()).state) == (
+                ("skipped", False, "pending") if registered else ("review", True, "review")
+            )
+        assert done.error == (
+            "a previous evaluation stopped after sending began (the server may have accepted it): not "
+            "re-sent; check cfo@acme.test's mailbox; it is never sent again, and the rule's next change is "
+            "announced as usual"
+        )
+    assert not (out / "outbox").exists()
