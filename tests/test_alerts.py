@@ -418,3 +418,104 @@ def test_each_condition_is_judged_on_the_period_to_date(report):
     # a cumulative objective: January's 3,000 plus 5/28 of February's, against the year to date
     assert day37["orders-ytd-off_track"][:2] == (False, "on_track")
     assert day37["orders-ytd-off_track"][2:] == pytest.approx((31 * 110 + feb[5], 3000 + 3000 * 5 / 28))
+
+
+def test_an_alert_whose_outcome_the_ledger_cannot_record_goes_to_the_journal_like_a_report(report, tmp_path):
+    """Alerts go through ``ExactlyOnce.deliver_once``: when the ledger is locked by another
+    session from the moment the server has the message, its outcome is noted in the fallback
+    journal and the rule fails saying so (instead of being left pending, then put in review);
+    the next evaluation applies the journal first: the message is recorded as sent, not sent
+    again. The Message-ID is the one alerts always had."""
+    import json
+    import sqlite3
+
+    from reporter.render.digest import message_id
+    from tests.smtp_server import RawServer
+
+    out = tmp_path / "out"
+    out.mkdir()
+    journal = out / "ledger-journal.jsonl"
+    held: list[sqlite3.Connection] = []
+
+    def lock(_received) -> None:  # another session takes the ledger's write lock and keeps it
+        session = sqlite3.connect(out / "ledger.sqlite", isolation_level=None, check_same_thread=False)
+        session.execute("BEGIN IMMEDIATE")
+        held.append(session)
+
+    with RawServer() as server:
+        config = with_smtp(load_config(report, env={}), server.port)
+        server.on_message = lock
+        with Ledger(config.ledger_url(out), lock_timeout=0.5) as ledger:
+            outcomes = run_alerts(config, at(37), root=out, ledger=ledger, sleep=lambda s: None)
+        (session,) = held
+        session.rollback()
+        session.close()
+        server.on_message = lambda received: None
+        said = {o.rule: o for o in outcomes}["orders-goal-off_track"]
+        assert said.state == "error"
+        assert said.note.startswith(
+            "LedgerError: al/alert/orders-goal-off_track #1: sent to cfo@acme.test at "
+        )
+        assert said.note.endswith(
+            f"; noted in {journal}: once the ledger is back, the rule's next evaluation records it from "
+            "there, and it is not sent again"
+        )
+        (entry,) = [json.loads(line) for line in journal.read_text().splitlines()]
+        (sent,) = server.received
+        sent_id = sent.message["Message-ID"].strip()
+        assert sent_id == message_id("al.alert.orders-goal-off_track", "1", "cfo@acme.test")
+        assert {k: entry[k] for k in ("report", "period", "recipient", "state", "message_id")} == {
+            "report": "al/alert/orders-goal-off_track",
+            "period": "#1",
+            "recipient": "cfo@acme.test",
+            "state": "sent",
+            "message_id": sent_id,
+        }
+        for n in (37, 38):  # the ledger is back: the journal is applied first, nothing is sent again
+            outcomes = run_alerts(config, at(n), root=out, sleep=lambda s: None)
+            assert [o.state for o in outcomes] == ["firing", "clear"], outcomes
+        assert len(server.received) == 1
+    assert not journal.exists()
+    with Ledger(config.ledger_url(out)) as ledger:
+        (delivery,) = ledger.all("al/alert/orders-goal-off_track")
+    assert (delivery.period, delivery.state, delivery.message_id) == (
+        "#1",
+        "sent",
+        sent_id,
+    )
+
+
+def test_a_pending_delivery_is_left_to_its_live_run_for_reports_and_set_to_review_for_alerts(
+    report, tmp_path
+):
+    """The one difference between a report's and an alert's delivery, decided in
+    ``reporter.delivery.once``: a report's run asks whether the run that claimed a pending
+    delivery is alive (it is: skipped); an alert evaluation (``registered_runs=False``), which
+    has no run to ask, sets it to review at once. Neither sends it (nothing in the outbox)."""
+    from reporter.delivery.alerting import AlertEmail
+    from reporter.delivery.mailer import Mailer
+    from reporter.delivery.once import ExactlyOnce, Key
+
+    out = tmp_path / "out"
+    out.mkdir()
+    config = load_config(report, env={})
+    now = at(37).astimezone(dt.UTC)
+    key = Key("al/alert/orders-goal-off_track", "#1", "cfo@acme.test")
+    channel = AlertEmail(Mailer(None, out / "outbox"))
+    with Ledger(config.ledger_url(out)) as ledger:
+        live = ledger.start_run("al", "2026-02", now)  # another run, started a moment ago
+        ledger.claim(
+            *vars(key).values(), 1, "<x>", now, forced=False, reason=None, channel="outbox", run_id=live
+        )
+        for registered in (True, False):
+            once = ExactlyOnce(ledger, config, out, 0, now, registered_runs=registered)
+            done = once.deliver_once(channel, key, lambda msg_id: pytest.fail("built for sending"))
+            assert (done.state, done.flagged, ledger.latest(*vars(key).values()).state) == (
+                ("skipped", False, "pending") if registered else ("review", True, "review")
+            )
+        assert done.error == (
+            "a previous evaluation stopped after sending began (the server may have accepted it): not "
+            "re-sent; check cfo@acme.test's mailbox; it is never sent again, and the rule's next change is "
+            "announced as usual"
+        )
+    assert not (out / "outbox").exists()

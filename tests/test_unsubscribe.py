@@ -108,7 +108,17 @@ def test_an_unsubscribed_address_gets_nothing_the_others_do_and_subscribe_undoes
         ]
         # --force does not reach an unsubscribed address either
         before = len(server.handler.received)
-        argv = ["run", str(yaml), "--period", "2026-10", "--output", str(out), "--force", "--reason", "the CFO asked for it again"]
+        argv = [
+            "run",
+            str(yaml),
+            "--period",
+            "2026-10",
+            "--output",
+            str(out),
+            "--force",
+            "--reason",
+            "the CFO asked for it again",
+        ]
         assert main([*argv, "--recipient", "bob@acme.test"]) == 0
         assert server.handler.received[before:] == []
 

@@ -5,18 +5,19 @@ A rule is *firing* or *clear* (``reporter.compute.alerts`` says which). The ledg
 rule, its latest state and the state its latest message announced (``notified``, message number
 ``seq``). When the two differ and the rule is not snoozed, message ``seq + 1`` is taken in one
 atomic statement (``Ledger.alert_announce``: of two processes, one wins) and sent to each of the
-rule's addresses through the same claim / record steps as a report's deliveries (keyed report
-``<id>/alert/<rule>``, period ``#<seq>``): a message whose sending began and was not recorded as
-sent (a process killed mid-send) is set to review and never sent again by itself. A rule that
-stays firing sends nothing more; back to clear it sends one "resolved" message. ``unusual`` is
-an event, not a state: it re-arms silently the next day.
+rule's addresses and chat channels by ``ExactlyOnce.deliver_once`` (``reporter.delivery.once``,
+the state machine of every delivery), keyed report ``<id>/alert/<rule>``, period ``#<seq>``,
+through two small channels: ``AlertEmail`` and ``AlertChat``. As alert evaluations are not runs
+recorded in the ledger (``registered_runs=False``), a message found pending (a process killed
+mid-send) is set to review at once and never sent again by itself; a failed one is retried at
+the next evaluation; one whose outcome the ledger could not record goes to the fallback journal,
+which the rule's next evaluation applies first. A rule that stays firing sends nothing more;
+back to clear it sends one "resolved" message. ``unusual`` is an event, not a state: it re-arms
+silently the next day.
 
 A snoozed rule (``reporter alerts snooze``) keeps being evaluated and its state recorded, but
 sends nothing until the day after its date; then the state at that time is announced if it
 differs from the last one announced.
-
-Sending goes through ``_deliver_once``, the one place that claims and records (so that it can
-move to a shared exactly-once helper without touching the rest).
 """
 
 from __future__ import annotations
@@ -29,20 +30,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from reporter.compute.alerts import Observation, evaluate
 from reporter.config.labels import Labels
-from reporter.config.model import AlertRule, Config
+from reporter.config.model import AlertRule, Chat, Config
+from reporter.delivery.journal import reconcile
 from reporter.delivery.ledger import Ledger
 from reporter.delivery.mailer import Mailer, SendResult, add_unsubscribe
+from reporter.delivery.once import ExactlyOnce, Key
 from reporter.delivery.suppression import Suppression, skip_note, suppressed
 from reporter.errors import RunError
 from reporter.render.context import Formatter, translations
-from reporter.render.digest import message_id
 from reporter.render.html import render_text
 from reporter.render.texts import action_context
+
+if TYPE_CHECKING:
+    from reporter.delivery.chat import Poster
 
 LOG = logging.getLogger("reporter")
 
@@ -136,6 +141,7 @@ def _one(
     report, name = config.report.id, rule.rule_id
     today = now.astimezone(ZoneInfo(config.report.timezone)).date()
     now = now.astimezone(dt.UTC)  # the ledger keeps UTC times (SQLite drops an offset)
+    reconcile(ledger, root, alert_key(config, name), now)  # what a lost ledger could not record
     before = ledger.alert_rule(report, name)
     if found.error is not None:
         state = str(before["state"]) if before else "clear"  # an error changes nothing
@@ -184,64 +190,78 @@ def _deliver_once(
     env: Mapping[str, str] | None,
     sleep: Callable[[float], None],
 ) -> tuple[list[str], list[str]]:
-    """Send message ``seq`` of ``rule`` to each of its addresses and chat channels that has not
-    had it, exactly once: claim (pending), send, record (sent); a claim left pending by a
-    process that died is set to review, never sent again; a failed one is retried at the next
-    evaluation. Returns the recipients sent to now, and what failed."""
+    """Send message ``seq`` of ``rule`` to each of its addresses and chat channels, each through
+    ``ExactlyOnce.deliver_once`` (``reporter.delivery.once``): one already sent or in review is
+    left alone, one found pending (a process stopped mid-send) is set to review and never sent
+    again, a failed one is retried. Returns the recipients sent to now, and what failed."""
+    once = ExactlyOnce(ledger, config, root, 0, now, registered_runs=False)
     key, period = alert_key(config, rule.rule_id), f"#{seq}"
     sent: list[str] = []
     failed: list[str] = []
-    due: dict[str, bool] = {}  # recipient → retry (a failed send) or not (never claimed)
-    for rcpt in _recipients(config, rule):
-        latest = ledger.latest(key, period, rcpt)
-        if latest is None:
-            due[rcpt] = False
-        elif latest.state == "failed":
-            due[rcpt] = True
-        elif latest.state == "pending":
-            ledger.move(
-                key,
-                period,
-                rcpt,
-                latest.version,
-                now,
-                from_states=("pending",),
-                to="review",
-                note="sending began and was not confirmed (the process stopped): not sent again",
-            )
-    if not due:
-        return sent, failed
-    for rcpt, channel, send in _senders(config, rule, found, announced, seq, now, root, env, sleep, set(due)):
-        msg_id = message_id(key.replace("/", "."), period.lstrip("#"), rcpt)
-        claim: dict[str, Any] = {
-            "forced": False,
-            "reason": None,
-            "channel": channel,
-            "run_id": 0,
-            "retry": due[rcpt],
-        }
-        if not ledger.claim(key, period, rcpt, 1, msg_id, now, **claim):
-            continue  # another process took it
-        result = send(msg_id)
-        ledger.record(key, period, rcpt, 1, now, state=result.state, error=result.error, attempt=True)
-        if result.state == "sent":
+    for rcpt, channel, payload in _channels(config, rule, found, announced, seq, now, root, env, sleep):
+        done = once.deliver_once(channel, Key(key, period, rcpt), payload)
+        if done.state == "sent":
             sent.append(rcpt)
-        else:
-            failed.append(f"not sent to {rcpt}: {result.error}")
-            LOG.error("alert %s to %s: %s", rule.rule_id, rcpt, result.error)
+        elif done.claimed:  # tried now and not sent (failed: retried next time; or in review)
+            failed.append(f"not sent to {rcpt}: {done.error}")
+            LOG.error("alert %s to %s: %s", rule.rule_id, rcpt, done.error)
     return sent, failed
 
 
-def _recipients(config: Config, rule: AlertRule) -> list[str]:
-    """The rule's recipients as the ledger keys them: addresses, then ``<kind>:<webhook_env>``."""
-    from reporter.delivery.chat import chat_key
-
-    out = [email.utils.parseaddr(address)[1].lower() for address in rule.to]
-    out += [chat_key(c).lower() for c in config.delivery.chat if c.kind in rule.chat]
-    return list(dict.fromkeys(out))
+# what a person reads about an alert message in review (there is nothing to run)
+ALERT_REVIEW = "it is never sent again, and the rule's next change is announced as usual"
 
 
-def _senders(
+@dataclass
+class AlertEmail:
+    """An alert's e-mail as a channel of ``ExactlyOnce``: the payload is the message."""
+
+    mailer: Mailer
+
+    @property
+    def kind(self) -> str:
+        return self.mailer.channel  # smtp | outbox
+
+    def send(
+        self, payload: EmailMessage, key: Key, on_attempt: Callable[[int, str | None], None], *, version: int
+    ) -> SendResult:
+        return self.mailer.send(payload, key.recipient, on_attempt, version=version)
+
+    def settle_hint(self, key: Key) -> str:
+        return f"check {key.recipient}'s mailbox; {ALERT_REVIEW}"
+
+
+@dataclass(frozen=True)
+class Post:
+    """An alert's chat post: the webhook's URL (read from the environment) and the card."""
+
+    url: str
+    body: bytes
+
+
+@dataclass
+class AlertChat:
+    """An alert's chat post as a channel of ``ExactlyOnce``: the payload is a ``Post``."""
+
+    chat: Chat
+    poster: Poster
+
+    @property
+    def kind(self) -> str:
+        return self.chat.kind  # slack | teams
+
+    def send(
+        self, payload: Post, key: Key, on_attempt: Callable[[int, str | None], None], *, version: int
+    ) -> SendResult:
+        return self.poster.post(payload.url, payload.body, self.chat.webhook_env, on_attempt)
+
+    def settle_hint(self, key: Key) -> str:
+        from reporter.delivery.chat import KINDS
+
+        return f"check the {KINDS.get(self.kind, 'chat')} channel; {ALERT_REVIEW}"
+
+
+def _channels(
     config: Config,
     rule: AlertRule,
     found: Observation,
@@ -251,38 +271,41 @@ def _senders(
     root: Path,
     env: Mapping[str, str] | None,
     sleep: Callable[[float], None],
-    only: set[str],
-) -> list[tuple[str, str, Callable[[str], SendResult]]]:
-    """(recipient as the ledger keys it, channel, send(message_id)) for each address and each
-    chat channel of the rule among ``only``."""
+) -> list[tuple[str, AlertEmail | AlertChat, Callable[[str], Any]]]:
+    """(recipient as the ledger keys it, channel, payload(message_id)) for each address and each
+    chat channel of the rule. A payload is built only when it is sent (a chat channel's webhook
+    URL is read from the environment then)."""
     from reporter.delivery.chat import Card, Poster, chat_key, payload_bytes, webhook_urls
 
     email_cfg = config.delivery.email
-    mailer = Mailer(
-        email_cfg.smtp if email_cfg else None,
-        root / "outbox" / config.report.id / "alerts" / rule.rule_id / str(seq),
-        env=env,
-        sleep=sleep,
-        base_dir=config.base_dir,
-        connections=config.connections,
+    mailer = AlertEmail(
+        Mailer(
+            email_cfg.smtp if email_cfg else None,
+            root / "outbox" / config.report.id / "alerts" / rule.rule_id / str(seq),
+            env=env,
+            sleep=sleep,
+            base_dir=config.base_dir,
+            connections=config.connections,
+        )
     )
-    out: list[tuple[str, str, Callable[[str], SendResult]]] = []
+    out: list[tuple[str, AlertEmail | AlertChat, Callable[[str], Any]]] = []
+    seen: set[str] = set()
     for address in rule.to:
         rcpt = email.utils.parseaddr(address)[1].lower()
-        if rcpt not in only:
+        if rcpt in seen:
             continue
+        seen.add(rcpt)
 
-        def mail(msg_id: str, address: str = address, rcpt: str = rcpt) -> SendResult:
+        def mail(msg_id: str, address: str = address) -> EmailMessage:
             message = build_message(config, rule, found, announced, now, msg_id, root=root)
             message["To"] = address
             if email_cfg is not None:
-                add_unsubscribe(message, config, rcpt)
-            return mailer.send(message, rcpt, lambda n, error: None)
+                add_unsubscribe(message, config, email.utils.parseaddr(address)[1].lower())
+            return message
 
-        out.append((rcpt, mailer.channel, mail))
-    chats = [c for c in config.delivery.chat if c.kind in rule.chat and chat_key(c).lower() in only]
-    if chats:
-        urls = webhook_urls(config, env, [chat_key(c).lower() for c in chats])
+        out.append((rcpt, mailer, mail))
+
+    def card(kind: str) -> bytes:
         words = alert_text(config, rule, found, announced, root=root)
         said = [*words.facts, *(f"{words.plan_head} {p}" for p in words.plan)]
         card = Card(
@@ -291,15 +314,19 @@ def _senders(
         card.link_text = translations(Formatter.for_report(config.report).locale.language).gettext(
             "Open the report"
         )
-        for chat in chats:
-            target = chat_key(chat).lower()
+        return payload_bytes(kind, card)
 
-            def post(msg_id: str, chat: Any = chat, target: str = target) -> SendResult:
-                poster = Poster(env=env, sleep=sleep, timeout=chat.timeout)
-                body = payload_bytes(chat.kind, card)
-                return poster.post(urls[target], body, chat.webhook_env, lambda n, error: None)
+    for chat in config.delivery.chat:
+        target = chat_key(chat).lower()
+        if chat.kind not in rule.chat or target in seen:
+            continue
+        seen.add(target)
 
-            out.append((target, str(chat.kind), post))
+        def post(msg_id: str, kind: str = chat.kind, target: str = target) -> Post:
+            return Post(webhook_urls(config, env, [target])[target], card(kind))
+
+        channel = AlertChat(chat, Poster(env=env, sleep=sleep, timeout=chat.timeout))
+        out.append((target, channel, post))
     return out
 
 

@@ -18,6 +18,12 @@ how a person settles a delivery whose fate is unknown. Everything else is decide
 Two runs racing on one key cannot both send: the claim is one atomic statement
 (``Ledger.claim``). When the ledger is lost after the payload went out, the outcome goes to the
 fallback journal (``reporter.delivery.journal``) and the run fails saying so.
+
+Alert messages (``reporter.delivery.alerting``: report ``<id>/alert/<rule>``, period ``#<seq>``)
+go through the same machine with ``registered_runs=False``: an alert evaluation is not a run
+recorded in the ledger, so there is no run to ask whether a ``pending`` message is still being
+sent; one found ``pending`` is moved to ``review`` at once (never sent again by itself), and the
+next evaluation, not ``reporter resolve``, applies what the journal kept.
 """
 
 from __future__ import annotations
@@ -97,9 +103,16 @@ def _ledger_errors() -> tuple[type[BaseException], ...]:
     return (sa.exc.SQLAlchemyError, LedgerError)
 
 
+def key_message_id(key: Key, version: int) -> str:
+    """The Message-ID of ``key``'s delivery ``version``. An alert's key is written as a plain
+    dot-atom (``/`` as ``.``, no ``#``: ``al.alert.rule``, ``1``); a report's key (a slug and a
+    period label) is unchanged by that."""
+    return message_id(key.report.replace("/", "."), key.period.lstrip("#"), key.recipient, version)
+
+
 def version_for(ledger: Ledger | None, key: Key, *, force: bool) -> int:
     """The version a delivery of ``key`` by this run gets: the recorded one (a retry, or a
-    skip), the next when forced, else 1. Its Message-ID is ``message_id(..., version)``."""
+    skip), the next when forced, else 1. Its Message-ID is ``key_message_id(key, version)``."""
     latest = ledger.latest(key.report, key.period, key.recipient) if ledger is not None else None
     return 1 if latest is None else latest.version + (1 if force else 0)
 
@@ -109,7 +122,10 @@ class ExactlyOnce:
     """One run's deliveries through ``ledger``: ``deliver_once`` for each key. ``config`` and
     ``root`` (the output folder) name the commands a person runs and the fallback journal;
     ``on_claim`` is called before each claim (the pipeline records there that the PDF must be
-    archived); ``force`` opens a new version of a delivery already made, for ``reason``."""
+    archived); ``force`` opens a new version of a delivery already made, for ``reason``.
+    ``registered_runs``: the senders are runs recorded in the ledger (``run_id``), so a ``pending``
+    delivery is skipped while its run is alive; False for alert evaluations (``run_id`` 0), which
+    move any ``pending`` delivery they find to ``review`` at once."""
 
     ledger: Ledger
     config: Config
@@ -119,6 +135,7 @@ class ExactlyOnce:
     force: bool = False
     reason: str | None = None
     on_claim: Callable[[], None] | None = None
+    registered_runs: bool = True
 
     def deliver_once(self, channel: Channel[P], key: Key, payload: Callable[[str], P]) -> DeliveryOutcome:
         """Deliver to ``key`` through ``channel`` unless it has been (or may have been) already.
@@ -134,7 +151,7 @@ class ExactlyOnce:
             version, retry = latest.version, True  # failed before: retry with the same Message-ID
         elif latest is not None:
             version = latest.version + 1
-        msg_id = message_id(key.report, key.period, key.recipient, version)
+        msg_id = key_message_id(key, version)
         body = payload(msg_id)
         if self.on_claim is not None:
             self.on_claim()
@@ -153,12 +170,14 @@ class ExactlyOnce:
             return _skipped(ledger, key, latest)
         if latest.state not in ("pending", "review"):
             return None
-        owner = ledger.run_of(report, period, rcpt, latest.version)
-        if latest.state == "pending" and owner != self.run_id and ledger.run_alive(owner, now):
-            note = f"being sent by another run (run {owner}), not sent by this one"
-            return DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id, note)
+        if latest.state == "pending" and self.registered_runs:
+            owner = ledger.run_of(report, period, rcpt, latest.version)
+            if owner != self.run_id and ledger.run_alive(owner, now):
+                note = f"being sent by another run (run {owner}), not sent by this one"
+                return DeliveryOutcome(rcpt, "skipped", latest.attempts, latest.message_id, note)
+        sender = "run" if self.registered_runs else "evaluation"
         note = (
-            "a previous run stopped after sending began (the server may have accepted it): "
+            f"a previous {sender} stopped after sending began (the server may have accepted it): "
             f"not re-sent; {channel.settle_hint(key)}"
         )
         if latest.state == "review":
@@ -245,7 +264,10 @@ class ExactlyOnce:
                 run_id=self.run_id,
                 note=error or "",
             )
-            raise lost_after_send(self.config, self.root, entry, ledger_trouble(exc), channel) from None
+            trouble, runs = ledger_trouble(exc), self.registered_runs
+            raise lost_after_send(
+                self.config, self.root, entry, trouble, channel, registered_runs=runs
+            ) from None
         return DeliveryOutcome(
             rcpt,
             result.state,
@@ -327,10 +349,17 @@ def ledger_trouble(exc: BaseException) -> str:
 
 
 def lost_after_send(
-    config: Config, root: Path, entry: dict[str, object], trouble: str, channel: Channel[P]
+    config: Config,
+    root: Path,
+    entry: dict[str, object],
+    trouble: str,
+    channel: Channel[P],
+    *,
+    registered_runs: bool = True,
 ) -> LedgerError:
     """The error of a run whose ledger failed after a payload went out (or was refused): the
-    outcome is noted in the fallback journal, which the next run applies to the ledger."""
+    outcome is noted in the fallback journal, which the next run applies to the ledger (for an
+    alert, ``registered_runs`` False: the rule's next evaluation)."""
     from reporter.delivery.journal import journal_path, note
 
     report, period, rcpt, state = entry["report"], entry["period"], entry["recipient"], entry["state"]
@@ -338,11 +367,15 @@ def lost_after_send(
     when = dt.datetime.fromisoformat(str(entry["time"]))
     journal = journal_path(root)
     head = f"{report} {period}: "
+    following = "run" if registered_runs else "evaluation"
     if state == "sent":
         head += f"sent to {rcpt} at {when:%H:%M:%S} UTC but the ledger could not record it ({trouble})"
         then = (
             f"once the ledger is back, run '{config.command('resolve', str(period), str(rcpt), '--sent')}' "
             "or run the report again: either records it from there, and it is not sent again"
+            if registered_runs
+            else "once the ledger is back, the rule's next evaluation records it from there, and it is "
+            "not sent again"
         )
     elif state == "review":
         head += (
@@ -350,16 +383,22 @@ def lost_after_send(
             f"it) and the ledger could not record it ({trouble})"
         )
         then = (
-            "once the ledger is back, the next run records it for review from there (it is not sent "
-            f"again); {channel.settle_hint(key)}"
+            f"once the ledger is back, the next {following} records it for review from there (it is "
+            f"not sent again); {channel.settle_hint(key)}"
         )
     else:
         head += f"sending to {rcpt} failed and the ledger could not record it ({trouble})"
-        then = "once the ledger is back, the next run records it from there and retries it"
+        then = f"once the ledger is back, the next {following} records it from there and retries it"
     failure = LedgerError(f"{head}; noted in {journal}: {then}")
     try:
         note(root, {**entry, "run_error": str(failure)})
     except OSError as exc:  # the journal cannot be written either: say so, with what to check
+        if not registered_runs:  # left pending: the next evaluation puts it in review
+            return LedgerError(
+                f"{head}; the journal {journal} could not be written either ({exc.strerror or exc}): "
+                "once the ledger is back, the rule's next evaluation sets it to review and does not "
+                f"send it again; {channel.settle_hint(key)}"
+            )
         settle = config.command("resolve", str(period), str(rcpt), "--sent")
         return LedgerError(
             f"{head}; the journal {journal} could not be written either ({exc.strerror or exc}): "
