@@ -835,11 +835,12 @@ class Archive(_Model):
     legal_hold: list[Text] = Field(
         [],
         description=(
-            "Periods under legal hold (labels such as 2025-03, 2025-Q1 or 2025-W12): `reporter archive "
-            "purge` never removes their files, whatever the retention. Remove a period once its hold is "
-            "lifted."
+            "Periods under legal hold: `reporter archive purge` never removes the files of a period that "
+            "shares a day with one, whatever the retention. Each is a month (2025-03), a quarter (2025-Q1), "
+            "an ISO week (2025-W12) or a year (2025), whatever the report's grain. Remove a period once its "
+            "hold is lifted."
         ),
-        examples=[["2025-03", "2025-04"]],
+        examples=[["2025-03", "2025-Q1"]],
     )
 
 
