@@ -108,7 +108,17 @@ def test_an_unsubscribed_address_gets_nothing_the_others_do_and_subscribe_undoes
         ]
         # --force does not reach an unsubscribed address either
         before = len(server.handler.received)
-        argv = ["run", str(yaml), "--period", "2026-10", "--output", str(out), "--force"]
+        argv = [
+            "run",
+            str(yaml),
+            "--period",
+            "2026-10",
+            "--output",
+            str(out),
+            "--force",
+            "--reason",
+            "re-sent after a complaint",
+        ]
         assert main([*argv, "--recipient", "bob@acme.test"]) == 0
         assert server.handler.received[before:] == []
 
@@ -243,8 +253,10 @@ def test_a_recipient_outside_the_allowed_domains_is_refused_at_validation(tmp_pa
     ],
 )
 def test_the_links_without_an_unsubscribe_mailbox_use_the_sender(tmp_path, url, links):
+    """... and List-Unsubscribe-Post comes only with the https link (RFC 8058 §3.1: one-click
+    needs an HTTPS URI in List-Unsubscribe; a mailto: alone is no one-click)."""
     from reporter.config import load_config
-    from reporter.delivery.mailer import unsubscribe_links
+    from reporter.delivery.mailer import add_unsubscribe, unsubscribe_links
 
     yaml = report(
         tmp_path,
@@ -256,3 +268,11 @@ def test_the_links_without_an_unsubscribe_mailbox_use_the_sender(tmp_path, url, 
     )
     config = load_config(yaml, env={})
     assert [f"<{link}>" for link in unsubscribe_links(config, "Ann@acme.test")] == links
+    message = EmailMessage()
+    message["Subject"] = "Tiny"
+    add_unsubscribe(message, config, "Ann@acme.test")
+    head = message.as_bytes().split(b"\n\n", 1)[0].decode()
+    one_click = url.startswith("https://")
+    assert ("List-Unsubscribe-Post: List-Unsubscribe=One-Click" in head) is one_click
+    assert message["List-Unsubscribe-Post"] == ("List-Unsubscribe=One-Click" if one_click else None)
+    assert message["List-Unsubscribe"] == ", ".join(links)

@@ -776,7 +776,8 @@ class Email(_Model):
             "The mailbox that receives unsubscribe requests: every message carries a `List-Unsubscribe` "
             "header whose `mailto:` link writes to it (subject `unsubscribe <report id>`), and "
             "`reporter unsubscribe CONFIG --from-mbox FILE` reads them from a copy of that mailbox; "
-            "default: the `from` address. With `report.url` the header also holds a one-click https link."
+            "default: the `from` address. With an https `report.url` the header also holds a one-click "
+            "link, and the message a `List-Unsubscribe-Post` header (without it: no one-click)."
         ),
         examples=["reporting+unsubscribe@acme.fr"],
     )
