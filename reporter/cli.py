@@ -21,6 +21,7 @@ from reporter.render.pdf import is_environment_notice
 
 if TYPE_CHECKING:  # only for annotations: every command imports what it needs when it runs
     from reporter.config.model import Config
+    from reporter.delivery.archive import Summary
 
 
 class _Parser(argparse.ArgumentParser):
@@ -430,9 +431,10 @@ FONTTOOLS_HINT = (
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] | None = None) -> int:
-    """The ``reporter`` command. ``clock``: what ``reporter schedule`` and ``reporter alerts``
-    read as the time (the real clock by default; an end-to-end test passes one that starts just
-    before a fire time, or the day of a snooze)."""
+    """The ``reporter`` command. ``clock``: what ``reporter schedule``, ``reporter alerts`` and
+    ``reporter archive purge`` read as the time (by default the real clock, or SOURCE_DATE_EPOCH
+    for purge; an end-to-end test passes one that starts just before a fire time, or the day of a
+    snooze)."""
     logging.basicConfig(level=logging.WARNING, format="reporter: %(message)s", stream=sys.stderr)
     weasyprint = logging.getLogger("weasyprint")
     if not any(isinstance(f, _NoticeOnce) for f in weasyprint.filters):  # main() may run again
@@ -477,6 +479,8 @@ def _main(
                 return _schedule(args, clock or _real_clock)
             if args.command == "alerts":
                 return _alerts(args, clock)
+            if args.command == "archive":
+                return _archive(args, clock() if clock is not None else now())
             return _COMMANDS[args.command](args)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -897,7 +901,7 @@ def _same_chain(archive: Path, ledger: Any) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from reporter.delivery.archive import manifest_count, verify_archive
+    from reporter.delivery.archive import manifest_summary, verify_archive
     from reporter.delivery.archiving import KEY_ENV
     from reporter.delivery.ledger import Ledger
 
@@ -919,12 +923,27 @@ def _verify(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s): the archive is NOT intact.", file=sys.stderr)
         return 1
-    lines = manifest_count(args.archive)
     checked = "hash chain and attachments" if url is None else "hash chain, attachments and ledger"
     if key:
         checked += f" and HMAC ({KEY_ENV})"
-    print(f"{args.archive}: intact — {lines} archived file(s), {checked} verified")
+    print(f"{args.archive}: intact — {_archived_words(manifest_summary(args.archive))}; {checked} verified")
     return 0
+
+
+def _archived_words(summary: Summary) -> str:
+    """``3 archived file(s) (2 report PDFs, 1 e-mail as sent), 1 purged (…)``: what the manifest lists."""
+    kinds = [
+        f"{count} {word if count == 1 else plural}"
+        for count, word, plural in (
+            (summary.reports, "report PDF", "report PDFs"),
+            (summary.messages, "e-mail as sent", "e-mails as sent"),
+        )
+        if count
+    ]
+    words = f"{summary.files} archived file(s)" + (f" ({', '.join(kinds)})" if kinds else "")
+    if summary.purged:
+        words += f", {summary.purged} purged (their SHA-256 kept in the manifest)"
+    return words
 
 
 def _one_report(configs: list[Config], args: argparse.Namespace) -> Config:
@@ -1294,13 +1313,14 @@ def _subscribe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _archive(args: argparse.Namespace) -> int:
-    """``reporter archive purge``: each report's archive (CONFIG), or one archive folder."""
+def _archive(args: argparse.Namespace, clock: dt.datetime) -> int:
+    """``reporter archive purge``: each report's archive (CONFIG), or one archive folder, at
+    ``clock`` (the clock given to ``main``, else ``now()``)."""
     from reporter.delivery.archive import MANIFEST
 
     target: Path = args.target
     if target.is_dir() and (target / MANIFEST).is_file():
-        return _purge_folder(args)
+        return _purge_folder(args, clock)
     if args.keep or args.hold or args.ledger or args.no_ledger:
         raise UsageError(
             f"{target}: --keep, --hold, --ledger and --no-ledger are for an archive folder (one holding "
@@ -1310,7 +1330,6 @@ def _archive(args: argparse.Namespace) -> int:
     from reporter.render.texts import load_checked
     from reporter.run.stages import output_root
 
-    clock = now()
     for config in load_checked(target):
         retention = config.delivery.archive.retention
         if retention is None:
@@ -1336,7 +1355,7 @@ def _archive(args: argparse.Namespace) -> int:
     return 0
 
 
-def _purge_folder(args: argparse.Namespace) -> int:
+def _purge_folder(args: argparse.Namespace, clock: dt.datetime) -> int:
     from reporter.delivery.archiving import archive_key
     from reporter.delivery.ledger import default_url
 
@@ -1357,7 +1376,14 @@ def _purge_folder(args: argparse.Namespace) -> int:
                 "archive's manifest), or --no-ledger for an archive kept without one"
             )
         url = default_url(beside.parent)
-    _purge(archive, args.keep, set(args.hold), url, args, now(), report=None, key=archive_key(None))
+    from reporter.periods import span
+
+    for hold in args.hold:
+        try:
+            span(hold)
+        except ValueError as exc:
+            raise UsageError(f"--hold {hold}: {exc}") from None
+    _purge(archive, args.keep, set(args.hold), url, args, clock, report=None, key=archive_key(None))
     return 0
 
 
@@ -1398,7 +1424,7 @@ def _purge(
         print(f"{archive}: {verb} {entry['path']} (archived {str(entry['time'])[:10]}, kept {keep})")
     for entry in done.held:
         print(
-            f"{archive}: {entry['path']}: legal hold on {entry['period']}: not purged "
+            f"{archive}: {entry['path']}: {_hold_words(entry)}: not purged "
             f"(archived {str(entry['time'])[:10]})"
         )
     after = "" if args.dry_run else "; the manifest keeps their SHA-256, reporter verify still passes"
@@ -1409,10 +1435,17 @@ def _purge(
     )
 
 
+def _hold_words(entry: dict[str, Any]) -> str:
+    """``legal hold on 2025-03``, or ``legal hold on 2025-Q1 (holds 2025-03)`` for a wider hold."""
+    if entry["hold"] == entry["period"]:
+        return f"legal hold on {entry['hold']}"
+    return f"legal hold on {entry['hold']} (holds {entry['period']})"
+
+
 NOT_TRACKED = "runs with --no-send are not tracked (they send nothing and leave no ledger entry)"
 
 
-# Every command but ``schedule`` (which also takes the clock): its handler.
+# Every command but ``schedule`` and ``archive`` (which also take the clock): its handler.
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": _validate,
     "run": _run,
@@ -1426,10 +1459,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "resolve": _resolve,
     "release": _release,
     "checkin": _checkin,
-    "alerts": lambda args: _alerts(args),
     "unsubscribe": _unsubscribe,
     "subscribe": _subscribe,
-    "archive": _archive,
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -166,3 +167,41 @@ def kept_since(keep: str, now: dt.datetime) -> dt.datetime:
         raise ValueError(f"'{keep}' is longer than the calendar")
     day = min(now.day, calendar.monthrange(year, now.month)[1])  # 29 February → 28
     return now.replace(year=year, day=day)
+
+
+HOLD_EXAMPLES = "2025-03, 2025-Q1, 2025-W12 or 2025"
+
+
+def span(label: str) -> tuple[dt.date, dt.date]:
+    """The first and last day a label of any grain names — a month, a quarter, an ISO week, or a
+    whole calendar year (``2025``): what a legal hold covers. ValueError with a hint otherwise."""
+    text = label.strip()
+    if re.fullmatch(r"\d{4}", text):
+        year = int(text)
+        if year < 1900 or year > 2999:
+            raise ValueError(f"'{label}': year {year} is out of range")
+        return dt.date(year, 1, 1), dt.date(year, 12, 31)
+    grains: tuple[Grain, ...] = ("month", "quarter", "week")
+    for grain in grains:
+        if _LABELS[grain].match(text):
+            period = Period.parse(text, grain)
+            return period.start, period.end
+    raise ValueError(f"'{label}' is not a period label; write it like {HOLD_EXAMPLES}")
+
+
+def held_by(label: str, holds: Iterable[str]) -> str | None:
+    """The first of ``holds`` (labels of any grain, see ``span``) that shares a day with the
+    period ``label`` names, else None: a hold on 2025-03 holds the quarter 2025-Q1 and every
+    week that has a day in March; a hold on 2025-Q1 holds its months and weeks."""
+    try:
+        start, end = span(label)
+    except ValueError:  # not a label: only the very same text holds it
+        return label if label in holds else None
+    for hold in holds:
+        try:
+            first, last = span(hold)
+        except ValueError:
+            continue
+        if first <= end and start <= last:
+            return hold
+    return None

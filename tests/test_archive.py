@@ -57,7 +57,8 @@ def test_demo_archive_verifies_and_is_pdfa(demo_archive, capsys):
     assert verify_archive(archive) == []
     assert main(["verify", str(archive)]) == 0
     assert capsys.readouterr().out == (
-        f"{archive}: intact — 6 archived file(s), hash chain, attachments and ledger verified\n"
+        f"{archive}: intact — 6 archived file(s) (3 report PDFs, 3 e-mails as sent); hash chain, "
+        "attachments and ledger verified\n"
     )
     lines = [json.loads(x) for x in (archive / MANIFEST).read_text().splitlines()]
     assert [e.get("kind", "pdf") for e in lines] == ["pdf", "message"] * 3  # each PDF and its e-mail
@@ -390,8 +391,8 @@ def test_a_fresh_archive_verifies_with_ledger_and_key(three_pdfs, tmp_path, caps
     monkeypatch.setenv("REPORTER_ARCHIVE_KEY", KEY)
     assert main(["verify", str(archive)]) == 0
     assert capsys.readouterr().out == (
-        f"{archive}: intact — 3 archived file(s), hash chain, attachments and ledger and HMAC "
-        "(REPORTER_ARCHIVE_KEY) verified\n"
+        f"{archive}: intact — 3 archived file(s) (3 report PDFs); hash chain, attachments and ledger "
+        "and HMAC (REPORTER_ARCHIVE_KEY) verified\n"
     )
 
 
@@ -632,7 +633,7 @@ def test_verify_finds_its_ledger_or_says_how(three_pdfs, tmp_path, capsys):
     assert main(["verify", str(archive), "--ledger", url]) == 0
     assert main(["verify", str(moved), "--no-ledger"]) == 0
     assert capsys.readouterr().out.endswith(
-        f"{moved}: intact — 3 archived file(s), hash chain and attachments verified\n"
+        f"{moved}: intact — 3 archived file(s) (3 report PDFs); hash chain and attachments verified\n"
     )
     with Ledger(url):
         pass

@@ -162,7 +162,8 @@ def test_a_copy_of_the_archive_and_its_ledger_verifies_elsewhere_and_one_archive
     copy = audit / "archive"
     assert main(["verify", str(copy)]) == 0
     assert capsys.readouterr().out == (
-        f"{copy}: intact — 4 archived file(s), hash chain, attachments and ledger verified\n"
+        f"{copy}: intact — 4 archived file(s) (2 report PDFs, 2 e-mails as sent); hash chain, "
+        "attachments and ledger verified\n"
     )
     assert main(["verify", str(copy), "--ledger", str(tmp_path / "original.sqlite")]) == 0
     capsys.readouterr()
@@ -259,7 +260,8 @@ def test_audit_lists_every_delivery_with_real_times_and_gives_back_the_bytes_v1_
     # the messages are in the hash chain: verify checks them, and catches an edited one
     assert main(["verify", str(archive)]) == 0
     assert capsys.readouterr().out == (
-        f"{archive}: intact — 6 archived file(s), hash chain, attachments and ledger verified\n"
+        f"{archive}: intact — 6 archived file(s) (2 report PDFs, 4 e-mails as sent); hash chain, "
+        "attachments and ledger verified\n"
     )
     _flip(archive / rows[0]["file"])
     assert main(["verify", str(archive)]) == 1

@@ -470,3 +470,22 @@ def test_an_action_without_a_due_date_shows_no_date(make_config, tmp_path):
     assert "- Call back — Bob, Nov 7, 2026 (Keep going)\n" in digest.text
     words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", digest.html))
     assert "Hold the course Keep going Sales desk Call back Keep going Bob Nov 7, 2026 " in words
+
+
+def test_without_a_company_the_digest_and_the_pdf_start_with_the_title(demo):
+    """``report.company`` may be empty: no dangling " — " before the title, no empty line for it."""
+    config, results = demo
+    nameless = config.model_copy(update={"report": config.report.model_copy(update={"company": ""})})
+    digest = build_digest(nameless, results)
+    assert digest.text.splitlines()[0] == "Rapport mensuel marketing & ventes"
+    assert 'class="company"' not in digest.html
+    html = render_html(nameless, results)
+    assert 'class="company"' not in html
+    assert '<meta name="author"' not in html
+    assert '<meta name="keywords" content="marketing-monthly, 2026-10">' in html
+    # with a company, both name it as before
+    company = config.report.company
+    named = build_digest(config, results)
+    assert named.text.splitlines()[0] == f"{company} — Rapport mensuel marketing & ventes"
+    assert 'class="company"' in named.html
+    assert f'<p class="company">{company}</p>' in render_html(config, results)

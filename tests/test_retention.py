@@ -19,6 +19,11 @@ from reporter.run.pipeline import run_report
 from tests.conftest import write_csv
 
 HELD = "{archive}: tiny/2018-10/tiny_2018-10_v1.pdf: legal hold on 2018-10: not purged (archived 2018-11-02)"
+HELD_EML = (
+    "{archive}: tiny/2018-10/messages/tiny_2018-10_v1_ann@acme.test.eml: legal hold on 2018-10: not purged "
+    "(archived 2018-11-02)"
+)
+EML_11 = "tiny/2018-11/messages/tiny_2018-11_v1_ann@acme.test.eml"
 DEC_2026 = str(int(dt.datetime(2026, 12, 2, 6, tzinfo=dt.UTC).timestamp()))
 
 
@@ -49,8 +54,9 @@ def report(folder: Path) -> Path:
 
 @pytest.fixture
 def archived(tmp_path):
-    """Three periods delivered (to the outbox) and archived, each when its month had ended:
-    2018-10 and 2018-11 more than 7 years before December 2026, 2026-10 within them."""
+    """Three periods delivered (to the outbox) and archived, each when its month had ended, each
+    PDF with the e-mail as sent: 2018-10 and 2018-11 more than 7 years before December 2026, 2026-10
+    within them."""
     yaml = report(tmp_path)
     config = load_config(yaml, env={})
     out = tmp_path / "out"
@@ -64,32 +70,37 @@ def test_purge_removes_old_files_keeps_a_held_period_and_verify_still_passes(arc
     archive = out / "archive"
     monkeypatch.setenv("SOURCE_DATE_EPOCH", DEC_2026)
     before = (archive / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(before) == 3
+    assert len(before) == 6  # each period's PDF and e-mail
 
     assert main(["archive", "purge", str(yaml), "--output", str(out), "--dry-run"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         f"{archive}: would purge tiny/2018-11/tiny_2018-11_v1.pdf (archived 2018-12-03, kept 7y)",
+        f"{archive}: would purge {EML_11} (archived 2018-12-03, kept 7y)",
         HELD.format(archive=archive),
-        f"{archive}: 1 file(s) to purge, 1 held, 1 within the retention (7y)",
+        HELD_EML.format(archive=archive),
+        f"{archive}: 2 file(s) to purge, 2 held, 2 within the retention (7y)",
     ]
     assert (archive / "tiny" / "2018-11" / "tiny_2018-11_v1.pdf").is_file()
 
     assert main(["archive", "purge", str(yaml), "--output", str(out)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         f"{archive}: purged tiny/2018-11/tiny_2018-11_v1.pdf (archived 2018-12-03, kept 7y)",
+        f"{archive}: purged {EML_11} (archived 2018-12-03, kept 7y)",
         HELD.format(archive=archive),
-        f"{archive}: 1 file(s) purged, 1 held, 1 within the retention (7y); the manifest keeps their "
+        HELD_EML.format(archive=archive),
+        f"{archive}: 2 file(s) purged, 2 held, 2 within the retention (7y); the manifest keeps their "
         "SHA-256, reporter verify still passes",
     ]
+    assert not (archive / EML_11).exists()
     assert not (archive / "tiny" / "2018-11" / "tiny_2018-11_v1.pdf").exists()
     assert (archive / "tiny" / "2018-10" / "tiny_2018-10_v1.pdf").is_file()  # held
     assert (archive / "tiny" / "2026-10" / "tiny_2026-10_v1.pdf").is_file()  # young
     after = (archive / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
-    assert after[:3] == before  # nothing rewritten
-    mark = json.loads(after[3])
-    archived_line = json.loads(before[1])
+    assert after[:6] == before  # nothing rewritten
+    mark = json.loads(after[6])
+    archived_line = json.loads(before[2])
     assert (mark["purged"], mark["path"], mark["sha256"]) == (
-        2,
+        3,
         archived_line["path"],
         archived_line["sha256"],
     )
@@ -98,32 +109,39 @@ def test_purge_removes_old_files_keeps_a_held_period_and_verify_still_passes(arc
     ledger = f"sqlite:///{out / 'ledger.sqlite'}"
     assert main(["verify", str(archive), "--ledger", ledger]) == 0
     assert main(["verify", str(archive), "--no-ledger"]) == 0
-    capsys.readouterr()
+    assert capsys.readouterr().out.splitlines() == [
+        f"{archive}: intact — 4 archived file(s) (2 report PDFs, 2 e-mails as sent), 2 purged (their "
+        "SHA-256 kept in the manifest); hash chain, attachments and ledger verified",
+        f"{archive}: intact — 4 archived file(s) (2 report PDFs, 2 e-mails as sent), 2 purged (their "
+        "SHA-256 kept in the manifest); hash chain and attachments verified",
+    ]
 
     # a second purge has nothing left to do
     assert main(["archive", "purge", str(yaml), "--output", str(out)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == (
-        f"{archive}: 0 file(s) purged, 1 held, 1 within the retention (7y)"
+        f"{archive}: 0 file(s) purged, 2 held, 2 within the retention (7y)"
     )
 
     # a purge line must name the very file an earlier line archived (a forged one is found)
     forged = dict(mark, sha256="0" * 64)
     (archive / "manifest.jsonl").write_text(
-        "".join(x + "\n" for x in after[:3]) + json.dumps(forged, sort_keys=True) + "\n", encoding="utf-8"
+        "".join(x + "\n" for x in after[:6]) + json.dumps(forged, sort_keys=True) + "\n", encoding="utf-8"
     )
     assert main(["verify", str(archive), "--no-ledger"]) == 1
     assert capsys.readouterr().err.splitlines() == [
-        f"{archive}/manifest.jsonl:4: marks tiny/2018-11/tiny_2018-11_v1.pdf purged, but no earlier line "
-        "archived it with that SHA-256 (line 2)",
-        "1 problem(s): the archive is NOT intact.",
+        f"{archive}/{EML_11}: missing (listed on manifest line 4)",  # its purge line is cut off here
+        f"{archive}/manifest.jsonl:7: marks tiny/2018-11/tiny_2018-11_v1.pdf purged, but no earlier line "
+        "archived it with that SHA-256 (line 3)",
+        "2 problem(s): the archive is NOT intact.",
     ]
 
     # the purge line is part of the chain: removing it is found, and so is the purged file's absence
-    (archive / "manifest.jsonl").write_text("".join(x + "\n" for x in after[:3]), encoding="utf-8")
+    (archive / "manifest.jsonl").write_text("".join(x + "\n" for x in after[:6]), encoding="utf-8")
     assert main(["verify", str(archive), "--no-ledger"]) == 1
     assert capsys.readouterr().err.splitlines() == [
-        f"{archive}/tiny/2018-11/tiny_2018-11_v1.pdf: missing (listed on manifest line 2)",
-        "1 problem(s): the archive is NOT intact.",
+        f"{archive}/tiny/2018-11/tiny_2018-11_v1.pdf: missing (listed on manifest line 3)",
+        f"{archive}/{EML_11}: missing (listed on manifest line 4)",
+        "2 problem(s): the archive is NOT intact.",
     ]
 
 
@@ -142,7 +160,7 @@ def test_purge_of_an_archive_folder_takes_keep_and_hold_from_the_command(archive
     )
     assert main(["archive", "purge", str(archive), "--keep", "7y", "--hold", "2018-11"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == (
-        f"{archive}: 1 file(s) purged, 1 held, 1 within the retention (7y); the manifest keeps their "
+        f"{archive}: 2 file(s) purged, 2 held, 2 within the retention (7y); the manifest keeps their "
         "SHA-256, reporter verify still passes"
     )
     assert not (archive / "tiny" / "2018-10" / "tiny_2018-10_v1.pdf").exists()
@@ -162,9 +180,92 @@ def test_retention_and_legal_hold_are_validated(tmp_path, capsys):
         f"{yaml}:11:23: delivery.archive.retention.keep: '7 years' is not a retention: a number and y "
         "(years) or d (days); e.g. 7y, or 400d",
         f"{yaml}:12:27: delivery.archive.legal_hold[1]: '2018-13': month 13 does not exist; name each period "
-        "the hold covers, as the archive's folders do",
+        "the hold covers: a month, a quarter, an ISO week or a year",
         "2 errors: nothing was run or sent.",
     ]
+
+
+def test_a_legal_hold_names_a_period_of_any_grain_and_a_bad_one_is_refused(tmp_path, capsys):
+    yaml = report(tmp_path)
+    yaml.write_text(yaml.read_text(encoding="utf-8").replace("[2018-10]", "[Q1-2018]"), encoding="utf-8")
+    assert main(["validate", str(yaml)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{yaml}:12:18: delivery.archive.legal_hold[0]: 'Q1-2018' is not a period label; write it like "
+        "2025-03, 2025-Q1, 2025-W12 or 2025; name each period the hold covers: a month, a quarter, an ISO "
+        "week or a year",
+        "1 error: nothing was run or sent.",
+    ]
+
+
+def _docs_block(heading: str) -> str:
+    """The first YAML block after ``heading`` in docs/operating.md, as printed there."""
+    text = (Path(__file__).parent.parent / "docs" / "operating.md").read_text(encoding="utf-8")
+    after = text[text.index(heading) :]
+    start = after.index("```yaml\n") + len("```yaml\n")
+    return after[start : after.index("```", start)]
+
+
+@pytest.mark.parametrize("grain", ["month", "quarter", "week"])
+def test_the_documented_retention_example_validates_for_every_grain(tmp_path, capsys, grain):
+    block = _docs_block("### Retention and legal hold")
+    assert "legal_hold: [2025-03, 2025-Q1]" in block
+    yaml = report(tmp_path)
+    text = yaml.read_text(encoding="utf-8").replace("timezone: UTC}", f"timezone: UTC, grain: {grain}}}")
+    head = text[: text.index("delivery:")]
+    email = "  email: {from: reporting@acme.test, to: [ann@acme.test]}\n"
+    yaml.write_text(head + block.replace("delivery:\n", "delivery:\n" + email, 1), encoding="utf-8")
+    assert main(["validate", str(yaml)]) == 0, capsys.readouterr().err
+    config = load_config(yaml, env={})
+    assert config.delivery.archive.legal_hold == ["2025-03", "2025-Q1"]
+
+
+def test_a_quarter_hold_holds_the_months_in_it(archived, capsys, monkeypatch):
+    yaml, out = archived
+    archive = out / "archive"
+    yaml.write_text(yaml.read_text(encoding="utf-8").replace("[2018-10]", "[2018-Q4]"), encoding="utf-8")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", DEC_2026)
+    assert main(["archive", "purge", str(yaml), "--output", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{archive}: tiny/2018-10/tiny_2018-10_v1.pdf: legal hold on 2018-Q4 (holds 2018-10): not purged "
+        "(archived 2018-11-02)",
+        f"{archive}: tiny/2018-10/messages/tiny_2018-10_v1_ann@acme.test.eml: legal hold on 2018-Q4 (holds "
+        "2018-10): not purged (archived 2018-11-02)",
+        f"{archive}: tiny/2018-11/tiny_2018-11_v1.pdf: legal hold on 2018-Q4 (holds 2018-11): not purged "
+        "(archived 2018-12-03)",
+        f"{archive}: tiny/2018-11/messages/tiny_2018-11_v1_ann@acme.test.eml: legal hold on 2018-Q4 (holds "
+        "2018-11): not purged (archived 2018-12-03)",
+        f"{archive}: 0 file(s) purged, 4 held, 2 within the retention (7y)",
+    ]
+    # a year holds everything in it; a week holds both months it straddles, or the one it lies in
+    assert main(["archive", "purge", str(archive), "--keep", "7y", "--hold", "2018", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"{archive}: 0 file(s) to purge, 4 held, 2 within the retention (7y)"
+    )
+    assert main(["archive", "purge", str(archive), "--keep", "7y", "--hold", "2018-W44", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (  # 29 October to 4 November 2018
+        f"{archive}: 0 file(s) to purge, 4 held, 2 within the retention (7y)"
+    )
+    assert main(["archive", "purge", str(archive), "--keep", "7y", "--hold", "2018-W50", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"{archive}: 4 file(s) to purge, 0 held, 2 within the retention (7y)"
+    )
+    assert main(["archive", "purge", str(archive), "--keep", "7y", "--hold", "2018-W40", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"{archive}: 2 file(s) to purge, 2 held, 2 within the retention (7y)"
+    )
+    assert main(["archive", "purge", str(archive), "--keep", "7y", "--hold", "2018-13"]) == 2
+    assert capsys.readouterr().err == "reporter: error: --hold 2018-13: '2018-13': month 13 does not exist\n"
+
+
+def test_purge_of_an_archive_folder_reads_the_clock_given_to_main(archived, capsys, monkeypatch):
+    _, out = archived
+    archive = out / "archive"
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    in_2034 = dt.datetime(2034, 1, 1, tzinfo=dt.UTC)
+    assert main(["archive", "purge", str(archive), "--keep", "7y", "--dry-run"], clock=lambda: in_2034) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"{archive}: 6 file(s) to purge, 0 held, 0 within the retention (7y)"
+    )
 
 
 def test_seven_years_are_calendar_years():

@@ -253,8 +253,10 @@ def test_a_recipient_outside_the_allowed_domains_is_refused_at_validation(tmp_pa
     ],
 )
 def test_the_links_without_an_unsubscribe_mailbox_use_the_sender(tmp_path, url, links):
+    """... and List-Unsubscribe-Post comes only with the https link (RFC 8058 §3.1: one-click
+    needs an HTTPS URI in List-Unsubscribe; a mailto: alone is no one-click)."""
     from reporter.config import load_config
-    from reporter.delivery.mailer import unsubscribe_links
+    from reporter.delivery.mailer import add_unsubscribe, unsubscribe_links
 
     yaml = report(
         tmp_path,
@@ -266,3 +268,54 @@ def test_the_links_without_an_unsubscribe_mailbox_use_the_sender(tmp_path, url, 
     )
     config = load_config(yaml, env={})
     assert [f"<{link}>" for link in unsubscribe_links(config, "Ann@acme.test")] == links
+    message = EmailMessage()
+    message["Subject"] = "Tiny"
+    add_unsubscribe(message, config, "Ann@acme.test")
+    head = message.as_bytes().split(b"\n\n", 1)[0].decode()
+    one_click = url.startswith("https://")
+    assert ("List-Unsubscribe-Post: List-Unsubscribe=One-Click" in head) is one_click
+    assert message["List-Unsubscribe-Post"] == ("List-Unsubscribe=One-Click" if one_click else None)
+    assert message["List-Unsubscribe"] == ", ".join(links)
+
+
+def test_an_mbox_subject_is_read_as_written_encoded_words_and_raw_utf8_alike(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    yaml = report(
+        tmp_path,
+        """\
+        delivery:
+          email:
+            from: Reporting <reporting@acme.test>
+            to: [ann@acme.test, bob@acme.test]
+            unsubscribe: stop@acme.test
+        """,
+    )
+
+    def mail(mid: str, sender: str, subject: bytes) -> bytes:
+        return (
+            b"From MAILER-DAEMON Mon Nov 30 09:00:00 2026\n"
+            + f"From: {sender}\nTo: stop@acme.test\nMessage-ID: <{mid}@acme.test>\n".encode()
+            + b"Subject: "
+            + subject
+            + b"\n\nhello\n\n"
+        )
+
+    mbox = tmp_path / "stop.mbox"
+    mbox.write_bytes(
+        mail("r1", "ann@acme.test", "Rapport mensuel marketing & ventes — octobre 2026".encode())  # raw UTF-8
+        + mail("r2", "bob@acme.test", b"=?utf-8?q?unsubscribe_tiny?=")  # RFC 2047: the request itself
+        + mail("r3", "ann@acme.test", b"Re: =?iso-8859-1?q?r=E9sum=E9?=")
+        + mail("r4", "ann@acme.test", "été".encode("latin-1"))  # not UTF-8: replaced, the last resort
+    )
+    out = tmp_path / "out"
+    assert main(["unsubscribe", str(yaml), "--from-mbox", str(mbox), "--output", str(out)]) == 0
+    undo = f"reporter subscribe {yaml} bob@acme.test --output {out}"
+    assert capsys.readouterr().out.splitlines() == [
+        f"{mbox}: <r1@acme.test> from ann@acme.test: ignored (subject 'rapport mensuel marketing & ventes — "
+        "octobre 2026' is not 'unsubscribe REPORT')",
+        f"tiny: bob@acme.test unsubscribed; the next runs send it nothing (undo: {undo})",
+        f"{mbox}: <r3@acme.test> from ann@acme.test: ignored (subject 'résumé' is not 'unsubscribe REPORT')",
+        f"{mbox}: <r4@acme.test> from ann@acme.test: ignored (subject '\ufffdt\ufffd' is not "
+        "'unsubscribe REPORT')",
+        f"{mbox}: 4 message(s), 1 unsubscribe request(s) applied",
+    ]

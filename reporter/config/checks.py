@@ -733,11 +733,12 @@ class _Checker(SchemaErrors, DataRules):
         if delivery.email is not None:
             self._check_email(delivery.email)
         self._check_burst(delivery.burst)
-        self._check_retention(delivery.archive, report.grain if report else "month")
+        self._check_retention(delivery.archive)
 
-    def _check_retention(self, archive: m.Archive, grain: Any) -> None:
-        """``retention.keep`` is a number of years or days; each ``legal_hold`` a period label."""
-        from reporter.periods import Period
+    def _check_retention(self, archive: m.Archive) -> None:
+        """``retention.keep`` is a number of years or days; each ``legal_hold`` a period label of
+        any grain (a month, quarter, ISO week or year: it holds every period sharing a day with it)."""
+        from reporter.periods import span
 
         if archive.retention is not None:
             from reporter.periods import kept_since
@@ -748,12 +749,12 @@ class _Checker(SchemaErrors, DataRules):
                 self.add(("delivery", "archive", "retention", "keep"), str(exc), "e.g. 7y, or 400d")
         for i, label in enumerate(archive.legal_hold):
             try:
-                Period.parse(str(label), grain)
+                span(str(label))
             except ValueError as exc:
                 self.add(
                     ("delivery", "archive", "legal_hold", i),
                     str(exc),
-                    "name each period the hold covers, as the archive's folders do",
+                    "name each period the hold covers: a month, a quarter, an ISO week or a year",
                 )
 
     def _check_alerts(self) -> None:

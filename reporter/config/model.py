@@ -778,7 +778,8 @@ class Email(_Model):
             "The mailbox that receives unsubscribe requests: every message carries a `List-Unsubscribe` "
             "header whose `mailto:` link writes to it (subject `unsubscribe <report id>`), and "
             "`reporter unsubscribe CONFIG --from-mbox FILE` reads them from a copy of that mailbox; "
-            "default: the `from` address. With `report.url` the header also holds a one-click https link."
+            "default: the `from` address. With an https `report.url` the header also holds a one-click "
+            "link, and the message a `List-Unsubscribe-Post` header (without it: no one-click)."
         ),
         examples=["reporting+unsubscribe@acme.fr"],
     )
@@ -837,11 +838,12 @@ class Archive(_Model):
     legal_hold: list[Text] = Field(
         [],
         description=(
-            "Periods under legal hold (labels such as 2025-03, 2025-Q1 or 2025-W12): `reporter archive "
-            "purge` never removes their files, whatever the retention. Remove a period once its hold is "
-            "lifted."
+            "Periods under legal hold: `reporter archive purge` never removes the files of a period that "
+            "shares a day with one, whatever the retention. Each is a month (2025-03), a quarter (2025-Q1), "
+            "an ISO week (2025-W12) or a year (2025), whatever the report's grain. Remove a period once its "
+            "hold is lifted."
         ),
-        examples=[["2025-03", "2025-04"]],
+        examples=[["2025-03", "2025-Q1"]],
     )
 
 

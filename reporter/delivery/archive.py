@@ -855,10 +855,42 @@ def _size(count: int) -> str:
     return f"{count // MiB} MiB" if count % MiB == 0 else f"{count:,} bytes"
 
 
-def manifest_count(archive: Path) -> int:
-    """The number of lines of an archive's manifest (read within its bounds)."""
+@dataclass
+class Summary:
+    """What an archive's manifest lists: the files still there, by kind, and those purged."""
+
+    reports: int = 0  # report PDFs
+    messages: int = 0  # e-mails as sent (lines of kind "message")
+    purged: int = 0  # files removed under retention: their SHA-256 stays in the manifest
+
+    @property
+    def files(self) -> int:
+        return self.reports + self.messages
+
+
+def manifest_summary(archive: Path) -> Summary:
+    """Count the manifest's lines (read within its bounds) as ``Summary`` says: an archiving line
+    whose file a later line purged counts as purged, a purge line is no file of its own."""
+    kinds: dict[str, str] = {}  # path -> "report" | "message"
+    purged: set[str] = set()
     with _open_regular(archive / MANIFEST) as handle:
-        return sum(1 for _ in manifest_lines(handle))
+        for blob, _digest in manifest_lines(handle):
+            entry, _problem = _parse_line("", blob)
+            if entry is None:
+                continue
+            if entry.get("purged") is not None:
+                purged.add(entry["path"])
+            else:
+                kinds[entry["path"]] = "message" if entry.get("kind") == "message" else "report"
+    summary = Summary(purged=len(purged & kinds.keys()))
+    for path, kind in kinds.items():
+        if path in purged:
+            continue
+        if kind == "message":
+            summary.messages += 1
+        else:
+            summary.reports += 1
+    return summary
 
 
 def _not_regular(path: Path) -> str | None:

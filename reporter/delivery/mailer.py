@@ -75,13 +75,15 @@ def unsubscribe_subject(report: str) -> str:
 
 
 def add_unsubscribe(message: EmailMessage, config: Config, recipient: str) -> None:
-    """Give ``message`` its ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` headers. Each link
-    stays whole on its own line: Python would fold a long link into RFC 2047 encoded words,
-    which no mail client reads as a link (the header's lines may then pass 78 characters,
-    well under SMTP's 998)."""
-    value = ",\r\n ".join(f"<{link}>" for link in unsubscribe_links(config, recipient))
-    message.set_raw("List-Unsubscribe", value)
-    message.set_raw("List-Unsubscribe-Post", ONE_CLICK)
+    """Give ``message`` its ``List-Unsubscribe`` header and, only when it holds the https link,
+    ``List-Unsubscribe-Post`` (RFC 8058 §3.1: one-click needs an HTTPS URI; a ``mailto:`` alone
+    offers none). Each link stays whole on its own line: Python would fold a long link into RFC
+    2047 encoded words, which no mail client reads as a link (the header's lines may then pass 78
+    characters, well under SMTP's 998)."""
+    links = unsubscribe_links(config, recipient)
+    message.set_raw("List-Unsubscribe", ",\r\n ".join(f"<{link}>" for link in links))
+    if any(link.lower().startswith("https://") for link in links):
+        message.set_raw("List-Unsubscribe-Post", ONE_CLICK)
     message.policy = message.policy.clone(refold_source="none")  # type: ignore[call-arg]
 
 

@@ -11,7 +11,9 @@ between the two leaves files that the next purge deletes (verify accepts them me
 
 A file is old when it was archived (its line's ``time``) before ``now`` minus ``keep``. A
 period under legal hold (``delivery.archive.legal_hold``, or ``--hold`` for an archive named by
-its folder) is never purged, whatever its age: purge says so for each of its files.
+its folder) is never purged, whatever its age: purge says so for each of its files. A hold
+names a month, a quarter, an ISO week or a year, and holds every period sharing a day with it
+(``reporter.periods.held_by``), whatever the report's grain.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from reporter.delivery.archive import (
     sha256,
 )
 from reporter.delivery.ledger import Ledger
+from reporter.periods import held_by
 
 
 @dataclass
@@ -44,7 +47,7 @@ class Purge:
     """What a purge did (or, ``dry_run``, would do)."""
 
     purged: list[dict[str, Any]] = field(default_factory=list)  # the archiving lines' entries
-    held: list[dict[str, Any]] = field(default_factory=list)  # old, but their period is held
+    held: list[dict[str, Any]] = field(default_factory=list)  # old, but held: "hold" names the hold
     kept: int = 0  # files younger than the retention
 
 
@@ -96,8 +99,9 @@ def purge(
             if _archived_at(entry) >= before:
                 done.kept += 1
                 continue
-            if entry["period"] in holds:
-                done.held.append(entry)
+            hold = held_by(str(entry["period"]), holds)
+            if hold is not None:
+                done.held.append({**entry, "hold": hold})
                 continue
             done.purged.append(entry)
             new.append(_purge_line(entry, number, now, keep))

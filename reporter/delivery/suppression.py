@@ -20,6 +20,7 @@ that passed its SPF/DKIM/DMARC checks.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
 from dataclasses import dataclass
@@ -193,7 +194,7 @@ def _request(message: Any, configs: list[Config]) -> Request:
         if a
     }
     sender = email.utils.parseaddr(str(message.get("From", "")))[1].lower()
-    subject = " ".join(str(message.get("Subject", "")).split()).lower()
+    subject = " ".join(header_text(message, "Subject").split()).lower()
     while subject[:4] in ("re: ", "aw: ") or subject[:5] == "fwd: ":
         subject = subject.split(" ", 1)[1] if " " in subject else ""
     found = Request(
@@ -215,6 +216,27 @@ def _request(message: Any, configs: list[Config]) -> Request:
         names = ", ".join(c.report.id for c in wanted)
         found.ignored = f"{sender} is not a recipient of {names}"
     return found
+
+
+def header_text(message: Any, name: str) -> str:
+    """The text of ``message``'s header ``name`` (its first; "" without one) as a person reads it:
+    RFC 2047 encoded words decoded; raw 8-bit bytes, which some mail programs send unencoded, read
+    as UTF-8, and only bytes that are not UTF-8 replaced (U+FFFD) as a last resort."""
+    from email.errors import HeaderParseError
+    from email.header import decode_header, make_header
+
+    raw = next((value for key, value in message.raw_items() if key.lower() == name.lower()), None)
+    if raw is None:
+        return ""
+    blob = str(raw).encode("utf-8", "surrogateescape")  # the 8-bit bytes the parser kept as they came
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        text = blob.decode("utf-8", "replace")
+    if "=?" in text:
+        with contextlib.suppress(HeaderParseError, LookupError, UnicodeError):  # broken: as written
+            text = str(make_header(decode_header(text)))
+    return text
 
 
 def mailed_how(request: Request, config: Config) -> str:
