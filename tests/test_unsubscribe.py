@@ -7,6 +7,7 @@ refuses other recipients at validation."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import mailbox
 import textwrap
 from email.message import EmailMessage
@@ -129,6 +130,18 @@ def test_an_unsubscribed_address_gets_nothing_the_others_do_and_subscribe_undoes
         )
         assert main(["run", str(yaml), "--period", "2026-11", "--output", str(out)]) == 0
         assert [r.rcpt_tos for r in server.handler.received[before:]] == [["bob@acme.test"]]
+
+    # the auditor sees who stopped receiving the report, when and how, and when it was undone
+    capsys.readouterr()
+    assert main(["audit", str(out / "archive"), "--recipient", "bob@acme.test", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    said = [(r["state"], r["period"], r["reason"]) for r in rows if r["period"] is None]
+    assert said == [
+        ("unsubscribed", None, "reporter unsubscribe"),
+        ("subscribed again", None, "reporter subscribe"),
+    ]
+    assert all(r["accepted"].startswith("2026-12-02T") for r in rows if r["period"] is None)
+    assert {r["period"] for r in rows if r["state"] == "sent"} == {"2026-10", "2026-11"}
 
     with Ledger(default_url(out)) as ledger:
         (row,) = suppression.history(ledger, "tiny")

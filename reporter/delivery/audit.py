@@ -43,8 +43,8 @@ HEADINGS = {"version": "v", "accepted": "accepted (UTC)", "message_id": "Message
 @dataclass
 class Row:
     report: str
-    period: str
-    version: int
+    period: str | None  # None: a row about the address, not a period (an unsubscribe)
+    version: int | None
     recipient: str
     channel: str
     state: str
@@ -125,6 +125,37 @@ def audit_rows(
                     reason=d["reason"],
                     file=None if line is None else str(line["path"]),
                     sha256=None if line is None else str(line["sha256"]),
+                )
+            )
+        rows += _unsubscribes(ledger, name, recipient)
+    return rows
+
+
+def _unsubscribes(ledger: Ledger, report: str, recipient: str | None) -> list[Row]:
+    """Who stopped receiving ``report`` (``reporter unsubscribe``), when and how, and when it
+    was undone: every later run skipped the address, so it has no delivery row of its own."""
+    from reporter.delivery.suppression import history
+
+    rows = []
+    for s in history(ledger, report, recipient):
+        events = [("unsubscribed", s.added, s.how)]
+        if s.lifted is not None:
+            events.append(("subscribed again", s.lifted, s.lifted_how or ""))
+        for state, when, how in events:
+            rows.append(
+                Row(
+                    report=report,
+                    period=None,
+                    version=None,
+                    recipient=s.address,
+                    channel="email",
+                    state=state,
+                    accepted=_utc(when),
+                    message_id="",
+                    forced=False,
+                    reason=how,
+                    file=None,
+                    sha256=None,
                 )
             )
     return rows
