@@ -501,7 +501,7 @@ def test_a_pending_delivery_is_left_to_its_live_run_for_reports_and_set_to_revie
     config = load_config(report, env={})
     now = at(37).astimezone(dt.UTC)
     key = Key("al/alert/orders-goal-off_track", "#1", "cfo@acme.test")
-    channel = AlertEmail(Mailer(None, out / "outbox"))
+    channel = AlertEmail(config, Mailer(None, out / "outbox"))
     with Ledger(config.ledger_url(out)) as ledger:
         live = ledger.start_run("al", "2026-02", now)  # another run, started a moment ago
         ledger.claim(

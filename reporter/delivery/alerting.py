@@ -40,6 +40,7 @@ from reporter.delivery.journal import reconcile
 from reporter.delivery.ledger import Ledger
 from reporter.delivery.mailer import Mailer, SendResult, add_unsubscribe
 from reporter.delivery.once import ExactlyOnce, Key
+from reporter.delivery.send import EmailChannel
 from reporter.delivery.suppression import Suppression, skip_note, suppressed
 from reporter.errors import RunError
 from reporter.render.context import Formatter, translations
@@ -213,19 +214,9 @@ ALERT_REVIEW = "it is never sent again, and the rule's next change is announced 
 
 
 @dataclass
-class AlertEmail:
-    """An alert's e-mail as a channel of ``ExactlyOnce``: the payload is the message."""
-
-    mailer: Mailer
-
-    @property
-    def kind(self) -> str:
-        return self.mailer.channel  # smtp | outbox
-
-    def send(
-        self, payload: EmailMessage, key: Key, on_attempt: Callable[[int, str | None], None], *, version: int
-    ) -> SendResult:
-        return self.mailer.send(payload, key.recipient, on_attempt, version=version)
+class AlertEmail(EmailChannel):
+    """An alert's e-mail: the report's e-mail channel (``send.EmailChannel``), whose review note
+    has nothing to run."""
 
     def settle_hint(self, key: Key) -> str:
         return f"check {key.recipient}'s mailbox; {ALERT_REVIEW}"
@@ -279,6 +270,7 @@ def _channels(
 
     email_cfg = config.delivery.email
     mailer = AlertEmail(
+        config,
         Mailer(
             email_cfg.smtp if email_cfg else None,
             root / "outbox" / config.report.id / "alerts" / rule.rule_id / str(seq),
@@ -286,7 +278,7 @@ def _channels(
             sleep=sleep,
             base_dir=config.base_dir,
             connections=config.connections,
-        )
+        ),
     )
     out: list[tuple[str, AlertEmail | AlertChat, Callable[[str], Any]]] = []
     seen: set[str] = set()
