@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from reporter.compute.database import compute
 from reporter.config.labels import Labels
@@ -193,7 +193,7 @@ class Run:
             write_atomic(sub / "results.json", made.results.to_json().encode("utf-8"), within=folder)
         sending.deliveries.append(DeliveryOutcome(email, "failed", 0, "", why))
 
-    def _refuse_report(self, results: Results, sending: Sending, pdf_name: str) -> None:
+    def _refuse_report(self, results: Results, sending: Sending, pdf_name: str) -> NoReturn:
         from reporter.hints import gate_hint
 
         config, folder = self.config, sending.folder
