@@ -166,3 +166,44 @@ def test_more_burst_workers_than_the_machine_allows_is_a_validation_warning(tmp_
     ]
     monkeypatch.setenv("REPORTER_MAX_WORKERS", "64")
     assert [w for w in silent_defaults(path) if w.key.startswith("delivery")] == []
+
+
+def test_the_report_and_each_slice_go_through_the_same_stages(tmp_path, monkeypatch):
+    """The report and each recipient's slice are the same ``Run`` through the same stages,
+    compute → gate → render → deliver → archive: each stage a ``Run`` method, recorded here per
+    audience (the slices rendered in this process: ``burst: {workers: 1}``). Before, deliver and
+    archive were the pipeline's steps, sequenced once for the report and again for the slices."""
+    from reporter.run.stages import Run
+
+    names = ("compute", "gate", "render", "deliver", "archive")
+    seen: dict[str | None, list[str]] = {}
+
+    def recording(name, method):
+        def stage(self, *args, **kwargs):
+            seen.setdefault(self.audience.email, []).append(name)
+            return method(self, *args, **kwargs)
+
+        return stage
+
+    for name in names:
+        if hasattr(Run, name):  # a stage that is not a Run's is not recorded (and the test fails)
+            monkeypatch.setattr(Run, name, recording(name, getattr(Run, name)))
+    with Server(tmp_path) as server:
+        make(tmp_path, server.port)
+        path = tmp_path / "r.yaml"
+        head, tail = path.read_text().split("    recipients:\n")
+        two = "".join(tail.splitlines(keepends=True)[:2])
+        path.write_text(f"{head}    to: [boss@acme.test]\n    recipients:\n{two}  burst: {{workers: 1}}\n")
+        config = load_config(path, env={})
+        assert [r.email for r in config.delivery.email.recipients] == ["s00@acme.test", "s01@acme.test"]
+        outcome = run_report(config, period="2026-10", now=NOW, output=tmp_path / "out", sleep=lambda s: None)
+    assert [(d.recipient, d.state) for d in outcome.deliveries] == [
+        ("boss@acme.test", "sent"),
+        ("s00@acme.test", "sent"),
+        ("s01@acme.test", "sent"),
+    ]
+    assert seen == {who: list(names) for who in (None, "s00@acme.test", "s01@acme.test")}
+    (archived,) = (tmp_path / "out" / "archive").rglob("*.pdf")  # the report's, once for the run
+    assert (
+        archived.read_bytes() == (tmp_path / "out" / "burst" / "2026-10" / "burst_2026-10.pdf").read_bytes()
+    )

@@ -4,8 +4,9 @@ computed and rendered in parallel, on this machine's cores or on a Dask cluster
 
 Each worker process reads the sources once into its own DuckDB, then computes and renders the
 recipients it is given; the reports (results and PDF bytes) come back to the process that runs
-the report, which writes the files and sends through the ledger, so the ledger has a single
-writer and each recipient is delivered exactly once whatever happens to the workers.
+the report, which finishes each one (``Run.finish``: its files written, delivered through the
+ledger, then the archive step), so the ledger has a single writer and each recipient is
+delivered exactly once whatever happens to the workers.
 
 On Dask, nothing from a worker is trusted beyond plain data: the cluster is the operator's (its
 address is a connection, never the YAML's), each task returns bytes (a JSON head and the PDF)
@@ -61,12 +62,11 @@ def _init(config: Config) -> None:
 
 
 def _report(config: Config, con: Any, infos: Any, job: Job) -> BurstReport:
-    """One recipient's ``Run``: computed on the worker's database, gated, rendered."""
+    """One recipient's ``Run`` made (compute → gate → render) on the worker's database; the
+    process that runs the report finishes it (deliver → archive, ``Run.finish``)."""
     email, filter, period, now = job
-    run = Run(config, period, Audience(email, filter), now)
-    results = run.compute(con, infos)
-    pdf = None if run.gate(results) else run.render(results)
-    return BurstReport(email, results, pdf)
+    made = Run(config, period, Audience(email, filter), now).make(con, infos)
+    return BurstReport(email, made.results, made.pdf)
 
 
 def _guarded(config: Config, con: Any, infos: Any, job: Job) -> BurstReport:

@@ -1,8 +1,9 @@
-"""``run_report``: the stages chained for one report and one period.
+"""``run_report``: one report and one period, run around its ``Run`` (``reporter.run.stages``).
 
-compute (sources read into a locked DuckDB) → write ``results.json`` → quality gate → render
-the PDF → deliver through the ledger (claims, review) → archive as a recorded step. Any failure
-marks the run failed in the ledger and alerts ``delivery.alerts_to``.
+The ledger opened (and the run recorded in it), what earlier runs left unarchived archived, then
+the report's Run and each recipient's slice through the same stages (compute → gate → render →
+deliver through the ledger → archive as a recorded step). Any failure marks the run failed in
+the ledger and alerts ``delivery.alerts_to``.
 """
 
 from __future__ import annotations
@@ -26,14 +27,12 @@ from reporter.errors import (
     RunError,
     Unconfirmed,
     UsageError,
-    check_interrupted,
 )
-from reporter.files import confined, recipient_name, report_file, write_atomic, write_together
+from reporter.files import report_file, write_together
 from reporter.periods import Period
-from reporter.progress import stage
 from reporter.results import Results
 from reporter.run.reportable import refuse_before_data, refuse_unended
-from reporter.run.stages import Audience, Run, output_root, report_results, resolve_period
+from reporter.run.stages import Audience, Run, Sending, output_root, report_results, resolve_period
 
 if TYPE_CHECKING:  # the ledger (SQLAlchemy) is imported only by a run that sends
     from reporter.delivery.ledger import Ledger
@@ -310,107 +309,29 @@ def _run(
     trigger: str,
     recipients: list[str] | None,
 ) -> Outcome:
-    run = Run(config, target, Audience(), now)  # the report itself; recipients' slices: _bursts
-    results = run.compute()
-    refuse_before_data(config, results)
-    results_path = folder / "results.json"
-    pdf_name = report_file(config.report.id, target.label, "pdf")
-    failed = run.gate(results)
-    if failed:
-        from reporter.hints import gate_hint
+    """The report's ``Run`` (each recipient's slice goes through the same stages within its
+    ``deliver``, made by the executor of ``delivery.burst``); the run fails when a delivery did."""
+    from reporter.run.burst import bursts
 
-        # An earlier run's files stay as they were, whole: results.json only beside no PDF.
-        kept = (folder / pdf_name).is_file()
-        if not kept:
-            files.write_together({confined(results_path, root): results.to_json().encode("utf-8")})
-        # One failed check per line (eight sources make eight lines, not one of 900 characters).
-        lines = [f"  - {text}" for text in failed]
-        lines.append(
-            f"  results.json not written: {folder} keeps the files of the run before"
-            if kept
-            else f"  results in {results_path}"
-        )
-        lines += [f"  {hint}" for hint in gate_hint(config, results)]
-        raise QualityGateError(
-            f"{config.report.id} {target.label}: quality gate failed, nothing sent:\n" + "\n".join(lines)
-        )
-    stage("rendering the PDF pages")
-    pdf = run.render(results, run_id=run_key, trigger=trigger)  # RunError if empty
-    outcome = Outcome(config.report.id, target.label, results, [results_path, folder / pdf_name])
-    only = None if recipients is None else [r.lower() for r in recipients]
-    built, bodies = _build_deliveries(config, results, pdf, pdf_name, now, ledger, force, only)
-    urls: dict[str, str] = {}
-    if ledger is not None and config.delivery.chat:
-        from reporter.delivery.chat import webhook_urls
-
-        urls = webhook_urls(config, env, only)  # a webhook's variable unset: fails here, first
-    # Every file is built: now they are put in place together (nothing was sent or archived yet).
-    check_interrupted()  # a Ctrl-C Python dropped during the render still stops the run here
-    extra = built.files(folder) if built is not None else {}
-    extra |= {folder / f"chat-{kind}.json": body for kind, body in bodies.items()}
-    contents = {results_path: results.to_json().encode("utf-8"), folder / pdf_name: pdf, **extra}
-    owned = [folder / name for name in _owned(config, target.label)]
-    for path in [*contents, *owned]:
-        confined(path, root)  # every write of a run stays in its output folder
-    files.write_together(contents, remove=owned)
-    outcome.files += list(extra)
-    check_interrupted()
-    if config.delivery.email is None and not config.delivery.chat:
-        return outcome
-    from reporter.delivery.chat import post_cards
-    from reporter.delivery.send import deliver, recipients_of
-
-    intend = (lambda: step.intend(pdf)) if step is not None else None
-    send_to = functools.partial(
-        deliver,
-        root=root,
-        now=now,
-        ledger=ledger,
-        run_id=run_id,
+    run = Run(config, target, Audience(), now)
+    sending = Sending(
+        root,
+        folder,
+        ledger,
+        run_id,
+        step,
+        files,
+        functools.partial(bursts, config, target, now),
         force=force,
         reason=reason,
         env=env,
         sleep=sleep,
-        on_claim=intend,
+        only=None if recipients is None else [r.lower() for r in recipients],
     )
-    if config.delivery.email is not None:
-        main_targets = None if only is None else [r for r in recipients_of(config) if r in only]
-        outcome.deliveries = send_to(
-            config, results, pdf, pdf_name, folder, recipients=main_targets, built=built
-        )
-        if config.delivery.email.recipients:
-            outcome.deliveries += _bursts(
-                config, target, now, folder, send_to, only, ledger=ledger, force=force
-            )
-    if config.delivery.chat:
-        outcome.deliveries += post_cards(
-            config,
-            results,
-            folder,
-            now,
-            ledger=ledger,
-            run_id=run_id,
-            force=force,
-            reason=reason,
-            urls=urls,
-            env=env,
-            sleep=sleep,
-            only=only,
-            on_claim=intend,
-            bodies=bodies,
-            root=root,
-        )
-    if step is not None:
-        from reporter.delivery.archive import Message
-
-        delivered = any(d.claimed and d.state in ("sent", "review") for d in outcome.deliveries)
-        sent = [
-            Message(d.data, [d.recipient], [d.message_id], d.version)
-            for d in outcome.deliveries
-            if d.claimed and d.data is not None
-        ]
-        step.finish(pdf, delivered=delivered, force=force, messages=sent)
-        outcome.files += step.archived
+    made = run.make(run_key=run_key, trigger=trigger)
+    run.finish(made, sending)
+    assert made.results is not None
+    outcome = Outcome(config.report.id, target.label, made.results, sending.written, sending.deliveries)
     failure = _delivery_failure(config, target.label, outcome.deliveries)
     if failure is not None:
         failure.outcome = outcome  # type: ignore[attr-defined]  # the CLI prints each line
@@ -460,100 +381,6 @@ def _unconfirmed(config: Config, period: str, recipients: list[str]) -> str:
         f"'{config.command('resolve', period, 'ADDRESS', '--sent')}' for each that did, or '--resend' "
         "for each that did not"
     )
-
-
-def _build_deliveries(
-    config: Config,
-    results: Results,
-    pdf: bytes,
-    pdf_name: str,
-    now: dt.datetime,
-    ledger: Ledger | None,
-    force: bool,
-    only: list[str] | None,
-) -> tuple[Any, dict[str, bytes]]:
-    """The e-mail (digest, workbook, the message ``email.eml`` keeps) and each chat kind's
-    payload, built before any file is written or anything sent: a subject or card that fails
-    to render leaves the output folder as it was."""
-    built = None
-    if config.delivery.email is not None:
-        from reporter.delivery.send import build_email, recipients_of
-
-        main = recipients_of(config)
-        first = next((r for r in main if only is None or r in only), main[0] if main else None)
-        built = build_email(config, results, pdf, pdf_name, now, recipient=first, ledger=ledger, force=force)
-    bodies: dict[str, bytes] = {}
-    if config.delivery.chat:
-        from reporter.delivery.chat import card_bodies
-
-        bodies = card_bodies(config, results)
-    return built, bodies
-
-
-def _owned(config: Config, period: str) -> list[str]:
-    """The files a run writes beside the PDF that an earlier run may have left and this one
-    may not write (its configuration changed): removed when this run's files are put in place."""
-    from reporter.delivery.chat import KINDS
-
-    return ["email.eml", report_file(config.report.id, period, "xlsx"), *(f"chat-{k}.json" for k in KINDS)]
-
-
-def _bursts(
-    config: Config,
-    target: Period,
-    now: dt.datetime,
-    folder: Path,
-    send_to: Callable[..., list[Any]],
-    only: list[str] | None = None,
-    *,
-    ledger: Ledger | None = None,
-    force: bool = False,
-) -> list[Any]:
-    """Every recipient's filtered report: rendered in parallel, written under
-    ``recipients/<name>/`` (``files.recipient_name``), delivered with ``send_to`` (``deliver``
-    with the run's ledger). A report that fails (its filter, its quality gate, its worker lost)
-    fails for that recipient only and touches no other folder; a recipient who already has this
-    period's report is not failed by it (skipped, their files kept as they were), and an earlier
-    PDF never gets a results.json that does not match it."""
-    from reporter.delivery.once import DeliveryOutcome, Key, already_sent
-    from reporter.run.burst import bursts
-
-    assert config.delivery.email is not None
-    jobs = [
-        (r.email, r.filter)
-        for r in config.delivery.email.recipients
-        if only is None or r.email.lower() in only
-    ]
-    if not jobs:
-        return []
-    stage(f"rendering {len(jobs)} recipients' reports")
-    outcomes: list[Any] = []
-    pdf_name = report_file(config.report.id, target.label, "pdf")
-    for burst in bursts(config, target, now, jobs):
-        sub = folder / "recipients" / recipient_name(burst.email)
-        if burst.pdf is None:
-            if burst.results is None:
-                why = f"report failed: {burst.error}"
-            else:
-                gate = Run(config, target, Audience(burst.email), now).gate(burst.results)
-                why = "quality gate: " + "; ".join(gate)
-            key = Key(config.report.id, target.label, burst.email.lower())
-            had = already_sent(ledger, key) if ledger is not None and not force else None
-            if had is not None:  # they have this period's report: this run's failure is not theirs
-                had.error = (
-                    f"already sent on {had.sent_on} (ledger); this run's report for them failed ({why})"
-                )
-                outcomes.append(had)
-                continue
-            if burst.results is not None and not (sub / pdf_name).is_file():
-                write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"), within=folder)
-            outcomes.append(DeliveryOutcome(burst.email, "failed", 0, "", why))
-            continue
-        assert burst.results is not None
-        write_atomic(sub / "results.json", burst.results.to_json().encode("utf-8"), within=folder)
-        write_atomic(sub / pdf_name, burst.pdf, within=folder)
-        outcomes += send_to(config, burst.results, burst.pdf, pdf_name, sub, recipients=[burst.email.lower()])
-    return outcomes
 
 
 @dataclass

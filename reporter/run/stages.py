@@ -3,9 +3,11 @@ report's PDF (with its evidence attached when archived) and the provenance that 
 
 ``Run(config, period, audience, now)`` is one report for one audience: the report itself (to,
 cc and the chat channels) or one recipient's slice (``delivery.email.recipients[]``, its rows
-only). Both go through the same stages, ``compute`` → ``gate`` → ``render``; the pipeline then
-delivers (``reporter.delivery.once``) and archives. Where a slice's stages run (this process, a
-local worker process, a Dask worker) decides nothing about its outcome."""
+only). Both go through the same stages, ``compute`` → ``gate`` → ``render`` (``Run.make``, run
+wherever the executor puts it: this process for the report, this process, a local worker process
+or a Dask worker for a slice) → ``deliver`` → ``archive`` (``Run.finish``, always in the process
+that holds the ledger, so that each recipient is delivered exactly once). Where a Run's first
+three stages execute decides nothing about its outcome."""
 
 from __future__ import annotations
 
@@ -13,19 +15,28 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from reporter.compute.database import compute
 from reporter.config.labels import Labels
 from reporter.config.model import Config
-from reporter.errors import UsageError
+from reporter.errors import QualityGateError, UsageError, check_interrupted
+from reporter.files import confined, recipient_name, report_file, write_atomic
 from reporter.periods import Period
+from reporter.progress import stage
 from reporter.render.context import Formatter
 from reporter.render.insights import write_texts
 from reporter.results import Results
+from reporter.run.reportable import refuse_before_data
+
+if TYPE_CHECKING:
+    from reporter.delivery.archive import Files
+    from reporter.delivery.archiving import ArchiveStep
+    from reporter.delivery.ledger import Ledger
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,41 @@ class Audience:
     filter: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Made:
+    """What ``compute`` → ``gate`` → ``render`` made of a Run, wherever they ran: its Results
+    (None when it failed: ``error`` says why) and its PDF (None when the gate failed, or it failed)."""
+
+    results: Results | None
+    pdf: bytes | None
+    error: str | None = None
+
+
+@dataclass
+class Sending:
+    """What every Run of one ``reporter run`` delivers and archives with, in the process that
+    holds the ledger (None: ``--no-send``, nothing is sent nor archived), and what they did:
+    ``written`` (the files, in order) and ``deliveries`` (each outcome, in order).
+    ``execute(jobs)``: the recipients' slices made where ``delivery.burst`` says (the executor),
+    each with ``email``, ``results``, ``pdf`` and ``error``."""
+
+    root: Path
+    folder: Path  # the report's output folder for the period: output/<report>/<period>
+    ledger: Ledger | None
+    run_id: int
+    step: ArchiveStep | None
+    files: Files
+    execute: Callable[[list[tuple[str, dict[str, Any]]]], Iterable[Any]]
+    force: bool = False
+    reason: str | None = None
+    env: Mapping[str, str] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    only: list[str] | None = None  # deliver to these addresses only (lower case); None: everyone
+    on_claim: Callable[[], None] | None = None  # the report's PDF staged for the archive
+    written: list[Path] = field(default_factory=list)
+    deliveries: list[Any] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Run:
     """One report, for one period and one audience, through the stages every report shares."""
@@ -45,6 +91,33 @@ class Run:
     period: Period
     audience: Audience
     now: dt.datetime
+
+    @property
+    def is_report(self) -> bool:
+        """The report's own audience (to, cc, chat), not a recipient's slice."""
+        return self.audience.email is None
+
+    def make(self, con: Any = None, infos: Any = None, *, run_key: str = "", trigger: str = "cli") -> Made:
+        """``compute`` → ``gate`` → ``render``, where the executor runs the Run. A failure
+        raises (a slice's executor turns it into that recipient's failure)."""
+        results = self.compute(con, infos)
+        if self.is_report:
+            refuse_before_data(self.config, results)
+        if self.gate(results):
+            return Made(results, None)
+        if self.is_report:
+            stage("rendering the PDF pages")
+        return Made(results, self.render(results, run_id=run_key, trigger=trigger))  # RunError if empty
+
+    def finish(self, made: Made, sending: Sending) -> None:
+        """``deliver`` → ``archive``, in the process that holds the ledger, for a Run made here
+        or on a worker. A Run without a PDF (its gate failed, or it failed) delivers nothing:
+        the report's fails the run (``QualityGateError``), a slice fails for its recipient only."""
+        if made.pdf is None:
+            self.refuse(made, sending)
+            return
+        if self.deliver(made, sending):
+            self.archive(made, sending)
 
     def compute(self, con: Any = None, infos: Any = None) -> Results:
         """The Results, each insight's sentence written; on ``con`` (a DuckDB with the sources
@@ -60,10 +133,227 @@ class Run:
 
     def gate(self, results: Results) -> list[str]:
         """The quality checks that failed (nothing is rendered or sent for them); [] when passed."""
-        return [c.detail for c in results.quality.checks if not c.passed]
+        return failed_checks(results)
 
     def render(self, results: Results, *, run_id: str = "", trigger: str = "cli") -> bytes:
         return render_pdf(self.config, results, run_id=run_id, trigger=trigger)
+
+    def deliver(self, made: Made, sending: Sending) -> bool:
+        """Put the Run's files in place, then send them through the ledger: the report's to its
+        own audience, then each recipient's slice (``finish``ed in turn, as the executor hands
+        them back), then the chat cards; a slice's to its recipient. False when the report has
+        no channel to deliver to (its files are written; nothing is sent nor archived)."""
+        assert made.results is not None
+        assert made.pdf is not None
+        if not self.is_report:
+            self._deliver_slice(made.results, made.pdf, sending)
+            return True
+        return self._deliver_report(made.results, made.pdf, sending)
+
+    def archive(self, made: Made, sending: Sending) -> None:
+        """The report's PDF into the archive when this run delivered it (to its own audience, a
+        slice or a chat channel: each claim staged it first, ``on_claim``), its outcome recorded
+        either way. The archive keeps the report, once per run: a slice's delivery is what makes
+        the run's report archived, and its own PDF stays in its folder."""
+        step = sending.step
+        if step is None or not self.is_report:
+            return
+        assert made.pdf is not None
+        from reporter.delivery.archive import Message
+
+        delivered = any(d.claimed and d.state in ("sent", "review") for d in sending.deliveries)
+        sent = [  # each e-mail as the server received it, kept beside the PDF in the chain
+            Message(d.data, [d.recipient], [d.message_id], d.version)
+            for d in sending.deliveries
+            if d.claimed and d.data is not None
+        ]
+        step.finish(made.pdf, delivered=delivered, force=sending.force, messages=sent)
+        sending.written += step.archived
+
+    def refuse(self, made: Made, sending: Sending) -> None:
+        """A Run without a PDF. The report: its gate failed, the run fails (an earlier run's
+        files stay as they were, whole: results.json only beside no PDF). A slice: fails for its
+        recipient, unless they already have this period's report (their files kept as they were)."""
+        config, label = self.config, self.period.label
+        pdf_name = report_file(config.report.id, label, "pdf")
+        if self.is_report:
+            assert made.results is not None
+            self._refuse_report(made.results, sending, pdf_name)
+        email = self.audience.email
+        assert email is not None
+        from reporter.delivery.once import DeliveryOutcome, Key, already_sent
+
+        folder = sending.folder
+        sub = folder / "recipients" / recipient_name(email)
+        if made.results is None:
+            why = f"report failed: {made.error}"
+        else:
+            why = "quality gate: " + "; ".join(failed_checks(made.results))
+        key = Key(config.report.id, label, email.lower())
+        ledger = sending.ledger
+        had = already_sent(ledger, key) if ledger is not None and not sending.force else None
+        if had is not None:  # they have this period's report: this run's failure is not theirs
+            had.error = f"already sent on {had.sent_on} (ledger); this run's report for them failed ({why})"
+            sending.deliveries.append(had)
+            return
+        if made.results is not None and not (sub / pdf_name).is_file():
+            write_atomic(sub / "results.json", made.results.to_json().encode("utf-8"), within=folder)
+        sending.deliveries.append(DeliveryOutcome(email, "failed", 0, "", why))
+
+    def _refuse_report(self, results: Results, sending: Sending, pdf_name: str) -> NoReturn:
+        from reporter.hints import gate_hint
+
+        config, folder = self.config, sending.folder
+        results_path = folder / "results.json"
+        kept = (folder / pdf_name).is_file()
+        if not kept:
+            sending.files.write_together(
+                {confined(results_path, sending.root): results.to_json().encode("utf-8")}
+            )
+        # One failed check per line (eight sources make eight lines, not one of 900 characters).
+        lines = [f"  - {text}" for text in failed_checks(results)]
+        lines.append(
+            f"  results.json not written: {folder} keeps the files of the run before"
+            if kept
+            else f"  results in {results_path}"
+        )
+        lines += [f"  {hint}" for hint in gate_hint(config, results)]
+        raise QualityGateError(
+            f"{config.report.id} {self.period.label}: quality gate failed, nothing sent:\n" + "\n".join(lines)
+        )
+
+    def _send(self, sending: Sending) -> dict[str, Any]:
+        """What ``send.deliver`` and ``chat.post_cards`` are called with for every Run of a run."""
+        return {
+            "ledger": sending.ledger,
+            "run_id": sending.run_id,
+            "force": sending.force,
+            "reason": sending.reason,
+            "env": sending.env,
+            "on_claim": sending.on_claim,
+            "sleep": sending.sleep,
+        }
+
+    def _deliver_report(self, results: Results, pdf: bytes, sending: Sending) -> bool:
+        config, label, folder, only = self.config, self.period.label, sending.folder, sending.only
+        ledger = sending.ledger
+        results_path = folder / "results.json"
+        pdf_name = report_file(config.report.id, label, "pdf")
+        built, bodies = _build_deliveries(
+            config, results, pdf, pdf_name, self.now, ledger, sending.force, only
+        )
+        urls: dict[str, str] = {}
+        if ledger is not None and config.delivery.chat:
+            from reporter.delivery.chat import webhook_urls
+
+            urls = webhook_urls(config, sending.env, only)  # a webhook's variable unset: fails here, first
+        # Every file is built: now they are put in place together (nothing was sent or archived yet).
+        check_interrupted()  # a Ctrl-C Python dropped during the render still stops the run here
+        extra = built.files(folder) if built is not None else {}
+        extra |= {folder / f"chat-{kind}.json": body for kind, body in bodies.items()}
+        contents = {results_path: results.to_json().encode("utf-8"), folder / pdf_name: pdf, **extra}
+        owned = [folder / name for name in _owned(config, label)]
+        for path in [*contents, *owned]:
+            confined(path, sending.root)  # every write of a run stays in its output folder
+        sending.files.write_together(contents, remove=owned)
+        sending.written += [results_path, folder / pdf_name, *extra]
+        check_interrupted()
+        if config.delivery.email is None and not config.delivery.chat:
+            return False
+        step = sending.step
+        sending.on_claim = (lambda: step.intend(pdf)) if step is not None else None
+        if config.delivery.email is not None:
+            from reporter.delivery.send import deliver, recipients_of
+
+            main = None if only is None else [r for r in recipients_of(config) if r in only]
+            sending.deliveries += deliver(
+                config, results, pdf, pdf_name, folder, sending.root, self.now,
+                recipients=main, built=built, **self._send(sending),
+            )  # fmt: skip
+            self._slices(sending)
+        if config.delivery.chat:
+            from reporter.delivery.chat import post_cards
+
+            sending.deliveries += post_cards(
+                config, results, folder, self.now, urls=urls, only=only, bodies=bodies, root=sending.root,
+                **self._send(sending),
+            )  # fmt: skip
+        return True
+
+    def _slices(self, sending: Sending) -> None:
+        """Each recipient's slice, made where the executor puts it, then ``finish``ed here, in
+        the order the executor hands them back. A slice that fails (its filter, its quality gate,
+        its worker lost) fails for that recipient only and touches no other folder."""
+        assert self.config.delivery.email is not None
+        only = sending.only
+        filters = {
+            r.email: dict(r.filter)
+            for r in self.config.delivery.email.recipients
+            if only is None or r.email.lower() in only
+        }
+        if not filters:
+            return
+        stage(f"rendering {len(filters)} recipients' reports")
+        for made in sending.execute(list(filters.items())):
+            run = Run(self.config, self.period, Audience(made.email, filters[made.email]), self.now)
+            run.finish(Made(made.results, made.pdf, made.error), sending)
+
+    def _deliver_slice(self, results: Results, pdf: bytes, sending: Sending) -> None:
+        """The slice's files under ``recipients/<name>/`` (``files.recipient_name``), then its
+        e-mail to its recipient."""
+        from reporter.delivery.send import deliver
+
+        config, folder, email = self.config, sending.folder, self.audience.email
+        assert email is not None
+        sub = folder / "recipients" / recipient_name(email)
+        pdf_name = report_file(config.report.id, self.period.label, "pdf")
+        write_atomic(sub / "results.json", results.to_json().encode("utf-8"), within=folder)
+        write_atomic(sub / pdf_name, pdf, within=folder)
+        sending.deliveries += deliver(
+            config, results, pdf, pdf_name, sub, sending.root, self.now, recipients=[email.lower()],
+            **self._send(sending),
+        )  # fmt: skip
+
+
+def failed_checks(results: Results) -> list[str]:
+    """The quality checks ``results`` failed; [] when the gate passes."""
+    return [c.detail for c in results.quality.checks if not c.passed]
+
+
+def _build_deliveries(
+    config: Config,
+    results: Results,
+    pdf: bytes,
+    pdf_name: str,
+    now: dt.datetime,
+    ledger: Ledger | None,
+    force: bool,
+    only: list[str] | None,
+) -> tuple[Any, dict[str, bytes]]:
+    """The e-mail (digest, workbook, the message ``email.eml`` keeps) and each chat kind's
+    payload, built before any file is written or anything sent: a subject or card that fails
+    to render leaves the output folder as it was."""
+    built = None
+    if config.delivery.email is not None:
+        from reporter.delivery.send import build_email, recipients_of
+
+        main = recipients_of(config)
+        first = next((r for r in main if only is None or r in only), main[0] if main else None)
+        built = build_email(config, results, pdf, pdf_name, now, recipient=first, ledger=ledger, force=force)
+    bodies: dict[str, bytes] = {}
+    if config.delivery.chat:
+        from reporter.delivery.chat import card_bodies
+
+        bodies = card_bodies(config, results)
+    return built, bodies
+
+
+def _owned(config: Config, period: str) -> list[str]:
+    """The files a run writes beside the PDF that an earlier run may have left and this one
+    may not write (its configuration changed): removed when this run's files are put in place."""
+    from reporter.delivery.chat import KINDS
+
+    return ["email.eml", report_file(config.report.id, period, "xlsx"), *(f"chat-{k}.json" for k in KINDS)]
 
 
 def report_results(config: Config, period: Period, now: dt.datetime) -> Results:
