@@ -427,7 +427,8 @@ ATTACKS: dict[str, Attack] = {
         check=lambda work: _location_redacted(work / "out" / "sec" / "2026-10" / "results.json"),
         out=[
             "sec 2026-10: done — out/sec/2026-10/results.json, out/sec/2026-10/sec_2026-10.pdf, "
-            "out/sec/2026-10/email.eml, T/work/out/archive/sec/2026-10/sec_2026-10_v1.pdf",
+            "out/sec/2026-10/email.eml, T/work/out/archive/sec/2026-10/sec_2026-10_v1.pdf, "
+            "T/work/out/archive/sec/2026-10/messages/sec_2026-10_v1_boss@acme.test.eml",
             "  boss@acme.test: sent",
         ],
     ),
@@ -1088,12 +1089,12 @@ def test_reproduce_of_a_file_that_is_not_a_pdf(tmp_path, monkeypatch, capsys):
 
 
 def test_an_unexpected_exception_is_one_line_and_a_log(tmp_path, monkeypatch, capsys):
-    import reporter.run.pipeline
+    import reporter.run.stages
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError(f"boom with {MARKER}\nsecond line")
 
-    monkeypatch.setattr(reporter.run.pipeline, "report_results", broken)
+    monkeypatch.setattr(reporter.run.stages, "report_results", broken)
     work = tmp_path / "work"
     work.mkdir()
     write_csv(work / "sales.csv", ["date", "amount", "region"], ROWS)
