@@ -898,6 +898,62 @@ def test_pacing_reads_nothing_after_the_reports_period(tmp_path, make_config):
     assert fixed["projected"] == pytest.approx(theil_sen(last6, 14))
 
 
+def _per_deal(amounts: dict[str, float], deals: dict[str, float]) -> list[tuple[Any, ...]]:
+    """One row a month on the 15th: ``amounts[m]`` over ``deals[m]`` deals (0 deals: a division
+    by zero, per_deal has no value that month)."""
+    return [(f"{m}-15", "A", amounts[m], deals[m], 1.0) for m in amounts]
+
+
+def test_no_pacing_for_an_objective_without_a_value(tmp_path, make_config):
+    """No deal in P: per_deal (amount / deals) is 0 / 0, null, and so is the objective's value
+    ("No data"). No pace is claimed for it, however its earlier months run: no insight, no
+    sentence "on the current trend: … for a goal of …" on page 1."""
+    from reporter.run.stages import describe
+
+    months = [month(P, -i) for i in range(6, -1, -1)]
+    amounts = dict(zip(months, [0.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0], strict=True))
+    deals = dict(zip(months, [1.0, 3.0, 3.0, 2.0, 5.0, 50.0, 0.0], strict=True))
+    obj = "  - {id: per-deal, title: Per deal, kpi: per_deal, target: {value: 15}, owner: S, due: 2026-12-31}"
+    columns = ["date", "region", "amount", "deals", "score"]
+    write_csv(tmp_path / "sales.csv", columns, _per_deal(amounts, deals))
+    config = make_config(yaml(objectives=obj))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    assert results.kpis["per_deal"].value is None
+    assert results.kpis["per_deal"].status == "no_data"
+    assert [i for i in results.insights if i["type"] == "pacing"] == []
+    assert not [i for i in results.insights if "trend" in i["text"] or "goal" in i["text"]]
+
+
+def test_a_month_without_a_value_is_a_gap_in_the_trend_not_a_zero(tmp_path, make_config):
+    """per_deal = amount / deals, no deal in P − 3 (a division by zero: null). The trend runs
+    through the 6 values before it at their own months (x = −7, −6, −5, −4, −2, −1, 0 with
+    one missing), never through a 0 for the empty month, nor with the months after the gap
+    moved one earlier. By hand: the median of the pairwise slopes and of the intercepts."""
+    from itertools import combinations
+
+    months = [month(P, -i) for i in range(7, -1, -1)]
+    per = [10.0, 12.0, 13.0, 15.0, None, 19.0, 20.0, 23.0]
+    amounts = {m: (v or 0.0) * 4 for m, v in zip(months, per, strict=True)}
+    deals = {m: (0.0 if v is None else 4.0) for m, v in zip(months, per, strict=True)}
+    obj = "  - {id: per-deal, title: Per deal, kpi: per_deal, target: {value: 40}, owner: S, due: 2027-01-20}"
+    columns = ["date", "region", "amount", "deals", "score"]
+    write_csv(tmp_path / "sales.csv", columns, _per_deal(amounts, deals))
+    config = make_config(yaml(objectives=obj))
+    results = compute(config, Period.parse(P, "month"), _now()).to_dict()
+    assert results["kpis"]["per_deal"]["series"][-4]["value"] is None  # P − 3
+    points = [(x, y) for x, y in zip(range(-7, 1), per, strict=True) if y is not None][-6:]
+    assert [x for x, _ in points] == [-6, -5, -4, -2, -1, 0]
+    slope = statistics.median((b[1] - a[1]) / (b[0] - a[0]) for a, b in combinations(points, 2))
+    intercept = statistics.median(y - slope * x for x, y in points)
+    expected = intercept + slope * 3  # January: 3 months after P
+    [found] = of(results, "pacing", objective="per-deal")
+    assert found["method"] == "trend"
+    assert found["projected"] == pytest.approx(expected)
+    assert found["projected"] != pytest.approx(theil_sen([y for _, y in points], 3))  # the gap kept
+    zeros = [0.0 if v is None else v for v in per][-6:]
+    assert found["projected"] != pytest.approx(theil_sen(zeros, 3))  # not a zero
+
+
 def test_a_cumulative_objective_due_in_a_later_fiscal_year_is_not_paced(tmp_path, make_config):
     """The year-to-date total restarts in January: October 2026's total says nothing of a
     total due in December 2027 (nor in June 2027). Due in December 2026, it is paced."""
