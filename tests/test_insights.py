@@ -498,7 +498,7 @@ def test_contributors_of_a_sum_add_up_to_the_change(tmp_path, make_config):
 
 def test_contributors_say_from_mostly_from_or_biggest_moves(tmp_path, make_config):
     """The keys listed make the whole change: "from". They do not, but all went the way the
-    total did: "mostly from". Some went against it: they are the "biggest moves"."""
+    total did: "mostly from". Some went against it: they are the "largest contributions"."""
     from reporter.run.stages import describe
 
     def sentence(spec: dict[str, dict[str, tuple[float, float]]]) -> str:
@@ -531,7 +531,8 @@ def test_contributors_say_from_mostly_from_or_biggest_moves(tmp_path, make_confi
     )
     # North +120, South −50, East −40, West +20, Centre +15: +65, two of the three against it
     assert sentence(CONTRIB) == (
-        "amount +€65.00 on the previous period; biggest moves: North (+€120.00), South (−€50.00) and "
+        "amount +€65.00 on the previous period; largest contributions to that change: North (+€120.00), "
+        "South (−€50.00) and "
         "East (gone, −€40.00)."
     )
 
@@ -622,6 +623,60 @@ def test_contributors_of_a_ratio_use_the_whole_denominator(tmp_path, make_config
             - (results["kpis"]["per_deal"]["previous" if vs == "previous" else "prior_year"])
         )
         assert [(named(i), i["part"]) for i in found["items"]] == [(k, pytest.approx(v)) for k, v in top]
+
+
+# leads (amount) and won (deals) by source: North's own conversion falls 20 % → 15 %
+RATES = {
+    month(P, -1): {
+        "North": (100.0, 20.0),
+        "South": (100.0, 10.0),
+        "West": (50.0, 5.0),
+        "East": (100.0, 10.0),
+    },
+    P: {"North": (100.0, 15.0), "South": (100.0, 30.0), "West": (50.0, 11.0), "East": (100.0, 11.0)},
+}
+
+
+@pytest.mark.parametrize(
+    ("locale", "said"),
+    [
+        (
+            "en_US",
+            "Conversion +6.3 pts on the previous period; largest contributions to that change: "
+            "South (+5.7 pts), West (+1.7 pts) and North (−1.4 pts).",
+        ),
+        (
+            "fr_FR",
+            "Conversion : +6,3 pts sur la période précédente ; principales contributions à cette "
+            "variation : South (+5,7 pts), West (+1,7 pts) et North (−1,4 pts).",
+        ),
+    ],
+)
+def test_a_rates_contributors_are_worded_as_contributions(tmp_path, make_config, locale, said):
+    """A rate's parts are each key's contribution to the whole rate's change (won_k / all
+    leads), not the key's own rate: North's conversion fell 5 points (20 % → 15 %) and pulled
+    the total down by 1.4. "biggest moves: North (−1.4 pts)" read as North's conversion down
+    1.4 points; the sentence names them contributions to the change."""
+    from reporter.run.stages import describe
+
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], _regions(RATES))
+    text = yaml(
+        kpis="  conversion: {label: Conversion, formula: deals / amount, format: percent}",
+        breakdowns="  - {kpi: conversion, by: region}",
+    ).replace("locale: en_US}", f"locale: {locale}}}")
+    config = make_config(text)
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    [found] = [i for i in results.insights if i["type"] == "contributors" and i["vs"] == "previous"]
+    # by hand: 350 leads in each month; won 45 → 67
+    leads = 350.0
+    assert found["change"] == pytest.approx(67 / leads - 45 / leads)
+    parts = {k: (RATES[P][k][1] - RATES[month(P, -1)][k][1]) / leads for k in RATES[P]}
+    assert [(i["key"], i["part"]) for i in found["items"]] == [
+        (k, pytest.approx(parts[k])) for k in ("South", "West", "North")
+    ]
+    own_north = RATES[P]["North"][1] / 100 - RATES[month(P, -1)]["North"][1] / 100
+    assert own_north == pytest.approx(-0.05)  # not the −1.4 points said
+    assert found["text"].replace("\u00a0", " ") == said
 
 
 def test_a_zero_total_change_has_null_shares(tmp_path, make_config):

@@ -126,19 +126,24 @@ def _contributors(w: _Words, i: dict[str, Any]) -> str:
         math.fsum(item["part"] for item in i["items"]), i["change"], rel_tol=1e-9, abs_tol=1e-12
     )
     # "mostly from" only when every key listed went the way the whole did; else the keys are
-    # the biggest moves, some against the total
+    # the largest contributions, some against the total. Each number is a key's contribution
+    # to the KPI's change, never the key's own change: a key's conversion that fell 5.8 points
+    # may have pulled the total down by 2.4 (docs/insights.md), so the sentence says so
     along = all(item["part"] * i["change"] > 0 for item in i["items"])
     if i["vs"] == "previous":
         if whole:
             return w._("%(kpi)s %(change)s on the previous period, from %(parts)s.") % words
         if along:
             return w._("%(kpi)s %(change)s on the previous period, mostly from %(parts)s.") % words
-        return w._("%(kpi)s %(change)s on the previous period; biggest moves: %(parts)s.") % words
+        return (
+            w._("%(kpi)s %(change)s on the previous period; largest contributions to that change: %(parts)s.")
+            % words
+        )
     if whole:
         return w._("%(kpi)s %(change)s on last year, from %(parts)s.") % words
     if along:
         return w._("%(kpi)s %(change)s on last year, mostly from %(parts)s.") % words
-    return w._("%(kpi)s %(change)s on last year; biggest moves: %(parts)s.") % words
+    return w._("%(kpi)s %(change)s on last year; largest contributions to that change: %(parts)s.") % words
 
 
 def _item(w: _Words, i: dict[str, Any], item: dict[str, Any]) -> str:
