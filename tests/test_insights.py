@@ -679,6 +679,60 @@ def test_a_rates_contributors_are_worded_as_contributions(tmp_path, make_config,
     assert found["text"].replace("\u00a0", " ") == said
 
 
+@pytest.mark.parametrize(
+    ("decimals", "said"),
+    [
+        (None, "amount +€40 on the previous period, from North (+€400) and South (−€360)."),
+        (1, "amount +€40.3 on the previous period, from North (+€400.0) and South (−€359.7)."),
+    ],
+)
+def test_a_sentences_amounts_are_written_as_the_kpi_is(tmp_path, make_config, decimals, said):
+    """The amount is €3,540.30 in P, written without cents (none above 1,000): its change and
+    its parts are too, not "+€40.30 … South (−€359.70)" beside a scorecard that says €3,540.
+    With ``decimals: 1`` on the KPI, every number of the sentence has one decimal."""
+    from reporter.run.stages import describe
+
+    spec = {
+        month(P, -1): {"North": (3000.0, 1.0), "South": (500.0, 1.0)},
+        P: {"North": (3400.0, 1.0), "South": (140.3, 1.0)},
+    }
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], _regions(spec))
+    text = yaml(breakdowns="  - {kpi: amount, by: region}")
+    if decimals is not None:
+        text = text.replace(
+            "amount: {formula: amount, format: currency}",
+            "amount: {formula: amount, format: currency, decimals: 1}",
+        )
+    config = make_config(text)
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    [found] = [i for i in results.insights if i["type"] == "contributors" and i["vs"] == "previous"]
+    # by hand: 3 540.30 − 3 500 = +40.30; North +400, South 140.30 − 500 = −359.70
+    assert found["change"] == pytest.approx(40.3)
+    assert [(i["key"], i["part"]) for i in found["items"]] == [
+        ("North", pytest.approx(400.0)),
+        ("South", pytest.approx(-359.7)),
+    ]
+    assert found["text"] == said
+
+
+def test_a_projection_is_written_as_the_kpi_is(tmp_path, make_config):
+    """An amount falling by €333.20 a month to €1,001 in October, on a line: the trend says
+    €334.60 in December; the sentence writes it as the scorecard writes the amount, in whole
+    euros ("€335"), and its goal too ("€500", not "€500.00")."""
+    from reporter.run.stages import describe
+
+    line = {month(P, -i): 1001.0 + 333.2 * i for i in range(5, -1, -1)}
+    write_csv(
+        tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], monthly(line, month(P, -5))
+    )
+    obj = "  - {id: low, title: Low, kpi: amount, target: {value: 500}, owner: S, due: 2026-12-31}"
+    config = make_config(yaml(objectives=obj))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    [found] = [i for i in results.insights if i["type"] == "pacing"]
+    assert found["projected"] == pytest.approx(1001.0 - 2 * 333.2)  # 334.60, on the line
+    assert found["text"] == "amount — on the current trend: €335 for a goal of €500 in December."
+
+
 def test_a_zero_total_change_has_null_shares(tmp_path, make_config):
     spec = {
         month(P, -1): {"North": (100.0, 1.0), "South": (50.0, 1.0)},
@@ -823,13 +877,13 @@ SURVEYED = [(30, 10), (33, 8), (36, 6), (39, 4), (42, 2), (45, 1)]
     [
         (
             "en_US",
-            "NPS — on the current trend: it would reach its ceiling, 100, by December, for a goal of 45.0.",
+            "NPS — on the current trend: it would reach its ceiling, 100.0, by December, for a goal of 45.0.",
             "Detractor share — on the current trend: it would fall to its floor, 0.0%, by December, "
             "for a goal of 5.0%.",
         ),
         (
             "fr_FR",
-            "NPS — selon la tendance actuelle : atteindrait son plafond, 100, d'ici décembre, pour un "
+            "NPS — selon la tendance actuelle : atteindrait son plafond, 100,0, d'ici décembre, pour un "
             "objectif de 45,0.",
             "Detractor share — selon la tendance actuelle : tomberait à son plancher, "
             "0,0\u00a0%, d'ici décembre, pour un objectif de 5,0\u00a0%.",
@@ -839,7 +893,8 @@ SURVEYED = [(30, 10), (33, 8), (36, 6), (39, 4), (42, 2), (45, 1)]
 def test_a_projection_never_passes_what_the_kpi_can_be(tmp_path, make_config, locale, ceiling, floor):
     """An NPS ((promoters − detractors) / answers × 100) is within [−100, 100], a share of the
     answers (detractors / answers) within [0 %, 100 %]: a trend that runs past the bound stops
-    at it and says so. A ratio of sums (spend / budget) proves no bound: an overspend of 125 %
+    at it and says so, written as the NPS is (88.0 in October: one decimal, "100.0" as "45.0").
+    A ratio of sums (spend / budget) proves no bound: an overspend of 125 %
     is a real projection, kept as it is."""
     from reporter.run.stages import describe
 

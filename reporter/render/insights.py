@@ -46,7 +46,22 @@ class _Words:
 
     def value(self, name: str, v: float | None) -> str:
         k = self.results.kpis.get(name)
-        return self.fmt.value(v, k.format if k else "number")
+        return self.fmt.value(v, k.format if k else "number", self.decimals(name))
+
+    def decimals(self, name: str) -> int | None:
+        """The decimals of every number a sentence says about KPI ``name``: the KPI's own
+        ``decimals``; else, for a format whose decimals follow the size of the number
+        (currency, number), those of the KPI's value in P as its scorecard writes it (its
+        previous value when P has none), so that the numbers about one KPI read alike and as
+        the tables write it: a CAC of 1 810 € is projected at 873 €, not 873,26 €, and a spend of
+        59 723 € moved −510 € on LinkedIn, not −509,86 €. None: each number its own."""
+        config = self.labels.config if self.labels is not None else None
+        own = config.kpis[name].decimals if config is not None and name in config.kpis else None
+        k = self.results.kpis.get(name)
+        if own is not None or k is None or k.format not in ("currency", "number"):
+            return own
+        shown = k.value if k.value is not None else k.previous
+        return None if shown is None else self.fmt.sized_decimals(shown, k.format)
 
     def signed(self, name: str, v: float | None) -> str:
         """A difference in the KPI's unit, signed; a rate's in points ("+5,8 pts")."""
