@@ -240,6 +240,9 @@ class Move:
 class Moves:
     favourable: list[Move]
     unfavourable: list[Move]
+    # changes of KPIs with no preferred direction (neutral), by size, in the places the
+    # favourable and unfavourable ones leave: a report whose KPIs are all neutral still has moves
+    neutral: list[Move] = field(default_factory=list)
 
 
 @dataclass

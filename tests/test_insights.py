@@ -498,7 +498,7 @@ def test_contributors_of_a_sum_add_up_to_the_change(tmp_path, make_config):
 
 def test_contributors_say_from_mostly_from_or_biggest_moves(tmp_path, make_config):
     """The keys listed make the whole change: "from". They do not, but all went the way the
-    total did: "mostly from". Some went against it: they are the "biggest moves"."""
+    total did: "mostly from". Some went against it: they are the "largest contributions"."""
     from reporter.run.stages import describe
 
     def sentence(spec: dict[str, dict[str, tuple[float, float]]]) -> str:
@@ -531,7 +531,8 @@ def test_contributors_say_from_mostly_from_or_biggest_moves(tmp_path, make_confi
     )
     # North +120, South −50, East −40, West +20, Centre +15: +65, two of the three against it
     assert sentence(CONTRIB) == (
-        "amount +€65.00 on the previous period; biggest moves: North (+€120.00), South (−€50.00) and "
+        "amount +€65.00 on the previous period; largest contributions to that change: North (+€120.00), "
+        "South (−€50.00) and "
         "East (gone, −€40.00)."
     )
 
@@ -622,6 +623,114 @@ def test_contributors_of_a_ratio_use_the_whole_denominator(tmp_path, make_config
             - (results["kpis"]["per_deal"]["previous" if vs == "previous" else "prior_year"])
         )
         assert [(named(i), i["part"]) for i in found["items"]] == [(k, pytest.approx(v)) for k, v in top]
+
+
+# leads (amount) and won (deals) by source: North's own conversion falls 20 % → 15 %
+RATES = {
+    month(P, -1): {
+        "North": (100.0, 20.0),
+        "South": (100.0, 10.0),
+        "West": (50.0, 5.0),
+        "East": (100.0, 10.0),
+    },
+    P: {"North": (100.0, 15.0), "South": (100.0, 30.0), "West": (50.0, 11.0), "East": (100.0, 11.0)},
+}
+
+
+@pytest.mark.parametrize(
+    ("locale", "said"),
+    [
+        (
+            "en_US",
+            "Conversion +6.3 pts on the previous period; largest contributions to that change: "
+            "South (+5.7 pts), West (+1.7 pts) and North (−1.4 pts).",
+        ),
+        (
+            "fr_FR",
+            "Conversion : +6,3 pts sur la période précédente ; principales contributions à cette "
+            "variation : South (+5,7 pts), West (+1,7 pts) et North (−1,4 pts).",
+        ),
+    ],
+)
+def test_a_rates_contributors_are_worded_as_contributions(tmp_path, make_config, locale, said):
+    """A rate's parts are each key's contribution to the whole rate's change (won_k / all
+    leads), not the key's own rate: North's conversion fell 5 points (20 % → 15 %) and pulled
+    the total down by 1.4. "biggest moves: North (−1.4 pts)" read as North's conversion down
+    1.4 points; the sentence names them contributions to the change."""
+    from reporter.run.stages import describe
+
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], _regions(RATES))
+    text = yaml(
+        kpis="  conversion: {label: Conversion, formula: deals / amount, format: percent}",
+        breakdowns="  - {kpi: conversion, by: region}",
+    ).replace("locale: en_US}", f"locale: {locale}}}")
+    config = make_config(text)
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    [found] = [i for i in results.insights if i["type"] == "contributors" and i["vs"] == "previous"]
+    # by hand: 350 leads in each month; won 45 → 67
+    leads = 350.0
+    assert found["change"] == pytest.approx(67 / leads - 45 / leads)
+    parts = {k: (RATES[P][k][1] - RATES[month(P, -1)][k][1]) / leads for k in RATES[P]}
+    assert [(i["key"], i["part"]) for i in found["items"]] == [
+        (k, pytest.approx(parts[k])) for k in ("South", "West", "North")
+    ]
+    own_north = RATES[P]["North"][1] / 100 - RATES[month(P, -1)]["North"][1] / 100
+    assert own_north == pytest.approx(-0.05)  # not the −1.4 points said
+    assert found["text"].replace("\u00a0", " ") == said
+
+
+@pytest.mark.parametrize(
+    ("decimals", "said"),
+    [
+        (None, "amount +€40 on the previous period, from North (+€400) and South (−€360)."),
+        (1, "amount +€40.3 on the previous period, from North (+€400.0) and South (−€359.7)."),
+    ],
+)
+def test_a_sentences_amounts_are_written_as_the_kpi_is(tmp_path, make_config, decimals, said):
+    """The amount is €3,540.30 in P, written without cents (none above 1,000): its change and
+    its parts are too, not "+€40.30 … South (−€359.70)" beside a scorecard that says €3,540.
+    With ``decimals: 1`` on the KPI, every number of the sentence has one decimal."""
+    from reporter.run.stages import describe
+
+    spec = {
+        month(P, -1): {"North": (3000.0, 1.0), "South": (500.0, 1.0)},
+        P: {"North": (3400.0, 1.0), "South": (140.3, 1.0)},
+    }
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], _regions(spec))
+    text = yaml(breakdowns="  - {kpi: amount, by: region}")
+    if decimals is not None:
+        text = text.replace(
+            "amount: {formula: amount, format: currency}",
+            "amount: {formula: amount, format: currency, decimals: 1}",
+        )
+    config = make_config(text)
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    [found] = [i for i in results.insights if i["type"] == "contributors" and i["vs"] == "previous"]
+    # by hand: 3 540.30 − 3 500 = +40.30; North +400, South 140.30 − 500 = −359.70
+    assert found["change"] == pytest.approx(40.3)
+    assert [(i["key"], i["part"]) for i in found["items"]] == [
+        ("North", pytest.approx(400.0)),
+        ("South", pytest.approx(-359.7)),
+    ]
+    assert found["text"] == said
+
+
+def test_a_projection_is_written_as_the_kpi_is(tmp_path, make_config):
+    """An amount falling by €333.20 a month to €1,001 in October, on a line: the trend says
+    €334.60 in December; the sentence writes it as the scorecard writes the amount, in whole
+    euros ("€335"), and its goal too ("€500", not "€500.00")."""
+    from reporter.run.stages import describe
+
+    line = {month(P, -i): 1001.0 + 333.2 * i for i in range(5, -1, -1)}
+    write_csv(
+        tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], monthly(line, month(P, -5))
+    )
+    obj = "  - {id: low, title: Low, kpi: amount, target: {value: 500}, owner: S, due: 2026-12-31}"
+    config = make_config(yaml(objectives=obj))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    [found] = [i for i in results.insights if i["type"] == "pacing"]
+    assert found["projected"] == pytest.approx(1001.0 - 2 * 333.2)  # 334.60, on the line
+    assert found["text"] == "amount — on the current trend: €335 for a goal of €500 in December."
 
 
 def test_a_zero_total_change_has_null_shares(tmp_path, make_config):
@@ -768,13 +877,13 @@ SURVEYED = [(30, 10), (33, 8), (36, 6), (39, 4), (42, 2), (45, 1)]
     [
         (
             "en_US",
-            "NPS — on the current trend: it would reach its ceiling, 100, by December, for a goal of 45.0.",
+            "NPS — on the current trend: it would reach its ceiling, 100.0, by December, for a goal of 45.0.",
             "Detractor share — on the current trend: it would fall to its floor, 0.0%, by December, "
             "for a goal of 5.0%.",
         ),
         (
             "fr_FR",
-            "NPS — selon la tendance actuelle : atteindrait son plafond, 100, d'ici décembre, pour un "
+            "NPS — selon la tendance actuelle : atteindrait son plafond, 100,0, d'ici décembre, pour un "
             "objectif de 45,0.",
             "Detractor share — selon la tendance actuelle : tomberait à son plancher, "
             "0,0\u00a0%, d'ici décembre, pour un objectif de 5,0\u00a0%.",
@@ -784,7 +893,8 @@ SURVEYED = [(30, 10), (33, 8), (36, 6), (39, 4), (42, 2), (45, 1)]
 def test_a_projection_never_passes_what_the_kpi_can_be(tmp_path, make_config, locale, ceiling, floor):
     """An NPS ((promoters − detractors) / answers × 100) is within [−100, 100], a share of the
     answers (detractors / answers) within [0 %, 100 %]: a trend that runs past the bound stops
-    at it and says so. A ratio of sums (spend / budget) proves no bound: an overspend of 125 %
+    at it and says so, written as the NPS is (88.0 in October: one decimal, "100.0" as "45.0").
+    A ratio of sums (spend / budget) proves no bound: an overspend of 125 %
     is a real projection, kept as it is."""
     from reporter.run.stages import describe
 
@@ -896,6 +1006,62 @@ def test_pacing_reads_nothing_after_the_reports_period(tmp_path, make_config):
     assert fixed["method"] == "trend"
     assert fixed["periods_left"] == 14  # November 2026 → December 2027
     assert fixed["projected"] == pytest.approx(theil_sen(last6, 14))
+
+
+def _per_deal(amounts: dict[str, float], deals: dict[str, float]) -> list[tuple[Any, ...]]:
+    """One row a month on the 15th: ``amounts[m]`` over ``deals[m]`` deals (0 deals: a division
+    by zero, per_deal has no value that month)."""
+    return [(f"{m}-15", "A", amounts[m], deals[m], 1.0) for m in amounts]
+
+
+def test_no_pacing_for_an_objective_without_a_value(tmp_path, make_config):
+    """No deal in P: per_deal (amount / deals) is 0 / 0, null, and so is the objective's value
+    ("No data"). No pace is claimed for it, however its earlier months run: no insight, no
+    sentence "on the current trend: … for a goal of …" on page 1."""
+    from reporter.run.stages import describe
+
+    months = [month(P, -i) for i in range(6, -1, -1)]
+    amounts = dict(zip(months, [0.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0], strict=True))
+    deals = dict(zip(months, [1.0, 3.0, 3.0, 2.0, 5.0, 50.0, 0.0], strict=True))
+    obj = "  - {id: per-deal, title: Per deal, kpi: per_deal, target: {value: 15}, owner: S, due: 2026-12-31}"
+    columns = ["date", "region", "amount", "deals", "score"]
+    write_csv(tmp_path / "sales.csv", columns, _per_deal(amounts, deals))
+    config = make_config(yaml(objectives=obj))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    assert results.kpis["per_deal"].value is None
+    assert results.kpis["per_deal"].status == "no_data"
+    assert [i for i in results.insights if i["type"] == "pacing"] == []
+    assert not [i for i in results.insights if "trend" in i["text"] or "goal" in i["text"]]
+
+
+def test_a_month_without_a_value_is_a_gap_in_the_trend_not_a_zero(tmp_path, make_config):
+    """per_deal = amount / deals, no deal in P − 3 (a division by zero: null). The trend runs
+    through the 6 values before it at their own months (x = −7, −6, −5, −4, −2, −1, 0 with
+    one missing), never through a 0 for the empty month, nor with the months after the gap
+    moved one earlier. By hand: the median of the pairwise slopes and of the intercepts."""
+    from itertools import combinations
+
+    months = [month(P, -i) for i in range(7, -1, -1)]
+    per = [10.0, 12.0, 13.0, 15.0, None, 19.0, 20.0, 23.0]
+    amounts = {m: (v or 0.0) * 4 for m, v in zip(months, per, strict=True)}
+    deals = {m: (0.0 if v is None else 4.0) for m, v in zip(months, per, strict=True)}
+    obj = "  - {id: per-deal, title: Per deal, kpi: per_deal, target: {value: 40}, owner: S, due: 2027-01-20}"
+    columns = ["date", "region", "amount", "deals", "score"]
+    write_csv(tmp_path / "sales.csv", columns, _per_deal(amounts, deals))
+    config = make_config(yaml(objectives=obj))
+    results = compute(config, Period.parse(P, "month"), _now()).to_dict()
+    assert results["kpis"]["per_deal"]["series"][-4]["value"] is None  # P − 3
+    points = [(x, y) for x, y in zip(range(-7, 1), per, strict=True) if y is not None][-6:]
+    assert [x for x, _ in points] == [-6, -5, -4, -2, -1, 0]
+    slope = statistics.median((b[1] - a[1]) / (b[0] - a[0]) for a, b in combinations(points, 2))
+    intercept = statistics.median(y - slope * x for x, y in points)
+    expected = intercept + slope * 3  # January: 3 months after P
+    [found] = of(results, "pacing", objective="per-deal")
+    assert found["method"] == "trend"
+    assert found["projected"] == pytest.approx(expected)
+    assert found["projected"] != pytest.approx(theil_sen([y for _, y in points], 3))  # the gap kept
+    zeros = [0.0 if v is None else v for v in per][-6:]
+    assert found["projected"] != pytest.approx(theil_sen(zeros, 3))  # not a zero
 
 
 def test_a_cumulative_objective_due_in_a_later_fiscal_year_is_not_paced(tmp_path, make_config):

@@ -494,3 +494,67 @@ def test_the_date_filter_has_one_style_whatever_a_template_asks(locale, day, mom
     f = Formatter(locale, "EUR", "Europe/Paris")
     assert {f.date("2026-12-31"), f.date("2026-12-31", "short"), f.date("2026-12-31", "long")} == {day}
     assert f.timestamp("2026-11-02T06:00:00+00:00") == moment
+
+
+def all_neutral(small, tmp_path, make_config, locale: str = "en_US"):
+    """The small report with every KPI ``direction: neutral``, as ``reporter init --source``
+    writes them."""
+    small(locale)  # writes s.csv
+    text = re.sub(r", direction: \w+", "", YAML.format(locale=locale, extra=""))
+    text = re.sub(r"(label: [^,}]+, format: \w+)}", r"\1, direction: neutral}", text)
+    assert text.count("direction: neutral") == 6
+    return make_config(text)
+
+
+def move_boxes(html: str) -> list[str]:
+    """The text of each biggest-moves box on page 1 (previous period, then last year)."""
+    boxes = re.findall(r'<div class="movebox">(.*?)</div>', html, re.S)
+    return [squash(unescape(re.sub(r"<[^>]+>", " ", b))) for b in boxes]
+
+
+def test_a_report_of_neutral_kpis_still_shows_its_biggest_moves(small, tmp_path, make_config):
+    """Every KPI neutral: no change is favourable or unfavourable, and page 1 used to say "no
+    data" under "Biggest moves" beside a scorecard full of changes. They are listed, unjudged
+    (grey, no ✓ ✗), biggest first, and the digest lists them without a mark."""
+    config = all_neutral(small, tmp_path, make_config)
+    results = compute(config, Period.parse("2026-10", "month"), NOW)
+    moves = results.moves["vs_previous"]
+    assert (moves.favourable, moves.unfavourable) == ([], [])
+    # by hand, September → October: n 100 → 130 (+30 %), b 1 000 → 1 200 (+20 %), cost 1 000 →
+    # 850 (−15 %), d 1 000 → 900 (−10 %), rate 13.1 % → 18.9 % (+5.8 pts, ranked by points);
+    # a from 10 (under 5 % of its median, 1 000) is left out
+    assert [m.kpi for m in moves.neutral] == ["n", "b", "cost", "d", "rate"]
+    assert [round(m.change, 3) for m in moves.neutral[:4]] == [0.3, 0.2, -0.15, -0.1]  # type: ignore[arg-type]
+    html = render_html(config, results)
+    previous = move_boxes(html)[0]
+    assert "nodata" not in previous
+    first_two = "Biggest moves vs previous period Neutral N ▲ +30.0% Amount B ▲ +20.0%"
+    assert previous.startswith(squash(first_two))
+    assert 'class="delta neutral">▲\xa0+30.0%</span>' in html
+    assert "✓" not in previous
+    assert "✗" not in previous
+    digest = build_digest(config, results)
+    assert "- Neutral N ▲\xa0+30.0%\n- Amount B ▲\xa0+20.0%\n" in digest.text
+
+
+def test_moves_of_neutral_kpis_fill_the_places_left(small):
+    """With judged moves, a neutral KPI's change comes after them, in the places the 3 + 3
+    leave: four judged moves (b, cost, rate; d), so the neutral N (+30 %) is the fifth row."""
+    results = compute(small(), Period.parse("2026-10", "month"), NOW)
+    moves = results.moves["vs_previous"]
+    assert move_names(moves) == (["b", "cost", "rate"], ["d"])
+    assert [m.kpi for m in moves.neutral] == ["n"]
+
+
+@pytest.mark.parametrize(
+    ("locale", "empty"), [("en_US", "No comparable change"), ("fr_FR", "Aucune variation comparable")]
+)
+def test_no_move_says_so_without_claiming_no_data(small, tmp_path, make_config, locale, empty):
+    """The first month of data has no previous month and no last year: nothing to compare, and
+    the box says that much, not "no data" beside a scorecard full of values."""
+    config = small(locale)
+    results = compute(config, Period.parse("2025-09", "month"), NOW)
+    assert results.kpis["b"].value == 1000
+    boxes = move_boxes(render_html(config, results))
+    assert len(boxes) == 2
+    assert all(b.endswith(squash(empty)) for b in boxes), boxes

@@ -32,11 +32,13 @@ The six types and their exact numbers (docs/insights.md says the same with worke
   ``needed_per_period`` = (goal − ytd) / periods_left (none when D is in a later fiscal year
   than P: the total restarts). Otherwise ``goal`` = the target of D
   (``goal_of``; none: no pacing) and ``method`` seasonal (``seasonal_at``) when last year's
-  numbers allow, else trend (``theil_sen_at`` over the last 6 non-null values, 3 at least);
-  ``needed_per_period`` null. No value after P is read: a goal or a season that needs one is
-  not known. A seasonal or trend projection past what the KPI's formula proves it can be
-  (``kpi_bounds``: an NPS within [−100, 100], a share of counts within [0, 1]) is held to that
-  bound, ``limit``: ceiling or floor. ``on_pace``: projected ≥ goal (up) or ≤ goal (down).
+  numbers allow, else trend (``theil_sen_at`` over the last 6 non-null values, 3 at least, each
+  at its own period: a period without a value is a gap, never a zero); ``needed_per_period``
+  null. No pacing for an objective whose value in P is null (nothing to pace). No value
+  after P is read: a goal or a season that needs one is not known. A seasonal or trend
+  projection past what the KPI's formula proves it can be (``kpi_bounds``: an NPS within
+  [−100, 100], a share of counts within [0, 1]) is held to that bound, ``limit``: ceiling or
+  floor. ``on_pace``: projected ≥ goal (up) or ≤ goal (down).
 
 Score (the ranking): how far past its threshold an insight is, capped, times a weight by type,
 so the summary leads with what most needs a reader's eye and one kind cannot crowd out the rest:
@@ -400,17 +402,19 @@ def goal_of(
     return None
 
 
-def theil_sen_at(values: Sequence[float], ahead: int) -> float | None:
-    """The Theil–Sen line through ``values`` (x = 0…n−1, the latest last; none under 3 values):
-    slope = the median of (y_j − y_i) / (j − i) over i < j, intercept = the median of
-    (y_k − slope × x_k), read at x = n − 1 + ``ahead``. One month that reverses the trend moves
-    a median of slopes far less than it moves a least-squares line."""
-    n = len(values)
+def theil_sen_at(points: Sequence[tuple[int, float]], at: int) -> float | None:
+    """The Theil–Sen line through ``points`` (x, y), x each value's period counted from P (P is
+    0, the month before −1; a period without a value leaves a gap, it is not a zero), read at
+    x = ``at``; none under 3 points. slope = the median of (y_j − y_i) / (x_j − x_i) over
+    every pair, intercept = the median of (y_k − slope × x_k). One month that reverses the
+    trend moves a median of slopes far less than it moves a least-squares line."""
+    n = len(points)
     if n < 3:
         return None
-    slope = statistics.median((values[j] - values[i]) / (j - i) for i in range(n) for j in range(i + 1, n))
-    intercept = statistics.median(values[k] - slope * k for k in range(n))
-    return intercept + slope * (n - 1 + ahead)
+    pairs = ((points[i], points[j]) for i in range(n) for j in range(i + 1, n))
+    slope = statistics.median((b[1] - a[1]) / (b[0] - a[0]) for a, b in pairs)
+    intercept = statistics.median(y - slope * x for x, y in points)
+    return intercept + slope * at
 
 
 def seasonal_at(
@@ -442,21 +446,22 @@ def _projected(
     config: Config, kpi: str, period: Period, due: Period, left: int, kpi_by_period: Mapping[Period, Values]
 ) -> tuple[float | None, str]:
     """The KPI's value projected to D: last year's season when its numbers allow, else the
-    Theil–Sen line over the last 6 non-null values; neither reads a provisional period."""
+    Theil–Sen line through the last 6 non-null values at their own periods, read at D;
+    neither reads a provisional period."""
     settled = period.shift(-provisional_periods(config, kpi))
     projected = seasonal_at(kpi, due, kpi_by_period, settled)
     if projected is not None:
         return projected, "seasonal"
-    values: list[float] = []
-    p = settled
-    for _ in range(RECORD_LOOKBACK):
+    points: list[tuple[int, float]] = []
+    back = provisional_periods(config, kpi)  # P − settled
+    for x in range(-back, -back - RECORD_LOOKBACK, -1):
+        p = period.shift(x)
         v = kpi_by_period[p].get(kpi) if p in kpi_by_period else None
-        if v is not None:
-            values.insert(0, v)
-            if len(values) == PACING_POINTS:
+        if v is not None:  # a null (a division by zero: no lead at all) is no point, not a zero
+            points.insert(0, (x, v))
+            if len(points) == PACING_POINTS:
                 break
-        p = p.shift(-1)
-    return theil_sen_at(values, left), "trend"
+    return theil_sen_at(points, left), "trend"
 
 
 def pacing(
@@ -471,6 +476,8 @@ def pacing(
     are left out of the points its projection reads."""
     if objective.due <= period.end:
         return None
+    if result.value is None:
+        return None  # no value in P (a division by zero: nothing to divide): no pace to tell
     left = periods_left(period, objective)
     direction = config.kpis[objective.kpi].direction
     found: dict[str, Any] = {"type": "pacing", "objective": objective.id, "kpi": objective.kpi}

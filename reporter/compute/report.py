@@ -380,7 +380,10 @@ def _partial_kpis(config: Config, kpis: _Kpis, complete: Mapping[str, bool | Non
 
 def _moves(kpis: Mapping[str, KpiResult], base: str, min_base: float, n: int = 3) -> Moves:
     """The n biggest favourable and unfavourable changes against ``base`` (``previous`` or
-    ``prior_year``), judged by each KPI's direction (docs/numbers.md, "Biggest moves").
+    ``prior_year``), judged by each KPI's direction (docs/numbers.md, "Biggest moves"); the
+    biggest changes of neutral KPIs (no preferred direction, so neither) fill the places left
+    of the 2 × n, unjudged: a report whose KPIs are all neutral (as ``init --source`` writes
+    them) still says what moved most.
 
     A rate (format percent) is ranked by its change in points, any other KPI by its relative
     change, both by size. A change whose base is under ``min_base`` × the median of the KPI's
@@ -390,7 +393,7 @@ def _moves(kpis: Mapping[str, KpiResult], base: str, min_base: float, n: int = 3
     its "biggest fall" is mostly the quotes still open."""
     scored = []
     for name, k in kpis.items():
-        if k.direction == "neutral" or k.provisional:
+        if k.provisional:
             continue
         relative = getattr(k, f"change_vs_{base}")
         points = getattr(k, f"change_pp_vs_{base}")
@@ -403,9 +406,12 @@ def _moves(kpis: Mapping[str, KpiResult], base: str, min_base: float, n: int = 3
         signed = score if k.direction == "up" else -score
         move = Move(name, k.label, relative, k.value, k.format, points, base_value, k.direction)
         scored.append((signed, name, move))
-    good = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))
-    bad = sorted((s for s in scored if s[0] < 0), key=lambda s: (s[0], s[1]))
-    return Moves([m for _, _, m in good[:n]], [m for _, _, m in bad[:n]])
+    judged = [s for s in scored if s[2].direction != "neutral"]
+    good = sorted((s for s in judged if s[0] > 0), key=lambda s: (-s[0], s[1]))[:n]
+    bad = sorted((s for s in judged if s[0] < 0), key=lambda s: (s[0], s[1]))[:n]
+    unjudged = sorted((s for s in scored if s[2].direction == "neutral"), key=lambda s: (-abs(s[0]), s[1]))
+    left = 2 * n - len(good) - len(bad)
+    return Moves([m for _, _, m in good], [m for _, _, m in bad], [m for _, _, m in unjudged[:left]])
 
 
 def _too_small(base: float, series: list[SeriesPoint], min_base: float) -> bool:

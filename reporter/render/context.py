@@ -100,7 +100,7 @@ class Formatter:
             pattern = _with_decimals(loc.percent_formats[None].pattern, 1 if decimals is None else decimals)
             return self._minus(format_percent(v, pattern, locale=loc))
         if fmt == "currency":
-            d = decimals if decimals is not None else (0 if abs(v) >= 1000 or v == 0 else 2)
+            d = decimals if decimals is not None else self.sized_decimals(v, fmt)
             pattern = _with_decimals(loc.currency_formats["standard"].pattern, d)
             return self._minus(format_currency(v, self.currency, pattern, locale=loc, currency_digits=False))
         if fmt == "integer":
@@ -110,12 +110,20 @@ class Formatter:
         elif fmt == "days":
             d = 1 if decimals is None else decimals
         else:
-            d = decimals if decimals is not None else (2 if abs(v) < 10 else 1 if abs(v) < 100 else 0)
+            d = decimals if decimals is not None else self.sized_decimals(v, fmt)
         pattern = _with_decimals(loc.decimal_formats[None].pattern, d)
         text = self._minus(format_decimal(v, pattern, locale=loc))
         if fmt == "days":
             text += " " + self._("days")
         return text
+
+    @staticmethod
+    def sized_decimals(v: float, fmt: str) -> int:
+        """The decimals of a format whose decimals follow the size of the number: currency
+        (2 under 1,000, none above nor for 0), number (2 under 10, 1 under 100, none above)."""
+        if fmt == "currency":
+            return 0 if abs(v) >= 1000 or v == 0 else 2
+        return 2 if abs(v) < 10 else 1 if abs(v) < 100 else 0
 
     def change(self, v: float | None) -> str:
         """A signed percentage: +4.7 %, −3.0 %."""

@@ -337,7 +337,7 @@ def results_mapping(config: Config, results: Results, names: Labels) -> dict[str
             k["owner"], k["description"] = names.text(kpi.owner) or "", names.text(kpi.description) or ""
     _name_objectives(config, data["objectives"], names, results.notes)
     for moves in data["moves"].values():
-        for m in (*moves["favourable"], *moves["unfavourable"]):
+        for m in (*moves["favourable"], *moves["unfavourable"], *moves.get("neutral", [])):
             m["label"] = names.kpi(m["kpi"])
     for source in data["sources"]:
         source["label"] = names.source(source["name"])

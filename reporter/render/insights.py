@@ -46,7 +46,22 @@ class _Words:
 
     def value(self, name: str, v: float | None) -> str:
         k = self.results.kpis.get(name)
-        return self.fmt.value(v, k.format if k else "number")
+        return self.fmt.value(v, k.format if k else "number", self.decimals(name))
+
+    def decimals(self, name: str) -> int | None:
+        """The decimals of every number a sentence says about KPI ``name``: the KPI's own
+        ``decimals``; else, for a format whose decimals follow the size of the number
+        (currency, number), those of the KPI's value in P as its scorecard writes it (its
+        previous value when P has none), so that the numbers about one KPI read alike and as
+        the tables write it: a CAC of 1 810 € is projected at 873 €, not 873,26 €, and a spend of
+        59 723 € moved −510 € on LinkedIn, not −509,86 €. None: each number its own."""
+        config = self.labels.config if self.labels is not None else None
+        own = config.kpis[name].decimals if config is not None and name in config.kpis else None
+        k = self.results.kpis.get(name)
+        if own is not None or k is None or k.format not in ("currency", "number"):
+            return own
+        shown = k.value if k.value is not None else k.previous
+        return None if shown is None else self.fmt.sized_decimals(shown, k.format)
 
     def signed(self, name: str, v: float | None) -> str:
         """A difference in the KPI's unit, signed; a rate's in points ("+5,8 pts")."""
@@ -126,19 +141,24 @@ def _contributors(w: _Words, i: dict[str, Any]) -> str:
         math.fsum(item["part"] for item in i["items"]), i["change"], rel_tol=1e-9, abs_tol=1e-12
     )
     # "mostly from" only when every key listed went the way the whole did; else the keys are
-    # the biggest moves, some against the total
+    # the largest contributions, some against the total. Each number is a key's contribution
+    # to the KPI's change, never the key's own change: a key's conversion that fell 5.8 points
+    # may have pulled the total down by 2.4 (docs/insights.md), so the sentence says so
     along = all(item["part"] * i["change"] > 0 for item in i["items"])
     if i["vs"] == "previous":
         if whole:
             return w._("%(kpi)s %(change)s on the previous period, from %(parts)s.") % words
         if along:
             return w._("%(kpi)s %(change)s on the previous period, mostly from %(parts)s.") % words
-        return w._("%(kpi)s %(change)s on the previous period; biggest moves: %(parts)s.") % words
+        return (
+            w._("%(kpi)s %(change)s on the previous period; largest contributions to that change: %(parts)s.")
+            % words
+        )
     if whole:
         return w._("%(kpi)s %(change)s on last year, from %(parts)s.") % words
     if along:
         return w._("%(kpi)s %(change)s on last year, mostly from %(parts)s.") % words
-    return w._("%(kpi)s %(change)s on last year; biggest moves: %(parts)s.") % words
+    return w._("%(kpi)s %(change)s on last year; largest contributions to that change: %(parts)s.") % words
 
 
 def _item(w: _Words, i: dict[str, Any], item: dict[str, Any]) -> str:
