@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import dask
@@ -197,6 +198,71 @@ def test_a_report_that_keeps_killing_its_workers_fails_for_that_recipient_only(c
             ("s03@acme.test", "skipped"),
         ]
         assert [r.rcpt_tos[0] for r in server.handler.received].count("s01@acme.test") == 1
+
+
+def _burst_keys(dask_scheduler):
+    return [k for k in dask_scheduler.tasks if str(k).startswith("burst-")]
+
+
+def _sent_keys(dask_worker):
+    return [k for sent in dask_worker.transfer_outgoing_log for k in sent["keys"]]
+
+
+def _exit_soon():
+    threading.Timer(0.1, os._exit, (1,)).start()
+
+
+def _losing_every_worker_after_the_first_report(real, client):
+    """``dask_bursts`` that, once the first report is back and the others are done (and fetched,
+    if the run fetches them as they finish: 20 s at most), has every worker of the cluster exit,
+    and waits for their replacements before the run reads the other reports."""
+
+    def dask_bursts(*args):
+        reports = real(*args)
+        yield next(reports)
+        keys = client.run_on_scheduler(_burst_keys)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            sent = {k for ks in client.run(_sent_keys).values() for k in ks}
+            if set(keys) <= sent:
+                break
+            time.sleep(0.1)
+        old = set(client.run(os.getpid).values())
+        client.run(_exit_soon)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pids = set(client.run(os.getpid).values())
+            if len(pids) == 2 and not pids & old:
+                break
+            time.sleep(0.2)
+        yield from reports
+
+    return dask_bursts
+
+
+def test_a_report_finished_before_its_worker_is_lost_is_not_rendered_again(
+    cluster, tasks, tmp_path, monkeypatch
+):
+    """Each report is fetched from its worker as soon as it is done, not when the run gets to
+    it: every worker lost while the run delivers the first report costs no other report. (This
+    test's module client is the process's current one, another client than the run's.)"""
+    local, client = cluster
+    register, log = tasks
+    register()
+    monkeypatch.setattr(
+        burst_module,
+        "dask_bursts",
+        _losing_every_worker_after_the_first_report(burst_module.dask_bursts, client),
+    )
+    with Server(tmp_path) as server:
+        config = config_for(tmp_path, server.port, local.scheduler_address, n=3)
+        outcome = run(config, tmp_path)
+        emails = [f"s{i:02d}@acme.test" for i in range(3)]
+        assert sorted((d.recipient, d.state, d.error) for d in outcome.deliveries) == [
+            (e, "sent", None) for e in emails
+        ]
+        assert sorted(r.rcpt_tos[0] for r in server.handler.received) == emails
+    assert sorted(email for email, _ in runs(log)) == emails  # each rendered once
 
 
 def test_an_unreachable_scheduler_is_one_line(tmp_path, monkeypatch):

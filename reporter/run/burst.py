@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import queue
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -245,14 +246,30 @@ def dask_bursts(
             ): email
             for email, filter in jobs
         }
+        # Each result is fetched as soon as its task is done (Dask's callback thread, on this
+        # client's event loop), not when the loop below gets to it after delivering the reports
+        # before it: a bystander's report left on a worker that another report kills next would
+        # be lost and rendered again. And not through ``as_completed`` without a loop, which
+        # waits on the process's default client's event loop, maybe another client's: a task
+        # waited on from two loops fails with "... is bound to a different event loop".
+        emails = dict(futures)
+        finished: queue.SimpleQueue[tuple[Any, BurstReport]] = queue.SimpleQueue()
+
+        def fetch(future: Any) -> None:
+            email = emails[future]
+            try:
+                report = decode_report(email, future.result())
+            except BaseException as exc:  # a task's failure, whatever it is, is its recipient's
+                report = BurstReport(email, None, None, _why(exc))
+            future.release()  # here now: the cluster need not keep it, nor compute it again
+            finished.put((future, report))
+
+        for future in emails:
+            future.add_done_callback(fetch)
         try:
-            for future in _distributed().as_completed(futures):
-                email = futures.pop(future)
-                try:
-                    report = decode_report(email, future.result())
-                except Exception as exc:
-                    report = BurstReport(email, None, None, _why(exc))
-                future.release()
+            while futures:
+                future, report = finished.get()
+                del futures[future]
                 yield report
         finally:
             for future in futures:
@@ -287,7 +304,7 @@ def _processes(workers: int, cap: int) -> str:
     )
 
 
-def _why(exc: Exception) -> str:
+def _why(exc: BaseException) -> str:
     if isinstance(exc, _distributed().KilledWorker):
         return "every Dask worker that rendered it died (out of memory?); see the workers' logs"
     if isinstance(exc, TypeError) and "only able to deserialize data with" in str(exc):
