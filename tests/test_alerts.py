@@ -519,3 +519,41 @@ def test_a_pending_delivery_is_left_to_its_live_run_for_reports_and_set_to_revie
             "announced as usual"
         )
     assert not (out / "outbox").exists()
+
+
+def test_a_rule_that_raises_fails_alone_and_the_others_are_evaluated_and_sent(report, tmp_path, monkeypatch):
+    """Each rule's failure is its own, whether its evaluation (compute) or its sending raises:
+    the other rule is still judged and its message still goes out (day 37: orders off track)."""
+    import reporter.compute.alerts as computing
+    import reporter.delivery.alerting as alerting
+
+    config = load_config(report, env={})
+    observe, one = computing._observe, alerting._one
+
+    def observe_breaking_visits(config, rule, *args, **kwargs):
+        if rule.kpi == "visits":
+            raise ZeroDivisionError("visits broken on purpose")
+        return observe(config, rule, *args, **kwargs)
+
+    monkeypatch.setattr(computing, "_observe", observe_breaking_visits)
+    out = tmp_path / "one"
+    got = {o.rule: o for o in run_alerts(config, at(37), root=out, sleep=lambda s: None)}
+    assert (got["visits-unusual"].state, got["visits-unusual"].detail) == ("error", "error")
+    assert got["visits-unusual"].note == "ZeroDivisionError: visits broken on purpose"
+    assert (got["orders-goal-off_track"].state, got["orders-goal-off_track"].sent) == (
+        "firing",
+        ["cfo@acme.test"],
+    )
+
+    monkeypatch.setattr(computing, "_observe", observe)
+
+    def one_breaking_orders(config, rule, *args, **kwargs):
+        if rule.objective == "orders-goal":
+            raise RuntimeError("sending broken on purpose")
+        return one(config, rule, *args, **kwargs)
+
+    monkeypatch.setattr(alerting, "_one", one_breaking_orders)
+    got = {o.rule: o for o in run_alerts(config, at(37), root=tmp_path / "two", sleep=lambda s: None)}
+    assert got["orders-goal-off_track"].state == "error"
+    assert got["orders-goal-off_track"].note == "RuntimeError: sending broken on purpose"
+    assert got["visits-unusual"].state == "clear"
