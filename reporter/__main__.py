@@ -1,3 +1,3 @@
-from reporter.cli import main
+from reporter.cli import entry
 
-raise SystemExit(main())
+entry()

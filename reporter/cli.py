@@ -445,6 +445,41 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] 
         return _main(parser, argv, clock)
 
 
+GC_THRESHOLD = (10_000, 50, 100)  # Python's default: (700, 10, 10)
+
+
+def entry() -> None:
+    """The ``reporter`` console script and ``python -m reporter``: ``main``, then ``leave``.
+
+    The cycle collector's first generation is collected every 10,000 allocations instead of
+    700: a run makes millions of short-lived objects (YAML nodes, the configuration, the
+    digest) and almost no cycles, and walking them ~300 times cost about 0.1 s of a demo run
+    (30 collections now). A command is a process of its own; a program that imports reporter
+    keeps its own settings."""
+    import gc
+
+    gc.set_threshold(*GC_THRESHOLD)
+    leave(main())
+
+
+def leave(code: int) -> None:
+    """End this process with ``code`` once the command is done, without the interpreter's
+    teardown: every file is written and closed by then, and the ``atexit`` handlers (logging's
+    flush, the renderer's font folders, temporary folders) run first; what is skipped is
+    freeing every object and module one by one, about 0.2 s of a ``reporter run``. While a
+    thread other than this one still runs, the ordinary exit, which waits for it, is kept."""
+    if threading.active_count() != 1 or threading.current_thread() is not threading.main_thread():
+        raise SystemExit(code)
+    import atexit
+
+    atexit._run_exitfuncs()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    os._exit(code)
+
+
 @contextlib.contextmanager
 def _interrupts() -> Iterator[None]:
     """Ctrl-C is remembered as well as raised (errors.INTERRUPTED): one Python drops while a

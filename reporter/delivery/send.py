@@ -85,6 +85,14 @@ class Email:
         return message
 
 
+def prepare_email(config: Config, results: Results) -> Email:
+    """The digest and the workbook of the report's e-mail: what needs no PDF and no ledger."""
+    report, period = config.report.id, results.period
+    return Email(
+        build_digest(config, results), _workbook(config, results), report_file(report, period, "xlsx")
+    )
+
+
 def build_email(
     config: Config,
     results: Results,
@@ -95,13 +103,14 @@ def build_email(
     recipient: str | None,
     ledger: Ledger | None,
     force: bool,
+    prepared: Email | None = None,
 ) -> Email:
     """Render the digest (its subject is a template: it may fail here), the workbook and the
     message to ``recipient`` with the version its delivery by this run gets (``deliver``'s rule:
-    the recorded one, the next when forced, else 1). Writes and sends nothing."""
+    the recorded one, the next when forced, else 1). Writes and sends nothing. ``prepared``:
+    the digest and workbook ``prepare_email`` built already (while the PDF rendered)."""
     report, period = config.report.id, results.period
-    digest = build_digest(config, results)
-    email = Email(digest, _workbook(config, results), report_file(report, period, "xlsx"))
+    email = prepared if prepared is not None else prepare_email(config, results)
     if recipient is None:
         return email
     version = version_for(ledger, Key(report, period, recipient), force=force)

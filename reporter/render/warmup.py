@@ -54,6 +54,11 @@ def start() -> threading.Thread:
     return _started
 
 
+def join() -> None:
+    """Wait for the background import to finish (if one was started)."""
+    _finish_before_fork()
+
+
 def _finish_before_fork() -> None:
     """A process forked while the thread holds an import lock would inherit the lock held by no
     one (burst workers are forked): the thread finishes first."""

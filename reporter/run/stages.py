@@ -56,6 +56,16 @@ class Made:
     results: Results | None
     pdf: bytes | None
     error: str | None = None
+    prepared: Prepared | None = None  # the report's e-mail and cards, built while its PDF rendered
+
+
+@dataclass
+class Prepared:
+    """What the report delivers that needs no PDF: the e-mail's digest and workbook (a
+    ``send.Email`` without its message) and each chat kind's card, built while the PDF renders."""
+
+    email: Any = None
+    bodies: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,7 +117,27 @@ class Run:
             return Made(results, None)
         if self.is_report:
             stage("rendering the PDF pages")
+            return self._make_report(results, run_key, trigger)
         return Made(results, self.render(results, run_id=run_key, trigger=trigger))  # RunError if empty
+
+    def _make_report(self, results: Results, run_key: str, trigger: str) -> Made:
+        """The report's PDF rendered in a forked child (``reporter.render.forked``) while this
+        process builds the e-mail and the cards; in this process, in turn, where a fork is not
+        allowed. The same PDF, the same errors either way."""
+        from reporter.render import forked
+        from reporter.render.pdf import in_render_child, release_fonts
+
+        pending = forked.start(
+            lambda: self.render(results, run_id=run_key, trigger=trigger),
+            in_child=in_render_child,
+            before_exit=release_fonts,
+        )
+        try:
+            prepared = prepare(self.config, results)
+            pdf = pending.result()  # RunError if empty
+        finally:
+            pending.cancel()
+        return Made(results, pdf, prepared=prepared)
 
     def finish(self, made: Made, sending: Sending) -> None:
         """``deliver`` → ``archive``, in the process that holds the ledger, for a Run made here
@@ -148,7 +178,7 @@ class Run:
         if not self.is_report:
             self._deliver_slice(made.results, made.pdf, sending)
             return True
-        return self._deliver_report(made.results, made.pdf, sending)
+        return self._deliver_report(made.results, made.pdf, sending, made.prepared)
 
     def archive(self, made: Made, sending: Sending) -> None:
         """The report's PDF into the archive when this run delivered it (to its own audience, a
@@ -234,14 +264,17 @@ class Run:
             "sleep": sending.sleep,
         }
 
-    def _deliver_report(self, results: Results, pdf: bytes, sending: Sending) -> bool:
+    def _deliver_report(
+        self, results: Results, pdf: bytes, sending: Sending, prepared: Prepared | None = None
+    ) -> bool:
         config, label, folder, only = self.config, self.period.label, sending.folder, sending.only
         ledger = sending.ledger
         results_path = folder / "results.json"
         pdf_name = report_file(config.report.id, label, "pdf")
         built, bodies = _build_deliveries(
-            config, results, pdf, pdf_name, self.now, ledger, sending.force, only
-        )
+            config, results, pdf, pdf_name, self.now, ledger, sending.force, only,
+            prepared or prepare(config, results),
+        )  # fmt: skip
         urls: dict[str, str] = {}
         if ledger is not None and config.delivery.chat:
             from reporter.delivery.chat import webhook_urls
@@ -329,6 +362,7 @@ def _build_deliveries(
     ledger: Ledger | None,
     force: bool,
     only: list[str] | None,
+    prepared: Prepared,
 ) -> tuple[Any, dict[str, bytes]]:
     """The e-mail (digest, workbook, the message ``email.eml`` keeps) and each chat kind's
     payload, built before any file is written or anything sent: a subject or card that fails
@@ -339,13 +373,27 @@ def _build_deliveries(
 
         main = recipients_of(config)
         first = next((r for r in main if only is None or r in only), main[0] if main else None)
-        built = build_email(config, results, pdf, pdf_name, now, recipient=first, ledger=ledger, force=force)
+        built = build_email(
+            config, results, pdf, pdf_name, now, recipient=first, ledger=ledger, force=force,
+            prepared=prepared.email,
+        )  # fmt: skip
+    return built, prepared.bodies
+
+
+def prepare(config: Config, results: Results) -> Prepared:
+    """The report's e-mail digest and workbook, and its chat cards: what needs no PDF (the
+    digest's subject and a card are templates: they may fail here, before anything is written)."""
+    email = None
+    if config.delivery.email is not None:
+        from reporter.delivery.send import prepare_email
+
+        email = prepare_email(config, results)
     bodies: dict[str, bytes] = {}
     if config.delivery.chat:
         from reporter.delivery.chat import card_bodies
 
         bodies = card_bodies(config, results)
-    return built, bodies
+    return Prepared(email, bodies)
 
 
 def _owned(config: Config, period: str) -> list[str]:

@@ -1,0 +1,162 @@
+"""The report's PDF is rendered in a forked child while the run builds its e-mail
+(``reporter.render.forked``), and the command leaves without the interpreter's teardown
+(``cli.leave``): the same files byte for byte, the same errors, no font folder left behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from reporter import cli
+from reporter.render import forked
+from tests.conftest import ROOT
+
+EPOCH = "1796000000"  # 2026-11-30: October 2026 is complete
+
+
+@pytest.fixture
+def demo_copy(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    return tmp_path / "config" / "example.yaml"
+
+
+def _run(config: Path, out: Path, monkeypatch: pytest.MonkeyPatch, child: str) -> int:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    monkeypatch.setenv(forked.ENV, child)
+    return cli.main(["run", str(config), "--period", "2026-10", "--no-send", "--output", str(out)])
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    found = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    return {name: data for name, data in found.items() if not name.endswith(".eml")}  # MIME boundaries
+
+
+def test_the_report_is_rendered_in_a_child_and_the_files_are_those_of_this_process(
+    demo_copy, tmp_path, monkeypatch
+):
+    assert threading.active_count() == 1  # the condition of the fork: no other thread runs here
+    before = forked.forks
+    assert _run(demo_copy, tmp_path / "child", monkeypatch, "1") == 0
+    assert forked.forks == before + 1  # the child rendered it
+    assert _run(demo_copy, tmp_path / "here", monkeypatch, "0") == 0
+    assert forked.forks == before + 1  # REPORTER_RENDER_CHILD=0: rendered in this process
+    child, here = _files(tmp_path / "child"), _files(tmp_path / "here")
+    assert sorted(child) == ["marketing-monthly/2026-10/marketing-monthly_2026-10.pdf",
+                             "marketing-monthly/2026-10/results.json"]  # fmt: skip
+    assert child == here
+    eml = {p.name: p.read_bytes() for p in (tmp_path / "child").rglob("email.eml")}
+    assert b"marketing-monthly_2026-10.pdf" in eml["email.eml"]
+
+
+def test_a_thread_running_keeps_the_render_in_this_process(demo_copy, tmp_path, monkeypatch):
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        before = forked.forks
+        assert _run(demo_copy, tmp_path / "out", monkeypatch, "1") == 0
+        assert forked.forks == before  # a lock held by that thread would stay held in a child
+    finally:
+        stop.set()
+        other.join()
+
+
+def _without_alt(config: Path) -> None:
+    custom = config.parent / "withlogo"
+    custom.mkdir()
+    (custom / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>')
+    logo = (custom / "logo.svg").as_uri()
+    (custom / "report.html").write_text(
+        '{% extends "default:report.html" %}{% block cover %}<section class="cover">'
+        f'<h1 class="title">T</h1><img src="{logo}"></section>{{% endblock %}}'
+    )
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("  template: executive ", "  template: withlogo    ", 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize("child", ["1", "0"])
+def test_a_render_error_in_the_child_is_the_same_error_and_nothing_is_written(
+    demo_copy, tmp_path, monkeypatch, capsys, child
+):
+    _without_alt(demo_copy)
+    before = forked.forks
+    assert _run(demo_copy, tmp_path / "out", monkeypatch, child) == 1
+    assert forked.forks == before + (child == "1")
+    said = capsys.readouterr().err
+    logo = (demo_copy.parent / "withlogo" / "logo.svg").as_uri()
+    assert f'PDF rendering reported problems: Image "{logo}" has no required alt description' in said
+    assert not (tmp_path / "out").exists() or not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
+
+
+def test_a_child_killed_mid_render_fails_the_run_loudly_and_writes_nothing(
+    demo_copy, tmp_path, monkeypatch, capsys
+):
+    from reporter.render import pdf
+
+    monkeypatch.setattr(pdf, "in_render_child", lambda: os.kill(os.getpid(), signal.SIGKILL))
+    assert _run(demo_copy, tmp_path / "out", monkeypatch, "1") == 1
+    said = capsys.readouterr().err
+    assert "the PDF renderer stopped without an answer (killed by signal 9)" in said
+    assert not (tmp_path / "out").exists() or not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
+
+
+def _reporter(args: list[str], cwd: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, TMPDIR=str(tmp), SOURCE_DATE_EPOCH=EPOCH, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "reporter", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_a_run_leaves_no_font_folder_in_the_temporary_directory(demo_copy, tmp_path):
+    """WeasyPrint copies the template's fonts to a temporary folder that its ``__del__`` removes;
+    at the interpreter's teardown that failed and left 0.7 MB behind at every run."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    for child in ("1", "0"):
+        done = _reporter(
+            ["run", str(demo_copy), "--period", "2026-10", "--no-send", "--output", str(tmp_path / child)],
+            demo_copy.parent,
+            tmp,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Exception ignored" not in done.stderr
+        assert list(tmp.iterdir()) == []
+
+
+LEAVE = textwrap.dedent(
+    """
+    import sys, threading
+    from reporter.cli import leave
+    class Torn:
+        def __del__(self):
+            print("torn down", flush=True)
+    kept = Torn()
+    import atexit
+    atexit.register(lambda: print("atexit ran", flush=True))
+    if sys.argv[1] == "thread":
+        stop = threading.Event()
+        threading.Thread(target=lambda: stop.wait(0.2)).start()
+    print("leaving", flush=True)
+    leave(3)
+    """
+)
+
+
+@pytest.mark.parametrize(("mode", "torn"), [("alone", False), ("thread", True)])
+def test_leave_skips_the_teardown_unless_a_thread_still_runs(tmp_path, mode, torn):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", LEAVE, mode], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 3
+    lines = done.stdout.split()
+    assert lines[:1] == ["leaving"] and "ran" in lines  # atexit handlers run either way
+    assert ("torn" in lines) is torn
