@@ -110,9 +110,8 @@ def test_a_child_killed_mid_render_fails_the_run_loudly_and_writes_nothing(
 
 def _reporter(args: list[str], cwd: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, TMPDIR=str(tmp), SOURCE_DATE_EPOCH=EPOCH, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "reporter", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
+    command = [sys.executable, "-m", "reporter", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
 
 def test_a_run_leaves_no_font_folder_in_the_temporary_directory(demo_copy, tmp_path):
@@ -158,5 +157,6 @@ def test_leave_skips_the_teardown_unless_a_thread_still_runs(tmp_path, mode, tor
     )
     assert done.returncode == 3
     lines = done.stdout.split()
-    assert lines[:1] == ["leaving"] and "ran" in lines  # atexit handlers run either way
+    assert lines[:1] == ["leaving"]
+    assert "ran" in lines  # atexit handlers run either way
     assert ("torn" in lines) is torn
