@@ -95,6 +95,7 @@ def test_a_killed_run_shows_interrupted_and_the_next_run_finishes_it_sending_onc
         with Ledger(default_url(tmp_path)) as ledger:
             assert [r["outcome"] for r in ledger.runs_of("tiny")] == ["interrupted", "failed", "ok"]
         assert all(": running" not in line for line in run_lines(config, tmp_path, capsys))
+        assert main(["verify", str(tmp_path / "archive")]) == 0  # the PDF delivered is archived
 
 
 def test_a_live_paused_run_still_shows_running_and_is_not_closed_by_another(tmp_path, capsys):
