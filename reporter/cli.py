@@ -1154,6 +1154,7 @@ def _status_ledger(config: Any, url: str, root: Path) -> None:
                 f"  delivery {d.period} to {d.recipient}: {d.state} after {d.attempts} attempt(s)"
                 + (f", Message-ID {d.message_id}" if d.state == "review" else "")  # for the server's log
                 + (f" — {d.last_error}" if d.last_error else "")
+                + (_orphan_words(ledger, d) if d.state == "pending" else "")
             )
         from reporter.delivery.suppression import suppressed
 
@@ -1169,6 +1170,18 @@ def _status_ledger(config: Any, url: str, root: Path) -> None:
                 f"  {recorded} deliver{'y' if recorded == 1 else 'ies'} recorded; who received what, when "
                 f"and why: reporter audit {archive_dir(config, root)}"
             )
+
+
+def _orphan_words(ledger: Any, d: Any) -> str:
+    """What ``reporter status`` adds to a ``pending`` delivery whose run is over or gone: nobody
+    is sending it, and what the next run does with it."""
+    owner = ledger.run_of(d.report, d.period, d.recipient, d.version)
+    if owner is None or ledger.liveness(owner).state not in ("gone", "finished"):
+        return ""
+    return (
+        f" — run {owner}, which claimed it, is no longer running: the server may have it; the next run "
+        "puts it in review, it is not sent again"
+    )
 
 
 def _running_words(config: Any, ledger: Any, run: dict[str, Any]) -> str:

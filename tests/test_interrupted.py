@@ -53,10 +53,10 @@ def paused_run(config: Path, folder: Path, server: Server) -> subprocess.Popen[b
     return proc
 
 
-def run_lines(config: Path, folder: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+def run_lines(config: Path, folder: Path, capsys: pytest.CaptureFixture[str], what: str = "run") -> list[str]:
     capsys.readouterr()
     assert main(["status", str(config), "--output", str(folder)]) == 0
-    return [line for line in capsys.readouterr().out.splitlines() if line.startswith("  run ")]
+    return [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"  {what} ")]
 
 
 def test_a_killed_run_shows_interrupted_and_the_next_run_finishes_it_sending_once(tmp_path, capsys, caplog):
@@ -73,6 +73,10 @@ def test_a_killed_run_shows_interrupted_and_the_next_run_finishes_it_sending_onc
             "gone (killed, or the machine stopped); its deliveries: 1 unconfirmed (the server may have it: "
             "the next run puts it in review, never re-sends it); "
             f"run '{again}' again to finish (no one gets the report twice)"
+        ]
+        assert run_lines(config, tmp_path, capsys, "delivery") == [
+            f"  delivery 2026-10 to {PEOPLE[0]}: pending after 0 attempt(s) — run 1, which claimed it, is no "
+            "longer running: the server may have it; the next run puts it in review, it is not sent again"
         ]
         # the next run records it as interrupted and sends to everyone else; the unconfirmed one
         # goes to review, as any delivery claimed by a run that is gone (exit 1 until resolved)
@@ -106,6 +110,10 @@ def test_a_live_paused_run_still_shows_running_and_is_not_closed_by_another(tmp_
         try:
             assert run_lines(config, tmp_path, capsys) == [
                 f"  run 2026-10 at 2026-11-02 06:00 (cli): running (process {proc.pid} on host {HOST})"
+            ]
+            # its delivery under way is pending, with nothing more said: that run is sending it
+            assert run_lines(config, tmp_path, capsys, "delivery") == [
+                f"  delivery 2026-10 to {PEOPLE[0]}: pending after 0 attempt(s)"
             ]
             with Ledger(default_url(tmp_path)) as ledger:
                 assert ledger.liveness(1).state == "alive"
