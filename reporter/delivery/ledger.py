@@ -10,7 +10,10 @@ share the work. It is what makes delivery exactly-once:
 - a ``failed`` delivery is retried by the next run, a ``--force`` re-send opens a new version;
 - when the ledger is lost between the send and the record (its connection cut and not back),
   the outcome goes to the fallback journal (``reporter.delivery.journal``), which the next run
-  applies here (``settle``) before anything else.
+  applies here (``settle``) before anything else;
+- a run recorded as ``running`` whose process is gone (killed, or its machine stopped: see
+  ``Liveness``) is recorded ``interrupted`` by the next run of its report and period
+  (``close_interrupted``), which finishes its work by the rules above.
 
 This module owns every table of the ledger (the scheduler's leases and first sightings too).
 The schema is versioned with Alembic (``reporter/delivery/migrations``): opening a ledger
@@ -526,6 +529,7 @@ class Ledger:
                 done = conn.execute(
                     runs.update()
                     .where(runs.c.id == run_id, runs.c.outcome == "running")
+                    # wall_finished stays empty: when the process died is not known
                     .values(finished=now, outcome="interrupted", error=text)
                 )
             if done.rowcount == 1:
