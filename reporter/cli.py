@@ -1156,7 +1156,8 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  no run recorded yet; {NOT_TRACKED}")
             continue
         try:
-            _status_ledger(config, url, root)
+            shown = config.model_copy(update={"run_output": _output_shown(config, args.output)})
+            _status_ledger(shown, url, root)
         except (SQLAlchemyError, LedgerError) as exc:  # its database down: say so, go on
             from reporter.delivery.ledger import ledger_place
             from reporter.delivery.once import ledger_trouble
@@ -1178,16 +1179,17 @@ def _status_ledger(config: Any, url: str, root: Path) -> None:
         for run in ledger.runs_of(config.report.id)[-5:]:
             said = str(run["error"] or "")
             error = f" — {said[:119]}…" if len(said) > 120 else f" — {said}" if said else ""
-            print(
-                f"  run {run['period']} at {run['started']:%Y-%m-%d %H:%M} ({run['trigger']}): "
-                f"{run['outcome']}{error}"
-            )
+            state = f"{run['outcome']}{error}"
+            if run["outcome"] == "running":
+                state = _running_words(config, ledger, run)
+            print(f"  run {run['period']} at {run['started']:%Y-%m-%d %H:%M} ({run['trigger']}): {state}")
         waiting = [d for d in ledger.all(config.report.id) if d.state in ("pending", "failed", "review")]
         for d in waiting:
             print(
                 f"  delivery {d.period} to {d.recipient}: {d.state} after {d.attempts} attempt(s)"
                 + (f", Message-ID {d.message_id}" if d.state == "review" else "")  # for the server's log
                 + (f" — {d.last_error}" if d.last_error else "")
+                + (_orphan_words(ledger, d) if d.state == "pending" else "")
             )
         from reporter.delivery.suppression import suppressed
 
@@ -1203,6 +1205,54 @@ def _status_ledger(config: Any, url: str, root: Path) -> None:
                 f"  {recorded} deliver{'y' if recorded == 1 else 'ies'} recorded; who received what, when "
                 f"and why: reporter audit {archive_dir(config, root)}"
             )
+
+
+def _orphan_words(ledger: Any, d: Any) -> str:
+    """What ``reporter status`` adds to a ``pending`` delivery whose run is over or gone: nobody
+    is sending it, and what the next run does with it."""
+    owner = ledger.run_of(d.report, d.period, d.recipient, d.version)
+    if owner is None or ledger.liveness(owner).state not in ("gone", "finished"):
+        return ""
+    return (
+        f" — run {owner}, which claimed it, is no longer running: the server may have it; the next run "
+        "puts it in review, it is not sent again"
+    )
+
+
+def _running_words(config: Any, ledger: Any, run: dict[str, Any]) -> str:
+    """What ``reporter status`` says of a run the ledger records as running: still running (its
+    process is there), interrupted (its process is gone: what it delivered, and the command that
+    finishes its work), or, on another host, running as far as this host can tell."""
+    live = ledger.liveness(int(run["id"]))
+    again = config.command("run", "--period", str(run["period"]))
+    if live.state == "alive":
+        return f"running ({live.who})"
+    if live.state == "unknown" and live.host is None:
+        return (
+            "running, as far as the ledger says (it was recorded without its process, which cannot be "
+            f"checked); if no run is under way, run '{again}' to finish it (nothing is sent twice)"
+        )
+    if live.state == "unknown":
+        return (
+            f"running on host {live.host} (process {live.pid}), as far as the ledger says: this host "
+            f"cannot check that process; if it was killed or host {live.host} stopped, run '{again}' "
+            "to finish it (nothing is sent twice)"
+        )
+    if live.state == "finished":  # it ended between the two reads
+        return "finished just now (run reporter status again)"
+    counts = ledger.deliveries_of_run(int(run["id"]))
+    said = {
+        "sent": "sent",
+        "pending": "unconfirmed (the server may have it: the next run puts it in review, never re-sends it)",
+        "failed": "failed (the next run sends it again)",
+        "review": "in review (settle it with reporter resolve)",
+    }
+    done = [f"{counts[state]} {words}" for state, words in said.items() if counts.get(state)]
+    deliveries = f"its deliveries: {', '.join(done)}" if done else "it had delivered nothing"
+    return (
+        f"interrupted — {live.who} is gone (killed, or the machine stopped); {deliveries}; "
+        f"run '{again}' again to finish (no one gets the report twice)"
+    )
 
 
 def _release(args: argparse.Namespace) -> int:

@@ -607,7 +607,7 @@ def test_killed_while_waiting_for_the_reply_is_review_on_the_next_run(tmp_path):
             run_report(load_config(config, env={}), period="2026-10", now=NOW, output=tmp_path)
         assert count(server) == {**dict.fromkeys(PEOPLE, 1), OPS: 2}
         with Ledger(default_url(tmp_path)) as ledger:
-            assert [r["outcome"] for r in ledger.runs_of("tiny")] == ["running", "failed", "failed"]
+            assert [r["outcome"] for r in ledger.runs_of("tiny")] == ["interrupted", "failed", "failed"]
 
 
 def test_a_ctrl_c_python_dropped_still_stops_the_run_before_anything_is_written_or_sent(

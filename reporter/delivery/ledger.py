@@ -10,7 +10,10 @@ share the work. It is what makes delivery exactly-once:
 - a ``failed`` delivery is retried by the next run, a ``--force`` re-send opens a new version;
 - when the ledger is lost between the send and the record (its connection cut and not back),
   the outcome goes to the fallback journal (``reporter.delivery.journal``), which the next run
-  applies here (``settle``) before anything else.
+  applies here (``settle``) before anything else;
+- a run recorded as ``running`` whose process is gone (killed, or its machine stopped: see
+  ``Liveness``) is recorded ``interrupted`` by the next run of its report and period
+  (``close_interrupted``), which finishes its work by the rules above.
 
 This module owns every table of the ledger (the scheduler's leases and first sightings too).
 The schema is versioned with Alembic (``reporter/delivery/migrations``): opening a ledger
@@ -56,7 +59,7 @@ runs = sa.Table(
     sa.Column("period", sa.String(20), nullable=False),
     sa.Column("started", sa.DateTime(timezone=True), nullable=False),  # the run's clock (``now``)
     sa.Column("finished", sa.DateTime(timezone=True)),  # the run's clock too: equal to started
-    sa.Column("outcome", sa.String(20), nullable=False),  # running | ok | failed
+    sa.Column("outcome", sa.String(20), nullable=False),  # running | ok | failed | interrupted
     sa.Column("error", sa.Text),
     sa.Column("trigger", sa.String(50), nullable=False, default="cli"),
     sa.Column("wall_started", sa.DateTime(timezone=True)),  # the real time (wall.wall_now)
@@ -100,14 +103,19 @@ schedules = sa.Table(
 )
 
 
-# Who holds a run: a later run on the same host can tell a crashed run (its process is gone)
-# from one still sending. New table, so ledgers written by older versions keep working.
+# Who holds a run: a later run or ``reporter status`` on the same host can tell a run whose
+# process is gone (killed, or the machine stopped) from one still sending. The process is known
+# by its pid and, where /proc tells them (Linux), the machine's boot id and the process's start
+# time, so that a pid the system has since given to another program is not taken for the run
+# (``liveness``). New table, so ledgers written by older versions keep working.
 holders = sa.Table(
     "run_holders",
     metadata,
     sa.Column("run_id", sa.Integer, primary_key=True),
     sa.Column("host", sa.String(200), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("boot_id", sa.String(64)),  # /proc/sys/kernel/random/boot_id; None: not known
+    sa.Column("started_ticks", sa.BigInteger),  # /proc/<pid>/stat starttime; None: not known
 )
 
 # Who asked to receive a report no more (``reporter unsubscribe``, a request in the unsubscribe
@@ -193,6 +201,65 @@ alert_rules = sa.Table(
     sa.Column("snoozed_until", sa.Date),
     sa.Column("error", sa.Text),
 )
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """What this host can tell of a run recorded as running: ``alive`` (its process is still
+    there), ``gone`` (its process is not: killed, or the machine stopped or restarted; or its
+    pid now belongs to another process), ``unknown`` (it runs on another host, or which process
+    runs it was not recorded: nothing can be checked from here), or ``finished`` (the ledger
+    does not record it as running)."""
+
+    state: str
+    host: str | None = None
+    pid: int | None = None
+    started: dt.datetime | None = None  # the run's clock when it started
+
+    @property
+    def who(self) -> str:
+        return f"process {self.pid} on host {self.host}"
+
+
+def _boot_id() -> str | None:
+    """This boot of the machine (Linux; None elsewhere): a process of an earlier boot is gone."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _process_stat(pid: int) -> tuple[str | None, int | None]:
+    """Process ``pid``'s state letter and start time (clock ticks after boot), from
+    /proc/<pid>/stat (fields 3 and 22); (None, None) when /proc does not say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None, None
+    fields = stat[stat.rfind(")") + 2 :].split()  # after the command name, which may hold spaces
+    try:
+        return fields[0], int(fields[19])
+    except (IndexError, ValueError):
+        return None, None
+
+
+def _process_state(pid: int, boot_id: str | None, started_ticks: int | None) -> str:
+    """``alive`` or ``gone``: whether the process recorded on this host as ``pid`` (started in
+    boot ``boot_id`` at ``started_ticks``, when known) still runs."""
+    if boot_id is not None and _boot_id() not in (None, boot_id):
+        return "gone"  # the machine restarted since
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "gone"
+    except PermissionError:
+        pass  # another user's process: it exists
+    state, ticks = _process_stat(pid)
+    if state in ("Z", "X"):
+        return "gone"  # killed, not yet reaped by its parent
+    if started_ticks is not None and ticks is not None and ticks != started_ticks:
+        return "gone"  # the pid was given to another process since
+    return "alive"
 
 
 def config_fingerprint(config: Path) -> tuple[str, str]:
@@ -394,8 +461,33 @@ class Ledger:
             )
             run_id = int(result.inserted_primary_key[0])  # type: ignore[index]
             conn.execute(holders.delete().where(holders.c.run_id == run_id))  # a reused id (a reset table)
-            conn.execute(holders.insert().values(run_id=run_id, host=socket.gethostname(), pid=os.getpid()))
+            pid = os.getpid()
+            conn.execute(
+                holders.insert().values(
+                    run_id=run_id,
+                    host=socket.gethostname(),
+                    pid=pid,
+                    boot_id=_boot_id(),
+                    started_ticks=_process_stat(pid)[1],
+                )
+            )
             return run_id
+
+    def liveness(self, run_id: int) -> Liveness:
+        """What can be told of run ``run_id``'s process (see ``Liveness``): on this host, whether
+        it is still there (the same process: same boot, same start time, not a zombie)."""
+        with self.engine.connect() as conn:
+            run = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+            holder = conn.execute(sa.select(holders).where(holders.c.run_id == run_id)).first()
+        if run is None or run.outcome != "running":
+            return Liveness("finished")
+        started = run.started if run.started.tzinfo else run.started.replace(tzinfo=dt.UTC)
+        if holder is None:  # a run recorded before holders were: nothing to check
+            return Liveness("unknown", started=started)
+        state = "unknown"
+        if holder.host == socket.gethostname():
+            state = _process_state(holder.pid, holder.boot_id, holder.started_ticks)
+        return Liveness(state, holder.host, holder.pid, started)
 
     def run_alive(
         self, run_id: int | None, now: dt.datetime, *, stale: dt.timedelta = dt.timedelta(hours=6)
@@ -404,23 +496,55 @@ class Ledger:
         host, its process still exists (elsewhere: it started less than ``stale`` ago)."""
         if run_id is None:
             return False
+        live = self.liveness(run_id)
+        if live.state != "unknown":
+            return live.state == "alive"
+        assert live.started is not None
+        return bool(now - live.started < stale)
+
+    def close_interrupted(self, report: str, period: str, now: dt.datetime, by: int) -> list[tuple[int, str]]:
+        """Record as ``interrupted`` every run of ``report`` and ``period`` (but run ``by``, the
+        run looking) still recorded as running whose process is gone from this host: each
+        run's id and what the ledger now says of it. A run on another host is left as it is
+        (this host cannot tell whether it still runs)."""
         with self.engine.connect() as conn:
-            run = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
-            holder = conn.execute(sa.select(holders).where(holders.c.run_id == run_id)).first()
-        if run is None or run.outcome != "running":
-            return False
-        if holder is not None and holder.host == socket.gethostname():
-            if holder.pid == os.getpid():
-                return True
-            try:
-                os.kill(holder.pid, 0)
-            except ProcessLookupError:
-                return False
-            except PermissionError:
-                return True
-            return True
-        started = run.started if run.started.tzinfo else run.started.replace(tzinfo=dt.UTC)
-        return bool(now - started < stale)
+            ids = [
+                row.id
+                for row in conn.execute(
+                    sa.select(runs.c.id).where(
+                        runs.c.report == report,
+                        runs.c.period == period,
+                        runs.c.outcome == "running",
+                        runs.c.id != by,
+                    )
+                )
+            ]
+        closed = []
+        for run_id in ids:
+            live = self.liveness(run_id)
+            if live.state != "gone":
+                continue
+            text = f"{live.who} was gone (killed, or the machine stopped); found by run {by}"
+            with self.engine.begin() as conn:
+                done = conn.execute(
+                    runs.update()
+                    .where(runs.c.id == run_id, runs.c.outcome == "running")
+                    # wall_finished stays empty: when the process died is not known
+                    .values(finished=now, outcome="interrupted", error=text)
+                )
+            if done.rowcount == 1:
+                closed.append((run_id, text))
+        return closed
+
+    def deliveries_of_run(self, run_id: int) -> dict[str, int]:
+        """How many deliveries run ``run_id`` claimed last, by their state now."""
+        query = (
+            sa.select(deliveries.c.state, sa.func.count())
+            .where(deliveries.c.run_id == run_id)
+            .group_by(deliveries.c.state)
+        )
+        with self.engine.connect() as conn:
+            return {str(state): int(n) for state, n in conn.execute(query)}
 
     def finish_run(self, run_id: int, now: dt.datetime, outcome: str, error: str | None = None) -> None:
         with self.engine.begin() as conn:

@@ -117,6 +117,8 @@ def run_report(
 
                 reconcile(ledger, root, config.report.id, now)  # outcomes a lost ledger could not record
             run_id = ledger.start_run(config.report.id, target.label, now, trigger) if ledger else 0
+            if ledger is not None:
+                _close_interrupted(config, ledger, target.label, now, run_id)
         except LedgerBusy as busy:
             raise _located(config, target.label, busy) from None
         run_key = f"{config.report.id}-{target.label}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
@@ -208,6 +210,22 @@ def _open(
 
             logging.getLogger("reporter").error("could not send the alert: %s", second)
         raise failure from None
+
+
+def _close_interrupted(config: Config, ledger: Ledger, period: str, now: dt.datetime, run_id: int) -> None:
+    """Earlier runs of this report and period whose process is gone (killed, or the machine
+    stopped) are recorded as interrupted; this run finishes their work: what they sent is
+    skipped, what they left unconfirmed goes to review, the rest is sent (``once``)."""
+    import logging
+
+    for dead, text in ledger.close_interrupted(config.report.id, period, now, run_id):
+        logging.getLogger("reporter").warning(
+            "%s %s: run %s was interrupted: %s; this run finishes its work",
+            config.report.id,
+            period,
+            dead,
+            text,
+        )
 
 
 def _located(config: Config, period: str, exc: BaseException) -> BaseException:
