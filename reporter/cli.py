@@ -684,17 +684,27 @@ def summary(config: object) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.recipient and not args.force:
+        raise UsageError("--recipient re-sends to some recipients only: use it with --force")
+    reason = _force_reason(args)
+    from reporter.render import forked, warmup
+
+    # WeasyPrint imported on the other core while the YAML and data are read: by the render
+    # server, which renders the first report's PDF, else by a thread of this process
+    if not forked.serve():
+        warmup.start()
+    try:
+        return _run_reports(args, reason)
+    finally:
+        forked.stop_server()
+
+
+def _run_reports(args: argparse.Namespace, reason: str | None) -> int:
     from reporter.errors import RunError
     from reporter.progress import showing
     from reporter.render.texts import load_checked
     from reporter.run.pipeline import run_report
 
-    if args.recipient and not args.force:
-        raise UsageError("--recipient re-sends to some recipients only: use it with --force")
-    reason = _force_reason(args)
-    from reporter.render import warmup
-
-    warmup.start()  # imports WeasyPrint on the other core while the YAML and data are read
     configs = load_checked(args.config)
     if args.recipient:
         _check_recipients(configs, args.recipient)

@@ -66,6 +66,12 @@ def remember_url(url: str | None) -> None:
         remember_secret(match.group("pw"))
 
 
+def known_secrets() -> list[str]:
+    """What this process masks (handed to a child it forked before it learnt them)."""
+    with _lock:
+        return sorted(_secrets)
+
+
 def forget_secrets() -> None:
     """For tests: start from no remembered secret."""
     with _lock:

@@ -39,15 +39,16 @@ def _files(out: Path) -> dict[str, bytes]:
     return {name: data for name, data in found.items() if not name.endswith(".eml")}  # MIME boundaries
 
 
-def test_the_report_is_rendered_in_a_child_and_the_files_are_those_of_this_process(
+def test_the_report_is_rendered_by_the_render_server_and_the_files_are_those_of_this_process(
     demo_copy, tmp_path, monkeypatch
 ):
     assert threading.active_count() == 1  # the condition of the fork: no other thread runs here
-    before = forked.forks
+    served, forks = forked.served, forked.forks
     assert _run(demo_copy, tmp_path / "child", monkeypatch, "1") == 0
-    assert forked.forks == before + 1  # the child rendered it
+    assert (forked.served, forked.forks) == (served + 1, forks)  # the server forked at the start rendered it
+    _no_child_left()
     assert _run(demo_copy, tmp_path / "here", monkeypatch, "0") == 0
-    assert forked.forks == before + 1  # REPORTER_RENDER_CHILD=0: rendered in this process
+    assert (forked.served, forked.forks) == (served + 1, forks)  # REPORTER_RENDER_CHILD=0: rendered here
     child, here = _files(tmp_path / "child"), _files(tmp_path / "here")
     assert sorted(child) == ["marketing-monthly/2026-10/marketing-monthly_2026-10.pdf",
                              "marketing-monthly/2026-10/results.json"]  # fmt: skip
@@ -56,14 +57,49 @@ def test_the_report_is_rendered_in_a_child_and_the_files_are_those_of_this_proce
     assert b"marketing-monthly_2026-10.pdf" in eml["email.eml"]
 
 
+def test_without_a_server_the_child_is_forked_at_the_render_with_the_same_pdf(tmp_path, demo_report):
+    from copy import deepcopy
+
+    from reporter.render.pdf import in_render_child, release_fonts
+    from reporter.run.stages import render_pdf
+
+    config, results = demo_report
+    forks = forked.forks
+    pending = forked.start(
+        render_pdf, config, deepcopy(results), in_child=in_render_child, before_exit=release_fonts
+    )
+    assert pending.forked
+    assert forked.forks == forks + 1
+    assert pending.result() == render_pdf(config, deepcopy(results))
+
+
+def _no_child_left() -> None:
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_a_run_that_stops_before_its_render_leaves_no_server_behind(demo_copy, tmp_path, monkeypatch):
+    text = demo_copy.read_text(encoding="utf-8")
+    demo_copy.write_text(
+        text.replace("  template: executive ", "  templat: executive  ", 1), encoding="utf-8"
+    )
+    served = forked.served
+    assert _run(demo_copy, tmp_path / "out", monkeypatch, "1") == 2  # the YAML's mistake
+    assert forked.served == served
+    _no_child_left()  # the server got no job, left, and was reaped
+
+
 def test_a_thread_running_keeps_the_render_in_this_process(demo_copy, tmp_path, monkeypatch):
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        before = forked.forks
+        served, forks = forked.served, forked.forks
         assert _run(demo_copy, tmp_path / "out", monkeypatch, "1") == 0
-        assert forked.forks == before  # a lock held by that thread would stay held in a child
+        assert (forked.served, forked.forks) == (
+            served,
+            forks,
+        )  # a lock held by that thread stays held in a child
     finally:
         stop.set()
         other.join()
@@ -87,25 +123,39 @@ def test_a_render_error_in_the_child_is_the_same_error_and_nothing_is_written(
     demo_copy, tmp_path, monkeypatch, capsys, child
 ):
     _without_alt(demo_copy)
-    before = forked.forks
+    before = forked.served
     assert _run(demo_copy, tmp_path / "out", monkeypatch, child) == 1
-    assert forked.forks == before + (child == "1")
+    assert forked.served == before + (child == "1")
     said = capsys.readouterr().err
     logo = (demo_copy.parent / "withlogo" / "logo.svg").as_uri()
     assert f'PDF rendering reported problems: Image "{logo}" has no required alt description' in said
     assert not (tmp_path / "out").exists() or not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
 
 
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    ("hook", "path"),
+    [
+        (_die, "served"),  # the render server, killed as it starts the job
+        (lambda: _die(), "forks"),  # a job that does not pickle: a child forked at the render instead
+    ],
+)
 def test_a_child_killed_mid_render_fails_the_run_loudly_and_writes_nothing(
-    demo_copy, tmp_path, monkeypatch, capsys
+    demo_copy, tmp_path, monkeypatch, capsys, hook, path
 ):
     from reporter.render import pdf
 
-    monkeypatch.setattr(pdf, "in_render_child", lambda: os.kill(os.getpid(), signal.SIGKILL))
+    monkeypatch.setattr(pdf, "in_render_child", hook)
+    before = getattr(forked, path)
     assert _run(demo_copy, tmp_path / "out", monkeypatch, "1") == 1
+    assert getattr(forked, path) == before + 1
     said = capsys.readouterr().err
     assert "the PDF renderer stopped without an answer (killed by signal 9)" in said
     assert not (tmp_path / "out").exists() or not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
+    _no_child_left()
 
 
 def _reporter(args: list[str], cwd: Path, tmp: Path) -> subprocess.CompletedProcess[str]:

@@ -1,39 +1,63 @@
-"""Render the report's PDF in a forked child process while this one prepares the rest.
+"""Render the report's PDF in a child process while this one does the rest.
 
-A fresh ``reporter run`` spends most of its time in WeasyPrint's layout and PDF writing, one
-core busy; meanwhile the e-mail's digest, its workbook and the chat cards, which do not need the
-PDF, can be built on the other core. ``start(make)`` forks a child that calls ``make()`` (the
-PDF render: it inherits the configuration, the Results and the imported renderer, nothing is
-copied or pickled on the way in), sends back the bytes or the exception through a pipe and
-leaves with ``os._exit`` (its WeasyPrint objects are never walked by the cycle collector nor
-torn down: the process simply ends). ``Pending.result()`` waits for it.
+A fresh ``reporter run`` spends most of its time in WeasyPrint: importing it (about half a
+second, much of it parsing Pango's C declarations) and then laying out and writing the PDF, one
+core busy. Two children take that off the run's own core:
 
-The child is forked only where that is safe and pays (``fork_allowed``): on Linux, from the
-process's main thread, when no other Python thread runs (a thread holding a lock at the fork
-would leave the child that lock held forever; the background import of the renderer is joined
-first, ``warmup``). Elsewhere, or with ``REPORTER_RENDER_CHILD=0``, ``make()`` runs in this
-process when the result is asked for, exactly as before; ``Pending.forked`` says which path ran
-(the tests assert it). Either way the PDF is the same, byte for byte.
+- ``serve()``, at the start of ``reporter run``, before the YAML is read, forks a *render
+  server*: it imports the renderer and reporter's render code on the machine's other core while
+  the run reads the configuration and computes, then waits for one job. The job (the render
+  function, the configuration and the Results, pickled: about 150 kB for the demo) goes down a
+  pipe; the PDF's bytes or the exception come back up another.
+- Without a server (another command, a second report of the same run, the scheduler's runs,
+  which start with the renderer imported), ``start`` forks the child at the render: it inherits
+  the configuration, the Results and the imported renderer, nothing is pickled on the way in.
+
+Either way, meanwhile the run builds the e-mail's digest, its workbook and the chat cards, which
+do not need the PDF, and the child leaves with ``os._exit`` once it has answered: its WeasyPrint
+objects are never walked by the cycle collector nor torn down. ``Pending.result()`` waits.
+
+A child is forked only where that is safe (``fork_allowed``): on Linux, from the process's main
+thread, when no other Python thread runs (a thread holding a lock at the fork would leave the
+child that lock held forever; the background import of the renderer is joined first). Elsewhere,
+or with ``REPORTER_RENDER_CHILD=0``, the render runs in this process when the result is asked for,
+exactly as before. ``forks`` and ``served`` count what ran (the tests assert the path); the PDF is
+the same, byte for byte, on every path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import pickle
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from reporter.errors import RunError
 
 ENV = "REPORTER_RENDER_CHILD"  # "0": render in this process
-forks = 0  # renders this process handed to a child (the tests count them)
+forks = 0  # renders this process handed to a child forked at the render (the tests count them)
+served = 0  # renders this process handed to its render server
+
+# What the render server imports while the run reads its configuration: the renderer (as the
+# background import does, ``warmup.MODULES``) and reporter's code that renders and unpickles a job.
+SERVER_IMPORTS = (
+    "weasyprint",
+    "fontTools.subset",
+    "fontTools.ttLib.tables._g_l_y_f",
+    "reporter.run.stages",
+    "reporter.render.html",
+    "reporter.render.attached",
+    "reporter.delivery.archive",
+)
 
 
 def fork_allowed() -> bool:
-    """Whether ``start`` forks (see the module's text)."""
+    """Whether a child may be forked now (see the module's text)."""
     if os.environ.get(ENV, "1") == "0" or not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return False
     if threading.current_thread() is not threading.main_thread():
@@ -44,62 +68,162 @@ def fork_allowed() -> bool:
     return threading.active_count() == 1
 
 
-class Pending:
-    """A PDF being rendered: by a forked child (``forked``), or by ``make`` on ``result()``."""
+# -- the child's side -----------------------------------------------------------------------
 
-    def __init__(
-        self,
-        make: Callable[[], bytes],
-        *,
-        in_child: Callable[[], None] | None = None,
-        before_exit: Callable[[], None] | None = None,
-    ) -> None:
-        self.forked = False
-        self._make: Callable[[], bytes] | None = make
-        self._pid = 0
-        self._fd = -1
-        self._in_child, self._before_exit = in_child, before_exit
-        if fork_allowed():
-            self._fork(make)
 
-    def _fork(self, make: Callable[[], bytes]) -> None:
-        read, write = os.pipe()
+def _answer(write: int, job: Callable[[], bytes], before_exit: Callable[[], None] | None) -> None:
+    """Run ``job``, send the PDF or the exception through ``write``, then leave this process."""
+    code = 0
+    try:
+        try:
+            answer = pickle.dumps(("pdf", job()), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException as exc:  # every failure goes back to the parent
+            answer = _failure(exc)
+        with open(write, "wb", closefd=True) as pipe:
+            pipe.write(answer)
+        if before_exit is not None:
+            before_exit()
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: render, answer, leave without tearing anything down
-            os.close(read)
-            code = 0
-            try:
-                signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent reports it
-                if self._in_child is not None:
-                    self._in_child()
-                try:
-                    answer = pickle.dumps(("pdf", make()), protocol=pickle.HIGHEST_PROTOCOL)
-                except BaseException as exc:  # every failure goes back to the parent
-                    answer = _failure(exc)
-                with open(write, "wb", closefd=True) as pipe:
-                    pipe.write(answer)
-                if self._before_exit is not None:
-                    self._before_exit()
-                sys.stdout.flush()
-                sys.stderr.flush()
-            except BaseException:  # nothing may escape into the parent's code
-                code = 1
-            finally:
-                os._exit(code)
-        global forks
-        os.close(write)
-        forks += 1
-        self.forked, self._pid, self._fd, self._make = True, pid, read, None
+    except BaseException:  # nothing may escape into the parent's code
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _fork_child() -> tuple[int, int, int]:
+    """Fork with a pipe for the answer: (pid, the answer's read end; in the child, 0 and its
+    write end, with Ctrl-C left to the parent to report)."""
+    read, write = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        return 0, -1, write
+    os.close(write)
+    return pid, read, -1
+
+
+def _serve(jobs: int, write: int) -> None:
+    """The render server: read the job (in a thread, so that the run never waits on a full pipe)
+    while importing the renderer, then answer it; leave at once when the run sends none."""
+    box: dict[str, bytes] = {}
+
+    def read() -> None:
+        with open(jobs, "rb", closefd=True) as pipe:
+            box["job"] = pipe.read()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    _early_imports()
+    reader.join()
+    if not box.get("job"):
+        os._exit(0)  # the run ended before its render: an error, a gate, nothing to render
+    try:
+        func, args, kwargs, in_child, before_exit, secrets = pickle.loads(box["job"])  # our own run's job
+        from reporter.security import remember_secret
+
+        for secret in secrets:  # what the run learnt to mask after the fork
+            remember_secret(secret)
+        if in_child is not None:
+            in_child()
+    except BaseException as exc:  # the answer says why
+        failure = exc
+        _answer(write, lambda: _raise(failure), None)
+    _answer(write, lambda: func(*args, **kwargs), before_exit)
+
+
+def _early_imports() -> None:
+    for name in SERVER_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the render imports it again and reports the error there
+            return
+
+
+def _raise(exc: BaseException) -> bytes:
+    raise exc
+
+
+# -- the run's side -------------------------------------------------------------------------
+
+
+class _Server:
+    def __init__(self, pid: int, jobs: int, answers: int) -> None:
+        self.pid, self.jobs, self.answers = pid, jobs, answers
+
+
+_server: _Server | None = None
+
+
+def serve() -> bool:
+    """Fork the render server now (the start of ``reporter run``), if allowed; False if not."""
+    global _server
+    if _server is not None or not fork_allowed():
+        return False
+    jobs_read, jobs_write = os.pipe()
+    pid, answers, write = _fork_child()
+    if pid == 0:
+        os.close(jobs_write)
+        try:
+            _serve(jobs_read, write)
+        finally:
+            os._exit(1)
+    os.close(jobs_read)
+    _server = _Server(pid, jobs_write, answers)
+    return True
+
+
+def stop_server() -> None:
+    """The run is over: a server that got no job leaves (its pipe closes), and is reaped."""
+    global _server
+    server, _server = _server, None
+    if server is None:
+        return
+    for fd in (server.jobs, server.answers):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(server.pid, 0)
+
+
+def _hand_to_server(job: tuple[Any, ...]) -> tuple[int, int] | None:
+    """Send ``job`` to the render server: (its pid, the answer's read end), or None when there
+    is no server or it is gone (the caller forks or renders here instead)."""
+    global _server, served
+    server, _server = _server, None
+    if server is None:
+        return None
+    from reporter.security import known_secrets
+
+    try:
+        data = pickle.dumps((*job, known_secrets()), protocol=pickle.HIGHEST_PROTOCOL)
+        with open(server.jobs, "wb", closefd=True) as pipe:
+            pipe.write(data)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+        _server = server
+        stop_server()
+        return None
+    served += 1
+    return server.pid, server.answers
+
+
+class Pending:
+    """A PDF being rendered: by a child (``forked``), or by the job on ``result()``."""
+
+    def __init__(self, pid: int = 0, fd: int = -1, job: Callable[[], bytes] | None = None) -> None:
+        self.forked = pid != 0
+        self._pid, self._fd, self._job = pid, fd, job
 
     def result(self) -> bytes:
         """The PDF's bytes; raises what the render raised (a ``RunError`` for a refused fetch or
         a problem WeasyPrint logged, the same message as in this process)."""
         if not self.forked:
-            assert self._make is not None
-            make, self._make = self._make, None
-            return make()
+            assert self._job is not None
+            job, self._job = self._job, None
+            return job()
         try:
             with open(self._fd, "rb", closefd=True) as pipe:
                 data = pipe.read()
@@ -130,14 +254,31 @@ class Pending:
 
 
 def start(
-    make: Callable[[], bytes],
-    *,
+    func: Callable[..., bytes],
+    *args: Any,
     in_child: Callable[[], None] | None = None,
     before_exit: Callable[[], None] | None = None,
+    **kwargs: Any,
 ) -> Pending:
-    """Start rendering: in a forked child when allowed (``in_child`` runs first there, and
-    ``before_exit`` once the answer is sent), else when ``result()`` is asked."""
-    return Pending(make, in_child=in_child, before_exit=before_exit)
+    """Start ``func(*args, **kwargs)``: on the render server when there is one (``func``, the
+    arguments and both hooks are pickled: module-level functions and plain data), else in a child
+    forked now when allowed (``in_child`` runs first there, ``before_exit`` once the answer is
+    sent), else in this process when ``result()`` is asked."""
+    global forks
+    handed = _hand_to_server((func, args, kwargs, in_child, before_exit))
+    if handed is not None:
+        return Pending(*handed)
+    if not fork_allowed():
+        return Pending(job=lambda: func(*args, **kwargs))
+    pid, read, write = _fork_child()
+    if pid == 0:
+        try:
+            if in_child is not None:
+                in_child()
+        finally:
+            _answer(write, lambda: func(*args, **kwargs), before_exit)
+    forks += 1
+    return Pending(pid, read)
 
 
 def _failure(exc: BaseException) -> bytes:

@@ -121,14 +121,19 @@ class Run:
         return Made(results, self.render(results, run_id=run_key, trigger=trigger))  # RunError if empty
 
     def _make_report(self, results: Results, run_key: str, trigger: str) -> Made:
-        """The report's PDF rendered in a forked child (``reporter.render.forked``) while this
-        process builds the e-mail and the cards; in this process, in turn, where a fork is not
-        allowed. The same PDF, the same errors either way."""
+        """The report's PDF rendered in a child process (``reporter.render.forked``: the render
+        server the run started, or a child forked now) while this process builds the e-mail and
+        the cards; in this process, in turn, where a fork is not allowed. The same PDF, the same
+        errors either way."""
         from reporter.render import forked
         from reporter.render.pdf import in_render_child, release_fonts
 
         pending = forked.start(
-            lambda: self.render(results, run_id=run_key, trigger=trigger),
+            render_pdf,
+            self.config,
+            results,
+            run_id=run_key,
+            trigger=trigger,
             in_child=in_render_child,
             before_exit=release_fonts,
         )
