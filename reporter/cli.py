@@ -708,6 +708,10 @@ def _run_reports(args: argparse.Namespace, reason: str | None) -> int:
     configs = load_checked(args.config)
     if args.recipient:
         _check_recipients(configs, args.recipient)
+    if any(c.delivery.email is not None and c.delivery.email.recipients for c in configs):
+        from reporter.render import warmup
+
+        warmup.start()  # the recipients' reports render in workers forked from this process
     failed = 0
     clock = now()
     from reporter.config.lint import language_warning
