@@ -94,14 +94,18 @@ def test_a_fork_waits_for_the_background_imports():
     assert out == "False 0"
 
 
-def test_reporter_run_starts_the_import_before_reading_the_configuration(tmp_path):
+@pytest.mark.parametrize(("child", "started"), [("1", "1 False"), ("0", "0 True")])
+def test_reporter_run_starts_the_import_before_reading_the_configuration(tmp_path, child, started):
+    """By the render server forked as the run starts, else by a thread of the run's own."""
     out = _python(
+        "import os\n"
+        f"os.environ['REPORTER_RENDER_CHILD'] = {child!r}\n"
         "from reporter import cli\n"
-        "from reporter.render import warmup\n"
+        "from reporter.render import forked, warmup\n"
         f"code = cli.main(['run', {str(tmp_path / 'missing.yaml')!r}])\n"
-        "print(code, warmup._started is not None)"
+        "print(code, forked.servers, warmup._started is not None)"
     )
-    assert out.splitlines()[-1] == "2 True"
+    assert out.splitlines()[-1] == f"2 {started}"
 
 
 SMALL = """

@@ -42,6 +42,7 @@ from reporter.errors import RunError
 ENV = "REPORTER_RENDER_CHILD"  # "0": render in this process
 forks = 0  # renders this process handed to a child forked at the render (the tests count them)
 served = 0  # renders this process handed to its render server
+servers = 0  # render servers this process forked
 
 # What the render server imports while the run reads its configuration: the renderer (as the
 # background import does, ``warmup.MODULES``) and reporter's code that renders and unpickles a job.
@@ -171,8 +172,10 @@ def serve() -> bool:
             _serve(jobs_read, write)
         finally:
             os._exit(1)
+    global servers
     os.close(jobs_read)
     _server = _Server(pid, jobs_write, answers)
+    servers += 1
     return True
 
 
