@@ -180,7 +180,8 @@ def serve() -> bool:
 
 
 def stop_server() -> None:
-    """The run is over: a server that got no job leaves (its pipe closes), and is reaped."""
+    """The run is over and its server got no job (a configuration error, a gate): it is stopped
+    at once, still importing perhaps (it holds nothing: no file, no connection), and reaped."""
     global _server
     server, _server = _server, None
     if server is None:
@@ -188,6 +189,8 @@ def stop_server() -> None:
     for fd in (server.jobs, server.answers):
         with contextlib.suppress(OSError):
             os.close(fd)
+    with contextlib.suppress(OSError):
+        os.kill(server.pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(server.pid, 0)
 
@@ -206,7 +209,7 @@ def _hand_to_server(job: tuple[Any, ...]) -> tuple[int, int] | None:
         with open(server.jobs, "wb", closefd=True) as pipe:
             pipe.write(data)
     except (OSError, pickle.PicklingError, TypeError, AttributeError):
-        _server = server
+        _server = server  # gone, or a job that does not pickle: stopped, and the caller forks
         stop_server()
         return None
     served += 1
