@@ -22,7 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from reporter.assets import builtin_templates, catalogue_languages, resolve_template
 from reporter.config import connections as conns
-from reporter.config import derived, guards
+from reporter.config import derived, guards, sqlexpr
 from reporter.config import model as m
 from reporter.config import paths as confine
 from reporter.config.data_rules import FILE_KINDS, DataRules
@@ -33,10 +33,20 @@ from reporter.config.explain import (
 )
 from reporter.config.loader import Document, Path_, format_path, load_yaml
 from reporter.config.scripts import mixed_scripts
+from reporter.config.sqlbounds import MAX_DEPTH, MAX_QUERY_LENGTH, over_limit
 from reporter.errors import ConfigError, Problem
 from reporter.formulas import Formula, FormulaSyntaxError, parse
 from reporter.periods import Period
 
+_QUERY_LENGTH_HINT = (
+    "keep long lists of values in a table of the database and join it, or make the query a view in "
+    "the database and name it with table:"
+)
+_QUERY_DEPTH_HINT = (
+    f"write the inner parts as CTEs (WITH part AS (select ...) select ... from part), or make the "
+    f"query a view in the database and name it with table:, so that no part nests more than "
+    f"{MAX_DEPTH} levels"
+)
 _DERIVED_HINT = "a derived source is one SELECT over the sources in 'from' (see Joining sources in the docs)"
 
 ExtraCheck = Callable[[m.Config], list[tuple[Path_, str, str]]]
@@ -376,6 +386,11 @@ class _Checker(SchemaErrors, DataRules):
         if src.query is not None and src.table is not None:
             self.add((*base, "table"), "'table' and 'query' cannot be used together", "keep one of them")
         if src.query is not None:
+            bound = over_limit(src.query, "the query", MAX_QUERY_LENGTH)
+            if bound is not None:  # the query is parsed by sqlglot when pushed down or composed
+                long = bound.endswith(f"{MAX_QUERY_LENGTH:,}")
+                self.add((*base, "query"), bound, _QUERY_LENGTH_HINT if long else _QUERY_DEPTH_HINT)
+                return
             found = conns.lookup(src.connection, self.env) if src.connection else None
             refused = conns.query_problem(src.query, found.backend if found else "")
             if refused:
@@ -411,11 +426,16 @@ class _Checker(SchemaErrors, DataRules):
                 base, "a derived source needs 'sql'", "sql: select ... from one of the sources in 'from'"
             )
         elif src.from_:
-            try:
-                derived.check_sql(src.sql, src.from_)
-            except derived.DerivedSqlError as exc:
-                self.add((*base, "sql"), str(exc), _DERIVED_HINT)
+            self._check_derived_sql(base, src.sql, src.from_)
         return True
+
+    def _check_derived_sql(self, base: Path_, sql: str, inputs: list[str]) -> None:
+        """Every refusal of a derived source's ``sql``, each a problem of its own."""
+        try:
+            derived.check_sql(sql, inputs)
+        except derived.DerivedSqlError as exc:
+            for message in exc.messages:
+                self.add((*base, "sql"), message, exc.hint or _DERIVED_HINT)
 
     def _check_derived_cycles(self, sources: Mapping[str, m.Source]) -> None:
         graph = {n: list(s.from_ or []) for n, s in sources.items() if s.type == "derived"}
@@ -480,6 +500,11 @@ class _Checker(SchemaErrors, DataRules):
                 and base not in self.partial
             ):
                 self.add(base, f"agg '{metric.agg}' needs 'column' or 'expr'", "e.g. column: amount")
+            for key in ("expr", "where"):  # measured before any parser reads them, columns known or not
+                text = getattr(metric, key)
+                bound = sqlexpr.bound_problem(text) if text is not None else None
+                if bound is not None:
+                    self.add((*base, key), str(bound), bound.hint)
 
     def _check_kpis(self) -> None:
         kpis: dict[str, m.Kpi] = self.parts.get("kpis") or {}

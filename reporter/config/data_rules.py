@@ -135,7 +135,7 @@ class DataRules:
                     known = "; ".join(
                         f"{dep}: {', '.join(c for c, _ in cols)}" for dep, cols in inputs.items()
                     )
-                    self.add(("sources", name, "sql"), str(exc), f"the columns are {known}")
+                    self.add(("sources", name, "sql"), str(exc), exc.hint or f"the columns are {known}")
                     columns[name] = None
                     continue
                 types[name] = described
@@ -177,9 +177,10 @@ class DataRules:
                 f"column '{metric.column}' not found in source '{metric.source}'",
                 did_you_mean(metric.column, cols, known_label="columns are"),
             )
+        reported = {p.key for p in self.problems}
         for key in ("expr", "where"):
             text = getattr(metric, key)
-            if text is None:
+            if text is None or f"metrics.{name}.{key}" in reported:  # over a limit: said already
                 continue
             try:
                 check_expression(text, cols)
@@ -192,6 +193,7 @@ class DataRules:
                 unknown = re.match(r"unknown column '(.*)'", str(exc))
                 if unknown:
                     hint = did_you_mean(unknown.group(1), cols, known_label="columns are")
+                hint = exc.hint or hint
                 self.add(("metrics", name, key), str(exc), hint)
 
     def _check_filters(

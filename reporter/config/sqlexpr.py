@@ -18,6 +18,8 @@ from typing import Any
 
 import duckdb
 
+from reporter.config.sqlbounds import MAX_DEPTH, MAX_EXPRESSION_LENGTH, TOO_DEEP, over_limit
+
 _DENIED = frozenset(
     {
         "current_setting",
@@ -46,7 +48,32 @@ MAX_BUILT = 10_000
 
 
 class ExpressionError(ValueError):
-    """The expression is not acceptable; the message says why."""
+    """The expression is not acceptable; the message says why, ``hint`` how to fix it when it
+    is more precise than the caller's general one."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+LENGTH_HINT = (
+    "for a long list of values, keep them in a column of the data (or a source joined to this one "
+    "in a derived source) and test that column"
+)
+DEPTH_HINT = (
+    f"write it flatter (one CASE with several WHEN instead of CASEs inside CASEs), or compute a "
+    f"part in a derived source, so that it nests at most {MAX_DEPTH} levels"
+)
+
+
+def bound_problem(text: str) -> ExpressionError | None:
+    """The error for an expression beyond the limits on its length and nesting, or None:
+    measured without parsing (reporter.config.sqlbounds)."""
+    problem = over_limit(text, "the expression", MAX_EXPRESSION_LENGTH)
+    if problem is None:
+        return None
+    hint = LENGTH_HINT if problem.endswith(f"{MAX_EXPRESSION_LENGTH:,}") else DEPTH_HINT
+    return ExpressionError(problem, hint)
 
 
 _LOCAL = threading.local()
@@ -78,10 +105,13 @@ def _functions() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 
 def check_expression(text: str, columns: Iterable[str]) -> list[str]:
     """Return the referenced columns (as written) or raise ExpressionError."""
+    bound = bound_problem(text)
+    if bound is not None:
+        raise bound
     try:
         return _check_expression(text, columns)
-    except RecursionError:  # DuckDB's parse tree, read as JSON and walked, is deeper than Python goes
-        raise ExpressionError("the expression is nested too deeply") from None
+    except (RecursionError, MemoryError):  # DuckDB's tree, read as JSON and walked, is too deep
+        raise ExpressionError(f"the expression {TOO_DEEP}", DEPTH_HINT) from None
 
 
 def _check_expression(text: str, columns: Iterable[str]) -> list[str]:
@@ -112,10 +142,12 @@ _DIVISIONS = {"/": 1, "//": 1, "%": 1, "divide": 1, "fdiv": 1, "fmod": 1, "mod":
 def divisor_columns(text: str, columns: Iterable[str]) -> list[str]:
     """The columns (as ``columns`` spells them) that ``text`` divides by directly (``x / qty``,
     ``x % qty``, ``divide(x, qty)``...), in order, once each; [] when it does not parse."""
+    if bound_problem(text) is not None:
+        return []
     try:
         tree = json.loads(_serialized(text))
         node = _select_node(text)
-    except (ExpressionError, RecursionError):
+    except (ExpressionError, RecursionError, MemoryError):
         return []
     if tree.get("error"):
         return []
