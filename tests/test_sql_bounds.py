@@ -18,7 +18,14 @@ import pytest
 
 from reporter.cli import main
 from reporter.config import derived
-from reporter.config.sqlbounds import MAX_DEPTH, MAX_EXPRESSION_LENGTH, MAX_QUERY_LENGTH, nesting
+from reporter.config.sqlbounds import (
+    MAX_DEPTH,
+    MAX_EXPRESSION_LENGTH,
+    MAX_QUERY_LENGTH,
+    PARSER_FRAMES,
+    nesting,
+    with_frames,
+)
 from reporter.config.sqlexpr import ExpressionError, check_expression
 from tests.conftest import ROOT, write_csv
 
@@ -370,3 +377,32 @@ def test_a_sql_source_query_beyond_the_limits_is_refused_at_its_line(tmp_path, c
         "keep long lists of values in a table of the database and join it, or make the query a view in "
         "the database and name it with table:",
     ]
+
+
+def test_a_check_parses_with_the_same_room_however_deep_its_caller_stands():
+    def deep(n: int) -> int:
+        return 0 if n == 0 else 1 + deep(n - 1)
+
+    def from_depth(n: int, fn):
+        return fn() if n == 0 else from_depth(n - 1, fn)
+
+    for caller in (0, 300, 600):  # the caller's own depth does not change the room
+        assert from_depth(caller, lambda: with_frames(lambda: deep(PARSER_FRAMES - 20))) == PARSER_FRAMES - 20
+        with pytest.raises(RecursionError):
+            from_depth(caller, lambda: with_frames(lambda: deep(PARSER_FRAMES)))
+
+
+def test_an_expression_duckdb_reads_but_a_pushed_down_run_could_not_is_refused():
+    import sqlglot
+
+    where = "not " * 100 + "origin = 'x'"  # no parenthesis: under the limits
+    # DuckDB reads it; sqlglot, which translates it for a database at run time, cannot
+    from reporter.config.sqlexpr import _check_expression
+
+    assert _check_expression(where, ["origin"]) == ["origin"]
+    with pytest.raises(RecursionError):
+        sqlglot.parse_one(f"SELECT count(*) FILTER (WHERE ({where})) FROM t", read="duckdb")
+    with pytest.raises(ExpressionError) as caught:
+        check_expression(where, ["origin"])
+    assert str(caught.value) == f"the expression {TOO_DEEP}"
+    assert caught.value.hint == EXPR_DEPTH_HINT

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from reporter.config.sqlbounds import MAX_DEPTH, MAX_QUERY_LENGTH, TOO_DEEP, over_limit
+from reporter.config.sqlbounds import MAX_DEPTH, MAX_QUERY_LENGTH, TOO_DEEP, over_limit, with_frames
 from reporter.config.sqlexpr import _DENIED, _functions, scratch
 
 # Table references DuckDB may use in a derived query: tables, joins, subqueries, VALUES, PIVOT.
@@ -81,7 +81,7 @@ def check_sql(text: str, inputs: Sequence[str]) -> None:
         hint = LENGTH_HINT if bound.endswith(f"{MAX_QUERY_LENGTH:,}") else DEPTH_HINT
         raise DerivedSqlError(bound, hint=hint)
     try:
-        tree = _parse(text)
+        tree = with_frames(lambda: _parse(text))  # the room it will have at run time, or refused
         ctes, refused = _check_sqlglot(tree, set(inputs))
         if _is_query(tree):  # DuckDB's reading: a second opinion, in the same words (once each)
             try:
@@ -155,7 +155,8 @@ def describe(text: str, inputs: Mapping[str, Sequence[tuple[str, str]]]) -> list
             con.execute(create_sql(name, columns))
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
-        rows = con.execute(f"DESCRIBE {rewrite(text, list(inputs))}").fetchall()
+        query = with_frames(lambda: rewrite(text, list(inputs)))
+        rows = con.execute(f"DESCRIBE {query}").fetchall()
     except (RecursionError, MemoryError):
         raise DerivedSqlError(f"the query {TOO_DEEP}", hint=DEPTH_HINT) from None
     except duckdb.Error as exc:
@@ -369,13 +370,16 @@ def _duckdb_ctes(node: Any) -> set[str]:
 
 
 def _walk_all(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk_all(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk_all(value)
+    """Every dict of a JSON tree, parents before children, in document order: a loop over a
+    stack of its own, so however deep the tree, no Python recursion."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:

@@ -9,19 +9,28 @@ parentheses, brackets, braces and CASE … END nest (string literals, quoted nam
 aside). Over a limit, the text is refused with the limit and the measured value; no parser sees
 it.
 
-The depth limit leaves sqlglot room: at ``MAX_DEPTH`` levels of its deepest construct it uses
-about half of Python's default recursion limit. What still recurses too deep under the limit
-(hundreds of ``NOT NOT …``, which nest without a parenthesis) is caught where the parsers are
-called and refused as "nested too deeply", never a traceback.
+The depth limit leaves sqlglot room: at ``MAX_DEPTH`` levels of its deepest construct (about
+27 Python frames a level) it needs some 570 frames. What still recurses too deep under the limit
+(a hundred ``NOT NOT …``, which nest without a parenthesis) is caught where the parsers are
+called and refused as "nested too deeply", never a traceback. Validation parses with sqlglot
+through :func:`with_frames`, with a fixed room of ``PARSER_FRAMES`` frames whatever the
+caller's stack, so a text that passes parses again at run time, where the stack is deeper.
 """
 
 from __future__ import annotations
 
 import re
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 MAX_QUERY_LENGTH = 50_000  # a derived source's sql, a SQL source's query (characters)
 MAX_EXPRESSION_LENGTH = 10_000  # a metric's expr or where (characters)
 MAX_DEPTH = 20  # levels of ( [ { and CASE nested in one another
+PARSER_FRAMES = 650  # the Python frames a check's sqlglot parse may use (of the default 1,000)
 
 _OPEN = frozenset("([{")
 _CLOSE = frozenset(")]}")
@@ -137,3 +146,27 @@ def over_limit(text: str, what: str, max_length: int) -> str | None:
 
 
 TOO_DEEP = "is nested too deeply to be checked (operators such as NOT or - inside one another)"
+
+
+def with_frames(fn: Callable[[], T], frames: int = PARSER_FRAMES) -> T:
+    """``fn()``, with room for ``frames`` Python frames and no more: it runs in a thread of its
+    own (a fresh stack), under as many frames of padding as leave that room. So whether it
+    raises RecursionError does not depend on how deep the caller stands (a test runner, the
+    scheduler), and a parse that passes here has room at run time. Its exception is raised here."""
+    box: dict[str, Any] = {}
+
+    def pad(n: int) -> None:
+        if n > 0:
+            pad(n - 1)
+            return
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            box["error"] = exc
+
+    thread = threading.Thread(target=pad, args=(max(sys.getrecursionlimit() - frames, 0),))
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]

@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from reporter.config.sqlbounds import MAX_DEPTH, MAX_EXPRESSION_LENGTH, TOO_DEEP, over_limit
+from reporter.config.sqlbounds import MAX_DEPTH, MAX_EXPRESSION_LENGTH, TOO_DEEP, over_limit, with_frames
 
 _DENIED = frozenset(
     {
@@ -109,9 +109,27 @@ def check_expression(text: str, columns: Iterable[str]) -> list[str]:
     if bound is not None:
         raise bound
     try:
-        return _check_expression(text, columns)
-    except (RecursionError, MemoryError):  # DuckDB's tree, read as JSON and walked, is too deep
+        used = _check_expression(text, columns)
+        with_frames(lambda: _sqlglot_reads(text))
+    except (RecursionError, MemoryError):  # DuckDB's tree read as JSON, or sqlglot, too deep
         raise ExpressionError(f"the expression {TOO_DEEP}", DEPTH_HINT) from None
+    return used
+
+
+def _sqlglot_reads(text: str) -> None:
+    """Parse and write ``text`` with sqlglot inside an aggregate and its FILTER, as a run that
+    pushes a metric down to a database does (RecursionError when that would be too deep). Its
+    syntax errors are not ours to report: DuckDB, which read it above, is the judge."""
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tree = sqlglot.parse_one(
+            f"SELECT CAST(sum(({text})) FILTER (WHERE ({text})) AS DOUBLE) FROM t", read="duckdb"
+        )
+        tree.sql(dialect="postgres")
+    except SqlglotError:
+        pass
 
 
 def _check_expression(text: str, columns: Iterable[str]) -> list[str]:
@@ -303,11 +321,14 @@ def _serialized(text: str) -> str:
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        if "class" in node:
-            yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
+    """Every expression (a dict with a ``class``) of a JSON tree, parents first, in document
+    order: a loop over a stack of its own, so however deep the tree, no Python recursion."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "class" in item:
+                yield item
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
