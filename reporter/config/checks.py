@@ -33,7 +33,7 @@ from reporter.config.explain import (
 )
 from reporter.config.loader import Document, Path_, format_path, load_yaml
 from reporter.config.scripts import mixed_scripts
-from reporter.config.sqlbounds import MAX_DEPTH, MAX_QUERY_LENGTH, over_limit
+from reporter.config.sqlbounds import MAX_DEPTH, MAX_QUERY_LENGTH, too_deep, too_long
 from reporter.errors import ConfigError, Problem
 from reporter.formulas import Formula, FormulaSyntaxError, parse
 from reporter.periods import Period
@@ -386,10 +386,12 @@ class _Checker(SchemaErrors, DataRules):
         if src.query is not None and src.table is not None:
             self.add((*base, "table"), "'table' and 'query' cannot be used together", "keep one of them")
         if src.query is not None:
-            bound = over_limit(src.query, "the query", MAX_QUERY_LENGTH)
-            if bound is not None:  # the query is parsed by sqlglot when pushed down or composed
-                long = bound.endswith(f"{MAX_QUERY_LENGTH:,}")
-                self.add((*base, "query"), bound, _QUERY_LENGTH_HINT if long else _QUERY_DEPTH_HINT)
+            # measured before sqlglot reads it (a run composing a derived source parses it)
+            long = too_long(src.query, "the query", MAX_QUERY_LENGTH)
+            deep = too_deep(src.query, "the query") if long is None else None
+            if long is not None or deep is not None:
+                hint = _QUERY_LENGTH_HINT if long is not None else _QUERY_DEPTH_HINT
+                self.add((*base, "query"), long or deep or "", hint)
                 return
             found = conns.lookup(src.connection, self.env) if src.connection else None
             refused = conns.query_problem(src.query, found.backend if found else "")

@@ -17,7 +17,7 @@ from reporter.config import model as m
 from reporter.config.explain import did_you_mean
 from reporter.config.loader import Path_
 from reporter.config.sql import describe_file, read_columns
-from reporter.config.sqlexpr import ExpressionError, check_expression, scratch
+from reporter.config.sqlexpr import ExpressionError, bound_problem, check_expression, scratch
 from reporter.errors import Problem, SourceError
 from reporter.formulas import Formula
 from reporter.security import check_named_file
@@ -177,10 +177,9 @@ class DataRules:
                 f"column '{metric.column}' not found in source '{metric.source}'",
                 did_you_mean(metric.column, cols, known_label="columns are"),
             )
-        reported = {p.key for p in self.problems}
         for key in ("expr", "where"):
             text = getattr(metric, key)
-            if text is None or f"metrics.{name}.{key}" in reported:  # over a limit: said already
+            if text is None or bound_problem(text) is not None:  # over a limit: said already
                 continue
             try:
                 check_expression(text, cols)

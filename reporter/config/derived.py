@@ -21,7 +21,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from reporter.config.sqlbounds import MAX_DEPTH, MAX_QUERY_LENGTH, TOO_DEEP, over_limit, with_frames
+from reporter.config.sqlbounds import MAX_DEPTH, MAX_QUERY_LENGTH, TOO_DEEP, too_deep, too_long, with_frames
 from reporter.config.sqlexpr import _DENIED, _functions, scratch
 
 # Table references DuckDB may use in a derived query: tables, joins, subqueries, VALUES, PIVOT.
@@ -76,10 +76,12 @@ def check_sql(text: str, inputs: Sequence[str]) -> None:
     """Raise DerivedSqlError unless ``text`` is one query reading only the sources ``inputs``;
     its ``messages`` name every refused table, function and parameter at once. The text's
     length and nesting are measured first (reporter.config.sqlbounds), before any parser."""
-    bound = over_limit(text, "the query", MAX_QUERY_LENGTH)
-    if bound is not None:
-        hint = LENGTH_HINT if bound.endswith(f"{MAX_QUERY_LENGTH:,}") else DEPTH_HINT
-        raise DerivedSqlError(bound, hint=hint)
+    long = too_long(text, "the query", MAX_QUERY_LENGTH)
+    if long is not None:
+        raise DerivedSqlError(long, hint=LENGTH_HINT)
+    deep = too_deep(text, "the query")
+    if deep is not None:
+        raise DerivedSqlError(deep, hint=DEPTH_HINT)
     try:
         tree = with_frames(lambda: _parse(text))  # the room it will have at run time, or refused
         ctes, refused = _check_sqlglot(tree, set(inputs))

@@ -132,10 +132,15 @@ def _end_of_comment(text: str, i: int) -> int:
     return n
 
 
-def over_limit(text: str, what: str, max_length: int) -> str | None:
-    """Why ``text`` (``what``: "the query", "the expression") is beyond the limits, or None."""
+def too_long(text: str, what: str, max_length: int) -> str | None:
+    """Why ``text`` (``what``: "the query", "the expression") is too long, or None."""
     if len(text) > max_length:
         return f"{what} is {len(text):,} characters long, more than the limit of {max_length:,}"
+    return None
+
+
+def too_deep(text: str, what: str) -> str | None:
+    """Why ``text`` nests too deeply, or None (measure its length first: this reads it all)."""
     deepest = nesting(text)
     if deepest > MAX_DEPTH:
         return (

@@ -18,7 +18,14 @@ from typing import Any
 
 import duckdb
 
-from reporter.config.sqlbounds import MAX_DEPTH, MAX_EXPRESSION_LENGTH, TOO_DEEP, over_limit, with_frames
+from reporter.config.sqlbounds import (
+    MAX_DEPTH,
+    MAX_EXPRESSION_LENGTH,
+    TOO_DEEP,
+    too_deep,
+    too_long,
+    with_frames,
+)
 
 _DENIED = frozenset(
     {
@@ -69,11 +76,11 @@ DEPTH_HINT = (
 def bound_problem(text: str) -> ExpressionError | None:
     """The error for an expression beyond the limits on its length and nesting, or None:
     measured without parsing (reporter.config.sqlbounds)."""
-    problem = over_limit(text, "the expression", MAX_EXPRESSION_LENGTH)
-    if problem is None:
-        return None
-    hint = LENGTH_HINT if problem.endswith(f"{MAX_EXPRESSION_LENGTH:,}") else DEPTH_HINT
-    return ExpressionError(problem, hint)
+    long = too_long(text, "the expression", MAX_EXPRESSION_LENGTH)
+    if long is not None:
+        return ExpressionError(long, LENGTH_HINT)
+    deep = too_deep(text, "the expression")
+    return ExpressionError(deep, DEPTH_HINT) if deep is not None else None
 
 
 _LOCAL = threading.local()
