@@ -351,7 +351,10 @@ def test_an_expression_at_the_limits_is_checked_and_one_beyond_is_not():
     assert check_expression(listed, ["origin"]) == ["origin"]
 
 
-def test_a_sql_source_query_beyond_the_limits_is_refused_at_its_line(tmp_path, capsys, monkeypatch):
+def test_a_database_query_and_metric_beyond_the_limits_are_refused_at_their_line(
+    tmp_path, capsys, monkeypatch
+):
+    # validate does not connect to a database: the metric's columns are unknown, its limits are not
     db = tmp_path / "shop.sqlite"
     with sqlite3.connect(db) as con:
         con.execute("create table orders (day text, amount real)")
@@ -363,8 +366,10 @@ def test_a_sql_source_query_beyond_the_limits_is_refused_at_its_line(tmp_path, c
         "report: {id: db, title: DB}\nsources:\n"
         f"  deep: {{type: sql, connection: shop, date_column: day, query: '{deep}'}}\n"
         f"  long: {{type: sql, connection: shop, date_column: day, query: '{long}'}}\n"
+        "  orders: {type: sql, connection: shop, date_column: day, table: orders}\n"
         "metrics:\n  n: {source: deep, agg: count}\n  m: {source: long, agg: count}\n"
-        "kpis:\n  n: {formula: n + m}\n",
+        f'  big: {{source: orders, agg: count, where: "{"not " * 100}amount > 0"}}\n'
+        "kpis:\n  n: {formula: n + m + big}\n",
         encoding="utf-8",
     )
     assert main(["validate", str(path)]) == 2
@@ -376,6 +381,7 @@ def test_a_sql_source_query_beyond_the_limits_is_refused_at_its_line(tmp_path, c
         "4:64: sources.long.query: the query is 60,038 characters long, more than the limit of 50,000; "
         "keep long lists of values in a table of the database and join it, or make the query a view in "
         "the database and name it with table:",
+        f"9:44: metrics.big.where: the expression {TOO_DEEP}; {EXPR_DEPTH_HINT}",
     ]
 
 

@@ -502,11 +502,11 @@ class _Checker(SchemaErrors, DataRules):
                 and base not in self.partial
             ):
                 self.add(base, f"agg '{metric.agg}' needs 'column' or 'expr'", "e.g. column: amount")
-            for key in ("expr", "where"):  # measured before any parser reads them, columns known or not
+            for key in ("expr", "where"):  # measured before DuckDB reads them, columns known or not
                 text = getattr(metric, key)
                 bound = sqlexpr.bound_problem(text) if text is not None else None
                 if bound is not None:
-                    self.add((*base, key), str(bound), bound.hint)
+                    self.add((*base, key), *bound)
 
     def _check_kpis(self) -> None:
         kpis: dict[str, m.Kpi] = self.parts.get("kpis") or {}

@@ -73,14 +73,23 @@ DEPTH_HINT = (
 )
 
 
-def bound_problem(text: str) -> ExpressionError | None:
-    """The error for an expression beyond the limits on its length and nesting, or None:
-    measured without parsing (reporter.config.sqlbounds)."""
+@functools.lru_cache(maxsize=1024)
+def bound_problem(text: str) -> tuple[str, str] | None:
+    """(message, hint) for an expression beyond the limits, or None. Its length and nesting are
+    measured first, without parsing (reporter.config.sqlbounds); then sqlglot, which translates
+    it for a database when a run pushes the metric down, must read it in the room it has then.
+    Needs no columns: validation asks it of every metric, whatever its source."""
     long = too_long(text, "the expression", MAX_EXPRESSION_LENGTH)
     if long is not None:
-        return ExpressionError(long, LENGTH_HINT)
+        return long, LENGTH_HINT
     deep = too_deep(text, "the expression")
-    return ExpressionError(deep, DEPTH_HINT) if deep is not None else None
+    if deep is not None:
+        return deep, DEPTH_HINT
+    try:
+        with_frames(lambda: _sqlglot_reads(text))
+    except (RecursionError, MemoryError):
+        return f"the expression {TOO_DEEP}", DEPTH_HINT
+    return None
 
 
 _LOCAL = threading.local()
@@ -114,19 +123,17 @@ def check_expression(text: str, columns: Iterable[str]) -> list[str]:
     """Return the referenced columns (as written) or raise ExpressionError."""
     bound = bound_problem(text)
     if bound is not None:
-        raise bound
+        raise ExpressionError(*bound)
     try:
-        used = _check_expression(text, columns)
-        with_frames(lambda: _sqlglot_reads(text))
-    except (RecursionError, MemoryError):  # DuckDB's tree read as JSON, or sqlglot, too deep
+        return _check_expression(text, columns)
+    except (RecursionError, MemoryError):  # DuckDB's tree, read back as JSON, is too deep
         raise ExpressionError(f"the expression {TOO_DEEP}", DEPTH_HINT) from None
-    return used
 
 
 def _sqlglot_reads(text: str) -> None:
     """Parse and write ``text`` with sqlglot inside an aggregate and its FILTER, as a run that
     pushes a metric down to a database does (RecursionError when that would be too deep). Its
-    syntax errors are not ours to report: DuckDB, which read it above, is the judge."""
+    syntax errors are not ours to report: DuckDB, which reads it next, is the judge."""
     import sqlglot
     from sqlglot.errors import SqlglotError
 
