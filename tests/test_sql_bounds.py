@@ -412,3 +412,21 @@ def test_an_expression_duckdb_reads_but_a_pushed_down_run_could_not_is_refused()
         check_expression(where, ["origin"])
     assert str(caught.value) == f"the expression {TOO_DEEP}"
     assert caught.value.hint == EXPR_DEPTH_HINT
+
+
+def test_the_sql_of_one_file_is_bounded_together(tmp_path, capsys):
+    # each where is within its own limit; together they are not: the one that crosses the
+    # file's budget is refused, the ones after it are not parsed (nor named again)
+    _data(tmp_path)
+    where = "origin <> '" + "a" * 8_988 + "'"  # 9,000 characters: cheap to parse, one literal
+    metrics = "".join(f'  m{i:02d}: {{source: leads, agg: count, where: "{where}"}}\n' for i in range(30))
+    path = tmp_path / "many.yaml"
+    path.write_text(HEAD + "metrics:\n" + metrics + "kpis:\n  n: {formula: m00}\n", encoding="utf-8")
+    start = time.monotonic()
+    assert main(["validate", str(path)]) == 2
+    assert time.monotonic() - start < 20
+    assert _printed(capsys.readouterr().err, path) == [
+        "28:43: metrics.m22.where: the SQL of this file reaches 207,000 characters here, more than the "
+        "limit of 200,000 for one file; it and the SQL after it are not checked; split the report into "
+        "several files, or keep long lists of values in the data"
+    ]

@@ -30,6 +30,7 @@ T = TypeVar("T")
 MAX_QUERY_LENGTH = 50_000  # a derived source's sql, a SQL source's query (characters)
 MAX_EXPRESSION_LENGTH = 10_000  # a metric's expr or where (characters)
 MAX_DEPTH = 20  # levels of ( [ { and CASE nested in one another
+MAX_FILE_SQL = 200_000  # all of the above in one configuration file, together (characters)
 PARSER_FRAMES = 650  # the Python frames a check's sqlglot parse may use (of the default 1,000)
 
 _OPEN = frozenset("([{")

@@ -131,15 +131,15 @@ def check_expression(text: str, columns: Iterable[str]) -> list[str]:
 
 
 def _sqlglot_reads(text: str) -> None:
-    """Parse and write ``text`` with sqlglot inside an aggregate and its FILTER, as a run that
-    pushes a metric down to a database does (RecursionError when that would be too deep). Its
+    """Parse and write ``text`` with sqlglot inside a cast aggregate, as deep as a run that pushes
+    a metric down to a database puts it (RecursionError when that would be too deep). Its
     syntax errors are not ours to report: DuckDB, which reads it next, is the judge."""
     import sqlglot
     from sqlglot.errors import SqlglotError
 
     try:
         tree = sqlglot.parse_one(
-            f"SELECT CAST(sum(({text})) FILTER (WHERE ({text})) AS DOUBLE) FROM t", read="duckdb"
+            f"SELECT CAST(sum(({text})) FILTER (WHERE x) AS DOUBLE) FROM t", read="duckdb"
         )
         tree.sql(dialect="postgres")
     except SqlglotError:
