@@ -6,7 +6,9 @@ its own CTEs. DuckDB's own parser then reads it (``json_serialize_sql``), so wha
 what DuckDB will run: no table function (``read_csv``, ``glob``...), no function outside
 DuckDB's scalar, aggregate and window functions or on the deny list (``getenv``,
 ``current_setting``...), no file path used as a table. The locked DuckDB (no file or network
-access) in which the query runs is the second wall.
+access) in which the query runs is the second wall. Every refusal is named at once, in the same
+words whichever parser found it; before either parser, the text's length and nesting are
+measured (reporter.config.sqlbounds).
 
 At run time each name of ``from`` is a view ``in_<name>`` over the source's table (its columns as
 read, without ``__day``); :func:`rewrite` points the query's tables at them.
