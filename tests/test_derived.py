@@ -404,9 +404,11 @@ kpis:
         "r.yaml:8:10: sources.e.sql: table 'deals' is not in 'from' (leads); a derived source is one SELECT "
         "over the sources in 'from' (see Joining sources in the docs); the columns of sources.e are checked "
         "once its sql is valid",
+        "r.yaml:8:10: sources.e.sql: table function read_csv() is not allowed; a derived source is one "
+        "SELECT over the sources in 'from' (see Joining sources in the docs)",
         "r.yaml:12:28: sources.f.from: unknown source 'dealz'; did you mean 'deals'?; the columns of "
         "sources.f are checked once the source is valid",
-        "2 errors: nothing was run or sent.",
+        "3 errors: nothing was run or sent.",
     ]
 
 

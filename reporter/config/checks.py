@@ -22,7 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from reporter.assets import builtin_templates, catalogue_languages, resolve_template
 from reporter.config import connections as conns
-from reporter.config import derived, guards
+from reporter.config import derived, guards, sqlexpr
 from reporter.config import model as m
 from reporter.config import paths as confine
 from reporter.config.data_rules import FILE_KINDS, DataRules
@@ -33,10 +33,27 @@ from reporter.config.explain import (
 )
 from reporter.config.loader import Document, Path_, format_path, load_yaml
 from reporter.config.scripts import mixed_scripts
+from reporter.config.sqlbounds import (
+    MAX_DEPTH,
+    MAX_EXPRESSION_LENGTH,
+    MAX_FILE_SQL,
+    MAX_QUERY_LENGTH,
+    too_deep,
+    too_long,
+)
 from reporter.errors import ConfigError, Problem
 from reporter.formulas import Formula, FormulaSyntaxError, parse
 from reporter.periods import Period
 
+_QUERY_LENGTH_HINT = (
+    "keep long lists of values in a table of the database and join it, or make the query a view in "
+    "the database and name it with table:"
+)
+_QUERY_DEPTH_HINT = (
+    f"write the inner parts as CTEs (WITH part AS (select ...) select ... from part), or make the "
+    f"query a view in the database and name it with table:, so that no part nests more than "
+    f"{MAX_DEPTH} levels"
+)
 _DERIVED_HINT = "a derived source is one SELECT over the sources in 'from' (see Joining sources in the docs)"
 
 ExtraCheck = Callable[[m.Config], list[tuple[Path_, str, str]]]
@@ -205,6 +222,7 @@ class _Checker(SchemaErrors, DataRules):
         self.kpi_order: list[str] = []  # empty while the KPIs' formulas have a problem
         self.absent: set[str] = set()  # sections whose names cannot be checked (missing)
         self.outside: set[Path_] = set()  # keys naming a path outside the allowed folders: not read
+        self.unparsed: set[Path_] = set()  # SQL beyond the file's budget: no parser reads it
 
     def add(self, path: Path_, message: str, hint: str = "", *, key: bool = False) -> None:
         self.problems.append(self.doc.problem(path, message, hint, key=key))
@@ -243,6 +261,7 @@ class _Checker(SchemaErrors, DataRules):
         self.declared_sources = set(_keys(data.get("sources")))
 
         self._check_report()
+        self._check_sql_budget()
         self._check_sources()
         self._check_metrics()
         self._check_kpis()
@@ -375,7 +394,14 @@ class _Checker(SchemaErrors, DataRules):
             self.add(base, "a sql source needs 'query' or 'table'", "query: select ... or table: orders")
         if src.query is not None and src.table is not None:
             self.add((*base, "table"), "'table' and 'query' cannot be used together", "keep one of them")
-        if src.query is not None:
+        if src.query is not None and (*base, "query") not in self.unparsed:
+            # measured before sqlglot reads it (a run composing a derived source parses it)
+            long = too_long(src.query, "the query", MAX_QUERY_LENGTH)
+            deep = too_deep(src.query, "the query") if long is None else None
+            if long is not None or deep is not None:
+                hint = _QUERY_LENGTH_HINT if long is not None else _QUERY_DEPTH_HINT
+                self.add((*base, "query"), long or deep or "", hint)
+                return
             found = conns.lookup(src.connection, self.env) if src.connection else None
             refused = conns.query_problem(src.query, found.backend if found else "")
             if refused:
@@ -411,11 +437,48 @@ class _Checker(SchemaErrors, DataRules):
                 base, "a derived source needs 'sql'", "sql: select ... from one of the sources in 'from'"
             )
         elif src.from_:
-            try:
-                derived.check_sql(src.sql, src.from_)
-            except derived.DerivedSqlError as exc:
-                self.add((*base, "sql"), str(exc), _DERIVED_HINT)
+            self._check_derived_sql(base, src.sql, src.from_)
         return True
+
+    def _check_sql_budget(self) -> None:
+        """All the SQL of the file that its own limits let a parser read (derived ``sql``,
+        ``query``, ``expr``, ``where``, in the file's order) within MAX_FILE_SQL characters: each
+        text is bounded, and so is the sum of their parsing. The text that crosses it is refused;
+        it and the SQL after it are not parsed."""
+        texts: list[tuple[Path_, str]] = []
+        for name, src in (self.parts.get("sources") or {}).items():
+            texts += [
+                (("sources", name, k), t) for k in ("sql", "query") if (t := getattr(src, k)) is not None
+            ]
+        for name, metric in (self.parts.get("metrics") or {}).items():
+            texts += [
+                (("metrics", name, k), t) for k in ("expr", "where") if (t := getattr(metric, k)) is not None
+            ]
+        total = 0
+        for path, text in texts:
+            longest = MAX_QUERY_LENGTH if path[0] == "sources" else MAX_EXPRESSION_LENGTH
+            if len(text) > longest or too_deep(text, "") is not None:
+                continue  # refused by its own limits, unparsed
+            total += len(text)
+            if total > MAX_FILE_SQL and not self.unparsed:
+                self.add(
+                    path,
+                    f"the SQL of this file reaches {total:,} characters here, more than the limit of "
+                    f"{MAX_FILE_SQL:,} for one file; it and the SQL after it are not checked",
+                    "split the report into several files, or keep long lists of values in the data",
+                )
+            if total > MAX_FILE_SQL:
+                self.unparsed.add(path)
+
+    def _check_derived_sql(self, base: Path_, sql: str, inputs: list[str]) -> None:
+        """Every refusal of a derived source's ``sql``, each a problem of its own."""
+        if (*base, "sql") in self.unparsed:
+            return
+        try:
+            derived.check_sql(sql, inputs)
+        except derived.DerivedSqlError as exc:
+            for message in exc.messages:
+                self.add((*base, "sql"), message, exc.hint or _DERIVED_HINT)
 
     def _check_derived_cycles(self, sources: Mapping[str, m.Source]) -> None:
         graph = {n: list(s.from_ or []) for n, s in sources.items() if s.type == "derived"}
@@ -480,6 +543,13 @@ class _Checker(SchemaErrors, DataRules):
                 and base not in self.partial
             ):
                 self.add(base, f"agg '{metric.agg}' needs 'column' or 'expr'", "e.g. column: amount")
+            for key in ("expr", "where"):  # measured before DuckDB reads them, columns known or not
+                text = getattr(metric, key)
+                if text is None or (*base, key) in self.unparsed:
+                    continue
+                bound = sqlexpr.bound_problem(text)
+                if bound is not None:
+                    self.add((*base, key), *bound)
 
     def _check_kpis(self) -> None:
         kpis: dict[str, m.Kpi] = self.parts.get("kpis") or {}

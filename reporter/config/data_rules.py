@@ -17,7 +17,7 @@ from reporter.config import model as m
 from reporter.config.explain import did_you_mean
 from reporter.config.loader import Path_
 from reporter.config.sql import describe_file, read_columns
-from reporter.config.sqlexpr import ExpressionError, check_expression, scratch
+from reporter.config.sqlexpr import ExpressionError, bound_problem, check_expression, scratch
 from reporter.errors import Problem, SourceError
 from reporter.formulas import Formula
 from reporter.security import check_named_file
@@ -33,6 +33,7 @@ class DataRules:
     problems: list[Problem]
     base_dir: Path
     outside: set[Path_]
+    unparsed: set[Path_]
     formulas: dict[str, Formula]
     kpi_order: list[str]
 
@@ -135,7 +136,7 @@ class DataRules:
                     known = "; ".join(
                         f"{dep}: {', '.join(c for c, _ in cols)}" for dep, cols in inputs.items()
                     )
-                    self.add(("sources", name, "sql"), str(exc), f"the columns are {known}")
+                    self.add(("sources", name, "sql"), str(exc), exc.hint or f"the columns are {known}")
                     columns[name] = None
                     continue
                 types[name] = described
@@ -179,8 +180,8 @@ class DataRules:
             )
         for key in ("expr", "where"):
             text = getattr(metric, key)
-            if text is None:
-                continue
+            if text is None or ("metrics", name, key) in self.unparsed or bound_problem(text) is not None:
+                continue  # over a limit: said already
             try:
                 check_expression(text, cols)
             except ExpressionError as exc:
@@ -192,6 +193,7 @@ class DataRules:
                 unknown = re.match(r"unknown column '(.*)'", str(exc))
                 if unknown:
                     hint = did_you_mean(unknown.group(1), cols, known_label="columns are")
+                hint = exc.hint or hint
                 self.add(("metrics", name, key), str(exc), hint)
 
     def _check_filters(

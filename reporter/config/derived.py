@@ -6,7 +6,9 @@ its own CTEs. DuckDB's own parser then reads it (``json_serialize_sql``), so wha
 what DuckDB will run: no table function (``read_csv``, ``glob``...), no function outside
 DuckDB's scalar, aggregate and window functions or on the deny list (``getenv``,
 ``current_setting``...), no file path used as a table. The locked DuckDB (no file or network
-access) in which the query runs is the second wall.
+access) in which the query runs is the second wall. Every refusal is named at once, in the same
+words whichever parser found it; before either parser, the text's length and nesting are
+measured (reporter.config.sqlbounds).
 
 At run time each name of ``from`` is a view ``in_<name>`` over the source's table (its columns as
 read, without ``__day``); :func:`rewrite` points the query's tables at them.
@@ -21,6 +23,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from reporter.config.sqlbounds import MAX_DEPTH, MAX_QUERY_LENGTH, TOO_DEEP, too_deep, too_long, with_frames
 from reporter.config.sqlexpr import _DENIED, _functions, scratch
 
 # Table references DuckDB may use in a derived query: tables, joins, subqueries, VALUES, PIVOT.
@@ -47,7 +50,23 @@ _STATEMENT_WORDS = {
 
 
 class DerivedSqlError(ValueError):
-    """The derived source's ``sql`` is refused; the message says why."""
+    """The derived source's ``sql`` is refused: ``messages`` says each reason (``str()`` the
+    first), ``hint`` how to fix it when it is more precise than the general one."""
+
+    def __init__(self, *messages: str, hint: str = "") -> None:
+        super().__init__(messages[0] if messages else "the query is refused")
+        self.messages = list(dict.fromkeys(messages)) or [str(self)]
+        self.hint = hint
+
+
+LENGTH_HINT = (
+    "move long lists of values into a data file and join it as a source, or split the query "
+    "into derived sources that read one another"
+)
+DEPTH_HINT = (
+    f"write the inner parts as CTEs (WITH part AS (select ...) select ... from part) or as derived "
+    f"sources of their own, so that no part nests more than {MAX_DEPTH} levels"
+)
 
 
 def input_view(name: str) -> str:
@@ -56,10 +75,27 @@ def input_view(name: str) -> str:
 
 
 def check_sql(text: str, inputs: Sequence[str]) -> None:
-    """Raise DerivedSqlError unless ``text`` is one query reading only the sources ``inputs``."""
-    tree = _parse(text)
-    ctes = _check_sqlglot(tree, set(inputs))
-    _check_duckdb(text, set(inputs), ctes)
+    """Raise DerivedSqlError unless ``text`` is one query reading only the sources ``inputs``;
+    its ``messages`` name every refused table, function and parameter at once. The text's
+    length and nesting are measured first (reporter.config.sqlbounds), before any parser."""
+    long = too_long(text, "the query", MAX_QUERY_LENGTH)
+    if long is not None:
+        raise DerivedSqlError(long, hint=LENGTH_HINT)
+    deep = too_deep(text, "the query")
+    if deep is not None:
+        raise DerivedSqlError(deep, hint=DEPTH_HINT)
+    try:
+        tree = with_frames(lambda: _parse(text))  # the room it will have at run time, or refused
+        ctes, refused = _check_sqlglot(tree, set(inputs))
+        if _is_query(tree):  # DuckDB's reading: a second opinion, in the same words (once each)
+            try:
+                refused += _check_duckdb(text, set(inputs), ctes)
+            except DerivedSqlError as exc:
+                refused += exc.messages
+    except (RecursionError, MemoryError):
+        raise DerivedSqlError(f"the query {TOO_DEEP}", hint=DEPTH_HINT) from None
+    if refused:
+        raise DerivedSqlError(*refused)
 
 
 def rewrite(text: str, inputs: Sequence[str]) -> str:
@@ -123,7 +159,10 @@ def describe(text: str, inputs: Mapping[str, Sequence[tuple[str, str]]]) -> list
             con.execute(create_sql(name, columns))
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
-        rows = con.execute(f"DESCRIBE {rewrite(text, list(inputs))}").fetchall()
+        query = with_frames(lambda: rewrite(text, list(inputs)))
+        rows = con.execute(f"DESCRIBE {query}").fetchall()
+    except (RecursionError, MemoryError):
+        raise DerivedSqlError(f"the query {TOO_DEEP}", hint=DEPTH_HINT) from None
     except duckdb.Error as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DerivedSqlError(f"the query does not run on its sources' columns: {message}") from None
@@ -195,48 +234,59 @@ def _parse(text: str) -> Any:
     return statements[0]
 
 
-def _check_sqlglot(tree: Any, inputs: set[str]) -> set[str]:
-    """The statement's kind, its tables and functions, as sqlglot reads them; the CTE names."""
+def _is_query(tree: Any) -> bool:
+    from sqlglot import exp
+
+    return isinstance(tree, exp.Query)
+
+
+def _check_sqlglot(tree: Any, inputs: set[str]) -> tuple[set[str], list[str]]:
+    """The CTE names, and every refusal of the statement's kind, tables and functions as sqlglot
+    reads them (in the order of a walk from the top; a statement that is not a query is refused
+    alone: its parts are not a query's)."""
     from sqlglot import exp
 
     if not isinstance(tree, exp.Query):
         kind = _STATEMENT_WORDS.get(type(tree).__name__, type(tree).__name__.upper())
-        raise DerivedSqlError(f"only a SELECT is allowed, not {kind}")
-    for with_ in tree.find_all(exp.With):
-        if with_.args.get("recursive"):
-            raise DerivedSqlError("WITH RECURSIVE is not allowed")
+        return set(), [f"only a SELECT is allowed, not {kind}"]
+    refused: list[str] = []
+    if any(with_.args.get("recursive") for with_ in tree.find_all(exp.With)):
+        refused.append("WITH RECURSIVE is not allowed")
     ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
     for node in tree.walk():
         if isinstance(node, exp.Table):
-            _check_table(node, inputs, ctes)
+            refused.extend(_check_table(node, inputs, ctes))
         elif isinstance(node, exp.Func):
             name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
             if name in _DENIED:
-                raise DerivedSqlError(f"function {name}() is not allowed: it reads the host, not the sources")
+                refused.append(f"function {name}() is not allowed: it reads the host, not the sources")
         elif isinstance(node, exp.Placeholder | exp.Parameter):
-            raise DerivedSqlError("parameters ($1, ?) are not allowed")
-    return ctes
+            refused.append("parameters ($1, ?) are not allowed")
+    return ctes, refused
 
 
-def _check_table(node: Any, inputs: set[str], ctes: set[str]) -> None:
+def _check_table(node: Any, inputs: set[str], ctes: set[str]) -> list[str]:
     from sqlglot import exp
 
     target = node.this
     if not isinstance(target, exp.Identifier):
         name = target.name if isinstance(target, exp.Anonymous) else target.sql_name()
-        raise DerivedSqlError(f"table function {name.lower()}() is not allowed")
+        return [f"table function {name.lower()}() is not allowed"]
     if node.args.get("db") or node.args.get("catalog"):
-        raise DerivedSqlError(f"'{node.sql(dialect='duckdb')}': name a source alone, without a schema")
+        qualified = ".".join(part.name for part in node.parts)
+        return [f"'{qualified}': name a source alone, without a schema"]
     name = target.name
     if any(ch in name for ch in "./\\*?:~") or name.startswith("$"):
-        raise DerivedSqlError(f"'{name}' reads a file, not a source")
+        return [f"'{name}' reads a file, not a source"]
     if name not in inputs and name not in ctes:
         known = ", ".join(sorted(inputs)) or "nothing"
-        raise DerivedSqlError(f"table '{name}' is not in 'from' ({known})")
+        return [f"table '{name}' is not in 'from' ({known})"]
+    return []
 
 
-def _check_duckdb(text: str, inputs: set[str], ctes: set[str]) -> None:
-    """The same query as DuckDB parses it: one SELECT, its tables and every function."""
+def _check_duckdb(text: str, inputs: set[str], ctes: set[str]) -> list[str]:
+    """The same query as DuckDB parses it: one SELECT (else DerivedSqlError), then every refusal
+    of its tables and functions."""
     raw = scratch().execute("select json_serialize_sql(?)", [text]).fetchone()
     tree: dict[str, Any] = json.loads(str(raw[0])) if raw else {"error": True}
     if tree.get("error"):
@@ -246,25 +296,40 @@ def _check_duckdb(text: str, inputs: set[str], ctes: set[str]) -> None:
     if len(statements) != 1:
         raise DerivedSqlError(f"one SELECT only, found {len(statements)} statements (a ';' ends the first)")
     names = inputs | ctes | _duckdb_ctes(statements[0])
+    refused: list[str] = []
     for item in _walk(statements[0]):
-        if "class" in item:
-            _check_expression(item)
-        else:
-            _check_reference(item, names)
+        try:
+            if "class" in item:
+                _check_expression(item)
+            else:
+                _check_reference(item, inputs, names)
+        except DerivedSqlError as exc:
+            refused.extend(exc.messages)
+    return refused
 
 
-def _check_reference(item: dict[str, Any], names: set[str]) -> None:
-    """A table reference of DuckDB's tree: a source of ``from`` or a CTE, a join, a subquery."""
+def _check_reference(item: dict[str, Any], inputs: set[str], names: set[str]) -> None:
+    """A table reference of DuckDB's tree: a source of ``from`` or a CTE, a join, a subquery.
+    A refusal sqlglot can make too is worded as sqlglot's (one mistake, one message)."""
     ref = item.get("type")
+    if ref == "TABLE_FUNCTION":
+        function = item.get("function") or {}
+        name = str(function.get("function_name", "")).lower() if isinstance(function, dict) else ""
+        raise DerivedSqlError(f"table function {name or '?'}() is not allowed")
     if ref not in _TABLE_REFS:
         raise DerivedSqlError(f"a {str(ref).lower().replace('_', ' ')} is not allowed in FROM")
     if item.get("at_clause"):
         raise DerivedSqlError("AT (...) is not allowed: read the sources as they are")
     if ref == "BASE_TABLE":
-        if item.get("schema_name") or item.get("catalog_name"):
-            raise DerivedSqlError("name a source alone, without a schema")
-        if item.get("table_name") not in names:
-            raise DerivedSqlError(f"table '{item.get('table_name')}' is not in 'from'")
+        name = str(item.get("table_name"))
+        qualified = [str(item.get(k)) for k in ("catalog_name", "schema_name") if item.get(k)]
+        if qualified:
+            raise DerivedSqlError(f"'{'.'.join([*qualified, name])}': name a source alone, without a schema")
+        if any(ch in name for ch in "./\\*?:~") or name.startswith("$"):
+            raise DerivedSqlError(f"'{name}' reads a file, not a source")
+        if name not in names:
+            known = ", ".join(sorted(inputs)) or "nothing"
+            raise DerivedSqlError(f"table '{name}' is not in 'from' ({known})")
 
 
 def _check_expression(item: dict[str, Any]) -> None:
@@ -309,13 +374,16 @@ def _duckdb_ctes(node: Any) -> set[str]:
 
 
 def _walk_all(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk_all(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk_all(value)
+    """Every dict of a JSON tree, parents before children, in document order: a loop over a
+    stack of its own, so however deep the tree, no Python recursion."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:

@@ -18,6 +18,15 @@ from typing import Any
 
 import duckdb
 
+from reporter.config.sqlbounds import (
+    MAX_DEPTH,
+    MAX_EXPRESSION_LENGTH,
+    TOO_DEEP,
+    too_deep,
+    too_long,
+    with_frames,
+)
+
 _DENIED = frozenset(
     {
         "current_setting",
@@ -46,7 +55,41 @@ MAX_BUILT = 10_000
 
 
 class ExpressionError(ValueError):
-    """The expression is not acceptable; the message says why."""
+    """The expression is not acceptable; the message says why, ``hint`` how to fix it when it
+    is more precise than the caller's general one."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+LENGTH_HINT = (
+    "for a long list of values, keep them in a column of the data (or a source joined to this one "
+    "in a derived source) and test that column"
+)
+DEPTH_HINT = (
+    f"write it flatter (one CASE with several WHEN instead of CASEs inside CASEs), or compute a "
+    f"part in a derived source, so that it nests at most {MAX_DEPTH} levels"
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def bound_problem(text: str) -> tuple[str, str] | None:
+    """(message, hint) for an expression beyond the limits, or None. Its length and nesting are
+    measured first, without parsing (reporter.config.sqlbounds); then sqlglot, which translates
+    it for a database when a run pushes the metric down, must read it in the room it has then.
+    Needs no columns: validation asks it of every metric, whatever its source."""
+    long = too_long(text, "the expression", MAX_EXPRESSION_LENGTH)
+    if long is not None:
+        return long, LENGTH_HINT
+    deep = too_deep(text, "the expression")
+    if deep is not None:
+        return deep, DEPTH_HINT
+    try:
+        with_frames(lambda: _sqlglot_reads(text))
+    except (RecursionError, MemoryError):
+        return f"the expression {TOO_DEEP}", DEPTH_HINT
+    return None
 
 
 _LOCAL = threading.local()
@@ -78,10 +121,29 @@ def _functions() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 
 def check_expression(text: str, columns: Iterable[str]) -> list[str]:
     """Return the referenced columns (as written) or raise ExpressionError."""
+    bound = bound_problem(text)
+    if bound is not None:
+        raise ExpressionError(*bound)
     try:
         return _check_expression(text, columns)
-    except RecursionError:  # DuckDB's parse tree, read as JSON and walked, is deeper than Python goes
-        raise ExpressionError("the expression is nested too deeply") from None
+    except (RecursionError, MemoryError):  # DuckDB's tree, read back as JSON, is too deep
+        raise ExpressionError(f"the expression {TOO_DEEP}", DEPTH_HINT) from None
+
+
+def _sqlglot_reads(text: str) -> None:
+    """Parse and write ``text`` with sqlglot inside a cast aggregate, as deep as a run that pushes
+    a metric down to a database puts it (RecursionError when that would be too deep). Its
+    syntax errors are not ours to report: DuckDB, which reads it next, is the judge."""
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tree = sqlglot.parse_one(
+            f"SELECT CAST(sum(({text})) FILTER (WHERE x) AS DOUBLE) FROM t", read="duckdb"
+        )
+        tree.sql(dialect="postgres")
+    except SqlglotError:
+        pass
 
 
 def _check_expression(text: str, columns: Iterable[str]) -> list[str]:
@@ -112,10 +174,12 @@ _DIVISIONS = {"/": 1, "//": 1, "%": 1, "divide": 1, "fdiv": 1, "fmod": 1, "mod":
 def divisor_columns(text: str, columns: Iterable[str]) -> list[str]:
     """The columns (as ``columns`` spells them) that ``text`` divides by directly (``x / qty``,
     ``x % qty``, ``divide(x, qty)``...), in order, once each; [] when it does not parse."""
+    if bound_problem(text) is not None:
+        return []
     try:
         tree = json.loads(_serialized(text))
         node = _select_node(text)
-    except (ExpressionError, RecursionError):
+    except (ExpressionError, RecursionError, MemoryError):
         return []
     if tree.get("error"):
         return []
@@ -271,11 +335,14 @@ def _serialized(text: str) -> str:
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        if "class" in node:
-            yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
+    """Every expression (a dict with a ``class``) of a JSON tree, parents first, in document
+    order: a loop over a stack of its own, so however deep the tree, no Python recursion."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "class" in item:
+                yield item
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
