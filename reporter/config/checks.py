@@ -522,6 +522,7 @@ class _Checker(SchemaErrors, DataRules):
                 self.add((*base, "sheet"), "'sheet' is only for type excel")
 
     def _check_metrics(self) -> None:
+        sources: dict[str, m.Source] = self.parts.get("sources") or {}
         for name, metric in (self.parts.get("metrics") or {}).items():
             base: Path_ = ("metrics", name)
             if (
@@ -543,11 +544,13 @@ class _Checker(SchemaErrors, DataRules):
                 and base not in self.partial
             ):
                 self.add(base, f"agg '{metric.agg}' needs 'column' or 'expr'", "e.g. column: amount")
+            source = sources.get(metric.source) if metric.source else None
+            pushed = source is not None and source.type in ("sql", "derived")  # sqlglot may translate it
             for key in ("expr", "where"):  # measured before DuckDB reads them, columns known or not
                 text = getattr(metric, key)
                 if text is None or (*base, key) in self.unparsed:
                     continue
-                bound = sqlexpr.bound_problem(text)
+                bound = sqlexpr.bound_problem(text, pushed=pushed)
                 if bound is not None:
                     self.add((*base, key), *bound)
 

@@ -74,17 +74,21 @@ DEPTH_HINT = (
 
 
 @functools.lru_cache(maxsize=1024)
-def bound_problem(text: str) -> tuple[str, str] | None:
+def bound_problem(text: str, *, pushed: bool = False) -> tuple[str, str] | None:
     """(message, hint) for an expression beyond the limits, or None. Its length and nesting are
-    measured first, without parsing (reporter.config.sqlbounds); then sqlglot, which translates
-    it for a database when a run pushes the metric down, must read it in the room it has then.
-    Needs no columns: validation asks it of every metric, whatever its source."""
+    measured first, without parsing (reporter.config.sqlbounds); then, for a metric a run may
+    push down to its database (``pushed``: a sql or derived source), sqlglot, which translates
+    it then, must read it in the room it has then (a file source's metric never meets sqlglot:
+    importing and running it there cost a run of the demo about 0.1 s for nothing). Needs no
+    columns: validation asks it of every metric, whatever its source."""
     long = too_long(text, "the expression", MAX_EXPRESSION_LENGTH)
     if long is not None:
         return long, LENGTH_HINT
     deep = too_deep(text, "the expression")
     if deep is not None:
         return deep, DEPTH_HINT
+    if not pushed:
+        return None
     try:
         with_frames(lambda: _sqlglot_reads(text))
     except (RecursionError, MemoryError):
