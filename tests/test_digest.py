@@ -252,7 +252,7 @@ def test_preheader_is_hidden_first_and_says_the_tally_and_the_worst_objective(de
     assert worst["attainment"] < min(o["attainment"] for o in objectives(results) if o["id"] != "cac-ceiling")
     digest = build_digest(config, results)
     want = (
-        "2 en retard, 1 à surveiller, 4 en bonne voie · Le plus loin de sa cible : "
+        "2 en retard, 1 à surveiller, 4 en bonne voie · Le plus loin de sa cible\u00a0: "
         f"Coût d'acquisition client sous 1 500 € (1{NNBSP}810{NBSP}€, cible 1{NNBSP}500{NBSP}€)"
     )
     body = elements(digest.html[digest.html.index("<body") :])
@@ -376,7 +376,7 @@ def test_report_url_is_linked_in_html_and_text(demo):
     digest = build_digest(with_url(config), results)
     links = [e for e in elements(digest.html) if e["tag"] == "a"]
     assert [(a["attrs"]["href"], a["text"]) for a in links] == [(URL, "Ouvrir le rapport complet")]
-    assert f"Le rapport en ligne :\n{URL}" in digest.text
+    assert f"Le rapport en ligne\u00a0:\n{URL}" in digest.text
     en = build_digest(with_url(with_locale(config, "en_US"), "https://r.test/m?a=1&b=2"), results)
     assert 'href="https://r.test/m?a=1&amp;b=2"' in en.html
     assert "The report online: https://r.test/m?a=1&b=2" in en.text
