@@ -61,7 +61,7 @@ def test_counters_and_running_strings_print_as_in_one_weasyprint_document(tmp_pa
     assert h2_count >= 10
     numbers = [int(n) for n in re.findall(r"§(\d+)", text)]
     assert numbers == list(range(1, h2_count + 1))  # one count over the whole document
-    assert "[Annexe : définitions et données]" in ours.pages[-1].extract_text()
+    assert "[Annexe\u00a0: définitions et données]" in ours.pages[-1].extract_text()
 
 
 # --- tagged PDF: structure tree ----------------------------------------------------------------
@@ -102,7 +102,7 @@ def expected_sparkline_alt(kpi, locale: str) -> str:
     high = max(known, key=lambda point: point[1])[0]
     if locale == "fr_FR":
         return (
-            f"{kpi.label} sur 12 mois : de {expected_value(v1, fmt, locale)} en {months(p1, locale)} à "
+            f"{kpi.label} sur 12 mois\u00a0: de {expected_value(v1, fmt, locale)} en {months(p1, locale)} à "
             f"{expected_value(vn, fmt, locale)} en {months(pn, locale)}, plus haut en {months(high, locale)}"
         )
     return (
@@ -135,14 +135,14 @@ def test_every_chart_has_alternative_text_from_its_numbers(demo_report, demo_pdf
         if kpi.attainment is not None:
             attained = format_percent(kpi.attainment, pattern, locale=locale)
             words = "de l'objectif" if locale == "fr_FR" else "of target"
-            sep = " : " if locale == "fr_FR" else ": "
+            sep = "\u00a0: " if locale == "fr_FR" else ": "
             assert squash(f"{kpi.label}{sep}{attained} {words}") in {squash(a) for a in alts}, kpi.label
     # each objective's trend: its KPI's 12 months, then the target of the last one
     for obj in results.objectives:
         kpi = labelled[obj.kpi]
         last = obj.trend[-1]
         target = expected_value(last.target, kpi.format, locale)
-        words = f" ; objectif {target} en " if locale == "fr_FR" else f"; target {target} in "
+        words = f"\u00a0; objectif {target} en " if locale == "fr_FR" else f"; target {target} in "
         expected = expected_sparkline_alt(kpi, locale) + words + months(last.period, locale)
         assert squash(expected) in {squash(a) for a in alts}, obj.id
     # the funnel lists every stage's volume, as the PDF prints it
@@ -160,7 +160,7 @@ def test_the_issue_example_reads_as_written(demo_report, demo_pdfs):
     assert alt == expected_sparkline_alt(sessions, "fr_FR")
     first, last = sessions.series[0].value, sessions.series[-1].value
     assert re.fullmatch(
-        r"Visites du site sur 12 mois : de (\d+)\u202f(\d{3}) en novembre 2025 à (\d+)\u202f(\d{3}) "
+        r"Visites du site sur 12 mois\u00a0: de (\d+)\u202f(\d{3}) en novembre 2025 à (\d+)\u202f(\d{3}) "
         r"en octobre 2026, plus haut en \w+ 202[56]",
         alt,
     )

@@ -557,3 +557,127 @@ def test_a_rule_that_raises_fails_alone_and_the_others_are_evaluated_and_sent(re
     assert got["orders-goal-off_track"].state == "error"
     assert got["orders-goal-off_track"].note == "RuntimeError: sending broken on purpose"
     assert got["visits-unusual"].state == "clear"
+
+
+RATIO_AND_YTD = """\
+  ratio: {label: Conversion rate, formula: orders / visits, format: percent, direction: up}
+  per_order: {label: Visits per order, formula: visits / orders, format: number, direction: down}
+  capped: {label: Capped visits, formula: visits, format: integer, direction: down}
+objectives:
+  - {id: conv, title: Conversion at 12%, kpi: ratio, target: {value: 0.12}, owner: CMO, due: 2026-12-31}
+  - {id: cost, title: At most 8 visits an order, kpi: per_order, target: {value: 8}, owner: CMO,
+     due: 2026-12-31}
+  - {id: more, title: Orders year to date, kpi: orders, target: {value: 3300}, cumulative: true,
+     owner: S, due: 2026-12-31}
+  - {id: done, title: Orders year to date, kpi: orders, target: {value: 1000}, cumulative: true,
+     owner: S, due: 2026-12-31}
+  - {id: room, title: Visits year to date, kpi: capped, target: {value: 31500}, cumulative: true,
+     owner: S, due: 2026-12-31}
+  - {id: over, title: Visits year to date, kpi: capped, target: {value: 15000}, cumulative: true,
+     owner: S, due: 2026-12-31}
+alerts:
+  schedule: "0 8 * * *"
+  rules:
+""" + "".join(
+    f"    - {{objective: {o}, when: at_risk, to: [ops@acme.test]}}\n"
+    for o in ("conv", "cost", "more", "done", "room", "over")
+)
+
+
+@pytest.mark.parametrize("locale", ["en_US", "fr_FR"])
+def test_a_ratio_or_a_year_to_date_objective_says_what_the_period_to_date_means(report, locale):
+    """No pace is projected for a ratio (its value to date is no forecast: said so) nor for a
+    cumulative objective, which says instead what is still needed (or still allowed, direction
+    down) by the period's end, a day, against the day's average so far; its value is the year's
+    to date and its target is split into the earlier periods' and this one's pro rata."""
+    from reporter.compute.alerts import evaluate
+    from reporter.delivery.alerting import alert_text
+
+    text = report.read_text(encoding="utf-8")
+    head, _, _ = text.partition("objectives:\n")
+    tail = text[text.index("delivery:\n") :]
+    report.write_text(
+        head.replace("locale: en_US", f"locale: {locale}") + RATIO_AND_YTD + tail, encoding="utf-8"
+    )
+    config = load_config(report, env={})
+    con, infos = open_database(config)
+    found = {o.objective: o for o in evaluate(config, at(37), con, infos)}  # data to 5 February
+    con.close()
+    rules = {r.objective: r for r in config.alerts.rules}
+    facts = {k: alert_text(config, rules[k], o, "firing").facts for k, o in found.items()}
+    # the numbers, from the rows: 5 of February's 28 days elapsed, 23 left
+    orders_ytd = sum(orders_on(n) for n in range(1, 37))
+    visits_ytd = sum(visits_on(n) for n in range(1, 37))
+    orders_feb = sum(orders_on(n) for n in range(32, 37))
+    visits_feb = sum(visits_on(n) for n in range(32, 37))
+    assert (orders_ytd, orders_feb) == (31 * 110 + 440, 440)
+    needed, room, over = 6600 - orders_ytd, 63000 - visits_ytd, visits_ytd - 30000
+    assert needed > 0
+    assert room > 0
+    assert over > 0
+    assert orders_ytd >= 2000  # the "done" objective's 2 × 1000 is reached
+    assert found["conv"].value == pytest.approx(orders_feb / visits_feb)
+    assert found["more"].value == orders_ytd
+    en = locale == "en_US"
+
+    def num(v: float, decimals: int = 0) -> str:
+        text = f"{v:,.{decimals}f}"
+        return text if en else text.replace(",", "\u202f").replace(".", ",")
+
+    if en:
+        ratio = (
+            "is not a total that grows day by day, so its value to date is no forecast: it is judged as it "
+            "stands and, with 23 days left in the period, can still move either way."
+        )
+        assert facts["conv"] == [
+            "Value from Feb 1, 2026 to Feb 5, 2026: 8.8%.",
+            "Target: 12.0%.",
+            f"Conversion rate {ratio}",
+        ]
+        assert facts["cost"][-1] == f"Visits per order {ratio}"
+        assert facts["more"] == [
+            f"Value from Jan 1, 2026 to Feb 5, 2026: {num(orders_ytd)}.",
+            f"Target for the year to date: {num(3300 + 3300 * 5 / 28)} (3,300 for the year's earlier "
+            "periods, plus 5 of 28 days of this period's 3,300).",
+            f"To reach its year-to-date target of 6,600 by the end of the period, Orders needs {num(needed)} "
+            f"more in 23 days: {num(needed / 23, 1)} a day, against {num(orders_feb / 5, 1)} a day so far "
+            "this period.",
+        ]
+        assert facts["done"][-1] == (
+            "Orders has already reached 2,000, its year-to-date target for the end of the period."
+        )
+        assert facts["room"][-1] == (
+            "To stay within its year-to-date target of 63,000 by the end of the period, Capped visits "
+            f"can add at most {num(room)} in 23 days: {num(room / 23, 1)} a day, against "
+            f"{num(visits_feb / 5, 1)} a day so far this period."
+        )
+        assert facts["over"][-1] == (
+            f"Capped visits is already {num(over)} over its year-to-date target of 30,000 for the end of "
+            "the period."
+        )
+    else:
+        nb = "\xa0"
+        ratio = (
+            f"n'est pas un total qui grossit jour après jour{nb}: sa valeur à date n'est donc pas une "
+            "prévision. Elle est jugée telle quelle et, à 23 jours de la fin de la période, peut encore "
+            "varier dans un sens comme dans l'autre."
+        )
+        assert facts["conv"] == [
+            f"Valeur du 1 févr. 2026 au 5 févr. 2026{nb}: 8,8{nb}%.",
+            f"Objectif{nb}: 12,0{nb}%.",
+            f"Conversion rate {ratio}",
+        ]
+        assert facts["more"] == [
+            f"Valeur du 1 janv. 2026 au 5 févr. 2026{nb}: {num(orders_ytd)}.",
+            f"Objectif cumulé à date{nb}: {num(3300 + 3300 * 5 / 28)} ({num(3300)} pour les périodes "
+            f"précédentes de l'exercice, plus 5 jours sur 28 de l'objectif de la période, {num(3300)}).",
+            f"Pour atteindre son objectif cumulé de {num(6600)} à la fin de la période, Orders doit encore "
+            f"progresser de {num(needed)} en 23 jours{nb}: {num(needed / 23, 1)} par jour, contre "
+            f"{num(orders_feb / 5, 1)} par jour depuis le début de la période.",
+        ]
+        assert facts["over"][-1] == (
+            f"Capped visits dépasse déjà de {num(over)} son objectif cumulé de {num(30000)} pour la fin de "
+            "la période."
+        )
+    # none of them projects a pace to the period's end
+    assert not [f for said in facts.values() for f in said if "At this pace" in f or "À ce rythme" in f]

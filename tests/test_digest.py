@@ -113,6 +113,57 @@ def test_off_track_objectives_come_first_in_html_and_text(demo):
     assert tally == "✖ 2 off track ◆ 1 at risk ✔ 4 on track".replace(" ◆", " · ◆").replace(" ✔", " · ✔")
 
 
+def test_the_digest_reads_every_status_then_the_takeaways_then_the_cards(demo):
+    """On a phone the top of the message is what gets read: the tally, then every objective's
+    status on one line each (symbol, title, value), then the takeaways, and only then the
+    objective cards, the moves and the actions; the text part in the same order."""
+    config, results = demo
+    from reporter.config.labels import Labels
+
+    english = Labels(config, "en_US")
+    ordered = expected_order(results)
+    titles = [english.objective(o["id"]) for o in ordered]
+    assert [o["status"] for o in ordered] == ["off_track", "off_track", "at_risk", *["on_track"] * 4]
+    assert ordered[0]["value"] == pytest.approx(1810, abs=0.5)
+    assert ordered[1]["value"] == pytest.approx(1.088, abs=0.0005)
+    assert ordered[3]["cumulative"] is True
+    digest = build_digest(with_locale(config, "en_US"), results)
+    found = elements(digest.html[digest.html.index("<body") :])
+
+    def where(cls: str) -> list[int]:
+        return [i for i, e in enumerate(found) if e["attrs"].get("class") == cls]
+
+    heads = {e["text"].strip(): i for i, e in enumerate(found) if e["attrs"].get("class") == "h"}
+    glance, cards, insights = where("gline"), where("otitle"), where("insight")
+    assert len(glance) == len(cards) == 7
+    assert len(insights) == 3
+    assert where("tally")[0] < glance[0]
+    assert glance[-1] < heads["Key takeaways"] < insights[0] < insights[-1] < heads["Objectives"] < cards[0]
+    assert cards[-1] < heads["Biggest moves vs previous period"] < heads["Actions due"]
+    lines = [found[i]["text"].strip() for i in glance]
+    assert lines[0] == f"{titles[0]} · €1,810"
+    assert lines[1] == f"{titles[1]} · 108.8%"
+    assert lines[3].startswith(f"{titles[3]} · ")
+    assert lines[3].endswith(" cumulative")
+    assert [line.rsplit(" · ", 1)[0] for line in lines] == titles
+    # the status is said in words too (the symbol's accessible name), not by colour alone
+    words = {"off_track": "Off track", "at_risk": "At risk", "on_track": "On track"}
+    symbols = [found[i - 1] for i in glance]  # the cell before each line
+    assert [e["text"] for e in symbols] == ["✖", "✖", "◆", "✔", "✔", "✔", "✔"]
+    spans = [found[i] for i, e in enumerate(found) if e["attrs"].get("role") == "img"]
+    assert [e["attrs"]["aria-label"] for e in spans] == [words[o["status"]] for o in ordered]
+    takeaways = [found[i]["text"].strip() for i in insights]
+    # the text part: the same order
+    text = digest.text.splitlines()
+    tally = text.index("✖ 2 off track · ◆ 1 at risk · ✔ 4 on track")
+    at = [text.index(f"{'✖✖◆✔✔✔✔'[n]} {line}") for n, line in enumerate(lines[:3])]
+    assert tally < at[0] < at[1] < at[2] < text.index("KEY TAKEAWAYS") < text.index("OBJECTIVES")
+    moves = text.index("BIGGEST MOVES VS PREVIOUS PERIOD")
+    assert text.index("OBJECTIVES") < moves < text.index("ACTIONS DUE")
+    said = " ".join(text[text.index("KEY TAKEAWAYS") + 1 : text.index("OBJECTIVES")]).split("- ")
+    assert [" ".join(t.split()) for t in said if t.strip()] == [" ".join(t.split()) for t in takeaways]
+
+
 def test_each_value_is_in_large_type_beside_its_target_and_attainment(demo):
     config, results = demo
     digest = build_digest(config, results)
@@ -201,7 +252,7 @@ def test_preheader_is_hidden_first_and_says_the_tally_and_the_worst_objective(de
     assert worst["attainment"] < min(o["attainment"] for o in objectives(results) if o["id"] != "cac-ceiling")
     digest = build_digest(config, results)
     want = (
-        "2 en retard, 1 à surveiller, 4 en bonne voie · Le plus loin de sa cible : "
+        "2 en retard, 1 à surveiller, 4 en bonne voie · Le plus loin de sa cible\u00a0: "
         f"Coût d'acquisition client sous 1 500 € (1{NNBSP}810{NBSP}€, cible 1{NNBSP}500{NBSP}€)"
     )
     body = elements(digest.html[digest.html.index("<body") :])
@@ -325,7 +376,7 @@ def test_report_url_is_linked_in_html_and_text(demo):
     digest = build_digest(with_url(config), results)
     links = [e for e in elements(digest.html) if e["tag"] == "a"]
     assert [(a["attrs"]["href"], a["text"]) for a in links] == [(URL, "Ouvrir le rapport complet")]
-    assert f"Le rapport en ligne :\n{URL}" in digest.text
+    assert f"Le rapport en ligne\u00a0:\n{URL}" in digest.text
     en = build_digest(with_url(with_locale(config, "en_US"), "https://r.test/m?a=1&b=2"), results)
     assert 'href="https://r.test/m?a=1&amp;b=2"' in en.html
     assert "The report online: https://r.test/m?a=1&b=2" in en.text

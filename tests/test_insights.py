@@ -299,7 +299,7 @@ def test_an_incomplete_source_is_said_at_the_top_of_the_summary_and_the_digest(
     words = {"en_US": "incomplete data", "fr_FR": "données incomplètes"}[locale]
     assert digest.subject.endswith(f" · {words}")
     assert f'">{words[:1].upper() + words[1:]}' in digest.html  # the preheader, first
-    assert expected in unescape(re.sub(r"\s+", " ", digest.html))
+    assert expected in re.sub(r"\s+", " ", unescape(digest.html))  # a no-break space as a space
     assert expected in re.sub(r"\s+", " ", digest.text)
     assert all(len(line) <= 78 for line in digest.text.splitlines())
 
@@ -883,9 +883,9 @@ SURVEYED = [(30, 10), (33, 8), (36, 6), (39, 4), (42, 2), (45, 1)]
         ),
         (
             "fr_FR",
-            "NPS — selon la tendance actuelle : atteindrait son plafond, 100,0, d'ici décembre, pour un "
+            "NPS — selon la tendance actuelle\u00a0: atteindrait son plafond, 100,0, d'ici décembre, pour un "
             "objectif de 45,0.",
-            "Detractor share — selon la tendance actuelle : tomberait à son plancher, "
+            "Detractor share — selon la tendance actuelle\u00a0: tomberait à son plancher, "
             "0,0\u00a0%, d'ici décembre, pour un objectif de 5,0\u00a0%.",
         ),
     ],
@@ -1303,8 +1303,9 @@ USED += [1.01, 0.97]
         ),
         (
             "fr_FR",
-            "Budget used : le plus haut depuis 19 mois. Au-dessus de sa cible de 100,0\u00a0%. Spend : "
-            "+{change}\u00a0€ sur la période précédente, dont Fair (nouvelle entrée, +200,00\u00a0€).",
+            "Budget used\u00a0: le plus haut depuis 19 mois. Au-dessus de sa cible de 100,0\u00a0%. "
+            "Spend\u00a0: +{change}\u00a0€ sur la période précédente, dont Fair (nouvelle entrée, "
+            "+200,00\u00a0€).",
         ),
     ],
 )
@@ -1338,3 +1339,56 @@ def test_a_budget_overspend_is_never_the_takeaway_left_out(tmp_path, make_config
     shown = fmt.value(change, "currency").replace("€", "").strip()
     assert said[0] == first.format(change=shown)
     assert not any(s.startswith(("Spend is unusual", "Spend sort de l'ordinaire")) for s in said), said
+
+
+# cost per deal (amount / deals) in the 19 months before October: up and down, 18 at most, so
+# October's 15 is no record and, against so wide a spread, nothing unusual
+COSTS = [9, 16, 10, 18, 11, 14, 9, 17, 10, 15, 12, 16, 9, 18, 11, 13, 10, 17, 11]
+
+
+@pytest.mark.parametrize(
+    ("locale", "said"),
+    [
+        ("en_US", "Cost per deal: €15.00, above its target of €12.00 (€11.00 the previous period)."),
+        (
+            "fr_FR",
+            "Cost per deal\u00a0: 15,00\u00a0€, au-dessus de sa cible de 12,00\u00a0€ "
+            "(11,00\u00a0€ la période précédente).",
+        ),
+    ],
+)
+def test_a_cost_over_its_ceiling_is_a_takeaway_of_its_own(tmp_path, make_config, locale, said):
+    """October's cost per deal is 15 against a ceiling of 12 (lower is better): off track, the
+    period's worst news, yet no insight speaks of it (neither a record nor unusual). It is a
+    takeaway all the same, the first, in the takeaways' style: its value, its target and the
+    previous period's value; the records of the deals and the score follow."""
+    from reporter.render.context import Formatter
+    from reporter.render.insights import takeaways
+    from reporter.run.stages import describe
+
+    rows = []
+    for i, cost in enumerate([*COSTS, 15]):
+        deals = 10.0 + i
+        rows.append((f"{month(P, i - 19)}-15", "A", cost * deals, deals, 1.0 + i))
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+    kpis = "  cost: {label: Cost per deal, formula: amount / deals, format: currency, direction: down}"
+    objective = (
+        "  - {id: cap, title: Deals under 12, kpi: cost, target: {value: 12}, owner: S, due: 2026-10-31}"
+    )
+    config = make_config(yaml(kpis=kpis, objectives=objective).replace("locale: en_US", f"locale: {locale}"))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    # by hand: October 15 × 29 / 29 = 15 against 12, attainment 1 − 3 / 12 = 0.75: off track;
+    # September's 11; 18 in the months before, so no record
+    assert rows[-1][2] / rows[-1][3] == 15
+    assert rows[-2][2] / rows[-2][3] == 11
+    assert max(COSTS) > 15
+    [objective_result] = results.objectives
+    assert (objective_result.status, objective_result.attainment) == ("off_track", pytest.approx(0.75))
+    assert not [i for i in results.insights if i.get("kpi") == "cost" and i["type"] != "pacing"]
+    records = [i["kpi"] for i in results.insights if i["type"] == "record"]
+    assert "score" in records  # 1 + i rises every month: the highest in 19 months
+    told = takeaways(config, results, Formatter.for_report(config.report))
+    # first: 4 + 3 / 12 = 4.25 against a record's 3
+    assert told[0] == said
+    # the metrics it reads stay free: the deals' own record high is a fact of its own
+    assert [t.split()[0].rstrip(":\xa0") for t in told[1:]] == ["deals", "score"]

@@ -293,3 +293,38 @@ def test_insight_sentences_are_written_in_each_language(demo):
     records = [t for t, i in zip(sentences["de"], results.insights, strict=True) if i["type"] == "record"]
     assert records
     assert all(re.search(r"seit \d+ Monaten\.$", t) for t in records), records
+
+
+# French typography: a no-break space before : ; ! ? % and » and after «, so that a phone's
+# line break never leaves the sign alone at the start of a line. The product writes U+00A0, as
+# Babel does before the percent sign of a French number ("108,8 %"); U+202F is accepted too.
+NO_BREAK = "\u00a0\u202f"
+
+
+def french_spacing_problems(text: str) -> list[str]:
+    """Each place in ``text`` (placeholders aside) where a sign that takes a no-break space in
+    French has anything else: an ordinary space, or no space at all."""
+    bare = PLACEHOLDER.sub("X", text)
+    problems = []
+    for i, char in enumerate(bare):
+        before = bare[i - 1] if i else ""
+        if char in ":;!?%»" and before not in NO_BREAK and bare[i : i + 3] != "://":
+            problems.append(f"{bare[max(i - 12, 0) : i + 2]!r} (before {char!r}: {before!r})")
+        if char == "«" and bare[i + 1 : i + 2] not in NO_BREAK:
+            problems.append(f"{bare[i : i + 14]!r} (after «)")
+    return problems
+
+
+def test_french_catalogue_puts_a_no_break_space_before_high_punctuation():
+    catalog = read_catalogue("fr")
+    problems = []
+    for message in catalog:
+        if not message.id:
+            continue
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for text in strings:
+            problems += [f"{message.id!r}: {p}" for p in french_spacing_problems(text)]
+    assert problems == []
+    # the scan itself: an ordinary space and a missing one are found, the no-break ones are not
+    assert len(french_spacing_problems("Objectif : %(target)s ; écart:%(gap)s « ici »")) == 5
+    assert french_spacing_problems("Objectif\xa0: %(target)s\u202f; 12\xa0% «\xa0ici\xa0» https://a") == []

@@ -169,7 +169,7 @@ def test_the_arrow_is_the_sign_and_the_tone_the_judgement():
     )
     assert Formatter("fr_FR", "EUR").delta_legend() == (
         "▲ ▼ hausse ou baisse · ✓ mieux · ✗ moins bien (selon le sens de l'indicateur) · "
-        "gris : pas de sens préféré"
+        "gris\u00a0: pas de sens préféré"
     )
 
 

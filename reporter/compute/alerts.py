@@ -70,6 +70,10 @@ class Observation:
     coarse: str | None = None  # judged on a whole period: the coarsest frequency the KPI reads
     threshold: float | None = None  # above / below: the rule's X
     status: str | None = None  # an objective's status to date (whatever the condition)
+    additive: bool = False  # an objective's KPI is one sum or count: its value grows day by day
+    cumulative: bool = False  # an objective judged on the year to date
+    earlier_target: float | None = None  # cumulative: the targets of the year's earlier periods
+    period_value: float | None = None  # cumulative: the KPI over this period to date alone
 
 
 def frequencies(config: Config, kpis: _Kpis, kpi: str) -> set[str]:
@@ -245,9 +249,16 @@ def _observe(
     projected = (
         value / fraction if (value is not None and additive and not obj.cumulative and fraction < 1) else None
     )
+    # what the alert's words need to say what the period to date means for the target
+    about: dict[str, Any] = {"additive": additive, "cumulative": obj.cumulative}
+    if obj.cumulative:
+        about["earlier_target"] = earlier
+        about["period_value"] = kpi_window[to_date][obj.kpi]
     if condition in ("above", "below"):  # on the objective's KPI, with its target and status beside
         seen = _threshold(rule, kpi, value, base)
         seen.target, seen.period_target, seen.projected, seen.status = target, goal, projected, state
+        for name, v in about.items():
+            setattr(seen, name, v)
         return seen
     if condition == "pacing_off":
         pace, against = (projected, goal) if projected is not None else (value, target)
@@ -271,6 +282,7 @@ def _observe(
         period_target=goal,
         projected=projected,
         status=state,
+        **about,
         **base,
     )
 

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from reporter.compute.alerts import Observation, evaluate
 from reporter.config.labels import Labels
-from reporter.config.model import AlertRule, Chat, Config
+from reporter.config.model import AlertRule, Chat, Config, Kpi
 from reporter.delivery.journal import reconcile
 from reporter.delivery.ledger import Ledger
 from reporter.delivery.mailer import Mailer, SendResult, add_unsubscribe
@@ -43,6 +43,7 @@ from reporter.delivery.once import ExactlyOnce, Key
 from reporter.delivery.send import EmailChannel
 from reporter.delivery.suppression import Suppression, skip_note, suppressed
 from reporter.errors import RunError
+from reporter.periods import Period
 from reporter.render.context import Formatter, translations
 from reporter.render.html import render_text
 from reporter.render.texts import action_context
@@ -442,7 +443,8 @@ def alert_text(
 ) -> AlertWords:
     """The words of the message announcing ``announced`` (firing or clear)."""
     fmt = Formatter.for_report(config.report)
-    _ = translations(fmt.locale.language).gettext
+    catalog = translations(fmt.locale.language)
+    _, n_ = catalog.gettext, catalog.ngettext
     names = Labels(config)
     kpi = config.kpis[found.kpi]
 
@@ -457,6 +459,10 @@ def alert_text(
         subject = _("[TEST] %(subject)s") % {"subject": subject}
     facts = []
     start = fmt.date(found.period_start, "medium")
+    if found.cumulative:  # the value is the year's to date, from the fiscal year's first day
+        grain = config.report.grain
+        first = Period.parse(found.period, grain).fiscal_year_start(config.report.fiscal_year_start)
+        start = fmt.date(first.isoformat(), "medium")
     day = fmt.date(found.day, "medium")
     if rule.condition == "unusual":
         facts.append(
@@ -471,7 +477,29 @@ def alert_text(
         if found.threshold is not None:
             facts.append(_("Threshold: %(limit)s.") % {"limit": value(found.threshold)})
         if found.target is not None:
-            if found.period_target is not None and found.period_target != found.target:
+            if found.cumulative and found.earlier_target and found.period_target is not None:
+                # the year's earlier periods count whole, this one pro rata (a running total)
+                parts = {
+                    "target": value(found.target),
+                    "earlier": value(found.earlier_target),
+                    "elapsed": found.elapsed,
+                    "days": found.days,
+                    "goal": value(found.period_target - found.earlier_target),
+                }
+                facts.append(
+                    _(
+                        "Target for the year to date: %(target)s (%(earlier)s for the year's earlier "
+                        "periods, plus %(elapsed)s of %(days)s days of this period's %(goal)s)."
+                    )
+                    % parts
+                    if found.additive and found.elapsed < found.days
+                    else _(
+                        "Target for the year to date: %(target)s (%(earlier)s for the year's earlier "
+                        "periods, plus this period's %(goal)s)."
+                    )
+                    % parts
+                )
+            elif found.period_target is not None and found.period_target != found.target:
                 facts.append(
                     _("Target to date: %(target)s (%(elapsed)s of %(days)s days of the period's %(goal)s).")
                     % {
@@ -514,6 +542,10 @@ def alert_text(
                 "goal": value(found.period_target),
             }
         )
+    else:
+        pace = _to_date_meaning(_, n_, fmt, kpi, names.kpi(found.kpi), found)
+        if pace:
+            facts.append(pace)
     return AlertWords(
         subject=subject,
         lang=fmt.locale.language,
@@ -531,6 +563,64 @@ def alert_text(
         footer=_("Rule %(rule)s. To pause it: %(command)s")
         % {"rule": rule.rule_id, "command": snooze_command(config, rule.rule_id, root)},
     )
+
+
+def _to_date_meaning(
+    _: Callable[[str], str],
+    n_: Callable[[str, str, int], str],
+    fmt: Formatter,
+    kpi: Kpi,
+    label: str,
+    found: Observation,
+) -> str:
+    """What the period to date means for an objective's target when no pace is projected (an
+    additive KPI's pace is said by "At this pace"): for a KPI that is no running total (a ratio,
+    an average, a level) that its value to date is no forecast; for a cumulative objective on a
+    running total, what is still needed (or still allowed, direction down) by the period's end,
+    a day, against the day's average so far this period. Empty when the period is over, or
+    for a rule on a KPI without objective."""
+    goal, done, left = found.period_target, found.value, found.days - found.elapsed
+    if found.objective is None or found.coarse is not None or left <= 0 or goal is None or done is None:
+        return ""
+    days = n_("%(num)d day", "%(num)d days", left) % {"num": left}
+    if not found.additive:
+        return _(
+            "%(kpi)s is not a total that grows day by day, so its value to date is no forecast: "
+            "it is judged as it stands and, with %(left)s left in the period, can still move either way."
+        ) % {"kpi": label, "left": days}
+    if not found.cumulative or found.period_value is None:
+        return ""
+
+    def per_day(v: float) -> str:  # a day's share: one decimal more than the KPI's whole numbers
+        decimals = 1 if kpi.format == "integer" and kpi.decimals is None else kpi.decimals
+        return fmt.value(v, kpi.format, decimals)
+
+    words = {
+        "kpi": label,
+        "goal": fmt.value(goal, kpi.format, kpi.decimals),
+        "left": days,
+        "pace": per_day(found.period_value / found.elapsed),
+    }
+    gap = goal - done
+    if kpi.direction == "down":
+        if gap < 0:
+            return _(
+                "%(kpi)s is already %(over)s over its year-to-date target of %(goal)s "
+                "for the end of the period."
+            ) % {**words, "over": fmt.value(-gap, kpi.format, kpi.decimals)}
+        return _(
+            "To stay within its year-to-date target of %(goal)s by the end of the period, %(kpi)s can "
+            "add at most %(room)s in %(left)s: %(rate)s a day, against %(pace)s a day so far this period."
+        ) % {**words, "room": fmt.value(gap, kpi.format, kpi.decimals), "rate": per_day(gap / left)}
+    if gap <= 0:
+        return (
+            _("%(kpi)s has already reached %(goal)s, its year-to-date target for the end of the period.")
+            % words
+        )
+    return _(
+        "To reach its year-to-date target of %(goal)s by the end of the period, %(kpi)s needs "
+        "%(needed)s more in %(left)s: %(rate)s a day, against %(pace)s a day so far this period."
+    ) % {**words, "needed": fmt.value(gap, kpi.format, kpi.decimals), "rate": per_day(gap / left)}
 
 
 def _headline(

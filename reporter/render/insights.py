@@ -456,6 +456,81 @@ def _pair(
     return insight, ranked[found]
 
 
+# An objective over its cap (lower is better, at risk or off track) is told among the takeaways
+# with the score of an off-pace objective plus how far it is over (at most BREACH_MAX over).
+BREACH_SCORE, BREACH_MAX = 4.0, 3.0
+
+
+def _breaches(config: Config, results: Results, over: Mapping[str, ObjectiveResult]) -> list[dict[str, Any]]:
+    """A takeaway candidate for each KPI over its cap whose objective is at risk or off track
+    (a CAC above its ceiling), scored ``BREACH_SCORE`` + its overshoot ((value − cap) / |cap|,
+    at most ``BREACH_MAX``): above a mere record (3) or an objective off pace (4), so the worst
+    news of the period is not left out of the first lines."""
+    out = []
+    for kpi, o in over.items():
+        if o.status not in ("off_track", "at_risk") or o.value is None or not o.target:
+            continue
+        overshoot = min((o.value - o.target) / abs(o.target), BREACH_MAX)
+        out.append({"type": "breach", "kpi": kpi, "objective": o.id, "score": BREACH_SCORE + overshoot})
+    return out
+
+
+def _breach_text(w: _Words, o: ObjectiveResult) -> str:
+    """A KPI over its cap, in the takeaways' style: its value against its target, and the
+    previous period's value (a cumulative objective: the year to date against its target)."""
+    kpi = o.kpi
+    words = {"kpi": w.kpi(kpi), "value": w.value(kpi, o.value), "target": w.value(kpi, o.target)}
+    if o.cumulative:
+        return w._("%(kpi)s, year to date: %(value)s, above its target of %(target)s.") % words
+    k = w.results.kpis.get(kpi)
+    previous = k.previous if k is not None else None
+    if previous is None:
+        return w._("%(kpi)s: %(value)s, above its target of %(target)s.") % words
+    return w._("%(kpi)s: %(value)s, above its target of %(target)s (%(previous)s the previous period).") % {
+        **words,
+        "previous": w.value(kpi, previous),
+    }
+
+
+def _breach_alone(
+    config: Config,
+    words: _Words,
+    ranked: list[dict[str, Any]],
+    objective: ObjectiveResult,
+    done: tuple[set[str], set[int]],
+) -> str:
+    """The takeaway of a KPI over its cap that no insight tells: its value against its target,
+    and the best unused contributors sentence on the previous period of it or of a KPI that
+    reads only its metrics (the same comparison as the sentence's), as its why."""
+    taken, used = done
+    kpi = objective.kpi
+    reads = metrics_of(config, kpi)
+    text = _breach_text(words, objective)
+    for j, x in enumerate(ranked):
+        if j in used or x["type"] != "contributors" or x.get("vs") != "previous":
+            continue
+        theirs = metrics_of(config, x["kpi"])
+        if (x["kpi"] == kpi or theirs <= reads) and not theirs & taken:
+            used.add(j)
+            return text + " " + _why(words, x, named=x["kpi"] != kpi)
+    return text
+
+
+def _joined(
+    words: _Words, what: dict[str, Any], why: dict[str, Any] | None, over: Mapping[str, ObjectiveResult]
+) -> str:
+    """A takeaway: what happened, the cap it is above (a KPI over its cap, unless the sentence
+    is its pace or the objective is judged on the year to date), and why."""
+    kpi, text = what["kpi"], str(what["text"])
+    if kpi in over and what["type"] != "pacing" and not over[kpi].cumulative:
+        text += " " + words._("Above its target of %(target)s.") % {
+            "target": words.value(kpi, over[kpi].target)
+        }
+    if why is not None:
+        text += " " + _why(words, why, named=why["kpi"] != kpi)
+    return text
+
+
 def takeaways(
     config: Config,
     results: Results,
@@ -475,25 +550,55 @@ def takeaways(
 
     A KPI over its cap (``over_target``: the budget overspent) is never the one left out: when
     a milder sentence shares a metric with it (the season's spend), the overrun is told in its
-    place, with its target and the milder KPI's why, and the per-kind limit does not apply."""
+    place, with its target and the milder KPI's why, and the per-kind limit does not apply.
+    One at risk or off track is told in its own right (``_breaches``), even when another KPI
+    over its cap already told its metrics (the CAC beside the budget: the same spend, two
+    objectives missed): by what happened to it when an insight says so, else by its value
+    against its target and the previous period's."""
     words = _Words(results, fmt, labels)
     limit = config.insights.max_summary if limit is None else limit
-    ranked = results.insights
     over = over_target(config, results)
+    ranked = list(results.insights)
+    breaches = _breaches(config, results, over)
+    ranked += breaches
+    # the insights stay in their order; each breach goes in at its score (ties: the insight first)
+    order = sorted(range(len(ranked)), key=lambda j: -float(ranked[j].get("score") or 0.0))
     taken: set[str] = set()  # the metrics of the KPIs taken
+    told: set[str] = set()  # the KPIs a takeaway is about
+    alone: set[str] = set()  # the KPIs over their cap told by their value alone
     used: set[int] = set()
     seen: dict[str, int] = {}
     chosen: list[str] = []
-    for index, insight in enumerate(ranked):
+    for index in order:
+        insight = ranked[index]
         if len(chosen) >= limit:
             break
         if index in used or insight.get("kpi") not in config.kpis:
             continue
         reads = metrics_of(config, insight["kpi"])
-        if reads & taken:
-            continue  # the same event, already told through another KPI
+        if insight["type"] == "breach":
+            kpi = insight["kpi"]
+            if kpi in told:
+                continue
+            what_j = next(
+                (
+                    j
+                    for j, x in enumerate(ranked)
+                    if j not in used and x["type"] in _WHAT and x.get("kpi") == kpi
+                ),
+                None,
+            )
+            if what_j is None:  # nothing happened to it that an insight tells: its value and cap
+                used.add(index)
+                chosen.append(_breach_alone(config, words, ranked, over[kpi], (taken, used)))
+                told.add(kpi)  # its metrics stay free: a sentence on its value tells nothing of them
+                alone.add(kpi)
+                continue
+            index = what_j  # told by what happened to it, with its target (below)
+        elif reads & taken or insight["kpi"] in alone:
+            continue  # the same event, already told through another KPI (or this one)
         first = index
-        if insight["kpi"] not in over:
+        if ranked[index]["kpi"] not in over:
             found = _overrun(config, ranked, over, reads, (taken, used))
             first = index if found is None else found
         used.add(first)
@@ -503,14 +608,8 @@ def takeaways(
         if seen.get(kind, 0) >= per_type and not breach:
             continue
         seen[kind] = seen.get(kind, 0) + 1
-        text = what["text"]
-        if breach and kind != "pacing" and not over[kpi].cumulative:
-            text += " " + words._("Above its target of %(target)s.") % {
-                "target": words.value(kpi, over[kpi].target)
-            }
-        if why is not None:
-            text += " " + _why(words, why, named=why["kpi"] != what["kpi"])
-        chosen.append(text)
+        chosen.append(_joined(words, what, why, over))
+        told.add(kpi)
         if kind != "pacing" or breach:
             taken |= metrics_of(config, kpi)
     return chosen
