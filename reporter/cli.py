@@ -1174,11 +1174,15 @@ def _status(args: argparse.Namespace) -> int:
                 f"  delivery {entry['period']} to {entry['recipient']}: {entry['state']} at {entry['time']}, "
                 f"not yet in the ledger (noted in {journal_path(root)}; the next run records it)"
             )
+        from reporter.run.alerts import journaled
+
+        for rule, line in journaled(root, config.report.id):  # its alert messages, likewise
+            print(f"  alert {rule} {line}")
         if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
             print(f"  no run recorded yet; {NOT_TRACKED}")
             continue
         try:
-            _status_ledger(config, url, root)
+            _status_ledger(config, url, root, args.output)
         except (SQLAlchemyError, LedgerError) as exc:  # its database down: say so, go on
             from reporter.delivery.ledger import ledger_place
             from reporter.delivery.once import ledger_trouble
@@ -1190,7 +1194,7 @@ def _status(args: argparse.Namespace) -> int:
     return 1 if unreadable else 0
 
 
-def _status_ledger(config: Any, url: str, root: Path) -> None:
+def _status_ledger(config: Any, url: str, root: Path, output: Path | None) -> None:
     """What ``reporter status`` says from the ledger: the last runs, the deliveries waiting for
     something, the archive steps left undone, and where to see every delivery (``audit``)."""
     from reporter.delivery.archiving import archive_dir
@@ -1211,6 +1215,12 @@ def _status_ledger(config: Any, url: str, root: Path) -> None:
                 + (f", Message-ID {d.message_id}" if d.state == "review" else "")  # for the server's log
                 + (f" — {d.last_error}" if d.last_error else "")
             )
+        from reporter.run.alerts import waiting as alerts_waiting
+
+        rules = [r.rule_id for r in config.alerts.rules] if config.alerts is not None else []
+        shown = config.model_copy(update={"run_output": _output_shown(config, output)})  # as a run names it
+        for rule, line in alerts_waiting(ledger, config.report.id, rules, shown):
+            print(f"  alert {rule} {line}")
         from reporter.delivery.suppression import suppressed
 
         for held in sorted(suppressed(ledger, config.report.id).values(), key=lambda h: h.address):

@@ -190,9 +190,12 @@ def test_killed_mid_send_then_restarted_is_still_exactly_once(report, tmp_path, 
         assert (delivery.period, delivery.recipient, delivery.state) == ("#1", "cfo@acme.test", "review")
         assert main(["alerts", "status", "--config", str(report), "--output", str(out)]) == 0
         assert (
-            "  message 1 to cfo@acme.test: in review (sending began and was not confirmed: it may have "
-            "arrived; it is not sent again)" in capsys.readouterr().out.splitlines()
-        )
+            f"  message 1 to cfo@acme.test: review after 0 attempt(s), Message-ID {delivery.message_id} — a "
+            "previous evaluation stopped after sending began (the server may have accepted it): not re-sent: "
+            f"check cfo@acme.test's mailbox, then run 'reporter resolve {report} 1 cfo@acme.test --alert "
+            f"orders-goal-off_track --sent --output {out}' if it arrived, or '--resend' if it did not (the "
+            "rule's next evaluation sends it again)"
+        ) in capsys.readouterr().out.splitlines()
         run_alerts(config, at(52), root=out, sleep=lambda s: None)  # back: the resolved message
     assert [r.message["Subject"] for r in server.handler.received] == [
         "Alerts — 3,000 orders a month is off track",
@@ -708,3 +711,54 @@ def test_resolve_of_an_alert_refuses_what_it_cannot_settle_saying_why(report, tm
         settle = ["resolve", str(report), "1", "cfo@acme.test", "--alert", "orders-goal-off_track", "--sent"]
         assert main([*settle, "--output", str(out)]) == 0
         assert len(server.handler.received) == 2
+
+
+def test_status_lists_alert_messages_in_review_failed_and_journaled_with_what_to_do(report, tmp_path, capsys):
+    """``reporter status`` lists a report's alert messages waiting for something beside its own
+    deliveries, and ``reporter alerts status`` under their rule, in the same words: in review
+    with its Message-ID and the ``reporter resolve`` command, failed with what happens next, and
+    noted in the fallback journal while the ledger was lost."""
+    from reporter.delivery.journal import note
+
+    out = tmp_path / "out"
+    two = tmp_path / "two.yaml"  # the rule writes to cto too, whose server refuses it
+    two.write_text(report.read_text().replace("to: [cfo@acme.test]", "to: [cfo@acme.test, cto@acme.test]"))
+    with Server(tmp_path) as server:
+        config = smtp_late(load_config(two, env={}), server.port, 0.5)
+        server.handler.late_reply = 2.0  # cfo: the reply comes too late (in review)
+        server.handler.rcpt_reply = lambda address, attempt: (
+            "550 5.1.1 no such user" if "cto" in address else None
+        )
+        run_alerts(config, at(37), root=out, sleep=lambda s: None)
+        msg_id = server.handler.received[0].message["Message-ID"].strip()
+    journal = out / "ledger-journal.jsonl"
+    key = {"report": "al/alert/visits-unusual", "period": "#1", "recipient": "ops@acme.test", "version": 1}
+    note(out, {**key, "message_id": "<v>", "state": "sent", "attempts": 1, "channel": "smtp", "forced": False,
+               "time": "2026-07-19T06:00:03+00:00", "run_id": 0, "note": ""})  # fmt: skip
+    review = (
+        f"message 1 to cfo@acme.test: review after 1 attempt(s), Message-ID {msg_id} — no reply after the "
+        "message was sent (none within 0.5 s): the server may have accepted it; not re-sent: check "
+        f"cfo@acme.test's mailbox, then run 'reporter resolve {two} 1 cfo@acme.test --alert "
+        f"orders-goal-off_track --sent --output {out}' if it arrived, or '--resend' if it did not (the "
+        "rule's next evaluation sends it again)"
+    )
+    failed = (
+        "message 1 to cto@acme.test: failed after 1 attempt(s) — 550 5.1.1 no such user; the rule's next "
+        "evaluation sends it again"
+    )
+    journaled = (
+        "message 1 to ops@acme.test: sent at 2026-07-19T06:00:03+00:00, not yet in the ledger (noted in "
+        f"{journal}; the rule's next evaluation records it)"
+    )
+    capsys.readouterr()
+    assert main(["status", str(two), "--output", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("  alert ")] == [
+        f"  alert visits-unusual {journaled}",
+        f"  alert orders-goal-off_track {review}",
+        f"  alert orders-goal-off_track {failed}",
+    ]
+    assert main(["alerts", "status", "--config", str(two), "--output", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:3] == [f"  {review}", f"  {failed}"]
+    assert lines[4:] == [f"  {journaled}"]

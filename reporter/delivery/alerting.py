@@ -235,6 +235,15 @@ def alert_settle_hint(config: Config, key: Key, where: str) -> str:
     )
 
 
+def settle_hint_of(config: Config, key: Key, channel: str) -> str:
+    """``alert_settle_hint`` for a message sent through ``channel`` (the ledger's word: smtp,
+    outbox, slack, teams)."""
+    from reporter.delivery.chat import KINDS
+
+    where = f"the {KINDS[channel]} channel" if channel in KINDS else f"{key.recipient}'s mailbox"
+    return alert_settle_hint(config, key, where)
+
+
 @dataclass
 class AlertEmail(EmailChannel):
     """An alert's e-mail: the report's e-mail channel (``send.EmailChannel``), settled by

@@ -159,6 +159,58 @@ def _check_resend(
         )
 
 
+def waiting(ledger: Any, report: str, rules: list[str], config: Config | None) -> list[tuple[str, str]]:
+    """What ``reporter status`` and ``reporter alerts status`` say about the alert messages of
+    ``report`` (of ``rules`` and of those the ledger holds) waiting for something: in review (with
+    the command that settles it), failed (to be sent again), pending. (rule, line) pairs, the line
+    starting with ``message N to RECIPIENT``. ``config``: the report's configuration, to write the
+    ``reporter resolve`` command (without it, the line says what the evaluation said)."""
+    from reporter.delivery.alerting import settle_hint_of
+    from reporter.delivery.once import Key
+
+    found: list[tuple[str, str]] = []
+    known = [*rules, *(row["rule"] for row in ledger.alert_rules_of(report))]
+    for rule in dict.fromkeys(known):
+        latest: dict[tuple[str, str], Any] = {}
+        for d in ledger.all(f"{report}/alert/{rule}"):
+            latest[(d.period, d.recipient)] = d  # the versions come in order: the last is the latest
+        for d in latest.values():
+            head = f"message {d.period.lstrip('#')} to {d.recipient}: {d.state} after {d.attempts} attempt(s)"
+            said = d.last_error or ""
+            if d.state == "review":
+                if config is not None:  # the command as of now (an older note may say otherwise)
+                    cut = said.find("not re-sent")
+                    cause = said[:cut] if cut >= 0 else f"{said}; " if said else ""
+                    hint = settle_hint_of(config, Key(d.report, d.period, d.recipient), d.channel)
+                    said = f"{cause}not re-sent: {hint}"
+                found.append((rule, f"{head}, Message-ID {d.message_id} — {said}"))
+            elif d.state == "failed":
+                said = f" — {said}" if said else ""
+                found.append((rule, f"{head}{said}; the rule's next evaluation sends it again"))
+            elif d.state == "pending":
+                doing = "being sent, or the evaluation sending it stopped (its next one sets it to review)"
+                found.append((rule, f"{head}: {doing}"))
+    return found
+
+
+def journaled(root: Path, report: str) -> list[tuple[str, str]]:
+    """The alert messages of ``report`` noted in the fallback journal of ``root`` while the ledger
+    was lost, as (rule, line) pairs like ``waiting``'s."""
+    from reporter.delivery.journal import entries, journal_path
+
+    found = []
+    for entry in entries(root):
+        owner = str(entry.get("report", ""))
+        if owner.startswith(f"{report}/alert/"):
+            line = (
+                f"message {str(entry['period']).lstrip('#')} to {entry['recipient']}: {entry['state']} at "
+                f"{entry['time']}, not yet in the ledger (noted in {journal_path(root)}; the rule's next "
+                "evaluation records it)"
+            )
+            found.append((owner.split("/alert/", 1)[1], line))
+    return found
+
+
 _NOT_IN_REVIEW = {
     "sent": "nothing to settle: it is never sent again",
     "failed": "the rule's next evaluation sends it again",
@@ -216,6 +268,7 @@ def _test(args: argparse.Namespace, now: dt.datetime, out: Callable[[str], None]
 def _status(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     from reporter.delivery.ledger import Ledger
     from reporter.delivery.suppression import skip_note
+    from reporter.run.stages import output_root
 
     config = _config(args.config) if args.config is not None else None
     with Ledger(_ledger_url(config, args.output)) as ledger:
@@ -231,23 +284,19 @@ def _status(args: argparse.Namespace, out: Callable[[str], None]) -> int:
             from reporter.delivery.alerting import unsubscribed
 
             held = {r.rule_id: unsubscribed(config, r, ledger) for r in config.alerts.rules}
+        root = output_root(config, args.output) if config is not None else args.output or Path("output")
+        if config is not None:  # the commands it prints name the output folder, as a run would
+            shown = None if args.output is None and config.report.output_dir else root.absolute()
+            config = config.model_copy(update={"run_output": shown})
+        said = {report: journaled(root, report) + waiting(ledger, report, [], config) for report in reports}
         for row in rows:
             out(_status_line(row))
             for address, suppression in held.get(row["rule"], {}).items():
                 assert config is not None
                 out(f"  {address}: {skip_note(config, suppression)}")
-            for d in ledger.all(f"{row['report']}/alert/{row['rule']}"):
-                number = d.period.lstrip("#")
-                if d.state == "review":
-                    out(
-                        f"  message {number} to {d.recipient}: in review (sending began and was not "
-                        "confirmed: it may have arrived; it is not sent again)"
-                    )
-                elif d.state == "failed":
-                    out(
-                        f"  message {number} to {d.recipient}: failed ({d.last_error}); "
-                        "retried at the next evaluation"
-                    )
+            for name, line in said[row["report"]]:
+                if name == row["rule"]:
+                    out(f"  {line}")
     return 0
 
 
