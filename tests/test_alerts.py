@@ -644,11 +644,11 @@ def test_an_alert_in_review_is_settled_by_resolve_like_a_report(report, tmp_path
         )
 
 
-def test_resolve_of_an_alert_refuses_what_it_cannot_settle_saying_why(report, tmp_path, capsys):
+def test_resolve_of_an_alert_refuses_what_it_cannot_settle_saying_why(report, tmp_path, capsys, monkeypatch):
     """Each refusal of ``reporter resolve --alert`` is exit 2, one line, and changes nothing: a
     period given for the message's number, an unknown rule or message, a message pending, a
-    ``--resend`` to an address the rule no longer has or of a message the rule has announced
-    past; a report's delivery asked for an address that only has alert messages in review
+    ``--resend`` to an address the rule no longer has, or that unsubscribed, or of a message the
+    rule has announced past; a report's delivery asked for an address that only has alert messages in review
     names their commands."""
     out = tmp_path / "out"
     key = ("al/alert/orders-goal-off_track", "#1", "cfo@acme.test")
@@ -692,6 +692,15 @@ def test_resolve_of_an_alert_refuses_what_it_cannot_settle_saying_why(report, tm
             f"{name} 1 to cfo@acme.test: {moved} no longer sends this rule's messages to cfo@acme.test: "
             "cannot send it again (--sent records it as delivered)"
         )
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int(at(40).timestamp())))  # unsubscribed on day 40
+        assert main(["unsubscribe", str(report), "cfo@acme.test", "--output", str(out)]) == 0
+        monkeypatch.delenv("SOURCE_DATE_EPOCH")
+        assert refused("1", "cfo@acme.test", "--alert", "orders-goal-off_track", "--resend") == (
+            f"{name} 1 to cfo@acme.test: unsubscribed on 2026-02-09 (reporter unsubscribe), not sent; "
+            f"'reporter subscribe {report} cfo@acme.test --output {out}' sends to it again; cannot send it "
+            "again (--sent closes it)"
+        )
+        assert main(["subscribe", str(report), "cfo@acme.test", "--output", str(out)]) == 0
         run_alerts(config, at(52), root=out, sleep=lambda s: None)  # back on track: message 2 is sent
         assert len(server.handler.received) == 2
         assert refused("1", "cfo@acme.test", "--alert", "orders-goal-off_track", "--resend") == (

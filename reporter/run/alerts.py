@@ -76,6 +76,8 @@ def resolve_alert(
         )
     number = int(args.period)
     root = output_root(config, args.output)
+    shown = None if args.output is None and config.report.output_dir else root.absolute()
+    config = config.model_copy(update={"run_output": shown})  # the commands it prints name it
     if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
         raise UsageError(f"no ledger in {root} (ledger.sqlite): nothing was sent from there; see --output")
     rules = {r.rule_id: r for r in config.alerts.rules} if config.alerts is not None else {}
@@ -106,6 +108,7 @@ def resolve_alert(
         row = ledger.alert_rule(report, rule_id)
         if args.resend:
             _check_resend(config, args, rules.get(rule_id), row, name, number)
+            _check_subscribed(config, ledger, rules[rule_id], recipient, name)
         how = "--sent" if args.sent else "--resend"
         note = f"settled by 'reporter resolve --alert {rule_id} {how}' at {now:%Y-%m-%d %H:%M} UTC"
         if not settle_by_hand(ledger, key, latest.version, now, sent=args.sent, note=note):
@@ -209,6 +212,16 @@ def journaled(root: Path, report: str) -> list[tuple[str, str]]:
             )
             found.append((owner.split("/alert/", 1)[1], line))
     return found
+
+
+def _check_subscribed(config: Config, ledger: Any, rule: Any, recipient: str, name: str) -> None:
+    """Refuse ``--resend`` to an address that unsubscribed since: the rule's evaluations skip it."""
+    from reporter.delivery.alerting import unsubscribed
+    from reporter.delivery.suppression import skip_note
+
+    held = unsubscribed(config, rule, ledger).get(recipient)
+    if held is not None:
+        raise UsageError(f"{name}: {skip_note(config, held)}; cannot send it again (--sent closes it)")
 
 
 _NOT_IN_REVIEW = {
