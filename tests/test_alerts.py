@@ -182,8 +182,17 @@ def test_killed_mid_send_then_restarted_is_still_exactly_once(report, tmp_path, 
         child.wait()
         server.handler.late_reply = 0.0
         config = with_smtp(load_config(report, env={}), server.port)
+        said = []
         for n in (37, 38, 39):  # restarted, and the days after: still off track, nothing more
-            run_alerts(config, at(n), root=out, sleep=lambda s: None)
+            said.append({o.rule: o for o in run_alerts(config, at(n), root=out, sleep=lambda s: None)})
+        # the evaluation that finds it pending says so, once, with the command that settles it
+        assert [d["orders-goal-off_track"].state for d in said] == ["error", "firing", "firing"]
+        assert said[0]["orders-goal-off_track"].note == (
+            "not sent to cfo@acme.test: a previous evaluation stopped after sending began (the server may "
+            "have accepted it): not re-sent; check cfo@acme.test's mailbox, then run 'reporter resolve "
+            f"{report} 1 cfo@acme.test --alert orders-goal-off_track --sent --output {out}' if it arrived, "
+            "or '--resend' if it did not (the rule's next evaluation sends it again)"
+        )
         assert len(server.handler.received) == 1
         with Ledger(config.ledger_url(out)) as ledger:
             (delivery,) = ledger.all("al/alert/orders-goal-off_track")

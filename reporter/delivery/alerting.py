@@ -9,7 +9,8 @@ rule's addresses and chat channels by ``ExactlyOnce.deliver_once`` (``reporter.d
 the state machine of every delivery), keyed report ``<id>/alert/<rule>``, period ``#<seq>``,
 through two small channels: ``AlertEmail`` and ``AlertChat``. As alert evaluations are not runs
 recorded in the ledger (``registered_runs=False``), a message found pending (a process killed
-mid-send) is set to review at once and never sent again by itself, until a person settles it
+mid-send) is set to review at once (that evaluation fails for the rule, saying so) and never
+sent again by itself, until a person settles it
 with ``reporter resolve CONFIG N RECIPIENT --alert RULE --sent|--resend`` (``reporter.run.alerts``;
 ``--resend`` makes it a failed one); a failed one is retried at the next evaluation, with the same
 Message-ID; one whose outcome the ledger could not record goes to the fallback journal, which the
@@ -208,7 +209,7 @@ def _deliver_once(
         done = once.deliver_once(channel, Key(key, period, rcpt), payload)
         if done.state == "sent":
             sent.append(rcpt)
-        elif done.claimed:  # tried now and not sent (failed: retried next time; or in review)
+        elif done.claimed or done.flagged:  # tried now and not sent, or found pending and set to review
             failed.append(f"not sent to {rcpt}: {done.error}")
             LOG.error("alert %s to %s: %s", rule.rule_id, rcpt, done.error)
     return sent, failed
