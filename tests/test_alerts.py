@@ -635,6 +635,12 @@ def test_an_alert_in_review_is_settled_by_resolve_like_a_report(report, tmp_path
             "sent, and it is never sent again\n"
         )
         assert len(server.handler.received) == 1  # resolve itself sends nothing
+        if settle == "--resend":  # settled: the next evaluation sends it, not this command
+            assert main([*args, "--resend", "--output", str(out)]) == 2
+            assert capsys.readouterr().err == (
+                "reporter: error: al alert orders-goal-off_track message 1 to cfo@acme.test: failed, not in "
+                "review; the rule's next evaluation sends it again\n"
+            )
         for n in (39, 40):  # the next evaluations: exactly one more message with --resend, none with --sent
             got = {o.rule: o for o in run_alerts(config, at(n), root=out, sleep=lambda s: None)}
             assert got["orders-goal-off_track"].state == "firing"
