@@ -64,7 +64,8 @@ EXAMPLES = {
   reporter init my-report --source exports/leads.csv   # a report over your own CSV only""",
     "resolve": """examples:
   reporter resolve config/example.yaml 2026-10 ceo@acme.fr --sent     # it arrived
-  reporter resolve config/example.yaml 2026-10 ceo@acme.fr --resend   # it did not: send once more""",
+  reporter resolve config/example.yaml 2026-10 ceo@acme.fr --resend   # it did not: send once more
+  reporter resolve config/example.yaml 1 cfo@acme.fr --alert cut-cac-off_track --sent   # alert message 1""",
     "checkin": """examples:
   reporter checkin config/example.yaml cut-cac --note "Two trade fairs doubled the cost"
   reporter checkin config/example.yaml cut-cac --action relaunch-quotes=done \\
@@ -169,11 +170,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "config", type=Path, metavar="CONFIG", help="the report's YAML file (or a folder, with --report)"
     )
-    p.add_argument("period", metavar="PERIOD", help="e.g. 2026-10")
-    p.add_argument("recipient", metavar="RECIPIENT", help="the address whose delivery is in review")
+    p.add_argument("period", metavar="PERIOD", help="e.g. 2026-10; with --alert, the message's number")
+    p.add_argument(
+        "recipient",
+        metavar="RECIPIENT",
+        help="the address (or chat channel, e.g. slack:SLACK_WEBHOOK_URL) whose delivery is in review",
+    )
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--sent", action="store_true", help="the recipient has it: record it as sent")
-    how.add_argument("--resend", action="store_true", help="it did not arrive: send it again, once")
+    how.add_argument(
+        "--resend",
+        action="store_true",
+        help="it did not arrive: send it again, once (an alert: at the rule's next evaluation)",
+    )
+    p.add_argument(
+        "--alert",
+        metavar="RULE",
+        help="settle a message of this alert rule (PERIOD is then its number, as 'reporter status' lists it)",
+    )
     p.add_argument("--report", help="the report id, when CONFIG is a folder of several reports")
     p.add_argument("--output", type=Path, help="output folder (default: report.output_dir, else ./output)")
     _allow_dir(p)
@@ -374,7 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     _allow_dir(p)
     _connections_option(p)
 
-    p = _command(sub, "alerts", "alert rules between reports: test, status, snooze (alerts: in the YAML)")
+    p = _command(
+        sub, "alerts", "alert rules between reports: test, status, snooze, resolve (alerts: in the YAML)"
+    )
     alerts = p.add_subparsers(dest="alerts_command", metavar="ACTION", parser_class=_Parser)
     a = alerts.add_parser("test", help="send one message marked TEST per rule (nothing is recorded)")
     a.add_argument("config", type=Path, metavar="CONFIG", help="a report YAML file")
@@ -404,6 +420,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--output", type=Path, help="output folder whose ledger to use (default: ./output)")
     _allow_dir(a)
     _connections_option(a)
+
+    a = alerts.add_parser(
+        "resolve",
+        help="settle a message in review: see 'reporter resolve ... --alert RULE' (same act as a report's)",
+    )
+    for name, text in (
+        ("rule", "the rule's id"),
+        ("number", "the message's number"),
+        ("recipient", "its address"),
+    ):
+        a.add_argument(name, nargs="?", help=text)
+    how = a.add_mutually_exclusive_group()
+    how.add_argument("--sent", action="store_true", help="it arrived")
+    how.add_argument("--resend", action="store_true", help="it did not arrive")
+    a.add_argument("--config", type=Path, metavar="CONFIG", help="the report YAML the rule is in")
+    a.add_argument("--output", type=Path, help="output folder whose ledger to use (default: ./output)")
 
     _command(sub, "schema", "print the JSON Schema of the report YAML (editor completion and checks)")
     return parser
@@ -1016,16 +1048,41 @@ def _not_in_review(config: Config, period: str, recipient: str, state: str) -> s
     return f"{config.report.id} {period} {recipient}: {state}, not in review; {hint}"
 
 
+def _no_delivery(config: Config, ledger: Any, args: argparse.Namespace, period: str, recipient: str) -> str:
+    """``resolve``'s error for a recipient without a delivery of the period: with the commands
+    that settle its alert messages in review, if it has some (the address may only get alerts)."""
+    from reporter.delivery.alerting import resolve_command
+    from reporter.run.alerts import in_review
+
+    shown = config.model_copy(update={"run_output": _output_shown(config, args.output)})
+    alerts = [f"'{resolve_command(shown, key, '--sent')}'" for key, _ in in_review(ledger, config, recipient)]
+    said = f"{config.report.id} {period}: no delivery to {recipient} in the ledger"
+    return said + (
+        f"; its alert messages in review are settled with --alert: {', '.join(alerts)}" if alerts else ""
+    )
+
+
 def _resolve(args: argparse.Namespace) -> int:
-    from reporter.delivery.ledger import Ledger
-    from reporter.delivery.once import Key, settle_by_hand, standing
-    from reporter.errors import RunError
+    """``reporter resolve``: a delivery of the report in review, or (``--alert RULE``) a message of
+    one of its alert rules (``reporter.run.alerts.resolve_alert``)."""
     from reporter.render.texts import load_checked
-    from reporter.run.pipeline import run_report
-    from reporter.run.stages import output_root, resolve_period
 
     clock = now()
     config = _one_report(load_checked(args.config), args)
+    if args.alert is not None:
+        from reporter.run.alerts import resolve_alert
+
+        return resolve_alert(config, args, clock, print)
+    return _resolve_report(config, args, clock)
+
+
+def _resolve_report(config: Config, args: argparse.Namespace, clock: dt.datetime) -> int:
+    from reporter.delivery.ledger import Ledger
+    from reporter.delivery.once import Key, settle_by_hand, standing
+    from reporter.errors import RunError
+    from reporter.run.pipeline import run_report
+    from reporter.run.stages import output_root, resolve_period
+
     report, recipient = config.report.id, args.recipient.lower()
     period = resolve_period(config, args.period, clock).label
     root = output_root(config, args.output)
@@ -1045,7 +1102,7 @@ def _resolve(args: argparse.Namespace) -> int:
         found = standing(ledger, Key(report, period, recipient), clock)
         latest = found.latest
         if latest is None:
-            raise UsageError(f"{report} {period}: no delivery to {recipient} in the ledger")
+            raise UsageError(_no_delivery(config, ledger, args, period, recipient))
         if found.busy:
             raise UsageError(
                 f"{report} {period} {recipient}: being sent by run {found.owner} right now; wait for it"
@@ -1166,12 +1223,16 @@ def _status(args: argparse.Namespace) -> int:
                 f"  delivery {entry['period']} to {entry['recipient']}: {entry['state']} at {entry['time']}, "
                 f"not yet in the ledger (noted in {journal_path(root)}; the next run records it)"
             )
+        from reporter.run.alerts import journaled
+
+        for rule, line in journaled(root, config.report.id):  # its alert messages, likewise
+            print(f"  alert {rule} {line}")
         if config.delivery.ledger is None and not (root / "ledger.sqlite").is_file():
             print(f"  no run recorded yet; {NOT_TRACKED}")
             continue
         try:
             shown = config.model_copy(update={"run_output": _output_shown(config, args.output)})
-            _status_ledger(shown, url, root)
+            _status_ledger(shown, url, root, args.output)
         except (SQLAlchemyError, LedgerError) as exc:  # its database down: say so, go on
             from reporter.delivery.ledger import ledger_place
             from reporter.delivery.once import ledger_trouble
@@ -1183,7 +1244,7 @@ def _status(args: argparse.Namespace) -> int:
     return 1 if unreadable else 0
 
 
-def _status_ledger(config: Any, url: str, root: Path) -> None:
+def _status_ledger(config: Any, url: str, root: Path, output: Path | None) -> None:
     """What ``reporter status`` says from the ledger: the last runs, the deliveries waiting for
     something, the archive steps left undone, and where to see every delivery (``audit``)."""
     from reporter.delivery.archiving import archive_dir
@@ -1205,6 +1266,12 @@ def _status_ledger(config: Any, url: str, root: Path) -> None:
                 + (f" — {d.last_error}" if d.last_error else "")
                 + (_orphan_words(ledger, d) if d.state == "pending" else "")
             )
+        from reporter.run.alerts import waiting as alerts_waiting
+
+        rules = [r.rule_id for r in config.alerts.rules] if config.alerts is not None else []
+        shown = config.model_copy(update={"run_output": _output_shown(config, output)})  # as a run names it
+        for rule, line in alerts_waiting(ledger, config.report.id, rules, shown):
+            print(f"  alert {rule} {line}")
         from reporter.delivery.suppression import suppressed
 
         for held in sorted(suppressed(ledger, config.report.id).values(), key=lambda h: h.address):

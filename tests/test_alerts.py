@@ -182,17 +182,29 @@ def test_killed_mid_send_then_restarted_is_still_exactly_once(report, tmp_path, 
         child.wait()
         server.handler.late_reply = 0.0
         config = with_smtp(load_config(report, env={}), server.port)
+        said = []
         for n in (37, 38, 39):  # restarted, and the days after: still off track, nothing more
-            run_alerts(config, at(n), root=out, sleep=lambda s: None)
+            said.append({o.rule: o for o in run_alerts(config, at(n), root=out, sleep=lambda s: None)})
+        # the evaluation that finds it pending says so, once, with the command that settles it
+        assert [d["orders-goal-off_track"].state for d in said] == ["error", "firing", "firing"]
+        assert said[0]["orders-goal-off_track"].note == (
+            "not sent to cfo@acme.test: a previous evaluation stopped after sending began (the server may "
+            "have accepted it): not re-sent; check cfo@acme.test's mailbox, then run 'reporter resolve "
+            f"{report} 1 cfo@acme.test --alert orders-goal-off_track --sent --output {out}' if it arrived, "
+            "or '--resend' if it did not (the rule's next evaluation sends it again)"
+        )
         assert len(server.handler.received) == 1
         with Ledger(config.ledger_url(out)) as ledger:
             (delivery,) = ledger.all("al/alert/orders-goal-off_track")
         assert (delivery.period, delivery.recipient, delivery.state) == ("#1", "cfo@acme.test", "review")
         assert main(["alerts", "status", "--config", str(report), "--output", str(out)]) == 0
         assert (
-            "  message 1 to cfo@acme.test: in review (sending began and was not confirmed: it may have "
-            "arrived; it is not sent again)" in capsys.readouterr().out.splitlines()
-        )
+            f"  message 1 to cfo@acme.test: review after 0 attempt(s), Message-ID {delivery.message_id} — a "
+            "previous evaluation stopped after sending began (the server may have accepted it): not re-sent: "
+            f"check cfo@acme.test's mailbox, then run 'reporter resolve {report} 1 cfo@acme.test --alert "
+            f"orders-goal-off_track --sent --output {out}' if it arrived, or '--resend' if it did not (the "
+            "rule's next evaluation sends it again)"
+        ) in capsys.readouterr().out.splitlines()
         run_alerts(config, at(52), root=out, sleep=lambda s: None)  # back: the resolved message
     assert [r.message["Subject"] for r in server.handler.received] == [
         "Alerts — 3,000 orders a month is off track",
@@ -515,8 +527,9 @@ def test_a_pending_delivery_is_left_to_its_live_run_for_reports_and_set_to_revie
             )
         assert done.error == (
             "a previous evaluation stopped after sending began (the server may have accepted it): not "
-            "re-sent; check cfo@acme.test's mailbox; it is never sent again, and the rule's next change is "
-            "announced as usual"
+            f"re-sent; check cfo@acme.test's mailbox, then run 'reporter resolve {report} 1 cfo@acme.test "
+            "--alert orders-goal-off_track --sent' if it arrived, or '--resend' if it did not (the rule's "
+            "next evaluation sends it again)"
         )
     assert not (out / "outbox").exists()
 
@@ -681,3 +694,219 @@ def test_a_ratio_or_a_year_to_date_objective_says_what_the_period_to_date_means(
         )
     # none of them projects a pace to the period's end
     assert not [f for said in facts.values() for f in said if "At this pace" in f or "À ce rythme" in f]
+
+
+def smtp_late(config, port: int, data_timeout: float):
+    """``with_smtp``, the client waiting at most ``data_timeout`` for the reply to the message."""
+    email = config.delivery.email.model_copy(
+        update={
+            "smtp": Smtp(host="127.0.0.1", port=port, security="none", timeout=10, data_timeout=data_timeout)
+        }
+    )
+    return config.model_copy(update={"delivery": config.delivery.model_copy(update={"email": email})})
+
+
+@pytest.mark.parametrize(("settle", "then"), [("--resend", 1), ("--sent", 0)])
+def test_an_alert_in_review_is_settled_by_resolve_like_a_report(report, tmp_path, capsys, settle, then):
+    """The server stores the alert but answers after the client stopped waiting: the message is in
+    review, and evaluations send nothing. ``reporter resolve N ADDRESS --alert RULE`` settles it
+    through the state machine of every delivery: ``--resend`` (it did not arrive) and the next
+    evaluation sends it exactly once more, with the same Message-ID; ``--sent`` and nothing more
+    is ever sent. ``reporter alerts resolve`` points to it."""
+    out = tmp_path / "out"
+    key = ("al/alert/orders-goal-off_track", "#1", "cfo@acme.test")
+    with Server(tmp_path) as server:
+        config = smtp_late(load_config(report, env={}), server.port, 0.5)
+        server.handler.late_reply = 2.0
+        got = {o.rule: o for o in run_alerts(config, at(37), root=out, sleep=lambda s: None)}
+        said = got["orders-goal-off_track"]
+        assert said.state == "error"
+        assert said.note.endswith(
+            "not re-sent: check cfo@acme.test's mailbox, then run 'reporter resolve "
+            f"{report} 1 cfo@acme.test --alert orders-goal-off_track --sent --output {out}' if it arrived, "
+            "or '--resend' if it did not (the rule's next evaluation sends it again)"
+        )
+        server.handler.late_reply = 0.0
+        run_alerts(config, at(38), root=out, sleep=lambda s: None)  # in review: not sent again
+        assert len(server.handler.received) == 1
+        first_id = server.handler.received[0].message["Message-ID"].strip()
+        capsys.readouterr()
+        # the command a user may try first under 'reporter alerts' points to the one that settles it
+        assert main(["alerts", "resolve", "orders-goal-off_track", "1", "cfo@acme.test", settle]) == 2
+        assert capsys.readouterr().err == (
+            "reporter: error: an alert message in review is settled like a report's delivery, by "
+            "'reporter resolve' with --alert: run 'reporter resolve CONFIG 1 cfo@acme.test --alert "
+            f"orders-goal-off_track {settle}' "
+            + (
+                "(it did not arrive; '--sent' if it arrived)"
+                if settle == "--resend"
+                else "(it arrived; '--resend' if it did not)"
+            )
+            + "; 'reporter status CONFIG' lists each message in review with its command; "
+            "nothing was changed\n"
+        )
+        args = ["resolve", str(report), "1", "cfo@acme.test", "--alert", "orders-goal-off_track"]
+        assert main([*args, settle, "--output", str(out)]) == 0
+        with Ledger(config.ledger_url(out)) as ledger:
+            latest = ledger.latest(*key)
+        assert (latest.version, latest.state) == (1, "failed" if settle == "--resend" else "sent")
+        assert capsys.readouterr().out == (
+            "al alert orders-goal-off_track message 1 to cfo@acme.test: to be sent again, with the same "
+            f"Message-ID {first_id}, by the rule's next evaluation (reporter schedule, alerts.schedule "
+            "'0 8 * * *')\n"
+            if settle == "--resend"
+            else "al alert orders-goal-off_track message 1 to cfo@acme.test: recorded as sent; nothing was "
+            "sent, and it is never sent again\n"
+        )
+        assert len(server.handler.received) == 1  # resolve itself sends nothing
+        if settle == "--resend":  # settled: the next evaluation sends it, not this command
+            assert main([*args, "--resend", "--output", str(out)]) == 2
+            assert capsys.readouterr().err == (
+                "reporter: error: al alert orders-goal-off_track message 1 to cfo@acme.test: failed, not in "
+                "review; the rule's next evaluation sends it again\n"
+            )
+        for n in (39, 40):  # the next evaluations: exactly one more message with --resend, none with --sent
+            got = {o.rule: o for o in run_alerts(config, at(n), root=out, sleep=lambda s: None)}
+            assert got["orders-goal-off_track"].state == "firing"
+        assert len(server.handler.received) == 1 + then
+        if then:
+            again = server.handler.received[1].message
+            assert again["Message-ID"].strip() == first_id
+            assert again["Subject"] == "Alerts — 3,000 orders a month is off track"
+        with Ledger(config.ledger_url(out)) as ledger:
+            assert ledger.latest(*key).state == "sent"
+        # settled: resolving it again is refused, saying why
+        assert main([*args, settle, "--output", str(out)]) == 2
+        assert capsys.readouterr().err == (
+            "reporter: error: al alert orders-goal-off_track message 1 to cfo@acme.test: sent, not in "
+            "review; nothing to settle: it is never sent again\n"
+        )
+
+
+def test_resolve_of_an_alert_refuses_what_it_cannot_settle_saying_why(report, tmp_path, capsys, monkeypatch):
+    """Each refusal of ``reporter resolve --alert`` is exit 2, one line, and changes nothing: a
+    period given for the message's number, an unknown rule or message, a message pending, a
+    ``--resend`` to an address the rule no longer has, or that unsubscribed, or of a message the
+    rule has announced past; a report's delivery asked for an address that only has alert messages in review
+    names their commands."""
+    out = tmp_path / "out"
+    key = ("al/alert/orders-goal-off_track", "#1", "cfo@acme.test")
+
+    def refused(*args: str, config: Path = report) -> str:
+        capsys.readouterr()
+        assert main(["resolve", str(config), *args, "--output", str(out)]) == 2
+        return capsys.readouterr().err.removeprefix("reporter: error: ").rstrip("\n")
+
+    assert refused("1", "cfo@acme.test", "--alert", "orders-goal-off_track", "--sent") == (
+        f"no ledger in {out} (ledger.sqlite): nothing was sent from there; see --output"
+    )
+    with Server(tmp_path) as server:
+        config = smtp_late(load_config(report, env={}), server.port, 0.5)
+        server.handler.late_reply = 2.0
+        run_alerts(config, at(37), root=out, sleep=lambda s: None)  # message 1 in review
+        server.handler.late_reply = 0.0
+        name = "al alert orders-goal-off_track message"
+        assert refused("2026-02", "cfo@acme.test", "--alert", "orders-goal-off_track", "--sent") == (
+            "--alert orders-goal-off_track: give the number of the message in review (e.g. 1), not "
+            "'2026-02': 'reporter status' lists each message in review with it"
+        )
+        assert refused("1", "cfo@acme.test", "--alert", "orders-goal", "--sent") == (
+            f"--alert orders-goal: no such alert rule in {report}; its rules are: orders-goal-off_track, "
+            "visits-unusual"
+        )
+        assert refused("2", "cfo@acme.test", "--alert", "orders-goal-off_track", "--sent") == (
+            f"{name} 2 to cfo@acme.test: no such message in the ledger; 'reporter status' lists those in "
+            "review"
+        )
+        assert refused("2026-02", "cfo@acme.test", "--sent") == (
+            "al 2026-02: no delivery to cfo@acme.test in the ledger; its alert messages in review are "
+            f"settled with --alert: 'reporter resolve {report} 1 cfo@acme.test --alert orders-goal-off_track "
+            f"--sent --output {out}'"
+        )
+        moved = tmp_path / "moved.yaml"  # the rule now writes to someone else
+        moved.write_text(report.read_text().replace("to: [cfo@acme.test]", "to: [cso@acme.test]"))
+        assert refused(
+            "1", "cfo@acme.test", "--alert", "orders-goal-off_track", "--resend", config=moved
+        ) == (
+            f"{name} 1 to cfo@acme.test: {moved} no longer sends this rule's messages to cfo@acme.test: "
+            "cannot send it again (--sent records it as delivered)"
+        )
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int(at(40).timestamp())))  # unsubscribed on day 40
+        assert main(["unsubscribe", str(report), "cfo@acme.test", "--output", str(out)]) == 0
+        monkeypatch.delenv("SOURCE_DATE_EPOCH")
+        assert refused("1", "cfo@acme.test", "--alert", "orders-goal-off_track", "--resend") == (
+            f"{name} 1 to cfo@acme.test: unsubscribed on 2026-02-09 (reporter unsubscribe), not sent; "
+            f"'reporter subscribe {report} cfo@acme.test --output {out}' sends to it again; cannot send it "
+            "again (--sent closes it)"
+        )
+        assert main(["subscribe", str(report), "cfo@acme.test", "--output", str(out)]) == 0
+        run_alerts(config, at(52), root=out, sleep=lambda s: None)  # back on track: message 2 is sent
+        assert len(server.handler.received) == 2
+        assert refused("1", "cfo@acme.test", "--alert", "orders-goal-off_track", "--resend") == (
+            f"{name} 1 to cfo@acme.test: the rule announced its state again since (message 2, clear): an "
+            "older message is never sent again; --sent closes it"
+        )
+        with Ledger(config.ledger_url(out)) as ledger:
+            assert ledger.latest(*key).state == "review"  # nothing changed
+            now = at(53).astimezone(dt.UTC)  # an evaluation sending message 3 right now
+            ledger.claim(
+                key[0], "#3", key[2], 1, "<x>", now, forced=False, reason=None, channel="smtp", run_id=0
+            )
+        assert refused("3", "cfo@acme.test", "--alert", "orders-goal-off_track", "--sent") == (
+            f"{name} 3 to cfo@acme.test: pending, not in review; it is being sent, or the evaluation sending "
+            "it stopped: the rule's next evaluation then sets it to review, to be settled here"
+        )
+        settle = ["resolve", str(report), "1", "cfo@acme.test", "--alert", "orders-goal-off_track", "--sent"]
+        assert main([*settle, "--output", str(out)]) == 0
+        assert len(server.handler.received) == 2
+
+
+def test_status_lists_alert_messages_in_review_failed_and_journaled_with_what_to_do(report, tmp_path, capsys):
+    """``reporter status`` lists a report's alert messages waiting for something beside its own
+    deliveries, and ``reporter alerts status`` under their rule, in the same words: in review
+    with its Message-ID and the ``reporter resolve`` command, failed with what happens next, and
+    noted in the fallback journal while the ledger was lost."""
+    from reporter.delivery.journal import note
+
+    out = tmp_path / "out"
+    two = tmp_path / "two.yaml"  # the rule writes to cto too, whose server refuses it
+    two.write_text(report.read_text().replace("to: [cfo@acme.test]", "to: [cfo@acme.test, cto@acme.test]"))
+    with Server(tmp_path) as server:
+        config = smtp_late(load_config(two, env={}), server.port, 0.5)
+        server.handler.late_reply = 2.0  # cfo: the reply comes too late (in review)
+        server.handler.rcpt_reply = lambda address, attempt: (
+            "550 5.1.1 no such user" if "cto" in address else None
+        )
+        run_alerts(config, at(37), root=out, sleep=lambda s: None)
+        msg_id = server.handler.received[0].message["Message-ID"].strip()
+    journal = out / "ledger-journal.jsonl"
+    key = {"report": "al/alert/visits-unusual", "period": "#1", "recipient": "ops@acme.test", "version": 1}
+    note(out, {**key, "message_id": "<v>", "state": "sent", "attempts": 1, "channel": "smtp", "forced": False,
+               "time": "2026-07-19T06:00:03+00:00", "run_id": 0, "note": ""})  # fmt: skip
+    review = (
+        f"message 1 to cfo@acme.test: review after 1 attempt(s), Message-ID {msg_id} — no reply after the "
+        "message was sent (none within 0.5 s): the server may have accepted it; not re-sent: check "
+        f"cfo@acme.test's mailbox, then run 'reporter resolve {two} 1 cfo@acme.test --alert "
+        f"orders-goal-off_track --sent --output {out}' if it arrived, or '--resend' if it did not (the "
+        "rule's next evaluation sends it again)"
+    )
+    failed = (
+        "message 1 to cto@acme.test: failed after 1 attempt(s) — 550 5.1.1 no such user; the rule's next "
+        "evaluation sends it again"
+    )
+    journaled = (
+        "message 1 to ops@acme.test: sent at 2026-07-19T06:00:03+00:00, not yet in the ledger (noted in "
+        f"{journal}; the rule's next evaluation records it)"
+    )
+    capsys.readouterr()
+    assert main(["status", str(two), "--output", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("  alert ")] == [
+        f"  alert visits-unusual {journaled}",
+        f"  alert orders-goal-off_track {review}",
+        f"  alert orders-goal-off_track {failed}",
+    ]
+    assert main(["alerts", "status", "--config", str(two), "--output", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:3] == [f"  {review}", f"  {failed}"]
+    assert lines[4:] == [f"  {journaled}"]

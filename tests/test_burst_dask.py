@@ -563,3 +563,62 @@ def test_the_same_burst_has_the_same_outcome_on_local_workers_and_on_dask(
         "report failed: every Dask worker that rendered it died (out of memory?); see the workers' logs"
     )
     assert [email for email, _ in runs(log)].count(KILLER) == 2  # allowed-failures: 1
+
+
+class HideData(WorkerPlugin):
+    """Moves ``path`` away while the first recipient's task that starts on the worker runs, and
+    puts it back when that task ends; logs that recipient's address to ``log``: the data a
+    worker reads are missing for one moment (a share unmounted, a file being replaced)."""
+
+    name = "burst-test-hide-data"
+
+    def __init__(self, path: Path, log: Path):
+        self.path, self.log, self.hiding = str(path), str(log), None
+
+    def transition(self, key, start, finish, **kwargs):
+        if not str(key).startswith("burst-"):
+            return
+        if finish == "executing" and self.hiding is None and not os.path.exists(self.log):
+            self.hiding = key
+            with open(self.log, "w") as log:
+                log.write(str(key).split("-")[1])
+            os.rename(self.path, self.path + ".away")
+        elif start == "executing" and key == self.hiding:
+            os.rename(self.path + ".away", self.path)
+
+
+def test_a_worker_that_cannot_read_the_data_fails_that_recipient_alone_with_why(tmp_path):
+    """The worker's first task opens the sources (``dask_task``); when that fails (the data file
+    missing at that moment), that recipient's report fails with the reason, as data, and the
+    worker opens them again for the next task: the others are delivered, and the run says who
+    failed and why. One worker with one thread, so that the first task is the one that opens."""
+    with (
+        dask.config.set(burst_module.ONE_TASK_PER_THREAD),
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        ) as local,
+        Client(local) as client,
+        Server(tmp_path) as server,
+    ):
+        config = config_for(tmp_path, server.port, local.scheduler_address, n=4)
+        log = tmp_path / "hidden.log"
+        client.register_plugin(HideData(tmp_path / "orders.csv", log))
+        with pytest.raises(RunError) as exc:
+            run(config, tmp_path)
+        failed, (worker,) = log.read_text(), client.scheduler_info()["workers"]
+        assert str(exc.value) == (
+            f"burst 2026-10: delivery failed for {failed} (report failed: the Dask worker {worker} could "
+            f"not read the data: source 'orders': file not found: {tmp_path / 'orders.csv'} (each worker "
+            "reads the sources itself: they must be reachable from it at the same paths and connections)); "
+            "the others were delivered; run again to retry only these"
+        )
+        emails = [f"s{i:02d}@acme.test" for i in range(4)]
+        assert sorted(r.rcpt_tos[0] for r in server.handler.received) == [e for e in emails if e != failed]
+        outcome = exc.value.outcome  # type: ignore[attr-defined]
+        assert sorted((d.recipient, d.state) for d in outcome.deliveries) == [
+            (e, "failed" if e == failed else "sent") for e in emails
+        ]

@@ -9,9 +9,12 @@ rule's addresses and chat channels by ``ExactlyOnce.deliver_once`` (``reporter.d
 the state machine of every delivery), keyed report ``<id>/alert/<rule>``, period ``#<seq>``,
 through two small channels: ``AlertEmail`` and ``AlertChat``. As alert evaluations are not runs
 recorded in the ledger (``registered_runs=False``), a message found pending (a process killed
-mid-send) is set to review at once and never sent again by itself; a failed one is retried at
-the next evaluation; one whose outcome the ledger could not record goes to the fallback journal,
-which the rule's next evaluation applies first. A rule that stays firing sends nothing more;
+mid-send) is set to review at once (that evaluation fails for the rule, saying so) and never
+sent again by itself, until a person settles it
+with ``reporter resolve CONFIG N RECIPIENT --alert RULE --sent|--resend`` (``reporter.run.alerts``;
+``--resend`` makes it a failed one); a failed one is retried at the next evaluation, with the same
+Message-ID; one whose outcome the ledger could not record goes to the fallback journal, which the
+rule's next evaluation (or ``reporter resolve``) applies first. A rule that stays firing sends nothing more;
 back to clear it sends one "resolved" message. ``unusual`` is an event, not a state: it re-arms
 silently the next day.
 
@@ -100,6 +103,9 @@ def run_alerts(
     (connection, infos) to evaluate on (the sources are read once per call otherwise)."""
     from reporter.compute.database import close_remote, open_database
 
+    shown = config.resolve(config.report.output_dir).absolute() if config.report.output_dir else None
+    if config.run_output is None and root.absolute() != shown:  # the commands it prints name it
+        config = config.model_copy(update={"run_output": root.absolute()})
     if config.alerts is None or not config.alerts.rules:
         return []
     opened = None
@@ -204,23 +210,49 @@ def _deliver_once(
         done = once.deliver_once(channel, Key(key, period, rcpt), payload)
         if done.state == "sent":
             sent.append(rcpt)
-        elif done.claimed:  # tried now and not sent (failed: retried next time; or in review)
+        elif done.claimed or done.flagged:  # tried now and not sent, or found pending and set to review
             failed.append(f"not sent to {rcpt}: {done.error}")
             LOG.error("alert %s to %s: %s", rule.rule_id, rcpt, done.error)
     return sent, failed
 
 
-# what a person reads about an alert message in review (there is nothing to run)
-ALERT_REVIEW = "it is never sent again, and the rule's next change is announced as usual"
+def alert_of(key: Key) -> tuple[str, int]:
+    """The rule and the message number of an alert's ledger ``key`` (``<id>/alert/<rule>``, ``#n``)."""
+    return key.report.rsplit("/alert/", 1)[-1], int(key.period.lstrip("#"))
+
+
+def resolve_command(config: Config, key: Key, how: str) -> str:
+    """The command that settles the alert message ``key`` in review (``how``: --sent or --resend),
+    to run as printed from any folder: ``reporter resolve`` as for a report's delivery, the
+    message named by its number and ``--alert RULE``."""
+    rule, number = alert_of(key)
+    return config.command("resolve", str(number), key.recipient, "--alert", rule, how)
+
+
+def alert_settle_hint(config: Config, key: Key, where: str) -> str:
+    """What a person does about the alert message ``key`` in review (pinned in tests and docs)."""
+    return (
+        f"check {where}, then run '{resolve_command(config, key, '--sent')}' if it arrived, or "
+        "'--resend' if it did not (the rule's next evaluation sends it again)"
+    )
+
+
+def settle_hint_of(config: Config, key: Key, channel: str) -> str:
+    """``alert_settle_hint`` for a message sent through ``channel`` (the ledger's word: smtp,
+    outbox, slack, teams)."""
+    from reporter.delivery.chat import KINDS
+
+    where = f"the {KINDS[channel]} channel" if channel in KINDS else f"{key.recipient}'s mailbox"
+    return alert_settle_hint(config, key, where)
 
 
 @dataclass
 class AlertEmail(EmailChannel):
-    """An alert's e-mail: the report's e-mail channel (``send.EmailChannel``), whose review note
-    has nothing to run."""
+    """An alert's e-mail: the report's e-mail channel (``send.EmailChannel``), settled by
+    ``reporter resolve ... --alert RULE``."""
 
     def settle_hint(self, key: Key) -> str:
-        return f"check {key.recipient}'s mailbox; {ALERT_REVIEW}"
+        return alert_settle_hint(self.config, key, f"{key.recipient}'s mailbox")
 
 
 @dataclass(frozen=True)
@@ -235,6 +267,7 @@ class Post:
 class AlertChat:
     """An alert's chat post as a channel of ``ExactlyOnce``: the payload is a ``Post``."""
 
+    config: Config
     chat: Chat
     poster: Poster
 
@@ -250,7 +283,17 @@ class AlertChat:
     def settle_hint(self, key: Key) -> str:
         from reporter.delivery.chat import KINDS
 
-        return f"check the {KINDS.get(self.kind, 'chat')} channel; {ALERT_REVIEW}"
+        return alert_settle_hint(self.config, key, f"the {KINDS.get(self.kind, 'chat')} channel")
+
+
+def rule_recipients(config: Config, rule: AlertRule) -> list[str]:
+    """The rule's recipients as the ledger keys them: its addresses, then its chat channels
+    (``slack:SLACK_WEBHOOK_URL``), lower-cased, each once."""
+    from reporter.delivery.chat import chat_key
+
+    found = [email.utils.parseaddr(address)[1].lower() for address in rule.to]
+    found += [chat_key(chat).lower() for chat in config.delivery.chat if chat.kind in rule.chat]
+    return list(dict.fromkeys(found))
 
 
 def _channels(
@@ -318,7 +361,7 @@ def _channels(
         def post(msg_id: str, kind: str = chat.kind, target: str = target) -> Post:
             return Post(webhook_urls(config, env, [target])[target], card(kind))
 
-        channel = AlertChat(chat, Poster(env=env, sleep=sleep, timeout=chat.timeout))
+        channel = AlertChat(config, chat, Poster(env=env, sleep=sleep, timeout=chat.timeout))
         out.append((target, channel, post))
     return out
 

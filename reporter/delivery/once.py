@@ -22,8 +22,9 @@ fallback journal (``reporter.delivery.journal``) and the run fails saying so.
 Alert messages (``reporter.delivery.alerting``: report ``<id>/alert/<rule>``, period ``#<seq>``)
 go through the same machine with ``registered_runs=False``: an alert evaluation is not a run
 recorded in the ledger, so there is no run to ask whether a ``pending`` message is still being
-sent; one found ``pending`` is moved to ``review`` at once (never sent again by itself), and the
-next evaluation, not ``reporter resolve``, applies what the journal kept.
+sent; one found ``pending`` is moved to ``review`` at once (never sent again by itself, until
+``reporter resolve ... --alert RULE`` settles it with ``settle_by_hand`` as a report's), and the
+next evaluation applies what the journal kept.
 """
 
 from __future__ import annotations

@@ -165,9 +165,22 @@ def dask_task(config: Config, token: str, job: Job) -> bytes:
                     _OPEN.pop(next(iter(_OPEN)))[0].close()
                 _OPEN[token] = open_database(config)
             con, infos = _OPEN[token]
-        except Exception as exc:
-            return encode_report(BurstReport(job[0], None, None, str(exc) or type(exc).__name__))
+        except Exception as exc:  # this recipient's failure; the next task opens them again
+            why = (
+                f"the Dask worker {_worker_address()} could not read the data: "
+                f"{str(exc) or type(exc).__name__} (each worker reads the sources itself: they must be "
+                "reachable from it at the same paths and connections)"
+            )
+            return encode_report(BurstReport(job[0], None, None, why))
         return encode_report(_guarded(config, con, infos, job))
+
+
+def _worker_address() -> str:
+    """The address of the Dask worker running this task, for the run's message."""
+    try:
+        return str(_distributed().get_worker().address)
+    except ValueError:  # not on a worker
+        return "(unknown)"
 
 
 def encode_report(report: BurstReport) -> bytes:
