@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import subprocess
 import sys
 import zoneinfo
@@ -51,6 +52,25 @@ print(json.dumps(loaded))
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     assert loaded == [], {name: DEFERRED[name] for name in loaded}
+
+
+def test_a_whole_no_send_run_of_the_demo_never_loads_the_scheduler_or_the_chat_client(tmp_path):
+    """The run as a user starts it; ``-X importtime`` lists every module it loads (in any process
+    of the run, since the variable is inherited), whatever way it exits."""
+    done = subprocess.run(
+        [sys.executable, "-m", "reporter", "run", "config/example.yaml", "--period", "2026-10", "--no-send",
+         "--output", str(tmp_path)],
+        cwd=ROOT, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}, capture_output=True, text=True,
+        timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "marketing-monthly" / "2026-10" / "email.eml").exists()
+    imported = {
+        line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
+    }
+    assert "reporter.run.pipeline" in imported  # the listing works
+    unwanted = {"asyncio", "apscheduler", "reporter.delivery.chat"}
+    assert sorted(name for name in imported if name in unwanted or name.split(".")[0] in unwanted) == []
 
 
 def test_the_yaml_inside_the_pdf_is_still_typed_application_yaml():

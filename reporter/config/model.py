@@ -848,6 +848,10 @@ class Archive(_Model):
     )
 
 
+# Each chat service delivery.chat can post to, by the name messages give it.
+CHAT_KINDS = {"slack": "Slack", "teams": "Microsoft Teams"}
+
+
 class Chat(_Model):
     kind: Literal["slack", "teams"] = Field(
         description=(
