@@ -25,7 +25,7 @@ DEFERRED = {
     "apscheduler": "only `reporter schedule` fires jobs",
     "multiprocessing": "only a burst on local worker processes needs a process pool",
     "concurrent.futures.process": "the same",
-    "mimetypes tables read": "WeasyPrint reads them when it writes the PDF; not the import of the archive",
+    "mimetypes tables read": "WeasyPrint reads them when it is imported; importing the archive need not",
 }
 
 
