@@ -26,13 +26,17 @@ DEFERRED = {
     "multiprocessing": "only a burst on local worker processes needs a process pool",
     "concurrent.futures.process": "the same",
     "mimetypes tables read": "WeasyPrint reads them when it is imported; importing the archive need not",
+    **{
+        f"PIL.{kind}ImagePlugin": "a sparkline is a PNG: Pillow's PNG writer is all it needs"
+        for kind in ("Bmp", "Gif", "Jpeg", "Ppm")
+    },
 }
 
 
 def test_a_no_send_run_reads_its_configuration_without_the_deferred_modules():
     """Everything the run path imports (the modules benchmarks/stages.py wraps, the burst's) and
     the demo's YAML read and checked, as ``reporter run config/example.yaml`` does before it
-    computes: none of DEFERRED is loaded."""
+    computes, then a sparkline drawn as the digest does: none of DEFERRED is loaded."""
     code = """
 import json, mimetypes, sys
 from pathlib import Path
@@ -44,6 +48,10 @@ assert config.delivery.schedule == "0 7 2 * *", config.delivery.schedule  # chec
 loaded = sorted({name.split(".")[0] for name in sys.modules} & {"asyncio", "apscheduler"})
 loaded += [name for name in ("multiprocessing", "concurrent.futures.process") if name in sys.modules]
 loaded += ["mimetypes tables read"] if mimetypes.inited else []
+from reporter.render.digest import sparkline_png
+assert sparkline_png([1.0, 2.0, 1.5], "#1f77b4").startswith(b"\\x89PNG")
+plugins = [f"PIL.{kind}ImagePlugin" for kind in ("Bmp", "Gif", "Jpeg", "Ppm")]
+loaded += [name for name in plugins if name in sys.modules]
 print(json.dumps(loaded))
 """
     done = subprocess.run(
