@@ -9,12 +9,14 @@ that importing the renderer is counted on its own line instead of hiding in the 
 (a real run overlaps it with the DuckDB work). The stages are found by wrapping the functions
 that carry them; a stage whose function a tree does not have is left out (its time falls into
 the next line). ``--before DIR`` measures another tree (``git archive`` of an earlier commit) in
-the same rounds.
+the same rounds. Each tree's package is byte-compiled first, as pip does when it installs it, so
+that no process compiles reporter's sources (PYTHONDONTWRITEBYTECODE is dropped for the same reason).
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -79,7 +81,11 @@ print(json.dumps(rows))
 
 def once(tree: Path, folder: Path) -> list[tuple[str, float, float]]:
     shutil.copytree(tree / "config", folder / "config")
+    # With the tree's bytecode, as an installed reporter has it: under PYTHONDONTWRITEBYTECODE a
+    # source tree's modules would be compiled again in every process (WeasyPrint's never are).
+    compileall.compile_dir(tree / "reporter", quiet=1)
     env = dict(os.environ, PYTHONPATH=str(tree))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     done = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=folder, env=env, capture_output=True, text=True, check=False
     )

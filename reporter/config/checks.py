@@ -25,6 +25,7 @@ from reporter.config import connections as conns
 from reporter.config import derived, guards, sqlexpr
 from reporter.config import model as m
 from reporter.config import paths as confine
+from reporter.config.cron import plainly_fires
 from reporter.config.data_rules import FILE_KINDS, DataRules
 from reporter.config.explain import (
     SchemaErrors,
@@ -64,7 +65,10 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # joined by single dots; non-ASCII letters too), a host name after it (labels of letters, digits
 # and inner hyphens, at least two). No "..", no leading or trailing dot, nothing a path could use
 # to climb out of a folder (a "/" alone is valid, and names no folder: see files.recipient_name).
-_ATOM = r"[A-Za-z0-9!#$%&*+/=?^_`{|}~\-\u0080-\U0010ffff]+"
+# The atom's characters are written as what they are not (ASCII controls, space and the
+# specials "'(),.:;<>@[\] and DEL): the same set as [A-Za-z0-9!#$%&*+/=?^_`{|}~\-\u0080-\U0010ffff],
+# which Python's re takes 6 ms to compile at every start.
+_ATOM = r"""[^\x00-\x20"'(),.:;<>@\[\\\]\x7f]+"""
 _LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
 _ADDRESS = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
 
@@ -900,6 +904,8 @@ class _Checker(SchemaErrors, DataRules):
             self.add(("delivery", "burst", key), message, hint)
 
     def _check_schedule(self, schedule: str, tz: str, key: Path_ = ("delivery", "schedule")) -> None:
+        if plainly_fires(schedule):  # "0 7 2 * *" and the like: no need to load APScheduler
+            return
         from apscheduler.triggers.cron import CronTrigger
 
         fields = schedule.split()

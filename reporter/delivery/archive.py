@@ -47,8 +47,6 @@ from reporter.files import fsync_dir, write_atomic, write_together
 if TYPE_CHECKING:
     from reporter.delivery.ledger import Ledger
 
-mimetypes.add_type("application/yaml", ".yaml")
-mimetypes.add_type("application/yaml", ".yml")
 
 MANIFEST = "manifest.jsonl"
 GENESIS = "0" * 64
@@ -81,6 +79,11 @@ def make_pdfa(
     is byte-identical."""
     from weasyprint import Attachment
 
+    # WeasyPrint names each attachment's MIME type from its file name: the YAML's too. (Here, not
+    # at import: the first add_type reads the system's MIME tables, which a run pays only when
+    # WeasyPrint loads them anyway.)
+    mimetypes.add_type("application/yaml", ".yaml")
+    mimetypes.add_type("application/yaml", ".yml")
     when = now.astimezone(dt.UTC)
     stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
     metadata = document.metadata

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from reporter.config.labels import Labels
-from reporter.config.model import Chat, Config
+from reporter.config.model import CHAT_KINDS, Chat, Config
 from reporter.delivery.deadline import Deadline
 from reporter.delivery.mailer import SendResult
 from reporter.delivery.once import ExactlyOnce, Key
@@ -56,7 +56,7 @@ from reporter.render.insights import takeaways, write_texts
 from reporter.results import Results
 from reporter.security import redact, remember_secret, remember_url
 
-KINDS = {"slack": "Slack", "teams": "Microsoft Teams"}
+KINDS = CHAT_KINDS
 RETRY_STATUS = frozenset({429, 500, 503})  # the server's own word that it did not post the card
 GATEWAY_STATUS = frozenset({502, 504})  # a gateway's: it may have passed the card on
 MAX_RETRY_AFTER = 60.0

@@ -89,7 +89,10 @@ def sparkline_png(
         x, y = points[-1]
         draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=colour)
     buffer = io.BytesIO()
-    image.save(buffer, "PNG", optimize=True)
+    # Named, so that Pillow loads its PNG writer alone (given only a format, it first loads the
+    # BMP, GIF, JPEG and PPM ones too: a few ms of every run that writes a digest). Same bytes.
+    buffer.name = "sparkline.png"
+    image.save(buffer, optimize=True)
     return buffer.getvalue()
 
 

@@ -25,8 +25,6 @@ import queue
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +124,9 @@ def _on_processes(config: Config, tasks: list[Job], workers: int) -> list[BurstR
     breaks the pool (every report not finished fails with it): those are run again, one at a
     time on a new process, so the report that kills its process is known and fails alone
     (``LOST``); the others get their reports, as on Dask."""
+    from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only a burst loads it
+    from concurrent.futures.process import BrokenProcessPool
+
     done: dict[int, BurstReport] = {}
     todo = list(range(len(tasks)))
     alone = False  # after a death: one report at a time, in order

@@ -404,7 +404,7 @@ def prepare(config: Config, results: Results) -> Prepared:
 def _owned(config: Config, period: str) -> list[str]:
     """The files a run writes beside the PDF that an earlier run may have left and this one
     may not write (its configuration changed): removed when this run's files are put in place."""
-    from reporter.delivery.chat import KINDS
+    from reporter.config.model import CHAT_KINDS as KINDS  # not delivery.chat: http.client, ssl
 
     return ["email.eml", report_file(config.report.id, period, "xlsx"), *(f"chat-{k}.json" for k in KINDS)]
 
