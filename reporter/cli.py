@@ -473,8 +473,13 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], dt.datetime] 
         weasyprint.addFilter(_NoticeOnce())
     _redact_logs()
     parser = build_parser()
-    with _interrupts():
-        return _main(parser, argv, clock)
+    try:
+        with _interrupts():
+            return _main(parser, argv, clock)
+    finally:
+        pdf = sys.modules.get("reporter.render.pdf")
+        if pdf is not None:
+            pdf.release_fonts()  # the command's font folders: none left in the temporary folder
 
 
 GC_THRESHOLD = (10_000, 50, 100)  # Python's default: (700, 10, 10)

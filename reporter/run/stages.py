@@ -129,8 +129,7 @@ class Run:
         from reporter.render.pdf import in_render_child, release_fonts
 
         pending = forked.start(
-            render_pdf,
-            self.config,
+            self.render,  # the stage itself (pickled with this Run for the render server)
             results,
             run_id=run_key,
             trigger=trigger,
