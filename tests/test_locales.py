@@ -293,3 +293,11 @@ def test_insight_sentences_are_written_in_each_language(demo):
     records = [t for t, i in zip(sentences["de"], results.insights, strict=True) if i["type"] == "record"]
     assert records
     assert all(re.search(r"seit \d+ Monaten\.$", t) for t in records), records
+
+
+@pytest.mark.parametrize(("language", "flag"), [("fr", "atypique"), ("it", "fuori norma")])
+def test_the_unusual_flag_does_not_agree_with_a_gender(language, flag):
+    """The flag follows any KPI label, masculine or feminine: "Consommation du budget marketing
+    inhabituel" read as a French agreement error, as "insolito" would after an Italian feminine
+    label. Words that do not agree fit both."""
+    assert entries(read_catalogue(language))["unusual"].string == flag
