@@ -1165,6 +1165,14 @@ def _reproduce(args: argparse.Namespace) -> int:
             print(f"  {name}: {old} → {new}", file=sys.stderr)
         if count > SHOWN_FIELDS:
             print(f"  … and {count - SHOWN_FIELDS} more", file=sys.stderr)
+    elif not done.changed_sources:
+        # Nothing the report reads or shows moved: say where else the difference can come from.
+        print(
+            "no data file and no number changed since the archive: the PDF itself differs (altered "
+            "after it was archived, or rendered by other versions of reporter or its libraries, "
+            "named in its provenance.json); 'reporter verify ARCHIVE_DIR' checks the archived copy",
+            file=sys.stderr,
+        )
     print(f"{done.path}: DIFFERS from {args.pdf}", file=sys.stderr)
     return 1
 

@@ -98,6 +98,10 @@ def init_report(
 
     files[folder / SCHEMA_FILE] = (json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n").encode()
 
+    # The schema already there with the very bytes init would write (from an earlier `init
+    # --source` into the same folder, one report per CSV) is left as it is: not in the way.
+    if _holds(folder / SCHEMA_FILE, files[folder / SCHEMA_FILE]):
+        del files[folder / SCHEMA_FILE]
     existing = [p for p in files if p.exists() or p.is_symlink()]
     if existing:
         shown = ", ".join(str(p) for p in existing)
@@ -110,6 +114,19 @@ def init_report(
         with path.open("xb") as handle:  # "x": never replace a file that appeared meanwhile
             handle.write(data)
     return Written(list(files), first, last_label, source_yaml, stanza, complete or last_label)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether ``path`` is a regular file (not a symlink) holding exactly ``data``."""
+    try:
+        return (
+            not path.is_symlink()
+            and path.is_file()
+            and path.stat().st_size == len(data)
+            and path.read_bytes() == data
+        )
+    except OSError:
+        return False
 
 
 def _csv(header: list[str], rows: Iterator[list[object]]) -> bytes:

@@ -99,6 +99,26 @@ def test_a_filter_column_missing_from_an_unshared_source_is_a_config_error(tmp_p
     messages = [p.message for p in exc.value.problems]
     assert messages == ["column 'salesperson' is not in source(s) web"] * 20
 
+    assert [p.hint for p in exc.value.problems] == [
+        "mark sources that every recipient shares with shared: true"
+    ] * 20
+
+
+def test_a_filter_column_in_no_source_is_named_as_a_likely_typo(tmp_path):
+    """A filter on 'sales_person' (the column is 'salesperson') used to get the hint "mark
+    sources that every recipient shares with shared: true", which cannot fix a typo."""
+    make(tmp_path, 25)
+    text = (tmp_path / "r.yaml").read_text()
+    (tmp_path / "r.yaml").write_text(text.replace("{salesperson: 'Seller 03'", "{sales_person: 'Seller 03'"))
+    with pytest.raises(ConfigError) as exc:
+        load_config(tmp_path / "r.yaml", env={})
+    (problem,) = exc.value.problems
+    assert (problem.key, problem.message, problem.hint) == (
+        "delivery.email.recipients[3].filter.sales_person",
+        "column 'sales_person' is not in source(s) orders",
+        "did you mean 'salesperson'?",
+    )
+
 
 def test_burst_workers_are_capped_at_the_machines_cores(tmp_path, monkeypatch, caplog):
     """`burst: {workers: 25}` used to start 25 processes on a 2-core machine. A run starts at

@@ -672,3 +672,26 @@ def test_ordinary_queries_are_accepted(sql):
     from reporter.config.derived import check_sql
 
     check_sql(sql, ["leads", "deals"])
+
+
+def test_a_typo_in_a_derived_query_names_the_word_at_fault(tmp_path, capsys):
+    """ "selct" used to give sqlglot's internals ("Required keyword: 'expression' missing for
+    <class 'sqlglot.expressions.core.Mul'>. Line 1, Col: 12."), which no manager can act on."""
+    lines = _validate(
+        tmp_path,
+        HEAD
+        + """  won:
+    type: derived
+    from: [deals]
+    sql: selct * from deals
+    date_column: won_date
+"""
+        + TAIL,
+        capsys,
+    )
+    assert lines == [
+        'r.yaml:8:10: sources.won.sql: not valid SQL (syntax error at or near "selct"); a derived source '
+        "is one SELECT over the sources in 'from' (see Joining sources in the docs); the columns of "
+        "sources.won are checked once its sql is valid",
+        "1 error: nothing was run or sent.",
+    ]

@@ -595,3 +595,32 @@ def test_source_with_a_row_every_day_keeps_daily(tmp_path: Path) -> None:
     init_report(tmp_path / "r", now=NOW, source=data)
     text = (tmp_path / "r" / "daily.yaml").read_text(encoding="utf-8")
     assert "    # frequency: daily  " in text
+
+
+def test_a_second_source_in_the_same_folder_keeps_the_schema_already_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One folder, one report per CSV: the second `init --source` used to stop on the schema
+    file the first one wrote ("reporter.schema.json already exists; nothing was written"),
+    though it held the very bytes it would write. A schema that differs is still in the way."""
+    folder = tmp_path / "reports"
+    assert cli.main(["init", str(folder), "--source", str(WEB)]) == 0
+    schema = (folder / "reporter.schema.json").read_bytes()
+    capsys.readouterr()
+    assert cli.main(["init", str(folder), "--source", str(OLIST_LEADS)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"wrote {folder / 'olist-marketing-qualified-leads-dataset.yaml'}\na report over ")
+    assert (folder / "reporter.schema.json").read_bytes() == schema
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "olist-marketing-qualified-leads-dataset.yaml",
+        "reporter.schema.json",
+        "web-traffic.yaml",
+    ]
+    other = tmp_path / "edited"
+    other.mkdir()
+    (other / "reporter.schema.json").write_text("{}\n", encoding="utf-8")
+    assert cli.main(["init", str(other), "--source", str(WEB)]) == 2
+    assert capsys.readouterr().err == (
+        f"reporter: error: init: {other / 'reporter.schema.json'} already exists; nothing was written "
+        "(choose another folder or move these files away)\n"
+    )

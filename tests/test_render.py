@@ -224,6 +224,14 @@ def test_no_blank_page_and_footer_counts_pages(demo_pdfs, locale):
     check_footers(reader)
 
 
+def test_getting_started_gives_the_demo_reports_page_count(demo_pdfs):
+    """docs/index.md tells a newcomer what to open and how long it is; it said 15 pages of a
+    14-page report. The French PDF is the one `make demo` writes."""
+    total = len(pypdf.PdfReader(io.BytesIO(demo_pdfs["fr_FR"])).pages)
+    text = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    assert f"marketing-monthly_2026-10.pdf` (the report, {total} pages)" in text
+
+
 def test_weasyprint_logs_nothing_on_the_demo(demo_report):
     config, results = demo_report
     for locale in ("fr_FR", "en_US"):

@@ -42,6 +42,12 @@ delivery:
 """
 ROWS = [["2026-09-10", 80], ["2026-10-01", 50], ["2026-10-15", 70], ["2026-10-31", 30]]
 NOTHING = "1 error: nothing was run or sent."
+# reproduce, when a PDF differs though neither its data nor its numbers do
+NOTHING_MOVED = (
+    "no data file and no number changed since the archive: the PDF itself differs (altered "
+    "after it was archived, or rendered by other versions of reporter or its libraries, "
+    "named in its provenance.json); 'reporter verify ARCHIVE_DIR' checks the archived copy"
+)
 
 
 @pytest.fixture(scope="module")
@@ -371,7 +377,7 @@ def test_an_absolute_path_is_found_under_data(tmp_path, monkeypatch, capsys, arc
     )
     code, err, changed = reproduce(tmp_path, monkeypatch, capsys, pdf, "--data", str(data))
     # rendered (the YAML inside differs from the archived one, so the PDF does too)
-    assert (code, err) == (1, ["out/reproduced/abs.pdf: DIFFERS from T/abs.pdf"])
+    assert (code, err) == (1, [NOTHING_MOVED, "out/reproduced/abs.pdf: DIFFERS from T/abs.pdf"])
     from reporter.delivery.archive import attachments_of
 
     results = json.loads(attachments_of(changed[0].read_bytes())["results.json"])
@@ -461,3 +467,19 @@ def test_a_reproduction_that_differs_in_many_fields_names_the_first_20(tmp_path,
     assert len(err) == 24
     assert err[22] == f"  … and {count - 20} more"
     assert err[23].endswith(f"DIFFERS from {pdf}".replace(str(tmp_path), "T"))
+
+
+def test_a_pdf_altered_outside_its_numbers_says_where_the_difference_can_come_from(
+    tmp_path, monkeypatch, capsys, archived
+):
+    """An archived PDF edited after the fact (here: bytes appended after its end) reproduces
+    from its own YAML and data to the same numbers: "DIFFERS" alone left the auditor with no
+    lead, since neither a data file nor a figure is named. The line before it says so and
+    points to ``reporter verify``."""
+    altered = tmp_path / "altered.pdf"
+    altered.write_bytes(archived.read_bytes() + b"%edited\n")
+    monkeypatch.chdir(tmp_path)
+    code = main(["reproduce", str(altered), "--data", str(origin(archived)), "--output", "out"])
+    err = capsys.readouterr().err.splitlines()
+    assert (code, err) == (1, [NOTHING_MOVED, f"out/reproduced/altered.pdf: DIFFERS from {altered}"])
+    assert (tmp_path / "out" / "reproduced" / "altered.pdf").read_bytes() == archived.read_bytes()

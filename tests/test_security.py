@@ -147,6 +147,12 @@ def metric(line: str) -> Callable[[str], str]:
 
 FAIL_RUN = "reporter: FAILED: "
 NOTHING = ["1 error: nothing was run or sent."]
+# reproduce, when a PDF differs though neither its data nor its numbers do
+REPRODUCE_NOTHING_MOVED = (
+    "no data file and no number changed since the archive: the PDF itself differs (altered "
+    "after it was archived, or rendered by other versions of reporter or its libraries, "
+    "named in its provenance.json); 'reporter verify ARCHIVE_DIR' checks the archived copy"
+)
 
 
 def validation(line: int, col: int, key: str, message: str) -> list[str]:
@@ -1006,7 +1012,7 @@ def test_reproduce_writes_a_safe_base_name_only(tmp_path, monkeypatch, capsys, a
     code, err, changed = reproduce_case(tmp_path, monkeypatch, capsys, pdf, archived.parents[3])
     # rendered again from the embedded YAML (renamed to its base name): a PDF that differs only
     # by the configuration's file name, written under out/reproduced/
-    assert (code, err) == (1, ["out/reproduced/evil.pdf: DIFFERS from T/evil.pdf"])
+    assert (code, err) == (1, [REPRODUCE_NOTHING_MOVED, "out/reproduced/evil.pdf: DIFFERS from T/evil.pdf"])
     assert changed == [tmp_path / "work" / "out" / "reproduced" / "evil.pdf"]
     assert not (tmp_path / "elsewhere").exists()
     assert not Path("/tmp/x.yaml").exists()

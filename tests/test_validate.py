@@ -229,6 +229,16 @@ CASES = {
             "F:15:10: YAML syntax error: while parsing a flow mapping, expected ',' or '}', but got ':'; check the indentation and the quotes on this line and the one above"
         ],
     ),
+    # A quote never closed runs to the end of the file: PyYAML's problem is at the file's end
+    # (line 27 here), the line to fix is the quote's.
+    "a quote never closed": (
+        {22: '  schedule: "0 7 2 * *', 23: "  email: {from: a@acme.test, to: [b@acme.test]}"},
+        ["quality:", "  min_rows: 1", "  require_complete_period: true"],
+        [
+            "F:22:13: YAML syntax error: while scanning a quoted scalar, found unexpected end of stream; "
+            "close the quote that opens here (unclosed, it runs to the end of the file)"
+        ],
+    ),
     "missing data file": (
         {8: "  crm: {type: csv, path: crm2.csv, date_column: created}"},
         None,

@@ -199,17 +199,25 @@ class DataRules:
     def _check_filters(
         self, email: m.Email, sources: Mapping[str, m.Source], columns: Mapping[str, list[str] | None]
     ) -> None:
-        """Each recipient's filter column must be in every source that is not shared."""
+        """Each recipient's filter column must be in every source that is not shared. A column
+        in no source at all is most likely a typo: the hint then names the closest column
+        rather than sending the manager off to mark sources shared."""
+        known = sorted({c for cols in columns.values() if cols is not None for c in cols})
         for i, rcpt in enumerate(email.recipients):
             for col in rcpt.filter:
                 lacking = [
                     s for s, c in columns.items() if c is not None and col not in c and not sources[s].shared
                 ]
                 if lacking:
+                    hint = "mark sources that every recipient shares with shared: true"
+                    if col not in known:
+                        close = did_you_mean(col, known)
+                        if close.startswith("did you mean"):
+                            hint = close
                     self.add(
                         ("delivery", "email", "recipients", i, "filter", col),
                         f"column '{col}' is not in source(s) {', '.join(sorted(lacking))}",
-                        "mark sources that every recipient shares with shared: true",
+                        hint,
                         key=True,
                     )
 

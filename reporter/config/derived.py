@@ -225,7 +225,10 @@ def _parse(text: str) -> Any:
     try:
         statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
     except (ParseError, TokenError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot parse it"
+        # DuckDB's parser names the word at fault ('syntax error at or near "selct"'), where
+        # sqlglot's words are its own internals ("Required keyword: 'expression' missing for
+        # <class 'sqlglot.expressions.core.Mul'>"): its message first, sqlglot's without one.
+        first = _duckdb_parse_error(text) or (str(exc).strip().splitlines() or ["cannot parse it"])[0]
         raise DerivedSqlError(f"not valid SQL ({first})") from None
     finally:
         quiet.setLevel(level)
@@ -238,6 +241,19 @@ def _is_query(tree: Any) -> bool:
     from sqlglot import exp
 
     return isinstance(tree, exp.Query)
+
+
+def _duckdb_parse_error(text: str) -> str | None:
+    """DuckDB's own parser error for ``text`` (parsed only, never run), or None."""
+    try:
+        raw = scratch().execute("select json_serialize_sql(?)", [text]).fetchone()
+        tree = json.loads(str(raw[0])) if raw else {}
+    except Exception:  # its message is a nicety: sqlglot's is used without it
+        return None
+    if not isinstance(tree, dict) or not tree.get("error"):
+        return None
+    lines = str(tree.get("error_message", "")).strip().splitlines()
+    return lines[0] if lines else None
 
 
 def _check_sqlglot(tree: Any, inputs: set[str]) -> tuple[set[str], list[str]]:
