@@ -328,6 +328,8 @@ def test_french_catalogue_puts_a_no_break_space_before_high_punctuation():
     # the scan itself: an ordinary space and a missing one are found, the no-break ones are not
     assert len(french_spacing_problems("Objectif : %(target)s ; écart:%(gap)s « ici »")) == 5
     assert french_spacing_problems("Objectif\xa0: %(target)s\u202f; 12\xa0% «\xa0ici\xa0» https://a") == []
+
+
 @pytest.mark.parametrize(("language", "flag"), [("fr", "atypique"), ("it", "fuori norma")])
 def test_the_unusual_flag_does_not_agree_with_a_gender(language, flag):
     """The flag follows any KPI label, masculine or feminine: "Consommation du budget marketing
