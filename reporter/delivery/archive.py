@@ -15,7 +15,8 @@ line's SHA-256 when it was written, and by the HMAC. The ledger knows an archive
 with its ledger, or a restore elsewhere, verifies the same. The manifest is rewritten atomically (temp
 file, fsync, rename), so a crash leaves the old or the new manifest, never a torn line; the
 PDF is first written as a hidden partial file and renamed into place after the manifest (see
-``archive_pdf``), so an interrupted archiving still verifies.
+``Chain.append``, the one way any line joins the chain, a purge line too), so an interrupted
+archiving still verifies.
 
 An archive, or a PDF, may come from elsewhere: reading one is bounded (see docs/security.md).
 The manifest is read line by line, each line at most ``MAX_MANIFEST_LINE`` bytes, at most
@@ -351,6 +352,11 @@ class Files:
         os.rename(src, dst)
         fsync_dir(dst.parent)
 
+    def remove(self, path: Path) -> None:
+        """Delete an archived file (read-only, as archiving left it): a purge's last step."""
+        os.chmod(path, 0o644)
+        path.unlink()
+
 
 def read_lines(archive: Path) -> list[str]:
     """The manifest's lines (none when it does not exist yet)."""
@@ -413,6 +419,85 @@ def chain_key(ledger: Ledger, lines: list[str]) -> str | None:
     return key
 
 
+@dataclass
+class Chain:
+    """An archive's manifest, locked, as ``open_chain`` read it: the one way a line joins the
+    hash chain, whether it archives a file (a PDF, an e-mail) or not (a purge line)."""
+
+    archive: Path
+    lines: list[str]  # the manifest's lines; ``append`` adds the new ones
+    ident: str | None  # how the ledger knows this chain (``chain_key``); None until its first line
+    ledger: Ledger | None
+    key: str | None  # REPORTER_ARCHIVE_KEY: each line gets its HMAC
+    files: Files
+
+    def append(self, *new: tuple[dict[str, Any], bytes | None]) -> None:
+        """Append each ``(entry, data)`` to the manifest, chained and HMAC'd, in one commit.
+
+        ``data``: the bytes of the file the line archives, put at ``entry["path"]``; None for a
+        line without a file of its own (a purge line). Order, which keeps a crash at any step
+        verifiable: each file is written as a hidden ``.<name>.partial`` file, each line is
+        recorded in the ledger (intent), the manifest is replaced atomically once (the commit
+        point), the ledger's records are confirmed, then the partial files are renamed into
+        place. A crash before the commit leaves the old manifest, hidden partial files (ignored
+        by verify, removed by the next append) and intents the next append discards; a crash
+        after it leaves partial files the next append renames into place and intents it
+        confirms (``_recover``, ``_reconcile``)."""
+        partials: list[tuple[Path, Path]] = []
+        for entry, data in new:
+            if data is not None:
+                path = self.archive / entry["path"]
+                partial = path.with_name(f".{path.name}.partial")
+                self.files.create_new(partial, data)
+                partials.append((partial, path))
+        written = list(self.lines)
+        numbers = []
+        for entry, _data in new:
+            entry["prev"] = sha256(written[-1].encode()) if written else GENESIS
+            if self.key:
+                entry["hmac"] = line_hmac(self.key, entry)
+            line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
+            number = len(written) + 1
+            self.ident = self.ident or sha256(line.encode())  # a new archive: known by its first line
+            if self.ledger is not None and not self.ledger.line_intent(
+                self.ident, number, sha256(line.encode()), entry
+            ):
+                for partial, _path in partials:
+                    partial.chmod(0o644)
+                    partial.unlink()
+                raise ArchiveError(
+                    f"{self.archive / MANIFEST}: the ledger has already recorded line {number}, but the "
+                    f"manifest has {len(self.lines)} line(s): it was truncated or replaced; run "
+                    f"'reporter verify {self.archive}'"
+                )
+            written.append(line)
+            numbers.append(number)
+        self.files.replace(self.archive / MANIFEST, "".join(x + "\n" for x in written).encode("utf-8"))
+        if self.ledger is not None and self.ident is not None:
+            for number in numbers:
+                self.ledger.line_state(self.ident, number, "written")
+        for partial, path in partials:
+            self.files.rename(partial, path)
+        self.lines[:] = written
+
+
+@contextlib.contextmanager
+def open_chain(
+    archive: Path, *, ledger: Ledger | None = None, key: str | None = None, files: Files | None = None
+) -> Iterator[Chain]:
+    """The archive locked for appending, with what an interrupted append left finished or
+    discarded (``_recover``, ``_reconcile``), and its manifest read. ForeignArchive when the
+    ledger never recorded this chain."""
+    files = files or Files()
+    with _locked(archive):
+        _recover(archive, files)
+        lines = read_lines(archive)
+        ident = chain_key(ledger, lines) if ledger is not None else None
+        if ledger is not None and ident is not None:
+            _reconcile(ledger, ident, lines)
+        yield Chain(archive, lines, ident, ledger, key, files)
+
+
 def archive_pdf(
     archive: Path,
     report: str,
@@ -429,21 +514,14 @@ def archive_pdf(
 ) -> Archived:
     """Append ``pdf`` to the archive as the next version; return where it went.
 
-    Order: the PDF is written as a hidden ``.<name>.partial`` file, the line is recorded in the
-    ``ledger`` (intent), the manifest is replaced atomically (the commit point), the ledger's
-    record is confirmed, then the partial file is renamed into place. A crash before the commit
-    leaves only a hidden partial file (ignored by verify, removed by the next run) and an intent
-    the next append discards; a crash after it leaves a partial file that the next run renames
-    into place. ``key`` (REPORTER_ARCHIVE_KEY) adds an HMAC to the line. ``reuse``: when this
-    very PDF is already archived for (report, period), return that version instead."""
+    The order that keeps a crash verifiable is ``Chain.append``'s: hidden partial file, the
+    ledger's intent, the manifest (the commit point), the ledger's confirmation, the rename.
+    ``key`` (REPORTER_ARCHIVE_KEY) adds an HMAC to the line. ``reuse``: when this very PDF is
+    already archived for (report, period), return that version instead."""
     files = files or Files()
     files.mkdir(archive)
-    with _locked(archive):
-        _recover(archive, files)
-        lines = read_lines(archive)
-        ident = chain_key(ledger, lines) if ledger is not None else None
-        if ledger is not None and ident is not None:
-            _reconcile(ledger, ident, lines)
+    with open_chain(archive, ledger=ledger, key=key, files=files) as chain:
+        lines = chain.lines
         digest = sha256(pdf)
         if reuse:
             for text in lines:
@@ -477,45 +555,8 @@ def archive_pdf(
             "reason": reason,
             "attachments": attachment_digests(pdf),
         }
-        _append(archive, lines, ident, entry, pdf, ledger=ledger, key=key, files=files)
+        chain.append((entry, pdf))
     return Archived(path, version, entry)
-
-
-def _append(
-    archive: Path,
-    lines: list[str],
-    ident: str | None,
-    entry: dict[str, Any],
-    data: bytes,
-    *,
-    ledger: Ledger | None,
-    key: str | None,
-    files: Files,
-) -> None:
-    """Put ``data`` at ``entry["path"]`` and ``entry`` at the end of the manifest (see
-    ``archive_pdf`` for the order that keeps a crash verifiable); the archive is locked."""
-    path = archive / entry["path"]
-    partial = path.with_name(f".{path.name}.partial")
-    files.create_new(partial, data)
-    entry["prev"] = sha256(lines[-1].encode()) if lines else GENESIS
-    if key:
-        entry["hmac"] = line_hmac(key, entry)
-    line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
-    number = len(lines) + 1
-    ident = ident or sha256(line.encode())  # a new archive: known by its first line
-    if ledger is not None and not ledger.line_intent(ident, number, sha256(line.encode()), entry):
-        partial.chmod(0o644)
-        partial.unlink()
-        raise ArchiveError(
-            f"{archive / MANIFEST}: the ledger has already recorded line {number}, but the manifest "
-            f"has {len(lines)} line(s): it was truncated or replaced; run 'reporter verify {archive}'"
-        )
-    text = "".join(x + "\n" for x in lines) + line + "\n"
-    files.replace(archive / MANIFEST, text.encode("utf-8"))
-    if ledger is not None:
-        ledger.line_state(ident, number, "written")
-    files.rename(partial, path)
-    lines.append(line)
 
 
 MESSAGES = "messages"  # <report>/<period>/messages/: the e-mails as the server received them
@@ -561,14 +602,9 @@ def archive_messages(
     if not distinct:
         return done
     files.mkdir(archive)
-    with _locked(archive):
-        _recover(archive, files)
-        lines = read_lines(archive)
-        ident = chain_key(ledger, lines) if ledger is not None else None
-        if ledger is not None and ident is not None:
-            _reconcile(ledger, ident, lines)
+    with open_chain(archive, ledger=ledger, key=key, files=files) as chain:
         kept = set()
-        for text in lines:
+        for text in chain.lines:
             with contextlib.suppress(ValueError, AttributeError):
                 kept.add(json.loads(text).get("sha256"))
         folder = archive / report / period / MESSAGES
@@ -596,8 +632,7 @@ def archive_messages(
                 "reason": reason,
                 "attachments": {},
             }
-            _append(archive, lines, ident, entry, message.data, ledger=ledger, key=key, files=files)
-            ident = ident or sha256(lines[0].encode())
+            chain.append((entry, message.data))
             done.append(Archived(path, message.version, entry))
     return done
 
