@@ -271,8 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "verify", "check every archived file against the manifest; exit 1 on any problem")
     p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
-    p.add_argument("--report", help="only this report id")
-    p.add_argument("--period", help="only this period, e.g. 2026-10")
+    p.add_argument("--report", help="check the files of this report id only (the chain is checked whole)")
+    p.add_argument(
+        "--period", help="check the files of this period only, e.g. 2026-10 (the chain is checked whole)"
+    )
     p.add_argument(
         "--ledger",
         metavar="LEDGER",
@@ -926,12 +928,26 @@ def _verify(args: argparse.Namespace) -> int:
     checked = "hash chain and attachments" if url is None else "hash chain, attachments and ledger"
     if key:
         checked += f" and HMAC ({KEY_ENV})"
-    print(f"{args.archive}: intact — {_archived_words(manifest_summary(args.archive))}; {checked} verified")
+    scope = " ".join(x for x in (args.report, args.period) if x)
+    summary = manifest_summary(args.archive, report=args.report, period=args.period)
+    if not scope:
+        print(f"{args.archive}: intact — {_archived_words(summary)}; {checked} verified")
+        return 0
+    if not summary.files and not summary.purged:
+        asked = " ".join(f"{o} {v}" for o, v in (("--report", args.report), ("--period", args.period)) if v)
+        held = "; ".join(f"{r} {', '.join(sorted(p))}" for r, p in sorted(summary.listed.items()))
+        raise UsageError(
+            f"{asked}: the manifest lists no file for it, so no file was checked; it lists {held}"
+        )
+    checked = checked.replace("hash chain", f"hash chain (all {summary.lines} lines)", 1)
+    others = f"; {summary.outside} file(s) of other reports or periods not checked" if summary.outside else ""
+    print(f"{args.archive}: intact — {_archived_words(summary, scope)}; {checked} verified{others}")
     return 0
 
 
-def _archived_words(summary: Summary) -> str:
-    """``3 archived file(s) (2 report PDFs, 1 e-mail as sent), 1 purged (…)``: what the manifest lists."""
+def _archived_words(summary: Summary, scope: str = "") -> str:
+    """``3 archived file(s) (2 report PDFs, 1 e-mail as sent), 1 purged (…)``: what the manifest
+    lists (``for`` ``scope``, the report or period verify was given)."""
     kinds = [
         f"{count} {word if count == 1 else plural}"
         for count, word, plural in (
@@ -940,7 +956,8 @@ def _archived_words(summary: Summary) -> str:
         )
         if count
     ]
-    words = f"{summary.files} archived file(s)" + (f" ({', '.join(kinds)})" if kinds else "")
+    words = f"{summary.files} archived file(s)" + (f" for {scope}" if scope else "")
+    words += f" ({', '.join(kinds)})" if kinds else ""
     if summary.purged:
         words += f", {summary.purged} purged (their SHA-256 kept in the manifest)"
     return words

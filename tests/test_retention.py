@@ -118,6 +118,13 @@ def test_purge_removes_old_files_keeps_a_held_period_and_verify_still_passes(arc
         f"{archive}: intact — 4 archived file(s) (2 report PDFs, 2 e-mails as sent), 2 purged (their "
         "SHA-256 kept in the manifest); hash chain and attachments verified",
     ]
+    # of one period: its files only, the purged among them, and the chain's lines (all checked)
+    assert main(["verify", str(archive), "--period", "2018-11", "--no-ledger"]) == 0
+    assert capsys.readouterr().out == (
+        f"{archive}: intact — 0 archived file(s) for 2018-11, 2 purged (their SHA-256 kept in the "
+        "manifest); hash chain (all 8 lines) and attachments verified; 4 file(s) of other reports or "
+        "periods not checked\n"
+    )
 
     # a second purge has nothing left to do
     assert main(["archive", "purge", str(yaml), "--output", str(out)]) == 0

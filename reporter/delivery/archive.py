@@ -39,7 +39,7 @@ import os
 import re
 import stat
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -892,36 +892,51 @@ def _size(count: int) -> str:
 
 @dataclass
 class Summary:
-    """What an archive's manifest lists: the files still there, by kind, and those purged."""
+    """What an archive's manifest lists (of one report or period, when ``manifest_summary`` is
+    given them): the files still there, by kind, and those purged; and the whole chain's size."""
 
     reports: int = 0  # report PDFs
     messages: int = 0  # e-mails as sent (lines of kind "message")
     purged: int = 0  # files removed under retention: their SHA-256 stays in the manifest
+    lines: int = 0  # the manifest's lines, every report and period: the chain verify checks whole
+    outside: int = 0  # files still there of another report or period than those asked for
+    listed: dict[str, set[str]] = field(default_factory=dict)  # report -> its periods, every line
 
     @property
     def files(self) -> int:
         return self.reports + self.messages
 
 
-def manifest_summary(archive: Path) -> Summary:
+def manifest_summary(archive: Path, *, report: str | None = None, period: str | None = None) -> Summary:
     """Count the manifest's lines (read within its bounds) as ``Summary`` says: an archiving line
-    whose file a later line purged counts as purged, a purge line is no file of its own."""
+    whose file a later line purged counts as purged, a purge line is no file of its own. With
+    ``report`` or ``period``, the files and purged files are those ``verify_archive`` checks for
+    them; the other files still there are counted in ``outside``."""
     kinds: dict[str, str] = {}  # path -> "report" | "message"
+    scoped: set[str] = set()  # paths of the report and period asked for
     purged: set[str] = set()
+    listed: dict[str, set[str]] = {}
+    lines = 0
     with _open_regular(archive / MANIFEST) as handle:
         for blob, _digest in manifest_lines(handle):
+            lines += 1
             entry, _problem = _parse_line("", blob)
             if entry is None:
                 continue
             if entry.get("purged") is not None:
                 purged.add(entry["path"])
-            else:
-                kinds[entry["path"]] = "message" if entry.get("kind") == "message" else "report"
-    summary = Summary(purged=len(purged & kinds.keys()))
+                continue
+            kinds[entry["path"]] = "message" if entry.get("kind") == "message" else "report"
+            listed.setdefault(entry["report"], set()).add(entry["period"])
+            if (not report or entry["report"] == report) and (not period or entry["period"] == period):
+                scoped.add(entry["path"])
+    summary = Summary(purged=len(purged & scoped), lines=lines, listed=listed)
     for path, kind in kinds.items():
         if path in purged:
             continue
-        if kind == "message":
+        if path not in scoped:
+            summary.outside += 1
+        elif kind == "message":
             summary.messages += 1
         else:
             summary.reports += 1
