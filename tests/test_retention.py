@@ -155,6 +155,35 @@ def test_purge_removes_old_files_keeps_a_held_period_and_verify_still_passes(arc
     ]
 
 
+def test_audit_names_the_purged_files_and_does_not_write_a_purged_message(archived, capsys, monkeypatch):
+    """An auditor's 'reporter audit' after a purge: each row whose archived file was purged says
+    when (its SHA-256 is still the manifest's), and --write for it says the bytes are gone."""
+    yaml, out = archived
+    archive = out / "archive"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", DEC_2026)
+    assert main(["archive", "purge", str(yaml), "--output", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["audit", str(archive), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    lines = [json.loads(x) for x in (archive / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(r["period"], r["file"], r["sha256"], r["purged"]) for r in rows] == [
+        (e["period"], e["path"], e["sha256"], "2026-12-02" if e["period"] == "2018-11" else None)
+        for e in lines[:6]
+        if e.get("kind") == "message"
+    ]
+    assert main(["audit", str(archive), "--period", "2018-11"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[-3:] == ["file", "SHA-256", "purged"]
+    assert table[1].split()[-3:] == [EML_11, lines[3]["sha256"], "2026-12-02"]
+    args = ["audit", str(archive), "--period", "2018-11", "--version", "1", "--recipient", "ann@acme.test"]
+    assert main([*args, "--write", str(out / "v1.eml")]) == 1
+    assert capsys.readouterr().err == (
+        f"reporter: error: {EML_11}: purged under retention on 2026-12-02 ('reporter archive purge'): its "
+        f"bytes are no longer in the archive; manifest.jsonl line 4 keeps its SHA-256, {lines[3]['sha256']}\n"
+    )
+    assert not (out / "v1.eml").exists()
+
+
 def test_purge_of_an_archive_folder_takes_keep_and_hold_from_the_command(archived, capsys, monkeypatch):
     _, out = archived
     archive = out / "archive"
