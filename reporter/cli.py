@@ -1053,8 +1053,7 @@ def _resolve(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from reporter.run.reproduce import reproduce
 
-    if not args.pdf.is_file():
-        raise UsageError(f"{args.pdf}: file not found")
+    _archived_as_listed(args.pdf)
     allowed = [name.strip() for given in args.allow_sql_sources for name in given.split(",") if name.strip()]
     done = reproduce(args.pdf, args.output, data=args.data, allow_sql=allowed)
     if done.changed_sources:
@@ -1073,6 +1072,32 @@ def _reproduce(args: argparse.Namespace) -> int:
             print(f"  … and {count - SHOWN_FIELDS} more", file=sys.stderr)
     print(f"{done.path}: DIFFERS from {args.pdf}", file=sys.stderr)
     return 1
+
+
+def _archived_as_listed(pdf: Path) -> None:
+    """A PDF to reproduce must be there and, when it lies in an archive, be the file its manifest
+    lists: reproducing an altered or a stray file would prove nothing about what was archived."""
+    from reporter.delivery.archive import MANIFEST, MAX_PDF, listing_of, sha256
+    from reporter.errors import ReporterError
+
+    listing = listing_of(pdf)
+    if not pdf.is_file():
+        if listing is not None and listing.purged is not None:
+            raise UsageError(
+                f"{pdf}: purged under retention on {listing.purged} ('reporter archive purge'); "
+                f"{MANIFEST} line {listing.number} keeps its SHA-256, {listing.sha256}: nothing to reproduce"
+            )
+        raise UsageError(f"{pdf}: file not found")
+    if listing is None:
+        return  # a PDF from elsewhere: reproduce compares with it as it is
+    where = listing.archive / MANIFEST
+    if listing.number is None:
+        problem = f"not listed in {where}"
+    elif pdf.stat().st_size > MAX_PDF or sha256(pdf.read_bytes()) != listing.sha256:
+        problem = f"altered since it was archived (SHA-256 differs from {where} line {listing.number})"
+    else:
+        return
+    raise ReporterError(f"{pdf}: {problem}: not reproduced; run 'reporter verify {listing.archive}'")
 
 
 def _real_clock() -> dt.datetime:

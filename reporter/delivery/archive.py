@@ -943,6 +943,40 @@ def manifest_summary(archive: Path, *, report: str | None = None, period: str | 
     return summary
 
 
+@dataclass
+class Listing:
+    """What an archive's manifest says of one file in it (``listing_of``)."""
+
+    archive: Path
+    number: int | None  # the line that archived the file; None: no line lists it
+    sha256: str | None
+    purged: str | None  # the day a later line purged it under retention
+
+
+def listing_of(path: Path) -> Listing | None:
+    """The manifest line of ``path`` when it lies where an archive keeps a report's PDF
+    (``<archive>/<report>/<period>/``, the archive holding a manifest); None elsewhere, or when
+    the manifest cannot be read within its bounds (``reporter verify`` says why)."""
+    archive = path.absolute().parents[2] if len(path.absolute().parents) > 2 else None
+    if archive is None or _manifest_refused(archive / MANIFEST):
+        return None
+    rel = path.absolute().relative_to(archive).as_posix()
+    found = Listing(archive, None, None, None)
+    try:
+        with _open_regular(archive / MANIFEST) as handle:
+            for number, (blob, _digest) in enumerate(manifest_lines(handle), start=1):
+                entry, _problem = _parse_line("", blob)
+                if entry is None or entry["path"] != rel:
+                    continue
+                if entry.get("purged") is not None:
+                    found.purged = str(entry.get("time"))[:10]
+                elif found.number is None:
+                    found.number, found.sha256 = number, entry["sha256"]
+    except (ManifestTooLarge, OSError):
+        return None
+    return found
+
+
 def _not_regular(path: Path) -> str | None:
     """What ``path`` is when it exists and is not a regular file ("a FIFO", "a symlink"…), else None.
     Read from its ``lstat``: nothing is opened, no link followed."""
