@@ -925,9 +925,13 @@ def _verify(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s): the archive is NOT intact.", file=sys.stderr)
         return 1
-    checked = "hash chain and attachments" if url is None else "hash chain, attachments and ledger"
-    if key:
-        checked += f" and HMAC ({KEY_ENV})"
+    parts = [
+        "hash chain",
+        "attachments",
+        *(["ledger"] if url else []),
+        *([f"HMAC ({KEY_ENV})"] if key else []),
+    ]
+    checked = f"{', '.join(parts[:-1])} and {parts[-1]}"
     scope = " ".join(x for x in (args.report, args.period) if x)
     summary = manifest_summary(args.archive, report=args.report, period=args.period)
     if not scope:
@@ -1440,8 +1444,10 @@ def _purge(
     report: str | None,
     key: str | None,
 ) -> None:
+    from reporter.delivery.archive import ArchiveError, ForeignArchive
     from reporter.delivery.ledger import Ledger
     from reporter.delivery.retention import purge
+    from reporter.errors import ReporterError
     from reporter.periods import kept_since
 
     try:
@@ -1450,17 +1456,24 @@ def _purge(
         raise UsageError(f"--keep: {exc}, e.g. 7y") from None
     with contextlib.ExitStack() as stack:
         ledger = stack.enter_context(Ledger(url)) if url else None
-        done = purge(
-            archive,
-            before=before,
-            now=clock,
-            keep=keep,
-            report=report,
-            holds=holds,
-            ledger=ledger,
-            key=key,
-            dry_run=args.dry_run,
-        )
+        try:
+            done = purge(
+                archive,
+                before=before,
+                now=clock,
+                keep=keep,
+                report=report,
+                holds=holds,
+                ledger=ledger,
+                key=key,
+                dry_run=args.dry_run,
+            )
+        except ForeignArchive as exc:
+            raise UsageError(
+                f"{archive}: {exc}; nothing was purged: pass the archive's own ledger with --ledger"
+            ) from None
+        except ArchiveError as exc:
+            raise ReporterError(f"{exc}; nothing was purged") from None
     verb = "would purge" if args.dry_run else "purged"
     for entry in done.purged:
         print(f"{archive}: {verb} {entry['path']} (archived {str(entry['time'])[:10]}, kept {keep})")

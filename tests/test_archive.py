@@ -415,7 +415,7 @@ def test_a_fresh_archive_verifies_with_ledger_and_key(three_pdfs, tmp_path, caps
     monkeypatch.setenv("REPORTER_ARCHIVE_KEY", KEY)
     assert main(["verify", str(archive)]) == 0
     assert capsys.readouterr().out == (
-        f"{archive}: intact — 3 archived file(s) (3 report PDFs); hash chain, attachments and ledger "
+        f"{archive}: intact — 3 archived file(s) (3 report PDFs); hash chain, attachments, ledger "
         "and HMAC (REPORTER_ARCHIVE_KEY) verified\n"
     )
 

@@ -14,7 +14,7 @@ import pytest
 
 from reporter.cli import main
 from reporter.config import load_config
-from reporter.delivery.archive import MANIFEST, Files, archive_pdf, sha256, verify_archive
+from reporter.delivery.archive import MANIFEST, ArchiveError, Files, archive_pdf, sha256, verify_archive
 from reporter.delivery.ledger import Ledger
 from reporter.delivery.retention import Purge, purge
 from reporter.periods import kept_since
@@ -515,3 +515,71 @@ def test_a_purge_cut_after_its_commit_is_finished_by_the_next_purge_and_verifies
     assert not (archive / "tiny" / "2018-11" / "tiny_2018-11_v1.pdf").exists()
     with Ledger(url) as ledger:
         assert verify_archive(archive, ledger=ledger, key=KEY) == []
+
+
+def test_a_purge_with_the_wrong_key_or_ledger_is_refused_before_anything_is_written(
+    tmp_path, capsys, monkeypatch
+):
+    """The manifest is append-only: a purge line without the archive's HMAC key, or with another
+    key, would fail 'reporter verify' for good; a ledger that never recorded the archive is not
+    its ledger. Each is refused with nothing written or removed, and so is a run's archiving."""
+    archive, url = two_archived(tmp_path)
+    before = (archive / MANIFEST).read_bytes()
+    at = {"clock": lambda: LATER}
+    monkeypatch.delenv("REPORTER_ARCHIVE_KEY", raising=False)
+    assert main(["archive", "purge", str(archive), "--keep", "7y"], **at) == 1
+    assert capsys.readouterr().err == (
+        f"reporter: error: {archive}/{MANIFEST}: its lines carry an HMAC but REPORTER_ARCHIVE_KEY is not "
+        "set, and a line without one would fail 'reporter verify' for good; set REPORTER_ARCHIVE_KEY to the "
+        "key the archive was written with; nothing was purged\n"
+    )
+    monkeypatch.setenv("REPORTER_ARCHIVE_KEY", "another key")
+    assert main(["archive", "purge", str(archive), "--keep", "7y"], **at) == 1
+    assert capsys.readouterr().err == (
+        f"reporter: error: {archive}/{MANIFEST}: REPORTER_ARCHIVE_KEY is not the key its lines were "
+        "written with (line 2's HMAC differs), and a line with it would fail 'reporter verify' for good; "
+        "set REPORTER_ARCHIVE_KEY to the key the archive was written with; nothing was purged\n"
+    )
+    with Ledger(url) as ledger, pytest.raises(ArchiveError, match="REPORTER_ARCHIVE_KEY is not set"):
+        archive_pdf(archive, "tiny", "2026-10", tiny_pdf("2026-10"), run_id="3", now=LATER, ledger=ledger)
+    monkeypatch.setenv("REPORTER_ARCHIVE_KEY", KEY)
+    other = f"sqlite:///{tmp_path / 'other.sqlite'}"
+    assert main(["archive", "purge", str(archive), "--keep", "7y", "--ledger", other], **at) == 2
+    first = sha256(before.decode().splitlines()[0].encode())
+    assert capsys.readouterr().err == (
+        f"reporter: error: {archive}: the ledger has no record of this archive's hash chain (its first "
+        f"line, SHA-256 {first[:16]}…): it was written with another ledger; nothing was purged: pass the "
+        "archive's own ledger with --ledger\n"
+    )
+    assert (archive / MANIFEST).read_bytes() == before
+    assert len(list(archive.rglob("*.pdf"))) == 2
+    assert not list(archive.rglob("*.partial"))
+    # with its key and its ledger (beside it), the purge goes through and verifies
+    assert main(["archive", "purge", str(archive), "--keep", "7y"], **at) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"{archive}: 2 file(s) purged")
+    assert main(["verify", str(archive)]) == 0
+    assert capsys.readouterr().out == (
+        f"{archive}: intact — 0 archived file(s), 2 purged (their SHA-256 kept in the manifest); hash chain, "
+        "attachments, ledger and HMAC (REPORTER_ARCHIVE_KEY) verified\n"
+    )
+
+
+def test_a_run_without_the_archive_s_key_is_refused_before_anything_is_sent(tmp_path, capsys, monkeypatch):
+    """A run whose archive carries HMACs needs the same key: without it, it would deliver and then
+    fail to archive (or write a line that fails verify for good); it is refused first."""
+    yaml, out = report(tmp_path), tmp_path / "out"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", DEC_2026)
+    monkeypatch.setenv("REPORTER_ARCHIVE_KEY", KEY)
+    assert main(["run", str(yaml), "--period", "2026-10", "--output", str(out)]) == 0
+    sent = sorted((out / "outbox").rglob("*.eml"))
+    manifest = (out / "archive" / MANIFEST).read_bytes()
+    capsys.readouterr()
+    monkeypatch.delenv("REPORTER_ARCHIVE_KEY")
+    assert main(["run", str(yaml), "--period", "2026-11", "--output", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"reporter: error: tiny 2026-11: {out / 'archive' / MANIFEST}: its lines carry an HMAC but "
+        "REPORTER_ARCHIVE_KEY is not set, and a line without one would fail 'reporter verify' for good; "
+        "set REPORTER_ARCHIVE_KEY to the key the archive was written with; nothing was run or sent\n"
+    )
+    assert sorted((out / "outbox").rglob("*.eml")) == sent
+    assert (out / "archive" / MANIFEST).read_bytes() == manifest

@@ -443,6 +443,9 @@ class Chain:
         by verify, removed by the next append) and intents the next append discards; a crash
         after it leaves partial files the next append renames into place and intents it
         confirms (``_recover``, ``_reconcile``)."""
+        refused = key_refusal(self.archive, self.lines, self.key)
+        if refused:
+            raise ArchiveError(refused)
         partials: list[tuple[Path, Path]] = []
         for entry, data in new:
             if data is not None:
@@ -479,6 +482,33 @@ class Chain:
         for partial, path in partials:
             self.files.rename(partial, path)
         self.lines[:] = written
+
+
+def key_refusal(archive: Path, lines: list[str], key: str | None) -> str | None:
+    """Why a line with ``key`` (REPORTER_ARCHIVE_KEY, or None) may not join the chain of
+    ``lines``, else None: once the last line carries an HMAC, every new line must carry one with
+    the same key, or it would fail ``reporter verify`` for good (the manifest is append-only)."""
+    if not lines:
+        return None
+    try:
+        last = json.loads(lines[-1])
+    except ValueError:
+        return None  # verify names that line
+    if not isinstance(last, dict) or "hmac" not in last:
+        return None
+    manifest = archive / MANIFEST
+    fix = "set REPORTER_ARCHIVE_KEY to the key the archive was written with"
+    if not key:
+        return (
+            f"{manifest}: its lines carry an HMAC but REPORTER_ARCHIVE_KEY is not set, and a line "
+            f"without one would fail 'reporter verify' for good; {fix}"
+        )
+    if not hmac.compare_digest(str(last["hmac"]), line_hmac(key, last)):
+        return (
+            f"{manifest}: REPORTER_ARCHIVE_KEY is not the key its lines were written with (line "
+            f"{len(lines)}'s HMAC differs), and a line with it would fail 'reporter verify' for good; {fix}"
+        )
+    return None
 
 
 @contextlib.contextmanager
