@@ -1482,7 +1482,11 @@ def _purge(
             f"{archive}: {entry['path']}: {_hold_words(entry)}: not purged "
             f"(archived {str(entry['time'])[:10]})"
         )
-    after = "" if args.dry_run else "; the manifest keeps their SHA-256, reporter verify still passes"
+    after = (
+        ""
+        if args.dry_run
+        else "; the manifest keeps their SHA-256, and reporter verify accepts their absence"
+    )
     print(
         f"{archive}: {len(done.purged)} file(s) {'to purge' if args.dry_run else verb}, "
         f"{len(done.held)} held, {done.kept} within "
