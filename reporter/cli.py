@@ -285,8 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "verify", "check every archived file against the manifest; exit 1 on any problem")
     p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
-    p.add_argument("--report", help="only this report id")
-    p.add_argument("--period", help="only this period, e.g. 2026-10")
+    p.add_argument("--report", help="check the files of this report id only (the chain is checked whole)")
+    p.add_argument(
+        "--period", help="check the files of this period only, e.g. 2026-10 (the chain is checked whole)"
+    )
     p.add_argument(
         "--ledger",
         metavar="LEDGER",
@@ -1009,15 +1011,33 @@ def _verify(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s): the archive is NOT intact.", file=sys.stderr)
         return 1
-    checked = "hash chain and attachments" if url is None else "hash chain, attachments and ledger"
-    if key:
-        checked += f" and HMAC ({KEY_ENV})"
-    print(f"{args.archive}: intact — {_archived_words(manifest_summary(args.archive))}; {checked} verified")
+    parts = [
+        "hash chain",
+        "attachments",
+        *(["ledger"] if url else []),
+        *([f"HMAC ({KEY_ENV})"] if key else []),
+    ]
+    checked = f"{', '.join(parts[:-1])} and {parts[-1]}"
+    scope = " ".join(x for x in (args.report, args.period) if x)
+    summary = manifest_summary(args.archive, report=args.report, period=args.period)
+    if not scope:
+        print(f"{args.archive}: intact — {_archived_words(summary)}; {checked} verified")
+        return 0
+    if not summary.files and not summary.purged:
+        asked = " ".join(f"{o} {v}" for o, v in (("--report", args.report), ("--period", args.period)) if v)
+        held = "; ".join(f"{r} {', '.join(sorted(p))}" for r, p in sorted(summary.listed.items()))
+        raise UsageError(
+            f"{asked}: the manifest lists no file for it, so no file was checked; it lists {held}"
+        )
+    checked = checked.replace("hash chain", f"hash chain (all {summary.lines} lines)", 1)
+    others = f"; {summary.outside} file(s) of other reports or periods not checked" if summary.outside else ""
+    print(f"{args.archive}: intact — {_archived_words(summary, scope)}; {checked} verified{others}")
     return 0
 
 
-def _archived_words(summary: Summary) -> str:
-    """``3 archived file(s) (2 report PDFs, 1 e-mail as sent), 1 purged (…)``: what the manifest lists."""
+def _archived_words(summary: Summary, scope: str = "") -> str:
+    """``3 archived file(s) (2 report PDFs, 1 e-mail as sent), 1 purged (…)``: what the manifest
+    lists (``for`` ``scope``, the report or period verify was given)."""
     kinds = [
         f"{count} {word if count == 1 else plural}"
         for count, word, plural in (
@@ -1026,7 +1046,8 @@ def _archived_words(summary: Summary) -> str:
         )
         if count
     ]
-    words = f"{summary.files} archived file(s)" + (f" ({', '.join(kinds)})" if kinds else "")
+    words = f"{summary.files} archived file(s)" + (f" for {scope}" if scope else "")
+    words += f" ({', '.join(kinds)})" if kinds else ""
     if summary.purged:
         words += f", {summary.purged} purged (their SHA-256 kept in the manifest)"
     return words
@@ -1147,8 +1168,7 @@ def _resolve_report(config: Config, args: argparse.Namespace, clock: dt.datetime
 def _reproduce(args: argparse.Namespace) -> int:
     from reporter.run.reproduce import reproduce
 
-    if not args.pdf.is_file():
-        raise UsageError(f"{args.pdf}: file not found")
+    _archived_as_listed(args.pdf)
     allowed = [name.strip() for given in args.allow_sql_sources for name in given.split(",") if name.strip()]
     done = reproduce(args.pdf, args.output, data=args.data, allow_sql=allowed)
     if done.changed_sources:
@@ -1175,6 +1195,32 @@ def _reproduce(args: argparse.Namespace) -> int:
         )
     print(f"{done.path}: DIFFERS from {args.pdf}", file=sys.stderr)
     return 1
+
+
+def _archived_as_listed(pdf: Path) -> None:
+    """A PDF to reproduce must be there and, when it lies in an archive, be the file its manifest
+    lists: reproducing an altered or a stray file would prove nothing about what was archived."""
+    from reporter.delivery.archive import MANIFEST, MAX_PDF, listing_of, sha256
+    from reporter.errors import ReporterError
+
+    listing = listing_of(pdf)
+    if not pdf.is_file():
+        if listing is not None and listing.purged is not None:
+            raise UsageError(
+                f"{pdf}: purged under retention on {listing.purged} ('reporter archive purge'); "
+                f"{MANIFEST} line {listing.number} keeps its SHA-256, {listing.sha256}: nothing to reproduce"
+            )
+        raise UsageError(f"{pdf}: file not found")
+    if listing is None:
+        return  # a PDF from elsewhere: reproduce compares with it as it is
+    where = listing.archive / MANIFEST
+    if listing.number is None:
+        problem = f"not listed in {where}"
+    elif pdf.stat().st_size > MAX_PDF or sha256(pdf.read_bytes()) != listing.sha256:
+        problem = f"altered since it was archived (SHA-256 differs from {where} line {listing.number})"
+    else:
+        return
+    raise ReporterError(f"{pdf}: {problem}: not reproduced; run 'reporter verify {listing.archive}'")
 
 
 def _real_clock() -> dt.datetime:
@@ -1577,8 +1623,10 @@ def _purge(
     report: str | None,
     key: str | None,
 ) -> None:
+    from reporter.delivery.archive import ArchiveError, ForeignArchive
     from reporter.delivery.ledger import Ledger
     from reporter.delivery.retention import purge
+    from reporter.errors import ReporterError
     from reporter.periods import kept_since
 
     try:
@@ -1587,17 +1635,24 @@ def _purge(
         raise UsageError(f"--keep: {exc}, e.g. 7y") from None
     with contextlib.ExitStack() as stack:
         ledger = stack.enter_context(Ledger(url)) if url else None
-        done = purge(
-            archive,
-            before=before,
-            now=clock,
-            keep=keep,
-            report=report,
-            holds=holds,
-            ledger=ledger,
-            key=key,
-            dry_run=args.dry_run,
-        )
+        try:
+            done = purge(
+                archive,
+                before=before,
+                now=clock,
+                keep=keep,
+                report=report,
+                holds=holds,
+                ledger=ledger,
+                key=key,
+                dry_run=args.dry_run,
+            )
+        except ForeignArchive as exc:
+            raise UsageError(
+                f"{archive}: {exc}; nothing was purged: pass the archive's own ledger with --ledger"
+            ) from None
+        except ArchiveError as exc:
+            raise ReporterError(f"{exc}; nothing was purged") from None
     verb = "would purge" if args.dry_run else "purged"
     for entry in done.purged:
         print(f"{archive}: {verb} {entry['path']} (archived {str(entry['time'])[:10]}, kept {keep})")
@@ -1606,7 +1661,11 @@ def _purge(
             f"{archive}: {entry['path']}: {_hold_words(entry)}: not purged "
             f"(archived {str(entry['time'])[:10]})"
         )
-    after = "" if args.dry_run else "; the manifest keeps their SHA-256, reporter verify still passes"
+    after = (
+        ""
+        if args.dry_run
+        else "; the manifest keeps their SHA-256, and reporter verify accepts their absence"
+    )
     print(
         f"{archive}: {len(done.purged)} file(s) {'to purge' if args.dry_run else verb}, "
         f"{len(done.held)} held, {done.kept} within "

@@ -92,6 +92,30 @@ def test_demo_archive_verifies_and_is_pdfa(demo_archive, capsys):
     assert xmp.xmp_create_date is not None
 
 
+def test_verify_of_one_report_or_period_counts_the_files_it_checked(demo_archive, capsys):
+    """--report/--period check the files of that scope only: the count says so, and the chain,
+    checked whole, says how many lines it has; a scope the manifest does not list is refused."""
+    _, folder = demo_archive
+    archive = folder / "archive"
+    assert main(["verify", str(archive), "--period", "2026-10"]) == 0
+    assert main(["verify", str(archive), "--report", "marketing-monthly", "--period", "2026-09"]) == 0
+    assert main(["verify", str(archive), "--report", "marketing-monthly", "--no-ledger"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{archive}: intact — 4 archived file(s) for 2026-10 (2 report PDFs, 2 e-mails as sent); hash chain "
+        "(all 6 lines), attachments and ledger verified; 2 file(s) of other reports or periods not checked",
+        f"{archive}: intact — 2 archived file(s) for marketing-monthly 2026-09 (1 report PDF, 1 e-mail as "
+        "sent); hash chain (all 6 lines), attachments and ledger verified; 4 file(s) of other reports or "
+        "periods not checked",
+        f"{archive}: intact — 6 archived file(s) for marketing-monthly (3 report PDFs, 3 e-mails as sent); "
+        "hash chain (all 6 lines) and attachments verified",
+    ]
+    assert main(["verify", str(archive), "--report", "marketing-montly", "--period", "2026-10"]) == 2
+    assert capsys.readouterr().err == (
+        "reporter: error: --report marketing-montly --period 2026-10: the manifest lists no file for it, "
+        "so no file was checked; it lists marketing-monthly 2026-09, 2026-10\n"
+    )
+
+
 @pytest.mark.parametrize("damage", ["flip", "delete", "edit-line", "reorder", "extra"])
 def test_tampering_is_detected_with_its_path(demo_archive, tmp_path, damage, capsys):
     archive = copy_archive(demo_archive[1] / "archive", tmp_path / "a")
@@ -391,7 +415,7 @@ def test_a_fresh_archive_verifies_with_ledger_and_key(three_pdfs, tmp_path, caps
     monkeypatch.setenv("REPORTER_ARCHIVE_KEY", KEY)
     assert main(["verify", str(archive)]) == 0
     assert capsys.readouterr().out == (
-        f"{archive}: intact — 3 archived file(s) (3 report PDFs); hash chain, attachments and ledger "
+        f"{archive}: intact — 3 archived file(s) (3 report PDFs); hash chain, attachments, ledger "
         "and HMAC (REPORTER_ARCHIVE_KEY) verified\n"
     )
 

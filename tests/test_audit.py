@@ -241,7 +241,7 @@ def test_audit_lists_every_delivery_with_real_times_and_gives_back_the_bytes_v1_
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == [
         "report", "period", "v", "recipient", "channel", "state", "accepted", "(UTC)",
-        "Message-ID", "forced", "reason", "file", "SHA-256",
+        "Message-ID", "forced", "reason", "file", "SHA-256", "purged",
     ]  # fmt: skip
     v2 = rows[1]
     expected = ["tiny", "2026-10", "2", "a@acme.test", "smtp", "sent"]

@@ -483,3 +483,60 @@ def test_a_pdf_altered_outside_its_numbers_says_where_the_difference_can_come_fr
     err = capsys.readouterr().err.splitlines()
     assert (code, err) == (1, [NOTHING_MOVED, f"out/reproduced/altered.pdf: DIFFERS from {altered}"])
     assert (tmp_path / "out" / "reproduced" / "altered.pdf").read_bytes() == archived.read_bytes()
+def test_reproduce_refuses_an_archived_pdf_that_is_not_the_one_the_manifest_lists(
+    tmp_path, monkeypatch, capsys, archived
+):
+    """A PDF in an archive is reproduced only when it is the file its manifest line lists: an
+    altered or a stray one is refused (exit 1, nothing written), a purged one is named as such."""
+    import datetime as dt
+    import shutil
+
+    from reporter.delivery.archive import MANIFEST
+    from reporter.delivery.retention import purge
+
+    archive = shutil.copytree(archived.parents[2], tmp_path / "copy" / "archive")
+    pdf = archive / archived.relative_to(archived.parents[2])
+    copy = tmp_path / "data"
+    write_csv(copy / "data" / "sales.csv", ["date", "amount"], ROWS)
+    line = json.loads((archive / MANIFEST).read_text(encoding="utf-8").splitlines()[0])
+    assert line["path"] == "repro/2026-10/repro_2026-10_v1.pdf"
+    code, err, changed = reproduce(tmp_path, monkeypatch, capsys, pdf, "--data", str(copy))
+    assert (code, err, len(changed)) == (0, [], 1)  # the file the manifest lists: reproduced
+
+    stray = pdf.with_name("repro_2026-10_v9.pdf")
+    shutil.copyfile(pdf, stray)
+    code, err, changed = reproduce(tmp_path, monkeypatch, capsys, stray, "--data", str(copy))
+    assert (code, err, changed) == (
+        1,
+        [
+            f"reporter: error: {stray}: not listed in {archive}/{MANIFEST}: not reproduced; run "
+            f"'reporter verify {archive}'".replace(str(tmp_path), "T")
+        ],
+        [],
+    )
+    stray.unlink()
+    pdf.chmod(0o644)
+    with pdf.open("ab") as handle:
+        handle.write(b"\n% appended\n")
+    code, err, changed = reproduce(tmp_path, monkeypatch, capsys, pdf, "--data", str(copy))
+    assert (code, err, changed) == (
+        1,
+        [
+            "reporter: error: T/copy/archive/repro/2026-10/repro_2026-10_v1.pdf: altered since it was "
+            "archived (SHA-256 differs from T/copy/archive/manifest.jsonl line 1): not reproduced; run "
+            "'reporter verify T/copy/archive'"
+        ],
+        [],
+    )
+    later = dt.datetime(2034, 1, 2, tzinfo=dt.UTC)
+    assert line["path"] in [e["path"] for e in purge(archive, before=later, now=later, keep="7y").purged]
+    code, err, changed = reproduce(tmp_path, monkeypatch, capsys, pdf, "--data", str(copy))
+    assert (code, err, changed) == (
+        2,
+        [
+            "reporter: error: T/copy/archive/repro/2026-10/repro_2026-10_v1.pdf: purged under retention on "
+            "2034-01-02 ('reporter archive purge'); manifest.jsonl line 1 keeps its SHA-256, "
+            f"{line['sha256']}: nothing to reproduce"
+        ],
+        [],
+    )

@@ -14,6 +14,9 @@ import pytest
 
 from reporter.cli import main
 from reporter.config import load_config
+from reporter.delivery.archive import MANIFEST, ArchiveError, Files, archive_pdf, sha256, verify_archive
+from reporter.delivery.ledger import Ledger
+from reporter.delivery.retention import Purge, purge
 from reporter.periods import kept_since
 from reporter.run.pipeline import run_report
 from tests.conftest import write_csv
@@ -89,7 +92,7 @@ def test_purge_removes_old_files_keeps_a_held_period_and_verify_still_passes(arc
         HELD.format(archive=archive),
         HELD_EML.format(archive=archive),
         f"{archive}: 2 file(s) purged, 2 held, 2 within the retention (7y); the manifest keeps their "
-        "SHA-256, reporter verify still passes",
+        "SHA-256, and reporter verify accepts their absence",
     ]
     assert not (archive / EML_11).exists()
     assert not (archive / "tiny" / "2018-11" / "tiny_2018-11_v1.pdf").exists()
@@ -115,6 +118,13 @@ def test_purge_removes_old_files_keeps_a_held_period_and_verify_still_passes(arc
         f"{archive}: intact — 4 archived file(s) (2 report PDFs, 2 e-mails as sent), 2 purged (their "
         "SHA-256 kept in the manifest); hash chain and attachments verified",
     ]
+    # of one period: its files only, the purged among them, and the chain's lines (all checked)
+    assert main(["verify", str(archive), "--period", "2018-11", "--no-ledger"]) == 0
+    assert capsys.readouterr().out == (
+        f"{archive}: intact — 0 archived file(s) for 2018-11, 2 purged (their SHA-256 kept in the "
+        "manifest); hash chain (all 8 lines) and attachments verified; 4 file(s) of other reports or "
+        "periods not checked\n"
+    )
 
     # a second purge has nothing left to do
     assert main(["archive", "purge", str(yaml), "--output", str(out)]) == 0
@@ -145,6 +155,35 @@ def test_purge_removes_old_files_keeps_a_held_period_and_verify_still_passes(arc
     ]
 
 
+def test_audit_names_the_purged_files_and_does_not_write_a_purged_message(archived, capsys, monkeypatch):
+    """An auditor's 'reporter audit' after a purge: each row whose archived file was purged says
+    when (its SHA-256 is still the manifest's), and --write for it says the bytes are gone."""
+    yaml, out = archived
+    archive = out / "archive"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", DEC_2026)
+    assert main(["archive", "purge", str(yaml), "--output", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["audit", str(archive), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    lines = [json.loads(x) for x in (archive / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(r["period"], r["file"], r["sha256"], r["purged"]) for r in rows] == [
+        (e["period"], e["path"], e["sha256"], "2026-12-02" if e["period"] == "2018-11" else None)
+        for e in lines[:6]
+        if e.get("kind") == "message"
+    ]
+    assert main(["audit", str(archive), "--period", "2018-11"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[-3:] == ["file", "SHA-256", "purged"]
+    assert table[1].split()[-3:] == [EML_11, lines[3]["sha256"], "2026-12-02"]
+    args = ["audit", str(archive), "--period", "2018-11", "--version", "1", "--recipient", "ann@acme.test"]
+    assert main([*args, "--write", str(out / "v1.eml")]) == 1
+    assert capsys.readouterr().err == (
+        f"reporter: error: {EML_11}: purged under retention on 2026-12-02 ('reporter archive purge'): its "
+        f"bytes are no longer in the archive; manifest.jsonl line 4 keeps its SHA-256, {lines[3]['sha256']}\n"
+    )
+    assert not (out / "v1.eml").exists()
+
+
 def test_purge_of_an_archive_folder_takes_keep_and_hold_from_the_command(archived, capsys, monkeypatch):
     _, out = archived
     archive = out / "archive"
@@ -161,7 +200,7 @@ def test_purge_of_an_archive_folder_takes_keep_and_hold_from_the_command(archive
     assert main(["archive", "purge", str(archive), "--keep", "7y", "--hold", "2018-11"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == (
         f"{archive}: 2 file(s) purged, 2 held, 2 within the retention (7y); the manifest keeps their "
-        "SHA-256, reporter verify still passes"
+        "SHA-256, and reporter verify accepts their absence"
     )
     assert not (archive / "tiny" / "2018-10" / "tiny_2018-10_v1.pdf").exists()
     assert (archive / "tiny" / "2018-11" / "tiny_2018-11_v1.pdf").is_file()
@@ -275,3 +314,272 @@ def test_seven_years_are_calendar_years():
         2027, 2, 28, tzinfo=dt.UTC
     )
     assert kept_since("400d", at) == at - dt.timedelta(days=400)
+
+
+# --- one appender for every line: a purge line joins the chain as a file line does ------------
+
+OLD, LATER = dt.datetime(2018, 11, 2, 6, tzinfo=dt.UTC), dt.datetime(2026, 12, 2, 6, tzinfo=dt.UTC)
+KEY = "archive-key"
+FILE_STEPS = ("create_new", "rename")  # a line that archives a file; a purge line has none
+
+
+def tiny_pdf(text: str) -> bytes:
+    """A real PDF (no attachments), distinct by ``text``."""
+    import io
+
+    import pikepdf
+
+    doc = pikepdf.new()
+    doc.docinfo["/Title"] = text
+    out = io.BytesIO()
+    doc.save(out, deterministic_id=True)
+    return out.getvalue()
+
+
+class Steps(Files):
+    """The archive's file operations as they are, each noted in ``steps``; ``die`` names the one
+    where the process dies (before it happens, or ``(step, "after")`` just after it)."""
+
+    def __init__(self, steps: list[str], die: tuple[str, str] | None = None):
+        self.steps, self.die = steps, die
+
+    def _do(self, step: str, act) -> None:
+        if self.die == (step, "before"):
+            raise OSError(f"killed before {step}")
+        act()
+        self.steps.append(step)
+        if self.die == (step, "after"):
+            raise OSError(f"killed after {step}")
+
+    def create_new(self, path, data):
+        self._do("create_new", lambda: super(Steps, self).create_new(path, data))
+
+    def replace(self, path, data):
+        self._do("replace", lambda: super(Steps, self).replace(path, data))
+
+    def rename(self, src, dst):
+        self._do("rename", lambda: super(Steps, self).rename(src, dst))
+
+    def remove(self, path):
+        self._do("remove", lambda: super(Steps, self).remove(path))
+
+
+def steps_ledger(url: str, steps: list[str], die: tuple[str, str] | None = None) -> Ledger:
+    """The real ledger, its manifest records noted in ``steps`` as Steps notes the files'."""
+
+    class StepsLedger(Ledger):
+        def line_intent(self, archive, line, sha, entry):
+            if die == ("intent", "before"):
+                raise OSError("killed before intent")
+            done = super().line_intent(archive, line, sha, entry)
+            steps.append("intent")
+            if die == ("intent", "after"):
+                raise OSError("killed after intent")
+            return done
+
+        def line_state(self, archive, line, state):
+            if die == ("confirm", "before") and state == "written":
+                raise OSError("killed before confirm")
+            super().line_state(archive, line, state)
+            steps.append("confirm" if state == "written" else state)
+
+    return StepsLedger(url)
+
+
+def two_archived(folder: Path) -> tuple[Path, str]:
+    """An archive with a PDF archived in 2018 (past a 7-year retention) and its ledger."""
+    folder.mkdir(exist_ok=True)
+    archive, url = folder / "archive", f"sqlite:///{folder / 'ledger.sqlite'}"
+    with Ledger(url) as ledger:
+        archive_pdf(
+            archive, "tiny", "2018-10", tiny_pdf("2018-10"), run_id="1", now=OLD, ledger=ledger, key=KEY
+        )
+        archive_pdf(
+            archive, "tiny", "2018-11", tiny_pdf("2018-11"), run_id="2", now=OLD, ledger=ledger, key=KEY
+        )
+    return archive, url
+
+
+def archive_one(archive: Path, url: str, steps: list[str], die=None) -> None:
+    with steps_ledger(url, steps, die) as ledger:
+        archive_pdf(
+            archive,
+            "tiny",
+            "2026-10",
+            tiny_pdf("2026-10"),
+            run_id="3",
+            now=LATER,
+            ledger=ledger,
+            key=KEY,
+            files=Steps(steps, die),
+        )
+
+
+def purge_old(archive: Path, url: str, steps: list[str], die=None) -> Purge:
+    with steps_ledger(url, steps, die) as ledger:
+        return purge(
+            archive,
+            before=dt.datetime(2019, 12, 2, tzinfo=dt.UTC),
+            now=LATER,
+            keep="7y",
+            ledger=ledger,
+            key=KEY,
+            files=Steps(steps, die),
+        )
+
+
+def test_a_purge_line_and_a_file_line_take_the_same_steps_in_the_same_order(tmp_path):
+    """Both kinds of line go through the archive's one appender: a purge writes its lines with
+    the steps an archiving takes, in its order, but those of a file (its partial and rename).
+    A copy of the appender that drifted (another order, a step skipped, the manifest written
+    otherwise) is caught here."""
+    archive, url = two_archived(tmp_path)
+    filed: list[str] = []
+    archive_one(archive, url, filed)
+    assert filed == ["create_new", "intent", "replace", "confirm", "rename"]
+    purged: list[str] = []
+    done = purge_old(archive, url, purged)
+    assert [e["version"] for e in done.purged] == [1, 1]  # both 2018 files, in one append
+    assert purged == ["intent", "intent", "replace", "confirm", "confirm", "remove", "remove"]
+    # the chain's steps, each once per append, are the file line's without its file's steps
+    assert list(dict.fromkeys(purged[:5])) == [s for s in filed if s not in FILE_STEPS]
+    # every line, file or purge, is chained, HMAC'd with the key and recorded by the ledger alike
+    lines = [json.loads(x) for x in (archive / MANIFEST).read_text(encoding="utf-8").splitlines()]
+    assert [e.get("purged") for e in lines] == [None, None, None, 1, 2]
+    with Ledger(url) as ledger:
+        assert verify_archive(archive, ledger=ledger, key=KEY) == []
+        records = ledger.manifest_records(
+            ledger.chain_of(sha256((archive / MANIFEST).read_text(encoding="utf-8").splitlines()[0].encode()))
+        )
+        assert [r["state"] for _, r in sorted(records.items())] == ["written"] * 5
+        problems = verify_archive(archive, ledger=ledger, key="another key")
+    assert problems == [
+        f"{MANIFEST}:{n}: HMAC mismatch (not written with this REPORTER_ARCHIVE_KEY)" for n in range(1, 6)
+    ]
+
+
+# Where the process dies during an append, and what verify says before the next append repairs
+# it: a file line's interrupted rename is the one thing a purge line (no file) cannot leave.
+DEATHS = [
+    ("intent", "before"),  # nothing recorded yet
+    ("intent", "after"),  # the ledger holds an intent, the manifest is the old one
+    ("replace", "before"),
+    ("replace", "after"),  # the commit point is passed: the manifest holds the new line(s)
+    ("confirm", "before"),  # the ledger's record is still an intent
+]
+INTERRUPTED = (
+    "tiny/2026-10/tiny_2026-10_v1.pdf: missing (listed on manifest line 3); archiving was "
+    "interrupted after the manifest was written: the next run completes it"
+)
+
+
+@pytest.mark.parametrize("die", DEATHS, ids=lambda d: f"{d[1]}-{d[0]}")
+def test_a_crash_at_each_step_of_an_append_is_verified_and_repaired_alike_for_a_purge_and_a_file(
+    tmp_path, die
+):
+    results = {}
+    for kind, append in (("file", archive_one), ("purge", purge_old)):
+        archive, url = two_archived(tmp_path / kind)
+        before = (archive / MANIFEST).read_bytes()
+        with pytest.raises(OSError, match=f"killed {die[1]} {die[0]}"):
+            append(archive, url, [], die)
+        committed = (archive / MANIFEST).read_bytes() != before
+        with Ledger(url) as ledger:
+            found = verify_archive(archive, ledger=ledger, key=KEY)
+        # the next append (the same one again) finishes or discards the interrupted one
+        append(archive, url, [])
+        with Ledger(url) as ledger:
+            repaired = verify_archive(archive, ledger=ledger, key=KEY)
+            first = (archive / MANIFEST).read_text(encoding="utf-8").splitlines()[0]
+            states = {
+                r["state"] for r in ledger.manifest_records(ledger.chain_of(sha256(first.encode()))).values()
+            }
+        lines = len((archive / MANIFEST).read_text(encoding="utf-8").splitlines())
+        results[kind] = committed, found, repaired, states, lines, list(archive.rglob("*.partial"))
+    committed = die in (("replace", "after"), ("confirm", "before"))
+    interrupted = [INTERRUPTED] if committed else []  # the file line's rename did not happen
+    assert results["file"] == (committed, interrupted, [], {"written"}, 3 + committed, [])
+    assert results["purge"] == (committed, [], [], {"written"}, 4, [])
+    assert not (tmp_path / "purge" / "archive" / "tiny" / "2018-10" / "tiny_2018-10_v1.pdf").exists()
+
+
+def test_a_purge_cut_after_its_commit_is_finished_by_the_next_purge_and_verifies_meanwhile(tmp_path):
+    """The purge's own last step, deleting the files: cut after the first file."""
+    archive, url = two_archived(tmp_path)
+    with pytest.raises(OSError, match="killed after remove"):
+        purge_old(archive, url, [], ("remove", "after"))
+    assert (archive / "tiny" / "2018-11" / "tiny_2018-11_v1.pdf").is_file()
+    with Ledger(url) as ledger:
+        assert verify_archive(archive, ledger=ledger, key=KEY) == []
+    assert purge_old(archive, url, []).purged == []  # nothing new to mark, the file left is deleted
+    assert not (archive / "tiny" / "2018-11" / "tiny_2018-11_v1.pdf").exists()
+    with Ledger(url) as ledger:
+        assert verify_archive(archive, ledger=ledger, key=KEY) == []
+
+
+def test_a_purge_with_the_wrong_key_or_ledger_is_refused_before_anything_is_written(
+    tmp_path, capsys, monkeypatch
+):
+    """The manifest is append-only: a purge line without the archive's HMAC key, or with another
+    key, would fail 'reporter verify' for good; a ledger that never recorded the archive is not
+    its ledger. Each is refused with nothing written or removed, and so is a run's archiving."""
+    archive, url = two_archived(tmp_path)
+    before = (archive / MANIFEST).read_bytes()
+    at = {"clock": lambda: LATER}
+    monkeypatch.delenv("REPORTER_ARCHIVE_KEY", raising=False)
+    assert main(["archive", "purge", str(archive), "--keep", "7y"], **at) == 1
+    assert capsys.readouterr().err == (
+        f"reporter: error: {archive}/{MANIFEST}: its lines carry an HMAC but REPORTER_ARCHIVE_KEY is not "
+        "set, and a line without one would fail 'reporter verify' for good; set REPORTER_ARCHIVE_KEY to the "
+        "key the archive was written with; nothing was purged\n"
+    )
+    monkeypatch.setenv("REPORTER_ARCHIVE_KEY", "another key")
+    assert main(["archive", "purge", str(archive), "--keep", "7y"], **at) == 1
+    assert capsys.readouterr().err == (
+        f"reporter: error: {archive}/{MANIFEST}: REPORTER_ARCHIVE_KEY is not the key its lines were "
+        "written with (line 2's HMAC differs), and a line with it would fail 'reporter verify' for good; "
+        "set REPORTER_ARCHIVE_KEY to the key the archive was written with; nothing was purged\n"
+    )
+    with Ledger(url) as ledger, pytest.raises(ArchiveError, match="REPORTER_ARCHIVE_KEY is not set"):
+        archive_pdf(archive, "tiny", "2026-10", tiny_pdf("2026-10"), run_id="3", now=LATER, ledger=ledger)
+    monkeypatch.setenv("REPORTER_ARCHIVE_KEY", KEY)
+    other = f"sqlite:///{tmp_path / 'other.sqlite'}"
+    assert main(["archive", "purge", str(archive), "--keep", "7y", "--ledger", other], **at) == 2
+    first = sha256(before.decode().splitlines()[0].encode())
+    assert capsys.readouterr().err == (
+        f"reporter: error: {archive}: the ledger has no record of this archive's hash chain (its first "
+        f"line, SHA-256 {first[:16]}…): it was written with another ledger; nothing was purged: pass the "
+        "archive's own ledger with --ledger\n"
+    )
+    assert (archive / MANIFEST).read_bytes() == before
+    assert len(list(archive.rglob("*.pdf"))) == 2
+    assert not list(archive.rglob("*.partial"))
+    # with its key and its ledger (beside it), the purge goes through and verifies
+    assert main(["archive", "purge", str(archive), "--keep", "7y"], **at) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"{archive}: 2 file(s) purged")
+    assert main(["verify", str(archive)]) == 0
+    assert capsys.readouterr().out == (
+        f"{archive}: intact — 0 archived file(s), 2 purged (their SHA-256 kept in the manifest); hash chain, "
+        "attachments, ledger and HMAC (REPORTER_ARCHIVE_KEY) verified\n"
+    )
+
+
+def test_a_run_without_the_archive_s_key_is_refused_before_anything_is_sent(tmp_path, capsys, monkeypatch):
+    """A run whose archive carries HMACs needs the same key: without it, it would deliver and then
+    fail to archive (or write a line that fails verify for good); it is refused first."""
+    yaml, out = report(tmp_path), tmp_path / "out"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", DEC_2026)
+    monkeypatch.setenv("REPORTER_ARCHIVE_KEY", KEY)
+    assert main(["run", str(yaml), "--period", "2026-10", "--output", str(out)]) == 0
+    sent = sorted((out / "outbox").rglob("*.eml"))
+    manifest = (out / "archive" / MANIFEST).read_bytes()
+    capsys.readouterr()
+    monkeypatch.delenv("REPORTER_ARCHIVE_KEY")
+    assert main(["run", str(yaml), "--period", "2026-11", "--output", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"reporter: error: tiny 2026-11: {out / 'archive' / MANIFEST}: its lines carry an HMAC but "
+        "REPORTER_ARCHIVE_KEY is not set, and a line without one would fail 'reporter verify' for good; "
+        "set REPORTER_ARCHIVE_KEY to the key the archive was written with; nothing was run or sent\n"
+    )
+    assert sorted((out / "outbox").rglob("*.eml")) == sent
+    assert (out / "archive" / MANIFEST).read_bytes() == manifest

@@ -15,7 +15,8 @@ line's SHA-256 when it was written, and by the HMAC. The ledger knows an archive
 with its ledger, or a restore elsewhere, verifies the same. The manifest is rewritten atomically (temp
 file, fsync, rename), so a crash leaves the old or the new manifest, never a torn line; the
 PDF is first written as a hidden partial file and renamed into place after the manifest (see
-``archive_pdf``), so an interrupted archiving still verifies.
+``Chain.append``, the one way any line joins the chain, a purge line too), so an interrupted
+archiving still verifies.
 
 An archive, or a PDF, may come from elsewhere: reading one is bounded (see docs/security.md).
 The manifest is read line by line, each line at most ``MAX_MANIFEST_LINE`` bytes, at most
@@ -38,7 +39,7 @@ import os
 import re
 import stat
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -354,6 +355,11 @@ class Files:
         os.rename(src, dst)
         fsync_dir(dst.parent)
 
+    def remove(self, path: Path) -> None:
+        """Delete an archived file (read-only, as archiving left it): a purge's last step."""
+        os.chmod(path, 0o644)
+        path.unlink()
+
 
 def read_lines(archive: Path) -> list[str]:
     """The manifest's lines (none when it does not exist yet)."""
@@ -416,6 +422,115 @@ def chain_key(ledger: Ledger, lines: list[str]) -> str | None:
     return key
 
 
+@dataclass
+class Chain:
+    """An archive's manifest, locked, as ``open_chain`` read it: the one way a line joins the
+    hash chain, whether it archives a file (a PDF, an e-mail) or not (a purge line)."""
+
+    archive: Path
+    lines: list[str]  # the manifest's lines; ``append`` adds the new ones
+    ident: str | None  # how the ledger knows this chain (``chain_key``); None until its first line
+    ledger: Ledger | None
+    key: str | None  # REPORTER_ARCHIVE_KEY: each line gets its HMAC
+    files: Files
+
+    def append(self, *new: tuple[dict[str, Any], bytes | None]) -> None:
+        """Append each ``(entry, data)`` to the manifest, chained and HMAC'd, in one commit.
+
+        ``data``: the bytes of the file the line archives, put at ``entry["path"]``; None for a
+        line without a file of its own (a purge line). Order, which keeps a crash at any step
+        verifiable: each file is written as a hidden ``.<name>.partial`` file, each line is
+        recorded in the ledger (intent), the manifest is replaced atomically once (the commit
+        point), the ledger's records are confirmed, then the partial files are renamed into
+        place. A crash before the commit leaves the old manifest, hidden partial files (ignored
+        by verify, removed by the next append) and intents the next append discards; a crash
+        after it leaves partial files the next append renames into place and intents it
+        confirms (``_recover``, ``_reconcile``)."""
+        refused = key_refusal(self.archive, self.lines, self.key)
+        if refused:
+            raise ArchiveError(refused)
+        partials: list[tuple[Path, Path]] = []
+        for entry, data in new:
+            if data is not None:
+                path = self.archive / entry["path"]
+                partial = path.with_name(f".{path.name}.partial")
+                self.files.create_new(partial, data)
+                partials.append((partial, path))
+        written = list(self.lines)
+        numbers = []
+        for entry, _data in new:
+            entry["prev"] = sha256(written[-1].encode()) if written else GENESIS
+            if self.key:
+                entry["hmac"] = line_hmac(self.key, entry)
+            line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
+            number = len(written) + 1
+            self.ident = self.ident or sha256(line.encode())  # a new archive: known by its first line
+            if self.ledger is not None and not self.ledger.line_intent(
+                self.ident, number, sha256(line.encode()), entry
+            ):
+                for partial, _path in partials:
+                    partial.chmod(0o644)
+                    partial.unlink()
+                raise ArchiveError(
+                    f"{self.archive / MANIFEST}: the ledger has already recorded line {number}, but the "
+                    f"manifest has {len(self.lines)} line(s): it was truncated or replaced; run "
+                    f"'reporter verify {self.archive}'"
+                )
+            written.append(line)
+            numbers.append(number)
+        self.files.replace(self.archive / MANIFEST, "".join(x + "\n" for x in written).encode("utf-8"))
+        if self.ledger is not None and self.ident is not None:
+            for number in numbers:
+                self.ledger.line_state(self.ident, number, "written")
+        for partial, path in partials:
+            self.files.rename(partial, path)
+        self.lines[:] = written
+
+
+def key_refusal(archive: Path, lines: list[str], key: str | None) -> str | None:
+    """Why a line with ``key`` (REPORTER_ARCHIVE_KEY, or None) may not join the chain of
+    ``lines``, else None: once the last line carries an HMAC, every new line must carry one with
+    the same key, or it would fail ``reporter verify`` for good (the manifest is append-only)."""
+    if not lines:
+        return None
+    try:
+        last = json.loads(lines[-1])
+    except ValueError:
+        return None  # verify names that line
+    if not isinstance(last, dict) or "hmac" not in last:
+        return None
+    manifest = archive / MANIFEST
+    fix = "set REPORTER_ARCHIVE_KEY to the key the archive was written with"
+    if not key:
+        return (
+            f"{manifest}: its lines carry an HMAC but REPORTER_ARCHIVE_KEY is not set, and a line "
+            f"without one would fail 'reporter verify' for good; {fix}"
+        )
+    if not hmac.compare_digest(str(last["hmac"]), line_hmac(key, last)):
+        return (
+            f"{manifest}: REPORTER_ARCHIVE_KEY is not the key its lines were written with (line "
+            f"{len(lines)}'s HMAC differs), and a line with it would fail 'reporter verify' for good; {fix}"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def open_chain(
+    archive: Path, *, ledger: Ledger | None = None, key: str | None = None, files: Files | None = None
+) -> Iterator[Chain]:
+    """The archive locked for appending, with what an interrupted append left finished or
+    discarded (``_recover``, ``_reconcile``), and its manifest read. ForeignArchive when the
+    ledger never recorded this chain."""
+    files = files or Files()
+    with _locked(archive):
+        _recover(archive, files)
+        lines = read_lines(archive)
+        ident = chain_key(ledger, lines) if ledger is not None else None
+        if ledger is not None and ident is not None:
+            _reconcile(ledger, ident, lines)
+        yield Chain(archive, lines, ident, ledger, key, files)
+
+
 def archive_pdf(
     archive: Path,
     report: str,
@@ -432,21 +547,14 @@ def archive_pdf(
 ) -> Archived:
     """Append ``pdf`` to the archive as the next version; return where it went.
 
-    Order: the PDF is written as a hidden ``.<name>.partial`` file, the line is recorded in the
-    ``ledger`` (intent), the manifest is replaced atomically (the commit point), the ledger's
-    record is confirmed, then the partial file is renamed into place. A crash before the commit
-    leaves only a hidden partial file (ignored by verify, removed by the next run) and an intent
-    the next append discards; a crash after it leaves a partial file that the next run renames
-    into place. ``key`` (REPORTER_ARCHIVE_KEY) adds an HMAC to the line. ``reuse``: when this
-    very PDF is already archived for (report, period), return that version instead."""
+    The order that keeps a crash verifiable is ``Chain.append``'s: hidden partial file, the
+    ledger's intent, the manifest (the commit point), the ledger's confirmation, the rename.
+    ``key`` (REPORTER_ARCHIVE_KEY) adds an HMAC to the line. ``reuse``: when this very PDF is
+    already archived for (report, period), return that version instead."""
     files = files or Files()
     files.mkdir(archive)
-    with _locked(archive):
-        _recover(archive, files)
-        lines = read_lines(archive)
-        ident = chain_key(ledger, lines) if ledger is not None else None
-        if ledger is not None and ident is not None:
-            _reconcile(ledger, ident, lines)
+    with open_chain(archive, ledger=ledger, key=key, files=files) as chain:
+        lines = chain.lines
         digest = sha256(pdf)
         if reuse:
             for text in lines:
@@ -480,45 +588,8 @@ def archive_pdf(
             "reason": reason,
             "attachments": attachment_digests(pdf),
         }
-        _append(archive, lines, ident, entry, pdf, ledger=ledger, key=key, files=files)
+        chain.append((entry, pdf))
     return Archived(path, version, entry)
-
-
-def _append(
-    archive: Path,
-    lines: list[str],
-    ident: str | None,
-    entry: dict[str, Any],
-    data: bytes,
-    *,
-    ledger: Ledger | None,
-    key: str | None,
-    files: Files,
-) -> None:
-    """Put ``data`` at ``entry["path"]`` and ``entry`` at the end of the manifest (see
-    ``archive_pdf`` for the order that keeps a crash verifiable); the archive is locked."""
-    path = archive / entry["path"]
-    partial = path.with_name(f".{path.name}.partial")
-    files.create_new(partial, data)
-    entry["prev"] = sha256(lines[-1].encode()) if lines else GENESIS
-    if key:
-        entry["hmac"] = line_hmac(key, entry)
-    line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
-    number = len(lines) + 1
-    ident = ident or sha256(line.encode())  # a new archive: known by its first line
-    if ledger is not None and not ledger.line_intent(ident, number, sha256(line.encode()), entry):
-        partial.chmod(0o644)
-        partial.unlink()
-        raise ArchiveError(
-            f"{archive / MANIFEST}: the ledger has already recorded line {number}, but the manifest "
-            f"has {len(lines)} line(s): it was truncated or replaced; run 'reporter verify {archive}'"
-        )
-    text = "".join(x + "\n" for x in lines) + line + "\n"
-    files.replace(archive / MANIFEST, text.encode("utf-8"))
-    if ledger is not None:
-        ledger.line_state(ident, number, "written")
-    files.rename(partial, path)
-    lines.append(line)
 
 
 MESSAGES = "messages"  # <report>/<period>/messages/: the e-mails as the server received them
@@ -564,14 +635,9 @@ def archive_messages(
     if not distinct:
         return done
     files.mkdir(archive)
-    with _locked(archive):
-        _recover(archive, files)
-        lines = read_lines(archive)
-        ident = chain_key(ledger, lines) if ledger is not None else None
-        if ledger is not None and ident is not None:
-            _reconcile(ledger, ident, lines)
+    with open_chain(archive, ledger=ledger, key=key, files=files) as chain:
         kept = set()
-        for text in lines:
+        for text in chain.lines:
             with contextlib.suppress(ValueError, AttributeError):
                 kept.add(json.loads(text).get("sha256"))
         folder = archive / report / period / MESSAGES
@@ -599,8 +665,7 @@ def archive_messages(
                 "reason": reason,
                 "attachments": {},
             }
-            _append(archive, lines, ident, entry, message.data, ledger=ledger, key=key, files=files)
-            ident = ident or sha256(lines[0].encode())
+            chain.append((entry, message.data))
             done.append(Archived(path, message.version, entry))
     return done
 
@@ -860,40 +925,89 @@ def _size(count: int) -> str:
 
 @dataclass
 class Summary:
-    """What an archive's manifest lists: the files still there, by kind, and those purged."""
+    """What an archive's manifest lists (of one report or period, when ``manifest_summary`` is
+    given them): the files still there, by kind, and those purged; and the whole chain's size."""
 
     reports: int = 0  # report PDFs
     messages: int = 0  # e-mails as sent (lines of kind "message")
     purged: int = 0  # files removed under retention: their SHA-256 stays in the manifest
+    lines: int = 0  # the manifest's lines, every report and period: the chain verify checks whole
+    outside: int = 0  # files still there of another report or period than those asked for
+    listed: dict[str, set[str]] = field(default_factory=dict)  # report -> its periods, every line
 
     @property
     def files(self) -> int:
         return self.reports + self.messages
 
 
-def manifest_summary(archive: Path) -> Summary:
+def manifest_summary(archive: Path, *, report: str | None = None, period: str | None = None) -> Summary:
     """Count the manifest's lines (read within its bounds) as ``Summary`` says: an archiving line
-    whose file a later line purged counts as purged, a purge line is no file of its own."""
+    whose file a later line purged counts as purged, a purge line is no file of its own. With
+    ``report`` or ``period``, the files and purged files are those ``verify_archive`` checks for
+    them; the other files still there are counted in ``outside``."""
     kinds: dict[str, str] = {}  # path -> "report" | "message"
+    scoped: set[str] = set()  # paths of the report and period asked for
     purged: set[str] = set()
+    listed: dict[str, set[str]] = {}
+    lines = 0
     with _open_regular(archive / MANIFEST) as handle:
         for blob, _digest in manifest_lines(handle):
+            lines += 1
             entry, _problem = _parse_line("", blob)
             if entry is None:
                 continue
             if entry.get("purged") is not None:
                 purged.add(entry["path"])
-            else:
-                kinds[entry["path"]] = "message" if entry.get("kind") == "message" else "report"
-    summary = Summary(purged=len(purged & kinds.keys()))
+                continue
+            kinds[entry["path"]] = "message" if entry.get("kind") == "message" else "report"
+            listed.setdefault(entry["report"], set()).add(entry["period"])
+            if (not report or entry["report"] == report) and (not period or entry["period"] == period):
+                scoped.add(entry["path"])
+    summary = Summary(purged=len(purged & scoped), lines=lines, listed=listed)
     for path, kind in kinds.items():
         if path in purged:
             continue
-        if kind == "message":
+        if path not in scoped:
+            summary.outside += 1
+        elif kind == "message":
             summary.messages += 1
         else:
             summary.reports += 1
     return summary
+
+
+@dataclass
+class Listing:
+    """What an archive's manifest says of one file in it (``listing_of``)."""
+
+    archive: Path
+    number: int | None  # the line that archived the file; None: no line lists it
+    sha256: str | None
+    purged: str | None  # the day a later line purged it under retention
+
+
+def listing_of(path: Path) -> Listing | None:
+    """The manifest line of ``path`` when it lies where an archive keeps a report's PDF
+    (``<archive>/<report>/<period>/``, the archive holding a manifest); None elsewhere, or when
+    the manifest cannot be read within its bounds (``reporter verify`` says why)."""
+    archive = path.absolute().parents[2] if len(path.absolute().parents) > 2 else None
+    if archive is None or _manifest_refused(archive / MANIFEST):
+        return None
+    rel = path.absolute().relative_to(archive).as_posix()
+    found = Listing(archive, None, None, None)
+    try:
+        with _open_regular(archive / MANIFEST) as handle:
+            for number, (blob, _digest) in enumerate(manifest_lines(handle), start=1):
+                entry, _problem = _parse_line("", blob)
+                if entry is None or entry["path"] != rel:
+                    continue
+                if entry.get("purged") is not None:
+                    found.purged = str(entry.get("time"))[:10]
+                elif found.number is None:
+                    found.number, found.sha256 = number, entry["sha256"]
+    except (ManifestTooLarge, OSError):
+        return None
+    return found
 
 
 def _not_regular(path: Path) -> str | None:

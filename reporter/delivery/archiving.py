@@ -62,12 +62,13 @@ def check_archive_dir(config: Config, root: Path) -> None:
     raise ConfigError([Problem(str(config.file), None, None, "delivery.archive.dir", message, hint)])
 
 
-def check_one_ledger(config: Config, root: Path, ledger: Ledger, period: str) -> None:
+def check_one_ledger(config: Config, root: Path, ledger: Ledger, period: str, key: str | None) -> None:
     """One ledger per archive: a run whose ledger did not record the archive's hash chain (a run
     with another ``--output`` than the runs that wrote it, each with its ``ledger.sqlite``) is
     refused before anything is recorded, written or sent; its lines would make a second ledger
-    of one chain, and neither would verify it."""
-    from reporter.delivery.archive import ForeignArchive, chain_key, read_lines
+    of one chain, and neither would verify it. Likewise a run without the archive's HMAC key
+    (``key``: REPORTER_ARCHIVE_KEY), or with another (``key_refusal``)."""
+    from reporter.delivery.archive import ForeignArchive, chain_key, key_refusal, read_lines
     from reporter.delivery.ledger import ledger_place
     from reporter.errors import UsageError
 
@@ -85,6 +86,9 @@ def check_one_ledger(config: Config, root: Path, ledger: Ledger, period: str) ->
             "run or sent: run with the --output of the runs that wrote it (its ledger.sqlite), or give "
             "this output folder its own archive (delivery.archive.dir)"
         ) from None
+    refused = key_refusal(archive, lines, key)
+    if refused:
+        raise UsageError(f"{config.report.id} {period}: {refused}; nothing was run or sent")
 
 
 @dataclass

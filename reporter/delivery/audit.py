@@ -5,8 +5,10 @@ One row per delivery (the ledger's ``deliveries``): the report, period and versi
 recipient (or chat channel), its state, the real time the server accepted it, its Message-ID,
 whether it was a forced re-send and why, and the archived file that holds what was sent with its
 SHA-256 from the manifest: the e-mail as the server received it (``messages/…eml``, archived
-since the audit trail exists), else the PDF that run archived. ``write_message`` gives back the
-exact bytes one recipient received, checked against the manifest first.
+since the audit trail exists), else the PDF that run archived; and the day that file was purged
+under retention, if it was (its SHA-256 stays in the manifest, its bytes are gone).
+``message_bytes`` gives back the exact bytes one recipient received, checked against the manifest
+first.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ COLUMNS = (
     "reason",
     "file",
     "sha256",
+    "purged",
 )
 HEADINGS = {"version": "v", "accepted": "accepted (UTC)", "message_id": "Message-ID", "sha256": "SHA-256"}
 
@@ -54,6 +57,7 @@ class Row:
     reason: str | None
     file: str | None  # relative to the archive
     sha256: str | None
+    purged: str | None = None  # the day ``file`` was purged under retention (its SHA-256 kept)
 
 
 def _entries(archive: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -86,9 +90,12 @@ def audit_rows(
     """Every delivery of the reports in ``archive`` that ``ledger`` recorded, filtered."""
     entries = [e for _, e in _entries(archive)]
     reports = sorted({str(e.get("report")) for e in entries})
+    gone = _purged(entries)
     messages: dict[tuple[str, str], dict[str, Any]] = {}  # (report, Message-ID) -> its line
     pdfs: dict[tuple[str, str, int], dict[str, Any]] = {}
     for entry in entries:
+        if entry.get("purged") is not None:  # a purge line repeats an archiving line's path
+            continue
         if entry.get("kind") == "message":
             for msg_id in entry.get("message_ids") or []:
                 messages[(str(entry["report"]), str(msg_id))] = entry  # the latest wins (a resend)
@@ -125,10 +132,16 @@ def audit_rows(
                     reason=d["reason"],
                     file=None if line is None else str(line["path"]),
                     sha256=None if line is None else str(line["sha256"]),
+                    purged=None if line is None else gone.get(str(line["path"])),
                 )
             )
         rows += _unsubscribes(ledger, name, recipient)
     return rows
+
+
+def _purged(entries: list[dict[str, Any]]) -> dict[str, str]:
+    """The files the manifest's purge lines name (``reporter archive purge``): path → the day."""
+    return {str(e.get("path")): str(e.get("time"))[:10] for e in entries if e.get("purged") is not None}
 
 
 def _unsubscribes(ledger: Ledger, report: str, recipient: str | None) -> list[Row]:
@@ -207,6 +220,12 @@ def message_bytes(archive: Path, *, report: str | None, period: str, version: in
             f"{archive}: {period} v{version} to {recipient} in {', '.join(reports)}: name one with --report"
         )
     number, entry = found[-1]
+    purged = _purged([e for _, e in _entries(archive)]).get(str(entry["path"]))
+    if purged is not None:
+        raise ReporterError(
+            f"{entry['path']}: purged under retention on {purged} ('reporter archive purge'): its bytes "
+            f"are no longer in the archive; {MANIFEST} line {number} keeps its SHA-256, {entry['sha256']}"
+        )
     path = archive / str(entry["path"])
     try:
         data = path.read_bytes()

@@ -20,24 +20,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reporter.delivery.archive import (
-    GENESIS,
-    MANIFEST,
-    Files,
-    _locked,
-    _reconcile,
-    _recover,
-    chain_key,
-    line_hmac,
-    read_lines,
-    sha256,
-)
+from reporter.delivery.archive import Files, open_chain
 from reporter.delivery.ledger import Ledger
 from reporter.periods import held_by
 
@@ -81,13 +69,9 @@ def purge(
     ``before``, but those of a period in ``holds`` (see the module's docstring)."""
     files = files or Files()
     done = Purge()
-    with _locked(archive):
-        _recover(archive, files)
-        lines = read_lines(archive)
-        # the ledger knows the archive by its content (its first line), wherever it lies now
-        ident = chain_key(ledger, lines) if ledger is not None else None
-        if ledger is not None and ident is not None:
-            _reconcile(ledger, ident, lines)
+    # the ledger knows the archive by its content (its first line), wherever it lies now
+    with open_chain(archive, ledger=ledger, key=key, files=files) as chain:
+        lines = list(chain.lines)
         gone = purged_paths(lines)
         new: list[dict[str, Any]] = []
         for number, text in enumerate(lines, start=1):
@@ -107,13 +91,12 @@ def purge(
             new.append(_purge_line(entry, number, now, keep))
         if dry_run:
             return done
-        if new:
-            _append(archive, ident, lines, new, ledger, key, files)
+        if new:  # lines without a file of their own, through the archive's one appender
+            chain.append(*((line, None) for line in new))
         for rel in [*gone, *(e["path"] for e in new)]:  # also those a cut purge left
             path = archive / rel
             if path.is_file() and not path.is_symlink():
-                os.chmod(path, 0o644)
-                path.unlink()
+                files.remove(path)
     return done
 
 
@@ -147,41 +130,3 @@ def _purge_line(entry: dict[str, Any], number: int, now: dt.datetime, keep: str)
         "time": now.isoformat(timespec="seconds"),
         "reason": f"retention: kept {keep} after {str(entry['time'])[:10]}",
     }
-
-
-def _append(
-    archive: Path,
-    ident: str | None,
-    lines: list[str],
-    new: list[dict[str, Any]],
-    ledger: Ledger | None,
-    key: str | None,
-    files: Files,
-) -> None:
-    """Append ``new`` lines to the manifest, chained, each recorded in the ledger first (as
-    ``archive_pdf`` does), the manifest replaced once."""
-    from reporter.delivery.archive import ArchiveError
-
-    written = list(lines)
-    numbers = []
-    for entry in new:
-        entry["prev"] = sha256(written[-1].encode()) if written else GENESIS
-        if key:
-            entry["hmac"] = line_hmac(key, entry)
-        line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
-        number = len(written) + 1
-        if (
-            ledger is not None
-            and ident is not None
-            and not ledger.line_intent(ident, number, sha256(line.encode()), entry)
-        ):
-            raise ArchiveError(
-                f"{archive / MANIFEST}: the ledger has already recorded line {number}, but the manifest "
-                f"has {len(lines)} line(s): it was truncated or replaced; run 'reporter verify {archive}'"
-            )
-        written.append(line)
-        numbers.append(number)
-    files.replace(archive / MANIFEST, "".join(x + "\n" for x in written).encode("utf-8"))
-    if ledger is not None and ident is not None:
-        for number in numbers:
-            ledger.line_state(ident, number, "written")

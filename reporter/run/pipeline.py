@@ -111,7 +111,7 @@ def run_report(
             if ledger is not None:
                 from reporter.delivery.archiving import check_one_ledger
 
-                check_one_ledger(config, root, ledger, target.label)
+                check_one_ledger(config, root, ledger, target.label, archive_key(env))
                 _own_report_id(config, ledger, now)
                 from reporter.delivery.journal import reconcile
 
