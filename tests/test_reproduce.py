@@ -483,6 +483,8 @@ def test_a_pdf_altered_outside_its_numbers_says_where_the_difference_can_come_fr
     err = capsys.readouterr().err.splitlines()
     assert (code, err) == (1, [NOTHING_MOVED, f"out/reproduced/altered.pdf: DIFFERS from {altered}"])
     assert (tmp_path / "out" / "reproduced" / "altered.pdf").read_bytes() == archived.read_bytes()
+
+
 def test_reproduce_refuses_an_archived_pdf_that_is_not_the_one_the_manifest_lists(
     tmp_path, monkeypatch, capsys, archived
 ):
