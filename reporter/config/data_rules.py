@@ -1,8 +1,9 @@
 """The rules that need the data: each file source's header (columns, the date column; a CSV,
-Parquet or JSON file is read once, its first rows into ``guards.Sample``, and its columns are that
-table's), the derived sources' columns, each metric's column, ``expr`` and ``where`` against its source's
-columns, the breakdowns' and recipients' columns; then ``guards.check_data`` runs the metrics
-over the rows. ``checks._Checker`` inherits these methods (``DataRules``)."""
+Parquet or JSON file is read once, its first rows into ``guards.Sample``, and its columns are
+that table's), the derived sources' columns, each metric's column, ``expr`` and ``where``
+against its source's columns, the breakdowns' and recipients' columns; then
+``guards.check_data`` runs the metrics over the rows. ``checks._Checker`` inherits these
+methods (``DataRules``)."""
 
 from __future__ import annotations
 
