@@ -192,7 +192,8 @@ def _differs(event: yaml.ScalarEvent, in_flow: bool, text: str) -> bool:
     one with a ``?`` inside [] or {} (which the pure-Python parser refuses), a block scalar whose
     header the pure-Python parser would refuse."""
     if event.style in ("|", ">"):
-        return _BLOCK_HEADER.match(text, event.start_mark.index) is None
+        mark = event.start_mark
+        return mark is None or _BLOCK_HEADER.match(text, mark.index) is None
     return not event.style and (event.value == "" or (in_flow and "?" in event.value))
 
 
