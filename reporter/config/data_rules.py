@@ -19,7 +19,7 @@ from reporter.config import model as m
 from reporter.config.explain import did_you_mean
 from reporter.config.loader import Path_
 from reporter.config.sql import describe_file, read_columns
-from reporter.config.sqlexpr import ExpressionError, check_expression, scratch
+from reporter.config.sqlexpr import ExpressionError, check_expression, lending, scratch
 from reporter.errors import Problem, SourceError
 from reporter.formulas import Formula
 from reporter.security import check_named_file
@@ -54,15 +54,15 @@ class DataRules:
         sources: dict[str, m.Source] = self.parts.get("sources") or {}
         base_dir = self.base_dir
         columns: dict[str, list[str] | None] = {}
-        for name, src in sources.items():
-            columns[name] = self._source_columns(name, src, sample)
-        self._derived_columns(sources, columns)
-
         metrics: dict[str, m.Metric] = self.parts.get("metrics") or {}
-        for name, metric in metrics.items():
-            found = columns.get(metric.source)
-            if found is not None:
-                self._check_metric_columns(name, metric, found)
+        with lending(sample.con):  # parsing and headers on the sample's connection, not locked yet
+            for name, src in sources.items():
+                columns[name] = self._source_columns(name, src, sample)
+            self._derived_columns(sources, columns)
+            for name, metric in metrics.items():
+                found = columns.get(metric.source)
+                if found is not None:
+                    self._check_metric_columns(name, metric, found)
 
         kpi_sources = self.kpi_sources(metrics)
         dimensions: list[tuple[Path_, str, set[str]]] = [
