@@ -25,7 +25,6 @@ from reporter.config import connections as conns
 from reporter.config import derived, guards
 from reporter.config import model as m
 from reporter.config import paths as confine
-from reporter.config.cron import surely_fires
 from reporter.config.data_rules import FILE_KINDS, DataRules
 from reporter.config.explain import (
     SchemaErrors,
@@ -828,11 +827,9 @@ class _Checker(SchemaErrors, DataRules):
             self.add(("delivery", "burst", key), message, hint)
 
     def _check_schedule(self, schedule: str, tz: str, key: Path_ = ("delivery", "schedule")) -> None:
-        fields = schedule.split()
-        if surely_fires(fields):  # the usual forms: APScheduler's parser (and asyncio) not imported
-            return
         from apscheduler.triggers.cron import CronTrigger
 
+        fields = schedule.split()
         try:
             if len(fields) != 5:
                 raise ValueError(f"expected 5 fields, got {len(fields)}")
