@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reporter.config import derived, guards
+from reporter.config import derived, guards, sqlexpr
 from reporter.config import model as m
 from reporter.config.explain import did_you_mean
 from reporter.config.loader import Path_
 from reporter.config.sql import describe_file, read_columns
-from reporter.config.sqlexpr import ExpressionError, check_expression, lending, scratch
+from reporter.config.sqlexpr import ExpressionError, check_expression, scratch
 from reporter.errors import Problem, SourceError
 from reporter.formulas import Formula
 from reporter.security import check_named_file
@@ -55,7 +55,7 @@ class DataRules:
         base_dir = self.base_dir
         columns: dict[str, list[str] | None] = {}
         metrics: dict[str, m.Metric] = self.parts.get("metrics") or {}
-        with lending(sample.con):  # parsing and headers on the sample's connection, not locked yet
+        with sqlexpr.lending(sample.con):  # parsing and headers on the sample's connection, not locked yet
             for name, src in sources.items():
                 columns[name] = self._source_columns(name, src, sample)
             self._derived_columns(sources, columns)
