@@ -1,7 +1,9 @@
-"""The rules that need the data: each file source's header (columns, the date column), the
-derived sources' columns, each metric's column, ``expr`` and ``where`` against its source's
-columns, the breakdowns' and recipients' columns; then ``guards.check_data`` runs the metrics
-over the rows. ``checks._Checker`` inherits these methods (``DataRules``)."""
+"""The rules that need the data: each file source's header (columns, the date column; a CSV,
+Parquet or JSON file is read once, its first rows into ``guards.Sample``, and its columns are
+that table's), the derived sources' columns, each metric's column, ``expr`` and ``where``
+against its source's columns, the breakdowns' and recipients' columns; then
+``guards.check_data`` runs the metrics over the rows. ``checks._Checker`` inherits these
+methods (``DataRules``)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reporter.config import derived, guards
+from reporter.config import derived, guards, sqlexpr
 from reporter.config import model as m
 from reporter.config.explain import did_you_mean
 from reporter.config.loader import Path_
@@ -23,6 +25,7 @@ from reporter.formulas import Formula
 from reporter.security import check_named_file
 
 FILE_KINDS = ("csv", "parquet", "excel", "json")
+SAMPLED = ("csv", "parquet", "json")  # the kinds DuckDB reads itself (an Excel sheet: pandas)
 
 
 class DataRules:
@@ -42,18 +45,25 @@ class DataRules:
         def add(self, path: Path_, message: str, hint: str = "", *, key: bool = False) -> None: ...
 
     def _check_data(self) -> None:
+        sample = guards.Sample()  # each file source read once: its header and its rows
+        try:
+            self._check_sampled(sample)
+        finally:
+            sample.close()
+
+    def _check_sampled(self, sample: guards.Sample) -> None:
         sources: dict[str, m.Source] = self.parts.get("sources") or {}
         base_dir = self.base_dir
         columns: dict[str, list[str] | None] = {}
-        for name, src in sources.items():
-            columns[name] = self._source_columns(name, src)
-        self._derived_columns(sources, columns)
-
         metrics: dict[str, m.Metric] = self.parts.get("metrics") or {}
-        for name, metric in metrics.items():
-            found = columns.get(metric.source)
-            if found is not None:
-                self._check_metric_columns(name, metric, found)
+        with sqlexpr.lending(sample.con):  # parsing and headers on the sample's connection, not locked yet
+            for name, src in sources.items():
+                columns[name] = self._source_columns(name, src, sample)
+            self._derived_columns(sources, columns)
+            for name, metric in metrics.items():
+                found = columns.get(metric.source)
+                if found is not None:
+                    self._check_metric_columns(name, metric, found)
 
         kpi_sources = self.kpi_sources(metrics)
         dimensions: list[tuple[Path_, str, set[str]]] = [
@@ -64,15 +74,18 @@ class DataRules:
         if pf is not None:
             used = {metrics[n].source for n in (pf.cost, pf.value) if n in metrics}
             dimensions.append((("portfolio", "by"), pf.by, used))
-        guards.check_data(self, sources, columns, metrics, base_dir, dimensions)
+        guards.check_data(self, sample, sources, columns, metrics, base_dir, dimensions)
         for path, column, used in dimensions:
             self._check_dimension(path, column, used, columns)
         delivery: m.Delivery | None = self.parts.get("delivery")
         if delivery is not None and delivery.email is not None:
             self._check_filters(delivery.email, sources, columns)
 
-    def _source_columns(self, name: str, src: m.Source) -> list[str] | None:
-        """The columns of a file source, or None (with a problem added) when they cannot be read."""
+    def _source_columns(self, name: str, src: m.Source, sample: guards.Sample) -> list[str] | None:
+        """The columns of a file source, or None (with a problem added) when they cannot be read.
+        A CSV, Parquet or JSON file is read once, into ``sample``: its columns come from the rows
+        read; only when those cannot be read is the header read alone, to tell an unreadable
+        header (reported here) from rows that do not fit it (reported by ``check_data``)."""
         if src.type not in FILE_KINDS or src.path is None or ("sources", name, "path") in self.outside:
             return None
         path = src.path if src.path.is_absolute() else self.base_dir / src.path
@@ -88,7 +101,9 @@ class DataRules:
             )
             return None
         try:
-            found = read_columns(src, path)
+            found = sample.read(name, src, path) if src.type in SAMPLED else None
+            if found is None:
+                found = read_columns(src, path)
         except SourceError as exc:
             self.add(
                 ("sources", name, "path"),

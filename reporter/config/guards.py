@@ -35,11 +35,13 @@ from reporter.config.sql import (
     agg_sql,
     connect,
     file_reader_sql,
+    file_version,
     find_column,
     first_bad_date,
     first_row,
     local_day_sql,
     quote_ident,
+    remember_described,
     row_text,
     value_sql,
 )
@@ -237,8 +239,65 @@ def _numbers(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, float]]:
 # data
 
 
+class Sample:
+    """The first ``SAMPLE_ROWS`` rows of each file source, read once into one DuckDB (``connect``):
+    the header check takes a CSV, Parquet or JSON source's columns from its table (``read``)
+    instead of sniffing the file a second time, and ``check_data`` runs the metrics over the same
+    tables, once the connection is locked. Each connection costs 10-50 ms: one for every source."""
+
+    def __init__(self) -> None:
+        self.con = connect()
+        self.tables: dict[str, str] = {}  # source → its table
+        self.failed: dict[str, Exception] = {}  # source → why its rows could not be read
+        self.types: dict[str, dict[str, str]] = {}  # source → its table's column → DuckDB type
+        self._made = 0
+
+    def read(self, name: str, source: m.Source, path: Path) -> list[str] | None:
+        """The columns of ``path`` (a CSV, Parquet or JSON source), from its table of sampled
+        rows; None when DuckDB could not read the rows (``check_data`` says why, once the header
+        check has said whether the header itself is unreadable)."""
+        import duckdb
+
+        version = file_version(path)  # before the read: a file changed meanwhile is read again
+        table = self._table()
+        try:
+            _load(self.con, source, path, table)
+        except (duckdb.Error, ValueError, OSError) as exc:
+            self.failed[name] = exc
+            return None
+        described = self._describe(name, table)
+        found = [(column, kind) for column, kind in described.items()][:-1]  # less __day
+        remember_described(source, path, version, found)  # the run's sources stage needs them
+        return [column for column, _ in found]
+
+    def load(self, name: str, source: m.Source, path: Path) -> str:
+        """The table of ``name`` (an Excel source's read here); raises what reading raised."""
+        if name in self.failed:
+            raise self.failed[name]
+        if name not in self.tables:
+            table = self._table()
+            _load(self.con, source, path, table)
+            self._describe(name, table)
+        return self.tables[name]
+
+    def _table(self) -> str:
+        """A new table's name (each read gets its own: one that failed leaves no name taken)."""
+        self._made += 1
+        return f"t{self._made - 1}"
+
+    def _describe(self, name: str, table: str) -> dict[str, str]:
+        self.tables[name] = table
+        described = {str(r[0]): str(r[1]) for r in self.con.execute(f"DESCRIBE {table}").fetchall()}
+        self.types[name] = described
+        return described
+
+    def close(self) -> None:
+        self.con.close()
+
+
 def check_data(
     checker: Any,
+    sample: Sample,
     sources: Mapping[str, m.Source],
     columns: Mapping[str, list[str] | None],
     metrics: Mapping[str, m.Metric],
@@ -246,58 +305,55 @@ def check_data(
     dimensions: Sequence[tuple[Path_, str, set[str]]] = (),
 ) -> None:
     """Rows, dates, the types of the columns ``dimensions`` group by (key path, column, the
-    sources it is read from) and bindings, for each file source whose header was read."""
+    sources it is read from) and bindings, for each file source whose header was read, over
+    ``sample`` (whose connection is locked here, before the YAML's SQL runs)."""
     import duckdb
 
     reported = {p.key for p in checker.problems}
-    con = connect()  # one connection for every source: each costs 10-50 ms
-    try:
-        loaded: dict[str, str] = {}
-        for name, source in sources.items():
-            cols = columns.get(name)
-            if cols is None or source.path is None:
-                continue
-            path = source.path if source.path.is_absolute() else base_dir / source.path
-            table = f"t{len(loaded)}"
-            try:
-                _load(con, source, path, table)
-                rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
-            except (duckdb.Error, ValueError, OSError) as exc:
-                checker.add(("sources", name, "path"), f"cannot read {path.name}: {_clean(exc)}")
-                continue
-            if rows == 0:
-                checker.add(
-                    ("sources", name, "path"),
-                    f"{path.name} has no data rows (only a header)",
-                    "export the data again; a report needs rows to count",
+    con = sample.con
+    loaded: dict[str, str] = {}
+    for name, source in sources.items():
+        cols = columns.get(name)
+        if cols is None or source.path is None:
+            continue
+        path = source.path if source.path.is_absolute() else base_dir / source.path
+        try:
+            table = sample.load(name, source, path)
+            rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+        except (duckdb.Error, ValueError, OSError) as exc:
+            checker.add(("sources", name, "path"), f"cannot read {path.name}: {_clean(exc)}")
+            continue
+        if rows == 0:
+            checker.add(
+                ("sources", name, "path"),
+                f"{path.name} has no data rows (only a header)",
+                "export the data again; a report needs rows to count",
+            )
+            continue
+        loaded[name] = table
+        _check_dates(checker, con, name, source, table, sample.types[name])
+        _check_groupable(checker, name, dimensions, sample.types[name])
+    # From here on the YAML's SQL runs: it may read neither files nor the network.
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    for name, table in loaded.items():
+        todo = {
+            metric_name: metric
+            for metric_name, metric in metrics.items()
+            if metric.source == name
+            # a missing column, or a column, expr or where reported already (checks.py)
+            and not (metric.column is not None and metric.column not in (columns.get(name) or []))
+            and not _reported(reported, metric_name)
+        }
+        if not (todo and _all_run(con, todo, table)):  # one query for the whole source
+            for metric_name, metric in todo.items():  # metric by metric only to say which fails
+                _bind(checker, con, name, metric_name, metric, table, sources[name])
+        failed = {p.key for p in checker.problems}
+        for metric_name, metric in todo.items():
+            if not _reported(failed, metric_name):
+                _check_divisors(
+                    checker, con, metric_name, metric, table, sources[name], columns.get(name) or []
                 )
-                continue
-            loaded[name] = table
-            _check_dates(checker, con, name, source, table)
-            _check_groupable(checker, con, name, table, dimensions)
-        # From here on the YAML's SQL runs: it may read neither files nor the network.
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-        for name, table in loaded.items():
-            todo = {
-                metric_name: metric
-                for metric_name, metric in metrics.items()
-                if metric.source == name
-                # a missing column, or a column, expr or where reported already (checks.py)
-                and not (metric.column is not None and metric.column not in (columns.get(name) or []))
-                and not _reported(reported, metric_name)
-            }
-            if not (todo and _all_run(con, todo, table)):  # one query for the whole source
-                for metric_name, metric in todo.items():  # metric by metric only to say which fails
-                    _bind(checker, con, name, metric_name, metric, table, sources[name])
-            failed = {p.key for p in checker.problems}
-            for metric_name, metric in todo.items():
-                if not _reported(failed, metric_name):
-                    _check_divisors(
-                        checker, con, metric_name, metric, table, sources[name], columns.get(name) or []
-                    )
-    finally:
-        con.close()
 
 
 def _reported(keys: set[str], metric: str) -> bool:
@@ -330,12 +386,14 @@ def _all_run(con: Any, metrics: Mapping[str, m.Metric], table: str) -> bool:
     return True
 
 
-def _check_dates(checker: Any, con: Any, name: str, source: m.Source, table: str) -> None:
-    """The first sampled row whose date is empty or unreadable, as the run would read it."""
+def _check_dates(
+    checker: Any, con: Any, name: str, source: m.Source, table: str, described: Mapping[str, str]
+) -> None:
+    """The first sampled row whose date is empty or unreadable, as the run would read it
+    (``described``: the table's column → DuckDB type)."""
     wanted = getattr(source, "date_column", None)  # a source missing it is reported already
     if not isinstance(wanted, str):
         return
-    described = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()}
     column = find_column(list(described), wanted)  # as the run finds it
     if column is None or column == "__day":
         return  # reported by the header check
@@ -370,11 +428,11 @@ def _nested_kind(duck_type: str) -> str | None:
 
 
 def _check_groupable(
-    checker: Any, con: Any, name: str, table: str, dimensions: Sequence[tuple[Path_, str, set[str]]]
+    checker: Any, name: str, dimensions: Sequence[tuple[Path_, str, set[str]]], types: Mapping[str, str]
 ) -> None:
     """A breakdown's (or the portfolio's) column must hold one plain value per row: a list or a
-    structure (a Parquet or JSON nested column) cannot be a row's key."""
-    types = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    structure (a Parquet or JSON nested column) cannot be a row's key (``types``: the source's
+    table's column → DuckDB type)."""
     for path, column, used in dimensions:
         kind = _nested_kind(types[column]) if name in used and column in types else None
         if kind is not None:

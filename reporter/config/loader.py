@@ -122,6 +122,100 @@ class _Loader(yaml.SafeLoader):
             self.depth -= 1
 
 
+class _Unsure(Exception):
+    """The quick composer leaves this text to the pure-Python one (see ``_compose_quickly``)."""
+
+
+# Where libyaml and PyYAML's pure-Python parser are known to differ (a tab, other line breaks,
+# a byte-order mark), the text is not composed quickly.
+_NOT_QUICK = ("\t", "\ufeff", "\x85", "\u2028", "\u2029")
+
+try:
+    from yaml._yaml import CParser as _CParser
+
+    _LIBYAML = True
+except ImportError:  # pragma: no cover - a PyYAML built without libyaml
+    _LIBYAML = False
+
+
+if _LIBYAML:
+
+    class _Quick(_CParser, yaml.composer.Composer, yaml.resolver.Resolver):
+        """libyaml's parser under PyYAML's own composer and resolver (about 8 times faster than
+        the pure-Python scanner), with ``_Loader``'s bounds. It raises ``_Unsure`` where the two
+        parsers may differ (an explicit tag, an empty plain value, a ``?`` in a plain value inside
+        [] or {}) or where a bound is passed, so that ``_Loader`` says it as it always has."""
+
+        get_single_node = yaml.composer.Composer.get_single_node
+        compose_document = yaml.composer.Composer.compose_document
+
+        def __init__(self, stream: str):
+            _CParser.__init__(self, stream)
+            self.text = stream
+            yaml.composer.Composer.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+            self.depth = 0
+            self.aliases = 0
+            self.flow = 0  # [] and {} the next node is inside
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_ALIASES:
+                    raise _Unsure
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    raise _Unsure
+                event = self.peek_event()
+                if isinstance(event, yaml.ScalarEvent | yaml.CollectionStartEvent) and event.tag is not None:
+                    raise _Unsure  # an explicit tag: ``_Loader`` refuses or reads it
+                if isinstance(event, yaml.ScalarEvent) and _differs(event, self.flow > 0, self.text):
+                    raise _Unsure
+                flow = int(isinstance(event, yaml.CollectionStartEvent) and bool(event.flow_style))
+                self.flow += flow
+                try:
+                    return yaml.composer.Composer.compose_node(self, parent, index)
+                finally:
+                    self.flow -= flow
+            finally:
+                self.depth -= 1
+
+
+# A block scalar's header as the pure-Python scanner reads it: | or >, the chomping and
+# indentation indicators, then the end of the line or blanks and a comment (libyaml takes more).
+_BLOCK_HEADER = re.compile(r"[|>](?:[+-][1-9]?|[1-9][+-]?)?(?: +(?:#[^\r\n]*)?)?(?:\r?\n|\Z)")
+
+
+def _differs(event: yaml.ScalarEvent, in_flow: bool, text: str) -> bool:
+    """A value that libyaml may read differently: an empty plain one (at another mark), a plain
+    one with a ``?`` inside [] or {} (which the pure-Python parser refuses), a block scalar whose
+    header the pure-Python parser would refuse."""
+    if event.style in ("|", ">"):
+        mark = event.start_mark
+        return mark is None or _BLOCK_HEADER.match(text, mark.index) is None
+    return not event.style and (event.value == "" or (in_flow and "?" in event.value))
+
+
+def _compose_quickly(text: str) -> tuple[bool, Any]:
+    """(True, the root node, or None for an empty text) composed by libyaml; (False, None) when
+    the pure-Python composer must do it: it gives every error and bound its message and mark,
+    and reads the texts the two parsers may read differently (tests/test_yaml_quick.py compares
+    them). Never raises."""
+    if not _LIBYAML or any(c in text for c in _NOT_QUICK):
+        return False, None
+    try:
+        quick = _Quick(text)
+    except Exception:  # pragma: no cover - libyaml refusing the text outright: the slow path says why
+        return False, None
+    try:
+        return True, quick.get_single_node()
+    except Exception:  # a YAML error, a bound, _Unsure: the pure-Python composer says what it is
+        return False, None
+    finally:
+        quick.dispose()
+
+
 def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> tuple[Document, list[Problem]]:
     """Parse ``text``; return the document and every problem found (the document's data is
     ``None`` when the YAML itself cannot be parsed)."""
@@ -157,7 +251,9 @@ def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> tup
         )
         return doc, problems
     try:
-        node = loader.get_single_node()
+        quick, node = _compose_quickly(text)
+        if not quick:
+            node = loader.get_single_node()
     except RecursionError:
         problems.append(Problem(file, None, None, "", "the YAML is nested too deeply"))
         return doc, problems

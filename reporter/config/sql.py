@@ -105,20 +105,28 @@ def read_columns(source: Source, path: Path | None) -> list[str]:
 _DESCRIBED: dict[str, tuple[tuple[int, int, int], list[tuple[str, str]]]] = {}
 
 
-def describe_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> list[tuple[str, str]]:
-    """(column, type) of a file source, as DuckDB reads it. Finding them sniffs the file (for a
-    CSV: its dialect and every column's type over a sample), 10-25 ms a file; validation reads
-    them first, then the run's sources stage needs them again. The answer is kept for the process,
-    for the file as it is: a file whose size, modification time or inode changed is read again.
-    Raises duckdb.Error when the file cannot be read."""
+def file_version(path: Path) -> tuple[int, int, int] | None:
+    """(size, modification time, inode) of ``path``, which tells a changed file; None when gone."""
     try:
         stat = path.stat()
-    except OSError:  # gone meanwhile: DuckDB says so, as for any file it cannot read
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+def describe_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> list[tuple[str, str]]:
+    """(column, type) of a file source, as DuckDB reads it. Finding them sniffs the file (for a
+    CSV: its dialect and every column's type over a sample), 10-25 ms a file; validation finds
+    them as it reads the file's first rows (``remember_described``), then the run's sources stage
+    needs them again. The answer is kept for the process, for the file as it is: a file whose
+    size, modification time or inode changed is read again.
+    Raises duckdb.Error when the file cannot be read."""
+    version = file_version(path)
+    if version is None:  # gone meanwhile: DuckDB says so, as for any file it cannot read
         return [
             (str(r[0]), str(r[1]))
             for r in con.execute(f"DESCRIBE SELECT * FROM {file_reader_sql(source, path)}").fetchall()
         ]
-    version = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
     key = file_reader_sql(source, path.resolve())
     known = _DESCRIBED.get(key)
     if known is not None and known[0] == version:
@@ -127,6 +135,16 @@ def describe_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) ->
     found = [(str(r[0]), str(r[1])) for r in rows]
     _DESCRIBED[key] = (version, found)
     return list(found)
+
+
+def remember_described(
+    source: Source, path: Path, version: tuple[int, int, int] | None, found: list[tuple[str, str]]
+) -> None:
+    """Keep ``found``, the (column, type) of ``path`` as a read of it gave them (DuckDB types a
+    table made from a file as it describes the file), for ``describe_file``. ``version``: the
+    file's ``file_version`` taken before that read (a file changed since is read again)."""
+    if version is not None:
+        _DESCRIBED[file_reader_sql(source, path.resolve())] = (version, list(found))
 
 
 def local_day_sql(col: str, duck_type: str, tz: str) -> str | None:
