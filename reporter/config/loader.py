@@ -216,6 +216,26 @@ def _compose_quickly(text: str) -> tuple[bool, Any]:
         quick.dispose()
 
 
+def _syntax_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
+    """A YAML syntax error at its line, with what to fix."""
+    mark = exc.problem_mark or exc.context_mark
+    what = (exc.problem or "not valid YAML").strip()
+    hint = (
+        "YAML indents with spaces, never tabs: replace the tab with spaces"
+        if "'\\t'" in what
+        else "check the indentation and the quotes on this line and the one above"
+    )
+    unclosed = "quoted scalar" in (exc.context or "") and "end of stream" in what
+    if unclosed and exc.context_mark is not None:
+        # A quote never closed runs to the end of the file: the line to fix is the quote's.
+        mark = exc.context_mark
+        hint = "close the quote that opens here (unclosed, it runs to the end of the file)"
+    line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+    if exc.context:
+        what = f"{exc.context.strip()}, {what}"
+    return Problem(file, line, col, "", f"YAML syntax error: {what}", hint)
+
+
 def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> tuple[Document, list[Problem]]:
     """Parse ``text``; return the document and every problem found (the document's data is
     ``None`` when the YAML itself cannot be parsed)."""
@@ -271,22 +291,7 @@ def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> tup
         )
         return doc, problems
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = (exc.problem or "not valid YAML").strip()
-        hint = (
-            "YAML indents with spaces, never tabs: replace the tab with spaces"
-            if "'\\t'" in what
-            else "check the indentation and the quotes on this line and the one above"
-        )
-        unclosed = "quoted scalar" in (exc.context or "") and "end of stream" in what
-        if unclosed and exc.context_mark is not None:
-            # A quote never closed runs to the end of the file: the line to fix is the quote's.
-            mark = exc.context_mark
-            hint = "close the quote that opens here (unclosed, it runs to the end of the file)"
-        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)  # type: ignore[assignment]
-        if exc.context:
-            what = f"{exc.context.strip()}, {what}"
-        problems.append(Problem(file, line, col, "", f"YAML syntax error: {what}", hint))
+        problems.append(_syntax_problem(file, exc))
         return doc, problems
     except yaml.YAMLError as exc:  # pragma: no cover - a reader error without a mark
         problems.append(Problem(file, None, None, "", f"YAML error: {exc}"))
