@@ -506,8 +506,9 @@ def leave(code: int) -> None:
     teardown: every file is written and closed by then, and the ``atexit`` handlers (logging's
     flush, the renderer's font folders, temporary folders) run first; what is skipped is
     freeing every object and module one by one, about 0.2 s of a ``reporter run``. While a
-    thread other than this one still runs, the ordinary exit, which waits for it, is kept."""
-    if threading.active_count() != 1 or threading.current_thread() is not threading.main_thread():
+    thread the ordinary exit waits for still runs (not a daemon), that exit is kept."""
+    others = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    if others or threading.current_thread() is not threading.main_thread():
         raise SystemExit(code)
     import atexit
 

@@ -34,6 +34,10 @@ def showing(total: int, *, stream: IO[str] | None = None, tty: bool | None = Non
     from tqdm import tqdm
 
     size = shutil.get_terminal_size()  # a terminal that says it is 0 x 0 (a bare pty) gets 80 x 24
+    # No monitor thread (tqdm starts one per process, for bars left unrefreshed, and it lives to
+    # the end): the bar is refreshed at each stage and by the timer below; a thread alive for
+    # the whole run would keep a later render from being forked (reporter.render.forked).
+    tqdm.monitor_interval = 0
     bar = tqdm(
         total=total,
         ncols=size.columns,

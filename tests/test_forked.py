@@ -4,18 +4,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
 
-from reporter import cli
 from reporter.render import forked
 from tests.conftest import ROOT
 
@@ -28,10 +27,51 @@ def demo_copy(tmp_path: Path) -> Path:
     return tmp_path / "config" / "example.yaml"
 
 
-def _run(config: Path, out: Path, monkeypatch: pytest.MonkeyPatch, child: str) -> int:
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
-    monkeypatch.setenv(forked.ENV, child)
-    return cli.main(["run", str(config), "--period", "2026-10", "--no-send", "--output", str(out)])
+RUN = textwrap.dedent(
+    """
+    import json, os, sys, threading
+    from reporter import cli
+    from reporter.render import forked, pdf
+    from tests.test_forked import _die
+    config, out, how = sys.argv[1:4]
+    stop = threading.Event()
+    if how == "die":  # the render's child kills itself as it starts (pickled by reference)
+        pdf.in_render_child = _die
+    elif how == "lambda":  # the same, as a job that does not pickle
+        pdf.in_render_child = lambda: _die()
+    elif how == "thread":  # another thread runs meanwhile
+        threading.Thread(target=stop.wait).start()
+    elif how == "noserver":  # no render server: a child is forked at the render
+        forked.serve = lambda: False
+    try:
+        code = cli.main(["run", config, "--period", "2026-10", "--no-send", "--output", out])
+    finally:
+        stop.set()
+    try:
+        os.waitpid(-1, os.WNOHANG)
+        left = True
+    except ChildProcessError:
+        left = False
+    print(json.dumps([code, forked.servers, forked.served, forked.forks, left]))
+    """
+)
+
+
+def _run(config: Path, out: Path, child: str, how: str = "") -> tuple[list[int], str]:
+    """``reporter run`` in a fresh process (the fork's condition, no other thread, holds there
+    whatever the test session runs): the exit code, the servers forked, the renders they and
+    the children forked at the render did, and stderr."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SOURCE_DATE_EPOCH=EPOCH, **{forked.ENV: child})
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, str(config), str(out), how],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
 def _files(out: Path) -> dict[str, bytes]:
@@ -40,15 +80,12 @@ def _files(out: Path) -> dict[str, bytes]:
 
 
 def test_the_report_is_rendered_by_the_render_server_and_the_files_are_those_of_this_process(
-    demo_copy, tmp_path, monkeypatch
+    demo_copy, tmp_path
 ):
-    assert threading.active_count() == 1  # the condition of the fork: no other thread runs here
-    served, forks = forked.served, forked.forks
-    assert _run(demo_copy, tmp_path / "child", monkeypatch, "1") == 0
-    assert (forked.served, forked.forks) == (served + 1, forks)  # the server forked at the start rendered it
-    _no_child_left()
-    assert _run(demo_copy, tmp_path / "here", monkeypatch, "0") == 0
-    assert (forked.served, forked.forks) == (served + 1, forks)  # REPORTER_RENDER_CHILD=0: rendered here
+    said, _ = _run(demo_copy, tmp_path / "child", "1")
+    assert said == [0, 1, 1, 0, False]  # the server forked as the run started rendered it
+    said, _ = _run(demo_copy, tmp_path / "here", "0")
+    assert said == [0, 0, 0, 0, False]  # REPORTER_RENDER_CHILD=0: rendered in the run's own process
     child, here = _files(tmp_path / "child"), _files(tmp_path / "here")
     assert sorted(child) == ["marketing-monthly/2026-10/marketing-monthly_2026-10.pdf",
                              "marketing-monthly/2026-10/results.json"]  # fmt: skip
@@ -57,52 +94,27 @@ def test_the_report_is_rendered_by_the_render_server_and_the_files_are_those_of_
     assert b"marketing-monthly_2026-10.pdf" in eml["email.eml"]
 
 
-def test_without_a_server_the_child_is_forked_at_the_render_with_the_same_pdf(tmp_path, demo_report):
-    from copy import deepcopy
-
-    from reporter.render.pdf import in_render_child, release_fonts
-    from reporter.run.stages import render_pdf
-
-    config, results = demo_report
-    forks = forked.forks
-    pending = forked.start(
-        render_pdf, config, deepcopy(results), in_child=in_render_child, before_exit=release_fonts
-    )
-    assert pending.forked
-    assert forked.forks == forks + 1
-    assert pending.result() == render_pdf(config, deepcopy(results))
+def test_without_a_server_the_child_is_forked_at_the_render_with_the_same_files(demo_copy, tmp_path):
+    said, _ = _run(demo_copy, tmp_path / "forked", "1", "noserver")
+    assert said == [0, 0, 0, 1, False]
+    said, _ = _run(demo_copy, tmp_path / "here", "0")
+    assert said == [0, 0, 0, 0, False]
+    assert _files(tmp_path / "forked") == _files(tmp_path / "here")
 
 
-def _no_child_left() -> None:
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)
-
-
-def test_a_run_that_stops_before_its_render_leaves_no_server_behind(demo_copy, tmp_path, monkeypatch):
+def test_a_run_that_stops_before_its_render_leaves_no_server_behind(demo_copy, tmp_path):
     text = demo_copy.read_text(encoding="utf-8")
     demo_copy.write_text(
         text.replace("  template: executive ", "  templat: executive  ", 1), encoding="utf-8"
     )
-    served = forked.served
-    assert _run(demo_copy, tmp_path / "out", monkeypatch, "1") == 2  # the YAML's mistake
-    assert forked.served == served
-    _no_child_left()  # the server got no job, left, and was reaped
+    said, err = _run(demo_copy, tmp_path / "out", "1")
+    assert said == [2, 1, 0, 0, False]  # the server got no job, was stopped and reaped
+    assert "templat" in err
 
 
-def test_a_thread_running_keeps_the_render_in_this_process(demo_copy, tmp_path, monkeypatch):
-    stop = threading.Event()
-    other = threading.Thread(target=stop.wait)
-    other.start()
-    try:
-        served, forks = forked.served, forked.forks
-        assert _run(demo_copy, tmp_path / "out", monkeypatch, "1") == 0
-        assert (forked.served, forked.forks) == (
-            served,
-            forks,
-        )  # a lock held by that thread stays held in a child
-    finally:
-        stop.set()
-        other.join()
+def test_a_thread_running_keeps_the_render_in_this_process(demo_copy, tmp_path):
+    said, _ = _run(demo_copy, tmp_path / "out", "1", "thread")
+    assert said == [0, 0, 0, 0, False]  # a lock held by that thread would stay held in a child
 
 
 def _without_alt(config: Path) -> None:
@@ -118,17 +130,15 @@ def _without_alt(config: Path) -> None:
     config.write_text(text.replace("  template: executive ", "  template: withlogo    ", 1), encoding="utf-8")
 
 
-@pytest.mark.parametrize("child", ["1", "0"])
+@pytest.mark.parametrize(("child", "path"), [("1", [1, 1, 1, 0, False]), ("0", [1, 0, 0, 0, False])])
 def test_a_render_error_in_the_child_is_the_same_error_and_nothing_is_written(
-    demo_copy, tmp_path, monkeypatch, capsys, child
+    demo_copy, tmp_path, child, path
 ):
     _without_alt(demo_copy)
-    before = forked.served
-    assert _run(demo_copy, tmp_path / "out", monkeypatch, child) == 1
-    assert forked.served == before + (child == "1")
-    said = capsys.readouterr().err
+    said, err = _run(demo_copy, tmp_path / "out", child)
+    assert said == path
     logo = (demo_copy.parent / "withlogo" / "logo.svg").as_uri()
-    assert f'PDF rendering reported problems: Image "{logo}" has no required alt description' in said
+    assert f'PDF rendering reported problems: Image "{logo}" has no required alt description' in err
     assert not (tmp_path / "out").exists() or not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
 
 
@@ -137,25 +147,17 @@ def _die() -> None:
 
 
 @pytest.mark.parametrize(
-    ("hook", "path"),
+    ("how", "path"),
     [
-        (_die, "served"),  # the render server, killed as it starts the job
-        (lambda: _die(), "forks"),  # a job that does not pickle: a child forked at the render instead
+        ("die", [1, 1, 1, 0, False]),  # the render server, killed as it starts the job
+        ("lambda", [1, 1, 0, 1, False]),  # a job that does not pickle: a child forked at the render instead
     ],
 )
-def test_a_child_killed_mid_render_fails_the_run_loudly_and_writes_nothing(
-    demo_copy, tmp_path, monkeypatch, capsys, hook, path
-):
-    from reporter.render import pdf
-
-    monkeypatch.setattr(pdf, "in_render_child", hook)
-    before = getattr(forked, path)
-    assert _run(demo_copy, tmp_path / "out", monkeypatch, "1") == 1
-    assert getattr(forked, path) == before + 1
-    said = capsys.readouterr().err
-    assert "the PDF renderer stopped without an answer (killed by signal 9)" in said
+def test_a_child_killed_mid_render_fails_the_run_loudly_and_writes_nothing(demo_copy, tmp_path, how, path):
+    said, err = _run(demo_copy, tmp_path / "out", "1", how)
+    assert said == path
+    assert "the PDF renderer stopped without an answer (killed by signal 9)" in err
     assert not (tmp_path / "out").exists() or not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
-    _no_child_left()
 
 
 def _reporter(args: list[str], cwd: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
