@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,11 +105,16 @@ def needed_columns(config: Config, name: str, columns: list[str]) -> list[str]:
 
 
 def register_sources(
-    con: duckdb.DuckDBPyConnection, config: Config, skip: set[str] | frozenset[str] = frozenset()
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    skip: set[str] | frozenset[str] = frozenset(),
+    tables: Mapping[str, tuple[str, list[tuple[str, str]]]] | None = None,
 ) -> dict[str, SourceInfo]:
     """Read each source once into a table ``src_<name>`` holding the columns the report uses
     and ``__day``, the row's local date in the report's timezone. Rows keep their source order
-    (DuckDB preserves insertion order), so ``rowid`` is the position used by ``last``."""
+    (DuckDB preserves insertion order), so ``rowid`` is the position used by ``last``.
+    ``tables``: a file source's every row, read by validation into a table of ``con`` (name →
+    (table, its columns and types)), copied from there instead of read again."""
     infos: dict[str, SourceInfo] = {}
     for name, source in config.sources.items():
         if name in skip or source.type == "derived":  # pushed down (compute.pushdown), or derived
@@ -122,7 +127,7 @@ def register_sources(
                 if not path.is_file():
                     raise SourceError(f"source '{name}': file not found: {path}")
                 sha = sha256_file(path)
-                reader = file_reader_sql(source, path)
+                reader = tables[name][0] if tables and name in tables else file_reader_sql(source, path)
             else:
                 frame = _read_with_pandas(config, name, source)
                 if source.type == "excel":
@@ -131,7 +136,9 @@ def register_sources(
                     sha = _hash_frame(frame)
                 con.register(frame_name, frame)
                 reader = frame_name
-            if source.type in ("csv", "parquet", "json"):
+            if tables and name in tables:
+                described = tables[name][1]
+            elif source.type in ("csv", "parquet", "json"):
                 described = describe_file(con, source, path)  # validation read it: not sniffed again
             else:
                 described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()

@@ -22,7 +22,8 @@ def open_database(config: Config) -> tuple[duckdb.DuckDBPyConnection, dict[str, 
     YAML can read neither files nor the network, nor change that setting."""
     from reporter.compute.pushdown import open_remote, pull_reason
 
-    con = connect()  # a division by zero gives NULL (docs/numbers.md)
+    validated = _validated_tables(config)
+    con = validated[0] if validated else connect()  # a division by zero gives NULL (docs/numbers.md)
     remote: dict[str, SourceInfo] = {}
     try:
         composed = composed_sources(config)  # derived sources whose database does the join
@@ -32,8 +33,10 @@ def open_database(config: Config) -> tuple[duckdb.DuckDBPyConnection, dict[str, 
                 remote[name] = open_remote(config, name, source)
         for name, as_sql in composed.items():
             remote[name] = _composed_info(config, name, open_remote(config, name, as_sql), remote)
-        local = register_sources(con, config, skip=set(remote))
-        lock(con)
+        local = register_sources(con, config, skip=set(remote), tables=validated[1] if validated else None)
+        for table, _ in validated[1].values() if validated else ():
+            con.execute(f"DROP TABLE {table}")  # copied into src_<name>
+        lock(con)  # (validation's connection, taken, was locked before the YAML's SQL ran on it)
         register_derived(con, config, local, skip=set(composed))
     except BaseException:
         con.close()
@@ -42,8 +45,45 @@ def open_database(config: Config) -> tuple[duckdb.DuckDBPyConnection, dict[str, 
     return con, {name: remote.get(name) or local[name] for name in config.sources}
 
 
+tables_taken = 0  # runs whose sources stage took validation's tables (the tests count them)
+
+
+def _validated_tables(
+    config: Config,
+) -> tuple[duckdb.DuckDBPyConnection, dict[str, tuple[str, list[tuple[str, str]]]]] | None:
+    """Validation's connection and its table of each file source (name → (table, its columns
+    and types)) when those tables hold every row of every file, unchanged since, and the report
+    reads nothing else (a database, a workbook: read as before); else None. The connection is
+    locked already: nothing more is read from a file."""
+    global tables_taken
+    from reporter.config import guards
+
+    kinds = {s.type for s in config.sources.values()}
+    if not kinds <= {"csv", "parquet", "json", "derived"}:
+        guards.take({})  # closed: this run reads its sources itself
+        return None
+    files = {n: config.resolve(s.path) for n, s in config.sources.items() if s.type != "derived" and s.path}
+    sample = guards.take(files) if files else None
+    if sample is None:
+        return None
+    tables_taken += 1
+    described = {
+        name: (sample.tables[name], [(c, t) for c, t in sample.types[name].items() if c != "__day"])
+        for name in files
+    }
+    return sample.con, described
+
+
 def lock(con: duckdb.DuckDBPyConnection) -> None:
-    """From here on, SQL run on ``con`` reads neither files nor the network, nor changes that."""
+    """From here on, SQL run on ``con`` reads neither files nor the network, nor changes that.
+    A connection locked already (validation's, taken by the run) must have external access off."""
+    locked = con.execute(
+        "SELECT current_setting('lock_configuration'), current_setting('enable_external_access')"
+    ).fetchone()
+    if locked is not None and locked[0]:
+        if locked[1]:
+            raise RuntimeError("a locked DuckDB still reads files: refused")  # never expected
+        return
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 

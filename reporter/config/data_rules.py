@@ -48,8 +48,13 @@ class DataRules:
         sample = guards.Sample()  # each file source read once: its header and its rows
         try:
             self._check_sampled(sample)
-        finally:
+        except BaseException:
             sample.close()
+            raise
+        if self.problems:
+            sample.close()
+        else:
+            guards.keep(sample)  # the run's sources stage takes its tables (guards.take)
 
     def _check_sampled(self, sample: guards.Sample) -> None:
         sources: dict[str, m.Source] = self.parts.get("sources") or {}

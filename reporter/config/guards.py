@@ -15,6 +15,7 @@ outside the configuration's folder). Called by ``checks.py``; each problem names
 from __future__ import annotations
 
 import math
+import os
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
@@ -250,6 +251,8 @@ class Sample:
         self.tables: dict[str, str] = {}  # source → its table
         self.failed: dict[str, Exception] = {}  # source → why its rows could not be read
         self.types: dict[str, dict[str, str]] = {}  # source → its table's column → DuckDB type
+        # source → (its file, the file's version before the read) when its table holds every row
+        self.whole: dict[str, tuple[str, object]] = {}
         self._made = 0
 
     def read(self, name: str, source: m.Source, path: Path) -> list[str] | None:
@@ -268,6 +271,9 @@ class Sample:
         described = self._describe(name, table)
         found = [(column, kind) for column, kind in described.items()][:-1]  # less __day
         remember_described(source, path, version, found)  # the run's sources stage needs them
+        counted = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        if counted is not None and int(counted[0]) < SAMPLE_ROWS and version is not None:
+            self.whole[name] = (str(path.resolve()), version)  # the LIMIT cut nothing: every row
         return [column for column, _ in found]
 
     def load(self, name: str, source: m.Source, path: Path) -> str:
@@ -293,6 +299,44 @@ class Sample:
 
     def close(self) -> None:
         self.con.close()
+
+
+# The run's sources stage reads each file into a DuckDB table, as validation did a moment
+# before (the first SAMPLE_ROWS rows, every row of a smaller file). When validation's tables
+# hold every row of every file source, the run takes them (``take``) instead of reading the
+# files again: the same reader, so the same columns, types and row order.
+_kept: tuple[int, Sample] | None = None
+
+
+def keep(sample: Sample) -> None:
+    """Keep the Sample of a validation that found no error for the run that may follow in this
+    process (only when it holds every row of its files: never more than those small files), and
+    close the one kept before."""
+    global _kept
+    old, _kept = _kept, None
+    if old is not None and old[0] == os.getpid():
+        old[1].close()
+    if sample.tables and set(sample.whole) == set(sample.tables) and not sample.failed:
+        _kept = (os.getpid(), sample)
+    else:
+        sample.close()
+
+
+def take(files: Mapping[str, Path]) -> Sample | None:
+    """The kept Sample if it holds every row of exactly these files (source → path), each
+    unchanged since it was read, in this process; else None (and it is closed). Taken once."""
+    global _kept
+    kept, _kept = _kept, None
+    if kept is None or kept[0] != os.getpid():  # a forked process never uses its parent's DuckDB
+        return None
+    sample = kept[1]
+    same = set(sample.whole) == set(files) and all(
+        sample.whole[name] == (str(path.resolve()), file_version(path)) for name, path in files.items()
+    )
+    if not same:
+        sample.close()
+        return None
+    return sample
 
 
 def check_data(
