@@ -28,7 +28,6 @@ the same, byte for byte, on every path.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import pickle
 import signal
@@ -137,11 +136,9 @@ def _serve(jobs: int, write: int) -> None:
 
 
 def _early_imports() -> None:
-    for name in SERVER_IMPORTS:
-        try:
-            importlib.import_module(name)
-        except Exception:  # the render imports it again and reports the error there
-            return
+    from reporter.render.warmup import import_all
+
+    import_all(SERVER_IMPORTS)
 
 
 def _raise(exc: BaseException) -> bytes:

@@ -35,8 +35,9 @@ _started: threading.Thread | None = None
 FORK_WAIT = 60.0  # seconds; the imports take about half a second
 
 
-def import_all() -> None:
-    for name in MODULES:
+def import_all(modules: tuple[str, ...] = MODULES) -> None:
+    """Import ``modules`` in turn; stop at the first that fails (its importer reports it)."""
+    for name in modules:
         try:
             importlib.import_module(name)
         except Exception:  # the render imports it again and reports the error there
