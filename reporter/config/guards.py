@@ -322,6 +322,18 @@ def keep(sample: Sample) -> None:
         sample.close()
 
 
+def _close_kept_before_fork() -> None:
+    """A forked process must neither use nor destroy its parent's DuckDB (its threads are not
+    there: closing it in the child can abort the child): the kept tables are closed first."""
+    global _kept
+    kept, _kept = _kept, None
+    if kept is not None and kept[0] == os.getpid():
+        kept[1].close()
+
+
+os.register_at_fork(before=_close_kept_before_fork)
+
+
 def take(files: Mapping[str, Path]) -> Sample | None:
     """The kept Sample if it holds every row of exactly these files (source → path), each
     unchanged since it was read, in this process; else None (and it is closed). Taken once."""
