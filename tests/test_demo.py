@@ -416,7 +416,7 @@ def test_a_provisional_kpi_is_not_among_the_biggest_moves(results, reference):
         return abs(move["change_pp"] if move["format"] == "percent" else move["change"])
 
     provisional = {name for name, k in results["kpis"].items() if k["provisional"]}
-    assert provisional == {"close_rate"}
+    assert provisional == {"close_rate", "pipeline_amount"}  # both read the quotes still open
     for moves in results["moves"].values():
         for move in (*moves["favourable"], *moves["unfavourable"]):
             assert move["kpi"] not in provisional, move
@@ -524,3 +524,15 @@ def test_a_campaign_held_every_october_is_recurring_not_new(locale):
     }[locale]
     assert words in said["text"], said["text"]
     assert not re.search(r"\bnew\b|nouve", said["text"]), said["text"]
+
+
+def test_open_quotes_settle_after_two_months():
+    """A month's open quotes (the pipeline of the leads created in it) stop changing once they
+    are won or lost: in the demo's data only the last two months still hold open quotes, so the
+    pipeline's last two months are provisional (``settles_after: 2``), as the close rate's."""
+    open_months = sorted({r["created_at"][:7] for r in SOURCES["crm"] if r["stage"] == "quote"})
+    last = max(r["_day"] for r in SOURCES["crm"]).isoformat()[:7]
+    assert last == "2026-10"
+    assert open_months == [shift(last, -1), last]
+    assert CONFIG.kpis["pipeline_amount"].settles_after == len(open_months)
+    assert CONFIG.kpis["close_rate"].settles_after == len(open_months)
