@@ -406,7 +406,9 @@ def test_a_provisional_value_is_marked_in_the_report_and_the_digest(tmp_path, ma
         f'20,0 %<div class="sub">{word}</div>' in scorecard
         or f'20.0%<div class="sub">{word}</div>' in scorecard
     )
-    assert html.count(f'<div class="sub">{word}</div>') == 2  # the summary's row, the scorecard
+    # the summary's row, the scorecard's value and its two changes (not judged: no ✓ or ✗)
+    assert html.count(f'<div class="sub">{word}</div>') == 4
+    assert re.search(rf'<span class="delta provisional">[^<]*</span><div class="sub">{word}</div>', scorecard)
     assert f" ({word})</dd>" in html  # the objective's page
     digest = build_digest(config, typed)
     assert re.search(rf'<span class="vs"[^>]*>{word}</span>', digest.html)
