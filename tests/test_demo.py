@@ -416,7 +416,7 @@ def test_a_provisional_kpi_is_not_among_the_biggest_moves(results, reference):
         return abs(move["change_pp"] if move["format"] == "percent" else move["change"])
 
     provisional = {name for name, k in results["kpis"].items() if k["provisional"]}
-    assert provisional == {"close_rate"}
+    assert provisional == {"close_rate", "pipeline_amount"}  # both read the quotes still open
     for moves in results["moves"].values():
         for move in (*moves["favourable"], *moves["unfavourable"]):
             assert move["kpi"] not in provisional, move
@@ -491,10 +491,66 @@ def test_no_two_takeaways_tell_the_same_event(locale, reference):
         reference["2026-10"]["budget_consumed"] > 1.0
     )  # over the cap of the budget-discipline objective ({value: 1.0}, lower is better)
     cap = {"fr_FR": "Au-dessus de sa cible de 100,0\u00a0%.", "en_US": "Above its target of 100.0%."}[locale]
+    # the trade fair is held every October: told as recurring, with last October's spend
     fair = {
-        "fr_FR": "Salon Paris Expo (nouvelle valeur de campagne, +34",
-        "en_US": "Paris Expo trade fair (new campaign, +€34",
+        "fr_FR": "Salon Paris Expo (+34\u202f460\xa0€\xa0; déjà en octobre 2025\xa0: 27\u202f150\xa0€)",
+        "en_US": "Paris Expo trade fair (+€34,460; also in October 2025: €27,150)",
     }[locale]
     assert cap in said[0]
     assert fair in said[0]
     assert "marketing_spend" not in kpis  # the milder sentence on the same spend is the one left out
+
+
+def _spend_by_campaign(label: str) -> dict[str, float]:
+    start, end = month(label)
+    out: dict[str, float] = {}
+    for r in SOURCES["spend"]:
+        if start <= r["_day"] <= end:
+            out[r["campaign"]] = out.get(r["campaign"], 0.0) + (_num(r["amount"]) or 0.0)
+    return out
+
+
+@pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
+def test_a_campaign_held_every_october_is_recurring_not_new(locale):
+    """Salon Paris Expo has no spend in September 2026 but has in October 2025 (and 2024): on
+    the previous period it is ``returning``, with last October's spend as ``prior_year``, and
+    its sentence says when it was there and how much, never "new". A campaign absent from both
+    September and last October stays new (none in the demo's October: checked by hand below)."""
+    from reporter.run.stages import describe
+    from tests.conftest import with_locale
+
+    now, before, year_ago = (_spend_by_campaign(p) for p in ("2026-10", "2026-09", "2025-10"))
+    returning = sorted(k for k in now if k not in before and k in year_ago)
+    assert returning == ["Salon Paris Expo"]
+    assert [k for k in now if k not in before and k not in year_ago] == []  # nothing new
+    config = with_locale(CONFIG, locale)
+    typed = describe(config, compute(config, Period.parse("2026-10", "month"), NOW))
+    [said] = [
+        i
+        for i in typed.insights
+        if i["type"] == "contributors" and i["kpi"] == "marketing_spend" and i["vs"] == "previous"
+    ]
+    [fair] = [i for i in said["items"] if i.get("group")]
+    assert fair["group"] == "returning"
+    assert (fair["count"], fair["key"]) == (1, "Salon Paris Expo")
+    assert fair["part"] == pytest.approx(now["Salon Paris Expo"])
+    assert fair["prior_year"] == pytest.approx(year_ago["Salon Paris Expo"])
+    assert (now["Salon Paris Expo"], year_ago["Salon Paris Expo"]) == (34460.0, 27150.0)
+    words = {
+        "fr_FR": "Salon Paris Expo (+34\u202f460\xa0€\xa0; déjà en octobre 2025\xa0: 27\u202f150\xa0€)",
+        "en_US": "Paris Expo trade fair (+€34,460; also in October 2025: €27,150)",
+    }[locale]
+    assert words in said["text"], said["text"]
+    assert not re.search(r"\bnew\b|nouve", said["text"]), said["text"]
+
+
+def test_open_quotes_settle_after_two_months():
+    """A month's open quotes (the pipeline of the leads created in it) stop changing once they
+    are won or lost: in the demo's data only the last two months still hold open quotes, so the
+    pipeline's last two months are provisional (``settles_after: 2``), as the close rate's."""
+    open_months = sorted({r["created_at"][:7] for r in SOURCES["crm"] if r["stage"] == "quote"})
+    last = max(r["_day"] for r in SOURCES["crm"]).isoformat()[:7]
+    assert last == "2026-10"
+    assert open_months == [shift(last, -1), last]
+    assert CONFIG.kpis["pipeline_amount"].settles_after == len(open_months)
+    assert CONFIG.kpis["close_rate"].settles_after == len(open_months)

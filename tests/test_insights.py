@@ -406,7 +406,9 @@ def test_a_provisional_value_is_marked_in_the_report_and_the_digest(tmp_path, ma
         f'20,0 %<div class="sub">{word}</div>' in scorecard
         or f'20.0%<div class="sub">{word}</div>' in scorecard
     )
-    assert html.count(f'<div class="sub">{word}</div>') == 2  # the summary's row, the scorecard
+    # the summary's row, the scorecard's value and its two changes (not judged: no ✓ or ✗)
+    assert html.count(f'<div class="sub">{word}</div>') == 4
+    assert re.search(rf'<span class="delta provisional">[^<]*</span><div class="sub">{word}</div>', scorecard)
     assert f" ({word})</dd>" in html  # the objective's page
     digest = build_digest(config, typed)
     assert re.search(rf'<span class="vs"[^>]*>{word}</span>', digest.html)
@@ -604,6 +606,108 @@ def test_new_and_gone_keys_are_named_by_the_breakdowns_label(
     assert plain(several_new) in plain(said["previous"]["text"])
     assert plain(one_gone) in plain(said["prior_year"]["text"])
     assert "entr" not in said["previous"]["text"] + said["prior_year"]["text"]  # entries, entrées
+
+
+# Fair and Expo are held every October (there last year, not in September): they recur; Launch
+# is in none of the two earlier periods: it is new
+RECURRING = {
+    month(P, -12): {"North": (100.0, 1.0), "Fair": (80.0, 2.0), "Expo": (40.0, 1.0), "Summit": (20.0, 1.0)},
+    month(P, -1): {"North": (300.0, 3.0), "South": (200.0, 4.0)},
+    P: {
+        "North": (420.0, 6.0),
+        "South": (150.0, 2.0),
+        "Fair": (90.0, 1.0),
+        "Expo": (35.0, 1.0),
+        "Launch": (60.0, 1.0),
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("locale", "returning", "new", "of_ratio"),
+    [
+        (
+            "en_US",
+            "2 entries also in October 2025 (+$125.00; $120.00 then)",
+            "Launch (new, +$60.00)",
+            "2 entries also in October 2025 (+",
+        ),
+        (
+            "fr_FR",
+            "2 entrées déjà présentes en octobre 2025 (+125,00 $US ; 120,00 $US alors)",
+            "Launch (nouvelle entrée, +60,00 $US)",
+            "2 entrées déjà présentes en octobre 2025 (+",
+        ),
+    ],
+)
+def test_keys_absent_last_period_but_there_a_year_ago_recur_and_are_not_new(
+    tmp_path, make_config, locale, returning, new, of_ratio
+):
+    """On the previous period, a key absent from it but present one year before P is
+    ``returning`` (its value a year ago as ``prior_year``, for a KPI that is the metric itself),
+    never "new": only a key absent from both is new. Against last year nothing changes: the
+    groups are new and gone as before."""
+    from reporter.run.stages import describe
+
+    rows = _regions(RECURRING)
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+    text = yaml(breakdowns="  - {kpi: amount, by: region}\n  - {kpi: per_deal, by: region}")
+    config = make_config(text.replace("locale: en_US}", f"locale: {locale}, currency: USD}}"))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    as_dicts = [dict(zip(("date", "region", "amount", "deals", "score"), r, strict=True)) for r in rows]
+    now, before, year_ago = (_sums(as_dicts, m, "amount") for m in (P, month(P, -1), month(P, -12)))
+    back = sorted(k for k in now if k not in before and k in year_ago)
+    fresh = sorted(k for k in now if k not in before and k not in year_ago)
+    assert (back, fresh) == (["Expo", "Fair"], ["Launch"])
+    said = {(i["kpi"], i["vs"]): i for i in results.insights if i["type"] == "contributors"}
+    previous = said[("amount", "previous")]
+    groups = {i["group"]: i for i in previous["items"] if "group" in i}
+    assert groups["returning"]["count"] == 2
+    assert "key" not in groups["returning"]
+    assert groups["returning"]["part"] == pytest.approx(sum(now[k] for k in back))
+    assert groups["returning"]["prior_year"] == pytest.approx(sum(year_ago[k] for k in back))
+    assert (groups["new"]["count"], groups["new"]["key"]) == (1, "Launch")
+    assert groups["new"]["part"] == pytest.approx(now["Launch"])
+
+    def plain(t: str) -> str:
+        return t.replace("\u00a0", " ").replace("\u202f", " ")
+
+    assert plain(returning) in plain(previous["text"]), previous["text"]
+    assert plain(new) in plain(previous["text"]), previous["text"]
+    # a ratio: the keys' part of the rate is not a value of theirs, so no value a year ago
+    ratio = said[("per_deal", "previous")]
+    [back_of_ratio] = [i for i in ratio["items"] if i.get("group") == "returning"]
+    assert back_of_ratio["prior_year"] is None
+    assert plain(of_ratio) in plain(ratio["text"]), ratio["text"]
+    assert "then" not in ratio["text"]
+    assert "alors" not in ratio["text"]
+    # against last year: Launch, Fair... are all in P; Summit is gone, South new (September is
+    # not looked at): nothing is called returning
+    for kpi in ("amount", "per_deal"):
+        assert all(i.get("group") != "returning" for i in said[(kpi, "prior_year")]["items"])
+
+
+@pytest.mark.parametrize(
+    ("locale", "new"),
+    [
+        ("en_US", "Launch (new campaign, +$60.00)"),
+        ("fr_FR", "Launch (campagne\u00a0: nouveauté, +60,00\u00a0$US)"),
+    ],
+)
+def test_one_new_key_of_a_labelled_breakdown_reads_naturally(tmp_path, make_config, locale, new):
+    """A single new key says what it is with the breakdown's label, never "nouvelle valeur de
+    campagne": French cannot make "nouveau" agree with a label whose gender it does not know,
+    so the label stands alone and "nouveauté" carries the news."""
+    from reporter.run.stages import describe
+
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], _regions(RECURRING))
+    text = yaml(breakdowns="  - {kpi: amount, by: region, label: {en: Campaign, fr: Campagne}}")
+    config = make_config(text.replace("locale: en_US}", f"locale: {locale}, currency: USD}}"))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    [said] = [i for i in results.insights if i["type"] == "contributors" and i["vs"] == "previous"]
+    plain = said["text"].replace("\u202f", " ")
+    assert new.replace("\u202f", " ") in plain, said["text"]
+    assert "valeur" not in plain
 
 
 def test_contributors_of_a_ratio_use_the_whole_denominator(tmp_path, make_config):
@@ -1130,12 +1234,16 @@ def test_every_number_a_sentence_says_is_in_its_insight(locale):
             kpi.label,
             *(str(i["key"]) for i in insight.get("items", []) if "key" in i),
             str(insight.get("key")),
+            fmt.period("2025-10", "2025-10-01", "month"),  # when a returning key was there
         ]:
             text = text.replace(name, " ")
         allowed: set[str] = set()
         numbers = [v for k, v in insight.items() if isinstance(v, int | float) and not isinstance(v, bool)]
         numbers += [
-            i[f] for i in insight.get("items", []) for f in ("part", "share", "count") if i.get(f) is not None
+            i[f]
+            for i in insight.get("items", [])
+            for f in ("part", "share", "count", "prior_year")
+            if i.get(f) is not None
         ]
         for v in numbers:
             for shown in (

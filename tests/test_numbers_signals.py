@@ -179,6 +179,8 @@ def expected_signal(kpi, base: str) -> tuple[str, str]:
     if v is None or round(v, 3) == 0:
         return "", "flat"
     arrow = "▲" if v > 0 else "▼"
+    if kpi.provisional:  # its value is not final (settles_after): the change is not judged
+        return arrow, "provisional"
     if kpi.direction == "neutral":
         return arrow, "neutral"
     return arrow, "better" if (v > 0) == (kpi.direction == "up") else "worse"
@@ -206,6 +208,8 @@ def test_every_scorecard_change_has_its_arrow_colour_and_mark(demo_report):
             assert tone == expected_tone, (name, base)
             assert text.startswith(arrow) if arrow else not text.startswith(("▲", "▼")), (name, text)
             assert text.endswith({"better": "✓", "worse": "✗"}.get(tone, text[-1:]))
+            if tone in ("provisional", "neutral", "flat"):
+                assert not text.endswith(("✓", "✗")), (name, text)
             if kpi.format == "percent":
                 points = getattr(kpi, f"change_pp_vs_{base}")
                 assert formatter.points(points) in text, (name, text)
@@ -219,7 +223,8 @@ def test_every_scorecard_change_has_its_arrow_colour_and_mark(demo_report):
     css = (ROOT / "templates" / "executive" / "report.css").read_text(encoding="utf-8")
     assert ".delta.better { color: #1f7a3a; }" in css
     assert ".delta.worse { color: #b42318; }" in css
-    assert ".delta.neutral, .delta.flat { color: #5b6b7f; }" in css
+    assert ".delta.neutral, .delta.flat, .delta.provisional { color: #5b6b7f; }" in css
+    assert ("provisional", "▲") in seen  # the open pipeline's +631.5 %, not judged
     assert html.count('<p class="legend">▲ ▼ hausse ou baisse · ✓ mieux') >= 2  # summary and sections
 
 

@@ -412,3 +412,61 @@ def test_an_image_without_alternative_text_stops_the_accessible_render(tmp_path,
         render_pdf(cfg, results)
     said = f'PDF rendering reported problems: Image "{logo}" has no required alt description'
     assert str(caught.value) == said
+
+
+def _open_quotes_by_month() -> dict[str, float]:
+    """The demo's open pipeline (quote_amount of the leads still at stage 'quote') by the month
+    the lead was created, read from the CSV with the csv module."""
+    import csv
+
+    out: dict[str, float] = {}
+    with (DEMO.parent / "data" / "crm_leads.csv").open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["stage"] == "quote":
+                out[row["created_at"][:7]] = out.get(row["created_at"][:7], 0.0) + float(row["quote_amount"])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("locale", "pipeline", "close_rate", "word"),
+    [
+        ("fr_FR", "Devis en cours (pipe)", "Taux de transformation\ndes devis", "provisoire"),
+        ("en_US", "Open quotes (pipeline)", "Quote close rate", "provisional"),
+    ],
+)
+def test_a_provisional_change_is_shown_without_a_verdict(demo_pdfs, locale, pipeline, close_rate, word):
+    """The open quotes of October's leads against September's: +631.5 %, only because older
+    months' quotes have had time to close (settles_after). The PDF's table shows the change with
+    its arrow and "provisional" under it, never ✓ (better) or ✗ (worse); so does the quote close
+    rate, the other provisional KPI. A final KPI keeps its verdict."""
+    by_month = _open_quotes_by_month()
+    rise = (by_month["2026-10"] - by_month["2026-09"]) / by_month["2026-09"]
+    shown = format_percent(rise, "#,##0.0%", locale=locale).replace("-", "−")
+    text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(demo_pdfs[locale])).pages)
+    for label in (pipeline, close_rate):
+        at = text.index(label)
+        row = text[at : text.index("\n", text.index(word, at + len(label) + 20))]
+        assert "✓" not in row, row
+        assert "✗" not in row, row
+        assert row.count(word) >= 2, row  # under the value, and under the change
+    at = text.index(pipeline)
+    row = text[at : text.index("\n", text.index(word, at + len(pipeline) + 20))]
+    assert f"▲+{shown}{word}" in re.sub(r"\s", "", row), row  # the change, then the word
+    revenue = "Chiffre d'affaires" if locale == "fr_FR" else "Revenue"
+    assert "✓" in text[text.index(revenue, text.index(pipeline)) :].split("\n")[0]
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [("fr_FR", "▲\xa0+631,5\xa0% (provisoire)"), ("en_US", "▲\xa0+631.5% (provisional)")],
+)
+def test_the_plain_text_of_a_provisional_change_says_so_and_judges_nothing(locale, expected):
+    """The plain-text change (the text digest's filter) of a provisional KPI: its arrow and
+    "(provisional)", no ✓; the same change of a final KPI is judged."""
+    from reporter.render.context import Formatter
+
+    kpi = {"change_vs_previous": 6.315, "format": "currency", "direction": "up", "provisional": True}
+    fmt = Formatter(locale, "EUR")
+    assert fmt.delta_text(kpi, "previous") == expected
+    assert fmt.delta_text(kpi | {"provisional": False}, "previous") == expected.split(" (")[0] + "\xa0✓"
+    assert 'class="delta provisional"' in fmt.delta(kpi, "previous")

@@ -15,8 +15,10 @@ The six types and their exact numbers (docs/insights.md says the same with worke
   part_k = value_k(P) − value_k(base), a missing key counting 0. A KPI ``a / b`` (a additive):
   part_k = a_k(P)/b(P) − a_k(base)/b(base), b the whole KPI's denominator. The three largest
   |part|, each with share = part / change (null when the change is 0). Keys present in one of
-  the two periods only sum into two group items, ``{group: "new"|"gone", count, part}`` (and
-  ``key`` when the group holds one key), ranked with the others. Other shapes: none.
+  the two periods only sum into group items, ``{group: "new"|"gone", count, part}`` (and
+  ``key`` when the group holds one key), ranked with the others; on the previous period, keys
+  absent from it but present one year before P are ``returning`` (with ``prior_year``), not
+  new. Other shapes: none.
 - ``record``: how many consecutive preceding periods with data (null periods skipped, 36 at
   most counted) are all strictly below the value (``high``) or all strictly above (``low``);
   emitted when that is ≥ ``insights.record_min_periods`` (12).
@@ -163,7 +165,13 @@ def record(value: float | None, before: Sequence[float | None], min_periods: int
 
 
 def split_change(
-    now: Groups, base: Groups, numerator: str, scale: tuple[float, float] = (1.0, 1.0)
+    now: Groups,
+    base: Groups,
+    numerator: str,
+    scale: tuple[float, float] = (1.0, 1.0),
+    year_ago: Groups | None = None,
+    *,
+    ratio: bool = False,
 ) -> tuple[float, list[dict[str, Any]]]:
     """The parts of a KPI's change by key (see the module's docstring): part_k = a_k(P) × s_P −
     a_k(base) × s_base, a missing key or value counting 0; ``scale`` (1/b(P), 1/b(base)) for a
@@ -171,16 +179,24 @@ def split_change(
     part of its own: such keys sum into ``{group: "new", count, part}`` (in P only) and
     ``{group: "gone", count, part}`` (in the base only), so that a campaign that simply did not
     recur is not named as the cause of a change (a group of one key also names it, ``key``: a
-    trade fair held this month only is the reason for its spend). Returns the sum of the parts and every part,
-    largest |part| first; they add up to the change."""
+    trade fair held this month only is the reason for its spend).
+
+    ``year_ago``: the keys in the same period one year before P (given for a change on the
+    previous period). A key in P only that is there is not new, it recurs (a trade fair held
+    every October): such keys sum into ``{group: "returning", count, part, prior_year}``,
+    ``prior_year`` = their a(P − 1 year) summed, the KPI's own value when the KPI is the metric
+    itself; null for a ``ratio`` (a key's part of a rate is not a value of its own). Only a key
+    absent from both is ``new``.
+
+    Returns the sum of the parts and every part, largest |part| first; they add up to the change."""
     parts: list[dict[str, Any]] = []
-    groups: dict[str, list[tuple[Any, float]]] = {"new": [], "gone": []}
+    groups: dict[str, list[tuple[Any, float]]] = {"new": [], "returning": [], "gone": []}
     for key in sorted({*now, *base}, key=lambda k: (k is None, str(k))):
         a_now = (now.get(key) or {}).get(numerator) or 0.0
         a_base = (base.get(key) or {}).get(numerator) or 0.0
         part = a_now * scale[0] - a_base * scale[1]
         if key not in base:
-            groups["new"].append((key, part))
+            groups["returning" if year_ago is not None and key in year_ago else "new"].append((key, part))
         elif key not in now:
             groups["gone"].append((key, part))
         else:
@@ -188,6 +204,9 @@ def split_change(
     for group, members in groups.items():
         if members:
             item = {"group": group, "count": len(members), "part": math.fsum(p for _, p in members)}
+            if group == "returning":
+                before = (((year_ago or {}).get(k) or {}).get(numerator) or 0.0 for k, _ in members)
+                item["prior_year"] = math.fsum(before) if not ratio else None
             parts.append(item | ({"key": members[0][0]} if len(members) == 1 else {}))
     whole = math.fsum(p["part"] for p in parts)
     parts.sort(key=lambda p: (-abs(p["part"]), "group" in p, str(p.get("key", p.get("group")))))
@@ -316,7 +335,10 @@ def breakdown_insights(
                 if not b_now or not b_base:
                     continue  # the KPI has no value in one of the two periods
                 scale = (1.0 / b_now, 1.0 / b_base)
-            whole, parts = split_change(now, by_period[base_period], numerator, scale)
+            year_ago = by_period[period.prior_year()] if vs == "previous" else None
+            whole, parts = split_change(
+                now, by_period[base_period], numerator, scale, year_ago, ratio=denominator is not None
+            )
             if not parts:
                 continue
             items = [p | {"share": None if whole == 0 else p["part"] / whole} for p in parts[:3]]

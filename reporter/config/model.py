@@ -418,8 +418,9 @@ class Kpi(_Model):
         0,
         description=(
             "How many of the latest periods, up to and including the report's, are not final yet (quotes "
-            "still open, late invoices): the report marks the value provisional, claims no record, unusual "
-            "or seasonal value for it, and paces its objectives on the periods before."
+            "still open, late invoices): the report marks the value provisional, shows its changes without "
+            "judging them better or worse, claims no record, unusual or seasonal value for it, and paces "
+            "its objectives on the periods before."
         ),
         examples=[2],
     )

@@ -42,7 +42,8 @@ MINUS = "−"
 NBSP = "\u00a0"
 DATE_STYLE = "medium"  # the one style of every date a report prints
 UP, DOWN = "▲", "▼"  # the sign of a change, never a judgement
-MARKS = {"better": "✓", "worse": "✗", "neutral": "", "flat": ""}  # the judgement, besides the colour
+# the judgement, besides the colour; a provisional change (``settles_after``) is not judged
+MARKS = {"better": "✓", "worse": "✗", "neutral": "", "flat": "", "provisional": ""}
 
 
 def _with_decimals(pattern: str, decimals: int) -> str:
@@ -169,17 +170,37 @@ class Formatter:
 
     def delta_text(self, item: Any, base: str | None = None) -> str:
         """A change with its arrow and judgement mark, as plain text: "▲ +5,8 pts ✓".
-        ``item``: a KPI of results.json with ``base`` (previous or prior_year), or a move."""
-        relative, points, fmt, direction = _change_of(item, base)
-        arrow, tone = self.signal(relative, points, fmt, direction)
+        ``item``: a KPI of results.json with ``base`` (previous or prior_year), or a move.
+        A provisional KPI's change (its value is not final: ``settles_after``) is not judged:
+        its arrow and "(provisional)", never ✓ or ✗ ("▲ +631,5 % (provisoire)")."""
+        relative, points, fmt, _ = _change_of(item, base)
+        arrow, tone = self._tone(item, base)
         text = self.shift(relative, points, fmt)
+        if tone == "provisional":
+            return NBSP.join(p for p in (arrow, text) if p) + " " + self._("(provisional)")
         return NBSP.join(p for p in (arrow, text, MARKS[tone]) if p)
 
     def delta(self, item: Any, base: str | None = None) -> Markup:
-        """``delta_text`` in a span whose class is the tone (better, worse, neutral, flat)."""
-        relative, points, fmt, direction = _change_of(item, base)
-        _, tone = self.signal(relative, points, fmt, direction)
+        """``delta_text`` in a span whose class is the tone (better, worse, neutral, flat); a
+        provisional change with "provisional" under it, as its value has in the table."""
+        arrow, tone = self._tone(item, base)
+        if tone == "provisional":
+            relative, points, fmt, _ = _change_of(item, base)
+            text = NBSP.join(p for p in (arrow, self.shift(relative, points, fmt)) if p)
+            return Markup('<span class="delta provisional">{}</span><div class="sub">{}</div>').format(
+                text, self._("provisional")
+            )
         return Markup('<span class="delta {}">{}</span>').format(tone, self.delta_text(item, base))
+
+    def _tone(self, item: Any, base: str | None) -> tuple[str, str]:
+        """``signal`` of a change, its tone ``provisional`` when the item's value is not final
+        (a KPI with ``settles_after``: its value in P is provisional, so is any change of it)."""
+        relative, points, fmt, direction = _change_of(item, base)
+        arrow, tone = self.signal(relative, points, fmt, direction)
+        shown = points if fmt == "percent" else relative
+        if shown is not None and _field(item, "provisional", False):
+            return arrow, "provisional"
+        return arrow, tone
 
     def delta_legend(self) -> str:
         """What the two signals mean, for a legend under the tables that show changes."""
@@ -246,14 +267,19 @@ class Formatter:
         }
 
 
+def _field(item: Any, key: str, default: Any = None) -> Any:
+    """A field of a mapping (a move of ``r.moves``) or of a typed view's KPI."""
+    if isinstance(item, Mapping):
+        return item.get(key, default)
+    return getattr(item, key, default)
+
+
 def _change_of(item: Any, base: str | None) -> tuple[float | None, float | None, str, str]:
     """(relative change, change in points, format, direction) of a KPI against ``base``, or of
     a move (``base`` None). ``item`` is a mapping (a move of ``r.moves``) or a typed view's KPI."""
 
     def get(key: str, default: Any = None) -> Any:
-        if isinstance(item, Mapping):
-            return item.get(key, default)
-        return getattr(item, key, default)
+        return _field(item, key, default)
 
     if base is None:
         return get("change"), get("change_pp"), get("format"), get("direction", "up")

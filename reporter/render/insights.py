@@ -165,6 +165,8 @@ def _item(w: _Words, i: dict[str, Any], item: dict[str, Any]) -> str:
     """One part of a change: a key and its part, or the keys that are new (or gone) together."""
     words = {"part": w.signed(i["kpi"], item["part"]), "num": item.get("count", 0)}
     group = item.get("group")
+    if group == "returning":
+        return _returning(w, i, item, words)
     noun = w.noun(i.get("breakdown", ""))
     if group is not None and noun is not None:
         return _group_named(w, item, words | {"noun": noun}, i.get("breakdown", ""))
@@ -181,6 +183,40 @@ def _item(w: _Words, i: dict[str, Any], item: dict[str, Any]) -> str:
         "key": w.key(item["key"], i.get("breakdown", "")),
         "part": words["part"],
     }
+
+
+def _returning(w: _Words, i: dict[str, Any], item: dict[str, Any], words: dict[str, Any]) -> str:
+    """Keys absent the previous period but there one year before P: not new, they recur (a
+    trade fair held every October), so the sentence says when they were there and, for a KPI
+    that is the metric itself, how much: "Salon Paris Expo (+€34,460; also in October 2025:
+    €27,150)". The key's own name says what it is: no noun to make agree."""
+    year_ago = Period.parse(w.results.period, w.results.grain).prior_year()  # type: ignore[arg-type]
+    words["when"] = w.fmt.period(year_ago.label, year_ago.start.isoformat(), year_ago.grain)
+    last = item.get("prior_year")
+    if last is not None:
+        words["last"] = w.value(i["kpi"], last)
+    if item["count"] == 1:
+        words["key"] = w.key(item["key"], i.get("breakdown", ""))
+        if last is None:
+            return w._("%(key)s (%(part)s; also in %(when)s)") % words
+        return w._("%(key)s (%(part)s; also in %(when)s: %(last)s)") % words
+    if last is None:
+        return (
+            w.n_(
+                "%(num)d entry also in %(when)s (%(part)s)",
+                "%(num)d entries also in %(when)s (%(part)s)",
+                words["num"],
+            )
+            % words
+        )
+    return (
+        w.n_(
+            "%(num)d entry also in %(when)s (%(part)s; %(last)s then)",
+            "%(num)d entries also in %(when)s (%(part)s; %(last)s then)",
+            words["num"],
+        )
+        % words
+    )
 
 
 def _group_named(w: _Words, item: dict[str, Any], words: dict[str, Any], breakdown: str) -> str:
