@@ -18,6 +18,17 @@ DEMO = ROOT / "config" / "example.yaml"
 DEMO_NOW = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
 
 
+@pytest.fixture(autouse=True)
+def _no_secret_carried_over() -> Any:
+    """Each test starts with no secret to mask: one a test remembered (a password "wrong") would
+    otherwise mask that word in a later test's messages (a folder named after its test)."""
+    from reporter.security import forget_secrets
+
+    forget_secrets()
+    yield
+    forget_secrets()
+
+
 def with_locale(config: Config, locale: str) -> Config:
     return config.model_copy(update={"report": config.report.model_copy(update={"locale": locale})})
 
