@@ -37,18 +37,17 @@ from collections.abc import Callable
 from typing import Any
 
 from reporter.errors import RunError
+from reporter.render import warmup
 
 ENV = "REPORTER_RENDER_CHILD"  # "0": render in this process
 forks = 0  # renders this process handed to a child forked at the render (the tests count them)
 served = 0  # renders this process handed to its render server
 servers = 0  # render servers this process forked
 
-# What the render server imports while the run reads its configuration: the renderer (as the
-# background import does, ``warmup.MODULES``) and reporter's code that renders and unpickles a job.
+# What the render server imports while the run reads its configuration: the renderer (what the
+# background import imports) and reporter's code that renders and unpickles a job.
 SERVER_IMPORTS = (
-    "weasyprint",
-    "fontTools.subset",
-    "fontTools.ttLib.tables._g_l_y_f",
+    *warmup.MODULES,
     "reporter.run.stages",
     "reporter.render.html",
     "reporter.render.attached",
@@ -62,8 +61,6 @@ def fork_allowed() -> bool:
         return False
     if threading.current_thread() is not threading.main_thread():
         return False
-    from reporter.render import warmup
-
     warmup.join()  # the renderer's background import: finished, or the fork would wait for it
     return threading.active_count() == 1
 
@@ -89,6 +86,20 @@ def _answer(write: int, job: Callable[[], bytes], before_exit: Callable[[], None
         code = 1
     finally:
         os._exit(code)
+
+
+def _render_and_leave(write: int, job: tuple[Any, ...]) -> None:
+    """The child's whole life once it has its job ``(func, args, kwargs, in_child, before_exit)``:
+    ``in_child()`` then ``func(*args, **kwargs)``, answered through ``write`` (a failure of
+    either is the answer), ``before_exit()``, and the end of this process."""
+    func, args, kwargs, in_child, before_exit = job
+
+    def render() -> bytes:
+        if in_child is not None:
+            in_child()
+        return bytes(func(*args, **kwargs))
+
+    _answer(write, render, before_exit)
 
 
 def _fork_child() -> tuple[int, int, int]:
@@ -122,23 +133,19 @@ def _serve(jobs: int, write: int) -> None:
     if not box.get("job"):
         os._exit(0)  # the run ended before its render: an error, a gate, nothing to render
     try:
-        func, args, kwargs, in_child, before_exit, secrets = pickle.loads(box["job"])  # our own run's job
+        *job, secrets = pickle.loads(box["job"])  # our own run's job
         from reporter.security import remember_secret
 
         for secret in secrets:  # what the run learnt to mask after the fork
             remember_secret(secret)
-        if in_child is not None:
-            in_child()
     except BaseException as exc:  # the answer says why
         failure = exc
         _answer(write, lambda: _raise(failure), None)
-    _answer(write, lambda: func(*args, **kwargs), before_exit)
+    _render_and_leave(write, tuple(job))
 
 
 def _early_imports() -> None:
-    from reporter.render.warmup import import_all
-
-    import_all(SERVER_IMPORTS)
+    warmup.import_all(SERVER_IMPORTS)
 
 
 def _raise(exc: BaseException) -> bytes:
@@ -156,9 +163,24 @@ class _Server:
 _server: _Server | None = None
 
 
+def _close(fd: int) -> None:
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _stop(pid: int) -> None:
+    """Kill the child ``pid`` if it still runs, and reap it."""
+    if pid:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
 def serve() -> bool:
     """Fork the render server now (the start of ``reporter run``), if allowed; False if not."""
-    global _server
+    global _server, servers
     if _server is not None or not fork_allowed():
         return False
     jobs_read, jobs_write = os.pipe()
@@ -169,7 +191,6 @@ def serve() -> bool:
             _serve(jobs_read, write)
         finally:
             os._exit(1)
-    global servers
     os.close(jobs_read)
     _server = _Server(pid, jobs_write, answers)
     servers += 1
@@ -183,13 +204,9 @@ def stop_server() -> None:
     server, _server = _server, None
     if server is None:
         return
-    for fd in (server.jobs, server.answers):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    with contextlib.suppress(OSError):
-        os.kill(server.pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(server.pid, 0)
+    _close(server.jobs)
+    _close(server.answers)
+    _stop(server.pid)
 
 
 def _hand_to_server(job: tuple[Any, ...]) -> tuple[int, int] | None:
@@ -203,7 +220,9 @@ def _hand_to_server(job: tuple[Any, ...]) -> tuple[int, int] | None:
 
     try:
         data = pickle.dumps((*job, known_secrets()), protocol=pickle.HIGHEST_PROTOCOL)
-        with open(server.jobs, "wb", closefd=True) as pipe:
+        pipe = open(server.jobs, "wb", closefd=True)  # noqa: SIM115 - closed just below
+        server.jobs = -1  # the file object closes it
+        with pipe:
             pipe.write(data)
     except (OSError, pickle.PicklingError, TypeError, AttributeError):
         _server = server  # gone, or a job that does not pickle: stopped, and the caller forks
@@ -228,9 +247,9 @@ class Pending:
             job, self._job = self._job, None
             return job()
         try:
-            with open(self._fd, "rb", closefd=True) as pipe:
+            pipe, self._fd = open(self._fd, "rb", closefd=True), -1  # noqa: SIM115 - closed below
+            with pipe:
                 data = pipe.read()
-            self._fd = -1
             _, status = os.waitpid(self._pid, 0)
             self._pid = 0
         finally:
@@ -244,16 +263,9 @@ class Pending:
 
     def cancel(self) -> None:
         """Stop the child if it still runs (this process failed or was interrupted meanwhile)."""
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = -1
-        if self._pid:
-            with contextlib.suppress(OSError):
-                os.kill(self._pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self._pid, 0)
-            self._pid = 0
+        _close(self._fd)
+        _stop(self._pid)
+        self._fd, self._pid = -1, 0
 
 
 def start(
@@ -275,11 +287,7 @@ def start(
         return Pending(job=lambda: func(*args, **kwargs))
     pid, read, write = _fork_child()
     if pid == 0:
-        try:
-            if in_child is not None:
-                in_child()
-        finally:
-            _answer(write, lambda: func(*args, **kwargs), before_exit)
+        _render_and_leave(write, (func, args, kwargs, in_child, before_exit))
     forks += 1
     return Pending(pid, read)
 
