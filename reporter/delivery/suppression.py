@@ -83,18 +83,23 @@ def suppressed(ledger: Ledger, report: str) -> dict[str, Suppression]:
         return {r.address: _row(r) for r in conn.execute(query)}
 
 
+def _in_force(conn: Any, report: str, address: str) -> Any:
+    """The row of ``address``'s suppression for ``report`` not lifted yet, or None."""
+    return conn.execute(
+        sa.select(suppressions).where(
+            suppressions.c.report == report,
+            suppressions.c.address == address,
+            suppressions.c.lifted.is_(None),
+        )
+    ).first()
+
+
 def unsubscribe(ledger: Ledger, report: str, address: str, now: dt.datetime, how: str) -> Suppression | None:
     """Suppress ``address`` for ``report``; the suppression already in force (nothing
     recorded) or None when this call made one."""
     address = address.lower()
     with ledger.engine.begin() as conn:
-        held = conn.execute(
-            sa.select(suppressions).where(
-                suppressions.c.report == report,
-                suppressions.c.address == address,
-                suppressions.c.lifted.is_(None),
-            )
-        ).first()
+        held = _in_force(conn, report, address)
         if held is not None:
             return _row(held)
         conn.execute(suppressions.insert().values(report=report, address=address, added=now, how=how))
@@ -106,13 +111,7 @@ def subscribe(ledger: Ledger, report: str, address: str, now: dt.datetime, how: 
     there was none."""
     address = address.lower()
     with ledger.engine.begin() as conn:
-        held = conn.execute(
-            sa.select(suppressions).where(
-                suppressions.c.report == report,
-                suppressions.c.address == address,
-                suppressions.c.lifted.is_(None),
-            )
-        ).first()
+        held = _in_force(conn, report, address)
         if held is None:
             return None
         conn.execute(
