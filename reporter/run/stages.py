@@ -182,6 +182,7 @@ class Run:
         if not self.is_report:
             self._deliver_slice(made.results, made.pdf, sending)
             return True
+        assert made.prepared is not None  # the report's Made comes from ``_make_report``
         return self._deliver_report(made.results, made.pdf, sending, made.prepared)
 
     def archive(self, made: Made, sending: Sending) -> None:
@@ -268,16 +269,13 @@ class Run:
             "sleep": sending.sleep,
         }
 
-    def _deliver_report(
-        self, results: Results, pdf: bytes, sending: Sending, prepared: Prepared | None = None
-    ) -> bool:
+    def _deliver_report(self, results: Results, pdf: bytes, sending: Sending, prepared: Prepared) -> bool:
         config, label, folder, only = self.config, self.period.label, sending.folder, sending.only
         ledger = sending.ledger
         results_path = folder / "results.json"
         pdf_name = report_file(config.report.id, label, "pdf")
         built, bodies = _build_deliveries(
-            config, results, pdf, pdf_name, self.now, ledger, sending.force, only,
-            prepared or prepare(config, results),
+            config, results, pdf, pdf_name, self.now, ledger, sending.force, only, prepared
         )  # fmt: skip
         urls: dict[str, str] = {}
         if ledger is not None and config.delivery.chat:
