@@ -32,7 +32,7 @@ RUN = textwrap.dedent(
     import json, os, sys, threading
     from reporter import cli
     from reporter.render import forked, pdf
-    from tests.test_forked import _die
+    from tests.test_forked import _die, _unpicklable
     config, out, how = sys.argv[1:4]
     stop = threading.Event()
     if how == "die":  # the render's child kills itself as it starts (pickled by reference)
@@ -41,6 +41,8 @@ RUN = textwrap.dedent(
         pdf.in_render_child = lambda: _die()
     elif how == "thread":  # another thread runs meanwhile
         threading.Thread(target=stop.wait).start()
+    elif how == "unpicklable":  # the render raises an exception that cannot go through a pipe
+        pdf.in_render_child = _unpicklable
     elif how == "noserver":  # no render server: a child is forked at the render
         forked.serve = lambda: False
     try:
@@ -144,6 +146,21 @@ def test_a_render_error_in_the_child_is_the_same_error_and_nothing_is_written(
 
 def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _unpicklable() -> None:
+    class Local(Exception):  # a class defined here: its instances do not pickle
+        pass
+
+    raise Local("boom")
+
+
+def test_an_error_that_does_not_pickle_still_says_what_happened(demo_copy, tmp_path):
+    said, err = _run(demo_copy, tmp_path / "out", "1", "unpicklable")
+    assert said == [1, 1, 1, 0, False]  # the server rendered, failed, answered
+    assert "PDF rendering failed: Local: boom" in err
+    assert "stopped without an answer" not in err
+    assert not (tmp_path / "out").exists() or not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
 
 
 @pytest.mark.parametrize(
