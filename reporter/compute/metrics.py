@@ -15,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +66,58 @@ def query_timeout() -> float:
     return env_seconds("REPORTER_QUERY_TIMEOUT", QUERY_TIMEOUT)
 
 
+class Watch:
+    """Stops a DuckDB query that outlives ``query_timeout()``: one thread watches every query run
+    through ``_run`` while it is active (``watching``), instead of a timer thread per query
+    (starting one cost 1.3 ms of each of a report's ~50 small queries).
+
+    A query records its deadline in ``current``; the thread sleeps until the running query's
+    deadline, or one timeout ahead when none runs, and interrupts the connection only when the
+    query it slept for is still the one running. Every query has the same timeout, so one that
+    starts while the thread sleeps ends its deadline no earlier than the thread wakes: it never
+    has to be woken, and a query costs two assignments."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.current: tuple[float, duckdb.DuckDBPyConnection] | None = None
+        self.fired: set[int] = set()  # id of each connection interrupted by the watch
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="reporter-query-watch", daemon=True)
+
+    def __enter__(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        wake = time.monotonic() + self.seconds
+        while not self._stop.wait(max(0.0, wake - time.monotonic())):
+            query, now = self.current, time.monotonic()
+            if query is not None and query[0] <= now:
+                self.fired.add(id(query[1]))
+                query[1].interrupt()
+                query = None
+            wake = query[0] if query is not None else now + self.seconds
+
+
+_watches = threading.local()
+
+
+@contextmanager
+def watching() -> Iterator[Watch]:
+    """Every query that ``_run`` runs in DuckDB in this thread meanwhile is watched by one
+    ``Watch`` (the compute stage of one report). Outside it, a query has a watch of its own."""
+    with Watch(query_timeout()) as watch:
+        before, _watches.active = getattr(_watches, "active", None), watch
+        try:
+            yield watch
+        finally:
+            _watches.active = before
+
+
 def _run(
     con: duckdb.DuckDBPyConnection, info: SourceInfo, sql: str, params: list[Any]
 ) -> list[tuple[Any, ...]]:
@@ -71,27 +125,22 @@ def _run(
     DuckDB, interrupted after ``query_timeout()`` seconds."""
     if isinstance(info, RemoteInfo) and info.warehouse is not None:
         return info.warehouse.run(sql, params)
-    seconds = query_timeout()
-    fired = threading.Event()
-
-    def interrupt() -> None:
-        fired.set()
-        con.interrupt()
-
-    timer = threading.Timer(seconds, interrupt)
-    timer.daemon = True
-    timer.start()
+    watch = getattr(_watches, "active", None)
+    if watch is None:
+        with watching():
+            return _run(con, info, sql, params)
+    watch.current = (time.monotonic() + watch.seconds, con)
     try:
         return con.execute(sql, params).fetchall()
     except duckdb.InterruptException:
-        if not fired.is_set():
+        if id(con) not in watch.fired:
             raise  # Ctrl-C
         raise RunError(
-            f"source '{info.name}': computing its metrics took longer than {seconds:g} s and was stopped; "
-            "simplify the metrics' expr and where, or allow more time with REPORTER_QUERY_TIMEOUT"
+            f"source '{info.name}': computing its metrics took longer than {watch.seconds:g} s and was "
+            "stopped; simplify the metrics' expr and where, or allow more time with REPORTER_QUERY_TIMEOUT"
         ) from None
     finally:
-        timer.cancel()
+        watch.current = None
 
 
 def _bucket_sql(info: SourceInfo, grain: str, periods: list[Period]) -> tuple[str, list[Any]]:

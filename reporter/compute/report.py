@@ -30,6 +30,7 @@ from reporter.compute.metrics import (
     period_metrics,
     period_rows,
     ranked_keys,
+    watching,
 )
 from reporter.config.checkins import load_checkins
 from reporter.config.labels import Labels
@@ -130,6 +131,21 @@ class _Kpis:
 
 
 def compute_results(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    infos: Mapping[str, SourceInfo],
+    period: Period,
+    now: dt.datetime,
+    *,
+    filter: Mapping[str, Any] | None = None,
+) -> Results:
+    """The report's Results for ``period`` over the sources read into ``con``; every DuckDB
+    query of it is watched by one ``Watch`` (``REPORTER_QUERY_TIMEOUT`` for each)."""
+    with watching():
+        return _compute_results(con, config, infos, period, now, filter=filter)
+
+
+def _compute_results(
     con: duckdb.DuckDBPyConnection,
     config: Config,
     infos: Mapping[str, SourceInfo],
