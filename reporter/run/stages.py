@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from reporter.compute.database import compute
 from reporter.config.labels import Labels
 from reporter.config.model import Config
 from reporter.errors import QualityGateError, UsageError, check_interrupted
@@ -407,7 +406,11 @@ def _owned(config: Config, period: str) -> list[str]:
 
 
 def report_results(config: Config, period: Period, now: dt.datetime) -> Results:
-    """The compute stage's Results, with each insight's sentence written in the report's language."""
+    """The compute stage's Results, with each insight's sentence written in the report's language.
+    (DuckDB and the compute stage are imported here: the render server imports this module and
+    never computes.)"""
+    from reporter.compute.database import compute
+
     return describe(config, compute(config, period, now))
 
 
