@@ -5,13 +5,14 @@ second, much of it parsing Pango's C declarations) and then laying out and writi
 core busy. Two children take that off the run's own core:
 
 - ``serve()``, at the start of ``reporter run``, before the YAML is read, forks a *render
-  server*: it imports the renderer and reporter's render code on the machine's other core while
-  the run reads the configuration and computes, then waits for one job. The job (the render
-  function, the configuration and the Results, pickled: about 150 kB for the demo) goes down a
-  pipe; the PDF's bytes or the exception come back up another.
+  server*: it imports the renderer on the machine's other core while the run reads the
+  configuration, computes and renders the report's HTML, then waits for one job. The job (a
+  ``reporter.run.printer.PrintJob``: the HTML and the files the PDF/A carries, plain data,
+  pickled: about 250 kB for the demo) goes down a pipe; the PDF's bytes or the exception come
+  back up another.
 - Without a server (another command, a second report of the same run, the scheduler's runs,
   which start with the renderer imported), ``start`` forks the child at the render: it inherits
-  the configuration, the Results and the imported renderer, nothing is pickled on the way in.
+  the job and the imported renderer, nothing is pickled on the way in.
 
 Either way, meanwhile the run builds the e-mail's digest, its workbook and the chat cards, which
 do not need the PDF, and the child leaves with ``os._exit`` once it has answered: its WeasyPrint
@@ -44,15 +45,11 @@ forks = 0  # renders this process handed to a child forked at the render (the te
 served = 0  # renders this process handed to its render server
 servers = 0  # render servers this process forked
 
-# What the render server imports while the run reads its configuration: the renderer (what the
-# background import imports) and reporter's code that renders and unpickles a job.
-SERVER_IMPORTS = (
-    *warmup.MODULES,
-    "reporter.run.stages",
-    "reporter.render.html",
-    "reporter.render.attached",
-    "reporter.delivery.archive",
-)
+# What the render server imports while the run reads its configuration and computes: the
+# renderer (what the background import imports) and the code that prints a job
+# (``reporter.run.printer``: the run renders the HTML, the server prints it; neither pydantic nor
+# Jinja nor DuckDB is imported here).
+SERVER_IMPORTS = (*warmup.MODULES, "reporter.render.pdf", "reporter.delivery.archive", "reporter.run.printer")
 
 
 def fork_allowed() -> bool:

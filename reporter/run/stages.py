@@ -30,6 +30,7 @@ from reporter.progress import stage
 from reporter.render.context import Formatter
 from reporter.render.insights import write_texts
 from reporter.results import Results
+from reporter.run.printer import PrintJob, print_pdf
 from reporter.run.reportable import refuse_before_data
 
 if TYPE_CHECKING:
@@ -120,27 +121,25 @@ class Run:
         return Made(results, self.render(results, run_id=run_key, trigger=trigger))  # RunError if empty
 
     def _make_report(self, results: Results, run_key: str, trigger: str) -> Made:
-        """The report's PDF rendered in a child process (``reporter.render.forked``: the render
-        server the run started, or a child forked now) while this process builds the e-mail and
-        the cards; in this process, in turn, where a fork is not allowed. The same PDF, the same
-        errors either way."""
+        """The report's HTML rendered here, then printed to PDF in a child process
+        (``reporter.render.forked``: the render server the run started, or a child forked now)
+        while this process builds the e-mail and the cards; in this process, in turn, where a
+        fork is not allowed. The same PDF, the same errors either way."""
         from reporter.render import forked
         from reporter.render.pdf import in_render_child, release_fonts
 
-        pending = forked.start(
-            self.render,  # the stage itself (pickled with this Run for the render server)
-            results,
-            run_id=run_key,
-            trigger=trigger,
-            in_child=in_render_child,
-            before_exit=release_fonts,
-        )
-        try:
-            prepared = prepare(self.config, results)
-            pdf = pending.result()  # RunError if empty
-        finally:
-            pending.cancel()
-        return Made(results, pdf, prepared=prepared)
+        prepared: list[Prepared] = []
+
+        def print_while_preparing(job: PrintJob) -> bytes:
+            pending = forked.start(print_pdf, job, in_child=in_render_child, before_exit=release_fonts)
+            try:
+                prepared.append(prepare(self.config, results))
+                return pending.result()  # RunError if empty
+            finally:
+                pending.cancel()
+
+        pdf = self.render(results, run_id=run_key, trigger=trigger, printer=print_while_preparing)
+        return Made(results, pdf, prepared=prepared[0])
 
     def finish(self, made: Made, sending: Sending) -> None:
         """``deliver`` → ``archive``, in the process that holds the ledger, for a Run made here
@@ -168,8 +167,17 @@ class Run:
         """The quality checks that failed (nothing is rendered or sent for them); [] when passed."""
         return failed_checks(results)
 
-    def render(self, results: Results, *, run_id: str = "", trigger: str = "cli") -> bytes:
-        return render_pdf(self.config, results, run_id=run_id, trigger=trigger)
+    def render(
+        self,
+        results: Results,
+        *,
+        run_id: str = "",
+        trigger: str = "cli",
+        printer: Callable[[PrintJob], bytes] = print_pdf,
+    ) -> bytes:
+        """The PDF: the report's HTML rendered here, then printed by ``printer`` (here, by
+        default; the report's own in a child process, ``_make_report``)."""
+        return printer(print_job(self.config, results, run_id=run_id, trigger=trigger))
 
     def deliver(self, made: Made, sending: Sending) -> bool:
         """Put the Run's files in place, then send them through the ledger: the report's to its
@@ -447,39 +455,35 @@ def render_pdf(
     ``delivery.archive.pdfa`` (the default), else a plain PDF. ``folder``: the configuration's
     absolute folder, which the provenance of a PDF archived before paths were relative records
     (``reproduce`` gives it back to such a PDF; None: none is recorded)."""
+    return print_job(config, results, run_id=run_id, trigger=trigger, folder=folder).print()
+
+
+def print_job(
+    config: Config, results: Results, *, run_id: str = "", trigger: str = "cli", folder: Path | None = None
+) -> PrintJob:
+    """``render_pdf`` up to the printing: the report's HTML and the files the PDF carries, for
+    ``PrintJob.print`` here or in the render server (``Run._make_report``)."""
     from reporter.render.attached import long_breakdowns
     from reporter.render.html import render_html, stylesheet_dir, template_dirs
-    from reporter.render.pdf import write_pdf
 
     html = render_html(config, results)
-    finish = None
     when = dt.datetime.fromisoformat(results.generated_at)
-    if config.delivery.archive.pdfa:
-        from reporter.delivery.archive import make_pdfa
-
-        attachments = {
-            "results.json": (results.to_json().encode("utf-8"), "Data"),
-            config.file.name: (config.file.read_bytes(), "Source"),
-            "provenance.json": (provenance(config, results, run_id, trigger, folder), "Data"),
-        }
-        attachments.update((name, (csv, "Data")) for name, csv in long_breakdowns(config, results).items())
-        # the owners' check-ins behind the notes and the actions' states (checkins/2026-10.yaml
-        # travels as checkins-2026-10.yaml: an attachment's name is a plain file name)
-        attachments.update(
-            (name.replace("/", "-"), (content, "Source")) for name, content in results.checkin_files.items()
-        )
-        identifier = hashlib.sha256(f"{config.report.id}|{results.period}".encode()).hexdigest()[:32]
-
-        def finish(document: Any) -> bytes:
-            return make_pdfa(document, attachments, identifier, when)
-
-    return write_pdf(
-        html,
-        stylesheet_dir(config),
-        template_dirs(config),
-        finish=finish,
-        when=when,
+    base, allowed = stylesheet_dir(config), tuple(template_dirs(config))
+    if not config.delivery.archive.pdfa:
+        return PrintJob(html, base, allowed, when)
+    attachments = {
+        "results.json": (results.to_json().encode("utf-8"), "Data"),
+        config.file.name: (config.file.read_bytes(), "Source"),
+        "provenance.json": (provenance(config, results, run_id, trigger, folder), "Data"),
+    }
+    attachments.update((name, (csv, "Data")) for name, csv in long_breakdowns(config, results).items())
+    # the owners' check-ins behind the notes and the actions' states (checkins/2026-10.yaml
+    # travels as checkins-2026-10.yaml: an attachment's name is a plain file name)
+    attachments.update(
+        (name.replace("/", "-"), (content, "Source")) for name, content in results.checkin_files.items()
     )
+    identifier = hashlib.sha256(f"{config.report.id}|{results.period}".encode()).hexdigest()[:32]
+    return PrintJob(html, base, allowed, when, attachments, identifier)
 
 
 def provenance(
