@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
+import tempfile
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,6 +16,9 @@ import pytest
 from reporter.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
+# Compiled templates (reporter.render.html.CompiledTemplates) go to a folder of this test session,
+# not to the user's ~/.cache; the processes the tests start inherit it.
+os.environ.setdefault("REPORTER_CACHE_DIR", tempfile.mkdtemp(prefix="reporter-tests-cache-"))
 DEMO = ROOT / "config" / "example.yaml"
 DEMO_NOW = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
 

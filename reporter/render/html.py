@@ -8,9 +8,13 @@ so a user's ``report.html`` can ``{% extends "default:report.html" %}`` and repl
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import functools
+import os
 import re
+import stat
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -73,33 +77,120 @@ def environment(config: Config, formatter: Formatter) -> jinja2.Environment:
 
 
 class CompiledTemplates(jinja2.BytecodeCache):
-    """The templates compiled once per process, in memory, for every later render's environment:
-    a burst or Dask worker renders the same report and email templates for each recipient.
+    """The templates compiled once per process, in memory, for every later render's environment
+    (a burst or Dask worker renders the same report and email templates for each recipient),
+    and kept on disk for the next process (``cache_folder``): a fresh ``reporter run`` of the
+    demo spent 0.09 s compiling report.html, on the path to its PDF.
+
     Jinja checks each entry against the template's source, so a changed file is compiled again;
-    the key holds the file and the environment's settings (class, delimiters, whitespace
-    options, extensions, filter and test names), so only an environment configured alike reuses
-    the code. Nothing is written to disk."""
+    the key holds the file, the environment's settings (class, delimiters, whitespace options,
+    extensions, filter and test names) and the versions of Jinja, reporter and Python, so only
+    an environment configured alike reuses the code. Compiled code is code: the folder is used
+    only when it is this user's alone (``private_folder``), else the cache stays in memory; a
+    folder that cannot be written (a read-only home) is the same as none."""
 
     def __init__(self) -> None:
         self.code: dict[str, bytes] = {}
         self.compiled = 0  # templates compiled in this process (the tests count them)
+        self.loaded = 0  # templates whose compiled code came from the folder (the tests count them)
+        self._folder: Path | bool | None = False  # False: not looked for yet
 
     def get_bucket(
         self, environment: jinja2.Environment, name: str, filename: str | None, source: str
     ) -> jinja2.bccache.Bucket:
-        key = self.get_cache_key(f"{_settings(environment)}\0{name}", filename)
+        versions = f"{jinja2.__version__}\0{__version__}\0{sys.version_info[:2]}"
+        key = self.get_cache_key(f"{versions}\0{_settings(environment)}\0{name}", filename)
         bucket = jinja2.bccache.Bucket(environment, key, self.get_source_checksum(source))
         self.load_bytecode(bucket)
         return bucket
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         code = self.code.get(bucket.key)
+        if code is None:
+            code = self._read(bucket.key)
         if code is not None:
-            bucket.bytecode_from_string(code)
+            bucket.bytecode_from_string(code)  # a stale entry (another source) leaves it empty
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         self.compiled += 1
         self.code[bucket.key] = bucket.bytecode_to_string()
+        self._write(bucket.key, self.code[bucket.key])
+
+    def folder(self) -> Path | None:
+        """The folder of compiled templates (``cache_folder``), once it is known to be private."""
+        if self._folder is False:
+            self._folder = private_folder(cache_folder())
+        return self._folder if isinstance(self._folder, Path) else None
+
+    def _read(self, key: str) -> bytes | None:
+        folder = self.folder()
+        if folder is None:
+            return None
+        try:
+            fd = os.open(folder / f"{key}.jinja", os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as file:
+            code = file.read(_MAX_ENTRY + 1)
+        if len(code) > _MAX_ENTRY:
+            return None
+        self.loaded += 1
+        return code
+
+    def _write(self, key: str, code: bytes) -> None:
+        folder = self.folder()
+        if folder is None or len(code) > _MAX_ENTRY:
+            return
+        import tempfile
+
+        name = None
+        try:
+            entries = sorted(folder.glob("*.jinja"), key=lambda p: p.stat().st_mtime)
+            for old in entries[: max(0, len(entries) - _KEEP + 1)]:  # the oldest go first
+                old.unlink(missing_ok=True)
+            fd, name = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            with os.fdopen(fd, "wb") as file:
+                file.write(code)
+            os.replace(name, folder / f"{key}.jinja")  # whole or absent, for a process reading it
+        except OSError:  # full, read-only, removed meanwhile: the next process compiles again
+            if name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
+
+
+_KEEP = 200  # compiled templates kept on disk: the reports' and the e-mails', with room to spare
+_MAX_ENTRY = 16 * 1024 * 1024  # bytes; the demo's report.html compiles to 0.2 MB
+
+
+def cache_folder() -> Path | None:
+    """``$REPORTER_CACHE_DIR/templates``, else ``$XDG_CACHE_HOME/reporter/templates``, else
+    ``~/.cache/reporter/templates``; None when ``REPORTER_CACHE_DIR`` is ``off`` (or empty) or
+    there is no home."""
+    given = os.environ.get("REPORTER_CACHE_DIR")
+    if given is not None:
+        return None if given.strip() in ("", "off") else Path(given) / "templates"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "reporter" / "templates"
+    try:
+        return Path.home() / ".cache" / "reporter" / "templates"
+    except RuntimeError:  # no home directory
+        return None
+
+
+def private_folder(folder: Path | None) -> Path | None:
+    """``folder``, made if missing (mode 0700), when it is a real folder owned by this user that
+    nobody else may write to or read, else None."""
+    if folder is None:
+        return None
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(folder)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        return None
+    return folder
 
 
 def _settings(env: jinja2.Environment) -> str:
