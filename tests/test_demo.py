@@ -438,6 +438,54 @@ def test_octobers_spend_is_a_season_not_news(results, reference):
     assert season["prior_year_value"] == pytest.approx(ref["2025-10"]["marketing_spend"])
 
 
+@pytest.mark.parametrize(
+    ("locale", "sentence"),
+    [
+        (
+            "fr_FR",
+            "Consommation du budget marketing sort de l'ordinaire : 108,8 %, plus qu'en octobre 2025 "
+            "(100,3 %) et que d'habitude (97,8 %).",
+        ),
+        (
+            "en_US",
+            "Marketing budget used is unusual this period: 108.8%, above 100.3% in October 2025 and a "
+            "usual 97.8%.",
+        ),
+    ],
+)
+def test_octobers_budget_overrun_is_held_against_last_october(locale, sentence, reference):
+    """October holds the trade fair every year: the budget used (108.8 %) is held against last
+    October (100.3 %) as well as the year's median (97.8 %), by the same robust z with the same
+    spread. It is 3.9 spreads above last October, so it is still unusual, and the sentence says
+    both; the ROI, as low as last October, is no longer called unusual."""
+    from reporter.run.stages import describe
+    from tests.conftest import with_locale
+
+    ref = reference
+
+    def against(kpi: str) -> tuple[float, float, float]:
+        history = [ref[shift("2026-10", -n)][kpi] for n in range(12, 0, -1)]
+        m = statistics.median(history)
+        mad = statistics.median([abs(x - m) for x in history])
+        value, last = ref["2026-10"][kpi], ref["2025-10"][kpi]
+        return (value - m) / (1.4826 * mad), (value - last) / (1.4826 * mad), m
+
+    z, season_z, median = against("budget_consumed")
+    assert (z, season_z) == (pytest.approx(5.035, abs=1e-3), pytest.approx(3.873, abs=1e-3))
+    assert (round(ref["2025-10"]["budget_consumed"], 3), round(median, 3)) == (1.003, 0.978)
+    roi_z, roi_season_z, _ = against("marketing_roi")
+    assert abs(roi_z) >= 3.5 > abs(roi_season_z)  # unusual for the year, not for an October
+    config = with_locale(CONFIG, locale)
+    typed = describe(config, compute(config, Period.parse("2026-10", "month"), NOW))
+    [found] = [i for i in typed.insights if i["type"] == "unusual_change" and i["kpi"] == "budget_consumed"]
+    assert found["prior_year_value"] == pytest.approx(ref["2025-10"]["budget_consumed"])
+    assert found["season_z"] == pytest.approx(season_z)
+    assert found["text"].replace("\u00a0", " ") == sentence
+    assert [
+        i for i in typed.insights if i.get("kpi") == "marketing_roi" and i["type"] == "unusual_change"
+    ] == []
+
+
 def _reads(name: str) -> set[str]:
     """The metrics a KPI reads, from the YAML's formulas (names, recursively through KPIs)."""
     out: set[str] = set()

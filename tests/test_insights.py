@@ -182,6 +182,69 @@ def test_a_value_unusual_every_year_at_this_time_is_seasonal(tmp_path, make_conf
         }
 
 
+# Last October (150) was no event against its own year (wide, around 100), so it is not a
+# season; the 11 months since are tight around 100: October 2026 is far above them
+WIDE = [60, 140, 70, 130, 80, 120, 90, 110, 100, 65, 135, 75]
+TIGHT = [100, 104, 98, 101, 97, 103, 100, 96, 105, 99, 102]
+UNUSUAL_VS_SEASON = {
+    "en_US": "amount is unusual this period: €170.00, above €150.00 in October 2025 and a usual €100.50.",
+    "fr_FR": "amount sort de l'ordinaire : 170,00 €, plus qu'en octobre 2025 (150,00 €) et que d'habitude "
+    "(100,50 €).",
+    "de_DE": "amount ist in dieser Periode ungewöhnlich: 170,00 €, höher als im Vorjahr (Oktober 2025: "
+    "150,00 €) und als üblich (100,50 €).",
+    "es_ES": "amount es inusual en este periodo: 170,00 €, por encima de 150,00 € en octubre de 2025 y de "
+    "un valor habitual de 100,50 €.",
+    "it_IT": "amount: valore insolito in questo periodo, 170,00 €, superiore a 150,00 € in ottobre 2025 e "
+    "al valore abituale di 100,50 €.",
+}
+
+
+@pytest.mark.parametrize("locale", list(UNUSUAL_VS_SEASON))
+def test_a_value_in_line_with_last_year_at_this_time_is_not_unusual(tmp_path, make_config, locale):
+    """A yearly event is unusual against the year's median only: held against the same period
+    last year by the same rule (the robust z with the same mad, centred on last year's value,
+    the same threshold), a value in line with it is not unusual at all, and one that is not
+    says both numbers: last year's and the usual one."""
+    from reporter.run.stages import describe
+
+    def run(october: float) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        values = {month(P, i - 24): float(WIDE[i]) for i in range(12)} | {month(P, -12): 150.0}
+        values |= {month(P, i - 11): float(TIGHT[i]) for i in range(11)} | {P: october}
+        rows = [(f"{m}-15", "A", v, 1.0, v) for m, v in values.items()]
+        write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+        config = make_config(yaml().replace("locale: en_US}", f"locale: {locale}}}"))
+        results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+        amounts = by_month(
+            [dict(zip(("date", "region", "amount"), r[:3], strict=False)) for r in rows], "amount"
+        )
+        return amounts, [i for i in results.insights if i.get("kpi") == "amount"]
+
+    # 155: 14.7 robust deviations above the 12 months before, 1.3 from last October
+    amounts, said = run(155.0)
+    history = [amounts[month(P, -i)] for i in range(12, 0, -1)]
+    m = statistics.median(history)
+    mad = statistics.median([abs(x - m) for x in history])
+    assert (m, mad) == (100.5, 2.5)
+    assert robust_z(155.0, history) >= 3.5
+    assert abs(robust_z(150.0, [amounts[month(P, -i)] for i in range(24, 12, -1)])) < 3.5  # no season
+    assert abs((155.0 - 150.0) / (1.4826 * mad)) < 3.5  # in line with last October
+    assert [i["type"] for i in said if i["type"] in ("unusual_change", "seasonal")] == []
+
+    # 170: 13.5 robust deviations from last October too: unusual, and the sentence says both
+    amounts, said = run(170.0)
+    season_z = (170.0 - 150.0) / (1.4826 * mad)
+    assert season_z >= 3.5
+    [found] = [i for i in said if i["type"] == "unusual_change"]
+    assert found["prior_year_value"] == 150.0
+    assert found["season_z"] == pytest.approx(season_z)
+    assert found["z"] == pytest.approx(robust_z(170.0, history))
+
+    def plain(t: str) -> str:
+        return t.replace("\u00a0", " ").replace("\u202f", " ")
+
+    assert plain(found["text"]) == plain(UNUSUAL_VS_SEASON[locale])
+
+
 # ----------------------------------------------------------------------------- record
 
 

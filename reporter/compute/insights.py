@@ -9,7 +9,10 @@ The six types and their exact numbers (docs/insights.md says the same with worke
 
 - ``unusual_change``: ``history`` = the KPI's non-null values in the 12 periods before P (6 at
   least); ``median`` m; ``mad`` = median(|x − m|); ``z`` = (value − m) / (1.4826 × mad); emitted
-  when |z| ≥ ``insights.z`` (3.5); never when mad is 0.
+  when |z| ≥ ``insights.z`` (3.5); never when mad is 0. When P − 1 year has a value (and the
+  value is not ``seasonal``), the same rule centred on it: ``season_z`` = (value −
+  ``prior_year_value``) / (1.4826 × mad); |season_z| < ``insights.z``: in line with its own
+  season, no insight (``against_season``).
 - ``contributors``: a breakdown's change vs the previous period and vs the prior year, split by
   key so that the parts add up to the change. A KPI that is one additive metric (sum or count):
   part_k = value_k(P) − value_k(base), a missing key counting 0. A KPI ``a / b`` (a additive):
@@ -145,6 +148,20 @@ def unusual(value: float | None, history: Sequence[float], z_min: float) -> dict
     return {"value": value, "median": m, "mad": mad, "z": z}
 
 
+def against_season(found: dict[str, float], last: float | None, z_min: float) -> dict[str, float] | None:
+    """An unusual value (``found``, from ``unusual``) held against the same period one year
+    before, by the same rule: ``season_z`` = (value − last) / (1.4826 × mad), mad the spread of
+    the 12 periods before P. None when |season_z| < ``z_min``: the value is in line with its own
+    season (a trade fair every October), not unusual. Else ``found`` with ``prior_year_value``
+    and ``season_z``; ``found`` as it is when last year's value is not known."""
+    if last is None:
+        return found
+    season_z = (found["value"] - last) / (MAD_SCALE * found["mad"])
+    if abs(season_z) < z_min:
+        return None
+    return found | {"prior_year_value": last, "season_z": season_z}
+
+
 def record(value: float | None, before: Sequence[float | None], min_periods: int) -> dict[str, Any] | None:
     """``before``: the preceding periods' values, the nearest first."""
     if value is None:
@@ -235,7 +252,10 @@ def kpi_insights(
             score = 3 * min(abs(found["z"]) / settings.z, 3.0)
             year_ago = season(kpi_by_period, name, period, found["z"], settings.z)
             if year_ago is None:
-                out.append({"type": "unusual_change", "kpi": name, **found, "score": score})
+                last = kpi_by_period.get(period.prior_year(), {}).get(name)
+                told = against_season(found, last, settings.z)
+                if told is not None:  # else in line with its own season: not unusual
+                    out.append({"type": "unusual_change", "kpi": name, **told, "score": score})
             else:
                 out.append(
                     {
