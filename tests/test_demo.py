@@ -592,6 +592,43 @@ def test_a_campaign_held_every_october_is_recurring_not_new(locale):
     assert not re.search(r"\bnew\b|nouve", said["text"]), said["text"]
 
 
+@pytest.mark.parametrize(
+    ("locale", "words", "wrong"),
+    [
+        ("fr_FR", "Salon Paris Expo (−27\u202f150\xa0€\xa0; hors saison, comme en novembre 2024)", "dispar"),
+        ("en_US", "Paris Expo trade fair (−€27,150; off season, as in November 2024)", "gone"),
+    ],
+)
+def test_a_campaign_held_every_october_is_off_season_in_november_not_gone(locale, words, wrong):
+    """November 2025 against October 2025: Salon Paris Expo has no spend, as in November 2024
+    after October 2024. The fair is expected to be absent: ``off_season``, never "gone"
+    ("disparue"), and still the biggest part of the spend's fall (the parts add up)."""
+    from reporter.run.stages import describe
+    from tests.conftest import with_locale
+
+    now, before, year_ago, before_year_ago = (
+        _spend_by_campaign(p) for p in ("2025-11", "2025-10", "2024-11", "2024-10")
+    )
+    left = [k for k in before if k not in now]
+    assert left == ["Salon Paris Expo"]
+    assert "Salon Paris Expo" not in year_ago
+    assert "Salon Paris Expo" in before_year_ago
+    config = with_locale(CONFIG, locale)
+    typed = describe(config, compute(config, Period.parse("2025-11", "month"), NOW))
+    [said] = [
+        i
+        for i in typed.insights
+        if i["type"] == "contributors" and i["kpi"] == "marketing_spend" and i["vs"] == "previous"
+    ]
+    assert said["change"] == pytest.approx(sum(now.values()) - sum(before.values()))
+    [fair] = [i for i in said["items"] if i.get("group")]
+    assert (fair["group"], fair["count"], fair["key"]) == ("off_season", 1, "Salon Paris Expo")
+    assert fair["part"] == pytest.approx(-before["Salon Paris Expo"]) == -27150.0
+    assert said["items"][0] is fair  # the biggest part
+    assert words in said["text"], said["text"]
+    assert wrong not in said["text"], said["text"]
+
+
 def test_open_quotes_settle_after_two_months():
     """A month's open quotes (the pipeline of the leads created in it) stop changing once they
     are won or lost: in the demo's data only the last two months still hold open quotes, so the

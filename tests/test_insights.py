@@ -773,6 +773,85 @@ def test_one_new_key_of_a_labelled_breakdown_reads_naturally(tmp_path, make_conf
     assert "valeur" not in plain
 
 
+# Fair and Expo ran in September, not in October, a year ago as now: they leave every year.
+# Pop was there last October (its absence now is news) and Promo a year before September was
+# not (no yearly pattern): both are gone
+LEAVING = {
+    month(P, -13): {"North": (100.0, 1.0), "Fair": (80.0, 1.0), "Expo": (30.0, 1.0)},
+    month(P, -12): {"North": (110.0, 1.0), "Pop": (20.0, 1.0)},
+    month(P, -1): {
+        "North": (300.0, 1.0),
+        "Fair": (90.0, 1.0),
+        "Expo": (40.0, 1.0),
+        "Pop": (25.0, 1.0),
+        "Promo": (15.0, 1.0),
+    },
+    P: {"North": (320.0, 1.0)},
+}
+
+
+@pytest.mark.parametrize(
+    ("locale", "several", "one"),
+    [
+        (
+            "en_US",
+            "amount −€150.00 on the previous period, from 2 entries off season, as in October 2025 "
+            "(−€130.00), 2 entries gone (−€40.00) and North (+€20.00).",
+            "Fair (−€90.00; off season, as in October 2025)",
+        ),
+        (
+            "fr_FR",
+            "amount : −150,00 € sur la période précédente, du fait de 2 entrées hors saison, comme en "
+            "octobre 2025 (−130,00 €), 2 entrées disparues (−40,00 €) et North (+20,00 €).",
+            "Fair (−90,00 € ; hors saison, comme en octobre 2025)",
+        ),
+    ],
+)
+def test_keys_that_leave_every_year_at_this_time_are_off_season_not_gone(
+    tmp_path, make_config, locale, several, one
+):
+    """On the previous period, a key there the previous period only, which was there one year
+    before it and absent one year before P (it left the same way last year: a trade fair in
+    September, never in October), is expected to be absent: ``off_season``, never "gone". A key
+    that was there a year ago (its absence is news), or without that yearly pattern, is gone."""
+    from reporter.run.stages import describe
+
+    def run(spec: dict[str, dict[str, tuple[float, float]]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        rows = _regions(spec)
+        write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+        config = make_config(yaml(breakdowns="  - {kpi: amount, by: region}").replace("en_US", locale))
+        results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+        [said] = [i for i in results.insights if i["type"] == "contributors" and i["vs"] == "previous"]
+        return said, [dict(zip(("date", "region", "amount"), r[:3], strict=False)) for r in rows]
+
+    said, rows = run(LEAVING)
+    now, before, year_ago, before_year_ago = (
+        _sums(rows, m, "amount") for m in (P, month(P, -1), month(P, -12), month(P, -13))
+    )
+    left = [k for k in before if k not in now]
+    seasonal = sorted(k for k in left if k not in year_ago and k in before_year_ago)
+    gone = sorted(k for k in left if k not in seasonal)
+    assert (seasonal, gone) == (["Expo", "Fair"], ["Pop", "Promo"])
+    change = sum(now.values()) - sum(before.values())
+    assert said["change"] == pytest.approx(change)
+    assert [(named(i), i["part"]) for i in said["items"]] == [
+        (("off_season", 2, None), pytest.approx(-sum(before[k] for k in seasonal))),
+        (("gone", 2, None), pytest.approx(-sum(before[k] for k in gone))),
+        ("North", pytest.approx(now["North"] - before["North"])),
+    ]
+
+    def plain(t: str) -> str:
+        return t.replace("\u00a0", " ").replace("\u202f", " ")
+
+    assert plain(said["text"]) == plain(several)
+    # one key alone is named
+    spec = {m: {k: v for k, v in regs.items() if k != "Expo"} for m, regs in LEAVING.items()}
+    said, _ = run(spec)
+    [alone] = [i for i in said["items"] if i.get("group") == "off_season"]
+    assert (alone["count"], alone["key"], alone["part"]) == (1, "Fair", -90.0)
+    assert plain(one) in plain(said["text"]), said["text"]
+
+
 def test_contributors_of_a_ratio_use_the_whole_denominator(tmp_path, make_config):
     results, rows = build(
         tmp_path, make_config, _regions(CONTRIB), breakdowns="  - {kpi: per_deal, by: region}"

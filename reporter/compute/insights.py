@@ -21,7 +21,8 @@ The six types and their exact numbers (docs/insights.md says the same with worke
   the two periods only sum into group items, ``{group: "new"|"gone", count, part}`` (and
   ``key`` when the group holds one key), ranked with the others; on the previous period, keys
   absent from it but present one year before P are ``returning`` (with ``prior_year``), not
-  new. Other shapes: none.
+  new; keys in it only, there one year before it and absent one year before P, are
+  ``off_season`` (they left the same way last year), not gone. Other shapes: none.
 - ``record``: how many consecutive preceding periods with data (null periods skipped, 36 at
   most counted) are all strictly below the value (``high``) or all strictly above (``low``);
   emitted when that is ≥ ``insights.record_min_periods`` (12).
@@ -187,6 +188,7 @@ def split_change(
     numerator: str,
     scale: tuple[float, float] = (1.0, 1.0),
     year_ago: Groups | None = None,
+    base_year_ago: Groups | None = None,
     *,
     ratio: bool = False,
 ) -> tuple[float, list[dict[str, Any]]]:
@@ -205,9 +207,15 @@ def split_change(
     itself; null for a ``ratio`` (a key's part of a rate is not a value of its own). Only a key
     absent from both is ``new``.
 
+    ``base_year_ago``: the keys one year before the base period (given with ``year_ago``). A key
+    in the base only that was there a year before the base and absent one year before P left
+    the same way last year (a trade fair held in October, not in November): it is expected to be
+    absent, not gone, and such keys sum into ``{group: "off_season", count, part}``. Only a key
+    without that yearly pattern is ``gone`` (a one-off campaign that ended, a weekly send).
+
     Returns the sum of the parts and every part, largest |part| first; they add up to the change."""
     parts: list[dict[str, Any]] = []
-    groups: dict[str, list[tuple[Any, float]]] = {"new": [], "returning": [], "gone": []}
+    groups: dict[str, list[tuple[Any, float]]] = {"new": [], "returning": [], "off_season": [], "gone": []}
     for key in sorted({*now, *base}, key=lambda k: (k is None, str(k))):
         a_now = (now.get(key) or {}).get(numerator) or 0.0
         a_base = (base.get(key) or {}).get(numerator) or 0.0
@@ -215,7 +223,13 @@ def split_change(
         if key not in base:
             groups["returning" if year_ago is not None and key in year_ago else "new"].append((key, part))
         elif key not in now:
-            groups["gone"].append((key, part))
+            seasonal = (
+                year_ago is not None
+                and base_year_ago is not None
+                and key not in year_ago
+                and key in base_year_ago
+            )
+            groups["off_season" if seasonal else "gone"].append((key, part))
         else:
             parts.append({"key": key, "part": part})
     for group, members in groups.items():
@@ -343,7 +357,9 @@ def breakdown_insights(
             continue
         numerator, denominator = (single, None) if single else ratio  # type: ignore[misc]
         bases = (("previous", period.shift(-1)), ("prior_year", period.prior_year()))
-        by_period = grouped([numerator], bd.by, [period, *(p for _, p in bases)])
+        before_last_year = period.shift(-1).prior_year()  # did the keys gone leave last year too?
+        wanted = dict.fromkeys([period, *(p for _, p in bases), before_last_year])
+        by_period = grouped([numerator], bd.by, list(wanted))
         now = by_period[period]
         for vs, base_period in bases:
             if kpi_values.get(bd.kpi) is None or kpi_by_period[base_period].get(bd.kpi) is None:
@@ -356,8 +372,15 @@ def breakdown_insights(
                     continue  # the KPI has no value in one of the two periods
                 scale = (1.0 / b_now, 1.0 / b_base)
             year_ago = by_period[period.prior_year()] if vs == "previous" else None
+            base_year_ago = by_period[before_last_year] if vs == "previous" else None
             whole, parts = split_change(
-                now, by_period[base_period], numerator, scale, year_ago, ratio=denominator is not None
+                now,
+                by_period[base_period],
+                numerator,
+                scale,
+                year_ago,
+                base_year_ago,
+                ratio=denominator is not None,
             )
             if not parts:
                 continue

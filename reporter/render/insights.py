@@ -186,6 +186,8 @@ def _item(w: _Words, i: dict[str, Any], item: dict[str, Any]) -> str:
     group = item.get("group")
     if group == "returning":
         return _returning(w, i, item, words)
+    if group == "off_season":
+        return _off_season(w, item, words, i.get("breakdown", ""))
     noun = w.noun(i.get("breakdown", ""))
     if group is not None and noun is not None:
         return _group_named(w, item, words | {"noun": noun}, i.get("breakdown", ""))
@@ -232,6 +234,26 @@ def _returning(w: _Words, i: dict[str, Any], item: dict[str, Any], words: dict[s
         w.n_(
             "%(num)d entry also in %(when)s (%(part)s; %(last)s then)",
             "%(num)d entries also in %(when)s (%(part)s; %(last)s then)",
+            words["num"],
+        )
+        % words
+    )
+
+
+def _off_season(w: _Words, item: dict[str, Any], words: dict[str, Any], breakdown: str) -> str:
+    """Keys there the previous period, not in P, and absent one year before P too, after being
+    there the period before that (a trade fair in October, never in November): not gone, they
+    left as they do every year, and the sentence says so: "Paris Expo trade fair (−€27,150; off
+    season, as in November 2024)"."""
+    year_ago = Period.parse(w.results.period, w.results.grain).prior_year()  # type: ignore[arg-type]
+    words["when"] = w.fmt.period(year_ago.label, year_ago.start.isoformat(), year_ago.grain)
+    if item["count"] == 1:
+        words["key"] = w.key(item["key"], breakdown)
+        return w._("%(key)s (%(part)s; off season, as in %(when)s)") % words
+    return (
+        w.n_(
+            "%(num)d entry off season, as in %(when)s (%(part)s)",
+            "%(num)d entries off season, as in %(when)s (%(part)s)",
             words["num"],
         )
         % words
