@@ -243,6 +243,17 @@ def test_a_value_in_line_with_last_year_at_this_time_is_not_unusual(tmp_path, ma
         return t.replace("\u00a0", " ").replace("\u202f", " ")
 
     assert plain(found["text"]) == plain(UNUSUAL_VS_SEASON[locale])
+    if locale != "en_US":
+        return
+    # under both, and between the two (far from each): the words follow the numbers
+    for october, words in ((40.0, "€40.00, below €150.00"), (125.0, "€125.00, against €150.00")):
+        _, said = run(october)
+        assert abs(robust_z(october, history)) >= 3.5
+        assert abs((october - 150.0) / (1.4826 * mad)) >= 3.5
+        [found] = [i for i in said if i["type"] == "unusual_change"]
+        assert found["text"] == (
+            f"amount is unusual this period: {words} in October 2025 and a usual €100.50."
+        ), found["text"]
 
 
 # ----------------------------------------------------------------------------- record
