@@ -616,6 +616,81 @@ portfolio: {by: campaign, cost: cost, value: revenue, rules: {keep: 1.5, improve
     }
 
 
+# (month, campaign, cost, revenue): the fair and the launch are paid in October and had no
+# spend in September; ads and mail spend every month; the fair's orders come in November
+CAMPAIGNS = [
+    ("2026-09", "Ads", 500, 600),
+    ("2026-09", "Mail", 100, 90),
+    ("2026-10", "Fair", 10000, 1000),
+    ("2026-10", "Launch", 1000, 2000),
+    ("2026-10", "Ads", 500, 200),
+    ("2026-10", "Mail", 100, 100),
+    ("2026-10", "Orphan", 0, 10),
+    ("2026-11", "Fair", 0, 14000),
+]
+
+
+@pytest.mark.parametrize("first_month", ["2026-09", "2026-10"])
+def test_a_campaign_whose_spend_starts_this_period_is_too_early_to_stop(tmp_path, first_month):
+    """A trade fair is paid the month it is held and its orders follow: on that month its ratio
+    (0.1 here, 1.5 two months on) cannot say "stop". A key with a cost in P and none in the
+    period before is ``too_early`` below ``keep`` (kept above it); a key that spent the month
+    before too is judged on its ratio as before. When the cost's data starts in P, nothing says
+    the spend started there (the month before is unknown, not zero): judged on its ratio."""
+    rows = [r for r in CAMPAIGNS if r[0] >= first_month]
+    write_csv(
+        tmp_path / "spend.csv", ["date", "campaign", "amount"], [[f"{m}-01", c, a] for m, c, a, _ in rows]
+    )
+    write_csv(
+        tmp_path / "sales.csv", ["date", "campaign", "amount"], [[f"{m}-15", c, v] for m, c, _, v in rows]
+    )
+    (tmp_path / "r.yaml").write_text(
+        """
+report: {id: pf, title: P, timezone: Europe/Paris}
+sources:
+  spend: {type: csv, path: spend.csv, date_column: date, frequency: monthly}
+  sales: {type: csv, path: sales.csv, date_column: date}
+metrics:
+  cost: {source: spend, agg: sum, column: amount}
+  revenue: {source: sales, agg: sum, column: amount}
+kpis:
+  revenue: {formula: revenue}
+portfolio: {by: campaign, cost: cost, value: revenue, rules: {keep: 1.5, improve: 0.8}}
+quality: {require_complete_period: false}
+""",
+        encoding="utf-8",
+    )
+    config = load(tmp_path / "r.yaml")
+    got = compute(config, Period.parse("2026-10", "month"), NOW).to_dict()
+    # by hand: October's cost and revenue by campaign, and who spent in September
+    cost = {c: float(a) for m, c, a, _ in rows if m == "2026-10"}
+    value = {c: float(v) for m, c, _, v in rows if m == "2026-10"}
+    spent_before = {c for m, c, a, _ in rows if m == "2026-09" and a}
+    september_known = first_month <= "2026-09"
+    expected = {}
+    for c in cost:
+        ratio = value[c] / cost[c] if cost[c] else None
+        starts = september_known and c not in spent_before
+        if ratio is None:
+            verdict = "review"
+        elif ratio >= 1.5:
+            verdict = "keep"
+        elif starts:
+            verdict = "too_early"
+        else:
+            verdict = "improve" if ratio >= 0.8 else "stop"
+        expected[c] = (cost[c], value[c], ratio, verdict)
+    assert {r["key"]: (r["cost"], r["value"], r["ratio"], r["verdict"]) for r in got["portfolio"]} == expected
+    verdicts = {r["key"]: r["verdict"] for r in got["portfolio"]}
+    if september_known:
+        assert (verdicts["Fair"], verdicts["Launch"], verdicts["Ads"]) == ("too_early", "keep", "stop")
+    else:
+        assert (verdicts["Fair"], verdicts["Ads"]) == ("stop", "stop")
+    # the fair's whole window (October and November): 15 000 of orders for 10 000 spent
+    fair = [(a, v) for m, c, a, v in CAMPAIGNS if c == "Fair"]
+    assert sum(v for _, v in fair) / sum(a for a, _ in fair) == 1.5
+
+
 def test_division_by_zero_never_reaches_json(fixture_dir):
     folder, _, _ = fixture_dir
     config = load(write_config(folder))

@@ -182,6 +182,80 @@ def test_a_value_unusual_every_year_at_this_time_is_seasonal(tmp_path, make_conf
         }
 
 
+# Last October (150) was no event against its own year (wide, around 100), so it is not a
+# season; the 11 months since are tight around 100: October 2026 is far above them
+WIDE = [60, 140, 70, 130, 80, 120, 90, 110, 100, 65, 135, 75]
+TIGHT = [100, 104, 98, 101, 97, 103, 100, 96, 105, 99, 102]
+UNUSUAL_VS_SEASON = {
+    "en_US": "amount is unusual this period: €170.00, above €150.00 in October 2025 and a usual €100.50.",
+    "fr_FR": "amount sort de l'ordinaire : 170,00 €, plus qu'en octobre 2025 (150,00 €) et que d'habitude "
+    "(100,50 €).",
+    "de_DE": "amount ist in dieser Periode ungewöhnlich: 170,00 €, höher als im Vorjahr (Oktober 2025: "
+    "150,00 €) und als üblich (100,50 €).",
+    "es_ES": "amount es inusual en este periodo: 170,00 €, por encima de 150,00 € en octubre de 2025 y de "
+    "un valor habitual de 100,50 €.",
+    "it_IT": "amount: valore insolito in questo periodo, 170,00 €, superiore a 150,00 € in ottobre 2025 e "
+    "al valore abituale di 100,50 €.",
+}
+
+
+@pytest.mark.parametrize("locale", list(UNUSUAL_VS_SEASON))
+def test_a_value_in_line_with_last_year_at_this_time_is_not_unusual(tmp_path, make_config, locale):
+    """A yearly event is unusual against the year's median only: held against the same period
+    last year by the same rule (the robust z with the same mad, centred on last year's value,
+    the same threshold), a value in line with it is not unusual at all, and one that is not
+    says both numbers: last year's and the usual one."""
+    from reporter.run.stages import describe
+
+    def run(october: float) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        values = {month(P, i - 24): float(WIDE[i]) for i in range(12)} | {month(P, -12): 150.0}
+        values |= {month(P, i - 11): float(TIGHT[i]) for i in range(11)} | {P: october}
+        rows = [(f"{m}-15", "A", v, 1.0, v) for m, v in values.items()]
+        write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+        config = make_config(yaml().replace("locale: en_US}", f"locale: {locale}}}"))
+        results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+        amounts = by_month(
+            [dict(zip(("date", "region", "amount"), r[:3], strict=False)) for r in rows], "amount"
+        )
+        return amounts, [i for i in results.insights if i.get("kpi") == "amount"]
+
+    # 155: 14.7 robust deviations above the 12 months before, 1.3 from last October
+    amounts, said = run(155.0)
+    history = [amounts[month(P, -i)] for i in range(12, 0, -1)]
+    m = statistics.median(history)
+    mad = statistics.median([abs(x - m) for x in history])
+    assert (m, mad) == (100.5, 2.5)
+    assert robust_z(155.0, history) >= 3.5
+    assert abs(robust_z(150.0, [amounts[month(P, -i)] for i in range(24, 12, -1)])) < 3.5  # no season
+    assert abs((155.0 - 150.0) / (1.4826 * mad)) < 3.5  # in line with last October
+    assert [i["type"] for i in said if i["type"] in ("unusual_change", "seasonal")] == []
+
+    # 170: 13.5 robust deviations from last October too: unusual, and the sentence says both
+    amounts, said = run(170.0)
+    season_z = (170.0 - 150.0) / (1.4826 * mad)
+    assert season_z >= 3.5
+    [found] = [i for i in said if i["type"] == "unusual_change"]
+    assert found["prior_year_value"] == 150.0
+    assert found["season_z"] == pytest.approx(season_z)
+    assert found["z"] == pytest.approx(robust_z(170.0, history))
+
+    def plain(t: str) -> str:
+        return t.replace("\u00a0", " ").replace("\u202f", " ")
+
+    assert plain(found["text"]) == plain(UNUSUAL_VS_SEASON[locale])
+    if locale != "en_US":
+        return
+    # under both, and between the two (far from each): the words follow the numbers
+    for october, words in ((40.0, "€40.00, below €150.00"), (125.0, "€125.00, against €150.00")):
+        _, said = run(october)
+        assert abs(robust_z(october, history)) >= 3.5
+        assert abs((october - 150.0) / (1.4826 * mad)) >= 3.5
+        [found] = [i for i in said if i["type"] == "unusual_change"]
+        assert found["text"] == (
+            f"amount is unusual this period: {words} in October 2025 and a usual €100.50."
+        ), found["text"]
+
+
 # ----------------------------------------------------------------------------- record
 
 
@@ -708,6 +782,85 @@ def test_one_new_key_of_a_labelled_breakdown_reads_naturally(tmp_path, make_conf
     plain = said["text"].replace("\u202f", " ")
     assert new.replace("\u202f", " ") in plain, said["text"]
     assert "valeur" not in plain
+
+
+# Fair and Expo ran in September, not in October, a year ago as now: they leave every year.
+# Pop was there last October (its absence now is news) and Promo a year before September was
+# not (no yearly pattern): both are gone
+LEAVING = {
+    month(P, -13): {"North": (100.0, 1.0), "Fair": (80.0, 1.0), "Expo": (30.0, 1.0)},
+    month(P, -12): {"North": (110.0, 1.0), "Pop": (20.0, 1.0)},
+    month(P, -1): {
+        "North": (300.0, 1.0),
+        "Fair": (90.0, 1.0),
+        "Expo": (40.0, 1.0),
+        "Pop": (25.0, 1.0),
+        "Promo": (15.0, 1.0),
+    },
+    P: {"North": (320.0, 1.0)},
+}
+
+
+@pytest.mark.parametrize(
+    ("locale", "several", "one"),
+    [
+        (
+            "en_US",
+            "amount −€150.00 on the previous period, from 2 entries off season, as in October 2025 "
+            "(−€130.00), 2 entries gone (−€40.00) and North (+€20.00).",
+            "Fair (−€90.00; off season, as in October 2025)",
+        ),
+        (
+            "fr_FR",
+            "amount : −150,00 € sur la période précédente, du fait de 2 entrées hors saison, comme en "
+            "octobre 2025 (−130,00 €), 2 entrées disparues (−40,00 €) et North (+20,00 €).",
+            "Fair (−90,00 € ; hors saison, comme en octobre 2025)",
+        ),
+    ],
+)
+def test_keys_that_leave_every_year_at_this_time_are_off_season_not_gone(
+    tmp_path, make_config, locale, several, one
+):
+    """On the previous period, a key there the previous period only, which was there one year
+    before it and absent one year before P (it left the same way last year: a trade fair in
+    September, never in October), is expected to be absent: ``off_season``, never "gone". A key
+    that was there a year ago (its absence is news), or without that yearly pattern, is gone."""
+    from reporter.run.stages import describe
+
+    def run(spec: dict[str, dict[str, tuple[float, float]]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        rows = _regions(spec)
+        write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+        config = make_config(yaml(breakdowns="  - {kpi: amount, by: region}").replace("en_US", locale))
+        results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+        [said] = [i for i in results.insights if i["type"] == "contributors" and i["vs"] == "previous"]
+        return said, [dict(zip(("date", "region", "amount"), r[:3], strict=False)) for r in rows]
+
+    said, rows = run(LEAVING)
+    now, before, year_ago, before_year_ago = (
+        _sums(rows, m, "amount") for m in (P, month(P, -1), month(P, -12), month(P, -13))
+    )
+    left = [k for k in before if k not in now]
+    seasonal = sorted(k for k in left if k not in year_ago and k in before_year_ago)
+    gone = sorted(k for k in left if k not in seasonal)
+    assert (seasonal, gone) == (["Expo", "Fair"], ["Pop", "Promo"])
+    change = sum(now.values()) - sum(before.values())
+    assert said["change"] == pytest.approx(change)
+    assert [(named(i), i["part"]) for i in said["items"]] == [
+        (("off_season", 2, None), pytest.approx(-sum(before[k] for k in seasonal))),
+        (("gone", 2, None), pytest.approx(-sum(before[k] for k in gone))),
+        ("North", pytest.approx(now["North"] - before["North"])),
+    ]
+
+    def plain(t: str) -> str:
+        return t.replace("\u00a0", " ").replace("\u202f", " ")
+
+    assert plain(said["text"]) == plain(several)
+    # one key alone is named
+    spec = {m: {k: v for k, v in regs.items() if k != "Expo"} for m, regs in LEAVING.items()}
+    said, _ = run(spec)
+    [alone] = [i for i in said["items"] if i.get("group") == "off_season"]
+    assert (alone["count"], alone["key"], alone["part"]) == (1, "Fair", -90.0)
+    assert plain(one) in plain(said["text"]), said["text"]
 
 
 def test_contributors_of_a_ratio_use_the_whole_denominator(tmp_path, make_config):

@@ -9,7 +9,10 @@ The six types and their exact numbers (docs/insights.md says the same with worke
 
 - ``unusual_change``: ``history`` = the KPI's non-null values in the 12 periods before P (6 at
   least); ``median`` m; ``mad`` = median(|x − m|); ``z`` = (value − m) / (1.4826 × mad); emitted
-  when |z| ≥ ``insights.z`` (3.5); never when mad is 0.
+  when |z| ≥ ``insights.z`` (3.5); never when mad is 0. When P − 1 year has a value (and the
+  value is not ``seasonal``), the same rule centred on it: ``season_z`` = (value −
+  ``prior_year_value``) / (1.4826 × mad); |season_z| < ``insights.z``: in line with its own
+  season, no insight (``against_season``).
 - ``contributors``: a breakdown's change vs the previous period and vs the prior year, split by
   key so that the parts add up to the change. A KPI that is one additive metric (sum or count):
   part_k = value_k(P) − value_k(base), a missing key counting 0. A KPI ``a / b`` (a additive):
@@ -18,7 +21,8 @@ The six types and their exact numbers (docs/insights.md says the same with worke
   the two periods only sum into group items, ``{group: "new"|"gone", count, part}`` (and
   ``key`` when the group holds one key), ranked with the others; on the previous period, keys
   absent from it but present one year before P are ``returning`` (with ``prior_year``), not
-  new. Other shapes: none.
+  new; keys in it only, there one year before it and absent one year before P, are
+  ``off_season`` (they left the same way last year), not gone. Other shapes: none.
 - ``record``: how many consecutive preceding periods with data (null periods skipped, 36 at
   most counted) are all strictly below the value (``high``) or all strictly above (``low``);
   emitted when that is ≥ ``insights.record_min_periods`` (12).
@@ -145,6 +149,20 @@ def unusual(value: float | None, history: Sequence[float], z_min: float) -> dict
     return {"value": value, "median": m, "mad": mad, "z": z}
 
 
+def against_season(found: dict[str, float], last: float | None, z_min: float) -> dict[str, float] | None:
+    """An unusual value (``found``, from ``unusual``) held against the same period one year
+    before, by the same rule: ``season_z`` = (value − last) / (1.4826 × mad), mad the spread of
+    the 12 periods before P. None when |season_z| < ``z_min``: the value is in line with its own
+    season (a trade fair every October), not unusual. Else ``found`` with ``prior_year_value``
+    and ``season_z``; ``found`` as it is when last year's value is not known."""
+    if last is None:
+        return found
+    season_z = (found["value"] - last) / (MAD_SCALE * found["mad"])
+    if abs(season_z) < z_min:
+        return None
+    return found | {"prior_year_value": last, "season_z": season_z}
+
+
 def record(value: float | None, before: Sequence[float | None], min_periods: int) -> dict[str, Any] | None:
     """``before``: the preceding periods' values, the nearest first."""
     if value is None:
@@ -170,6 +188,7 @@ def split_change(
     numerator: str,
     scale: tuple[float, float] = (1.0, 1.0),
     year_ago: Groups | None = None,
+    base_year_ago: Groups | None = None,
     *,
     ratio: bool = False,
 ) -> tuple[float, list[dict[str, Any]]]:
@@ -188,9 +207,15 @@ def split_change(
     itself; null for a ``ratio`` (a key's part of a rate is not a value of its own). Only a key
     absent from both is ``new``.
 
+    ``base_year_ago``: the keys one year before the base period (given with ``year_ago``). A key
+    in the base only that was there a year before the base and absent one year before P left
+    the same way last year (a trade fair held in October, not in November): it is expected to be
+    absent, not gone, and such keys sum into ``{group: "off_season", count, part}``. Only a key
+    without that yearly pattern is ``gone`` (a one-off campaign that ended, a weekly send).
+
     Returns the sum of the parts and every part, largest |part| first; they add up to the change."""
     parts: list[dict[str, Any]] = []
-    groups: dict[str, list[tuple[Any, float]]] = {"new": [], "returning": [], "gone": []}
+    groups: dict[str, list[tuple[Any, float]]] = {"new": [], "returning": [], "off_season": [], "gone": []}
     for key in sorted({*now, *base}, key=lambda k: (k is None, str(k))):
         a_now = (now.get(key) or {}).get(numerator) or 0.0
         a_base = (base.get(key) or {}).get(numerator) or 0.0
@@ -198,7 +223,13 @@ def split_change(
         if key not in base:
             groups["returning" if year_ago is not None and key in year_ago else "new"].append((key, part))
         elif key not in now:
-            groups["gone"].append((key, part))
+            seasonal = (
+                year_ago is not None
+                and base_year_ago is not None
+                and key not in year_ago
+                and key in base_year_ago
+            )
+            groups["off_season" if seasonal else "gone"].append((key, part))
         else:
             parts.append({"key": key, "part": part})
     for group, members in groups.items():
@@ -235,7 +266,10 @@ def kpi_insights(
             score = 3 * min(abs(found["z"]) / settings.z, 3.0)
             year_ago = season(kpi_by_period, name, period, found["z"], settings.z)
             if year_ago is None:
-                out.append({"type": "unusual_change", "kpi": name, **found, "score": score})
+                last = kpi_by_period.get(period.prior_year(), {}).get(name)
+                told = against_season(found, last, settings.z)
+                if told is not None:  # else in line with its own season: not unusual
+                    out.append({"type": "unusual_change", "kpi": name, **told, "score": score})
             else:
                 out.append(
                     {
@@ -323,7 +357,9 @@ def breakdown_insights(
             continue
         numerator, denominator = (single, None) if single else ratio  # type: ignore[misc]
         bases = (("previous", period.shift(-1)), ("prior_year", period.prior_year()))
-        by_period = grouped([numerator], bd.by, [period, *(p for _, p in bases)])
+        before_last_year = period.shift(-1).prior_year()  # did the keys gone leave last year too?
+        wanted = dict.fromkeys([period, *(p for _, p in bases), before_last_year])
+        by_period = grouped([numerator], bd.by, list(wanted))
         now = by_period[period]
         for vs, base_period in bases:
             if kpi_values.get(bd.kpi) is None or kpi_by_period[base_period].get(bd.kpi) is None:
@@ -336,8 +372,15 @@ def breakdown_insights(
                     continue  # the KPI has no value in one of the two periods
                 scale = (1.0 / b_now, 1.0 / b_base)
             year_ago = by_period[period.prior_year()] if vs == "previous" else None
+            base_year_ago = by_period[before_last_year] if vs == "previous" else None
             whole, parts = split_change(
-                now, by_period[base_period], numerator, scale, year_ago, ratio=denominator is not None
+                now,
+                by_period[base_period],
+                numerator,
+                scale,
+                year_ago,
+                base_year_ago,
+                ratio=denominator is not None,
             )
             if not parts:
                 continue

@@ -108,12 +108,31 @@ class _Words:
 
 
 def _unusual(w: _Words, i: dict[str, Any]) -> str:
+    """What is unusual, against the usual value (the median of the 12 periods before) and,
+    when known, the same period last year: a yearly event is judged against its own season
+    too, so the reader sees both ("108.8%, above 100.3% in October 2025 and a usual 97.8%")."""
     # the robust z-score stays in results.json: the sentence is for people who read "unusual"
-    return w._("%(kpi)s is unusual this period: %(value)s, against a usual %(median)s.") % {
-        "kpi": w.kpi(i["kpi"]),
-        "value": w.value(i["kpi"], i["value"]),
-        "median": w.value(i["kpi"], i["median"]),
-    }
+    kpi = i["kpi"]
+    words = {"kpi": w.kpi(kpi), "value": w.value(kpi, i["value"]), "median": w.value(kpi, i["median"])}
+    last = i.get("prior_year_value")
+    if last is None:
+        return w._("%(kpi)s is unusual this period: %(value)s, against a usual %(median)s.") % words
+    year_ago = Period.parse(w.results.period, w.results.grain).prior_year()  # type: ignore[arg-type]
+    words["when"] = w.fmt.period(year_ago.label, year_ago.start.isoformat(), year_ago.grain)
+    words["last"] = w.value(kpi, last)
+    if i["value"] > last and i["value"] > i["median"]:
+        template = w._(
+            "%(kpi)s is unusual this period: %(value)s, above %(last)s in %(when)s and a usual %(median)s."
+        )
+    elif i["value"] < last and i["value"] < i["median"]:
+        template = w._(
+            "%(kpi)s is unusual this period: %(value)s, below %(last)s in %(when)s and a usual %(median)s."
+        )
+    else:  # between the two
+        template = w._(
+            "%(kpi)s is unusual this period: %(value)s, against %(last)s in %(when)s and a usual %(median)s."
+        )
+    return template % words
 
 
 def _record(w: _Words, i: dict[str, Any]) -> str:
@@ -167,6 +186,8 @@ def _item(w: _Words, i: dict[str, Any], item: dict[str, Any]) -> str:
     group = item.get("group")
     if group == "returning":
         return _returning(w, i, item, words)
+    if group == "off_season":
+        return _off_season(w, item, words, i.get("breakdown", ""))
     noun = w.noun(i.get("breakdown", ""))
     if group is not None and noun is not None:
         return _group_named(w, item, words | {"noun": noun}, i.get("breakdown", ""))
@@ -213,6 +234,26 @@ def _returning(w: _Words, i: dict[str, Any], item: dict[str, Any], words: dict[s
         w.n_(
             "%(num)d entry also in %(when)s (%(part)s; %(last)s then)",
             "%(num)d entries also in %(when)s (%(part)s; %(last)s then)",
+            words["num"],
+        )
+        % words
+    )
+
+
+def _off_season(w: _Words, item: dict[str, Any], words: dict[str, Any], breakdown: str) -> str:
+    """Keys there the previous period, not in P, and absent one year before P too, after being
+    there the period before that (a trade fair in October, never in November): not gone, they
+    left as they do every year, and the sentence says so: "Paris Expo trade fair (−€27,150; off
+    season, as in November 2024)"."""
+    year_ago = Period.parse(w.results.period, w.results.grain).prior_year()  # type: ignore[arg-type]
+    words["when"] = w.fmt.period(year_ago.label, year_ago.start.isoformat(), year_ago.grain)
+    if item["count"] == 1:
+        words["key"] = w.key(item["key"], breakdown)
+        return w._("%(key)s (%(part)s; off season, as in %(when)s)") % words
+    return (
+        w.n_(
+            "%(num)d entry off season, as in %(when)s (%(part)s)",
+            "%(num)d entries off season, as in %(when)s (%(part)s)",
             words["num"],
         )
         % words
