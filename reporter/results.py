@@ -18,7 +18,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 # The words results.json uses; templates translate them, never print them.
 Status = Literal["on_track", "at_risk", "off_track", "no_data", "no_target"]
-Verdict = Literal["keep", "improve", "stop", "too_early", "review"]
+Verdict = Literal["keep", "improve", "stop", "review"]
 ActionState = Literal["open", "done", "dropped", "not_needed"]
 
 
@@ -297,9 +297,7 @@ class PortfolioRow(Checked):
     cost: float | None = doc("the cost metric on that key")
     value: float | None = doc("the value metric on that key")
     ratio: float | None = doc("value ÷ cost")
-    verdict: Verdict = doc(
-        "`keep`, `improve`, `stop`, `too_early` (its spend starts this period, below keep) or `review`"
-    )
+    verdict: Verdict = doc("`keep`, `improve`, `stop` or `review`")
 
 
 @dataclass

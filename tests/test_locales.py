@@ -36,17 +36,7 @@ PLURAL_FORMS = {
     "it": "nplurals=2; plural=(n != 1);",
 }
 # Codes of results.json and of the templates that a reader must never see.
-CODES = [
-    "off_track",
-    "on_track",
-    "at_risk",
-    "no_data",
-    "no_target",
-    "too_early",
-    "target_value",
-    "change_vs",
-    "_by_",
-]
+CODES = ["off_track", "on_track", "at_risk", "no_data", "no_target", "target_value", "change_vs", "_by_"]
 PLACEHOLDER = re.compile(r"%\((\w+)\)([sd])")
 NOW = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
 

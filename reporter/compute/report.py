@@ -249,7 +249,7 @@ def _compute_results(
         objectives=objectives,
         breakdowns=breakdowns,
         funnel=_funnel(config, metric_by_period[period]),
-        portfolio=_portfolio(con, config, infos, period, where, metric_by_period.get(period.shift(-1), {})),
+        portfolio=_portfolio(con, config, infos, period, where),
         quality=quality,
         grain=period.grain,
         generated_at=now.isoformat(timespec="seconds"),
@@ -664,34 +664,20 @@ def _portfolio(
     infos: Mapping[str, SourceInfo],
     period: Period,
     where: Mapping[str, str] | None,
-    previous: Values,
 ) -> list[PortfolioRow]:
-    """Each key's cost, value, ratio and verdict in P (docs/numbers.md). A key whose spend
-    starts in P (a cost in P, none in the period before, which the cost's source covers:
-    ``previous``, the whole metrics of that period, holds the cost) is ``too_early`` below
-    ``rules.keep``: a trade fair is paid the month it is held and its orders follow in the
-    months after, so one period's ratio cannot tell to stop it (nor what to improve)."""
     pf = config.portfolio
     if pf is None:
         return []
-    before = period.shift(-1)
-    grouped = grouped_metrics_at(
-        con, config, infos, [pf.cost, pf.value], pf.by, [period, before], where=where
-    )
-    groups, earlier = grouped[period], grouped[before]
-    known_before = previous.get(pf.cost) is not None  # the period before is within the cost's data
+    groups = grouped_metrics(con, config, infos, [pf.cost, pf.value], pf.by, period, where=where)
     rows: list[PortfolioRow] = []
     for key, values in groups.items():
         cost, value = values.get(pf.cost), values.get(pf.value)
         verdict: Verdict
         ratio = None if cost in (None, 0) or value is None else value / cost
-        starts = known_before and not (earlier.get(key) or {}).get(pf.cost)
         if ratio is None:
             verdict = "review"
         elif ratio >= pf.rules.keep:
             verdict = "keep"
-        elif starts:
-            verdict = "too_early"
         elif ratio >= pf.rules.improve:
             verdict = "improve"
         else:

@@ -593,10 +593,7 @@ class PortfolioRules(_Model):
     keep: float = Field(1.5, description="value / cost from which a row is kept.", examples=[1.5])
     improve: float = Field(
         0.8,
-        description=(
-            "value / cost from which a row is to improve (below: stop); at most keep. Below keep, a row "
-            "whose cost starts in the period (none the period before) is too early to judge."
-        ),
+        description="value / cost from which a row is to improve (below: stop); at most keep.",
         examples=[0.8],
     )
 
@@ -1098,11 +1095,7 @@ class Config(_Model):
         [], description="Ordered stages, each a metric; the report shows each step's conversion."
     )
     portfolio: Portfolio | None = Field(
-        None,
-        description=(
-            "Keep, improve or stop: value against cost per campaign (or any column); too early to judge "
-            "when its spend starts in the period."
-        ),
+        None, description="Keep, improve or stop: value against cost per campaign (or any column)."
     )
     quality: Quality = Field(Quality(), description="The gates checked before anything is sent.")
     delivery: Delivery = Field(Delivery(), description="Schedule, email, ledger and archive.")

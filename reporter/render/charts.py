@@ -27,7 +27,6 @@ PALETTE = {
     "improve": "#b26a00",
     "stop": "#b42318",
     "review": "#8a8f98",
-    "too_early": "#1f4e8c",
     "ink": "#1d2433",
     "muted": "#8a8f98",
     "grid": "#d9dde3",
