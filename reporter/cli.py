@@ -856,7 +856,7 @@ def stages(config: Any) -> int:
     email = config.delivery.email
     if email is None:
         return 3
-    from reporter.delivery.send import recipients_of
+    from reporter.delivery.addresses import recipients_of
 
     burst = len(email.recipients)
     return 3 + len(recipients_of(config)) + (1 + burst if burst else 0)
@@ -881,7 +881,7 @@ def _preview(args: argparse.Namespace) -> int:
 
 def _check_recipients(configs: Sequence[object], wanted: list[str]) -> None:
     from reporter.config.model import Config
-    from reporter.delivery.send import recipients_of
+    from reporter.delivery.addresses import recipients_of
 
     known: set[str] = set()
     for config in configs:

@@ -241,7 +241,15 @@ STARTS = textwrap.dedent(
     def fork():
         forked_at["at_fork"] = sorted(sys.modules)
         raise SystemExit(0)  # far enough: what the run had imported when it forked its server
-    if sys.argv[1] == "run":
+    if sys.argv[1] == "handover":  # what the run had imported when it handed its job over
+        real_hand = forked._hand_to_server
+        def hand(job):
+            forked_at["at_fork"] = sorted(sys.modules)
+            return real_hand(job)
+        forked._hand_to_server = hand
+        cli.main(["run", sys.argv[2], "--period", "2026-10", "--no-send", "--output", sys.argv[3]])
+        print(json.dumps(forked_at["at_fork"]))
+    elif sys.argv[1] == "run":
         os.fork = fork
         try:
             cli.main(["run", sys.argv[2], "--period", "2026-10", "--no-send", "--output", sys.argv[3]])
@@ -263,7 +271,8 @@ def test_the_run_forks_its_server_before_the_heavy_imports_and_the_server_import
     configuration's checks (0.2 s that the server would otherwise wait for), and the server
     imports the renderer and the printer only: the run renders the HTML, the server prints it
     (the configuration's model, Jinja and Babel were 0.2 s of its imports, the compute stage
-    0.4 s when ``reporter.run.stages`` imported it at its top)."""
+    0.4 s when ``reporter.run.stages`` imported it at its top). The run imports the mailer
+    (SMTP, TLS) after the hand-over, while the server prints."""
 
     def modules(*argv: str) -> set[str]:
         done = subprocess.run(
@@ -275,6 +284,9 @@ def test_the_run_forks_its_server_before_the_heavy_imports_and_the_server_import
     at_fork = modules("run", str(demo_copy), str(tmp_path / "out"))
     assert "reporter.cli" in at_fork
     assert not {"pydantic", "duckdb", "reporter.config.model", "reporter.config.checks"} & at_fork
+    handed = modules("handover", str(demo_copy), str(tmp_path / "out2"))
+    assert {"duckdb", "jinja2", "reporter.render.html"} <= handed
+    assert not {"smtplib", "ssl", "reporter.delivery.send", "reporter.delivery.mailer"} & handed  # to send
     server = modules("server")
     assert {"weasyprint", "reporter.run.printer", "reporter.delivery.archive"} <= server
     assert (

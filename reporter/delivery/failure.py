@@ -41,8 +41,8 @@ def targets(config: Config, only: list[str] | None = None) -> list[str]:
     """Every recipient a run of ``config`` delivers to, lower-cased, each once, in the order the
     run goes: the e-mail's ``to`` and ``cc``, the burst's recipients, the chat channels
     (``only``: a run restricted to these)."""
+    from reporter.delivery.addresses import recipients_of
     from reporter.delivery.chat import chat_keys
-    from reporter.delivery.send import recipients_of
 
     email_cfg = config.delivery.email
     found: list[str] = []

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from reporter.config.labels import Labels
 from reporter.config.model import Config
+from reporter.delivery.addresses import recipients_of as recipients_of  # re-exported
 from reporter.delivery.mailer import Mailer, SendResult, add_unsubscribe
 from reporter.delivery.once import DeliveryOutcome, ExactlyOnce, Key, version_for
 from reporter.delivery.once import ledger_trouble as ledger_trouble  # re-exported
@@ -39,15 +40,6 @@ def resolve_hint(config: Config, period: str, recipient: str) -> str:
         f"check {recipient}'s mailbox, then run '{config.command('resolve', period, recipient, '--sent')}' "
         "if it arrived, or '--resend' if it did not"
     )
-
-
-def recipients_of(config: Config) -> list[str]:
-    """The plain addresses of ``to`` and ``cc``, each once, in order."""
-    assert config.delivery.email is not None
-    seen: dict[str, None] = {}
-    for text in [*config.delivery.email.to, *config.delivery.email.cc]:
-        seen.setdefault(email.utils.parseaddr(text)[1].lower(), None)
-    return list(seen)
 
 
 @dataclass
