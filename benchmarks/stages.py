@@ -96,7 +96,9 @@ def once(tree: Path, folder: Path) -> list[tuple[str, float, float]]:
     # With the tree's bytecode, as an installed reporter has it: under PYTHONDONTWRITEBYTECODE a
     # source tree's modules would be compiled again in every process (WeasyPrint's never are).
     compileall.compile_dir(tree / "reporter", quiet=1)
-    env = dict(os.environ, PYTHONPATH=str(tree))
+    # Every stage in this one process (the render's too: REPORTER_RENDER_CHILD=0), so that each
+    # is timed; a real run prints the PDF in a child process while it builds the e-mail.
+    env = dict(os.environ, PYTHONPATH=str(tree), REPORTER_RENDER_CHILD="0")
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     done = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=folder, env=env, capture_output=True, text=True, check=False
