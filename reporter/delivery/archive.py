@@ -787,14 +787,27 @@ def verify_archive(
 def _chain_records(
     archive: Path, ledger: Ledger | None, first: str | None, report: str | None
 ) -> dict[int, dict[str, Any]]:
-    """The ledger's records of the archive's chain, found by its first line, else (line 1
-    changed, or the manifest gone) by the chain that holds its reports; none without a ledger."""
+    """The ledger's records of the archive's chain (``ledger_chain``); none without a ledger."""
     if ledger is None:
         return {}
+    chain = ledger_chain(archive, ledger, first, report)
+    return ledger.manifest_records(chain) if chain is not None else {}
+
+
+def ledger_chain(archive: Path, ledger: Ledger, first: str | None, report: str | None = None) -> str | None:
+    """How ``ledger`` knows the archive whose manifest's first line has the SHA-256 ``first``:
+    by that line, else (line 1 changed, or the manifest gone) by the chain that holds its
+    reports (``report``, or the archive's report folders); None when it knows neither. What
+    ``verify`` checks the lines against, and what ``audit`` takes as the archive's own ledger."""
     chain = ledger.chain_of(first) if first else None
     if chain is None:
         chain = ledger.chain_of_reports([report] if report else _reports_in(archive))
-    return ledger.manifest_records(chain) if chain is not None else {}
+    return chain
+
+
+def first_line(archive: Path) -> str | None:
+    """The SHA-256 of the archive's first manifest line (its identity in a ledger), if it has one."""
+    return _first_line(archive / MANIFEST)
 
 
 def _purged_in(manifest: Path) -> set[str]:

@@ -1,0 +1,139 @@
+# ruff: noqa: E501  (the expected messages are long lines, kept whole to be read as printed)
+"""`reporter audit` on an archive that is not intact: it checks the archive as `reporter verify`
+does (the same code) before it lists anything, says so first and loud, still lists what the
+ledger recorded, and exits 1, as verify does.
+
+The archive is the demo's, delivered by real runs (tests/test_archive.py's ``demo_archive``:
+2026-10 v1, 2026-10 v2 forced, 2026-09 v1, each PDF then its e-mail in the manifest), copied
+with its ledger and then tampered with."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reporter.cli import main
+from reporter.delivery.archive import MANIFEST
+from tests.test_archive import copy_archive, demo_archive  # noqa: F401  (the fixture)
+
+PDF_10_V1 = "marketing-monthly/2026-10/marketing-monthly_2026-10_v1.pdf"
+EML_10_V1 = (
+    "marketing-monthly/2026-10/messages/marketing-monthly_2026-10_v1_direction@hexagone-conseil.fr.eml"
+)
+EML_10_V2 = (
+    "marketing-monthly/2026-10/messages/marketing-monthly_2026-10_v2_direction@hexagone-conseil.fr.eml"
+)
+PDF_10_V2 = "marketing-monthly/2026-10/marketing-monthly_2026-10_v2.pdf"
+
+
+def loud(archive: Path, count: int) -> str:
+    """The first line audit prints on an archive that is not intact."""
+    return (
+        f"{archive}: NOT intact — {count} problem(s), as 'reporter verify' finds them; the deliveries "
+        "below are the ledger's record, but the archived files and SHA-256 they name may not be what "
+        "was sent"
+    )
+
+
+@pytest.fixture
+def copied(demo_archive, tmp_path):  # noqa: F811
+    """A copy of the demo's archive with its ledger beside it, as `reporter run` leaves them."""
+    archive = copy_archive(demo_archive[1] / "archive", tmp_path / "archive")
+    shutil.copy(demo_archive[1] / "ledger.sqlite", tmp_path / "ledger.sqlite")
+    return archive
+
+
+def _lines(archive: Path) -> list[dict[str, object]]:
+    return [json.loads(x) for x in (archive / MANIFEST).read_text().splitlines()]
+
+
+def _write(archive: Path, entries: list[dict[str, object]]) -> None:
+    text = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries)
+    (archive / MANIFEST).write_text(text, encoding="utf-8")
+
+
+def _tamper(archive: Path, how: str) -> None:
+    entries = _lines(archive)
+    if how == "pdf-bytes":
+        path = archive / PDF_10_V1
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    elif how == "line-edited":  # v2's reason rewritten
+        entries[2]["reason"] = "nothing to see"
+        _write(archive, entries)
+    elif how == "first-line-edited":  # line 1, which names the archive in its ledger
+        entries[0]["reason"] = "nothing to see"
+        _write(archive, entries)
+    elif how == "line-deleted":  # v1's e-mail, line 2
+        del entries[1]
+        _write(archive, entries)
+
+
+EXPECTED = {
+    "pdf-bytes": [f"{PDF_10_V1}: altered (SHA-256 differs from manifest line 1)"],
+    "line-edited": [
+        f"{MANIFEST}:3: differs from the line the ledger recorded when it was written (changed)",
+        f"{MANIFEST}:4: hash chain broken at {EML_10_V2} (a line before it was edited, removed or reordered)",
+    ],
+    "first-line-edited": [
+        f"{MANIFEST}:1: differs from the line the ledger recorded when it was written (changed)",
+        f"{MANIFEST}:2: hash chain broken at {EML_10_V1} (a line before it was edited, removed or reordered)",
+    ],
+    "line-deleted": [
+        f"{MANIFEST}:2: differs from the line the ledger recorded when it was written (changed)",
+        f"{MANIFEST}:2: hash chain broken at {PDF_10_V2} (a line before it was edited, removed or reordered)",
+        f"{MANIFEST}:3: differs from the line the ledger recorded when it was written (changed)",
+        f"{MANIFEST}:4: differs from the line the ledger recorded when it was written (changed)",
+        f"{MANIFEST}:5: differs from the line the ledger recorded when it was written (changed)",
+        f"{MANIFEST}:6: missing: the ledger recorded marketing-monthly/2026-09/messages/marketing-monthly_2026-09_v1_direction@hexagone-conseil.fr.eml on this line (the manifest was truncated)",
+        f"{EML_10_V1}: extra (not in the manifest)",
+    ],
+}
+
+
+@pytest.mark.parametrize("how", list(EXPECTED))
+def test_audit_of_a_tampered_archive_says_so_first_lists_the_rows_and_exits_1(
+    copied, how, capsys, monkeypatch
+):
+    monkeypatch.delenv("REPORTER_ARCHIVE_KEY", raising=False)
+    assert main(["audit", str(copied), "--format", "json"]) == 0
+    intact = capsys.readouterr()
+    assert intact.err == ""
+    _tamper(copied, how)
+    assert main(["verify", str(copied)]) == 1
+    verified = capsys.readouterr().err.splitlines()
+    problems = [f"{copied}/{p}" for p in EXPECTED[how]]
+    assert verified == [*problems, f"{len(problems)} problem(s): the archive is NOT intact."]
+    assert main(["audit", str(copied), "--format", "json"]) == 1
+    audited = capsys.readouterr()
+    assert audited.err.splitlines() == [
+        loud(copied, len(problems)),
+        *problems,  # verify's own words, from verify's own check
+        f"{len(problems)} problem(s): the archive is NOT intact.",
+    ]
+    rows = json.loads(audited.out)  # still every delivery the ledger recorded, as valid JSON
+    assert [(r["period"], r["version"], r["recipient"]) for r in rows] == [
+        (r["period"], r["version"], r["recipient"]) for r in json.loads(intact.out)
+    ]
+
+
+def test_audit_checks_the_scope_it_lists_as_verify_does(copied, capsys, monkeypatch):
+    """--period 2026-09: the altered October PDF is outside it (verify --period 2026-09 says the
+    same); an edited line is found whatever the period, the chain being checked whole."""
+    monkeypatch.delenv("REPORTER_ARCHIVE_KEY", raising=False)
+    _tamper(copied, "pdf-bytes")
+    assert main(["audit", str(copied), "--period", "2026-09"]) == 0
+    assert main(["verify", str(copied), "--period", "2026-09"]) == 0
+    assert main(["audit", str(copied), "--period", "2026-10"]) == 1
+    capsys.readouterr()
+    _tamper(copied, "line-edited")
+    assert main(["audit", str(copied), "--period", "2026-09", "--format", "csv"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        loud(copied, 2),
+        *(f"{copied}/{p}" for p in EXPECTED["line-edited"]),
+        "2 problem(s): the archive is NOT intact.",
+    ]
