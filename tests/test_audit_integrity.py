@@ -1,7 +1,8 @@
 # ruff: noqa: E501  (the expected messages are long lines, kept whole to be read as printed)
-"""`reporter audit` on an archive that is not intact: it checks the archive as `reporter verify`
-does (the same code) before it lists anything, says so first and loud, still lists what the
-ledger recorded, and exits 1, as verify does.
+"""The auditor's commands on an archive that is not intact. `reporter audit` checks the archive as
+`reporter verify` does (the same code) before it lists anything, says so first and loud, still
+lists what the ledger recorded, and exits 1, as verify does; verify names what differs (a line
+whose size was edited is not an altered file).
 
 The archive is the demo's, delivered by real runs (tests/test_archive.py's ``demo_archive``:
 2026-10 v1, 2026-10 v2 forced, 2026-09 v1, each PDF then its e-mail in the manifest), copied
@@ -136,4 +137,48 @@ def test_audit_checks_the_scope_it_lists_as_verify_does(copied, capsys, monkeypa
         loud(copied, 2),
         *(f"{copied}/{p}" for p in EXPECTED["line-edited"]),
         "2 problem(s): the archive is NOT intact.",
+    ]
+
+
+def _edited_size(rel: str, number: int, recorded: int, actual: int) -> str:
+    return (
+        f"{rel}: the file is intact, manifest line {number} was edited: the line records a size of "
+        f"{recorded:,} bytes, the file has {actual:,} bytes and the SHA-256 the line records (an edited "
+        "line no longer hashes to what the next line and the ledger recorded, nor matches its HMAC)"
+    )
+
+
+def test_a_size_edited_in_a_manifest_line_is_named_as_an_edited_line_not_an_altered_file(copied, capsys):
+    """Only the ``size`` field of a line changed: the file is the one the line's SHA-256 names,
+    so verify says the line was edited and what it records against what the file has; the
+    chain and the ledger name the edited line too. On the last line, without the ledger, that
+    message is the only sign."""
+    entries = _lines(copied)
+    actual = int(str(entries[0]["size"]))
+    entries[0]["size"] = actual + 1
+    _write(copied, entries)
+    assert main(["verify", str(copied)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{copied}/{MANIFEST}:1: differs from the line the ledger recorded when it was written (changed)",
+        f"{copied}/{_edited_size(PDF_10_V1, 1, actual + 1, actual)}",
+        f"{copied}/{MANIFEST}:2: hash chain broken at {EML_10_V1} (a line before it was edited, removed or reordered)",
+        "3 problem(s): the archive is NOT intact.",
+    ]
+    entries[0]["size"] = actual  # line 1 as written; now the last line, an e-mail's
+    last = str(entries[-1]["path"])
+    eml = int(str(entries[-1]["size"]))
+    entries[-1]["size"] = eml - 7
+    _write(copied, entries)
+    assert main(["verify", str(copied), "--no-ledger"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{copied}/{_edited_size(last, 6, eml - 7, eml)}",
+        "1 problem(s): the archive is NOT intact.",
+    ]
+    # a file whose bytes and size both changed is altered, as before
+    _write(copied, _lines(copied)[:-1] + [{**entries[-1], "size": eml}])
+    (copied / last).write_bytes((copied / last).read_bytes()[:-7])
+    assert main(["verify", str(copied), "--no-ledger"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{copied}/{last}: altered (SHA-256 differs from manifest line 6)",
+        "1 problem(s): the archive is NOT intact.",
     ]

@@ -1193,8 +1193,9 @@ def _message_problems(archive: Path, number: int, entry: dict[str, Any]) -> list
 
 
 def _read_listed(path: Path, rel: str, number: int, entry: dict[str, Any]) -> tuple[bytes | None, str]:
-    """The bytes of a listed PDF, or None and why: its size (before it is read) or its SHA-256
-    differ from the line's, it is larger than MAX_PDF, it became something else meanwhile."""
+    """The bytes of a listed PDF, or None and why: its SHA-256 differs from the line's (altered),
+    only its size does (the line was edited, the file is intact), it is larger than MAX_PDF (its
+    size differing from the line's: altered, unread), it became something else meanwhile."""
     odd = _not_regular(path)
     if odd is not None:
         return None, f"{rel}: {odd}, not a regular file: not opened (listed on manifest line {number})"
@@ -1205,17 +1206,24 @@ def _read_listed(path: Path, rel: str, number: int, entry: dict[str, Any]) -> tu
         return None, f"{rel}: missing (listed on manifest line {number}){note}"
     altered = f"{rel}: altered (SHA-256 differs from manifest line {number})"
     size = path.stat().st_size
-    if size != entry["size"]:
-        return None, altered
     if size > MAX_PDF:
+        if size != entry["size"]:
+            return None, altered
         return None, f"{rel}: larger than {_size(MAX_PDF)}: not read (listed on manifest line {number})"
     try:
         with _open_regular(path) as handle:
             data = handle.read(MAX_PDF + 1)
     except OSError as exc:  # replaced since by something else
         return None, f"{rel}: cannot be read ({exc.strerror or exc})"
-    if sha256(data) != entry["sha256"] or len(data) != entry["size"]:
+    if sha256(data) != entry["sha256"]:
         return None, altered
+    if len(data) != entry["size"]:  # the bytes the line names, so the line's size was changed
+        return None, (
+            f"{rel}: the file is intact, manifest line {number} was edited: the line records a size "
+            f"of {entry['size']:,} bytes, the file has {len(data):,} bytes and the SHA-256 the line "
+            "records (an edited line no longer hashes to what the next line and the ledger recorded, "
+            "nor matches its HMAC)"
+        )
     return data, ""
 
 
