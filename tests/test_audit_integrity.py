@@ -175,7 +175,7 @@ def test_a_size_edited_in_a_manifest_line_is_named_as_an_edited_line_not_an_alte
         "1 problem(s): the archive is NOT intact.",
     ]
     # a file whose bytes and size both changed is altered, as before
-    _write(copied, _lines(copied)[:-1] + [{**entries[-1], "size": eml}])
+    _write(copied, [*_lines(copied)[:-1], {**entries[-1], "size": eml}])
     (copied / last).write_bytes((copied / last).read_bytes()[:-7])
     assert main(["verify", str(copied), "--no-ledger"]) == 1
     assert capsys.readouterr().err.splitlines() == [
