@@ -955,15 +955,12 @@ def _audit(args: argparse.Namespace) -> int:
             rows = audit_rows(
                 args.archive, ledger, report=args.report, period=args.period, recipient=args.recipient
             )
-        if problems:  # said first, and loud: a script reading the rows must not take them as proof
-            print(
-                f"{args.archive}: NOT intact — {len(problems)} problem(s), as 'reporter verify' finds them; "
-                "the deliveries below are the ledger's record, but the archived files and SHA-256 they "
-                "name may not be what was sent",
-                file=sys.stderr,
-            )
-            for problem in problems:
-                print(problem, file=sys.stderr)
+        _not_intact(
+            args.archive,
+            problems,
+            "the deliveries below are the ledger's record, but the archived files and SHA-256 they name "
+            "may not be what was sent",
+        )
         sys.stdout.write(render(rows, args.format))
         if problems:
             sys.stdout.flush()
@@ -981,12 +978,38 @@ def _audit(args: argparse.Namespace) -> int:
     data = message_bytes(
         args.archive, report=args.report, period=args.period, version=args.version, recipient=args.recipient
     )
+    # the file matches its line; the line must be the one written (chain, ledger, HMAC)
+    url = _ledger_url(args.ledger) if args.ledger else _archive_ledger(args.archive)
+    with Ledger(url) as ledger:
+        _same_chain(args.archive, ledger)
+        problems = _integrity(args.archive, ledger, report=args.report, period=args.period)
+    if problems:
+        _not_intact(
+            args.archive,
+            problems,
+            f"{args.write} not written: what its manifest line says cannot be taken as what was sent",
+        )
+        print(f"{len(problems)} problem(s): the archive is NOT intact.", file=sys.stderr)
+        return 1
     write_atomic(args.write, data)
     print(
         f"{args.write}: the message {args.recipient} received for {args.period} v{args.version} "
         f"({len(data):,} bytes, SHA-256 {sha256(data)}), as archived"
     )
     return 0
+
+
+def _not_intact(archive: Path, problems: list[str], consequence: str) -> None:
+    """``audit``'s first lines on an archive that is not intact: said loud, then each problem in
+    verify's words (nothing when ``problems`` is empty)."""
+    if not problems:
+        return
+    print(
+        f"{archive}: NOT intact — {len(problems)} problem(s), as 'reporter verify' finds them; {consequence}",
+        file=sys.stderr,
+    )
+    for problem in problems:
+        print(problem, file=sys.stderr)
 
 
 def _same_chain(archive: Path, ledger: Any) -> None:

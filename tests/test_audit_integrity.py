@@ -140,6 +140,38 @@ def test_audit_checks_the_scope_it_lists_as_verify_does(copied, capsys, monkeypa
     ]
 
 
+def test_audit_write_refuses_a_message_whose_line_was_rewritten_to_match_it(
+    copied, tmp_path, capsys, monkeypatch
+):
+    """v1's e-mail altered and its manifest line rewritten with the altered bytes' SHA-256 and
+    size: the file matches its line, but the line is not the one written (the ledger and the
+    chain say so). --write gave the forged bytes back 'as archived', exit 0; now it writes
+    nothing, says why first, and exits 1."""
+    import hashlib
+
+    monkeypatch.delenv("REPORTER_ARCHIVE_KEY", raising=False)
+    args = ["--period", "2026-10", "--version", "1", "--recipient", "direction@hexagone-conseil.fr"]
+    good = tmp_path / "good.eml"
+    assert main(["audit", str(copied), *args, "--write", str(good)]) == 0
+    capsys.readouterr()
+    entries = _lines(copied)
+    forged = (copied / EML_10_V1).read_bytes().replace(b"Subject:", b"Subject: FORGED", 1)
+    (copied / EML_10_V1).write_bytes(forged)
+    entries[1].update(sha256=hashlib.sha256(forged).hexdigest(), size=len(forged))
+    _write(copied, entries)
+    out = tmp_path / "v1.eml"
+    assert main(["audit", str(copied), *args, "--write", str(out)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{copied}: NOT intact — 2 problem(s), as 'reporter verify' finds them; {out} not written: what "
+        "its manifest line says cannot be taken as what was sent",
+        f"{copied}/{MANIFEST}:2: differs from the line the ledger recorded when it was written (changed)",
+        f"{copied}/{MANIFEST}:3: hash chain broken at {PDF_10_V2} (a line before it was edited, removed or reordered)",
+        "2 problem(s): the archive is NOT intact.",
+    ]
+    assert not out.exists()
+    assert b"FORGED" not in good.read_bytes()
+
+
 def _edited_size(rel: str, number: int, recorded: int, actual: int) -> str:
     return (
         f"{rel}: the file is intact, manifest line {number} was edited: the line records a size of "
