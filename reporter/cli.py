@@ -300,7 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = _command(
-        sub, "audit", "who received which version, when and why: one row per delivery, from the ledger"
+        sub,
+        "audit",
+        "who received which version, when and why: one row per delivery, from the ledger, after "
+        "checking the archive as verify does (exit 1 when it is not intact)",
     )
     p.add_argument("archive", type=Path, metavar="ARCHIVE_DIR", help="delivery.archive.dir")
     p.add_argument("--report", help="only this report id")
@@ -948,10 +951,21 @@ def _audit(args: argparse.Namespace) -> int:
         url = _ledger_url(args.ledger) if args.ledger else _archive_ledger(args.archive)
         with Ledger(url) as ledger:
             _same_chain(args.archive, ledger)
+            problems = _integrity(args.archive, ledger, report=args.report, period=args.period)
             rows = audit_rows(
                 args.archive, ledger, report=args.report, period=args.period, recipient=args.recipient
             )
+        _not_intact(
+            args.archive,
+            problems,
+            "the deliveries below are the ledger's record, but the archived files and SHA-256 they name "
+            "may not be what was sent",
+        )
         sys.stdout.write(render(rows, args.format))
+        if problems:
+            sys.stdout.flush()
+            print(f"{len(problems)} problem(s): the archive is NOT intact.", file=sys.stderr)
+            return 1
         return 0
     named = (
         ("--period P", args.period),
@@ -964,6 +978,19 @@ def _audit(args: argparse.Namespace) -> int:
     data = message_bytes(
         args.archive, report=args.report, period=args.period, version=args.version, recipient=args.recipient
     )
+    # the file matches its line; the line must be the one written (chain, ledger, HMAC)
+    url = _ledger_url(args.ledger) if args.ledger else _archive_ledger(args.archive)
+    with Ledger(url) as ledger:
+        _same_chain(args.archive, ledger)
+        problems = _integrity(args.archive, ledger, report=args.report, period=args.period)
+    if problems:
+        _not_intact(
+            args.archive,
+            problems,
+            f"{args.write} not written: what its manifest line says cannot be taken as what was sent",
+        )
+        print(f"{len(problems)} problem(s): the archive is NOT intact.", file=sys.stderr)
+        return 1
     write_atomic(args.write, data)
     print(
         f"{args.write}: the message {args.recipient} received for {args.period} v{args.version} "
@@ -972,25 +999,50 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _same_chain(archive: Path, ledger: Any) -> None:
-    """``audit`` lists the deliveries of the ledger that recorded this archive, no other's."""
-    from reporter.delivery.archive import ForeignArchive, chain_key, read_lines
+def _not_intact(archive: Path, problems: list[str], consequence: str) -> None:
+    """``audit``'s first lines on an archive that is not intact: said loud, then each problem in
+    verify's words (nothing when ``problems`` is empty)."""
+    if not problems:
+        return
+    print(
+        f"{archive}: NOT intact — {len(problems)} problem(s), as 'reporter verify' finds them; {consequence}",
+        file=sys.stderr,
+    )
+    for problem in problems:
+        print(problem, file=sys.stderr)
 
-    try:
-        chain_key(ledger, read_lines(archive))
-    except ForeignArchive as exc:
+
+def _same_chain(archive: Path, ledger: Any) -> None:
+    """``audit`` lists the deliveries of the ledger that recorded this archive, no other's: the
+    ledger must know the archive as ``verify`` finds it (by its first line, or, that line
+    changed, by its reports: then ``_integrity`` says the line changed)."""
+    from reporter.delivery.archive import first_line, ledger_chain
+
+    first = first_line(archive)
+    if first is not None and ledger_chain(archive, ledger, first) is None:
         raise UsageError(
-            f"{archive}: {exc}: its deliveries are not this archive's; pass the archive's own ledger "
-            "with --ledger"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            f"{archive}: its manifest cannot be read ({exc}); run 'reporter verify {archive}'"
-        ) from None
+            f"{archive}: the ledger has no record of this archive's hash chain (its first line, "
+            f"SHA-256 {first[:16]}…): it was written with another ledger: its deliveries are not this "
+            "archive's; pass the archive's own ledger with --ledger"
+        )
+
+
+def _integrity(
+    archive: Path, ledger: Any, *, report: str | None = None, period: str | None = None
+) -> list[str]:
+    """What ``verify`` finds wrong with the archive (its files of ``report`` and ``period``, the
+    whole chain, each line against ``ledger`` and, with REPORTER_ARCHIVE_KEY, its HMAC), each
+    problem as printed: the archive's path first. Empty: intact."""
+    from reporter.delivery.archive import verify_archive
+    from reporter.delivery.archiving import KEY_ENV
+
+    key = os.environ.get(KEY_ENV) or None
+    found = verify_archive(archive, report=report, period=period, ledger=ledger, key=key)
+    return [f"{archive}/{problem}" for problem in found]
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from reporter.delivery.archive import manifest_summary, verify_archive
+    from reporter.delivery.archive import manifest_summary
     from reporter.delivery.archiving import KEY_ENV
     from reporter.delivery.ledger import Ledger
 
@@ -1004,11 +1056,9 @@ def _verify(args: argparse.Namespace) -> int:
     key = os.environ.get(KEY_ENV) or None
     with contextlib.ExitStack() as stack:
         ledger = stack.enter_context(Ledger(url)) if url else None
-        problems = verify_archive(
-            args.archive, report=args.report, period=args.period, ledger=ledger, key=key
-        )
+        problems = _integrity(args.archive, ledger, report=args.report, period=args.period)
     for problem in problems:
-        print(f"{args.archive}/{problem}", file=sys.stderr)
+        print(problem, file=sys.stderr)
     if problems:
         print(f"{len(problems)} problem(s): the archive is NOT intact.", file=sys.stderr)
         return 1

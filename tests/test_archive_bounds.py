@@ -131,45 +131,101 @@ def cli(args: list[str], cwd: Path, timeout: float = 600) -> Done:
 # --- the manifest, line by line -----------------------------------------------------------
 
 
-def test_a_huge_line_in_the_manifest_is_refused_fast_in_bounded_memory(work):
-    """A manifest rewritten with a 150 MB line (valid JSON): verify names the line, reads on,
-    and stays well under 300 MB (reading it whole took ~4 times its size)."""
+REFUSED = "refused, nothing in this archive was checked; compare it with its backup"
+# verify and audit (with the archive's ledger) read the manifest through one function
+BOTH = [["verify", "archive", "--no-ledger"], ["audit", "archive", "--ledger", "out/ledger.sqlite"]]
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_a_huge_line_in_the_manifest_is_refused_fast_in_bounded_memory_by_verify_and_audit(work, where):
+    """A manifest given a 50 MB line (valid JSON), first or last: verify and audit refuse it the
+    same way, one line and exit 2, in well under 300 MB (audit read it whole, ~4 times its size,
+    and listed the deliveries; verify named the line and read on)."""
     manifest = work / "archive" / MANIFEST
     good = manifest.read_bytes()
     with manifest.open("wb") as handle:
+        if where == "last":
+            handle.write(good)
         handle.write(b'{"path": "')
-        for _ in range(150):
+        for _ in range(50):
             handle.write(b"a" * MiB)
-        handle.write(b'"}\n' + good)
-    done = cli(["verify", "archive", "--no-ledger"], work)
-    assert done.err == [
-        "archive/manifest.jsonl:1: longer than 65,536 bytes: not a manifest line (not read)",
-        f"archive/manifest.jsonl:2: hash chain broken at {PDF} (a line before it was edited, removed or reordered)",
-        "2 problem(s): the archive is NOT intact.",
-    ]
-    assert done.code == 1
-    assert done.rss < RSS_LIMIT_MB, f"peak RSS {done.rss:.0f} MB"
-    assert done.took < 120  # generous: the machine may be busy
+        handle.write(b'"}\n')
+        if where == "first":
+            handle.write(good)
+    number = 1 if where == "first" else len(good.splitlines()) + 1
+    for args in BOTH:
+        done = cli(args, work)
+        assert (done.code, done.err) == (
+            2,
+            [
+                f"reporter: error: archive/manifest.jsonl:{number}: longer than 65,536 bytes, which no line "
+                f"reporter writes is (about 1 KiB each): {REFUSED}"
+            ],
+        ), args
+        assert done.rss < RSS_LIMIT_MB, f"{args[0]}: peak RSS {done.rss:.0f} MB"
+        assert done.took < 120  # generous: the machine may be busy
 
 
-def test_the_manifest_is_read_within_its_line_and_size_bounds(work, monkeypatch, capsys):
-    """Past MAX_MANIFEST_LINES lines or MAX_MANIFEST_BYTES, verify stops and says so (the bounds
-    made small here: the real ones are 1,000,000 lines and 1 GiB)."""
+def test_a_manifest_of_more_than_a_million_lines_is_refused_by_verify_and_audit(work):
+    """The archive's own lines, then a million more: past 1,000,000 lines both refuse it, one
+    line and exit 2, before any file is checked or any delivery listed (verify printed two
+    million problems and took ~450 MB; audit read it all and listed the deliveries, exit 0)."""
     manifest = work / "archive" / MANIFEST
-    line = manifest.read_bytes().splitlines(keepends=True)[0]  # the PDF's (then its e-mail's)
-    manifest.write_bytes(line * 5)
+    with manifest.open("ab") as handle:
+        handle.write(b'{"x": 1}\n' * 1_000_000)
+    for args in BOTH:
+        done = cli(args, work)
+        assert (done.code, done.err) == (
+            2,
+            [
+                "reporter: error: archive/manifest.jsonl: more than 1,000,000 lines, past what reporter "
+                f"reads: {REFUSED}"
+            ],
+        ), args
+        assert done.rss < RSS_LIMIT_MB, f"{args[0]}: peak RSS {done.rss:.0f} MB"
+
+
+def test_the_manifest_is_read_within_its_line_and_size_bounds_by_verify_audit_and_reproduce(
+    work, monkeypatch, capsys
+):
+    """Past MAX_MANIFEST_LINES lines or MAX_MANIFEST_BYTES (made small here: the real ones are
+    1,000,000 lines and 1 GiB), verify, audit (listing, or writing a message) and reproduce (an
+    archived PDF's line) refuse the manifest the same way, one line and exit 2."""
+    archive = work / "archive"
+    manifest = archive / MANIFEST
+    lines = manifest.read_bytes().splitlines(keepends=True)  # the PDF's, then its e-mail's
+    manifest.write_bytes(b"".join(lines) + lines[0] * 3)
+    ledger = ["--ledger", str(work / "out" / "ledger.sqlite")]
+    message = ["--period", "2026-10", "--version", "1", "--recipient", "boss@acme.test"]
+    commands = [
+        ["verify", str(archive), "--no-ledger"],
+        ["audit", str(archive), *ledger],
+        ["audit", str(archive), *message, "--write", str(work / "v1.eml")],
+        ["reproduce", str(archive / PDF), "--data", str(work), "--output", str(work / "out")],
+    ]
     monkeypatch.setattr(archive_module, "MAX_MANIFEST_LINES", 3)
-    assert main(["verify", str(work / "archive"), "--no-ledger"]) == 1
-    err = capsys.readouterr().err.replace(str(work), "W").splitlines()
-    assert "W/archive/manifest.jsonl: more than 3 lines: verify stopped after line 3" in err
+    for args in commands:
+        assert main(args) == 2, args
+        assert capsys.readouterr().err == (
+            f"reporter: error: {archive}/manifest.jsonl: more than 3 lines, past what reporter reads: {REFUSED}\n"
+        ), args
     monkeypatch.setattr(archive_module, "MAX_MANIFEST_LINES", 1_000_000)
-    monkeypatch.setattr(archive_module, "MAX_MANIFEST_BYTES", 2 * len(line) + 10)
-    assert main(["verify", str(work / "archive"), "--no-ledger"]) == 1
-    err = capsys.readouterr().err.replace(str(work), "W").splitlines()
-    assert (
-        f"W/archive/manifest.jsonl: larger than {2 * len(line) + 10:,} bytes: verify stopped after line 2"
-        in err
-    )
+    monkeypatch.setattr(archive_module, "MAX_MANIFEST_BYTES", 2 * len(lines[0]) + 10)
+    for args in commands:
+        assert main(args) == 2, args
+        assert capsys.readouterr().err == (
+            f"reporter: error: {archive}/manifest.jsonl: larger than {2 * len(lines[0]) + 10:,} bytes, "
+            f"past what reporter reads: {REFUSED}\n"
+        ), args
+    monkeypatch.setattr(archive_module, "MAX_MANIFEST_BYTES", 1024 * MiB)
+    monkeypatch.setattr(archive_module, "MAX_MANIFEST_LINE", len(lines[0]) - 2)
+    for args in commands:
+        assert main(args) == 2, args
+        assert capsys.readouterr().err == (
+            f"reporter: error: {archive}/manifest.jsonl:1: longer than {len(lines[0]) - 2:,} bytes, which "
+            f"no line reporter writes is (about 1 KiB each): {REFUSED}\n"
+        ), args
+    assert not (work / "v1.eml").exists()
 
 
 def test_bounds_are_the_documented_numbers():

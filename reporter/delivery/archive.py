@@ -19,8 +19,10 @@ PDF is first written as a hidden partial file and renamed into place after the m
 archiving still verifies.
 
 An archive, or a PDF, may come from elsewhere: reading one is bounded (see docs/security.md).
-The manifest is read line by line, each line at most ``MAX_MANIFEST_LINE`` bytes, at most
-``MAX_MANIFEST_LINES`` lines and ``MAX_MANIFEST_BYTES`` in all; a PDF at most ``MAX_PDF`` bytes;
+``verify`` and ``audit`` read the manifest through one function, ``read_manifest``: line by line,
+each line at most ``MAX_MANIFEST_LINE`` bytes, at most ``MAX_MANIFEST_LINES`` lines and
+``MAX_MANIFEST_BYTES`` in all, a manifest past any of them refused whole (exit 2, one line); a
+PDF at most ``MAX_PDF`` bytes;
 an attachment is decompressed piece by piece, at most the size it declares and at most
 ``MAX_ATTACHMENT`` bytes. Anything in the archive folder that is not a regular file (a FIFO, a
 device, a socket, a symlink) is named and never opened.
@@ -43,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from reporter.errors import UsageError
 from reporter.files import fsync_dir, write_atomic, write_together
 
 if TYPE_CHECKING:
@@ -728,9 +731,10 @@ def verify_archive(
     """Every problem found, each naming its path or manifest line; an empty list means the
     archive is intact. With ``ledger``: every line must be the one recorded when it was written,
     and every recorded line must be there. With ``key``: every line must carry its HMAC. The
-    manifest is read line by line within its bounds; what is not a regular file is never opened."""
+    manifest is read by ``read_manifest``: past its bounds, ManifestTooLarge (exit 2) before any
+    file is checked. What is not a regular file is never opened."""
     manifest = archive / MANIFEST
-    first = _first_line(manifest)
+    first = _first_line(archive)
     records = _chain_records(archive, ledger, first, report)
     written = {n: r for n, r in records.items() if r["state"] == "written"}
     refused = _manifest_refused(manifest)
@@ -741,40 +745,35 @@ def verify_archive(
     problems: list[str] = []
     listed: dict[str, int] = {}
     hashes: dict[str, str] = {}  # each listed path's SHA-256, for the purge lines
-    purged = _purged_in(manifest)  # files removed under retention (reporter.delivery.retention)
+    purged = _purged_in(archive)  # files removed under retention; refuses a manifest past its bounds
     versions: dict[tuple[str, str, int], int] = {}
     prev = GENESIS
     root = archive.resolve()
     number = 0
     stopped = False
     try:
-        with _open_regular(manifest) as handle:
-            for blob, digest in manifest_lines(handle):
-                number += 1
-                where = f"{MANIFEST}:{number}"
-                problems += _ledger_problems(where, digest, records.get(number), records)
-                entry, problem = _parse_line(where, blob)
-                prev, previous = digest, prev
-                if entry is None:
-                    problems.append(problem)
-                    continue
-                problems += _link_problems(where, entry, previous, key)
-                if entry.get("purged") is not None:  # a purge line: what it names must be listed
-                    problems += _purge_problems(where, entry, listed, hashes)
-                    continue
-                duplicate = _duplicate(where, number, entry, listed, versions)
-                if duplicate:
-                    problems.append(duplicate)
-                    continue
-                hashes[entry["path"]] = entry["sha256"]
-                if (report and entry["report"] != report) or (period and entry["period"] != period):
-                    continue
-                if entry["path"] in purged and not os.path.lexists(archive / entry["path"]):
-                    continue  # removed under retention; its purge line keeps its SHA-256
-                problems += _file_problems(archive, root, number, entry)
-    except ManifestTooLarge as exc:
-        problems.append(f"{MANIFEST}: {exc}: verify stopped after line {number}")
-        stopped = True
+        for number, blob, digest in read_manifest(archive):
+            where = f"{MANIFEST}:{number}"
+            problems += _ledger_problems(where, digest, records.get(number), records)
+            entry, problem = _parse_line(where, blob)
+            prev, previous = digest, prev
+            if entry is None:
+                problems.append(problem)
+                continue
+            problems += _link_problems(where, entry, previous, key)
+            if entry.get("purged") is not None:  # a purge line: what it names must be listed
+                problems += _purge_problems(where, entry, listed, hashes)
+                continue
+            duplicate = _duplicate(where, number, entry, listed, versions)
+            if duplicate:
+                problems.append(duplicate)
+                continue
+            hashes[entry["path"]] = entry["sha256"]
+            if (report and entry["report"] != report) or (period and entry["period"] != period):
+                continue
+            if entry["path"] in purged and not os.path.lexists(archive / entry["path"]):
+                continue  # removed under retention; its purge line keeps its SHA-256
+            problems += _file_problems(archive, root, number, entry)
     except OSError as exc:  # replaced meanwhile by something that is not a regular file
         problems.append(f"{MANIFEST}: cannot be read ({exc.strerror or exc})")
         stopped = True
@@ -787,27 +786,39 @@ def verify_archive(
 def _chain_records(
     archive: Path, ledger: Ledger | None, first: str | None, report: str | None
 ) -> dict[int, dict[str, Any]]:
-    """The ledger's records of the archive's chain, found by its first line, else (line 1
-    changed, or the manifest gone) by the chain that holds its reports; none without a ledger."""
+    """The ledger's records of the archive's chain (``ledger_chain``); none without a ledger."""
     if ledger is None:
         return {}
-    chain = ledger.chain_of(first) if first else None
-    if chain is None:
-        chain = ledger.chain_of_reports([report] if report else _reports_in(archive))
+    chain = ledger_chain(archive, ledger, first, report)
     return ledger.manifest_records(chain) if chain is not None else {}
 
 
-def _purged_in(manifest: Path) -> set[str]:
-    """The paths the manifest's purge lines name (a first pass; the lines' own problems are
-    found by the second)."""
+def ledger_chain(archive: Path, ledger: Ledger, first: str | None, report: str | None = None) -> str | None:
+    """How ``ledger`` knows the archive whose manifest's first line has the SHA-256 ``first``:
+    by that line, else (line 1 changed, or the manifest gone) by the chain that holds its
+    reports (``report``, or the archive's report folders); None when it knows neither. What
+    ``verify`` checks the lines against, and what ``audit`` takes as the archive's own ledger."""
+    chain = ledger.chain_of(first) if first else None
+    if chain is None:
+        chain = ledger.chain_of_reports([report] if report else _reports_in(archive))
+    return chain
+
+
+def first_line(archive: Path) -> str | None:
+    """The SHA-256 of the archive's first manifest line (its identity in a ledger), if it has one."""
+    return _first_line(archive)
+
+
+def _purged_in(archive: Path) -> set[str]:
+    """The paths the manifest's purge lines name (a first pass, which refuses a manifest past its
+    bounds before any file is checked; the lines' own problems are found by the second)."""
     found: set[str] = set()
     try:
-        with _open_regular(manifest) as handle:
-            for blob, _digest in manifest_lines(handle):
-                entry, _problem = _parse_line("", blob)
-                if entry is not None and entry.get("purged") is not None:
-                    found.add(entry["path"])
-    except (ManifestTooLarge, OSError):
+        for _number, blob, _digest in read_manifest(archive):
+            entry, _problem = _parse_line("", blob)
+            if entry is not None and entry.get("purged") is not None:
+                found.add(entry["path"])
+    except OSError:
         pass  # the second pass says so
     return found
 
@@ -824,14 +835,14 @@ def _purge_problems(
     return []
 
 
-def _first_line(manifest: Path) -> str | None:
-    """The SHA-256 of the manifest's first line (the archive's identity in a ledger), if it has one."""
-    if _manifest_refused(manifest):
+def _first_line(archive: Path) -> str | None:
+    """The SHA-256 of the manifest's first line (the archive's identity in a ledger), if it has one
+    (none when it is past its bounds: ``verify_archive`` refuses it)."""
+    if _manifest_refused(archive / MANIFEST):
         return None
     try:
-        with _open_regular(manifest) as handle:
-            for _blob, digest in manifest_lines(handle):
-                return digest
+        for _number, _blob, digest in read_manifest(archive):
+            return digest
     except (OSError, ManifestTooLarge):
         return None
     return None
@@ -881,39 +892,45 @@ def _manifest_refused(manifest: Path) -> str | None:
     return f"{MANIFEST}: {odd}, not a regular file: not opened"
 
 
-class ManifestTooLarge(Exception):
-    """The manifest goes past ``MAX_MANIFEST_LINES`` or ``MAX_MANIFEST_BYTES``."""
+class ManifestTooLarge(UsageError):
+    """The manifest goes past what ``read_manifest`` reads: refused whole (exit 2)."""
 
 
-def manifest_lines(handle: BinaryIO) -> Iterator[tuple[bytes | None, str]]:
-    """Each non-blank line of a manifest (without its newline) and its SHA-256, read line by line.
-    A line longer than ``MAX_MANIFEST_LINE`` comes as None (hashed piece by piece, never held);
-    past ``MAX_MANIFEST_LINES`` lines or ``MAX_MANIFEST_BYTES``: ManifestTooLarge."""
-    read = lines = 0
-    while True:
-        text = handle.readline(MAX_MANIFEST_LINE + 1)
-        if not text:
-            return
-        read += len(text)
-        line = text.removesuffix(b"\n")
-        digest = hashlib.sha256(line)
-        blob: bytes | None = line
-        if len(text) > MAX_MANIFEST_LINE and not text.endswith(b"\n"):
-            blob = None  # too long: the rest of the line is hashed, never held
-            while text and not text.endswith(b"\n"):
-                if read > MAX_MANIFEST_BYTES:
-                    break
-                text = handle.readline(_PIECE)
-                read += len(text)
-                digest.update(text.removesuffix(b"\n"))
-        if read > MAX_MANIFEST_BYTES:
-            raise ManifestTooLarge(f"larger than {_size(MAX_MANIFEST_BYTES)}")
-        if blob is not None and not blob.strip():
-            continue
-        lines += 1
-        if lines > MAX_MANIFEST_LINES:
-            raise ManifestTooLarge(f"more than {MAX_MANIFEST_LINES:,} lines")
-        yield blob, digest.hexdigest()
+def read_manifest(archive: Path) -> Iterator[tuple[int, bytes, str]]:
+    """The one way ``verify`` and ``audit`` read an archive's manifest (``reproduce`` too, for the
+    line of a PDF): each non-blank line, its number from 1, its bytes without the newline and
+    their SHA-256, read line by line from a regular file (OSError when it is missing or is not
+    one). A line longer than ``MAX_MANIFEST_LINE`` bytes, more than ``MAX_MANIFEST_LINES`` lines
+    or more than ``MAX_MANIFEST_BYTES``: ManifestTooLarge, one line naming the bound, raised as
+    soon as it is passed (nothing past it is read, no long line is held)."""
+    manifest = f"{archive}/{MANIFEST}"
+    refused = "refused, nothing in this archive was checked; compare it with its backup"
+    past = "past what reporter reads"
+    read = number = 0
+    with _open_regular(archive / MANIFEST) as handle:
+        while True:
+            text = handle.readline(MAX_MANIFEST_LINE + 1)
+            if not text:
+                return
+            read += len(text)
+            line = text.removesuffix(b"\n")
+            if len(line) > MAX_MANIFEST_LINE:
+                raise ManifestTooLarge(
+                    f"{manifest}:{number + 1}: longer than {MAX_MANIFEST_LINE:,} bytes, which no line "
+                    f"reporter writes is (about 1 KiB each): {refused}"
+                )
+            if read > MAX_MANIFEST_BYTES:
+                raise ManifestTooLarge(
+                    f"{manifest}: larger than {_size(MAX_MANIFEST_BYTES)}, {past}: {refused}"
+                )
+            if not line.strip():
+                continue
+            number += 1
+            if number > MAX_MANIFEST_LINES:
+                raise ManifestTooLarge(
+                    f"{manifest}: more than {MAX_MANIFEST_LINES:,} lines, {past}: {refused}"
+                )
+            yield number, line, sha256(line)
 
 
 def _size(count: int) -> str:
@@ -950,19 +967,18 @@ def manifest_summary(archive: Path, *, report: str | None = None, period: str | 
     purged: set[str] = set()
     listed: dict[str, set[str]] = {}
     lines = 0
-    with _open_regular(archive / MANIFEST) as handle:
-        for blob, _digest in manifest_lines(handle):
-            lines += 1
-            entry, _problem = _parse_line("", blob)
-            if entry is None:
-                continue
-            if entry.get("purged") is not None:
-                purged.add(entry["path"])
-                continue
-            kinds[entry["path"]] = "message" if entry.get("kind") == "message" else "report"
-            listed.setdefault(entry["report"], set()).add(entry["period"])
-            if (not report or entry["report"] == report) and (not period or entry["period"] == period):
-                scoped.add(entry["path"])
+    for number, blob, _digest in read_manifest(archive):
+        lines = number
+        entry, _problem = _parse_line("", blob)
+        if entry is None:
+            continue
+        if entry.get("purged") is not None:
+            purged.add(entry["path"])
+            continue
+        kinds[entry["path"]] = "message" if entry.get("kind") == "message" else "report"
+        listed.setdefault(entry["report"], set()).add(entry["period"])
+        if (not report or entry["report"] == report) and (not period or entry["period"] == period):
+            scoped.add(entry["path"])
     summary = Summary(purged=len(purged & scoped), lines=lines, listed=listed)
     for path, kind in kinds.items():
         if path in purged:
@@ -989,23 +1005,23 @@ class Listing:
 def listing_of(path: Path) -> Listing | None:
     """The manifest line of ``path`` when it lies where an archive keeps a report's PDF
     (``<archive>/<report>/<period>/``, the archive holding a manifest); None elsewhere, or when
-    the manifest cannot be read within its bounds (``reporter verify`` says why)."""
+    the manifest cannot be read (``reporter verify`` says why). A manifest past its bounds is
+    refused (ManifestTooLarge), as by ``verify`` and ``audit``."""
     archive = path.absolute().parents[2] if len(path.absolute().parents) > 2 else None
     if archive is None or _manifest_refused(archive / MANIFEST):
         return None
     rel = path.absolute().relative_to(archive).as_posix()
     found = Listing(archive, None, None, None)
     try:
-        with _open_regular(archive / MANIFEST) as handle:
-            for number, (blob, _digest) in enumerate(manifest_lines(handle), start=1):
-                entry, _problem = _parse_line("", blob)
-                if entry is None or entry["path"] != rel:
-                    continue
-                if entry.get("purged") is not None:
-                    found.purged = str(entry.get("time"))[:10]
-                elif found.number is None:
-                    found.number, found.sha256 = number, entry["sha256"]
-    except (ManifestTooLarge, OSError):
+        for number, blob, _digest in read_manifest(archive):
+            entry, _problem = _parse_line("", blob)
+            if entry is None or entry["path"] != rel:
+                continue
+            if entry.get("purged") is not None:
+                found.purged = str(entry.get("time"))[:10]
+            elif found.number is None:
+                found.number, found.sha256 = number, entry["sha256"]
+    except OSError:
         return None
     return found
 
@@ -1065,10 +1081,8 @@ def _ledger_problems(where: str, digest: str, record: Any, records: Mapping[int,
     return []
 
 
-def _parse_line(where: str, blob: bytes | None) -> tuple[dict[str, Any] | None, str]:
+def _parse_line(where: str, blob: bytes) -> tuple[dict[str, Any] | None, str]:
     """The line's entry, or None and the reason it is not a valid manifest line."""
-    if blob is None:
-        return None, f"{where}: longer than {MAX_MANIFEST_LINE:,} bytes: not a manifest line (not read)"
     try:
         text = blob.decode("utf-8")
     except UnicodeDecodeError:
@@ -1180,8 +1194,9 @@ def _message_problems(archive: Path, number: int, entry: dict[str, Any]) -> list
 
 
 def _read_listed(path: Path, rel: str, number: int, entry: dict[str, Any]) -> tuple[bytes | None, str]:
-    """The bytes of a listed PDF, or None and why: its size (before it is read) or its SHA-256
-    differ from the line's, it is larger than MAX_PDF, it became something else meanwhile."""
+    """The bytes of a listed PDF, or None and why: its SHA-256 differs from the line's (altered),
+    only its size does (the line was edited, the file is intact), it is larger than MAX_PDF (its
+    size differing from the line's: altered, unread), it became something else meanwhile."""
     odd = _not_regular(path)
     if odd is not None:
         return None, f"{rel}: {odd}, not a regular file: not opened (listed on manifest line {number})"
@@ -1192,17 +1207,24 @@ def _read_listed(path: Path, rel: str, number: int, entry: dict[str, Any]) -> tu
         return None, f"{rel}: missing (listed on manifest line {number}){note}"
     altered = f"{rel}: altered (SHA-256 differs from manifest line {number})"
     size = path.stat().st_size
-    if size != entry["size"]:
-        return None, altered
     if size > MAX_PDF:
+        if size != entry["size"]:
+            return None, altered
         return None, f"{rel}: larger than {_size(MAX_PDF)}: not read (listed on manifest line {number})"
     try:
         with _open_regular(path) as handle:
             data = handle.read(MAX_PDF + 1)
     except OSError as exc:  # replaced since by something else
         return None, f"{rel}: cannot be read ({exc.strerror or exc})"
-    if sha256(data) != entry["sha256"] or len(data) != entry["size"]:
+    if sha256(data) != entry["sha256"]:
         return None, altered
+    if len(data) != entry["size"]:  # the bytes the line names, so the line's size was changed
+        return None, (
+            f"{rel}: the file is intact, manifest line {number} was edited: the line records a size "
+            f"of {entry['size']:,} bytes, the file has {len(data):,} bytes and the SHA-256 the line "
+            "records (an edited line no longer hashes to what the next line and the ledger recorded, "
+            "nor matches its HMAC)"
+        )
     return data, ""
 
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from reporter.delivery.archive import MANIFEST, read_lines, sha256
+from reporter.delivery.archive import MANIFEST, read_manifest, sha256
 from reporter.delivery.ledger import Ledger
 from reporter.errors import ReporterError, UsageError
 
@@ -61,14 +61,20 @@ class Row:
 
 
 def _entries(archive: Path) -> list[tuple[int, dict[str, Any]]]:
+    """The manifest's lines that are JSON objects, with their numbers, read as ``verify`` reads
+    them (``read_manifest``: past its bounds the manifest is refused, exit 2); none when there is
+    no manifest, or it is not a regular file (``verify``, run first, says so)."""
     out = []
-    for number, text in enumerate(read_lines(archive), start=1):
-        try:
-            entry = json.loads(text)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            out.append((number, entry))
+    try:
+        for number, blob, _digest in read_manifest(archive):
+            try:
+                entry = json.loads(blob)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                out.append((number, entry))
+    except OSError:
+        return []
     return out
 
 
