@@ -40,6 +40,9 @@ from reporter.config.model import Report
 DASH = "—"
 MINUS = "−"
 NBSP = "\u00a0"
+# Holds a sign to a currency symbol at a line end: "+€34,460" may otherwise break after the "+"
+# (both are prefixes to a line breaker; a sign before a digit is held by the rules themselves).
+WORD_JOINER = "\u2060"
 DATE_STYLE = "medium"  # the one style of every date a report prints
 UP, DOWN = "▲", "▼"  # the sign of a change, never a judgement
 # the judgement, besides the colour; a provisional change (``settles_after``) is not judged
@@ -70,6 +73,12 @@ def translations(language: str) -> Translations:
     write_mo(buffer, catalog)
     buffer.seek(0)
     return Translations(fp=buffer)
+
+
+def join_sign(sign: str, figure: str) -> str:
+    """A sign before a figure, that no line end parts: "+" and "€34,460" joined by a word joiner
+    (invisible); a figure that starts with a digit ("34 460 €", "4.7%") holds to its sign as is."""
+    return sign + (figure if figure[:1].isdigit() else WORD_JOINER + figure)
 
 
 def lcfirst(text: str) -> str:
@@ -103,7 +112,8 @@ class Formatter:
         if fmt == "currency":
             d = decimals if decimals is not None else self.sized_decimals(v, fmt)
             pattern = _with_decimals(loc.currency_formats["standard"].pattern, d)
-            return self._minus(format_currency(v, self.currency, pattern, locale=loc, currency_digits=False))
+            text = self._minus(format_currency(v, self.currency, pattern, locale=loc, currency_digits=False))
+            return join_sign(text[0], text[1:]) if text.startswith(MINUS) else text
         if fmt == "integer":
             d = 0 if decimals is None else decimals
         elif fmt == "ratio":
@@ -134,7 +144,7 @@ class Formatter:
         text = self._minus(format_percent(abs(v), pattern, locale=self.locale))
         if round(v, 3) == 0:
             return text
-        return ("+" if v > 0 else MINUS) + text
+        return join_sign("+" if v > 0 else MINUS, text)
 
     def attainment(self, v: float | None) -> str:
         if v is None:
@@ -149,7 +159,7 @@ class Formatter:
         pattern = _with_decimals(self.locale.decimal_formats[None].pattern, 1)
         number = format_decimal(abs(v) * 100, pattern, locale=self.locale)
         if round(v * 100, 1) != 0:
-            number = ("+" if v > 0 else MINUS) + number
+            number = join_sign("+" if v > 0 else MINUS, number)
         return (self._("%(points)s pts") % {"points": number}).replace(" ", NBSP)
 
     def shift(self, relative: float | None, points: float | None, fmt: str) -> str:

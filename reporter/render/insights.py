@@ -18,7 +18,7 @@ from reporter.config.labels import Labels, breakdown_id
 from reporter.config.model import Config
 from reporter.formulas import parse
 from reporter.periods import Period
-from reporter.render.context import DASH, MINUS, Formatter, translations
+from reporter.render.context import DASH, MINUS, Formatter, join_sign, translations
 from reporter.results import ObjectiveResult, Results
 
 # The unit of a period, for "the highest in 35 months".
@@ -71,7 +71,7 @@ class _Words:
         if k is not None and k.format == "percent":
             return self.fmt.points(v)
         text = self.value(name, abs(v))
-        return text if v == 0 else ("+" if v > 0 else MINUS) + text
+        return text if v == 0 else join_sign("+" if v > 0 else MINUS, text)
 
     def share(self, v: float | None) -> str:
         return self.fmt.attainment(v) if v is not None else DASH
