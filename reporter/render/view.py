@@ -51,9 +51,13 @@ class Kpi(Checked):
     change_vs_previous: float | None = doc("relative change against the previous period (0.047 is +4.7 %)")
     change_vs_prior_year: float | None = doc("relative change against the same period a year before")
     change_pp_vs_previous: float | None = doc(
-        "for a `percent` KPI: value − previous, as a fraction (0.058 is +5.8 points); none otherwise"
+        "for a KPI whose changes are in points (`change`, by default a `percent` KPI's): value − previous, "
+        "a fraction for a percent KPI (0.058 is +5.8 points), in its own unit for a score; none for "
+        "the others"
     )
-    change_pp_vs_prior_year: float | None = doc("for a `percent` KPI: value − prior_year, as a fraction")
+    change_pp_vs_prior_year: float | None = doc(
+        "for a KPI whose changes are in points: value − prior_year, as `change_pp_vs_previous`"
+    )
     ytd: float | None = doc("the value over the fiscal year to date")
     target: float | None = doc("the target in the period, or none")
     attainment: float | None = doc("value ÷ target (for direction up) or target ÷ value (down)")
