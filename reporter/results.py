@@ -263,6 +263,7 @@ class ObjectiveResult:
     target_kind: str = ""
     trend: list[TrendPoint] = field(default_factory=list)
     note: str = ""  # the owner's note from the period's check-in (checkins/<period>.yaml)
+    past_due: bool = False  # its due date is before the period's last day: the report says so
 
 
 @dataclass(frozen=True)

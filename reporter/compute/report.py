@@ -476,6 +476,7 @@ def _objective(
         title=names.text(obj.title) or obj.id,
         owner=names.text(obj.owner) or "",
         due=obj.due.isoformat(),
+        past_due=obj.due < period.end,
         cumulative=obj.cumulative,
         target_kind=kind,
         trend=[TrendPoint(p.label, kpi_by_period[p][obj.kpi], target_for(p)) for p in series],

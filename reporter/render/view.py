@@ -109,6 +109,10 @@ class Objective(Checked):
     status: Status = doc("`on_track`, `at_risk`, `off_track`, `no_data` or `no_target`")
     owner: str = doc("who answers for it")
     due: str = doc("its due date (ISO)")
+    past_due: bool = doc(
+        "true when its due date is before the period's last day: the objectives table and the digest "
+        'say "past due"'
+    )
     cumulative: bool = doc("true when judged on the year to date")
     target_kind: str = doc("how the target is given: `value`, `change_vs_previous`, `change_vs_prior_year`…")
     actions: list[Action] = doc("its action plan")
