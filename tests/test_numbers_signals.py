@@ -363,6 +363,31 @@ def test_insight_sentences_give_a_rates_change_in_points(small):
     ]
 
 
+def test_insight_sentences_give_a_scores_change_in_points(tmp_path, make_config):
+    """The same conversion as a score out of 100 with change: points: the sentence says the
+    difference in points of the score itself (18.9 − 13.1), not a relative change."""
+    write_csv(
+        tmp_path / "s.csv", ["date", "channel", "a", "b", "cost", "d", "n", "leads", "sessions"], rows()
+    )
+    config = make_config(
+        "report: {id: r, title: T, timezone: Europe/Paris, locale: en_US}\n"
+        "quality: {require_complete_period: false, min_rows: 0}\n"
+        "sources: {s: {type: csv, path: s.csv, date_column: date}}\n"
+        "metrics:\n"
+        "  per_100: {source: s, agg: sum, expr: leads * 100}\n"
+        "  sessions: {source: s, agg: sum, column: sessions}\n"
+        "kpis: {score: {formula: per_100 / sessions, label: Score, format: number, change: points}}\n"
+        "breakdowns: [{kpi: score, by: channel}]\n"
+    )
+    results = compute(config, Period.parse("2026-10", "month"), NOW)
+    render_html(config, results)  # writes the sentences
+    texts = [i["text"] for i in results.insights if i["type"] == "contributors" and i["vs"] == "previous"]
+    change = (plain_rate("2026-10") - plain_rate("2026-09")) * 100  # type: ignore[operator]
+    assert texts == [
+        f"Score +{change:.1f}\xa0pts on the previous period, from web (+5.0\xa0pts) and mail (+0.8\xa0pts)."
+    ]
+
+
 def test_neutral_kpis_are_grey_in_the_report(small):
     config = small()
     html = render_html(config, compute(config, Period.parse("2026-10", "month"), NOW))
