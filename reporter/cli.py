@@ -658,7 +658,7 @@ def now() -> dt.datetime:
 
 def _validate(args: argparse.Namespace) -> int:
     from reporter.compute.datacheck import data_warnings
-    from reporter.config.lint import silent_defaults
+    from reporter.config.lint import past_due, silent_defaults
     from reporter.render.texts import load_checked
 
     clock = now()
@@ -666,6 +666,7 @@ def _validate(args: argparse.Namespace) -> int:
         for warning in [
             *config.data_warnings,
             *silent_defaults(config.file, config),
+            *past_due(config, clock),
             *data_warnings(config, clock),
         ]:
             print(warning, file=sys.stderr)

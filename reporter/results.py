@@ -178,8 +178,10 @@ class KpiResult:
     owner: str = ""
     description: str = ""
     formula: str = ""
-    # A percent KPI's changes in points, as fractions (value − base: 0.058 is +5.8 points);
-    # null for other formats, or when either number is null.
+    # The changes in points of a KPI whose changes are in points (kpis.<id>.change; by default a
+    # percent KPI's): value − base, a fraction for a percent KPI (0.058 is +5.8 points), a
+    # score's own unit otherwise (−0.8 points of NPS); null for the others, or when either
+    # number is null. The report shows a change in points when it has one.
     change_pp_vs_previous: float | None = None
     change_pp_vs_prior_year: float | None = None
     # kpis.<id>.settles_after > 0: the value of the period (and of the N − 1 before it) is not
@@ -231,7 +233,7 @@ class Move:
     change: float | None  # the relative change, (value − base) / |base|
     value: float | None
     format: str
-    change_pp: float | None = None  # a percent KPI's change in points (value − base), else null
+    change_pp: float | None = None  # the change in points (value − base) of a KPI in points, else null
     base: float | None = None  # the value compared with (previous or prior_year)
     direction: str = "up"
 
@@ -261,6 +263,7 @@ class ObjectiveResult:
     target_kind: str = ""
     trend: list[TrendPoint] = field(default_factory=list)
     note: str = ""  # the owner's note from the period's check-in (checkins/<period>.yaml)
+    past_due: bool = False  # its due date is before the period's last day: the report says so
 
 
 @dataclass(frozen=True)

@@ -542,7 +542,7 @@ def test_no_two_takeaways_tell_the_same_event(locale, reference):
     # the trade fair is held every October: told as recurring, with last October's spend
     fair = {
         "fr_FR": "Salon Paris Expo (+34\u202f460\xa0€\xa0; déjà en octobre 2025\xa0: 27\u202f150\xa0€)",
-        "en_US": "Paris Expo trade fair (+€34,460; also in October 2025: €27,150)",
+        "en_US": "Paris Expo trade fair (+\u2060€34,460; also in October 2025: €27,150)",
     }[locale]
     assert cap in said[0]
     assert fair in said[0]
@@ -586,7 +586,7 @@ def test_a_campaign_held_every_october_is_recurring_not_new(locale):
     assert (now["Salon Paris Expo"], year_ago["Salon Paris Expo"]) == (34460.0, 27150.0)
     words = {
         "fr_FR": "Salon Paris Expo (+34\u202f460\xa0€\xa0; déjà en octobre 2025\xa0: 27\u202f150\xa0€)",
-        "en_US": "Paris Expo trade fair (+€34,460; also in October 2025: €27,150)",
+        "en_US": "Paris Expo trade fair (+\u2060€34,460; also in October 2025: €27,150)",
     }[locale]
     assert words in said["text"], said["text"]
     assert not re.search(r"\bnew\b|nouve", said["text"]), said["text"]

@@ -6,18 +6,21 @@ at most 78 characters; `reporter preview` writes the digest beside the report HT
 from __future__ import annotations
 
 import copy
+import csv
 import datetime as dt
 import email
 import email.policy
 import hashlib
 import io
 import re
+from html import unescape
 from html.parser import HTMLParser
 
 import pytest
 from PIL import Image
 
 from reporter.cli import main
+from reporter.render.context import Formatter
 from reporter.render.digest import (
     TARGET_COLOUR,
     browser_html,
@@ -540,3 +543,37 @@ def test_without_a_company_the_digest_and_the_pdf_start_with_the_title(demo):
     assert named.text.splitlines()[0] == f"{company} — Rapport mensuel marketing & ventes"
     assert 'class="company"' in named.html
     assert f'<p class="company">{company}</p>' in render_html(config, results)
+
+
+WORD_JOINER = "\u2060"
+# A sign and what follows it when that is not a digit (a currency symbol), a word joiner or not.
+SIGN_BEFORE_SYMBOL = re.compile(r"[+−]\u2060?[^\d\s\u2060]")
+
+
+def spend_of(campaign: str, month: str) -> float:
+    """A campaign's spend in a month, summed from the demo's CSV (rows dated the 1st)."""
+
+    with (DEMO.parent / "data" / "marketing_spend.csv").open(encoding="utf-8") as handle:
+        rows = csv.DictReader(handle)
+        return sum(float(r["amount"]) for r in rows if (r["campaign"], r["date"][:7]) == (campaign, month))
+
+
+@pytest.mark.parametrize("locale", ["en_US", "fr_FR"])
+def test_a_sign_never_parts_from_its_amount_at_a_line_end(demo, locale):
+    """On a 375 px phone the English takeaway once ended a line with "(+" and began the next
+    with "€34,460": a sign and a currency symbol may part. Both parts join them with a word
+    joiner (invisible); a sign before a digit ("+34 460 €") holds by itself."""
+    config, results = demo
+    digest = build_digest(with_locale(config, locale), results)
+    # Paris Expo's spend was new in October 2026 (none in September): its change is all of it
+    change = spend_of("Salon Paris Expo", "2026-10") - spend_of("Salon Paris Expo", "2026-09")
+    if locale == "en_US":
+        joined = f"(+{WORD_JOINER}€{change:,.0f};"
+    else:  # a narrow space between thousands, a no-break space before the symbol and the ';'
+        joined = "(+" + f"{change:,.0f}".replace(",", "\u202f") + "\xa0€\xa0;"
+    for part in (unescape(digest.html), digest.text):
+        assert joined in part
+        assert [s for s in SIGN_BEFORE_SYMBOL.findall(part) if WORD_JOINER not in s] == []
+    # a negative amount is joined the same way; a figure that starts with its digits is left as is
+    assert Formatter("en_US", "EUR").value(-1810, "currency") == f"−{WORD_JOINER}€1,810"
+    assert Formatter("fr_FR", "EUR").value(-1810, "currency") == "−1\u202f810\xa0€"

@@ -588,7 +588,8 @@ def test_contributors_say_from_mostly_from_or_biggest_moves(tmp_path, make_confi
     before = {"North": (300.0, 3.0), "South": (200.0, 4.0)}
     two = {month(P, -1): before, P: {"North": (420.0, 6.0), "South": (150.0, 2.0)}}
     assert (
-        sentence(two) == "amount +€70.00 on the previous period, from North (+€120.00) and South (−€50.00)."
+        sentence(two) == "amount +\u2060€70.00 on the previous period, from North (+\u2060€120.00) and "
+        "South (−\u2060€50.00)."
     )
     # North +120, South +60, West +20 listed; East +10 and Centre +15 also moved up: 225 in all
     five = {
@@ -602,14 +603,14 @@ def test_contributors_say_from_mostly_from_or_biggest_moves(tmp_path, make_confi
         },
     }
     assert sentence(five) == (
-        "amount +€225.00 on the previous period, mostly from North (+€120.00), South (+€60.00) and "
-        "West (+€20.00)."
+        "amount +\u2060€225.00 on the previous period, mostly from North (+\u2060€120.00), "
+        "South (+\u2060€60.00) and West (+\u2060€20.00)."
     )
     # North +120, South −50, East −40, West +20, Centre +15: +65, two of the three against it
     assert sentence(CONTRIB) == (
-        "amount +€65.00 on the previous period; largest contributions to that change: North (+€120.00), "
-        "South (−€50.00) and "
-        "East (gone, −€40.00)."
+        "amount +\u2060€65.00 on the previous period; largest contributions to that change: "
+        "North (+\u2060€120.00), South (−\u2060€50.00) and "
+        "East (gone, −\u2060€40.00)."
     )
 
 
@@ -632,9 +633,9 @@ GROUPS = {
         (
             "en_US",
             "Région",
-            "3 region values gone (−$140.00)",
-            "2 new region values (+$85.00)",
-            "Highlands (region gone, −$150.00)",
+            "3 region values gone (−\u2060$140.00)",
+            "2 new region values (+\u2060$85.00)",
+            "Highlands (region gone, −\u2060$150.00)",
         ),
         (
             "fr_FR",
@@ -702,8 +703,8 @@ RECURRING = {
     [
         (
             "en_US",
-            "2 entries also in October 2025 (+$125.00; $120.00 then)",
-            "Launch (new, +$60.00)",
+            "2 entries also in October 2025 (+\u2060$125.00; $120.00 then)",
+            "Launch (new, +\u2060$60.00)",
             "2 entries also in October 2025 (+",
         ),
         (
@@ -764,7 +765,7 @@ def test_keys_absent_last_period_but_there_a_year_ago_recur_and_are_not_new(
 @pytest.mark.parametrize(
     ("locale", "new"),
     [
-        ("en_US", "Launch (new campaign, +$60.00)"),
+        ("en_US", "Launch (new campaign, +\u2060$60.00)"),
         ("fr_FR", "Launch (campagne\u00a0: nouveauté, +60,00\u00a0$US)"),
     ],
 )
@@ -939,8 +940,12 @@ def test_a_rates_contributors_are_worded_as_contributions(tmp_path, make_config,
 @pytest.mark.parametrize(
     ("decimals", "said"),
     [
-        (None, "amount +€40 on the previous period, from North (+€400) and South (−€360)."),
-        (1, "amount +€40.3 on the previous period, from North (+€400.0) and South (−€359.7)."),
+        (None, "amount +\u2060€40 on the previous period, from North (+\u2060€400) and South (−\u2060€360)."),
+        (
+            1,
+            "amount +\u2060€40.3 on the previous period, from North (+\u2060€400.0) and "
+            "South (−\u2060€359.7).",
+        ),
     ],
 )
 def test_a_sentences_amounts_are_written_as_the_kpi_is(tmp_path, make_config, decimals, said):
@@ -1529,7 +1534,7 @@ def test_takeaways_tell_each_event_once_with_its_why(tmp_path, make_config):
     said = takeaways(config, results, Formatter.for_report(config.report))
     assert said == [
         pace["text"],
-        "amount: the highest in 19 months. +€132.00 on last year, of which North (+€120.00).",
+        "amount: the highest in 19 months. +\u2060€132.00 on last year, of which North (+\u2060€120.00).",
     ]
 
 
@@ -1559,8 +1564,8 @@ USED += [1.01, 0.97]
     [
         (
             "en_US",
-            "Budget used: the highest in 19 months. Above its target of 100.0%. Spend +€{change} on the "
-            "previous period, of which Fair (new, +€200.00).",
+            "Budget used: the highest in 19 months. Above its target of 100.0%. Spend +\u2060€{change} "
+            "on the previous period, of which Fair (new, +\u2060€200.00).",
         ),
         (
             "fr_FR",

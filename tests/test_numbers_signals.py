@@ -4,6 +4,7 @@ without near-zero bases and with rates ranked by points, round chart ticks, one 
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import itertools
@@ -175,8 +176,10 @@ def test_the_arrow_is_the_sign_and_the_tone_the_judgement():
 
 def expected_signal(kpi, base: str) -> tuple[str, str]:
     """Arrow and class of a KPI's change, worked out here from results.json's numbers."""
-    v = getattr(kpi, f"change_pp_vs_{base}") if kpi.format == "percent" else getattr(kpi, f"change_vs_{base}")
-    if v is None or round(v, 3) == 0:
+    points = getattr(kpi, f"change_pp_vs_{base}")
+    in_points = kpi.format == "percent" or points is not None  # a rate, or a score in points
+    v = points if in_points else getattr(kpi, f"change_vs_{base}")
+    if v is None or round(v, 3 if kpi.format == "percent" or not in_points else 1) == 0:
         return "", "flat"
     arrow = "▲" if v > 0 else "▼"
     if kpi.provisional:  # its value is not final (settles_after): the change is not judged
@@ -215,6 +218,10 @@ def test_every_scorecard_change_has_its_arrow_colour_and_mark(demo_report):
                 assert formatter.points(points) in text, (name, text)
                 if points is not None:
                     assert points_text(points, ",") in text  # the issue's "+5,8 pts"
+            elif config.kpis[name].change == "points":  # a score (the NPS): points in its own unit
+                points = getattr(kpi, f"change_pp_vs_{base}")
+                assert score_points_text(points, ",", "pts") in text, (name, text)
+                seen.add(("score", name))
             else:
                 assert formatter.change(getattr(kpi, f"change_vs_{base}")) in text, (name, text)
             seen.add((tone, arrow))
@@ -225,6 +232,7 @@ def test_every_scorecard_change_has_its_arrow_colour_and_mark(demo_report):
     assert ".delta.worse { color: #b42318; }" in css
     assert ".delta.neutral, .delta.flat, .delta.provisional { color: #5b6b7f; }" in css
     assert ("provisional", "▲") in seen  # the open pipeline's +631.5 %, not judged
+    assert ("score", "nps") in seen
     assert html.count('<p class="legend">▲ ▼ hausse ou baisse · ✓ mieux') >= 2  # summary and sections
 
 
@@ -352,6 +360,31 @@ def test_insight_sentences_give_a_rates_change_in_points(small):
     texts = [i["text"] for i in results.insights if i["type"] == "contributors" and i["vs"] == "previous"]
     assert texts == [
         "Conversion +5.8\xa0pts on the previous period, from web (+5.0\xa0pts) and mail (+0.8\xa0pts)."
+    ]
+
+
+def test_insight_sentences_give_a_scores_change_in_points(tmp_path, make_config):
+    """The same conversion as a score out of 100 with change: points: the sentence says the
+    difference in points of the score itself (18.9 − 13.1), not a relative change."""
+    write_csv(
+        tmp_path / "s.csv", ["date", "channel", "a", "b", "cost", "d", "n", "leads", "sessions"], rows()
+    )
+    config = make_config(
+        "report: {id: r, title: T, timezone: Europe/Paris, locale: en_US}\n"
+        "quality: {require_complete_period: false, min_rows: 0}\n"
+        "sources: {s: {type: csv, path: s.csv, date_column: date}}\n"
+        "metrics:\n"
+        "  per_100: {source: s, agg: sum, expr: leads * 100}\n"
+        "  sessions: {source: s, agg: sum, column: sessions}\n"
+        "kpis: {score: {formula: per_100 / sessions, label: Score, format: number, change: points}}\n"
+        "breakdowns: [{kpi: score, by: channel}]\n"
+    )
+    results = compute(config, Period.parse("2026-10", "month"), NOW)
+    render_html(config, results)  # writes the sentences
+    texts = [i["text"] for i in results.insights if i["type"] == "contributors" and i["vs"] == "previous"]
+    change = (plain_rate("2026-10") - plain_rate("2026-09")) * 100  # type: ignore[operator]
+    assert texts == [
+        f"Score +{change:.1f}\xa0pts on the previous period, from web (+5.0\xa0pts) and mail (+0.8\xa0pts)."
     ]
 
 
@@ -563,3 +596,89 @@ def test_no_move_says_so_without_claiming_no_data(small, tmp_path, make_config, 
     boxes = move_boxes(render_html(config, results))
     assert len(boxes) == 2
     assert all(b.endswith(squash(empty)) for b in boxes), boxes
+
+
+def demo_nps(month: str) -> float:
+    """The demo's Net Promoter Score of a month, from its survey answers: promoters (9-10) minus
+    detractors (0-6), per 100 answers."""
+    with (ROOT / "config" / "data" / "nps.csv").open(encoding="utf-8") as handle:
+        scores = [int(r["score"]) for r in csv.DictReader(handle) if r["answered_at"].startswith(month)]
+    return (sum(s >= 9 for s in scores) - sum(s <= 6 for s in scores)) / len(scores) * 100
+
+
+def score_points_text(v: float, decimal: str, unit: str) -> str:
+    """A score's change in points, one decimal, in its own unit: −0.8 pts (no × 100)."""
+    number = f"{abs(v):.1f}".replace(".", decimal)
+    return f"{'+' if v > 0 else '−'}{number}\xa0{unit}"
+
+
+def test_the_demo_nps_changes_in_points_not_percent(demo_report, demo_pdfs):
+    """NPS is a score: its changes are differences in points (kpis.nps.change: points), in
+    results.json and on the scorecard, never the relative "−1,6 %" it showed before."""
+    config, results = demo_report
+    assert config.kpis["nps"].format == "number"
+    assert config.kpis["nps"].change == "points"
+    now, previous, prior = demo_nps("2026-10"), demo_nps("2026-09"), demo_nps("2025-10")
+    nps = results.kpis["nps"]
+    assert nps.value == pytest.approx(now)
+    assert nps.change_pp_vs_previous == pytest.approx(now - previous)
+    assert nps.change_pp_vs_prior_year == pytest.approx(now - prior)
+    assert nps.change_vs_previous == pytest.approx((now - previous) / abs(previous))  # still there
+    data = json.loads(results.to_json())["kpis"]["nps"]
+    assert data["change_pp_vs_previous"] == pytest.approx(now - previous)
+    for locale, decimal in (("fr_FR", ","), ("en_US", ".")):
+        text = squash("".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(demo_pdfs[locale])).pages))
+        shown = [squash(score_points_text(d, decimal, "pts")) for d in (now - previous, now - prior)]
+        row = re.search(
+            rf"NetPromoterScore.{{0,40}}?({re.escape(shown[0])}.{{0,12}}?{re.escape(shown[1])})", text
+        )
+        assert row, (locale, shown)
+        relative = f"{abs((now - previous) / previous) * 100:.1f}".replace(".", decimal)
+        assert relative not in row.group(0)
+
+
+@pytest.mark.parametrize(
+    ("locale", "unit"),
+    [("fr_FR", "pts"), ("en_US", "pts"), ("de_DE", "Pkt."), ("es_ES", "ptos."), ("it_IT", "punti")],
+)
+def test_a_scores_points_are_its_own_not_percentage_points(locale, unit):
+    """A score's points are plain points in each language: "Pkt.", not the "Pp." (percentage
+    points) of a rate; the number is the difference itself, not × 100."""
+    decimal = "." if locale == "en_US" else ","
+    f = Formatter(locale, "EUR")
+    assert f.points(-0.8196, "number") == score_points_text(-0.8196, decimal, unit)
+    assert f.points(12.34, "ratio") == score_points_text(12.34, decimal, unit)
+    assert f.points(0.058) != f.points(0.058, "number")  # a rate's fraction is × 100
+
+
+def test_change_picks_points_or_percent_whatever_the_format(tmp_path, make_config):
+    """`change: percent` shows a rate's relative change; `change: points` a number's difference;
+    left out, a percent KPI is in points and a number in percent."""
+    write_csv(
+        tmp_path / "s.csv",
+        ["date", "won", "leads"],
+        [["2026-09-15", 20, 100], ["2026-10-15", 30, 120]],
+    )
+    config = make_config(
+        "report: {id: r, title: T, timezone: Europe/Paris, locale: en_US}\n"
+        "quality: {require_complete_period: false, min_rows: 0}\n"
+        "sources: {s: {type: csv, path: s.csv, date_column: date}}\n"
+        "metrics: {won: {source: s, agg: sum, column: won}, leads: {source: s, agg: sum, column: leads}}\n"
+        "kpis:\n"
+        "  rate: {formula: won / leads, format: percent}\n"
+        "  rate_relative: {formula: won / leads, format: percent, change: percent}\n"
+        "  score: {formula: won / leads * 100, format: number, change: points}\n"
+        "  count: {formula: won, format: number}\n"
+    )
+    results = compute(config, Period.parse("2026-10", "month"), NOW)
+    rate_now, rate_before = 30 / 120, 20 / 100
+    f = Formatter("en_US", "EUR")
+    said = {name: f.delta_text(results.kpis[name], "previous") for name in results.kpis}
+    assert said["rate"] == f"▲\xa0+{(rate_now - rate_before) * 100:.1f}\xa0pts\xa0✓"  # +5.0 pts
+    assert (
+        said["rate_relative"] == f"▲\xa0+{(rate_now - rate_before) / rate_before * 100:.1f}%\xa0✓"
+    )  # +25.0%
+    assert said["score"] == f"▲\xa0+{(rate_now - rate_before) * 100:.1f}\xa0pts\xa0✓"
+    assert said["count"] == f"▲\xa0+{(30 - 20) / 20 * 100:.1f}%\xa0✓"  # +50.0%
+    assert results.kpis["rate_relative"].change_pp_vs_previous is None
+    assert results.kpis["count"].change_pp_vs_previous is None

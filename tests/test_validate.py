@@ -310,6 +310,14 @@ CASES = {
             "F:18:34: objectives[0].kpi: KPI 'neutral_kpi' has direction neutral, so it has no target; set kpis.neutral_kpi.direction to up or down"
         ],
     ),
+    "a currency KPI in points": (
+        {15: "  revenue: {formula: amount, format: currency, change: points}"},
+        None,
+        [
+            "F:15:56: kpis.revenue.change: a currency KPI's changes cannot be in points; points are for a rate "
+            "or a score (format percent, number or ratio); remove change"
+        ],
+    ),
     "python tag": (
         {3: "  title: !!python/object/apply:os.system ['echo pwned']"},
         None,

@@ -81,7 +81,7 @@ def test_indicators_sheet_numbers_equal_results_json(french):
     assert {fields[h] for h in present} == {n for n in KPI_FIELDS.values() if n in data["kpis"]["revenue"]}
     body = rows(sheet)
     assert [r[0].value for r in body] == [k["label"] for k in data["kpis"].values()]
-    checked = 0
+    checked = scores = 0
     for row, (name, kpi) in zip(body, data["kpis"].items(), strict=True):
         assert row[2].value == _(kpi["status"])
         for i, heading in enumerate(present, start=3):
@@ -97,9 +97,20 @@ def test_indicators_sheet_numbers_equal_results_json(french):
         if kpi["format"] in own and config.kpis[name].decimals is None:
             assert value.number_format == own[kpi["format"]], name
         assert row[header.index(_("Change vs previous period"))].number_format == "+0.0%;-0.0%;0.0%"
+        # a rate's points are a fraction shown as a percentage; a score's (the NPS) its own unit
+        points = row[header.index(_("Change vs previous period (points)"))].number_format
+        if kpi["format"] == "percent":
+            assert points == "+0.0%;-0.0%;0.0%", name
+        elif config.kpis[name].change == "points":
+            assert points == "+0.0;-0.0;0.0", name
+            assert number(row[header.index(_("Change vs previous period (points)"))]) == stored(
+                kpi["value"] - kpi["previous"]
+            )
+            scores += 1
         assert row[header.index(_("Attainment"))].number_format == "0%"
         assert row[len(header) - 1].number_format == value.number_format  # the series like the value
     assert checked > 500  # the demo's 41 KPIs: most numbers are known
+    assert scores == 1  # the NPS
 
 
 def test_objectives_sheet_holds_each_objective_then_its_actions(french):

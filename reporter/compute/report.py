@@ -199,7 +199,7 @@ def _compute_results(
         prior_year = kpi_by_period[prior][name]
         obj_result = first_objective.get(name)
         target = obj_result.target if obj_result else None
-        rate = kpi.format == "percent"  # its changes are also given in points
+        rate = kpi.in_points  # its changes are also given in points (and shown so)
         kpi_results[name] = KpiResult(
             value=value,
             previous=previous,
@@ -401,10 +401,11 @@ def _moves(kpis: Mapping[str, KpiResult], base: str, min_base: float, n: int = 3
     of the 2 × n, unjudged: a report whose KPIs are all neutral (as ``init --source`` writes
     them) still says what moved most.
 
-    A rate (format percent) is ranked by its change in points, any other KPI by its relative
-    change, both by size. A change whose base is under ``min_base`` × the median of the KPI's
-    12-period |values| is left out: from a near-zero base any change looks huge; so is every
-    change of a KPI whose median is 0 (see ``_too_small``). ``min_base`` 0 keeps them all.
+    A rate (format percent) whose changes are in points is ranked by its change in points, any
+    other KPI (a score shown in points too) by its relative change, both by size. A change
+    whose base is under ``min_base`` × the median of the KPI's 12-period |values| is left out:
+    from a near-zero base any change looks huge; so is every change of a KPI whose median is 0
+    (see ``_too_small``). ``min_base`` 0 keeps them all.
     A provisional KPI (``settles_after``) is left out too: its latest value is not final, so
     its "biggest fall" is mostly the quotes still open."""
     scored = []
@@ -413,7 +414,7 @@ def _moves(kpis: Mapping[str, KpiResult], base: str, min_base: float, n: int = 3
             continue
         relative = getattr(k, f"change_vs_{base}")
         points = getattr(k, f"change_pp_vs_{base}")
-        score = points if k.format == "percent" else relative
+        score = points if k.format == "percent" and points is not None else relative
         if score is None or score == 0:
             continue
         base_value = getattr(k, base)
@@ -491,6 +492,7 @@ def _objective(
         title=names.text(obj.title) or obj.id,
         owner=names.text(obj.owner) or "",
         due=obj.due.isoformat(),
+        past_due=obj.due < period.end,
         cumulative=obj.cumulative,
         target_kind=kind,
         trend=[TrendPoint(p.label, kpi_by_period[p][obj.kpi], target_for(p)) for p in series],

@@ -565,6 +565,12 @@ class _Checker(SchemaErrors, DataRules):
         names = self.declared_metrics | self.declared_kpis
         graph: dict[str, set[str]] = {}
         for name, kpi in kpis.items():
+            if kpi.change == "points" and kpi.format in ("currency", "integer", "days"):
+                self.add(
+                    ("kpis", name, "change"),
+                    f"a {kpi.format} KPI's changes cannot be in points",
+                    "points are for a rate or a score (format percent, number or ratio); remove change",
+                )
             path: Path_ = ("kpis", name, "formula")
             if kpi.formula is None:
                 continue

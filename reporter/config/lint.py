@@ -6,6 +6,7 @@ its YAML (``Config.position``), never from a second parser."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from reporter.config.labels import Labels, fallback_labels, language_of
 from reporter.config.model import Config
 from reporter.errors import Problem
+from reporter.periods import Period
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -186,3 +188,26 @@ def _burst_workers(file: str, config: Config) -> list[Problem]:
             "the operator may allow more with the environment variable REPORTER_MAX_WORKERS",
         )
     ]
+
+
+def past_due(config: Config, now: dt.datetime) -> list[Problem]:
+    """Objectives whose due date is before the last day of the period a run without
+    ``--period`` reports at ``now``: that report marks them "past due"."""
+    report = config.report
+    period = Period.last_complete(now, report.grain, report.timezone)
+    found = []
+    for i, obj in enumerate(config.objectives):
+        if obj.due < period.end:
+            line, col = config.position(("objectives", i, "due"))
+            found.append(
+                Problem(
+                    str(config.file),
+                    line,
+                    col,
+                    f"objectives[{i}].due",
+                    f"warning: {obj.due.isoformat()} is before the end of {period.label}, the period a run "
+                    "reports now: the report marks the objective past due",
+                    "set its new due date, or remove the objective once it is over",
+                )
+            )
+    return found

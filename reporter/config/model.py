@@ -26,6 +26,7 @@ ConnectionName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_leng
 Grain = Literal["month", "quarter", "week"]
 Agg = Literal["sum", "count", "count_distinct", "avg", "min", "max", "last"]
 Format = Literal["number", "integer", "currency", "percent", "ratio", "days"]
+ChangeUnit = Literal["points", "percent"]
 Direction = Literal["up", "down", "neutral"]
 When = Literal["on_track", "at_risk", "off_track", "always"]
 
@@ -393,6 +394,17 @@ class Kpi(_Model):
         description="Which way is better: up (higher), down (lower) or neutral (no target possible).",
         examples=["down"],
     )
+    change: ChangeUnit | None = Field(
+        None,
+        description=(
+            "How the report writes the KPI's changes against the previous period and the prior year: "
+            "points, the difference (a rate from 13.1 % to 18.9 % is +5.8 pts, a score from 50.8 to 50.0 "
+            "is −0.8 pts), or percent, the relative change ((value − base) / |base|: +4.7 %). Default: "
+            "points for a `percent` KPI, percent otherwise; set points for a score or a rate written as a "
+            "number (a Net Promoter Score). Not for currency, integer or days: their changes are relative."
+        ),
+        examples=["points"],
+    )
     section: LabelOrEmpty = Field(
         "",
         description=(
@@ -424,6 +436,11 @@ class Kpi(_Model):
         ),
         examples=[2],
     )
+
+    @property
+    def in_points(self) -> bool:
+        """Whether the KPI's changes are written in points (``change``; by default a percent KPI's)."""
+        return (self.change or ("points" if self.format == "percent" else "percent")) == "points"
 
 
 class Target(_Model):

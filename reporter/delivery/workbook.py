@@ -29,6 +29,7 @@ from reporter.results import Results
 
 MIME = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 CHANGE = "+0.0%;-0.0%;0.0%"
+POINTS = "+0.0;-0.0;0.0"  # a score's change in points, in its own unit (a rate's is a fraction: CHANGE)
 ATTAINMENT = "0%"
 DATE = "yyyy-mm-dd"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -160,6 +161,7 @@ def kpi_formats(config: Config, fmt: str, decimals: int | None) -> dict[str, str
     """Each number column's format for one KPI: its own values in the KPI's format, relative
     changes and changes in points signed, attainment as a whole percentage."""
     own = number_format(config, fmt, decimals)
+    points = CHANGE if fmt == "percent" else POINTS
     return {
         "value": own,
         "target": own,
@@ -169,8 +171,8 @@ def kpi_formats(config: Config, fmt: str, decimals: int | None) -> dict[str, str
         "attainment": ATTAINMENT,
         "change_vs_previous": CHANGE,
         "change_vs_prior_year": CHANGE,
-        "change_pp_vs_previous": CHANGE,
-        "change_pp_vs_prior_year": CHANGE,
+        "change_pp_vs_previous": points,
+        "change_pp_vs_prior_year": points,
     }
 
 

@@ -57,7 +57,7 @@ def no_data(width: float, height: float, text: str, alt: str) -> Markup:
     )
 
 
-def no_target_mark(width: float = 70, height: float = 10) -> Markup:
+def no_target_mark(width: float = 60, height: float = 10) -> Markup:
     """Where a KPI without a target has no attainment bar: a short grey dash, drawn as the
     background of an empty box, so that a tagged PDF holds it as an artifact (not read aloud:
     the target column already says there is none) and a browser hides it (``aria-hidden``)."""
@@ -115,7 +115,7 @@ def tick_decimals(ticks: Sequence[float], scale: float = 1.0) -> int:
 
 
 def sparkline(
-    values: Sequence[float | None], no_data_text: str, alt: str, width: float = 84, height: float = 18
+    values: Sequence[float | None], no_data_text: str, alt: str, width: float = 76, height: float = 18
 ) -> Markup:
     """The 12-period trend as one polyline, with a dot on the last value."""
     if all(v is None for v in values):
@@ -139,7 +139,7 @@ def sparkline(
     )
 
 
-def bullet(attainment: float | None, status: str, alt: str, width: float = 70, height: float = 10) -> Markup:
+def bullet(attainment: float | None, status: str, alt: str, width: float = 60, height: float = 10) -> Markup:
     """Attainment as a bar on a 0–150 % scale with a tick at 100 %."""
     if attainment is None:
         return no_data(width, height, "—", alt)

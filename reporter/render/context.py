@@ -40,6 +40,9 @@ from reporter.config.model import Report
 DASH = "—"
 MINUS = "−"
 NBSP = "\u00a0"
+# Holds a sign to a currency symbol at a line end: "+€34,460" may otherwise break after the "+"
+# (both are prefixes to a line breaker; a sign before a digit is held by the rules themselves).
+WORD_JOINER = "\u2060"
 DATE_STYLE = "medium"  # the one style of every date a report prints
 UP, DOWN = "▲", "▼"  # the sign of a change, never a judgement
 # the judgement, besides the colour; a provisional change (``settles_after``) is not judged
@@ -70,6 +73,12 @@ def translations(language: str) -> Translations:
     write_mo(buffer, catalog)
     buffer.seek(0)
     return Translations(fp=buffer)
+
+
+def join_sign(sign: str, figure: str) -> str:
+    """A sign before a figure, that no line end parts: "+" and "€34,460" joined by a word joiner
+    (invisible); a figure that starts with a digit ("34 460 €", "4.7%") holds to its sign as is."""
+    return sign + (figure if figure[:1].isdigit() else WORD_JOINER + figure)
 
 
 def lcfirst(text: str) -> str:
@@ -103,7 +112,8 @@ class Formatter:
         if fmt == "currency":
             d = decimals if decimals is not None else self.sized_decimals(v, fmt)
             pattern = _with_decimals(loc.currency_formats["standard"].pattern, d)
-            return self._minus(format_currency(v, self.currency, pattern, locale=loc, currency_digits=False))
+            text = self._minus(format_currency(v, self.currency, pattern, locale=loc, currency_digits=False))
+            return join_sign(text[0], text[1:]) if text.startswith(MINUS) else text
         if fmt == "integer":
             d = 0 if decimals is None else decimals
         elif fmt == "ratio":
@@ -134,7 +144,7 @@ class Formatter:
         text = self._minus(format_percent(abs(v), pattern, locale=self.locale))
         if round(v, 3) == 0:
             return text
-        return ("+" if v > 0 else MINUS) + text
+        return join_sign("+" if v > 0 else MINUS, text)
 
     def attainment(self, v: float | None) -> str:
         if v is None:
@@ -142,25 +152,33 @@ class Formatter:
         pattern = _with_decimals(self.locale.percent_formats[None].pattern, 0)
         return self._minus(format_percent(v, pattern, locale=self.locale))
 
-    def points(self, v: float | None) -> str:
-        """A change in points, ``v`` a fraction (value − base): 0.058 → "+5,8 pts"."""
+    def points(self, v: float | None, fmt: str = "percent") -> str:
+        """A change in points (value − base), one decimal: of a percent KPI ``v`` is a fraction
+        (0.058 → "+5,8 pts"), of a score in its own unit (−0.8 → "−0,8 pts")."""
         if v is None:
             return DASH
         pattern = _with_decimals(self.locale.decimal_formats[None].pattern, 1)
-        number = format_decimal(abs(v) * 100, pattern, locale=self.locale)
-        if round(v * 100, 1) != 0:
-            number = ("+" if v > 0 else MINUS) + number
-        return (self._("%(points)s pts") % {"points": number}).replace(" ", NBSP)
+        scale = 100 if fmt == "percent" else 1
+        number = format_decimal(abs(v) * scale, pattern, locale=self.locale)
+        if round(v * scale, 1) != 0:
+            number = join_sign("+" if v > 0 else MINUS, number)
+        # a rate's points are percentage points ("Pp." in German), a score's plain points ("Pkt.")
+        words = self._("%(points)s pts") if fmt == "percent" else self._("%(points)s score points")
+        return (words % {"points": number}).replace(" ", NBSP)
 
     def shift(self, relative: float | None, points: float | None, fmt: str) -> str:
-        """A KPI's change as the report writes it: in points for a percent KPI, else relative."""
-        return self.points(points) if fmt == "percent" else self.change(relative)
+        """A KPI's change as the report writes it: in points when it has them (a KPI whose
+        ``change`` is points: by default a percent KPI), else relative."""
+        return self.points(points, fmt) if points is not None else self.change(relative)
 
     @staticmethod
     def signal(relative: float | None, points: float | None, fmt: str, direction: str) -> tuple[str, str]:
         """The two signals of a change: its arrow (▲ up, ▼ down, "" none or unchanged as printed)
         and its tone: better or worse by ``direction``, neutral for a neutral KPI, flat when none."""
-        v, digits = (points, 3) if fmt == "percent" else (relative, 3)
+        v: float | None = relative
+        digits = 3
+        if points is not None:  # printed with one decimal of a point
+            v, digits = points, 3 if fmt == "percent" else 1
         if v is None or round(v, digits) == 0:
             return "", "flat"
         arrow = UP if v > 0 else DOWN
@@ -197,7 +215,7 @@ class Formatter:
         (a KPI with ``settles_after``: its value in P is provisional, so is any change of it)."""
         relative, points, fmt, direction = _change_of(item, base)
         arrow, tone = self.signal(relative, points, fmt, direction)
-        shown = points if fmt == "percent" else relative
+        shown = points if points is not None else relative
         if shown is not None and _field(item, "provisional", False):
             return arrow, "provisional"
         return arrow, tone

@@ -594,6 +594,7 @@ class _Builder:
             note=note,
             followed=any(a.state is not None for a in actions),
             overdue=sum(1 for a in actions if a.overdue),
+            past_due=obj.past_due,
         )
 
     def funnel(self) -> list[FunnelStage]:

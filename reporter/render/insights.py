@@ -18,7 +18,7 @@ from reporter.config.labels import Labels, breakdown_id
 from reporter.config.model import Config
 from reporter.formulas import parse
 from reporter.periods import Period
-from reporter.render.context import DASH, MINUS, Formatter, translations
+from reporter.render.context import DASH, MINUS, Formatter, join_sign, translations
 from reporter.results import ObjectiveResult, Results
 
 # The unit of a period, for "the highest in 35 months".
@@ -64,14 +64,17 @@ class _Words:
         return None if shown is None else self.fmt.sized_decimals(shown, k.format)
 
     def signed(self, name: str, v: float | None) -> str:
-        """A difference in the KPI's unit, signed; a rate's in points ("+5,8 pts")."""
+        """A difference in the KPI's unit, signed; in points for a KPI whose changes are
+        ("+5,8 pts" for a rate, "−0,8 pts" for a score)."""
         if v is None:
             return DASH
         k = self.results.kpis.get(name)
-        if k is not None and k.format == "percent":
-            return self.fmt.points(v)
+        # a KPI shown in points has its changes in points (a rate's difference always is)
+        in_points = k is not None and {k.change_pp_vs_previous, k.change_pp_vs_prior_year} != {None}
+        if k is not None and (k.format == "percent" or in_points):
+            return self.fmt.points(v, k.format)
         text = self.value(name, abs(v))
-        return text if v == 0 else ("+" if v > 0 else MINUS) + text
+        return text if v == 0 else join_sign("+" if v > 0 else MINUS, text)
 
     def share(self, v: float | None) -> str:
         return self.fmt.attainment(v) if v is not None else DASH

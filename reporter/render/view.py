@@ -51,9 +51,13 @@ class Kpi(Checked):
     change_vs_previous: float | None = doc("relative change against the previous period (0.047 is +4.7 %)")
     change_vs_prior_year: float | None = doc("relative change against the same period a year before")
     change_pp_vs_previous: float | None = doc(
-        "for a `percent` KPI: value − previous, as a fraction (0.058 is +5.8 points); none otherwise"
+        "for a KPI whose changes are in points (`change`, by default a `percent` KPI's): value − previous, "
+        "a fraction for a percent KPI (0.058 is +5.8 points), in its own unit for a score; none for "
+        "the others"
     )
-    change_pp_vs_prior_year: float | None = doc("for a `percent` KPI: value − prior_year, as a fraction")
+    change_pp_vs_prior_year: float | None = doc(
+        "for a KPI whose changes are in points: value − prior_year, as `change_pp_vs_previous`"
+    )
     ytd: float | None = doc("the value over the fiscal year to date")
     target: float | None = doc("the target in the period, or none")
     attainment: float | None = doc("value ÷ target (for direction up) or target ÷ value (down)")
@@ -105,6 +109,10 @@ class Objective(Checked):
     status: Status = doc("`on_track`, `at_risk`, `off_track`, `no_data` or `no_target`")
     owner: str = doc("who answers for it")
     due: str = doc("its due date (ISO)")
+    past_due: bool = doc(
+        "true when its due date is before the period's last day: the objectives table and the digest "
+        'say "past due"'
+    )
     cumulative: bool = doc("true when judged on the year to date")
     target_kind: str = doc("how the target is given: `value`, `change_vs_previous`, `change_vs_prior_year`…")
     actions: list[Action] = doc("its action plan")
