@@ -807,9 +807,9 @@ LEAVING = {
     [
         (
             "en_US",
-            "amount −€150.00 on the previous period, from 2 entries off season, as in October 2025 "
-            "(−€130.00), 2 entries gone (−€40.00) and North (+€20.00).",
-            "Fair (−€90.00; off season, as in October 2025)",
+            "amount −\u2060€150.00 on the previous period, from 2 entries off season, as in October 2025 "
+            "(−\u2060€130.00), 2 entries gone (−\u2060€40.00) and North (+\u2060€20.00).",
+            "Fair (−\u2060€90.00; off season, as in October 2025)",
         ),
         (
             "fr_FR",
