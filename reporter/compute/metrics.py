@@ -13,13 +13,14 @@ of that source; inside it, sum and count over no rows are 0, the others null.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import duckdb
 
@@ -29,6 +30,9 @@ from reporter.config.sql import agg_sql, quote_ident, sql_literal, value_sql
 from reporter.errors import RunError
 from reporter.periods import Period
 from reporter.sources import SourceInfo
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _BUCKET = {"month": "month", "quarter": "quarter", "week": "week"}
 
@@ -116,6 +120,17 @@ def watching() -> Iterator[Watch]:
             yield watch
         finally:
             _watches.active = before
+
+
+def watched(func: Callable[P, R]) -> Callable[P, R]:
+    """``func`` run ``watching()``: one watch for all the queries it runs."""
+
+    @functools.wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with watching():
+            return func(*args, **kwargs)
+
+    return run
 
 
 def _run(

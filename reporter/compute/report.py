@@ -30,7 +30,7 @@ from reporter.compute.metrics import (
     period_metrics,
     period_rows,
     ranked_keys,
-    watching,
+    watched,
 )
 from reporter.config.checkins import load_checkins
 from reporter.config.labels import Labels
@@ -130,6 +130,7 @@ class _Kpis:
         return list(dict.fromkeys(out))
 
 
+@watched
 def compute_results(
     con: duckdb.DuckDBPyConnection,
     config: Config,
@@ -141,19 +142,6 @@ def compute_results(
 ) -> Results:
     """The report's Results for ``period`` over the sources read into ``con``; every DuckDB
     query of it is watched by one ``Watch`` (``REPORTER_QUERY_TIMEOUT`` for each)."""
-    with watching():
-        return _compute_results(con, config, infos, period, now, filter=filter)
-
-
-def _compute_results(
-    con: duckdb.DuckDBPyConnection,
-    config: Config,
-    infos: Mapping[str, SourceInfo],
-    period: Period,
-    now: dt.datetime,
-    *,
-    filter: Mapping[str, Any] | None = None,
-) -> Results:
     fy = config.report.fiscal_year_start
     where = _filter_sql(config, filter) if filter else None
     kpis = _Kpis(config)
