@@ -198,8 +198,8 @@ def test_gate_names_the_latest_complete_period(
         "  - source 'audience' has data up to 2026-10-31; the period ends 2026-11-30\n"
         "  - source 'audience' has 0 row(s) in 2026-11; at least 1 required\n"
         f"  results in {out}/newsletter-monthly/2026-11/results.json\n"
+        "  no source has data in 2026-11: the data ends on 2026-10-31\n"
         f"  the latest complete month in the data is 2026-10: `reporter run {config} --period 2026-10`\n"
-        "  to run on incomplete data: `quality.require_complete_period: false`\n"
     )
 
 
