@@ -49,8 +49,12 @@ def test_outbox_and_ledger_skip_wording(starter: Path, capsys: pytest.CaptureFix
     assert first.endswith("\n  newsletter-team@example.com: written to outbox\n")
     assert (out / "outbox" / "newsletter-monthly" / "2026-10" / "newsletter-team@example.com.eml").is_file()
     assert cli.main(["run", str(starter / "report.yaml"), "--output", str(out)]) == 0
-    assert capsys.readouterr().out.endswith(
-        "\n  newsletter-team@example.com: already sent on 2026-11-24 (ledger), skipped\n"
+    folder = out / "newsletter-monthly" / "2026-10"
+    archived = out / "archive" / "newsletter-monthly" / "2026-10" / "newsletter-monthly_2026-10_v1.pdf"
+    assert capsys.readouterr().out == (
+        "newsletter-monthly 2026-10: already delivered on 2026-11-24 (ledger), nothing sent; files left as "
+        f"delivered in {folder}; the delivered PDF is archived as {archived.resolve()} "
+        "(--force --reason TEXT sends it again)\n"
     )
     assert cli.main(["run", str(starter / "report.yaml"), "--output", str(out), "--no-send"]) == 0
     assert capsys.readouterr().out.endswith("/email.eml\n  nothing sent (--no-send)\n")
