@@ -79,6 +79,13 @@ def latest_dated(config: Config, last_dates: list[str], start: str) -> Period | 
     return Period.containing(min(lasts), config.report.grain)
 
 
+def blank_note(config: Config, results: Results) -> str | None:
+    """What ``preview --period P`` says when P has no row in any source (or in any the KPIs
+    read): the page shows no numbers; when the data ends and the period to preview instead."""
+    lines = no_data_hint(config, results, "preview", "the preview shows no numbers")
+    return f"{config.report.id}: {'; '.join(lines)}" if lines else None
+
+
 def preview_note(config: Config, default: Period, chosen: Period) -> str:
     """What ``preview`` says when it shows ``chosen`` instead of the last complete period."""
     word = GRAIN_WORDS[config.report.grain]
@@ -119,11 +126,12 @@ def gate_hint(config: Config, results: Results) -> list[str]:
     return [*lines, "to run on incomplete data: `quality.require_complete_period: false`"]
 
 
-def no_data_hint(config: Config, results: Results) -> list[str]:
+def no_data_hint(config: Config, results: Results, command: str = "run", then: str = "") -> list[str]:
     """When no source has a row in the period, or none of those the KPIs read: that, said
-    plainly, with the day the data ends (when it ends before the period) and the latest complete
-    period to run instead. Relaxing the gate would only send a blank report: not suggested.
-    [] when some source the KPIs read has a row in the period."""
+    plainly, with the day the data ends (when it ends before the period; in parentheses before
+    ``then``, what follows from it) and the latest complete period to ``command`` (run, preview)
+    instead. Relaxing the gate would only send a blank report: not suggested. [] when some
+    source the KPIs read has a row in the period."""
     empty = _empty_sources(results)
     read = _kpi_sources(config)
     period, sources = results.period, results.sources
@@ -136,15 +144,17 @@ def no_data_hint(config: Config, results: Results) -> list[str]:
     else:
         return []
     lasts = [s.last_date[:10] for s in sources if s.last_date]
-    lines = [subject]
-    if lasts and max(lasts) < results.period_start:
-        lines[0] += f": {whose} on {max(lasts)}"
+    ends = f"{whose} on {max(lasts)}" if lasts and max(lasts) < results.period_start else ""
+    if then:
+        lines = [f"{subject} ({ends}): {then}" if ends else f"{subject}: {then}"]
+    else:
+        lines = [f"{subject}: {ends}" if ends else subject]
     found, apart = latest_common(config, results.sources)  # the gate judges every source
     word = GRAIN_WORDS[config.report.grain]
     if found is not None and found.label < period:
         lines.append(
             f"the latest complete {word} in the data is {found.label}: "
-            f"`reporter run {config.file} --period {found.label}`"
+            f"`reporter {command} {config.file} --period {found.label}`"
         )
     elif apart is not None and apart.name != apart.other:
         lines.append(f"no {word} has data in every source: {apart}")

@@ -245,6 +245,17 @@ def test_a_period_after_the_data_says_there_is_no_data_and_names_the_period_to_r
         "  - source 'orders' has 0 row(s) in 2026-11; at least 1 required\n"
         "  - source 'staff' has 0 row(s) in 2026-11; at least 1 required\n" + hint
     )
+    # a preview of that period is written (a look at it), and says that it shows no numbers
+    assert main(["preview", str(config), "--period", "2026-11", "--output", str(out)]) == 0
+    html = out / "shop" / "2026-11" / "shop_2026-11.html"
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "shop: no source has data in 2026-11 (the data ends on 2026-10-31): the preview shows no numbers; "
+        f"the latest complete month in the data is 2026-10: `reporter preview {config} --period 2026-10`",
+        f"shop: preview written to {html} (open it in a browser; nothing was sent)",
+    ]
+    # a period with data says nothing more
+    assert main(["preview", str(config), "--period", "2026-10", "--output", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("shop: preview written to ")
 
 
 def test_a_period_without_rows_in_the_sources_the_kpis_read_says_so(

@@ -474,7 +474,8 @@ def _unconfirmed(config: Config, period: str, recipients: list[str]) -> str:
 @dataclass
 class Previewed:
     path: Path  # the report's HTML
-    note: str | None = None  # why its period is not the one asked for (none when it is)
+    # why its period is not the one asked for; or, asked for, that it has no data (else none)
+    note: str | None = None
 
 
 def preview(config: Config, *, period: str | None, now: dt.datetime, output: Path | None = None) -> Previewed:
@@ -482,7 +483,7 @@ def preview(config: Config, *, period: str | None, now: dt.datetime, output: Pat
     would be sent (``…_digest.html``, its images inside, and ``…_digest.txt``); nothing is sent.
     Without ``period``: the last complete period, or when no source has data in it (nor after),
     the latest period with data, with a note saying so."""
-    from reporter.hints import latest_with_data, preview_note
+    from reporter.hints import blank_note, latest_with_data, preview_note
     from reporter.render.digest import browser_html, build_digest
     from reporter.render.html import render_html
 
@@ -496,6 +497,8 @@ def preview(config: Config, *, period: str | None, now: dt.datetime, output: Pat
         target = found
         results = report_results(config, target, now)
     refuse_before_data(config, results)
+    if period is not None:
+        note = blank_note(config, results)
     path = (
         output_root(config, output)
         / config.report.id
