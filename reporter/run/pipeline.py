@@ -387,8 +387,8 @@ def _delivered(
     keys = list(seen.values())
     if not keys:
         return None
-    had = {k: already_sent(ledger, Key(report, period, k)) for k in keys}  # the ledger lower-cases
-    unsent = [k for k, outcome in had.items() if outcome is None]
+    state = {d.recipient: d.state for d in ledger.all(report, period)}  # one query; latest last
+    unsent = [k for k in keys if state.get(k.lower()) != "sent"]
     if unsent:
         if set(unsent) - set(addresses):
             return None
@@ -396,7 +396,8 @@ def _delivered(
 
         if set(unsent) - set(suppressed(ledger, report)):
             return None
-    deliveries = [outcome for outcome in had.values() if outcome is not None]
+    had = [already_sent(ledger, Key(report, period, k)) for k in keys if k not in unsent]
+    deliveries = [outcome for outcome in had if outcome is not None]
     if not deliveries:  # every address unsubscribed, none ever had it: the run says so itself
         return None
     dates = sorted({d.sent_on for d in deliveries if d.sent_on})
