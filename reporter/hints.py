@@ -1,6 +1,8 @@
 """What to do when the completeness gate fails: the latest period the data does cover, and the
-two ways out (declare a sparse source's ``frequency``, or relax the gate); and which period a
-``preview`` without ``--period`` shows when the last complete one has no data."""
+two ways out (declare a sparse source's ``frequency``, or relax the gate), or for a period
+without any row, that, with the day the data ends (relaxing the gate would not help); which
+period a ``preview`` without ``--period`` shows when the last complete one has no data, and
+what a ``preview --period`` of a period without data says."""
 
 from __future__ import annotations
 

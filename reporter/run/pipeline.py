@@ -2,8 +2,9 @@
 
 The ledger opened (and the run recorded in it), what earlier runs left unarchived archived, then
 the report's Run and each recipient's slice through the same stages (compute → gate → render →
-deliver through the ledger → archive as a recorded step). Any failure marks the run failed in
-the ledger and alerts ``delivery.alerts_to``.
+deliver through the ledger → archive as a recorded step). A period the ledger says every
+recipient already has is not computed nor rendered again: its files stay as they were delivered
+(``_delivered``). Any failure marks the run failed in the ledger and alerts ``delivery.alerts_to``.
 """
 
 from __future__ import annotations
