@@ -348,6 +348,22 @@ _MEASURE_WORDS = frozenset(
 )  # fmt: skip
 # A text column with at most this many values is broken down by (one row per value).
 MAX_BREAKDOWN_VALUES = 50
+# Column-name words (accents removed) that make a file French (``_french``), and words of other
+# languages that write a decimal comma and the day first, which rule it out ("canal" is Spanish
+# and Italian too).
+_FRENCH_WORDS = frozenset(
+    {"montant", "canal", "quantite", "qte", "prix", "cout", "couts", "vente", "ventes", "chiffre",
+     "affaires", "commande", "commandes", "produit", "produits", "libelle", "magasin", "vendeur",
+     "remise", "ttc", "ht", "mois", "jour", "semaine", "annee", "categorie", "famille",
+     "fournisseur", "devis", "facture", "depense", "depenses", "recette", "recettes", "visites",
+     "visiteurs", "nouveaux", "taux", "ville", "pays", "departement", "agence", "solde", "nombre",
+     "valeur", "poids", "rebonds", "duree", "moyenne", "abonnes", "inscrits", "campagne"}
+)  # fmt: skip
+_OTHER_WORDS = frozenset(
+    {"fecha", "importe", "precio", "coste", "cantidad", "ventas", "cliente", "tienda", "valor",
+     "datum", "betrag", "preis", "kosten", "menge", "anzahl", "umsatz", "summe", "kunde", "kanal",
+     "importo", "prezzo", "costo", "quantita", "totale", "giorno", "negozio", "quantidade"}
+)  # fmt: skip
 
 
 @dataclass
@@ -906,6 +922,40 @@ def _numbers_read(source_name: str, file_name: str, found: Sniffed) -> list[str]
     ]
 
 
+def _french(found: Sniffed) -> list[str]:
+    """Why the file looks French (empty: it does not): a column name with a French word
+    (``_FRENCH_WORDS``), or numbers with a decimal comma and dates written day first; never when
+    a column name has a word of another language that writes them so (``_OTHER_WORDS``)."""
+    words = {w for name, _ in found.columns for w in _words(name)}
+    if words & _OTHER_WORDS:
+        return []
+    named = [name for name, _ in found.columns if set(_words(name)) & _FRENCH_WORDS]
+    day_first = (found.date_format or "").startswith("%d")
+    if named:
+        return [f"French column names ({', '.join(named[:3])}{', …' if len(named) > 3 else ''})"] + (
+            ["a decimal comma"] if found.decimal == "," else []
+        )
+    if found.decimal == "," and day_first:
+        return ["a decimal comma", "dates written day first"]
+    return []
+
+
+def _report_stanza(path: Path, french: list[str]) -> list[str]:
+    """The report's title, locale and timezone: French for a file that looks French (``french``
+    says why, in a comment), else English and UTC."""
+    words = " ".join(path.stem.replace("_", " ").replace("-", " ").split())
+    if french:
+        return [
+            f"  title: {_q('Rapport ' + words.lower())}",
+            f"  locale: fr_FR                # the file looks French: {', '.join(french)}",
+            "  timezone: Europe/Paris       # a month is a month in this timezone",
+        ]
+    return [
+        f"  title: {_q(path.stem.replace('_', ' ').replace('-', ' ').capitalize() + ' report')}",
+        "  timezone: UTC                # a month is a month in this timezone",
+    ]
+
+
 def source_report(path: Path, folder: Path) -> SourceReport:
     """The YAML of a report over the CSV at ``path``, to be written into ``folder``."""
     found = _sniff_source(path)
@@ -918,6 +968,7 @@ def source_report(path: Path, folder: Path) -> SourceReport:
     # numbers written like "2 867,56 €" are read by a derived source over the file's
     file_name = f"{source_name}_file" if found.formatted else source_name
 
+    french = _french(found)
     lines = [
         MODELINE,
         f"# A report over {path.name}, written by `reporter init --source`.",
@@ -927,8 +978,7 @@ def source_report(path: Path, folder: Path) -> SourceReport:
         "",
         "report:",
         f"  id: {report_id}",
-        f"  title: {_q(path.stem.replace('_', ' ').replace('-', ' ').capitalize() + ' report')}",
-        "  timezone: UTC                # a month is a month in this timezone",
+        *_report_stanza(path, french),
         "  grain: month                 # month | quarter | week",
         "",
         "sources:",
@@ -980,15 +1030,16 @@ def source_report(path: Path, folder: Path) -> SourceReport:
     lines += ["", "kpis:"]
     lines += [
         "  rows:",
-        "    label: Rows",
+        f"    label: {'Lignes' if french else 'Rows'}",
         "    formula: rows",
         "    format: integer",
         "    direction: neutral",
     ]
     for column, name in distinct.items():
+        label = f"{_label(column)} distincts" if french else f"Distinct {column.replace('_', ' ')}"
         lines += [
             f"  {name}:",
-            f"    label: {_q('Distinct ' + column.replace('_', ' '))}",
+            f"    label: {_q(label)}",
             f"    formula: {name}",
             "    format: integer",
             "    direction: neutral",

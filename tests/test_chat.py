@@ -139,7 +139,8 @@ def test_slack_card_is_posted_once_across_two_runs_and_reads_back(tmp_path):
     )
     assert [(d.recipient, d.state, d.attempts) for d in first.deliveries] == [("slack:SLACK_HOOK", "sent", 1)]
     assert [(d.recipient, d.state) for d in second.deliveries] == [("slack:SLACK_HOOK", "skipped")]
-    assert second.summary().endswith("slack:SLACK_HOOK: already sent on 2026-11-02 (ledger), skipped")
+    line = "tiny 2026-10: already delivered on 2026-11-02 (ledger), nothing sent; "
+    assert second.summary().startswith(line)
     assert ledger_rows(tmp_path) == {"slack:slack_hook": (1, "sent", 1)}
     # what was posted is kept beside the PDF, byte for byte; the card went out, so the PDF is archived
     kept = tmp_path / "tiny" / "2026-10" / "chat-slack.json"

@@ -49,8 +49,12 @@ def test_outbox_and_ledger_skip_wording(starter: Path, capsys: pytest.CaptureFix
     assert first.endswith("\n  newsletter-team@example.com: written to outbox\n")
     assert (out / "outbox" / "newsletter-monthly" / "2026-10" / "newsletter-team@example.com.eml").is_file()
     assert cli.main(["run", str(starter / "report.yaml"), "--output", str(out)]) == 0
-    assert capsys.readouterr().out.endswith(
-        "\n  newsletter-team@example.com: already sent on 2026-11-24 (ledger), skipped\n"
+    folder = out / "newsletter-monthly" / "2026-10"
+    archived = out / "archive" / "newsletter-monthly" / "2026-10" / "newsletter-monthly_2026-10_v1.pdf"
+    assert capsys.readouterr().out == (
+        "newsletter-monthly 2026-10: already delivered on 2026-11-24 (ledger), nothing sent; files left as "
+        f"delivered in {folder}; the delivered PDF is archived as {archived.resolve()} "
+        "(--force --reason TEXT sends it again)\n"
     )
     assert cli.main(["run", str(starter / "report.yaml"), "--output", str(out), "--no-send"]) == 0
     assert capsys.readouterr().out.endswith("/email.eml\n  nothing sent (--no-send)\n")
@@ -198,8 +202,8 @@ def test_gate_names_the_latest_complete_period(
         "  - source 'audience' has data up to 2026-10-31; the period ends 2026-11-30\n"
         "  - source 'audience' has 0 row(s) in 2026-11; at least 1 required\n"
         f"  results in {out}/newsletter-monthly/2026-11/results.json\n"
+        "  no source has data in 2026-11: the data ends on 2026-10-31\n"
         f"  the latest complete month in the data is 2026-10: `reporter run {config} --period 2026-10`\n"
-        "  to run on incomplete data: `quality.require_complete_period: false`\n"
     )
 
 

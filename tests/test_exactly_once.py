@@ -395,6 +395,52 @@ def test_force_with_recipient_resends_to_that_one_only(tmp_path, capsys):
         assert [e["version"] for e in pdfs] == [1, 2, 3]
 
 
+def test_a_rerun_of_a_delivered_period_sends_nothing_and_leaves_the_delivered_files(
+    tmp_path, capsys, monkeypatch
+):
+    """A day later, the same command: the ledger says every recipient has the period, so the run
+    renders nothing (a new render would carry another time and differ from what they received):
+    the output folder keeps the delivered files byte for byte, the archive's manifest is
+    unchanged, and one line says so. A recipient added since is sent the report as usual."""
+
+    def files() -> dict[str, bytes]:
+        return {
+            str(p.relative_to(tmp_path)): p.read_bytes()
+            for p in sorted(tmp_path.rglob("*"))
+            if p.is_file() and not p.name.startswith("ledger.sqlite")
+        }
+
+    with Server(tmp_path) as server:
+        config = tiny(tmp_path, server.port, to=PEOPLE[:2])
+        run = ["run", str(config), "--period", "2026-10", "--output", str(tmp_path)]
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+        assert main(run) == 0
+        delivered = files()
+        folder = tmp_path / "tiny" / "2026-10"
+        names = ["tiny_2026-10.pdf", "results.json", "email.eml"]
+        assert {f"tiny/2026-10/{name}" for name in names} <= set(delivered)
+        sent = next(p for p in server.handler.received[0].message.iter_attachments()).get_content()
+        assert delivered["tiny/2026-10/tiny_2026-10.pdf"] == sent
+        capsys.readouterr()
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int((NOW + dt.timedelta(days=1)).timestamp())))
+        assert main(run) == 0
+        archived = tmp_path / "archive" / "tiny" / "2026-10" / "tiny_2026-10_v1.pdf"
+        assert capsys.readouterr().out == (
+            f"tiny 2026-10: already delivered on 2026-11-02 (ledger), nothing sent; files left as "
+            f"delivered in {folder}; the delivered PDF is archived as {archived} "
+            "(--force --reason TEXT sends it again)\n"
+        )
+        assert files() == delivered  # the manifest and every delivered file, byte for byte
+        assert count(server) == dict.fromkeys(PEOPLE[:2], 1)
+        with Ledger(default_url(tmp_path)) as ledger:
+            assert [r["outcome"] for r in ledger.runs_of("tiny")] == ["ok", "ok"]
+        # a recipient added since: the run goes on as usual and sends to them only
+        tiny(tmp_path, server.port, to=PEOPLE[:3])
+        assert main(run) == 0
+        assert capsys.readouterr().out.endswith(f"  {PEOPLE[2]}: sent\n")
+        assert count(server) == dict.fromkeys(PEOPLE[:3], 1)
+
+
 # --- archived or failed, never silently neither -----------------------------------------------
 
 CRASH = """
@@ -430,9 +476,15 @@ def test_a_crash_between_the_last_send_and_the_archive_is_finished_by_the_rerun(
             assert [s["state"] for s in ledger.archive_steps_of("tiny")] == ["pending"]
         sent = next(p for p in server.handler.received[0].message.iter_attachments()).get_content()
         # the rerun: nothing to send, but the delivered PDF is archived
+        capsys.readouterr()
         assert main(["run", str(config), "--period", "2026-10", "--output", str(tmp_path)]) == 0
         assert count(server) == dict.fromkeys(PEOPLE, 1)
         archived = tmp_path / "archive" / "tiny" / "2026-10" / "tiny_2026-10_v1.pdf"
+        assert capsys.readouterr().out == (
+            f"tiny 2026-10: already delivered on 2026-11-02 (ledger), nothing sent; files left as delivered "
+            f"in {tmp_path}/tiny/2026-10; the delivered PDF is archived now as {archived} "
+            "(--force --reason TEXT sends it again)\n"
+        )
         assert archived.read_bytes() == sent  # exactly what was delivered
         assert main(["verify", str(tmp_path / "archive")]) == 0
         with Ledger(default_url(tmp_path)) as ledger:

@@ -624,3 +624,86 @@ def test_a_second_source_in_the_same_folder_keeps_the_schema_already_there(
         f"reporter: error: init: {other / 'reporter.schema.json'} already exists; nothing was written "
         "(choose another folder or move these files away)\n"
     )
+
+
+def _french_export(path: Path) -> None:
+    """A French accounting export: `;`, decimal comma, dd/mm/yyyy, latin-1 (é in a header and
+    in the values), daily from 1 July to 31 October 2026."""
+    lines = ["date;canal;montant;quantité"]
+    for i in range(123 * 2):
+        day = dt.date(2026, 7, 1) + dt.timedelta(days=i // 2)
+        canal = ["Boutique", "Téléphone", "Web"][i % 3]
+        lines.append(f"{day:%d/%m/%Y};{canal};{100 + i},{i % 100:02d};{i % 4}")
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+
+
+@pytest.mark.usefixtures("fixed_clock")
+def test_source_that_looks_french_gets_a_french_starter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """French column names and a decimal comma: locale fr_FR, Europe/Paris, a French title and
+    French labels; the report it runs speaks French (its month in the PDF: "octobre 2026")."""
+    import io
+
+    import pypdf
+
+    folder = tmp_path / "ventes"
+    folder.mkdir()
+    data = folder / "ventes_magasin.csv"
+    _french_export(data)
+    assert cli.main(["init", str(folder), "--source", str(data)]) == 0
+    yaml = folder / "ventes-magasin.yaml"
+    text = yaml.read_text(encoding="utf-8")
+    assert (
+        "report:\n"
+        "  id: ventes-magasin\n"
+        '  title: "Rapport ventes magasin"\n'
+        "  locale: fr_FR                # the file looks French: French column names (canal, montant, "
+        "quantité), a decimal comma\n"
+        "  timezone: Europe/Paris       # a month is a month in this timezone\n"
+        "  grain: month                 # month | quarter | week\n"
+    ) in text
+    assert "      encoding: latin-1\n" in text
+    config = load_config(yaml)
+    assert (config.report.locale, config.report.timezone) == ("fr_FR", "Europe/Paris")
+    assert {n: k.label for n, k in config.kpis.items()} == {
+        "rows": "Lignes",
+        "montant": "Montant",
+        "quantite": "Quantité",
+    }
+    capsys.readouterr()
+    assert cli.main(["validate", str(yaml)]) == 0
+    assert capsys.readouterr().err == ""  # no label without a French text
+    out = tmp_path / "out"
+    assert cli.main(["run", str(yaml), "--no-send", "--output", str(out), "--period", "2026-10"]) == 0
+    pdf = (out / "ventes-magasin" / "2026-10" / "ventes-magasin_2026-10.pdf").read_bytes()
+    words = " ".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    assert "octobre 2026" in words
+    assert "Lignes" in words
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "french"),
+    [
+        # no French word, but a decimal comma and the day first: French
+        ("day;channel;amount", "{d:%d/%m/%Y};Web;12,50", True),
+        # the day first with a decimal point (a British export): not French
+        ("day,channel,amount", "{d:%d/%m/%Y},Web,12.50", False),
+        # a decimal comma with ISO dates, English names: not French
+        ("day;channel;amount", "{d:%Y-%m-%d};Web;12,50", False),
+        # Spanish names ("canal" is Spanish too), a decimal comma, the day first: not French
+        ("fecha;canal;importe", "{d:%d/%m/%Y};Web;12,50", False),
+    ],
+)
+def test_source_french_only_when_it_looks_french(tmp_path: Path, header: str, row: str, french: bool) -> None:
+    data = tmp_path / "r" / "export.csv"
+    data.parent.mkdir()
+    days = [dt.date(2026, 7, 1) + dt.timedelta(days=i) for i in range(90)]
+    data.write_text("\n".join([header, *(row.format(d=d) for d in days)]) + "\n", encoding="utf-8")
+    init_report(tmp_path / "r", now=NOW, source=data)
+    config = load_config(tmp_path / "r" / "export.yaml")
+    shown = (config.report.title, config.report.locale, config.report.timezone, config.kpis["rows"].label)
+    if french:
+        assert shown == ("Rapport export", "fr_FR", "Europe/Paris", "Lignes")
+    else:
+        assert shown == ("Export report", "en_US", "UTC", "Rows")

@@ -212,6 +212,77 @@ def test_the_gate_hint_suggests_no_frequency_already_declared(
     )
 
 
+DECEMBER = str(int(dt.datetime(2026, 12, 5, 9, tzinfo=dt.UTC).timestamp()))  # November has ended
+
+
+def test_a_period_after_the_data_says_there_is_no_data_and_names_the_period_to_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No source has a row in November: relaxing the gate would send a blank report, so the
+    hint is the day the data ends and the period to run instead."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", DECEMBER)
+    config = report(tmp_path)
+    out = tmp_path / "out"
+    run = ["run", str(config), "--period", "2026-11", "--no-send", "--output", str(out)]
+    assert main(run) == 1
+    hint = (
+        f"  results in {out}/shop/2026-11/results.json\n"
+        "  no source has data in 2026-11: the data ends on 2026-10-31\n"
+        f"  the latest complete month in the data is 2026-10: `reporter run {config} --period 2026-10`\n"
+    )
+    assert capsys.readouterr().err == (
+        "reporter: FAILED: shop 2026-11: quality gate failed, nothing sent:\n"
+        "  - source 'orders' has data up to 2026-10-31; the period ends 2026-11-30\n"
+        "  - source 'orders' has 0 row(s) in 2026-11; at least 1 required\n"
+        "  - source 'staff' has data up to 2026-10-26; the period ends 2026-11-30\n"
+        "  - source 'staff' has 0 row(s) in 2026-11; at least 1 required\n" + hint
+    )
+    # the gate's completeness check off: min_rows alone fails, and the same hint says why
+    config.write_text(config.read_text() + "quality: {require_complete_period: false}\n")
+    assert main(run) == 1
+    assert capsys.readouterr().err == (
+        "reporter: FAILED: shop 2026-11: quality gate failed, nothing sent:\n"
+        "  - source 'orders' has 0 row(s) in 2026-11; at least 1 required\n"
+        "  - source 'staff' has 0 row(s) in 2026-11; at least 1 required\n" + hint
+    )
+    # a preview of that period is written (a look at it), and says that it shows no numbers
+    assert main(["preview", str(config), "--period", "2026-11", "--output", str(out)]) == 0
+    html = out / "shop" / "2026-11" / "shop_2026-11.html"
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "shop: no source has data in 2026-11 (the data ends on 2026-10-31): the preview shows no numbers; "
+        f"the latest complete month in the data is 2026-10: `reporter preview {config} --period 2026-10`",
+        f"shop: preview written to {html} (open it in a browser; nothing was sent)",
+    ]
+    # a period with data says nothing more
+    assert main(["preview", str(config), "--period", "2026-10", "--output", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("shop: preview written to ")
+
+
+def test_a_period_without_rows_in_the_sources_the_kpis_read_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source no KPI reads has rows in November, the two the KPIs read have none: the report
+    would be blank all the same."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", DECEMBER)
+    config = report(tmp_path, extra="quality: {require_complete_period: false}\n")
+    days = [dt.date(2025, 10, 1) + dt.timedelta(days=i) for i in range(426)]  # up to 2026-11-30
+    write_csv(tmp_path / "visits.csv", ["date", "n"], [[d.isoformat(), 1] for d in days])
+    text = config.read_text()
+    visits = "  visits: {type: csv, path: visits.csv, date_column: date}\n"
+    text = text.replace("metrics:\n", visits + "metrics:\n")
+    config.write_text(text.replace("kpis:\n", "  visits: {source: visits, agg: sum, column: n}\nkpis:\n"))
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--period", "2026-11", "--no-send", "--output", str(out)]) == 1
+    assert capsys.readouterr().err == (
+        "reporter: FAILED: shop 2026-11: quality gate failed, nothing sent:\n"
+        "  - source 'orders' has 0 row(s) in 2026-11; at least 1 required\n"
+        "  - source 'staff' has 0 row(s) in 2026-11; at least 1 required\n"
+        f"  results in {out}/shop/2026-11/results.json\n"
+        "  no source the KPIs read ('orders', 'staff') has data in 2026-11: their data ends on 2026-10-31\n"
+        f"  the latest complete month in the data is 2026-10: `reporter run {config} --period 2026-10`\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("period", "message"),
     [

@@ -107,6 +107,10 @@ def test_an_unsubscribed_address_gets_nothing_the_others_do_and_subscribe_undoes
             "  bob@acme.test: skipped: unsubscribed on 2026-12-02 (reporter unsubscribe), not sent; "
             f"'{undo}' sends to it again",
         ]
+        # run again: ann has it and bob unsubscribed, nothing is left to deliver (one line)
+        assert main(["run", str(yaml), "--period", "2026-11", "--output", str(out)]) == 0
+        assert capsys.readouterr().out.startswith("tiny 2026-11: already delivered on ")
+        assert [r.rcpt_tos for r in server.handler.received[before:]] == [["ann@acme.test"]]
         # --force does not reach an unsubscribed address either
         before = len(server.handler.received)
         argv = [

@@ -2,8 +2,9 @@
 
 The ledger opened (and the run recorded in it), what earlier runs left unarchived archived, then
 the report's Run and each recipient's slice through the same stages (compute → gate → render →
-deliver through the ledger → archive as a recorded step). Any failure marks the run failed in
-the ledger and alerts ``delivery.alerts_to``.
+deliver through the ledger → archive as a recorded step). A period the ledger says every
+recipient already has is not computed nor rendered again: its files stay as they were delivered
+(``_delivered``). Any failure marks the run failed in the ledger and alerts ``delivery.alerts_to``.
 """
 
 from __future__ import annotations
@@ -42,13 +43,16 @@ if TYPE_CHECKING:  # the ledger (SQLAlchemy) is imported only by a run that send
 class Outcome:
     report: str
     period: str
-    results: Results
+    results: Results | None  # None: the period was already delivered, nothing was computed
     files: list[Path] = field(default_factory=list)
     deliveries: list[Any] = field(default_factory=list)
+    delivered: str | None = None  # already delivered: the one line that says so (``_delivered``)
 
     def summary(self, failed: bool = False) -> str:
         """What the run wrote and what each delivery became; ``failed``: the run failed after
         writing (a delivery in review or failed), so it does not say "done"."""
+        if self.delivered is not None:
+            return self.delivered
         shown = ", ".join(str(f) for f in self.files)
         said = "written, then FAILED (see below)" if failed else "done"
         text = f"{self.report} {self.period}: {said} — {shown}"
@@ -331,6 +335,10 @@ def _run(
     ``deliver``, made by the executor of ``delivery.burst``); the run fails when a delivery did."""
     from reporter.run.burst import bursts
 
+    if ledger is not None and not force and recipients is None:
+        done = _delivered(config, ledger, target.label, root, folder, step)
+        if done is not None:  # nothing to send: the files stay as they were delivered
+            return done
     run = Run(config, target, Audience(), now)
     sending = Sending(
         root,
@@ -355,6 +363,70 @@ def _run(
         failure.outcome = outcome  # type: ignore[attr-defined]  # the CLI prints each line
         raise failure
     return outcome
+
+
+def _delivered(
+    config: Config, ledger: Ledger, period: str, root: Path, folder: Path, step: Any
+) -> Outcome | None:
+    """When the ledger says every recipient and chat channel of the report (each recipient's
+    slice too) has had ``period`` (or unsubscribed), the Outcome of a run that computes, renders
+    and writes nothing: a new render would differ from what they received (its time at least),
+    so the output folder keeps the delivered files. Its files: what ``step`` archived of an
+    earlier run's delivery (``finish_earlier``). None when something is left to deliver."""
+    from reporter.delivery.once import Key, already_sent
+
+    report, email = config.report.id, config.delivery.email
+    addresses: list[str] = []
+    if email is not None:
+        from reporter.delivery.addresses import recipients_of
+
+        addresses = [*recipients_of(config), *(r.email.lower() for r in email.recipients)]
+    chats = [f"{c.kind}:{c.webhook_env}" for c in config.delivery.chat]  # as chat_key names them
+    seen: dict[str, str] = {}
+    for name in [*addresses, *chats]:
+        seen.setdefault(name.lower(), name)
+    keys = list(seen.values())
+    if not keys:
+        return None
+    state = {d.recipient: d.state for d in ledger.all(report, period)}  # one query; latest last
+    unsent = [k for k in keys if state.get(k.lower()) != "sent"]
+    if unsent:
+        if set(unsent) - set(addresses):
+            return None
+        from reporter.delivery.suppression import suppressed
+
+        if set(unsent) - set(suppressed(ledger, report)):
+            return None
+    had = [already_sent(ledger, Key(report, period, k)) for k in keys if k not in unsent]
+    deliveries = [outcome for outcome in had if outcome is not None]
+    if not deliveries:  # every address unsubscribed, none ever had it: the run says so itself
+        return None
+    dates = sorted({d.sent_on for d in deliveries if d.sent_on})
+    when = f" on {dates[-1]}" if len(dates) == 1 else f" (last on {dates[-1]})" if dates else ""
+    from reporter.delivery.archiving import archive_dir
+
+    versions = sorted(
+        (int(p.stem.rsplit("_v", 1)[1]), p)
+        for p in (archive_dir(config, root) / report / period).glob(f"{report}_{period}_v*.pdf")
+        if p.stem.rsplit("_v", 1)[1].isdigit()
+    )
+    archived = versions[-1][1] if versions else None
+    pdf = folder / report_file(report, period, "pdf")
+    if not pdf.is_file():
+        kept = f"no files in {folder}"
+    elif archived is None or pdf.read_bytes() == archived.read_bytes():
+        kept = f"files left as delivered in {folder}"
+    else:  # a --no-send run since (it does not read the ledger)
+        kept = f"files in {folder} left as they were (not the PDF delivered)"
+    done = list(step.archived) if step is not None else []
+    copy = ""
+    if archived is not None:
+        copy = f"; the delivered PDF is {'archived now' if archived in done else 'archived'} as {archived}"
+    line = (
+        f"{report} {period}: already delivered{when} (ledger), nothing sent; {kept}{copy} "
+        "(--force --reason TEXT sends it again)"
+    )
+    return Outcome(report, period, None, done, deliveries, delivered=line)
 
 
 def _delivery_failure(config: Config, period: str, deliveries: list[Any]) -> RunError | None:
@@ -404,7 +476,8 @@ def _unconfirmed(config: Config, period: str, recipients: list[str]) -> str:
 @dataclass
 class Previewed:
     path: Path  # the report's HTML
-    note: str | None = None  # why its period is not the one asked for (none when it is)
+    # why its period is not the one asked for; or, asked for, that it has no data (else none)
+    note: str | None = None
 
 
 def preview(config: Config, *, period: str | None, now: dt.datetime, output: Path | None = None) -> Previewed:
@@ -412,7 +485,7 @@ def preview(config: Config, *, period: str | None, now: dt.datetime, output: Pat
     would be sent (``…_digest.html``, its images inside, and ``…_digest.txt``); nothing is sent.
     Without ``period``: the last complete period, or when no source has data in it (nor after),
     the latest period with data, with a note saying so."""
-    from reporter.hints import latest_with_data, preview_note
+    from reporter.hints import blank_note, latest_with_data, preview_note
     from reporter.render.digest import browser_html, build_digest
     from reporter.render.html import render_html
 
@@ -426,6 +499,8 @@ def preview(config: Config, *, period: str | None, now: dt.datetime, output: Pat
         target = found
         results = report_results(config, target, now)
     refuse_before_data(config, results)
+    if period is not None:
+        note = blank_note(config, results)
     path = (
         output_root(config, output)
         / config.report.id
