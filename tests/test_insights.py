@@ -1621,6 +1621,58 @@ def test_a_budget_overspend_is_never_the_takeaway_left_out(tmp_path, make_config
     assert not any(s.startswith(("Spend is unusual", "Spend sort de l'ordinaire")) for s in said), said
 
 
+@pytest.mark.parametrize(
+    ("locale", "said"),
+    [
+        (
+            "en_US",
+            "Cost per deal: the highest in 19 months. Above its target of €12.00. "
+            "Cost per deal +\u2060€1.00 on the previous period; amount +\u2060€10.00.",
+        ),
+        (
+            "fr_FR",
+            "Cost per deal\u00a0: le plus haut depuis 19 mois. Au-dessus de sa cible de 12,00\u00a0€. "
+            "Cost per deal\u00a0: +1,00\u00a0€ sur la période précédente\u00a0; amount +10,00\u00a0€.",
+        ),
+    ],
+)
+def test_a_ratio_over_its_cap_says_which_part_moved(tmp_path, make_config, locale, said):
+    """A cost per deal (amount / deals) that rises a euro a month, to 29 in October, against a
+    ceiling of 12, with 10 deals every month: its record high is its takeaway, with its target,
+    and, no breakdown telling why, the parts that moved since September: the amount (+10), not
+    the deals (unchanged, so not named). A ratio with no objective missed has no parts told."""
+    from reporter.render.context import Formatter
+    from reporter.render.insights import takeaways
+    from reporter.run.stages import describe
+
+    rows = [(f"{month(P, i - 19)}-15", "A", (10.0 + i) * 10, 10.0, 1.0) for i in range(20)]
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+    kpis = "  cost: {label: Cost per deal, formula: amount / deals, format: currency, direction: down}"
+    objective = (
+        "  - {id: cap, title: Deals under 12, kpi: cost, target: {value: 12}, owner: S, due: 2026-10-31}"
+    )
+    config = make_config(yaml(kpis=kpis, objectives=objective).replace("locale: en_US", f"locale: {locale}"))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    # by hand: October 290 / 10 = 29, September 280 / 10 = 28; the amount +10, the deals +0
+    (october, september) = rows[-1], rows[-2]
+    assert (october[2] / october[3], september[2] / september[3]) == (29, 28)
+    assert (october[2] - september[2], october[3] - september[3]) == (10, 0)
+    [parts] = [i for i in results.insights if i["type"] == "ratio_parts"]  # not per_deal's: no objective
+    assert (parts["kpi"], parts["objective"], parts["value"], parts["previous"], parts["change"]) == (
+        "cost",
+        "cap",
+        29,
+        28,
+        1,
+    )
+    assert [(p["name"], p["role"], p["value"], p["previous"], p["change"]) for p in parts["parts"]] == [
+        ("amount", "numerator", 290, 280, 10),
+        ("deals", "denominator", 10, 10, 0),
+    ]
+    told = takeaways(config, results, Formatter.for_report(config.report))
+    assert told[0] == said
+
+
 # cost per deal (amount / deals) in the 19 months before October: up and down, 18 at most, so
 # October's 15 is no record and, against so wide a spread, nothing unusual
 COSTS = [9, 16, 10, 18, 11, 14, 9, 17, 10, 15, 12, 16, 9, 18, 11, 13, 10, 17, 11]
