@@ -58,7 +58,8 @@ Score (the ranking): how far past its threshold an insight is, capped, times a w
 so the summary leads with what most needs a reader's eye and one kind cannot crowd out the rest:
 unusual_change 3 × min(|z| / z, 3) (3 to 9), seasonal half of it; pacing 4 when off pace, 1 when
 on pace; record 2 × min(periods / record_min_periods, 1.5) (2 to 3); contributors min(10 ×
-|relative change|, 3) (a 10 % move scores 1); concentration 1.5 × share / 0.5 (1.5 to 3).
+|relative change|, 3) (a 10 % move scores 1); concentration 1.5 × share / 0.5 (1.5 to 3);
+ratio_parts 0 (a why, never a takeaway of its own).
 Ties (``rank``): KPIs bound to an objective first, then the YAML's order, then the type.
 """
 
