@@ -549,6 +549,75 @@ def test_no_two_takeaways_tell_the_same_event(locale, reference):
     assert "marketing_spend" not in kpis  # the milder sentence on the same spend is the one left out
 
 
+def _spend_and_new_customers(label: str) -> tuple[float, int]:
+    """The month's marketing spend and its new customers (distinct customers of orders marked
+    new), from the CSV rows: the two parts of the CAC."""
+    start, end = month(label)
+    spend = math.fsum(_num(r["amount"]) or 0.0 for r in SOURCES["spend"] if start <= r["_day"] <= end)
+    new = {
+        r["customer_id"] for r in SOURCES["orders"] if start <= r["_day"] <= end and r["new_customer"] == "1"
+    }
+    return spend, len(new)
+
+
+def _euros(value: float, locale: str, sign: str = "") -> str:
+    """A whole amount in euros as the report writes it: 1 810 €, €1,810 (a sign before it)."""
+    digits = f"{round(abs(value)):,}"
+    if locale == "fr_FR":
+        return sign + digits.replace(",", "\u202f") + "\u00a0€"
+    return sign + ("\u2060" if sign else "") + "€" + digits
+
+
+@pytest.mark.parametrize("locale", ["fr_FR", "en_US"])
+def test_the_cac_takeaway_says_which_of_its_parts_moved(locale):
+    """October's CAC (marketing spend / new customers) is 1 810 €, over its 1 500 € ceiling,
+    from 722 € in September: the spend more than doubled (the trade fair, which the budget's
+    takeaway above already names) while the new customers fell by 4. Its takeaway says both, in
+    one sentence, the spend marked as told above rather than explained twice."""
+    from reporter.render.context import Formatter
+    from reporter.render.html import build_context
+    from reporter.run.stages import describe
+    from tests.conftest import with_locale
+
+    (spend, new), (spend_before, new_before) = (_spend_and_new_customers(p) for p in ("2026-10", "2026-09"))
+    # by hand: 59 722,59 € / 33 = 1 809,78 €; 26 704,27 € / 37 = 721,74 €
+    assert (round(spend, 2), new, round(spend_before, 2), new_before) == (59722.59, 33, 26704.27, 37)
+    cac, cac_before = spend / new, spend_before / new_before
+    assert cac > 1500 > cac_before
+
+    config = with_locale(CONFIG, locale)
+    typed = describe(config, compute(config, Period.parse("2026-10", "month"), NOW))
+    said = build_context(config, typed, Formatter.for_report(config.report))["takeaways"]
+    words = {
+        "cac": _euros(cac, locale),
+        "cap": _euros(1500, locale),
+        "before": _euros(cac_before, locale),
+        "spend": _euros(spend - spend_before, locale, "+"),
+        "new": f"\u2212{new_before - new}",
+    }
+    expected = {
+        "fr_FR": "Coût d'acquisition client (CAC)\u00a0: {cac}, au-dessus de sa cible de {cap} ({before} la "
+        "période précédente)\u00a0: dépenses marketing {spend} (voir plus haut), nouveaux clients {new}.",
+        "en_US": "Customer acquisition cost (CAC): {cac}, above its target of {cap} ({before} the previous "
+        "period): marketing spend {spend} (see above), new customers {new}.",
+    }[locale].format(**words)
+    assert said[1] == expected
+    # "see above": the budget's takeaway, first, told the spend's change and its trade fair
+    assert _euros(spend - spend_before, locale, "+") in said[0]
+    # the numbers it says are those of its ratio_parts insight
+    [parts] = [i for i in typed.insights if i["type"] == "ratio_parts" and i["kpi"] == "cac"]
+    assert (parts["value"], parts["previous"]) == (pytest.approx(cac), pytest.approx(cac_before))
+    assert parts["change"] == pytest.approx(cac - cac_before)
+    assert [(p["name"], p["role"]) for p in parts["parts"]] == [
+        ("marketing_spend", "numerator"),
+        ("new_customers", "denominator"),
+    ]
+    numerator, denominator = parts["parts"]
+    assert (numerator["value"], numerator["previous"]) == (pytest.approx(spend), pytest.approx(spend_before))
+    assert numerator["change"] == pytest.approx(spend - spend_before)
+    assert (denominator["value"], denominator["previous"], denominator["change"]) == (33, 37, -4)
+
+
 def _spend_by_campaign(label: str) -> dict[str, float]:
     start, end = month(label)
     out: dict[str, float] = {}

@@ -442,7 +442,9 @@ def test_a_value_that_settles_is_provisional_and_never_a_record(tmp_path, make_c
     both insights and a trend through the provisional values."""
     results, rows = _settling(tmp_path, make_config, 0)
     assert results["kpis"]["close"]["provisional"] is False
-    assert [i["type"] for i in results["insights"] if i.get("kpi") == "close" and i["type"] != "pacing"] == [
+    # (its parts' moves, ratio_parts, are a why: beside the point here)
+    told = ("pacing", "ratio_parts")
+    assert [i["type"] for i in results["insights"] if i.get("kpi") == "close" and i["type"] not in told] == [
         "unusual_change",
         "record",
     ]
@@ -1374,7 +1376,8 @@ def test_every_number_a_sentence_says_is_in_its_insight(locale):
     """Each sentence's numbers, once the names it quotes (KPI labels, keys) are taken out, are
     the insight's own fields as the report formats them, and nothing else."""
     from reporter.config import load_config
-    from reporter.render.context import Formatter
+    from reporter.config.labels import Labels
+    from reporter.render.context import Formatter, lcfirst
     from reporter.run.stages import describe
     from tests.conftest import DEMO
 
@@ -1393,6 +1396,8 @@ def test_every_number_a_sentence_says_is_in_its_insight(locale):
             *(str(i["key"]) for i in insight.get("items", []) if "key" in i),
             str(insight.get("key")),
             fmt.period("2025-10", "2025-10-01", "month"),  # when a returning key was there
+            # a ratio's parts, named inside the sentence ("dépenses marketing +33 018 €")
+            *(lcfirst(Labels(config).metric(p["name"])) for p in insight.get("parts", [])),
         ]:
             text = text.replace(name, " ")
         allowed: set[str] = set()
@@ -1403,6 +1408,7 @@ def test_every_number_a_sentence_says_is_in_its_insight(locale):
             for f in ("part", "share", "count", "prior_year")
             if i.get(f) is not None
         ]
+        numbers += [p[f] for p in insight.get("parts", []) for f in ("value", "previous", "change")]
         for v in numbers:
             for shown in (
                 fmt.value(v, kpi.format),
@@ -1415,7 +1421,15 @@ def test_every_number_a_sentence_says_is_in_its_insight(locale):
         said = [n.strip() for n in NUMBER.findall(text)]
         assert said, text  # every sentence carries at least one of its numbers
         assert set(said) <= {a.strip() for a in allowed}, (text, insight)
-    assert types == {"unusual_change", "seasonal", "record", "contributors", "pacing", "concentration"}
+    assert types == {
+        "unusual_change",
+        "seasonal",
+        "record",
+        "contributors",
+        "pacing",
+        "concentration",
+        "ratio_parts",
+    }
 
 
 @pytest.mark.parametrize(
@@ -1607,6 +1621,58 @@ def test_a_budget_overspend_is_never_the_takeaway_left_out(tmp_path, make_config
     assert not any(s.startswith(("Spend is unusual", "Spend sort de l'ordinaire")) for s in said), said
 
 
+@pytest.mark.parametrize(
+    ("locale", "said"),
+    [
+        (
+            "en_US",
+            "Cost per deal: the highest in 19 months. Above its target of €12.00. "
+            "Cost per deal +\u2060€1.00 on the previous period; amount +\u2060€10.00.",
+        ),
+        (
+            "fr_FR",
+            "Cost per deal\u00a0: le plus haut depuis 19 mois. Au-dessus de sa cible de 12,00\u00a0€. "
+            "Cost per deal\u00a0: +1,00\u00a0€ sur la période précédente\u00a0; amount +10,00\u00a0€.",
+        ),
+    ],
+)
+def test_a_ratio_over_its_cap_says_which_part_moved(tmp_path, make_config, locale, said):
+    """A cost per deal (amount / deals) that rises a euro a month, to 29 in October, against a
+    ceiling of 12, with 10 deals every month: its record high is its takeaway, with its target,
+    and, no breakdown telling why, the parts that moved since September: the amount (+10), not
+    the deals (unchanged, so not named). A ratio with no objective missed has no parts told."""
+    from reporter.render.context import Formatter
+    from reporter.render.insights import takeaways
+    from reporter.run.stages import describe
+
+    rows = [(f"{month(P, i - 19)}-15", "A", (10.0 + i) * 10, 10.0, 1.0) for i in range(20)]
+    write_csv(tmp_path / "sales.csv", ["date", "region", "amount", "deals", "score"], rows)
+    kpis = "  cost: {label: Cost per deal, formula: amount / deals, format: currency, direction: down}"
+    objective = (
+        "  - {id: cap, title: Deals under 12, kpi: cost, target: {value: 12}, owner: S, due: 2026-10-31}"
+    )
+    config = make_config(yaml(kpis=kpis, objectives=objective).replace("locale: en_US", f"locale: {locale}"))
+    results = describe(config, compute(config, Period.parse(P, "month"), _now()))
+    # by hand: October 290 / 10 = 29, September 280 / 10 = 28; the amount +10, the deals +0
+    (october, september) = rows[-1], rows[-2]
+    assert (october[2] / october[3], september[2] / september[3]) == (29, 28)
+    assert (october[2] - september[2], october[3] - september[3]) == (10, 0)
+    [parts] = [i for i in results.insights if i["type"] == "ratio_parts"]  # not per_deal's: no objective
+    assert (parts["kpi"], parts["objective"], parts["value"], parts["previous"], parts["change"]) == (
+        "cost",
+        "cap",
+        29,
+        28,
+        1,
+    )
+    assert [(p["name"], p["role"], p["value"], p["previous"], p["change"]) for p in parts["parts"]] == [
+        ("amount", "numerator", 290, 280, 10),
+        ("deals", "denominator", 10, 10, 0),
+    ]
+    told = takeaways(config, results, Formatter.for_report(config.report))
+    assert told[0] == said
+
+
 # cost per deal (amount / deals) in the 19 months before October: up and down, 18 at most, so
 # October's 15 is no record and, against so wide a spread, nothing unusual
 COSTS = [9, 16, 10, 18, 11, 14, 9, 17, 10, 15, 12, 16, 9, 18, 11, 13, 10, 17, 11]
@@ -1615,11 +1681,15 @@ COSTS = [9, 16, 10, 18, 11, 14, 9, 17, 10, 15, 12, 16, 9, 18, 11, 13, 10, 17, 11
 @pytest.mark.parametrize(
     ("locale", "said"),
     [
-        ("en_US", "Cost per deal: €15.00, above its target of €12.00 (€11.00 the previous period)."),
+        (
+            "en_US",
+            "Cost per deal: €15.00, above its target of €12.00 (€11.00 the previous period): "
+            "amount +\u2060€127.00, deals +1.",
+        ),
         (
             "fr_FR",
             "Cost per deal\u00a0: 15,00\u00a0€, au-dessus de sa cible de 12,00\u00a0€ "
-            "(11,00\u00a0€ la période précédente).",
+            "(11,00\u00a0€ la période précédente)\u00a0: amount +127,00\u00a0€, deals +1.",
         ),
     ],
 )
@@ -1627,7 +1697,8 @@ def test_a_cost_over_its_ceiling_is_a_takeaway_of_its_own(tmp_path, make_config,
     """October's cost per deal is 15 against a ceiling of 12 (lower is better): off track, the
     period's worst news, yet no insight speaks of it (neither a record nor unusual). It is a
     takeaway all the same, the first, in the takeaways' style: its value, its target and the
-    previous period's value; the records of the deals and the score follow."""
+    previous period's value, and what moved it (the amount and the deals, both up: the amount
+    more); the records of the deals and the score follow."""
     from reporter.render.context import Formatter
     from reporter.render.insights import takeaways
     from reporter.run.stages import describe
@@ -1650,7 +1721,11 @@ def test_a_cost_over_its_ceiling_is_a_takeaway_of_its_own(tmp_path, make_config,
     assert max(COSTS) > 15
     [objective_result] = results.objectives
     assert (objective_result.status, objective_result.attainment) == ("off_track", pytest.approx(0.75))
-    assert not [i for i in results.insights if i.get("kpi") == "cost" and i["type"] != "pacing"]
+    assert not [
+        i for i in results.insights if i.get("kpi") == "cost" and i["type"] not in ("pacing", "ratio_parts")
+    ]
+    # what moved it, by hand: amount 15 × 29 = 435 against 11 × 28 = 308 (+127), deals 29 against 28
+    assert (rows[-1][2] - rows[-2][2], rows[-1][3] - rows[-2][3]) == (127, 1)
     records = [i["kpi"] for i in results.insights if i["type"] == "record"]
     assert "score" in records  # 1 + i rises every month: the highest in 19 months
     told = takeaways(config, results, Formatter.for_report(config.report))

@@ -5,7 +5,7 @@ a plain dict that goes to results.json as it is (``type``, the names it is about
 ``score``). Its sentence (``text``) is written later, by the render stage, from the report's
 translated catalogue: compute knows no language.
 
-The six types and their exact numbers (docs/insights.md says the same with worked examples):
+The seven types and their exact numbers (docs/insights.md says the same with worked examples):
 
 - ``unusual_change``: ``history`` = the KPI's non-null values in the 12 periods before P (6 at
   least); ``median`` m; ``mad`` = median(|x − m|); ``z`` = (value − m) / (1.4826 × mad); emitted
@@ -46,11 +46,20 @@ The six types and their exact numbers (docs/insights.md says the same with worke
   [−100, 100], a share of counts within [0, 1]) is held to that bound, ``limit``: ceiling or
   floor. ``on_pace``: projected ≥ goal (up) or ≤ goal (down).
 
+- ``ratio_parts``: each KPI ``a / b`` (a and b names of metrics or KPIs; a name that is both is
+  the metric) whose first objective that is not cumulative is at risk or off track in P, with
+  a value in P and in P − 1 that differs: ``value``, ``previous``, ``change`` = value −
+  previous, and ``parts``, the numerator then the denominator, each ``{name, role, value,
+  previous, change}`` (change = value − previous, in P and P − 1). Not for a KPI in
+  ``partial``. It says why a ratio over its cap moved (the spend up, the customers down): the
+  takeaways read it; its score is 0, it is never a takeaway of its own.
+
 Score (the ranking): how far past its threshold an insight is, capped, times a weight by type,
 so the summary leads with what most needs a reader's eye and one kind cannot crowd out the rest:
 unusual_change 3 × min(|z| / z, 3) (3 to 9), seasonal half of it; pacing 4 when off pace, 1 when
 on pace; record 2 × min(periods / record_min_periods, 1.5) (2 to 3); contributors min(10 ×
-|relative change|, 3) (a 10 % move scores 1); concentration 1.5 × share / 0.5 (1.5 to 3).
+|relative change|, 3) (a 10 % move scores 1); concentration 1.5 × share / 0.5 (1.5 to 3);
+ratio_parts 0 (a why, never a takeaway of its own).
 Ties (``rank``): KPIs bound to an objective first, then the YAML's order, then the type.
 """
 
@@ -77,7 +86,15 @@ RECORD_LOOKBACK = 72  # periods scanned for a record (null periods are skipped)
 RECORD_MAX = 36  # periods counted at most
 MAD_SCALE = 1.4826
 PACING_POINTS = 6
-TYPE_ORDER = ("pacing", "unusual_change", "seasonal", "record", "contributors", "concentration")
+TYPE_ORDER = (
+    "pacing",
+    "unusual_change",
+    "seasonal",
+    "record",
+    "contributors",
+    "concentration",
+    "ratio_parts",
+)
 
 
 def history_periods(period: Period) -> list[Period]:
@@ -336,6 +353,71 @@ def ratio_of(config: Config, kpi: str) -> tuple[str, str] | None:
     if a not in config.metrics or b not in config.metrics or config.metrics[a].agg not in ("sum", "count"):
         return None
     return a, b
+
+
+def divided(config: Config, kpi: str) -> tuple[str, str] | None:
+    """(a, b) when a KPI's formula is ``a / b``, a and b each the name of a metric or a KPI."""
+    tree = parse(config.kpis[kpi].formula).tree
+    if not (
+        isinstance(tree, ast.BinOp)
+        and isinstance(tree.op, ast.Div)
+        and isinstance(tree.left, ast.Name)
+        and isinstance(tree.right, ast.Name)
+    ):
+        return None
+    return tree.left.id, tree.right.id
+
+
+def ratio_parts(
+    config: Config,
+    period: Period,
+    objectives: Sequence[ObjectiveResult],
+    kpi_by_period: Mapping[Period, Values],
+    metric_by_period: Mapping[Period, Values],
+    partial: Collection[str] = (),
+) -> list[dict[str, Any]]:
+    """``ratio_parts`` (module docstring): how the numerator and the denominator of a ratio KPI
+    whose objective is missed moved since the previous period, so that a CAC that went from 722
+    to 1 810 says whether the spend rose or the new customers fell (or both)."""
+    out: list[dict[str, Any]] = []
+    before = period.shift(-1)
+    seen: set[str] = set()
+    for objective in objectives:
+        kpi = objective.kpi
+        if objective.cumulative or kpi in seen or kpi in partial or kpi not in config.kpis:
+            continue
+        seen.add(kpi)  # the first objective on the KPI that judges P, as results.json's status
+        names = divided(config, kpi)
+        if objective.status not in ("at_risk", "off_track") or names is None:
+            continue
+        value, previous = kpi_by_period[period].get(kpi), kpi_by_period[before].get(kpi)
+        if value is None or previous is None or value == previous:
+            continue
+
+        def at(p: Period, name: str) -> float | None:
+            return (metric_by_period if name in config.metrics else kpi_by_period)[p].get(name)
+
+        parts = []
+        for role, name in zip(("numerator", "denominator"), names, strict=True):
+            now, then = at(period, name), at(before, name)
+            if now is None or then is None:
+                break
+            parts.append({"name": name, "role": role, "value": now, "previous": then, "change": now - then})
+        else:
+            out.append(
+                {
+                    "type": "ratio_parts",
+                    "kpi": kpi,
+                    "objective": objective.id,
+                    "vs": "previous",
+                    "value": value,
+                    "previous": previous,
+                    "change": value - previous,
+                    "parts": parts,
+                    "score": 0.0,
+                }
+            )
+    return out
 
 
 def breakdown_insights(

@@ -225,6 +225,7 @@ def compute_results(
             pace = insights.pacing(config, period, obj, result, ytd_periods, kpi_by_period)
             if pace is not None:
                 found.append(pace)
+        found += insights.ratio_parts(config, period, objectives, kpi_by_period, metric_by_period, partial)
 
     quality = _quality(con, config, infos, period, where, complete)
     return Results(

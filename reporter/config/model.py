@@ -659,7 +659,8 @@ class Quality(_Model):
 
 class Insights(_Model):
     """Automatic commentary: unusual changes, records, what drove a breakdown's change,
-    concentration and each objective's pace (formulas in docs/insights.md)."""
+    concentration, each objective's pace and what moved a ratio whose objective is missed
+    (formulas in docs/insights.md)."""
 
     enabled: bool = Field(
         default=True, description="Compute insights and show them in the report and digest.", examples=[False]

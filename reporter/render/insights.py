@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from babel.dates import format_date, format_skeleton
@@ -95,6 +95,11 @@ class _Words:
         label = self.labels.text(bd.label) if bd is not None else None
         if not label:
             return None
+        return self.inline(label)
+
+    def inline(self, label: str) -> str:
+        """A label inside a sentence: its first letter lowered ("marketing spend"), except in
+        German, which capitalises nouns, and for a label like "MQL"."""
         if self.fmt.locale.language == "de" or label[1:2].isupper():
             return label
         return label[:1].lower() + label[1:]
@@ -414,6 +419,57 @@ def _horizon(w: _Words, i: dict[str, Any]) -> str:
     return w._("in %(periods)s") % {"periods": w.periods(i["periods_left"])}
 
 
+def _shown_as(w: _Words, name: str) -> str | None:
+    """The KPI that shows a ratio's part ``name``: the KPI whose formula is that name (a
+    metric's own KPI), else the KPI of that name when it is no metric; none when the report
+    shows it nowhere."""
+    kpis = w.results.kpis
+    own = next((k for k, r in kpis.items() if r.formula.strip() == name), None)
+    if own is not None:
+        return own
+    metrics = w.labels.config.metrics if w.labels is not None else {}
+    return name if name in kpis and name not in metrics else None
+
+
+def _ratio_list(w: _Words, i: dict[str, Any], above: Collection[str] = ()) -> str | None:
+    """The parts of a ratio that moved, numerator first, each with its change in its own unit
+    (the unit of the KPI that shows it; for a metric the report shows nowhere, that of the
+    other part when the ratio is a share or a ratio of like things, else a plain number):
+    "marketing spend +33 018 €, new customers −4". A part whose KPI a takeaway above already
+    told is marked so, its cause is told there: "(see above)". None when no part moved."""
+    listed = []
+    kpi = w.results.kpis.get(i["kpi"])
+    shows = [_shown_as(w, part["name"]) for part in i["parts"]]
+    for part, shown, other in zip(i["parts"], shows, reversed(shows), strict=True):
+        change = part["change"]
+        if change == 0:
+            continue  # the other part made the whole change
+        name = part["name"]
+        if shown is None and kpi is not None and kpi.format in ("percent", "ratio"):
+            shown = other  # a share or a ratio of like things: both parts in one unit (spend, budget)
+        if w.labels is not None and name in w.labels.config.metrics:
+            label = w.labels.metric(name)
+        else:
+            label = w.kpi(shown or name)
+        if shown is not None:
+            figure = w.signed(shown, change)
+        else:
+            figure = join_sign("+" if change > 0 else MINUS, w.fmt.value(abs(change), "number"))
+        text = f"{w.inline(label)} {figure}"
+        if name in above or (shown is not None and shown in above):
+            text = w._("%(part)s (see above)") % {"part": text}
+        listed.append(text)
+    return ", ".join(listed) or None
+
+
+def _ratio_parts(w: _Words, i: dict[str, Any], above: Collection[str] = ()) -> str:
+    """A ratio's change on the previous period and what moved it: "Customer acquisition cost
+    (CAC) +€1,088 on the previous period; marketing spend +€33,018, new customers −4"."""
+    kpi = i["kpi"]
+    words = {"kpi": w.kpi(kpi), "change": w.signed(kpi, i["change"]), "parts": _ratio_list(w, i, above)}
+    return w._("%(kpi)s %(change)s on the previous period; %(parts)s.") % words
+
+
 _WRITERS: dict[str, Callable[[_Words, dict[str, Any]], str]] = {
     "unusual_change": _unusual,
     "seasonal": _seasonal,
@@ -421,6 +477,7 @@ _WRITERS: dict[str, Callable[[_Words, dict[str, Any]], str]] = {
     "contributors": _contributors,
     "concentration": _concentration,
     "pacing": _pacing,
+    "ratio_parts": _ratio_parts,
 }
 
 
@@ -555,9 +612,10 @@ def _breaches(config: Config, results: Results, over: Mapping[str, ObjectiveResu
     return out
 
 
-def _breach_text(w: _Words, o: ObjectiveResult) -> str:
+def _breach_text(w: _Words, o: ObjectiveResult, parts: str | None = None) -> str:
     """A KPI over its cap, in the takeaways' style: its value against its target, and the
-    previous period's value (a cumulative objective: the year to date against its target)."""
+    previous period's value (a cumulative objective: the year to date against its target);
+    with ``parts`` (a ratio's parts that moved since, ``_ratio_list``), what moved it."""
     kpi = o.kpi
     words = {"kpi": w.kpi(kpi), "value": w.value(kpi, o.value), "target": w.value(kpi, o.target)}
     if o.cumulative:
@@ -566,10 +624,20 @@ def _breach_text(w: _Words, o: ObjectiveResult) -> str:
     previous = k.previous if k is not None else None
     if previous is None:
         return w._("%(kpi)s: %(value)s, above its target of %(target)s.") % words
-    return w._("%(kpi)s: %(value)s, above its target of %(target)s (%(previous)s the previous period).") % {
-        **words,
-        "previous": w.value(kpi, previous),
-    }
+    words["previous"] = w.value(kpi, previous)
+    if parts is not None:
+        return w._(
+            "%(kpi)s: %(value)s, above its target of %(target)s (%(previous)s the previous period): "
+            "%(parts)s."
+        ) % {**words, "parts": parts}
+    return (
+        w._("%(kpi)s: %(value)s, above its target of %(target)s (%(previous)s the previous period).") % words
+    )
+
+
+def _parts_of(ranked: list[dict[str, Any]], kpi: str) -> dict[str, Any] | None:
+    """The ``ratio_parts`` insight of ``kpi``, if any."""
+    return next((x for x in ranked if x["type"] == "ratio_parts" and x.get("kpi") == kpi), None)
 
 
 def _breach_alone(
@@ -578,36 +646,54 @@ def _breach_alone(
     ranked: list[dict[str, Any]],
     objective: ObjectiveResult,
     done: tuple[set[str], set[int]],
+    above: set[str],
 ) -> str:
     """The takeaway of a KPI over its cap that no insight tells: its value against its target,
-    and the best unused contributors sentence on the previous period of it or of a KPI that
-    reads only its metrics (the same comparison as the sentence's), as its why."""
+    and why. A ratio whose parts moved (``ratio_parts``): in the same sentence, which of them
+    moved and by how much, a part already told above marked so. Else the best unused
+    contributors sentence on the previous period of it or of a KPI that reads only its metrics
+    (the same comparison as the sentence's). ``above``: the KPIs told so far; the KPI whose
+    contributors it tells joins them."""
     taken, used = done
     kpi = objective.kpi
     reads = metrics_of(config, kpi)
-    text = _breach_text(words, objective)
+    parts = _parts_of(ranked, kpi)
+    listed = None if parts is None or objective.cumulative else _ratio_list(words, parts, above)
+    text = _breach_text(words, objective, listed)
+    if listed is not None:  # (an insight on P and its previous period: the previous value is known)
+        return text
     for j, x in enumerate(ranked):
         if j in used or x["type"] != "contributors" or x.get("vs") != "previous":
             continue
         theirs = metrics_of(config, x["kpi"])
         if (x["kpi"] == kpi or theirs <= reads) and not theirs & taken:
             used.add(j)
+            above.add(x["kpi"])
             return text + " " + _why(words, x, named=x["kpi"] != kpi)
     return text
 
 
 def _joined(
-    words: _Words, what: dict[str, Any], why: dict[str, Any] | None, over: Mapping[str, ObjectiveResult]
+    words: _Words,
+    what: dict[str, Any],
+    why: dict[str, Any] | None,
+    over: Mapping[str, ObjectiveResult],
+    parts: dict[str, Any] | None = None,
+    above: Collection[str] = (),
 ) -> str:
     """A takeaway: what happened, the cap it is above (a KPI over its cap, unless the sentence
-    is its pace or the objective is judged on the year to date), and why."""
+    is its pace or the objective is judged on the year to date), and why: its contributors,
+    else, for a ratio over its cap, its ``parts`` (``ratio_parts``)."""
     kpi, text = what["kpi"], str(what["text"])
-    if kpi in over and what["type"] != "pacing" and not over[kpi].cumulative:
+    capped = kpi in over and what["type"] != "pacing" and not over[kpi].cumulative
+    if capped:
         text += " " + words._("Above its target of %(target)s.") % {
             "target": words.value(kpi, over[kpi].target)
         }
     if why is not None:
         text += " " + _why(words, why, named=why["kpi"] != kpi)
+    elif capped and parts is not None and _ratio_list(words, parts, above) is not None:
+        text += " " + _ratio_parts(words, parts, above)
     return text
 
 
@@ -645,6 +731,7 @@ def takeaways(
     order = sorted(range(len(ranked)), key=lambda j: -float(ranked[j].get("score") or 0.0))
     taken: set[str] = set()  # the metrics of the KPIs taken
     told: set[str] = set()  # the KPIs a takeaway is about
+    above: set[str] = set()  # the KPIs whose value or change a takeaway told: "(see above)"
     alone: set[str] = set()  # the KPIs over their cap told by their value alone
     used: set[int] = set()
     seen: dict[str, int] = {}
@@ -653,8 +740,8 @@ def takeaways(
         insight = ranked[index]
         if len(chosen) >= limit:
             break
-        if index in used or insight.get("kpi") not in config.kpis:
-            continue
+        if index in used or insight.get("kpi") not in config.kpis or insight["type"] == "ratio_parts":
+            continue  # (a ratio's parts are a why, told with what happened to it)
         reads = metrics_of(config, insight["kpi"])
         if insight["type"] == "breach":
             kpi = insight["kpi"]
@@ -670,8 +757,9 @@ def takeaways(
             )
             if what_j is None:  # nothing happened to it that an insight tells: its value and cap
                 used.add(index)
-                chosen.append(_breach_alone(config, words, ranked, over[kpi], (taken, used)))
+                chosen.append(_breach_alone(config, words, ranked, over[kpi], (taken, used), above))
                 told.add(kpi)  # its metrics stay free: a sentence on its value tells nothing of them
+                above.add(kpi)
                 alone.add(kpi)
                 continue
             index = what_j  # told by what happened to it, with its target (below)
@@ -688,8 +776,9 @@ def takeaways(
         if seen.get(kind, 0) >= per_type and not breach:
             continue
         seen[kind] = seen.get(kind, 0) + 1
-        chosen.append(_joined(words, what, why, over))
+        chosen.append(_joined(words, what, why, over, _parts_of(ranked, kpi), above))
         told.add(kpi)
+        above.update([kpi] if why is None else [kpi, why["kpi"]])
         if kind != "pacing" or breach:
             taken |= metrics_of(config, kpi)
     return chosen
