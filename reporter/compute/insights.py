@@ -341,15 +341,10 @@ def one_metric(config: Config, kpi: str, *, additive: bool = True) -> str | None
 
 def ratio_of(config: Config, kpi: str) -> tuple[str, str] | None:
     """(a, b) when a KPI's formula is ``a / b`` of two metrics, a additive."""
-    tree = parse(config.kpis[kpi].formula).tree
-    if not (
-        isinstance(tree, ast.BinOp)
-        and isinstance(tree.op, ast.Div)
-        and isinstance(tree.left, ast.Name)
-        and isinstance(tree.right, ast.Name)
-    ):
+    names = divided(config, kpi)
+    if names is None:
         return None
-    a, b = tree.left.id, tree.right.id
+    a, b = names
     if a not in config.metrics or b not in config.metrics or config.metrics[a].agg not in ("sum", "count"):
         return None
     return a, b
