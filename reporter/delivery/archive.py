@@ -534,6 +534,17 @@ def open_chain(
         yield Chain(archive, lines, ident, ledger, key, files)
 
 
+def pdf_versions(folder: Path, report: str, period: str) -> dict[int, Path]:
+    """The report's PDFs of ``period`` in its archive folder (``<report>_<period>_v<N>.pdf``),
+    by version."""
+    found = {}
+    for path in folder.glob(f"{report}_{period}_v*.pdf"):
+        match = re.search(r"_v(\d+)\.pdf$", path.name)
+        if match:
+            found[int(match.group(1))] = path
+    return found
+
+
 def archive_pdf(
     archive: Path,
     report: str,
@@ -567,11 +578,7 @@ def archive_pdf(
                         return Archived(archive / old["path"], int(old["version"]), old, new=False)
         folder = archive / report / period
         files.mkdir(folder)
-        taken = [
-            int(m.group(1))
-            for p in folder.glob(f"{report}_{period}_v*.pdf")
-            if (m := re.search(r"_v(\d+)\.pdf$", p.name))
-        ]
+        taken = list(pdf_versions(folder, report, period))
         for text in lines:  # and the versions the manifest lists (a file purged is not there)
             with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
                 old = json.loads(text)

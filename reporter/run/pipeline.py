@@ -403,14 +403,11 @@ def _delivered(
         return None
     dates = sorted({d.sent_on for d in deliveries if d.sent_on})
     when = f" on {dates[-1]}" if len(dates) == 1 else f" (last on {dates[-1]})" if dates else ""
+    from reporter.delivery.archive import pdf_versions
     from reporter.delivery.archiving import archive_dir
 
-    versions = sorted(
-        (int(p.stem.rsplit("_v", 1)[1]), p)
-        for p in (archive_dir(config, root) / report / period).glob(f"{report}_{period}_v*.pdf")
-        if p.stem.rsplit("_v", 1)[1].isdigit()
-    )
-    archived = versions[-1][1] if versions else None
+    versions = pdf_versions(archive_dir(config, root) / report / period, report, period)
+    archived = versions[max(versions)] if versions else None
     pdf = folder / report_file(report, period, "pdf")
     if not pdf.is_file():
         kept = f"no files in {folder}"
